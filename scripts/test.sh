@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs berth's whole test suite on this machine, as root: installs what it needs
+# (scripts/install-deps.sh), builds the package, then runs vitest with its default reporter plus a
+# JSON report, and ends with one plain line of totals:
+#
+#   N passed, N failed
+#
+# Exits non-zero when a test failed, a test file could not run, or the build failed. Arguments are
+# passed on to vitest (e.g. `bash scripts/test.sh test/unit`). BERTH_SKIP_BUILD=1 skips the build
+# (when dist/ is known to be current).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# A setup or build failure still ends with the totals line, counting as one failure.
+fail_early() {
+  echo "[test] $1 failed; no tests were run" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+bash scripts/install-deps.sh || fail_early "scripts/install-deps.sh"
+
+if [ "${BERTH_SKIP_BUILD:-0}" = 1 ]; then
+  echo "[test] BERTH_SKIP_BUILD=1: not building" >&2
+else
+  echo "[test] npm run build" >&2
+  npm run --silent build </dev/null || fail_early "the build (npm run build)"
+fi
+
+report="$(mktemp "${TMPDIR:-/tmp}/berth-vitest-XXXXXX.json")"
+trap 'rm -f "$report"' EXIT
+
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" </dev/null || status=$?
+
+# Prints the totals line last and fails when anything failed (or vitest itself did).
+node scripts/test-totals.mjs "$report" "$status"

@@ -1,0 +1,246 @@
+/**
+ * Errors thrown by berth.
+ *
+ * Every failure is a {@link BerthError} with a stable string {@link BerthError.code}, a message
+ * that names the object and says what to do, and the underlying `cause` when there is one. The
+ * set of subclasses is small and closed, in the spirit of containerd's errdefs.
+ *
+ * The classes are branded with `Symbol.for('berth.error…')` and implement `Symbol.hasInstance`,
+ * so `instanceof` works across the ESM and CJS builds of berth loaded in one process.
+ *
+ * @module
+ */
+
+/** Every stable error code berth uses. */
+export const ERROR_CODES = [
+  'INVALID_ARGUMENT',
+  'IMAGE_NOT_FOUND',
+  'CONTAINER_NOT_FOUND',
+  'VOLUME_NOT_FOUND',
+  'NETWORK_NOT_FOUND',
+  'NOT_FOUND',
+  'NAME_CONFLICT',
+  'CONFLICT',
+  'NOT_RUNNING',
+  'ALREADY_RUNNING',
+  'INVALID_STATE',
+  'IN_USE',
+  'COMMAND_NOT_FOUND',
+  'REGISTRY_AUTH',
+  'REGISTRY_UNREACHABLE',
+  'PERMISSION_DENIED',
+  'UNSAFE_LAYER',
+  'KERNEL',
+  'TIMEOUT',
+  'INTERNAL',
+] as const;
+
+/** A stable error code; see {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const BRAND = Symbol.for('berth.error.v1');
+
+/** Where each branded class keeps the key of its brand (an own static property). */
+const CLASS_BRAND = Symbol('berth.error.classBrand');
+
+/**
+ * Gives `cls` a stable `name` and a brand of its own, `Symbol.for('berth.error.v1.<name>')`, set on
+ * its prototype. `instanceof cls` then checks that brand, so it holds for errors made by another
+ * copy of berth (the ESM and the CJS build loaded in one process), and `name` does not depend on
+ * the class's (possibly bundler-renamed) constructor name.
+ */
+function brand(cls: abstract new (...args: never[]) => BerthError, name: string): void {
+  const key = Symbol.for(`berth.error.v1.${name}`);
+  Object.defineProperty(cls.prototype, 'name', { value: name, writable: true, configurable: true, enumerable: false });
+  Object.defineProperty(cls.prototype, key, { value: true });
+  Object.defineProperty(cls, CLASS_BRAND, { value: key });
+}
+
+/** Options accepted by every error constructor. */
+export interface BerthErrorOptions {
+  /** The error that caused this one. */
+  cause?: unknown;
+}
+
+/**
+ * The base class of every error berth throws.
+ *
+ * @example
+ * ```ts
+ * import { Container, BerthError } from 'berth';
+ * try {
+ *   await new Container('nope').inspect();
+ * } catch (e) {
+ *   if (e instanceof BerthError && e.code === 'CONTAINER_NOT_FOUND') console.log('gone');
+ * }
+ * ```
+ */
+export class BerthError extends Error {
+  /** A stable, machine-readable code: switch on this, not on the message. */
+  readonly code: ErrorCode;
+
+  /** Creates an error with a code and a message that says what to do. */
+  constructor(code: ErrorCode, message: string, options?: BerthErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /**
+   * `instanceof` that works across copies of berth: `x instanceof BerthError` is true for any berth
+   * error, and `x instanceof NotFoundError` (or any other berth subclass) for any error of that
+   * class, whichever copy of berth made it. Classes that users derive from these keep the ordinary
+   * prototype-chain check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false;
+    if (this === BerthError) return (value as Record<symbol, unknown>)[BRAND] === true;
+    const key = Object.prototype.hasOwnProperty.call(this, CLASS_BRAND)
+      ? (this as unknown as Record<symbol, symbol>)[CLASS_BRAND]
+      : undefined;
+    if (key === undefined) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return (value as Record<symbol, unknown>)[key] === true;
+  }
+}
+brand(BerthError, 'BerthError');
+
+/** Something named does not exist: an image, container, volume or network. */
+export class NotFoundError extends BerthError {
+  /** The kind of object that was looked up. */
+  readonly kind: 'image' | 'container' | 'volume' | 'network' | 'path' | 'other';
+  /** The name, id or path that was looked up. */
+  readonly ref: string;
+
+  /** Creates a not-found error for `kind` named `ref`. */
+  constructor(kind: NotFoundError['kind'], ref: string, message?: string, options?: BerthErrorOptions) {
+    const code: ErrorCode =
+      kind === 'image'
+        ? 'IMAGE_NOT_FOUND'
+        : kind === 'container'
+          ? 'CONTAINER_NOT_FOUND'
+          : kind === 'volume'
+            ? 'VOLUME_NOT_FOUND'
+            : kind === 'network'
+              ? 'NETWORK_NOT_FOUND'
+              : 'NOT_FOUND';
+    super(code, message ?? `${kind} '${ref}' not found`, options);
+    this.kind = kind;
+    this.ref = ref;
+  }
+}
+brand(NotFoundError, 'NotFoundError');
+
+/** A name or object is already taken, or an object is in use and cannot be removed. */
+export class ConflictError extends BerthError {
+  /** Creates a conflict error (`NAME_CONFLICT`, `IN_USE` or `CONFLICT`). */
+  constructor(code: 'NAME_CONFLICT' | 'IN_USE' | 'CONFLICT', message: string, options?: BerthErrorOptions) {
+    super(code, message, options);
+  }
+}
+brand(ConflictError, 'ConflictError');
+
+/** An option or argument is malformed. Nothing was changed. */
+export class InvalidArgumentError extends BerthError {
+  /** The dotted path of the offending field, e.g. `resources.memory`. */
+  readonly field: string;
+
+  /** Creates an error naming the offending `field`. */
+  constructor(field: string, message: string, options?: BerthErrorOptions) {
+    super('INVALID_ARGUMENT', field ? `invalid ${field}: ${message}` : message, options);
+    this.field = field;
+  }
+}
+brand(InvalidArgumentError, 'InvalidArgumentError');
+
+/** The operation needs an object in another state (e.g. a running container). */
+export class StateError extends BerthError {
+  /** The state the object is in. */
+  readonly current: string;
+  /** What was attempted. */
+  readonly attempted: string;
+
+  /** Creates a state error; `code` defaults to `INVALID_STATE`. */
+  constructor(
+    current: string,
+    attempted: string,
+    message: string,
+    code: 'NOT_RUNNING' | 'ALREADY_RUNNING' | 'INVALID_STATE' = 'INVALID_STATE',
+    options?: BerthErrorOptions,
+  ) {
+    super(code, message, options);
+    this.current = current;
+    this.attempted = attempted;
+  }
+}
+brand(StateError, 'StateError');
+
+/** A process could not be started in a container: no such command, not executable, etc. */
+export class CommandError extends BerthError {
+  /** The command that was attempted (`argv[0]`). */
+  readonly command: string;
+  /** The exit code Docker reports for the same failure: 127 (not found) or 126 (not executable). */
+  readonly exitCode: number;
+
+  /** Creates an error for `command`, with Docker's exit code for the same case. */
+  constructor(command: string, exitCode: number, message: string, options?: BerthErrorOptions) {
+    super('COMMAND_NOT_FOUND', message, options);
+    this.command = command;
+    this.exitCode = exitCode;
+  }
+}
+brand(CommandError, 'CommandError');
+
+/** A layer or archive tried to escape its directory or is otherwise unsafe. Nothing was written. */
+export class UnsafeLayerError extends BerthError {
+  /** The offending entry's name inside the archive. */
+  readonly entry: string;
+
+  /** Creates an error for the offending `entry`. */
+  constructor(entry: string, message: string, options?: BerthErrorOptions) {
+    super('UNSAFE_LAYER', message, options);
+    this.entry = entry;
+  }
+}
+brand(UnsafeLayerError, 'UnsafeLayerError');
+
+/** A system call failed. Carries the syscall, the errno name and the arguments that matter. */
+export class KernelError extends BerthError {
+  /** The system call or libc function, e.g. `mount`. */
+  readonly syscall: string;
+  /** The errno number. */
+  readonly errno: number;
+  /** The errno name, e.g. `ENOENT`. */
+  readonly errnoCode: string;
+  /** The path the call was about, when there is one. */
+  readonly path: string | undefined;
+
+  /** Creates an error for a failed `syscall` with `errno`. */
+  constructor(syscall: string, errno: number, errnoCode: string, detail?: string, path?: string, options?: BerthErrorOptions) {
+    super(
+      errnoCode === 'EPERM' || errnoCode === 'EACCES' ? 'PERMISSION_DENIED' : 'KERNEL',
+      `${syscall}${detail ? `(${detail})` : ''} failed: ${errnoCode}${path !== undefined && !detail?.includes(path) ? ` (${path})` : ''}`,
+      options,
+    );
+    this.syscall = syscall;
+    this.errno = errno;
+    this.errnoCode = errnoCode;
+    this.path = path;
+  }
+}
+brand(KernelError, 'KernelError');
+
+/** An operation did not finish in time. */
+export class TimeoutError extends BerthError {
+  /** Creates a timeout error. */
+  constructor(message: string, options?: BerthErrorOptions) {
+    super('TIMEOUT', message, options);
+  }
+}
+brand(TimeoutError, 'TimeoutError');
+
+/** Wraps an unknown thrown value into a BerthError with code `INTERNAL`, keeping berth errors as they are. */
+export function asBerthError(e: unknown, context: string): BerthError {
+  if (e instanceof BerthError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new BerthError('INTERNAL', `${context}: ${msg}`, { cause: e });
+}

@@ -1,0 +1,36 @@
+/**
+ * Raw syscall numbers for the calls glibc has no wrapper for, per architecture
+ * (<asm/unistd_64.h> on x86_64, <asm-generic/unistd.h> on aarch64).
+ *
+ * @module
+ */
+
+interface SyscallTable {
+  pivot_root: number;
+  capget: number;
+  capset: number;
+  open_tree: number;
+  move_mount: number;
+  pidfd_open: number;
+  pidfd_send_signal: number;
+  close_range: number;
+  openat2: number;
+}
+
+const TABLES: Record<string, SyscallTable> = {
+  x64: {
+    pivot_root: 155, capget: 125, capset: 126, open_tree: 428, move_mount: 429,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437,
+  },
+  arm64: {
+    pivot_root: 41, capget: 90, capset: 91, open_tree: 428, move_mount: 429,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437,
+  },
+};
+
+/** The syscall numbers of the architecture this process runs on. */
+export const SYS: SyscallTable = (() => {
+  const t = TABLES[process.arch];
+  if (!t) throw new Error(`berth supports x64 and arm64 Linux, not ${process.arch}`);
+  return t;
+})();

@@ -1,0 +1,61 @@
+/**
+ * Linux capability names and numbers (<linux/capability.h>), and Docker's default set.
+ *
+ * @module
+ */
+
+/** Every capability the kernel defines, by name, with its number. */
+export const CAPABILITIES: Readonly<Record<string, number>> = Object.freeze({
+  CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_DAC_READ_SEARCH: 2, CAP_FOWNER: 3, CAP_FSETID: 4,
+  CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7, CAP_SETPCAP: 8, CAP_LINUX_IMMUTABLE: 9,
+  CAP_NET_BIND_SERVICE: 10, CAP_NET_BROADCAST: 11, CAP_NET_ADMIN: 12, CAP_NET_RAW: 13,
+  CAP_IPC_LOCK: 14, CAP_IPC_OWNER: 15, CAP_SYS_MODULE: 16, CAP_SYS_RAWIO: 17, CAP_SYS_CHROOT: 18,
+  CAP_SYS_PTRACE: 19, CAP_SYS_PACCT: 20, CAP_SYS_ADMIN: 21, CAP_SYS_BOOT: 22, CAP_SYS_NICE: 23,
+  CAP_SYS_RESOURCE: 24, CAP_SYS_TIME: 25, CAP_SYS_TTY_CONFIG: 26, CAP_MKNOD: 27, CAP_LEASE: 28,
+  CAP_AUDIT_WRITE: 29, CAP_AUDIT_CONTROL: 30, CAP_SETFCAP: 31, CAP_MAC_OVERRIDE: 32,
+  CAP_MAC_ADMIN: 33, CAP_SYSLOG: 34, CAP_WAKE_ALARM: 35, CAP_BLOCK_SUSPEND: 36, CAP_AUDIT_READ: 37,
+  CAP_PERFMON: 38, CAP_BPF: 39, CAP_CHECKPOINT_RESTORE: 40,
+});
+
+/** The capabilities a Docker container keeps by default (moby's oci/caps/defaults.go). */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW',
+  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+/** Normalises `chown`, `CHOWN` or `CAP_CHOWN` to `CAP_CHOWN`; undefined when unknown. */
+export function normalizeCapability(name: string): string | undefined {
+  const upper = name.toUpperCase();
+  const full = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+  return full in CAPABILITIES ? full : undefined;
+}
+
+/** The bit mask of a list of capability names. */
+export function capabilityMask(names: readonly string[]): bigint {
+  let mask = 0n;
+  for (const n of names) {
+    const bit = CAPABILITIES[n];
+    if (bit === undefined) throw new Error(`unknown capability ${n}`);
+    mask |= 1n << BigInt(bit);
+  }
+  return mask;
+}
+
+/**
+ * The capability list a container gets: Docker's defaults (or all of them when privileged),
+ * plus `add`, minus `drop`. `ALL` in either list means every capability.
+ */
+export function resolveCapabilities(add: readonly string[], drop: readonly string[], privileged: boolean): string[] {
+  const all = Object.keys(CAPABILITIES);
+  const set = new Set(privileged ? all : DEFAULT_CAPABILITIES);
+  const norm = (list: readonly string[]) => list.map((c) => (c.toUpperCase() === 'ALL' ? 'ALL' : normalizeCapability(c) ?? c));
+  const dropN = norm(drop);
+  if (dropN.includes('ALL')) set.clear();
+  else for (const c of dropN) set.delete(c);
+  for (const c of norm(add)) {
+    if (c === 'ALL') all.forEach((x) => set.add(x));
+    else set.add(c);
+  }
+  return all.filter((c) => set.has(c));
+}

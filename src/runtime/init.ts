@@ -1,0 +1,248 @@
+/**
+ * The container init: what a freshly forked child of the zygote does, synchronously and on its
+ * only thread, between fork(2) and execve(2). It never returns: it ends in execve or, on
+ * failure, writes an {@link InitFailure} to the error pipe and exits.
+ *
+ * Order matters and follows runc's standard init:
+ *
+ * 1. die with the zygote (PDEATHSIG), new session, new mount/UTS/IPC/net/cgroup namespaces
+ *    (the PID namespace was made by the parent: this process is already PID 1);
+ * 2. make every mount private, mount the overlay root on the host-side mount point;
+ * 3. clone the host files to bind (hosts, hostname, resolv.conf …) as detached mounts while
+ *    the host paths are still reachable;
+ * 4. `pivot_root(".", ".")` and detach the old root: from here every path resolves inside the
+ *    container, so a hostile image's symlinks (`/proc -> /`) cannot point mounts at the host;
+ * 5. /proc, /sys, /dev and its nodes, the binds, masked and read-only paths;
+ * 6. hostname, loopback up;
+ * 7. user and groups (looked up in the container's own /etc/passwd and /etc/group),
+ *    capabilities, no_new_privs, working directory, stdio, signal dispositions;
+ * 8. execve, searching `PATH` from the container's environment.
+ *
+ * @module
+ */
+import { readFileSync, statSync } from 'node:fs';
+import * as K from '../kernel/constants.js';
+import { mount, umount2, pivotRoot, openTree, moveMount } from '../kernel/mount.js';
+import { unshare, sethostname, setdomainname } from '../kernel/namespaces.js';
+import { open, close, dup2, closeRange, write } from '../kernel/fd.js';
+import { mkdir, mkdirAll, mknod, symlink, makedev, exists } from '../kernel/fs.js';
+import {
+  chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask,
+} from '../kernel/process.js';
+import { setLinkUp } from '../kernel/net.js';
+import { resetSignals } from '../kernel/signals.js';
+import { KernelError } from '../errors.js';
+import type { Plan } from './plan.js';
+import { resolveUser, type ResolvedUser } from './user.js';
+
+/** The file descriptors the init wires up, as numbers in the child. */
+export interface InitFds {
+  /** Becomes fd 0 (-1: /dev/null inside the container). */
+  stdin: number;
+  /** Becomes fd 1. */
+  stdout: number;
+  /** Becomes fd 2. */
+  stderr: number;
+  /** Close-on-exec pipe: stays empty when execve succeeds, carries an {@link InitFailure} otherwise. */
+  error: number;
+}
+
+/** Why the init could not start the process; written as JSON on the error pipe. */
+export interface InitFailure {
+  /** The step that failed, e.g. `mount /proc`. */
+  step: string;
+  /** What went wrong. */
+  message: string;
+  /** `command` when the program could not be executed; `user` for an unknown user; else `kernel` or `other`. */
+  kind: 'command' | 'user' | 'kernel' | 'other';
+  /** The failing syscall, for kernel errors. */
+  syscall?: string;
+  /** The errno name, for kernel errors. */
+  errnoCode?: string;
+  /** The exit code Docker reports for this failure (127 not found, 126 not executable). */
+  exitCode: number;
+}
+
+const CAP_LAST = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1').trim());
+  } catch {
+    return 40;
+  }
+})();
+
+/** Runs the plan in the current (freshly forked) process. Never returns. */
+export function runInit(plan: Plan, fds: InitFds): never {
+  let step = 'start';
+  try {
+    step = 'prctl PDEATHSIG';
+    prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
+    setsid();
+    step = 'unshare';
+    unshare(plan.unshareFlags);
+    step = 'rootfs';
+    const root = plan.spec.rootfs;
+    mount(null, '/', null, K.MS_REC | K.MS_PRIVATE, null);
+    mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);
+    step = 'bind sources';
+    const binds = plan.spec.binds.map((b) => ({
+      ...b,
+      fd: openTree(K.AT_FDCWD, b.source, K.OPEN_TREE_CLONE | K.OPEN_TREE_CLOEXEC),
+      dir: statSync(b.source).isDirectory(),
+    }));
+    step = 'pivot_root';
+    chdir(root.mountPoint);
+    pivotRoot('.', '.');
+    umount2('.', K.MNT_DETACH);
+    chdir('/');
+    umask(0);
+    for (const m of plan.mounts) {
+      step = `mount ${m.target}`;
+      mkdirAll(m.target, 0o755);
+      mount(m.source, m.target, m.fstype, m.flags, m.data);
+    }
+    step = 'devices';
+    for (const d of plan.devices) mknod(d.path, K.S_IFCHR | d.mode, makedev(d.major, d.minor));
+    for (const [target, path] of plan.symlinks) symlink(target, path);
+    for (const b of binds) {
+      step = `bind ${b.target}`;
+      ensureMountTarget(b.target, b.dir);
+      moveMount(b.fd, '', K.AT_FDCWD, b.target, K.MOVE_MOUNT_F_EMPTY_PATH);
+      close(b.fd);
+      if (b.readOnly) mount(null, b.target, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
+    }
+    step = 'masked paths';
+    for (const p of plan.maskedPaths) maskPath(p);
+    for (const p of plan.readonlyPaths) readonlyPath(p);
+    umask(0o022);
+    step = 'hostname';
+    sethostname(plan.spec.hostname);
+    if (plan.spec.domainname) setdomainname(plan.spec.domainname);
+    if (plan.spec.network === 'new') {
+      step = 'loopback';
+      setLinkUp('lo');
+    }
+    step = 'user';
+    const user = resolveUser(plan.spec.process.user);
+    step = 'stdio';
+    const stdin = fds.stdin >= 0 ? fds.stdin : open('/dev/null', K.O_RDONLY | K.O_CLOEXEC);
+    dup2(stdin, 0);
+    dup2(fds.stdout, 1);
+    dup2(fds.stderr, 2);
+    step = 'capabilities';
+    dropPrivileges(plan, user);
+    step = 'workdir';
+    const cwd = plan.spec.process.cwd || '/';
+    if (!exists(cwd)) mkdirAll(cwd, 0o755);
+    chdir(cwd);
+    if (plan.spec.rootfs.readOnly) {
+      step = 'read-only root';
+      mount(null, '/', null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
+    }
+    step = 'exec';
+    closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
+    resetSignals();
+    execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user));
+  } catch (e) {
+    report(fds.error, failureOf(step, e));
+  }
+}
+
+function failureOf(step: string, e: unknown): InitFailure {
+  if (e && typeof e === 'object' && 'initFailure' in e) return (e as { initFailure: InitFailure }).initFailure;
+  if (e instanceof KernelError) {
+    return { step, message: `${step}: ${e.message}`, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return { step, message: step === 'user' ? message : `${step}: ${message}`, kind: step === 'user' ? 'user' : 'other', exitCode: 1 };
+}
+
+function report(fd: number, failure: InitFailure): never {
+  try {
+    write(fd, JSON.stringify(failure));
+  } finally {
+    exit(failure.exitCode === 0 ? 1 : failure.exitCode);
+  }
+}
+
+/** Creates a missing mount target: a directory, or an empty file for file binds. */
+function ensureMountTarget(target: string, dir: boolean): void {
+  if (exists(target)) return;
+  const parent = target.slice(0, target.lastIndexOf('/')) || '/';
+  mkdirAll(parent, 0o755);
+  if (dir) mkdir(target, 0o755, true);
+  else close(open(target, K.O_WRONLY | K.O_CREAT | K.O_CLOEXEC, 0o644));
+}
+
+function maskPath(path: string): void {
+  if (!exists(path)) return;
+  try {
+    mount('/dev/null', path, null, K.MS_BIND, null);
+  } catch (e) {
+    if (!(e instanceof KernelError) || e.errnoCode !== 'ENOTDIR') throw e;
+    mount('tmpfs', path, 'tmpfs', K.MS_RDONLY, 'size=0');
+  }
+}
+
+function readonlyPath(path: string): void {
+  if (!exists(path)) return;
+  mount(path, path, null, K.MS_BIND | K.MS_REC, null);
+  mount(null, path, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC, null);
+}
+
+function dropPrivileges(plan: Plan, user: ResolvedUser): void {
+  const mask = BigInt(plan.capabilityMask);
+  for (let cap = 0; cap <= CAP_LAST; cap++) {
+    if (!(mask & (1n << BigInt(cap)))) prctl(K.PR_CAPBSET_DROP, cap);
+  }
+  prctl(K.PR_CAP_AMBIENT, K.PR_CAP_AMBIENT_CLEAR_ALL);
+  setgroups(user.additionalGids);
+  setresgid(user.gid, user.gid, user.gid);
+  setresuid(user.uid, user.uid, user.uid);
+  // A non-zero uid has lost every capability in setresuid; root keeps exactly the mask.
+  if (user.uid === 0) capset({ effective: mask, permitted: mask, inheritable: mask });
+  if (plan.spec.process.noNewPrivileges) prctl(K.PR_SET_NO_NEW_PRIVS, 1);
+}
+
+function withHome(env: string[], user: ResolvedUser): string[] {
+  return env.some((e) => e.startsWith('HOME=')) ? env : [...env, `HOME=${user.home}`];
+}
+
+/** execve with execvp(3)'s PATH search, using the container's PATH (not the zygote's). */
+function execProgram(args: string[], env: string[]): never {
+  const file = args[0];
+  if (!file) throw commandFailure('', 'no command specified', 127);
+  if (file.includes('/')) {
+    try {
+      execve(file, args, env);
+    } catch (e) {
+      throw execFailure(file, e, false);
+    }
+  }
+  const pathVar = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  let denied: unknown;
+  for (const dir of pathVar.split(':')) {
+    try {
+      execve(`${dir || '.'}/${file}`, args, env);
+    } catch (e) {
+      const code = e instanceof KernelError ? e.errnoCode : '';
+      if (code === 'EACCES') denied = e;
+      else if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'ELOOP' && code !== 'ENAMETOOLONG') throw execFailure(file, e, true);
+    }
+  }
+  throw execFailure(file, denied, true);
+}
+
+function execFailure(file: string, e: unknown, searched: boolean): Error {
+  const code = e instanceof KernelError ? e.errnoCode : '';
+  if (code === 'EACCES') return commandFailure(file, `exec: "${file}": permission denied`, 126);
+  if (code === 'ENOEXEC') return commandFailure(file, `exec: "${file}": exec format error`, 126);
+  if (!e || code === 'ENOENT' || code === 'ENOTDIR') {
+    return commandFailure(file, searched ? `exec: "${file}": executable file not found in $PATH` : `exec: "${file}": stat ${file}: no such file or directory`, 127);
+  }
+  return commandFailure(file, `exec: "${file}": ${e instanceof Error ? e.message : String(e)}`, 126);
+}
+
+function commandFailure(_file: string, message: string, exitCode: number): Error {
+  return Object.assign(new Error(message), { initFailure: { step: 'exec', message, kind: 'command', exitCode } satisfies InitFailure });
+}

@@ -1,0 +1,169 @@
+/**
+ * The runtime plan: plain data, close to the OCI runtime spec, that says exactly what the
+ * container init does. {@link buildPlan} is pure (no I/O), so plans are compared by value in
+ * unit tests; only `init.ts` carries one out.
+ *
+ * @module
+ */
+import {
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
+  MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME,
+} from '../kernel/constants.js';
+import { capabilityMask } from './capabilities.js';
+
+/** What the runtime needs to know to start a container: no Docker words, only mechanics. */
+export interface RuntimeSpec {
+  /** Container id (used in messages only). */
+  id: string;
+  /** Hostname set in the container's UTS namespace. */
+  hostname: string;
+  /** NIS domain name, when set. */
+  domainname?: string;
+  /** The root file system: an overlay of read-only lower dirs (topmost first) and a writable upper dir. */
+  rootfs: {
+    /** Unpacked layer directories, topmost first. */
+    lowerDirs: string[];
+    /** The container's writable layer. */
+    upperDir: string;
+    /** overlayfs work dir, on the same file system as upperDir. */
+    workDir: string;
+    /** An empty host directory the overlay is mounted on (inside the container's mount namespace only). */
+    mountPoint: string;
+    /** Remount the root read-only after setup. */
+    readOnly: boolean;
+  };
+  /** Host files or directories bind-mounted into the container (e.g. /etc/hosts). */
+  binds: Array<{ source: string; target: string; readOnly: boolean }>;
+  /** The process to execute. */
+  process: {
+    /** argv; `args[0]` is looked up in `PATH` from `env` when it has no slash. */
+    args: string[];
+    /** The complete environment, `K=V`. */
+    env: string[];
+    /** Working directory inside the container; created when missing. */
+    cwd: string;
+    /** `user[:group]`, names or numeric ids, resolved inside the container's /etc/passwd and /etc/group. Empty: root. */
+    user: string;
+    /** Set no_new_privs before execve. */
+    noNewPrivileges: boolean;
+    /** Capability names (`CAP_CHOWN`, …) the process keeps. */
+    capabilities: string[];
+  };
+  /** Network namespace: a new one with only loopback, or the caller's. */
+  network: 'new' | 'host';
+}
+
+/** A file-system mount performed inside the new root (after pivot_root). */
+export interface PlanMount {
+  /** mount(2) source; null for none. */
+  source: string | null;
+  /** Absolute path inside the container. */
+  target: string;
+  /** File system type. */
+  fstype: string;
+  /** mount(2) flags. */
+  flags: number;
+  /** mount(2) data (options string); null for none. */
+  data: string | null;
+}
+
+/** A device node created in the container's /dev. */
+export interface PlanDevice {
+  /** Absolute path inside the container. */
+  path: string;
+  /** Major number. */
+  major: number;
+  /** Minor number. */
+  minor: number;
+  /** Permission bits. */
+  mode: number;
+}
+
+/** What the init executes, step by step. Serializable (JSON) as is. */
+export interface Plan {
+  /** The spec the plan was built from. */
+  spec: RuntimeSpec;
+  /** unshare(2) flags applied by the init (the PID namespace is made by its parent). */
+  unshareFlags: number;
+  /** overlayfs mount data for the root. */
+  rootfsData: string;
+  /** Mounts made after pivot_root, in order. */
+  mounts: PlanMount[];
+  /** Device nodes made in /dev. */
+  devices: PlanDevice[];
+  /** Symlinks `[target, path]` made after the mounts. */
+  symlinks: Array<[string, string]>;
+  /** Paths hidden from the container (/dev/null bind on files, empty read-only tmpfs on dirs). */
+  maskedPaths: string[];
+  /** Paths remounted read-only. */
+  readonlyPaths: string[];
+  /** Capability mask kept by the process, as a decimal string (JSON has no bigint). */
+  capabilityMask: string;
+}
+
+/** Paths Docker masks by default (moby's oci/defaults.go). */
+export const DEFAULT_MASKED_PATHS: readonly string[] = [
+  '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
+  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+
+/** Paths Docker makes read-only by default. */
+export const DEFAULT_READONLY_PATHS: readonly string[] = [
+  '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger',
+];
+
+/**
+ * The standard device nodes. `/dev/console` is a null device unless the container has a
+ * terminal: a real console node (5,1) would reach the host's console.
+ */
+export const DEFAULT_DEVICES: readonly PlanDevice[] = [
+  { path: '/dev/null', major: 1, minor: 3, mode: 0o666 },
+  { path: '/dev/zero', major: 1, minor: 5, mode: 0o666 },
+  { path: '/dev/full', major: 1, minor: 7, mode: 0o666 },
+  { path: '/dev/random', major: 1, minor: 8, mode: 0o666 },
+  { path: '/dev/urandom', major: 1, minor: 9, mode: 0o666 },
+  { path: '/dev/tty', major: 5, minor: 0, mode: 0o666 },
+  { path: '/dev/console', major: 1, minor: 3, mode: 0o620 },
+];
+
+const NOSUID_NODEV_NOEXEC = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+/** Overlay mount data for a root file system (lowerdir topmost first). */
+export function overlayData(rootfs: RuntimeSpec['rootfs']): string {
+  for (const d of [...rootfs.lowerDirs, rootfs.upperDir, rootfs.workDir]) {
+    if (/[,:\\]/.test(d)) throw new Error(`overlay path may not contain ',', ':' or '\\': ${d}`);
+  }
+  return `lowerdir=${rootfs.lowerDirs.join(':')},upperdir=${rootfs.upperDir},workdir=${rootfs.workDir}`;
+}
+
+/** Builds the plan for `spec`. Pure: the same spec always gives the same plan. */
+export function buildPlan(spec: RuntimeSpec): Plan {
+  let unshareFlags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
+  if (spec.network === 'new') unshareFlags |= CLONE_NEWNET;
+  const mounts: PlanMount[] = [
+    { source: 'proc', target: '/proc', fstype: 'proc', flags: NOSUID_NODEV_NOEXEC, data: null },
+    { source: 'sysfs', target: '/sys', fstype: 'sysfs', flags: NOSUID_NODEV_NOEXEC | MS_RDONLY, data: null },
+    { source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS_NOSUID | MS_STRICTATIME, data: 'mode=755,size=65536k' },
+    { source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
+    { source: 'shm', target: '/dev/shm', fstype: 'tmpfs', flags: NOSUID_NODEV_NOEXEC, data: 'mode=1777,size=65536k' },
+    { source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', flags: NOSUID_NODEV_NOEXEC, data: null },
+  ];
+  return {
+    spec,
+    unshareFlags,
+    rootfsData: overlayData(spec.rootfs),
+    mounts,
+    devices: [...DEFAULT_DEVICES],
+    symlinks: [
+      ['pts/ptmx', '/dev/ptmx'],
+      ['/proc/self/fd', '/dev/fd'],
+      ['/proc/self/fd/0', '/dev/stdin'],
+      ['/proc/self/fd/1', '/dev/stdout'],
+      ['/proc/self/fd/2', '/dev/stderr'],
+    ],
+    maskedPaths: [...DEFAULT_MASKED_PATHS],
+    readonlyPaths: [...DEFAULT_READONLY_PATHS],
+    capabilityMask: capabilityMask(spec.process.capabilities).toString(),
+  };
+}

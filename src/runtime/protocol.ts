@@ -1,0 +1,122 @@
+/**
+ * Messages between an engine process and its zygote, over the Node IPC channel of the zygote
+ * (JSON). Requests carry a `rid` echoed by the reply; exits are pushed unasked.
+ *
+ * ```text
+ *  engine (user's process)            zygote (node --single-threaded)         init (forked child)
+ *  ───────────────────────            ───────────────────────────────         ───────────────────
+ *  start {rid, plan, logPath} ─────▶  pipe2 ×3; madvise(DOFORK)
+ *                                     unshare(NEWPID); fork() ───────────────▶ PID 1 of a new pidns
+ *                                     setns(back to own pidns)                 unshare(mnt,uts,ipc,net,cgroup)
+ *                                     close child ends                         overlay, pivot_root, /proc, /dev …
+ *                                     pump stdout/stderr ─▶ log file           user, caps, stdio
+ *                                     error pipe: EOF ◀─────────────────────── execve (error pipe closes)
+ *  ◀──────────── started {rid, pid, startTime}                                 the user's program runs
+ *                                      (or: failure JSON on the error pipe ─▶ failed {rid, error})
+ *                                     SIGCHLD → waitpid; logs drained
+ *  ◀──────────── exit {id, exitCode, signal, finishedAt}   (+ exit file written for other processes)
+ * ```
+ *
+ * @module
+ */
+import { z } from 'zod';
+import type { Plan } from './plan.js';
+import type { InitFailure } from './init.js';
+
+/** Engine → zygote: start a container process. */
+export interface StartRequest {
+  /** Message type. */
+  t: 'start';
+  /** Request id, echoed in the reply. */
+  rid: number;
+  /** What the init does. */
+  plan: Plan;
+  /** File the process's output is appended to (see `log-format.ts`). */
+  logPath: string;
+  /** File the exit status is written to (atomically) when the process ends. */
+  exitPath: string;
+}
+
+/** Engine → zygote: signal a process the zygote started (by container id). */
+export interface SignalRequest {
+  /** Message type. */
+  t: 'signal';
+  /** Request id. */
+  rid: number;
+  /** Container id. */
+  id: string;
+  /** Signal number. */
+  signal: number;
+}
+
+/** Any request to the zygote. */
+export type ZygoteRequest = StartRequest | SignalRequest;
+
+/** Zygote → engine: the process runs (execve succeeded). */
+export interface StartedReply {
+  /** Message type. */
+  t: 'started';
+  /** The request id. */
+  rid: number;
+  /** Host pid of the container's PID 1. */
+  pid: number;
+  /** Its start time in clock ticks since boot (/proc/PID/stat field 22), to detect pid reuse. */
+  startTime: number;
+}
+
+/** Zygote → engine: the request failed. */
+export interface FailedReply {
+  /** Message type. */
+  t: 'failed';
+  /** The request id. */
+  rid: number;
+  /** What failed. */
+  error: InitFailure;
+}
+
+/** Zygote → engine: a request without a result succeeded. */
+export interface OkReply {
+  /** Message type. */
+  t: 'ok';
+  /** The request id. */
+  rid: number;
+}
+
+/** Zygote → engine: a container's PID 1 ended and its output is drained. */
+export interface ExitNotice {
+  /** Message type. */
+  t: 'exit';
+  /** Container id. */
+  id: string;
+  /** Exit status. */
+  status: ExitRecord;
+}
+
+/** What the zygote records when a container's process ends. */
+export interface ExitRecord {
+  /** Host pid that ended. */
+  pid: number;
+  /** Exit code (128 + signal for a signal). */
+  exitCode: number;
+  /** The signal that ended it, if any. */
+  signal?: number;
+  /** When it ended (ms since epoch). */
+  finishedAt: number;
+  /** The start failure, when execve never happened. */
+  error?: InitFailure;
+}
+
+/** Any message from the zygote. */
+export type ZygoteMessage = StartedReply | FailedReply | OkReply | ExitNotice;
+
+/** Schema of {@link ExitRecord}, for exit files read back from disk. */
+export const exitRecordSchema = z.object({
+  pid: z.number().int(),
+  exitCode: z.number().int(),
+  signal: z.number().int().optional(),
+  finishedAt: z.number(),
+  error: z.object({ step: z.string(), message: z.string(), kind: z.enum(['command', 'user', 'kernel', 'other']), exitCode: z.number() }).passthrough().optional(),
+});
+
+/** Envelope check of zygote requests: a type and a request id. */
+export const requestEnvelope = z.object({ t: z.enum(['start', 'signal']), rid: z.number().int() }).passthrough();

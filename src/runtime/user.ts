@@ -1,0 +1,89 @@
+/**
+ * Resolves a Docker `user` string (`name`, `uid`, `name:group`, `uid:gid`) against the
+ * container's own /etc/passwd and /etc/group, as runc's `user.GetExecUser` does. Runs inside
+ * the container after pivot_root, so the files read are the container's, whatever symlinks the
+ * image holds.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+
+/** A user resolved to numeric ids. */
+export interface ResolvedUser {
+  /** User id. */
+  uid: number;
+  /** Primary group id. */
+  gid: number;
+  /** Supplementary group ids (from /etc/group membership). */
+  additionalGids: number[];
+  /** Home directory (`/` when unknown). */
+  home: string;
+}
+
+interface PasswdEntry { name: string; uid: number; gid: number; home: string }
+interface GroupEntry { name: string; gid: number; members: string[] }
+
+function readLines(path: string): string[][] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+}
+
+/** Parses passwd(5) lines. */
+export function parsePasswd(lines: string[][]): PasswdEntry[] {
+  return lines.filter((f) => f.length >= 7).map((f) => ({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! }));
+}
+
+/** Parses group(5) lines. */
+export function parseGroup(lines: string[][]): GroupEntry[] {
+  return lines.filter((f) => f.length >= 3).map((f) => ({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? '').split(',').filter(Boolean) }));
+}
+
+const isId = (s: string) => /^\d+$/.test(s);
+
+/**
+ * Resolves `spec` with the given passwd and group entries. Throws an Error whose message
+ * matches Docker's for an unknown name.
+ */
+export function resolveUserFrom(spec: string, passwd: PasswdEntry[], groups: GroupEntry[]): ResolvedUser {
+  const [userPart = '', groupPart] = spec.split(':', 2);
+  let uid = 0;
+  let gid = 0;
+  let home = '/';
+  let name: string | undefined;
+  if (userPart === '' ) {
+    const root = passwd.find((p) => p.uid === 0);
+    if (root) ({ home, name } = root);
+  } else if (isId(userPart)) {
+    uid = Number(userPart);
+    const entry = passwd.find((p) => p.uid === uid);
+    if (entry) ({ gid, home, name } = entry);
+  } else {
+    const entry = passwd.find((p) => p.name === userPart);
+    if (!entry) throw new Error(`unable to find user ${userPart}: no matching entries in passwd file`);
+    ({ uid, gid, home, name } = entry);
+  }
+  if (groupPart !== undefined && groupPart !== '') {
+    if (isId(groupPart)) gid = Number(groupPart);
+    else {
+      const g = groups.find((e) => e.name === groupPart);
+      if (!g) throw new Error(`unable to find group ${groupPart}: no matching entries in group file`);
+      gid = g.gid;
+    }
+  }
+  if (uid > 0xfffffffe || gid > 0xfffffffe) throw new Error(`user ${spec}: id out of range`);
+  // Supplementary groups come from /etc/group membership, only when the group was not forced.
+  const additionalGids = name !== undefined && groupPart === undefined
+    ? groups.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid)
+    : [];
+  return { uid, gid, additionalGids: [...new Set(additionalGids)], home: home || '/' };
+}
+
+/** Resolves `spec` against this process's /etc/passwd and /etc/group (the container's, after pivot_root). */
+export function resolveUser(spec: string): ResolvedUser {
+  return resolveUserFrom(spec, parsePasswd(readLines('/etc/passwd')), parseGroup(readLines('/etc/group')));
+}

@@ -1,0 +1,142 @@
+/**
+ * The engine's side of the zygote: spawns it on first use, sends requests, matches replies and
+ * fans out exit notices. The zygote and its IPC channel are unref'd while nothing is pending, so
+ * an idle engine never keeps the user's process alive.
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { BerthError } from '../errors.js';
+import { zygoteScript } from './zygote-script.js';
+import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './protocol.js';
+import type { Plan } from './plan.js';
+import type { InitFailure } from './init.js';
+
+type Pending = { resolve: (m: ZygoteMessage) => void; reject: (e: Error) => void };
+
+/** Thrown when the init failed to start a process; carries the init's structured failure. */
+export class StartFailure extends Error {
+  /** The init's report. */
+  readonly failure: InitFailure;
+
+  /** Wraps `failure`. */
+  constructor(failure: InitFailure) {
+    super(failure.message);
+    this.failure = failure;
+  }
+}
+
+/** A handle on one zygote process. */
+export class ZygoteClient {
+  #child: ChildProcess | undefined;
+  #ready: Promise<void> | undefined;
+  #rid = 1;
+  readonly #pending = new Map<number, Pending>();
+  readonly #exitListeners = new Set<(id: string, status: ExitRecord) => void>();
+  #holds = 0;
+
+  /** Called with every exit notice from the zygote. Returns an unsubscribe function. */
+  onExit(listener: (id: string, status: ExitRecord) => void): () => void {
+    this.#exitListeners.add(listener);
+    return () => this.#exitListeners.delete(listener);
+  }
+
+  /** Starts the zygote if it is not running; resolves when it is ready for requests. */
+  ready(): Promise<void> {
+    this.#ready ??= this.#spawn();
+    return this.#ready;
+  }
+
+  /** The zygote's pid, once started. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  async #spawn(): Promise<void> {
+    const script = await zygoteScript();
+    const child = spawn(process.execPath, ['--single-threaded', script], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json',
+    });
+    this.#child = child;
+    child.on('message', (m: ZygoteMessage) => this.#onMessage(m));
+    child.on('exit', (code, signal) => {
+      const err = new BerthError('INTERNAL', `berth zygote exited (${signal ?? code}); containers it ran were killed`);
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+      this.#child = undefined;
+      this.#ready = undefined;
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.#pending.set(0, { resolve: () => resolve(), reject });
+      child.once('error', reject);
+    });
+    this.#updateRef();
+  }
+
+  #onMessage(m: ZygoteMessage): void {
+    if (m.t === 'exit') {
+      for (const l of this.#exitListeners) l(m.id, m.status);
+      return;
+    }
+    const p = this.#pending.get(m.rid);
+    if (!p) return;
+    this.#pending.delete(m.rid);
+    this.#updateRef();
+    p.resolve(m);
+  }
+
+  /** Keeps the process alive only while a request is pending. */
+  #updateRef(): void {
+    const c = this.#child;
+    if (!c) return;
+    const channel = (c as unknown as { channel?: { ref(): void; unref(): void } }).channel;
+    if (this.#pending.size > 0 || this.#holds > 0) {
+      c.ref();
+      channel?.ref();
+    } else {
+      c.unref();
+      channel?.unref();
+    }
+  }
+
+  async #request(req: ZygoteRequest extends infer R ? (R extends unknown ? Omit<R, 'rid'> : never) : never): Promise<ZygoteMessage> {
+    await this.ready();
+    const child = this.#child;
+    if (!child) throw new BerthError('INTERNAL', 'berth zygote is not running');
+    const rid = this.#rid++;
+    const reply = new Promise<ZygoteMessage>((resolve, reject) => this.#pending.set(rid, { resolve, reject }));
+    this.#updateRef();
+    child.send({ ...req, rid } as ZygoteRequest);
+    return reply;
+  }
+
+  /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
+  async start(plan: Plan, logPath: string, exitPath: string): Promise<StartedReply> {
+    const reply = await this.#request({ t: 'start', plan, logPath, exitPath });
+    if (reply.t === 'failed') throw new StartFailure(reply.error);
+    if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
+    return reply;
+  }
+
+  /**
+   * Keeps the user's process alive (the zygote's channel referenced) until the returned
+   * function is called: used while someone waits for a container to exit.
+   */
+  hold(): () => void {
+    this.#holds++;
+    this.#updateRef();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds--;
+      this.#updateRef();
+    };
+  }
+
+  /** Stops the zygote; every container it started is killed with it. */
+  close(): void {
+    this.#child?.kill('SIGKILL');
+  }
+}

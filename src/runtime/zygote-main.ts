@@ -1,0 +1,30 @@
+/**
+ * Entry point of the zygote process (see `zygote.ts`). Spawned by the engine as
+ * `node --single-threaded zygote-main.js` with an IPC channel.
+ *
+ * @module
+ */
+import { prctl } from '../kernel/process.js';
+import { PR_SET_PDEATHSIG, SIGNALS } from '../kernel/constants.js';
+import { Zygote } from './zygote.js';
+import { requestEnvelope, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
+
+prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL!);
+// The engine may have died before PDEATHSIG was armed.
+if (process.ppid === 1 || !process.send) process.exit(1);
+process.title = 'berth-zygote';
+
+const send = (m: ZygoteMessage) => {
+  process.send!(m);
+};
+const zygote = new Zygote(send);
+process.on('SIGCHLD', () => zygote.reap());
+process.on('message', (m: unknown) => {
+  const env = requestEnvelope.safeParse(m);
+  if (!env.success) return;
+  zygote.handle(m as ZygoteRequest);
+  // A child may have exited before the SIGCHLD handler ran for it.
+  zygote.reap();
+});
+process.on('disconnect', () => process.exit(0));
+process.send!({ t: 'ok', rid: 0 });

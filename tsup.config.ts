@@ -1,0 +1,32 @@
+/**
+ * Build configuration (tsup).
+ *
+ * Two entries, each as ESM (`.js`) and CJS (`.cjs`):
+ *
+ * - `dist/index.{js,cjs}` (+ `index.d.ts`, `index.d.cts`): the library, from `src/index.ts`;
+ * - `dist/zygote-main.{js,cjs}`: the runtime's helper process, from `src/runtime/zygote-main.ts`.
+ *   It is not imported: the library starts it as a separate `node` process by its path next to the
+ *   library's own file, so it must sit at `dist/zygote-main.*` and needs no type declarations.
+ *
+ * Every dependency stays external (koffi above all: it loads a native module from its own
+ * package directory). `shims` gives the CJS build `import.meta.url` and the ESM build `__dirname`,
+ * so code that locates `zygote-main` next to itself works in both.
+ */
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: {
+    index: 'src/index.ts',
+    'zygote-main': 'src/runtime/zygote-main.ts',
+  },
+  format: ['esm', 'cjs'],
+  dts: { entry: { index: 'src/index.ts' } },
+  target: 'node20',
+  platform: 'node',
+  clean: true,
+  sourcemap: true,
+  shims: true,
+  splitting: false,
+  skipNodeModulesBundle: true,
+  outDir: 'dist',
+});
