@@ -1,0 +1,221 @@
+/**
+ * The public `Container` handle.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { Engine } from '../engine.js';
+import { InvalidArgumentError } from '../errors.js';
+import { CONTAINER_STATUSES } from './record.js';
+import { parseOptions, parseSignal, type ContainerCreateOptions } from './options.js';
+import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
+import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
+
+/** Options every handle method accepts. */
+export interface EngineOption {
+  /** The engine to use. Default {@link Engine.default}. */
+  engine?: Engine;
+}
+
+/** Options of {@link Container.create}. */
+export type CreateOptions = ContainerCreateOptions & EngineOption;
+
+/** Options of {@link Container.run}: create options without `image` and `command`. */
+export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption;
+
+/** Filters of {@link Container.list}. */
+export interface ContainerListOptions extends EngineOption {
+  /** Include stopped containers. Default: running ones only, as `docker ps`. */
+  all?: boolean;
+  /** `key` or `key=value` (one or several; all must match). */
+  label?: string | string[];
+  /** Name substring (one or several; any may match). */
+  name?: string | string[];
+  /** Status (one or several; any may match). */
+  status?: (typeof CONTAINER_STATUSES)[number] | Array<(typeof CONTAINER_STATUSES)[number]>;
+}
+
+/** Result of {@link Container.wait}. */
+export interface WaitResult {
+  /** Exit code (128 + signal number when a signal ended it). */
+  exitCode: number;
+}
+
+/**
+ * The output of a container: await it for all the text, or iterate it for lines with stream and
+ * time. With `follow`, both go on until the container stops.
+ */
+export interface ContainerLogs extends PromiseLike<string>, AsyncIterable<LogLine> {}
+
+const toList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+const listSchema = z.strictObject({
+  engine: z.unknown().optional(),
+  all: z.boolean().optional(),
+  label: z.union([z.string(), z.array(z.string())]).optional(),
+  name: z.union([z.string(), z.array(z.string())]).optional(),
+  status: z.union([z.enum(CONTAINER_STATUSES), z.array(z.enum(CONTAINER_STATUSES))]).optional(),
+});
+
+const time = z.union([z.date(), z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date')]);
+const logsSchema = z.strictObject({
+  follow: z.boolean().optional(),
+  since: time.optional(),
+  until: time.optional(),
+  tail: z.number().int().min(0).optional(),
+  timestamps: z.boolean().optional(),
+  stdout: z.boolean().optional(),
+  stderr: z.boolean().optional(),
+});
+
+/**
+ * A container, by id, unique id prefix or name. The constructor touches nothing; each method
+ * looks the container up.
+ *
+ * @example
+ * ```ts
+ * import { Container } from 'berth';
+ * await using c = await Container.run('busybox', ['sh', '-c', 'echo hi']);
+ * const { exitCode } = await c.wait();
+ * console.log(exitCode, await c.logs()); // 0 'hi\n'
+ * ```
+ */
+export class Container {
+  /** The reference this handle was made with (after create or run: the full id). */
+  readonly ref: string;
+  readonly #engine: Engine | undefined;
+
+  /** A handle on the container `idOrName`; touches nothing until a method is called. */
+  constructor(idOrName: string, options: EngineOption = {}) {
+    if (typeof idOrName !== 'string' || !idOrName) throw new InvalidArgumentError('idOrName', 'expected a container id or name');
+    this.ref = idOrName;
+    this.#engine = options.engine;
+  }
+
+  get #svc() {
+    return (this.#engine ?? Engine.default()).containers;
+  }
+
+  /** Creates a container from a local image (does not start it), as `docker create`. */
+  static async create(options: CreateOptions): Promise<Container> {
+    const { engine, ...rest } = options ?? ({} as CreateOptions);
+    const rec = await (engine ?? Engine.default()).containers.create(rest);
+    return new Container(rec.id, engine ? { engine } : {});
+  }
+
+  /** Creates and starts a container, as `docker run -d`; resolves once its program runs. */
+  static async run(image: string, command?: string | string[], options: RunOptions = {}): Promise<Container> {
+    const c = await Container.create({ ...options, image, ...(command !== undefined ? { command } : {}) });
+    try {
+      await c.start();
+    } catch (e) {
+      await c.remove({ force: true }).catch(() => undefined);
+      throw e;
+    }
+    return c;
+  }
+
+  /** Lists containers, newest first (running ones only unless `all`), as `docker ps`. */
+  static async list(options: ContainerListOptions = {}): Promise<ContainerSummary[]> {
+    const o = parseOptions(listSchema, options);
+    const engine = options.engine ?? Engine.default();
+    const recs = await engine.containers.list({
+      ...(o.all !== undefined ? { all: o.all } : {}),
+      label: toList(o.label), name: toList(o.name), status: toList(o.status),
+    });
+    return recs.map((r) => toSummary(r));
+  }
+
+  /** Removes every stopped container, as `docker container prune`. Returns the removed ids. */
+  static async prune(options: EngineOption = {}): Promise<string[]> {
+    const svc = (options.engine ?? Engine.default()).containers;
+    const removed: string[] = [];
+    for (const r of await svc.list({ status: ['exited', 'created', 'dead'] })) {
+      await svc.remove(r.id).then(() => removed.push(r.id), () => undefined);
+    }
+    return removed;
+  }
+
+  /** The full id (looks the container up). */
+  async id(): Promise<string> {
+    return (await this.#svc.get(this.ref)).id;
+  }
+
+  /** Starts the container; resolves once its program runs. Throws `COMMAND_NOT_FOUND` when it cannot be executed. */
+  async start(): Promise<this> {
+    await this.#svc.start(this.ref);
+    return this;
+  }
+
+  /** Waits until the container is not running; resolves with its exit code. */
+  async wait(): Promise<WaitResult> {
+    const { exitCode } = await this.#svc.wait(this.ref);
+    return { exitCode };
+  }
+
+  /** Stops it: its stop signal, then SIGKILL after `timeout` seconds (default: its stopTimeout, 10). */
+  async stop(options: { timeout?: number } = {}): Promise<void> {
+    const o = parseOptions(z.strictObject({ timeout: z.number().int().min(-1).optional() }), options);
+    await this.#svc.stop(this.ref, o.timeout);
+  }
+
+  /** Sends a signal (default SIGKILL, as `docker kill`) to its PID 1. */
+  async kill(signal: string | number = 'SIGKILL'): Promise<void> {
+    const n = parseSignal(signal);
+    if (n === undefined) throw new InvalidArgumentError('signal', `unknown signal ${String(signal)}`);
+    await this.#svc.kill(this.ref, n);
+  }
+
+  /** Removes it; a running container is refused unless `force`. */
+  async remove(options: { force?: boolean } = {}): Promise<void> {
+    const o = parseOptions(z.strictObject({ force: z.boolean().optional() }), options);
+    await this.#svc.remove(this.ref, o);
+  }
+
+  /** Its full state and configuration. */
+  async inspect(): Promise<ContainerInfo> {
+    const rec = await this.#svc.get(this.ref);
+    return toInfo(rec, this.#svc.paths(rec.id).log);
+  }
+
+  /**
+   * Its output. `await c.logs()` gives stdout and stderr as text, in order;
+   * `for await (const line of c.logs({ follow: true }))` gives `{ stream, text, time }` lines
+   * and ends when the container stops.
+   */
+  logs(options: LogsOptions = {}): ContainerLogs {
+    const o = parseOptions(logsSchema, options) as LogsOptions;
+    const svc = this.#svc;
+    const ref = this.ref;
+    const lines = async function* (): AsyncGenerator<LogLine> {
+      const rec = await svc.get(ref);
+      const isRunning = async () => {
+        try {
+          const s = (await svc.get(rec.id)).state.status;
+          return s === 'running' || s === 'paused' || s === 'restarting';
+        } catch {
+          return false;
+        }
+      };
+      yield* readLogLines(svc.paths(rec.id).log, o, isRunning);
+    };
+    return {
+      [Symbol.asyncIterator]: () => lines(),
+      then(onFulfilled, onRejected) {
+        const all = (async () => {
+          const out: LogLine[] = [];
+          for await (const l of lines()) out.push(l);
+          return linesToText(out, o.timestamps ?? false);
+        })();
+        return all.then(onFulfilled, onRejected);
+      },
+    };
+  }
+
+  /** Force-removes the container (for `await using`); a container already gone is fine. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.remove({ force: true }).catch((e: unknown) => {
+      if ((e as { code?: string }).code !== 'CONTAINER_NOT_FOUND') throw e;
+    });
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Options of `Container.create` and friends, validated with zod before any side effect.
+ * Every error names the offending field.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { InvalidArgumentError } from '../errors.js';
+import { SIGNALS } from '../kernel/constants.js';
+import { normalizeCapability } from '../runtime/capabilities.js';
+
+const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+const ENV_KEY_RE = /^[^=\0]+$/;
+
+const command = z.union([z.string().min(1), z.array(z.string().refine((s) => !s.includes('\0'), 'NUL byte in argument'))]);
+const signal = z.union([z.string(), z.number().int().positive()]).refine((s) => parseSignal(s) !== undefined, 'unknown signal');
+const capability = z.string().refine((c) => c.toUpperCase() === 'ALL' || normalizeCapability(c) !== undefined, 'unknown capability');
+
+/** Schema of {@link ContainerCreateOptions}. */
+export const createOptionsSchema = z.strictObject({
+  image: z.string().min(1),
+  command: command.optional(),
+  entrypoint: z.union([command, z.array(z.string()).length(0)]).optional(),
+  env: z.union([
+    z.record(z.string().regex(ENV_KEY_RE, 'invalid variable name'), z.union([z.string(), z.number(), z.boolean()])),
+    z.array(z.string().regex(/^[^=\0][^\0]*$/, 'expected KEY=value')),
+  ]).optional(),
+  workdir: z.string().refine((w) => w.startsWith('/'), 'must be an absolute path').optional(),
+  user: z.string().regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]').optional(),
+  name: z.string().regex(NAME_RE, 'only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed').max(253).optional(),
+  hostname: z.string().regex(HOSTNAME_RE, 'not a valid hostname').max(253).optional(),
+  domainname: z.string().regex(HOSTNAME_RE, 'not a valid domain name').max(253).optional(),
+  labels: z.record(z.string().min(1), z.string()).optional(),
+  tty: z.literal(false).optional(),
+  stdin: z.literal(false).optional(),
+  network: z.enum(['none', 'host']).optional(),
+  capAdd: z.array(capability).optional(),
+  capDrop: z.array(capability).optional(),
+  privileged: z.boolean().optional(),
+  readOnlyRootfs: z.boolean().optional(),
+  securityOpt: z.array(z.enum(['no-new-privileges', 'no-new-privileges:true', 'no-new-privileges:false'])).optional(),
+  autoRemove: z.boolean().optional(),
+  stopSignal: signal.optional(),
+  stopTimeout: z.number().int().min(-1).optional(),
+});
+
+/**
+ * What a container is made from. Options not listed here (ports, mounts, volumes, resources,
+ * restart policies, TTYs, …) are rejected with `INVALID_ARGUMENT` until the engine supports them.
+ */
+export interface ContainerCreateOptions {
+  /** Image reference or id. The image must exist locally. */
+  image: string;
+  /** Replaces the image's `Cmd`. A string is run as a single argument (use an array for argv). */
+  command?: string | string[];
+  /** Replaces the image's `Entrypoint` (and then clears its `Cmd`, as Docker does); `[]` removes it. */
+  entrypoint?: string | string[];
+  /** Environment, merged over the image's (later wins). */
+  env?: Record<string, string | number | boolean> | string[];
+  /** Working directory (absolute); created when missing. Default: the image's, else `/`. */
+  workdir?: string;
+  /** `user`, `uid`, `user:group` or `uid:gid`, resolved in the container's /etc/passwd and /etc/group. */
+  user?: string;
+  /** Unique name. Default: none (the id is used). */
+  name?: string;
+  /** Hostname. Default: the first 12 characters of the id. */
+  hostname?: string;
+  /** NIS domain name. */
+  domainname?: string;
+  /** Labels. */
+  labels?: Record<string, string>;
+  /** Allocate a terminal: not supported yet (must be false when given). */
+  tty?: false;
+  /** Keep stdin open: not supported yet (must be false when given). */
+  stdin?: false;
+  /** `none`: a network namespace with loopback only (the default for now); `host`: the host's. */
+  network?: 'none' | 'host';
+  /** Capabilities added to Docker's default set (`NET_ADMIN` or `CAP_NET_ADMIN`; `ALL`). */
+  capAdd?: string[];
+  /** Capabilities removed from it (`ALL` removes every one). */
+  capDrop?: string[];
+  /** Every capability (no masked paths are lifted: this is not a way out of the container). */
+  privileged?: boolean;
+  /** Mount the root file system read-only. */
+  readOnlyRootfs?: boolean;
+  /** `no-new-privileges` sets no_new_privs for the process. */
+  securityOpt?: string[];
+  /** Remove the container when its process exits. */
+  autoRemove?: boolean;
+  /** Signal `stop()` sends first. Default: the image's `StopSignal`, else SIGTERM. */
+  stopSignal?: string | number;
+  /** Seconds `stop()` waits before SIGKILL. Default 10; -1 waits forever. */
+  stopTimeout?: number;
+}
+
+/** Parses `SIGTERM`, `TERM`, `15` or 15 to a signal number; undefined when unknown. */
+export function parseSignal(s: string | number): number | undefined {
+  if (typeof s === 'number') return s > 0 && s < 65 ? s : undefined;
+  if (/^\d+$/.test(s)) return parseSignal(Number(s));
+  const up = s.toUpperCase();
+  return SIGNALS[up.startsWith('SIG') ? up : `SIG${up}`];
+}
+
+/** Validates `input` with `schema`; throws InvalidArgumentError naming the first bad field. */
+export function parseOptions<T>(schema: z.ZodType<T>, input: unknown, prefix = ''): T {
+  const r = schema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  let field = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    field = [field, key].filter(Boolean).join('.');
+    message = `unknown or unsupported option '${key}'`;
+  }
+  throw new InvalidArgumentError(field || 'options', message, { cause: r.error });
+}

@@ -1,0 +1,71 @@
+/**
+ * The container record: what is persisted for each container under `<root>/containers/<id>.json`.
+ * Config is written once at create; `state` changes through the transitions in `state.ts`.
+ *
+ * @module
+ */
+import { z } from 'zod';
+
+/** Docker's container statuses. */
+export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
+
+/** A container status, as Docker reports it. */
+export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
+
+/** Schema of the persisted record (validated on every read). */
+export const containerRecordSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  name: z.string(),
+  created: z.string(),
+  image: z.string(),
+  imageId: z.string(),
+  path: z.string(),
+  args: z.array(z.string()),
+  config: z.object({
+    cmd: z.array(z.string()).nullable(),
+    entrypoint: z.array(z.string()).nullable(),
+    env: z.array(z.string()),
+    workdir: z.string(),
+    user: z.string(),
+    hostname: z.string(),
+    domainname: z.string(),
+    labels: z.record(z.string(), z.string()),
+    network: z.enum(['none', 'host']),
+    capabilities: z.array(z.string()),
+    privileged: z.boolean(),
+    readOnlyRootfs: z.boolean(),
+    noNewPrivileges: z.boolean(),
+    autoRemove: z.boolean(),
+    stopSignal: z.number().int(),
+    stopTimeout: z.number().int(),
+  }),
+  layerDirs: z.array(z.string()),
+  state: z.object({
+    status: z.enum(CONTAINER_STATUSES),
+    pid: z.number().int(),
+    startTime: z.number().int(),
+    bootId: z.string(),
+    ownerPid: z.number().int(),
+    ownerStart: z.number().int(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    exitCode: z.number().int().nullable(),
+    signal: z.number().int().nullable(),
+    error: z.string(),
+    stopping: z.boolean(),
+  }),
+});
+
+/** The persisted record of one container. */
+export type ContainerRecord = z.infer<typeof containerRecordSchema>;
+
+/** The mutable part of a record. */
+export type ContainerState = ContainerRecord['state'];
+
+/** The state of a container that never ran. */
+export function initialState(): ContainerState {
+  return {
+    status: 'created', pid: 0, startTime: 0, bootId: '', ownerPid: 0, ownerStart: 0, startedAt: null, finishedAt: null,
+    exitCode: null, signal: null, error: '', stopping: false,
+  };
+}

@@ -1,0 +1,338 @@
+/**
+ * The container manager: Docker's policy for containers (names, pull-less create, start,
+ * wait, stop, kill, remove, list) over the record store and the runtime.
+ *
+ * Ownership: a container's process is a child of the zygote of the engine that started it.
+ * That engine records its exit as soon as the zygote reports it. Any other process reads the
+ * same record and recomputes the status from the kernel (runc's refreshState): the pid must
+ * be alive with the recorded start time, on this boot. When it is not, the exit file the
+ * zygote wrote gives the exit code; when the owner itself is gone without writing one (it was
+ * killed), the container is recorded as exited with 137, as its process was SIGKILLed with it.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EventEmitter } from 'eventemitter3';
+import { CommandError, NotFoundError, StateError, BerthError } from '../errors.js';
+import { RecordStore } from '../state/record-store.js';
+import { withLock } from '../state/lock.js';
+import { readJsonFileSync } from '../state/atomic.js';
+import { buildPlan } from '../runtime/plan.js';
+import { ZygoteClient, StartFailure } from '../runtime/zygote-client.js';
+import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
+import { exitRecordSchema, type ExitRecord } from '../runtime/protocol.js';
+import { pidfdOpen, pidfdSendSignal } from '../kernel/process.js';
+import { close } from '../kernel/fd.js';
+import { SIGNALS } from '../kernel/constants.js';
+import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
+import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
+import { buildConfig, containerPaths, hostsFile, resolvConfFile, runtimeSpec, type ContainerPaths, type ImageRunConfig } from './spec.js';
+
+/** What the container manager needs from the engine. */
+export interface ContainerServiceContext {
+  /** The engine's state root. */
+  root: string;
+  /** Appends to the engine's event log. */
+  appendEvent(e: { type: 'container'; action: string; id: string; attributes: Record<string, string> }): Promise<unknown>;
+  /** Resolves an image for running: its id, run config and layer dirs (topmost first). */
+  resolveImage(ref: string): Promise<{ id: string; config: ImageRunConfig; layerDirs: string[] }>;
+  /** The engine's zygote. */
+  zygote: ZygoteClient;
+}
+
+/** Filters of {@link ContainerService.list}. */
+export interface ContainerListFilter {
+  /** Include stopped containers (default: running only, as `docker ps`). */
+  all?: boolean;
+  /** Label filters: `key` or `key=value`; all must match. */
+  label?: string[];
+  /** Name substrings; any may match. */
+  name?: string[];
+  /** Statuses; any may match. */
+  status?: ContainerStatus[];
+}
+
+const ACTIVE: ReadonlySet<ContainerStatus> = new Set(['running', 'paused', 'restarting']);
+
+/** The container manager of one engine. */
+export class ContainerService {
+  readonly #ctx: ContainerServiceContext;
+  /** The records, one JSON file per container. */
+  readonly records: RecordStore<ContainerRecord>;
+  readonly #dir: string;
+  readonly #exits = new EventEmitter<Record<string, [ExitRecord]>>();
+
+  /** Creates the manager; touches nothing until used. */
+  constructor(ctx: ContainerServiceContext) {
+    this.#ctx = ctx;
+    this.#dir = join(ctx.root, 'containers');
+    // Container state changes often and is rebuilt from the kernel when read: rename gives
+    // atomicity; fsync (power-loss durability) is not worth ~0.5 ms on every transition.
+    this.records = new RecordStore({ dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false });
+    ctx.zygote.onExit((id, status) => {
+      void this.#recordExit(id, status).finally(() => this.#exits.emit(id, status));
+    });
+  }
+
+  /** The file layout of container `id`. */
+  paths(id: string): ContainerPaths {
+    return containerPaths(this.#dir, id);
+  }
+
+  /** Creates a container (does not start it). */
+  async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
+    const opts = parseOptions(createOptionsSchema, input) as ContainerCreateOptions;
+    const image = await this.#ctx.resolveImage(opts.image);
+    const id = randomBytes(32).toString('hex');
+    const { config, path, args } = buildConfig(id, image.config, opts);
+    const name = (opts.name ?? '').replace(/^\//, '');
+    const rec: ContainerRecord = {
+      id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id, path, args, config,
+      layerDirs: image.layerDirs, state: initialState(),
+    };
+    if (name) await this.records.reserveName(name, id);
+    try {
+      const p = this.paths(id);
+      mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+      for (const d of [p.upper, p.work, p.rootfs]) mkdirSync(d);
+      await this.records.create(id, rec);
+    } catch (e) {
+      rmSync(this.paths(id).dir, { recursive: true, force: true });
+      if (name) await this.records.releaseName(name, id);
+      throw e;
+    }
+    await this.#event('create', rec);
+    return rec;
+  }
+
+  /** Resolves a name, id or unique id prefix to a record (with its status refreshed). */
+  async get(ref: string): Promise<ContainerRecord> {
+    const id = await this.records.resolve(ref.replace(/^\//, ''));
+    const rec = await this.records.get(id);
+    if (!rec) throw new NotFoundError('container', ref);
+    return this.#refresh(rec);
+  }
+
+  /** Starts a created or exited container; resolves once its program runs. */
+  async start(ref: string): Promise<ContainerRecord> {
+    const first = await this.get(ref);
+    const p = this.paths(first.id);
+    return withLock(join(p.dir, 'lock'), async () => {
+      const rec = await this.#refresh((await this.records.get(first.id)) ?? first);
+      if (ACTIVE.has(rec.state.status)) return rec;
+      this.#writeEtcFiles(rec, p);
+      rmSync(p.exit, { force: true });
+      const zygote = this.#ctx.zygote;
+      let started;
+      try {
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p)), p.log, p.exit);
+      } catch (e) {
+        if (!(e instanceof StartFailure)) throw e;
+        const f = e.failure;
+        await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, exitCode: f.exitCode, error: f.message } }));
+        if (rec.config.autoRemove) await this.remove(rec.id, { force: true }).catch(() => undefined);
+        if (f.kind === 'command') throw new CommandError(rec.path, f.exitCode, `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`);
+        throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`);
+      }
+      const zpid = zygote.pid ?? 0;
+      const updated = await this.records.update(rec.id, (r) => ({
+        ...r,
+        state: {
+          ...initialState(), status: 'running', pid: started.pid, startTime: started.startTime, bootId: currentBootId(),
+          ownerPid: zpid, ownerStart: processStartTime(zpid) ?? 0, startedAt: new Date().toISOString(),
+        },
+      }));
+      await this.#event('start', updated);
+      return updated;
+    });
+  }
+
+  #writeEtcFiles(rec: ContainerRecord, p: ContainerPaths): void {
+    const c = rec.config;
+    writeFileSync(p.hostname, `${c.hostname}\n`);
+    writeFileSync(p.hosts, hostsFile(c.hostname, c.domainname));
+    let host = '';
+    try {
+      host = readFileSync('/etc/resolv.conf', 'utf8');
+    } catch {
+      // No resolver configured on the host: the container gets an empty file.
+    }
+    writeFileSync(p.resolvConf, resolvConfFile(host, c.network !== 'host'));
+  }
+
+  /** Recomputes the status of an active container from the kernel; records an exit it finds. */
+  async #refresh(rec: ContainerRecord): Promise<ContainerRecord> {
+    const s = rec.state;
+    if (!ACTIVE.has(s.status)) return rec;
+    if (s.bootId === currentBootId() && isSameProcess(s.pid, s.startTime)) return rec;
+    const exit = readJsonFileSync(this.paths(rec.id).exit);
+    const parsed = exitRecordSchema.safeParse(exit);
+    if (parsed.success && parsed.data.pid === s.pid) return (await this.#recordExit(rec.id, parsed.data)) ?? rec;
+    // The process is gone without an exit file: only final once its owner is gone too.
+    if (s.bootId === currentBootId() && isSameProcess(s.ownerPid, s.ownerStart)) return rec;
+    return (await this.#recordExit(rec.id, { pid: s.pid, exitCode: 137, signal: SIGNALS.SIGKILL!, finishedAt: Date.now() }, 'the engine process that owned it exited')) ?? rec;
+  }
+
+  /** Moves a running record to exited (once, whoever sees the exit first) and emits `die`. */
+  async #recordExit(id: string, exit: ExitRecord, error = ''): Promise<ContainerRecord | undefined> {
+    let changed = false;
+    let rec: ContainerRecord;
+    try {
+      rec = await this.records.update(id, (r) => {
+        if (!ACTIVE.has(r.state.status) || r.state.pid !== exit.pid) return r;
+        changed = true;
+        return {
+          ...r,
+          state: {
+            ...r.state, status: 'exited', exitCode: exit.exitCode, signal: exit.signal ?? null,
+            finishedAt: new Date(exit.finishedAt).toISOString(), error: exit.error?.message ?? error, stopping: false,
+          },
+        };
+      });
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+    if (changed) {
+      await this.#event('die', rec, { exitCode: String(exit.exitCode) });
+      if (rec.config.autoRemove) await this.remove(id, { force: true }).catch(() => undefined);
+    }
+    return rec;
+  }
+
+  /**
+   * Waits until the container is not running and returns its exit code. A container that was
+   * never started resolves at once (Docker's `not-running` condition).
+   */
+  async wait(ref: string, signal?: AbortSignal): Promise<{ exitCode: number; record: ContainerRecord }> {
+    let rec = await this.get(ref);
+    const id = rec.id;
+    const hold = this.#ctx.zygote.hold();
+    try {
+      while (ACTIVE.has(rec.state.status)) {
+        signal?.throwIfAborted();
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            this.#exits.off(id, done);
+            signal?.removeEventListener('abort', done);
+            resolve();
+          };
+          const timer = setTimeout(done, 50);
+          this.#exits.once(id, done);
+          signal?.addEventListener('abort', done, { once: true });
+        });
+        const next = await this.records.get(id);
+        if (!next) return { exitCode: rec.state.exitCode ?? 0, record: rec };
+        rec = await this.#refresh(next);
+      }
+      return { exitCode: rec.state.exitCode ?? 0, record: rec };
+    } finally {
+      hold();
+    }
+  }
+
+  /** Sends `signal` to the container's PID 1. Throws NOT_RUNNING when it does not run. */
+  async kill(ref: string, signal: number): Promise<void> {
+    const rec = await this.get(ref);
+    if (!ACTIVE.has(rec.state.status)) {
+      throw new StateError(rec.state.status, 'kill', `container ${this.#label(rec)} is not running`, 'NOT_RUNNING');
+    }
+    this.#signal(rec, signal);
+    await this.#event('kill', rec, { signal: String(signal) });
+  }
+
+  #signal(rec: ContainerRecord, signal: number): void {
+    let fd: number;
+    try {
+      fd = pidfdOpen(rec.state.pid);
+    } catch {
+      return; // Already gone: the exit is recorded by whoever sees it.
+    }
+    try {
+      if (isSameProcess(rec.state.pid, rec.state.startTime)) pidfdSendSignal(fd, signal);
+    } catch {
+      // ESRCH: it exited in between.
+    } finally {
+      close(fd);
+    }
+  }
+
+  /**
+   * Stops a running container: its stop signal, then SIGKILL after `timeout` seconds
+   * (default: the container's stopTimeout). Stopping a container that is not running is a no-op.
+   */
+  async stop(ref: string, timeout?: number): Promise<ContainerRecord> {
+    let rec = await this.get(ref);
+    if (!ACTIVE.has(rec.state.status)) return rec;
+    const t = timeout ?? rec.config.stopTimeout;
+    this.#signal(rec, rec.config.stopSignal);
+    await this.#event('kill', rec, { signal: String(rec.config.stopSignal) });
+    if (t >= 0) {
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), t * 1000);
+      try {
+        rec = (await this.wait(rec.id, ac.signal).catch(() => ({ record: rec }))).record;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (ACTIVE.has(rec.state.status)) {
+        this.#signal(rec, SIGNALS.SIGKILL!);
+        await this.#event('kill', rec, { signal: String(SIGNALS.SIGKILL) });
+      }
+    }
+    rec = (await this.wait(rec.id)).record;
+    await this.#event('stop', rec);
+    return rec;
+  }
+
+  /** Removes a container. A running one is refused unless `force` (then it is killed first). */
+  async remove(ref: string, options: { force?: boolean } = {}): Promise<void> {
+    let rec = await this.get(ref);
+    if (ACTIVE.has(rec.state.status)) {
+      if (!options.force) {
+        throw new StateError(rec.state.status, 'remove',
+          `cannot remove container ${this.#label(rec)}: it is ${rec.state.status}; stop it first or use force`, 'INVALID_STATE');
+      }
+      this.#signal(rec, SIGNALS.SIGKILL!);
+      rec = (await this.wait(rec.id)).record;
+    }
+    const deleted = await this.records.delete(rec.id);
+    if (rec.name) await this.records.releaseName(rec.name, rec.id);
+    rmSync(this.paths(rec.id).dir, { recursive: true, force: true });
+    if (deleted) await this.#event('destroy', rec);
+  }
+
+  /** Lists containers (running only unless `all`), newest first. */
+  async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
+    const recs = await Promise.all((await this.records.list()).map((r) => this.#refresh(r)));
+    return recs
+      .filter((r) => (filter.all || filter.status?.length ? true : ACTIVE.has(r.state.status)))
+      .filter((r) => !filter.status?.length || filter.status.includes(r.state.status))
+      .filter((r) => !filter.name?.length || filter.name.some((n) => r.name.includes(n.replace(/^\//, ''))))
+      .filter((r) => (filter.label ?? []).every((l) => {
+        const i = l.indexOf('=');
+        return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
+      }))
+      .sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  /** Ids of containers created from image `imageId` (used to refuse removing it). */
+  async imageUsers(imageId: string): Promise<string[]> {
+    return (await this.records.list()).filter((r) => r.imageId === imageId).map((r) => r.id);
+  }
+
+  #label(rec: ContainerRecord): string {
+    return rec.name ? `'${rec.name}'` : rec.id.slice(0, 12);
+  }
+
+  async #event(action: string, rec: ContainerRecord, extra: Record<string, string> = {}): Promise<void> {
+    await this.#ctx.appendEvent({
+      type: 'container', action, id: rec.id,
+      attributes: { name: rec.name, image: rec.image, ...rec.config.labels, ...extra },
+    });
+  }
+}

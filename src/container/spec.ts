@@ -1,0 +1,197 @@
+/**
+ * Docker's semantics for turning an image config and create options into a container's
+ * config (entrypoint/cmd, env merge, workdir, user, hostname, capabilities), and a record
+ * into the runtime's {@link RuntimeSpec}. Pure functions.
+ *
+ * @module
+ */
+import { join } from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
+import { resolveCapabilities } from '../runtime/capabilities.js';
+import type { RuntimeSpec } from '../runtime/plan.js';
+import { parseSignal, type ContainerCreateOptions } from './options.js';
+import type { ContainerRecord } from './record.js';
+
+/** The parts of an image config a container is made from. */
+export interface ImageRunConfig {
+  /** Image `Cmd`. */
+  cmd?: string[] | null;
+  /** Image `Entrypoint`. */
+  entrypoint?: string[] | null;
+  /** Image `Env` (`K=V`). */
+  env?: string[] | null;
+  /** Image `WorkingDir`. */
+  workdir?: string | null;
+  /** Image `User`. */
+  user?: string | null;
+  /** Image `StopSignal`. */
+  stopSignal?: string | null;
+}
+
+/** Docker's default PATH, used when neither the image nor the options set one. */
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+const asArgv = (v: string | string[]): string[] => (typeof v === 'string' ? [v] : v);
+
+/**
+ * Docker's entrypoint/command rule: an entrypoint in the options replaces the image's and
+ * drops the image's Cmd; a command replaces Cmd. argv is entrypoint followed by cmd.
+ */
+export function resolveArgv(image: ImageRunConfig, opts: Pick<ContainerCreateOptions, 'command' | 'entrypoint'>): {
+  entrypoint: string[] | null;
+  cmd: string[] | null;
+  argv: string[];
+} {
+  const entrypoint = opts.entrypoint !== undefined ? asArgv(opts.entrypoint) : (image.entrypoint ?? null);
+  let cmd: string[] | null;
+  if (opts.command !== undefined) cmd = asArgv(opts.command);
+  else if (opts.entrypoint !== undefined) cmd = null;
+  else cmd = image.cmd ?? null;
+  const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
+  if (argv.length === 0) {
+    throw new InvalidArgumentError('command', 'no command specified: the image has no Cmd or Entrypoint; pass a command');
+  }
+  return { entrypoint: entrypoint && entrypoint.length ? entrypoint : null, cmd, argv };
+}
+
+/** Merges environments: later entries replace earlier ones with the same key; PATH is defaulted. */
+export function mergeEnv(image: readonly string[], opts: ContainerCreateOptions['env']): string[] {
+  const out = new Map<string, string>();
+  const put = (kv: string) => {
+    const i = kv.indexOf('=');
+    out.set(i < 0 ? kv : kv.slice(0, i), kv);
+  };
+  image.forEach(put);
+  if (Array.isArray(opts)) opts.forEach(put);
+  else if (opts) for (const [k, v] of Object.entries(opts)) put(`${k}=${String(v)}`);
+  if (!out.has('PATH')) out.set('PATH', DEFAULT_PATH);
+  return [...out.values()];
+}
+
+/** Builds the record's config from options and the image config. */
+export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCreateOptions): {
+  config: ContainerRecord['config'];
+  path: string;
+  args: string[];
+} {
+  const { entrypoint, cmd, argv } = resolveArgv(image, opts);
+  const hostname = opts.hostname ?? id.slice(0, 12);
+  const env = mergeEnv(image.env ?? [], opts.env);
+  if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${hostname}`);
+  const securityOpt = opts.securityOpt ?? [];
+  const stopSignal = parseSignal(opts.stopSignal ?? image.stopSignal ?? 'SIGTERM');
+  if (stopSignal === undefined) throw new InvalidArgumentError('stopSignal', `the image's StopSignal '${image.stopSignal}' is not a signal`);
+  return {
+    path: argv[0]!,
+    args: argv.slice(1),
+    config: {
+      cmd,
+      entrypoint,
+      env,
+      workdir: opts.workdir ?? (image.workdir || '/'),
+      user: opts.user ?? image.user ?? '',
+      hostname,
+      domainname: opts.domainname ?? '',
+      labels: opts.labels ?? {},
+      network: opts.network ?? 'none',
+      capabilities: resolveCapabilities(opts.capAdd ?? [], opts.capDrop ?? [], opts.privileged ?? false),
+      privileged: opts.privileged ?? false,
+      readOnlyRootfs: opts.readOnlyRootfs ?? false,
+      noNewPrivileges: securityOpt.some((o) => o === 'no-new-privileges' || o === 'no-new-privileges:true'),
+      autoRemove: opts.autoRemove ?? false,
+      stopSignal,
+      stopTimeout: opts.stopTimeout ?? 10,
+    },
+  };
+}
+
+/** Where a container's files live. */
+export interface ContainerPaths {
+  /** The container's directory. */
+  dir: string;
+  /** overlayfs upper dir (the container's writes). */
+  upper: string;
+  /** overlayfs work dir. */
+  work: string;
+  /** Mount point of the root (mounted only inside the container's mount namespace). */
+  rootfs: string;
+  /** The output log. */
+  log: string;
+  /** Exit status, written by the zygote. */
+  exit: string;
+  /** Generated /etc/hostname. */
+  hostname: string;
+  /** Generated /etc/hosts. */
+  hosts: string;
+  /** Generated /etc/resolv.conf. */
+  resolvConf: string;
+}
+
+/** The file layout of container `id` under `containersDir`. */
+export function containerPaths(containersDir: string, id: string): ContainerPaths {
+  const dir = join(containersDir, id);
+  return {
+    dir,
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    rootfs: join(dir, 'rootfs'),
+    log: join(dir, 'output.log'),
+    exit: join(dir, 'exit.json'),
+    hostname: join(dir, 'hostname'),
+    hosts: join(dir, 'hosts'),
+    resolvConf: join(dir, 'resolv.conf'),
+  };
+}
+
+/** The runtime spec of a container record. */
+export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths): RuntimeSpec {
+  const c = rec.config;
+  return {
+    id: rec.id,
+    hostname: c.hostname,
+    ...(c.domainname ? { domainname: c.domainname } : {}),
+    rootfs: { lowerDirs: rec.layerDirs, upperDir: paths.upper, workDir: paths.work, mountPoint: paths.rootfs, readOnly: c.readOnlyRootfs },
+    binds: [
+      { source: paths.hostname, target: '/etc/hostname', readOnly: false },
+      { source: paths.hosts, target: '/etc/hosts', readOnly: false },
+      { source: paths.resolvConf, target: '/etc/resolv.conf', readOnly: false },
+    ],
+    process: {
+      args: [rec.path, ...rec.args],
+      env: c.env,
+      cwd: c.workdir,
+      user: c.user,
+      noNewPrivileges: c.noNewPrivileges,
+      capabilities: c.capabilities,
+    },
+    network: c.network === 'host' ? 'host' : 'new',
+  };
+}
+
+/** /etc/hosts for a container with loopback only (or the host's network). */
+export function hostsFile(hostname: string, domainname: string): string {
+  const fqdn = domainname ? `${hostname}.${domainname} ${hostname}` : hostname;
+  return [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'ff00::0\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+    `127.0.1.1\t${fqdn}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * resolv.conf for a container, from the host's: nameservers on loopback are dropped when the
+ * container has its own network namespace (they are unreachable from it), as Docker does.
+ */
+export function resolvConfFile(hostResolvConf: string, ownNetwork: boolean): string {
+  const lines = hostResolvConf.split('\n').filter((l) => {
+    if (!ownNetwork) return true;
+    const m = /^\s*nameserver\s+(\S+)/.exec(l);
+    return !m || !(m[1]!.startsWith('127.') || m[1] === '::1');
+  });
+  return lines.join('\n').trimEnd() + '\n';
+}

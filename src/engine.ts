@@ -1,0 +1,129 @@
+/**
+ * The engine: one state root, its services, and its event stream.
+ *
+ * @module
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { EventHub } from './events/event-hub.js';
+import { EventLog } from './events/event-log.js';
+import type { BerthEvent, EventFilter } from './events/index.js';
+import { ImageService } from './image/service.js';
+import { ContainerService } from './container/service.js';
+import { ZygoteClient } from './runtime/zygote-client.js';
+
+/** Options of {@link Engine}. */
+export interface EngineOptions {
+  /** Persistent state (images, containers, events). Default `$BERTH_ROOT`, else `/var/lib/berth`. */
+  root?: string;
+  /** Volatile state (mounts, pids). Default `$BERTH_RUN_ROOT`, else `/run/berth`. */
+  runRoot?: string;
+}
+
+/** Filter of {@link Engine.events}. */
+export type EventsOptions = EventFilter;
+
+let defaultEngine: Engine | undefined;
+
+/**
+ * One engine = one state directory. Several processes may use the same root at once: they see
+ * one consistent state and each other's events.
+ *
+ * The engine is also an EventEmitter (eventemitter3) of the root's events: `engine.on('container', …)`
+ * receives container events from every process sharing the root, as `docker events` shows.
+ *
+ * @example
+ * ```ts
+ * import { Engine, Container } from 'berth';
+ * await using engine = new Engine({ root: '/tmp/berth-test' });
+ * engine.on('container', (e) => console.log(e.action, e.id.slice(0, 12)));
+ * const c = await Container.run('busybox', ['true'], { engine });
+ * ```
+ */
+export class Engine extends EventHub {
+  /** The persistent state root. */
+  readonly root: string;
+  /** The volatile state root. */
+  readonly runRoot: string;
+  /** The append-only event log shared by every process using this root. */
+  readonly eventLog: EventLog;
+  /** The helper process that forks containers for this engine (started on first use). */
+  readonly zygote: ZygoteClient;
+  #images: ImageService | undefined;
+  #containers: ContainerService | undefined;
+  #prepared = false;
+
+  /** Creates an engine over a state root; touches nothing until used. */
+  constructor(options: EngineOptions = {}) {
+    const root = resolve(options.root ?? process.env.BERTH_ROOT ?? '/var/lib/berth');
+    const log = new EventLog(root);
+    super(log);
+    this.root = root;
+    this.runRoot = resolve(options.runRoot ?? process.env.BERTH_RUN_ROOT ?? '/run/berth');
+    this.eventLog = log;
+    this.zygote = new ZygoteClient();
+  }
+
+  /** The engine the bare constructors (`new Image(ref)`, `Container.create(…)`) use: `$BERTH_ROOT` or `/var/lib/berth`. */
+  static default(): Engine {
+    defaultEngine ??= new Engine();
+    return defaultEngine;
+  }
+
+  #prepare(): void {
+    if (this.#prepared) return;
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    this.#prepared = true;
+  }
+
+  /** The image store of this root. */
+  get images(): ImageService {
+    this.#prepare();
+    this.#images ??= new ImageService({
+      root: this.root,
+      eventLog: this.eventLog,
+      imageUsers: (id) => this.containers.imageUsers(id),
+    });
+    return this.#images;
+  }
+
+  /** The container manager of this root. */
+  get containers(): ContainerService {
+    this.#prepare();
+    this.#containers ??= new ContainerService({
+      root: this.root,
+      appendEvent: (e) => this.eventLog.append(e),
+      resolveImage: (ref) => this.images.resolveForRun(ref),
+      zygote: this.zygote,
+    });
+    return this.#containers;
+  }
+
+  /**
+   * Events of this root, as `docker events`: past ones from `since`, then live ones (from every
+   * process sharing the root) until `until` passes or the loop is left.
+   *
+   * @example
+   * ```ts
+   * for await (const e of engine.events({ type: ['container'], action: ['die'] })) console.log(e.id, e.attributes.exitCode);
+   * ```
+   */
+  events(options: EventsOptions = {}): AsyncIterable<BerthEvent> {
+    this.#prepare();
+    return this.eventLog.follow(options);
+  }
+
+  /**
+   * Stops this engine's helper process. Containers it started are killed with it (they belong to
+   * their creator); records stay, and later reads see them as exited.
+   */
+  close(): void {
+    this.removeAllListeners();
+    this.zygote.close();
+  }
+
+  /** Same as {@link Engine.close}, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}

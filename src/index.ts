@@ -1,0 +1,39 @@
+/**
+ * berth: a daemonless container engine for Node.js. Images, containers and their events,
+ * in-process, straight on the Linux kernel.
+ *
+ * @packageDocumentation
+ */
+export { Engine, type EngineOptions, type EventsOptions } from './engine.js';
+export { Image } from './image/image.js';
+export type * from './image/image.js';
+export {
+  Container,
+  type ContainerLogs,
+  type ContainerListOptions,
+  type CreateOptions,
+  type EngineOption,
+  type RunOptions,
+  type WaitResult,
+} from './container/container.js';
+export type { ContainerCreateOptions } from './container/options.js';
+export type { ContainerInfo, ContainerSummary } from './container/info.js';
+export type { ContainerStatus } from './container/record.js';
+export type { LogLine, LogsOptions } from './container/logs.js';
+export type { LogStream } from './runtime/log-format.js';
+export type { BerthEvent, EventFilter, EventTime, EventType } from './events/index.js';
+export { Operation, type OperationWork, type OperationOptions } from './operation.js';
+export {
+  BerthError,
+  CommandError,
+  ConflictError,
+  InvalidArgumentError,
+  KernelError,
+  NotFoundError,
+  StateError,
+  TimeoutError,
+  UnsafeLayerError,
+  ERROR_CODES,
+  type ErrorCode,
+  type BerthErrorOptions,
+} from './errors.js';

@@ -1,0 +1,45 @@
+/**
+ * An engine on a temporary root with the busybox test image imported, for integration tests.
+ * Everything it made is checked for leaks (mounts, processes under the root) and removed after
+ * the test, also when the test fails.
+ *
+ * @module
+ */
+import { afterEach } from 'vitest';
+import { Engine, Image } from '../../src/index.js';
+import { busyboxImage } from './busybox.js';
+import { tempDir } from './tmp.js';
+import { assertNoLeaks, snapshotLeaks, type LeakSnapshot } from './leaks.js';
+
+/** The reference the busybox image is imported under. */
+export const BUSYBOX_REF = 'test/busybox:latest';
+
+const open: Array<{ engine: Engine; before: LeakSnapshot }> = [];
+
+afterEach(async () => {
+  const all = open.splice(0);
+  let failure: unknown;
+  for (const { engine, before } of all) {
+    try {
+      for (const c of await engine.containers.list({ all: true })) await engine.containers.remove(c.id, { force: true });
+      await assertNoLeaks(before);
+    } catch (e) {
+      failure ??= e;
+    } finally {
+      engine.close();
+    }
+  }
+  if (failure) throw failure;
+});
+
+/** A fresh engine on a temp root, with {@link BUSYBOX_REF} imported. Cleaned up after the test. */
+export async function testEngine(options: { image?: boolean } = {}): Promise<{ engine: Engine; root: string }> {
+  const root = tempDir('engine');
+  const engine = new Engine({ root, runRoot: `${root}/run` });
+  open.push({ engine, before: snapshotLeaks(root) });
+  if (options.image !== false) {
+    const { tar } = await busyboxImage();
+    await Image.import(tar, { ref: BUSYBOX_REF, engine });
+  }
+  return { engine, root };
+}

@@ -1,0 +1,226 @@
+/**
+ * Containers on the real kernel: isolation, root file system, identity, output, exit codes.
+ * Every assertion is made from inside the container with busybox applets.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Container, Image, BerthError, CommandError } from '../../src/index.js';
+import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+
+async function runText(engine: Awaited<ReturnType<typeof testEngine>>['engine'], command: string[], opts: Record<string, unknown> = {}) {
+  const c = await Container.run(BUSYBOX_REF, command, { engine, ...opts });
+  const { exitCode } = await c.wait();
+  return { c, exitCode, text: await c.logs() };
+}
+
+describe('container isolation', () => {
+  it('runs the command as PID 1 that sees only its own processes', async () => {
+    const { engine } = await testEngine();
+    const { exitCode, text } = await runText(engine, ['sh', '-c', 'echo pid=$$; ps -o pid | tail -n +2 | tr -d " " | sort -n | tr "\\n" ,']);
+    expect(exitCode).toBe(0);
+    const [first, pids] = text.trim().split('\n');
+    expect(first).toBe('pid=1');
+    const list = pids!.split(',').filter(Boolean).map(Number);
+    expect(list[0]).toBe(1);
+    expect(Math.max(...list)).toBeLessThan(10);
+  });
+
+  it('has its own hostname (default: the short id), hosts and resolv.conf', async () => {
+    const { engine } = await testEngine();
+    const { c, text } = await runText(engine, ['sh', '-c', 'hostname; cat /etc/hostname; grep -c localhost /etc/hosts; test -f /etc/resolv.conf && echo resolv']);
+    const id = await c.id();
+    expect(text.split('\n').slice(0, 4)).toEqual([id.slice(0, 12), id.slice(0, 12), '2', 'resolv']);
+    const named = await runText(engine, ['hostname'], { hostname: 'box.example' });
+    expect(named.text).toBe('box.example\n');
+  });
+
+  it('has loopback only, up', async () => {
+    const { engine } = await testEngine();
+    const { text } = await runText(engine, ['sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/operstate']);
+    expect(text.split('\n')[0]).toBe('lo');
+    expect(['unknown', 'up']).toContain(text.split('\n')[1]);
+  });
+
+  it('mounts /proc, a read-only /sys and a /dev with the standard nodes', async () => {
+    const { engine } = await testEngine();
+    const { text } = await runText(engine, [
+      'sh', '-c',
+      'for d in null zero full random urandom tty console ptmx pts shm mqueue fd stdin stdout stderr; do test -e /dev/$d && echo -n "$d "; done; echo;' +
+        'touch /sys/x 2>/dev/null || echo sys-ro; head -c 4 /dev/zero | wc -c; cat /proc/self/status | grep -c ^Pid; cat /proc/kcore | wc -c',
+    ]);
+    const [devs, sysRo, zero, proc, kcore] = text.trim().split('\n');
+    expect(devs!.trim().split(' ')).toEqual(['null', 'zero', 'full', 'random', 'urandom', 'tty', 'console', 'ptmx', 'pts', 'shm', 'mqueue', 'fd', 'stdin', 'stdout', 'stderr']);
+    expect(sysRo).toBe('sys-ro');
+    expect(zero!.trim()).toBe('4');
+    expect(proc).toBe('1');
+    expect(kcore!.trim()).toBe('0');
+  });
+
+  it('keeps Docker’s default capabilities', async () => {
+    const { engine } = await testEngine();
+    const { text } = await runText(engine, ['sh', '-c', 'grep CapEff /proc/self/status']);
+    expect(text.trim()).toBe('CapEff:\t00000000a80425fb');
+    const dropped = await runText(engine, ['sh', '-c', 'grep CapEff /proc/self/status'], { capDrop: ['ALL'], capAdd: ['CHOWN'] });
+    expect(dropped.text.trim()).toBe('CapEff:\t0000000000000001');
+  });
+});
+
+describe('root file system', () => {
+  it('writes go to the container, never to the image or the host', async () => {
+    const { engine } = await testEngine();
+    const first = await runText(engine, ['sh', '-c', 'echo changed > /etc/passwd; echo new > /newfile; rm /bin/ls; cat /newfile']);
+    expect(first.text).toBe('new\n');
+    const second = await runText(engine, ['sh', '-c', 'test -e /newfile || echo clean; grep -c root /etc/passwd; test -e /bin/ls && echo ls']);
+    expect(second.text).toBe('clean\n1\nls\n');
+    const upper = engine.containers.paths(await first.c.id()).upper;
+    expect(readFileSync(`${upper}/newfile`, 'utf8')).toBe('new\n');
+  });
+
+  it('mounts the root read-only with readOnlyRootfs', async () => {
+    const { engine } = await testEngine();
+    const { text } = await runText(engine, ['sh', '-c', 'touch /x 2>&1 | grep -o "Read-only file system"; touch /tmp/y 2>/dev/null || echo tmp-ro'], { readOnlyRootfs: true });
+    expect(text).toBe('Read-only file system\ntmp-ro\n');
+  });
+});
+
+describe('process configuration', () => {
+  it('merges env over the image’s, sets workdir (created when missing)', async () => {
+    const { engine } = await testEngine();
+    const { text } = await runText(engine, ['sh', '-c', 'echo $A $B; pwd; echo $PATH; echo $HOME'], { env: { A: '1', B: 'two' }, workdir: '/work/dir' });
+    expect(text).toBe('1 two\n/work/dir\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/root\n');
+  });
+
+  it('applies the image’s entrypoint and cmd as Docker does', async () => {
+    const { engine } = await testEngine();
+    const { tar } = await import('../helpers/busybox.js').then((m) => m.busyboxImage());
+    await Image.import(tar, { ref: 'test/echo:1', engine, changes: ['ENTRYPOINT ["echo", "ep"]', 'CMD ["default"]', 'ENV GREETING=hello', 'WORKDIR /tmp'] });
+    const a = await Container.run('test/echo:1', undefined, { engine });
+    await a.wait();
+    expect(await a.logs()).toBe('ep default\n');
+    const b = await Container.run('test/echo:1', ['given'], { engine });
+    await b.wait();
+    expect(await b.logs()).toBe('ep given\n');
+    const c = await Container.run('test/echo:1', ['-c', 'echo $GREETING; pwd'], { engine, entrypoint: ['sh'] });
+    await c.wait();
+    expect(await c.logs()).toBe('hello\n/tmp\n');
+  });
+
+  it('runs as a user by name (with supplementary groups) or by uid:gid', async () => {
+    const { engine } = await testEngine();
+    const byName = await runText(engine, ['id'], { user: 'app' });
+    expect(byName.text).toBe('uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)\n');
+    const byIds = await runText(engine, ['sh', '-c', 'id -u; id -g; grep CapEff /proc/self/status'], { user: '1234:5678' });
+    expect(byIds.text).toBe('1234\n5678\nCapEff:\t0000000000000000\n');
+    await expect(Container.run(BUSYBOX_REF, ['id'], { engine, user: 'nobody-here' })).rejects.toThrow(/unable to find user nobody-here/);
+  });
+});
+
+describe('output and exit', () => {
+  it('records stdout and stderr in order, with streams and times', async () => {
+    const { engine } = await testEngine();
+    const before = Date.now();
+    const { c, exitCode } = await runText(engine, ['sh', '-c', 'echo one; echo two >&2; echo three; exit 3']);
+    expect(exitCode).toBe(3);
+    expect(await c.logs()).toBe('one\ntwo\nthree\n');
+    const lines = [];
+    for await (const l of c.logs()) lines.push(l);
+    expect(lines.map((l) => [l.stream, l.text])).toEqual([['stdout', 'one\n'], ['stderr', 'two\n'], ['stdout', 'three\n']]);
+    expect(lines[0]!.time.getTime()).toBeGreaterThanOrEqual(before - 5);
+    expect(await c.logs({ stderr: false, tail: 1 })).toBe('three\n');
+    const info = await c.inspect();
+    expect(info.state).toMatchObject({ status: 'exited', exitCode: 3, running: false, pid: 0 });
+  });
+
+  it('follows output until the container stops', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.1; done'], { engine });
+    const seen: string[] = [];
+    for await (const l of c.logs({ follow: true })) seen.push(l.text);
+    expect(seen).toEqual(['line1\n', 'line2\n', 'line3\n']);
+    expect((await c.inspect()).state.status).toBe('exited');
+  });
+
+  it('reports a signal as 128+n, stops with SIGTERM then SIGKILL, and kills', async () => {
+    const { engine } = await testEngine();
+    const handles = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 42" TERM; while true; do sleep 0.05; done'], { engine });
+    await handles.stop({ timeout: 5 });
+    expect((await handles.inspect()).state.exitCode).toBe(42);
+
+    const ignores = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    const t0 = Date.now();
+    await ignores.stop({ timeout: 1 });
+    const info = await ignores.inspect();
+    expect(info.state).toMatchObject({ status: 'exited', exitCode: 137, signal: 9 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+
+    const killed = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 7" USR1; while true; do sleep 0.05; done'], { engine });
+    await killed.kill('USR1');
+    expect((await killed.wait()).exitCode).toBe(7);
+    await expect(killed.kill()).rejects.toMatchObject({ code: 'NOT_RUNNING' });
+  });
+});
+
+describe('lifecycle and cleanup', () => {
+  it('leaves nothing behind after remove: no mount, no directory, no process', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, name: 'sleeper' });
+    const info = await c.inspect();
+    expect(info.state.running).toBe(true);
+    expect(existsSync(`/proc/${info.state.pid}`)).toBe(true);
+    await expect(c.remove()).rejects.toMatchObject({ code: 'INVALID_STATE' });
+    await c.remove({ force: true });
+    expect(existsSync(`/proc/${info.state.pid}`)).toBe(false);
+    expect(existsSync(engine.containers.paths(info.id).dir)).toBe(false);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(info.id);
+    await expect(new Container('sleeper', { engine }).inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+    expect(await Container.list({ engine, all: true })).toEqual([]);
+  });
+
+  it('removes itself with autoRemove, and with await using', async () => {
+    const { engine, root } = await testEngine();
+    const auto = await Container.run(BUSYBOX_REF, ['true'], { engine, autoRemove: true });
+    const id = await auto.id();
+    await auto.wait();
+    await expect.poll(() => existsSync(engine.containers.paths(id).dir)).toBe(false);
+    let pid = 0;
+    {
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+      pid = (await c.inspect()).state.pid;
+    }
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(readdirSync(`${root}/containers`).filter((f) => /^[0-9a-f]{64}/.test(f))).toEqual([]);
+  });
+
+  it('lists with filters and refuses to remove the image while a container uses it', async () => {
+    const { engine } = await testEngine();
+    const a = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, name: 'web-1', labels: { tier: 'web' } });
+    const b = await Container.create({ image: BUSYBOX_REF, command: ['true'], engine, name: 'db-1', labels: { tier: 'db' } });
+    expect((await Container.list({ engine })).map((s) => s.name)).toEqual(['web-1']);
+    expect((await Container.list({ engine, all: true })).map((s) => s.name).sort()).toEqual(['db-1', 'web-1']);
+    expect((await Container.list({ engine, all: true, label: 'tier=db' })).map((s) => s.state)).toEqual(['created']);
+    await expect(new Image(BUSYBOX_REF, { engine }).remove()).rejects.toMatchObject({ code: 'IN_USE' });
+    await a.remove({ force: true });
+    await b.remove();
+  });
+});
+
+describe('bad input changes nothing', () => {
+  it('rejects an unknown image, a taken name, malformed options and a missing command', async () => {
+    const { engine, root } = await testEngine();
+    const count = () => readdirSync(`${root}/containers`, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name !== 'names').length;
+    await expect(Container.create({ image: 'nope:1', engine })).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
+    await Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'taken', engine });
+    const n = count();
+    await expect(Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'taken', engine })).rejects.toMatchObject({ code: 'NAME_CONFLICT' });
+    await expect(Container.create({ image: BUSYBOX_REF, name: 'bad name!', engine })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'name' });
+    await expect(Container.create({ image: BUSYBOX_REF, workdir: 'relative', engine })).rejects.toMatchObject({ field: 'workdir' });
+    await expect(Container.create({ image: BUSYBOX_REF, ports: ['80:80'], engine } as never)).rejects.toMatchObject({ field: 'ports' });
+    await expect(Container.create({ image: BUSYBOX_REF, stopSignal: 'SIGNOPE', engine })).rejects.toMatchObject({ field: 'stopSignal' });
+    expect(count()).toBe(n);
+    const err = await Container.run(BUSYBOX_REF, ['no-such-program'], { engine }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    expect(err).toBeInstanceOf(BerthError);
+    expect(err).toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
+    expect((err as Error).message).toContain('exec: "no-such-program": executable file not found in $PATH');
+  });
+});
