@@ -24,7 +24,7 @@ import { readFileSync, statSync } from 'node:fs';
 import * as K from '../kernel/constants.js';
 import { mount, umount2, pivotRoot, openTree, moveMount } from '../kernel/mount.js';
 import { unshare, sethostname, setdomainname } from '../kernel/namespaces.js';
-import { open, close, dup2, closeRange, write } from '../kernel/fd.js';
+import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, makedev, exists } from '../kernel/fs.js';
 import {
   chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask,
@@ -33,7 +33,7 @@ import { setLinkUp } from '../kernel/net.js';
 import { resetSignals } from '../kernel/signals.js';
 import { KernelError } from '../errors.js';
 import type { Plan } from './plan.js';
-import { resolveUser, type ResolvedUser } from './user.js';
+import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
 
 /** The file descriptors the init wires up, as numbers in the child. */
 export interface InitFds {
@@ -71,18 +71,84 @@ const CAP_LAST = (() => {
   }
 })();
 
-/** Runs the plan in the current (freshly forked) process. Never returns. */
-export function runInit(plan: Plan, fds: InitFds): never {
-  let step = 'start';
+/**
+ * The part of the init that does not depend on the container: new session, namespaces,
+ * private mounts, loopback up. A pooled template runs it ahead of time (see `zygote.ts`).
+ */
+export function prepareInit(unshareFlags: number): void {
+  prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
+  setsid();
+  unshare(unshareFlags);
+  mount(null, '/', null, K.MS_REC | K.MS_PRIVATE, null);
+  if (unshareFlags & K.CLONE_NEWNET) setLinkUp('lo');
+}
+
+/**
+ * A pooled template: prepares namespaces for `unshareFlags`, then blocks until the zygote
+ * writes a plan on `ctrlFd` (and closes it), and runs it. Exits quietly when the pipe closes
+ * without a plan. Never returns.
+ */
+export function runTemplate(unshareFlags: number, ctrlFd: number, fds: InitFds): never {
   try {
-    step = 'prctl PDEATHSIG';
-    prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
-    setsid();
-    step = 'unshare';
-    unshare(plan.unshareFlags);
+    // Keep only our own descriptors: a copy of another container's pipe end held here would
+    // keep that container's output (and exec report) open until this template execs.
+    closeOtherFds([ctrlFd, fds.stdout, fds.stderr, fds.error, fds.stdin].filter((fd) => fd >= 0));
+    prepareInit(unshareFlags);
+    warmUp();
+  } catch (e) {
+    report(fds.error, failureOf('prepare', e));
+  }
+  let plan: Plan;
+  try {
+    const header = readExactly(ctrlFd, 4);
+    if (!header) exit(0);
+    const body = readExactly(ctrlFd, header.readUInt32LE(0));
+    if (!body) exit(0);
+    close(ctrlFd);
+    plan = JSON.parse(body.toString('utf8')) as Plan;
+  } catch (e) {
+    report(fds.error, failureOf('read plan', e));
+  }
+  return runInit(plan, fds, true);
+}
+
+/** Reads exactly `n` bytes (blocking); undefined at end of file. */
+function readExactly(fd: number, n: number): Buffer | undefined {
+  const out = Buffer.allocUnsafe(n);
+  let off = 0;
+  while (off < n) {
+    const got = read(fd, out.subarray(off));
+    if (got === 0) return undefined;
+    off += got;
+  }
+  return out;
+}
+
+/** Closes every descriptor from 3 up except `keep`. */
+function closeOtherFds(keep: number[]): void {
+  let from = 3;
+  for (const fd of [...keep].sort((a, b) => a - b)) {
+    if (fd < from) continue;
+    if (fd > from) closeRange(from, fd - 1, 0);
+    from = fd + 1;
+  }
+  closeRange(from, 0xffffffff, 0);
+}
+
+/** Compiles the init's helpers in a template before a plan arrives (V8 compiles lazily). */
+function warmUp(): void {
+  resolveUserFrom('x', parsePasswd([['x', 'x', '1', '1', '', '/', '/bin/sh']]), parseGroup([['g', 'x', '2', 'x']]));
+  makedev(1, 3);
+  failureOf('warm', new Error('warm'));
+}
+
+/** Runs the plan in the current (freshly forked) process. Never returns. */
+export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
+  let step = 'prepare';
+  try {
+    if (!prepared) prepareInit(plan.unshareFlags);
     step = 'rootfs';
     const root = plan.spec.rootfs;
-    mount(null, '/', null, K.MS_REC | K.MS_PRIVATE, null);
     mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);
     step = 'bind sources';
     const binds = plan.spec.binds.map((b) => ({
@@ -118,10 +184,6 @@ export function runInit(plan: Plan, fds: InitFds): never {
     step = 'hostname';
     sethostname(plan.spec.hostname);
     if (plan.spec.domainname) setdomainname(plan.spec.domainname);
-    if (plan.spec.network === 'new') {
-      step = 'loopback';
-      setLinkUp('lo');
-    }
     step = 'user';
     const user = resolveUser(plan.spec.process.user);
     step = 'stdio';

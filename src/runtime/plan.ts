@@ -137,10 +137,12 @@ export function overlayData(rootfs: RuntimeSpec['rootfs']): string {
   return `lowerdir=${rootfs.lowerDirs.join(':')},upperdir=${rootfs.upperDir},workdir=${rootfs.workDir}`;
 }
 
+/** The unshare flags of a container with its own network (the common case, pooled by the zygote). */
+export const DEFAULT_UNSHARE_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWNET;
+
 /** Builds the plan for `spec`. Pure: the same spec always gives the same plan. */
 export function buildPlan(spec: RuntimeSpec): Plan {
-  let unshareFlags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
-  if (spec.network === 'new') unshareFlags |= CLONE_NEWNET;
+  const unshareFlags = spec.network === 'new' ? DEFAULT_UNSHARE_FLAGS : DEFAULT_UNSHARE_FLAGS & ~CLONE_NEWNET;
   const mounts: PlanMount[] = [
     { source: 'proc', target: '/proc', fstype: 'proc', flags: NOSUID_NODEV_NOEXEC, data: null },
     { source: 'sysfs', target: '/sys', fstype: 'sysfs', flags: NOSUID_NODEV_NOEXEC | MS_RDONLY, data: null },

@@ -7,6 +7,7 @@
 import { prctl } from '../kernel/process.js';
 import { PR_SET_PDEATHSIG, SIGNALS } from '../kernel/constants.js';
 import { Zygote } from './zygote.js';
+import { DEFAULT_UNSHARE_FLAGS } from './plan.js';
 import { requestEnvelope, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 
 prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL!);
@@ -28,3 +29,4 @@ process.on('message', (m: unknown) => {
 });
 process.on('disconnect', () => process.exit(0));
 process.send!({ t: 'ok', rid: 0 });
+zygote.warm(DEFAULT_UNSHARE_FLAGS);

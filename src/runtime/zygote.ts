@@ -17,10 +17,23 @@ import { unshare, setns } from '../kernel/namespaces.js';
 import { CLONE_NEWPID, O_CLOEXEC, O_RDONLY, WNOHANG, __WALL } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
-import { runInit, type InitFailure } from './init.js';
+import { runTemplate, type InitFailure } from './init.js';
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
 import type { ExitRecord, StartRequest, ZygoteMessage, ZygoteRequest } from './protocol.js';
+
+/** How many prepared templates the zygote keeps ready. */
+const POOL_SIZE = 2;
+
+/** A forked, prepared init waiting for its plan. */
+interface Template {
+  pid: number;
+  unshareFlags: number;
+  outR: number;
+  errR: number;
+  exR: number;
+  ctrlW: number;
+}
 
 interface Child {
   id: string;
@@ -40,6 +53,10 @@ export class Zygote {
   readonly #pidns = open('/proc/self/ns/pid', O_RDONLY | O_CLOEXEC);
   readonly #byPid = new Map<number, Child>();
   readonly #byId = new Map<string, Child>();
+  readonly #templates = new Map<number, Template>();
+  #pool: Template[] = [];
+  #poolFlags = -1;
+  #refilling = false;
 
   /** Creates the zygote; `send` delivers messages to the engine. */
   constructor(send: (m: ZygoteMessage) => void) {
@@ -61,44 +78,85 @@ export class Zygote {
     }
   }
 
-  #start(req: StartRequest): void {
-    let fds: number[] = [];
-    let pid: number;
+  /**
+   * Forks a template: PID 1 of a new PID namespace that prepares its other namespaces and
+   * waits for a plan on its control pipe (see `runTemplate` in `init.ts`).
+   */
+  #fork(unshareFlags: number): Template {
+    const fds: number[] = [];
     try {
-      const [outR, outW] = pipe2(O_CLOEXEC);
-      const [errR, errW] = pipe2(O_CLOEXEC);
-      const [exR, exW] = pipe2(O_CLOEXEC);
-      fds = [outR, outW, errR, errW, exR, exW];
+      for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
+      const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds as [number, number, number, number, number, number, number, number];
       allowForkOfHeap();
       unshare(CLONE_NEWPID);
+      let pid = -1;
       try {
         pid = fork();
       } finally {
         // In the parent only: go back to our own PID namespace for the next children.
-        if (pid! !== 0) setns(this.#pidns, CLONE_NEWPID);
+        if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
       }
-      if (pid === 0) runInit(req.plan, { stdin: -1, stdout: outW, stderr: errW, error: exW });
-      close(outW);
-      close(errW);
-      close(exW);
-      fds = [];
-      const child: Child = {
-        id: req.plan.spec.id, pid, rid: req.rid, exitPath: req.exitPath, openStreams: 2, done: false,
-        logFd: openSync(req.logPath, 'a'),
-      };
-      this.#byPid.set(pid, child);
-      this.#byId.set(child.id, child);
-      this.#pump(child, outR, 'stdout');
-      this.#pump(child, errR, 'stderr');
-      this.#watchExec(child, exR);
+      if (pid === 0) runTemplate(unshareFlags, ctrlR, { stdin: -1, stdout: outW, stderr: errW, error: exW });
+      for (const fd of [outW, errW, exW, ctrlR]) close(fd);
+      const t: Template = { pid, unshareFlags, outR, errR, exR, ctrlW };
+      this.#templates.set(pid, t);
+      return t;
     } catch (e) {
       for (const fd of fds) close(fd);
+      throw e;
+    }
+  }
+
+  /** Keeps {@link POOL_SIZE} templates of the default flags ready, off the request's path. */
+  #refill(): void {
+    if (this.#refilling) return;
+    this.#refilling = true;
+    setImmediate(() => {
+      this.#refilling = false;
+      try {
+        while (this.#pool.length < POOL_SIZE) this.#pool.push(this.#fork(this.#poolFlags));
+      } catch {
+        // Out of pids or memory: requests fork on demand and report the error.
+      }
+    });
+  }
+
+  /** Sets the unshare flags pooled templates are prepared with, and fills the pool. */
+  warm(unshareFlags: number): void {
+    this.#poolFlags = unshareFlags;
+    this.#refill();
+  }
+
+  #start(req: StartRequest): void {
+    let t: Template | undefined;
+    try {
+      const flags = req.plan.unshareFlags;
+      if (flags === this.#poolFlags) t = this.#pool.shift();
+      t ??= this.#fork(flags);
+      this.#templates.delete(t.pid);
+      const body = Buffer.from(JSON.stringify(req.plan));
+      const header = Buffer.alloc(4);
+      header.writeUInt32LE(body.length, 0);
+      writeSync(t.ctrlW, Buffer.concat([header, body]));
+      close(t.ctrlW);
+      const child: Child = {
+        id: req.plan.spec.id, pid: t.pid, rid: req.rid, exitPath: req.exitPath, openStreams: 2, done: false,
+        logFd: openSync(req.logPath, 'a'),
+      };
+      this.#byPid.set(t.pid, child);
+      this.#byId.set(child.id, child);
+      this.#pump(child, t.outR, 'stdout');
+      this.#pump(child, t.errR, 'stderr');
+      this.#watchExec(child, t.exR);
+    } catch (e) {
+      if (t) for (const fd of [t.outR, t.errR, t.exR]) close(fd);
       const msg = e instanceof Error ? e.message : String(e);
       const error: InitFailure = e instanceof KernelError
         ? { step: 'fork', message: msg, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 }
         : { step: 'fork', message: msg, kind: 'other', exitCode: 1 };
       this.#send({ t: 'failed', rid: req.rid, error });
     }
+    if (req.plan.unshareFlags === this.#poolFlags) this.#refill();
   }
 
   #watchExec(child: Child, fd: number): void {
@@ -152,9 +210,18 @@ export class Zygote {
         throw e;
       }
       if (r.pid <= 0) return;
+      const status = { ...decodeWaitStatus(r.status), finishedAt: Date.now() };
+      const tpl = this.#templates.get(r.pid);
+      if (tpl) {
+        // A template died before it was used (its preparation failed): drop it.
+        this.#templates.delete(r.pid);
+        this.#pool = this.#pool.filter((t) => t !== tpl);
+        for (const fd of [tpl.outR, tpl.errR, tpl.exR, tpl.ctrlW]) close(fd);
+        continue;
+      }
       const child = this.#byPid.get(r.pid);
       if (!child) continue;
-      child.status = { ...decodeWaitStatus(r.status), finishedAt: Date.now() };
+      child.status = status;
       this.#maybeFinish(child);
     }
   }
