@@ -191,16 +191,17 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
     dup2(stdin, 0);
     dup2(fds.stdout, 1);
     dup2(fds.stderr, 2);
-    step = 'capabilities';
-    dropPrivileges(plan, user);
     step = 'workdir';
     const cwd = plan.spec.process.cwd || '/';
     if (!exists(cwd)) mkdirAll(cwd, 0o755);
-    chdir(cwd);
     if (plan.spec.rootfs.readOnly) {
       step = 'read-only root';
       mount(null, '/', null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
     }
+    step = 'capabilities';
+    dropPrivileges(plan, user);
+    step = 'workdir';
+    chdir(cwd);
     step = 'exec';
     closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
     resetSignals();

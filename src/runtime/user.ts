@@ -76,9 +76,10 @@ export function resolveUserFrom(spec: string, passwd: PasswdEntry[], groups: Gro
     }
   }
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new Error(`user ${spec}: id out of range`);
-  // Supplementary groups come from /etc/group membership, only when the group was not forced.
+  // Supplementary groups, as initgroups(3) makes them: the primary group, then every group
+  // listing the user as a member (only when the group was not given explicitly).
   const additionalGids = name !== undefined && groupPart === undefined
-    ? groups.filter((g) => g.members.includes(name!) && g.gid !== gid).map((g) => g.gid)
+    ? [gid, ...groups.filter((g) => g.members.includes(name!)).map((g) => g.gid)]
     : [];
   return { uid, gid, additionalGids: [...new Set(additionalGids)], home: home || '/' };
 }

@@ -49,9 +49,9 @@ describe('user resolution', () => {
   const passwd = parsePasswd([['root', 'x', '0', '0', 'root', '/root', '/bin/sh'], ['app', 'x', '1000', '1000', '', '/home/app', '/bin/sh']]);
   const groups = parseGroup([['root', 'x', '0', ''], ['app', 'x', '1000', ''], ['extra', 'x', '2000', 'app,other'], ['more', 'x', '3000', 'app']]);
   it.each([
-    ['', { uid: 0, gid: 0, additionalGids: [], home: '/root' }],
-    ['app', { uid: 1000, gid: 1000, additionalGids: [2000, 3000], home: '/home/app' }],
-    ['1000', { uid: 1000, gid: 1000, additionalGids: [2000, 3000], home: '/home/app' }],
+    ['', { uid: 0, gid: 0, additionalGids: [0], home: '/root' }],
+    ['app', { uid: 1000, gid: 1000, additionalGids: [1000, 2000, 3000], home: '/home/app' }],
+    ['1000', { uid: 1000, gid: 1000, additionalGids: [1000, 2000, 3000], home: '/home/app' }],
     ['app:extra', { uid: 1000, gid: 2000, additionalGids: [], home: '/home/app' }],
     ['42:43', { uid: 42, gid: 43, additionalGids: [], home: '/' }],
   ])('%s', (s, expected) => {

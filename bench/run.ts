@@ -1,0 +1,117 @@
+/**
+ * The foundation's figures, measured in one run:
+ *
+ * 1. create + start + wait + remove of `true` from the busybox image (median, min–max of
+ *    ≥ 30 runs), beside a bare `unshare --pid --fork --mount --uts --ipc --net --mount-proc true`
+ *    and, when installed, `crun run` of an equivalent bundle;
+ * 2. 50 containers run 4 at a time, in all;
+ * 3. the resident memory (PSS) berth adds per running idle container.
+ *
+ * Usage: `npx tsx bench/run.ts [runs]` (part of `npm run bench`).
+ *
+ * @module
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Container, Engine, Image } from '../src/index.js';
+import { benchRootfs } from './lib/busybox.js';
+import { formatTable, median, minMax, pssOfPid, timeIt } from './lib/stats.js';
+
+const RUNS = Math.max(30, Number(process.argv[2] ?? 50));
+const root = mkdtempSync(join(tmpdir(), 'berth-bench-'));
+const engine = new Engine({ root, runRoot: join(root, 'run') });
+
+function which(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function row(name: string, samples: number[], note = ''): Array<string> {
+  const { min, max } = minMax(samples);
+  return [name, median(samples).toFixed(2), `${min.toFixed(2)}–${max.toFixed(2)}`, String(samples.length), note];
+}
+
+async function runTrue(): Promise<void> {
+  const c = await Container.create({ image: 'bench/busybox', command: ['true'], engine });
+  await c.start();
+  await c.wait();
+  await c.remove();
+}
+
+function crunBundle(rootfsDir: string): string {
+  const dir = join(root, 'crun-bundle');
+  mkdirSync(dir, { recursive: true });
+  cpSync(rootfsDir, join(dir, 'rootfs'), { recursive: true, verbatimSymlinks: true });
+  execFileSync('crun', ['spec'], { cwd: dir });
+  const spec = JSON.parse(execFileSync('cat', [join(dir, 'config.json')]).toString()) as { process: { args: string[]; terminal: boolean } };
+  spec.process.args = ['true'];
+  spec.process.terminal = false;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+  return dir;
+}
+
+async function main(): Promise<void> {
+  const { tar, dir } = await benchRootfs();
+  await Image.import(tar, { ref: 'bench/busybox', engine });
+  await runTrue(); // warm: the zygote starts once per engine
+
+  const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
+  rows.push(row('berth create+start+wait+remove `true`', await timeIt(runTrue, RUNS, { warmup: 2 })));
+  rows.push(row('unshare --pid --fork --mount --uts --ipc --net --mount-proc true', await timeIt(() => {
+    execFileSync('unshare', ['--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--mount-proc', 'true']);
+  }, RUNS, { warmup: 2 }), 'floor: namespaces only, no rootfs'));
+  if (which('crun')) {
+    const bundle = crunBundle(dir);
+    let n = 0;
+    rows.push(row('crun run (same rootfs, no overlay)', await timeIt(() => {
+      execFileSync('crun', ['run', '--bundle', bundle, `berth-bench-${process.pid}-${n++}`], { stdio: 'ignore' });
+    }, RUNS, { warmup: 2 }), 'peer'));
+  } else {
+    rows.push(['crun run', '-', '-', '0', 'not installed']);
+  }
+  console.log('\nContainer start (create + start + wait + remove of `true`), target median ≤ 15 ms');
+  console.log(formatTable(rows));
+
+  // 50 containers, 4 at a time.
+  const batches: number[] = [];
+  for (let rep = 0; rep < 5; rep++) {
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (next < 50) {
+        next++;
+        await runTrue();
+      }
+    }));
+    batches.push(performance.now() - t0);
+  }
+  console.log('\n50 containers run 4 at a time (create+start+wait+remove each), target ≤ 1000 ms');
+  console.log(formatTable([['what', 'median ms', 'min–max ms', 'repeats'], row('50 × `true`, concurrency 4', batches).slice(0, 4)]));
+
+  // Memory per running idle container: PSS of this process and the zygote, before and after.
+  const N = 20;
+  const zpid = engine.zygote.pid!;
+  const pss0 = (await pssOfPid(zpid)) + (await pssOfPid(process.pid));
+  const idle = [];
+  for (let i = 0; i < N; i++) idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine }));
+  await new Promise((r) => setTimeout(r, 300));
+  const pss1 = (await pssOfPid(zpid)) + (await pssOfPid(process.pid));
+  const containerPss = await Promise.all(idle.map(async (c) => pssOfPid((await c.inspect()).state.pid)));
+  for (const c of idle) await c.remove({ force: true });
+  console.log(`\nResident memory berth adds per running idle container (${N} containers), target ≤ 1024 KiB PSS`);
+  console.log(formatTable([
+    ['what', 'KiB'],
+    ['engine process + zygote, before', String(pss0)],
+    ['engine process + zygote, with containers', String(pss1)],
+    ['berth per container ((after − before) / N)', ((pss1 - pss0) / N).toFixed(0)],
+    ['the container’s own process (sleep), median, not berth’s', String(median(containerPss))],
+  ]));
+}
+
+try {
+  await main();
+} finally {
+  engine.close();
+  rmSync(root, { recursive: true, force: true });
+}

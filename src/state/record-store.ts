@@ -1,0 +1,308 @@
+/**
+ * A directory of JSON records, one file per record, safe to share between processes.
+ *
+ * Layout of `dir`:
+ *
+ * - `<id>.json` — a record, always complete: written to a temp file and renamed into place
+ *   ({@link writeFileAtomic}); created with `link(2)` so that creation fails when it exists.
+ * - `<id>.lock` — the record's lock, taken by {@link RecordStore.update} and
+ *   {@link RecordStore.delete}; deleted with the record, while held (see `lock.ts`).
+ * - `.<id>.json.tmp-…` — a write in progress, or left by a crash; never read as a record.
+ * - `names/` — the records' unique names ({@link NameRegistry}).
+ *
+ * Reads take no lock: a rename is atomic, so a reader sees the old record or the new one.
+ * Read-modify-write goes through {@link RecordStore.update}, under the record's exclusive lock.
+ *
+ * @module
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { channel } from 'node:diagnostics_channel';
+import type { z } from 'zod';
+import { BerthError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { createFileExclusiveSync, fsyncDir, readJsonFileSync, writeFileAtomicSync } from './atomic.js';
+import { fsError, isErrno } from './fs-error.js';
+import { withLock } from './lock.js';
+import { NameRegistry } from './names.js';
+
+/** Ids allowed as record ids: safe file names, no leading dot, at most 200 characters. */
+export const RECORD_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$/;
+
+/** Published with `{ file, error }` when {@link RecordStore.list} skips an unreadable record. */
+export const corruptRecordChannel = channel('berth:state:corrupt');
+
+/** Options of {@link RecordStore}. */
+export interface RecordStoreOptions<T> {
+  /** The directory holding the records (created on first write). */
+  dir: string;
+  /** The kind reported by {@link NotFoundError}. Default `other`. */
+  kind?: NotFoundError['kind'];
+  /** The word for one record in messages, e.g. `container`. Default: `kind`, or `record`. */
+  noun?: string;
+  /** Validates records on read and on write; on write, its output is what gets stored. */
+  schema?: z.ZodType<T>;
+  /** `fsync` every change (survives power loss, ~0.4 ms more per write). Default true. */
+  fsync?: boolean;
+  /** How long to wait (ms) for a record's lock before a TimeoutError. Default: no limit. */
+  lockTimeout?: number;
+  /** How old a name held by a missing record must be before it is reclaimed. Default 60 000 ms. */
+  danglingNameGraceMs?: number;
+}
+
+/**
+ * A store of JSON records of type `T`, keyed by id, with unique names.
+ *
+ * @example
+ * ```ts
+ * const store = new RecordStore({ dir: '/var/lib/berth/containers', kind: 'container', schema: ContainerRecord });
+ * await store.create(id, { id, status: 'created', restarts: 0 });
+ * await store.reserveName('web', id);
+ * await store.update(id, (r) => ({ ...r, status: 'running' }));
+ * const same = await store.get(await store.resolve('web'));
+ * ```
+ */
+export class RecordStore<T extends object> {
+  /** The directory holding the records. */
+  readonly dir: string;
+  /** The records' names (`<dir>/names`). */
+  readonly names: NameRegistry;
+  readonly #kind: NotFoundError['kind'];
+  readonly #noun: string;
+  readonly #schema: z.ZodType<T> | undefined;
+  readonly #fsync: boolean;
+  readonly #lockTimeout: number | undefined;
+
+  /** Creates a store over `options.dir`; touches nothing until used. */
+  constructor(options: RecordStoreOptions<T>) {
+    this.dir = path.resolve(options.dir);
+    this.#kind = options.kind ?? 'other';
+    this.#noun = options.noun ?? (this.#kind === 'other' ? 'record' : this.#kind);
+    this.#schema = options.schema;
+    this.#fsync = options.fsync ?? true;
+    this.#lockTimeout = options.lockTimeout;
+    this.names = new NameRegistry({
+      dir: path.join(this.dir, 'names'),
+      noun: this.#noun,
+      fsync: this.#fsync,
+      isLive: (id) => RECORD_ID_PATTERN.test(id) && fs.existsSync(this.#file(id)),
+      ...(options.danglingNameGraceMs === undefined ? {} : { danglingGraceMs: options.danglingNameGraceMs }),
+    });
+  }
+
+  #file(id: string): string {
+    return path.join(this.dir, `${id}.json`);
+  }
+
+  #checkId(id: string): void {
+    if (typeof id !== 'string' || !RECORD_ID_PATTERN.test(id)) {
+      throw new InvalidArgumentError('id', `'${String(id).slice(0, 40)}' is not a valid ${this.#noun} id`);
+    }
+  }
+
+  #notFound(ref: string): NotFoundError {
+    return new NotFoundError(this.#kind, ref, `${this.#noun} '${ref}' not found`);
+  }
+
+  /** Validates a record read from `file`; throws INTERNAL naming the file when it is invalid. */
+  #checkRead(value: unknown, file: string): T {
+    if (this.#schema === undefined) return value as T;
+    const r = this.#schema.safeParse(value);
+    if (r.success) return r.data;
+    const issue = r.error.issues[0];
+    throw new BerthError(
+      'INTERNAL',
+      `${this.#noun} record ${file} is invalid (${issue?.path.join('.') || 'record'}: ${issue?.message}); remove it or restore it from a backup`,
+      { cause: r.error },
+    );
+  }
+
+  #serialize(value: T): string {
+    if (this.#schema === undefined) return JSON.stringify(value);
+    const r = this.#schema.safeParse(value);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new InvalidArgumentError(issue?.path.join('.') ?? '', issue?.message ?? 'invalid record', { cause: r.error });
+    }
+    return JSON.stringify(r.data);
+  }
+
+  #read(id: string): T | undefined {
+    const file = this.#file(id);
+    const raw = readJsonFileSync(file);
+    return raw === undefined ? undefined : this.#checkRead(raw, file);
+  }
+
+  /**
+   * The record `id`, or undefined when there is none.
+   *
+   * @throws BerthError (`INTERNAL`) when the file exists but is not a valid record.
+   */
+  async get(id: string): Promise<T | undefined> {
+    this.#checkId(id);
+    return this.#read(id);
+  }
+
+  /** Whether the record `id` exists. */
+  async has(id: string): Promise<boolean> {
+    this.#checkId(id);
+    return fs.existsSync(this.#file(id));
+  }
+
+  /** The ids of every record, in no particular order. Temp files and lock files are skipped. */
+  async ids(): Promise<string[]> {
+    return this.#ids();
+  }
+
+  #ids(): string[] {
+    let files: string[];
+    try {
+      files = fs.readdirSync(this.dir);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return [];
+      throw fsError(e, 'readdir', this.dir);
+    }
+    const ids: string[] = [];
+    for (const f of files) {
+      if (!f.endsWith('.json') || f.startsWith('.')) continue;
+      const id = f.slice(0, -5);
+      if (RECORD_ID_PATTERN.test(id)) ids.push(id);
+    }
+    return ids;
+  }
+
+  /**
+   * Every record. A record deleted during the listing is left out; a corrupt or invalid one is
+   * left out and reported on {@link corruptRecordChannel}.
+   */
+  async list(): Promise<T[]> {
+    const out: T[] = [];
+    for (const id of this.#ids()) {
+      try {
+        const rec = this.#read(id);
+        if (rec !== undefined) out.push(rec);
+      } catch (error) {
+        if (!(error instanceof BerthError) || error.code !== 'INTERNAL') throw error;
+        if (corruptRecordChannel.hasSubscribers) corruptRecordChannel.publish({ file: this.#file(id), error });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Creates the record `id`.
+   *
+   * @returns the record as stored (after the schema, if any).
+   * @throws ConflictError (`CONFLICT`) when a record `id` exists; InvalidArgumentError when the
+   * record does not match the schema.
+   */
+  async create(id: string, record: T): Promise<T> {
+    this.#checkId(id);
+    const text = this.#serialize(record);
+    if (!createFileExclusiveSync(this.#file(id), text, { fsync: this.#fsync })) {
+      throw new ConflictError('CONFLICT', `${this.#noun} '${id}' already exists; choose another id`);
+    }
+    return JSON.parse(text) as T;
+  }
+
+  /**
+   * Read-modify-write of the record `id` under its lock: other updates and deletes, in this
+   * process or another, wait. `fn` gets the current record and returns the new one; if it
+   * throws, nothing changes.
+   *
+   * @returns the record as stored.
+   * @throws NotFoundError when there is no record `id`.
+   */
+  async update(id: string, fn: (record: T) => T | Promise<T>): Promise<T> {
+    this.#checkId(id);
+    const options = this.#lockTimeout === undefined ? {} : { timeout: this.#lockTimeout };
+    return withLock(
+      path.join(this.dir, `${id}.lock`),
+      async (lock) => {
+        const current = this.#read(id);
+        if (current === undefined) {
+          lock.removeFile();
+          throw this.#notFound(id);
+        }
+        const text = this.#serialize(await fn(current));
+        writeFileAtomicSync(this.#file(id), text, { fsync: this.#fsync });
+        return JSON.parse(text) as T;
+      },
+      options,
+    );
+  }
+
+  /**
+   * Deletes the record `id` (under its lock, so it waits for a running update). Its names are
+   * not touched: release them first with {@link releaseName}.
+   *
+   * @returns true when deleted, false when there was no such record.
+   */
+  async delete(id: string): Promise<boolean> {
+    this.#checkId(id);
+    const options = this.#lockTimeout === undefined ? {} : { timeout: this.#lockTimeout };
+    return withLock(
+      path.join(this.dir, `${id}.lock`),
+      (lock) => {
+        const file = this.#file(id);
+        let existed = true;
+        try {
+          fs.unlinkSync(file);
+        } catch (e) {
+          if (!isErrno(e, 'ENOENT')) throw fsError(e, 'unlink', file);
+          existed = false;
+        }
+        lock.removeFile();
+        if (existed && this.#fsync) fsyncDir(this.dir);
+        return existed;
+      },
+      options,
+    );
+  }
+
+  /**
+   * Reserves the unique `name` for record `id`; see {@link NameRegistry.reserve}.
+   *
+   * @throws ConflictError (`NAME_CONFLICT`) naming the holder when another record holds it.
+   */
+  async reserveName(name: string, id: string): Promise<void> {
+    this.#checkId(id);
+    return this.names.reserve(name, id);
+  }
+
+  /** Releases `name` if record `id` holds it; returns whether it did. */
+  async releaseName(name: string, id: string): Promise<boolean> {
+    return this.names.release(name, id);
+  }
+
+  /** The id of the record holding `name`, or undefined when the name is free. */
+  async resolveName(name: string): Promise<string | undefined> {
+    return this.names.resolve(name);
+  }
+
+  /**
+   * Finds a record the way Docker does: by exact name, then exact id, then unique id prefix.
+   *
+   * @returns the record's id.
+   * @throws NotFoundError when nothing matches; InvalidArgumentError when a prefix matches several ids.
+   */
+  async resolve(ref: string): Promise<string> {
+    if (typeof ref !== 'string' || ref.length === 0) {
+      throw new InvalidArgumentError('ref', `expected a ${this.#noun} name or id`);
+    }
+    let byName: string | undefined;
+    try {
+      byName = this.names.resolveSync(ref);
+    } catch (e) {
+      if (!(e instanceof InvalidArgumentError)) throw e;
+    }
+    if (byName !== undefined && RECORD_ID_PATTERN.test(byName) && fs.existsSync(this.#file(byName))) return byName;
+    if (RECORD_ID_PATTERN.test(ref) && fs.existsSync(this.#file(ref))) return ref;
+    const matches = this.#ids().filter((id) => id.startsWith(ref));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) {
+      const some = matches.slice(0, 3).map((id) => id.slice(0, 12)).join(', ');
+      throw new InvalidArgumentError('id', `'${ref}' matches ${matches.length} ${this.#noun}s (${some}…); give more characters of the id`);
+    }
+    throw this.#notFound(ref);
+  }
+}
