@@ -64,9 +64,14 @@ async function main(): Promise<void> {
   if (which('crun')) {
     const bundle = crunBundle(dir);
     let n = 0;
-    rows.push(row('crun run (same rootfs, no overlay)', await timeIt(() => {
-      execFileSync('crun', ['run', '--bundle', bundle, `berth-bench-${process.pid}-${n++}`], { stdio: 'ignore' });
-    }, RUNS, { warmup: 2 }), 'peer'));
+    const crun = () => execFileSync('crun', ['run', '--bundle', bundle, `berth-bench-${process.pid}-${n++}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      crun();
+      rows.push(row('crun run (same rootfs, no overlay)', await timeIt(crun, RUNS, { warmup: 2 }), 'peer'));
+    } catch (e) {
+      const why = String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n')[0];
+      rows.push(['crun run', '-', '-', '0', `installed, cannot run here: ${why}`]);
+    }
   } else {
     rows.push(['crun run', '-', '-', '0', 'not installed']);
   }
@@ -97,7 +102,11 @@ async function main(): Promise<void> {
   for (let i = 0; i < N; i++) idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine }));
   await new Promise((r) => setTimeout(r, 300));
   const pss1 = (await pssOfPid(zpid)) + (await pssOfPid(process.pid));
-  const containerPss = await Promise.all(idle.map(async (c) => pssOfPid((await c.inspect()).state.pid)));
+  const containerPss = await Promise.all(idle.map(async (c) => {
+    const info = await c.inspect();
+    if (!info.state.running) throw new Error(`idle container ${info.id.slice(0, 12)} is not running: ${JSON.stringify(info.state)} ${await c.logs()}`);
+    return pssOfPid(info.state.pid);
+  }));
   for (const c of idle) await c.remove({ force: true });
   console.log(`\nResident memory berth adds per running idle container (${N} containers), target ≤ 1024 KiB PSS`);
   console.log(formatTable([

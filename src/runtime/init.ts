@@ -20,19 +20,12 @@
  *
  * @module
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { linuxInitSys, dryRunSys, DryRunEnd, type InitSys } from './init-sys.js';
 import * as K from '../kernel/constants.js';
-import { mount, umount2, pivotRoot, openTree, moveMount } from '../kernel/mount.js';
-import { unshare, sethostname, setdomainname } from '../kernel/namespaces.js';
-import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
-import { mkdir, mkdirAll, mknod, symlink, makedev, exists } from '../kernel/fs.js';
-import {
-  chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask,
-} from '../kernel/process.js';
-import { setLinkUp } from '../kernel/net.js';
-import { resetSignals } from '../kernel/signals.js';
+import { makedev } from '../kernel/fs.js';
 import { KernelError } from '../errors.js';
-import type { Plan } from './plan.js';
+import { buildPlan, type Plan } from './plan.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
 
 /** The file descriptors the init wires up, as numbers in the child. */
@@ -46,6 +39,13 @@ export interface InitFds {
   /** Close-on-exec pipe: stays empty when execve succeeds, carries an {@link InitFailure} otherwise. */
   error: number;
 }
+
+/**
+ * Written on the error pipe right before execve. The pipe then closes on exec: a marker alone
+ * means the program runs; the marker and a failure mean execve failed; nothing at all means the
+ * init died before it got there.
+ */
+export const EXEC_MARKER = '\u0001';
 
 /** Why the init could not start the process; written as JSON on the error pipe. */
 export interface InitFailure {
@@ -63,6 +63,9 @@ export interface InitFailure {
   exitCode: number;
 }
 
+/** The calls the init makes: the real ones, or {@link dryRunSys} during a warm-up. */
+let sys: InitSys = linuxInitSys;
+
 const CAP_LAST = (() => {
   try {
     return Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1').trim());
@@ -76,11 +79,11 @@ const CAP_LAST = (() => {
  * private mounts, loopback up. A pooled template runs it ahead of time (see `zygote.ts`).
  */
 export function prepareInit(unshareFlags: number): void {
-  prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
-  setsid();
-  unshare(unshareFlags);
-  mount(null, '/', null, K.MS_REC | K.MS_PRIVATE, null);
-  if (unshareFlags & K.CLONE_NEWNET) setLinkUp('lo');
+  sys.prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
+  sys.setsid();
+  sys.unshare(unshareFlags);
+  sys.mount(null, '/', null, K.MS_REC | K.MS_PRIVATE, null);
+  if (unshareFlags & K.CLONE_NEWNET) sys.setLinkUp('lo');
 }
 
 /**
@@ -101,10 +104,10 @@ export function runTemplate(unshareFlags: number, ctrlFd: number, fds: InitFds):
   let plan: Plan;
   try {
     const header = readExactly(ctrlFd, 4);
-    if (!header) exit(0);
+    if (!header) sys.exit(0);
     const body = readExactly(ctrlFd, header.readUInt32LE(0));
-    if (!body) exit(0);
-    close(ctrlFd);
+    if (!body) sys.exit(0);
+    sys.close(ctrlFd);
     plan = JSON.parse(body.toString('utf8')) as Plan;
   } catch (e) {
     report(fds.error, failureOf('read plan', e));
@@ -117,7 +120,7 @@ function readExactly(fd: number, n: number): Buffer | undefined {
   const out = Buffer.allocUnsafe(n);
   let off = 0;
   while (off < n) {
-    const got = read(fd, out.subarray(off));
+    const got = sys.read(fd, out.subarray(off));
     if (got === 0) return undefined;
     off += got;
   }
@@ -129,18 +132,41 @@ function closeOtherFds(keep: number[]): void {
   let from = 3;
   for (const fd of [...keep].sort((a, b) => a - b)) {
     if (fd < from) continue;
-    if (fd > from) closeRange(from, fd - 1, 0);
+    if (fd > from) sys.closeRange(from, fd - 1, 0);
     from = fd + 1;
   }
-  closeRange(from, 0xffffffff, 0);
+  sys.closeRange(from, 0xffffffff, 0);
 }
 
-/** Compiles the init's helpers in a template before a plan arrives (V8 compiles lazily). */
-function warmUp(): void {
-  resolveUserFrom('x', parsePasswd([['x', 'x', '1', '1', '', '/', '/bin/sh']]), parseGroup([['g', 'x', '2', 'x']]));
-  makedev(1, 3);
-  failureOf('warm', new Error('warm'));
+/**
+ * Runs the whole init against {@link dryRunSys}: V8 compiles every function it uses and the
+ * pages it touches are copied now, not while a container waits. The zygote calls it before it
+ * forks templates (they inherit the compiled code) and each template once more while it waits.
+ */
+export function warmUp(): void {
+  const saved = sys;
+  sys = dryRunSys;
+  try {
+    for (const args of [['true'], ['/bin/true'], []]) {
+      try {
+        runInit({ ...WARM_PLAN, spec: { ...WARM_PLAN.spec, process: { ...WARM_PLAN.spec.process, args } } }, { stdin: -1, stdout: 1, stderr: 2, error: 3 }, true);
+      } catch (e) {
+        if (!(e instanceof DryRunEnd)) throw e;
+      }
+    }
+    resolveUserFrom('x', parsePasswd([['x', 'x', '1', '1', '', '/', '/bin/sh']]), parseGroup([['g', 'x', '2', 'x']]));
+  } finally {
+    sys = saved;
+  }
 }
+
+const WARM_PLAN: Plan = buildPlan({
+  id: 'warm-up', hostname: 'warm-up', domainname: 'example',
+  rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: true },
+  binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
+  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'] },
+  network: 'new',
+});
 
 /** Runs the plan in the current (freshly forked) process. Never returns. */
 export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
@@ -149,62 +175,63 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
     if (!prepared) prepareInit(plan.unshareFlags);
     step = 'rootfs';
     const root = plan.spec.rootfs;
-    mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);
+    sys.mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);
     step = 'bind sources';
     const binds = plan.spec.binds.map((b) => ({
       ...b,
-      fd: openTree(K.AT_FDCWD, b.source, K.OPEN_TREE_CLONE | K.OPEN_TREE_CLOEXEC),
-      dir: statSync(b.source).isDirectory(),
+      fd: sys.openTree(K.AT_FDCWD, b.source, K.OPEN_TREE_CLONE | K.OPEN_TREE_CLOEXEC),
+      dir: sys.isDirectory(b.source),
     }));
     step = 'pivot_root';
-    chdir(root.mountPoint);
-    pivotRoot('.', '.');
-    umount2('.', K.MNT_DETACH);
-    chdir('/');
-    umask(0);
+    sys.chdir(root.mountPoint);
+    sys.pivotRoot('.', '.');
+    sys.umount2('.', K.MNT_DETACH);
+    sys.chdir('/');
+    sys.umask(0);
     for (const m of plan.mounts) {
       step = `mount ${m.target}`;
-      mkdirAll(m.target, 0o755);
-      mount(m.source, m.target, m.fstype, m.flags, m.data);
+      sys.mkdirAll(m.target, 0o755);
+      sys.mount(m.source, m.target, m.fstype, m.flags, m.data);
     }
     step = 'devices';
-    for (const d of plan.devices) mknod(d.path, K.S_IFCHR | d.mode, makedev(d.major, d.minor));
-    for (const [target, path] of plan.symlinks) symlink(target, path);
+    for (const d of plan.devices) sys.mknod(d.path, K.S_IFCHR | d.mode, makedev(d.major, d.minor));
+    for (const [target, path] of plan.symlinks) sys.symlink(target, path);
     for (const b of binds) {
       step = `bind ${b.target}`;
       ensureMountTarget(b.target, b.dir);
-      moveMount(b.fd, '', K.AT_FDCWD, b.target, K.MOVE_MOUNT_F_EMPTY_PATH);
-      close(b.fd);
-      if (b.readOnly) mount(null, b.target, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
+      sys.moveMount(b.fd, '', K.AT_FDCWD, b.target, K.MOVE_MOUNT_F_EMPTY_PATH);
+      sys.close(b.fd);
+      if (b.readOnly) sys.mount(null, b.target, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
     }
     step = 'masked paths';
     for (const p of plan.maskedPaths) maskPath(p);
     for (const p of plan.readonlyPaths) readonlyPath(p);
-    umask(0o022);
+    sys.umask(0o022);
     step = 'hostname';
-    sethostname(plan.spec.hostname);
-    if (plan.spec.domainname) setdomainname(plan.spec.domainname);
+    sys.sethostname(plan.spec.hostname);
+    if (plan.spec.domainname) sys.setdomainname(plan.spec.domainname);
     step = 'user';
     const user = resolveUser(plan.spec.process.user);
     step = 'stdio';
-    const stdin = fds.stdin >= 0 ? fds.stdin : open('/dev/null', K.O_RDONLY | K.O_CLOEXEC);
-    dup2(stdin, 0);
-    dup2(fds.stdout, 1);
-    dup2(fds.stderr, 2);
+    const stdin = fds.stdin >= 0 ? fds.stdin : sys.open('/dev/null', K.O_RDONLY | K.O_CLOEXEC);
+    sys.dup2(stdin, 0);
+    sys.dup2(fds.stdout, 1);
+    sys.dup2(fds.stderr, 2);
     step = 'workdir';
     const cwd = plan.spec.process.cwd || '/';
-    if (!exists(cwd)) mkdirAll(cwd, 0o755);
+    if (!sys.exists(cwd)) sys.mkdirAll(cwd, 0o755);
     if (plan.spec.rootfs.readOnly) {
       step = 'read-only root';
-      mount(null, '/', null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
+      sys.mount(null, '/', null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
     }
     step = 'capabilities';
     dropPrivileges(plan, user);
     step = 'workdir';
-    chdir(cwd);
+    sys.chdir(cwd);
     step = 'exec';
-    closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
-    resetSignals();
+    sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
+    sys.resetSignals();
+    sys.write(fds.error, EXEC_MARKER);
     execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user));
   } catch (e) {
     report(fds.error, failureOf(step, e));
@@ -222,49 +249,49 @@ function failureOf(step: string, e: unknown): InitFailure {
 
 function report(fd: number, failure: InitFailure): never {
   try {
-    write(fd, JSON.stringify(failure));
+    sys.write(fd, JSON.stringify(failure));
   } finally {
-    exit(failure.exitCode === 0 ? 1 : failure.exitCode);
+    sys.exit(failure.exitCode === 0 ? 1 : failure.exitCode);
   }
 }
 
 /** Creates a missing mount target: a directory, or an empty file for file binds. */
 function ensureMountTarget(target: string, dir: boolean): void {
-  if (exists(target)) return;
+  if (sys.exists(target)) return;
   const parent = target.slice(0, target.lastIndexOf('/')) || '/';
-  mkdirAll(parent, 0o755);
-  if (dir) mkdir(target, 0o755, true);
-  else close(open(target, K.O_WRONLY | K.O_CREAT | K.O_CLOEXEC, 0o644));
+  sys.mkdirAll(parent, 0o755);
+  if (dir) sys.mkdir(target, 0o755, true);
+  else sys.close(sys.open(target, K.O_WRONLY | K.O_CREAT | K.O_CLOEXEC, 0o644));
 }
 
 function maskPath(path: string): void {
-  if (!exists(path)) return;
+  if (!sys.exists(path)) return;
   try {
-    mount('/dev/null', path, null, K.MS_BIND, null);
+    sys.mount('/dev/null', path, null, K.MS_BIND, null);
   } catch (e) {
     if (!(e instanceof KernelError) || e.errnoCode !== 'ENOTDIR') throw e;
-    mount('tmpfs', path, 'tmpfs', K.MS_RDONLY, 'size=0');
+    sys.mount('tmpfs', path, 'tmpfs', K.MS_RDONLY, 'size=0');
   }
 }
 
 function readonlyPath(path: string): void {
-  if (!exists(path)) return;
-  mount(path, path, null, K.MS_BIND | K.MS_REC, null);
-  mount(null, path, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC, null);
+  if (!sys.exists(path)) return;
+  sys.mount(path, path, null, K.MS_BIND | K.MS_REC, null);
+  sys.mount(null, path, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC, null);
 }
 
 function dropPrivileges(plan: Plan, user: ResolvedUser): void {
   const mask = BigInt(plan.capabilityMask);
   for (let cap = 0; cap <= CAP_LAST; cap++) {
-    if (!(mask & (1n << BigInt(cap)))) prctl(K.PR_CAPBSET_DROP, cap);
+    if (!(mask & (1n << BigInt(cap)))) sys.prctl(K.PR_CAPBSET_DROP, cap);
   }
-  prctl(K.PR_CAP_AMBIENT, K.PR_CAP_AMBIENT_CLEAR_ALL);
-  setgroups(user.additionalGids);
-  setresgid(user.gid, user.gid, user.gid);
-  setresuid(user.uid, user.uid, user.uid);
+  sys.prctl(K.PR_CAP_AMBIENT, K.PR_CAP_AMBIENT_CLEAR_ALL);
+  sys.setgroups(user.additionalGids);
+  sys.setresgid(user.gid, user.gid, user.gid);
+  sys.setresuid(user.uid, user.uid, user.uid);
   // A non-zero uid has lost every capability in setresuid; root keeps exactly the mask.
-  if (user.uid === 0) capset({ effective: mask, permitted: mask, inheritable: mask });
-  if (plan.spec.process.noNewPrivileges) prctl(K.PR_SET_NO_NEW_PRIVS, 1);
+  if (user.uid === 0) sys.capset({ effective: mask, permitted: mask, inheritable: mask });
+  if (plan.spec.process.noNewPrivileges) sys.prctl(K.PR_SET_NO_NEW_PRIVS, 1);
 }
 
 function withHome(env: string[], user: ResolvedUser): string[] {
@@ -277,7 +304,7 @@ function execProgram(args: string[], env: string[]): never {
   if (!file) throw commandFailure('', 'no command specified', 127);
   if (file.includes('/')) {
     try {
-      execve(file, args, env);
+      sys.execve(file, args, env);
     } catch (e) {
       throw execFailure(file, e, false);
     }
@@ -286,7 +313,7 @@ function execProgram(args: string[], env: string[]): never {
   let denied: unknown;
   for (const dir of pathVar.split(':')) {
     try {
-      execve(`${dir || '.'}/${file}`, args, env);
+      sys.execve(`${dir || '.'}/${file}`, args, env);
     } catch (e) {
       const code = e instanceof KernelError ? e.errnoCode : '';
       if (code === 'EACCES') denied = e;

@@ -54,7 +54,7 @@ export class ZygoteClient {
 
   async #spawn(): Promise<void> {
     const script = await zygoteScript();
-    const child = spawn(process.execPath, ['--single-threaded', script], {
+    const child = spawn(process.execPath, ['--single-threaded', '--expose-gc', '--no-flush-bytecode', script], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
     });

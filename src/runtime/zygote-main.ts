@@ -7,6 +7,7 @@
 import { prctl } from '../kernel/process.js';
 import { PR_SET_PDEATHSIG, SIGNALS } from '../kernel/constants.js';
 import { Zygote } from './zygote.js';
+import { warmUp } from './init.js';
 import { DEFAULT_UNSHARE_FLAGS } from './plan.js';
 import { requestEnvelope, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 
@@ -28,5 +29,7 @@ process.on('message', (m: unknown) => {
   zygote.reap();
 });
 process.on('disconnect', () => process.exit(0));
+// Compile the init once here: every template forked later inherits the compiled code.
+for (let i = 0; i < 3; i++) warmUp();
 process.send!({ t: 'ok', rid: 0 });
 zygote.warm(DEFAULT_UNSHARE_FLAGS);

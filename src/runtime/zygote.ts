@@ -17,7 +17,7 @@ import { unshare, setns } from '../kernel/namespaces.js';
 import { CLONE_NEWPID, O_CLOEXEC, O_RDONLY, WNOHANG, __WALL } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
-import { runTemplate, type InitFailure } from './init.js';
+import { EXEC_MARKER, runTemplate, type InitFailure } from './init.js';
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
 import type { ExitRecord, StartRequest, ZygoteMessage, ZygoteRequest } from './protocol.js';
@@ -28,6 +28,7 @@ const POOL_SIZE = 2;
 /** A forked, prepared init waiting for its plan. */
 interface Template {
   pid: number;
+  startTime: number;
   unshareFlags: number;
   outR: number;
   errR: number;
@@ -38,6 +39,7 @@ interface Template {
 interface Child {
   id: string;
   pid: number;
+  startTime: number;
   rid: number;
   logFd: number;
   exitPath: string;
@@ -87,8 +89,11 @@ export class Zygote {
     try {
       for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
       const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds as [number, number, number, number, number, number, number, number];
-      allowForkOfHeap();
+      // An empty young generation makes a GC (which maps new, unforkable pages) unlikely
+      // between making the heap forkable and the fork itself.
+      (globalThis as { gc?: (o: { type: string }) => void }).gc?.({ type: 'minor' });
       unshare(CLONE_NEWPID);
+      allowForkOfHeap();
       let pid = -1;
       try {
         pid = fork();
@@ -98,7 +103,7 @@ export class Zygote {
       }
       if (pid === 0) runTemplate(unshareFlags, ctrlR, { stdin: -1, stdout: outW, stderr: errW, error: exW });
       for (const fd of [outW, errW, exW, ctrlR]) close(fd);
-      const t: Template = { pid, unshareFlags, outR, errR, exR, ctrlW };
+      const t: Template = { pid, startTime: processStartTime(pid) ?? -1, unshareFlags, outR, errR, exR, ctrlW };
       this.#templates.set(pid, t);
       return t;
     } catch (e) {
@@ -140,7 +145,7 @@ export class Zygote {
       writeSync(t.ctrlW, Buffer.concat([header, body]));
       close(t.ctrlW);
       const child: Child = {
-        id: req.plan.spec.id, pid: t.pid, rid: req.rid, exitPath: req.exitPath, openStreams: 2, done: false,
+        id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exitPath: req.exitPath, openStreams: 2, done: false,
         logFd: openSync(req.logPath, 'a'),
       };
       this.#byPid.set(t.pid, child);
@@ -165,23 +170,23 @@ export class Zygote {
     sock.on('data', (d: Buffer) => chunks.push(d));
     sock.on('error', () => undefined);
     sock.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text) {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const text = raw.startsWith(EXEC_MARKER) ? raw.slice(EXEC_MARKER.length) : raw;
+      if (raw === EXEC_MARKER) {
+        child.execResult = null;
+        this.#send({ t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime });
+      } else {
         let failure: InitFailure;
-        try {
-          failure = JSON.parse(text) as InitFailure;
-        } catch {
-          failure = { step: 'init', message: text, kind: 'other', exitCode: 1 };
+        if (!text) failure = { step: 'init', message: 'the container init died before it could run the program', kind: 'other', exitCode: 1 };
+        else {
+          try {
+            failure = JSON.parse(text) as InitFailure;
+          } catch {
+            failure = { step: 'init', message: text, kind: 'other', exitCode: 1 };
+          }
         }
         child.execResult = failure;
         this.#send({ t: 'failed', rid: child.rid, error: failure });
-      } else {
-        child.execResult = null;
-        const startTime = processStartTime(child.pid);
-        if (startTime === undefined && !child.status) {
-          // Exec succeeded but the process is already gone and not yet reaped: it is a zombie.
-        }
-        this.#send({ t: 'started', rid: child.rid, pid: child.pid, startTime: startTime ?? -1 });
       }
       this.#maybeFinish(child);
     });

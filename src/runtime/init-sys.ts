@@ -1,0 +1,80 @@
+/**
+ * The system calls the container init makes, gathered in one object so the init can also run
+ * against {@link dryRunSys}: a no-op stand-in used to warm the init up (V8 compiles functions
+ * on first call, and a forked child would otherwise compile them anew for every container).
+ *
+ * @module
+ */
+import { statSync } from 'node:fs';
+import { mount, umount2, pivotRoot, openTree, moveMount } from '../kernel/mount.js';
+import { unshare, sethostname, setdomainname } from '../kernel/namespaces.js';
+import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
+import { mkdir, mkdirAll, mknod, symlink, exists } from '../kernel/fs.js';
+import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask } from '../kernel/process.js';
+import { setLinkUp } from '../kernel/net.js';
+import { resetSignals } from '../kernel/signals.js';
+
+/** The calls the init makes. */
+export interface InitSys {
+  mount: typeof mount;
+  umount2: typeof umount2;
+  pivotRoot: typeof pivotRoot;
+  openTree: typeof openTree;
+  moveMount: typeof moveMount;
+  unshare: typeof unshare;
+  sethostname: typeof sethostname;
+  setdomainname: typeof setdomainname;
+  open: typeof open;
+  close: typeof close;
+  dup2: typeof dup2;
+  closeRange: typeof closeRange;
+  write: typeof write;
+  read: typeof read;
+  mkdir: typeof mkdir;
+  mkdirAll: typeof mkdirAll;
+  mknod: typeof mknod;
+  symlink: typeof symlink;
+  exists: typeof exists;
+  isDirectory: (path: string) => boolean;
+  chdir: typeof chdir;
+  execve: typeof execve;
+  exit: typeof exit;
+  prctl: typeof prctl;
+  setsid: typeof setsid;
+  setgroups: typeof setgroups;
+  setresgid: typeof setresgid;
+  setresuid: typeof setresuid;
+  capset: typeof capset;
+  umask: typeof umask;
+  setLinkUp: typeof setLinkUp;
+  resetSignals: typeof resetSignals;
+}
+
+/** The real calls. */
+export const linuxInitSys: InitSys = {
+  mount, umount2, pivotRoot, openTree, moveMount, unshare, sethostname, setdomainname, open, close, dup2,
+  closeRange, write, read, mkdir, mkdirAll, mknod, symlink, exists,
+  isDirectory: (path) => statSync(path).isDirectory(),
+  chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setLinkUp, resetSignals,
+};
+
+/** Thrown by {@link dryRunSys}'s execve and exit to end a dry run. */
+export class DryRunEnd extends Error {}
+
+const nothing = (): void => undefined;
+
+/** Calls that do nothing (execve and exit end the run by throwing {@link DryRunEnd}). */
+export const dryRunSys: InitSys = {
+  mount: nothing, umount2: nothing, pivotRoot: nothing, openTree: () => 100, moveMount: nothing, unshare: nothing,
+  sethostname: nothing, setdomainname: nothing, open: () => 100, close: nothing, dup2: nothing, closeRange: nothing,
+  write: (_fd, data) => data.length, read: () => 0, mkdir: nothing, mkdirAll: nothing, mknod: nothing, symlink: nothing,
+  exists: () => true, isDirectory: () => false, chdir: nothing,
+  execve: () => {
+    throw new DryRunEnd('execve');
+  },
+  exit: () => {
+    throw new DryRunEnd('exit');
+  },
+  prctl: () => 0, setsid: () => 1, setgroups: nothing, setresgid: nothing, setresuid: nothing, capset: nothing,
+  umask: () => 0o022, setLinkUp: nothing, resetSignals: nothing,
+};
