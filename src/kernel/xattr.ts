@@ -49,29 +49,31 @@ export function fsetxattr(fd: number, name: string, value: Uint8Array, flags = 0
 }
 
 /** `lgetxattr(2)`: the value of attribute `name` of `path`, or `undefined` when it is not set. */
-export function lgetxattr(path: string, name: string): Buffer | undefined {
+export function lgetxattr(path: string | Uint8Array, name: string): Buffer | undefined {
+  const p = cPath(path);
   for (;;) {
-    const size = Number(_lgetxattr(path, name, null, 0));
+    const size = Number(_lgetxattr(p, name, null, 0));
     if (size >= 0) {
       const buf = Buffer.alloc(size);
-      const n = Number(_lgetxattr(path, name, buf, size));
+      const n = Number(_lgetxattr(p, name, buf, size));
       if (n >= 0) return buf.subarray(0, n);
     }
     const errno = lastErrno();
     if (errno === ENODATA) return undefined;
-    if (errno !== ERANGE && errno !== EINTR) fail('lgetxattr', errno, `${path}, ${name}`, path);
+    if (errno !== ERANGE && errno !== EINTR) fail('lgetxattr', errno, `${show(path)}, ${name}`, show(path));
   }
 }
 
 /** `llistxattr(2)`: the names of every attribute of `path`. */
-export function llistxattr(path: string): string[] {
+export function llistxattr(path: string | Uint8Array): string[] {
+  const p = cPath(path);
   for (;;) {
-    const size = Number(check('llistxattr', () => Number(_llistxattr(path, null, 0)), path, path));
+    const size = Number(check('llistxattr', () => Number(_llistxattr(p, null, 0)), show(path), show(path)));
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
-    const n = Number(_llistxattr(path, buf, size));
-    if (n >= 0) return buf.subarray(0, n).toString('latin1').split('\0').filter(Boolean);
+    const n = Number(_llistxattr(p, buf, size));
+    if (n >= 0) return buf.subarray(0, n).toString('utf8').split('\0').filter(Boolean);
     const errno = lastErrno();
-    if (errno !== ERANGE && errno !== EINTR) fail('llistxattr', errno, path, path);
+    if (errno !== ERANGE && errno !== EINTR) fail('llistxattr', errno, show(path), show(path));
   }
 }

@@ -1,0 +1,353 @@
+/**
+ * The image service: Docker's policy for local images (import, inspect, list, tag, remove, and
+ * resolving an image for a container) over the blob store, the layer store and the image records.
+ * See `README.md` in this folder for the storage model.
+ *
+ * Every change to records, references and layers happens under one lock per root
+ * (`<root>/images/lock`), so processes sharing a root see one consistent store; the slow part of
+ * an import (unpacking) runs before the lock is taken.
+ *
+ * @module
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { BlobStore } from './blob-store.js';
+import { applyChanges } from './changes.js';
+import { globToRegExp, labelsMatch, referenceMatches } from './filters.js';
+import { DEFAULT_PATH_ENV, ociPlatform, runSettings, type OciContainerConfig, type OciImageConfig } from './image-config.js';
+import { ImageRecords, type ImageRecord } from './image-records.js';
+import type { LayerSource } from './layer-unpack.js';
+import { LayerStore } from './layer-store.js';
+import { parseAnyReference, parseReference, type ImageReference } from './reference.js';
+import { planRemoval } from './remove-plan.js';
+import { packDirectory } from './tar-writer.js';
+import type {
+  ImageHistoryEntry,
+  ImageInfo,
+  ImageListOptions,
+  ImageRemoveOptions,
+  ImageRemoveResult,
+  ImageSummary,
+  ImportOptions,
+  ImportSource,
+  ResolvedImage,
+} from './types.js';
+
+/** An event the image service appends to the engine's log. */
+export interface ImageEvent {
+  /** Always `image`. */
+  type: 'image';
+  /** `import`, `tag`, `untag` or `delete`. */
+  action: string;
+  /** The image id. */
+  id: string;
+  /** `name`: the reference concerned (as Docker prints it), or the id. */
+  attributes: Record<string, string>;
+}
+
+/** What the image service needs from its engine; the engine passes an adapter. */
+export interface ImageServiceContext {
+  /** The engine's persistent state root. */
+  root: string;
+  /** The engine's event log. */
+  eventLog: { append(e: ImageEvent): void | Promise<unknown> };
+  /** Ids of the containers that use image `imageId` (any state); empty when none. */
+  imageUsers(imageId: string): Promise<string[]>;
+}
+
+function notFound(ref: string): NotFoundError {
+  return new NotFoundError('image', ref, `image '${ref}' not found; import or pull it first`);
+}
+
+/** The image store of one engine root. */
+export class ImageService {
+  /** Image configs (and, later, manifests and compressed layers). */
+  readonly blobs: BlobStore;
+  /** Unpacked layers. */
+  readonly layers: LayerStore;
+  /** Image records and the reference index. */
+  readonly records: ImageRecords;
+  readonly #ctx: ImageServiceContext;
+
+  /** Creates the service over `ctx.root`; touches nothing until used. */
+  constructor(ctx: ImageServiceContext) {
+    this.#ctx = ctx;
+    this.blobs = new BlobStore(ctx.root);
+    this.records = new ImageRecords(ctx.root);
+    this.layers = new LayerStore(ctx.root, this.records.lockFile);
+  }
+
+  /**
+   * Imports a root filesystem (tar file, directory, tar stream or bytes; plain or gzip) as a
+   * one-layer image, as `docker import`, and returns it. With `ref`, the tag moves to the new
+   * image; an image it pointed at before stays, untagged.
+   *
+   * @throws InvalidArgumentError (fields `ref`, `changes`, `layer`) before anything is written;
+   *   UnsafeLayerError when the archive tries to escape its directory; NotFoundError for a missing
+   *   path.
+   */
+  async import(source: ImportSource, options: ImportOptions = {}): Promise<ImageInfo> {
+    const { ref, runConfig } = checkImportOptions(options);
+    const { stream, name } = await openSource(source);
+    const staged = await this.layers.stage(stream, options.signal ? { signal: options.signal } : {});
+    try {
+      const created = new Date().toISOString();
+      const comment = options.message ?? `Imported from ${name}`;
+      const config: OciImageConfig = {
+        ...ociPlatform(),
+        os: 'linux',
+        created,
+        config: runConfig,
+        rootfs: { type: 'layers', diff_ids: [staged.diffId] },
+        history: [{ created, comment }],
+        ...(options.message === undefined ? {} : { comment: options.message }),
+      };
+      const configJson = JSON.stringify(config);
+      const { digest: id } = await this.blobs.ingest(configJson);
+      const record: ImageRecord = { id, layers: [staged.diffId], size: staged.size, created };
+      const events: Array<[string, string]> = [['import', ref?.familiar ?? id]];
+      await this.records.locked(async () => {
+        // An identical image removed meanwhile by another process took the config with it.
+        if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
+        await this.layers.commit(staged);
+        this.records.put(record);
+        if (ref !== undefined) {
+          const refs = this.records.refs();
+          refs[ref.toString()] = id;
+          this.records.setRefs(refs);
+          events.push(['tag', ref.familiar]);
+        }
+      });
+      for (const [action, n] of events) await this.#event(action, id, n);
+      return this.#info(record);
+    } finally {
+      await staged.discard();
+    }
+  }
+
+  /**
+   * Details of an image, by reference, full id or unique id prefix.
+   *
+   * @throws NotFoundError when there is no such image.
+   */
+  async inspect(ref: string): Promise<ImageInfo> {
+    return this.#info(this.#record(ref));
+  }
+
+  /** Whether `ref` names an image here (a malformed reference is an error, not `false`). */
+  async exists(ref: string): Promise<boolean> {
+    try {
+      this.#record(ref);
+      return true;
+    } catch (e) {
+      if (e instanceof NotFoundError) return false;
+      throw e;
+    }
+  }
+
+  /** The images, newest first, filtered as `docker images --filter`. */
+  async list(options: ImageListOptions = {}): Promise<ImageSummary[]> {
+    const refsById = this.#refsById();
+    const patterns = toList(options.reference).map(globToRegExp);
+    const labels = toList(options.label);
+    const out: ImageSummary[] = [];
+    for (const rec of this.records.list()) {
+      const refs = refsById.get(rec.id) ?? [];
+      if (options.dangling === true && refs.some((r) => r.tag !== undefined)) continue;
+      if (options.dangling === false && !refs.some((r) => r.tag !== undefined)) continue;
+      if (patterns.length > 0 && !refs.some((r) => patterns.some((p) => referenceMatches(p, r)))) continue;
+      const config = await this.#config(rec.id).catch(() => undefined);
+      const imageLabels = config?.config?.Labels ?? {};
+      if (!labelsMatch(labels, imageLabels)) continue;
+      out.push({ id: rec.id, ...repoStrings(refs), created: rec.created, size: rec.size, labels: { ...imageLabels } });
+    }
+    return out.sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
+  }
+
+  /**
+   * Adds the reference `newRef` to the image `src`, as `docker tag`; moves it if it pointed at
+   * another image. Returns the new reference as Docker prints it.
+   *
+   * @throws NotFoundError when `src` does not exist; InvalidArgumentError (field `ref`) when
+   *   `newRef` is malformed or has a digest.
+   */
+  async tag(src: string, newRef: string): Promise<string> {
+    const ref = taggable(newRef);
+    const id = await this.records.locked(() => {
+      const found = this.#record(src).id;
+      const refs = this.records.refs();
+      refs[ref.toString()] = found;
+      this.records.setRefs(refs);
+      return found;
+    });
+    await this.#event('tag', id, ref.familiar);
+    return ref.familiar;
+  }
+
+  /**
+   * Removes a reference or an image, as `docker rmi`: by tag, only the tag goes unless it was
+   * the last one; by id (or the last tag), the image and the layers no other image uses are
+   * deleted. An image a container uses is refused with `ConflictError('IN_USE')` unless `force`;
+   * forced, it is untagged and its data kept while a container needs it.
+   *
+   * @throws NotFoundError, ConflictError (`IN_USE`, or `CONFLICT` for an id with tags in several
+   *   repositories without `force`).
+   */
+  async remove(ref: string, options: ImageRemoveOptions = {}): Promise<ImageRemoveResult[]> {
+    const events: Array<[string, string, string]> = [];
+    const results = await this.records.locked(async () => {
+      const { id, named } = this.#resolve(ref);
+      const refs = this.records.refs();
+      const users = await this.#ctx.imageUsers(id);
+      const plan = planRemoval({ id, input: ref, named, refs, users, force: options.force === true });
+      for (const key of plan.untag) {
+        delete refs[key];
+        events.push(['untag', id, parseReference(key).familiar]);
+      }
+      this.records.setRefs(refs);
+      const out: ImageRemoveResult[] = plan.untag.map((k) => ({ untagged: parseReference(k).familiar }));
+      if (!plan.deleteImage) return out;
+      await this.#deleteImage(id);
+      events.push(['delete', id, id]);
+      out.push({ deleted: id });
+      return out;
+    });
+    for (const [action, id, name] of events) await this.#event(action, id, name);
+    return results;
+  }
+
+  /**
+   * What a container needs to run `ref`: its id, defaults and layer directories (topmost first).
+   *
+   * @throws NotFoundError (`IMAGE_NOT_FOUND`) when there is no such image.
+   */
+  async resolveForRun(ref: string): Promise<ResolvedImage> {
+    const rec = this.#record(ref);
+    const config = await this.#config(rec.id);
+    const layerDirs = rec.layers.map((d) => this.layers.fsDir(d)).reverse();
+    for (const d of rec.layers) {
+      if (!this.layers.has(d)) throw notFound(ref);
+    }
+    return { id: rec.id, config: runSettings(config.config), layerDirs };
+  }
+
+  /** Deletes an image record, its config blob and the layers no other record uses. Hold the lock. */
+  async #deleteImage(id: string): Promise<void> {
+    const rec = this.records.get(id);
+    this.records.delete(id);
+    if (rec === undefined) return;
+    const stillUsed = new Set(this.records.list().flatMap((r) => r.layers));
+    for (const d of new Set(rec.layers)) if (!stillUsed.has(d)) await this.layers.remove(d);
+    await this.blobs.delete(id);
+  }
+
+  /** Finds an image as `docker inspect` does: full id, reference, then unique id prefix. */
+  #resolve(input: string): { id: string; named: ImageReference | undefined } {
+    if (typeof input !== 'string' || input === '') throw new InvalidArgumentError('reference', 'expected an image reference or id');
+    const any = parseAnyReference(input);
+    if (any.kind === 'id') {
+      if (this.records.get(any.id) === undefined) throw notFound(input);
+      return { id: any.id, named: undefined };
+    }
+    const id = this.records.refs()[any.ref.toString()];
+    if (id !== undefined && this.records.get(id) !== undefined) return { id, named: any.ref };
+    const m = /^(?:sha256:)?([a-f0-9]{1,64})$/.exec(input);
+    if (m) {
+      const matches = this.records.list().filter((r) => r.id.startsWith(`sha256:${m[1]}`));
+      if (matches.length === 1) return { id: (matches[0] as ImageRecord).id, named: undefined };
+      if (matches.length > 1) throw new InvalidArgumentError('reference', `'${input}' matches ${matches.length} images; give more of the id`);
+    }
+    throw notFound(input);
+  }
+
+  #record(ref: string): ImageRecord {
+    const rec = this.records.get(this.#resolve(ref).id);
+    if (rec === undefined) throw notFound(ref);
+    return rec;
+  }
+
+  async #config(id: string): Promise<OciImageConfig> {
+    return JSON.parse((await this.blobs.read(id)).toString('utf8')) as OciImageConfig;
+  }
+
+  #refsById(): Map<string, ImageReference[]> {
+    const map = new Map<string, ImageReference[]>();
+    for (const [key, id] of Object.entries(this.records.refs())) {
+      const list = map.get(id) ?? [];
+      list.push(parseReference(key, { defaultTag: false }));
+      map.set(id, list);
+    }
+    return map;
+  }
+
+  async #info(rec: ImageRecord): Promise<ImageInfo> {
+    const c = await this.#config(rec.id);
+    const history: ImageHistoryEntry[] = (c.history ?? []).map((h) => ({
+      ...(h.created === undefined ? {} : { created: h.created }),
+      ...(h.created_by === undefined ? {} : { createdBy: h.created_by }),
+      ...(h.author === undefined ? {} : { author: h.author }),
+      ...(h.comment === undefined ? {} : { comment: h.comment }),
+      emptyLayer: h.empty_layer === true,
+    }));
+    return {
+      id: rec.id,
+      ...repoStrings(this.#refsById().get(rec.id) ?? []),
+      created: c.created ?? rec.created,
+      size: rec.size,
+      architecture: c.architecture,
+      ...(c.variant === undefined ? {} : { variant: c.variant }),
+      os: c.os,
+      ...(c.author === undefined ? {} : { author: c.author }),
+      ...(c.comment === undefined ? {} : { comment: c.comment }),
+      config: runSettings(c.config),
+      layers: [...c.rootfs.diff_ids],
+      history,
+    };
+  }
+
+  async #event(action: string, id: string, name: string): Promise<void> {
+    await this.#ctx.eventLog.append({ type: 'image', action, id, attributes: { name } });
+  }
+}
+
+/** Parses a reference to tag with (no digest allowed). */
+function taggable(ref: string): ImageReference {
+  const parsed = parseReference(ref, { field: 'ref' });
+  if (parsed.digest !== undefined) throw new InvalidArgumentError('ref', `'${ref}' has a digest; a tag cannot point at a digest reference`);
+  return parsed;
+}
+
+/**
+ * Checks import options without side effects: the reference to tag with, and the `changes`
+ * applied to the default config (`PATH` set, as Podman does).
+ *
+ * @throws InvalidArgumentError naming `ref` or `changes`.
+ */
+export function checkImportOptions(options: ImportOptions): { ref: ImageReference | undefined; runConfig: OciContainerConfig } {
+  const ref = options.ref === undefined ? undefined : taggable(options.ref);
+  const changes = options.changes === undefined ? [] : Array.isArray(options.changes) ? options.changes : [options.changes];
+  return { ref, runConfig: applyChanges({ Env: [DEFAULT_PATH_ENV] }, changes) };
+}
+
+function toList<T>(v: T | T[] | undefined): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function repoStrings(refs: readonly ImageReference[]): { repoTags: string[]; repoDigests: string[] } {
+  return {
+    repoTags: refs.filter((r) => r.tag !== undefined && r.digest === undefined).map((r) => r.familiar).sort(),
+    repoDigests: refs.filter((r) => r.digest !== undefined).map((r) => `${r.familiarName}@${r.digest}`).sort(),
+  };
+}
+
+/** Opens an import source; a directory is streamed as a tar of its content. */
+async function openSource(source: ImportSource): Promise<{ stream: LayerSource; name: string }> {
+  if (typeof source !== 'string') return { stream: source as LayerSource, name: '-' };
+  const st = await stat(source).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('path', source, `'${source}' does not exist; give a tar file or a directory`, { cause: e });
+    throw e;
+  });
+  if (st.isDirectory()) return { stream: packDirectory(source), name: source };
+  return { stream: createReadStream(source, { highWaterMark: 1 << 20 }), name: source };
+}

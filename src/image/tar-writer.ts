@@ -1,0 +1,210 @@
+/**
+ * Writing tar archives: a header encoder (ustar, with a PAX record when a field does not fit)
+ * and {@link packDirectory}, which streams a directory tree as a deterministic archive (sorted
+ * names, whole-second times, hardlinks detected by inode, `security.capability` kept as Docker
+ * keeps it). The output reads back with {@link TarReader}, GNU tar and Go's archive/tar.
+ *
+ * Names are binary strings (one char per byte), as in `tar-reader.ts`.
+ *
+ * @module
+ */
+import * as fs from 'node:fs';
+import { lgetxattr } from '../kernel/xattr.js';
+import type { TarEntryType } from './tar-reader.js';
+
+/** The fields {@link encodeHeader} writes. */
+export interface TarHeader {
+  /** Member name (binary string); directories get a trailing `/`. */
+  name: string;
+  /** Member type. */
+  type: TarEntryType;
+  /** Permission bits including setuid, setgid, sticky. */
+  mode: number;
+  /** Owner user id. */
+  uid: number;
+  /** Owner group id. */
+  gid: number;
+  /** Content length (files only). */
+  size: number;
+  /** Modification time in whole seconds. */
+  mtime: number;
+  /** Link target (symlinks, hardlinks), binary string. */
+  linkname?: string;
+  /** Device numbers (devices only). */
+  devmajor?: number;
+  /** Device numbers (devices only). */
+  devminor?: number;
+  /** Extended attributes, written as `SCHILY.xattr.<name>` PAX records. */
+  xattrs?: Map<string, Buffer>;
+}
+
+const FLAGS: Readonly<Record<TarEntryType, string>> = {
+  file: '0', link: '1', symlink: '2', 'character-device': '3', 'block-device': '4', directory: '5', fifo: '6',
+};
+
+const MAX_OCTAL_7 = 0o7777777;
+const MAX_OCTAL_11 = 0o77777777777;
+
+function octal(buf: Buffer, off: number, width: number, value: number): void {
+  buf.write(`${value.toString(8).padStart(width - 1, '0')}\0`, off, 'latin1');
+}
+
+/** Splits a long name into ustar prefix and name, or returns undefined when it cannot be. */
+function splitName(name: string): [prefix: string, rest: string] | undefined {
+  if (name.length <= 100) return ['', name];
+  for (let i = name.indexOf('/'); i !== -1; i = name.indexOf('/', i + 1)) {
+    const prefix = name.slice(0, i);
+    const rest = name.slice(i + 1);
+    if (prefix.length <= 155 && rest.length <= 100 && rest.length > 0) return [prefix, rest];
+    if (prefix.length > 155) break;
+  }
+  return undefined;
+}
+
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`, 'latin1'), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len++;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
+function ustar(h: TarHeader, name: string, prefix: string, flag: string, linkname: string, size: number): Buffer {
+  const b = Buffer.alloc(512);
+  b.write(name, 0, 100, 'latin1');
+  octal(b, 100, 8, h.mode & 0o7777);
+  octal(b, 108, 8, Math.min(h.uid, MAX_OCTAL_7));
+  octal(b, 116, 8, Math.min(h.gid, MAX_OCTAL_7));
+  octal(b, 124, 12, Math.min(size, MAX_OCTAL_11));
+  octal(b, 136, 12, Math.min(Math.max(0, Math.floor(h.mtime)), MAX_OCTAL_11));
+  b.write('        ', 148, 'latin1');
+  b.write(flag, 156, 'latin1');
+  b.write(linkname, 157, 100, 'latin1');
+  b.write('ustar\u000000', 257, 'latin1');
+  octal(b, 329, 8, h.devmajor ?? 0);
+  octal(b, 337, 8, h.devminor ?? 0);
+  b.write(prefix, 345, 155, 'latin1');
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += b[i] ?? 0;
+  b.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return b;
+}
+
+/** Encodes one member's header block(s): a PAX record first when a field needs one. */
+export function encodeHeader(h: TarHeader): Buffer {
+  const linkname = h.linkname ?? '';
+  const size = h.type === 'file' ? h.size : 0;
+  const records: Buffer[] = [];
+  const split = splitName(h.name);
+  if (split === undefined) records.push(paxRecord('path', Buffer.from(h.name, 'latin1')));
+  if (linkname.length > 100) records.push(paxRecord('linkpath', Buffer.from(linkname, 'latin1')));
+  if (size > MAX_OCTAL_11) records.push(paxRecord('size', Buffer.from(String(size))));
+  if (h.uid > MAX_OCTAL_7) records.push(paxRecord('uid', Buffer.from(String(h.uid))));
+  if (h.gid > MAX_OCTAL_7) records.push(paxRecord('gid', Buffer.from(String(h.gid))));
+  for (const [k, v] of h.xattrs ?? []) records.push(paxRecord(`SCHILY.xattr.${Buffer.from(k, 'utf8').toString('latin1')}`, v));
+  const [prefix, name] = split ?? ['', h.name.slice(0, 100)];
+  const main = ustar(h, name, prefix, FLAGS[h.type], linkname.slice(0, 100), size);
+  if (records.length === 0) return main;
+  const pax = Buffer.concat(records);
+  const base = h.name.replace(/\/$/, '').slice(h.name.replace(/\/$/, '').lastIndexOf('/') + 1).slice(0, 80);
+  const paxHeader = ustar({ ...h, mode: 0o644 }, `PaxHeaders/${base}`, '', 'x', '', pax.length);
+  return Buffer.concat([paxHeader, pax, Buffer.alloc((512 - (pax.length % 512)) % 512), main]);
+}
+
+/** Two zero blocks: the end of an archive. */
+export const END_OF_ARCHIVE = Buffer.alloc(1024);
+
+const CHUNK = 1 << 18;
+
+/**
+ * Streams the tree under `dir` as a tar archive (names relative to `dir`, without the root
+ * itself). Sockets are skipped, as GNU tar skips them.
+ */
+export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
+  const links = new Map<string, string>();
+  let out: Buffer[] = [];
+  let outLength = 0;
+  const push = (b: Buffer): void => {
+    out.push(b);
+    outLength += b.length;
+  };
+  const take = (): Buffer => {
+    const b = Buffer.concat(out, outLength);
+    out = [];
+    outLength = 0;
+    return b;
+  };
+  const root = Buffer.from(dir, 'utf8');
+  const slash = Buffer.from('/');
+
+  async function* walk(rel: Buffer): AsyncGenerator<Buffer> {
+    const abs = rel.length === 0 ? root : Buffer.concat([root, slash, rel]);
+    for (const n of fs.readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare)) {
+      const childRel = rel.length === 0 ? n : Buffer.concat([rel, slash, n]);
+      const childAbs = Buffer.concat([root, slash, childRel]);
+      const st = fs.lstatSync(childAbs);
+      if (st.isSocket()) continue;
+      const h = headerFor(st, childRel.toString('latin1'), childAbs, links);
+      push(encodeHeader(h));
+      if (h.type === 'file' && h.size > 0) yield* fileBody(childAbs, h.size, push, take, () => outLength);
+      if (outLength >= CHUNK) yield take();
+      if (h.type === 'directory') yield* walk(childRel);
+    }
+  }
+
+  yield* walk(Buffer.alloc(0));
+  push(END_OF_ARCHIVE);
+  yield take();
+}
+
+/** The header for a file found on disk; remembers inodes to turn later names into hardlinks. */
+function headerFor(st: fs.Stats, name: string, abs: Buffer, links: Map<string, string>): TarHeader {
+  const h: TarHeader = { name, type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+  const inode = `${st.dev}:${st.ino}`;
+  if (st.isDirectory()) {
+    h.type = 'directory';
+    h.name += '/';
+  } else if (st.isSymbolicLink()) {
+    h.type = 'symlink';
+    h.linkname = fs.readlinkSync(abs, { encoding: 'buffer' }).toString('latin1');
+  } else if (st.nlink > 1 && links.has(inode)) {
+    h.type = 'link';
+    h.linkname = links.get(inode);
+  } else {
+    if (st.nlink > 1) links.set(inode, name);
+    if (st.isFile()) h.size = st.size;
+    else if (st.isFIFO()) h.type = 'fifo';
+    else {
+      const rdev = BigInt(st.rdev);
+      h.type = st.isCharacterDevice() ? 'character-device' : 'block-device';
+      h.devmajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+      h.devminor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    }
+  }
+  if (h.type === 'file' || h.type === 'directory') {
+    const cap = lgetxattr(abs, 'security.capability');
+    if (cap !== undefined) h.xattrs = new Map([['security.capability', cap]]);
+  }
+  return h;
+}
+
+/** Appends a file's content (padded to a block), yielding full chunks as they fill. */
+async function* fileBody(path: Buffer, size: number, push: (b: Buffer) => void, take: () => Buffer, length: () => number): AsyncGenerator<Buffer> {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    let left = size;
+    while (left > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(left, CHUNK));
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      push(n === buf.length ? buf : buf.subarray(0, n));
+      left -= n;
+      if (length() >= CHUNK) yield take();
+    }
+    // A file that shrank while being read is padded with zeros to the size in its header.
+    if (left > 0) push(Buffer.alloc(left));
+  } finally {
+    fs.closeSync(fd);
+  }
+  const pad = (512 - (size % 512)) % 512;
+  if (pad > 0) push(Buffer.alloc(pad));
+}
