@@ -64,6 +64,8 @@ export class ContainerService {
   readonly records: RecordStore<ContainerRecord>;
   readonly #dir: string;
   readonly #exits = new EventEmitter<Record<string, [ExitRecord]>>();
+  /** Exit codes of containers this engine auto-removed, so a late `wait()` still gets them. */
+  readonly #autoRemoved = new Map<string, number>();
 
   /** Creates the manager; touches nothing until used. */
   constructor(ctx: ContainerServiceContext) {
@@ -198,7 +200,11 @@ export class ContainerService {
     }
     if (changed) {
       await this.#event('die', rec, { exitCode: String(exit.exitCode) });
-      if (rec.config.autoRemove) await this.remove(id, { force: true }).catch(() => undefined);
+      if (rec.config.autoRemove) {
+        this.#autoRemoved.set(id, exit.exitCode);
+        if (this.#autoRemoved.size > 1000) this.#autoRemoved.delete(this.#autoRemoved.keys().next().value!);
+        await this.remove(id, { force: true }).catch(() => undefined);
+      }
     }
     return rec;
   }
@@ -207,8 +213,15 @@ export class ContainerService {
    * Waits until the container is not running and returns its exit code. A container that was
    * never started resolves at once (Docker's `not-running` condition).
    */
-  async wait(ref: string, signal?: AbortSignal): Promise<{ exitCode: number; record: ContainerRecord }> {
-    let rec = await this.get(ref);
+  async wait(ref: string, signal?: AbortSignal): Promise<{ exitCode: number; record?: ContainerRecord }> {
+    let rec: ContainerRecord;
+    try {
+      rec = await this.get(ref);
+    } catch (e) {
+      const code = this.#autoRemoved.get(ref);
+      if (code !== undefined && e instanceof NotFoundError) return { exitCode: code };
+      throw e;
+    }
     const id = rec.id;
     const hold = this.#ctx.zygote.hold();
     try {
@@ -226,7 +239,11 @@ export class ContainerService {
           signal?.addEventListener('abort', done, { once: true });
         });
         const next = await this.records.get(id);
-        if (!next) return { exitCode: rec.state.exitCode ?? 0, record: rec };
+        if (!next) {
+          const code = this.#autoRemoved.get(id);
+          if (code !== undefined) return { exitCode: code };
+          throw new NotFoundError('container', ref, `container ${this.#label(rec)} was removed while waiting for it`);
+        }
         rec = await this.#refresh(next);
       }
       return { exitCode: rec.state.exitCode ?? 0, record: rec };
@@ -275,7 +292,7 @@ export class ContainerService {
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), t * 1000);
       try {
-        rec = (await this.wait(rec.id, ac.signal).catch(() => ({ record: rec }))).record;
+        rec = (await this.wait(rec.id, ac.signal).catch(() => undefined))?.record ?? rec;
       } finally {
         clearTimeout(timer);
       }
@@ -284,7 +301,7 @@ export class ContainerService {
         await this.#event('kill', rec, { signal: String(SIGNALS.SIGKILL) });
       }
     }
-    rec = (await this.wait(rec.id)).record;
+    rec = (await this.wait(rec.id)).record ?? rec;
     await this.#event('stop', rec);
     return rec;
   }
@@ -298,7 +315,7 @@ export class ContainerService {
           `cannot remove container ${this.#label(rec)}: it is ${rec.state.status}; stop it first or use force`, 'INVALID_STATE');
       }
       this.#signal(rec, SIGNALS.SIGKILL!);
-      rec = (await this.wait(rec.id)).record;
+      rec = (await this.wait(rec.id)).record ?? rec;
     }
     const deleted = await this.records.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);

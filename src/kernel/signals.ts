@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { libc, check } from './libc.js';
 
 const _signal = libc.func('void *signal(int sig, void *handler)');
@@ -13,11 +14,26 @@ const _sigprocmask = libc.func('int sigprocmask(int how, const void *set, void *
 /** <signal.h>: SIG_SETMASK. */
 const SIG_SETMASK = 2;
 
-/** Resets every catchable signal to SIG_DFL and clears the signal mask of the calling thread. */
-export function resetSignals(): void {
+const EMPTY_SET = Buffer.alloc(128);
+
+/**
+ * Resets `signals` (default: every catchable one) to SIG_DFL and clears the signal mask of the
+ * calling thread. Caught signals are reset by execve(2) anyway: only ignored ones need it.
+ */
+export function resetSignals(signals?: readonly number[]): void {
   for (let sig = 1; sig < 65; sig++) {
     if (sig === 9 || sig === 19 || sig === 32 || sig === 33) continue;
+    if (signals && !signals.includes(sig)) continue;
     _signal(sig, null);
   }
-  check('sigprocmask', () => _sigprocmask(SIG_SETMASK, Buffer.alloc(128), null));
+  check('sigprocmask', () => _sigprocmask(SIG_SETMASK, EMPTY_SET, null));
+}
+
+/** The signals this process ignores (SigIgn in /proc/self/status). */
+export function ignoredSignals(): number[] {
+  const m = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+  const mask = BigInt(`0x${m?.[1] ?? '0'}`);
+  const out: number[] = [];
+  for (let sig = 1; sig < 65; sig++) if (mask & (1n << BigInt(sig - 1))) out.push(sig);
+  return out;
 }

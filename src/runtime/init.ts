@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import { linuxInitSys, dryRunSys, DryRunEnd, type InitSys } from './init-sys.js';
 import * as K from '../kernel/constants.js';
 import { makedev } from '../kernel/fs.js';
+import { ignoredSignals } from '../kernel/signals.js';
 import { KernelError } from '../errors.js';
 import { buildPlan, type Plan } from './plan.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
@@ -62,6 +63,9 @@ export interface InitFailure {
   /** The exit code Docker reports for this failure (127 not found, 126 not executable). */
   exitCode: number;
 }
+
+/** Signals this process ignores (Node ignores SIGPIPE): reset before execve, or the program inherits them. */
+const IGNORED_SIGNALS = ignoredSignals();
 
 /** The calls the init makes: the real ones, or {@link dryRunSys} during a warm-up. */
 let sys: InitSys = linuxInitSys;
@@ -230,7 +234,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
     sys.chdir(cwd);
     step = 'exec';
     sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
-    sys.resetSignals();
+    sys.resetSignals(IGNORED_SIGNALS);
     sys.write(fds.error, EXEC_MARKER);
     execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user));
   } catch (e) {
@@ -266,12 +270,9 @@ function ensureMountTarget(target: string, dir: boolean): void {
 
 function maskPath(path: string): void {
   if (!sys.exists(path)) return;
-  try {
-    sys.mount('/dev/null', path, null, K.MS_BIND, null);
-  } catch (e) {
-    if (!(e instanceof KernelError) || e.errnoCode !== 'ENOTDIR') throw e;
-    sys.mount('tmpfs', path, 'tmpfs', K.MS_RDONLY, 'size=0');
-  }
+  // Decide by type up front: a failed mount would cost an exception (a stack trace) here.
+  if (sys.isDirectory(path)) sys.mount('tmpfs', path, 'tmpfs', K.MS_RDONLY, 'size=0');
+  else sys.mount('/dev/null', path, null, K.MS_BIND, null);
 }
 
 function readonlyPath(path: string): void {

@@ -16,7 +16,8 @@ describe('several processes on one root', () => {
     const { engine, root } = await testEngine();
     const events: string[] = [];
     engine.on('container', (e) => events.push(e.action));
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "echo bye; exit 5" TERM; while true; do sleep 0.05; done'], { engine, name: 'shared' });
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "echo bye; exit 5" TERM; echo ready; while true; do sleep 0.05; done'], { engine, name: 'shared' });
+    await expect.poll(() => c.logs(), { timeout: 5000 }).toContain('ready');
     const pid = (await c.inspect()).state.pid;
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'test/fixtures/second-process.ts', root, 'shared'], { timeout: 30_000 });
     const steps = Object.fromEntries(stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; value: unknown }).map((s) => [s.step, s.value]));

@@ -56,10 +56,10 @@ describe('container isolation', () => {
     expect(masked!.trim()).toBe('0');
   });
 
-  it('keeps Docker’s default capabilities', async () => {
+  it('keeps Docker’s default capabilities, and no ignored or blocked signal', async () => {
     const { engine } = await testEngine();
-    const { text } = await runText(engine, ['sh', '-c', 'grep CapEff /proc/self/status']);
-    expect(text.trim()).toBe('CapEff:\t00000000a80425fb');
+    const { text } = await runText(engine, ['grep', '-E', '^(CapEff|SigIgn|SigBlk)', '/proc/self/status']);
+    expect(text.trim().split('\n')).toEqual(['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000', 'CapEff:\t00000000a80425fb']);
     const dropped = await runText(engine, ['sh', '-c', 'grep CapEff /proc/self/status'], { capDrop: ['ALL'], capAdd: ['CHOWN'] });
     expect(dropped.text.trim()).toBe('CapEff:\t0000000000000001');
   });
@@ -143,7 +143,10 @@ describe('output and exit', () => {
 
   it('reports a signal as 128+n, stops with SIGTERM then SIGKILL, and kills', async () => {
     const { engine } = await testEngine();
-    const handles = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 42" TERM; while true; do sleep 0.05; done'], { engine });
+    // PID 1 only gets the signals it has a handler for: wait until the trap is set.
+    const ready = async (c: Container) => expect.poll(() => c.logs(), { timeout: 5000 }).toContain('ready');
+    const handles = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 42" TERM; echo ready; while true; do sleep 0.05; done'], { engine });
+    await ready(handles);
     await handles.stop({ timeout: 5 });
     expect((await handles.inspect()).state.exitCode).toBe(42);
 
@@ -154,7 +157,8 @@ describe('output and exit', () => {
     expect(info.state).toMatchObject({ status: 'exited', exitCode: 137, signal: 9 });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
 
-    const killed = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 7" USR1; while true; do sleep 0.05; done'], { engine });
+    const killed = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 7" USR1; echo ready; while true; do sleep 0.05; done'], { engine });
+    await ready(killed);
     await killed.kill('USR1');
     expect((await killed.wait()).exitCode).toBe(7);
     await expect(killed.kill()).rejects.toMatchObject({ code: 'NOT_RUNNING' });
@@ -179,9 +183,9 @@ describe('lifecycle and cleanup', () => {
 
   it('removes itself with autoRemove, and with await using', async () => {
     const { engine, root } = await testEngine();
-    const auto = await Container.run(BUSYBOX_REF, ['true'], { engine, autoRemove: true });
-    const id = await auto.id();
-    await auto.wait();
+    const auto = await Container.run(BUSYBOX_REF, ['sh', '-c', 'exit 4'], { engine, autoRemove: true });
+    const id = auto.ref;
+    expect(await auto.wait()).toEqual({ exitCode: 4 });
     await expect.poll(() => existsSync(engine.containers.paths(id).dir)).toBe(false);
     let pid = 0;
     {
