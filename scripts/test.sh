@@ -21,6 +21,10 @@ fail_early() {
 
 bash scripts/install-deps.sh || fail_early "scripts/install-deps.sh"
 
+echo "[test] npm run typecheck && npm run docs" >&2
+npm run --silent typecheck </dev/null || fail_early "the type check (npm run typecheck)"
+npm run --silent docs </dev/null >/dev/null || fail_early "the API docs (npm run docs: typedoc treats warnings as errors)"
+
 if [ "${BERTH_SKIP_BUILD:-0}" = 1 ]; then
   echo "[test] BERTH_SKIP_BUILD=1: not building" >&2
 else

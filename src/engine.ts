@@ -45,9 +45,15 @@ export class Engine extends EventHub {
   readonly root: string;
   /** The volatile state root. */
   readonly runRoot: string;
-  /** The append-only event log shared by every process using this root. */
+  /**
+   * The append-only event log shared by every process using this root.
+   * @internal
+   */
   readonly eventLog: EventLog;
-  /** The helper process that forks containers for this engine (started on first use). */
+  /**
+   * The helper process that forks containers for this engine (started on first use).
+   * @internal
+   */
   readonly zygote: ZygoteClient;
   #images: ImageService | undefined;
   #containers: ContainerService | undefined;
@@ -76,7 +82,10 @@ export class Engine extends EventHub {
     this.#prepared = true;
   }
 
-  /** The image store of this root. */
+  /**
+   * The image store of this root.
+   * @internal
+   */
   get images(): ImageService {
     this.#prepare();
     this.#images ??= new ImageService({
@@ -87,7 +96,10 @@ export class Engine extends EventHub {
     return this.#images;
   }
 
-  /** The container manager of this root. */
+  /**
+   * The container manager of this root.
+   * @internal
+   */
   get containers(): ContainerService {
     this.#prepare();
     this.#containers ??= new ContainerService({

@@ -18,10 +18,10 @@ export {
 } from './container/container.js';
 export type { ContainerCreateOptions } from './container/options.js';
 export type { ContainerInfo, ContainerSummary } from './container/info.js';
-export type { ContainerStatus } from './container/record.js';
+export { CONTAINER_STATUSES, type ContainerStatus } from './container/record.js';
 export type { LogLine, LogsOptions } from './container/logs.js';
 export type { LogStream } from './runtime/log-format.js';
-export type { BerthEvent, EventFilter, EventTime, EventType } from './events/index.js';
+export { EVENT_TYPES, EventHub, type BerthEvent, type EventFilter, type EventHubEvents, type EventTime, type EventType } from './events/index.js';
 export { Operation, type OperationWork, type OperationOptions } from './operation.js';
 export {
   BerthError,

@@ -28,7 +28,7 @@ type Name = EventEmitter.EventNames<EventHubEvents>;
 type Listener<T extends Name> = EventEmitter.EventListener<EventHubEvents, T>;
 
 /**
- * Emits every event appended to an {@link EventLog} after the first listener is added, by any
+ * Emits every event appended to an event log after the first listener is added, by any
  * process sharing the root, including this one (exactly once: they all come through the log).
  *
  * Following starts when the first listener (other than for `error`) is added and stops when the
@@ -47,7 +47,10 @@ export class EventHub extends EventEmitter<EventHubEvents> {
   readonly #log: EventLog;
   #unsubscribe: (() => void) | undefined;
 
-  /** Creates a hub over `log`; it reads nothing until a listener is added. */
+  /**
+   * Creates a hub over `log`; it reads nothing until a listener is added.
+   * @internal
+   */
   constructor(log: EventLog) {
     super();
     this.#log = log;
