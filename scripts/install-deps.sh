@@ -89,7 +89,12 @@ if [ "${BERTH_FORCE_NPM_INSTALL:-0}" = 1 ] || [ ! -f node_modules/.package-lock.
   || { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   if [ -f package-lock.json ]; then
     log "npm ci"
-    npm ci --no-audit --no-fund </dev/null
+    # npm ci refuses a lock file that lacks other platforms' optional packages (rollup's, for
+    # one), which some npm versions leave out; npm install then installs the same locked versions.
+    npm ci --no-audit --no-fund </dev/null || {
+      log "npm ci refused the lock file; npm install instead"
+      npm install --no-audit --no-fund </dev/null
+    }
   else
     log "npm install (no package-lock.json)"
     npm install --no-audit --no-fund </dev/null
