@@ -21,7 +21,8 @@ import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
 import { buildPlan } from '../runtime/plan.js';
-import { ZygoteClient, StartFailure } from '../runtime/zygote-client.js';
+import { StartFailure } from '../runtime/zygote-client.js';
+import type { Plan } from '../runtime/plan.js';
 import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
 import { exitRecordSchema, type ExitRecord } from '../runtime/protocol.js';
 import { pidfdOpen, pidfdSendSignal } from '../kernel/process.js';
@@ -39,8 +40,20 @@ export interface ContainerServiceContext {
   appendEvent(e: { type: 'container'; action: string; id: string; attributes: Record<string, string> }): Promise<unknown>;
   /** Resolves an image for running: its id, run config and layer dirs (topmost first). */
   resolveImage(ref: string): Promise<{ id: string; config: ImageRunConfig; layerDirs: string[] }>;
-  /** The engine's zygote. */
-  zygote: ZygoteClient;
+  /** The engine's runtime (its zygote). */
+  zygote: ContainerRuntime;
+}
+
+/** What the manager needs from the runtime: the seam unit tests replace. */
+export interface ContainerRuntime {
+  /** Starts a container process; resolves once it runs; rejects with {@link StartFailure} when it cannot. */
+  start(plan: Plan, logPath: string, exitPath: string): Promise<{ pid: number; startTime: number }>;
+  /** Calls `listener` when a process this runtime started ends (after its output is drained). */
+  onExit(listener: (id: string, status: ExitRecord) => void): () => void;
+  /** Keeps the process alive until the returned function is called. */
+  hold(): () => void;
+  /** The pid of the process that owns started containers (the zygote), once there is one. */
+  readonly pid: number | undefined;
 }
 
 /** Filters of {@link ContainerService.list}. */
@@ -182,6 +195,8 @@ export class ContainerService {
   async #recordExit(id: string, exit: ExitRecord, error = ''): Promise<ContainerRecord | undefined> {
     let changed = false;
     let rec: ContainerRecord;
+    // Removed already (e.g. after a failed start): nothing to record, and nothing to create.
+    if (!(await this.records.has(id))) return undefined;
     try {
       rec = await this.records.update(id, (r) => {
         if (!ACTIVE.has(r.state.status) || r.state.pid !== exit.pid) return r;

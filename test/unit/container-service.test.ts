@@ -1,0 +1,137 @@
+/**
+ * The container manager's policy against a fake runtime: its "containers" are plain `sleep`
+ * processes, so signals and liveness checks are real while no namespace or mount is made.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ContainerService, type ContainerRuntime } from '../../src/container/service.js';
+import { StartFailure } from '../../src/runtime/zygote-client.js';
+import { processStartTime } from '../../src/runtime/proc.js';
+import type { ExitRecord } from '../../src/runtime/protocol.js';
+import type { Plan } from '../../src/runtime/plan.js';
+import { tempDir } from '../helpers/tmp.js';
+
+class FakeRuntime implements ContainerRuntime {
+  readonly plans: Plan[] = [];
+  readonly children: ChildProcess[] = [];
+  readonly #listeners = new Set<(id: string, s: ExitRecord) => void>();
+  fail: StartFailure | undefined;
+  pid: number | undefined = process.pid;
+
+  async start(plan: Plan, _log: string, exitPath: string) {
+    this.plans.push(plan);
+    if (this.fail) throw this.fail;
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    this.children.push(child);
+    await new Promise((r) => child.once('spawn', r));
+    child.once('exit', (code, signal) => {
+      const status: ExitRecord = { pid: child.pid!, exitCode: signal ? 128 + (signal === 'SIGKILL' ? 9 : 15) : code!, finishedAt: Date.now() };
+      if (signal) status.signal = signal === 'SIGKILL' ? 9 : 15;
+      writeFileSync(exitPath, JSON.stringify(status));
+      for (const l of this.#listeners) l(plan.spec.id, status);
+    });
+    return { pid: child.pid!, startTime: processStartTime(child.pid!)! };
+  }
+
+  onExit(listener: (id: string, s: ExitRecord) => void) {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  hold() {
+    return () => undefined;
+  }
+}
+
+const runtimes: FakeRuntime[] = [];
+afterEach(() => {
+  for (const r of runtimes.splice(0)) for (const c of r.children) c.kill('SIGKILL');
+});
+
+function setup(root = tempDir('svc')) {
+  const runtime = new FakeRuntime();
+  runtimes.push(runtime);
+  const events: Array<{ action: string; id: string }> = [];
+  const svc = new ContainerService({
+    root,
+    zygote: runtime,
+    appendEvent: async (e) => events.push(e),
+    resolveImage: async (ref) => {
+      if (ref !== 'img') throw Object.assign(new Error('no image'), { code: 'IMAGE_NOT_FOUND' });
+      return { id: 'sha256:abc', config: { cmd: ['sh'], env: ['A=1'] }, layerDirs: ['/layers/a'] };
+    },
+  });
+  return { svc, runtime, events, root };
+}
+
+describe('container manager', () => {
+  it('creates, starts, records the exit once, and removes', async () => {
+    const { svc, runtime, events, root } = setup();
+    const rec = await svc.create({ image: 'img', name: 'web' });
+    expect(rec.state.status).toBe('created');
+    expect(rec.path).toBe('sh');
+    const started = await svc.start('web');
+    expect(started.state).toMatchObject({ status: 'running', pid: runtime.children[0]!.pid });
+    expect(runtime.plans[0]!.spec.rootfs.lowerDirs).toEqual(['/layers/a']);
+    // A second manager on the same root (another process) sees the same container.
+    const other = setup(root);
+    expect((await other.svc.get('web')).state.status).toBe('running');
+    runtime.children[0]!.kill('SIGTERM');
+    const { exitCode } = await svc.wait('web');
+    expect(exitCode).toBe(143);
+    expect((await other.svc.get(rec.id)).state).toMatchObject({ status: 'exited', exitCode: 143, signal: 15 });
+    expect(events.filter((e) => e.action === 'die')).toHaveLength(1);
+    await svc.remove('web');
+    await expect(other.svc.get('web')).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+    expect(events.map((e) => e.action)).toEqual(['create', 'start', 'die', 'destroy']);
+  });
+
+  it('refuses a taken name and a running container’s removal, and changes nothing', async () => {
+    const { svc } = setup();
+    await svc.create({ image: 'img', name: 'a' });
+    await expect(svc.create({ image: 'img', name: 'a' })).rejects.toMatchObject({ code: 'NAME_CONFLICT' });
+    await expect(svc.create({ image: 'img', name: 'b', user: 'x:y:z' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'user' });
+    expect((await svc.list({ all: true })).map((r) => r.name)).toEqual(['a']);
+    await svc.start('a');
+    await expect(svc.remove('a')).rejects.toMatchObject({ code: 'INVALID_STATE' });
+    await svc.remove('a', { force: true });
+    expect(await svc.list({ all: true })).toEqual([]);
+  });
+
+  it('reports a start failure on the record and as a typed error', async () => {
+    const { svc, runtime } = setup();
+    runtime.fail = new StartFailure({ step: 'exec', message: 'exec: "x": executable file not found in $PATH', kind: 'command', exitCode: 127 });
+    const rec = await svc.create({ image: 'img', command: ['x'] });
+    await expect(svc.start(rec.id)).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
+    expect((await svc.get(rec.id)).state).toMatchObject({ status: 'created', exitCode: 127, error: expect.stringContaining('not found') });
+  });
+
+  it('records a container whose owner died without an exit record as exited 137', async () => {
+    const { svc, runtime } = setup();
+    const rec = await svc.create({ image: 'img' });
+    await svc.start(rec.id);
+    // The owner (here: a process that is gone) and the container process both vanish.
+    const dead = spawn('true');
+    await new Promise((r) => dead.once('exit', r));
+    const { records } = svc;
+    await records.update(rec.id, (r) => ({ ...r, state: { ...r.state, ownerPid: dead.pid!, ownerStart: 1 } }));
+    const child = runtime.children[0]!;
+    child.removeAllListeners('exit');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect((await svc.get(rec.id)).state).toMatchObject({ status: 'exited', exitCode: 137, error: expect.stringContaining('owned it exited') });
+  });
+
+  it('stops with the stop signal, then SIGKILL after the timeout', async () => {
+    const { svc } = setup();
+    const rec = await svc.create({ image: 'img', stopSignal: 'SIGUSR1' });
+    await svc.start(rec.id);
+    const t0 = Date.now();
+    // sleep dies of SIGUSR1 at once (default action), so no SIGKILL is needed.
+    const stopped = await svc.stop(rec.id, 5);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(stopped.state.status).toBe('exited');
+    await expect(svc.kill(rec.id, 9)).rejects.toMatchObject({ code: 'NOT_RUNNING' });
+  });
+});
