@@ -134,6 +134,7 @@ export class Zygote {
 
   #start(req: StartRequest): void {
     let t: Template | undefined;
+    if (this.#pool.length === 0) this.#refill();
     try {
       const flags = req.plan.unshareFlags;
       if (flags === this.#poolFlags) t = this.#pool.shift();
@@ -161,7 +162,6 @@ export class Zygote {
         : { step: 'fork', message: msg, kind: 'other', exitCode: 1 };
       this.#send({ t: 'failed', rid: req.rid, error });
     }
-    if (req.plan.unshareFlags === this.#poolFlags) this.#refill();
   }
 
   #watchExec(child: Child, fd: number): void {
@@ -251,6 +251,9 @@ export class Zygote {
       // The container's directory is gone (removed while running): nothing to record.
     }
     this.#send({ t: 'exit', id: child.id, status: record });
+    // Refill when a container is done rather than while an init runs: a template forked then
+    // would compete with it for the CPU and the kernel's namespace locks.
+    this.#refill();
   }
 
   /** Number of containers whose process has not been reported as ended yet. */
