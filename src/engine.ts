@@ -9,11 +9,18 @@ import { EventHub } from './events/event-hub.js';
 import { EventLog } from './events/event-log.js';
 import type { BerthEvent, EventFilter } from './events/index.js';
 import { ImageService } from './image/service.js';
+import { checkRegistrySettings } from './image/registry/settings.js';
+import { parseAnyReference } from './image/reference.js';
+import type { RegistrySettings } from './image/registry/types.js';
 import { ContainerService } from './container/service.js';
+import { VolumeService } from './volume/service.js';
 import { ZygoteClient } from './runtime/zygote-client.js';
 
-/** Options of {@link Engine}. */
-export interface EngineOptions {
+/**
+ * Options of {@link Engine}. The registry settings (`insecureRegistries`, `registryCAs`,
+ * `maxConcurrentDownloads`, …) are described in {@link RegistrySettings}.
+ */
+export interface EngineOptions extends RegistrySettings {
   /** Persistent state (images, containers, events). Default `$BERTH_ROOT`, else `/var/lib/berth`. */
   root?: string;
   /** Volatile state (mounts, pids). Default `$BERTH_RUN_ROOT`, else `/run/berth`. */
@@ -56,7 +63,9 @@ export class Engine extends EventHub {
    */
   readonly zygote: ZygoteClient;
   #images: ImageService | undefined;
+  readonly #registry: RegistrySettings;
   #containers: ContainerService | undefined;
+  #volumes: VolumeService | undefined;
   #prepared = false;
 
   /** Creates an engine over a state root; touches nothing until used. */
@@ -68,6 +77,7 @@ export class Engine extends EventHub {
     this.runRoot = resolve(options.runRoot ?? process.env.BERTH_RUN_ROOT ?? '/run/berth');
     this.eventLog = log;
     this.zygote = new ZygoteClient();
+    this.#registry = checkRegistrySettings(options);
   }
 
   /** The engine the bare constructors (`new Image(ref)`, `Container.create(…)`) use: `$BERTH_ROOT` or `/var/lib/berth`. */
@@ -92,6 +102,7 @@ export class Engine extends EventHub {
       root: this.root,
       eventLog: this.eventLog,
       imageUsers: (id) => this.containers.imageUsers(id),
+      registry: this.#registry,
     });
     return this.#images;
   }
@@ -106,9 +117,32 @@ export class Engine extends EventHub {
       root: this.root,
       appendEvent: (e) => this.eventLog.append(e),
       resolveImage: (ref) => this.images.resolveForRun(ref),
+      pullImage: async (ref) => {
+        if (parseAnyReference(ref).kind === 'id') return false;
+        await this.images.pull(ref);
+        return true;
+      },
       zygote: this.zygote,
+      volumes: this.volumes,
     });
     return this.#containers;
+  }
+
+  /**
+   * The volume manager of this root.
+   * @internal
+   */
+  get volumes(): VolumeService {
+    this.#prepare();
+    this.#volumes ??= new VolumeService({
+      root: this.root,
+      appendEvent: (e) => this.eventLog.append(e),
+      users: {
+        containersUsing: (name) => this.containers.volumeUsers(name),
+        runningContainersUsing: (name) => this.containers.volumeUsers(name, true),
+      },
+    });
+    return this.#volumes;
   }
 
   /**
@@ -132,6 +166,7 @@ export class Engine extends EventHub {
   close(): void {
     this.removeAllListeners();
     this.zygote.close();
+    void this.#images?.registry.close();
   }
 
   /** Same as {@link Engine.close}, for `await using`. */

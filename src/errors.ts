@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   'COMMAND_NOT_FOUND',
   'REGISTRY_AUTH',
   'REGISTRY_UNREACHABLE',
+  'REGISTRY',
   'PERMISSION_DENIED',
   'UNSAFE_LAYER',
   'KERNEL',
@@ -237,6 +238,40 @@ export class TimeoutError extends BerthError {
   }
 }
 brand(TimeoutError, 'TimeoutError');
+
+/**
+ * A registry refused or failed a request, or could not be reached. `code` is `REGISTRY_AUTH`
+ * (401/403: log in or check the credentials), `IMAGE_NOT_FOUND` (404: no such repository, tag or
+ * blob), `REGISTRY_UNREACHABLE` (no connection, TLS failure, or 5xx/429 after retries) or
+ * `REGISTRY` (anything else the registry rejected, or content whose digest does not match).
+ */
+export class RegistryError extends BerthError {
+  /** The registry host as referenced (`docker.io`, `localhost:5000`). */
+  readonly registry: string;
+  /** The HTTP status of the failed response; absent when no response came. */
+  readonly status: number | undefined;
+  /**
+   * The distribution spec's error code from the response body (`UNAUTHORIZED`, `DENIED`,
+   * `MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`, `NAME_UNKNOWN`, `DIGEST_INVALID`, …); absent when the
+   * registry sent none.
+   */
+  readonly registryCode: string | undefined;
+
+  /** Creates a registry error. */
+  constructor(
+    code: 'REGISTRY_AUTH' | 'IMAGE_NOT_FOUND' | 'REGISTRY_UNREACHABLE' | 'REGISTRY',
+    registry: string,
+    message: string,
+    details: { status?: number; registryCode?: string } = {},
+    options?: BerthErrorOptions,
+  ) {
+    super(code, message, options);
+    this.registry = registry;
+    this.status = details.status;
+    this.registryCode = details.registryCode;
+  }
+}
+brand(RegistryError, 'RegistryError');
 
 /** Wraps an unknown thrown value into a BerthError with code `INTERNAL`, keeping berth errors as they are. */
 export function asBerthError(e: unknown, context: string): BerthError {

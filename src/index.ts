@@ -17,6 +17,8 @@ export {
   type WaitResult,
 } from './container/container.js';
 export type { ContainerCreateOptions } from './container/options.js';
+export type { MountOptions } from './container/mounts.js';
+export { Volume, type VolumeCreateOptions, type VolumeEngineOption, type VolumeInfo, type VolumeListOptions } from './volume/volume.js';
 export type { ContainerInfo, ContainerSummary } from './container/info.js';
 export { CONTAINER_STATUSES, type ContainerStatus } from './container/record.js';
 export type { LogLine, LogsOptions } from './container/logs.js';
@@ -30,6 +32,7 @@ export {
   InvalidArgumentError,
   KernelError,
   NotFoundError,
+  RegistryError,
   StateError,
   TimeoutError,
   UnsafeLayerError,
@@ -37,3 +40,4 @@ export {
   type ErrorCode,
   type BerthErrorOptions,
 } from './errors.js';
+export type { ResourceOptions } from './runtime/cgroups/resources.js';

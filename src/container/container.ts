@@ -166,9 +166,9 @@ export class Container {
     await this.#svc.kill(this.ref, n);
   }
 
-  /** Removes it; a running container is refused unless `force`. */
-  async remove(options: { force?: boolean } = {}): Promise<void> {
-    const o = parseOptions(z.strictObject({ force: z.boolean().optional() }), options);
+  /** Removes it; a running container is refused unless `force`. `volumes` also removes its anonymous volumes. */
+  async remove(options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const o = parseOptions(z.strictObject({ force: z.boolean().optional(), volumes: z.boolean().optional() }), options);
     await this.#svc.remove(this.ref, o);
   }
 
@@ -214,7 +214,7 @@ export class Container {
 
   /** Force-removes the container (for `await using`); a container already gone is fine. */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.remove({ force: true }).catch((e: unknown) => {
+    await this.remove({ force: true, volumes: true }).catch((e: unknown) => {
       if ((e as { code?: string }).code !== 'CONTAINER_NOT_FOUND') throw e;
     });
   }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { normalizeCapability } from '../runtime/capabilities.js';
+import { mountOptionsSchema, type MountOptions } from './mounts.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -43,6 +44,9 @@ export const createOptionsSchema = z.strictObject({
   autoRemove: z.boolean().optional(),
   stopSignal: signal.optional(),
   stopTimeout: z.number().int().min(-1).optional(),
+  mounts: z.array(mountOptionsSchema).optional(),
+  volumes: z.array(z.string()).optional(),
+  volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
 });
 
 /**
@@ -92,6 +96,15 @@ export interface ContainerCreateOptions {
   stopSignal?: string | number;
   /** Seconds `stop()` waits before SIGKILL. Default 10; -1 waits forever. */
   stopTimeout?: number;
+  /** Volumes, bind mounts and tmpfs mounts. A missing bind source is an error here. */
+  mounts?: MountOptions[];
+  /**
+   * Docker's shorthand: `name:/path[:ro]` (a named volume, created if missing), `/host:/path[:ro|rw]`
+   * (a bind; a missing host directory is created) or `/path` (an anonymous volume).
+   */
+  volumes?: string[];
+  /** Mount every volume and bind of these containers (`name[:ro|rw]`). */
+  volumesFrom?: string[];
 }
 
 /** Parses `SIGTERM`, `TERM`, `15` or 15 to a signal number; undefined when unknown. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from 'zod';
+import { resolvedMountSchema } from './mounts.js';
 
 /** Docker's container statuses. */
 export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
@@ -38,6 +39,7 @@ export const containerRecordSchema = z.object({
     autoRemove: z.boolean(),
     stopSignal: z.number().int(),
     stopTimeout: z.number().int(),
+    mounts: z.array(resolvedMountSchema),
   }),
   layerDirs: z.array(z.string()),
   state: z.object({

@@ -30,7 +30,8 @@ import { close } from '../kernel/fd.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
-import { buildConfig, containerPaths, hostsFile, resolvConfFile, runtimeSpec, type ContainerPaths, type ImageRunConfig } from './spec.js';
+import { buildConfig, containerPaths, hostsFile, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
+import { createBindSources, planMounts } from './mounts.js';
 
 /** What the container manager needs from the engine. */
 export interface ContainerServiceContext {
@@ -40,8 +41,32 @@ export interface ContainerServiceContext {
   appendEvent(e: { type: 'container'; action: string; id: string; attributes: Record<string, string> }): Promise<unknown>;
   /** Resolves an image for running: its id, run config and layer dirs (topmost first). */
   resolveImage(ref: string): Promise<{ id: string; config: ImageRunConfig; layerDirs: string[] }>;
+  /** Pulls a missing image, as `docker run` does; resolves false when `ref` cannot be pulled (an id). Absent: no pulling. */
+  pullImage?(ref: string): Promise<boolean>;
   /** The engine's runtime (its zygote). */
   zygote: ContainerRuntime;
+  /** The engine's volumes. */
+  volumes: ContainerVolumes;
+}
+
+/** What the container manager needs from the volume manager. */
+export interface ContainerVolumes {
+  /** Creates a volume if missing (idempotent). */
+  create(name: string | undefined, options?: { anonymous?: boolean }): Promise<{ name: string; populated: boolean }>;
+  /** A volume's record. */
+  get(name: string): Promise<{ name: string; populated: boolean }>;
+  /** The host directory of a volume. */
+  mountpoint(name: string): string;
+  /** Whether its directory is empty. */
+  isEmpty(name: string): boolean;
+  /** Marks the copy-up as done. */
+  markPopulated(name: string): Promise<void>;
+  /** Mounts a special volume on the host if needed. */
+  acquire(name: string): Promise<void>;
+  /** Unmounts a special volume no running container uses. */
+  release(name: string): Promise<void>;
+  /** Removes a volume. */
+  remove(name: string, options?: { force?: boolean }): Promise<void>;
 }
 
 /** What the manager needs from the runtime: the seam unit tests replace. */
@@ -100,9 +125,26 @@ export class ContainerService {
   /** Creates a container (does not start it). */
   async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
     const opts = parseOptions(createOptionsSchema, input) as ContainerCreateOptions;
-    const image = await this.#ctx.resolveImage(opts.image);
+    // ── pull if missing (as `docker run`) ──
+    const image = await this.#ctx.resolveImage(opts.image).catch(async (e: unknown) => {
+      if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await this.#ctx.pullImage?.(opts.image))) throw e;
+      return this.#ctx.resolveImage(opts.image);
+    });
+    // ── end pull if missing ──
     const id = randomBytes(32).toString('hex');
-    const { config, path, args } = buildConfig(id, image.config, opts);
+    const volumesFrom = await Promise.all((opts.volumesFrom ?? []).map(async (spec) => {
+      const [ref, mode] = spec.split(':') as [string, string?];
+      const from = await this.get(ref);
+      return { mounts: from.config.mounts, ...(mode ? { readOnly: mode === 'ro' } : {}) };
+    }));
+    const mountPlan = planMounts({
+      ...(opts.mounts ? { mounts: opts.mounts } : {}),
+      ...(opts.volumes ? { volumes: opts.volumes } : {}),
+      volumesFrom,
+      imageVolumes: image.config.volumes ?? [],
+      newName: () => randomBytes(32).toString('hex'),
+    });
+    const { config, path, args } = buildConfig(id, image.config, opts, mountPlan.mounts);
     const name = (opts.name ?? '').replace(/^\//, '');
     const rec: ContainerRecord = {
       id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id, path, args, config,
@@ -110,6 +152,10 @@ export class ContainerService {
     };
     if (name) await this.records.reserveName(name, id);
     try {
+      createBindSources(mountPlan.dirsToCreate);
+      for (const m of mountPlan.mounts) {
+        if (m.type === 'volume') await this.#ctx.volumes.create(m.name, { anonymous: m.anonymous });
+      }
       const p = this.paths(id);
       mkdirSync(p.dir, { recursive: true, mode: 0o700 });
       for (const d of [p.upper, p.work, p.rootfs]) mkdirSync(d);
@@ -141,9 +187,17 @@ export class ContainerService {
       this.#writeEtcFiles(rec, p);
       rmSync(p.exit, { force: true });
       const zygote = this.#ctx.zygote;
+      const vols = this.#ctx.volumes;
+      const copyUp = new Set<string>();
+      for (const m of rec.config.mounts) {
+        if (m.type !== 'volume') continue;
+        await vols.acquire(m.name);
+        if (!m.nocopy && !(await vols.get(m.name)).populated && vols.isEmpty(m.name)) copyUp.add(m.name);
+      }
+      const mounts = rec.config.mounts.map((m) => userMount(m, (n) => vols.mountpoint(n), (n) => copyUp.has(n)));
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p)), p.log, p.exit);
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts)), p.log, p.exit);
       } catch (e) {
         if (!(e instanceof StartFailure)) throw e;
         const f = e.failure;
@@ -152,6 +206,7 @@ export class ContainerService {
         if (f.kind === 'command') throw new CommandError(rec.path, f.exitCode, `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`);
         throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`);
       }
+      for (const n of copyUp) await vols.markPopulated(n);
       const zpid = zygote.pid ?? 0;
       const updated = await this.records.update(rec.id, (r) => ({
         ...r,
@@ -214,11 +269,12 @@ export class ContainerService {
       throw e;
     }
     if (changed) {
+      await this.#releaseVolumes(rec);
       await this.#event('die', rec, { exitCode: String(exit.exitCode) });
       if (rec.config.autoRemove) {
         this.#autoRemoved.set(id, exit.exitCode);
         if (this.#autoRemoved.size > 1000) this.#autoRemoved.delete(this.#autoRemoved.keys().next().value!);
-        await this.remove(id, { force: true }).catch(() => undefined);
+        await this.remove(id, { force: true, volumes: true }).catch(() => undefined);
       }
     }
     return rec;
@@ -322,7 +378,7 @@ export class ContainerService {
   }
 
   /** Removes a container. A running one is refused unless `force` (then it is killed first). */
-  async remove(ref: string, options: { force?: boolean } = {}): Promise<void> {
+  async remove(ref: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     let rec = await this.get(ref);
     if (ACTIVE.has(rec.state.status)) {
       if (!options.force) {
@@ -336,6 +392,25 @@ export class ContainerService {
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     rmSync(this.paths(rec.id).dir, { recursive: true, force: true });
     if (deleted) await this.#event('destroy', rec);
+    if (options.volumes) {
+      for (const m of rec.config.mounts) {
+        if (m.type === 'volume' && m.anonymous) await this.#ctx.volumes.remove(m.name, { force: true }).catch(() => undefined);
+      }
+    }
+  }
+
+  async #releaseVolumes(rec: ContainerRecord): Promise<void> {
+    for (const m of rec.config.mounts) {
+      if (m.type === 'volume') await this.#ctx.volumes.release(m.name).catch(() => undefined);
+    }
+  }
+
+  /** Ids of containers (any status, or active only) that mount volume `name`. */
+  async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
+    const recs = await this.records.list();
+    return (await Promise.all(recs.map((r) => (activeOnly ? this.#refresh(r) : r))))
+      .filter((r) => (!activeOnly || ACTIVE.has(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
+      .map((r) => r.id);
   }
 
   /** Lists containers (running only unless `all`), newest first. */

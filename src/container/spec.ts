@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveCapabilities } from '../runtime/capabilities.js';
-import type { RuntimeSpec } from '../runtime/plan.js';
+import type { RuntimeSpec, UserMount } from '../runtime/plan.js';
+import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseSignal, type ContainerCreateOptions } from './options.js';
 import type { ContainerRecord } from './record.js';
 
@@ -26,6 +27,8 @@ export interface ImageRunConfig {
   user?: string | null;
   /** Image `StopSignal`. */
   stopSignal?: string | null;
+  /** Image `Volumes` (container paths). */
+  volumes?: string[] | null;
 }
 
 /** Docker's default PATH, used when neither the image nor the options set one. */
@@ -69,7 +72,7 @@ export function mergeEnv(image: readonly string[], opts: ContainerCreateOptions[
 }
 
 /** Builds the record's config from options and the image config. */
-export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCreateOptions): {
+export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCreateOptions, mounts: ResolvedMount[] = []): {
   config: ContainerRecord['config'];
   path: string;
   args: string[];
@@ -101,6 +104,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       autoRemove: opts.autoRemove ?? false,
       stopSignal,
       stopTimeout: opts.stopTimeout ?? 10,
+      mounts,
     },
   };
 }
@@ -143,8 +147,20 @@ export function containerPaths(containersDir: string, id: string): ContainerPath
   };
 }
 
+/** How the runtime mounts one of the container's mounts: resolved host sources, copy-up decided. */
+export function userMount(m: ResolvedMount, volumeDir: (name: string) => string, copyUp: (name: string) => boolean): UserMount {
+  if (m.type === 'tmpfs') {
+    const opts = [m.size !== undefined ? `size=${m.size}` : '', m.mode !== undefined ? `mode=${m.mode.toString(8)}` : ''].filter(Boolean).join(',');
+    return { kind: 'tmpfs', target: m.target, readOnly: m.readOnly, data: opts || null };
+  }
+  if (m.type === 'bind') {
+    return { kind: 'bind', source: m.source, target: m.target, readOnly: m.readOnly, propagation: m.propagation, copyUp: false, dir: isDirectory(m.source) };
+  }
+  return { kind: 'bind', source: volumeDir(m.name), target: m.target, readOnly: m.readOnly, propagation: 'rprivate', copyUp: !m.nocopy && copyUp(m.name), dir: true };
+}
+
 /** The runtime spec of a container record. */
-export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths): RuntimeSpec {
+export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = []): RuntimeSpec {
   const c = rec.config;
   return {
     id: rec.id,
@@ -155,7 +171,7 @@ export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths): Runtim
       { source: paths.hostname, target: '/etc/hostname', readOnly: false },
       { source: paths.hosts, target: '/etc/hosts', readOnly: false },
       { source: paths.resolvConf, target: '/etc/resolv.conf', readOnly: false },
-    ],
+    ].filter((b) => !c.mounts.some((m) => m.target === b.target)),
     process: {
       args: [rec.path, ...rec.args],
       env: c.env,
@@ -165,6 +181,7 @@ export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths): Runtim
       capabilities: c.capabilities,
     },
     network: c.network === 'host' ? 'host' : 'new',
+    mounts,
   };
 }
 

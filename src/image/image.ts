@@ -3,10 +3,17 @@
  *
  * @module
  */
+import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { Engine } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
-import { parseAnyReference } from './reference.js';
+import { Operation } from '../operation.js';
+import { parsePlatform } from './archive/platform.js';
+import type { LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
+import type { ImageHistoryItem, ImagePruneResult } from './service.js';
+import { parseAnyReference, parseReference } from './reference.js';
+import { normalizePlatform } from './registry/manifest.js';
+import type { PullOptions, PullProgress, PushOptions, PushProgress } from './registry/types.js';
 import { checkImportOptions } from './service.js';
 import type {
   ImageInfo,
@@ -30,6 +37,10 @@ export type {
   ImportOptions,
   ImportSource,
 } from './types.js';
+export type { ArchiveFormat, LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
+export type { ImageHistoryItem, ImagePruneResult } from './service.js';
+
+export type { PullOptions, PullPlatform, PullProgress, PushOptions, PushProgress, RegistryAuth, RegistryDispatcher, RegistrySettings } from './registry/types.js';
 
 /** The engine option every image call accepts. */
 export interface ImageEngineOption {
@@ -61,6 +72,44 @@ const listSchema = z.strictObject({
   reference: stringOrList.optional(),
   label: stringOrList.optional(),
 });
+
+/** Options of {@link Image.load}. */
+export type ImageLoadOptions = LoadOptions & ImageEngineOption;
+
+/** Options of the static {@link Image.save}. */
+export type ImageSaveOptions = SaveOptions & ImageEngineOption;
+
+/** Options of {@link Image.prune}. */
+export interface ImagePruneOptions extends ImageEngineOption {
+  /** Also delete tagged images no container uses, as `docker image prune -a`. Default: only dangling ones. */
+  all?: boolean;
+}
+
+const saveSchema = z.strictObject({ format: z.enum(['docker', 'oci']).optional() });
+const saveStaticSchema = saveSchema.extend({ engine: engineSchema });
+const loadSchema = z.strictObject({
+  engine: engineSchema,
+  platform: z.string().min(1).optional(),
+  signal: z.instanceof(AbortSignal).optional(),
+});
+const pruneSchema = z.strictObject({ engine: engineSchema, all: z.boolean().optional() });
+
+const authSchema = z.union([
+  z.strictObject({ username: z.string(), password: z.string() }),
+  z.strictObject({ identitytoken: z.string().min(1) }),
+  z.strictObject({ registrytoken: z.string().min(1) }),
+]);
+const pullSchema = z.strictObject({
+  platform: z
+    .union([
+      z.string().min(1),
+      z.strictObject({ os: z.string().min(1).optional(), architecture: z.string().min(1), variant: z.string().min(1).optional() }),
+    ])
+    .optional(),
+  auth: authSchema.optional(),
+  signal: z.instanceof(AbortSignal).optional(),
+});
+const pushSchema = z.strictObject({ auth: authSchema.optional(), signal: z.instanceof(AbortSignal).optional() });
 
 const removeSchema = z.strictObject({
   force: z.boolean().optional(),
@@ -168,6 +217,161 @@ export class Image {
   async remove(options: ImageRemoveOptions = {}): Promise<ImageRemoveResult[]> {
     const o = parse(removeSchema, options);
     return this.#svc.remove(this.ref, o);
+  }
+
+  /**
+   * The image's history, newest first, as `docker history`: one row per build step, with the
+   * size of the layer each step made.
+   *
+   * @throws NotFoundError (`IMAGE_NOT_FOUND`) when it does not exist.
+   *
+   * @example
+   * ```ts
+   * for (const row of await new Image('busybox').history()) console.log(row.createdBy, row.size);
+   * ```
+   */
+  async history(): Promise<ImageHistoryItem[]> {
+    return this.#svc.history(this.ref);
+  }
+
+  /**
+   * This image as an archive stream, as `docker save`: the docker-archive format by default, or
+   * an OCI image layout with `{ format: 'oci' }`. Named by a tag, the image carries that tag in
+   * the archive; named by id, none. A missing image fails the stream (`IMAGE_NOT_FOUND`).
+   *
+   * @throws InvalidArgumentError (field `format`) at once, before the stream exists.
+   *
+   * @example
+   * ```ts
+   * import { createWriteStream } from 'node:fs';
+   * import { pipeline } from 'node:stream/promises';
+   * await pipeline(new Image('busybox').save({ format: 'oci' }), createWriteStream('busybox.tar'));
+   * ```
+   */
+  save(options: SaveOptions = {}): Readable {
+    const o = parse(saveSchema, options);
+    return this.#svc.save([this.ref], o);
+  }
+
+  /**
+   * Several images in one archive stream, as `docker save a b c`; layers they share are written
+   * once. See {@link Image.save | image.save()}.
+   *
+   * @throws InvalidArgumentError (fields `refs`, `format`) at once.
+   *
+   * @example
+   * ```ts
+   * const tar = Image.save(['app:1.0', 'app:1.1'], { format: 'docker' });
+   * ```
+   */
+  static save(refs: ReadonlyArray<string | Image>, options: ImageSaveOptions = {}): Readable {
+    const { engine, ...o } = parse(saveStaticSchema, options);
+    if (!Array.isArray(refs) || refs.length === 0) throw new InvalidArgumentError('refs', 'expected a non-empty list of image references or Image handles');
+    const names = refs.map((r, i) => {
+      if (r instanceof Image) return r.ref;
+      if (typeof r !== 'string' || r === '') throw new InvalidArgumentError(`refs.${i}`, 'expected an image reference or an Image');
+      parseAnyReference(r, `refs.${i}`);
+      return r;
+    });
+    return (engine ?? Engine.default()).images.save(names, o);
+  }
+
+  /**
+   * Loads the images of an archive, as `docker load`: a docker-archive (`docker save`'s format)
+   * or an OCI image layout, detected, from a path, a stream or bytes. Images are tagged as the
+   * archive says. From a multi-platform OCI index, the image for `platform` (default: this
+   * machine's) is taken, and a `Selected platform` progress event says which. Every digest is
+   * checked; a bad or hostile archive is refused and leaves nothing behind.
+   *
+   * @returns an operation resolving to handles on the loaded images (by tag, or by id when
+   *   untagged), and iterable for {@link LoadProgress} events.
+   * @throws InvalidArgumentError (fields `source`, `platform`, …; `archive` for malformed
+   *   archives and digest mismatches); UnsafeLayerError for paths escaping the archive or a layer.
+   *
+   * @example
+   * ```ts
+   * const [img] = await Image.load('/tmp/busybox.tar');
+   * for await (const p of Image.load('/tmp/multi.oci.tar', { platform: 'linux/arm64' })) console.log(p.status, p.id);
+   * ```
+   */
+  static load(source: ImportSource, options: ImageLoadOptions = {}): Operation<Image[], LoadProgress> {
+    return new Operation<Image[], LoadProgress>(async (emit, signal) => {
+      if (!isSource(source)) throw new InvalidArgumentError('source', 'expected a path, a tar stream or the bytes of a tar');
+      const { engine, platform, signal: userSignal } = parse(loadSchema, options);
+      const want = platform === undefined ? undefined : parsePlatform(platform);
+      const all = userSignal === undefined ? signal : AbortSignal.any([signal, userSignal]);
+      const loaded = await (engine ?? Engine.default()).images.load(source, { ...(want ? { platform: want } : {}), signal: all }, emit);
+      const opts = engine === undefined ? {} : { engine };
+      return loaded.map((l) => new Image(l.refs[0] ?? l.id, opts));
+    });
+  }
+
+  /**
+   * Deletes the dangling images (no tag), or with `all` every image, that no container uses, as
+   * `docker image prune [-a]`.
+   *
+   * @returns the ids deleted, the references removed and the bytes freed.
+   *
+   * @example
+   * ```ts
+   * const { deleted, spaceReclaimed } = await Image.prune({ all: true });
+   * ```
+   */
+  static async prune(options: ImagePruneOptions = {}): Promise<ImagePruneResult> {
+    const { engine, ...o } = parse(pruneSchema, options);
+    return (engine ?? Engine.default()).images.prune(o);
+  }
+
+  /**
+   * Pulls this image from its registry, as `docker pull`: the manifest (for this machine's
+   * platform, or `platform`, from a multi-platform index), the config and the layers not already
+   * stored, several at once, each unpacked while it downloads. Credentials come from `auth`, else
+   * from the Docker config. Tags and the repo digest are recorded.
+   *
+   * @returns an operation that resolves to a handle on the image and yields {@link PullProgress}
+   *   events as `docker pull` prints them.
+   * @throws InvalidArgumentError (fields `ref`, `platform`, `auth`) before any request; RegistryError
+   *   (`IMAGE_NOT_FOUND`, `REGISTRY_AUTH`, `REGISTRY_UNREACHABLE`, `REGISTRY`); UnsafeLayerError.
+   *
+   * @example
+   * ```ts
+   * const img = await new Image('localhost:5000/tools/busybox:1.36').pull();
+   * for await (const p of new Image('redis:7').pull({ platform: 'linux/arm64' })) console.log(p.id, p.status, p.current ?? '');
+   * ```
+   */
+  pull(options: PullOptions = {}): Operation<Image, PullProgress> {
+    return new Operation<Image, PullProgress>(async (emit, signal) => {
+      const o = parse(pullSchema, options);
+      const ref = parseReference(this.ref, { field: 'ref' });
+      if (o.platform !== undefined) normalizePlatform(o.platform);
+      const all = o.signal === undefined ? signal : AbortSignal.any([signal, o.signal]);
+      await this.#svc.pull(ref.toString(), { platform: o.platform, auth: o.auth }, emit, all);
+      return new Image(this.ref, this.#options());
+    });
+  }
+
+  /**
+   * Pushes this image (a tag) to its registry, as `docker push`: blobs the registry has are
+   * skipped, blobs in another repository of the same registry are mounted, the others uploaded
+   * (layers gzip-compressed, in chunks), then the manifest.
+   *
+   * @returns an operation that resolves when the manifest is pushed and yields {@link PushProgress}.
+   * @throws InvalidArgumentError (fields `ref`, `auth`) before any request; NotFoundError when no
+   *   local image has this tag; RegistryError.
+   *
+   * @example
+   * ```ts
+   * await new Image('busybox').tag('localhost:5000/tools/busybox:1.36');
+   * await new Image('localhost:5000/tools/busybox:1.36').push({ auth: { username: 'me', password: 's3cret' } });
+   * ```
+   */
+  push(options: PushOptions = {}): Operation<void, PushProgress> {
+    return new Operation<void, PushProgress>(async (emit, signal) => {
+      const o = parse(pushSchema, options);
+      const ref = parseReference(this.ref, { field: 'ref' });
+      const all = o.signal === undefined ? signal : AbortSignal.any([signal, o.signal]);
+      await this.#svc.push(ref.toString(), { auth: o.auth }, emit, all);
+    });
   }
 
   /**

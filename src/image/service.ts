@@ -11,6 +11,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { BlobStore } from './blob-store.js';
 import { applyChanges } from './changes.js';
@@ -22,6 +23,13 @@ import { LayerStore } from './layer-store.js';
 import { parseAnyReference, parseReference, type ImageReference } from './reference.js';
 import { planRemoval } from './remove-plan.js';
 import { packDirectory } from './tar-writer.js';
+import { pullImage, type PullContext, type PullImageOptions } from './pull.js';
+import { pushImage, type PushImageOptions } from './push.js';
+import { RegistryHub } from './registry/hub.js';
+import type { PullProgress, PushProgress, RegistrySettings } from './registry/types.js';
+import { loadArchive, type LoadArchiveOptions } from './archive/load.js';
+import { saveArchive, type SaveImage } from './archive/save.js';
+import type { ArchiveFormat, LoadedImage, LoadProgress } from './archive/types.js';
 import type {
   ImageHistoryEntry,
   ImageInfo,
@@ -54,10 +62,42 @@ export interface ImageServiceContext {
   eventLog: { append(e: ImageEvent): void | Promise<unknown> };
   /** Ids of the containers that use image `imageId` (any state); empty when none. */
   imageUsers(imageId: string): Promise<string[]>;
+  /** How registries are reached (pull, push). Default: no insecure registries, system CAs, undici. */
+  registry?: RegistrySettings;
 }
 
 function notFound(ref: string): NotFoundError {
   return new NotFoundError('image', ref, `image '${ref}' not found; import or pull it first`);
+}
+
+/** What `Image.prune()` removed, as `docker image prune` reports it. */
+export interface ImagePruneResult {
+  /** Ids of the images deleted. Empty when none. */
+  deleted: string[];
+  /** References removed from them, as Docker prints them. Empty when none. */
+  untagged: string[];
+  /** Bytes freed: the sizes of the layers no remaining image uses. */
+  spaceReclaimed: number;
+}
+
+/** One row of `image.history()`, as `docker history` shows it: newest first. */
+export interface ImageHistoryItem {
+  /** The image id on the newest row; `null` on the others (Docker's `<missing>`). */
+  id: string | null;
+  /** When the step ran (RFC 3339); absent when unknown. */
+  created?: string;
+  /** The instruction or command of the step; empty when unknown. */
+  createdBy: string;
+  /** Who made it; absent when unknown. */
+  author?: string;
+  /** A free comment; absent when none. */
+  comment?: string;
+  /** True when the step made no layer. */
+  emptyLayer: boolean;
+  /** Size in bytes of the layer the step made (the sum of its files' sizes); 0 for empty steps. */
+  size: number;
+  /** The image's tags on the newest row, as Docker prints them; empty on the others. */
+  tags: string[];
 }
 
 /** The image store of one engine root. */
@@ -68,6 +108,8 @@ export class ImageService {
   readonly layers: LayerStore;
   /** Image records and the reference index. */
   readonly records: ImageRecords;
+  /** Registry state shared by this root's pulls and pushes (dispatchers, pings, tokens). */
+  readonly registry: RegistryHub;
   readonly #ctx: ImageServiceContext;
 
   /** Creates the service over `ctx.root`; touches nothing until used. */
@@ -76,6 +118,7 @@ export class ImageService {
     this.blobs = new BlobStore(ctx.root);
     this.records = new ImageRecords(ctx.root);
     this.layers = new LayerStore(ctx.root, this.records.lockFile);
+    this.registry = new RegistryHub(ctx.registry);
   }
 
   /**
@@ -230,6 +273,145 @@ export class ImageService {
       if (!this.layers.has(d)) throw notFound(ref);
     }
     return { id: rec.id, config: runSettings(config.config), layerDirs };
+  }
+
+  /**
+   * Loads the images of an archive (docker-archive or OCI layout, detected), as `docker load`,
+   * and tags them as the archive says. See `archive/load.ts`.
+   *
+   * @throws InvalidArgumentError (fields `archive`, `platform`, `source`); UnsafeLayerError;
+   *   NotFoundError for a missing path. The store is unchanged after a failure.
+   */
+  async load(source: ImportSource, options: LoadArchiveOptions = {}, emit: (p: LoadProgress) => void = () => undefined): Promise<LoadedImage[]> {
+    const ctx = { blobs: this.blobs, layers: this.layers, records: this.records, event: (a: string, id: string, n: string) => this.#event(a, id, n) };
+    return loadArchive(ctx, source, options, emit);
+  }
+
+  /**
+   * The images `refs` (references, ids or id prefixes) as one archive stream, as `docker save`.
+   * An image named by a tag carries that tag in the archive; one named by id carries none. The
+   * images are looked up when the stream is first read; a missing one fails the stream.
+   */
+  save(refs: readonly string[], options: { format?: ArchiveFormat } = {}): Readable {
+    const format = options.format ?? 'docker';
+    const gen = async function* (this: ImageService): AsyncGenerator<Buffer> {
+      const images: SaveImage[] = [];
+      for (const ref of refs) {
+        const { id, named } = this.#resolve(ref);
+        let img = images.find((i) => i.id === id);
+        if (img === undefined) images.push((img = { id, refs: [] }));
+        if (named?.tag !== undefined && named.digest === undefined && !img.refs.some((r) => r.toString() === named.toString())) img.refs.push(named);
+      }
+      yield* saveArchive({ blobs: this.blobs, layers: this.layers }, images, format);
+    };
+    return Readable.from(gen.call(this), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+
+  /**
+   * Deletes dangling images (no tag), or with `all` every image, that no container uses, as
+   * `docker image prune [-a]`.
+   */
+  async prune(options: { all?: boolean } = {}): Promise<ImagePruneResult> {
+    const events: Array<[string, string, string]> = [];
+    const result = await this.records.locked(async () => {
+      const out: ImagePruneResult = { deleted: [], untagged: [], spaceReclaimed: 0 };
+      const refsById = this.#refsById();
+      const refs = this.records.refs();
+      const victims: ImageRecord[] = [];
+      for (const rec of this.records.list()) {
+        const tagged = (refsById.get(rec.id) ?? []).some((r) => r.tag !== undefined);
+        if ((tagged && options.all !== true) || (await this.#ctx.imageUsers(rec.id)).length > 0) continue;
+        victims.push(rec);
+        for (const [key, id] of Object.entries(refs)) {
+          if (id !== rec.id) continue;
+          delete refs[key];
+          const familiar = parseReference(key, { defaultTag: false }).familiar;
+          out.untagged.push(familiar);
+          events.push(['untag', rec.id, familiar]);
+        }
+      }
+      this.records.setRefs(refs);
+      for (const rec of victims) {
+        const others = new Set(this.records.list().filter((r) => r.id !== rec.id).flatMap((r) => r.layers));
+        for (const d of new Set(rec.layers)) if (!others.has(d)) out.spaceReclaimed += this.layers.get(d)?.size ?? 0;
+        await this.#deleteImage(rec.id);
+        out.deleted.push(rec.id);
+        events.push(['delete', rec.id, rec.id]);
+      }
+      return out;
+    });
+    for (const [action, id, name] of events) await this.#event(action, id, name);
+    return result;
+  }
+
+  /**
+   * The image's history, newest first, as `docker history`: one row per config history entry,
+   * with the size of the layer each non-empty step made. An image whose config has no history
+   * gets one row per layer.
+   *
+   * @throws NotFoundError when there is no such image.
+   */
+  async history(ref: string): Promise<ImageHistoryItem[]> {
+    const rec = this.#record(ref);
+    const c = await this.#config(rec.id);
+    const diffIds = c.rootfs.diff_ids;
+    const steps = c.history && c.history.length > 0 ? c.history : diffIds.map(() => ({}) as NonNullable<OciImageConfig['history']>[number]);
+    let layer = 0;
+    const rows: ImageHistoryItem[] = steps.map((h) => {
+      const empty = h.empty_layer === true;
+      const diffId = empty ? undefined : diffIds[layer++];
+      return {
+        id: null,
+        ...(h.created === undefined ? {} : { created: h.created }),
+        createdBy: h.created_by ?? '',
+        ...(h.author === undefined ? {} : { author: h.author }),
+        ...(h.comment === undefined ? {} : { comment: h.comment }),
+        emptyLayer: empty,
+        size: diffId === undefined ? 0 : (this.layers.get(diffId)?.size ?? 0),
+        tags: [],
+      };
+    });
+    rows.reverse();
+    const top = rows[0];
+    if (top !== undefined) {
+      top.id = rec.id;
+      top.tags = repoStrings(this.#refsById().get(rec.id) ?? []).repoTags;
+    }
+    return rows;
+  }
+
+  /**
+   * Pulls `ref` from its registry, as `docker pull`, and returns the image's details. Layers
+   * already stored are not downloaded; the others are unpacked while they download.
+   *
+   * @throws InvalidArgumentError (field `ref`, `platform`); RegistryError (`IMAGE_NOT_FOUND`,
+   *   `REGISTRY_AUTH`, `REGISTRY_UNREACHABLE`, `REGISTRY`); UnsafeLayerError.
+   */
+  async pull(ref: string, options: PullImageOptions = {}, emit: (p: PullProgress) => void = () => undefined, signal: AbortSignal = new AbortController().signal): Promise<ImageInfo> {
+    const parsed = parseReference(ref, { field: 'ref' });
+    const id = await pullImage(this.#pullContext(), parsed, options, emit, signal);
+    return this.inspect(id);
+  }
+
+  /**
+   * Pushes the local tag `ref` to its registry, as `docker push`; returns the manifest digest.
+   *
+   * @throws InvalidArgumentError (field `ref`); NotFoundError; RegistryError.
+   */
+  async push(ref: string, options: PushImageOptions = {}, emit: (p: PushProgress) => void = () => undefined, signal: AbortSignal = new AbortController().signal): Promise<string> {
+    const parsed = parseReference(ref, { field: 'ref' });
+    return (await pushImage(this.#pullContext(), parsed, options, emit, signal)).digest;
+  }
+
+  #pullContext(): PullContext {
+    return {
+      root: this.#ctx.root,
+      blobs: this.blobs,
+      layers: this.layers,
+      records: this.records,
+      hub: this.registry,
+      event: (a, id, n) => this.#event(a, id, n),
+    };
   }
 
   /** Deletes an image record, its config blob and the layers no other record uses. Hold the lock. */

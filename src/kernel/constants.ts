@@ -77,6 +77,8 @@ export const OPEN_TREE_CLOEXEC = 0o2000000;
 export const AT_RECURSIVE = 0x8000;
 /** move_mount: the source is the fd itself (empty path). */
 export const MOVE_MOUNT_F_EMPTY_PATH = 0x00000004;
+/** move_mount: follow symlinks on the target path. */
+export const MOVE_MOUNT_T_SYMLINKS = 0x00000010;
 /** <fcntl.h>: use the current working directory for *at calls. */
 export const AT_FDCWD = -100;
 /** <fcntl.h>: do not follow a trailing symlink. */

@@ -39,3 +39,17 @@ export function moveMount(fromDirfd: number, fromPath: string, toDirfd: number, 
     toPath,
   );
 }
+
+/** <linux/mount.h>: mount_setattr attribute: read-only. */
+export const MOUNT_ATTR_RDONLY = 0x1;
+
+/**
+ * `mount_setattr(2)`: sets (and clears) mount attributes, optionally on a whole tree
+ * (AT_RECURSIVE) — also on a detached tree from open_tree(2), before it is attached.
+ */
+export function mountSetattr(dirfd: number, path: string, flags: number, attrSet: number, attrClr = 0): void {
+  const attr = Buffer.alloc(32);
+  attr.writeBigUInt64LE(BigInt(attrSet), 0);
+  attr.writeBigUInt64LE(BigInt(attrClr), 8);
+  check('mount_setattr', () => Number(_syscall(SYS.mount_setattr, 'int', dirfd, 'const char *', path, 'unsigned int', flags, 'void *', attr, 'size_t', 32)), path, path);
+}

@@ -15,16 +15,17 @@ interface SyscallTable {
   pidfd_send_signal: number;
   close_range: number;
   openat2: number;
+  mount_setattr: number;
 }
 
 const TABLES: Record<string, SyscallTable> = {
   x64: {
     pivot_root: 155, capget: 125, capset: 126, open_tree: 428, move_mount: 429,
-    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442,
   },
   arm64: {
     pivot_root: 41, capget: 90, capset: 91, open_tree: 428, move_mount: 429,
-    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442,
   },
 };
 

@@ -6,7 +6,8 @@
  * @module
  */
 import { statSync } from 'node:fs';
-import { mount, umount2, pivotRoot, openTree, moveMount } from '../kernel/mount.js';
+import { mount, umount2, pivotRoot, openTree, moveMount, mountSetattr } from '../kernel/mount.js';
+import { copyTree } from './copy-up.js';
 import { unshare, sethostname, setdomainname } from '../kernel/namespaces.js';
 import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, exists } from '../kernel/fs.js';
@@ -21,6 +22,8 @@ export interface InitSys {
   pivotRoot: typeof pivotRoot;
   openTree: typeof openTree;
   moveMount: typeof moveMount;
+  mountSetattr: typeof mountSetattr;
+  copyTree: typeof copyTree;
   unshare: typeof unshare;
   sethostname: typeof sethostname;
   setdomainname: typeof setdomainname;
@@ -52,7 +55,7 @@ export interface InitSys {
 
 /** The real calls. */
 export const linuxInitSys: InitSys = {
-  mount, umount2, pivotRoot, openTree, moveMount, unshare, sethostname, setdomainname, open, close, dup2,
+  mount, umount2, pivotRoot, openTree, moveMount, mountSetattr, copyTree, unshare, sethostname, setdomainname, open, close, dup2,
   closeRange, write, read, mkdir, mkdirAll, mknod, symlink, exists,
   isDirectory: (path) => statSync(path).isDirectory(),
   chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setLinkUp, resetSignals,
@@ -65,7 +68,8 @@ const nothing = (): void => undefined;
 
 /** Calls that do nothing (execve and exit end the run by throwing {@link DryRunEnd}). */
 export const dryRunSys: InitSys = {
-  mount: nothing, umount2: nothing, pivotRoot: nothing, openTree: () => 100, moveMount: nothing, unshare: nothing,
+  mount: nothing, umount2: nothing, pivotRoot: nothing, openTree: () => 100, moveMount: nothing, mountSetattr: nothing,
+  copyTree: nothing, unshare: nothing,
   sethostname: nothing, setdomainname: nothing, open: () => 100, close: nothing, dup2: nothing, closeRange: nothing,
   write: (_fd, data) => data.length, read: () => 0, mkdir: nothing, mkdirAll: nothing, mknod: nothing, symlink: nothing,
   exists: () => true, isDirectory: () => false, chdir: nothing,

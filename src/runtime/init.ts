@@ -26,7 +26,8 @@ import * as K from '../kernel/constants.js';
 import { makedev } from '../kernel/fs.js';
 import { ignoredSignals } from '../kernel/signals.js';
 import { KernelError } from '../errors.js';
-import { buildPlan, type Plan } from './plan.js';
+import { buildPlan, type Plan, type UserMount } from './plan.js';
+import { MOUNT_ATTR_RDONLY } from '../kernel/mount.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
 
 /** The file descriptors the init wires up, as numbers in the child. */
@@ -170,6 +171,10 @@ const WARM_PLAN: Plan = buildPlan({
   binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
   process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'] },
   network: 'new',
+  mounts: [
+    { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
+    { kind: 'tmpfs', target: '/run', readOnly: false, data: 'size=1m' },
+  ],
 });
 
 /** Runs the plan in the current (freshly forked) process. Never returns. */
@@ -186,6 +191,8 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
       fd: sys.openTree(K.AT_FDCWD, b.source, K.OPEN_TREE_CLONE | K.OPEN_TREE_CLOEXEC),
       dir: sys.isDirectory(b.source),
     }));
+    step = 'mount sources';
+    const userMounts = (plan.spec.mounts ?? []).map((m) => ({ m, fd: m.kind === 'bind' ? cloneSource(m) : -1 }));
     step = 'pivot_root';
     sys.chdir(root.mountPoint);
     sys.pivotRoot('.', '.');
@@ -203,9 +210,13 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
     for (const b of binds) {
       step = `bind ${b.target}`;
       ensureMountTarget(b.target, b.dir);
-      sys.moveMount(b.fd, '', K.AT_FDCWD, b.target, K.MOVE_MOUNT_F_EMPTY_PATH);
+      sys.moveMount(b.fd, '', K.AT_FDCWD, b.target, K.MOVE_MOUNT_F_EMPTY_PATH | K.MOVE_MOUNT_T_SYMLINKS);
       sys.close(b.fd);
       if (b.readOnly) sys.mount(null, b.target, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
+    }
+    for (const { m, fd } of userMounts) {
+      step = `mount ${m.target}`;
+      attachUserMount(m, fd);
     }
     step = 'masked paths';
     for (const p of plan.maskedPaths) maskPath(p);
@@ -240,6 +251,39 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
   } catch (e) {
     report(fds.error, failureOf(step, e));
   }
+}
+
+const PROPAGATION: Record<string, number> = {
+  private: K.MS_PRIVATE, rprivate: K.MS_PRIVATE | K.MS_REC, shared: K.MS_SHARED, rshared: K.MS_SHARED | K.MS_REC,
+  slave: K.MS_SLAVE, rslave: K.MS_SLAVE | K.MS_REC,
+};
+
+/** Clones a bind source (recursively) as a detached mount, read-only when asked, before the pivot. */
+function cloneSource(m: Extract<UserMount, { kind: 'bind' }>): number {
+  const fd = sys.openTree(K.AT_FDCWD, m.source, K.OPEN_TREE_CLONE | K.OPEN_TREE_CLOEXEC | K.AT_RECURSIVE);
+  if (m.readOnly) sys.mountSetattr(fd, '', K.AT_EMPTY_PATH | K.AT_RECURSIVE, MOUNT_ATTR_RDONLY);
+  return fd;
+}
+
+/** Attaches one of the container's own mounts at its target, inside the new root. */
+function attachUserMount(m: UserMount, fd: number): void {
+  if (m.kind === 'tmpfs') {
+    sys.mkdirAll(m.target, 0o755);
+    sys.mount('tmpfs', m.target, 'tmpfs', K.MS_NOSUID | K.MS_NODEV | (m.readOnly ? K.MS_RDONLY : 0), m.data);
+    return;
+  }
+  ensureMountTarget(m.target, m.dir);
+  // The image's content under the target, kept reachable through an fd once the volume covers it.
+  const below = m.copyUp ? sys.open(m.target, K.O_RDONLY | K.O_DIRECTORY | K.O_CLOEXEC) : -1;
+  // Inside the new root a symlinked target resolves inside the container, as runc's securejoin.
+  sys.moveMount(fd, '', K.AT_FDCWD, m.target, K.MOVE_MOUNT_F_EMPTY_PATH | K.MOVE_MOUNT_T_SYMLINKS);
+  sys.close(fd);
+  if (below >= 0) {
+    sys.copyTree(`/proc/self/fd/${below}`, m.target);
+    sys.close(below);
+  }
+  const prop = PROPAGATION[m.propagation];
+  if (prop !== undefined && m.propagation !== 'rprivate') sys.mount(null, m.target, null, prop, null);
 }
 
 function failureOf(step: string, e: unknown): InitFailure {

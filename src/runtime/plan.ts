@@ -51,7 +51,38 @@ export interface RuntimeSpec {
   };
   /** Network namespace: a new one with only loopback, or the caller's. */
   network: 'new' | 'host';
+  /** The container's own mounts (volumes, binds, tmpfs), made after the standard ones, in order. */
+  mounts?: UserMount[];
 }
+
+/** One of the container's own mounts, as the init makes it. */
+export type UserMount =
+  | {
+      /** A host directory or file bound into the container (volumes are binds of their directory). */
+      kind: 'bind';
+      /** Host path. */
+      source: string;
+      /** Path in the container (resolved inside the container's root). */
+      target: string;
+      /** Read-only (the whole bound tree). */
+      readOnly: boolean;
+      /** Propagation inside the container: private, rprivate, shared, rshared, slave, rslave. */
+      propagation: string;
+      /** Copy the image's content at the target into the (empty) source first. */
+      copyUp: boolean;
+      /** The source is a directory (else a file). */
+      dir: boolean;
+    }
+  | {
+      /** A fresh tmpfs. */
+      kind: 'tmpfs';
+      /** Path in the container. */
+      target: string;
+      /** Read-only. */
+      readOnly: boolean;
+      /** tmpfs options (size, mode), or null. */
+      data: string | null;
+    };
 
 /** A file-system mount performed inside the new root (after pivot_root). */
 export interface PlanMount {

@@ -213,7 +213,9 @@ describe('bad input changes nothing', () => {
   it('rejects an unknown image, a taken name, malformed options and a missing command', async () => {
     const { engine, root } = await testEngine();
     const count = () => readdirSync(`${root}/containers`, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name !== 'names').length;
-    await expect(Container.create({ image: 'nope:1', engine })).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
+    // An image id cannot be pulled; a registry on a closed loopback port cannot be reached.
+    await expect(Container.create({ image: `sha256:${'f'.repeat(64)}`, engine })).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
+    await expect(Container.create({ image: '127.0.0.1:1/nope:1', engine })).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE' });
     await Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'taken', engine });
     const n = count();
     await expect(Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'taken', engine })).rejects.toMatchObject({ code: 'NAME_CONFLICT' });

@@ -56,6 +56,16 @@ function setup(root = tempDir('svc')) {
   const svc = new ContainerService({
     root,
     zygote: runtime,
+    volumes: {
+      create: async (n) => ({ name: n ?? 'anonymous', populated: false }),
+      get: async (n) => ({ name: n, populated: false }),
+      mountpoint: (n) => `/volumes/${n}`,
+      isEmpty: () => true,
+      markPopulated: async () => undefined,
+      acquire: async () => undefined,
+      release: async () => undefined,
+      remove: async () => undefined,
+    },
     appendEvent: async (e) => events.push(e),
     resolveImage: async (ref) => {
       if (ref !== 'img') throw Object.assign(new Error('no image'), { code: 'IMAGE_NOT_FOUND' });

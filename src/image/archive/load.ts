@@ -1,0 +1,220 @@
+/**
+ * `docker load`: an image archive (docker-archive or OCI layout, detected) into the store.
+ *
+ * ```text
+ * source ─▶ archive file (a path as is; a stream spooled to layers/staging/<pid>-<rand>)
+ *        ─▶ ArchiveIndex.scan (headers only) ─▶ format reader ─▶ plan (configs read and verified)
+ *        ─▶ each missing layer: byte range ─▶ blob digest ─▶ LayerStore.stage (diffID checked), in parallel
+ *        ─▶ under the store lock: configs, layer commits, records, tags ─▶ events
+ * ```
+ *
+ * Nothing becomes visible before every digest was checked: a failure anywhere discards the
+ * staged layers and the spool file, and the store is as it was. Layers already in the store are
+ * not read at all.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { BerthError, InvalidArgumentError, NotFoundError } from '../../errors.js';
+import type { BlobStore } from '../blob-store.js';
+import { ociImageConfigSchema } from '../image-config.js';
+import type { ImageRecord, ImageRecords } from '../image-records.js';
+import type { LayerStore, StagedLayer } from '../layer-store.js';
+import type { ImportSource } from '../types.js';
+import { ArchiveIndex } from './archive-index.js';
+import { isDockerArchive, readDockerArchive } from './docker-archive.js';
+import { isOciLayout, readOciLayout } from './oci-layout.js';
+import { parseDocument, type PlannedImage, type PlannedLayer } from './plan.js';
+import { hostPlatform, type Platform } from './platform.js';
+import type { ArchiveFormat, LoadedImage, LoadProgress } from './types.js';
+
+/** What the loader needs from the image service. */
+export interface LoadContext {
+  /** The content store (configs). */
+  blobs: BlobStore;
+  /** The layer store. */
+  layers: LayerStore;
+  /** Records and references (and the store lock). */
+  records: ImageRecords;
+  /** Appends an image event to the engine's log. */
+  event(action: string, id: string, name: string): Promise<void>;
+}
+
+/** Options of {@link loadArchive}, already validated. */
+export interface LoadArchiveOptions {
+  /** The platform to take from multi-platform indexes; default this machine's. */
+  platform?: Platform;
+  /** Cancels the load. */
+  signal?: AbortSignal;
+  /** How many layers to unpack at once. Default 3. */
+  concurrency?: number;
+}
+
+/** Spools a non-file source into a private file under the layer store's staging directory. */
+async function archiveFile(ctx: LoadContext, source: ImportSource, signal?: AbortSignal): Promise<{ path: string; temp: boolean }> {
+  if (typeof source === 'string') {
+    const st = await fs.promises.stat(source).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('path', source, `'${source}' does not exist; give an image archive (tar)`, { cause: e });
+      throw e;
+    });
+    if (!st.isFile()) throw new InvalidArgumentError('source', `'${source}' is not a file; give an image archive (tar) made by save`);
+    return { path: source, temp: false };
+  }
+  const dir = join(ctx.layers.dir, 'staging');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+  try {
+    const input = source instanceof Uint8Array ? [source] : (source as AsyncIterable<Uint8Array>);
+    await pipeline(input, fs.createWriteStream(path, { flags: 'wx', mode: 0o600 }), signal === undefined ? {} : { signal });
+  } catch (e) {
+    await fs.promises.rm(path, { force: true });
+    throw e;
+  }
+  return { path, temp: true };
+}
+
+/** Reads the archive's images, detecting its format. */
+async function plan(index: ArchiveIndex, want: Platform): Promise<{ format: ArchiveFormat; images: PlannedImage[] }> {
+  if (isDockerArchive(index)) return { format: 'docker', images: await readDockerArchive(index) };
+  if (isOciLayout(index)) return { format: 'oci', images: await readOciLayout(index, want) };
+  throw new InvalidArgumentError('archive', 'this is neither a docker-archive (no manifest.json) nor an OCI image layout (no oci-layout and index.json)');
+}
+
+/** Checks a planned image's config and returns its diffIDs and creation time. */
+function checkConfig(img: PlannedImage): { diffIds: string[]; created: string | undefined } {
+  const config = parseDocument(img.config, ociImageConfigSchema, `config ${img.id}`);
+  const diffIds = config.rootfs.diff_ids;
+  if (diffIds.length !== img.layers.length) {
+    throw new InvalidArgumentError('archive', `image ${img.id} lists ${img.layers.length} layers but its config has ${diffIds.length} diffIDs`);
+  }
+  return { diffIds, created: config.created };
+}
+
+/** Stages one layer from its byte range, checking the blob digest as it streams. */
+async function stageLayer(ctx: LoadContext, index: ArchiveIndex, layer: PlannedLayer, diffId: string, options: LoadArchiveOptions, emit: (p: LoadProgress) => void): Promise<StagedLayer> {
+  const hash = createHash('sha256');
+  let read = 0;
+  const total = layer.file.size;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of index.stream(layer.file) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      read += chunk.byteLength;
+      emit({ id: diffId, status: 'Loading layer', current: read, total });
+      yield chunk;
+    }
+  }
+  const staged = await ctx.layers.stage(counted(), { expectedDiffId: diffId, ...(options.signal ? { signal: options.signal } : {}) });
+  try {
+    // The unpacker may stop at the end of the compressed stream: hash what it left unread.
+    if (read < total) for await (const chunk of index.stream(layer.file, read) as AsyncIterable<Buffer>) hash.update(chunk);
+    const got = `sha256:${hash.digest('hex')}`;
+    if (layer.blobDigest !== undefined && got !== layer.blobDigest) {
+      throw new InvalidArgumentError('archive', `layer blob '${layer.file.name}' has digest ${got}, but the archive says ${layer.blobDigest}; the archive is corrupt or was tampered with`);
+    }
+  } catch (e) {
+    await staged.discard();
+    throw e;
+  }
+  emit({ id: diffId, status: 'Loaded layer' });
+  return staged;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure stops new work and is thrown once all started work ended. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { e: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (e) {
+        failure ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.e;
+}
+
+/**
+ * Loads every image of the archive `source` (a path, a stream or bytes) and tags them as the
+ * archive says; a tag that pointed at another image moves, leaving that image dangling.
+ *
+ * @throws InvalidArgumentError (field `archive` for malformed archives and digest mismatches,
+ *   `platform` when a multi-platform index has no image for the platform); UnsafeLayerError for
+ *   paths escaping the archive and for layers escaping their directory; NotFoundError for a
+ *   missing path. The store is unchanged after any failure.
+ */
+export async function loadArchive(ctx: LoadContext, source: ImportSource, options: LoadArchiveOptions, emit: (p: LoadProgress) => void): Promise<LoadedImage[]> {
+  options.signal?.throwIfAborted();
+  const want = options.platform ?? hostPlatform();
+  const { path, temp } = await archiveFile(ctx, source, options.signal);
+  const staged = new Map<string, StagedLayer>();
+  try {
+    const index = await ArchiveIndex.scan(path);
+    const { format, images: planned } = await plan(index, want);
+    // One record per image id, with the references of every entry naming it.
+    const byId = new Map<string, PlannedImage & { diffIds: string[]; created: string | undefined }>();
+    for (const img of planned) {
+      const prev = byId.get(img.id);
+      if (prev !== undefined) {
+        prev.refs.push(...img.refs.filter((r) => !prev.refs.some((p) => p.toString() === r.toString())));
+        continue;
+      }
+      byId.set(img.id, { ...img, refs: [...img.refs], ...checkConfig(img) });
+    }
+    const images = [...byId.values()];
+    for (const img of images) {
+      if (img.platform !== undefined) {
+        emit({ id: img.platform.manifest, status: 'Selected platform', platform: img.platform.chosen, available: img.platform.available });
+      }
+    }
+    const todo = new Map<string, PlannedLayer>();
+    for (const img of images) {
+      img.diffIds.forEach((d, i) => {
+        if (todo.has(d)) return;
+        if (ctx.layers.has(d)) emit({ id: d, status: 'Already exists' });
+        else todo.set(d, img.layers[i] as PlannedLayer);
+      });
+    }
+    await eachLimited([...todo], Math.max(1, options.concurrency ?? 3), async ([d, layer]) => {
+      staged.set(d, await stageLayer(ctx, index, layer, d, options, emit));
+    });
+    options.signal?.throwIfAborted();
+    const events: Array<[string, string, string]> = [];
+    await ctx.records.locked(async () => {
+      for (const img of images) {
+        if (!(await ctx.blobs.has(img.id))) await ctx.blobs.ingest(img.config, { expectedDigest: img.id });
+        let size = 0;
+        for (const d of img.diffIds) {
+          const s = staged.get(d);
+          const info = s !== undefined ? await ctx.layers.commit(s) : ctx.layers.get(d);
+          if (info === undefined) throw new BerthError('CONFLICT', `layer ${d} was removed by another process during the load; load the archive again`);
+          size += info.size;
+        }
+        const record: ImageRecord = { id: img.id, layers: img.diffIds, size, created: img.created ?? new Date().toISOString() };
+        ctx.records.put(record);
+        const refs = ctx.records.refs();
+        for (const r of img.refs) refs[r.toString()] = img.id;
+        ctx.records.setRefs(refs);
+        events.push(['load', img.id, img.refs[0]?.familiar ?? img.id]);
+        for (const r of img.refs) events.push(['tag', img.id, r.familiar]);
+      }
+    });
+    for (const [action, id, name] of events) await ctx.event(action, id, name);
+    return images.map((img) => {
+      const refs = img.refs.map((r) => r.familiar);
+      for (const ref of refs.length === 0 ? [undefined] : refs) {
+        emit({ id: img.id, status: 'Loaded image', ...(ref === undefined ? {} : { ref }), ...(img.platform ? { platform: img.platform.chosen } : {}) });
+      }
+      return { id: img.id, refs, format, ...(img.platform === undefined ? {} : { platform: img.platform.chosen }) };
+    });
+  } finally {
+    for (const s of staged.values()) await s.discard();
+    if (temp) await fs.promises.rm(path, { force: true });
+  }
+}

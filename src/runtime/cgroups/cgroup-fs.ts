@@ -1,0 +1,78 @@
+/**
+ * The file operations a cgroup driver makes, as a seam: {@link nodeCgroupFs} works on a real
+ * cgroupfs (or, with `tree: true`, on an ordinary directory laid out like one); tests can also
+ * pass their own to play the kernel's part (freezing, killing).
+ *
+ * Failures are thrown as errors carrying a Node-style `code` (`ENOENT`, `EBUSY`, …): the drivers
+ * switch on that code and wrap the error once, with the path, in a `KernelError`.
+ *
+ * @module
+ */
+import { mkdir, readFile, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** File operations on a cgroup hierarchy. Every path is absolute. */
+export interface CgroupFs {
+  /** The whole content of an interface file. */
+  read(path: string): Promise<string>;
+  /** Writes `data` to an interface file in one write. Never creates a file on a real cgroupfs. */
+  write(path: string, data: string): Promise<void>;
+  /** Makes a directory; resolves `false` when it already existed. */
+  mkdir(path: string): Promise<boolean>;
+  /** Removes a cgroup directory (which must have no child cgroup and no process). */
+  rmdir(path: string): Promise<void>;
+  /** Names of the child directories (child cgroups) of `path`. */
+  subdirs(path: string): Promise<string[]>;
+  /** Whether `path` exists. */
+  exists(path: string): Promise<boolean>;
+}
+
+/** Options of {@link nodeCgroupFs}. */
+export interface NodeCgroupFsOptions {
+  /**
+   * Work on an ordinary directory laid out like cgroupfs: writes create missing files, and
+   * `rmdir` removes a directory's files first (it still refuses one with child directories,
+   * with `EBUSY`, as the kernel does). Default `false`.
+   */
+  tree?: boolean;
+}
+
+/** A {@link CgroupFs} on Node's `fs`. */
+export function nodeCgroupFs(options: NodeCgroupFsOptions = {}): CgroupFs {
+  const tree = options.tree === true;
+  return {
+    read: (path) => readFile(path, 'utf8'),
+    write: (path, data) => writeFile(path, data, { flag: tree ? 'w' : 'r+' }),
+    async mkdir(path) {
+      try {
+        await mkdir(path, { mode: 0o755 });
+        return true;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'EEXIST') return false;
+        throw e;
+      }
+    },
+    async rmdir(path) {
+      if (!tree) return rmdir(path);
+      if ((await this.subdirs(path)).length > 0) {
+        throw Object.assign(new Error(`EBUSY: cgroup has children: ${path}`), { code: 'EBUSY' });
+      }
+      const procs = await readFile(join(path, 'cgroup.procs'), 'utf8').catch(() => '');
+      if (procs.trim()) throw Object.assign(new Error(`EBUSY: cgroup is populated: ${path}`), { code: 'EBUSY' });
+      await stat(path); // ENOENT as rmdir would
+      await rm(path, { recursive: true });
+    },
+    async subdirs(path) {
+      const entries = await readdir(path, { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+    },
+    async exists(path) {
+      try {
+        await stat(path);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * The `CgroupDriver` seam: one object per engine that makes, limits, freezes, measures and removes
+ * the cgroup of each container, with one implementation per cgroup version (like crun's manager
+ * table): {@link V1Driver} and {@link V2Driver}. {@link createCgroupDriver} picks one from what
+ * {@link detectCgroups} finds.
+ *
+ * Every container gets a cgroup named by its id under one parent, `berth` by default, at the root
+ * of each hierarchy: `/sys/fs/cgroup/memory/berth/<id>` (one per v1 controller) or
+ * `/sys/fs/cgroup/berth/<id>` (v2). The parent is made on demand and left in place.
+ *
+ * @module
+ */
+import type { CgroupLimits } from './resources.js';
+import type { CgroupFs } from './cgroup-fs.js';
+import type { CgroupLayout } from './detect.js';
+import type { DeviceRule } from './devices.js';
+
+/** What {@link CgroupDriver.create} made. */
+export interface CgroupCreateInfo {
+  /**
+   * Absolute paths of the `cgroup.procs` files the container's init writes `0` to (joining
+   * itself) before it unshares its cgroup namespace and execs: one per v1 hierarchy, one on v2.
+   */
+  procsFiles: string[];
+  /** The container's cgroup directories, one per hierarchy. */
+  paths: string[];
+}
+
+/** Options of {@link CgroupDriver.create}. */
+export interface CgroupCreateOptions {
+  /**
+   * Device rules on top of Docker's default allow-list ({@link DEFAULT_DEVICE_RULES}). Applied by
+   * the v1 devices controller only: cgroup v2 controls devices with BPF programs, which berth does
+   * not load (on v2 the container's `/dev` is its only device boundary).
+   */
+  devices?: DeviceRule[];
+  /** Leave device access unrestricted (a privileged container). Default `false`. */
+  allowAllDevices?: boolean;
+}
+
+/** CPU figures of a container's cgroup, in nanoseconds since it was made. */
+export interface CgroupCpuStats {
+  /** CPU time used, user and system. */
+  totalNs: number;
+  /** CPU time used in user mode. */
+  userNs: number;
+  /** CPU time used in kernel mode. */
+  systemNs: number;
+  /** Time the CFS quota held the container back; absent when the kernel does not report it. */
+  throttledNs?: number;
+}
+
+/** Memory figures of a container's cgroup, in bytes. */
+export interface CgroupMemoryStats {
+  /** Memory charged to the container now (page cache included). */
+  usage: number;
+  /** Its limit; the host's total memory when it has none. */
+  limit: number;
+  /** Page cache (`cache` on v1, `file` on v2); absent when `memory.stat` is unreadable. */
+  cache?: number;
+  /** Anonymous memory (`rss` on v1, `anon` on v2); absent when `memory.stat` is unreadable. */
+  rss?: number;
+}
+
+/** Network figures of a container; the cgroup drivers never set them. */
+export interface CgroupNetworkStats {
+  /** Bytes received. */
+  rxBytes: number;
+  /** Bytes sent. */
+  txBytes: number;
+  /** Packets received. */
+  rxPackets: number;
+  /** Packets sent. */
+  txPackets: number;
+}
+
+/** One sample of a container's resource use, as {@link CgroupDriver.stats} reads it. */
+export interface CgroupStats {
+  /** CPU time. */
+  cpu: CgroupCpuStats;
+  /** Memory. */
+  memory: CgroupMemoryStats;
+  /** Processes and threads. */
+  pids: {
+    /** Tasks in the cgroup now. */
+    current: number;
+    /** The pids limit; absent when unlimited. */
+    limit?: number;
+  };
+  /** Block I/O, summed over devices (0 when the kernel does not account it). */
+  blkio: {
+    /** Bytes read. */
+    readBytes: number;
+    /** Bytes written. */
+    writeBytes: number;
+  };
+  /** Network traffic: always absent here; it is read from the container's network namespace. */
+  network?: CgroupNetworkStats;
+}
+
+/**
+ * Makes and manages container cgroups. Methods taking an `id` throw `InvalidArgumentError` for an
+ * id that is not a plain name (`[A-Za-z0-9][A-Za-z0-9_.-]*`), and a `KernelError` naming the file
+ * when the kernel refuses a write.
+ */
+export interface CgroupDriver {
+  /** The cgroup version driven: 1 (v1 or hybrid machines) or 2. */
+  readonly version: 1 | 2;
+  /**
+   * Makes the cgroup(s) of container `id` (and the parent, when missing), applies `limits` and the
+   * device rules, and returns the `cgroup.procs` files the init joins. An existing cgroup of that
+   * id is reused. On failure, what was made is removed again.
+   */
+  create(id: string, limits: CgroupLimits, options?: CgroupCreateOptions): Promise<CgroupCreateInfo>;
+  /** Changes the limits of an existing cgroup, live; fields absent from `limits` are left as they are. */
+  update(id: string, limits: CgroupLimits): Promise<void>;
+  /** Freezes every process of the cgroup and resolves once the kernel reports it frozen. */
+  freeze(id: string): Promise<void>;
+  /** Thaws a frozen cgroup and resolves once the kernel reports it thawed. */
+  thaw(id: string): Promise<void>;
+  /** Whether the cgroup is frozen now. */
+  frozen(id: string): Promise<boolean>;
+  /** Reads one sample of the cgroup's resource use. */
+  stats(id: string): Promise<CgroupStats>;
+  /** Whether the kernel's OOM killer has killed a process of this cgroup. Read it before {@link CgroupDriver.destroy}. */
+  oomKilled(id: string): Promise<boolean>;
+  /** Pids (as seen from the engine) of every process in the cgroup and its children, sorted. */
+  pids(id: string): Promise<number[]>;
+  /** Whether the cgroup of `id` exists. */
+  exists(id: string): Promise<boolean>;
+  /** The directories the cgroup of `id` has (or would have), one per hierarchy. */
+  paths(id: string): string[];
+  /**
+   * Kills whatever still runs in the cgroup and removes its directories (children first),
+   * retrying briefly while the kernel reports them busy. Missing directories are not an error.
+   */
+  destroy(id: string): Promise<void>;
+}
+
+/** Options shared by {@link V1Driver} and {@link V2Driver}. */
+export interface CgroupDriverOptions {
+  /** The hierarchies to use. Default: {@link detectCgroups} on this process's mountinfo. */
+  layout?: CgroupLayout;
+  /** The parent cgroup, relative to each hierarchy's root; may hold `/`. Default `berth`. */
+  parent?: string;
+  /** File operations. Default: {@link nodeCgroupFs} on the real cgroupfs. */
+  fs?: CgroupFs;
+  /** How long freeze, thaw and destroy wait for the kernel, in ms. Default 5000. */
+  timeoutMs?: number;
+  /** How often they look, in ms. Default 10. */
+  pollMs?: number;
+  /** Sends a signal to a pid (used by destroy on v1 and on v2 kernels without `cgroup.kill`). Default `process.kill`. */
+  kill?: (pid: number, signal: 'SIGKILL') => void;
+}
