@@ -10,6 +10,7 @@ export type * from './image/image.js';
 export {
   Container,
   type ContainerLogs,
+  type ContainerExecOptions,
   type ContainerListOptions,
   type CreateOptions,
   type EngineOption,
@@ -17,6 +18,7 @@ export {
   type WaitResult,
 } from './container/container.js';
 export type { ContainerCreateOptions } from './container/options.js';
+export type { ExecResult } from './container/service.js';
 export type { MountOptions } from './container/mounts.js';
 export { Volume, type VolumeCreateOptions, type VolumeEngineOption, type VolumeInfo, type VolumeListOptions } from './volume/volume.js';
 export type { ContainerInfo, ContainerSummary } from './container/info.js';

@@ -10,6 +10,7 @@ import { CONTAINER_STATUSES } from './record.js';
 import { parseOptions, parseSignal, type ContainerCreateOptions } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
 import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
+import type { ExecResult } from './service.js';
 
 /** Options every handle method accepts. */
 export interface EngineOption {
@@ -55,6 +56,25 @@ const listSchema = z.strictObject({
   label: z.union([z.string(), z.array(z.string())]).optional(),
   name: z.union([z.string(), z.array(z.string())]).optional(),
   status: z.union([z.enum(CONTAINER_STATUSES), z.array(z.enum(CONTAINER_STATUSES))]).optional(),
+});
+
+/** Options of {@link Container.exec}. */
+export interface ContainerExecOptions {
+  /** Environment merged over the container's. */
+  env?: Record<string, string | number | boolean> | string[];
+  /** `user[:group]`; default the container's. */
+  user?: string;
+  /** Working directory; default the container's. */
+  workdir?: string;
+  /** A terminal: not supported yet (must be false when given). */
+  tty?: false;
+}
+
+const execSchema = z.strictObject({
+  env: z.union([z.record(z.string().regex(/^[^=\0]+$/), z.union([z.string(), z.number(), z.boolean()])), z.array(z.string().regex(/^[^=\0][^\0]*$/))]).optional(),
+  user: z.string().regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]').optional(),
+  workdir: z.string().refine((w) => w.startsWith('/'), 'must be an absolute path').optional(),
+  tty: z.literal(false).optional(),
 });
 
 const time = z.union([z.date(), z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date')]);
@@ -151,6 +171,22 @@ export class Container {
   async wait(): Promise<WaitResult> {
     const { exitCode } = await this.#svc.wait(this.ref);
     return { exitCode };
+  }
+
+  /**
+   * Runs a command in the running container (`docker exec`): in its namespaces and root, with
+   * its capabilities. Resolves with the exit code and the output; a non-zero exit code does not
+   * throw. A command that cannot be executed throws `COMMAND_NOT_FOUND`.
+   *
+   * @example
+   * ```ts
+   * const { exitCode, stdout } = await c.exec(['cat', '/etc/hostname']);
+   * ```
+   */
+  async exec(command: string[], options: ContainerExecOptions = {}): Promise<ExecResult> {
+    const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
+    const o = parseOptions(execSchema, options) as ContainerExecOptions;
+    return this.#svc.exec(this.ref, cmd, o);
   }
 
   /** Stops it: its stop signal, then SIGKILL after `timeout` seconds (default: its stopTimeout, 10). */

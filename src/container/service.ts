@@ -22,6 +22,8 @@ import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
+import { capabilityMask } from '../runtime/capabilities.js';
+import type { ExecPlan } from '../runtime/init.js';
 import type { Plan } from '../runtime/plan.js';
 import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
 import { exitRecordSchema, type ExitRecord } from '../runtime/protocol.js';
@@ -30,7 +32,7 @@ import { close } from '../kernel/fd.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
-import { buildConfig, containerPaths, hostsFile, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
+import { buildConfig, mergeEnv, containerPaths, hostsFile, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
 
 /** What the container manager needs from the engine. */
@@ -77,8 +79,30 @@ export interface ContainerRuntime {
   onExit(listener: (id: string, status: ExitRecord) => void): () => void;
   /** Keeps the process alive until the returned function is called. */
   hold(): () => void;
+  /** Runs a process in a running container; resolves once it runs. */
+  exec(plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<{ pid: number; exited: Promise<ExitRecord> }>;
   /** The pid of the process that owns started containers (the zygote), once there is one. */
   readonly pid: number | undefined;
+}
+
+/** Options of {@link ContainerService.exec}. */
+export interface ExecOptions {
+  /** Environment merged over the container's. */
+  env?: Record<string, string | number | boolean> | string[];
+  /** `user[:group]`; default the container's user. */
+  user?: string;
+  /** Working directory; default the container's. */
+  workdir?: string;
+}
+
+/** What {@link ContainerService.exec} resolves with. */
+export interface ExecResult {
+  /** Exit code (128 + n for a signal). */
+  exitCode: number;
+  /** Everything the process wrote to stdout, as UTF-8 text. */
+  stdout: string;
+  /** Everything it wrote to stderr, as UTF-8 text. */
+  stderr: string;
 }
 
 /** Filters of {@link ContainerService.list}. */
@@ -425,6 +449,48 @@ export class ContainerService {
         return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
       }))
       .sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  /**
+   * Runs `command` in the running container (its namespaces, root, capabilities), as
+   * `docker exec`; resolves with its exit code and output. A command that cannot be executed
+   * throws `COMMAND_NOT_FOUND`.
+   */
+  async exec(ref: string, command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const rec = await this.get(ref);
+    if (!ACTIVE.has(rec.state.status)) {
+      throw new StateError(rec.state.status, 'exec', `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING');
+    }
+    const c = rec.config;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const plan: ExecPlan = {
+      id: randomBytes(16).toString('hex'),
+      targetPid: rec.state.pid,
+      targetStartTime: rec.state.startTime,
+      process: {
+        args: command,
+        env: mergeEnv(c.env, opts.env),
+        cwd: opts.workdir ?? c.workdir,
+        user: opts.user ?? c.user,
+        noNewPrivileges: c.noNewPrivileges,
+        capabilities: c.capabilities,
+      },
+      capabilityMask: capabilityMask(c.capabilities).toString(),
+      cgroupProcs: [],
+    };
+    let running;
+    try {
+      running = await this.#ctx.zygote.exec(plan, (stream, data) => (stream === 'stdout' ? out : err).push(data));
+    } catch (e) {
+      if (!(e instanceof StartFailure)) throw e;
+      const f = e.failure;
+      if (f.kind === 'command') throw new CommandError(command[0] ?? '', f.exitCode, `cannot exec in container ${this.#label(rec)}: ${f.message}`);
+      if (f.step === 'join') throw new StateError('exited', 'exec', `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING', { cause: e });
+      throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot exec in container ${this.#label(rec)}: ${f.message}`);
+    }
+    const status = await running.exited;
+    return { exitCode: status.exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
   }
 
   /** Ids of containers created from image `imageId` (used to refuse removing it). */

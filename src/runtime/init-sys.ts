@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { mount, umount2, pivotRoot, openTree, moveMount, mountSetattr } from '../kernel/mount.js';
 import { copyTree } from './copy-up.js';
-import { unshare, sethostname, setdomainname } from '../kernel/namespaces.js';
+import { unshare, setns, sethostname, setdomainname } from '../kernel/namespaces.js';
 import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, exists } from '../kernel/fs.js';
 import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask } from '../kernel/process.js';
@@ -25,6 +25,8 @@ export interface InitSys {
   mountSetattr: typeof mountSetattr;
   copyTree: typeof copyTree;
   unshare: typeof unshare;
+  setns: typeof setns;
+  writeFile: (path: string, data: string) => void;
   sethostname: typeof sethostname;
   setdomainname: typeof setdomainname;
   open: typeof open;
@@ -55,9 +57,10 @@ export interface InitSys {
 
 /** The real calls. */
 export const linuxInitSys: InitSys = {
-  mount, umount2, pivotRoot, openTree, moveMount, mountSetattr, copyTree, unshare, sethostname, setdomainname, open, close, dup2,
+  mount, umount2, pivotRoot, openTree, moveMount, mountSetattr, copyTree, unshare, setns, sethostname, setdomainname, open, close, dup2,
   closeRange, write, read, mkdir, mkdirAll, mknod, symlink, exists,
   isDirectory: (path) => statSync(path).isDirectory(),
+  writeFile: (path, data) => writeFileSync(path, data),
   chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setLinkUp, resetSignals,
 };
 
@@ -69,7 +72,7 @@ const nothing = (): void => undefined;
 /** Calls that do nothing (execve and exit end the run by throwing {@link DryRunEnd}). */
 export const dryRunSys: InitSys = {
   mount: nothing, umount2: nothing, pivotRoot: nothing, openTree: () => 100, moveMount: nothing, mountSetattr: nothing,
-  copyTree: nothing, unshare: nothing,
+  copyTree: nothing, unshare: nothing, setns: nothing, writeFile: nothing,
   sethostname: nothing, setdomainname: nothing, open: () => 100, close: nothing, dup2: nothing, closeRange: nothing,
   write: (_fd, data) => data.length, read: () => 0, mkdir: nothing, mkdirAll: nothing, mknod: nothing, symlink: nothing,
   exists: () => true, isDirectory: () => false, chdir: nothing,

@@ -26,7 +26,7 @@ import * as K from '../kernel/constants.js';
 import { makedev } from '../kernel/fs.js';
 import { ignoredSignals } from '../kernel/signals.js';
 import { KernelError } from '../errors.js';
-import { buildPlan, type Plan, type UserMount } from './plan.js';
+import { buildPlan, type Plan, type RuntimeSpec, type UserMount } from './plan.js';
 import { MOUNT_ATTR_RDONLY } from '../kernel/mount.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
 
@@ -159,6 +159,11 @@ export function warmUp(): void {
         if (!(e instanceof DryRunEnd)) throw e;
       }
     }
+    try {
+      runExec({ id: 'warm-up', targetPid: 1, targetStartTime: 0, process: WARM_PLAN.spec.process, capabilityMask: '1', cgroupProcs: ['/c'] }, { fds: [[100, 0]] }, { stdin: -1, stdout: 1, stderr: 2, error: 3 });
+    } catch (e) {
+      if (!(e instanceof DryRunEnd)) throw e;
+    }
     resolveUserFrom('x', parsePasswd([['x', 'x', '1', '1', '', '/', '/bin/sh']]), parseGroup([['g', 'x', '2', 'x']]));
   } finally {
     sys = saved;
@@ -176,6 +181,67 @@ const WARM_PLAN: Plan = buildPlan({
     { kind: 'tmpfs', target: '/run', readOnly: false, data: 'size=1m' },
   ],
 });
+
+/** What an exec into a running container runs (see {@link runExec}). */
+export interface ExecPlan {
+  /** Exec id (used in messages only). */
+  id: string;
+  /** Host pid of the container's PID 1, whose namespaces are joined. */
+  targetPid: number;
+  /** Its start time (clock ticks since boot), checked before joining. */
+  targetStartTime: number;
+  /** The process to run, as in a container plan. */
+  process: RuntimeSpec['process'];
+  /** Capability mask the process keeps, decimal. */
+  capabilityMask: string;
+  /** cgroup.procs files to join (the container's cgroups); empty when none. */
+  cgroupProcs: string[];
+}
+
+/** Namespace fds an exec joins, opened by the zygote from `/proc/<pid>/ns/*` before forking. */
+export interface ExecNamespaces {
+  /** `[fd, CLONE_NEW*]` pairs, joined in order; the mount namespace last. */
+  fds: Array<[number, number]>;
+}
+
+/**
+ * Joins a running container and execs a process in it: its cgroups, IPC, UTS, network, cgroup
+ * and mount namespaces (the PID namespace was joined by the parent before forking, so this
+ * process is already inside it), its root (setns into a mount namespace moves the root there),
+ * its capabilities. Never returns.
+ */
+export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never {
+  let step = 'prepare';
+  try {
+    closeOtherFds([fds.stdout, fds.stderr, fds.error, ...ns.fds.map(([fd]) => fd)]);
+    sys.prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
+    sys.setsid();
+    step = 'cgroups';
+    for (const f of plan.cgroupProcs) sys.writeFile(f, '0');
+    step = 'setns';
+    for (const [fd, type] of ns.fds) {
+      sys.setns(fd, type);
+      sys.close(fd);
+    }
+    step = 'user';
+    const user = resolveUser(plan.process.user);
+    step = 'stdio';
+    sys.dup2(sys.open('/dev/null', K.O_RDONLY | K.O_CLOEXEC), 0);
+    sys.dup2(fds.stdout, 1);
+    sys.dup2(fds.stderr, 2);
+    step = 'capabilities';
+    dropPrivileges({ capabilityMask: plan.capabilityMask, spec: { process: plan.process } }, user);
+    step = 'workdir';
+    sys.chdir(plan.process.cwd || '/');
+    step = 'exec';
+    sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
+    sys.resetSignals(IGNORED_SIGNALS);
+    sys.write(fds.error, EXEC_MARKER);
+    execProgram(plan.process.args, withHome(plan.process.env, user));
+  } catch (e) {
+    report(fds.error, failureOf(step, e));
+  }
+}
 
 /** Runs the plan in the current (freshly forked) process. Never returns. */
 export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
@@ -325,7 +391,7 @@ function readonlyPath(path: string): void {
   sys.mount(null, path, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC, null);
 }
 
-function dropPrivileges(plan: Plan, user: ResolvedUser): void {
+function dropPrivileges(plan: Pick<Plan, 'capabilityMask'> & { spec: { process: { noNewPrivileges: boolean } } }, user: ResolvedUser): void {
   const mask = BigInt(plan.capabilityMask);
   for (let cap = 0; cap <= CAP_LAST; cap++) {
     if (!(mask & (1n << BigInt(cap)))) sys.prctl(K.PR_CAPBSET_DROP, cap);

@@ -21,7 +21,7 @@
  */
 import { z } from 'zod';
 import type { Plan } from './plan.js';
-import type { InitFailure } from './init.js';
+import type { ExecPlan, InitFailure } from './init.js';
 
 /** Engine → zygote: start a container process. */
 export interface StartRequest {
@@ -49,8 +49,40 @@ export interface SignalRequest {
   signal: number;
 }
 
+/** Engine → zygote: run a process in a running container. */
+export interface ExecRequest {
+  /** Message type. */
+  t: 'exec';
+  /** Request id. */
+  rid: number;
+  /** What to run, and where. */
+  plan: ExecPlan;
+}
+
 /** Any request to the zygote. */
-export type ZygoteRequest = StartRequest | SignalRequest;
+export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest;
+
+/** Zygote → engine: output of an exec'd process (base64, as IPC carries JSON). */
+export interface ExecOutputNotice {
+  /** Message type. */
+  t: 'output';
+  /** Exec id. */
+  id: string;
+  /** Which stream. */
+  stream: 'stdout' | 'stderr';
+  /** The bytes, base64. */
+  data: string;
+}
+
+/** Zygote → engine: an exec'd process ended and its output is drained. */
+export interface ExecExitNotice {
+  /** Message type. */
+  t: 'execExit';
+  /** Exec id. */
+  id: string;
+  /** Exit status. */
+  status: ExitRecord;
+}
 
 /** Zygote → engine: the process runs (execve succeeded). */
 export interface StartedReply {
@@ -107,7 +139,7 @@ export interface ExitRecord {
 }
 
 /** Any message from the zygote. */
-export type ZygoteMessage = StartedReply | FailedReply | OkReply | ExitNotice;
+export type ZygoteMessage = StartedReply | FailedReply | OkReply | ExitNotice | ExecOutputNotice | ExecExitNotice;
 
 /** Schema of {@link ExitRecord}, for exit files read back from disk. */
 export const exitRecordSchema = z.object({
@@ -119,4 +151,4 @@ export const exitRecordSchema = z.object({
 });
 
 /** Envelope check of zygote requests: a type and a request id. */
-export const requestEnvelope = z.object({ t: z.enum(['start', 'signal']), rid: z.number().int() }).passthrough();
+export const requestEnvelope = z.object({ t: z.enum(['start', 'signal', 'exec']), rid: z.number().int() }).passthrough();

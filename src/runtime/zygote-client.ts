@@ -10,7 +10,7 @@ import { BerthError } from '../errors.js';
 import { zygoteScript } from './zygote-script.js';
 import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './protocol.js';
 import type { Plan } from './plan.js';
-import type { InitFailure } from './init.js';
+import type { ExecPlan, InitFailure } from './init.js';
 
 type Pending = { resolve: (m: ZygoteMessage) => void; reject: (e: Error) => void };
 
@@ -34,6 +34,7 @@ export class ZygoteClient {
   readonly #pending = new Map<number, Pending>();
   readonly #exitListeners = new Set<(id: string, status: ExitRecord) => void>();
   #holds = 0;
+  readonly #execs = new Map<string, { onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void; done: (s: ExitRecord) => void }>();
 
   /** Called with every exit notice from the zygote. Returns an unsubscribe function. */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void {
@@ -79,6 +80,17 @@ export class ZygoteClient {
       for (const l of this.#exitListeners) l(m.id, m.status);
       return;
     }
+    if (m.t === 'output') {
+      this.#execs.get(m.id)?.onOutput(m.stream, Buffer.from(m.data, 'base64'));
+      return;
+    }
+    if (m.t === 'execExit') {
+      const e = this.#execs.get(m.id);
+      this.#execs.delete(m.id);
+      e?.done(m.status);
+      return;
+    }
+    if (!('rid' in m)) return;
     const p = this.#pending.get(m.rid);
     if (!p) return;
     this.#pending.delete(m.rid);
@@ -117,6 +129,30 @@ export class ZygoteClient {
     if (reply.t === 'failed') throw new StartFailure(reply.error);
     if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
     return reply;
+  }
+
+  /**
+   * Runs a process in a running container. Resolves once it runs, with a promise of its exit;
+   * `onOutput` receives its output as it comes. Throws {@link StartFailure} when it cannot run.
+   */
+  async exec(plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<{ pid: number; exited: Promise<ExitRecord> }> {
+    const release = this.hold();
+    let resolveExit!: (s: ExitRecord) => void;
+    const exited = new Promise<ExitRecord>((r) => (resolveExit = r));
+    this.#execs.set(plan.id, { onOutput, done: (s) => { release(); resolveExit(s); } });
+    try {
+      const reply = await this.#request({ t: 'exec', plan });
+      if (reply.t === 'failed') throw new StartFailure(reply.error);
+      if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
+      return { pid: reply.pid, exited };
+    } catch (e) {
+      // A failed exec still reports its end (execExit), which releases the hold.
+      if (!(e instanceof StartFailure)) {
+        this.#execs.delete(plan.id);
+        release();
+      }
+      throw e;
+    }
   }
 
   /**

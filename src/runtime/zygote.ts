@@ -14,13 +14,20 @@ import { Socket } from 'node:net';
 import { open, close, pipe2 } from '../kernel/fd.js';
 import { fork, waitpid, decodeWaitStatus, kill } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
-import { CLONE_NEWPID, O_CLOEXEC, O_RDONLY, WNOHANG, __WALL } from '../kernel/constants.js';
+import {
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, O_CLOEXEC, O_RDONLY, WNOHANG, __WALL,
+} from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
-import { EXEC_MARKER, runTemplate, type InitFailure } from './init.js';
+import { EXEC_MARKER, runExec, runTemplate, type InitFailure } from './init.js';
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
-import type { ExitRecord, StartRequest, ZygoteMessage, ZygoteRequest } from './protocol.js';
+import type { ExecRequest, ExitRecord, StartRequest, ZygoteMessage, ZygoteRequest } from './protocol.js';
+
+/** The namespaces an exec joins, in order (mount last: it moves the root). */
+const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
+  ['cgroup', CLONE_NEWCGROUP], ['ipc', CLONE_NEWIPC], ['uts', CLONE_NEWUTS], ['net', CLONE_NEWNET], ['mnt', CLONE_NEWNS],
+];
 
 /** How many prepared templates the zygote keeps ready. */
 const POOL_SIZE = 2;
@@ -41,8 +48,11 @@ interface Child {
   pid: number;
   startTime: number;
   rid: number;
+  /** Log file of a container; -1 for an exec, whose output goes to the engine. */
   logFd: number;
+  /** Exit file of a container; empty for an exec. */
   exitPath: string;
+  exec: boolean;
   openStreams: number;
   execResult?: InitFailure | null;
   status?: { exitCode: number; signal?: number; finishedAt: number };
@@ -68,6 +78,7 @@ export class Zygote {
   /** Handles one request from the engine. */
   handle(req: ZygoteRequest): void {
     if (req.t === 'start') this.#start(req);
+    else if (req.t === 'exec') this.#exec(req);
     else if (req.t === 'signal') {
       const c = this.#byId.get(req.id);
       try {
@@ -146,7 +157,7 @@ export class Zygote {
       writeSync(t.ctrlW, Buffer.concat([header, body]));
       close(t.ctrlW);
       const child: Child = {
-        id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exitPath: req.exitPath, openStreams: 2, done: false,
+        id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: 2, done: false,
         logFd: openSync(req.logPath, 'a'),
       };
       this.#byPid.set(t.pid, child);
@@ -161,6 +172,54 @@ export class Zygote {
         ? { step: 'fork', message: msg, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 }
         : { step: 'fork', message: msg, kind: 'other', exitCode: 1 };
       this.#send({ t: 'failed', rid: req.rid, error });
+    }
+  }
+
+  /** Forks a process into a running container's namespaces (see `runExec` in `init.ts`). */
+  #exec(req: ExecRequest): void {
+    const fds: number[] = [];
+    const plan = req.plan;
+    try {
+      if (processStartTime(plan.targetPid) !== plan.targetStartTime) throw new Error(`container process ${plan.targetPid} is not running`);
+      const ns: Array<[number, number]> = [];
+      for (const [name, type] of EXEC_NAMESPACES) {
+        const fd = open(`/proc/${plan.targetPid}/ns/${name}`, O_RDONLY | O_CLOEXEC);
+        fds.push(fd);
+        ns.push([fd, type]);
+      }
+      const pidns = open(`/proc/${plan.targetPid}/ns/pid`, O_RDONLY | O_CLOEXEC);
+      fds.push(pidns);
+      const pipes: number[] = [];
+      for (let i = 0; i < 3; i++) pipes.push(...pipe2(O_CLOEXEC));
+      fds.push(...pipes);
+      const [outR, outW, errR, errW, exR, exW] = pipes as [number, number, number, number, number, number];
+      (globalThis as { gc?: (o: { type: string }) => void }).gc?.({ type: 'minor' });
+      setns(pidns, CLONE_NEWPID);
+      allowForkOfHeap();
+      let pid = -1;
+      try {
+        pid = fork();
+      } finally {
+        if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
+      }
+      if (pid === 0) runExec(plan, { fds: ns }, { stdin: -1, stdout: outW, stderr: errW, error: exW });
+      for (const fd of [...ns.map(([fd]) => fd), pidns, outW, errW, exW]) close(fd);
+      fds.length = 0;
+      const child: Child = {
+        id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, logFd: -1, exitPath: '', exec: true,
+        openStreams: 2, done: false,
+      };
+      this.#byPid.set(pid, child);
+      this.#pump(child, outR, 'stdout');
+      this.#pump(child, errR, 'stderr');
+      this.#watchExec(child, exR);
+    } catch (e) {
+      for (const fd of fds) close(fd);
+      const msg = e instanceof Error ? e.message : String(e);
+      const error: InitFailure = { step: 'join', message: msg, kind: e instanceof KernelError ? 'kernel' : 'other', exitCode: 126 };
+      this.#send({ t: 'failed', rid: req.rid, error });
+      // No process was made: report its end at once, so the engine's listener goes away.
+      this.#send({ t: 'execExit', id: plan.id, status: { pid: 0, exitCode: 126, finishedAt: Date.now(), error } });
     }
   }
 
@@ -195,7 +254,8 @@ export class Zygote {
   #pump(child: Child, fd: number, stream: LogStream): void {
     const sock = new Socket({ fd, readable: true, writable: false });
     sock.on('data', (d: Buffer) => {
-      writeSync(child.logFd, encodeRecord(stream, nowNs(), d));
+      if (child.exec) this.#send({ t: 'output', id: child.id, stream, data: d.toString('base64') });
+      else writeSync(child.logFd, encodeRecord(stream, nowNs(), d));
     });
     sock.on('error', () => undefined);
     sock.on('close', () => {
@@ -234,8 +294,14 @@ export class Zygote {
   #maybeFinish(child: Child): void {
     if (child.done || !child.status || child.openStreams > 0 || child.execResult === undefined) return;
     child.done = true;
-    closeSync(child.logFd);
     this.#byPid.delete(child.pid);
+    if (child.exec) {
+      const status: ExitRecord = { pid: child.pid, ...child.status };
+      if (child.execResult) Object.assign(status, { error: child.execResult, exitCode: child.execResult.exitCode, signal: undefined });
+      this.#send({ t: 'execExit', id: child.id, status: JSON.parse(JSON.stringify(status)) as ExitRecord });
+      return;
+    }
+    closeSync(child.logFd);
     if (this.#byId.get(child.id) === child) this.#byId.delete(child.id);
     const record: ExitRecord = { pid: child.pid, ...child.status };
     if (child.execResult) {

@@ -10,6 +10,7 @@ import { StartFailure } from '../../src/runtime/zygote-client.js';
 import { processStartTime } from '../../src/runtime/proc.js';
 import type { ExitRecord } from '../../src/runtime/protocol.js';
 import type { Plan } from '../../src/runtime/plan.js';
+import type { ExecPlan } from '../../src/runtime/init.js';
 import { tempDir } from '../helpers/tmp.js';
 
 class FakeRuntime implements ContainerRuntime {
@@ -41,6 +42,18 @@ class FakeRuntime implements ContainerRuntime {
 
   hold() {
     return () => undefined;
+  }
+
+  readonly execs: ExecPlan[] = [];
+
+  /** Runs the exec's argv on the host (the fake has no namespaces), streaming its output. */
+  async exec(plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void) {
+    this.execs.push(plan);
+    const child = spawn(plan.process.args[0]!, plan.process.args.slice(1), { env: Object.fromEntries(plan.process.env.map((e) => e.split('='))) });
+    child.stdout.on('data', (d: Buffer) => onOutput('stdout', d));
+    child.stderr.on('data', (d: Buffer) => onOutput('stderr', d));
+    const exited = new Promise<ExitRecord>((r) => child.on('close', (code) => r({ pid: child.pid!, exitCode: code ?? 1, finishedAt: Date.now() })));
+    return { pid: child.pid!, exited };
   }
 }
 
@@ -131,6 +144,17 @@ describe('container manager', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect((await svc.get(rec.id)).state).toMatchObject({ status: 'exited', exitCode: 137, error: expect.stringContaining('owned it exited') });
+  });
+
+  it('execs with the container’s env merged under the exec’s, and refuses a stopped container', async () => {
+    const { svc, runtime } = setup();
+    const rec = await svc.create({ image: 'img', env: { B: '2' }, user: 'app' });
+    await expect(svc.exec(rec.id, ['true'])).rejects.toMatchObject({ code: 'NOT_RUNNING' });
+    await svc.start(rec.id);
+    const r = await svc.exec(rec.id, ['sh', '-c', 'echo $A$B$C; echo e >&2; exit 3'], { env: { C: '3' } });
+    expect(r).toEqual({ exitCode: 3, stdout: '123\n', stderr: 'e\n' });
+    expect(runtime.execs[0]!.process).toMatchObject({ user: 'app', cwd: '/' });
+    expect(runtime.execs[0]!.targetPid).toBe(runtime.children[0]!.pid);
   });
 
   it('stops with the stop signal, then SIGKILL after the timeout', async () => {

@@ -1,0 +1,49 @@
+/**
+ * `container.exec()` on the real kernel: the process joins the container's namespaces, root,
+ * user and capabilities.
+ */
+import { describe, expect, it } from 'vitest';
+import { Container } from '../../src/index.js';
+import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+
+describe('exec', () => {
+  it('runs inside the container: its PID namespace, hostname, root and env', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo hi > /in-container; sleep 60'], { engine, hostname: 'box', env: { A: '1' } });
+    await expect.poll(() => c.exec(['cat', '/in-container']).then((r) => r.stdout)).toBe('hi\n');
+    const r = await c.exec(['sh', '-c', 'hostname; echo $A $B; ps -o args | grep -c "^sleep 60"; ls /proc | grep -c "^[0-9]"; echo err >&2; exit 5'], { env: { B: '2' } });
+    expect(r.exitCode).toBe(5);
+    expect(r.stderr).toBe('err\n');
+    const [host, env, sleepSeen, procs] = r.stdout.trim().split('\n');
+    expect([host, env, sleepSeen]).toEqual(['box', '1 2', '1']);
+    expect(Number(procs)).toBeLessThan(8);
+    const pid1 = await c.exec(['cat', '/proc/1/cmdline']);
+    expect(pid1.stdout.replaceAll('\0', ' ').trim()).toBe('sleep 60'); // sh exec'd its last command as PID 1
+  });
+
+  it('uses the container’s user and capabilities, or the ones given', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, user: 'app', workdir: '/tmp' });
+    expect((await c.exec(['sh', '-c', 'id -un; pwd; grep CapEff /proc/self/status'])).stdout).toBe('app\n/tmp\nCapEff:\t0000000000000000\n');
+    expect((await c.exec(['sh', '-c', 'id -u; grep CapEff /proc/self/status'], { user: 'root', workdir: '/' })).stdout).toBe('0\nCapEff:\t00000000a80425fb\n');
+  });
+
+  it('reports a missing command, and refuses a container that does not run', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    await expect(c.exec(['no-such-cmd'])).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
+    await expect(c.exec([])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await c.kill();
+    await c.wait();
+    await expect(c.exec(['true'])).rejects.toMatchObject({ code: 'NOT_RUNNING' });
+    await c.remove();
+  });
+
+  it('runs many execs in a row and in parallel', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    for (let i = 0; i < 20; i++) expect((await c.exec(['echo', String(i)])).stdout).toBe(`${i}\n`);
+    const all = await Promise.all(Array.from({ length: 8 }, (_, i) => c.exec(['sh', '-c', `echo ${i}`])));
+    expect(all.map((r) => r.stdout)).toEqual(Array.from({ length: 8 }, (_, i) => `${i}\n`));
+  });
+});
