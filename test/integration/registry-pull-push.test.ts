@@ -71,6 +71,23 @@ describe.skipIf(!hasRegistry())('registry without auth', () => {
     expect((await byDigest.inspect()).id).toBe(info.id);
   });
 
+  it('uploads a layer in several chunks', async () => {
+    await using reg = await startRegistry();
+    const { engine } = await testEngine();
+    const chunked = new Engine({ root: engine.root, runRoot: engine.runRoot, uploadChunkSize: 100_000 });
+    try {
+      const ref = `${reg.host}/chunked/busybox:1`;
+      await new Image(BUSYBOX_REF, { engine }).tag(ref);
+      const events = await collect<PushProgress>(new Image(ref, { engine: chunked }).push());
+      expect(events.filter((e) => e.status === 'Pushing' && (e.current ?? 0) > 0).length).toBeGreaterThan(3);
+    } finally {
+      chunked.close();
+    }
+    const fresh = await testEngine({ image: false });
+    const img = await new Image(`${reg.host}/chunked/busybox:1`, { engine: fresh.engine }).pull();
+    expect((await img.inspect()).id).toBe((await new Image(BUSYBOX_REF, { engine }).inspect()).id);
+  });
+
   it('pulls a missing image when a container is created, as docker run does', async () => {
     await using reg = await startRegistry();
     const { engine } = await testEngine();

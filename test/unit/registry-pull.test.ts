@@ -3,8 +3,9 @@
  * index, a layer with a wrong digest leaving nothing behind, option validation before any
  * request, credentials from a Docker config and a credential helper, challenge parsing.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -111,6 +112,45 @@ describe('pull (MockAgent registry)', () => {
     const dir = join(engine.root, 'layers', 'sha256');
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
     expect(await new Image('reg.example/app:1', { engine }).exists()).toBe(false);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/zstd'))('pulls a zstd-compressed layer (decoded in JavaScript while it downloads)', async () => {
+    const raw = await layerTar({ 'z.txt': 'zstd layer\n'.repeat(1000) });
+    const zst = execFileSync('/usr/bin/zstd', ['-q', '-c'], { input: raw });
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(raw)] } }));
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.byteLength },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: sha(zst), size: zst.byteLength }],
+    }));
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(ORIGIN);
+    pool.intercept({ path: '/v2/', method: 'GET' }).reply(200, '{}');
+    pool.intercept({ path: '/v2/z/manifests/1', method: 'GET' }).reply(200, manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    pool.intercept({ path: `/v2/z/blobs/${sha(config)}`, method: 'GET' }).reply(200, config);
+    pool.intercept({ path: `/v2/z/blobs/${sha(zst)}`, method: 'GET' }).reply(200, zst);
+    const engine = engineWith(agent);
+    await new Image('reg.example/z:1', { engine }).pull();
+    const run = await engine.images.resolveForRun('reg.example/z:1');
+    expect(readFileSync(join(run.layerDirs[0] as string, 'z.txt'), 'utf8')).toBe('zstd layer\n'.repeat(1000));
+  });
+
+  it('restarts a layer whose download broke', async () => {
+    const f = await fixture('amd64', 'again\n');
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    const pool = agent.get(ORIGIN);
+    pool.intercept({ path: '/v2/', method: 'GET' }).reply(200, '{}');
+    pool.intercept({ path: '/v2/app/manifests/1', method: 'GET' }).reply(200, f.manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    pool.intercept({ path: `/v2/app/blobs/${sha(f.config)}`, method: 'GET' }).reply(200, f.config);
+    pool.intercept({ path: `/v2/app/blobs/${sha(f.gz)}`, method: 'GET' }).replyWithError(new Error('ECONNRESET'));
+    pool.intercept({ path: `/v2/app/blobs/${sha(f.gz)}`, method: 'GET' }).reply(200, f.gz);
+    const engine = engineWith(agent);
+    const op = new Image('reg.example/app:1', { engine }).pull({ platform: 'linux/amd64' });
+    await op;
+    expect(op.events.map((e) => e.status)).toEqual(expect.arrayContaining(['Retrying in 1 second', 'Pull complete']));
   });
 
   it('validates options before any request', async () => {
