@@ -14,6 +14,7 @@ import { parseAnyReference } from './image/reference.js';
 import type { RegistrySettings } from './image/registry/types.js';
 import { ContainerService } from './container/service.js';
 import { VolumeService } from './volume/service.js';
+import { createCgroupDriver, type CgroupDriver } from './runtime/cgroups/index.js';
 import { ZygoteClient } from './runtime/zygote-client.js';
 
 /**
@@ -66,6 +67,7 @@ export class Engine extends EventHub {
   readonly #registry: RegistrySettings;
   #containers: ContainerService | undefined;
   #volumes: VolumeService | undefined;
+  #cgroups: CgroupDriver | undefined | null;
   #prepared = false;
 
   /** Creates an engine over a state root; touches nothing until used. */
@@ -124,8 +126,24 @@ export class Engine extends EventHub {
       },
       zygote: this.zygote,
       volumes: this.volumes,
+      cgroups: this.cgroups,
     });
     return this.#containers;
+  }
+
+  /**
+   * The cgroup driver (v1 or v2, detected at run time); undefined on a machine without usable cgroups.
+   * @internal
+   */
+  get cgroups(): CgroupDriver | undefined {
+    if (this.#cgroups === undefined) {
+      try {
+        this.#cgroups = createCgroupDriver();
+      } catch {
+        this.#cgroups = null;
+      }
+    }
+    return this.#cgroups ?? undefined;
   }
 
   /**

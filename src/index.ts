@@ -11,6 +11,7 @@ export {
   Container,
   type ContainerLogs,
   type ContainerExecOptions,
+  type ContainerStats,
   type ContainerListOptions,
   type CreateOptions,
   type EngineOption,
@@ -42,4 +43,14 @@ export {
   type ErrorCode,
   type BerthErrorOptions,
 } from './errors.js';
-export type { ResourceOptions } from './runtime/cgroups/resources.js';
+export type { ResourceOptions, CgroupStats } from './runtime/cgroups/index.js';
+export {
+  Network,
+  type NetworkConnectOptions,
+  type NetworkContainerInfo,
+  type NetworkEngineOption,
+  type NetworkInfo,
+} from './network/network.js';
+export { type NetworkCreateOptions, type AttachmentOptions } from './network/service.js';
+export { PORT_PROTOCOLS, parsePortSpec, parsePorts, type PortBinding, type PortProtocol, type PublishedPort } from './network/ports.js';
+export type { PlanInterface } from './network/plan-interface.js';

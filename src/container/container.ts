@@ -11,6 +11,14 @@ import { parseOptions, parseSignal, type ContainerCreateOptions } from './option
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
 import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
 import type { ExecResult } from './service.js';
+import { readFileSync } from 'node:fs';
+import { parseResources, resourceOptionsSchema, type CgroupStats, type ResourceOptions } from '../runtime/cgroups/index.js';
+
+/** One sample of {@link Container.stats}. */
+export interface ContainerStats extends CgroupStats {
+  /** When it was taken. */
+  time: Date;
+}
 
 /** Options every handle method accepts. */
 export interface EngineOption {
@@ -187,6 +195,55 @@ export class Container {
     const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
     const o = parseOptions(execSchema, options) as ContainerExecOptions;
     return this.#svc.exec(this.ref, cmd, o);
+  }
+
+  /** Freezes all its processes (cgroup freezer), as `docker pause`. */
+  async pause(): Promise<void> {
+    await this.#svc.pause(this.ref);
+  }
+
+  /** Thaws it, as `docker unpause`. */
+  async unpause(): Promise<void> {
+    await this.#svc.unpause(this.ref);
+  }
+
+  /** Changes its limits, live when it runs, as `docker update`. */
+  async update(options: { resources: ResourceOptions }): Promise<void> {
+    const o = parseOptions(z.strictObject({ resources: resourceOptionsSchema }), options);
+    await this.#svc.update(this.ref, parseResources(o.resources, 'resources'));
+  }
+
+  /**
+   * Its resource figures, sampled every `interval` ms (default 1000) while it runs, as
+   * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops.
+   */
+  async *stats(options: { interval?: number } = {}): AsyncGenerator<ContainerStats> {
+    const o = parseOptions(z.strictObject({ interval: z.number().int().min(10).optional() }), options);
+    for (;;) {
+      let s;
+      try {
+        s = await this.#svc.stats(this.ref);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'NOT_RUNNING') return;
+        throw e;
+      }
+      yield { ...s, time: new Date() };
+      await new Promise((r) => setTimeout(r, o.interval ?? 1000));
+    }
+  }
+
+  /** Its processes (host pids and command lines), as `docker top`. */
+  async top(): Promise<Array<{ pid: number; command: string }>> {
+    const pids = await this.#svc.pids(this.ref);
+    return pids.map((pid) => {
+      let command = '';
+      try {
+        command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+      } catch {
+        // Gone in between.
+      }
+      return { pid, command };
+    }).filter((p) => p.command !== '');
   }
 
   /** Stops it: its stop signal, then SIGKILL after `timeout` seconds (default: its stopTimeout, 10). */

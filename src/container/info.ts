@@ -114,7 +114,7 @@ export function toInfo(r: ContainerRecord, logPath: string): ContainerInfo {
       running: active,
       paused: s.status === 'paused',
       restarting: s.status === 'restarting',
-      oomKilled: false,
+      oomKilled: s.oomKilled,
       dead: s.status === 'dead',
       pid: active ? s.pid : 0,
       ...(s.exitCode !== null ? { exitCode: s.exitCode } : {}),

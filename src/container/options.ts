@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { normalizeCapability } from '../runtime/capabilities.js';
 import { mountOptionsSchema, type MountOptions } from './mounts.js';
+import { resourceOptionsSchema, type ResourceOptions } from '../runtime/cgroups/index.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -47,6 +48,7 @@ export const createOptionsSchema = z.strictObject({
   mounts: z.array(mountOptionsSchema).optional(),
   volumes: z.array(z.string()).optional(),
   volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
+  resources: resourceOptionsSchema.optional(),
 });
 
 /**
@@ -105,6 +107,8 @@ export interface ContainerCreateOptions {
   volumes?: string[];
   /** Mount every volume and bind of these containers (`name[:ro|rw]`). */
   volumesFrom?: string[];
+  /** cgroup limits: memory, cpus, pids, cpuset… (`{ memory: '256m', cpus: 0.5, pids: 100 }`). */
+  resources?: ResourceOptions;
 }
 
 /** Parses `SIGTERM`, `TERM`, `15` or 15 to a signal number; undefined when unknown. */

@@ -40,6 +40,7 @@ export const containerRecordSchema = z.object({
     stopSignal: z.number().int(),
     stopTimeout: z.number().int(),
     mounts: z.array(resolvedMountSchema),
+    resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
   }),
   layerDirs: z.array(z.string()),
   state: z.object({
@@ -55,6 +56,7 @@ export const containerRecordSchema = z.object({
     signal: z.number().int().nullable(),
     error: z.string(),
     stopping: z.boolean(),
+    oomKilled: z.boolean().default(false),
   }),
 });
 
@@ -68,6 +70,6 @@ export type ContainerState = ContainerRecord['state'];
 export function initialState(): ContainerState {
   return {
     status: 'created', pid: 0, startTime: 0, bootId: '', ownerPid: 0, ownerStart: 0, startedAt: null, finishedAt: null,
-    exitCode: null, signal: null, error: '', stopping: false,
+    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false,
   };
 }

@@ -16,12 +16,13 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
-import { CommandError, NotFoundError, StateError, BerthError } from '../errors.js';
+import { CommandError, InvalidArgumentError, NotFoundError, StateError, BerthError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
+import type { CgroupDriver, CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
 import { capabilityMask } from '../runtime/capabilities.js';
 import type { ExecPlan } from '../runtime/init.js';
 import type { Plan } from '../runtime/plan.js';
@@ -49,6 +50,8 @@ export interface ContainerServiceContext {
   zygote: ContainerRuntime;
   /** The engine's volumes. */
   volumes: ContainerVolumes;
+  /** The cgroup driver; absent on a machine without usable cgroups (then limits are refused). */
+  cgroups?: CgroupDriver | undefined;
 }
 
 /** What the container manager needs from the volume manager. */
@@ -168,6 +171,9 @@ export class ContainerService {
       imageVolumes: image.config.volumes ?? [],
       newName: () => randomBytes(32).toString('hex'),
     });
+    if (opts.resources && Object.keys(opts.resources).length && !this.#ctx.cgroups) {
+      throw new InvalidArgumentError('resources', 'this machine has no usable cgroup hierarchy, so limits cannot be applied');
+    }
     const { config, path, args } = buildConfig(id, image.config, opts, mountPlan.mounts);
     const name = (opts.name ?? '').replace(/^\//, '');
     const rec: ContainerRecord = {
@@ -219,10 +225,13 @@ export class ContainerService {
         if (!m.nocopy && !(await vols.get(m.name)).populated && vols.isEmpty(m.name)) copyUp.add(m.name);
       }
       const mounts = rec.config.mounts.map((m) => userMount(m, (n) => vols.mountpoint(n), (n) => copyUp.has(n)));
+      const cg = this.#ctx.cgroups;
+      const procs = cg ? (await cg.create(rec.id, rec.config.resources as CgroupLimits, { allowAllDevices: rec.config.privileged })).procsFiles : [];
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts)), p.log, p.exit);
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs)), p.log, p.exit);
       } catch (e) {
+        await cg?.destroy(rec.id).catch(() => undefined);
         if (!(e instanceof StartFailure)) throw e;
         const f = e.failure;
         await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, exitCode: f.exitCode, error: f.message } }));
@@ -274,6 +283,7 @@ export class ContainerService {
   async #recordExit(id: string, exit: ExitRecord, error = ''): Promise<ContainerRecord | undefined> {
     let changed = false;
     let rec: ContainerRecord;
+    const oomKilled = exit.exitCode === 137 ? await this.#ctx.cgroups?.oomKilled(id).catch(() => false) ?? false : false;
     // Removed already (e.g. after a failed start): nothing to record, and nothing to create.
     if (!(await this.records.has(id))) return undefined;
     try {
@@ -285,6 +295,7 @@ export class ContainerService {
           state: {
             ...r.state, status: 'exited', exitCode: exit.exitCode, signal: exit.signal ?? null,
             finishedAt: new Date(exit.finishedAt).toISOString(), error: exit.error?.message ?? error, stopping: false,
+            oomKilled,
           },
         };
       });
@@ -293,6 +304,8 @@ export class ContainerService {
       throw e;
     }
     if (changed) {
+      await this.#ctx.cgroups?.destroy(id).catch(() => undefined);
+      if (oomKilled) await this.#event('oom', rec);
       await this.#releaseVolumes(rec);
       await this.#event('die', rec, { exitCode: String(exit.exitCode) });
       if (rec.config.autoRemove) {
@@ -412,6 +425,7 @@ export class ContainerService {
       this.#signal(rec, SIGNALS.SIGKILL!);
       rec = (await this.wait(rec.id)).record ?? rec;
     }
+    await this.#ctx.cgroups?.destroy(rec.id).catch(() => undefined);
     const deleted = await this.records.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     rmSync(this.paths(rec.id).dir, { recursive: true, force: true });
@@ -477,7 +491,7 @@ export class ContainerService {
         capabilities: c.capabilities,
       },
       capabilityMask: capabilityMask(c.capabilities).toString(),
-      cgroupProcs: [],
+      cgroupProcs: this.#ctx.cgroups ? this.#ctx.cgroups.paths(rec.id).map((d) => join(d, 'cgroup.procs')) : [],
     };
     let running;
     try {
@@ -491,6 +505,59 @@ export class ContainerService {
     }
     const status = await running.exited;
     return { exitCode: status.exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  }
+
+  #cgroups(rec: ContainerRecord, verb: string): CgroupDriver {
+    if (!this.#ctx.cgroups) throw new BerthError('KERNEL', `cannot ${verb} container ${this.#label(rec)}: this machine has no usable cgroup hierarchy`);
+    return this.#ctx.cgroups;
+  }
+
+  async #running(ref: string, verb: string): Promise<ContainerRecord> {
+    const rec = await this.get(ref);
+    if (!ACTIVE.has(rec.state.status)) throw new StateError(rec.state.status, verb, `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING');
+    return rec;
+  }
+
+  /** Freezes every process of a running container (cgroup freezer), as `docker pause`. */
+  async pause(ref: string): Promise<ContainerRecord> {
+    const rec = await this.#running(ref, 'pause');
+    if (rec.state.status === 'paused') throw new StateError('paused', 'pause', `container ${this.#label(rec)} is already paused`, 'INVALID_STATE');
+    await this.#cgroups(rec, 'pause').freeze(rec.id);
+    const next = await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'paused' } }));
+    await this.#event('pause', next);
+    return next;
+  }
+
+  /** Thaws a paused container, as `docker unpause`. */
+  async unpause(ref: string): Promise<ContainerRecord> {
+    const rec = await this.get(ref);
+    if (rec.state.status !== 'paused') throw new StateError(rec.state.status, 'unpause', `container ${this.#label(rec)} is not paused`, 'INVALID_STATE');
+    await this.#cgroups(rec, 'unpause').thaw(rec.id);
+    const next = await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'running' } }));
+    await this.#event('unpause', next);
+    return next;
+  }
+
+  /** Changes the limits of a container (live when it runs), as `docker update`. */
+  async update(ref: string, resources: CgroupLimits): Promise<ContainerRecord> {
+    const rec = await this.get(ref);
+    const merged = { ...rec.config.resources, ...resources } as Record<string, number | string>;
+    if (ACTIVE.has(rec.state.status)) await this.#cgroups(rec, 'update').update(rec.id, resources);
+    const next = await this.records.update(rec.id, (r) => ({ ...r, config: { ...r.config, resources: merged } }));
+    await this.#event('update', next);
+    return next;
+  }
+
+  /** One sample of a running container's cgroup figures. */
+  async stats(ref: string): Promise<CgroupStats> {
+    const rec = await this.#running(ref, 'stat');
+    return this.#cgroups(rec, 'stat').stats(rec.id);
+  }
+
+  /** Host pids of every process in a running container. */
+  async pids(ref: string): Promise<number[]> {
+    const rec = await this.#running(ref, 'list the processes of');
+    return this.#ctx.cgroups ? this.#ctx.cgroups.pids(rec.id) : [rec.state.pid];
   }
 
   /** Ids of containers created from image `imageId` (used to refuse removing it). */

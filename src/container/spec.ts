@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { resolveCapabilities } from '../runtime/capabilities.js';
 import type { RuntimeSpec, UserMount } from '../runtime/plan.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
+import { parseResources } from '../runtime/cgroups/index.js';
 import { parseSignal, type ContainerCreateOptions } from './options.js';
 import type { ContainerRecord } from './record.js';
 
@@ -105,6 +106,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       stopSignal,
       stopTimeout: opts.stopTimeout ?? 10,
       mounts,
+      resources: { ...parseResources(opts.resources ?? {}) } as Record<string, number | string>,
     },
   };
 }
@@ -160,7 +162,7 @@ export function userMount(m: ResolvedMount, volumeDir: (name: string) => string,
 }
 
 /** The runtime spec of a container record. */
-export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = []): RuntimeSpec {
+export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroupProcs: string[] = []): RuntimeSpec {
   const c = rec.config;
   return {
     id: rec.id,
@@ -182,6 +184,7 @@ export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths, mounts:
     },
     network: c.network === 'host' ? 'host' : 'new',
     mounts,
+    cgroupProcs,
   };
 }
 

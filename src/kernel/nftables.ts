@@ -301,7 +301,9 @@ export function runBatch(socket: NetlinkSocket, items: readonly BatchItem[]): vo
   const fenceSeq = socket.nextSeq();
   const batch = encodeBatch(items, first);
   const fence = encodeMessage({ type: (NFT.SUBSYS << 8) | NFT.MSG_GETGEN, flags: NL.F_REQUEST | NL.F_ACK, seq: fenceSeq, body: nfgen(0) });
-  socket.send(Buffer.concat([batch, fence]), 'nf_tables batch');
+  // Two datagrams: the kernel ignores whatever follows a batch in the same one.
+  socket.send(batch, 'nf_tables batch');
+  socket.send(fence, 'NFT_MSG_GETGEN');
   let error: { errno: number; index: number } | undefined;
   for (;;) {
     for (const m of socket.receive('nf_tables batch')) {

@@ -104,6 +104,10 @@ export function parsePortSpec(spec: string, field = 'ports'): PortBinding[] {
     for (let p = cLo; p <= cHi; p++) out.push({ containerPort: p, protocol, hostIp: ip, hostPort: 0 });
     return out;
   }
+  if (hostPortText === '0') {
+    if (cLo !== cHi) throw new InvalidArgumentError(field, `'${spec}': host port 0 takes a single container port`);
+    return [{ containerPort: cLo, protocol, hostIp: ip, hostPort: 0 }];
+  }
   const [hLo, hHi] = parseRange(hostPortText, field);
   if (cLo === cHi && hHi > hLo) return [{ containerPort: cLo, protocol, hostIp: ip, hostPort: hLo, hostPortEnd: hHi }];
   if (hHi - hLo !== cHi - cLo) throw new InvalidArgumentError(field, `'${spec}': the host and container port ranges differ in length`);

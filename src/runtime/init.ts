@@ -86,7 +86,8 @@ const CAP_LAST = (() => {
 export function prepareInit(unshareFlags: number): void {
   sys.prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
   sys.setsid();
-  sys.unshare(unshareFlags);
+  // The cgroup namespace is made once the container's cgroup is joined (see runInit).
+  sys.unshare(unshareFlags & ~K.CLONE_NEWCGROUP);
   sys.mount(null, '/', null, K.MS_REC | K.MS_PRIVATE, null);
   if (unshareFlags & K.CLONE_NEWNET) sys.setLinkUp('lo');
 }
@@ -248,6 +249,9 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
   let step = 'prepare';
   try {
     if (!prepared) prepareInit(plan.unshareFlags);
+    step = 'cgroups';
+    for (const f of plan.spec.cgroupProcs ?? []) sys.writeFile(f, '0');
+    if (plan.unshareFlags & K.CLONE_NEWCGROUP) sys.unshare(K.CLONE_NEWCGROUP);
     step = 'rootfs';
     const root = plan.spec.rootfs;
     sys.mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);

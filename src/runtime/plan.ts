@@ -53,6 +53,8 @@ export interface RuntimeSpec {
   network: 'new' | 'host';
   /** The container's own mounts (volumes, binds, tmpfs), made after the standard ones, in order. */
   mounts?: UserMount[];
+  /** `cgroup.procs` files the init joins (writes 0 to) before it makes its cgroup namespace. */
+  cgroupProcs?: string[];
 }
 
 /** One of the container's own mounts, as the init makes it. */

@@ -160,6 +160,38 @@ describe('save and load', () => {
     });
   }
 
+  it('follows symlinked layers inside the archive, as docker save writes shared layers', async () => {
+    const config = configFor([layerA, layerA]);
+    const name = `${sha(config).slice(7)}.json`;
+    const archive = tarOf([
+      { name: 'a/', type: 'directory' },
+      { name: 'a/layer.tar', body: layerA },
+      { name: 'b/', type: 'directory' },
+      { name: 'b/layer.tar', type: 'symlink', linkname: '../a/layer.tar' },
+      { name: 'c', type: 'symlink', linkname: 'a' },
+      { name, body: config },
+      { name: './manifest.json', body: JSON.stringify([{ Config: name, RepoTags: null, Layers: ['b/layer.tar', 'c/layer.tar'] }]) },
+    ]);
+    const { svc } = setup();
+    expect(await svc.load(archive)).toEqual([{ id: sha(config), refs: [], format: 'docker' }]);
+    expect((await svc.inspect(sha(config))).layers).toEqual([sha(layerA), sha(layerA)]);
+  });
+
+  it('stops when aborted, leaving nothing', async () => {
+    const { svc, root } = setup();
+    const id = await importTwoLayers(svc);
+    const bytes = await buffer(svc.save([id]));
+    const b = setup();
+    const ac = new AbortController();
+    const loading = b.svc.load(bytes, { signal: ac.signal }, (p) => {
+      if (p.status === 'Loading layer') ac.abort();
+    });
+    await expect(loading).rejects.toMatchObject({ name: 'AbortError' });
+    expect(fs.readdirSync(join(b.root, 'layers', 'staging'))).toEqual([]);
+    expect(fs.existsSync(join(b.root, 'images', 'records'))).toBe(false);
+    expect(root).not.toBe(b.root);
+  });
+
   it('writes the docker-archive layout docker load expects', async () => {
     const { svc } = setup();
     const id = await importTwoLayers(svc);

@@ -1,0 +1,585 @@
+/**
+ * The network manager of one engine root: network records, IPAM, bridges, NAT and published
+ * ports, and the attachments of containers. See README.md in this folder for the model.
+ *
+ * Locks, always taken in this order: the root's ports lock (`networks/ports.lock`, around port
+ * choice and the endpoint write), a network record's lock ({@link RecordStore.update}, around
+ * address allocation and bridge changes), the rules lock (`networks/rules.lock`, around reading
+ * every record and replacing the nf_tables table).
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { BerthError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { RecordStore } from '../state/record-store.js';
+import { withLock } from '../state/lock.js';
+import { LinuxDataplane, type NetworkDataplane } from './dataplane.js';
+import { defaultGateway, formatCidr, formatIp, isHostAddress, macForIp, overlaps, parseCidr, parseIp, pickAddress, pickSubnet, contains, type Cidr } from './ipam.js';
+import { choosePorts, exposedToBindings, parsePorts, type PortBinding, type PublishedPort } from './ports.js';
+import { networkRecordSchema, type EndpointRecord, type NetworkRecord } from './record.js';
+import { buildRuleset, tableName } from './rules.js';
+import { hostsFileContent, rewriteHostsPeers, type HostsEntry, type HostsSelf } from './hosts.js';
+import type { PlanInterface } from './plan-interface.js';
+
+/** Host-wide directory of subnet claims, shared by every engine root on the machine. */
+export const DEFAULT_SUBNET_CLAIMS_DIR = '/run/berth-subnets';
+
+/** Name of the default network. */
+export const DEFAULT_NETWORK = 'bridge';
+
+/** Default MTU of new networks. */
+export const DEFAULT_MTU = 1500;
+
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+const RESERVED = new Set(['host', 'none', 'default']);
+const MTU_OPTION = 'com.docker.network.driver.mtu';
+
+/** Options of `Network.create` (and `NetworkService.create`). */
+export interface NetworkCreateOptions {
+  /** IPv4 subnet in CIDR form, e.g. `10.89.5.0/24`. Default: a free /24 of `10.89.0.0/16` onwards. */
+  subnet?: string;
+  /** Gateway (the bridge's address). Default: the first host address of the subnet. */
+  gateway?: string;
+  /** Sub-range of the subnet that container addresses are picked from. Default: the whole subnet. */
+  ipRange?: string;
+  /** No route out: containers reach each other only. Default false. */
+  internal?: boolean;
+  /** Labels. */
+  labels?: Record<string, string>;
+  /** Driver options; `com.docker.network.driver.mtu` sets the MTU. */
+  options?: Record<string, string>;
+}
+
+/** Schema of {@link NetworkCreateOptions}. */
+export const networkCreateSchema = z.strictObject({
+  subnet: z.string().refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 network such as 10.89.5.0/24 (host bits zero)').optional(),
+  gateway: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address').optional(),
+  ipRange: z.string().refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 range such as 10.89.5.128/25').optional(),
+  internal: z.boolean().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  options: z.record(z.string(), z.string()).optional(),
+});
+
+/** Options of `NetworkService.prepareAttachment`. */
+export interface AttachmentOptions {
+  /** Network name, id or id prefix; `bridge` is the default network, created on first use. */
+  network: string;
+  /** The container's name, for peers' hosts files. */
+  name?: string;
+  /** The container's hostname (default: the first 12 digits of its id). */
+  hostname?: string;
+  /** Extra names on this network. */
+  aliases?: string[];
+  /** A fixed IPv4 address in the network's subnet. */
+  ip?: string;
+  /** A fixed MAC address (default: derived from the IPv4 address, `02:42:…`). */
+  mac?: string;
+  /** Ports to publish: Docker strings or parsed bindings. */
+  ports?: Array<string | PortBinding>;
+  /** Publish every port of `exposedPorts` on a free host port. */
+  publishAll?: boolean;
+  /** The image's `EXPOSE` entries (`80/tcp`), for `publishAll`. */
+  exposedPorts?: string[];
+}
+
+const attachmentSchema = z.strictObject({
+  network: z.string().min(1),
+  name: z.string().optional(),
+  hostname: z.string().optional(),
+  aliases: z.array(z.string().regex(NAME, 'expected a name of letters, digits, _ . -')).optional(),
+  ip: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address').optional(),
+  mac: z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected a MAC address aa:bb:cc:dd:ee:ff').optional(),
+  ports: z.array(z.union([z.string(), z.object({}).passthrough()])).optional(),
+  publishAll: z.boolean().optional(),
+  exposedPorts: z.array(z.string()).optional(),
+});
+
+/** One attachment of a container, as {@link NetworkService.attachmentsOf} returns it. */
+export interface Attachment {
+  /** The network's record. */
+  network: NetworkRecord;
+  /** The container's endpoint on it. */
+  endpoint: EndpointRecord;
+}
+
+/** What the network service needs from its engine. */
+export interface NetworkServiceContext {
+  /** The engine's state root; records live in `<root>/networks`. */
+  root: string;
+  /** The host's kernel. Default {@link LinuxDataplane}. */
+  dataplane?: NetworkDataplane;
+  /** Host-wide subnet claims, so two roots never pick one subnet. Default {@link DEFAULT_SUBNET_CLAIMS_DIR}. */
+  subnetClaimsDir?: string;
+  /** Records an event (`network` `create`, `destroy`, `connect`, `disconnect`). */
+  appendEvent?: (e: { type: 'network'; action: string; id: string; attributes: Record<string, string> }) => unknown;
+  /** The hosts file of a container. Default `<root>/containers/<id>/hosts`. */
+  hostsPath?: (containerId: string) => string;
+}
+
+function invalid(e: z.ZodError, prefix = ''): InvalidArgumentError {
+  const issue = e.issues[0];
+  const field = [prefix, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
+  return new InvalidArgumentError(field, issue?.message ?? 'invalid value', { cause: e });
+}
+
+/**
+ * Networks of one engine root.
+ *
+ * @example
+ * ```ts
+ * const svc = new NetworkService({ root: '/var/lib/berth' });
+ * const net = await svc.create('backend', { subnet: '10.89.5.0/24' });
+ * const iface = await svc.prepareAttachment(containerId, { network: 'backend', name: 'web' });
+ * // … the init calls setupInterfacesInContainer([iface], hostNetnsFd, hostNetlinkFd) …
+ * await svc.releaseAttachment(containerId);
+ * ```
+ */
+export class NetworkService {
+  /** The network records. */
+  readonly records: RecordStore<NetworkRecord>;
+  readonly #ctx: NetworkServiceContext;
+  readonly #dir: string;
+  #dataplane: NetworkDataplane | undefined;
+
+  /** Creates the service; touches nothing until used. */
+  constructor(ctx: NetworkServiceContext) {
+    this.#ctx = ctx;
+    this.#dir = join(ctx.root, 'networks');
+    this.records = new RecordStore<NetworkRecord>({ dir: this.#dir, kind: 'network', schema: networkRecordSchema as z.ZodType<NetworkRecord> });
+  }
+
+  get #dp(): NetworkDataplane {
+    this.#dataplane ??= this.#ctx.dataplane ?? new LinuxDataplane();
+    return this.#dataplane;
+  }
+
+  #hostsPath(id: string): string {
+    return this.#ctx.hostsPath?.(id) ?? join(this.#ctx.root, 'containers', id, 'hosts');
+  }
+
+  async #event(action: string, rec: NetworkRecord, extra: Record<string, string> = {}): Promise<void> {
+    await this.#ctx.appendEvent?.({ type: 'network', action, id: rec.id, attributes: { name: rec.name, type: rec.driver, ...extra } });
+  }
+
+  // ---- subnet claims (host-wide) ----
+
+  #claimsDir(): string {
+    return this.#ctx.subnetClaimsDir ?? DEFAULT_SUBNET_CLAIMS_DIR;
+  }
+
+  #claimFile(c: Cidr): string {
+    return join(this.#claimsDir(), formatCidr(c).replace('/', '_'));
+  }
+
+  /** Live claims of every root; a claim whose network record is gone is removed. */
+  #claims(): Cidr[] {
+    const dir = this.#claimsDir();
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return [];
+    }
+    const out: Cidr[] = [];
+    for (const n of names) {
+      const c = parseCidr(n.replace('_', '/'));
+      if (!c) continue;
+      try {
+        const owner = JSON.parse(readFileSync(join(dir, n), 'utf8')) as { root?: string; id?: string };
+        if (owner.root && owner.id && !existsSync(join(owner.root, 'networks', `${owner.id}.json`)) && !this.#pending.has(`${owner.root}:${owner.id}`)) {
+          const age = Date.now() - ((owner as { time?: number }).time ?? 0);
+          if (age > 10_000) {
+            rmSync(join(dir, n), { force: true });
+            continue;
+          }
+        }
+      } catch {
+        // Unreadable claim (being written): count it.
+      }
+      out.push(c);
+    }
+    return out;
+  }
+
+  readonly #pending = new Set<string>();
+
+  /** Claims `c` for network `id`; false when another network (of any root) holds it. */
+  #claim(c: Cidr, id: string): boolean {
+    mkdirSync(this.#claimsDir(), { recursive: true, mode: 0o755 });
+    try {
+      const fd = openSync(this.#claimFile(c), 'wx');
+      try {
+        writeFileSync(fd, JSON.stringify({ root: this.#ctx.root, id, time: Date.now() }));
+      } finally {
+        closeSync(fd);
+      }
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+  }
+
+  #unclaim(subnet: string, id: string): void {
+    const c = parseCidr(subnet);
+    if (!c) return;
+    const f = this.#claimFile(c);
+    try {
+      const owner = JSON.parse(readFileSync(f, 'utf8')) as { root?: string; id?: string };
+      if (owner.root === this.#ctx.root && owner.id === id) rmSync(f, { force: true });
+    } catch {
+      // Already gone.
+    }
+  }
+
+  // ---- networks ----
+
+  /**
+   * Creates a bridge network. Options are checked before anything changes.
+   *
+   * @throws InvalidArgumentError naming the field; ConflictError `NAME_CONFLICT` when the name is
+   * taken, `CONFLICT` when the subnet overlaps another network's or no default subnet is left.
+   */
+  async create(name: string, options: NetworkCreateOptions = {}, isDefault = false): Promise<NetworkRecord> {
+    if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidArgumentError('name', `'${String(name)}' is not a valid network name (letters, digits, _ . -)`);
+    if (RESERVED.has(name) || (name === DEFAULT_NETWORK && !isDefault)) {
+      throw new InvalidArgumentError('name', `'${name}' is a predefined network and cannot be created`);
+    }
+    const parsed = networkCreateSchema.safeParse(options);
+    if (!parsed.success) throw invalid(parsed.error);
+    const o = parsed.data;
+    let mtu = DEFAULT_MTU;
+    if (o.options?.[MTU_OPTION] !== undefined) {
+      mtu = Number(o.options[MTU_OPTION]);
+      if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new InvalidArgumentError(`options.${MTU_OPTION}`, 'expected an MTU between 68 and 65535');
+    }
+    let fixed: Cidr | undefined;
+    if (o.subnet !== undefined) fixed = parseCidr(o.subnet, true)!;
+    if (o.gateway !== undefined && fixed === undefined) throw new InvalidArgumentError('gateway', 'a gateway needs a subnet');
+    if (o.ipRange !== undefined && fixed === undefined) throw new InvalidArgumentError('ipRange', 'an ip range needs a subnet');
+    if (fixed && o.gateway !== undefined && !isHostAddress(fixed, parseIp(o.gateway)!)) throw new InvalidArgumentError('gateway', `${o.gateway} is not a host address of ${o.subnet}`);
+    if (fixed && o.ipRange !== undefined) {
+      const r = parseCidr(o.ipRange, true)!;
+      if (!contains(fixed, r.base) || r.prefix < fixed.prefix) throw new InvalidArgumentError('ipRange', `${o.ipRange} is not inside ${o.subnet}`);
+    }
+    if (await this.records.resolveName(name)) throw new ConflictError('NAME_CONFLICT', `network '${name}' already exists; choose another name or remove it first`);
+
+    const id = randomBytes(32).toString('hex');
+    const key = `${this.#ctx.root}:${id}`;
+    this.#pending.add(key);
+    try {
+      const subnet = this.#chooseSubnet(fixed, id);
+      const gateway = o.gateway ?? formatIp(defaultGateway(subnet));
+      const rec: NetworkRecord = {
+        id,
+        name,
+        created: new Date().toISOString(),
+        driver: 'bridge',
+        subnet: formatCidr(subnet),
+        gateway,
+        ipRange: o.ipRange ?? null,
+        internal: o.internal ?? false,
+        labels: o.labels ?? {},
+        options: o.options ?? {},
+        bridge: `br-${id.slice(0, 12)}`,
+        mtu,
+        isDefault,
+        endpoints: {},
+      };
+      try {
+        await this.records.create(id, rec);
+        try {
+          await this.records.reserveName(name, id);
+        } catch (e) {
+          await this.records.delete(id);
+          throw e;
+        }
+      } catch (e) {
+        this.#unclaim(rec.subnet, id);
+        throw e;
+      }
+      await this.#event('create', rec);
+      return rec;
+    } finally {
+      this.#pending.delete(key);
+    }
+  }
+
+  #chooseSubnet(fixed: Cidr | undefined, id: string): Cidr {
+    if (fixed) {
+      if (!this.#claim(fixed, id)) throw new ConflictError('CONFLICT', `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`);
+      const taken = this.#claims().filter((c) => !(c.base === fixed.base && c.prefix === fixed.prefix));
+      if (taken.some((c) => overlaps(c, fixed))) {
+        this.#unclaim(formatCidr(fixed), id);
+        throw new ConflictError('CONFLICT', `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`);
+      }
+      return fixed;
+    }
+    const routes = this.#dp.hostRoutes().map((r) => parseCidr(r)).filter((c): c is Cidr => c !== undefined);
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const c = pickSubnet([...routes, ...this.#claims()]);
+      if (!c) break;
+      if (this.#claim(c, id)) return c;
+    }
+    throw new ConflictError('CONFLICT', 'no free subnet is left in the default pools; give a subnet or remove unused networks');
+  }
+
+  /** The network `ref` (name, id or unique id prefix). */
+  async get(ref: string): Promise<NetworkRecord> {
+    const id = await this.records.resolve(ref);
+    const rec = await this.records.get(id);
+    if (!rec) throw new NotFoundError('network', ref);
+    return rec;
+  }
+
+  /** Every network, optionally filtered by labels (`key` or `key=value`, all must match) and name substring. */
+  async list(filter: { label?: string[]; name?: string[] } = {}): Promise<NetworkRecord[]> {
+    const all = await this.records.list();
+    return all
+      .filter((n) =>
+        (filter.label ?? []).every((l) => {
+          const [k, v] = l.split('=', 2) as [string, string | undefined];
+          return v === undefined ? k in n.labels : n.labels[k] === v;
+        }),
+      )
+      .filter((n) => !filter.name?.length || filter.name.some((s) => n.name.includes(s)))
+      .sort((a, b) => a.created.localeCompare(b.created));
+  }
+
+  /** The default network, created on first use. */
+  async ensureDefault(): Promise<NetworkRecord> {
+    for (;;) {
+      const id = await this.records.resolveName(DEFAULT_NETWORK);
+      if (id) {
+        const rec = await this.records.get(id);
+        if (rec) return rec;
+      }
+      try {
+        return await this.create(DEFAULT_NETWORK, {}, true);
+      } catch (e) {
+        if (!(e instanceof ConflictError) || e.code !== 'NAME_CONFLICT') throw e;
+      }
+    }
+  }
+
+  async #resolveForUse(ref: string): Promise<NetworkRecord> {
+    return ref === DEFAULT_NETWORK ? this.ensureDefault() : this.get(ref);
+  }
+
+  /**
+   * Removes a network and its bridge.
+   *
+   * @throws ConflictError `IN_USE` naming the containers while any is attached; NotFoundError.
+   */
+  async remove(ref: string): Promise<void> {
+    const rec = await this.get(ref);
+    let removed: NetworkRecord | undefined;
+    await this.records.update(rec.id, (r) => {
+      const users = Object.values(r.endpoints);
+      if (users.length > 0) {
+        const names = users.map((u) => u.name || u.containerId.slice(0, 12)).join(', ');
+        throw new ConflictError('IN_USE', `network '${r.name}' is in use by ${names}; disconnect or remove them first`);
+      }
+      removed = r;
+      return r;
+    });
+    if (!removed) return;
+    this.#dp.deleteLink(removed.bridge);
+    await this.records.releaseName(removed.name, removed.id);
+    await this.records.delete(removed.id);
+    this.#unclaim(removed.subnet, removed.id);
+    await this.#applyRules();
+    await this.#event('destroy', removed);
+  }
+
+  /** Removes every network no container uses (the default one included, as it is re-created on use); returns their names. */
+  async prune(): Promise<string[]> {
+    const out: string[] = [];
+    for (const n of await this.records.list()) {
+      if (Object.keys(n.endpoints).length > 0) continue;
+      try {
+        await this.remove(n.id);
+        out.push(n.name);
+      } catch (e) {
+        if (!(e instanceof BerthError) || (e.code !== 'IN_USE' && e.code !== 'NETWORK_NOT_FOUND')) throw e;
+      }
+    }
+    return out;
+  }
+
+  // ---- attachments ----
+
+  /** Every network `containerId` is attached to. */
+  async attachmentsOf(containerId: string): Promise<Attachment[]> {
+    const out: Attachment[] = [];
+    for (const n of await this.records.list()) {
+      const ep = n.endpoints[containerId];
+      if (ep) out.push({ network: n, endpoint: ep });
+    }
+    return out;
+  }
+
+  /**
+   * Attaches `containerId` to a network for a start: publishes its ports (choosing free host
+   * ports), allocates its address (persisted; across processes sharing the root), makes sure the
+   * bridge exists and is up with the gateway address, installs the NAT and forward rules, and
+   * returns the interface for `setupInterfacesInContainer`. Calling it again for an attached
+   * container replaces the attachment and keeps its address.
+   *
+   * @throws InvalidArgumentError naming the field; NotFoundError for an unknown network;
+   * ConflictError `CONFLICT` when an address or host port is taken.
+   */
+  async prepareAttachment(containerId: string, options: AttachmentOptions): Promise<PlanInterface> {
+    const p = attachmentSchema.safeParse(options);
+    if (!p.success) throw invalid(p.error);
+    const o = p.data;
+    const explicit = parsePorts((o.ports ?? []) as Array<string | PortBinding>);
+    const bindings = o.publishAll ? [...explicit, ...exposedToBindings(o.exposedPorts ?? [], explicit)] : explicit;
+    const net = await this.#resolveForUse(o.network);
+    const subnet = parseCidr(net.subnet)!;
+    if (o.ip !== undefined && !isHostAddress(subnet, parseIp(o.ip)!)) throw new InvalidArgumentError('ip', `${o.ip} is not a host address of ${net.subnet}`);
+    const others = (await this.attachmentsOf(containerId)).filter((a) => a.network.id !== net.id);
+    const usedIfs = new Set(others.map((a) => a.endpoint.ifName));
+    let ifIndex = 0;
+    while (usedIfs.has(`eth${ifIndex}`)) ifIndex++;
+    const defaultRoute = !net.internal && !others.some((a) => a.endpoint.defaultRoute);
+
+    mkdirSync(this.#dir, { recursive: true });
+    const endpoint = await withLock(join(this.#dir, 'ports.lock'), async () => {
+      const taken: PublishedPort[] = [];
+      for (const n of await this.records.list()) for (const ep of Object.values(n.endpoints)) if (ep.containerId !== containerId) taken.push(...ep.ports);
+      const ports = await choosePorts(bindings, taken, (m) => new ConflictError('CONFLICT', m));
+      let made: EndpointRecord | undefined;
+      await this.records.update(net.id, (r) => {
+        const prev = r.endpoints[containerId];
+        const used = new Set<number>([parseIp(r.gateway)!]);
+        for (const ep of Object.values(r.endpoints)) if (ep.containerId !== containerId) used.add(parseIp(ep.address)!);
+        let ip: number | undefined;
+        if (o.ip !== undefined) {
+          ip = parseIp(o.ip)!;
+          if (used.has(ip)) throw new ConflictError('CONFLICT', `address ${o.ip} is already in use on network '${r.name}'`);
+        } else if (prev && !used.has(parseIp(prev.address)!)) {
+          ip = parseIp(prev.address)!;
+        } else {
+          ip = pickAddress(subnet, used, r.ipRange ? parseCidr(r.ipRange) : subnet);
+          if (ip === undefined) throw new ConflictError('CONFLICT', `no free address is left on network '${r.name}' (${r.subnet})`);
+        }
+        if (prev && prev.hostIfName) this.#dp.deleteLink(prev.hostIfName);
+        made = {
+          containerId,
+          name: (o.name ?? '').replace(/^\//, ''),
+          hostname: o.hostname ?? containerId.slice(0, 12),
+          aliases: o.aliases ?? [],
+          address: formatIp(ip),
+          mac: (o.mac ?? macForIp(ip)).toLowerCase(),
+          ifName: prev?.ifName ?? `eth${ifIndex}`,
+          hostIfName: `vb${randomBytes(6).toString('hex')}`,
+          ports,
+          defaultRoute: prev?.defaultRoute ?? defaultRoute,
+        };
+        this.#dp.ensureBridge(r.bridge, r.gateway, subnet.prefix, r.mtu);
+        return { ...r, endpoints: { ...r.endpoints, [containerId]: made } };
+      });
+      return made!;
+    });
+    await this.#applyRules();
+    await this.refreshHostsFiles(net.id);
+    await this.#event('connect', net, { container: containerId });
+    const iface: PlanInterface = {
+      bridge: net.bridge,
+      hostIfName: endpoint.hostIfName,
+      ifName: endpoint.ifName,
+      mac: endpoint.mac,
+      address: `${endpoint.address}/${subnet.prefix}`,
+      gateway: net.gateway,
+      mtu: net.mtu,
+      defaultRoute: endpoint.defaultRoute,
+    };
+    return iface;
+  }
+
+  /**
+   * Detaches `containerId` from `network` (default: from every network): frees its address and
+   * published ports, removes its port rules, deletes a leftover host end of its veth pair (the
+   * kernel deletes the pair with the container's network namespace), removes the bridge when no
+   * container is left on it, and updates the hosts files of its peers. Idempotent.
+   */
+  async releaseAttachment(containerId: string, network?: string): Promise<void> {
+    const targets = network === undefined ? (await this.attachmentsOf(containerId)).map((a) => a.network) : [await this.get(network)];
+    let changed = false;
+    for (const net of targets) {
+      let gone: EndpointRecord | undefined;
+      try {
+        await this.records.update(net.id, (r) => {
+          gone = r.endpoints[containerId];
+          if (!gone) return r;
+          const { [containerId]: _, ...rest } = r.endpoints;
+          this.#dp.deleteLink(gone.hostIfName);
+          if (Object.keys(rest).length === 0) this.#dp.deleteLink(r.bridge);
+          return { ...r, endpoints: rest };
+        });
+      } catch (e) {
+        if (e instanceof NotFoundError) continue;
+        throw e;
+      }
+      if (gone) {
+        changed = true;
+        await this.refreshHostsFiles(net.id);
+        await this.#event('disconnect', net, { container: containerId });
+      }
+    }
+    if (changed) await this.#applyRules();
+  }
+
+  /** Rebuilds this root's nf_tables table from every record, under the rules lock. */
+  async #applyRules(): Promise<void> {
+    mkdirSync(this.#dir, { recursive: true });
+    await withLock(join(this.#dir, 'rules.lock'), async () => {
+      const name = tableName(this.#ctx.root);
+      this.#dp.applyRules(name, buildRuleset(name, await this.records.list()));
+    });
+  }
+
+  // ---- names ----
+
+  /** The peers `containerId` should resolve: every other container on its user-defined networks. */
+  async peersOf(containerId: string): Promise<HostsEntry[]> {
+    const out: HostsEntry[] = [];
+    for (const { network } of await this.attachmentsOf(containerId)) {
+      if (network.isDefault) continue;
+      for (const ep of Object.values(network.endpoints)) {
+        if (ep.containerId === containerId) continue;
+        out.push({ address: ep.address, names: [ep.name, ...ep.aliases, ep.containerId.slice(0, 12), ep.hostname].filter(Boolean) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The whole hosts file of an attached container: its own addresses with its hostname, name and
+   * aliases, `extraHosts`, and its peers on user-defined networks.
+   */
+  async hostsFileFor(containerId: string, self: Omit<HostsSelf, 'addresses'>): Promise<string> {
+    const addresses = (await this.attachmentsOf(containerId)).map(({ network, endpoint }) => ({
+      address: endpoint.address,
+      names: network.isDefault ? [] : [endpoint.name, ...endpoint.aliases],
+    }));
+    return hostsFileContent({ ...self, addresses }, await this.peersOf(containerId));
+  }
+
+  /** Rewrites in place the peers section of the hosts file of every container on network `ref`. */
+  async refreshHostsFiles(ref: string): Promise<void> {
+    let net: NetworkRecord;
+    try {
+      net = await this.get(ref);
+    } catch (e) {
+      if (e instanceof NotFoundError) return;
+      throw e;
+    }
+    if (net.isDefault) return;
+    for (const ep of Object.values(net.endpoints)) rewriteHostsPeers(this.#hostsPath(ep.containerId), await this.peersOf(ep.containerId));
+  }
+}
