@@ -43,7 +43,7 @@ export {
   type ErrorCode,
   type BerthErrorOptions,
 } from './errors.js';
-export type { ResourceOptions, CgroupStats } from './runtime/cgroups/index.js';
+export type { ResourceOptions, CgroupStats, CgroupCpuStats, CgroupMemoryStats, CgroupNetworkStats } from './runtime/cgroups/index.js';
 export {
   Network,
   type NetworkConnectOptions,

@@ -88,7 +88,7 @@ export interface ContainerRuntime {
   readonly pid: number | undefined;
 }
 
-/** Options of {@link ContainerService.exec}. */
+/** Options of `exec`. */
 export interface ExecOptions {
   /** Environment merged over the container's. */
   env?: Record<string, string | number | boolean> | string[];
@@ -98,7 +98,7 @@ export interface ExecOptions {
   workdir?: string;
 }
 
-/** What {@link ContainerService.exec} resolves with. */
+/** What `exec` resolves with. */
 export interface ExecResult {
   /** Exit code (128 + n for a signal). */
   exitCode: number;

@@ -74,7 +74,7 @@ export interface CgroupNetworkStats {
   txPackets: number;
 }
 
-/** One sample of a container's resource use, as {@link CgroupDriver.stats} reads it. */
+/** One sample of a container's resource use, as the cgroup driver reads it. */
 export interface CgroupStats {
   /** CPU time. */
   cpu: CgroupCpuStats;
