@@ -453,7 +453,10 @@ export class ContainerService {
 
   /** Lists containers (running only unless `all`), newest first. */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
-    const recs = await Promise.all((await this.records.list()).map((r) => this.#refresh(r)));
+    const refreshed = await Promise.all((await this.records.list()).map((r) => this.#refresh(r)));
+    // A refresh may have recorded an exit and auto-removed the container.
+    const present = await Promise.all(refreshed.map((r) => (r.config.autoRemove ? this.records.has(r.id) : true)));
+    const recs = refreshed.filter((_, i) => present[i]);
     return recs
       .filter((r) => (filter.all || filter.status?.length ? true : ACTIVE.has(r.state.status)))
       .filter((r) => !filter.status?.length || filter.status.includes(r.state.status))
