@@ -49,6 +49,7 @@ export const createOptionsSchema = z.strictObject({
   volumes: z.array(z.string()).optional(),
   volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
   resources: resourceOptionsSchema.optional(),
+  init: z.boolean().optional(),
 });
 
 /**
@@ -107,6 +108,8 @@ export interface ContainerCreateOptions {
   volumes?: string[];
   /** Mount every volume and bind of these containers (`name[:ro|rw]`). */
   volumesFrom?: string[];
+  /** Run a small init as PID 1 that reaps zombies and forwards signals (Docker's `--init`). */
+  init?: boolean;
   /** cgroup limits: memory, cpus, pids, cpuset… (`{ memory: '256m', cpus: 0.5, pids: 100 }`). */
   resources?: ResourceOptions;
 }

@@ -41,6 +41,7 @@ export const containerRecordSchema = z.object({
     stopTimeout: z.number().int(),
     mounts: z.array(resolvedMountSchema),
     resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
+    init: z.boolean().default(false),
   }),
   layerDirs: z.array(z.string()),
   state: z.object({

@@ -35,6 +35,13 @@ import { containerRecordSchema, initialState, type ContainerRecord, type Contain
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
 import { buildConfig, mergeEnv, containerPaths, hostsFile, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
+import { Readable } from 'node:stream';
+import { ConflictError } from '../errors.js';
+import { acquireLock } from '../state/lock.js';
+import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
+import { open as openFd } from '../kernel/fd.js';
+import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
+import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
 
 /** What the container manager needs from the engine. */
 export interface ContainerServiceContext {
@@ -561,6 +568,124 @@ export class ContainerService {
   async pids(ref: string): Promise<number[]> {
     const rec = await this.#running(ref, 'list the processes of');
     return this.#ctx.cgroups ? this.#ctx.cgroups.pids(rec.id) : [rec.state.pid];
+  }
+
+  // ── file system: diff, export, copy, commit layer; rename ──
+
+  /** The changes of the container's file system against its image, as `docker diff`. */
+  async diff(ref: string): Promise<ContainerChange[]> {
+    const rec = await this.get(ref);
+    return upperChanges(this.paths(rec.id).upper, rec.layerDirs);
+  }
+
+  /**
+   * The container's whole file system as a tar stream, as `docker export`: the union of its
+   * upper dir over its image layers, read without mounting anything. Looked up when first read.
+   */
+  export(ref: string): Readable {
+    const gen = async function* (this: ContainerService): AsyncGenerator<Buffer> {
+      const rec = await this.get(ref);
+      yield* packItems(walkUnion([this.paths(rec.id).upper, ...rec.layerDirs]));
+    };
+    return Readable.from(gen.call(this), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+
+  /** The container's upper dir as an image layer tar (whiteouts as `.wh.` entries), for commit. */
+  async layerTar(ref: string): Promise<{ record: ContainerRecord; tar: AsyncGenerator<Buffer> }> {
+    const rec = await this.get(ref);
+    return { record: rec, tar: packItems(walkUpper(this.paths(rec.id).upper)) };
+  }
+
+  /**
+   * A tar of `path` inside the container, as `docker cp CONTAINER:path -`. The path is resolved
+   * inside the container's root (symlinks never lead out of it). Looked up when first read.
+   */
+  copyFrom(ref: string, path: string): Readable {
+    const gen = async function* (this: ContainerService): AsyncGenerator<Buffer> {
+      const root = await this.#openRoot(ref);
+      try {
+        yield* packPath(root.fd, path);
+      } finally {
+        root.release();
+      }
+    };
+    return Readable.from(gen.call(this), { objectMode: false, highWaterMark: 1 << 20 });
+  }
+
+  /**
+   * Extracts the tar `source` into the directory `path` inside the container, as
+   * `docker cp - CONTAINER:path`; works on running and stopped containers.
+   */
+  async copyTo(ref: string, path: string, source: TarSource): Promise<void> {
+    const root = await this.#openRoot(ref);
+    try {
+      await extractPath(root.fd, path, source);
+    } finally {
+      root.release();
+    }
+  }
+
+  /**
+   * An fd on the container's root: `/proc/<pid>/root` while it runs; otherwise a detached overlay
+   * mount of its upper dir over its layers, while the container's lock is held (so it cannot
+   * start meanwhile).
+   */
+  async #openRoot(ref: string): Promise<{ fd: number; release: () => void }> {
+    const first = await this.get(ref);
+    const p = this.paths(first.id);
+    for (let attempt = 0; ; attempt++) {
+      const rec = await this.get(first.id);
+      if (ACTIVE.has(rec.state.status)) {
+        let fd = -1;
+        try {
+          fd = openFd(`/proc/${rec.state.pid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        } catch {
+          // exited in between
+        }
+        if (fd >= 0 && isSameProcess(rec.state.pid, rec.state.startTime)) return { fd, release: () => close(fd) };
+        if (fd >= 0) close(fd);
+        if (attempt < 3) {
+          await sleep(20);
+          continue;
+        }
+      }
+      const lock = await acquireLock(join(p.dir, 'lock'));
+      try {
+        const now = await this.get(first.id);
+        if (ACTIVE.has(now.state.status) && attempt < 3) {
+          lock.release();
+          continue;
+        }
+        const fd = mountDetachedOverlay(p.upper, p.work, now.layerDirs);
+        return { fd, release: () => { close(fd); lock.release(); } };
+      } catch (e) {
+        lock.release();
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * Renames a container, as `docker rename`: reserves the new name, records it, then releases
+   * the old one. Emits `rename` with the old name.
+   *
+   * @throws ConflictError (`NAME_CONFLICT`) when another container has the name.
+   */
+  async rename(ref: string, newName: string): Promise<ContainerRecord> {
+    const rec = await this.get(ref);
+    const name = newName.replace(/^\//, '');
+    if (name === rec.name) throw new ConflictError('NAME_CONFLICT', `container ${this.#label(rec)} is already named '${name}'`);
+    await this.records.reserveName(name, rec.id);
+    let next: ContainerRecord;
+    try {
+      next = await this.records.update(rec.id, (r) => ({ ...r, name }));
+    } catch (e) {
+      await this.records.releaseName(name, rec.id);
+      throw e;
+    }
+    if (rec.name) await this.records.releaseName(rec.name, rec.id);
+    await this.#event('rename', next, { oldName: rec.name });
+    return next;
   }
 
   /** Ids of containers created from image `imageId` (used to refuse removing it). */

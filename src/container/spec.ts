@@ -106,6 +106,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       stopSignal,
       stopTimeout: opts.stopTimeout ?? 10,
       mounts,
+      init: opts.init ?? false,
       resources: { ...parseResources(opts.resources ?? {}) } as Record<string, number | string>,
     },
   };
@@ -181,6 +182,7 @@ export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths, mounts:
       user: c.user,
       noNewPrivileges: c.noNewPrivileges,
       capabilities: c.capabilities,
+      init: c.init,
     },
     network: c.network === 'host' ? 'host' : 'new',
     mounts,

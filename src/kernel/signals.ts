@@ -15,6 +15,27 @@ const _sigprocmask = libc.func('int sigprocmask(int how, const void *set, void *
 const SIG_SETMASK = 2;
 
 const EMPTY_SET = Buffer.alloc(128);
+const FULL_SET = Buffer.alloc(128, 0xff);
+const _sigwaitinfo = libc.func('int sigwaitinfo(const void *set, void *info)');
+
+/** <signal.h>: SIG_BLOCK. */
+const SIG_BLOCK = 0;
+
+/** Blocks every signal for the calling thread (to receive them with {@link sigwaitinfo}). */
+export function blockAllSignals(): void {
+  check('sigprocmask', () => _sigprocmask(SIG_BLOCK, FULL_SET, null));
+}
+
+/**
+ * `sigwaitinfo(2)` over every signal: blocks until one is pending and returns its number and
+ * the pid that sent it (0 when the kernel did). Retries on EINTR.
+ */
+export function sigwaitinfo(): { signal: number; pid: number } {
+  const info = Buffer.alloc(128);
+  const sig = check('sigwaitinfo', () => _sigwaitinfo(FULL_SET, info));
+  // siginfo_t: si_signo, si_errno, si_code (ints), then si_pid at offset 16 on 64-bit Linux.
+  return { signal: sig, pid: info.readInt32LE(16) };
+}
 
 /**
  * Resets `signals` (default: every catchable one) to SIG_DFL and clears the signal mask of the

@@ -13,7 +13,9 @@ import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, exists } from '../kernel/fs.js';
 import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask } from '../kernel/process.js';
 import { setLinkUp } from '../kernel/net.js';
-import { resetSignals } from '../kernel/signals.js';
+import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js';
+import { fork, waitpid, kill } from '../kernel/process.js';
+import { allowForkOfHeap } from './fork-safety.js';
 
 /** The calls the init makes. */
 export interface InitSys {
@@ -53,6 +55,12 @@ export interface InitSys {
   umask: typeof umask;
   setLinkUp: typeof setLinkUp;
   resetSignals: typeof resetSignals;
+  /** fork(2) of this (already forked) process, its heap made forkable first. */
+  fork: () => number;
+  waitpid: typeof waitpid;
+  kill: typeof kill;
+  blockAllSignals: typeof blockAllSignals;
+  sigwaitinfo: typeof sigwaitinfo;
 }
 
 /** The real calls. */
@@ -62,6 +70,11 @@ export const linuxInitSys: InitSys = {
   isDirectory: (path) => statSync(path).isDirectory(),
   writeFile: (path, data) => writeFileSync(path, data),
   chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setLinkUp, resetSignals,
+  fork: () => {
+    allowForkOfHeap();
+    return fork();
+  },
+  waitpid, kill, blockAllSignals, sigwaitinfo,
 };
 
 /** Thrown by {@link dryRunSys}'s execve and exit to end a dry run. */
@@ -84,4 +97,6 @@ export const dryRunSys: InitSys = {
   },
   prctl: () => 0, setsid: () => 1, setgroups: nothing, setresgid: nothing, setresuid: nothing, capset: nothing,
   umask: () => 0o022, setLinkUp: nothing, resetSignals: nothing,
+  fork: () => 0, waitpid: () => ({ pid: 0, status: 0 }), kill: nothing, blockAllSignals: nothing,
+  sigwaitinfo: () => ({ signal: 17, pid: 0 }),
 };

@@ -175,7 +175,7 @@ const WARM_PLAN: Plan = buildPlan({
   id: 'warm-up', hostname: 'warm-up', domainname: 'example',
   rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: true },
   binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
-  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'] },
+  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'], init: true },
   network: 'new',
   mounts: [
     { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
@@ -316,10 +316,50 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
     step = 'exec';
     sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
     sys.resetSignals(IGNORED_SIGNALS);
+    if (plan.spec.process.init) {
+      step = 'init';
+      const main = sys.fork();
+      if (main !== 0) reap(main, fds.error);
+    }
     sys.write(fds.error, EXEC_MARKER);
     execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user));
   } catch (e) {
     report(fds.error, failureOf(step, e));
+  }
+}
+
+/**
+ * PID 1 with `init: true`: forwards every signal it gets to the program, reaps every child
+ * (orphans are reparented to it), and exits with the program's status (128 + n for a signal),
+ * as tini does. Never returns.
+ */
+function reap(main: number, errorFd: number): never {
+  // The program reports its own exec; holding the pipe here would hide that it closed.
+  sys.close(errorFd);
+  sys.blockAllSignals();
+  for (;;) {
+    const { signal } = sys.sigwaitinfo();
+    if (signal !== K.SIGNALS.SIGCHLD) {
+      try {
+        sys.kill(main, signal);
+      } catch {
+        // The program is gone; its SIGCHLD is on the way.
+      }
+      continue;
+    }
+    for (;;) {
+      let r;
+      try {
+        r = sys.waitpid(-1, K.WNOHANG);
+      } catch {
+        sys.exit(0);
+      }
+      if (r.pid <= 0) break;
+      if (r.pid === main) {
+        const sig = r.status & 0x7f;
+        sys.exit(sig ? 128 + sig : (r.status >> 8) & 0xff);
+      }
+    }
   }
 }
 

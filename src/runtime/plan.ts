@@ -48,6 +48,8 @@ export interface RuntimeSpec {
     noNewPrivileges: boolean;
     /** Capability names (`CAP_CHOWN`, …) the process keeps. */
     capabilities: string[];
+    /** Run a small init as PID 1 that reaps zombies and forwards signals to the program (Docker's `--init`). */
+    init?: boolean;
   };
   /** Network namespace: a new one with only loopback, or the caller's. */
   network: 'new' | 'host';

@@ -47,3 +47,17 @@ describe('exec', () => {
     expect(all.map((r) => r.stdout)).toEqual(Array.from({ length: 8 }, (_, i) => `${i}\n`));
   });
 });
+
+describe('init: true', () => {
+  it('runs a reaper as PID 1 that forwards signals and reaps orphans', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo pid=$$; (sleep 0.1 &); sleep 0.5; ps -o stat,args | grep -c "^Z" ; exec sleep 60'], { engine, init: true });
+    await expect.poll(() => c.logs(), { timeout: 5000 }).toMatch(/pid=\d+\n0\n/);
+    expect(await c.logs()).not.toContain('pid=1\n');
+    const t0 = Date.now();
+    await c.stop({ timeout: 10 }); // sleep has no handler, but it is not PID 1: SIGTERM ends it
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect((await c.inspect()).state.exitCode).toBe(143);
+    await c.remove();
+  });
+});

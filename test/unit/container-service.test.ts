@@ -29,7 +29,11 @@ class FakeRuntime implements ContainerRuntime {
     child.once('exit', (code, signal) => {
       const status: ExitRecord = { pid: child.pid!, exitCode: signal ? 128 + (signal === 'SIGKILL' ? 9 : 15) : code!, finishedAt: Date.now() };
       if (signal) status.signal = signal === 'SIGKILL' ? 9 : 15;
-      writeFileSync(exitPath, JSON.stringify(status));
+      try {
+        writeFileSync(exitPath, JSON.stringify(status));
+      } catch {
+        // The test's root is already gone.
+      }
       for (const l of this.#listeners) l(plan.spec.id, status);
     });
     return { pid: child.pid!, startTime: processStartTime(child.pid!)! };

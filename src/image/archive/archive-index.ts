@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { InvalidArgumentError, UnsafeLayerError } from '../../errors.js';
 import { printable } from '../layer-writer.js';
 import { TarReader, type TarEntry } from '../tar-reader.js';
@@ -37,17 +37,33 @@ export interface ArchiveMember {
 export interface ArchiveFile {
   /** The name it was asked for, cleaned. */
   name: string;
-  /** Offset of the content in the archive file. */
+  /** Offset of the content in the archive file (0 in a directory layout). */
   offset: number;
   /** Content length in bytes. */
   size: number;
+  /** The file on disk, in a directory layout; absent in a tar. */
+  path?: string;
+}
+
+/** What the format readers need from an archive: a tar ({@link ArchiveIndex}) or a directory ({@link DirectoryLayout}). */
+export interface ArchiveReader {
+  /** Whether something is named `name` (after cleaning). */
+  has(name: string): boolean;
+  /** Finds the regular file `name` names, following links inside the archive only. */
+  resolve(name: string): ArchiveFile;
+  /** Reads the whole of a small file; refuses more than `limit` bytes. */
+  read(file: ArchiveFile, limit?: number): Promise<Buffer>;
+  /** Streams a file's content, starting `skip` bytes in. */
+  stream(file: ArchiveFile, skip?: number): Readable;
 }
 
 const BLOCK = 512;
 const ZEROS = Buffer.alloc(1 << 20);
-const MAX_LINK_DEPTH = 16;
+/** How many links a lookup follows before it calls it a loop. */
+export const MAX_LINK_DEPTH = 16;
 
-function unsafe(name: string, why: string): UnsafeLayerError {
+/** The error for a name or link that leaves the archive. */
+export function unsafe(name: string, why: string): UnsafeLayerError {
   return new UnsafeLayerError(name, `the image archive is unsafe: '${printable(name)}' ${why}; it was not loaded`);
 }
 
@@ -64,7 +80,7 @@ export function cleanArchivePath(name: string, what = 'is outside the archive'):
 }
 
 /** The members of one archive file, by cleaned name. */
-export class ArchiveIndex {
+export class ArchiveIndex implements ArchiveReader {
   /** The archive file. */
   readonly path: string;
   readonly #members: Map<string, ArchiveMember>;
@@ -167,27 +183,41 @@ export class ArchiveIndex {
    * @throws InvalidArgumentError (field `archive`) when it is larger than `limit` bytes.
    */
   async read(file: ArchiveFile, limit = 16 << 20): Promise<Buffer> {
-    if (file.size > limit) throw new InvalidArgumentError('archive', `'${printable(file.name)}' has ${file.size} bytes, more than the ${limit} expected`);
-    const buf = Buffer.alloc(file.size);
-    const fh = await fs.promises.open(this.path, 'r');
-    try {
-      let off = 0;
-      while (off < file.size) {
-        const { bytesRead } = await fh.read(buf, off, file.size - off, file.offset + off);
-        if (bytesRead === 0) throw new InvalidArgumentError('archive', `'${printable(file.name)}' is truncated`);
-        off += bytesRead;
-      }
-      return buf;
-    } finally {
-      await fh.close();
-    }
+    return readRange(file.path ?? this.path, file, limit);
   }
 
   /** Streams a file's content from the archive, starting `skip` bytes in. */
   stream(file: ArchiveFile, skip = 0): Readable {
-    if (file.size - skip <= 0) return fs.createReadStream(this.path, { start: 1, end: 0 });
-    return fs.createReadStream(this.path, { start: file.offset + skip, end: file.offset + file.size - 1, highWaterMark: 1 << 20 });
+    return streamRange(file.path ?? this.path, file, skip);
   }
+}
+
+/**
+ * Reads a file's bytes from `path` (its byte range there).
+ *
+ * @throws InvalidArgumentError (field `archive`) when it is larger than `limit` or cut short.
+ */
+export async function readRange(path: string, file: ArchiveFile, limit = 16 << 20): Promise<Buffer> {
+  if (file.size > limit) throw new InvalidArgumentError('archive', `'${printable(file.name)}' has ${file.size} bytes, more than the ${limit} expected`);
+  const buf = Buffer.alloc(file.size);
+  const fh = await fs.promises.open(path, 'r');
+  try {
+    let off = 0;
+    while (off < file.size) {
+      const { bytesRead } = await fh.read(buf, off, file.size - off, file.offset + off);
+      if (bytesRead === 0) throw new InvalidArgumentError('archive', `'${printable(file.name)}' is truncated`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Streams a file's byte range from `path`, starting `skip` bytes in. */
+export function streamRange(path: string, file: ArchiveFile, skip = 0): Readable {
+  if (file.size - skip <= 0) return Readable.from([]);
+  return fs.createReadStream(path, { start: file.offset + skip, end: file.offset + file.size - 1, highWaterMark: 1 << 20 });
 }
 
 function add(members: Map<string, ArchiveMember>, e: TarEntry, offset: number, size: number): void {

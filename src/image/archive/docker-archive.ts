@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../../errors.js';
 import type { ImageReference } from '../reference.js';
-import type { ArchiveIndex } from './archive-index.js';
+import type { ArchiveReader } from './archive-index.js';
 import { archiveReference, digestInName, parseDocument, readVerified, type PlannedImage } from './plan.js';
 
 const manifestSchema = z.array(
@@ -30,7 +30,7 @@ const manifestSchema = z.array(
 ).min(1);
 
 /** Whether the archive is a docker-archive (it has `manifest.json`). */
-export function isDockerArchive(index: ArchiveIndex): boolean {
+export function isDockerArchive(index: ArchiveReader): boolean {
   return index.has('manifest.json');
 }
 
@@ -39,7 +39,7 @@ export function isDockerArchive(index: ArchiveIndex): boolean {
  *
  * @throws InvalidArgumentError (field `archive`); UnsafeLayerError for paths outside the archive.
  */
-export async function readDockerArchive(index: ArchiveIndex): Promise<PlannedImage[]> {
+export async function readDockerArchive(index: ArchiveReader): Promise<PlannedImage[]> {
   const { bytes } = await readVerified(index, index.resolve('manifest.json'), undefined);
   const manifest = parseDocument(bytes, manifestSchema, 'manifest.json');
   const out: PlannedImage[] = [];

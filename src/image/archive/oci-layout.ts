@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../../errors.js';
 import { sha256Digest } from '../digest.js';
 import type { ImageReference } from '../reference.js';
-import type { ArchiveIndex } from './archive-index.js';
+import type { ArchiveReader } from './archive-index.js';
 import { archiveReference, parseDocument, readVerified, type PlannedImage, type PlannedLayer } from './plan.js';
 import { formatPlatform, platformMatches, type Platform } from './platform.js';
 
@@ -59,11 +59,11 @@ const layoutSchema = z.looseObject({ imageLayoutVersion: z.string() });
 const isIndex = (d: { mediaType?: string | undefined }): boolean => d.mediaType === MEDIA_TYPES.ociIndex || d.mediaType === MEDIA_TYPES.dockerList;
 
 /** Whether the archive is an OCI layout (`oci-layout` and `index.json`). */
-export function isOciLayout(index: ArchiveIndex): boolean {
+export function isOciLayout(index: ArchiveReader): boolean {
   return index.has('oci-layout') && index.has('index.json');
 }
 
-async function blob(index: ArchiveIndex, d: Descriptor, what: string): Promise<Buffer> {
+async function blob(index: ArchiveReader, d: Descriptor, what: string): Promise<Buffer> {
   const file = index.resolve(`blobs/sha256/${d.digest.slice(7)}`);
   if (file.size !== d.size) throw new InvalidArgumentError('archive', `${what} ${d.digest} has ${file.size} bytes, but its descriptor says ${d.size}`);
   return (await readVerified(index, file, d.digest, 64 << 20)).bytes;
@@ -93,7 +93,7 @@ function choose(list: readonly Descriptor[], want: Platform, where: string): { c
  *
  * @throws InvalidArgumentError (fields `archive`, `platform`); UnsafeLayerError.
  */
-export async function readOciLayout(index: ArchiveIndex, want: Platform): Promise<PlannedImage[]> {
+export async function readOciLayout(index: ArchiveReader, want: Platform): Promise<PlannedImage[]> {
   const layout = parseDocument((await index.read(index.resolve('oci-layout'), 1 << 16)), layoutSchema, 'oci-layout');
   if (!layout.imageLayoutVersion.startsWith('1.')) throw new InvalidArgumentError('archive', `OCI layout version ${layout.imageLayoutVersion} is not supported`);
   const top = parseDocument(await index.read(index.resolve('index.json')), indexSchema, 'index.json');
@@ -129,7 +129,7 @@ export async function readOciLayout(index: ArchiveIndex, want: Platform): Promis
   return out;
 }
 
-async function readManifest(index: ArchiveIndex, d: Descriptor): Promise<Omit<PlannedImage, 'refs'>> {
+async function readManifest(index: ArchiveReader, d: Descriptor): Promise<Omit<PlannedImage, 'refs'>> {
   if (d.mediaType !== undefined && d.mediaType !== MEDIA_TYPES.ociManifest && d.mediaType !== MEDIA_TYPES.dockerManifest) {
     throw new InvalidArgumentError('archive', `index.json lists ${d.digest} of type ${d.mediaType}, which is not an image manifest`);
   }

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../../errors.js';
 import { sha256Digest } from '../digest.js';
 import { parseReference, type ImageReference } from '../reference.js';
-import type { ArchiveFile, ArchiveIndex } from './archive-index.js';
+import type { ArchiveFile, ArchiveReader } from './archive-index.js';
 
 /** A layer to load: where its blob is in the archive and, when the format names it, its digest. */
 export interface PlannedLayer {
@@ -54,7 +54,7 @@ export function parseDocument<T>(bytes: Buffer, schema: z.ZodType<T>, what: stri
  *
  * @throws InvalidArgumentError (field `archive`) on a mismatch.
  */
-export async function readVerified(index: ArchiveIndex, file: ArchiveFile, digest: string | undefined, limit?: number): Promise<{ bytes: Buffer; digest: string }> {
+export async function readVerified(index: ArchiveReader, file: ArchiveFile, digest: string | undefined, limit?: number): Promise<{ bytes: Buffer; digest: string }> {
   const bytes = await index.read(file, limit);
   const got = sha256Digest(bytes);
   if (digest !== undefined && got !== digest) {

@@ -1,0 +1,210 @@
+/**
+ * Reading a container's file system without mounting it: the union of its upper dir over the
+ * image's layer dirs, with overlayfs rules (a 0/0 character device whites out a name, a directory
+ * with `trusted.overlay.opaque=y` hides everything below it), and the changes its upper dir holds.
+ *
+ * Everything here works on host paths the engine owns (the upper dir and the layer store), so
+ * plain `lstat`/`readdir` are enough: a symlink found in them is only ever read, never followed.
+ *
+ * @module
+ */
+import * as fs from 'node:fs';
+import { lgetxattr } from '../kernel/xattr.js';
+
+/** The xattr overlayfs reads to make a directory opaque. */
+const OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+/** One kind of change, as `docker diff` prints it: Added, Changed, Deleted. */
+export type ChangeKind = 'A' | 'C' | 'D';
+
+/** One line of `docker diff`. */
+export interface ContainerChange {
+  /** Absolute path inside the container. */
+  path: string;
+  /** Added, changed or deleted. */
+  kind: ChangeKind;
+}
+
+/** One entry of a walk: its name in the archive (binary string) and what `lstat` said. */
+export interface WalkItem {
+  /** Archive name relative to the walk's root (binary string), without a trailing `/`. */
+  name: string;
+  /** Path to read it from (never followed when it is a symlink). */
+  path: Buffer;
+  /** Its `lstat`. */
+  st: fs.Stats;
+  /** An overlayfs whiteout (to be written as a `.wh.` entry). */
+  whiteout?: boolean;
+  /** An opaque directory (to be followed by a `.wh..wh..opq` entry). */
+  opaque?: boolean;
+}
+
+const SLASH = Buffer.from('/');
+
+/** Whether `st` is an overlayfs whiteout (a character device 0/0). */
+export function isWhiteout(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+/** Whether the directory at `path` is opaque. */
+export function isOpaque(path: Buffer): boolean {
+  try {
+    return lgetxattr(path, OPAQUE_XATTR)?.toString('latin1') === 'y';
+  } catch {
+    return false;
+  }
+}
+
+function join(a: Buffer, b: Buffer): Buffer {
+  return b.length === 0 ? a : Buffer.concat([a, SLASH, b]);
+}
+
+function lstat(p: Buffer): fs.Stats | undefined {
+  return fs.lstatSync(p, { throwIfNoEntry: false });
+}
+
+function readdir(p: Buffer): Buffer[] {
+  try {
+    return fs.readdirSync(p, { encoding: 'buffer' }).sort(Buffer.compare);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Whether `rel` exists in the union of `layers` (topmost first): found before a whiteout of it,
+ * of one of its parents, or an opaque parent.
+ */
+export function existsInLayers(layers: readonly string[], rel: Buffer): boolean {
+  const parts = rel.toString('latin1').split('/').filter((p) => p !== '');
+  for (const layer of layers) {
+    let cur = Buffer.from(layer, 'utf8');
+    for (let i = 0; i < parts.length; i++) {
+      cur = join(cur, Buffer.from(parts[i] as string, 'latin1'));
+      const st = lstat(cur);
+      if (st === undefined) break;
+      if (isWhiteout(st)) return false;
+      if (i === parts.length - 1) return true;
+      if (!st.isDirectory()) return false;
+      if (isOpaque(cur)) {
+        // Below this layer the rest of the path is hidden: look only in this layer.
+        let deeper = cur;
+        for (const p of parts.slice(i + 1)) {
+          deeper = join(deeper, Buffer.from(p, 'latin1'));
+          const s = lstat(deeper);
+          if (s === undefined || isWhiteout(s)) return false;
+        }
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * The changes of a container, as `docker diff`: every entry of its upper dir, a whiteout as `D`,
+ * an entry that exists in the image as `C` (so the directories above a change are `C`), others
+ * as `A`. Sorted by path.
+ */
+export function upperChanges(upper: string, layers: readonly string[]): ContainerChange[] {
+  const out: ContainerChange[] = [];
+  const root = Buffer.from(upper, 'utf8');
+  const walk = (rel: Buffer): void => {
+    for (const n of readdir(join(root, rel))) {
+      const childRel = rel.length === 0 ? n : join(rel, n);
+      const st = lstat(join(root, childRel));
+      if (st === undefined) continue;
+      const path = `/${childRel.toString('utf8')}`;
+      if (isWhiteout(st)) {
+        out.push({ path, kind: 'D' });
+        continue;
+      }
+      out.push({ path, kind: existsInLayers(layers, childRel) ? 'C' : 'A' });
+      if (st.isDirectory()) walk(childRel);
+    }
+  };
+  walk(Buffer.alloc(0));
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * Walks the upper dir as a layer: every entry, whiteouts and opaque directories flagged, parents
+ * before children, names sorted.
+ */
+export function* walkUpper(upper: string): Generator<WalkItem> {
+  const root = Buffer.from(upper, 'utf8');
+  function* walk(rel: Buffer): Generator<WalkItem> {
+    for (const n of readdir(join(root, rel))) {
+      const childRel = rel.length === 0 ? n : join(rel, n);
+      const path = join(root, childRel);
+      const st = lstat(path);
+      if (st === undefined || st.isSocket()) continue;
+      const name = childRel.toString('latin1');
+      if (isWhiteout(st)) {
+        yield { name, path, st, whiteout: true };
+        continue;
+      }
+      const opaque = st.isDirectory() && isOpaque(path);
+      yield { name, path, st, ...(opaque ? { opaque } : {}) };
+      if (st.isDirectory()) yield* walk(childRel);
+    }
+  }
+  yield* walk(Buffer.alloc(0));
+}
+
+interface UnionEntry {
+  name: Buffer;
+  path: Buffer;
+  st: fs.Stats;
+  /** For a directory: the layer roots that contribute to it, topmost first. */
+  dirLayers: Buffer[];
+  /** For a directory: no lower layer may contribute any more. */
+  closed: boolean;
+}
+
+/**
+ * Walks the union of `dirs` (the upper dir first, then the layers, topmost first) as overlayfs
+ * presents it: parents before children, names sorted, whiteouts and what they hide left out.
+ */
+export function* walkUnion(dirs: readonly string[]): Generator<WalkItem> {
+  const roots = dirs.map((d) => Buffer.from(d, 'utf8'));
+  function* walk(rel: Buffer, layers: Buffer[]): Generator<WalkItem> {
+    const seen = new Map<string, UnionEntry | null>();
+    for (const layer of layers) {
+      const dir = join(layer, rel);
+      for (const n of readdir(dir)) {
+        const key = n.toString('latin1');
+        const path = join(dir, n);
+        const st = lstat(path);
+        if (st === undefined) continue;
+        const prev = seen.get(key);
+        if (prev === null) continue;
+        if (prev !== undefined) {
+          // A directory above: merge this layer's directory into it, until something hides the rest.
+          if (!prev.st.isDirectory() || prev.closed) continue;
+          if (st.isDirectory()) {
+            prev.dirLayers.push(layer);
+            if (isOpaque(path)) prev.closed = true;
+          } else {
+            prev.closed = true;
+          }
+          continue;
+        }
+        if (isWhiteout(st)) {
+          seen.set(key, null);
+          continue;
+        }
+        const isDir = st.isDirectory();
+        seen.set(key, { name: n, path, st, dirLayers: isDir ? [layer] : [], closed: isDir && isOpaque(path) });
+      }
+    }
+    const entries = [...seen.values()].filter((e): e is UnionEntry => e !== null).sort((a, b) => Buffer.compare(a.name, b.name));
+    for (const e of entries) {
+      if (e.st.isSocket()) continue;
+      const childRel = rel.length === 0 ? e.name : join(rel, e.name);
+      yield { name: childRel.toString('latin1'), path: e.path, st: e.st };
+      if (e.st.isDirectory()) yield* walk(childRel, e.dirLayers);
+    }
+  }
+  yield* walk(Buffer.alloc(0), roots);
+}
