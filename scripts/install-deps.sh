@@ -7,6 +7,7 @@
 # Installed from apt:
 #   busybox-static   one static binary: the test and example image (test/helpers/busybox.ts)
 #   docker-registry  the reference registry server (distribution), run on 127.0.0.1 for pull/push tests
+#   debootstrap      builds the Debian minbase rootfs bench/pull.ts pulls (cached in /var/cache/berth-bench)
 #   openssl          makes the token service's key and certificate in the registry auth tests
 #   e2fsprogs        chattr/lsattr and mkfs.ext4 for filesystem tests
 #   iproute2         `ip`, to check bridges, veths and addresses from the outside
@@ -31,7 +32,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 --no-install-recommends)
 
-packages=(busybox-static docker-registry openssl e2fsprogs iproute2 nftables util-linux procps kmod)
+packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 nftables util-linux procps kmod)
 # shellcheck disable=SC2206
 packages+=(${BERTH_EXTRA_APT_PACKAGES:-})
 

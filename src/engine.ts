@@ -14,6 +14,7 @@ import { parseAnyReference } from './image/reference.js';
 import type { RegistrySettings } from './image/registry/types.js';
 import { ContainerService } from './container/service.js';
 import { VolumeService } from './volume/service.js';
+import { networkService } from './network/network.js';
 import { createCgroupDriver, type CgroupDriver } from './runtime/cgroups/index.js';
 import { ZygoteClient } from './runtime/zygote-client.js';
 
@@ -127,6 +128,7 @@ export class Engine extends EventHub {
       zygote: this.zygote,
       volumes: this.volumes,
       cgroups: this.cgroups,
+      networks: networkService(this),
     });
     return this.#containers;
   }

@@ -20,9 +20,11 @@ export {
 } from './container/container.js';
 export type { ContainerCreateOptions } from './container/options.js';
 export type { ExecResult } from './container/service.js';
+export type { ContainerCommitOptions } from './container/container.js';
+export type { ChangeKind, ContainerChange } from './container/union.js';
 export type { MountOptions } from './container/mounts.js';
 export { Volume, type VolumeCreateOptions, type VolumeEngineOption, type VolumeInfo, type VolumeListOptions } from './volume/volume.js';
-export type { ContainerInfo, ContainerSummary } from './container/info.js';
+export type { ContainerInfo, ContainerSummary, NetworkSettings } from './container/info.js';
 export { CONTAINER_STATUSES, type ContainerStatus } from './container/record.js';
 export type { LogLine, LogsOptions } from './container/logs.js';
 export type { LogStream } from './runtime/log-format.js';

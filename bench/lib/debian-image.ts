@@ -1,6 +1,6 @@
 /**
  * A real Debian image for the pull benchmark: a `debootstrap --variant=minbase` root filesystem
- * (bookworm, about 175 MB and 6 700 files without its downloaded packages), split into three gzip
+ * (bookworm, about 180 MB and 6 700 entries without its downloaded packages), split into three gzip
  * layers (`/usr`; `/var` + `/etc`; the rest) with an OCI config. Built once per machine under
  * `/var/cache/berth-bench` (rootfs and layers are each built aside, then renamed into place).
  *

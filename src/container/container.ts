@@ -13,12 +13,38 @@ import { linesToText, readLogLines, type LogLine, type LogsOptions } from './log
 import type { ExecResult } from './service.js';
 import { readFileSync } from 'node:fs';
 import { parseResources, resourceOptionsSchema, type CgroupStats, type ResourceOptions } from '../runtime/cgroups/index.js';
+import { Readable } from 'node:stream';
+import { Image } from '../image/image.js';
+import { applyChanges } from '../image/changes.js';
+import type { OciContainerConfig } from '../image/image-config.js';
+import type { ContainerChange } from './union.js';
 
 /** One sample of {@link Container.stats}. */
 export interface ContainerStats extends CgroupStats {
   /** When it was taken. */
   time: Date;
 }
+
+/** Options of {@link Container.commit}, as `docker commit`. */
+export interface ContainerCommitOptions {
+  /** Tag for the new image (`repo[:tag]`). Default: untagged. */
+  ref?: string;
+  /** Dockerfile instructions applied to the config (`CMD`, `ENV`, `LABEL`, `EXPOSE`, …). */
+  changes?: string | string[];
+  /** Commit message (the image's comment). */
+  message?: string;
+  /** Author. */
+  author?: string;
+}
+
+const commitSchema = z.strictObject({
+  ref: z.string().min(1).optional(),
+  changes: z.union([z.string(), z.array(z.string())]).optional(),
+  message: z.string().optional(),
+  author: z.string().optional(),
+});
+
+const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /** Options every handle method accepts. */
 export interface EngineOption {
@@ -197,6 +223,13 @@ export class Container {
     return this.#svc.exec(this.ref, cmd, o);
   }
 
+  /** The host port a container port is published on (`docker port`); undefined when it is not published. */
+  async port(containerPort: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<number | undefined> {
+    const rec = await this.#svc.get(this.ref);
+    const s = await this.#svc.networkSettings(rec.id);
+    return s.ports.find((p) => p.containerPort === containerPort && p.protocol === protocol)?.hostPort;
+  }
+
   /** Freezes all its processes (cgroup freezer), as `docker pause`. */
   async pause(): Promise<void> {
     await this.#svc.pause(this.ref);
@@ -268,7 +301,7 @@ export class Container {
   /** Its full state and configuration. */
   async inspect(): Promise<ContainerInfo> {
     const rec = await this.#svc.get(this.ref);
-    return toInfo(rec, this.#svc.paths(rec.id).log);
+    return toInfo(rec, this.#svc.paths(rec.id).log, await this.#svc.networkSettings(rec.id));
   }
 
   /**
@@ -303,6 +336,94 @@ export class Container {
         return all.then(onFulfilled, onRejected);
       },
     };
+  }
+
+  /**
+   * The changes of its file system against its image, as `docker diff`: `A` added, `C` changed
+   * (also the directories above a change), `D` deleted; sorted by path.
+   */
+  async diff(): Promise<ContainerChange[]> {
+    return this.#svc.diff(this.ref);
+  }
+
+  /**
+   * Its whole file system as a tar stream, as `docker export` (running or stopped; volumes and
+   * other mounts are not included). Errors (such as a missing container) surface on the stream.
+   */
+  export(): Readable {
+    return this.#svc.export(this.ref);
+  }
+
+  /**
+   * A tar of `path` inside it, as `docker cp CONTAINER:path -`: a file or a directory tree under
+   * its base name. The path is resolved inside the container's root; symlinks never lead out of
+   * it. Works on running and stopped containers. Errors surface on the stream.
+   *
+   * @example
+   * ```ts
+   * const tar = c.copyFrom('/etc/hostname');
+   * ```
+   */
+  copyFrom(path: string): Readable {
+    const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), path, 'path');
+    return this.#svc.copyFrom(this.ref, p);
+  }
+
+  /**
+   * Extracts the tar `tar` into the directory `path` inside it, as `docker cp - CONTAINER:path`.
+   * The path is resolved inside the container's root (a symlink to a directory is followed
+   * inside it); archive entries are never written through a symlink nor outside `path`.
+   * Works on running and stopped containers.
+   */
+  async copyTo(path: string, tar: Readable | AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
+    const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), path, 'path');
+    if (!(tar instanceof Uint8Array) && typeof (tar as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function') {
+      throw new InvalidArgumentError('tar', 'expected a tar stream or the bytes of a tar');
+    }
+    await this.#svc.copyTo(this.ref, p, tar);
+  }
+
+  /** Renames it, as `docker rename`. Throws `NAME_CONFLICT` when the name is taken. */
+  async rename(newName: string): Promise<void> {
+    const n = parseOptions(z.string().regex(NAME_RE, 'only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed').max(253), newName, 'newName');
+    await this.#svc.rename(this.ref, n);
+  }
+
+  /**
+   * Makes an image of it, as `docker commit`: its changes become a new layer over its image, and
+   * its command, entrypoint, environment, working directory, user and labels become the image's,
+   * then `changes` apply.
+   *
+   * @example
+   * ```ts
+   * const img = await c.commit({ ref: 'app:snapshot', changes: ['CMD ["sh"]'] });
+   * ```
+   */
+  async commit(options: ContainerCommitOptions = {}): Promise<Image> {
+    const o = parseOptions(commitSchema, options);
+    const changes = o.changes === undefined ? [] : Array.isArray(o.changes) ? o.changes : [o.changes];
+    const engine = this.#engine ?? Engine.default();
+    const { record: rec, tar } = await engine.containers.layerTar(this.ref);
+    const c = rec.config;
+    const runConfig = (parent: OciContainerConfig): OciContainerConfig => applyChanges({
+      ...parent,
+      Cmd: c.cmd,
+      Entrypoint: c.entrypoint,
+      Env: c.env.filter((e) => !e.startsWith('HOSTNAME=')),
+      WorkingDir: c.workdir || parent.WorkingDir || '',
+      User: c.user || parent.User || '',
+      Labels: { ...parent.Labels, ...c.labels },
+    }, changes);
+    // Invalid changes are refused before anything is written.
+    runConfig({});
+    const info = await engine.images.commitLayer(rec.imageId, tar, {
+      ...(o.ref === undefined ? {} : { ref: o.ref }),
+      runConfig,
+      createdBy: [rec.path, ...rec.args].join(' '),
+      ...(o.author === undefined ? {} : { author: o.author }),
+      ...(o.message === undefined ? {} : { comment: o.message }),
+    });
+    return new Image(o.ref ?? info.id, this.#engine ? { engine: this.#engine } : {});
   }
 
   /** Force-removes the container (for `await using`); a container already gone is fine. */

@@ -142,10 +142,13 @@ export async function* packItems(items: Iterable<WalkItem>): AsyncGenerator<Buff
         push(encodeHeader(h));
         if (item.opaque) push(marker(`${item.name}/.wh..wh..opq`, item.st));
       } else {
-        const fd = fs.openSync(item.path, fs.constants.O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        // O_NONBLOCK: a FIFO swapped in meanwhile must not block the copy.
+        const fd = fs.openSync(item.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
         try {
+          const now = fs.fstatSync(fd);
+          if (!now.isFile()) throw new ConflictError('CONFLICT', `'${printable(item.name)}' changed while it was being copied; retry`);
           // The size in the header is the one of the file opened (it may have changed since lstat).
-          h.size = fs.fstatSync(fd).size;
+          h.size = now.size;
           push(encodeHeader(h));
           let left = h.size;
           while (left > 0) {

@@ -69,10 +69,22 @@ export interface ContainerInfo {
     readOnlyRootfs: boolean;
     capabilities: string[];
     noNewPrivileges: boolean;
-    networkMode: 'none' | 'host';
+    networkMode: string;
   };
   /** The file berth records the container's output in. */
   logPath: string;
+  /** Its networks, addresses and published ports (empty while it does not run on a network). */
+  networkSettings: NetworkSettings;
+}
+
+/** A container's place on its networks, as `docker inspect` reports `NetworkSettings`. */
+export interface NetworkSettings {
+  /** Its address on its first network ('' when none). */
+  ipAddress: string;
+  /** Published ports. */
+  ports: Array<{ containerPort: number; protocol: string; hostIp: string; hostPort: number }>;
+  /** Per network: address (CIDR), gateway, MAC, aliases. */
+  networks: Record<string, { ipAddress: string; gateway: string; macAddress: string; aliases: string[] }>;
 }
 
 /** One row of `Container.list()`. */
@@ -98,7 +110,7 @@ export interface ContainerSummary {
 }
 
 /** Maps a record to {@link ContainerInfo}. */
-export function toInfo(r: ContainerRecord, logPath: string): ContainerInfo {
+export function toInfo(r: ContainerRecord, logPath: string, networkSettings: NetworkSettings = { ipAddress: '', ports: [], networks: {} }): ContainerInfo {
   const s = r.state;
   const active = s.status === 'running' || s.status === 'paused' || s.status === 'restarting';
   return {
@@ -133,6 +145,7 @@ export function toInfo(r: ContainerRecord, logPath: string): ContainerInfo {
       capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges, networkMode: r.config.network,
     },
     logPath,
+    networkSettings,
   };
 }
 

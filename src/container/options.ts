@@ -36,7 +36,16 @@ export const createOptionsSchema = z.strictObject({
   labels: z.record(z.string().min(1), z.string()).optional(),
   tty: z.literal(false).optional(),
   stdin: z.literal(false).optional(),
-  network: z.enum(['none', 'host']).optional(),
+  network: z.string().regex(/^(none|host|bridge|container:[^\s]+|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/, 'expected none, host, bridge, container:<id|name> or a network name').optional(),
+  networkAliases: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)).optional(),
+  ip: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'expected an IPv4 address').optional(),
+  mac: z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected aa:bb:cc:dd:ee:ff').optional(),
+  ports: z.array(z.string().min(1)).optional(),
+  publishAll: z.boolean().optional(),
+  dns: z.array(z.string().regex(/^[0-9a-fA-F:.]+$/, 'expected an IP address')).optional(),
+  dnsSearch: z.array(z.string().regex(/^[a-zA-Z0-9.-]+$/)).optional(),
+  dnsOptions: z.array(z.string().regex(/^[a-zA-Z0-9_:.-]+$/)).optional(),
+  extraHosts: z.array(z.string().regex(/^[^:\s]+:[0-9a-fA-F:.]+$/, 'expected host:ip')).optional(),
   capAdd: z.array(capability).optional(),
   capDrop: z.array(capability).optional(),
   privileged: z.boolean().optional(),
@@ -81,8 +90,30 @@ export interface ContainerCreateOptions {
   tty?: false;
   /** Keep stdin open: not supported yet (must be false when given). */
   stdin?: false;
-  /** `none`: a network namespace with loopback only (the default for now); `host`: the host's. */
-  network?: 'none' | 'host';
+  /**
+   * `bridge` (the default network, created on first use), a user-defined network's name, `none`
+   * (loopback only), `host` (the host's namespace) or `container:<id|name>` (share that
+   * container's network namespace). Default `bridge`.
+   */
+  network?: 'none' | 'host' | 'bridge' | `container:${string}` | (string & {});
+  /** Extra names of the container on its (user-defined) network. */
+  networkAliases?: string[];
+  /** A fixed IPv4 address on its network. */
+  ip?: string;
+  /** A fixed MAC address. */
+  mac?: string;
+  /** Published ports: `'8080:80'`, `'127.0.0.1::5432/tcp'`, `'80'`, ranges, `/udp`. */
+  ports?: string[];
+  /** Publish every port the image EXPOSEs on a free host port. */
+  publishAll?: boolean;
+  /** Name servers for /etc/resolv.conf (replacing the host's). */
+  dns?: string[];
+  /** Search domains for /etc/resolv.conf. */
+  dnsSearch?: string[];
+  /** resolv.conf options (`ndots:2`, …). */
+  dnsOptions?: string[];
+  /** Extra /etc/hosts entries, `host:ip`. */
+  extraHosts?: string[];
   /** Capabilities added to Docker's default set (`NET_ADMIN` or `CAP_NET_ADMIN`; `ALL`). */
   capAdd?: string[];
   /** Capabilities removed from it (`ALL` removes every one). */

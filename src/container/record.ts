@@ -31,7 +31,12 @@ export const containerRecordSchema = z.object({
     hostname: z.string(),
     domainname: z.string(),
     labels: z.record(z.string(), z.string()),
-    network: z.enum(['none', 'host']),
+    network: z.string(),
+    net: z.object({
+      aliases: z.array(z.string()), ip: z.string().optional(), mac: z.string().optional(), ports: z.array(z.string()),
+      publishAll: z.boolean(), dns: z.array(z.string()), dnsSearch: z.array(z.string()), dnsOptions: z.array(z.string()),
+      extraHosts: z.array(z.string()), exposedPorts: z.array(z.string()),
+    }).default({ aliases: [], ports: [], publishAll: false, dns: [], dnsSearch: [], dnsOptions: [], extraHosts: [], exposedPorts: [] }),
     capabilities: z.array(z.string()),
     privileged: z.boolean(),
     readOnlyRootfs: z.boolean(),

@@ -12,7 +12,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
@@ -22,6 +22,8 @@ import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
+import type { PlanInterface } from '../network/plan-interface.js';
+import type { Attachment, AttachmentOptions } from '../network/service.js';
 import type { CgroupDriver, CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
 import { capabilityMask } from '../runtime/capabilities.js';
 import type { ExecPlan } from '../runtime/init.js';
@@ -33,6 +35,7 @@ import { close } from '../kernel/fd.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
+import type { NetworkSettings } from './info.js';
 import { buildConfig, mergeEnv, containerPaths, hostsFile, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
 import { Readable } from 'node:stream';
@@ -42,6 +45,11 @@ import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
 import { open as openFd } from '../kernel/fd.js';
 import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
+
+/** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
+function mountPoints(rec: ContainerRecord): Set<string> {
+  return new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', ...rec.config.mounts.map((m) => m.target.replace(/\/+$/, ''))]);
+}
 
 /** What the container manager needs from the engine. */
 export interface ContainerServiceContext {
@@ -57,8 +65,22 @@ export interface ContainerServiceContext {
   zygote: ContainerRuntime;
   /** The engine's volumes. */
   volumes: ContainerVolumes;
+  /** The engine's networks. */
+  networks?: ContainerNetworks | undefined;
   /** The cgroup driver; absent on a machine without usable cgroups (then limits are refused). */
   cgroups?: CgroupDriver | undefined;
+}
+
+/** What the container manager needs from the network manager. */
+export interface ContainerNetworks {
+  /** Allocates an address (and ports) on a network and returns the interface to create. */
+  prepareAttachment(id: string, o: AttachmentOptions): Promise<PlanInterface>;
+  /** Frees a container's addresses and ports (on every network when `network` is absent). */
+  releaseAttachment(id: string, network?: string): Promise<void>;
+  /** The hosts file of a container on its networks (self and peers). */
+  hostsFileFor(id: string, self: { hostname: string; domainname?: string; extraHosts?: Array<{ names: string[]; address: string }> }): Promise<string>;
+  /** A container's attachments. */
+  attachmentsOf(id: string): Promise<Attachment[]>;
 }
 
 /** What the container manager needs from the volume manager. */
@@ -232,13 +254,15 @@ export class ContainerService {
         if (!m.nocopy && !(await vols.get(m.name)).populated && vols.isEmpty(m.name)) copyUp.add(m.name);
       }
       const mounts = rec.config.mounts.map((m) => userMount(m, (n) => vols.mountpoint(n), (n) => copyUp.has(n)));
+      const net = await this.#attachNetwork(rec, p);
       const cg = this.#ctx.cgroups;
       const procs = cg ? (await cg.create(rec.id, rec.config.resources as CgroupLimits, { allowAllDevices: rec.config.privileged })).procsFiles : [];
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs)), p.log, p.exit);
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs, net)), p.log, p.exit);
       } catch (e) {
         await cg?.destroy(rec.id).catch(() => undefined);
+        await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
         if (!(e instanceof StartFailure)) throw e;
         const f = e.failure;
         await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, exitCode: f.exitCode, error: f.message } }));
@@ -260,17 +284,45 @@ export class ContainerService {
     });
   }
 
+  /** Attaches the container to its network (bridge or user-defined); writes its hosts file. */
+  async #attachNetwork(rec: ContainerRecord, p: ContainerPaths): Promise<{ interfaces?: PlanInterface[]; joinNetnsPid?: number }> {
+    const c = rec.config;
+    const extraHosts = c.net.extraHosts.map((h) => {
+      const i = h.indexOf(':');
+      return { names: [h.slice(0, i)], address: h.slice(i + 1) };
+    });
+    if (c.network.startsWith('container:')) {
+      const other = await this.get(c.network.slice('container:'.length));
+      if (!ACTIVE.has(other.state.status)) {
+        throw new StateError(other.state.status, 'join', `cannot join the network of container ${this.#label(other)}: it is not running`, 'NOT_RUNNING');
+      }
+      copyFileSync(this.paths(other.id).hosts, p.hosts);
+      copyFileSync(this.paths(other.id).resolvConf, p.resolvConf);
+      return { joinNetnsPid: other.state.pid };
+    }
+    if (c.network === 'none' || c.network === 'host') return {};
+    const nets = this.#ctx.networks;
+    if (!nets) throw new BerthError('KERNEL', 'networking is not available in this engine');
+    const iface = await nets.prepareAttachment(rec.id, {
+      network: c.network, name: rec.name, hostname: c.hostname, aliases: c.net.aliases,
+      ...(c.net.ip ? { ip: c.net.ip } : {}), ...(c.net.mac ? { mac: c.net.mac } : {}),
+      ports: c.net.ports, publishAll: c.net.publishAll, exposedPorts: c.net.exposedPorts,
+    });
+    writeFileSync(p.hosts, await nets.hostsFileFor(rec.id, { hostname: c.hostname, ...(c.domainname ? { domainname: c.domainname } : {}), extraHosts }));
+    return { interfaces: [iface] };
+  }
+
   #writeEtcFiles(rec: ContainerRecord, p: ContainerPaths): void {
     const c = rec.config;
     writeFileSync(p.hostname, `${c.hostname}\n`);
-    writeFileSync(p.hosts, hostsFile(c.hostname, c.domainname));
+    writeFileSync(p.hosts, hostsFile(c.hostname, c.domainname) + c.net.extraHosts.map((h) => `${h.slice(h.indexOf(':') + 1)}\t${h.slice(0, h.indexOf(':'))}\n`).join(''));
     let host = '';
     try {
       host = readFileSync('/etc/resolv.conf', 'utf8');
     } catch {
       // No resolver configured on the host: the container gets an empty file.
     }
-    writeFileSync(p.resolvConf, resolvConfFile(host, c.network !== 'host'));
+    writeFileSync(p.resolvConf, resolvConfFile(host, c.network !== 'host', c.net));
   }
 
   /** Recomputes the status of an active container from the kernel; records an exit it finds. */
@@ -312,6 +364,7 @@ export class ContainerService {
     }
     if (changed) {
       await this.#ctx.cgroups?.destroy(id).catch(() => undefined);
+      await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
       if (oomKilled) await this.#event('oom', rec);
       await this.#releaseVolumes(rec);
       await this.#event('die', rec, { exitCode: String(exit.exitCode) });
@@ -433,6 +486,7 @@ export class ContainerService {
       rec = (await this.wait(rec.id)).record ?? rec;
     }
     await this.#ctx.cgroups?.destroy(rec.id).catch(() => undefined);
+    await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
     const deleted = await this.records.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     rmSync(this.paths(rec.id).dir, { recursive: true, force: true });
@@ -575,7 +629,7 @@ export class ContainerService {
   /** The changes of the container's file system against its image, as `docker diff`. */
   async diff(ref: string): Promise<ContainerChange[]> {
     const rec = await this.get(ref);
-    return upperChanges(this.paths(rec.id).upper, rec.layerDirs);
+    return upperChanges(this.paths(rec.id).upper, rec.layerDirs, mountPoints(rec));
   }
 
   /**
@@ -593,7 +647,7 @@ export class ContainerService {
   /** The container's upper dir as an image layer tar (whiteouts as `.wh.` entries), for commit. */
   async layerTar(ref: string): Promise<{ record: ContainerRecord; tar: AsyncGenerator<Buffer> }> {
     const rec = await this.get(ref);
-    return { record: rec, tar: packItems(walkUpper(this.paths(rec.id).upper)) };
+    return { record: rec, tar: packItems(walkUpper(this.paths(rec.id).upper, rec.layerDirs, mountPoints(rec))) };
   }
 
   /**
@@ -652,9 +706,13 @@ export class ContainerService {
       const lock = await acquireLock(join(p.dir, 'lock'));
       try {
         const now = await this.get(first.id);
-        if (ACTIVE.has(now.state.status) && attempt < 3) {
-          lock.release();
-          continue;
+        if (ACTIVE.has(now.state.status)) {
+          // Started meanwhile: its root is reachable through its process (never mount it twice).
+          if (attempt < 3) {
+            lock.release();
+            continue;
+          }
+          throw new BerthError('KERNEL', `cannot reach the root of container ${this.#label(now)}: its process root cannot be opened; retry`);
         }
         const fd = mountDetachedOverlay(p.upper, p.work, now.layerDirs);
         return { fd, release: () => { close(fd); lock.release(); } };
@@ -686,6 +744,19 @@ export class ContainerService {
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     await this.#event('rename', next, { oldName: rec.name });
     return next;
+  }
+
+  /** A container's networks, addresses and published ports. */
+  async networkSettings(id: string): Promise<NetworkSettings> {
+    const atts = (await this.#ctx.networks?.attachmentsOf(id)) ?? [];
+    const out: NetworkSettings = { ipAddress: '', ports: [], networks: {} };
+    for (const { network, endpoint } of atts) {
+      const prefix = network.subnet.split('/')[1];
+      out.networks[network.name] = { ipAddress: `${endpoint.address}/${prefix}`, gateway: network.gateway, macAddress: endpoint.mac, aliases: endpoint.aliases };
+      out.ipAddress ||= endpoint.address;
+      out.ports.push(...endpoint.ports);
+    }
+    return out;
   }
 
   /** Ids of containers created from image `imageId` (used to refuse removing it). */

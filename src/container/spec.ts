@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveCapabilities } from '../runtime/capabilities.js';
 import type { RuntimeSpec, UserMount } from '../runtime/plan.js';
+import type { PlanInterface } from '../network/plan-interface.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseResources } from '../runtime/cgroups/index.js';
 import { parseSignal, type ContainerCreateOptions } from './options.js';
@@ -30,6 +31,8 @@ export interface ImageRunConfig {
   stopSignal?: string | null;
   /** Image `Volumes` (container paths). */
   volumes?: string[] | null;
+  /** Image `ExposedPorts` (`80/tcp`). */
+  exposedPorts?: string[] | null;
 }
 
 /** Docker's default PATH, used when neither the image nor the options set one. */
@@ -97,7 +100,12 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       hostname,
       domainname: opts.domainname ?? '',
       labels: opts.labels ?? {},
-      network: opts.network ?? 'none',
+      network: opts.network ?? 'bridge',
+      net: {
+        aliases: opts.networkAliases ?? [], ...(opts.ip ? { ip: opts.ip } : {}), ...(opts.mac ? { mac: opts.mac } : {}),
+        ports: opts.ports ?? [], publishAll: opts.publishAll ?? false, dns: opts.dns ?? [], dnsSearch: opts.dnsSearch ?? [],
+        dnsOptions: opts.dnsOptions ?? [], extraHosts: opts.extraHosts ?? [], exposedPorts: image.exposedPorts ?? [],
+      },
       capabilities: resolveCapabilities(opts.capAdd ?? [], opts.capDrop ?? [], opts.privileged ?? false),
       privileged: opts.privileged ?? false,
       readOnlyRootfs: opts.readOnlyRootfs ?? false,
@@ -163,7 +171,10 @@ export function userMount(m: ResolvedMount, volumeDir: (name: string) => string,
 }
 
 /** The runtime spec of a container record. */
-export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroupProcs: string[] = []): RuntimeSpec {
+export function runtimeSpec(
+  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroupProcs: string[] = [],
+  net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
+): RuntimeSpec {
   const c = rec.config;
   return {
     id: rec.id,
@@ -184,9 +195,11 @@ export function runtimeSpec(rec: ContainerRecord, paths: ContainerPaths, mounts:
       capabilities: c.capabilities,
       init: c.init,
     },
-    network: c.network === 'host' ? 'host' : 'new',
+    network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,
     cgroupProcs,
+    ...(net.interfaces?.length ? { interfaces: net.interfaces } : {}),
+    ...(net.joinNetnsPid ? { joinNetnsPid: net.joinNetnsPid } : {}),
   };
 }
 
@@ -209,11 +222,21 @@ export function hostsFile(hostname: string, domainname: string): string {
  * resolv.conf for a container, from the host's: nameservers on loopback are dropped when the
  * container has its own network namespace (they are unreachable from it), as Docker does.
  */
-export function resolvConfFile(hostResolvConf: string, ownNetwork: boolean): string {
+export function resolvConfFile(
+  hostResolvConf: string, ownNetwork: boolean, over: { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[] } = {},
+): string {
+  const replaced = (re: RegExp, given: string[] | undefined) => (given?.length ? (l: string) => !re.test(l) : () => true);
+  const keepNs = replaced(/^\s*nameserver\s/, over.dns);
+  const keepSearch = replaced(/^\s*(search|domain)\s/, over.dnsSearch);
+  const keepOpts = replaced(/^\s*options\s/, over.dnsOptions);
   const lines = hostResolvConf.split('\n').filter((l) => {
+    if (!keepNs(l) || !keepSearch(l) || !keepOpts(l)) return false;
     if (!ownNetwork) return true;
     const m = /^\s*nameserver\s+(\S+)/.exec(l);
     return !m || !(m[1]!.startsWith('127.') || m[1] === '::1');
   });
-  return lines.join('\n').trimEnd() + '\n';
+  for (const ns of over.dns ?? []) lines.push(`nameserver ${ns}`);
+  if (over.dnsSearch?.length) lines.push(`search ${over.dnsSearch.join(' ')}`);
+  if (over.dnsOptions?.length) lines.push(`options ${over.dnsOptions.join(' ')}`);
+  return lines.filter((l, i) => l !== '' || i < lines.length - 1).join('\n').trimEnd() + '\n';
 }

@@ -104,34 +104,59 @@ export function existsInLayers(layers: readonly string[], rel: Buffer): boolean 
 /**
  * The changes of a container, as `docker diff`: every entry of its upper dir, a whiteout as `D`,
  * an entry that exists in the image as `C` (so the directories above a change are `C`), others
- * as `A`. Sorted by path.
+ * as `A`. Sorted by path. The empty stubs the runtime made for `mountPoints` (and directories
+ * copied up only to hold them) are not changes, as Docker keeps them in its init layer.
  */
-export function upperChanges(upper: string, layers: readonly string[]): ContainerChange[] {
+export function upperChanges(upper: string, layers: readonly string[], mountPoints: ReadonlySet<string> = new Set()): ContainerChange[] {
   const out: ContainerChange[] = [];
   const root = Buffer.from(upper, 'utf8');
-  const walk = (rel: Buffer): void => {
+  /** Returns whether anything under `rel` was reported. */
+  const walk = (rel: Buffer): boolean => {
+    let any = false;
     for (const n of readdir(join(root, rel))) {
       const childRel = rel.length === 0 ? n : join(rel, n);
-      const st = lstat(join(root, childRel));
+      const abs = join(root, childRel);
+      const st = lstat(abs);
       if (st === undefined) continue;
       const path = `/${childRel.toString('utf8')}`;
       if (isWhiteout(st)) {
         out.push({ path, kind: 'D' });
+        any = true;
         continue;
       }
-      out.push({ path, kind: existsInLayers(layers, childRel) ? 'C' : 'A' });
-      if (st.isDirectory()) walk(childRel);
+      const kind = existsInLayers(layers, childRel) ? 'C' : 'A';
+      if (kind === 'A' && isMountStub(path, abs, st, mountPoints)) continue;
+      const at = out.length;
+      const below = st.isDirectory() && walk(childRel);
+      // A directory copied up only to hold a mount point is not a change.
+      if (kind === 'C' && st.isDirectory() && !below && hadMountPointUnder(path, mountPoints)) continue;
+      out.splice(at, 0, { path, kind });
+      any = true;
     }
+    return any;
   };
   walk(Buffer.alloc(0));
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** Whether an entry is the empty file or directory the runtime made for a mount target. */
+export function isMountStub(path: string, abs: Buffer, st: fs.Stats, mountPoints: ReadonlySet<string>): boolean {
+  if (!mountPoints.has(path)) return false;
+  if (st.isFile()) return st.size === 0;
+  return st.isDirectory() && readdir(abs).length === 0;
+}
+
+function hadMountPointUnder(dir: string, mountPoints: ReadonlySet<string>): boolean {
+  for (const m of mountPoints) if (m.startsWith(`${dir}/`)) return true;
+  return false;
+}
+
 /**
  * Walks the upper dir as a layer: every entry, whiteouts and opaque directories flagged, parents
- * before children, names sorted.
+ * before children, names sorted; the empty stubs made for `mountPoints` absent from `layers` are
+ * left out.
  */
-export function* walkUpper(upper: string): Generator<WalkItem> {
+export function* walkUpper(upper: string, layers: readonly string[] = [], mountPoints: ReadonlySet<string> = new Set()): Generator<WalkItem> {
   const root = Buffer.from(upper, 'utf8');
   function* walk(rel: Buffer): Generator<WalkItem> {
     for (const n of readdir(join(root, rel))) {
@@ -144,6 +169,7 @@ export function* walkUpper(upper: string): Generator<WalkItem> {
         yield { name, path, st, whiteout: true };
         continue;
       }
+      if (mountPoints.size > 0 && isMountStub(`/${childRel.toString('utf8')}`, path, st, mountPoints) && !existsInLayers(layers, childRel)) continue;
       const opaque = st.isDirectory() && isOpaque(path);
       yield { name, path, st, ...(opaque ? { opaque } : {}) };
       if (st.isDirectory()) yield* walk(childRel);

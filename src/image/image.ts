@@ -278,7 +278,8 @@ export class Image {
 
   /**
    * Loads the images of an archive, as `docker load`: a docker-archive (`docker save`'s format)
-   * or an OCI image layout, detected, from a path, a stream or bytes. Images are tagged as the
+   * or an OCI image layout, detected, from a tar file, a layout directory (as `skopeo copy … oci:dir`
+   * writes), a tar stream or bytes. Images are tagged as the
    * archive says. From a multi-platform OCI index, the image for `platform` (default: this
    * machine's) is taken, and a `Selected platform` progress event says which. Every digest is
    * checked; a bad or hostile archive is refused and leaves nothing behind.

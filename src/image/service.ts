@@ -170,6 +170,76 @@ export class ImageService {
   }
 
   /**
+   * Adds a layer on top of image `parentId` and records the result as a new image, as
+   * `docker commit` does: the config is the parent's, with the run settings `runConfig` derives
+   * from the parent's, and one history entry appended. With `ref`, the tag moves to the new image.
+   *
+   * @throws NotFoundError when the parent is gone; InvalidArgumentError (field `ref`);
+   *   UnsafeLayerError when the layer tries to escape its directory.
+   */
+  async commitLayer(
+    parentId: string,
+    layer: LayerSource,
+    options: {
+      ref?: string;
+      runConfig: (parent: OciContainerConfig) => OciContainerConfig;
+      author?: string;
+      comment?: string;
+      createdBy?: string;
+    },
+  ): Promise<ImageInfo> {
+    const ref = options.ref === undefined ? undefined : taggable(options.ref);
+    const parent = this.#record(parentId);
+    const parentConfig = await this.#config(parent.id);
+    const runConfig = options.runConfig(parentConfig.config ?? {});
+    const staged = await this.layers.stage(layer);
+    try {
+      const created = new Date().toISOString();
+      const config: OciImageConfig = {
+        ...parentConfig,
+        created,
+        config: runConfig,
+        rootfs: { type: 'layers', diff_ids: [...parentConfig.rootfs.diff_ids, staged.diffId] },
+        history: [
+          ...(parentConfig.history ?? []),
+          {
+            created,
+            ...(options.createdBy === undefined ? {} : { created_by: options.createdBy }),
+            ...(options.author === undefined ? {} : { author: options.author }),
+            ...(options.comment === undefined ? {} : { comment: options.comment }),
+          },
+        ],
+      };
+      delete config.author;
+      delete config.comment;
+      if (options.author !== undefined) config.author = options.author;
+      if (options.comment !== undefined) config.comment = options.comment;
+      const configJson = JSON.stringify(config);
+      const { digest: id } = await this.blobs.ingest(configJson);
+      const record: ImageRecord = { id, layers: [...parent.layers, staged.diffId], size: parent.size + staged.size, created };
+      const events: Array<[string, string]> = [['commit', ref?.familiar ?? id]];
+      await this.records.locked(async () => {
+        if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
+        for (const d of parent.layers) {
+          if (!this.layers.has(d)) throw notFound(parentId);
+        }
+        await this.layers.commit(staged);
+        this.records.put(record);
+        if (ref !== undefined) {
+          const refs = this.records.refs();
+          refs[ref.toString()] = id;
+          this.records.setRefs(refs);
+          events.push(['tag', ref.familiar]);
+        }
+      });
+      for (const [action, n] of events) await this.#event(action, id, n);
+      return this.#info(record);
+    } finally {
+      await staged.discard();
+    }
+  }
+
+  /**
    * Details of an image, by reference, full id or unique id prefix.
    *
    * @throws NotFoundError when there is no such image.

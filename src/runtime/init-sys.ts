@@ -16,6 +16,8 @@ import { setLinkUp } from '../kernel/net.js';
 import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js';
 import { fork, waitpid, kill } from '../kernel/process.js';
 import { allowForkOfHeap } from './fork-safety.js';
+import { Rtnetlink } from '../kernel/netlink.js';
+import { setupInterfacesInContainer } from '../network/setup-in-init.js';
 
 /** The calls the init makes. */
 export interface InitSys {
@@ -61,6 +63,9 @@ export interface InitSys {
   kill: typeof kill;
   blockAllSignals: typeof blockAllSignals;
   sigwaitinfo: typeof sigwaitinfo;
+  /** A NETLINK_ROUTE socket in the caller's network namespace; returns its fd. */
+  openRtnetlink: () => number;
+  setupInterfaces: typeof setupInterfacesInContainer;
 }
 
 /** The real calls. */
@@ -75,6 +80,8 @@ export const linuxInitSys: InitSys = {
     return fork();
   },
   waitpid, kill, blockAllSignals, sigwaitinfo,
+  openRtnetlink: () => Rtnetlink.open().socket.fd,
+  setupInterfaces: setupInterfacesInContainer,
 };
 
 /** Thrown by {@link dryRunSys}'s execve and exit to end a dry run. */
@@ -99,4 +106,5 @@ export const dryRunSys: InitSys = {
   umask: () => 0o022, setLinkUp: nothing, resetSignals: nothing,
   fork: () => 0, waitpid: () => ({ pid: 0, status: 0 }), kill: nothing, blockAllSignals: nothing,
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),
+  openRtnetlink: () => 100, setupInterfaces: nothing,
 };

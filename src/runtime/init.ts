@@ -30,6 +30,14 @@ import { buildPlan, type Plan, type RuntimeSpec, type UserMount } from './plan.j
 import { MOUNT_ATTR_RDONLY } from '../kernel/mount.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
 
+/** Handles on the host's network namespace, opened before the init leaves it. */
+export interface HostNet {
+  /** `/proc/self/ns/net` of the host. */
+  ns: number;
+  /** A NETLINK_ROUTE socket bound in the host's network namespace. */
+  netlink: number;
+}
+
 /** The file descriptors the init wires up, as numbers in the child. */
 export interface InitFds {
   /** Becomes fd 0 (-1: /dev/null inside the container). */
@@ -98,10 +106,15 @@ export function prepareInit(unshareFlags: number): void {
  * without a plan. Never returns.
  */
 export function runTemplate(unshareFlags: number, ctrlFd: number, fds: InitFds): never {
+  let hostNet: HostNet | undefined;
   try {
     // Keep only our own descriptors: a copy of another container's pipe end held here would
     // keep that container's output (and exec report) open until this template execs.
     closeOtherFds([ctrlFd, fds.stdout, fds.stderr, fds.error, fds.stdin].filter((fd) => fd >= 0));
+    // Kept from the host's network namespace, to wire veth pairs once the plan says which.
+    if (unshareFlags & K.CLONE_NEWNET) {
+      hostNet = { ns: sys.open('/proc/self/ns/net', K.O_RDONLY | K.O_CLOEXEC), netlink: sys.openRtnetlink() };
+    }
     prepareInit(unshareFlags);
     warmUp();
   } catch (e) {
@@ -118,7 +131,7 @@ export function runTemplate(unshareFlags: number, ctrlFd: number, fds: InitFds):
   } catch (e) {
     report(fds.error, failureOf('read plan', e));
   }
-  return runInit(plan, fds, true);
+  return runInit(plan, fds, true, hostNet);
 }
 
 /** Reads exactly `n` bytes (blocking); undefined at end of file. */
@@ -245,10 +258,28 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
 }
 
 /** Runs the plan in the current (freshly forked) process. Never returns. */
-export function runInit(plan: Plan, fds: InitFds, prepared = false): never {
+export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: HostNet): never {
   let step = 'prepare';
   try {
-    if (!prepared) prepareInit(plan.unshareFlags);
+    if (!prepared) {
+      if (plan.spec.interfaces?.length) hostNet = { ns: sys.open('/proc/self/ns/net', K.O_RDONLY | K.O_CLOEXEC), netlink: sys.openRtnetlink() };
+      prepareInit(plan.unshareFlags);
+    }
+    if (plan.spec.joinNetnsPid) {
+      step = 'join network';
+      const fd = sys.open(`/proc/${plan.spec.joinNetnsPid}/ns/net`, K.O_RDONLY | K.O_CLOEXEC);
+      sys.setns(fd, K.CLONE_NEWNET);
+      sys.close(fd);
+    }
+    if (plan.spec.interfaces?.length) {
+      step = 'network interfaces';
+      if (!hostNet) throw new Error('no handle on the host network namespace');
+      sys.setupInterfaces(plan.spec.interfaces, hostNet.ns, hostNet.netlink);
+    }
+    if (hostNet) {
+      sys.close(hostNet.ns);
+      sys.close(hostNet.netlink);
+    }
     step = 'cgroups';
     for (const f of plan.spec.cgroupProcs ?? []) sys.writeFile(f, '0');
     if (plan.unshareFlags & K.CLONE_NEWCGROUP) sys.unshare(K.CLONE_NEWCGROUP);

@@ -10,6 +10,7 @@ import {
   MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME,
 } from '../kernel/constants.js';
 import { capabilityMask } from './capabilities.js';
+import type { PlanInterface } from '../network/plan-interface.js';
 
 /** What the runtime needs to know to start a container: no Docker words, only mechanics. */
 export interface RuntimeSpec {
@@ -51,8 +52,12 @@ export interface RuntimeSpec {
     /** Run a small init as PID 1 that reaps zombies and forwards signals to the program (Docker's `--init`). */
     init?: boolean;
   };
-  /** Network namespace: a new one with only loopback, or the caller's. */
-  network: 'new' | 'host';
+  /** Network namespace: a new one (loopback, plus `interfaces`), the caller's, or another process's (`joinNetnsPid`). */
+  network: 'new' | 'host' | 'join';
+  /** Interfaces to create in a new network namespace (veth pairs into bridges). */
+  interfaces?: PlanInterface[];
+  /** With `network: 'join'`: the pid whose network namespace is joined. */
+  joinNetnsPid?: number;
   /** The container's own mounts (volumes, binds, tmpfs), made after the standard ones, in order. */
   mounts?: UserMount[];
   /** `cgroup.procs` files the init joins (writes 0 to) before it makes its cgroup namespace. */

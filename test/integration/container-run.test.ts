@@ -34,9 +34,9 @@ describe('container isolation', () => {
     expect(named.text).toBe('box.example\n');
   });
 
-  it('has loopback only, up', async () => {
+  it('has loopback only, up, with network none', async () => {
     const { engine } = await testEngine();
-    const { text } = await runText(engine, ['sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/operstate']);
+    const { text } = await runText(engine, ['sh', '-c', 'ls /sys/class/net; cat /sys/class/net/lo/operstate'], { network: 'none' });
     expect(text.split('\n')[0]).toBe('lo');
     expect(['unknown', 'up']).toContain(text.split('\n')[1]);
   });
@@ -221,7 +221,8 @@ describe('bad input changes nothing', () => {
     await expect(Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'taken', engine })).rejects.toMatchObject({ code: 'NAME_CONFLICT' });
     await expect(Container.create({ image: BUSYBOX_REF, name: 'bad name!', engine })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'name' });
     await expect(Container.create({ image: BUSYBOX_REF, workdir: 'relative', engine })).rejects.toMatchObject({ field: 'workdir' });
-    await expect(Container.create({ image: BUSYBOX_REF, ports: ['80:80'], engine } as never)).rejects.toMatchObject({ field: 'ports' });
+    await expect(Container.create({ image: BUSYBOX_REF, restartPolicy: 'always', engine } as never)).rejects.toMatchObject({ field: 'restartPolicy' });
+    await expect(Container.create({ image: BUSYBOX_REF, ports: ['80:80:80'], engine })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(Container.create({ image: BUSYBOX_REF, stopSignal: 'SIGNOPE', engine })).rejects.toMatchObject({ field: 'stopSignal' });
     expect(count()).toBe(n);
     const err = await Container.run(BUSYBOX_REF, ['no-such-program'], { engine }).catch((e: unknown) => e);

@@ -73,6 +73,12 @@ function setup(root = tempDir('svc')) {
   const svc = new ContainerService({
     root,
     zygote: runtime,
+    networks: {
+      prepareAttachment: async () => ({ bridge: 'br-test', hostIfName: 'vbtest', ifName: 'eth0', mac: '02:42:0a:00:00:02', address: '10.0.0.2/24', gateway: '10.0.0.1', mtu: 1500, defaultRoute: true }),
+      releaseAttachment: async () => undefined,
+      hostsFileFor: async () => '127.0.0.1\tlocalhost\n',
+      attachmentsOf: async () => [],
+    },
     volumes: {
       create: async (n) => ({ name: n ?? 'anonymous', populated: false }),
       get: async (n) => ({ name: n, populated: false }),

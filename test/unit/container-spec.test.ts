@@ -34,7 +34,7 @@ describe('config', () => {
     const { config, path, args } = buildConfig(id, { cmd: ['sh'], workdir: '/w', user: 'app', stopSignal: 'SIGQUIT' }, { image: 'x' });
     expect(path).toBe('sh');
     expect(args).toEqual([]);
-    expect(config).toMatchObject({ hostname: 'aaaaaaaaaaaa', workdir: '/w', user: 'app', stopSignal: 3, stopTimeout: 10, network: 'none' });
+    expect(config).toMatchObject({ hostname: 'aaaaaaaaaaaa', workdir: '/w', user: 'app', stopSignal: 3, stopTimeout: 10, network: 'bridge' });
     expect(config.env).toContain('HOSTNAME=aaaaaaaaaaaa');
   });
   it('computes capabilities from add and drop', () => {
@@ -51,7 +51,8 @@ describe('options', () => {
     [{ image: 'x', env: ['=x'] }, 'env.0'],
     [{ image: 'x', stopSignal: 'NOPE' }, 'stopSignal'],
     [{ image: 'x', capAdd: ['NOT_A_CAP'] }, 'capAdd.0'],
-    [{ image: 'x', ports: ['1:1'] }, 'ports'],
+    [{ image: 'x', restartPolicy: 'always' }, 'restartPolicy'],
+    [{ image: 'x', network: 'bad name!' }, 'network'],
     [{ image: '' }, 'image'],
     [{ image: 'x', user: 'a:b:c' }, 'user'],
   ])('rejects %j naming %s', (input, field) => {

@@ -192,6 +192,37 @@ describe('save and load', () => {
     expect(root).not.toBe(b.root);
   });
 
+  it('loads an image layout directory, and refuses one whose links leave it', async () => {
+    const { svc } = setup();
+    const id = await importTwoLayers(svc);
+    for (const format of ['oci', 'docker'] as const) {
+      const dir = tempDir('archive-dir');
+      fs.writeFileSync(join(dir, 'x.tar'), await buffer(svc.save(['app:1'], { format })));
+      const layout = join(dir, 'layout');
+      fs.mkdirSync(layout);
+      (await import('node:child_process')).execFileSync('tar', ['-xf', join(dir, 'x.tar'), '-C', layout]);
+      const b = setup();
+      expect(await b.svc.load(layout)).toEqual([{ id, refs: ['app:1'], format }]);
+      if (format === 'docker') continue;
+      // index.json through a symlink that stays inside is fine; one that leaves is refused.
+      fs.renameSync(join(layout, 'index.json'), join(layout, 'real-index.json'));
+      fs.symlinkSync('blobs/../real-index.json', join(layout, 'index.json'));
+      expect(await setup().svc.load(layout)).toEqual([{ id, refs: ['app:1'], format }]);
+      fs.rmSync(join(layout, 'index.json'));
+      fs.symlinkSync('../outside.json', join(layout, 'index.json'));
+      fs.writeFileSync(join(dir, 'outside.json'), fs.readFileSync(join(layout, 'real-index.json')));
+      await expect(setup().svc.load(layout)).rejects.toBeInstanceOf(UnsafeLayerError);
+      fs.rmSync(join(layout, 'index.json'));
+      fs.symlinkSync(join(layout, 'real-index.json'), join(layout, 'index.json'));
+      await expect(setup().svc.load(layout)).rejects.toBeInstanceOf(UnsafeLayerError);
+      fs.rmSync(join(layout, 'index.json'));
+      fs.renameSync(join(layout, 'real-index.json'), join(layout, 'index.json'));
+      fs.rmSync(join(layout, 'blobs'), { recursive: true });
+      fs.symlinkSync('/', join(layout, 'blobs'));
+      await expect(setup().svc.load(layout)).rejects.toBeInstanceOf(UnsafeLayerError);
+    }
+  });
+
   it('writes the docker-archive layout docker load expects', async () => {
     const { svc } = setup();
     const id = await importTwoLayers(svc);

@@ -2,8 +2,8 @@
  * `docker load`: an image archive (docker-archive or OCI layout, detected) into the store.
  *
  * ```text
- * source ─▶ archive file (a path as is; a stream spooled to layers/staging/<pid>-<rand>)
- *        ─▶ ArchiveIndex.scan (headers only) ─▶ format reader ─▶ plan (configs read and verified)
+ * source ─▶ a tar path as is; a stream spooled to layers/staging/<pid>-<rand>; a directory as a layout
+ *        ─▶ ArchiveIndex.scan (headers only) | DirectoryLayout ─▶ format reader ─▶ plan (configs read and verified)
  *        ─▶ each missing layer: byte range ─▶ blob digest ─▶ LayerStore.stage (diffID checked), in parallel
  *        ─▶ under the store lock: configs, layer commits, records, tags ─▶ events
  * ```
@@ -24,7 +24,8 @@ import { ociImageConfigSchema } from '../image-config.js';
 import type { ImageRecord, ImageRecords } from '../image-records.js';
 import type { LayerStore, StagedLayer } from '../layer-store.js';
 import type { ImportSource } from '../types.js';
-import { ArchiveIndex } from './archive-index.js';
+import { ArchiveIndex, type ArchiveReader } from './archive-index.js';
+import { DirectoryLayout } from './directory-layout.js';
 import { isDockerArchive, readDockerArchive } from './docker-archive.js';
 import { isOciLayout, readOciLayout } from './oci-layout.js';
 import { parseDocument, type PlannedImage, type PlannedLayer } from './plan.js';
@@ -53,31 +54,37 @@ export interface LoadArchiveOptions {
   concurrency?: number;
 }
 
-/** Spools a non-file source into a private file under the layer store's staging directory. */
-async function archiveFile(ctx: LoadContext, source: ImportSource, signal?: AbortSignal): Promise<{ path: string; temp: boolean }> {
+/**
+ * Opens the archive: a tar file in place, a directory as an image layout, and anything else
+ * (stream, bytes) spooled into a private file under the layer store's staging directory.
+ */
+async function openArchive(ctx: LoadContext, source: ImportSource, signal?: AbortSignal): Promise<{ reader: ArchiveReader; cleanup(): Promise<void> }> {
+  const none = async (): Promise<void> => undefined;
   if (typeof source === 'string') {
     const st = await fs.promises.stat(source).catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('path', source, `'${source}' does not exist; give an image archive (tar)`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('path', source, `'${source}' does not exist; give an image archive (tar) or an image layout directory`, { cause: e });
       throw e;
     });
-    if (!st.isFile()) throw new InvalidArgumentError('source', `'${source}' is not a file; give an image archive (tar) made by save`);
-    return { path: source, temp: false };
+    if (st.isDirectory()) return { reader: new DirectoryLayout(source), cleanup: none };
+    if (!st.isFile()) throw new InvalidArgumentError('source', `'${source}' is not a file or directory; give an image archive (tar) made by save`);
+    return { reader: await ArchiveIndex.scan(source), cleanup: none };
   }
   const dir = join(ctx.layers.dir, 'staging');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+  const cleanup = (): Promise<void> => fs.promises.rm(path, { force: true });
   try {
     const input = source instanceof Uint8Array ? [source] : (source as AsyncIterable<Uint8Array>);
     await pipeline(input, fs.createWriteStream(path, { flags: 'wx', mode: 0o600 }), signal === undefined ? {} : { signal });
+    return { reader: await ArchiveIndex.scan(path), cleanup };
   } catch (e) {
-    await fs.promises.rm(path, { force: true });
+    await cleanup();
     throw e;
   }
-  return { path, temp: true };
 }
 
 /** Reads the archive's images, detecting its format. */
-async function plan(index: ArchiveIndex, want: Platform): Promise<{ format: ArchiveFormat; images: PlannedImage[] }> {
+async function plan(index: ArchiveReader, want: Platform): Promise<{ format: ArchiveFormat; images: PlannedImage[] }> {
   if (isDockerArchive(index)) return { format: 'docker', images: await readDockerArchive(index) };
   if (isOciLayout(index)) return { format: 'oci', images: await readOciLayout(index, want) };
   throw new InvalidArgumentError('archive', 'this is neither a docker-archive (no manifest.json) nor an OCI image layout (no oci-layout and index.json)');
@@ -94,7 +101,7 @@ function checkConfig(img: PlannedImage): { diffIds: string[]; created: string | 
 }
 
 /** Stages one layer from its byte range, checking the blob digest as it streams. */
-async function stageLayer(ctx: LoadContext, index: ArchiveIndex, layer: PlannedLayer, diffId: string, options: LoadArchiveOptions, emit: (p: LoadProgress) => void): Promise<StagedLayer> {
+async function stageLayer(ctx: LoadContext, index: ArchiveReader, layer: PlannedLayer, diffId: string, options: LoadArchiveOptions, emit: (p: LoadProgress) => void): Promise<StagedLayer> {
   const hash = createHash('sha256');
   let read = 0;
   const total = layer.file.size;
@@ -141,7 +148,7 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
 }
 
 /**
- * Loads every image of the archive `source` (a path, a stream or bytes) and tags them as the
+ * Loads every image of the archive `source` (a tar or directory path, a stream or bytes) and tags them as the
  * archive says; a tag that pointed at another image moves, leaving that image dangling.
  *
  * @throws InvalidArgumentError (field `archive` for malformed archives and digest mismatches,
@@ -152,10 +159,9 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
 export async function loadArchive(ctx: LoadContext, source: ImportSource, options: LoadArchiveOptions, emit: (p: LoadProgress) => void): Promise<LoadedImage[]> {
   options.signal?.throwIfAborted();
   const want = options.platform ?? hostPlatform();
-  const { path, temp } = await archiveFile(ctx, source, options.signal);
+  const { reader: index, cleanup } = await openArchive(ctx, source, options.signal);
   const staged = new Map<string, StagedLayer>();
   try {
-    const index = await ArchiveIndex.scan(path);
     const { format, images: planned } = await plan(index, want);
     // One record per image id, with the references of every entry naming it.
     const byId = new Map<string, PlannedImage & { diffIds: string[]; created: string | undefined }>();
@@ -215,6 +221,6 @@ export async function loadArchive(ctx: LoadContext, source: ImportSource, option
     });
   } finally {
     for (const s of staged.values()) await s.discard();
-    if (temp) await fs.promises.rm(path, { force: true });
+    await cleanup();
   }
 }
