@@ -32,8 +32,9 @@ function row(name: string, samples: number[], note = ''): Array<string> {
   return [name, median(samples).toFixed(2), `${min.toFixed(2)}–${max.toFixed(2)}`, String(samples.length), note];
 }
 
-async function runTrue(): Promise<void> {
-  const c = await Container.create({ image: 'bench/busybox', command: ['true'], engine });
+/** The foundation's figure: loopback only (`network: 'none'`), as the issue measures it. */
+async function runTrue(network: 'none' | 'bridge' = 'none'): Promise<void> {
+  const c = await Container.create({ image: 'bench/busybox', command: ['true'], engine, network });
   await c.start();
   await c.wait();
   await c.remove();
@@ -55,9 +56,11 @@ async function main(): Promise<void> {
   const { tar, dir } = await benchRootfs();
   await Image.import(tar, { ref: 'bench/busybox', engine });
   await runTrue(); // warm: the zygote starts once per engine
+  await runTrue('bridge'); // and the default network is created on first use
 
   const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
-  rows.push(row('berth create+start+wait+remove `true`', await timeIt(runTrue, RUNS, { warmup: 2 })));
+  rows.push(row('berth create+start+wait+remove `true`', await timeIt(() => runTrue(), RUNS, { warmup: 2 }), 'network none (loopback)'));
+  rows.push(row('  same, on the default bridge', await timeIt(() => runTrue('bridge'), RUNS, { warmup: 2 }), 'veth + address + route'));
   rows.push(row('unshare --pid --fork --mount --uts --ipc --net --mount-proc true', await timeIt(() => {
     execFileSync('unshare', ['--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--mount-proc', 'true']);
   }, RUNS, { warmup: 2 }), 'floor: namespaces only, no rootfs'));
@@ -99,7 +102,7 @@ async function main(): Promise<void> {
   const zpid = engine.zygote.pid!;
   const pss0 = (await pssOfPid(zpid)) + (await pssOfPid(process.pid));
   const idle = [];
-  for (let i = 0; i < N; i++) idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine }));
+  for (let i = 0; i < N; i++) idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine, network: 'none' }));
   await new Promise((r) => setTimeout(r, 300));
   const pss1 = (await pssOfPid(zpid)) + (await pssOfPid(process.pid));
   const containerPss = await Promise.all(idle.map(async (c) => {
