@@ -33,8 +33,10 @@ export function tableName(root: string): string {
 export function buildRuleset(name: string, networks: readonly NetworkRecord[]): NftTable | undefined {
   const rules: NftRule[] = [];
   for (const n of networks) {
+    // A network's rules stay while it exists (like its bridge), so that containers coming and
+    // going change no rule unless they publish ports: every nf_tables commit costs the kernel an
+    // RCU grace period.
     const eps = Object.values(n.endpoints);
-    if (eps.length === 0) continue;
     const subnet = parseCidr(n.subnet);
     if (!subnet) continue;
     if (n.internal) {

@@ -7,6 +7,7 @@
  */
 import { afterEach } from 'vitest';
 import { Engine, Image } from '../../src/index.js';
+import { networkService } from '../../src/network/network.js';
 import { busyboxImage } from './busybox.js';
 import { tempDir } from './tmp.js';
 import { assertNoLeaks, snapshotLeaks, type LeakSnapshot } from './leaks.js';
@@ -22,6 +23,9 @@ afterEach(async () => {
   for (const { engine, before } of all) {
     try {
       for (const c of await engine.containers.list({ all: true })) await engine.containers.remove(c.id, { force: true });
+      // Networks (the default bridge included) keep their bridge and rules until removed.
+      const nets = networkService(engine);
+      for (const n of await nets.list()) await nets.remove(n.id);
       await assertNoLeaks(before);
     } catch (e) {
       failure ??= e;

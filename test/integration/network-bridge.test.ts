@@ -101,9 +101,11 @@ describe.skipIf(!isRoot)('bridge networks on the kernel', () => {
     for (const ns of namespaces.splice(0)) sh('ip', ['netns', 'del', ns]);
     await svc.releaseAttachment(cid(1));
     await svc.releaseAttachment(cid(2));
+    // The bridge and the network's rules stay until the network is removed.
+    expect(existsSync(`/sys/class/net/${net.bridge}`)).toBe(true);
+    await svc.remove(net.id);
     expect(existsSync(`/sys/class/net/${net.bridge}`)).toBe(false);
     expect(existsSync(`/sys/class/net/${ia.hostIfName}`)).toBe(false);
     expect(() => sh('nft', ['list', 'table', 'ip', tableName(root)])).toThrow();
-    await svc.remove(net.id);
   });
 });

@@ -80,12 +80,14 @@ describe('ruleset', () => {
     labels: {}, options: {}, bridge: 'br-aaaaaaaaaaaa', mtu: 1500, isDefault: false,
     endpoints: { c1: { containerId: 'c1', name: 'web', hostname: 'web', aliases: [], address: '10.89.0.2', mac: '02:42:0a:59:00:02', ifName: 'eth0', hostIfName: 'vb0', defaultRoute: true, ports: [{ containerPort: 80, protocol: 'tcp' as const, hostIp: '', hostPort: 8080 }] } },
   };
-  it('has masquerade, forward and DNAT rules for a network in use, nothing for an empty one', () => {
+  it('has masquerade, forward and DNAT rules for a network, and keeps its own rules while it is empty', () => {
     const t = buildRuleset(tableName('/r'), [net])!;
     expect(t.name).toMatch(/^berth-[0-9a-f]{8}$/);
     expect(t.rules.filter((r) => r.chain === 'postrouting').flatMap((r) => r.exprs.map((e) => e.name))).toContain('masq');
     expect(t.rules.filter((r) => r.chain === 'prerouting' || r.chain === 'output')).toHaveLength(2);
-    expect(buildRuleset('x', [{ ...net, endpoints: {} }])).toBeUndefined();
+    const empty = buildRuleset('x', [{ ...net, endpoints: {} }])!;
+    expect(empty.rules.some((r) => r.chain === 'postrouting')).toBe(true);
+    expect(empty.rules.filter((r) => r.chain === 'prerouting' || r.chain === 'output')).toHaveLength(0);
     const internal = buildRuleset('x', [{ ...net, internal: true }])!;
     expect(internal.rules.every((r) => r.chain === 'forward')).toBe(true);
   });

@@ -70,8 +70,9 @@ describe('NetworkService', () => {
     expect(again.address).toBe(ifs[0]!.address);
     for (const i of [1, 2, 3, 4, 5]) await svc.releaseAttachment(cid(i));
     expect((await svc.get('n')).endpoints).toEqual({});
-    expect(dp.tables.size).toBe(0);
+    expect(dp.tables.size).toBe(1); // the network's own rules stay while it exists
     await svc.remove('n');
+    expect(dp.tables.size).toBe(0);
     await expect(svc.get('n')).rejects.toMatchObject({ code: 'NETWORK_NOT_FOUND' });
   });
 
