@@ -49,7 +49,7 @@ async function runIn(procsFiles: string[], script: string): Promise<Proc> {
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('close', (code, signal) => resolve({ code, signal })), // 'close': output drained too
   );
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
