@@ -24,6 +24,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { mount, umount2 } from '../kernel/mount.js';
+import { withLoop } from '../kernel/loop.js';
 import { MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID } from '../kernel/constants.js';
 
 /** A volume name, as Docker allows them. */
@@ -182,7 +183,12 @@ export class VolumeService {
       const opts = o.split(',').filter(Boolean);
       if (type === 'tmpfs') mount('tmpfs', target, 'tmpfs', MS_NOSUID | MS_NODEV, opts.join(',') || null);
       else if (type === 'none') mount(device!, target, null, MS_BIND, null);
-      else mount(device!, target, type!, 0, opts.filter((x) => x !== 'loop').join(',') || null);
+      else {
+        // An image file is mounted through a loop device (o=loop, or any regular file).
+        const data = opts.filter((x) => x !== 'loop').join(',') || null;
+        if (statSync(device!).isFile()) withLoop(device!, (dev) => mount(dev, target, type!, 0, data));
+        else mount(device!, target, type!, 0, data);
+      }
     });
   }
 

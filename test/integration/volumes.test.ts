@@ -171,3 +171,24 @@ describe('copy-up and image volumes', () => {
     expect(info).not.toContain(host);
   });
 });
+
+describe('local driver devices', () => {
+  it('mounts a file system image (through a loop device) while a container uses it', async () => {
+    const { engine } = await testEngine();
+    const dir = tempDir('fsimage');
+    const img = join(dir, 'disk.img');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('truncate', ['-s', '16M', img]);
+    execFileSync('mkfs.ext4', ['-q', '-F', img]);
+    const v = await new Volume('disk', { engine }).create({ driverOpts: { type: 'ext4', device: img, o: 'loop' } });
+    const mp = (await v.inspect()).mountpoint;
+    const { text } = await run(engine, ['sh', '-c', 'echo on-disk > /d/f; grep " /d " /proc/mounts | cut -d" " -f3'], { volumes: ['disk:/d'] });
+    expect(text).toBe('ext4\n');
+    expect(mounted(mp)).toBe(false); // unmounted once no container uses it; the loop device clears itself
+    const again = await run(engine, ['cat', '/d/f'], { volumes: ['disk:/d'] });
+    expect(again.text).toBe('on-disk\n');
+    await expect(v.remove()).rejects.toMatchObject({ code: 'IN_USE' });
+    await v.remove({ force: true });
+    expect(mounted(mp)).toBe(false);
+  });
+});
