@@ -160,6 +160,8 @@ export class ContainerService {
   readonly #exits = new EventEmitter<Record<string, [ExitRecord]>>();
   /** Exit codes of containers this engine auto-removed, so a late `wait()` still gets them. */
   readonly #autoRemoved = new Map<string, number>();
+  /** Releases of cgroups, network endpoints and volumes still under way, per container. */
+  readonly #cleanups = new Map<string, Promise<void>>();
 
   /** Creates the manager; touches nothing until used. */
   constructor(ctx: ContainerServiceContext) {
@@ -243,6 +245,7 @@ export class ContainerService {
     return withLock(join(p.dir, 'lock'), async () => {
       const rec = await this.#refresh((await this.records.get(first.id)) ?? first);
       if (ACTIVE.has(rec.state.status)) return rec;
+      await this.#cleanups.get(rec.id);
       this.#writeEtcFiles(rec, p);
       rmSync(p.exit, { force: true });
       const zygote = this.#ctx.zygote;
@@ -363,10 +366,14 @@ export class ContainerService {
       throw e;
     }
     if (changed) {
-      await this.#ctx.cgroups?.destroy(id).catch(() => undefined);
-      await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
+      // What the run held is released off the waiter's path; remove() and start() wait for it.
+      const held = rec;
+      this.#cleanups.set(id, (async () => {
+        await this.#ctx.cgroups?.destroy(id).catch(() => undefined);
+        if (!['none', 'host'].includes(held.config.network)) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
+        await this.#releaseVolumes(held);
+      })().finally(() => this.#cleanups.delete(id)));
       if (oomKilled) await this.#event('oom', rec);
-      await this.#releaseVolumes(rec);
       await this.#event('die', rec, { exitCode: String(exit.exitCode) });
       if (rec.config.autoRemove) {
         this.#autoRemoved.set(id, exit.exitCode);
@@ -470,6 +477,7 @@ export class ContainerService {
       }
     }
     rec = (await this.wait(rec.id)).record ?? rec;
+    await this.#cleanups.get(rec.id);
     await this.#event('stop', rec);
     return rec;
   }
@@ -485,8 +493,9 @@ export class ContainerService {
       this.#signal(rec, SIGNALS.SIGKILL!);
       rec = (await this.wait(rec.id)).record ?? rec;
     }
+    await this.#cleanups.get(rec.id);
     await this.#ctx.cgroups?.destroy(rec.id).catch(() => undefined);
-    await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
+    if (!['none', 'host'].includes(rec.config.network)) await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
     const deleted = await this.records.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     rmSync(this.paths(rec.id).dir, { recursive: true, force: true });

@@ -126,12 +126,11 @@ export function runTemplate(unshareFlags: number, ctrlFd: number, fds: InitFds):
     if (!header) sys.exit(0);
     const body = readExactly(ctrlFd, header.readUInt32LE(0));
     if (!body) sys.exit(0);
-    sys.close(ctrlFd);
     plan = JSON.parse(body.toString('utf8')) as Plan;
   } catch (e) {
     report(fds.error, failureOf('read plan', e));
   }
-  return runInit(plan, fds, true, hostNet);
+  return runInit(plan, fds, true, hostNet, ctrlFd);
 }
 
 /** Reads exactly `n` bytes (blocking); undefined at end of file. */
@@ -258,7 +257,7 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
 }
 
 /** Runs the plan in the current (freshly forked) process. Never returns. */
-export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: HostNet): never {
+export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: HostNet, ctrlFd = -1): never {
   let step = 'prepare';
   try {
     if (!prepared) {
@@ -280,9 +279,11 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       sys.close(hostNet.ns);
       sys.close(hostNet.netlink);
     }
-    step = 'cgroups';
-    for (const f of plan.spec.cgroupProcs ?? []) sys.writeFile(f, '0');
-    if (plan.unshareFlags & K.CLONE_NEWCGROUP) sys.unshare(K.CLONE_NEWCGROUP);
+    if (ctrlFd < 0) {
+      // Not a template (no zygote to do it): join the cgroups here.
+      step = 'cgroups';
+      for (const f of plan.spec.cgroupProcs ?? []) sys.writeFile(f, '0');
+    }
     step = 'rootfs';
     const root = plan.spec.rootfs;
     sys.mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);
@@ -323,6 +324,15 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     for (const p of plan.maskedPaths) maskPath(p);
     for (const p of plan.readonlyPaths) readonlyPath(p);
     sys.umask(0o022);
+    step = 'cgroups';
+    if (ctrlFd >= 0) {
+      // The zygote moves this process into its cgroups while the mounts above are made (a
+      // migration can wait for an RCU grace period); it writes one byte when that is done.
+      const ack = readExactly(ctrlFd, 1);
+      sys.close(ctrlFd);
+      if (!ack || ack[0] !== 0x31) throw new Error('the zygote could not move the container into its cgroups');
+    }
+    if (plan.unshareFlags & K.CLONE_NEWCGROUP) sys.unshare(K.CLONE_NEWCGROUP);
     step = 'hostname';
     sys.sethostname(plan.spec.hostname);
     if (plan.spec.domainname) sys.setdomainname(plan.spec.domainname);

@@ -155,6 +155,14 @@ export class Zygote {
       const header = Buffer.alloc(4);
       header.writeUInt32LE(body.length, 0);
       writeSync(t.ctrlW, Buffer.concat([header, body]));
+      // Join the container's cgroups on the init's behalf while it makes its mounts.
+      let joined = true;
+      try {
+        for (const f of req.plan.spec.cgroupProcs ?? []) writeFileSync(f, String(t.pid));
+      } catch {
+        joined = false;
+      }
+      writeSync(t.ctrlW, joined ? '1' : '0');
       close(t.ctrlW);
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: 2, done: false,
