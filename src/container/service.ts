@@ -76,7 +76,7 @@ export interface ContainerNetworks {
   /** Allocates an address (and ports) on a network and returns the interface to create. */
   prepareAttachment(id: string, o: AttachmentOptions): Promise<PlanInterface>;
   /** Frees a container's addresses and ports (on every network when `network` is absent). */
-  releaseAttachment(id: string, network?: string): Promise<void>;
+  releaseAttachment(id: string, network?: string, options?: { linksGone?: boolean }): Promise<void>;
   /** The hosts file of a container on its networks (self and peers). */
   hostsFileFor(id: string, self: { hostname: string; domainname?: string; extraHosts?: Array<{ names: string[]; address: string }> }): Promise<string>;
   /** A container's attachments. */
@@ -318,7 +318,7 @@ export class ContainerService {
   #writeEtcFiles(rec: ContainerRecord, p: ContainerPaths): void {
     const c = rec.config;
     writeFileSync(p.hostname, `${c.hostname}\n`);
-    writeFileSync(p.hosts, hostsFile(c.hostname, c.domainname) + c.net.extraHosts.map((h) => `${h.slice(h.indexOf(':') + 1)}\t${h.slice(0, h.indexOf(':'))}\n`).join(''));
+    writeFileSync(p.hosts, hostsFile(c.hostname, c.domainname, c.net.extraHosts));
     let host = '';
     try {
       host = readFileSync('/etc/resolv.conf', 'utf8');
@@ -370,7 +370,7 @@ export class ContainerService {
       const held = rec;
       this.#cleanups.set(id, (async () => {
         await this.#ctx.cgroups?.destroy(id).catch(() => undefined);
-        if (!['none', 'host'].includes(held.config.network)) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
+        if (!['none', 'host'].includes(held.config.network)) await this.#ctx.networks?.releaseAttachment(id, undefined, { linksGone: true }).catch(() => undefined);
         await this.#releaseVolumes(held);
       })().finally(() => this.#cleanups.delete(id)));
       if (oomKilled) await this.#event('oom', rec);

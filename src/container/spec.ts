@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { resolveCapabilities } from '../runtime/capabilities.js';
 import type { RuntimeSpec, UserMount } from '../runtime/plan.js';
 import type { PlanInterface } from '../network/plan-interface.js';
+import { hostsFileContent } from '../network/hosts.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseResources } from '../runtime/cgroups/index.js';
 import { parseSignal, type ContainerCreateOptions } from './options.js';
@@ -203,19 +204,13 @@ export function runtimeSpec(
   };
 }
 
-/** /etc/hosts for a container with loopback only (or the host's network). */
-export function hostsFile(hostname: string, domainname: string): string {
-  const fqdn = domainname ? `${hostname}.${domainname} ${hostname}` : hostname;
-  return [
-    '127.0.0.1\tlocalhost',
-    '::1\tlocalhost ip6-localhost ip6-loopback',
-    'fe00::0\tip6-localnet',
-    'ff00::0\tip6-mcastprefix',
-    'ff02::1\tip6-allnodes',
-    'ff02::2\tip6-allrouters',
-    `127.0.1.1\t${fqdn}`,
-    '',
-  ].join('\n');
+/** /etc/hosts for a container with loopback only (or the host's network): `127.0.1.1` names it. */
+export function hostsFile(hostname: string, domainname: string, extraHosts: string[] = []): string {
+  return hostsFileContent({
+    hostname,
+    ...(domainname ? { domainname } : {}),
+    extraHosts: extraHosts.map((h) => ({ names: [h.slice(0, h.indexOf(':'))], address: h.slice(h.indexOf(':') + 1) })),
+  }, []);
 }
 
 /**

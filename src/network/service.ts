@@ -511,7 +511,7 @@ export class NetworkService {
    * kernel deletes the pair with the container's network namespace), removes the bridge when no
    * container is left on it, and updates the hosts files of its peers. Idempotent.
    */
-  async releaseAttachment(containerId: string, network?: string): Promise<void> {
+  async releaseAttachment(containerId: string, network?: string, options: { linksGone?: boolean } = {}): Promise<void> {
     const targets = network === undefined ? (await this.attachmentsOf(containerId)).map((a) => a.network) : [await this.get(network)];
     let changed = false;
     for (const net of targets) {
@@ -521,7 +521,9 @@ export class NetworkService {
           gone = r.endpoints[containerId];
           if (!gone) return r;
           const { [containerId]: _, ...rest } = r.endpoints;
-          this.#dp.deleteLink(gone.hostIfName);
+          // After the container exited its veth pair goes with its network namespace: deleting
+          // it here would only wait on the kernel's teardown of that namespace.
+          if (!options.linksGone) this.#dp.deleteLink(gone.hostIfName);
           // The bridge stays until the network is removed (as docker0 does): deleting and
           // re-creating it per container costs the kernel ~50 ms each time.
           return { ...r, endpoints: rest };
