@@ -26,7 +26,7 @@ function benchFiles(): string[] {
 /** Runs one file with tsx; resolves with its exit code (or 1 when killed by a signal). */
 function runOne(file: string, args: readonly string[]): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn('npx', ['tsx', file, ...args], { stdio: 'inherit', cwd: join(here, '..') });
+    const child = spawn('npx', ['tsx', '--expose-gc', file, ...args], { stdio: 'inherit', cwd: join(here, '..') });
     child.on('error', (e) => {
       console.error(`cannot start ${file}: ${e.message}`);
       resolve(1);

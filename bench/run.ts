@@ -12,7 +12,7 @@
  * @module
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container, Engine, Image } from '../src/index.js';
@@ -50,6 +50,32 @@ function crunBundle(rootfsDir: string): string {
   spec.process.terminal = false;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
   return dir;
+}
+
+/**
+ * PSS of the zygote plus its prepared templates (forked children that have not exec'd yet): they
+ * share pages, so the zygote's own PSS alone moves as templates come and go.
+ */
+async function zygoteAndTemplatesPss(zpid: number): Promise<number> {
+  const comm = (pid: number | string) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  const mine = comm(zpid);
+  let total = await pssOfPid(zpid);
+  for (const task of readdirSync(`/proc/${zpid}/task`)) {
+    let children: string[] = [];
+    try {
+      children = readFileSync(`/proc/${zpid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    } catch {
+      continue;
+    }
+    for (const c of children) {
+      try {
+        if (comm(c) === mine) total += await pssOfPid(Number(c));
+      } catch {
+        // Gone in between.
+      }
+    }
+  }
+  return total;
 }
 
 async function main(): Promise<void> {
@@ -100,11 +126,20 @@ async function main(): Promise<void> {
   // Memory per running idle container: PSS of this process and the zygote, before and after.
   const N = 20;
   const zpid = engine.zygote.pid!;
-  const pss0 = (await pssOfPid(zpid)) + (await pssOfPid(process.pid));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  await engine.zygote.collectGarbage();
+  const z0 = await zygoteAndTemplatesPss(zpid);
+  const e0 = await pssOfPid(process.pid);
+  const pss0 = z0 + e0;
   const idle = [];
   for (let i = 0; i < N; i++) idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine, network: 'none' }));
   await new Promise((r) => setTimeout(r, 300));
-  const pss1 = (await pssOfPid(zpid)) + (await pssOfPid(process.pid));
+  gc?.();
+  await engine.zygote.collectGarbage();
+  const z1 = await zygoteAndTemplatesPss(zpid);
+  const e1 = await pssOfPid(process.pid);
+  const pss1 = z1 + e1;
   const containerPss = await Promise.all(idle.map(async (c) => {
     const info = await c.inspect();
     if (!info.state.running) throw new Error(`idle container ${info.id.slice(0, 12)} is not running: ${JSON.stringify(info.state)} ${await c.logs()}`);
@@ -117,6 +152,8 @@ async function main(): Promise<void> {
     ['engine process + zygote, before', String(pss0)],
     ['engine process + zygote, with containers', String(pss1)],
     ['berth per container ((after − before) / N)', ((pss1 - pss0) / N).toFixed(0)],
+    ['  of which the zygote and its prepared templates', ((z1 - z0) / N).toFixed(0)],
+    ['  of which the engine process', ((e1 - e0) / N).toFixed(0)],
     ['the container’s own process (sleep), median, not berth’s', String(median(containerPss))],
   ]));
 }

@@ -59,8 +59,16 @@ export interface ExecRequest {
   plan: ExecPlan;
 }
 
+/** Engine → zygote: run a full garbage collection (for memory measurements). */
+export interface GcRequest {
+  /** Message type. */
+  t: 'gc';
+  /** Request id. */
+  rid: number;
+}
+
 /** Any request to the zygote. */
-export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest;
+export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest | GcRequest;
 
 /** Zygote → engine: output of an exec'd process (base64, as IPC carries JSON). */
 export interface ExecOutputNotice {
@@ -151,4 +159,4 @@ export const exitRecordSchema = z.object({
 });
 
 /** Envelope check of zygote requests: a type and a request id. */
-export const requestEnvelope = z.object({ t: z.enum(['start', 'signal', 'exec']), rid: z.number().int() }).passthrough();
+export const requestEnvelope = z.object({ t: z.enum(['start', 'signal', 'exec', 'gc']), rid: z.number().int() }).passthrough();

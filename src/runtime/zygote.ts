@@ -79,6 +79,12 @@ export class Zygote {
   handle(req: ZygoteRequest): void {
     if (req.t === 'start') this.#start(req);
     else if (req.t === 'exec') this.#exec(req);
+    else if (req.t === 'gc') {
+      // A settled state for measurements: the pool full, then a full collection.
+      while (this.#pool.length < POOL_SIZE && this.#poolFlags >= 0) this.#pool.push(this.#fork(this.#poolFlags));
+      (globalThis as { gc?: () => void }).gc?.();
+      this.#send({ t: 'ok', rid: req.rid });
+    }
     else if (req.t === 'signal') {
       const c = this.#byId.get(req.id);
       try {
