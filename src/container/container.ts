@@ -285,6 +285,12 @@ export class Container {
     await this.#svc.stop(this.ref, o.timeout);
   }
 
+  /** Stops it (as {@link Container.stop}) and starts it again, as `docker restart`. */
+  async restart(options: { timeout?: number } = {}): Promise<void> {
+    await this.stop(options);
+    await this.start();
+  }
+
   /** Sends a signal (default SIGKILL, as `docker kill`) to its PID 1. */
   async kill(signal: string | number = 'SIGKILL'): Promise<void> {
     const n = parseSignal(signal);

@@ -61,3 +61,17 @@ describe('init: true', () => {
     await c.remove();
   });
 });
+
+describe('restart', () => {
+  it('stops and starts the container again, with a new process and the same file system', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo run >> /runs; trap "exit 0" TERM; while true; do sleep 0.05; done'], { engine });
+    await expect.poll(() => c.exec(['cat', '/runs']).then((r) => r.stdout)).toBe('run\n');
+    const pid = (await c.inspect()).state.pid;
+    await c.restart({ timeout: 5 });
+    const info = await c.inspect();
+    expect(info.state.running).toBe(true);
+    expect(info.state.pid).not.toBe(pid);
+    await expect.poll(() => c.exec(['cat', '/runs']).then((r) => r.stdout)).toBe('run\nrun\n');
+  });
+});
