@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Container, Engine, Image } from '../src/index.js';
+import { Container, Engine, Image, Network } from '../src/index.js';
 import { benchRootfs } from './lib/busybox.js';
 import { formatTable, median, minMax, timeIt } from './lib/stats.js';
 
@@ -40,6 +40,7 @@ try {
   console.log(formatTable(rows));
   await c.remove({ force: true });
 } finally {
+  await Network.prune({ engine }).catch(() => undefined);
   engine.close();
   rmSync(root, { recursive: true, force: true });
 }

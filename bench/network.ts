@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Container, Engine, Image } from '../src/index.js';
+import { Container, Engine, Image, Network } from '../src/index.js';
 import { benchRootfs } from './lib/busybox.js';
 import { formatTable, median, minMax, timeIt } from './lib/stats.js';
 
@@ -82,6 +82,7 @@ try {
   ]));
   await server.remove({ force: true });
 } finally {
+  await Network.prune({ engine }).catch(() => undefined);
   engine.close();
   rmSync(root, { recursive: true, force: true });
 }

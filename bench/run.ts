@@ -15,7 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Container, Engine, Image } from '../src/index.js';
+import { Container, Engine, Image, Network } from '../src/index.js';
 import { benchRootfs } from './lib/busybox.js';
 import { formatTable, median, minMax, pssOfPid, timeIt } from './lib/stats.js';
 
@@ -161,6 +161,7 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
+  await Network.prune({ engine }).catch(() => undefined);
   engine.close();
   rmSync(root, { recursive: true, force: true });
 }

@@ -10,7 +10,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Container, Engine, Image } from '../src/index.js';
+import { Container, Engine, Image, Network } from '../src/index.js';
 import { buildBusyboxRootfs } from './lib/busybox-rootfs.js';
 
 async function quickstart(root: string): Promise<number> {
@@ -36,6 +36,10 @@ async function quickstart(root: string): Promise<number> {
   process.stdout.write(await container.logs());
   console.log(`exit code: ${exitCode}`);
   await container.remove();
+
+  // 6. The default network's bridge and NAT rules live until the network is removed (as docker0):
+  //    this example leaves nothing behind on the machine.
+  await Network.prune({ engine });
   return exitCode;
 }
 
