@@ -81,6 +81,8 @@ export interface ContainerNetworks {
   hostsFileFor(id: string, self: { hostname: string; domainname?: string; extraHosts?: Array<{ names: string[]; address: string }> }): Promise<string>;
   /** A container's attachments. */
   attachmentsOf(id: string): Promise<Attachment[]>;
+  /** Ids of every container holding an endpoint. */
+  endpointContainerIds?(): Promise<string[]>;
 }
 
 /** What the container manager needs from the volume manager. */
@@ -162,6 +164,7 @@ export class ContainerService {
   readonly #autoRemoved = new Map<string, number>();
   /** Releases of cgroups, network endpoints and volumes still under way, per container. */
   readonly #cleanups = new Map<string, Promise<void>>();
+  #swept: Promise<void> | undefined;
 
   /** Creates the manager; touches nothing until used. */
   constructor(ctx: ContainerServiceContext) {
@@ -183,6 +186,7 @@ export class ContainerService {
   /** Creates a container (does not start it). */
   async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
     const opts = parseOptions(createOptionsSchema, input) as ContainerCreateOptions;
+    await this.#sweep();
     // ── pull if missing (as `docker run`) ──
     const image = await this.#ctx.resolveImage(opts.image).catch(async (e: unknown) => {
       if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await this.#ctx.pullImage?.(opts.image))) throw e;
@@ -228,6 +232,22 @@ export class ContainerService {
     }
     await this.#event('create', rec);
     return rec;
+  }
+
+  /**
+   * Once per engine, before its first create: records the exit of every container whose owner
+   * died (which releases its cgroups, endpoints and volumes), and frees endpoints still held for
+   * containers that no longer exist (a crash in the middle of a removal).
+   */
+  #sweep(): Promise<void> {
+    this.#swept ??= (async () => {
+      const known = new Set((await this.list({ all: true })).map((r) => r.id));
+      await Promise.all([...this.#cleanups.values()]);
+      for (const id of (await this.#ctx.networks?.endpointContainerIds?.()) ?? []) {
+        if (!known.has(id) && !(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
+      }
+    })().catch(() => undefined);
+    return this.#swept;
   }
 
   /** Resolves a name, id or unique id prefix to a record (with its status refreshed). */

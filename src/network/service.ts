@@ -416,6 +416,13 @@ export class NetworkService {
 
   // ---- attachments ----
 
+  /** Ids of every container holding an endpoint on any network of this root. */
+  async endpointContainerIds(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const n of await this.records.list()) for (const id of Object.keys(n.endpoints)) ids.add(id);
+    return [...ids];
+  }
+
   /** Every network `containerId` is attached to. */
   async attachmentsOf(containerId: string): Promise<Attachment[]> {
     const out: Attachment[] = [];

@@ -66,3 +66,73 @@ describe('networks', () => {
     await expect.poll(() => readdirSync('/sys/class/net').filter((n) => n === bridge || n.startsWith('vb'))).toEqual([]);
   });
 });
+
+describe('isolation and names', () => {
+  it('an internal network has no route out: a container on it cannot reach another network', async () => {
+    const { engine } = await testEngine();
+    await new Network('outside', { engine }).create();
+    await new Network('sealed', { engine }).create({ internal: true });
+    await using server = await Container.run(BUSYBOX_REF, SERVER, { engine, network: 'outside', hostname: 'out' });
+    const ip = (await server.inspect()).networkSettings.ipAddress;
+    const probe = ['sh', '-c', `ip route | grep -c default; for i in 1 2 3; do nc -w 1 ${ip} 8080 </dev/null && exit 0; sleep 0.2; done; exit 1`];
+    const sealed = await Container.run(BUSYBOX_REF, probe, { engine, network: 'sealed' });
+    expect((await sealed.wait()).exitCode).toBe(1);
+    expect((await sealed.logs()).split('\n')[0]).toBe('0');
+    await sealed.remove();
+    const open = await Container.run(BUSYBOX_REF, probe, { engine, network: 'outside' });
+    expect((await open.wait()).exitCode).toBe(0);
+    await open.remove();
+  });
+
+  it('a container that joins a network is resolvable by its peers at once', async () => {
+    const { engine } = await testEngine();
+    await new Network('names', { engine }).create();
+    await using a = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, network: 'names', name: 'first' });
+    const t0 = Date.now();
+    await using b = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, network: 'names', name: 'second', networkAliases: ['db'] });
+    const hosts = await a.exec(['cat', '/etc/hosts']);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    const bIp = (await b.inspect()).networkSettings.ipAddress;
+    expect(hosts.stdout).toMatch(new RegExp(`^${bIp.replaceAll('.', '\\.')}\\s.*\\bsecond\\b.*$`, 'm'));
+    expect(hosts.stdout).toMatch(/\bdb\b/);
+    await b.remove({ force: true });
+    expect((await a.exec(['cat', '/etc/hosts'])).stdout).not.toMatch(/\bsecond\b/);
+  });
+});
+
+describe('crash cleanup', () => {
+  it('frees, at the next engine start, endpoints held for containers that no longer exist', async () => {
+    const { engine, root } = await testEngine();
+    const { networkService } = await import('../../src/network/network.js');
+    await new Network('crashy', { engine }).create();
+    // As a crash between an endpoint's allocation and the container record's removal leaves it.
+    await networkService(engine).prepareAttachment('d'.repeat(64), { network: 'crashy' });
+    expect(Object.keys((await new Network('crashy', { engine }).inspect()).containers)).toEqual(['d'.repeat(64)]);
+    const { Engine } = await import('../../src/index.js');
+    const next = new Engine({ root, runRoot: `${root}/run` });
+    try {
+      await Container.create({ image: BUSYBOX_REF, command: ['true'], engine: next, network: 'none' });
+      expect((await new Network('crashy', { engine: next }).inspect()).containers).toEqual({});
+    } finally {
+      next.close();
+    }
+  });
+});
+
+describe('IPAM across processes', () => {
+  it('three processes allocating on one network at once get distinct addresses', async () => {
+    const { engine, root } = await testEngine();
+    await new Network('busy', { engine }).create({ subnet: '10.89.200.0/24' });
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const run = promisify(execFile);
+    const outs = await Promise.all(['a', 'b', 'c'].map((d) => run(process.execPath, ['--import', 'tsx', 'test/fixtures/ipam-process.ts', root, 'busy', d, '5'], { timeout: 30_000 })));
+    const addresses = outs.flatMap((o) => JSON.parse(o.stdout) as string[]);
+    expect(addresses).toHaveLength(15);
+    expect(new Set(addresses).size).toBe(15);
+    expect(addresses.every((a) => a.startsWith('10.89.200.'))).toBe(true);
+    const { networkService } = await import('../../src/network/network.js');
+    const svc = networkService(engine);
+    for (const id of await svc.endpointContainerIds()) await svc.releaseAttachment(id);
+  });
+});

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { Container } from '../../src/index.js';
+import { Container, Network } from '../../src/index.js';
 import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 
 describe('ownership', () => {
@@ -25,6 +25,8 @@ describe('ownership', () => {
       await expect.poll(() => [zygote, ...pids].filter((p) => existsSync(`/proc/${p}`)), { timeout: 3000 }).toEqual([]);
       const all = await Container.list({ engine, all: true });
       expect(all.map((c) => [c.name, c.state])).toEqual([['owned', 'exited']]);
+      // Their endpoints on the default bridge were released when their exit was recorded.
+      await expect.poll(async () => Object.keys((await new Network('bridge', { engine }).inspect()).containers)).toEqual([]);
       const info = await new Container('owned', { engine }).inspect();
       expect(info.state).toMatchObject({ exitCode: 137, running: false });
       expect(info.state.error).toMatch(/owned it exited/);
