@@ -136,3 +136,22 @@ describe('IPAM across processes', () => {
     for (const id of await svc.endpointContainerIds()) await svc.releaseAttachment(id);
   });
 });
+
+describe('connect and disconnect', () => {
+  it('connects a running container to a second network with an alias and a static address, then disconnects it', async () => {
+    const { engine } = await testEngine();
+    await new Network('first', { engine }).create();
+    const second = await new Network('second', { engine }).create({ subnet: '10.89.210.0/24' });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, network: 'first', name: 'multi' });
+    await using peer = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, network: 'second' });
+    await second.connect(c, { aliases: ['other-name'], ip: '10.89.210.77' });
+    const addrs = await c.exec(['ip', '-o', '-4', 'addr']);
+    expect(addrs.stdout).toMatch(/eth1\s+inet 10\.89\.210\.77\/24/);
+    const pinged = await peer.exec(['ping', '-c', '1', '-W', '2', 'other-name']);
+    expect(pinged.exitCode).toBe(0);
+    expect(Object.values((await second.inspect()).containers).map((x) => x.name).sort()).toEqual(['', 'multi'].sort());
+    await second.disconnect(c);
+    expect((await c.exec(['ip', '-o', '-4', 'addr'])).stdout).not.toContain('10.89.210.77');
+    expect((await peer.exec(['cat', '/etc/hosts'])).stdout).not.toContain('other-name');
+  });
+});
