@@ -72,6 +72,18 @@ describe('bind mounts', () => {
     expect(existsSync(join(host, 'x'))).toBe(false);
   });
 
+  it('applies bind propagation inside the container', async () => {
+    const { engine } = await testEngine();
+    const host = tempDir('bind-prop');
+    const show = ['sh', '-c', 'grep " /p " /proc/self/mountinfo'];
+    const shared = await run(engine, show, { mounts: [{ type: 'bind', source: host, target: '/p', propagation: 'rshared' }] });
+    expect(shared.text).toMatch(/ shared:\d+/);
+    const priv = await run(engine, show, { volumes: [`${host}:/p:rprivate`] });
+    expect(priv.text).not.toMatch(/ shared:| master:/);
+    const slave = await run(engine, show, { volumes: [`${host}:/p:rshared`] });
+    expect(slave.text).toMatch(/ shared:\d+/);
+  });
+
   it('errors on a missing source for mounts, and creates it for the volumes shorthand', async () => {
     const { engine } = await testEngine();
     const base = tempDir('bind-missing');
