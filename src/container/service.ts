@@ -279,7 +279,9 @@ export class ContainerService {
       const mounts = rec.config.mounts.map((m) => userMount(m, (n) => vols.mountpoint(n), (n) => copyUp.has(n)));
       const net = await this.#attachNetwork(rec, p);
       const cg = this.#ctx.cgroups;
-      const procs = cg ? (await cg.create(rec.id, rec.config.resources as CgroupLimits, { allowAllDevices: rec.config.privileged })).procsFiles : [];
+      // Once more if another process removed the shared parent cgroup in between (its last child left).
+      const makeCgroup = () => cg!.create(rec.id, rec.config.resources as CgroupLimits, { allowAllDevices: rec.config.privileged });
+      const procs = cg ? (await makeCgroup().catch(() => makeCgroup())).procsFiles : [];
       let started;
       try {
         started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs, net)), p.log, p.exit);

@@ -336,6 +336,8 @@ export class V1Driver implements CgroupDriver {
       }
     }
     if (first !== undefined) throw first;
+    // The shared parent goes with its last child (EBUSY while other containers have one).
+    for (const mount of this.#mounts()) await this.#fs.rmdir(join(mount, this.#parent)).catch(() => undefined);
   }
 
   #signal(pid: number): void {

@@ -11,7 +11,7 @@
  * @module
  */
 import { totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import { checkId, checkParent, parseKeyValues, parseNumber, parsePids, readOptional, removeTree, waitFor, writeFile } from './common.js';
@@ -241,6 +241,8 @@ export class V2Driver implements CgroupDriver {
       this.#timeoutMs,
       this.#pollMs,
     );
+    // The shared parent goes with its last child (EBUSY while other containers have one).
+    await this.#fs.rmdir(dirname(dir)).catch(() => undefined);
   }
 
   #signal(pid: number): void {
