@@ -19,7 +19,7 @@ export {
   type WaitResult,
 } from './container/container.js';
 export type { ContainerCreateOptions } from './container/options.js';
-export type { ExecResult } from './container/service.js';
+export type { ExecResult, WaitCondition } from './container/service.js';
 export type { ContainerCommitOptions } from './container/container.js';
 export type { ChangeKind, ContainerChange } from './container/union.js';
 export type { MountOptions } from './container/mounts.js';

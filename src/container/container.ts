@@ -10,7 +10,7 @@ import { CONTAINER_STATUSES } from './record.js';
 import { parseOptions, parseSignal, type ContainerCreateOptions } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
 import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
-import type { ExecResult } from './service.js';
+import type { ExecResult, WaitCondition } from './service.js';
 import { readFileSync } from 'node:fs';
 import { parseResources, resourceOptionsSchema, type CgroupStats, type ResourceOptions } from '../runtime/cgroups/index.js';
 import { Readable } from 'node:stream';
@@ -201,9 +201,14 @@ export class Container {
     return this;
   }
 
-  /** Waits until the container is not running; resolves with its exit code. */
-  async wait(): Promise<WaitResult> {
-    const { exitCode } = await this.#svc.wait(this.ref);
+  /**
+   * Waits until the container is not running (default), until its next exit (`next-exit`, also
+   * for a container not started yet), or until it is removed (`removed`), as
+   * `docker wait --condition`; resolves with its exit code.
+   */
+  async wait(options: { condition?: WaitCondition } = {}): Promise<WaitResult> {
+    const o = parseOptions(z.strictObject({ condition: z.enum(['not-running', 'next-exit', 'removed']).optional() }), options);
+    const { exitCode } = await this.#svc.wait(this.ref, undefined, o.condition ?? 'not-running');
     return { exitCode };
   }
 

@@ -119,6 +119,12 @@ export interface ContainerRuntime {
   readonly pid: number | undefined;
 }
 
+/**
+ * When `wait()` returns, as `docker wait --condition`: once the container is
+ * not running (a created one returns at once), at its next exit, or once it is removed.
+ */
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
 /** Options of `exec`. */
 export interface ExecOptions {
   /** Environment merged over the container's. */
@@ -410,7 +416,7 @@ export class ContainerService {
    * Waits until the container is not running and returns its exit code. A container that was
    * never started resolves at once (Docker's `not-running` condition).
    */
-  async wait(ref: string, signal?: AbortSignal): Promise<{ exitCode: number; record?: ContainerRecord }> {
+  async wait(ref: string, signal?: AbortSignal, condition: WaitCondition = 'not-running'): Promise<{ exitCode: number; record?: ContainerRecord }> {
     let rec: ContainerRecord;
     try {
       rec = await this.get(ref);
@@ -420,9 +426,14 @@ export class ContainerService {
       throw e;
     }
     const id = rec.id;
+    const firstFinish = rec.state.finishedAt;
+    const done = (r: ContainerRecord): boolean =>
+      condition === 'not-running' ? !ACTIVE.has(r.state.status)
+        : condition === 'next-exit' ? !ACTIVE.has(r.state.status) && r.state.finishedAt !== firstFinish
+          : false;
     const hold = this.#ctx.zygote.hold();
     try {
-      while (ACTIVE.has(rec.state.status)) {
+      while (!done(rec)) {
         signal?.throwIfAborted();
         await new Promise<void>((resolve) => {
           const done = () => {
@@ -439,6 +450,7 @@ export class ContainerService {
         if (!next) {
           const code = this.#autoRemoved.get(id);
           if (code !== undefined) return { exitCode: code };
+          if (condition === 'removed') return { exitCode: rec.state.exitCode ?? 0 };
           throw new NotFoundError('container', ref, `container ${this.#label(rec)} was removed while waiting for it`);
         }
         rec = await this.#refresh(next);

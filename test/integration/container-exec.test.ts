@@ -75,3 +75,23 @@ describe('restart', () => {
     await expect.poll(() => c.exec(['cat', '/runs']).then((r) => r.stdout)).toBe('run\nrun\n');
   });
 });
+
+describe('wait conditions', () => {
+  it('waits for the next exit of a created container, and for removal', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.create({ image: BUSYBOX_REF, command: ['sh', '-c', 'exit 6'], engine });
+    expect(await c.wait()).toEqual({ exitCode: 0 }); // not running: at once, as docker wait
+    const next = c.wait({ condition: 'next-exit' });
+    await new Promise((r) => setTimeout(r, 100));
+    await c.start();
+    expect(await next).toEqual({ exitCode: 6 });
+    const removed = c.wait({ condition: 'removed' });
+    let settled = false;
+    void removed.then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(settled).toBe(false);
+    await c.remove();
+    expect(await removed).toEqual({ exitCode: 6 });
+    await expect(c.wait({ condition: 'bogus' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'condition' });
+  });
+});
