@@ -44,6 +44,8 @@ export interface ContainerInfo {
     signal?: number;
     /** Why the last start or run failed; empty when it did not. */
     error: string;
+    /** How many times the restart policy restarted it. */
+    restartCount: number;
     /** When the last run started; absent before the first start. */
     startedAt?: Date;
     /** When the last run ended; absent before the first exit. */
@@ -132,6 +134,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
       ...(s.exitCode !== null ? { exitCode: s.exitCode } : {}),
       ...(s.signal !== null ? { signal: s.signal } : {}),
       error: s.error,
+      restartCount: s.restartCount,
       ...(s.startedAt ? { startedAt: new Date(s.startedAt) } : {}),
       ...(s.finishedAt ? { finishedAt: new Date(s.finishedAt) } : {}),
     },

@@ -59,6 +59,7 @@ export const createOptionsSchema = z.strictObject({
   volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
   resources: resourceOptionsSchema.optional(),
   init: z.boolean().optional(),
+  restart: z.string().regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped').optional(),
 });
 
 /**
@@ -141,6 +142,12 @@ export interface ContainerCreateOptions {
   volumesFrom?: string[];
   /** Run a small init as PID 1 that reaps zombies and forwards signals (Docker's `--init`). */
   init?: boolean;
+  /**
+   * Restart policy, applied while the engine that started the container runs: `no` (default),
+   * `on-failure[:N]` (non-zero exits, at most N times), `always`, `unless-stopped`. A container
+   * stopped or killed through berth is not restarted. Delays double from 100 ms, as Docker's.
+   */
+  restart?: 'no' | 'always' | 'unless-stopped' | 'on-failure' | `on-failure:${number}`;
   /** cgroup limits: memory, cpus, pids, cpuset… (`{ memory: '256m', cpus: 0.5, pids: 100 }`). */
   resources?: ResourceOptions;
 }

@@ -47,6 +47,7 @@ export const containerRecordSchema = z.object({
     mounts: z.array(resolvedMountSchema),
     resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
     init: z.boolean().default(false),
+    restart: z.string().default('no'),
   }),
   layerDirs: z.array(z.string()),
   state: z.object({
@@ -63,6 +64,9 @@ export const containerRecordSchema = z.object({
     error: z.string(),
     stopping: z.boolean(),
     oomKilled: z.boolean().default(false),
+    restartCount: z.number().int().default(0),
+    /** Stopped or killed through berth: the restart policy does not apply. */
+    manualStop: z.boolean().default(false),
   }),
 });
 
@@ -76,6 +80,6 @@ export type ContainerState = ContainerRecord['state'];
 export function initialState(): ContainerState {
   return {
     status: 'created', pid: 0, startTime: 0, bootId: '', ownerPid: 0, ownerStart: 0, startedAt: null, finishedAt: null,
-    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false,
+    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false, restartCount: 0, manualStop: false,
   };
 }

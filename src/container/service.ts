@@ -180,7 +180,10 @@ export class ContainerService {
     // atomicity; fsync (power-loss durability) is not worth ~0.5 ms on every transition.
     this.records = new RecordStore({ dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false });
     ctx.zygote.onExit((id, status) => {
-      void this.#recordExit(id, status).finally(() => this.#exits.emit(id, status));
+      void this.#recordExit(id, status)
+        .then((rec) => (rec ? this.#applyRestartPolicy(rec) : undefined))
+        .catch(() => undefined)
+        .finally(() => this.#exits.emit(id, status));
     });
   }
 
@@ -306,7 +309,7 @@ export class ContainerService {
       const updated = await this.records.update(rec.id, (r) => ({
         ...r,
         state: {
-          ...initialState(), status: 'running', pid: started.pid, startTime: started.startTime, bootId: currentBootId(),
+          ...initialState(), restartCount: r.state.restartCount, status: 'running', pid: started.pid, startTime: started.startTime, bootId: currentBootId(),
           ownerPid: zpid, ownerStart: processStartTime(zpid) ?? 0, startedAt: new Date().toISOString(),
         },
       }));
@@ -360,6 +363,11 @@ export class ContainerService {
   async #refresh(rec: ContainerRecord): Promise<ContainerRecord> {
     const s = rec.state;
     if (!ACTIVE.has(s.status)) return rec;
+    if (s.status === 'restarting') {
+      // Between two runs: the owner restarts it; if the owner is gone, it stays exited.
+      if (s.bootId === currentBootId() && isSameProcess(s.ownerPid, s.ownerStart)) return rec;
+      return this.records.update(rec.id, (r) => (r.state.status === 'restarting' ? { ...r, state: { ...r.state, status: 'exited' } } : r));
+    }
     if (s.bootId === currentBootId() && isSameProcess(s.pid, s.startTime)) return rec;
     const exit = readJsonFileSync(this.paths(rec.id).exit);
     const parsed = exitRecordSchema.safeParse(exit);
@@ -427,9 +435,11 @@ export class ContainerService {
     }
     const id = rec.id;
     const firstFinish = rec.state.finishedAt;
+    // A restarting container is between two runs: not running (docker wait returns then too).
+    const running = (r: ContainerRecord) => r.state.status === 'running' || r.state.status === 'paused';
     const done = (r: ContainerRecord): boolean =>
-      condition === 'not-running' ? !ACTIVE.has(r.state.status)
-        : condition === 'next-exit' ? !ACTIVE.has(r.state.status) && r.state.finishedAt !== firstFinish
+      condition === 'not-running' ? !running(r)
+        : condition === 'next-exit' ? !running(r) && r.state.finishedAt !== firstFinish
           : false;
     const hold = this.#ctx.zygote.hold();
     try {
@@ -467,6 +477,7 @@ export class ContainerService {
     if (!ACTIVE.has(rec.state.status)) {
       throw new StateError(rec.state.status, 'kill', `container ${this.#label(rec)} is not running`, 'NOT_RUNNING');
     }
+    await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, manualStop: true } }));
     this.#signal(rec, signal);
     await this.#event('kill', rec, { signal: String(signal) });
   }
@@ -495,6 +506,13 @@ export class ContainerService {
     let rec = await this.get(ref);
     if (!ACTIVE.has(rec.state.status)) return rec;
     const t = timeout ?? rec.config.stopTimeout;
+    rec = await this.records.update(rec.id, (r) => ({
+      ...r, state: { ...r.state, manualStop: true, ...(r.state.status === 'restarting' ? { status: 'exited' as const } : {}) },
+    }));
+    if (!ACTIVE.has(rec.state.status)) {
+      await this.#event('stop', rec);
+      return rec;
+    }
     this.#signal(rec, rec.config.stopSignal);
     await this.#event('kill', rec, { signal: String(rec.config.stopSignal) });
     if (t >= 0) {
@@ -800,6 +818,32 @@ export class ContainerService {
       out.ports.push(...endpoint.ports);
     }
     return out;
+  }
+
+  /**
+   * Docker's restart policies, in the engine that owns the container: restarts it after an exit
+   * unless it was stopped through berth, with delays doubling from 100 ms (reset after 10 s up).
+   */
+  async #applyRestartPolicy(rec: ContainerRecord): Promise<void> {
+    const policy = rec.config.restart;
+    if (policy === 'no' || rec.state.manualStop || rec.config.autoRemove) return;
+    const [kind, max] = policy.split(':');
+    if (kind === 'on-failure' && (rec.state.exitCode === 0 || (max !== undefined && rec.state.restartCount >= Number(max)))) return;
+    const ranFor = rec.state.startedAt && rec.state.finishedAt ? Date.parse(rec.state.finishedAt) - Date.parse(rec.state.startedAt) : 0;
+    const count = ranFor > 10_000 ? 0 : rec.state.restartCount;
+    const delay = Math.min(100 * 2 ** count, 60_000);
+    const waiting = await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'restarting', restartCount: r.state.restartCount + 1 } }));
+    await this.#event('restart', waiting);
+    const release = this.#ctx.zygote.hold();
+    setTimeout(() => {
+      release();
+      void (async () => {
+        const now = await this.records.get(rec.id);
+        if (!now || now.state.status !== 'restarting' || now.state.manualStop) return;
+        await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'exited' } }));
+        await this.start(rec.id);
+      })().catch(() => undefined);
+    }, delay);
   }
 
   /** Ids of containers created from image `imageId` (used to refuse removing it). */

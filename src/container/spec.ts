@@ -116,6 +116,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       stopTimeout: opts.stopTimeout ?? 10,
       mounts,
       init: opts.init ?? false,
+      restart: opts.restart ?? 'no',
       resources: { ...parseResources(opts.resources ?? {}) } as Record<string, number | string>,
     },
   };

@@ -95,3 +95,31 @@ describe('wait conditions', () => {
     await expect(c.wait({ condition: 'bogus' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'condition' });
   });
 });
+
+describe('restart policies', () => {
+  it('on-failure:N restarts a failing container N times, then leaves it exited', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo run >> /count; exit 3'], { engine, restart: 'on-failure:2' });
+    await expect.poll(async () => {
+      const s = (await c.inspect()).state;
+      return [s.status, s.restartCount];
+    }, { timeout: 5000 }).toEqual(['exited', 2]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await c.inspect()).state).toMatchObject({ status: 'exited', exitCode: 3, restartCount: 2 });
+    // Three runs in all, each in the same file system.
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(`${engine.containers.paths(c.ref).upper}/count`, 'utf8')).toBe('run\nrun\nrun\n');
+    await c.remove();
+  });
+
+  it('always restarts a container that exits, until it is stopped', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'sleep 0.2; exit 0'], { engine, restart: 'always' });
+    await expect.poll(async () => (await c.inspect()).state.restartCount, { timeout: 5000 }).toBeGreaterThanOrEqual(2);
+    await c.stop({ timeout: 1 });
+    const after = (await c.inspect()).state;
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await c.inspect()).state).toMatchObject({ status: 'exited', restartCount: after.restartCount });
+    await c.remove();
+  });
+});
