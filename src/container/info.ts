@@ -46,6 +46,8 @@ export interface ContainerInfo {
     error: string;
     /** How many times the restart policy restarted it. */
     restartCount: number;
+    /** Health, when it has a health check (`status: 'none'` otherwise); the last 5 results in `log`. */
+    health: { status: 'none' | 'starting' | 'healthy' | 'unhealthy'; failingStreak: number; log: Array<{ start: string; end: string; exitCode: number; output: string }> };
     /** When the last run started; absent before the first start. */
     startedAt?: Date;
     /** When the last run ended; absent before the first exit. */
@@ -135,6 +137,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
       ...(s.signal !== null ? { signal: s.signal } : {}),
       error: s.error,
       restartCount: s.restartCount,
+      health: s.health,
       ...(s.startedAt ? { startedAt: new Date(s.startedAt) } : {}),
       ...(s.finishedAt ? { finishedAt: new Date(s.finishedAt) } : {}),
     },

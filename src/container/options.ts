@@ -59,6 +59,13 @@ export const createOptionsSchema = z.strictObject({
   volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
   resources: resourceOptionsSchema.optional(),
   init: z.boolean().optional(),
+  healthcheck: z.strictObject({
+    test: z.union([z.string().min(1), z.array(z.string()).min(1)]),
+    interval: z.number().int().positive().optional(),
+    timeout: z.number().int().positive().optional(),
+    retries: z.number().int().positive().optional(),
+    startPeriod: z.number().int().min(0).optional(),
+  }).optional(),
   restart: z.string().regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped').optional(),
 });
 
@@ -142,6 +149,12 @@ export interface ContainerCreateOptions {
   volumesFrom?: string[];
   /** Run a small init as PID 1 that reaps zombies and forwards signals (Docker's `--init`). */
   init?: boolean;
+  /**
+   * Health check, replacing the image's: `test` is `['CMD', …]`, `['CMD-SHELL', 'cmd']`, a shell
+   * command string, or `['NONE']` (disabled); times in ms (defaults 30 s interval and timeout,
+   * 3 retries, no start period). Runs while the engine that started the container runs.
+   */
+  healthcheck?: { test: string | string[]; interval?: number; timeout?: number; retries?: number; startPeriod?: number };
   /**
    * Restart policy, applied while the engine that started the container runs: `no` (default),
    * `on-failure[:N]` (non-zero exits, at most N times), `always`, `unless-stopped`. A container

@@ -48,6 +48,7 @@ export const containerRecordSchema = z.object({
     resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
     init: z.boolean().default(false),
     restart: z.string().default('no'),
+    healthcheck: z.object({ test: z.array(z.string()), interval: z.number(), timeout: z.number(), retries: z.number(), startPeriod: z.number() }).nullable().default(null),
   }),
   layerDirs: z.array(z.string()),
   state: z.object({
@@ -65,6 +66,11 @@ export const containerRecordSchema = z.object({
     stopping: z.boolean(),
     oomKilled: z.boolean().default(false),
     restartCount: z.number().int().default(0),
+    health: z.object({
+      status: z.enum(['none', 'starting', 'healthy', 'unhealthy']),
+      failingStreak: z.number().int(),
+      log: z.array(z.object({ start: z.string(), end: z.string(), exitCode: z.number().int(), output: z.string() })),
+    }).default({ status: 'none', failingStreak: 0, log: [] }),
     /** Stopped or killed through berth: the restart policy does not apply. */
     manualStop: z.boolean().default(false),
   }),
@@ -80,6 +86,6 @@ export type ContainerState = ContainerRecord['state'];
 export function initialState(): ContainerState {
   return {
     status: 'created', pid: 0, startTime: 0, bootId: '', ownerPid: 0, ownerStart: 0, startedAt: null, finishedAt: null,
-    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false, restartCount: 0, manualStop: false,
+    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false, restartCount: 0, manualStop: false, health: { status: 'none', failingStreak: 0, log: [] },
   };
 }

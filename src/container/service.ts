@@ -314,6 +314,7 @@ export class ContainerService {
         },
       }));
       await this.#event('start', updated);
+      this.#watchHealth(updated);
       return updated;
     });
   }
@@ -818,6 +819,69 @@ export class ContainerService {
       out.ports.push(...endpoint.ports);
     }
     return out;
+  }
+
+  /**
+   * Runs the container's health check every `interval` while it runs, in the engine that started
+   * it (timers do not keep the process alive): `starting` until the first result, `healthy` after
+   * a success, `unhealthy` after `retries` failures in a row (failures in the start period do not
+   * count). Each change is a `health_status: <status>` event; the last 5 results are kept.
+   */
+  #watchHealth(rec: ContainerRecord): void {
+    const hc = rec.config.healthcheck;
+    if (!hc) return;
+    const pid = rec.state.pid;
+    const started = Date.now();
+    const args = hc.test[0] === 'CMD-SHELL' ? ['/bin/sh', '-c', hc.test.slice(1).join(' ')] : hc.test[0] === 'CMD' ? hc.test.slice(1) : hc.test;
+    const tick = async (): Promise<boolean> => {
+      const now = await this.records.get(rec.id);
+      if (!now || now.state.pid !== pid || !ACTIVE.has(now.state.status)) return false;
+      if (now.state.status === 'paused') return true;
+      const begin = new Date();
+      let exitCode = -1;
+      let output = '';
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const r = await Promise.race([
+          this.exec(rec.id, args),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`health check timed out after ${hc.timeout} ms`)), hc.timeout);
+          }),
+        ]);
+        exitCode = r.exitCode;
+        output = `${r.stdout}${r.stderr}`.slice(0, 4096);
+      } catch (e) {
+        output = e instanceof Error ? e.message : String(e);
+      } finally {
+        clearTimeout(timer);
+      }
+      const inStartPeriod = Date.now() - started < hc.startPeriod;
+      let before = '';
+      const next = await this.records.update(rec.id, (r) => {
+        if (r.state.pid !== pid) return r;
+        const h = r.state.health;
+        before = h.status;
+        const log = [...h.log, { start: begin.toISOString(), end: new Date().toISOString(), exitCode, output }].slice(-5);
+        let { status, failingStreak } = h;
+        if (exitCode === 0) {
+          status = 'healthy';
+          failingStreak = 0;
+        } else if (!inStartPeriod) {
+          failingStreak++;
+          if (failingStreak >= hc.retries) status = 'unhealthy';
+        }
+        return { ...r, state: { ...r.state, health: { status, failingStreak, log } } };
+      });
+      if (next.state.health.status !== before) await this.#event(`health_status: ${next.state.health.status}`, next);
+      return true;
+    };
+    const schedule = () => {
+      setTimeout(() => {
+        void tick().then((again) => (again ? schedule() : undefined), () => schedule());
+      }, hc.interval).unref();
+    };
+    void this.records.update(rec.id, (r) => (r.state.pid === pid ? { ...r, state: { ...r.state, health: { status: 'starting', failingStreak: 0, log: [] } } } : r))
+      .then(schedule, () => undefined);
   }
 
   /**

@@ -34,6 +34,8 @@ export interface ImageRunConfig {
   volumes?: string[] | null;
   /** Image `ExposedPorts` (`80/tcp`). */
   exposedPorts?: string[] | null;
+  /** Image `Healthcheck`, times in ms. */
+  healthcheck?: { test: string[]; interval?: number; timeout?: number; retries?: number; startPeriod?: number } | null;
 }
 
 /** Docker's default PATH, used when neither the image nor the options set one. */
@@ -117,9 +119,21 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       mounts,
       init: opts.init ?? false,
       restart: opts.restart ?? 'no',
+      healthcheck: resolveHealthcheck(opts.healthcheck ?? image.healthcheck ?? null),
       resources: { ...parseResources(opts.resources ?? {}) } as Record<string, number | string>,
     },
   };
+}
+
+/**
+ * A health check with Docker's defaults filled in (30 s interval and timeout, 3 retries), or null
+ * when there is none or it is disabled (`['NONE']`). A string test is a shell command.
+ */
+export function resolveHealthcheck(h: { test: string | string[]; interval?: number; timeout?: number; retries?: number; startPeriod?: number } | null): ContainerRecord['config']['healthcheck'] {
+  if (!h) return null;
+  const test = typeof h.test === 'string' ? ['CMD-SHELL', h.test] : h.test;
+  if (test[0] === 'NONE' || test.length === 0) return null;
+  return { test, interval: h.interval ?? 30_000, timeout: h.timeout ?? 30_000, retries: h.retries ?? 3, startPeriod: h.startPeriod ?? 0 };
 }
 
 /** Where a container's files live. */

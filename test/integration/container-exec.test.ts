@@ -123,3 +123,29 @@ describe('restart policies', () => {
     await c.remove();
   });
 });
+
+describe('health checks', () => {
+  it('reports starting, healthy, then unhealthy after the retries, with events', async () => {
+    const { engine } = await testEngine();
+    const actions: string[] = [];
+    engine.on('container', (e) => actions.push(e.action));
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], {
+      engine, healthcheck: { test: ['CMD-SHELL', 'test -f /ready'], interval: 100, timeout: 2000, retries: 2 },
+    });
+    expect((await c.inspect()).state.health.status).toMatch(/starting|unhealthy/);
+    await c.exec(['touch', '/ready']);
+    await expect.poll(async () => (await c.inspect()).state.health.status, { timeout: 5000 }).toBe('healthy');
+    await c.exec(['rm', '/ready']);
+    await expect.poll(async () => (await c.inspect()).state.health.status, { timeout: 5000 }).toBe('unhealthy');
+    const h = (await c.inspect()).state.health;
+    expect(h.failingStreak).toBeGreaterThanOrEqual(2);
+    expect(h.log.length).toBeGreaterThan(0);
+    await expect.poll(() => actions).toEqual(expect.arrayContaining(['health_status: healthy', 'health_status: unhealthy']));
+  });
+
+  it('is disabled by a NONE test', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, healthcheck: { test: ['NONE'] } });
+    expect((await c.inspect()).state.health.status).toBe('none');
+  });
+});
