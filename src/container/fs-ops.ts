@@ -21,10 +21,10 @@ import { O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH, S_IFBLK, S_IFCHR, S_IFIFO }
 import { makedev, mknod } from '../kernel/fs.js';
 import { FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, fsconfig, fsmount, fsopen } from '../kernel/fsmount.js';
 import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2 } from '../kernel/openat2.js';
-import { fsetxattr, lgetxattr } from '../kernel/xattr.js';
+import { fsetxattr } from '../kernel/xattr.js';
 import { cleanEntryName, printable } from '../image/layer-writer.js';
 import { TarReader, type TarEntry, type TarSink } from '../image/tar-reader.js';
-import { END_OF_ARCHIVE, encodeHeader, type TarHeader } from '../image/tar-writer.js';
+import { END_OF_ARCHIVE, encodeHeader, tarHeaderFor, type TarHeader } from '../image/tar-writer.js';
 import type { WalkItem } from './union.js';
 
 const CHUNK = 1 << 18;
@@ -80,36 +80,9 @@ function openDirInRoot(rootFd: number, path: string, field: string): number {
 
 // ───────────────────────────── packing ─────────────────────────────
 
-/** The tar header for an entry found on disk; remembers inodes to turn later names into hardlinks. */
+/** The tar header for a walked entry (see `tarHeaderFor`). */
 function headerFor(item: WalkItem, links: Map<string, string>): TarHeader {
-  const { st, path } = item;
-  const h: TarHeader = { name: item.name, type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
-  const inode = `${st.dev}:${st.ino}`;
-  if (st.isDirectory()) {
-    h.type = 'directory';
-    h.name += '/';
-  } else if (st.isSymbolicLink()) {
-    h.type = 'symlink';
-    h.linkname = fs.readlinkSync(path, { encoding: 'buffer' }).toString('latin1');
-  } else if (st.nlink > 1 && links.has(inode)) {
-    h.type = 'link';
-    h.linkname = links.get(inode);
-  } else {
-    if (st.nlink > 1) links.set(inode, item.name);
-    if (st.isFile()) h.size = st.size;
-    else if (st.isFIFO()) h.type = 'fifo';
-    else {
-      const rdev = BigInt(st.rdev);
-      h.type = st.isCharacterDevice() ? 'character-device' : 'block-device';
-      h.devmajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-      h.devminor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-    }
-  }
-  if (h.type === 'file' || h.type === 'directory') {
-    const cap = lgetxattr(path, 'security.capability');
-    if (cap !== undefined) h.xattrs = new Map([['security.capability', cap]]);
-  }
-  return h;
+  return tarHeaderFor(item.st, item.name, item.path, links);
 }
 
 /**

@@ -122,6 +122,33 @@ export class ImageService {
   }
 
   /**
+   * Under the store lock: checks (`verify`), commits the staged layer, writes the record and moves
+   * `ref` to it; then sends `action` (and `tag`) events. Shared by import and commit.
+   */
+  async #store(
+    record: ImageRecord, configJson: string, staged: Parameters<LayerStore['commit']>[0], ref: ImageReference | undefined,
+    action: string, verify: () => void = () => undefined,
+  ): Promise<ImageInfo> {
+    const id = record.id;
+    const events: Array<[string, string]> = [[action, ref?.familiar ?? id]];
+    await this.records.locked(async () => {
+      // An identical image removed meanwhile by another process took the config with it.
+      if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
+      verify();
+      await this.layers.commit(staged);
+      this.records.put(record);
+      if (ref !== undefined) {
+        const refs = this.records.refs();
+        refs[ref.toString()] = id;
+        this.records.setRefs(refs);
+        events.push(['tag', ref.familiar]);
+      }
+    });
+    for (const [a, n] of events) await this.#event(a, id, n);
+    return this.#info(record);
+  }
+
+  /**
    * Imports a root filesystem (tar file, directory, tar stream or bytes; plain or gzip) as a
    * one-layer image, as `docker import`, and returns it. With `ref`, the tag moves to the new
    * image; an image it pointed at before stays, untagged.
@@ -149,21 +176,7 @@ export class ImageService {
       const configJson = JSON.stringify(config);
       const { digest: id } = await this.blobs.ingest(configJson);
       const record: ImageRecord = { id, layers: [staged.diffId], size: staged.size, created };
-      const events: Array<[string, string]> = [['import', ref?.familiar ?? id]];
-      await this.records.locked(async () => {
-        // An identical image removed meanwhile by another process took the config with it.
-        if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
-        await this.layers.commit(staged);
-        this.records.put(record);
-        if (ref !== undefined) {
-          const refs = this.records.refs();
-          refs[ref.toString()] = id;
-          this.records.setRefs(refs);
-          events.push(['tag', ref.familiar]);
-        }
-      });
-      for (const [action, n] of events) await this.#event(action, id, n);
-      return this.#info(record);
+      return await this.#store(record, configJson, staged, ref, 'import');
     } finally {
       await staged.discard();
     }
@@ -217,23 +230,11 @@ export class ImageService {
       const configJson = JSON.stringify(config);
       const { digest: id } = await this.blobs.ingest(configJson);
       const record: ImageRecord = { id, layers: [...parent.layers, staged.diffId], size: parent.size + staged.size, created };
-      const events: Array<[string, string]> = [['commit', ref?.familiar ?? id]];
-      await this.records.locked(async () => {
-        if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
+      return await this.#store(record, configJson, staged, ref, 'commit', () => {
         for (const d of parent.layers) {
           if (!this.layers.has(d)) throw notFound(parentId);
         }
-        await this.layers.commit(staged);
-        this.records.put(record);
-        if (ref !== undefined) {
-          const refs = this.records.refs();
-          refs[ref.toString()] = id;
-          this.records.setRefs(refs);
-          events.push(['tag', ref.familiar]);
-        }
       });
-      for (const [action, n] of events) await this.#event(action, id, n);
-      return this.#info(record);
     } finally {
       await staged.discard();
     }

@@ -143,7 +143,7 @@ export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
       const childAbs = Buffer.concat([root, slash, childRel]);
       const st = fs.lstatSync(childAbs);
       if (st.isSocket()) continue;
-      const h = headerFor(st, childRel.toString('latin1'), childAbs, links);
+      const h = tarHeaderFor(st, childRel.toString('latin1'), childAbs, links);
       push(encodeHeader(h));
       if (h.type === 'file' && h.size > 0) yield* fileBody(childAbs, h.size, push, take, () => outLength);
       if (outLength >= CHUNK) yield take();
@@ -156,8 +156,11 @@ export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
   yield take();
 }
 
-/** The header for a file found on disk; remembers inodes to turn later names into hardlinks. */
-function headerFor(st: fs.Stats, name: string, abs: Buffer, links: Map<string, string>): TarHeader {
+/**
+ * The tar header for an entry found on disk (`st` from lstat, `abs` its path); remembers inodes in
+ * `links` to turn later names of the same file into hardlinks. Keeps `security.capability`.
+ */
+export function tarHeaderFor(st: fs.Stats, name: string, abs: Buffer | string, links: Map<string, string>): TarHeader {
   const h: TarHeader = { name, type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
   const inode = `${st.dev}:${st.ino}`;
   if (st.isDirectory()) {

@@ -139,3 +139,31 @@ export async function removeTree(
     await sleep(pollMs);
   }
 }
+
+/** Sends SIGKILL through `kill`, ignoring a process that is already gone. */
+export function killQuietly(kill: (pid: number, signal: 'SIGKILL') => void, pid: number): void {
+  try {
+    kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+/** {@link removeTree} that kills whatever is left in each directory (its `cgroup.procs`) before each attempt. */
+export function removeCgroupTree(
+  fs: CgroupFs,
+  dir: string,
+  kill: (pid: number, signal: 'SIGKILL') => void,
+  timeoutMs: number,
+  pollMs: number,
+): Promise<void> {
+  return removeTree(
+    fs,
+    dir,
+    async (d) => {
+      for (const pid of parsePids(await readOptional(fs, `${d}/cgroup.procs`).catch(() => ''))) killQuietly(kill, pid);
+    },
+    timeoutMs,
+    pollMs,
+  );
+}

@@ -22,7 +22,8 @@ import {
   parseNumber,
   parsePids,
   readOptional,
-  removeTree,
+  removeCgroupTree,
+  killQuietly,
   waitFor,
   writeFile,
 } from './common.js';
@@ -322,15 +323,7 @@ export class V1Driver implements CgroupDriver {
     let first: unknown;
     for (const dir of paths) {
       try {
-        await removeTree(
-          this.#fs,
-          dir,
-          async (d) => {
-            for (const pid of parsePids(await readOptional(this.#fs, join(d, 'cgroup.procs')).catch(() => ''))) this.#signal(pid);
-          },
-          this.#timeoutMs,
-          this.#pollMs,
-        );
+        await removeCgroupTree(this.#fs, dir, this.#kill, this.#timeoutMs, this.#pollMs);
       } catch (e) {
         first ??= e;
       }
@@ -341,11 +334,7 @@ export class V1Driver implements CgroupDriver {
   }
 
   #signal(pid: number): void {
-    try {
-      this.#kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    killQuietly(this.#kill, pid);
   }
 }
 

@@ -14,7 +14,7 @@ import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
-import { checkId, checkParent, parseKeyValues, parseNumber, parsePids, readOptional, removeTree, waitFor, writeFile } from './common.js';
+import { checkId, checkParent, parseKeyValues, parseNumber, readOptional, removeCgroupTree, killQuietly, waitFor, writeFile } from './common.js';
 import { detectCgroups, V2_CONTROLLERS, type CgroupLayout } from './detect.js';
 import type { CgroupCreateInfo, CgroupDriver, CgroupDriverOptions, CgroupStats } from './driver.js';
 import { DEFAULT_CPU_PERIOD, sharesToWeight, type CgroupLimits } from './resources.js';
@@ -232,25 +232,13 @@ export class V2Driver implements CgroupDriver {
       for (const pid of await this.pids(id)) this.#signal(pid);
       await this.thaw(id).catch(() => undefined);
     }
-    await removeTree(
-      this.#fs,
-      dir,
-      async (d) => {
-        for (const pid of parsePids(await readOptional(this.#fs, join(d, 'cgroup.procs')).catch(() => ''))) this.#signal(pid);
-      },
-      this.#timeoutMs,
-      this.#pollMs,
-    );
+    await removeCgroupTree(this.#fs, dir, this.#kill, this.#timeoutMs, this.#pollMs);
     // The shared parent goes with its last child (EBUSY while other containers have one).
     await this.#fs.rmdir(dirname(dir)).catch(() => undefined);
   }
 
   #signal(pid: number): void {
-    try {
-      this.#kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    killQuietly(this.#kill, pid);
   }
 }
 
