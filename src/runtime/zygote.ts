@@ -106,18 +106,7 @@ export class Zygote {
     try {
       for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
       const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds as [number, number, number, number, number, number, number, number];
-      // An empty young generation makes a GC (which maps new, unforkable pages) unlikely
-      // between making the heap forkable and the fork itself.
-      (globalThis as { gc?: (o: { type: string }) => void }).gc?.({ type: 'minor' });
-      unshare(CLONE_NEWPID);
-      allowForkOfHeap();
-      let pid = -1;
-      try {
-        pid = fork();
-      } finally {
-        // In the parent only: go back to our own PID namespace for the next children.
-        if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
-      }
+      const pid = this.#forkIn(() => unshare(CLONE_NEWPID));
       if (pid === 0) runTemplate(unshareFlags, ctrlR, { stdin: -1, stdout: outW, stderr: errW, error: exW });
       for (const fd of [outW, errW, exW, ctrlR]) close(fd);
       const t: Template = { pid, startTime: processStartTime(pid) ?? -1, unshareFlags, outR, errR, exR, ctrlW };
@@ -127,6 +116,26 @@ export class Zygote {
       for (const fd of fds) close(fd);
       throw e;
     }
+  }
+
+  /**
+   * Forks a child into the PID namespace `enterPidns` selects for children (a new one, or a
+   * container's), then goes back to the zygote's own for the next forks. Returns 0 in the child.
+   */
+  #forkIn(enterPidns: () => void): number {
+    // An empty young generation makes a GC (which maps new, unforkable pages) unlikely
+    // between making the heap forkable and the fork itself.
+    (globalThis as { gc?: (o: { type: string }) => void }).gc?.({ type: 'minor' });
+    let pid = -1;
+    try {
+      enterPidns();
+      allowForkOfHeap();
+      pid = fork();
+    } finally {
+      // In the parent only: back to our own PID namespace.
+      if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
+    }
+    return pid;
   }
 
   /** Keeps {@link POOL_SIZE} templates of the default flags ready, off the request's path. */
@@ -207,15 +216,7 @@ export class Zygote {
       for (let i = 0; i < 3; i++) pipes.push(...pipe2(O_CLOEXEC));
       fds.push(...pipes);
       const [outR, outW, errR, errW, exR, exW] = pipes as [number, number, number, number, number, number];
-      (globalThis as { gc?: (o: { type: string }) => void }).gc?.({ type: 'minor' });
-      setns(pidns, CLONE_NEWPID);
-      allowForkOfHeap();
-      let pid = -1;
-      try {
-        pid = fork();
-      } finally {
-        if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
-      }
+      const pid = this.#forkIn(() => setns(pidns, CLONE_NEWPID));
       if (pid === 0) runExec(plan, { fds: ns }, { stdin: -1, stdout: outW, stderr: errW, error: exW });
       for (const fd of [...ns.map(([fd]) => fd), pidns, outW, errW, exW]) close(fd);
       fds.length = 0;
