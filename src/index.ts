@@ -11,6 +11,8 @@ export {
   Container,
   type ContainerLogs,
   type ContainerExecOptions,
+  type ContainerSpawnOptions,
+  type ContainerAttachOptions,
   type ContainerStats,
   type ContainerListOptions,
   type CreateOptions,
@@ -19,6 +21,7 @@ export {
   type WaitResult,
 } from './container/container.js';
 export type { ContainerCreateOptions } from './container/options.js';
+export { ContainerProcess, ContainerAttachment, type ProcessExit } from './container/process.js';
 export type { ExecResult, WaitCondition } from './container/service.js';
 export type { ContainerCommitOptions } from './container/container.js';
 export type { ChangeKind, ContainerChange } from './container/union.js';

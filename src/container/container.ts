@@ -10,8 +10,11 @@ import { CONTAINER_STATUSES } from './record.js';
 import { parseOptions, parseSignal, type ContainerCreateOptions } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
 import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
-import type { ExecResult, WaitCondition } from './service.js';
+import type { ExecOptions, ExecResult, WaitCondition } from './service.js';
+import { ContainerAttachment, ContainerProcess } from './process.js';
+import { followRecords } from './logs.js';
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { parseResources, resourceOptionsSchema, type CgroupStats, type ResourceOptions } from '../runtime/cgroups/index.js';
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
@@ -100,16 +103,47 @@ export interface ContainerExecOptions {
   user?: string;
   /** Working directory; default the container's. */
   workdir?: string;
-  /** A terminal: not supported yet (must be false when given). */
-  tty?: false;
+  /** Run it on a new terminal (`docker exec -t`): all its output is then in `stdout`, with `\r\n`. */
+  tty?: boolean;
+  /** The terminal's size with `tty`. Default 80 columns × 24 rows. */
+  consoleSize?: { cols: number; rows: number };
 }
 
+/** Options of {@link Container.spawn}. */
+export interface ContainerSpawnOptions extends ContainerExecOptions {
+  /** Give the process a stdin pipe (`docker exec -i`). Default true; false: /dev/null. Ignored with `tty`. */
+  stdin?: boolean;
+}
+
+/** Options of {@link Container.attach}. */
+export interface ContainerAttachOptions {
+  /** Replay the output recorded so far before following (`docker attach` with logs). Default false. */
+  logs?: boolean;
+  /** Take the container's input (when it has one). Default true. */
+  stdin?: boolean;
+}
+
+const consoleSize = z.strictObject({ cols: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) });
 const execSchema = z.strictObject({
   env: z.union([z.record(z.string().regex(/^[^=\0]+$/), z.union([z.string(), z.number(), z.boolean()])), z.array(z.string().regex(/^[^=\0][^\0]*$/))]).optional(),
   user: z.string().regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]').optional(),
   workdir: z.string().refine((w) => w.startsWith('/'), 'must be an absolute path').optional(),
-  tty: z.literal(false).optional(),
+  tty: z.boolean().optional(),
+  consoleSize: consoleSize.optional(),
 });
+const spawnSchema = execSchema.extend({ stdin: z.boolean().optional() });
+const attachSchema = z.strictObject({ logs: z.boolean().optional(), stdin: z.boolean().optional() });
+
+/** The service-level exec options for public exec/spawn options. */
+function toExecOptions(o: ContainerSpawnOptions): ExecOptions {
+  return {
+    ...(o.env !== undefined ? { env: o.env } : {}),
+    ...(o.user !== undefined ? { user: o.user } : {}),
+    ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
+    ...(o.tty ? { terminal: o.consoleSize ?? { cols: 80, rows: 24 } } : {}),
+    stdin: !o.tty && o.stdin !== false,
+  };
+}
 
 const time = z.union([z.date(), z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date')]);
 const logsSchema = z.strictObject({
@@ -225,7 +259,63 @@ export class Container {
   async exec(command: string[], options: ContainerExecOptions = {}): Promise<ExecResult> {
     const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
     const o = parseOptions(execSchema, options) as ContainerExecOptions;
-    return this.#svc.exec(this.ref, cmd, o);
+    return this.#svc.exec(this.ref, cmd, { ...toExecOptions(o), stdin: false });
+  }
+
+  /**
+   * Starts a command in the running container and returns a streaming handle at once
+   * (`docker exec -i`, or `-it` with `tty: true`): `stdin`, `stdout`, `stderr`, `resize()`,
+   * `kill()` and `exited`. Invalid options throw here; a failure to start (not running, command
+   * not found) rejects `exited`.
+   *
+   * @example
+   * ```ts
+   * const sh = c.spawn(['sh'], { tty: true });
+   * sh.stdout.on('data', (d) => process.stdout.write(d));
+   * sh.stdin.write('ls /\n');
+   * await sh.resize(120, 40);
+   * sh.stdin.write('exit\n');
+   * await sh.exited;
+   * ```
+   */
+  spawn(command: string[], options: ContainerSpawnOptions = {}): ContainerProcess {
+    const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
+    const o = parseOptions(spawnSchema, options) as ContainerSpawnOptions;
+    const svc = this.#svc;
+    const ref = this.ref;
+    return new ContainerProcess({
+      start: (onOutput) => svc.startExec(ref, cmd, toExecOptions(o), onOutput),
+      signal: (pid, startTime, signal) => svc.signalExec(pid, startTime, signal),
+    });
+  }
+
+  /**
+   * Connects to the running container's stdio (`docker attach`): its output from now on (all of
+   * it with `logs: true`) until it stops, and its input when it was created with `stdin` or
+   * `tty`. Typing `\x03` on a terminal interrupts its program, as Ctrl-C does. Works from any
+   * process on the same root; `detach()` leaves the container running.
+   *
+   * @example
+   * ```ts
+   * const c = await Container.run('busybox', ['sh'], { tty: true });
+   * const a = await c.attach();
+   * a.stdout.on('data', (d) => process.stdout.write(d));
+   * a.stdin!.write('echo hello\n');
+   * await a.detach();
+   * ```
+   */
+  async attach(options: ContainerAttachOptions = {}): Promise<ContainerAttachment> {
+    const o = parseOptions(attachSchema, options);
+    const svc = this.#svc;
+    const { record, stdin, tty } = await svc.stdinOf(this.ref, o.stdin !== false);
+    const log = svc.paths(record.id).log;
+    // The starting point is fixed now: output written from here on is never missed.
+    const from = o.logs ? 0 : await stat(log).then((s) => s.size, () => 0);
+    return new ContainerAttachment({
+      records: (signal) => followRecords(log, { from, signal }, () => svc.isRunning(record.id)),
+      ...(stdin !== undefined ? { stdin } : {}),
+      ...(tty !== undefined ? { tty } : {}),
+    });
   }
 
   /** The host port a container port is published on (`docker port`); undefined when it is not published. */

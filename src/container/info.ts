@@ -65,6 +65,10 @@ export interface ContainerInfo {
     labels: Record<string, string>;
     stopSignal: number;
     stopTimeout: number;
+    /** It has a terminal (`tty`). */
+    tty: boolean;
+    /** Its stdin is kept open (`stdin`). */
+    openStdin: boolean;
   };
   /** Host-level settings. */
   hostConfig: {
@@ -144,7 +148,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
     config: {
       hostname: r.config.hostname, domainname: r.config.domainname, user: r.config.user, env: r.config.env,
       cmd: r.config.cmd, entrypoint: r.config.entrypoint, workdir: r.config.workdir, labels: r.config.labels,
-      stopSignal: r.config.stopSignal, stopTimeout: r.config.stopTimeout,
+      stopSignal: r.config.stopSignal, stopTimeout: r.config.stopTimeout, tty: r.config.tty, openStdin: r.config.openStdin,
     },
     hostConfig: {
       autoRemove: r.config.autoRemove, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { watch, type FSWatcher } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { decodeRecords, type LogRecord, type LogStream } from '../runtime/log-format.js';
 
 /** One line of output. */
@@ -114,17 +114,116 @@ export async function* readLogLines(path: string, options: LogsOptions, isRunnin
     let initial = first.map(emit).filter((l): l is LogLine => l !== undefined);
     if (options.tail !== undefined && options.tail >= 0) initial = options.tail === 0 ? [] : initial.slice(-options.tail);
     yield* initial;
-    while (running) {
-      await sleep(25);
-      running = await isRunning();
-      const more = await readMore();
-      if (!running) more.push(...(await readMore()), ...splitter.flush());
-      for (const l of more) {
-        const line = emit(l);
-        if (line) yield line;
+    const waiter = new ChangeWaiter(path);
+    try {
+      while (running) {
+        await waiter.wait(FOLLOW_POLL_MS);
+        running = await isRunning();
+        const more = await readMore();
+        if (!running) more.push(...(await readMore()), ...splitter.flush());
+        for (const l of more) {
+          const line = emit(l);
+          if (line) yield line;
+        }
       }
+    } finally {
+      waiter.close();
     }
   } finally {
+    await fh?.close();
+  }
+}
+
+/**
+ * Wakes a follower when a file changes (inotify through `fs.watch`), or after `ms` at the
+ * latest: new output is seen at once, and the running check still happens regularly.
+ */
+class ChangeWaiter {
+  #watcher: FSWatcher | undefined;
+  #wake: (() => void) | undefined;
+  #changed = false;
+
+  constructor(path: string) {
+    try {
+      this.#watcher = watch(path, { persistent: false }, () => {
+        this.#changed = true;
+        this.#wake?.();
+      });
+      this.#watcher.on('error', () => undefined);
+    } catch {
+      // No such file yet, or no inotify: plain polling.
+    }
+  }
+
+  /** Resolves at the next change (or at once if one happened since the last call), or after `ms`. */
+  wait(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#changed || signal?.aborted) {
+      this.#changed = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.#wake = undefined;
+        this.#changed = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      this.#wake = done;
+    });
+  }
+
+  close(): void {
+    this.#watcher?.close();
+  }
+}
+
+/** How often a follower checks whether the container still runs when no output arrives. */
+const FOLLOW_POLL_MS = 25;
+
+/**
+ * Follows the raw records of the log at `path` from byte offset `from` (default: its current
+ * end), until `isRunning()` turns false and the log is drained, or `signal` aborts. New
+ * records are delivered as soon as they are written.
+ */
+export async function* followRecords(
+  path: string, options: { from?: number; signal?: AbortSignal }, isRunning: () => Promise<boolean>,
+): AsyncGenerator<LogRecord> {
+  const waiter = new ChangeWaiter(path);
+  let fh: FileHandle | undefined;
+  try {
+    let pos = options.from ?? (await stat(path).then((s) => s.size, () => 0));
+    let buf = Buffer.alloc(0);
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    const readMore = async (): Promise<LogRecord[]> => {
+      fh ??= await open(path, 'r').catch(() => undefined);
+      if (!fh) return [];
+      const out: LogRecord[] = [];
+      for (;;) {
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, pos);
+        if (bytesRead === 0) return out;
+        pos += bytesRead;
+        buf = Buffer.concat([buf, chunk.subarray(0, bytesRead)]);
+        const { records, consumed } = decodeRecords(buf);
+        // Copies: the records point into `buf`, which the next read replaces.
+        out.push(...records.map((r) => ({ ...r, data: Buffer.from(r.data) })));
+        buf = buf.subarray(consumed);
+      }
+    };
+    for (;;) {
+      if (options.signal?.aborted) return;
+      const running = await isRunning();
+      yield* await readMore();
+      if (!running) {
+        yield* await readMore();
+        return;
+      }
+      await waiter.wait(FOLLOW_POLL_MS, options.signal);
+    }
+  } finally {
+    waiter.close();
     await fh?.close();
   }
 }

@@ -34,8 +34,9 @@ export const createOptionsSchema = z.strictObject({
   hostname: z.string().regex(HOSTNAME_RE, 'not a valid hostname').max(253).optional(),
   domainname: z.string().regex(HOSTNAME_RE, 'not a valid domain name').max(253).optional(),
   labels: z.record(z.string().min(1), z.string()).optional(),
-  tty: z.literal(false).optional(),
-  stdin: z.literal(false).optional(),
+  tty: z.boolean().optional(),
+  stdin: z.boolean().optional(),
+  consoleSize: z.strictObject({ cols: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) }).optional(),
   network: z.string().regex(/^(none|host|bridge|container:[^\s]+|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/, 'expected none, host, bridge, container:<id|name> or a network name').optional(),
   networkAliases: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)).optional(),
   ip: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'expected an IPv4 address').optional(),
@@ -94,10 +95,21 @@ export interface ContainerCreateOptions {
   domainname?: string;
   /** Labels. */
   labels?: Record<string, string>;
-  /** Allocate a terminal: not supported yet (must be false when given). */
-  tty?: false;
-  /** Keep stdin open: not supported yet (must be false when given). */
-  stdin?: false;
+  /**
+   * Give the container a pseudo-terminal (`docker run -t`): its stdin, stdout and stderr are one
+   * terminal, made on the container's own devpts (the program sees `/dev/pts/0`, also bound on
+   * `/dev/console`). Its output is logged as one stream (stdout), with the terminal's `\r\n`.
+   * Type into it and resize it with {@link Container.attach}.
+   */
+  tty?: boolean;
+  /**
+   * Keep stdin open (`docker run -i`): the container's stdin is a pipe the engine holds open for
+   * as long as it runs, written through {@link Container.attach}. Without it (and without `tty`)
+   * stdin is /dev/null.
+   */
+  stdin?: boolean;
+  /** The terminal's initial size with `tty`. Default 80 columns × 24 rows. */
+  consoleSize?: { cols: number; rows: number };
   /**
    * `bridge` (the default network, created on first use), a user-defined network's name, `none`
    * (loopback only), `host` (the host's namespace) or `container:<id|name>` (share that

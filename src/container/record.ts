@@ -47,6 +47,9 @@ export const containerRecordSchema = z.object({
     mounts: z.array(resolvedMountSchema),
     resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
     init: z.boolean().default(false),
+    tty: z.boolean().default(false),
+    openStdin: z.boolean().default(false),
+    consoleSize: z.object({ cols: z.number().int(), rows: z.number().int() }).default({ cols: 80, rows: 24 }),
     restart: z.string().default('no'),
     healthcheck: z.object({ test: z.array(z.string()), interval: z.number(), timeout: z.number(), retries: z.number(), startPeriod: z.number() }).nullable().default(null),
   }),
@@ -73,6 +76,12 @@ export const containerRecordSchema = z.object({
     }).default({ status: 'none', failingStreak: 0, log: [] }),
     /** Stopped or killed through berth: the restart policy does not apply. */
     manualStop: z.boolean().default(false),
+    /**
+     * Where an attacher finds the running process's stdin: the process holding the write end of
+     * its stdin pipe and the master of its terminal (the zygote, or a detached container's
+     * monitor), and those fds' numbers there (copied with pidfd_getfd).
+     */
+    stdio: z.object({ holderPid: z.number().int(), holderStart: z.number().int(), stdinFd: z.number().int().optional(), ttyFd: z.number().int().optional() }).nullable().default(null),
   }),
 });
 
@@ -86,6 +95,6 @@ export type ContainerState = ContainerRecord['state'];
 export function initialState(): ContainerState {
   return {
     status: 'created', pid: 0, startTime: 0, bootId: '', ownerPid: 0, ownerStart: 0, startedAt: null, finishedAt: null,
-    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false, restartCount: 0, manualStop: false, health: { status: 'none', failingStreak: 0, log: [] },
+    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false, restartCount: 0, manualStop: false, stdio: null, health: { status: 'none', failingStreak: 0, log: [] },
   };
 }

@@ -31,7 +31,8 @@ import type { Plan } from '../runtime/plan.js';
 import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
 import { exitRecordSchema, type ExitRecord } from '../runtime/protocol.js';
 import { pidfdOpen, pidfdSendSignal } from '../kernel/process.js';
-import { close } from '../kernel/fd.js';
+import { close, pipe2 } from '../kernel/fd.js';
+import { copyHolderFd } from './stdio.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
@@ -107,14 +108,19 @@ export interface ContainerVolumes {
 
 /** What the manager needs from the runtime: the seam unit tests replace. */
 export interface ContainerRuntime {
-  /** Starts a container process; resolves once it runs; rejects with {@link StartFailure} when it cannot. */
-  start(plan: Plan, logPath: string, exitPath: string): Promise<{ pid: number; startTime: number }>;
+  /**
+   * Starts a container process; resolves once it runs (with the runtime's fds of its stdin pipe
+   * and terminal master, when it has them); rejects with {@link StartFailure} when it cannot.
+   */
+  start(plan: Plan, logPath: string, exitPath: string): Promise<{ pid: number; startTime: number; stdinFd?: number; ttyFd?: number }>;
   /** Calls `listener` when a process this runtime started ends (after its output is drained). */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void;
   /** Keeps the process alive until the returned function is called. */
   hold(): () => void;
-  /** Runs a process in a running container; resolves once it runs. */
-  exec(plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<{ pid: number; exited: Promise<ExitRecord> }>;
+  /** Runs a process in a running container; resolves once it runs (with a copy of its terminal's master, when it has one). */
+  exec(
+    plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void, options?: { stdinFd?: number },
+  ): Promise<{ pid: number; startTime: number; exited: Promise<ExitRecord>; tty?: number }>;
   /** The pid of the process that owns started containers (the zygote), once there is one. */
   readonly pid: number | undefined;
 }
@@ -133,6 +139,24 @@ export interface ExecOptions {
   user?: string;
   /** Working directory; default the container's. */
   workdir?: string;
+  /** Run it on a new terminal of this size (stdout and stderr are then one stream). */
+  terminal?: { cols: number; rows: number };
+  /** Give it a stdin pipe (without a terminal); default /dev/null. */
+  stdin?: boolean;
+}
+
+/** A process {@link ContainerService.startExec} started; the caller owns the fds. */
+export interface StartedExec {
+  /** Host pid. */
+  pid: number;
+  /** Its start time (clock ticks since boot), to signal it safely. */
+  startTime: number;
+  /** Resolves when it has ended and its output is delivered. */
+  exited: Promise<ExitRecord>;
+  /** This process's copy of its terminal's master (input, resizing). */
+  tty?: number;
+  /** The write end of its stdin pipe. */
+  stdin?: number;
 }
 
 /** What `exec` resolves with. */
@@ -311,6 +335,9 @@ export class ContainerService {
         state: {
           ...initialState(), restartCount: r.state.restartCount, status: 'running', pid: started.pid, startTime: started.startTime, bootId: currentBootId(),
           ownerPid: zpid, ownerStart: processStartTime(zpid) ?? 0, startedAt: new Date().toISOString(),
+          stdio: started.stdinFd !== undefined || started.ttyFd !== undefined
+            ? { holderPid: zpid, holderStart: processStartTime(zpid) ?? 0, ...(started.stdinFd !== undefined ? { stdinFd: started.stdinFd } : {}), ...(started.ttyFd !== undefined ? { ttyFd: started.ttyFd } : {}) }
+            : null,
         },
       }));
       await this.#event('start', updated);
@@ -594,16 +621,30 @@ export class ContainerService {
   /**
    * Runs `command` in the running container (its namespaces, root, capabilities), as
    * `docker exec`; resolves with its exit code and output. A command that cannot be executed
-   * throws `COMMAND_NOT_FOUND`.
+   * throws `COMMAND_NOT_FOUND`. With a terminal, all output is in `stdout`.
    */
   async exec(ref: string, command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const running = await this.startExec(ref, command, { ...opts, stdin: false }, (stream, data) => (stream === 'stdout' ? out : err).push(data));
+    try {
+      const status = await running.exited;
+      return { exitCode: status.exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+    } finally {
+      if (running.tty !== undefined) close(running.tty);
+    }
+  }
+
+  /**
+   * Starts `command` in the running container and resolves once it runs, as `docker exec -i`
+   * (with `stdin`) or `-it` (with `terminal`); its output goes to `onOutput` as it comes.
+   */
+  async startExec(ref: string, command: string[], opts: ExecOptions, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<StartedExec> {
     const rec = await this.get(ref);
     if (!ACTIVE.has(rec.state.status)) {
       throw new StateError(rec.state.status, 'exec', `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING');
     }
     const c = rec.config;
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
     const plan: ExecPlan = {
       id: randomBytes(16).toString('hex'),
       targetPid: rec.state.pid,
@@ -615,22 +656,57 @@ export class ContainerService {
         user: opts.user ?? c.user,
         noNewPrivileges: c.noNewPrivileges,
         capabilities: c.capabilities,
+        ...(opts.terminal ? { terminal: opts.terminal } : {}),
       },
       capabilityMask: capabilityMask(c.capabilities).toString(),
       cgroupProcs: this.#ctx.cgroups ? this.#ctx.cgroups.paths(rec.id).map((d) => join(d, 'cgroup.procs')) : [],
     };
-    let running;
+    const pipe = opts.stdin && !opts.terminal ? pipe2(O_CLOEXEC) : undefined;
     try {
-      running = await this.#ctx.zygote.exec(plan, (stream, data) => (stream === 'stdout' ? out : err).push(data));
+      const running = await this.#ctx.zygote.exec(plan, onOutput, pipe ? { stdinFd: pipe[0] } : {});
+      return { ...running, ...(pipe ? { stdin: pipe[1] } : {}) };
     } catch (e) {
+      if (pipe) close(pipe[1]);
       if (!(e instanceof StartFailure)) throw e;
       const f = e.failure;
       if (f.kind === 'command') throw new CommandError(command[0] ?? '', f.exitCode, `cannot exec in container ${this.#label(rec)}: ${f.message}`);
       if (f.step === 'join') throw new StateError('exited', 'exec', `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING', { cause: e });
       throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot exec in container ${this.#label(rec)}: ${f.message}`);
+    } finally {
+      // The zygote has its own copy of the read end by now.
+      if (pipe) close(pipe[0]);
     }
-    const status = await running.exited;
-    return { exitCode: status.exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  }
+
+  /**
+   * Copies, into this process, the running container's stdin (the write end of its stdin pipe)
+   * and terminal master from the process that holds them. Both absent when it has neither, or
+   * it no longer runs.
+   */
+  async stdinOf(ref: string, input = true): Promise<{ record: ContainerRecord; stdin?: number; tty?: number }> {
+    const rec = await this.get(ref);
+    const s = rec.state;
+    if (!ACTIVE.has(s.status)) {
+      throw new StateError(s.status, 'attach', `cannot attach to container ${this.#label(rec)}: it is not running`, 'NOT_RUNNING');
+    }
+    const io = s.stdio;
+    if (!io || !input) return { record: rec };
+    const alive = () => isSameProcess(s.pid, s.startTime);
+    const stdin = io.stdinFd !== undefined ? copyHolderFd(io.holderPid, io.holderStart, io.stdinFd, 'pipe', alive) : undefined;
+    const tty = io.ttyFd !== undefined ? copyHolderFd(io.holderPid, io.holderStart, io.ttyFd, 'terminal', alive) : undefined;
+    return { record: rec, ...(stdin !== undefined ? { stdin } : {}), ...(tty !== undefined ? { tty } : {}) };
+  }
+
+  /** Whether the container's current run is still going (its process alive). */
+  async isRunning(id: string): Promise<boolean> {
+    const rec = await this.records.get(id);
+    if (!rec) return false;
+    return ACTIVE.has((await this.#refresh(rec)).state.status);
+  }
+
+  /** Sends `signal` to a process started by {@link startExec}, unless it has ended. */
+  signalExec(pid: number, startTime: number, signal: number): void {
+    this.#signal({ state: { pid, startTime } } as ContainerRecord, signal);
   }
 
   #cgroups(rec: ContainerRecord, verb: string): CgroupDriver {

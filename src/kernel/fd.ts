@@ -44,6 +44,18 @@ export function fcntl(fd: number, cmd: number, arg = 0): number {
   return check('fcntl', () => _fcntl(fd, cmd, arg), `fd=${fd}, cmd=${cmd}`);
 }
 
+/** A close-on-exec duplicate of `fd` (`fcntl(F_DUPFD_CLOEXEC)`), sharing its open file description. */
+export function dup(fd: number): number {
+  return fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 3);
+}
+
+/** Sets or clears O_NONBLOCK on `fd`'s open file description. */
+export function setNonBlocking(fd: number, on: boolean): void {
+  const fl = fcntl(fd, F_GETFL);
+  const next = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+  if (next !== fl) fcntl(fd, F_SETFL, next);
+}
+
 /**
  * Clears FD_CLOEXEC and O_NONBLOCK on `fd`, so a program started by execve(2) can use it as
  * Node left it (Node marks fds 0-2 close-on-exec and may make them non-blocking).

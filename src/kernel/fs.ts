@@ -11,6 +11,7 @@ const _mknod = libc.func('int mknod(const char *path, uint32_t mode, uint64_t de
 const _symlink = libc.func('int symlink(const char *target, const char *linkpath)');
 const _chmod = libc.func('int chmod(const char *path, uint32_t mode)');
 const _lchown = libc.func('int lchown(const char *path, uint32_t owner, uint32_t group)');
+const _fchown = libc.func('int fchown(int fd, uint32_t owner, uint32_t group)');
 const _access = libc.func('int access(const char *path, int mode)');
 
 /** EEXIST. */
@@ -53,6 +54,11 @@ export function symlink(target: string, linkpath: string): void {
 /** `chmod(2)`. */
 export function chmod(path: string, mode: number): void {
   check('chmod', () => _chmod(path, mode), path, path);
+}
+
+/** `fchown(2)`. */
+export function fchown(fd: number, uid: number, gid: number): void {
+  check('fchown', () => _fchown(fd, uid, gid), `fd=${fd}`);
 }
 
 /** `lchown(2)`. */

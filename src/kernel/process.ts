@@ -134,6 +134,14 @@ export function pidfdOpen(pid: number, flags = 0): number {
   return check('pidfd_open', () => Number(_syscall(SYS.pidfd_open, 'int', pid, 'unsigned int', flags)), `pid=${pid}`);
 }
 
+/**
+ * `pidfd_getfd(2)`: a duplicate, in this process, of file descriptor `targetFd` of the process
+ * `pidfd` refers to (close-on-exec). The two share one open file description (offset, flags).
+ */
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return check('pidfd_getfd', () => Number(_syscall(SYS.pidfd_getfd, 'int', pidfd, 'int', targetFd, 'unsigned int', 0)), `fd=${targetFd}`);
+}
+
 /** `pidfd_send_signal(2)`: signals the process a pidfd refers to (no pid-reuse race). */
 export function pidfdSendSignal(pidfd: number, signal: number): void {
   check('pidfd_send_signal', () => Number(_syscall(SYS.pidfd_send_signal, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0)), `sig=${signal}`);

@@ -10,7 +10,8 @@ import { mount, umount2, pivotRoot, openTree, moveMount, mountSetattr } from '..
 import { copyTree } from './copy-up.js';
 import { unshare, setns, sethostname, setdomainname } from '../kernel/namespaces.js';
 import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
-import { mkdir, mkdirAll, mknod, symlink, exists } from '../kernel/fs.js';
+import { mkdir, mkdirAll, mknod, symlink, exists, fchown } from '../kernel/fs.js';
+import { openPty, setWindowSize, setControllingTerminal } from '../kernel/pty.js';
 import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask } from '../kernel/process.js';
 import { setLinkUp } from '../kernel/net.js';
 import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js';
@@ -66,6 +67,10 @@ export interface InitSys {
   /** A NETLINK_ROUTE socket in the caller's network namespace; returns its fd. */
   openRtnetlink: () => number;
   setupInterfaces: typeof setupInterfacesInContainer;
+  openPty: typeof openPty;
+  setWindowSize: typeof setWindowSize;
+  setControllingTerminal: typeof setControllingTerminal;
+  fchown: typeof fchown;
 }
 
 /** The real calls. */
@@ -82,6 +87,7 @@ export const linuxInitSys: InitSys = {
   waitpid, kill, blockAllSignals, sigwaitinfo,
   openRtnetlink: () => Rtnetlink.open().socket.fd,
   setupInterfaces: setupInterfacesInContainer,
+  openPty, setWindowSize, setControllingTerminal, fchown,
 };
 
 /** Thrown by {@link dryRunSys}'s execve and exit to end a dry run. */
@@ -107,4 +113,5 @@ export const dryRunSys: InitSys = {
   fork: () => 0, waitpid: () => ({ pid: 0, status: 0 }), kill: nothing, blockAllSignals: nothing,
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),
   openRtnetlink: () => 100, setupInterfaces: nothing,
+  openPty: () => ({ master: 100, slave: 101, index: 0 }), setWindowSize: nothing, setControllingTerminal: nothing, fchown: nothing,
 };

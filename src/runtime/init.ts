@@ -48,6 +48,11 @@ export interface InitFds {
   stderr: number;
   /** Close-on-exec pipe: stays empty when execve succeeds, carries an {@link InitFailure} otherwise. */
   error: number;
+  /**
+   * Read end of the control pipe from the zygote (-1 or absent: none). A process with a
+   * terminal waits on it until the zygote has taken the terminal's master (see {@link TERMINAL_MARKER}).
+   */
+  ctrl?: number;
 }
 
 /**
@@ -56,6 +61,15 @@ export interface InitFds {
  * init died before it got there.
  */
 export const EXEC_MARKER = '\u0001';
+
+/**
+ * Written on the error pipe by a process that made its terminal: the marker, the master's fd
+ * number in that process, and a newline. The zygote then copies the master with
+ * `pidfd_getfd(2)` and writes one byte on the control pipe; the process closes its own copy
+ * and goes on. The master is made inside the container (on its devpts instance, so the
+ * program's terminal is `/dev/pts/N` there) but held outside it.
+ */
+export const TERMINAL_MARKER = '\u0002';
 
 /** Why the init could not start the process; written as JSON on the error pipe. */
 export interface InitFailure {
@@ -226,7 +240,7 @@ export interface ExecNamespaces {
 export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never {
   let step = 'prepare';
   try {
-    closeOtherFds([fds.stdout, fds.stderr, fds.error, ...ns.fds.map(([fd]) => fd)]);
+    closeOtherFds([fds.stdout, fds.stderr, fds.error, fds.stdin, fds.ctrl ?? -1, ...ns.fds.map(([fd]) => fd)].filter((fd) => fd >= 0));
     sys.prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
     sys.setsid();
     step = 'cgroups';
@@ -239,9 +253,7 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
     step = 'user';
     const user = resolveUser(plan.process.user);
     step = 'stdio';
-    sys.dup2(sys.open('/dev/null', K.O_RDONLY | K.O_CLOEXEC), 0);
-    sys.dup2(fds.stdout, 1);
-    sys.dup2(fds.stderr, 2);
+    setUpStdio(plan.process, fds, fds.ctrl ?? -1, user, false);
     step = 'capabilities';
     dropPrivileges({ capabilityMask: plan.capabilityMask, spec: { process: plan.process } }, user);
     step = 'workdir';
@@ -329,7 +341,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       // The zygote moves this process into its cgroups while the mounts above are made (a
       // migration can wait for an RCU grace period); it writes one byte when that is done.
       const ack = readExactly(ctrlFd, 1);
-      sys.close(ctrlFd);
+      if (!plan.spec.process.terminal) sys.close(ctrlFd);
       if (!ack || ack[0] !== 0x31) throw new Error('the zygote could not move the container into its cgroups');
     }
     if (plan.unshareFlags & K.CLONE_NEWCGROUP) sys.unshare(K.CLONE_NEWCGROUP);
@@ -339,10 +351,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     step = 'user';
     const user = resolveUser(plan.spec.process.user);
     step = 'stdio';
-    const stdin = fds.stdin >= 0 ? fds.stdin : sys.open('/dev/null', K.O_RDONLY | K.O_CLOEXEC);
-    sys.dup2(stdin, 0);
-    sys.dup2(fds.stdout, 1);
-    sys.dup2(fds.stderr, 2);
+    setUpStdio(plan.spec.process, fds, ctrlFd, user, true);
     step = 'workdir';
     const cwd = plan.spec.process.cwd || '/';
     if (!sys.exists(cwd)) sys.mkdirAll(cwd, 0o755);
@@ -367,6 +376,34 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
   } catch (e) {
     report(fds.error, failureOf(step, e));
   }
+}
+
+/**
+ * Wires fds 0–2: a new terminal (see {@link TERMINAL_MARKER}), or the given pipes with stdin
+ * from `fds.stdin` or /dev/null. `console`: also bind the terminal onto /dev/console.
+ */
+function setUpStdio(proc: Plan['spec']['process'], fds: InitFds, ctrlFd: number, user: ResolvedUser, console: boolean): void {
+  if (!proc.terminal) {
+    sys.dup2(fds.stdin >= 0 ? fds.stdin : sys.open('/dev/null', K.O_RDONLY | K.O_CLOEXEC), 0);
+    sys.dup2(fds.stdout, 1);
+    sys.dup2(fds.stderr, 2);
+    return;
+  }
+  if (ctrlFd < 0) throw new Error('a terminal needs a control pipe');
+  const pty = sys.openPty('/dev/pts/ptmx');
+  // The program's own terminal, as a login would make it: owned by its user.
+  sys.fchown(pty.slave, user.uid, 0xffffffff); // gid -1: unchanged (tty)
+  sys.setWindowSize(pty.slave, proc.terminal);
+  if (console) sys.mount(`/dev/pts/${pty.index}`, '/dev/console', null, K.MS_BIND, null);
+  for (const fd of [0, 1, 2]) sys.dup2(pty.slave, fd);
+  sys.close(pty.slave);
+  // This process leads its session (setsid at the start): the terminal becomes its controlling one.
+  sys.setControllingTerminal(0);
+  sys.write(fds.error, `${TERMINAL_MARKER}${pty.master}\n`);
+  const ack = readExactly(ctrlFd, 1);
+  sys.close(ctrlFd);
+  sys.close(pty.master);
+  if (!ack) throw new Error('the runtime did not take the terminal');
 }
 
 /**

@@ -51,6 +51,13 @@ export interface RuntimeSpec {
     capabilities: string[];
     /** Run a small init as PID 1 that reaps zombies and forwards signals to the program (Docker's `--init`). */
     init?: boolean;
+    /**
+     * Give the process a pseudo-terminal of this size as stdin, stdout and stderr (and its
+     * controlling terminal), made on the container's own devpts instance.
+     */
+    terminal?: { cols: number; rows: number };
+    /** Connect stdin to a pipe the runtime keeps open (else /dev/null). Ignored with a terminal. */
+    stdin?: boolean;
   };
   /** Network namespace: a new one (loopback, plus `interfaces`), the caller's, or another process's (`joinNetnsPid`). */
   network: 'new' | 'host' | 'join';

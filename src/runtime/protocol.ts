@@ -57,6 +57,11 @@ export interface ExecRequest {
   rid: number;
   /** What to run, and where. */
   plan: ExecPlan;
+  /**
+   * The read end of a pipe in the engine process that becomes the process's stdin (the zygote
+   * copies it with `pidfd_getfd(2)`); absent: /dev/null, or the terminal.
+   */
+  stdinFd?: number;
 }
 
 /** Engine → zygote: run a full garbage collection (for memory measurements). */
@@ -102,6 +107,10 @@ export interface StartedReply {
   pid: number;
   /** Its start time in clock ticks since boot (/proc/PID/stat field 22), to detect pid reuse. */
   startTime: number;
+  /** The zygote's fd of the write end of the process's stdin pipe, kept open while it runs. */
+  stdinFd?: number;
+  /** The zygote's fd of the master of the process's terminal. */
+  ttyFd?: number;
 }
 
 /** Zygote → engine: the request failed. */

@@ -7,6 +7,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BerthError } from '../errors.js';
+import { pidfdGetfd, pidfdOpen } from '../kernel/process.js';
+import { close } from '../kernel/fd.js';
 import { zygoteScript } from './zygote-script.js';
 import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './protocol.js';
 import type { Plan } from './plan.js';
@@ -134,17 +136,24 @@ export class ZygoteClient {
   /**
    * Runs a process in a running container. Resolves once it runs, with a promise of its exit;
    * `onOutput` receives its output as it comes. Throws {@link StartFailure} when it cannot run.
+   * `stdinFd`: the read end of a pipe in this process that becomes its stdin. With a terminal
+   * (`plan.process.terminal`), `tty` is this process's own copy of the terminal's master (the
+   * caller closes it), for input and resizing; its output arrives through `onOutput`.
    */
-  async exec(plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<{ pid: number; exited: Promise<ExitRecord> }> {
+  async exec(
+    plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void, options: { stdinFd?: number } = {},
+  ): Promise<{ pid: number; startTime: number; exited: Promise<ExitRecord>; tty?: number }> {
     const release = this.hold();
     let resolveExit!: (s: ExitRecord) => void;
     const exited = new Promise<ExitRecord>((r) => (resolveExit = r));
     this.#execs.set(plan.id, { onOutput, done: (s) => { release(); resolveExit(s); } });
     try {
-      const reply = await this.#request({ t: 'exec', plan });
+      const reply = await this.#request({ t: 'exec', plan, ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}) });
       if (reply.t === 'failed') throw new StartFailure(reply.error);
       if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
-      return { pid: reply.pid, exited };
+      // Copied before any later message is handled: the zygote keeps the master until the exit notice.
+      const tty = reply.ttyFd !== undefined ? this.copyFd(reply.ttyFd) : undefined;
+      return { pid: reply.pid, startTime: reply.startTime, exited, ...(tty !== undefined ? { tty } : {}) };
     } catch (e) {
       // A failed exec still reports its end (execExit), which releases the hold.
       if (!(e instanceof StartFailure)) {
@@ -169,6 +178,18 @@ export class ZygoteClient {
       this.#holds--;
       this.#updateRef();
     };
+  }
+
+  /** A copy, in this process, of the zygote's fd `fd` (pidfd_getfd). */
+  copyFd(fd: number): number {
+    const pid = this.#child?.pid;
+    if (!pid) throw new BerthError('INTERNAL', 'berth zygote is not running');
+    const pidfd = pidfdOpen(pid);
+    try {
+      return pidfdGetfd(pidfd, fd);
+    } finally {
+      close(pidfd);
+    }
   }
 
   /** Settles the zygote for a memory measurement: its pool of prepared templates full, then a full garbage collection. */

@@ -11,15 +11,16 @@
  */
 import { closeSync, openSync, writeSync, renameSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { open, close, pipe2 } from '../kernel/fd.js';
-import { fork, waitpid, decodeWaitStatus, kill } from '../kernel/process.js';
+import { ReadStream as TtyReadStream } from 'node:tty';
+import { open, close, pipe2, dup } from '../kernel/fd.js';
+import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
 import {
   CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, O_CLOEXEC, O_RDONLY, WNOHANG, __WALL,
 } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
-import { EXEC_MARKER, runExec, runTemplate, type InitFailure } from './init.js';
+import { EXEC_MARKER, TERMINAL_MARKER, runExec, runTemplate, type InitFailure } from './init.js';
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
 import type { ExecRequest, ExitRecord, StartRequest, ZygoteMessage, ZygoteRequest } from './protocol.js';
@@ -54,6 +55,12 @@ interface Child {
   exitPath: string;
   exec: boolean;
   openStreams: number;
+  /** Write end of the control pipe, while a terminal handover is pending; else -1. */
+  ctrlW: number;
+  /** Write end of the process's stdin pipe, kept open while it runs (attachers copy it); else -1. */
+  stdinW: number;
+  /** Master of the process's terminal; else -1. */
+  ttyFd: number;
   execResult?: InitFailure | null;
   status?: { exitCode: number; signal?: number; finishedAt: number };
   done: boolean;
@@ -101,13 +108,13 @@ export class Zygote {
    * Forks a template: PID 1 of a new PID namespace that prepares its other namespaces and
    * waits for a plan on its control pipe (see `runTemplate` in `init.ts`).
    */
-  #fork(unshareFlags: number): Template {
+  #fork(unshareFlags: number, stdin = -1): Template {
     const fds: number[] = [];
     try {
       for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
       const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds as [number, number, number, number, number, number, number, number];
       const pid = this.#forkIn(() => unshare(CLONE_NEWPID));
-      if (pid === 0) runTemplate(unshareFlags, ctrlR, { stdin: -1, stdout: outW, stderr: errW, error: exW });
+      if (pid === 0) runTemplate(unshareFlags, ctrlR, { stdin, stdout: outW, stderr: errW, error: exW });
       for (const fd of [outW, errW, exW, ctrlR]) close(fd);
       const t: Template = { pid, startTime: processStartTime(pid) ?? -1, unshareFlags, outR, errR, exR, ctrlW };
       this.#templates.set(pid, t);
@@ -160,10 +167,21 @@ export class Zygote {
 
   #start(req: StartRequest): void {
     let t: Template | undefined;
+    let stdinW = -1;
     if (this.#pool.length === 0) this.#refill();
     try {
       const flags = req.plan.unshareFlags;
-      if (flags === this.#poolFlags) t = this.#pool.shift();
+      const proc = req.plan.spec.process;
+      if (proc.stdin && !proc.terminal) {
+        // A stdin pipe is wired at fork time: this start gets a template of its own.
+        const [r, w] = pipe2(O_CLOEXEC);
+        stdinW = w;
+        try {
+          t = this.#fork(flags, r);
+        } finally {
+          close(r);
+        }
+      } else if (flags === this.#poolFlags) t = this.#pool.shift();
       t ??= this.#fork(flags);
       this.#templates.delete(t.pid);
       const body = Buffer.from(JSON.stringify(req.plan));
@@ -178,10 +196,11 @@ export class Zygote {
         joined = false;
       }
       writeSync(t.ctrlW, joined ? '1' : '0');
-      close(t.ctrlW);
+      // With a terminal, the pipe stays open for the handover of its master.
+      if (!proc.terminal) close(t.ctrlW);
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: 2, done: false,
-        logFd: openSync(req.logPath, 'a'),
+        logFd: openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1,
       };
       this.#byPid.set(t.pid, child);
       this.#byId.set(child.id, child);
@@ -190,6 +209,7 @@ export class Zygote {
       this.#watchExec(child, t.exR);
     } catch (e) {
       if (t) for (const fd of [t.outR, t.errR, t.exR]) close(fd);
+      if (stdinW >= 0) close(stdinW);
       const msg = e instanceof Error ? e.message : String(e);
       const error: InitFailure = e instanceof KernelError
         ? { step: 'fork', message: msg, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 }
@@ -213,16 +233,28 @@ export class Zygote {
       const pidns = open(`/proc/${plan.targetPid}/ns/pid`, O_RDONLY | O_CLOEXEC);
       fds.push(pidns);
       const pipes: number[] = [];
-      for (let i = 0; i < 3; i++) pipes.push(...pipe2(O_CLOEXEC));
+      for (let i = 0; i < 4; i++) pipes.push(...pipe2(O_CLOEXEC));
       fds.push(...pipes);
-      const [outR, outW, errR, errW, exR, exW] = pipes as [number, number, number, number, number, number];
+      const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = pipes as [number, number, number, number, number, number, number, number];
+      let stdin = -1;
+      if (req.stdinFd !== undefined && !plan.process.terminal) {
+        // The engine's pipe end, copied from the engine (our parent) into this process.
+        const parent = pidfdOpen(process.ppid);
+        try {
+          stdin = pidfdGetfd(parent, req.stdinFd);
+        } finally {
+          close(parent);
+        }
+        fds.push(stdin);
+      }
       const pid = this.#forkIn(() => setns(pidns, CLONE_NEWPID));
-      if (pid === 0) runExec(plan, { fds: ns }, { stdin: -1, stdout: outW, stderr: errW, error: exW });
-      for (const fd of [...ns.map(([fd]) => fd), pidns, outW, errW, exW]) close(fd);
+      if (pid === 0) runExec(plan, { fds: ns }, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+      for (const fd of [...ns.map(([fd]) => fd), pidns, outW, errW, exW, ctrlR, ...(stdin >= 0 ? [stdin] : [])]) close(fd);
+      if (!plan.process.terminal) close(ctrlW);
       fds.length = 0;
       const child: Child = {
         id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, logFd: -1, exitPath: '', exec: true,
-        openStreams: 2, done: false,
+        openStreams: 2, done: false, ctrlW: plan.process.terminal ? ctrlW : -1, stdinW: -1, ttyFd: -1,
       };
       this.#byPid.set(pid, child);
       this.#pump(child, outR, 'stdout');
@@ -239,16 +271,31 @@ export class Zygote {
   }
 
   #watchExec(child: Child, fd: number): void {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     const sock = new Socket({ fd, readable: true, writable: false });
-    sock.on('data', (d: Buffer) => chunks.push(d));
+    sock.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (child.ctrlW < 0 || d[0] !== 0x02) return;
+      const text = Buffer.concat(chunks).toString('latin1');
+      const nl = text.indexOf('\n');
+      if (!text.startsWith(TERMINAL_MARKER) || nl < 0) return;
+      chunks = [Buffer.from(text.slice(nl + 1), 'latin1')];
+      this.#takeTerminal(child, Number(text.slice(1, nl)));
+    });
     sock.on('error', () => undefined);
     sock.on('close', () => {
+      if (child.ctrlW >= 0) {
+        close(child.ctrlW);
+        child.ctrlW = -1;
+      }
       const raw = Buffer.concat(chunks).toString('utf8');
       const text = raw.startsWith(EXEC_MARKER) ? raw.slice(EXEC_MARKER.length) : raw;
       if (raw === EXEC_MARKER) {
         child.execResult = null;
-        this.#send({ t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime });
+        this.#send({
+          t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime,
+          ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}), ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}),
+        });
       } else {
         let failure: InitFailure;
         if (!text) failure = { step: 'init', message: 'the container init died before it could run the program', kind: 'other', exitCode: 1 };
@@ -266,8 +313,39 @@ export class Zygote {
     });
   }
 
-  #pump(child: Child, fd: number, stream: LogStream): void {
-    const sock = new Socket({ fd, readable: true, writable: false });
+  /**
+   * Copies the master of the terminal `child` made (its fd `fd`) into this process, lets the
+   * child go on, and pumps the master's output as stdout. On failure the child is not acked and
+   * reports the error itself.
+   */
+  #takeTerminal(child: Child, fd: number): void {
+    let master = -1;
+    try {
+      const pidfd = pidfdOpen(child.pid);
+      try {
+        master = pidfdGetfd(pidfd, fd);
+      } finally {
+        close(pidfd);
+      }
+      writeSync(child.ctrlW, '1');
+    } catch {
+      if (master >= 0) close(master);
+      master = -1;
+    }
+    close(child.ctrlW);
+    child.ctrlW = -1;
+    if (master < 0) return;
+    // Kept until the process is reaped, so a copy taken by an attacher while the process runs
+    // is always this master (the stream below closes its own fd at the end of output).
+    child.ttyFd = master;
+    const readFd = dup(master);
+    // A master reads EIO once every slave fd is closed: the tty stream ends there.
+    this.#pump(child, readFd, 'stdout', new TtyReadStream(readFd));
+  }
+
+  #pump(child: Child, fd: number, stream: LogStream, source?: TtyReadStream): void {
+    if (source) child.openStreams++;
+    const sock = source ?? new Socket({ fd, readable: true, writable: false });
     sock.on('data', (d: Buffer) => {
       if (child.exec) this.#send({ t: 'output', id: child.id, stream, data: d.toString('base64') });
       else writeSync(child.logFd, encodeRecord(stream, nowNs(), d));
@@ -310,6 +388,9 @@ export class Zygote {
     if (child.done || !child.status || child.openStreams > 0 || child.execResult === undefined) return;
     child.done = true;
     this.#byPid.delete(child.pid);
+    for (const fd of [child.stdinW, child.ttyFd]) if (fd >= 0) close(fd);
+    child.stdinW = -1;
+    child.ttyFd = -1;
     if (child.exec) {
       const status: ExitRecord = { pid: child.pid, ...child.status };
       if (child.execResult) Object.assign(status, { error: child.execResult, exitCode: child.execResult.exitCode, signal: undefined });

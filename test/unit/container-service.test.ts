@@ -57,7 +57,7 @@ class FakeRuntime implements ContainerRuntime {
     child.stdout.on('data', (d: Buffer) => onOutput('stdout', d));
     child.stderr.on('data', (d: Buffer) => onOutput('stderr', d));
     const exited = new Promise<ExitRecord>((r) => child.on('close', (code) => r({ pid: child.pid!, exitCode: code ?? 1, finishedAt: Date.now() })));
-    return { pid: child.pid!, exited };
+    return { pid: child.pid!, startTime: 0, exited };
   }
 }
 

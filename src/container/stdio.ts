@@ -1,0 +1,109 @@
+/**
+ * The engine's side of a process's stdio: writing to a stdin pipe or a terminal master this
+ * process holds a copy of, and copying such fds out of the process that keeps them (the zygote,
+ * or a detached container's monitor) with `pidfd_getfd(2)`.
+ *
+ * Input goes straight to the kernel object (pipe or terminal), from any process, with no
+ * message passing; output is read from the container's log file by whoever wants it.
+ *
+ * @module
+ */
+import { writeSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { fstatSync } from 'node:fs';
+import { close, setNonBlocking } from '../kernel/fd.js';
+import { pidfdGetfd, pidfdOpen } from '../kernel/process.js';
+import { isSameProcess } from '../runtime/proc.js';
+
+/** How long a write waits for room in a full pipe or terminal before trying again. */
+const RETRY_MS = 5;
+
+/**
+ * A Writable over a pipe or terminal fd owned by this process. Writes never block the event
+ * loop (the fd is made non-blocking; a full buffer is retried shortly). `end()` and `destroy()`
+ * close the fd: for a pipe this is the reader's end of file when no other copy is open.
+ */
+export class FdWritable extends Writable {
+  #fd: number;
+
+  /** Takes ownership of `fd`. */
+  constructor(fd: number) {
+    super({ decodeStrings: true });
+    this.#fd = fd;
+    setNonBlocking(fd, true);
+  }
+
+  /** @internal */
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    let off = 0;
+    const step = (): void => {
+      try {
+        while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off);
+        cb();
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') setTimeout(step, RETRY_MS);
+        else cb(e as Error);
+      }
+    };
+    step();
+  }
+
+  /** @internal */
+  override _final(cb: (e?: Error | null) => void): void {
+    this.#close();
+    cb();
+  }
+
+  /** @internal */
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.#close();
+    cb(err);
+  }
+
+  #close(): void {
+    if (this.#fd < 0) return;
+    try {
+      close(this.#fd);
+    } catch {
+      // Already gone.
+    }
+    this.#fd = -1;
+  }
+}
+
+/** Kind of fd {@link copyHolderFd} expects. */
+export type HeldFdKind = 'pipe' | 'terminal';
+
+/**
+ * Copies fd `fd` of the process `holderPid` (started at `holderStart`) into this process, and
+ * checks it is the kind of object expected. `stillValid` is asked after the copy: the holder
+ * keeps these fds until the container's process ends, so when it still runs the copy is the
+ * right object (the number was not reused). Returns undefined when the holder or the process is
+ * gone, or the fd is not what it should be.
+ */
+export function copyHolderFd(holderPid: number, holderStart: number, fd: number, kind: HeldFdKind, stillValid: () => boolean): number | undefined {
+  let pidfd: number;
+  try {
+    pidfd = pidfdOpen(holderPid);
+  } catch {
+    return undefined;
+  }
+  let copy = -1;
+  try {
+    if (!isSameProcess(holderPid, holderStart)) return undefined;
+    copy = pidfdGetfd(pidfd, fd);
+    const st = fstatSync(copy);
+    // A terminal master is the devpts instance's ptmx node: character device 5:2.
+    const ok = kind === 'pipe' ? st.isFIFO() : st.isCharacterDevice() && st.rdev === ((5 << 8) | 2);
+    if (!ok || !stillValid()) {
+      close(copy);
+      return undefined;
+    }
+    return copy;
+  } catch {
+    if (copy >= 0) close(copy);
+    return undefined;
+  } finally {
+    close(pidfd);
+  }
+}
