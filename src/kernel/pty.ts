@@ -1,0 +1,118 @@
+/**
+ * Pseudo-terminals (`pty(7)`): open a master/slave pair through `/dev/ptmx` as `posix_openpt`,
+ * `unlockpt` and `ptsname` do, set and read the window size, make a terminal the controlling one.
+ * The ioctl numbers are those of <asm-generic/ioctls.h>, the same on x86_64 and aarch64.
+ *
+ * @module
+ */
+import { libc, check } from './libc.js';
+import { open, close } from './fd.js';
+import { O_CLOEXEC, O_NOCTTY, O_RDWR } from './constants.js';
+
+const _ioctlPtr = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
+const _ioctlInt = libc.func('ioctl', 'int', ['int', 'unsigned long', 'uintptr_t']);
+
+/** Lock or unlock the slave side: `_IOW('T', 0x31, int)`. */
+const TIOCSPTLCK = 0x40045431;
+/** The pty number, N in `/dev/pts/N`: `_IOR('T', 0x30, unsigned int)`. */
+const TIOCGPTN = 0x80045430;
+/** Read the window size (struct winsize). */
+const TIOCGWINSZ = 0x5413;
+/** Set the window size (struct winsize). */
+const TIOCSWINSZ = 0x5414;
+/** Make the terminal the caller's controlling terminal. */
+const TIOCSCTTY = 0x540e;
+
+/** A terminal's window size (`struct winsize`). */
+export interface WindowSize {
+  /** Rows, in characters. */
+  rows: number;
+  /** Columns, in characters. */
+  cols: number;
+  /** Width in pixels (unused by most programs; 0 when unknown). */
+  xpixel?: number;
+  /** Height in pixels (unused by most programs; 0 when unknown). */
+  ypixel?: number;
+}
+
+/** Both ends of a pseudo-terminal. Close both with {@link close} when done. */
+export interface PtyPair {
+  /** The master side: what the program writes to the slave is read here, and vice versa. */
+  master: number;
+  /** The slave side: the program's terminal. */
+  slave: number;
+  /** The slave's path, e.g. `/dev/pts/3`. */
+  path: string;
+}
+
+/**
+ * `posix_openpt(O_RDWR | O_NOCTTY)` (with O_CLOEXEC): opens a new pty master on `/dev/ptmx`;
+ * returns its fd. The slave stays locked until {@link unlockpt}.
+ */
+export function openPtmx(): number {
+  return open('/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC);
+}
+
+/** `unlockpt(3)`: unlocks the slave side of `master` (ioctl TIOCSPTLCK with 0). */
+export function unlockpt(master: number): void {
+  const zero = Buffer.alloc(4);
+  check('ioctl', () => _ioctlPtr(master, TIOCSPTLCK, zero), `TIOCSPTLCK fd=${master}`);
+}
+
+/** `ptsname(3)`: the slave's path for `master`, e.g. `/dev/pts/3` (ioctl TIOCGPTN). */
+export function ptsname(master: number): string {
+  const n = Buffer.alloc(4);
+  check('ioctl', () => _ioctlPtr(master, TIOCGPTN, n), `TIOCGPTN fd=${master}`);
+  return `/dev/pts/${n.readUInt32LE(0)}`;
+}
+
+/**
+ * `openpty(3)`: a new pseudo-terminal pair, both ends O_CLOEXEC and opened with O_NOCTTY (neither
+ * becomes the caller's controlling terminal), with the window size set when `size` is given.
+ */
+export function openPty(size?: WindowSize): PtyPair {
+  const master = openPtmx();
+  try {
+    unlockpt(master);
+    const path = ptsname(master);
+    const slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (size) {
+      try {
+        setWindowSize(slave, size);
+      } catch (e) {
+        close(slave);
+        throw e;
+      }
+    }
+    return { master, slave, path };
+  } catch (e) {
+    close(master);
+    throw e;
+  }
+}
+
+/** Sets the window size of the terminal `fd` (either side of a pty): ioctl TIOCSWINSZ. */
+export function setWindowSize(fd: number, size: WindowSize): void {
+  const ws = Buffer.alloc(8);
+  ws.writeUInt16LE(size.rows, 0);
+  ws.writeUInt16LE(size.cols, 2);
+  ws.writeUInt16LE(size.xpixel ?? 0, 4);
+  ws.writeUInt16LE(size.ypixel ?? 0, 6);
+  check('ioctl', () => _ioctlPtr(fd, TIOCSWINSZ, ws), `TIOCSWINSZ fd=${fd}`);
+}
+
+/** Reads the window size of the terminal `fd`: ioctl TIOCGWINSZ. */
+export function getWindowSize(fd: number): WindowSize {
+  const ws = Buffer.alloc(8);
+  check('ioctl', () => _ioctlPtr(fd, TIOCGWINSZ, ws), `TIOCGWINSZ fd=${fd}`);
+  return { rows: ws.readUInt16LE(0), cols: ws.readUInt16LE(2), xpixel: ws.readUInt16LE(4), ypixel: ws.readUInt16LE(6) };
+}
+
+/**
+ * Makes the terminal `fd` the calling process's controlling terminal (ioctl TIOCSCTTY). The
+ * caller must be a session leader without one (call it after `setsid()`, e.g. in a forked child);
+ * `steal` takes the terminal from another session (needs CAP_SYS_ADMIN).
+ */
+export function setControllingTerminal(fd: number, steal = false): void {
+  check('ioctl', () => _ioctlInt(fd, TIOCSCTTY, steal ? 1 : 0), `TIOCSCTTY fd=${fd}`);
+}
