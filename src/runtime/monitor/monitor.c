@@ -18,8 +18,8 @@
  *   5  the log file, opened O_WRONLY|O_APPEND
  *   6  maybe a stdin write end: never used, only kept open until the monitor exits
  *
- * Exit status: 0 when the exit file was written; 1 when pidfd_open or waitid failed or the
- * exit file could not be written; 2 on bad arguments.
+ * Exit status: 0 when the exit file was written; 1 when pidfd_open, poll or waitid failed or
+ * the exit file could not be written; 2 on bad arguments.
  *
  * No libc: raw system calls (x86_64 and aarch64), a tiny _start, no allocation. It stays
  * valid C and C++. Built by src/runtime/monitor-binary.ts and scripts/build-monitor.mjs.
