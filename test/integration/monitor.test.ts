@@ -7,7 +7,7 @@
  * and 4, the log file as fd 5 and, when asked, a stdin write end as fd 6. Every process group
  * started here is killed after each test, also when it fails; temp dirs go with the test.
  */
-import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -193,6 +193,21 @@ describe.skipIf(!isRoot)('berth-monitor', () => {
     const m = await monitored('head -c 1000000 /dev/zero; echo gone >&2; exit 7', { logPath: '/dev/full' });
     expect((await m.done).code).toBe(0);
     expect(exitFile(m).record.exitCode).toBe(7);
+  });
+
+  it('keeps the log whole records when the disk fills up in the middle of one', async () => {
+    const dir = tempDir('monitor-small');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=100k', 'berth-monitor-test', dir]);
+    try {
+      const m = await monitored('head -c 1000000 /dev/urandom; exit 4', { logPath: join(dir, 'log') });
+      expect((await m.done).code).toBe(0);
+      expect(exitFile(m).record.exitCode).toBe(4);
+      const recs = records(m.logPath); // asserts the file ends on a record boundary
+      expect(recs.length).toBeGreaterThan(0);
+      expect(statSync(m.logPath).size).toBeLessThanOrEqual(100 * 1024);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
   });
 
   it('gives up on pipes a grandchild holds open 2 s after the exit; the exit file appears whole', async () => {
