@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { close, pipe2 } from '../../src/kernel/fd.js';
 import { O_CLOEXEC } from '../../src/kernel/constants.js';
 import { getWindowSize, openPty } from '../../src/kernel/pty.js';
@@ -313,12 +313,34 @@ describe.skipIf(!isRoot)('berth-monitor', () => {
 });
 
 describe('monitorBinary', () => {
-  it('builds once and returns the same cached path', async () => {
-    const a = monitorBinary();
-    expect(monitorBinary()).toBe(a);
-    const path = await a;
-    expect(path).toMatch(new RegExp(`/monitor-[0-9a-f]{16}-${process.arch}$`));
-    expect(statSync(path).mode & 0o111).not.toBe(0);
-    expect(await monitorBinary()).toBe(path);
+  /** A fresh copy of the module (its own cache), with BERTH_MONITOR set to `env` meanwhile. */
+  async function fresh<T>(env: string | undefined, use: (m: typeof import('../../src/runtime/monitor-binary.js')) => Promise<T>): Promise<T> {
+    const saved = process.env.BERTH_MONITOR;
+    if (env === undefined) delete process.env.BERTH_MONITOR;
+    else process.env.BERTH_MONITOR = env;
+    try {
+      vi.resetModules();
+      return await use(await import('../../src/runtime/monitor-binary.js'));
+    } finally {
+      if (saved === undefined) delete process.env.BERTH_MONITOR;
+      else process.env.BERTH_MONITOR = saved;
+    }
+  }
+
+  it('compiles from sources once and returns the same cached path', async () => {
+    await fresh(undefined, async ({ monitorBinary }) => {
+      const a = monitorBinary();
+      expect(monitorBinary()).toBe(a);
+      const path = await a;
+      expect(path).toMatch(new RegExp(`/node_modules/\\.cache/berth/monitor-[0-9a-f]{16}-${process.arch}$`));
+      expect(statSync(path).mode & 0o777).toBe(0o755);
+      expect(await monitorBinary()).toBe(path);
+    });
+  });
+
+  it('takes BERTH_MONITOR as it is', async () => {
+    await fresh('/opt/somewhere/berth-monitor', async ({ monitorBinary }) => {
+      expect(await monitorBinary()).toBe('/opt/somewhere/berth-monitor');
+    });
   });
 });
