@@ -8,6 +8,12 @@
  *   It is not imported: the library starts it as a separate `node` process by its path next to the
  *   library's own file, so it must sit at `dist/zygote-main.*` and needs no type declarations.
  *
+ * `npm run build` then runs `scripts/build-monitor.mjs` (after tsup, whose `clean` empties `dist/`
+ * first), which compiles berth's container monitor, `src/runtime/monitor/monitor.c`, into
+ * `dist/berth-monitor-<arch>` for the building machine's `process.arch` (`x64`, `arm64`); the
+ * library looks for it there (`src/runtime/monitor-binary.ts`). That step needs a C compiler
+ * (`cc`, `gcc` or `g++`); a package for another architecture must be built on (or for) it.
+ *
  * Every dependency stays external (koffi above all: it loads a native module from its own
  * package directory). `shims` gives the CJS build `import.meta.url` and the ESM build `__dirname`,
  * so code that locates `zygote-main` next to itself works in both.

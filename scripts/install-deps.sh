@@ -14,6 +14,7 @@
 #   nftables         `nft`, to check published ports' rules from the outside
 #   util-linux       mount, umount, nsenter (test cleanup)
 #   procps, kmod     ps, modprobe
+#   gcc              compiles berth's container monitor (src/runtime/monitor/monitor.c) from sources
 # Extra packages: BERTH_EXTRA_APT_PACKAGES="pkg1 pkg2".
 #
 # Container engines and runtimes (docker, podman, runc, crun) are NOT dependencies and are never
@@ -32,7 +33,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 --no-install-recommends)
 
-packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 nftables util-linux procps kmod)
+packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 nftables util-linux procps kmod gcc)
 # shellcheck disable=SC2206
 packages+=(${BERTH_EXTRA_APT_PACKAGES:-})
 

@@ -33,6 +33,7 @@ export const ERROR_CODES = [
   'UNSAFE_LAYER',
   'KERNEL',
   'TIMEOUT',
+  'UNSUPPORTED',
   'INTERNAL',
 ] as const;
 

@@ -1,7 +1,9 @@
 /**
- * Pseudo-terminal bindings: open a master on a devpts instance's `ptmx`, unlock it, open its
- * slave straight from the master (`TIOCGPTPEER`, no path lookup), window sizes and the
- * controlling terminal. The ioctl numbers are the generic ones, shared by x86_64 and aarch64.
+ * Pseudo-terminals (`pty(7)`): open a pair on a devpts instance's `ptmx` (as `posix_openpt`,
+ * `unlockpt` and `ptsname` do, but opening the slave straight from the master with
+ * `TIOCGPTPEER`, with no path lookup), set and read the window size, make a terminal the
+ * controlling one. The ioctl numbers are those of <asm-generic/ioctls.h>, the same on x86_64
+ * and aarch64.
  *
  * @module
  */
@@ -9,73 +11,92 @@ import { libc, check } from './libc.js';
 import { close, open } from './fd.js';
 import { O_CLOEXEC, O_NOCTTY, O_RDWR } from './constants.js';
 
-const _ioctlInt = libc.func('ioctl', 'int', ['int', 'unsigned long', 'int *']);
 const _ioctlPtr = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
-const _ioctlVal = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
+const _ioctlVal = libc.func('ioctl', 'int', ['int', 'unsigned long', 'uintptr_t']);
 
-/** Lock or unlock a pty slave (`int *`). */
-export const TIOCSPTLCK = 0x40045431;
-/** The pty number of a master (`unsigned int *`). */
-export const TIOCGPTN = 0x80045430;
+/** Lock or unlock the slave side: `_IOW('T', 0x31, int)`. */
+const TIOCSPTLCK = 0x40045431;
+/** The pty number, N in `/dev/pts/N`: `_IOR('T', 0x30, unsigned int)`. */
+const TIOCGPTN = 0x80045430;
 /** Opens the slave of a master; the argument is the open flags. */
-export const TIOCGPTPEER = 0x5441;
-/** Sets the window size (`struct winsize *`). */
-export const TIOCSWINSZ = 0x5414;
-/** Gets the window size (`struct winsize *`). */
-export const TIOCGWINSZ = 0x5413;
-/** Makes a terminal the caller's controlling terminal (the caller leads a session). */
-export const TIOCSCTTY = 0x540e;
+const TIOCGPTPEER = 0x5441;
+/** Read the window size (struct winsize). */
+const TIOCGWINSZ = 0x5413;
+/** Set the window size (struct winsize). */
+const TIOCSWINSZ = 0x5414;
+/** Make the terminal the caller's controlling terminal. */
+const TIOCSCTTY = 0x540e;
 
-/** A terminal's size in characters. */
+/** A terminal's window size (`struct winsize`). */
 export interface WindowSize {
-  /** Columns. */
-  cols: number;
-  /** Rows. */
+  /** Rows, in characters. */
   rows: number;
+  /** Columns, in characters. */
+  cols: number;
+  /** Width in pixels (unused by most programs; 0 when unknown). */
+  xpixel?: number;
+  /** Height in pixels (unused by most programs; 0 when unknown). */
+  ypixel?: number;
 }
 
-/** An open pseudo-terminal pair. */
+/** Both ends of a pseudo-terminal. Close both with {@link close} when done. */
 export interface PtyPair {
-  /** The master: what the outside reads output from and writes input to. */
+  /** The master side: what the program writes to the slave is read here, and vice versa. */
   master: number;
-  /** The slave: the program's terminal. */
+  /** The slave side: the program's terminal. */
   slave: number;
-  /** The slave's number in its devpts instance (`/dev/pts/N`). */
+  /** The slave's number in its devpts instance. */
   index: number;
+  /** The slave's path where that instance is mounted on /dev/pts, e.g. `/dev/pts/3`. */
+  path: string;
 }
 
 /**
- * Opens a new pty on the devpts instance of `ptmxPath` (`/dev/pts/ptmx` inside a container):
- * both ends close-on-exec, neither becomes the caller's controlling terminal.
+ * `openpty(3)` on the devpts instance of `ptmx` (default `/dev/ptmx`; `/dev/pts/ptmx` inside a
+ * container): a new pair, both ends O_CLOEXEC and O_NOCTTY (neither becomes the caller's
+ * controlling terminal), with the window size set when `size` is given.
  */
-export function openPty(ptmxPath = '/dev/ptmx'): PtyPair {
-  const master = open(ptmxPath, O_RDWR | O_NOCTTY | O_CLOEXEC);
+export function openPty(options: { ptmx?: string; size?: WindowSize } = {}): PtyPair {
+  const ptmx = options.ptmx ?? '/dev/ptmx';
+  const master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  let slave = -1;
   try {
-    check('ioctl', () => _ioctlInt(master, TIOCSPTLCK, new Int32Array([0])), 'TIOCSPTLCK', ptmxPath);
-    const n = new Int32Array(1);
-    check('ioctl', () => _ioctlInt(master, TIOCGPTN, n), 'TIOCGPTN', ptmxPath);
-    const slave = check('ioctl', () => _ioctlVal(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC), 'TIOCGPTPEER', ptmxPath);
-    return { master, slave, index: n[0]! };
+    check('ioctl', () => _ioctlPtr(master, TIOCSPTLCK, Buffer.alloc(4)), `TIOCSPTLCK fd=${master}`, ptmx);
+    const n = Buffer.alloc(4);
+    check('ioctl', () => _ioctlPtr(master, TIOCGPTN, n), `TIOCGPTN fd=${master}`, ptmx);
+    slave = check('ioctl', () => _ioctlVal(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC), `TIOCGPTPEER fd=${master}`, ptmx);
+    if (options.size) setWindowSize(slave, options.size);
+    const index = n.readUInt32LE(0);
+    return { master, slave, index, path: `/dev/pts/${index}` };
   } catch (e) {
+    if (slave >= 0) close(slave);
     close(master);
     throw e;
   }
 }
 
-/** Sets the window size of a terminal (either end of a pty); the foreground job gets SIGWINCH. */
+/** Sets the window size of the terminal `fd` (either side of a pty): ioctl TIOCSWINSZ. */
 export function setWindowSize(fd: number, size: WindowSize): void {
-  const ws = new Uint16Array([size.rows, size.cols, 0, 0]);
+  const ws = Buffer.alloc(8);
+  ws.writeUInt16LE(size.rows, 0);
+  ws.writeUInt16LE(size.cols, 2);
+  ws.writeUInt16LE(size.xpixel ?? 0, 4);
+  ws.writeUInt16LE(size.ypixel ?? 0, 6);
   check('ioctl', () => _ioctlPtr(fd, TIOCSWINSZ, ws), `TIOCSWINSZ fd=${fd}`);
 }
 
-/** The window size of a terminal. */
+/** Reads the window size of the terminal `fd`: ioctl TIOCGWINSZ. */
 export function getWindowSize(fd: number): WindowSize {
-  const ws = new Uint16Array(4);
+  const ws = Buffer.alloc(8);
   check('ioctl', () => _ioctlPtr(fd, TIOCGWINSZ, ws), `TIOCGWINSZ fd=${fd}`);
-  return { rows: ws[0]!, cols: ws[1]! };
+  return { rows: ws.readUInt16LE(0), cols: ws.readUInt16LE(2), xpixel: ws.readUInt16LE(4), ypixel: ws.readUInt16LE(6) };
 }
 
-/** Makes terminal `fd` the controlling terminal of the caller's session (the caller must lead it). */
-export function setControllingTerminal(fd: number): void {
-  check('ioctl', () => _ioctlVal(fd, TIOCSCTTY, 0), `TIOCSCTTY fd=${fd}`);
+/**
+ * Makes the terminal `fd` the calling process's controlling terminal (ioctl TIOCSCTTY). The
+ * caller must be a session leader without one (call it after `setsid()`, e.g. in a forked child);
+ * `steal` takes the terminal from another session (needs CAP_SYS_ADMIN).
+ */
+export function setControllingTerminal(fd: number, steal = false): void {
+  check('ioctl', () => _ioctlVal(fd, TIOCSCTTY, steal ? 1 : 0), `TIOCSCTTY fd=${fd}`);
 }

@@ -1,0 +1,119 @@
+/**
+ * Finds berth's container monitor, `berth-monitor` (`src/runtime/monitor/monitor.c`): the tiny
+ * freestanding program that stays beside each detached container, logs its output and writes its
+ * exit file.
+ *
+ * 1. `BERTH_MONITOR` overrides everything;
+ * 2. in the published package it is `berth-monitor-<arch>` next to the bundle (`dist/`), built by
+ *    `npm run build` (`scripts/build-monitor.mjs`), `<arch>` being `process.arch` (`x64`, `arm64`);
+ * 3. running from sources, it is compiled on first use into
+ *    `node_modules/.cache/berth/monitor-<sha256 of monitor.c, 16 hex>-<arch>`, with the first of
+ *    `cc`, `gcc`, `g++` that works. Several processes may do so at once: each compiles to a name
+ *    of its own and renames it into place.
+ *
+ * @module
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { BerthError } from '../errors.js';
+
+declare const __filename: string | undefined;
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Compiler flags for `berth-monitor`: a static binary with no libc, no start files, no unwind
+ * tables, no stack protector and no build id. Keep in step with `scripts/build-monitor.mjs`.
+ */
+const MONITOR_CFLAGS: readonly string[] = [
+  '-x', 'c', // g++ would compile the file as C++ otherwise (it is valid C++ too)
+  '-nostdlib', '-static', '-Os', '-ffreestanding', '-fno-builtin', '-fno-stack-protector',
+  '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-fno-pie', '-no-pie',
+  '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,-z,norelro', '-Wl,-z,noseparate-code', '-s',
+];
+
+/** The compilers tried in turn when building the monitor from sources. */
+const COMPILERS = ['cc', 'gcc', 'g++'];
+
+function thisFile(): string {
+  if (typeof __filename === 'string') return __filename;
+  return fileURLToPath(import.meta.url);
+}
+
+let cached: Promise<string> | undefined;
+
+/**
+ * The path of a runnable `berth-monitor` for this machine's architecture, located (or compiled
+ * from sources) on the first call; later calls return the same promise.
+ *
+ * @throws BerthError (`UNSUPPORTED`) when there is no prebuilt monitor and it cannot be compiled
+ * (no C compiler, or none that builds it).
+ */
+export function monitorBinary(): Promise<string> {
+  if (!cached) {
+    const attempt = locate();
+    cached = attempt;
+    // A failed attempt is not kept: a compiler may be installed before the next call.
+    attempt.catch(() => {
+      if (cached === attempt) cached = undefined;
+    });
+  }
+  return cached;
+}
+
+async function locate(): Promise<string> {
+  const env = process.env.BERTH_MONITOR;
+  if (env) return env;
+  const here = dirname(thisFile());
+  const prebuilt = join(here, `berth-monitor-${process.arch}`);
+  if (existsSync(prebuilt)) return prebuilt;
+  const source = join(here, 'monitor', 'monitor.c');
+  if (existsSync(source)) return compileFromSources(source, dirname(dirname(here))); // here: <root>/src/runtime
+  throw new BerthError('UNSUPPORTED', `berth's container monitor (berth-monitor-${process.arch}) is missing next to ${here}; rebuild the package`);
+}
+
+async function compileFromSources(source: string, pkgRoot: string): Promise<string> {
+  const text = await readFile(source);
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
+  const outDir = join(pkgRoot, 'node_modules', '.cache', 'berth');
+  const out = join(outDir, `monitor-${hash}-${process.arch}`);
+  if (await isExecutable(out)) return out;
+  await mkdir(outDir, { recursive: true });
+  const tmp = `${out}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  const failures: string[] = [];
+  try {
+    for (const cc of COMPILERS) {
+      try {
+        await execFileAsync(cc, [...MONITOR_CFLAGS, '-o', tmp, source]);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException & { stderr?: string };
+        failures.push(`${cc}: ${err.code === 'ENOENT' ? 'not found' : (err.stderr?.trim() || err.message)}`);
+        continue;
+      }
+      await chmod(tmp, 0o755);
+      await rename(tmp, out);
+      return out;
+    }
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  throw new BerthError(
+    'UNSUPPORTED',
+    `a C compiler (cc, gcc or g++) is needed to build berth's container monitor from sources (${source}); ` +
+      `install one (e.g. apt-get install gcc) or set BERTH_MONITOR to a prebuilt berth-monitor.\n${failures.join('\n')}`,
+  );
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    const s = await stat(path);
+    return s.isFile() && s.size > 0 && (s.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}

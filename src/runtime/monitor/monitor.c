@@ -1,0 +1,309 @@
+/*
+ * berth-monitor: stays beside one detached container, as podman's conmon does.
+ *
+ *   berth-monitor <child-pid> <exit-path>
+ *
+ * It was exec'd by the process that forked <child-pid>, so that pid is its own child. It
+ * (a) keeps reading the container's output and appends it to the log file, one record per
+ * chunk read (src/runtime/log-format.ts):
+ *
+ *   stream:u8 (1 stdout, 2 stderr) | time:u64le (ns since epoch) | length:u32le | bytes
+ *
+ * and (b) reaps the child, then writes `{"pid":P,"exitCode":C[,"signal":S],"finishedAt":T}`
+ * to <exit-path>.tmp-<own pid> and renames it to <exit-path>.
+ *
+ * File descriptors at start:
+ *   3  stdout source: a pipe read end, or a pty master (EIO there means end of file)
+ *   4  stderr source: a pipe read end, or not open at all (tty containers)
+ *   5  the log file, opened O_WRONLY|O_APPEND
+ *   6  maybe a stdin write end: never used, only kept open until the monitor exits
+ *
+ * Exit status: 0 when the exit file was written; 1 when pidfd_open, poll or waitid failed or
+ * the exit file could not be written; 2 on bad arguments.
+ *
+ * No libc: raw system calls (x86_64 and aarch64), a tiny _start, no allocation. It stays
+ * valid C and C++. Built by src/runtime/monitor-binary.ts and scripts/build-monitor.mjs.
+ */
+
+#if defined(__x86_64__)
+enum {
+  NR_read = 0, NR_write = 1, NR_close = 3, NR_lseek = 8, NR_rt_sigaction = 13, NR_getpid = 39,
+  NR_fcntl = 72, NR_ftruncate = 77, NR_clock_gettime = 228, NR_exit_group = 231, NR_waitid = 247,
+  NR_openat = 257, NR_ppoll = 271, NR_renameat2 = 316,
+};
+#elif defined(__aarch64__)
+enum {
+  NR_read = 63, NR_write = 64, NR_close = 57, NR_lseek = 62, NR_rt_sigaction = 134, NR_getpid = 172,
+  NR_fcntl = 25, NR_ftruncate = 46, NR_clock_gettime = 113, NR_exit_group = 94, NR_waitid = 95,
+  NR_openat = 56, NR_ppoll = 73, NR_renameat2 = 276,
+};
+#else
+#error "berth-monitor supports x86_64 and aarch64 only"
+#endif
+enum { NR_pidfd_open = 434 };
+
+/* Constants from the kernel's uapi headers (the same on both architectures). */
+enum {
+  EINTR = 4, EIO = 5, EAGAIN = 11,
+  F_GETFL = 3, F_SETFL = 4, O_WRONLY = 01, O_CREAT = 0100, O_TRUNC = 01000, O_NONBLOCK = 04000,
+  O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
+  POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
+  CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1,
+  SIGCHLD = 17,
+};
+
+enum { OUT_FD = 3, ERR_FD = 4, LOG_FD = 5 };
+enum { HEADER = 13, CHUNK = 65536, GRACE_NS = 2000000000 };
+
+typedef unsigned long long u64;
+
+/* One system call with up to six arguments; returns the result or -errno. */
+static long sys6(long n, long a, long b, long c, long d, long e, long f) {
+#if defined(__x86_64__)
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+#else
+  register long x8 __asm__("x8") = n;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  register long x4 __asm__("x4") = e;
+  register long x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+  return x0;
+#endif
+}
+#define sys3(n, a, b, c) sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+struct timespec_k { long sec, nsec; };
+struct pollfd_k { int fd; short events, revents; };
+/* The kernel's struct sigaction (not libc's): handler, flags, restorer, mask. */
+struct sigaction_k { long handler, flags, restorer; u64 mask; };
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Compilers may emit calls to these even in freestanding code (GCC documents it). Byte loops
+ * through volatile pointers cannot be turned back into calls to themselves. */
+void *memset(void *dst, int c, unsigned long n) {
+  volatile unsigned char *d = (volatile unsigned char *)dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+void *memcpy(void *dst, const void *src, unsigned long n) {
+  volatile unsigned char *d = (volatile unsigned char *)dst;
+  const unsigned char *s = (const unsigned char *)src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+#ifdef __cplusplus
+}
+#endif
+
+static __attribute__((noreturn)) void exit_now(int code) {
+  for (;;) sys3(NR_exit_group, code, 0, 0);
+}
+
+static u64 now_ns(int clock) {
+  struct timespec_k t;
+  sys3(NR_clock_gettime, clock, &t, 0);
+  return (u64)t.sec * 1000000000ull + (u64)t.nsec;
+}
+
+/* Header and data of one record, so that it goes to the log in one write(). */
+static unsigned char rec[HEADER + CHUNK];
+
+/*
+ * Appends rec[0, len) to the log, looping on short writes. On an error (ENOSPC, EIO, ...) the
+ * record is dropped: a partly written one is cut off again so the log stays a sequence of whole
+ * records. The container must never stall on its log.
+ */
+static void write_record(long len) {
+  long off = 0;
+  while (off < len) {
+    long n = sys3(NR_write, LOG_FD, rec + off, len - off);
+    if (n == -EINTR) continue;
+    if (n <= 0) {
+      if (off > 0) {
+        long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
+        if (end >= off) sys3(NR_ftruncate, LOG_FD, end - off, 0);
+      }
+      return;
+    }
+    off += n;
+  }
+}
+
+/*
+ * Reads one chunk from `fd` and logs it as a record of `stream`. Returns 0 once the source is
+ * finished: end of file, EIO (a pty master whose slave side is closed) or any other error;
+ * 1 otherwise (data logged, or nothing there yet).
+ */
+static int pump(int fd, int stream) {
+  long n = sys3(NR_read, fd, rec + HEADER, CHUNK);
+  if (n == -EINTR || n == -EAGAIN) return 1;
+  if (n <= 0) return 0;
+  u64 t = now_ns(CLOCK_REALTIME);
+  rec[0] = (unsigned char)stream;
+  for (int i = 0; i < 8; i++) rec[1 + i] = (unsigned char)(t >> (8 * i));
+  for (int i = 0; i < 4; i++) rec[9 + i] = (unsigned char)((u64)n >> (8 * i));
+  write_record(HEADER + n);
+  return 1;
+}
+
+/* Appends the decimal digits of `v` (may be negative) at `p`; returns the new end. */
+static char *put_num(char *p, long long v) {
+  char tmp[24];
+  int n = 0;
+  u64 u = v < 0 ? (u64)0 - (u64)v : (u64)v;
+  if (v < 0) *p++ = '-';
+  do tmp[n++] = (char)('0' + u % 10); while ((u /= 10) != 0);
+  while (n > 0) *p++ = tmp[--n];
+  return p;
+}
+
+static char *put_str(char *p, const char *s) {
+  while (*s) *p++ = *s++;
+  return p;
+}
+
+/* Parses a positive decimal int; returns -1 if `s` is anything else. */
+static long parse_pid(const char *s) {
+  long v = 0;
+  if (*s == 0) return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > 0x3fffffff / 10) return -1;
+    v = v * 10 + (*s - '0');
+  }
+  return v > 0 ? v : -1;
+}
+
+/* Writes the exit record to <exit-path>.tmp-<own pid>, then renames it over <exit-path>. */
+static int write_exit_file(const char *path, long pid, long code, long sig, u64 finished_ms) {
+  static char tmp[4096 + 32];
+  char json[160], *p = json;
+  long n = 0;
+  while (path[n]) n++;
+  if (n > 4096) return -1;
+  char *t = put_num(put_str(put_str(tmp, path), ".tmp-"), sys3(NR_getpid, 0, 0, 0));
+  *t = 0;
+
+  p = put_num(put_str(p, "{\"pid\":"), pid);
+  p = put_num(put_str(p, ",\"exitCode\":"), code);
+  if (sig > 0) p = put_num(put_str(p, ",\"signal\":"), sig);
+  p = put_str(put_num(put_str(p, ",\"finishedAt\":"), (long long)finished_ms), "}");
+
+  long fd = sys6(NR_openat, AT_FDCWD, (long)tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644, 0, 0);
+  if (fd < 0) return -1;
+  long off = 0, len = p - json;
+  while (off < len) {
+    long w = sys3(NR_write, fd, json + off, len - off);
+    if (w == -EINTR) continue;
+    if (w <= 0) break;
+    off += w;
+  }
+  sys3(NR_close, fd, 0, 0);
+  if (off < len || sys6(NR_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)path, 0, 0) < 0) return -1;
+  return 0;
+}
+
+#ifdef __cplusplus
+extern "C"
+#endif
+__attribute__((noreturn, used)) void monitor_main(long *sp) {
+  long argc = sp[0];
+  char **argv = (char **)(sp + 1);
+  if (argc != 3) exit_now(2);
+  long child = parse_pid(argv[1]);
+  const char *exit_path = argv[2];
+  if (child < 0 || exit_path[0] == 0) exit_now(2);
+
+  /* Keep running when the terminal or a reader goes away; reap the child ourselves
+   * (SIGCHLD may have been inherited as ignored, which would auto-reap it). */
+  static const int ignored[] = {1 /* HUP */, 2 /* INT */, 3 /* QUIT */, 13 /* PIPE */, 21 /* TTIN */, 22 /* TTOU */};
+  struct sigaction_k act = {1 /* SIG_IGN */, 0, 0, 0};
+  for (unsigned i = 0; i < sizeof ignored / sizeof ignored[0]; i++) sys6(NR_rt_sigaction, ignored[i], (long)&act, 0, 8, 0, 0);
+  act.handler = 0; /* SIG_DFL */
+  sys6(NR_rt_sigaction, SIGCHLD, (long)&act, 0, 8, 0, 0);
+
+  /* pfd[0], pfd[1]: the sources (fd -1 once finished, or when not open); pfd[2]: the child. */
+  struct pollfd_k pfd[3] = {{OUT_FD, POLLIN, 0}, {ERR_FD, POLLIN, 0}, {-1, POLLIN, 0}};
+  for (int i = 0; i < 2; i++) {
+    long fl = sys3(NR_fcntl, pfd[i].fd, F_GETFL, 0);
+    if (fl < 0) pfd[i].fd = -1; /* EBADF: not open */
+    else sys3(NR_fcntl, pfd[i].fd, F_SETFL, fl | O_NONBLOCK);
+  }
+  long pidfd = sys3(NR_pidfd_open, child, 0, 0);
+  if (pidfd < 0) exit_now(1);
+  pfd[2].fd = (int)pidfd;
+
+  int exited = 0;
+  long code = 0, sig = 0;
+  u64 finished_ms = 0, deadline = 0;
+  while (!exited || pfd[0].fd >= 0 || pfd[1].fd >= 0) {
+    /* After the exit, drain for at most GRACE_NS: a grandchild may hold a pipe open. */
+    struct timespec_k timeout = {0, 0}, *tp = 0;
+    if (exited) {
+      u64 now = now_ns(CLOCK_MONOTONIC);
+      if (now >= deadline) break;
+      timeout.sec = (long)((deadline - now) / 1000000000ull);
+      timeout.nsec = (long)((deadline - now) % 1000000000ull);
+      tp = &timeout;
+    }
+    long r = sys6(NR_ppoll, (long)pfd, 3, (long)tp, 0, 8, 0);
+    if (r < 0 && r != -EINTR) exit_now(1);
+    if (r <= 0) continue;
+
+    for (int i = 0; i < 2; i++) {
+      if (pfd[i].fd < 0 || pfd[i].revents == 0) continue;
+      /* Readable, hung up or in error: read tells which. POLLNVAL makes read fail too. */
+      if (!pump(pfd[i].fd, i + 1)) {
+        sys3(NR_close, pfd[i].fd, 0, 0);
+        pfd[i].fd = -1;
+      }
+    }
+
+    if (pfd[2].fd >= 0 && pfd[2].revents != 0) {
+      /* siginfo_t: si_code at byte 8, si_status at byte 24 (64-bit layout). */
+      int info[32];
+      long w;
+      do w = sys6(NR_waitid, P_PIDFD, pidfd, (long)info, WEXITED, 0, 0);
+      while (w == -EINTR);
+      if (w < 0) exit_now(1);
+      finished_ms = now_ns(CLOCK_REALTIME) / 1000000ull;
+      deadline = now_ns(CLOCK_MONOTONIC) + GRACE_NS;
+      if (info[2] == CLD_EXITED) code = info[6];
+      else if (info[2] == CLD_KILLED || info[2] == CLD_DUMPED) sig = info[6], code = 128 + sig;
+      sys3(NR_close, pidfd, 0, 0);
+      pfd[2].fd = -1;
+      exited = 1;
+    }
+  }
+
+  exit_now(write_exit_file(exit_path, child, code, sig, finished_ms) == 0 ? 0 : 1);
+}
+
+/* The entry point: the kernel leaves argc, argv[], NULL, envp[] on the stack. */
+#if defined(__x86_64__)
+__asm__(".text\n.global _start\n_start:\n"
+        "  xor %rbp, %rbp\n"
+        "  mov %rsp, %rdi\n"   /* monitor_main(sp) */
+        "  and $-16, %rsp\n"
+        "  call monitor_main\n"
+        "  hlt\n");
+#else
+__asm__(".text\n.global _start\n_start:\n"
+        "  mov x29, #0\n"
+        "  mov x30, #0\n"
+        "  mov x0, sp\n"       /* monitor_main(sp); sp is 16-byte aligned at entry */
+        "  bl monitor_main\n"
+        "  b .\n");
+#endif
