@@ -73,6 +73,8 @@ export interface ContainerInfo {
   /** Host-level settings. */
   hostConfig: {
     autoRemove: boolean;
+    /** It outlives the process that started it. */
+    detach: boolean;
     privileged: boolean;
     readOnlyRootfs: boolean;
     capabilities: string[];
@@ -151,7 +153,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
       stopSignal: r.config.stopSignal, stopTimeout: r.config.stopTimeout, tty: r.config.tty, openStdin: r.config.openStdin,
     },
     hostConfig: {
-      autoRemove: r.config.autoRemove, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,
+      autoRemove: r.config.autoRemove, detach: r.config.detach, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,
       capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges, networkMode: r.config.network,
     },
     logPath,

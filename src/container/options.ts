@@ -53,6 +53,7 @@ export const createOptionsSchema = z.strictObject({
   readOnlyRootfs: z.boolean().optional(),
   securityOpt: z.array(z.enum(['no-new-privileges', 'no-new-privileges:true', 'no-new-privileges:false'])).optional(),
   autoRemove: z.boolean().optional(),
+  detach: z.boolean().optional(),
   stopSignal: signal.optional(),
   stopTimeout: z.number().int().min(-1).optional(),
   mounts: z.array(mountOptionsSchema).optional(),
@@ -144,8 +145,20 @@ export interface ContainerCreateOptions {
   readOnlyRootfs?: boolean;
   /** `no-new-privileges` sets no_new_privs for the process. */
   securityOpt?: string[];
-  /** Remove the container when its process exits. */
+  /**
+   * Remove the container when its process exits. A detached container whose creator has gone
+   * is removed by the next berth process that looks at it (list, inspect, wait …).
+   */
   autoRemove?: boolean;
+  /**
+   * Let the container outlive the process that started it (Docker's `-d`). Default false: a
+   * container belongs to its creator and is killed when that process exits, so test suites
+   * never leak containers. A detached container's parent is berth's monitor, a small native
+   * process (tens of KiB) that keeps recording its output with stream and time, and records its
+   * exit; any later process can attach, follow its logs, stop and remove it. Restart policies
+   * and health checks run only while the creating engine runs.
+   */
+  detach?: boolean;
   /** Signal `stop()` sends first. Default: the image's `StopSignal`, else SIGTERM. */
   stopSignal?: string | number;
   /** Seconds `stop()` waits before SIGKILL. Default 10; -1 waits forever. */

@@ -48,6 +48,7 @@ export const containerRecordSchema = z.object({
     resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
     init: z.boolean().default(false),
     tty: z.boolean().default(false),
+    detach: z.boolean().default(false),
     openStdin: z.boolean().default(false),
     consoleSize: z.object({ cols: z.number().int(), rows: z.number().int() }).default({ cols: 80, rows: 24 }),
     restart: z.string().default('no'),

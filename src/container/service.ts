@@ -112,7 +112,9 @@ export interface ContainerRuntime {
    * Starts a container process; resolves once it runs (with the runtime's fds of its stdin pipe
    * and terminal master, when it has them); rejects with {@link StartFailure} when it cannot.
    */
-  start(plan: Plan, logPath: string, exitPath: string): Promise<{ pid: number; startTime: number; stdinFd?: number; ttyFd?: number }>;
+  start(
+    plan: Plan, logPath: string, exitPath: string, options?: { detach?: boolean },
+  ): Promise<{ pid: number; startTime: number; stdinFd?: number; ttyFd?: number; holderPid?: number }>;
   /** Calls `listener` when a process this runtime started ends (after its output is drained). */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void;
   /** Keeps the process alive until the returned function is called. */
@@ -317,7 +319,7 @@ export class ContainerService {
       const procs = cg ? (await makeCgroup().catch(() => makeCgroup())).procsFiles : [];
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs, net)), p.log, p.exit);
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs, net)), p.log, p.exit, { detach: rec.config.detach });
       } catch (e) {
         await cg?.destroy(rec.id).catch(() => undefined);
         await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
@@ -329,7 +331,8 @@ export class ContainerService {
         throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`);
       }
       for (const n of copyUp) await vols.markPopulated(n);
-      const zpid = zygote.pid ?? 0;
+      // A detached container's exit is recorded (and its stdio held) by its monitor.
+      const zpid = started.holderPid ?? zygote.pid ?? 0;
       const updated = await this.records.update(rec.id, (r) => ({
         ...r,
         state: {

@@ -119,6 +119,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       mounts,
       init: opts.init ?? false,
       tty: opts.tty ?? false,
+      detach: opts.detach ?? false,
       openStdin: opts.stdin ?? false,
       consoleSize: opts.consoleSize ?? { cols: 80, rows: 24 },
       restart: opts.restart ?? 'no',

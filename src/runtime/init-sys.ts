@@ -113,5 +113,5 @@ export const dryRunSys: InitSys = {
   fork: () => 0, waitpid: () => ({ pid: 0, status: 0 }), kill: nothing, blockAllSignals: nothing,
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),
   openRtnetlink: () => 100, setupInterfaces: nothing,
-  openPty: () => ({ master: 100, slave: 101, index: 0 }), setWindowSize: nothing, setControllingTerminal: nothing, fchown: nothing,
+  openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }), setWindowSize: nothing, setControllingTerminal: nothing, fchown: nothing,
 };

@@ -160,7 +160,7 @@ function readExactly(fd: number, n: number): Buffer | undefined {
 }
 
 /** Closes every descriptor from 3 up except `keep`. */
-function closeOtherFds(keep: number[]): void {
+export function closeOtherFds(keep: number[]): void {
   let from = 3;
   for (const fd of [...keep].sort((a, b) => a - b)) {
     if (fd < from) continue;
@@ -390,7 +390,7 @@ function setUpStdio(proc: Plan['spec']['process'], fds: InitFds, ctrlFd: number,
     return;
   }
   if (ctrlFd < 0) throw new Error('a terminal needs a control pipe');
-  const pty = sys.openPty('/dev/pts/ptmx');
+  const pty = sys.openPty({ ptmx: '/dev/pts/ptmx' });
   // The program's own terminal, as a login would make it: owned by its user.
   sys.fchown(pty.slave, user.uid, 0xffffffff); // gid -1: unchanged (tty)
   sys.setWindowSize(pty.slave, proc.terminal);

@@ -35,6 +35,11 @@ export interface StartRequest {
   logPath: string;
   /** File the exit status is written to (atomically) when the process ends. */
   exitPath: string;
+  /**
+   * Detach the container from the engine (see `detach.ts`): this monitor program becomes its
+   * parent, its output pump and its exit recorder, and it outlives the zygote.
+   */
+  detach?: { monitor: string };
 }
 
 /** Engine → zygote: signal a process the zygote started (by container id). */
@@ -111,6 +116,8 @@ export interface StartedReply {
   stdinFd?: number;
   /** The zygote's fd of the master of the process's terminal. */
   ttyFd?: number;
+  /** The process holding `stdinFd` and `ttyFd` when it is not the zygote (a detached container's monitor). */
+  holderPid?: number;
 }
 
 /** Zygote → engine: the request failed. */

@@ -10,6 +10,7 @@ import { BerthError } from '../errors.js';
 import { pidfdGetfd, pidfdOpen } from '../kernel/process.js';
 import { close } from '../kernel/fd.js';
 import { zygoteScript } from './zygote-script.js';
+import { monitorBinary } from './monitor-binary.js';
 import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './protocol.js';
 import type { Plan } from './plan.js';
 import type { ExecPlan, InitFailure } from './init.js';
@@ -126,8 +127,9 @@ export class ZygoteClient {
   }
 
   /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
-  async start(plan: Plan, logPath: string, exitPath: string): Promise<StartedReply> {
-    const reply = await this.#request({ t: 'start', plan, logPath, exitPath });
+  async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean } = {}): Promise<StartedReply> {
+    const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
+    const reply = await this.#request({ t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}) });
     if (reply.t === 'failed') throw new StartFailure(reply.error);
     if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
     return reply;

@@ -9,21 +9,22 @@
  *
  * @module
  */
-import { closeSync, openSync, writeSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
-import { open, close, pipe2, dup } from '../kernel/fd.js';
+import { open, close, pipe2, dup, read } from '../kernel/fd.js';
 import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, O_CLOEXEC, O_RDONLY, WNOHANG, __WALL,
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, O_APPEND, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
 } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
 import { EXEC_MARKER, TERMINAL_MARKER, runExec, runTemplate, type InitFailure } from './init.js';
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
-import type { ExecRequest, ExitRecord, StartRequest, ZygoteMessage, ZygoteRequest } from './protocol.js';
+import { exitRecordSchema, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
+import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
 const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
@@ -62,6 +63,8 @@ interface Child {
   /** Master of the process's terminal; else -1. */
   ttyFd: number;
   execResult?: InitFailure | null;
+  /** A detached container: its monitor (our child, the container's parent) and the pipe that lets it start. */
+  detached?: { monitorPid: number; goW: number; exitWritten: boolean; stdin: boolean };
   status?: { exitCode: number; signal?: number; finishedAt: number };
   done: boolean;
 }
@@ -73,6 +76,8 @@ export class Zygote {
   readonly #byPid = new Map<number, Child>();
   readonly #byId = new Map<string, Child>();
   readonly #templates = new Map<number, Template>();
+  /** Detached containers by their monitor's pid. */
+  readonly #byMonitor = new Map<number, Child>();
   #pool: Template[] = [];
   #poolFlags = -1;
   #refilling = false;
@@ -165,6 +170,43 @@ export class Zygote {
     this.#refill();
   }
 
+  /**
+   * Forks the process that becomes a detached container's monitor (see `detach.ts`); it forks
+   * the container's init, tells us its pid, and waits for our go before it execs the monitor.
+   */
+  #forkDetached(flags: number, req: StartRequest, monitor: string): { template: Template; detached: NonNullable<Child['detached']> } {
+    const proc = req.plan.spec.process;
+    const fds: number[] = [];
+    try {
+      for (let i = 0; i < 6; i++) fds.push(...pipe2(O_CLOEXEC));
+      const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW, goR, goW, pidR, pidW] = fds as [
+        number, number, number, number, number, number, number, number, number, number, number, number];
+      const [stdinR, stdinW] = proc.stdin && !proc.terminal ? pipe2(O_CLOEXEC) : [-1, -1];
+      if (stdinR >= 0) fds.push(stdinR, stdinW);
+      const log = open(req.logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640);
+      fds.push(log);
+      const monitorPid = this.#forkIn(() => undefined);
+      if (monitorPid === 0) {
+        close(pidR);
+        const init = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
+        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init }, monitor, req.exitPath);
+      }
+      for (const fd of fds) if (fd !== exR && fd !== ctrlW && fd !== goW && fd !== pidR) close(fd);
+      fds.length = 0;
+      fds.push(exR, ctrlW, goW, pidR);
+      const pidLine = readLine(pidR);
+      close(pidR);
+      fds.pop();
+      const pid = Number(pidLine);
+      if (!pidLine || !(pid > 0)) throw new Error('the detached container\'s monitor could not fork its init');
+      const template: Template = { pid, startTime: processStartTime(pid) ?? -1, unshareFlags: flags, outR: -1, errR: -1, exR, ctrlW };
+      return { template, detached: { monitorPid, goW, exitWritten: false, stdin: stdinW >= 0 } };
+    } catch (e) {
+      for (const fd of fds) close(fd);
+      throw e;
+    }
+  }
+
   #start(req: StartRequest): void {
     let t: Template | undefined;
     let stdinW = -1;
@@ -172,7 +214,12 @@ export class Zygote {
     try {
       const flags = req.plan.unshareFlags;
       const proc = req.plan.spec.process;
-      if (proc.stdin && !proc.terminal) {
+      let detached: Child['detached'];
+      if (req.detach) {
+        const d = this.#forkDetached(flags, req, req.detach.monitor);
+        t = d.template;
+        detached = d.detached;
+      } else if (proc.stdin && !proc.terminal) {
         // A stdin pipe is wired at fork time: this start gets a template of its own.
         const [r, w] = pipe2(O_CLOEXEC);
         stdinW = w;
@@ -199,16 +246,20 @@ export class Zygote {
       // With a terminal, the pipe stays open for the handover of its master.
       if (!proc.terminal) close(t.ctrlW);
       const child: Child = {
-        id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: 2, done: false,
-        logFd: openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1,
+        id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
+        logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1,
+        ...(detached ? { detached } : {}),
       };
-      this.#byPid.set(t.pid, child);
       this.#byId.set(child.id, child);
-      this.#pump(child, t.outR, 'stdout');
-      this.#pump(child, t.errR, 'stderr');
+      if (detached) this.#byMonitor.set(detached.monitorPid, child);
+      else {
+        this.#byPid.set(t.pid, child);
+        this.#pump(child, t.outR, 'stdout');
+        this.#pump(child, t.errR, 'stderr');
+      }
       this.#watchExec(child, t.exR);
     } catch (e) {
-      if (t) for (const fd of [t.outR, t.errR, t.exR]) close(fd);
+      if (t) for (const fd of [t.outR, t.errR, t.exR]) if (fd >= 0) close(fd);
       if (stdinW >= 0) close(stdinW);
       const msg = e instanceof Error ? e.message : String(e);
       const error: InitFailure = e instanceof KernelError
@@ -290,11 +341,24 @@ export class Zygote {
       }
       const raw = Buffer.concat(chunks).toString('utf8');
       const text = raw.startsWith(EXEC_MARKER) ? raw.slice(EXEC_MARKER.length) : raw;
+      const d = child.detached;
+      if (d && d.goW >= 0) {
+        // The monitor may start: it takes the terminal's master from us, or reads the pipes.
+        try {
+          writeSync(d.goW, `${child.ttyFd}\n`);
+        } catch {
+          // It died: its end is reported by reap().
+        }
+        close(d.goW);
+        d.goW = -1;
+      }
       if (raw === EXEC_MARKER) {
         child.execResult = null;
         this.#send({
           t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime,
-          ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}), ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}),
+          ...(d
+            ? { holderPid: d.monitorPid, ...(d.stdin ? { stdinFd: MONITOR_FDS.stdin } : {}), ...(child.ttyFd >= 0 ? { ttyFd: MONITOR_FDS.output } : {}) }
+            : { ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}), ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}) }),
         });
       } else {
         let failure: InitFailure;
@@ -338,6 +402,8 @@ export class Zygote {
     // Kept until the process is reaped, so a copy taken by an attacher while the process runs
     // is always this master (the stream below closes its own fd at the end of output).
     child.ttyFd = master;
+    // A detached container's monitor takes the master over and reads it.
+    if (child.detached) return;
     const readFd = dup(master);
     // A master reads EIO once every slave fd is closed: the tty stream ends there.
     this.#pump(child, readFd, 'stdout', new TtyReadStream(readFd));
@@ -377,11 +443,41 @@ export class Zygote {
         for (const fd of [tpl.outR, tpl.errR, tpl.exR, tpl.ctrlW]) close(fd);
         continue;
       }
+      const detached = this.#byMonitor.get(r.pid);
+      if (detached) {
+        this.#byMonitor.delete(r.pid);
+        this.#monitorEnded(detached, status);
+        continue;
+      }
       const child = this.#byPid.get(r.pid);
       if (!child) continue;
       child.status = status;
       this.#maybeFinish(child);
     }
+  }
+
+  /**
+   * A detached container's monitor ended: the container's exit is what it wrote. Without an
+   * exit file the monitor was killed, and the container with it (PDEATHSIG): recorded as SIGKILL.
+   */
+  #monitorEnded(child: Child, monitorStatus: { finishedAt: number }): void {
+    const d = child.detached!;
+    if (d.goW >= 0) close(d.goW);
+    d.goW = -1;
+    let written: ExitRecord | undefined;
+    try {
+      const parsed = exitRecordSchema.safeParse(JSON.parse(readFileSync(child.exitPath, 'utf8')));
+      if (parsed.success && parsed.data.pid === child.pid) written = parsed.data as ExitRecord;
+    } catch {
+      // No exit file.
+    }
+    d.exitWritten = written !== undefined;
+    child.status = written
+      ? { exitCode: written.exitCode, ...(written.signal !== undefined ? { signal: written.signal } : {}), finishedAt: written.finishedAt }
+      : { exitCode: 137, signal: 9, finishedAt: monitorStatus.finishedAt };
+    // Its init's report may still be pending (it died before execve): do not wait for it.
+    child.execResult ??= null;
+    this.#maybeFinish(child);
   }
 
   #maybeFinish(child: Child): void {
@@ -397,7 +493,7 @@ export class Zygote {
       this.#send({ t: 'execExit', id: child.id, status: JSON.parse(JSON.stringify(status)) as ExitRecord });
       return;
     }
-    closeSync(child.logFd);
+    if (child.logFd >= 0) closeSync(child.logFd);
     if (this.#byId.get(child.id) === child) this.#byId.delete(child.id);
     const record: ExitRecord = { pid: child.pid, ...child.status };
     if (child.execResult) {
@@ -406,6 +502,7 @@ export class Zygote {
       delete record.signal;
     }
     try {
+      if (child.detached?.exitWritten) throw new Error('written by the monitor');
       const tmp = `${child.exitPath}.tmp-${process.pid}`;
       writeFileSync(tmp, JSON.stringify(record));
       renameSync(tmp, child.exitPath);

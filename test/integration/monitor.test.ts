@@ -66,7 +66,7 @@ async function monitored(workload: string, opts: Options = {}): Promise<Monitore
   try {
     let out: number, err: number | undefined, outW: number, errW: number;
     if (opts.tty) {
-      const pty = openPty({ rows: 24, cols: 80 });
+      const pty = openPty({ size: { rows: 24, cols: 80 } });
       mine.push(pty.master, pty.slave);
       [out, outW, errW] = [pty.master, pty.slave, pty.slave];
     } else {
@@ -258,7 +258,7 @@ describe.skipIf(!isRoot)('berth-monitor', () => {
   });
 
   it('sets and reads a pty window size', () => {
-    const pty = openPty({ rows: 40, cols: 132 });
+    const pty = openPty({ size: { rows: 40, cols: 132 } });
     try {
       expect(pty.path).toMatch(/^\/dev\/pts\/\d+$/);
       expect(getWindowSize(pty.master)).toMatchObject({ rows: 40, cols: 132 });
