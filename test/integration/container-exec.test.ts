@@ -3,7 +3,8 @@
  * user and capabilities.
  */
 import { describe, expect, it } from 'vitest';
-import { Container } from '../../src/index.js';
+import { Container, Image } from '../../src/index.js';
+import { busyboxImage } from '../helpers/busybox.js';
 import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 
 describe('exec', () => {
@@ -141,6 +142,17 @@ describe('health checks', () => {
     expect(h.failingStreak).toBeGreaterThanOrEqual(2);
     expect(h.log.length).toBeGreaterThan(0);
     await expect.poll(() => actions).toEqual(expect.arrayContaining(['health_status: healthy', 'health_status: unhealthy']));
+  });
+
+  it('comes from the image’s HEALTHCHECK, and options override it', async () => {
+    const { engine } = await testEngine();
+    const { tar } = await busyboxImage();
+    await Image.import(tar, { ref: 'test/healthy:1', engine, changes: ['HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD test -f /ready'] });
+    expect((await new Image('test/healthy:1', { engine }).inspect()).config.healthcheck).toMatchObject({ test: ['CMD-SHELL', 'test -f /ready'], retries: 1 });
+    await using c = await Container.run('test/healthy:1', ['sh', '-c', 'touch /ready; sleep 60'], { engine });
+    await expect.poll(async () => (await c.inspect()).state.health.status, { timeout: 5000 }).toBe('healthy');
+    await using off = await Container.run('test/healthy:1', ['sleep', '60'], { engine, healthcheck: { test: ['NONE'] } });
+    expect((await off.inspect()).state.health.status).toBe('none');
   });
 
   it('is disabled by a NONE test', async () => {
