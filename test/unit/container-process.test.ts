@@ -4,6 +4,7 @@
  * `started` and `exited` without unhandled rejections.
  */
 import { readFileSync } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { ContainerProcess } from '../../src/container/process.js';
 import { close, pipe2 } from '../../src/kernel/fd.js';
@@ -43,7 +44,8 @@ describe('ContainerProcess', () => {
     finish({ pid: 42, exitCode: 137, signal: 9, finishedAt: Date.now() });
     expect(await p.exited).toEqual({ exitCode: 137, signal: 'SIGKILL' });
     expect([out, err]).toEqual(['o', 'e']);
-    expect(p.stdout.readableEnded || p.stdout.writableEnded).toBe(true);
+    await finished(p.stdout);
+    await finished(p.stderr);
   });
 
   it('rejects started and exited when the process cannot start', async () => {
