@@ -291,9 +291,12 @@ export class ContainerService {
       // Once more if another process removed the shared parent cgroup in between (its last child left).
       const makeCgroup = () => cg!.create(rec.id, rec.config.resources as CgroupLimits, { allowAllDevices: rec.config.privileged });
       const procs = cg ? (await makeCgroup().catch(() => makeCgroup())).procsFiles : [];
+      // v1: the init moves itself through `tasks` (no global lock, no grace period); else the zygote moves it.
+      const tasks = cg?.threadJoinFiles(rec.id) ?? [];
+      const cgroups = tasks.length ? { tasks } : { procs };
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs, net)), p.log, p.exit);
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit);
       } catch (e) {
         await cg?.destroy(rec.id).catch(() => undefined);
         await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
@@ -617,7 +620,7 @@ export class ContainerService {
         capabilities: c.capabilities,
       },
       capabilityMask: capabilityMask(c.capabilities).toString(),
-      cgroupProcs: this.#ctx.cgroups ? this.#ctx.cgroups.paths(rec.id).map((d) => join(d, 'cgroup.procs')) : [],
+      cgroupProcs: this.#execCgroupFiles(rec.id),
     };
     let running;
     try {
@@ -631,6 +634,14 @@ export class ContainerService {
     }
     const status = await running.exited;
     return { exitCode: status.exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  }
+
+  /** What an exec's (single-threaded) child writes `0` to: v1 `tasks` files (no global lock), else `cgroup.procs`. */
+  #execCgroupFiles(id: string): string[] {
+    const cg = this.#ctx.cgroups;
+    if (!cg) return [];
+    const tasks = cg.threadJoinFiles(id);
+    return tasks.length ? tasks : cg.paths(id).map((d) => join(d, 'cgroup.procs'));
   }
 
   #cgroups(rec: ContainerRecord, verb: string): CgroupDriver {

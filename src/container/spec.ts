@@ -188,7 +188,7 @@ export function userMount(m: ResolvedMount, volumeDir: (name: string) => string,
 
 /** The runtime spec of a container record. */
 export function runtimeSpec(
-  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroupProcs: string[] = [],
+  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroups: { procs?: string[]; tasks?: string[] } = {},
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
@@ -213,7 +213,8 @@ export function runtimeSpec(
     },
     network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,
-    cgroupProcs,
+    cgroupProcs: cgroups.procs ?? [],
+    ...(cgroups.tasks?.length ? { cgroupTasks: cgroups.tasks } : {}),
     ...(net.interfaces?.length ? { interfaces: net.interfaces } : {}),
     ...(net.joinNetnsPid ? { joinNetnsPid: net.joinNetnsPid } : {}),
   };
