@@ -25,7 +25,11 @@ import { ZygoteClient } from './runtime/zygote-client.js';
 export interface EngineOptions extends RegistrySettings {
   /** Persistent state (images, containers, events). Default `$BERTH_ROOT`, else `/var/lib/berth`. */
   root?: string;
-  /** Volatile state (mounts, pids). Default `$BERTH_RUN_ROOT`, else `/run/berth`. */
+  /**
+   * Volatile state, best on a tmpfs: what a reboot ends anyway (per container: generated /etc files,
+   * the exit status of its run, its lock, its root mount point). Every process sharing `root` must
+   * use the same one. Default `$BERTH_RUN_ROOT`, else `/run/berth`.
+   */
   runRoot?: string;
 }
 
@@ -118,6 +122,7 @@ export class Engine extends EventHub {
     this.#prepare();
     this.#containers ??= new ContainerService({
       root: this.root,
+      runRoot: this.runRoot,
       appendEvent: (e) => this.eventLog.append(e),
       resolveImage: (ref) => this.images.resolveForRun(ref),
       pullImage: async (ref) => {

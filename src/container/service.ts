@@ -56,6 +56,11 @@ function mountPoints(rec: ContainerRecord): Set<string> {
 export interface ContainerServiceContext {
   /** The engine's state root. */
   root: string;
+  /**
+   * The engine's volatile state root (a tmpfs by default): per-container files that a reboot
+   * ends anyway (see {@link ContainerPaths}). Default: alongside the persistent ones.
+   */
+  runRoot?: string;
   /** Appends to the engine's event log. */
   appendEvent(e: { type: 'container'; action: string; id: string; attributes: Record<string, string> }): Promise<unknown>;
   /** Resolves an image for running: its id, run config and layer dirs (topmost first). */
@@ -191,6 +196,7 @@ export class ContainerService {
   /** The records, one JSON file per container. */
   readonly records: RecordStore<ContainerRecord>;
   readonly #dir: string;
+  readonly #runDir: string;
   readonly #exits = new EventEmitter<Record<string, [ExitRecord]>>();
   /** Exit codes of containers this engine auto-removed, so a late `wait()` still gets them. */
   readonly #autoRemoved = new Map<string, number>();
@@ -202,6 +208,7 @@ export class ContainerService {
   constructor(ctx: ContainerServiceContext) {
     this.#ctx = ctx;
     this.#dir = join(ctx.root, 'containers');
+    this.#runDir = ctx.runRoot === undefined ? this.#dir : join(ctx.runRoot, 'containers');
     // Container state changes often and is rebuilt from the kernel when read: rename gives
     // atomicity; fsync (power-loss durability) is not worth ~0.5 ms on every transition.
     this.records = new RecordStore({ dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false });
@@ -215,7 +222,7 @@ export class ContainerService {
 
   /** The file layout of container `id`. */
   paths(id: string): ContainerPaths {
-    return containerPaths(this.#dir, id);
+    return containerPaths(this.#dir, id, this.#runDir);
   }
 
   /** Creates a container (does not start it). */
@@ -258,10 +265,11 @@ export class ContainerService {
       }
       const p = this.paths(id);
       mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-      for (const d of [p.upper, p.work, p.rootfs]) mkdirSync(d);
+      for (const d of [p.upper, p.work]) mkdirSync(d);
       await this.records.create(id, rec);
     } catch (e) {
       rmSync(this.paths(id).dir, { recursive: true, force: true });
+      rmSync(this.paths(id).runDir, { recursive: true, force: true });
       if (name) await this.records.releaseName(name, id);
       throw e;
     }
@@ -297,10 +305,11 @@ export class ContainerService {
   async start(ref: string): Promise<ContainerRecord> {
     const first = await this.get(ref);
     const p = this.paths(first.id);
-    return withLock(join(p.dir, 'lock'), async () => {
+    return withLock(p.lock, async () => {
       const rec = await this.#refresh((await this.records.get(first.id)) ?? first);
       if (ACTIVE.has(rec.state.status)) return rec;
       await this.#cleanups.get(rec.id);
+      mkdirSync(p.rootfs, { recursive: true, mode: 0o700 });
       this.#writeEtcFiles(rec, p);
       rmSync(p.exit, { force: true });
       const zygote = this.#ctx.zygote;
@@ -317,9 +326,12 @@ export class ContainerService {
       // Once more if another process removed the shared parent cgroup in between (its last child left).
       const makeCgroup = () => cg!.create(rec.id, rec.config.resources as CgroupLimits, { allowAllDevices: rec.config.privileged });
       const procs = cg ? (await makeCgroup().catch(() => makeCgroup())).procsFiles : [];
+      // v1: the init moves itself through `tasks` (no global lock, no grace period); else the zygote moves it.
+      const tasks = cg?.threadJoinFiles(rec.id) ?? [];
+      const cgroups = tasks.length ? { tasks } : { procs };
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, procs, net)), p.log, p.exit, { detach: rec.config.detach });
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach });
       } catch (e) {
         await cg?.destroy(rec.id).catch(() => undefined);
         await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
@@ -582,6 +594,7 @@ export class ContainerService {
     const deleted = await this.records.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     rmSync(this.paths(rec.id).dir, { recursive: true, force: true });
+    rmSync(this.paths(rec.id).runDir, { recursive: true, force: true });
     if (deleted) await this.#event('destroy', rec);
     if (options.volumes) {
       for (const m of rec.config.mounts) {
@@ -662,7 +675,7 @@ export class ContainerService {
         ...(opts.terminal ? { terminal: opts.terminal } : {}),
       },
       capabilityMask: capabilityMask(c.capabilities).toString(),
-      cgroupProcs: this.#ctx.cgroups ? this.#ctx.cgroups.paths(rec.id).map((d) => join(d, 'cgroup.procs')) : [],
+      cgroupProcs: this.#execCgroupFiles(rec.id),
     };
     const pipe = opts.stdin && !opts.terminal ? pipe2(O_CLOEXEC) : undefined;
     try {
@@ -710,6 +723,14 @@ export class ContainerService {
   /** Sends `signal` to a process started by {@link startExec}, unless it has ended. */
   signalExec(pid: number, startTime: number, signal: number): void {
     this.#signal({ state: { pid, startTime } } as ContainerRecord, signal);
+  }
+
+  /** What an exec's (single-threaded) child writes `0` to: v1 `tasks` files (no global lock), else `cgroup.procs`. */
+  #execCgroupFiles(id: string): string[] {
+    const cg = this.#ctx.cgroups;
+    if (!cg) return [];
+    const tasks = cg.threadJoinFiles(id);
+    return tasks.length ? tasks : cg.paths(id).map((d) => join(d, 'cgroup.procs'));
   }
 
   #cgroups(rec: ContainerRecord, verb: string): CgroupDriver {
@@ -844,7 +865,7 @@ export class ContainerService {
           continue;
         }
       }
-      const lock = await acquireLock(join(p.dir, 'lock'));
+      const lock = await acquireLock(p.lock);
       try {
         const now = await this.get(first.id);
         if (ACTIVE.has(now.state.status)) {

@@ -140,20 +140,29 @@ export function resolveHealthcheck(h: { test: string | string[]; interval?: numb
   return { test, interval: h.interval ?? 30_000, timeout: h.timeout ?? 30_000, retries: h.retries ?? 3, startPeriod: h.startPeriod ?? 0 };
 }
 
-/** Where a container's files live. */
+/**
+ * Where a container's files live: what must outlive a reboot (its writable layer, its log) in
+ * `dir` under the engine's root, and what a reboot ends anyway (files generated at each start, the
+ * exit status of the current run, the lock) in `runDir` under the engine's `runRoot`, a tmpfs by
+ * default (`/run/berth`), where they cost no disk writes.
+ */
 export interface ContainerPaths {
-  /** The container's directory. */
+  /** The container's directory (persistent). */
   dir: string;
+  /** The container's volatile directory; made by each start, removed with the container. */
+  runDir: string;
   /** overlayfs upper dir (the container's writes). */
   upper: string;
   /** overlayfs work dir. */
   work: string;
-  /** Mount point of the root (mounted only inside the container's mount namespace). */
+  /** Mount point of the root (mounted only inside the container's mount namespace); volatile. */
   rootfs: string;
   /** The output log. */
   log: string;
-  /** Exit status, written by the zygote. */
+  /** Exit status of the current run, written by the zygote; volatile. */
   exit: string;
+  /** Serializes start and mounting the stopped root (across processes); volatile. */
+  lock: string;
   /** Generated /etc/hostname. */
   hostname: string;
   /** Generated /etc/hosts. */
@@ -162,19 +171,25 @@ export interface ContainerPaths {
   resolvConf: string;
 }
 
-/** The file layout of container `id` under `containersDir`. */
-export function containerPaths(containersDir: string, id: string): ContainerPaths {
+/**
+ * The file layout of container `id` under `containersDir` (persistent) and `runContainersDir`
+ * (volatile; default: the persistent directory itself).
+ */
+export function containerPaths(containersDir: string, id: string, runContainersDir = containersDir): ContainerPaths {
   const dir = join(containersDir, id);
+  const runDir = join(runContainersDir, id);
   return {
     dir,
+    runDir,
     upper: join(dir, 'upper'),
     work: join(dir, 'work'),
-    rootfs: join(dir, 'rootfs'),
+    rootfs: join(runDir, 'rootfs'),
     log: join(dir, 'output.log'),
-    exit: join(dir, 'exit.json'),
-    hostname: join(dir, 'hostname'),
-    hosts: join(dir, 'hosts'),
-    resolvConf: join(dir, 'resolv.conf'),
+    exit: join(runDir, 'exit.json'),
+    lock: join(runDir, 'lock'),
+    hostname: join(runDir, 'hostname'),
+    hosts: join(runDir, 'hosts'),
+    resolvConf: join(runDir, 'resolv.conf'),
   };
 }
 
@@ -192,7 +207,7 @@ export function userMount(m: ResolvedMount, volumeDir: (name: string) => string,
 
 /** The runtime spec of a container record. */
 export function runtimeSpec(
-  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroupProcs: string[] = [],
+  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroups: { procs?: string[]; tasks?: string[] } = {},
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
@@ -219,7 +234,8 @@ export function runtimeSpec(
     },
     network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,
-    cgroupProcs,
+    cgroupProcs: cgroups.procs ?? [],
+    ...(cgroups.tasks?.length ? { cgroupTasks: cgroups.tasks } : {}),
     ...(net.interfaces?.length ? { interfaces: net.interfaces } : {}),
     ...(net.joinNetnsPid ? { joinNetnsPid: net.joinNetnsPid } : {}),
   };

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { join } from 'node:path';
 import { z } from 'zod';
 import { Engine } from '../engine.js';
 import { InvalidArgumentError, StateError } from '../errors.js';
@@ -11,6 +12,7 @@ import { O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
 import { NetworkService, type NetworkCreateOptions } from './service.js';
 import type { NetworkRecord } from './record.js';
 import { removeInterfaceFromHost, setupInterfaceFromHost } from './setup-in-init.js';
+import { containerPaths } from '../container/spec.js';
 
 const services = new WeakMap<Engine, NetworkService>();
 
@@ -21,7 +23,12 @@ const services = new WeakMap<Engine, NetworkService>();
 export function networkService(engine: Engine): NetworkService {
   let s = services.get(engine);
   if (!s) {
-    s = new NetworkService({ root: engine.root, appendEvent: (e) => engine.eventLog.append(e) });
+    s = new NetworkService({
+      root: engine.root,
+      appendEvent: (e) => engine.eventLog.append(e),
+      // A container's generated hosts file lives under the engine's volatile root (see ContainerPaths).
+      hostsPath: (id) => containerPaths(join(engine.root, 'containers'), id, join(engine.runRoot, 'containers')).hosts,
+    });
     services.set(engine, s);
   }
   return s;

@@ -221,7 +221,11 @@ export interface ExecPlan {
   process: RuntimeSpec['process'];
   /** Capability mask the process keeps, decimal. */
   capabilityMask: string;
-  /** cgroup.procs files to join (the container's cgroups); empty when none. */
+  /**
+   * Files the (single-threaded) child writes `0` to, to join the container's cgroups: the v1
+   * `tasks` files (no global lock, see `CgroupDriver.threadJoinFiles`), else `cgroup.procs`;
+   * empty when none.
+   */
   cgroupProcs: string[];
 }
 
@@ -291,11 +295,11 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       sys.close(hostNet.ns);
       sys.close(hostNet.netlink);
     }
-    if (ctrlFd < 0) {
-      // Not a template (no zygote to do it): join the cgroups here.
-      step = 'cgroups';
-      for (const f of plan.spec.cgroupProcs ?? []) sys.writeFile(f, '0');
-    }
+    step = 'cgroups';
+    // Not a template (no zygote to do it): join the cgroups here.
+    if (ctrlFd < 0) for (const f of plan.spec.cgroupProcs ?? []) sys.writeFile(f, '0');
+    // v1: this process has one thread, which moves itself without the kernel's global lock.
+    for (const f of plan.spec.cgroupTasks ?? []) sys.writeFile(f, '0');
     step = 'rootfs';
     const root = plan.spec.rootfs;
     sys.mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);

@@ -67,8 +67,17 @@ export interface RuntimeSpec {
   joinNetnsPid?: number;
   /** The container's own mounts (volumes, binds, tmpfs), made after the standard ones, in order. */
   mounts?: UserMount[];
-  /** `cgroup.procs` files the init joins (writes 0 to) before it makes its cgroup namespace. */
+  /**
+   * `cgroup.procs` files that receive the init before it makes its cgroup namespace: the zygote
+   * writes the init's pid to them while the init makes its mounts (the init writes `0` itself when
+   * it is not a pooled template).
+   */
   cgroupProcs?: string[];
+  /**
+   * v1 `tasks` files the init writes `0` to itself, first thing once it has its plan: its only
+   * thread moves without the kernel's global lock (see `CgroupDriver.threadJoinFiles`).
+   */
+  cgroupTasks?: string[];
 }
 
 /** One of the container's own mounts, as the init makes it. */

@@ -207,7 +207,8 @@ export class RecordStore<T extends object> {
   /**
    * Read-modify-write of the record `id` under its lock: other updates and deletes, in this
    * process or another, wait. `fn` gets the current record and returns the new one; if it
-   * throws, nothing changes.
+   * throws, nothing changes. When it returns the record it got (the same object), nothing is
+   * written: a no-op update costs no disk write.
    *
    * @returns the record as stored.
    * @throws NotFoundError when there is no record `id`.
@@ -223,7 +224,9 @@ export class RecordStore<T extends object> {
           lock.removeFile();
           throw this.#notFound(id);
         }
-        const text = this.#serialize(await fn(current));
+        const next = await fn(current);
+        if (next === current) return current;
+        const text = this.#serialize(next);
         writeFileAtomicSync(this.#file(id), text, { fsync: this.#fsync });
         return JSON.parse(text) as T;
       },

@@ -33,6 +33,8 @@ describe('V1Driver', () => {
       ['blkio', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'memory', 'pids'].map((c) => `${c}/berth/abc`),
     );
     expect(procsFiles).toHaveLength(8);
+    // A single-threaded init joins through `tasks`: no global lock, no RCU grace period.
+    expect(driver.threadJoinFiles('abc')).toEqual(paths.map((p) => `${p}/tasks`));
     const limits = tree.writes.filter(([p]) => !p.startsWith('devices/') && p.includes('/berth/abc/'));
     expect(limits).toEqual([
       ['cpuset/berth/abc/cpuset.cpus', '0-3'], // inherited before any task can join

@@ -28,6 +28,8 @@ describe('V2Driver', () => {
       parseResources({ memory: '256m', memoryReservation: '128m', memorySwap: '512m', cpus: 1.5, cpuShares: 512, cpusetCpus: '0-1', cpusetMems: '0', pids: 100 }),
     );
     expect(procsFiles).toEqual([`${tree.root}/berth/abc/cgroup.procs`]);
+    // A domain cgroup is joined through cgroup.procs only.
+    expect(driver.threadJoinFiles('abc')).toEqual([]);
     expect(tree.read('cgroup.subtree_control')).toBe('cpu cpuset io memory pids');
     expect(tree.read('berth/cgroup.subtree_control')).toBe('cpu cpuset io memory pids');
     expect(tree.read('berth/abc/cgroup.controllers')).toBe('cpu cpuset io memory pids');

@@ -48,6 +48,17 @@ describe('RecordStore records', () => {
     expect(await s.get('a1')).toEqual({ id: 'a1', n: 1 });
   });
 
+  it('writes nothing when the update function returns the record it got', async () => {
+    const s = store();
+    await s.create('a1', { id: 'a1', n: 1 });
+    const file = path.join(s.dir, 'a1.json');
+    const before = fs.statSync(file).ino;
+    expect(await s.update('a1', (r) => r)).toEqual({ id: 'a1', n: 1 });
+    expect(fs.statSync(file).ino).toBe(before);
+    await s.update('a1', (r) => ({ ...r }));
+    expect(fs.statSync(file).ino).not.toBe(before);
+  });
+
   it('reports a missing record on update with the store kind, and leaves no lock file', async () => {
     const s = store();
     const err = await s.update('nope', (r) => r).catch((e: unknown) => e);

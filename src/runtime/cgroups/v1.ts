@@ -92,6 +92,11 @@ export class V1Driver implements CgroupDriver {
     return this.#mounts().map((m) => join(m, this.#parent, id));
   }
 
+  /** {@inheritDoc CgroupDriver.threadJoinFiles} */
+  threadJoinFiles(id: string): string[] {
+    return this.paths(id).map((p) => join(p, 'tasks'));
+  }
+
   /** {@inheritDoc CgroupDriver.exists} */
   async exists(id: string): Promise<boolean> {
     for (const p of this.paths(id)) if (await this.#fs.exists(p)) return true;

@@ -63,6 +63,12 @@ export class V2Driver implements CgroupDriver {
     return [this.#dir(id)];
   }
 
+  /** {@inheritDoc CgroupDriver.threadJoinFiles} */
+  threadJoinFiles(id: string): string[] {
+    checkId(id);
+    return [];
+  }
+
   /** {@inheritDoc CgroupDriver.exists} */
   exists(id: string): Promise<boolean> {
     return this.#fs.exists(this.#dir(id));
