@@ -12,8 +12,9 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
 import { CommandError, InvalidArgumentError, NotFoundError, StateError, BerthError } from '../errors.js';
@@ -46,6 +47,31 @@ import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
 import { open as openFd } from '../kernel/fd.js';
 import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
+
+/** Prefix of directories being deleted in the background (see {@link discardDir}). */
+const TRASH_PREFIX = '.trash-';
+
+/**
+ * Deletes a container's directory off the caller's path: renamed away at once (atomic: the
+ * container is gone for every reader), then deleted in the background. What a crash leaves
+ * behind is deleted by the next engine's sweep ({@link sweepTrash}).
+ */
+function discardDir(dir: string): void {
+  const trash = join(dirname(dir), `${TRASH_PREFIX}${basename(dir)}-${randomBytes(4).toString('hex')}`);
+  try {
+    renameSync(dir, trash);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  void rm(trash, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/** Deletes what {@link discardDir} left in `dir` (a crash in the middle). */
+async function sweepTrash(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => rm(join(dir, n), { recursive: true, force: true }).catch(() => undefined)));
+}
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
 function mountPoints(rec: ContainerRecord): Set<string> {
@@ -200,6 +226,8 @@ export class ContainerService {
   readonly #exits = new EventEmitter<Record<string, [ExitRecord]>>();
   /** Exit codes of containers this engine auto-removed, so a late `wait()` still gets them. */
   readonly #autoRemoved = new Map<string, number>();
+  /** Runs (`id:startTime`) whose cgroups this engine destroyed when it recorded their exit. */
+  readonly #cgroupsDestroyed = new Set<string>();
   /** Releases of cgroups, network endpoints and volumes still under way, per container. */
   readonly #cleanups = new Map<string, Promise<void>>();
   #swept: Promise<void> | undefined;
@@ -285,6 +313,7 @@ export class ContainerService {
   #sweep(): Promise<void> {
     this.#swept ??= (async () => {
       const known = new Set((await this.list({ all: true })).map((r) => r.id));
+      await Promise.all([this.#dir, dirname(this.paths('0'.repeat(64)).runDir)].map(sweepTrash));
       await Promise.all([...this.#cleanups.values()]);
       for (const id of (await this.#ctx.networks?.endpointContainerIds?.()) ?? []) {
         if (!known.has(id) && !(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
@@ -448,7 +477,8 @@ export class ContainerService {
       // What the run held is released off the waiter's path; remove() and start() wait for it.
       const held = rec;
       this.#cleanups.set(id, (async () => {
-        await this.#ctx.cgroups?.destroy(id).catch(() => undefined);
+        const cg = this.#ctx.cgroups;
+        if (cg && (await cg.destroy(id).then(() => true, () => false))) this.#cgroupsDestroyed.add(`${id}:${held.state.startTime}`);
         if (!['none', 'host'].includes(held.config.network)) await this.#ctx.networks?.releaseAttachment(id, undefined, { linksGone: true }).catch(() => undefined);
         await this.#releaseVolumes(held);
       })().finally(() => this.#cleanups.delete(id)));
@@ -589,12 +619,13 @@ export class ContainerService {
       rec = (await this.wait(rec.id)).record ?? rec;
     }
     await this.#cleanups.get(rec.id);
-    await this.#ctx.cgroups?.destroy(rec.id).catch(() => undefined);
+    // Destroyed already when this engine recorded the exit of this very run; else (another
+    // process ran it, or it never ran) once more, which is a no-op when there is nothing.
+    if (!this.#cgroupsDestroyed.delete(`${rec.id}:${rec.state.startTime}`)) await this.#ctx.cgroups?.destroy(rec.id).catch(() => undefined);
     if (!['none', 'host'].includes(rec.config.network)) await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
     const deleted = await this.records.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
-    rmSync(this.paths(rec.id).dir, { recursive: true, force: true });
-    rmSync(this.paths(rec.id).runDir, { recursive: true, force: true });
+    for (const dir of [this.paths(rec.id).dir, this.paths(rec.id).runDir]) discardDir(dir);
     if (deleted) await this.#event('destroy', rec);
     if (options.volumes) {
       for (const m of rec.config.mounts) {
@@ -680,7 +711,12 @@ export class ContainerService {
     const pipe = opts.stdin && !opts.terminal ? pipe2(O_CLOEXEC) : undefined;
     try {
       const running = await this.#ctx.zygote.exec(plan, onOutput, pipe ? { stdinFd: pipe[0] } : {});
-      return { ...running, ...(pipe ? { stdin: pipe[1] } : {}) };
+      // The program was found, but the kernel may still refuse it (a bad binary format).
+      const exited = running.exited.then((s) => {
+        if (s.error?.kind === 'command') throw new CommandError(command[0] ?? '', s.exitCode, `cannot exec in container ${this.#label(rec)}: ${s.error.message}`);
+        return s;
+      });
+      return { ...running, exited, ...(pipe ? { stdin: pipe[1] } : {}) };
     } catch (e) {
       if (pipe) close(pipe[1]);
       if (!(e instanceof StartFailure)) throw e;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, statSync, writeFileSync } from 'node:fs';
 import { mount, umount2, pivotRoot, openTree, moveMount, mountSetattr } from '../kernel/mount.js';
 import { copyTree } from './copy-up.js';
 import { unshare, setns, sethostname, setdomainname } from '../kernel/namespaces.js';
@@ -46,6 +46,11 @@ export interface InitSys {
   symlink: typeof symlink;
   exists: typeof exists;
   isDirectory: (path: string) => boolean;
+  /**
+   * Whether `path` can be executed by this process: `ok` (a regular file it may execute),
+   * `denied` (exists, not executable by it, or not a regular file), or `missing`.
+   */
+  executable: (path: string) => 'ok' | 'denied' | 'missing';
   chdir: typeof chdir;
   execve: typeof execve;
   exit: typeof exit;
@@ -78,6 +83,16 @@ export const linuxInitSys: InitSys = {
   mount, umount2, pivotRoot, openTree, moveMount, mountSetattr, copyTree, unshare, setns, sethostname, setdomainname, open, close, dup2,
   closeRange, write, read, mkdir, mkdirAll, mknod, symlink, exists,
   isDirectory: (path) => statSync(path).isDirectory(),
+  executable: (path) => {
+    try {
+      if (!statSync(path).isFile()) return 'denied';
+      accessSync(path, fsConstants.X_OK);
+      return 'ok';
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG' ? 'missing' : 'denied';
+    }
+  },
   writeFile: (path, data) => writeFileSync(path, data),
   chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setLinkUp, resetSignals,
   fork: () => {
@@ -101,7 +116,7 @@ export const dryRunSys: InitSys = {
   copyTree: nothing, unshare: nothing, setns: nothing, writeFile: nothing,
   sethostname: nothing, setdomainname: nothing, open: () => 100, close: nothing, dup2: nothing, closeRange: nothing,
   write: (_fd, data) => data.length, read: () => 0, mkdir: nothing, mkdirAll: nothing, mknod: nothing, symlink: nothing,
-  exists: () => true, isDirectory: () => false, chdir: nothing,
+  exists: () => true, isDirectory: () => false, executable: () => 'ok', chdir: nothing,
   execve: () => {
     throw new DryRunEnd('execve');
   },

@@ -265,8 +265,7 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
     step = 'exec';
     sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
     sys.resetSignals(IGNORED_SIGNALS);
-    sys.write(fds.error, EXEC_MARKER);
-    execProgram(plan.process.args, withHome(plan.process.env, user));
+    execProgram(plan.process.args, withHome(plan.process.env, user), fds.error);
   } catch (e) {
     report(fds.error, failureOf(step, e));
   }
@@ -375,8 +374,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       const main = sys.fork();
       if (main !== 0) reap(main, fds.error);
     }
-    sys.write(fds.error, EXEC_MARKER);
-    execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user));
+    execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user), fds.error);
   } catch (e) {
     report(fds.error, failureOf(step, e));
   }
@@ -535,29 +533,38 @@ function withHome(env: string[], user: ResolvedUser): string[] {
   return env.some((e) => e.startsWith('HOME=')) ? env : [...env, `HOME=${user.home}`];
 }
 
-/** execve with execvp(3)'s PATH search, using the container's PATH (not the zygote's). */
-function execProgram(args: string[], env: string[]): never {
+/**
+ * execve with execvp(3)'s PATH search, using the container's PATH (not the zygote's). The
+ * program is looked up first (an executable regular file, checked with access(2) as the
+ * process's own user): a missing or unusable command fails before {@link EXEC_MARKER} is
+ * written, so the start fails. Then the marker, then one execve: the zygote reports the start
+ * at the marker, as runc does (its start returns before the init's execve), without waiting for
+ * the kernel to tear down this process's copy of the zygote's address space. An execve that
+ * still fails (a bad binary format) is reported after the marker and ends the process.
+ */
+function execProgram(args: string[], env: string[], errorFd: number): never {
   const file = args[0];
   if (!file) throw commandFailure('', 'no command specified', 127);
-  if (file.includes('/')) {
-    try {
-      sys.execve(file, args, env);
-    } catch (e) {
-      throw execFailure(file, e, false);
-    }
-  }
-  const pathVar = env.find((e) => e.startsWith('PATH='))?.slice(5) ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  let path: string | undefined;
   let denied: unknown;
-  for (const dir of pathVar.split(':')) {
-    try {
-      sys.execve(`${dir || '.'}/${file}`, args, env);
-    } catch (e) {
-      const code = e instanceof KernelError ? e.errnoCode : '';
-      if (code === 'EACCES') denied = e;
-      else if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'ELOOP' && code !== 'ENAMETOOLONG') throw execFailure(file, e, true);
+  const candidates = file.includes('/')
+    ? [file]
+    : (env.find((e) => e.startsWith('PATH='))?.slice(5) ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').map((dir) => `${dir || '.'}/${file}`);
+  for (const candidate of candidates) {
+    const r = sys.executable(candidate);
+    if (r === 'ok') {
+      path = candidate;
+      break;
     }
+    if (r === 'denied') denied ??= new KernelError('execve', 13, 'EACCES', candidate);
   }
-  throw execFailure(file, denied, true);
+  if (path === undefined) throw execFailure(file, denied, !file.includes('/'));
+  sys.write(errorFd, EXEC_MARKER);
+  try {
+    sys.execve(path, args, env);
+  } catch (e) {
+    throw execFailure(file, e, false);
+  }
 }
 
 function execFailure(file: string, e: unknown, searched: boolean): Error {

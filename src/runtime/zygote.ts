@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { closeSync, openSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { open, close, pipe2, dup, read } from '../kernel/fd.js';
@@ -63,6 +63,12 @@ interface Child {
   /** Master of the process's terminal; else -1. */
   ttyFd: number;
   execResult?: InitFailure | null;
+  /**
+   * The container's mount namespace, held open until its exit is reported: when its last
+   * process exits, the kernel would otherwise unmount its whole tree (and wait out an RCU grace
+   * period) before the exit can be reaped; holding it moves that work to our close, after.
+   */
+  mntNs: number;
   /** A detached container: its monitor (our child, the container's parent) and the pipe that lets it start. */
   detached?: { monitorPid: number; goW: number; exitWritten: boolean; stdin: boolean };
   status?: { exitCode: number; signal?: number; finishedAt: number };
@@ -73,6 +79,7 @@ interface Child {
 export class Zygote {
   readonly #send: (m: ZygoteMessage) => void;
   readonly #pidns = open('/proc/self/ns/pid', O_RDONLY | O_CLOEXEC);
+  readonly #ownMntNs = statSync('/proc/self/ns/mnt').ino;
   readonly #byPid = new Map<number, Child>();
   readonly #byId = new Map<string, Child>();
   readonly #templates = new Map<number, Template>();
@@ -207,9 +214,25 @@ export class Zygote {
     }
   }
 
+  /**
+   * An fd on the mount namespace of template `pid` (see `Child.mntNs`), or -1 when it has not
+   * made its own yet (a template forked just now) or is gone.
+   */
+  #holdMountNamespace(pid: number): number {
+    try {
+      const fd = open(`/proc/${pid}/ns/mnt`, O_RDONLY | O_CLOEXEC);
+      if (fstatSync(fd).ino !== this.#ownMntNs) return fd;
+      close(fd);
+    } catch {
+      // Gone: its end is reported as usual.
+    }
+    return -1;
+  }
+
   #start(req: StartRequest): void {
     let t: Template | undefined;
     let stdinW = -1;
+    let mntNs = -1;
     if (this.#pool.length === 0) this.#refill();
     try {
       const flags = req.plan.unshareFlags;
@@ -231,6 +254,7 @@ export class Zygote {
       } else if (flags === this.#poolFlags) t = this.#pool.shift();
       t ??= this.#fork(flags);
       this.#templates.delete(t.pid);
+      mntNs = detached ? -1 : this.#holdMountNamespace(t.pid);
       const body = Buffer.from(JSON.stringify(req.plan));
       const header = Buffer.alloc(4);
       header.writeUInt32LE(body.length, 0);
@@ -247,7 +271,7 @@ export class Zygote {
       if (!proc.terminal) close(t.ctrlW);
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
-        logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1,
+        logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
         ...(detached ? { detached } : {}),
       };
       this.#byId.set(child.id, child);
@@ -261,6 +285,7 @@ export class Zygote {
     } catch (e) {
       if (t) for (const fd of [t.outR, t.errR, t.exR]) if (fd >= 0) close(fd);
       if (stdinW >= 0) close(stdinW);
+      if (mntNs >= 0) close(mntNs);
       const msg = e instanceof Error ? e.message : String(e);
       const error: InitFailure = e instanceof KernelError
         ? { step: 'fork', message: msg, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 }
@@ -305,7 +330,7 @@ export class Zygote {
       fds.length = 0;
       const child: Child = {
         id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, logFd: -1, exitPath: '', exec: true,
-        openStreams: 2, done: false, ctrlW: plan.process.terminal ? ctrlW : -1, stdinW: -1, ttyFd: -1,
+        openStreams: 2, done: false, ctrlW: plan.process.terminal ? ctrlW : -1, stdinW: -1, ttyFd: -1, mntNs: -1,
       };
       this.#byPid.set(pid, child);
       this.#pump(child, outR, 'stdout');
@@ -321,17 +346,31 @@ export class Zygote {
     }
   }
 
+  /**
+   * Reads the error pipe of a starting process (see `EXEC_MARKER` and `TERMINAL_MARKER` in
+   * `init.ts`): the terminal handover, then the marker, which is the start (replied at once),
+   * then a failure report, or end of file when execve succeeded.
+   */
   #watchExec(child: Child, fd: number): void {
     let chunks: Buffer[] = [];
+    let started = false;
     const sock = new Socket({ fd, readable: true, writable: false });
     sock.on('data', (d: Buffer) => {
       chunks.push(d);
-      if (child.ctrlW < 0 || d[0] !== 0x02) return;
-      const text = Buffer.concat(chunks).toString('latin1');
-      const nl = text.indexOf('\n');
-      if (!text.startsWith(TERMINAL_MARKER) || nl < 0) return;
-      chunks = [Buffer.from(text.slice(nl + 1), 'latin1')];
-      this.#takeTerminal(child, Number(text.slice(1, nl)));
+      if (started) return;
+      let text = Buffer.concat(chunks).toString('latin1');
+      if (child.ctrlW >= 0 && text.startsWith(TERMINAL_MARKER)) {
+        const nl = text.indexOf('\n');
+        if (nl < 0) return;
+        this.#takeTerminal(child, Number(text.slice(1, nl)));
+        text = text.slice(nl + 1);
+        chunks = [Buffer.from(text, 'latin1')];
+      }
+      if (text.startsWith(EXEC_MARKER)) {
+        started = true;
+        chunks = [Buffer.from(text.slice(EXEC_MARKER.length), 'latin1')];
+        this.#started(child);
+      }
     });
     sock.on('error', () => undefined);
     sock.on('close', () => {
@@ -339,28 +378,9 @@ export class Zygote {
         close(child.ctrlW);
         child.ctrlW = -1;
       }
-      const raw = Buffer.concat(chunks).toString('utf8');
-      const text = raw.startsWith(EXEC_MARKER) ? raw.slice(EXEC_MARKER.length) : raw;
-      const d = child.detached;
-      if (d && d.goW >= 0) {
-        // The monitor may start: it takes the terminal's master from us, or reads the pipes.
-        try {
-          writeSync(d.goW, `${child.ttyFd}\n`);
-        } catch {
-          // It died: its end is reported by reap().
-        }
-        close(d.goW);
-        d.goW = -1;
-      }
-      if (raw === EXEC_MARKER) {
-        child.execResult = null;
-        this.#send({
-          t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime,
-          ...(d
-            ? { holderPid: d.monitorPid, ...(d.stdin ? { stdinFd: MONITOR_FDS.stdin } : {}), ...(child.ttyFd >= 0 ? { ttyFd: MONITOR_FDS.output } : {}) }
-            : { ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}), ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}) }),
-        });
-      } else {
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (started && !text) child.execResult = null;
+      else {
         let failure: InitFailure;
         if (!text) failure = { step: 'init', message: 'the container init died before it could run the program', kind: 'other', exitCode: 1 };
         else {
@@ -371,10 +391,39 @@ export class Zygote {
           }
         }
         child.execResult = failure;
-        this.#send({ t: 'failed', rid: child.rid, error: failure });
+        // After the start was reported, a failed execve is the process's end (in its exit record).
+        if (!started) {
+          this.#letMonitorGo(child);
+          this.#send({ t: 'failed', rid: child.rid, error: failure });
+        }
       }
       this.#maybeFinish(child);
     });
+  }
+
+  /** Reports the start of `child` (its program is being exec'd), and lets a detached one's monitor go. */
+  #started(child: Child): void {
+    this.#letMonitorGo(child);
+    const d = child.detached;
+    this.#send({
+      t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime,
+      ...(d
+        ? { holderPid: d.monitorPid, ...(d.stdin ? { stdinFd: MONITOR_FDS.stdin } : {}), ...(child.ttyFd >= 0 ? { ttyFd: MONITOR_FDS.output } : {}) }
+        : { ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}), ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}) }),
+    });
+  }
+
+  /** A detached container's monitor may start: it takes the terminal's master from us, or reads the pipes. */
+  #letMonitorGo(child: Child): void {
+    const d = child.detached;
+    if (!d || d.goW < 0) return;
+    try {
+      writeSync(d.goW, `${child.ttyFd}\n`);
+    } catch {
+      // It died: its end is reported by reap().
+    }
+    close(d.goW);
+    d.goW = -1;
   }
 
   /**
@@ -510,6 +559,12 @@ export class Zygote {
       // The container's directory is gone (removed while running): nothing to record.
     }
     this.#send({ t: 'exit', id: child.id, status: record });
+    if (child.mntNs >= 0) {
+      // Its mounts are torn down now, in this process, once the exit is on its way.
+      const fd = child.mntNs;
+      child.mntNs = -1;
+      setImmediate(() => close(fd));
+    }
     // Refill when a container is done rather than while an init runs: a template forked then
     // would compete with it for the CPU and the kernel's namespace locks.
     this.#refill();

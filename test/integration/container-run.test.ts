@@ -231,4 +231,21 @@ describe('bad input changes nothing', () => {
     expect(err).toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
     expect((err as Error).message).toContain('exec: "no-such-program": executable file not found in $PATH');
   });
+
+  it('refuses a command that is not executable at start, and records an exec failure found by the kernel', async () => {
+    const { engine } = await testEngine();
+    // Not executable (no x bit), or a directory: refused before the start, as Docker's 126.
+    await expect(Container.run(BUSYBOX_REF, ['/etc/passwd'], { engine })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126 });
+    await expect(Container.run(BUSYBOX_REF, ['/etc'], { engine })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126 });
+    // Executable but not a program the kernel can run: found by execve itself, after the start.
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    await c.exec(['sh', '-c', 'printf "\\0\\1junk" > /junk; chmod +x /junk']);
+    await expect(c.exec(['/junk'])).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126, message: expect.stringContaining('exec format error') as string });
+    await c.commit({ ref: 'test/junk:1' });
+    const j = await Container.create({ image: 'test/junk:1', command: ['/junk'], engine });
+    await j.start();
+    expect((await j.wait()).exitCode).toBe(126);
+    expect((await j.inspect()).state.error).toContain('exec format error');
+    await j.remove();
+  });
 });
