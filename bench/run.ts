@@ -124,21 +124,29 @@ async function main(): Promise<void> {
   console.log(formatTable([['what', 'median ms', 'min–max ms', 'repeats'], row('50 × `true`, concurrency 4', batches).slice(0, 4)]));
 
   // Memory per running idle container: PSS of this process and the zygote, before and after.
-  const N = 20;
+  const N = 50;
   const zpid = engine.zygote.pid!;
   const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  await engine.zygote.collectGarbage();
-  const z0 = await zygoteAndTemplatesPss(zpid);
-  const e0 = await pssOfPid(process.pid);
+  // Settled samples (the median of 5, after full collections): a single reading of ~150 MiB moves
+  // by a few MiB from one moment to the next, as much as N containers could add.
+  const settled = async (): Promise<[number, number]> => {
+    const zs: number[] = [];
+    const es: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      gc?.();
+      await engine.zygote.collectGarbage();
+      await new Promise((r) => setTimeout(r, 100));
+      zs.push(await zygoteAndTemplatesPss(zpid));
+      es.push(await pssOfPid(process.pid));
+    }
+    return [median(zs), median(es)];
+  };
+  const [z0, e0] = await settled();
   const pss0 = z0 + e0;
   const idle = [];
   for (let i = 0; i < N; i++) idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine, network: 'none' }));
   await new Promise((r) => setTimeout(r, 300));
-  gc?.();
-  await engine.zygote.collectGarbage();
-  const z1 = await zygoteAndTemplatesPss(zpid);
-  const e1 = await pssOfPid(process.pid);
+  const [z1, e1] = await settled();
   const pss1 = z1 + e1;
   const containerPss = await Promise.all(idle.map(async (c) => {
     const info = await c.inspect();
