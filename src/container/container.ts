@@ -191,7 +191,10 @@ export class Container {
     return new Container(rec.id, engine ? { engine } : {});
   }
 
-  /** Creates and starts a container, as `docker run -d`; resolves once its program runs. */
+  /**
+   * Creates and starts a container, as `docker run`; resolves once its program runs. The
+   * container belongs to this process unless `detach: true` (`docker run -d`).
+   */
   static async run(image: string, command?: string | string[], options: RunOptions = {}): Promise<Container> {
     const c = await Container.create({ ...options, image, ...(command !== undefined ? { command } : {}) });
     try {
@@ -229,7 +232,12 @@ export class Container {
     return (await this.#svc.get(this.ref)).id;
   }
 
-  /** Starts the container; resolves once its program runs. Throws `COMMAND_NOT_FOUND` when it cannot be executed. */
+  /**
+   * Starts the container; resolves once its program was found and is being executed (as runc's
+   * start returns before its init's execve). Throws `COMMAND_NOT_FOUND` when the program is
+   * missing or not executable; a program the kernel still refuses (a bad binary format) ends
+   * the container at once with exit code 126 and the reason in `inspect().state.error`.
+   */
   async start(): Promise<this> {
     await this.#svc.start(this.ref);
     return this;

@@ -72,8 +72,8 @@ export const createOptionsSchema = z.strictObject({
 });
 
 /**
- * What a container is made from. Options not listed here (ports, mounts, volumes, resources,
- * restart policies, TTYs, …) are rejected with `INVALID_ARGUMENT` until the engine supports them.
+ * What a container is made from. Unknown options are rejected with `INVALID_ARGUMENT`, naming
+ * the field, before anything is changed.
  */
 export interface ContainerCreateOptions {
   /** Image reference or id. The image must exist locally. */
