@@ -1,14 +1,20 @@
 /**
- * Finds berth's container monitor, `berth-monitor` (`src/runtime/monitor/monitor.c`): the tiny
- * freestanding program that stays beside each detached container, logs its output and writes its
- * exit file.
+ * Finds berth's native programs (`src/runtime/monitor/*.c`, sharing `sys.h`): tiny freestanding
+ * static programs with no libc.
  *
- * 1. `BERTH_MONITOR` overrides everything;
- * 2. in the published package it is `berth-monitor-<arch>` next to the bundle (`dist/`), built by
+ * - `berth-monitor` (`monitor.c`) stays beside each detached container, logs its output and
+ *   writes its exit file;
+ * - `berth-exec` (`exec.c`) enters a running container and execs a program in it, started by
+ *   the zygote with posix_spawn (no copy of the zygote's address space).
+ *
+ * For program `NAME`:
+ *
+ * 1. `BERTH_MONITOR` / `BERTH_EXEC` overrides everything;
+ * 2. in the published package it is `berth-NAME-<arch>` next to the bundle (`dist/`), built by
  *    `npm run build` (`scripts/build-monitor.mjs`), `<arch>` being `process.arch` (`x64`, `arm64`);
  * 3. running from sources, it is compiled on first use into
- *    `node_modules/.cache/berth/monitor-<sha256 of monitor.c, 16 hex>-<arch>`, with the first of
- *    `cc`, `gcc`, `g++` that works. Several processes may do so at once: each compiles to a name
+ *    `node_modules/.cache/berth/NAME-<sha256 of NAME.c and sys.h, 16 hex>-<arch>`, with the first
+ *    of `cc`, `gcc`, `g++` that works. Several processes may do so at once: each compiles to a name
  *    of its own and renames it into place.
  *
  * @module
@@ -45,43 +51,54 @@ function thisFile(): string {
   return fileURLToPath(import.meta.url);
 }
 
-let cached: Promise<string> | undefined;
+/** berth's native programs. */
+export type NativeProgram = 'monitor' | 'exec';
+
+const cached = new Map<NativeProgram, Promise<string>>();
 
 /**
- * The path of a runnable `berth-monitor` for this machine's architecture, located (or compiled
+ * The path of a runnable `berth-<name>` for this machine's architecture, located (or compiled
  * from sources) on the first call; later calls return the same promise.
  *
- * @throws BerthError (`UNSUPPORTED`) when there is no prebuilt monitor and it cannot be compiled
+ * @throws BerthError (`UNSUPPORTED`) when there is no prebuilt program and it cannot be compiled
  * (no C compiler, or none that builds it).
  */
-export function monitorBinary(): Promise<string> {
-  if (!cached) {
-    const attempt = locate();
-    cached = attempt;
+export function nativeBinary(name: NativeProgram): Promise<string> {
+  let p = cached.get(name);
+  if (!p) {
+    const attempt = locate(name);
+    p = attempt;
+    cached.set(name, attempt);
     // A failed attempt is not kept: a compiler may be installed before the next call.
     attempt.catch(() => {
-      if (cached === attempt) cached = undefined;
+      if (cached.get(name) === attempt) cached.delete(name);
     });
   }
-  return cached;
+  return p;
 }
 
-async function locate(): Promise<string> {
-  const env = process.env.BERTH_MONITOR;
+/** The path of a runnable `berth-monitor` (see {@link nativeBinary}). */
+export function monitorBinary(): Promise<string> {
+  return nativeBinary('monitor');
+}
+
+async function locate(name: NativeProgram): Promise<string> {
+  const env = process.env[`BERTH_${name.toUpperCase()}`];
   if (env) return env;
   const here = dirname(thisFile());
-  const prebuilt = join(here, `berth-monitor-${process.arch}`);
+  const prebuilt = join(here, `berth-${name}-${process.arch}`);
   if (existsSync(prebuilt)) return prebuilt;
-  const source = join(here, 'monitor', 'monitor.c');
-  if (existsSync(source)) return compileFromSources(source, dirname(dirname(here))); // here: <root>/src/runtime
-  throw new BerthError('UNSUPPORTED', `berth's container monitor (berth-monitor-${process.arch}) is missing next to ${here}; rebuild the package`);
+  const source = join(here, 'monitor', `${name}.c`);
+  if (existsSync(source)) return compileFromSources(name, source, dirname(dirname(here))); // here: <root>/src/runtime
+  throw new BerthError('UNSUPPORTED', `berth's native program berth-${name}-${process.arch} is missing next to ${here}; rebuild the package`);
 }
 
-async function compileFromSources(source: string, pkgRoot: string): Promise<string> {
-  const text = await readFile(source);
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
+async function compileFromSources(name: NativeProgram, source: string, pkgRoot: string): Promise<string> {
+  const hasher = createHash('sha256').update(await readFile(source));
+  hasher.update(await readFile(join(dirname(source), 'sys.h')));
+  const hash = hasher.digest('hex').slice(0, 16);
   const outDir = join(pkgRoot, 'node_modules', '.cache', 'berth');
-  const out = join(outDir, `monitor-${hash}-${process.arch}`);
+  const out = join(outDir, `${name}-${hash}-${process.arch}`);
   if (await isExecutable(out)) return out;
   await mkdir(outDir, { recursive: true });
   const tmp = `${out}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
@@ -104,8 +121,8 @@ async function compileFromSources(source: string, pkgRoot: string): Promise<stri
   }
   throw new BerthError(
     'UNSUPPORTED',
-    `a C compiler (cc, gcc or g++) is needed to build berth's container monitor from sources (${source}); ` +
-      `install one (e.g. apt-get install gcc) or set BERTH_MONITOR to a prebuilt berth-monitor.\n${failures.join('\n')}`,
+    `a C compiler (cc, gcc or g++) is needed to build berth's native program berth-${name} from sources (${source}); ` +
+      `install one (e.g. apt-get install gcc) or set BERTH_${name.toUpperCase()} to a prebuilt berth-${name}.\n${failures.join('\n')}`,
   );
 }
 

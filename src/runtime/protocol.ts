@@ -67,6 +67,11 @@ export interface ExecRequest {
    * copies it with `pidfd_getfd(2)`); absent: /dev/null, or the terminal.
    */
   stdinFd?: number;
+  /**
+   * Path of `berth-exec` (see `monitor/exec.c`): when given, the process is started with
+   * posix_spawn of that program instead of a fork of the zygote.
+   */
+  helper?: string;
 }
 
 /** Engine → zygote: run a full garbage collection (for memory measurements). */

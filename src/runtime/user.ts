@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
+import { openat2, RESOLVE_IN_ROOT } from '../kernel/openat2.js';
+import { O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
 
 /** A user resolved to numeric ids. */
 export interface ResolvedUser {
@@ -23,10 +25,19 @@ export interface ResolvedUser {
 interface PasswdEntry { name: string; uid: number; gid: number; home: string }
 interface GroupEntry { name: string; gid: number; members: string[] }
 
-function readLines(path: string): string[][] {
+function readLines(path: string, root?: number): string[][] {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    if (root === undefined) text = readFileSync(path, 'utf8');
+    else {
+      // Resolved with `root` as `/`: the image's symlinks cannot lead out of it.
+      const fd = openat2(root, path, O_RDONLY | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
+      try {
+        text = readFileSync(fd, 'utf8');
+      } finally {
+        closeSync(fd);
+      }
+    }
   } catch {
     return [];
   }
@@ -84,7 +95,11 @@ export function resolveUserFrom(spec: string, passwd: PasswdEntry[], groups: Gro
   return { uid, gid, additionalGids: [...new Set(additionalGids)], home: home || '/' };
 }
 
-/** Resolves `spec` against this process's /etc/passwd and /etc/group (the container's, after pivot_root). */
-export function resolveUser(spec: string): ResolvedUser {
-  return resolveUserFrom(spec, parsePasswd(readLines('/etc/passwd')), parseGroup(readLines('/etc/group')));
+/**
+ * Resolves `spec` against /etc/passwd and /etc/group: this process's (the container's, after
+ * pivot_root), or, with `root` (an fd on a container's root, e.g. `/proc/<pid>/root`), that
+ * container's, looked up from outside it.
+ */
+export function resolveUser(spec: string, root?: number): ResolvedUser {
+  return resolveUserFrom(spec, parsePasswd(readLines('/etc/passwd', root)), parseGroup(readLines('/etc/group', root)));
 }

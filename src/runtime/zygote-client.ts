@@ -10,7 +10,7 @@ import { BerthError } from '../errors.js';
 import { pidfdGetfd, pidfdOpen } from '../kernel/process.js';
 import { close } from '../kernel/fd.js';
 import { zygoteScript } from './zygote-script.js';
-import { monitorBinary } from './monitor-binary.js';
+import { monitorBinary, nativeBinary } from './monitor-binary.js';
 import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './protocol.js';
 import type { Plan } from './plan.js';
 import type { ExecPlan, InitFailure } from './init.js';
@@ -150,7 +150,8 @@ export class ZygoteClient {
     const exited = new Promise<ExitRecord>((r) => (resolveExit = r));
     this.#execs.set(plan.id, { onOutput, done: (s) => { release(); resolveExit(s); } });
     try {
-      const reply = await this.#request({ t: 'exec', plan, ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}) });
+      const helper = await this.#execHelper();
+      const reply = await this.#request({ t: 'exec', plan, ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}), ...(helper ? { helper } : {}) });
       if (reply.t === 'failed') throw new StartFailure(reply.error);
       if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
       // Copied before any later message is handled: the zygote keeps the master until the exit notice.
@@ -180,6 +181,18 @@ export class ZygoteClient {
       this.#holds--;
       this.#updateRef();
     };
+  }
+
+  #helper: Promise<string | undefined> | undefined;
+
+  /**
+   * `berth-exec`, which starts execs without forking the zygote (see `monitor/exec.c`); without
+   * it (no C compiler to build it from sources, or `BERTH_NATIVE_EXEC=0`) execs are forks of the
+   * zygote running `runExec`, which behave the same and cost ~3 ms more.
+   */
+  #execHelper(): Promise<string | undefined> {
+    this.#helper ??= process.env.BERTH_NATIVE_EXEC === '0' ? Promise.resolve(undefined) : nativeBinary('exec').catch(() => undefined);
+    return this.#helper;
   }
 
   /** A copy, in this process, of the zygote's fd `fd` (pidfd_getfd). */

@@ -12,15 +12,20 @@
 import { closeSync, fstatSync, openSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
-import { open, close, pipe2, dup, read } from '../kernel/fd.js';
-import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd } from '../kernel/process.js';
+import { open, close, pipe2, dup, fcntl } from '../kernel/fd.js';
+import { resolveUser } from './user.js';
+import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, spawnProgram } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, O_APPEND, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
 } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
-import { EXEC_MARKER, TERMINAL_MARKER, runExec, runTemplate, type InitFailure } from './init.js';
+import { EXEC_MARKER, TERMINAL_MARKER, runExec, runTemplate, type ExecPlan, type InitFailure, type InitFds } from './init.js';
+import { errnoName } from '../kernel/libc.js';
+
+/** An exec's user could not be found in the container's files. */
+class UserLookupError extends Error {}
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
 import { exitRecordSchema, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
@@ -155,6 +160,50 @@ export class Zygote {
       if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
     }
     return pid;
+  }
+
+  /**
+   * Starts `berth-exec` (see `monitor/exec.c`) in the container's PID namespace with
+   * posix_spawn: no copy of this process's address space to make, fault in and tear down, as a
+   * fork costs. The user is looked up here, in the container's files seen through
+   * `/proc/<pid>/root`. Returns its pid.
+   */
+  #spawnExec(helper: string, plan: ExecPlan, ns: Array<[number, number]>, pidns: number, fds: InitFds & { ctrl: number }): number {
+    const rootFd = open(`/proc/${plan.targetPid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    let user;
+    try {
+      user = resolveUser(plan.process.user, rootFd);
+    } catch (e) {
+      throw new UserLookupError((e as Error).message);
+    } finally {
+      close(rootFd);
+    }
+    const proc = plan.process;
+    const argv = [helper];
+    for (const f of plan.cgroupProcs) argv.push('--cgroup', f);
+    for (const [, type] of ns) argv.push('--ns', String(type));
+    argv.push('--uid', String(user.uid), '--gid', String(user.gid), '--groups', user.additionalGids.join(','));
+    argv.push('--caps', BigInt(plan.capabilityMask).toString(16), '--cwd', proc.cwd || '/');
+    if (proc.noNewPrivileges) argv.push('--nnp');
+    if (proc.terminal) argv.push('--tty', `${proc.terminal.cols}:${proc.terminal.rows}`);
+    argv.push('--', ...proc.args);
+    const env = proc.env.some((e) => e.startsWith('HOME=')) ? proc.env : [...proc.env, `HOME=${user.home}`];
+    // The fds land on fixed numbers (3 error, 4 control, 5 stdin, 6 stdout, 7 stderr, 8… the
+    // namespaces); parked above them first so that no placement overwrites a source.
+    const wanted: Array<[number, number]> = [[fds.error, 3], [fds.ctrl, 4], [fds.stdin, 5], [fds.stdout, 6], [fds.stderr, 7]];
+    ns.forEach(([fd], i) => wanted.push([fd, 8 + i]));
+    const parked: Array<[number, number]> = [];
+    try {
+      for (const [fd, to] of wanted) if (fd >= 0) parked.push([fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 100), to]);
+      setns(pidns, CLONE_NEWPID);
+      try {
+        return spawnProgram(helper, argv, env, parked);
+      } finally {
+        setns(this.#pidns, CLONE_NEWPID);
+      }
+    } finally {
+      for (const [fd] of parked) close(fd);
+    }
   }
 
   /** Keeps {@link POOL_SIZE} templates of the default flags ready, off the request's path. */
@@ -323,8 +372,12 @@ export class Zygote {
         }
         fds.push(stdin);
       }
-      const pid = this.#forkIn(() => setns(pidns, CLONE_NEWPID));
-      if (pid === 0) runExec(plan, { fds: ns }, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+      let pid: number;
+      if (req.helper) pid = this.#spawnExec(req.helper, plan, ns, pidns, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+      else {
+        pid = this.#forkIn(() => setns(pidns, CLONE_NEWPID));
+        if (pid === 0) runExec(plan, { fds: ns }, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+      }
       for (const fd of [...ns.map(([fd]) => fd), pidns, outW, errW, exW, ctrlR, ...(stdin >= 0 ? [stdin] : [])]) close(fd);
       if (!plan.process.terminal) close(ctrlW);
       fds.length = 0;
@@ -339,7 +392,9 @@ export class Zygote {
     } catch (e) {
       for (const fd of fds) close(fd);
       const msg = e instanceof Error ? e.message : String(e);
-      const error: InitFailure = { step: 'join', message: msg, kind: e instanceof KernelError ? 'kernel' : 'other', exitCode: 126 };
+      const error: InitFailure = e instanceof UserLookupError
+        ? { step: 'user', message: msg, kind: 'user', exitCode: 1 }
+        : { step: 'join', message: msg, kind: e instanceof KernelError ? 'kernel' : 'other', exitCode: 126 };
       this.#send({ t: 'failed', rid: req.rid, error });
       // No process was made: report its end at once, so the engine's listener goes away.
       this.#send({ t: 'execExit', id: plan.id, status: { pid: 0, exitCode: 126, finishedAt: Date.now(), error } });
@@ -385,7 +440,13 @@ export class Zygote {
         if (!text) failure = { step: 'init', message: 'the container init died before it could run the program', kind: 'other', exitCode: 1 };
         else {
           try {
-            failure = JSON.parse(text) as InitFailure;
+            failure = JSON.parse(text) as InitFailure & { errno?: number };
+            // berth-exec reports errno numbers: named here, as the kernel layer names them.
+            const errno = (failure as { errno?: number }).errno;
+            if (typeof errno === 'number' && !failure.errnoCode) {
+              failure.errnoCode = errnoName(errno);
+              failure.message = `${failure.message} (${failure.errnoCode})`;
+            }
           } catch {
             failure = { step: 'init', message: text, kind: 'other', exitCode: 1 };
           }

@@ -2,12 +2,21 @@
  * `container.exec()` on the real kernel: the process joins the container's namespaces, root,
  * user and capabilities.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Container, Image } from '../../src/index.js';
 import { busyboxImage } from '../helpers/busybox.js';
 import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 
-describe('exec', () => {
+// Both ways an exec starts: berth-exec started with posix_spawn (the default), and a fork of the
+// zygote running runExec (without a C compiler, or BERTH_NATIVE_EXEC=0).
+for (const path of ['native', 'fork'] as const) describe(`exec (${path})`, () => {
+  beforeEach(() => {
+    if (path === 'fork') process.env.BERTH_NATIVE_EXEC = '0';
+  });
+  afterEach(() => {
+    delete process.env.BERTH_NATIVE_EXEC;
+  });
+
   it('runs inside the container: its PID namespace, hostname, root and env', async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo hi > /in-container; sleep 60'], { engine, hostname: 'box', env: { A: '1' } });
@@ -46,6 +55,20 @@ describe('exec', () => {
     for (let i = 0; i < 20; i++) expect((await c.exec(['echo', String(i)])).stdout).toBe(`${i}\n`);
     const all = await Promise.all(Array.from({ length: 8 }, (_, i) => c.exec(['sh', '-c', `echo ${i}`])));
     expect(all.map((r) => r.stdout)).toEqual(Array.from({ length: 8 }, (_, i) => `${i}\n`));
+  });
+
+  it('gives a terminal or a stdin pipe, and reports an unknown user', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    const r = await c.exec(['sh', '-c', 'tty; stty size'], { tty: true, consoleSize: { cols: 77, rows: 11 } });
+    expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r\n11 77\r\n$/);
+    const p = c.spawn(['cat']);
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d));
+    p.stdin.end('piped\n');
+    expect(await p.exited).toEqual({ exitCode: 0 });
+    expect(out).toBe('piped\n');
+    await expect(c.exec(['true'], { user: 'nobody-here' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('unable to find user nobody-here') as string });
   });
 });
 

@@ -1,0 +1,133 @@
+/*
+ * What berth's freestanding programs (monitor.c, exec.c) share: raw system calls on x86_64 and
+ * aarch64, the kernel constants they use, memset/memcpy for the compiler, exit, and decimal
+ * output. No libc. Valid C and C++.
+ */
+#ifndef BERTH_SYS_H
+#define BERTH_SYS_H
+
+#if defined(__x86_64__)
+enum {
+  NR_read = 0, NR_write = 1, NR_close = 3, NR_lseek = 8, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14,
+  NR_ioctl = 16, NR_getpid = 39, NR_execve = 59, NR_fcntl = 72, NR_ftruncate = 77, NR_chdir = 80,
+  NR_fchown = 93, NR_setsid = 112, NR_setgroups = 116, NR_setresuid = 117, NR_setresgid = 119,
+  NR_capset = 126, NR_prctl = 157, NR_clock_gettime = 228, NR_exit_group = 231, NR_waitid = 247,
+  NR_openat = 257, NR_faccessat = 269, NR_ppoll = 271, NR_dup3 = 292, NR_setns = 308,
+  NR_renameat2 = 316, NR_statx = 332,
+};
+#elif defined(__aarch64__)
+enum {
+  NR_read = 63, NR_write = 64, NR_close = 57, NR_lseek = 62, NR_rt_sigaction = 134, NR_rt_sigprocmask = 135,
+  NR_ioctl = 29, NR_getpid = 172, NR_execve = 221, NR_fcntl = 25, NR_ftruncate = 46, NR_chdir = 49,
+  NR_fchown = 55, NR_setsid = 157, NR_setgroups = 159, NR_setresuid = 147, NR_setresgid = 149,
+  NR_capset = 91, NR_prctl = 167, NR_clock_gettime = 113, NR_exit_group = 94, NR_waitid = 95,
+  NR_openat = 56, NR_faccessat = 48, NR_ppoll = 73, NR_dup3 = 24, NR_setns = 268,
+  NR_renameat2 = 276, NR_statx = 291,
+};
+#else
+#error "berth's native programs support x86_64 and aarch64 only"
+#endif
+enum { NR_pidfd_open = 434, NR_close_range = 436 };
+
+/* Constants from the kernel's uapi headers (the same on both architectures). */
+enum {
+  EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13, ENOENT = 2, ENOEXEC = 8,
+  F_GETFL = 3, F_SETFL = 4, O_RDONLY = 0, O_WRONLY = 01, O_RDWR = 02, O_CREAT = 0100, O_NOCTTY = 0400,
+  O_TRUNC = 01000, O_NONBLOCK = 04000, O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
+  POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
+  CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1,
+  SIGCHLD = 17,
+};
+
+typedef unsigned long long u64;
+
+/* One system call with up to six arguments; returns the result or -errno. */
+static long sys6(long n, long a, long b, long c, long d, long e, long f) {
+#if defined(__x86_64__)
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+#else
+  register long x8 __asm__("x8") = n;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  register long x4 __asm__("x4") = e;
+  register long x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+  return x0;
+#endif
+}
+#define sys3(n, a, b, c) sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+struct timespec_k { long sec, nsec; };
+/* The kernel's struct sigaction (not libc's): handler, flags, restorer, mask. */
+struct sigaction_k { long handler, flags, restorer; u64 mask; };
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Compilers may emit calls to these even in freestanding code (GCC documents it). Byte loops
+ * through volatile pointers cannot be turned back into calls to themselves. */
+void *memset(void *dst, int c, unsigned long n) {
+  volatile unsigned char *d = (volatile unsigned char *)dst;
+  while (n--) *d++ = (unsigned char)c;
+  return dst;
+}
+void *memcpy(void *dst, const void *src, unsigned long n) {
+  volatile unsigned char *d = (volatile unsigned char *)dst;
+  const unsigned char *s = (const unsigned char *)src;
+  while (n--) *d++ = *s++;
+  return dst;
+}
+#ifdef __cplusplus
+}
+#endif
+
+static __attribute__((noreturn)) void exit_now(int code) {
+  for (;;) sys3(NR_exit_group, code, 0, 0);
+}
+
+/* Appends the decimal digits of `v` (may be negative) at `p`; returns the new end. */
+static char *put_num(char *p, long long v) {
+  char tmp[24];
+  int n = 0;
+  u64 u = v < 0 ? (u64)0 - (u64)v : (u64)v;
+  if (v < 0) *p++ = '-';
+  do tmp[n++] = (char)('0' + u % 10); while ((u /= 10) != 0);
+  while (n > 0) *p++ = tmp[--n];
+  return p;
+}
+
+static char *put_str(char *p, const char *s) {
+  while (*s) *p++ = *s++;
+  return p;
+}
+
+/* The entry point: the kernel leaves argc, argv[], NULL, envp[] on the stack; main_sp(sp) gets it. */
+#if defined(__x86_64__)
+#define BERTH_START(main_sp)                                   \
+  __asm__(".text\n.global _start\n_start:\n"                  \
+          "  xor %rbp, %rbp\n"                                 \
+          "  mov %rsp, %rdi\n"                                 \
+          "  and $-16, %rsp\n"                                 \
+          "  call " #main_sp "\n"                              \
+          "  hlt\n");
+#else
+#define BERTH_START(main_sp)                                   \
+  __asm__(".text\n.global _start\n_start:\n"                  \
+          "  mov x29, #0\n"                                    \
+          "  mov x30, #0\n"                                    \
+          "  mov x0, sp\n"                                     \
+          "  bl " #main_sp "\n"                                \
+          "  b .\n");
+#endif
+
+#endif
