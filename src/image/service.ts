@@ -102,6 +102,8 @@ export interface ImageHistoryItem {
 
 /** The image store of one engine root. */
 export class ImageService {
+  /** Run settings of image configs already read, by image id (immutable: the id is the config's digest). */
+  readonly #runSettings = new Map<string, ReturnType<typeof runSettings>>();
   /** Image configs (and, later, manifests and compressed layers). */
   readonly blobs: BlobStore;
   /** Unpacked layers. */
@@ -338,12 +340,18 @@ export class ImageService {
    */
   async resolveForRun(ref: string): Promise<ResolvedImage> {
     const rec = this.#record(ref);
-    const config = await this.#config(rec.id);
+    // The config is content-addressed (the id is its digest): read once per engine.
+    let run = this.#runSettings.get(rec.id);
+    if (!run) {
+      run = runSettings((await this.#config(rec.id)).config);
+      if (this.#runSettings.size >= 256) this.#runSettings.delete(this.#runSettings.keys().next().value!);
+      this.#runSettings.set(rec.id, run);
+    }
     const layerDirs = rec.layers.map((d) => this.layers.fsDir(d)).reverse();
     for (const d of rec.layers) {
       if (!this.layers.has(d)) throw notFound(ref);
     }
-    return { id: rec.id, config: runSettings(config.config), layerDirs };
+    return { id: rec.id, config: structuredClone(run), layerDirs };
   }
 
   /**
