@@ -22,6 +22,10 @@ import { formatTable, median, minMax, pssOfPid, timeIt } from './lib/stats.js';
 const RUNS = Math.max(30, Number(process.argv[2] ?? 50));
 const root = mkdtempSync(join(tmpdir(), 'berth-bench-'));
 const engine = new Engine({ root, runRoot: join(root, 'run') });
+// The same with its volatile state on a tmpfs, where `/run` (the default runRoot's parent) is on
+// systemd distributions; on this VM /run is a directory on the root's ext4.
+const shmRun = mkdtempSync('/dev/shm/berth-bench-run-');
+const tmpfsEngine = new Engine({ root: join(root, 'tmpfs-run'), runRoot: shmRun });
 
 function which(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -33,8 +37,8 @@ function row(name: string, samples: number[], note = ''): Array<string> {
 }
 
 /** The foundation's figure: loopback only (`network: 'none'`), as the issue measures it. */
-async function runTrue(network: 'none' | 'bridge' = 'none'): Promise<void> {
-  const c = await Container.create({ image: 'bench/busybox', command: ['true'], engine, network });
+async function runTrue(network: 'none' | 'bridge' = 'none', on = engine): Promise<void> {
+  const c = await Container.create({ image: 'bench/busybox', command: ['true'], engine: on, network });
   await c.start();
   await c.wait();
   await c.remove();
@@ -81,12 +85,15 @@ async function zygoteAndTemplatesPss(zpid: number): Promise<number> {
 async function main(): Promise<void> {
   const { tar, dir } = await benchRootfs();
   await Image.import(tar, { ref: 'bench/busybox', engine });
+  await Image.import(tar, { ref: 'bench/busybox', engine: tmpfsEngine });
+  await runTrue('none', tmpfsEngine);
   await runTrue(); // warm: the zygote starts once per engine
   await runTrue('bridge'); // and the default network is created on first use
 
   const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
   rows.push(row('berth create+start+wait+remove `true`', await timeIt(() => runTrue(), RUNS, { warmup: 2 }), 'network none (loopback)'));
   rows.push(row('  same, on the default bridge', await timeIt(() => runTrue('bridge'), RUNS, { warmup: 2 }), 'veth + address + route'));
+  rows.push(row('  same, network none, runRoot on a tmpfs', await timeIt(() => runTrue('none', tmpfsEngine), RUNS, { warmup: 2 }), '/run is a tmpfs on systemd distributions; not on this VM'));
   rows.push(row('unshare --pid --fork --mount --uts --ipc --net --mount-proc true', await timeIt(() => {
     execFileSync('unshare', ['--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--mount-proc', 'true']);
   }, RUNS, { warmup: 2 }), 'floor: namespaces only, no rootfs'));
@@ -171,5 +178,7 @@ try {
 } finally {
   await Network.prune({ engine }).catch(() => undefined);
   engine.close();
+  tmpfsEngine.close();
+  rmSync(shmRun, { recursive: true, force: true });
   rmSync(root, { recursive: true, force: true });
 }
