@@ -30,7 +30,22 @@ try {
   const c = await Container.run('bench/busybox', ['sleep', '3600'], { engine });
   const pid = (await c.inspect()).state.pid;
   const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
-  rows.push(row('berth exec([\'true\'])', await timeIt(() => c.exec(['true']), RUNS, { warmup: 3 })));
+  rows.push(row('berth exec([\'true\'])', await timeIt(() => c.exec(['true']), RUNS, { warmup: 3 }), 'berth-exec started with posix_spawn'));
+  // The fallback without a C compiler: a fork of the zygote runs the exec (runExec in init.ts).
+  const forkRoot = mkdtempSync(join(tmpdir(), 'berth-bench-exec-fork-'));
+  const forkEngine = new Engine({ root: forkRoot, runRoot: join(forkRoot, 'run') });
+  try {
+    process.env.BERTH_NATIVE_EXEC = '0';
+    await Image.import(tar, { ref: 'bench/busybox', engine: forkEngine });
+    const f = await Container.run('bench/busybox', ['sleep', '3600'], { engine: forkEngine });
+    rows.push(row('  same, fork path (BERTH_NATIVE_EXEC=0)', await timeIt(() => f.exec(['true']), RUNS, { warmup: 3 }), 'a fork of the zygote'));
+    await f.remove({ force: true });
+  } finally {
+    delete process.env.BERTH_NATIVE_EXEC;
+    await Network.prune({ engine: forkEngine }).catch(() => undefined);
+    forkEngine.close();
+    rmSync(forkRoot, { recursive: true, force: true });
+  }
   rows.push(row('nsenter -t PID -m -u -i -n -p -C -r -w true', await timeIt(() => {
     execFileSync('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-C', '-r', '-w', 'true']);
   }, RUNS, { warmup: 3 }), 'floor'));
