@@ -691,6 +691,9 @@ export class ContainerService {
     if (!ACTIVE.has(rec.state.status)) {
       throw new StateError(rec.state.status, 'exec', `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING');
     }
+    if (rec.state.status === 'paused') {
+      throw new StateError('paused', 'exec', `container ${this.#label(rec)} is paused; unpause it before exec`);
+    }
     const c = rec.config;
     const plan: ExecPlan = {
       id: randomBytes(16).toString('hex'),

@@ -40,6 +40,8 @@ describe('resources', () => {
     };
     await c.pause();
     expect((await c.inspect()).state.status).toBe('paused');
+    // Its processes are frozen: an exec would freeze too, so it is refused (as Docker does).
+    await expect(c.exec(['true'])).rejects.toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('paused') as string });
     const a = await usage();
     await new Promise((r) => setTimeout(r, 200));
     expect(await usage()).toBe(a);
