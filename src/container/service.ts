@@ -144,7 +144,7 @@ export interface ContainerRuntime {
    * and terminal master, when it has them); rejects with {@link StartFailure} when it cannot.
    */
   start(
-    plan: Plan, logPath: string, exitPath: string, options?: { detach?: boolean },
+    plan: Plan, logPath: string, exitPath: string, options?: { detach?: boolean; cgroups?: Promise<unknown> },
   ): Promise<{ pid: number; startTime: number; stdinFd?: number; ttyFd?: number; holderPid?: number }>;
   /** Calls `listener` when a process this runtime started ends (after its output is drained). */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void;
@@ -354,16 +354,21 @@ export class ContainerService {
       const cg = this.#ctx.cgroups;
       // Once more if another process removed the shared parent cgroup in between (its last child left).
       const makeCgroup = () => cg!.create(rec.id, rec.config.resources as CgroupLimits, { allowAllDevices: rec.config.privileged });
-      const procs = cg ? (await makeCgroup().catch(() => makeCgroup())).procsFiles : [];
+      // Made while the init makes its mounts; it is let into them once they exist.
+      const cgReady = cg ? makeCgroup().catch(() => makeCgroup()) : undefined;
+      cgReady?.catch(() => undefined);
+      const procs = cg ? cg.paths(rec.id).map((d) => join(d, 'cgroup.procs')) : [];
       // v1: the init moves itself through `tasks` (no global lock, no grace period); else the zygote moves it.
       const tasks = cg?.threadJoinFiles(rec.id) ?? [];
       const cgroups = tasks.length ? { tasks } : { procs };
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach });
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach, ...(cgReady ? { cgroups: cgReady } : {}) });
       } catch (e) {
+        const cgError = await cgReady?.then(() => undefined, (err: unknown) => err);
         await cg?.destroy(rec.id).catch(() => undefined);
         await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
+        if (cgError) throw cgError;
         if (!(e instanceof StartFailure)) throw e;
         const f = e.failure;
         await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, exitCode: f.exitCode, error: f.message } }));

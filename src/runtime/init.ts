@@ -297,8 +297,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     step = 'cgroups';
     // Not a template (no zygote to do it): join the cgroups here.
     if (ctrlFd < 0) for (const f of plan.spec.cgroupProcs ?? []) sys.writeFile(f, '0');
-    // v1: this process has one thread, which moves itself without the kernel's global lock.
-    for (const f of plan.spec.cgroupTasks ?? []) sys.writeFile(f, '0');
+    const tasks = plan.spec.cgroupTasks ?? [];
     step = 'rootfs';
     const root = plan.spec.rootfs;
     sys.mount('overlay', root.mountPoint, 'overlay', 0, plan.rootfsData);
@@ -310,6 +309,13 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     }));
     step = 'mount sources';
     const userMounts = (plan.spec.mounts ?? []).map((m) => ({ m, fd: m.kind === 'bind' ? cloneSource(m) : -1 }));
+    if (tasks.length) {
+      // v1: this process has one thread, which moves itself through `tasks` without the
+      // kernel's global lock; the host's cgroup files must still be reachable (before the pivot).
+      step = 'cgroups';
+      if (ctrlFd >= 0) awaitCgroupAck(ctrlFd, plan);
+      for (const f of tasks) sys.writeFile(f, '0');
+    }
     step = 'pivot_root';
     sys.chdir(root.mountPoint);
     sys.pivotRoot('.', '.');
@@ -340,13 +346,8 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     for (const p of plan.readonlyPaths) readonlyPath(p);
     sys.umask(0o022);
     step = 'cgroups';
-    if (ctrlFd >= 0) {
-      // The zygote moves this process into its cgroups while the mounts above are made (a
-      // migration can wait for an RCU grace period); it writes one byte when that is done.
-      const ack = readExactly(ctrlFd, 1);
-      if (!plan.spec.process.terminal) sys.close(ctrlFd);
-      if (!ack || ack[0] !== 0x31) throw new Error('the zygote could not move the container into its cgroups');
-    }
+    // v2: the zygote moves this process into its cgroups while the mounts above are made.
+    if (ctrlFd >= 0 && !tasks.length) awaitCgroupAck(ctrlFd, plan);
     if (plan.unshareFlags & K.CLONE_NEWCGROUP) sys.unshare(K.CLONE_NEWCGROUP);
     step = 'hostname';
     sys.sethostname(plan.spec.hostname);
@@ -378,6 +379,17 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
   } catch (e) {
     report(fds.error, failureOf(step, e));
   }
+}
+
+/**
+ * Waits for the zygote's one byte on the control pipe that lets this process into its cgroups
+ * (made by the engine meanwhile; on v2 also joined by the zygote for it); keeps the pipe open
+ * for a terminal's handover.
+ */
+function awaitCgroupAck(ctrlFd: number, plan: Plan): void {
+  const ack = readExactly(ctrlFd, 1);
+  if (!plan.spec.process.terminal) sys.close(ctrlFd);
+  if (!ack || ack[0] !== 0x31) throw new Error('the container could not be moved into its cgroups');
 }
 
 /**

@@ -40,6 +40,23 @@ export interface StartRequest {
    * parent, its output pump and its exit recorder, and it outlives the zygote.
    */
   detach?: { monitor: string };
+  /**
+   * The container's cgroups are still being made: the init is not let into them until a
+   * {@link CgroupsReadyRequest} for this container arrives (it makes its mounts meanwhile).
+   */
+  cgroupsPending?: boolean;
+}
+
+/** Engine → zygote: the cgroups of a container started with `cgroupsPending` are made (or failed). */
+export interface CgroupsReadyRequest {
+  /** Message type. */
+  t: 'cgroups';
+  /** Request id. */
+  rid: number;
+  /** Container id. */
+  id: string;
+  /** Whether they were made; if not, the init fails. */
+  ok: boolean;
 }
 
 /** Engine → zygote: signal a process the zygote started (by container id). */
@@ -83,7 +100,7 @@ export interface GcRequest {
 }
 
 /** Any request to the zygote. */
-export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest | GcRequest;
+export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest | GcRequest | CgroupsReadyRequest;
 
 /** Zygote → engine: output of an exec'd process (base64, as IPC carries JSON). */
 export interface ExecOutputNotice {
@@ -180,4 +197,4 @@ export const exitRecordSchema = z.object({
 });
 
 /** Envelope check of zygote requests: a type and a request id. */
-export const requestEnvelope = z.object({ t: z.enum(['start', 'signal', 'exec', 'gc']), rid: z.number().int() }).passthrough();
+export const requestEnvelope = z.object({ t: z.enum(['start', 'signal', 'exec', 'gc', 'cgroups']), rid: z.number().int() }).passthrough();

@@ -127,9 +127,15 @@ export class ZygoteClient {
   }
 
   /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
-  async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean } = {}): Promise<StartedReply> {
+  async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean; cgroups?: Promise<unknown> } = {}): Promise<StartedReply> {
     const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
-    const reply = await this.#request({ t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}) });
+    const pending = this.#request({ t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}) });
+    if (options.cgroups) {
+      // The init makes its mounts while the cgroups are made; it is let in once they are.
+      const ok = await options.cgroups.then(() => true, () => false);
+      void this.#request({ t: 'cgroups', id: plan.spec.id, ok }).catch(() => undefined);
+    }
+    const reply = await pending;
     if (reply.t === 'failed') throw new StartFailure(reply.error);
     if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
     return reply;

@@ -63,6 +63,8 @@ interface Child {
   openStreams: number;
   /** Write end of the control pipe, while a terminal handover is pending; else -1. */
   ctrlW: number;
+  /** While the init waits to be let into its cgroups: the control pipe and the cgroup.procs files to write its pid to. */
+  cgroupAck?: { fd: number; procs: string[]; terminal: boolean };
   /** Write end of the process's stdin pipe, kept open while it runs (attachers copy it); else -1. */
   stdinW: number;
   /** Master of the process's terminal; else -1. */
@@ -102,6 +104,11 @@ export class Zygote {
   /** Handles one request from the engine. */
   handle(req: ZygoteRequest): void {
     if (req.t === 'start') this.#start(req);
+    else if (req.t === 'cgroups') {
+      const c = this.#byId.get(req.id);
+      if (c?.cgroupAck) this.#ackCgroups(c, req.ok);
+      this.#send({ t: 'ok', rid: req.rid });
+    }
     else if (req.t === 'exec') this.#exec(req);
     else if (req.t === 'gc') {
       // A settled state for measurements: the pool full, then a full collection.
@@ -308,21 +315,14 @@ export class Zygote {
       const header = Buffer.alloc(4);
       header.writeUInt32LE(body.length, 0);
       writeSync(t.ctrlW, Buffer.concat([header, body]));
-      // Join the container's cgroups on the init's behalf while it makes its mounts.
-      let joined = true;
-      try {
-        for (const f of req.plan.spec.cgroupProcs ?? []) writeFileSync(f, String(t.pid));
-      } catch {
-        joined = false;
-      }
-      writeSync(t.ctrlW, joined ? '1' : '0');
-      // With a terminal, the pipe stays open for the handover of its master.
-      if (!proc.terminal) close(t.ctrlW);
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
         logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
+        cgroupAck: { fd: t.ctrlW, procs: req.plan.spec.cgroupProcs ?? [], terminal: !!proc.terminal },
         ...(detached ? { detached } : {}),
       };
+      // Let the init into its cgroups now, or once the engine has made them (see CgroupsReadyRequest).
+      if (!req.cgroupsPending) this.#ackCgroups(child, true);
       this.#byId.set(child.id, child);
       if (detached) this.#byMonitor.set(detached.monitorPid, child);
       else {
@@ -488,6 +488,31 @@ export class Zygote {
   }
 
   /**
+   * Lets `child`'s init into its cgroups: on cgroup v2 we write its pid to its cgroup.procs
+   * files while it makes its mounts (a migration may wait for an RCU grace period); on v1 it
+   * joins itself through `tasks` once it reads the ack. One byte on the control pipe: `1`, or `0`
+   * when its cgroups could not be made or joined (then it fails).
+   */
+  #ackCgroups(child: Child, ok: boolean): void {
+    const ack = child.cgroupAck;
+    if (!ack) return;
+    child.cgroupAck = undefined;
+    let joined = ok;
+    try {
+      if (ok) for (const f of ack.procs) writeFileSync(f, String(child.pid));
+    } catch {
+      joined = false;
+    }
+    try {
+      writeSync(ack.fd, joined ? '1' : '0');
+    } catch {
+      // The init is gone: its end is reported as usual.
+    }
+    // With a terminal, the pipe stays open for the handover of its master.
+    if (!ack.terminal) close(ack.fd);
+  }
+
+  /**
    * Copies the master of the terminal `child` made (its fd `fd`) into this process, lets the
    * child go on, and pumps the master's output as stdout. On failure the child is not acked and
    * reports the error itself.
@@ -597,6 +622,9 @@ export class Zygote {
     for (const fd of [child.stdinW, child.ttyFd]) if (fd >= 0) close(fd);
     child.stdinW = -1;
     child.ttyFd = -1;
+    // Ended before it was let into its cgroups.
+    if (child.cgroupAck && !child.cgroupAck.terminal) close(child.cgroupAck.fd);
+    child.cgroupAck = undefined;
     if (child.exec) {
       const status: ExitRecord = { pid: child.pid, ...child.status };
       if (child.execResult) Object.assign(status, { error: child.execResult, exitCode: child.execResult.exitCode, signal: undefined });
