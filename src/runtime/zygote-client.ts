@@ -130,6 +130,8 @@ export class ZygoteClient {
   async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean; cgroups?: Promise<unknown> } = {}): Promise<StartedReply> {
     const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
     const pending = this.#request({ t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}) });
+    // Awaited below; a rejection meanwhile (the zygote died) must not count as unhandled.
+    pending.catch(() => undefined);
     if (options.cgroups) {
       // The init makes its mounts while the cgroups are made; it is let in once they are.
       const ok = await options.cgroups.then(() => true, () => false);
