@@ -13,6 +13,9 @@ import { O_CLOEXEC, O_NOCTTY, O_RDWR } from './constants.js';
 
 const _ioctlPtr = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
 const _ioctlVal = libc.func('ioctl', 'int', ['int', 'unsigned long', 'uintptr_t']);
+const _setpgid = libc.func('int setpgid(int pid, int pgid)');
+const _getpid = libc.func('int getpid(void)');
+const _sigprocmask = libc.func('int sigprocmask(int how, const void *set, void *oldset)');
 
 /** Lock or unlock the slave side: `_IOW('T', 0x31, int)`. */
 const TIOCSPTLCK = 0x40045431;
@@ -26,6 +29,8 @@ const TIOCGWINSZ = 0x5413;
 const TIOCSWINSZ = 0x5414;
 /** Make the terminal the caller's controlling terminal. */
 const TIOCSCTTY = 0x540e;
+/** Set the terminal's foreground process group (`pid_t *`). */
+const TIOCSPGRP = 0x5410;
 
 /** A terminal's window size (`struct winsize`). */
 export interface WindowSize {
@@ -99,4 +104,23 @@ export function getWindowSize(fd: number): WindowSize {
  */
 export function setControllingTerminal(fd: number, steal = false): void {
   check('ioctl', () => _ioctlVal(fd, TIOCSCTTY, steal ? 1 : 0), `TIOCSCTTY fd=${fd}`);
+}
+
+/**
+ * Puts the caller in a process group of its own and makes that group the foreground one of
+ * terminal `fd` (its session's controlling terminal), as a shell does for a job: the keys that
+ * send signals (Ctrl-C, Ctrl-Z) then reach this group only. SIGTTOU, which the kernel
+ * sends a background group that changes the foreground, is blocked meanwhile.
+ */
+export function becomeForegroundGroup(fd: number): void {
+  check('setpgid', () => _setpgid(0, 0));
+  const ttou = Buffer.alloc(128);
+  ttou[(22 - 1) >> 3] = 1 << ((22 - 1) & 7); // SIGTTOU
+  const old = Buffer.alloc(128);
+  check('sigprocmask', () => _sigprocmask(0 /* SIG_BLOCK */, ttou, old));
+  try {
+    check('ioctl', () => _ioctlPtr(fd, TIOCSPGRP, new Int32Array([_getpid()])), `TIOCSPGRP fd=${fd}`);
+  } finally {
+    _sigprocmask(2 /* SIG_SETMASK */, old, null);
+  }
 }

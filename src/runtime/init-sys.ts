@@ -11,7 +11,7 @@ import { copyTree } from './copy-up.js';
 import { unshare, setns, sethostname, setdomainname } from '../kernel/namespaces.js';
 import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, exists, fchown } from '../kernel/fs.js';
-import { openPty, setWindowSize, setControllingTerminal } from '../kernel/pty.js';
+import { openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup } from '../kernel/pty.js';
 import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask } from '../kernel/process.js';
 import { setLinkUp } from '../kernel/net.js';
 import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js';
@@ -75,6 +75,7 @@ export interface InitSys {
   openPty: typeof openPty;
   setWindowSize: typeof setWindowSize;
   setControllingTerminal: typeof setControllingTerminal;
+  becomeForegroundGroup: typeof becomeForegroundGroup;
   fchown: typeof fchown;
 }
 
@@ -102,7 +103,7 @@ export const linuxInitSys: InitSys = {
   waitpid, kill, blockAllSignals, sigwaitinfo,
   openRtnetlink: () => Rtnetlink.open().socket.fd,
   setupInterfaces: setupInterfacesInContainer,
-  openPty, setWindowSize, setControllingTerminal, fchown,
+  openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup, fchown,
 };
 
 /** Thrown by {@link dryRunSys}'s execve and exit to end a dry run. */
@@ -128,5 +129,5 @@ export const dryRunSys: InitSys = {
   fork: () => 0, waitpid: () => ({ pid: 0, status: 0 }), kill: nothing, blockAllSignals: nothing,
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),
   openRtnetlink: () => 100, setupInterfaces: nothing,
-  openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }), setWindowSize: nothing, setControllingTerminal: nothing, fchown: nothing,
+  openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }), setWindowSize: nothing, setControllingTerminal: nothing, becomeForegroundGroup: nothing, fchown: nothing,
 };

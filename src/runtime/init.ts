@@ -374,6 +374,9 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       step = 'init';
       const main = sys.fork();
       if (main !== 0) reap(main, fds.error);
+      // The program is the terminal's foreground job, as tini makes it: Ctrl-C reaches it
+      // once, not also this reaper (which would forward it a second time).
+      if (plan.spec.process.terminal) sys.becomeForegroundGroup(0);
     }
     execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user), fds.error);
   } catch (e) {

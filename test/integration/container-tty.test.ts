@@ -75,6 +75,24 @@ describe('terminals', () => {
     expect((await c.wait()).exitCode).toBe(7);
   });
 
+  it('with init: true, makes the program the terminal\'s foreground job, apart from the reaper', async () => {
+    const { engine } = await testEngine();
+    const script = 'read pid comm state ppid pgrp sid tty tpgid rest < /proc/$$/stat; echo "pid=$pid pgrp=$pgrp tpgid=$tpgid"; '
+      + 'trap \'echo interrupted; exit 7\' INT; while true; do sleep 0.05; done';
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', script], { engine, tty: true, init: true });
+    const a = await c.attach({ logs: true });
+    const out = collect(a.stdout);
+    const m = /pid=(\d+) pgrp=(\d+) tpgid=(\d+)/.exec(await out.until(/tpgid=\d+/))!;
+    // The program leads its own process group, the terminal's foreground one; PID 1 (the
+    // reaper) is not in it, so the keys that send signals reach the program only.
+    expect(m[1]).not.toBe('1');
+    expect([m[2], m[3]]).toEqual([m[1], m[1]]);
+    a.stdin!.write('\x03');
+    await out.until('interrupted');
+    expect((await c.wait()).exitCode).toBe(7);
+    await a.detach();
+  });
+
   it('keeps stdin open for a stdin container and takes input from attach', async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'while read l; do echo "got $l"; echo "err $l" >&2; done; echo eof'], { engine, stdin: true });
