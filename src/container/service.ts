@@ -30,7 +30,7 @@ import { capabilityMask } from '../runtime/capabilities.js';
 import type { ExecPlan } from '../runtime/init.js';
 import type { Plan } from '../runtime/plan.js';
 import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
-import { exitRecordSchema, type ExitRecord } from '../runtime/protocol.js';
+import { parseExitRecord, type ExitRecord } from '../runtime/protocol.js';
 import { pidfdOpen, pidfdSendSignal } from '../kernel/process.js';
 import { close, pipe2 } from '../kernel/fd.js';
 import { copyHolderFd } from './stdio.js';
@@ -447,8 +447,8 @@ export class ContainerService {
     }
     if (s.bootId === currentBootId() && isSameProcess(s.pid, s.startTime)) return rec;
     const exit = readJsonFileSync(this.paths(rec.id).exit);
-    const parsed = exitRecordSchema.safeParse(exit);
-    if (parsed.success && parsed.data.pid === s.pid) return (await this.#recordExit(rec.id, parsed.data)) ?? rec;
+    const parsed = parseExitRecord(exit);
+    if (parsed && parsed.pid === s.pid) return (await this.#recordExit(rec.id, parsed)) ?? rec;
     // The process is gone without an exit file: only final once its owner is gone too.
     if (s.bootId === currentBootId() && isSameProcess(s.ownerPid, s.ownerStart)) return rec;
     return (await this.#recordExit(rec.id, { pid: s.pid, exitCode: 137, signal: SIGNALS.SIGKILL!, finishedAt: Date.now() }, 'the engine process that owned it exited')) ?? rec;

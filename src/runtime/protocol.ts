@@ -19,7 +19,6 @@
  *
  * @module
  */
-import { z } from 'zod';
 import type { Plan } from './plan.js';
 import type { ExecPlan, InitFailure } from './init.js';
 
@@ -187,14 +186,31 @@ export interface ExitRecord {
 /** Any message from the zygote. */
 export type ZygoteMessage = StartedReply | FailedReply | OkReply | ExitNotice | ExecOutputNotice | ExecExitNotice;
 
-/** Schema of {@link ExitRecord}, for exit files read back from disk. */
-export const exitRecordSchema = z.object({
-  pid: z.number().int(),
-  exitCode: z.number().int(),
-  signal: z.number().int().optional(),
-  finishedAt: z.number(),
-  error: z.object({ step: z.string(), message: z.string(), kind: z.enum(['command', 'user', 'kernel', 'other']), exitCode: z.number() }).passthrough().optional(),
-});
+// The checks below are written by hand, not as zod schemas: the zygote imports this module, and
+// zod would add ~8 MB to its heap, and so to every process forked from it (templates, execs),
+// which the kernel then copies at fork and tears down in execve.
 
-/** Envelope check of zygote requests: a type and a request id. */
-export const requestEnvelope = z.object({ t: z.enum(['start', 'signal', 'exec', 'gc', 'cgroups']), rid: z.number().int() }).passthrough();
+const isInt = (v: unknown): v is number => Number.isInteger(v);
+const FAILURE_KINDS: ReadonlySet<unknown> = new Set(['command', 'user', 'kernel', 'other']);
+
+/**
+ * Checks an exit record read back from disk (written by the zygote or by `berth-monitor`);
+ * undefined when it is not one.
+ */
+export function parseExitRecord(value: unknown): ExitRecord | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const r = value as Record<string, unknown>;
+  if (!isInt(r.pid) || !isInt(r.exitCode) || typeof r.finishedAt !== 'number' || (r.signal !== undefined && !isInt(r.signal))) return undefined;
+  if (r.error !== undefined) {
+    const e = r.error as Record<string, unknown> | null;
+    if (!e || typeof e !== 'object' || typeof e.step !== 'string' || typeof e.message !== 'string' || !FAILURE_KINDS.has(e.kind) || typeof e.exitCode !== 'number') return undefined;
+  }
+  return r as unknown as ExitRecord;
+}
+
+const REQUEST_TYPES: ReadonlySet<unknown> = new Set(['start', 'signal', 'exec', 'gc', 'cgroups']);
+
+/** Envelope check of a zygote request: a known type and an integer request id. */
+export function isZygoteRequest(m: unknown): m is ZygoteRequest {
+  return !!m && typeof m === 'object' && REQUEST_TYPES.has((m as { t?: unknown }).t) && isInt((m as { rid?: unknown }).rid);
+}

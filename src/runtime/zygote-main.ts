@@ -9,7 +9,7 @@ import { PR_SET_PDEATHSIG, SIGNALS } from '../kernel/constants.js';
 import { Zygote } from './zygote.js';
 import { warmUp } from './init.js';
 import { DEFAULT_UNSHARE_FLAGS } from './plan.js';
-import { requestEnvelope, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
+import { isZygoteRequest, type ZygoteMessage } from './protocol.js';
 
 prctl(PR_SET_PDEATHSIG, SIGNALS.SIGKILL!);
 // The engine may have died before PDEATHSIG was armed.
@@ -22,9 +22,8 @@ const send = (m: ZygoteMessage) => {
 const zygote = new Zygote(send);
 process.on('SIGCHLD', () => zygote.reap());
 process.on('message', (m: unknown) => {
-  const env = requestEnvelope.safeParse(m);
-  if (!env.success) return;
-  zygote.handle(m as ZygoteRequest);
+  if (!isZygoteRequest(m)) return;
+  zygote.handle(m);
   // A child may have exited before the SIGCHLD handler ran for it.
   zygote.reap();
 });

@@ -28,7 +28,7 @@ import { errnoName } from '../kernel/libc.js';
 class UserLookupError extends Error {}
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
-import { exitRecordSchema, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
+import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
@@ -601,8 +601,8 @@ export class Zygote {
     d.goW = -1;
     let written: ExitRecord | undefined;
     try {
-      const parsed = exitRecordSchema.safeParse(JSON.parse(readFileSync(child.exitPath, 'utf8')));
-      if (parsed.success && parsed.data.pid === child.pid) written = parsed.data as ExitRecord;
+      const parsed = parseExitRecord(JSON.parse(readFileSync(child.exitPath, 'utf8')));
+      if (parsed && parsed.pid === child.pid) written = parsed;
     } catch {
       // No exit file.
     }
