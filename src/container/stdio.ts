@@ -8,9 +8,8 @@
  *
  * @module
  */
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { fstatSync } from 'node:fs';
 import { close, setNonBlocking } from '../kernel/fd.js';
 import { pidfdGetfd, pidfdOpen } from '../kernel/process.js';
 import { isSameProcess } from '../runtime/proc.js';

@@ -44,9 +44,12 @@ export function fcntl(fd: number, cmd: number, arg = 0): number {
   return check('fcntl', () => _fcntl(fd, cmd, arg), `fd=${fd}, cmd=${cmd}`);
 }
 
-/** A close-on-exec duplicate of `fd` (`fcntl(F_DUPFD_CLOEXEC)`), sharing its open file description. */
-export function dup(fd: number): number {
-  return fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 3);
+/**
+ * A close-on-exec duplicate of `fd` (`fcntl(F_DUPFD_CLOEXEC)`) numbered `min` or above, sharing
+ * its open file description.
+ */
+export function dup(fd: number, min = 3): number {
+  return fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, min);
 }
 
 /** Sets or clears O_NONBLOCK on `fd`'s open file description. */

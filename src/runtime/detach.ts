@@ -23,11 +23,10 @@
  *
  * @module
  */
-import { close, closeRange, dup2, fcntl, open, read, write } from '../kernel/fd.js';
-import { execve, exit, pidfdGetfd, pidfdOpen, setsid } from '../kernel/process.js';
+import { close, closeRange, dup, dup2, open, read, write } from '../kernel/fd.js';
+import { execve, exit, fork, pidfdGetfd, pidfdOpen, setsid } from '../kernel/process.js';
 import { unshare } from '../kernel/namespaces.js';
 import { CLONE_NEWPID, O_RDWR } from '../kernel/constants.js';
-import { fork } from '../kernel/process.js';
 import { allowForkOfHeap } from './fork-safety.js';
 import { closeOtherFds, runTemplate, type InitFds } from './init.js';
 
@@ -81,7 +80,7 @@ export function runDetachedParent(unshareFlags: number, fds: DetachedParentFds, 
       stderr = -1;
     }
     // Park every fd above the fixed numbers before placing them, so no placement clobbers another.
-    const park = (fd: number) => (fd >= 0 ? fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 100) : -1);
+    const park = (fd: number) => (fd >= 0 ? dup(fd, 100) : -1);
     const parked = [park(output), park(stderr), park(fds.log), park(fds.stdinW)];
     const targets = [MONITOR_FDS.output, MONITOR_FDS.stderr, MONITOR_FDS.log, MONITOR_FDS.stdin];
     closeRange(3, 99, 0);

@@ -12,7 +12,7 @@
 import { closeSync, fstatSync, openSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
-import { open, close, pipe2, dup, fcntl } from '../kernel/fd.js';
+import { open, close, pipe2, dup } from '../kernel/fd.js';
 import { resolveUser } from './user.js';
 import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, spawnProgram } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
@@ -201,7 +201,7 @@ export class Zygote {
     ns.forEach(([fd], i) => wanted.push([fd, 8 + i]));
     const parked: Array<[number, number]> = [];
     try {
-      for (const [fd, to] of wanted) if (fd >= 0) parked.push([fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 100), to]);
+      for (const [fd, to] of wanted) if (fd >= 0) parked.push([dup(fd, 100), to]);
       setns(pidns, CLONE_NEWPID);
       try {
         return spawnProgram(helper, argv, env, parked);
