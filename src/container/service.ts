@@ -48,6 +48,27 @@ import { open as openFd } from '../kernel/fd.js';
 import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
 
+/**
+ * Sends `signal` to process `pid` if it is still the one that started at `startTime` (through
+ * a pidfd: no pid-reuse race). A process already gone is left alone: its exit is recorded by
+ * whoever sees it.
+ */
+function signalProcess(pid: number, startTime: number, signal: number): void {
+  let fd: number;
+  try {
+    fd = pidfdOpen(pid);
+  } catch {
+    return;
+  }
+  try {
+    if (isSameProcess(pid, startTime)) pidfdSendSignal(fd, signal);
+  } catch {
+    // ESRCH: it exited in between.
+  } finally {
+    close(fd);
+  }
+}
+
 /** Prefix of directories being deleted in the background (see {@link discardDir}). */
 const TRASH_PREFIX = '.trash-';
 
@@ -561,19 +582,7 @@ export class ContainerService {
   }
 
   #signal(rec: ContainerRecord, signal: number): void {
-    let fd: number;
-    try {
-      fd = pidfdOpen(rec.state.pid);
-    } catch {
-      return; // Already gone: the exit is recorded by whoever sees it.
-    }
-    try {
-      if (isSameProcess(rec.state.pid, rec.state.startTime)) pidfdSendSignal(fd, signal);
-    } catch {
-      // ESRCH: it exited in between.
-    } finally {
-      close(fd);
-    }
+    signalProcess(rec.state.pid, rec.state.startTime, signal);
   }
 
   /**
@@ -766,7 +775,7 @@ export class ContainerService {
 
   /** Sends `signal` to a process started by {@link startExec}, unless it has ended. */
   signalExec(pid: number, startTime: number, signal: number): void {
-    this.#signal({ state: { pid, startTime } } as ContainerRecord, signal);
+    signalProcess(pid, startTime, signal);
   }
 
   /** What an exec's (single-threaded) child writes `0` to: v1 `tasks` files (no global lock), else `cgroup.procs`. */

@@ -12,7 +12,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { BlobStore } from './blob-store.js';
 import { applyChanges } from './changes.js';
 import { globToRegExp, labelsMatch, referenceMatches } from './filters.js';

@@ -9,13 +9,13 @@
  */
 import { libc, check } from './libc.js';
 import { close, open } from './fd.js';
+import { getpid } from './process.js';
+import { withSignalsBlocked } from './signals.js';
 import { O_CLOEXEC, O_NOCTTY, O_RDWR } from './constants.js';
 
 const _ioctlPtr = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
 const _ioctlVal = libc.func('ioctl', 'int', ['int', 'unsigned long', 'uintptr_t']);
 const _setpgid = libc.func('int setpgid(int pid, int pgid)');
-const _getpid = libc.func('int getpid(void)');
-const _sigprocmask = libc.func('int sigprocmask(int how, const void *set, void *oldset)');
 
 /** Lock or unlock the slave side: `_IOW('T', 0x31, int)`. */
 const TIOCSPTLCK = 0x40045431;
@@ -114,13 +114,7 @@ export function setControllingTerminal(fd: number, steal = false): void {
  */
 export function becomeForegroundGroup(fd: number): void {
   check('setpgid', () => _setpgid(0, 0));
-  const ttou = Buffer.alloc(128);
-  ttou[(22 - 1) >> 3] = 1 << ((22 - 1) & 7); // SIGTTOU
-  const old = Buffer.alloc(128);
-  check('sigprocmask', () => _sigprocmask(0 /* SIG_BLOCK */, ttou, old));
-  try {
-    check('ioctl', () => _ioctlPtr(fd, TIOCSPGRP, new Int32Array([_getpid()])), `TIOCSPGRP fd=${fd}`);
-  } finally {
-    _sigprocmask(2 /* SIG_SETMASK */, old, null);
-  }
+  withSignalsBlocked([22 /* SIGTTOU */], () => {
+    check('ioctl', () => _ioctlPtr(fd, TIOCSPGRP, new Int32Array([getpid()])), `TIOCSPGRP fd=${fd}`);
+  });
 }

@@ -50,6 +50,19 @@ export function resetSignals(signals?: readonly number[]): void {
   check('sigprocmask', () => _sigprocmask(SIG_SETMASK, EMPTY_SET, null));
 }
 
+/** Runs `fn` with `signals` blocked for the calling thread, then restores its signal mask. */
+export function withSignalsBlocked<T>(signals: readonly number[], fn: () => T): T {
+  const set = Buffer.alloc(128);
+  for (const sig of signals) set[(sig - 1) >> 3]! |= 1 << ((sig - 1) & 7);
+  const old = Buffer.alloc(128);
+  check('sigprocmask', () => _sigprocmask(SIG_BLOCK, set, old));
+  try {
+    return fn();
+  } finally {
+    _sigprocmask(SIG_SETMASK, old, null);
+  }
+}
+
 /** The signals this process ignores (SigIgn in /proc/self/status). */
 export function ignoredSignals(): number[] {
   const m = /^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
