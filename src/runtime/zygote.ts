@@ -76,8 +76,14 @@ interface Child {
    * period) before the exit can be reaped; holding it moves that work to our close, after.
    */
   mntNs: number;
-  /** A detached container: its monitor (our child, the container's parent) and the pipe that lets it start. */
-  detached?: { monitorPid: number; goW: number; exitWritten: boolean; stdin: boolean };
+  /**
+   * A detached container: its monitor (our child, the container's parent), the pipe that lets it
+   * start, and whether it has exec'd the monitor program (its end of the pid pipe is close-on-exec:
+   * end of file there means its fds are in place and it no longer needs us). The start is
+   * reported only then, so an attacher finds the monitor's fds, and an engine that exits right
+   * after the start cannot take the container with it.
+   */
+  detached?: { monitorPid: number; goW: number; exitWritten: boolean; stdin: boolean; ready: boolean; startPending: boolean };
   status?: { exitCode: number; signal?: number; finishedAt: number };
   done: boolean;
 }
@@ -237,7 +243,7 @@ export class Zygote {
    * Forks the process that becomes a detached container's monitor (see `detach.ts`); it forks
    * the container's init, tells us its pid, and waits for our go before it execs the monitor.
    */
-  #forkDetached(flags: number, req: StartRequest, monitor: string): { template: Template; detached: NonNullable<Child['detached']> } {
+  #forkDetached(flags: number, req: StartRequest, monitor: string): { template: Template; readyR: number; detached: NonNullable<Child['detached']> } {
     const proc = req.plan.spec.process;
     const fds: number[] = [];
     try {
@@ -258,12 +264,10 @@ export class Zygote {
       fds.length = 0;
       fds.push(exR, ctrlW, goW, pidR);
       const pidLine = readLine(pidR);
-      close(pidR);
-      fds.pop();
       const pid = Number(pidLine);
       if (!pidLine || !(pid > 0)) throw new Error('the detached container\'s monitor could not fork its init');
       const template: Template = { pid, startTime: processStartTime(pid) ?? -1, unshareFlags: flags, outR: -1, errR: -1, exR, ctrlW };
-      return { template, detached: { monitorPid, goW, exitWritten: false, stdin: stdinW >= 0 } };
+      return { template, readyR: pidR, detached: { monitorPid, goW, exitWritten: false, stdin: stdinW >= 0, ready: false, startPending: false } };
     } catch (e) {
       for (const fd of fds) close(fd);
       throw e;
@@ -289,6 +293,7 @@ export class Zygote {
     let t: Template | undefined;
     let stdinW = -1;
     let mntNs = -1;
+    let readyR = -1;
     if (this.#pool.length === 0) this.#refill();
     try {
       const flags = req.plan.unshareFlags;
@@ -297,6 +302,7 @@ export class Zygote {
       if (req.detach) {
         const d = this.#forkDetached(flags, req, req.detach.monitor);
         t = d.template;
+        readyR = d.readyR;
         detached = d.detached;
       } else if (proc.stdin && !proc.terminal) {
         // A stdin pipe is wired at fork time: this start gets a template of its own.
@@ -324,8 +330,11 @@ export class Zygote {
       // Let the init into its cgroups now, or once the engine has made them (see CgroupsReadyRequest).
       if (!req.cgroupsPending) this.#ackCgroups(child, true);
       this.#byId.set(child.id, child);
-      if (detached) this.#byMonitor.set(detached.monitorPid, child);
-      else {
+      if (detached) {
+        this.#byMonitor.set(detached.monitorPid, child);
+        this.#watchMonitorReady(child, readyR);
+        readyR = -1;
+      } else {
         this.#byPid.set(t.pid, child);
         this.#pump(child, t.outR, 'stdout');
         this.#pump(child, t.errR, 'stderr');
@@ -335,6 +344,7 @@ export class Zygote {
       if (t) for (const fd of [t.outR, t.errR, t.exR]) if (fd >= 0) close(fd);
       if (stdinW >= 0) close(stdinW);
       if (mntNs >= 0) close(mntNs);
+      if (readyR >= 0) close(readyR);
       const msg = e instanceof Error ? e.message : String(e);
       const error: InitFailure = e instanceof KernelError
         ? { step: 'fork', message: msg, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 }
@@ -462,10 +472,39 @@ export class Zygote {
     });
   }
 
-  /** Reports the start of `child` (its program is being exec'd), and lets a detached one's monitor go. */
+  /**
+   * Watches a detached container's monitor until it has exec'd the monitor program (or died):
+   * end of file on `fd`. Its exit is not reported before (it counts as an open stream).
+   */
+  #watchMonitorReady(child: Child, fd: number): void {
+    child.openStreams++;
+    const sock = new Socket({ fd, readable: true, writable: false });
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      const d = child.detached!;
+      d.ready = true;
+      if (d.startPending) this.#sendStarted(child);
+      child.openStreams--;
+      this.#maybeFinish(child);
+    });
+    sock.resume();
+  }
+
+  /**
+   * The program of `child` is being exec'd: lets a detached one's monitor go, and reports the
+   * start (a detached one's once its monitor runs, see `Child.detached`).
+   */
   #started(child: Child): void {
     this.#letMonitorGo(child);
     const d = child.detached;
+    if (d && !d.ready) d.startPending = true;
+    else this.#sendStarted(child);
+  }
+
+  /** Sends the `started` reply of `child`. */
+  #sendStarted(child: Child): void {
+    const d = child.detached;
+    if (d) d.startPending = false;
     this.#send({
       t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime,
       ...(d
