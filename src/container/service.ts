@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
@@ -21,6 +21,7 @@ import { CommandError, InvalidArgumentError, NotFoundError, StateError, BerthErr
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
+import { removeTreeSync } from '../state/remove-tree.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import type { PlanInterface } from '../network/plan-interface.js';
@@ -82,16 +83,16 @@ function discardDir(dir: string): void {
   try {
     renameSync(dir, trash);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(dir, { recursive: true, force: true });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') removeTreeSync(dir);
     return;
   }
-  void rm(trash, { recursive: true, force: true }).catch(() => undefined);
+  setImmediate(() => removeTreeSync(trash));
 }
 
 /** Deletes what {@link discardDir} left in `dir` (a crash in the middle). */
 async function sweepTrash(dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.startsWith(TRASH_PREFIX)).map((n) => rm(join(dir, n), { recursive: true, force: true }).catch(() => undefined)));
+  for (const n of names) if (n.startsWith(TRASH_PREFIX)) removeTreeSync(join(dir, n));
 }
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */

@@ -19,3 +19,4 @@ export { acquireLock, withLock, withSharedLock, type LockHandle, type LockOption
 export { NameRegistry, encodeName, decodeName, type NameRegistryOptions } from './names.js';
 export { RecordStore, RECORD_ID_PATTERN, corruptRecordChannel, type RecordStoreOptions } from './record-store.js';
 export { fsError, isErrno, errnoCode } from './fs-error.js';
+export { removeTreeSync } from './remove-tree.js';

@@ -1,0 +1,53 @@
+/**
+ * Deletes a directory tree with one `readdir` per directory and one `unlink`/`rmdir` per entry,
+ * synchronously. Node 20's `fs.rm({ recursive: true })` runs a JavaScript port of rimraf that
+ * `lstat`s every entry and goes through a callback per call: for a container's two directories
+ * (~15 entries on ext4) measured at ~0.9 ms of CPU (~0.4 ms of it on the event loop), against
+ * ~0.5 ms here, nearly all of it the kernel's unlinks. Where CPU is the limit (many containers on
+ * two cores) this is the cheaper way, even though it holds the event loop for that time.
+ *
+ * Symlinks are removed, never followed (`readdir`'s entry types come from the directory itself).
+ *
+ * @module
+ */
+import { readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Deletes `dir` and everything under it. A missing `dir` is not an error. Best effort below
+ * it: an entry that cannot be deleted (e.g. `EBUSY` on a mount point) is left, and so are its
+ * parents; returns whether the tree is gone.
+ */
+export function removeTreeSync(dir: string): boolean {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code !== 'ENOTDIR') return false;
+    return unlinkQuietly(dir);
+  }
+  let all = true;
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) all = removeTreeSync(path) && all;
+    else all = unlinkQuietly(path) && all;
+  }
+  if (!all) return false;
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+function unlinkQuietly(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
