@@ -48,6 +48,32 @@ describe('RecordStore records', () => {
     expect(await s.get('a1')).toEqual({ id: 'a1', n: 1 });
   });
 
+  it('validates a text once: unchanged reads skip the schema, a changed file is validated again', async () => {
+    let checks = 0;
+    const Counted = Rec.superRefine(() => {
+      checks++;
+    });
+    const s = new RecordStore<Rec>({ dir: path.join(tempDir('store'), 'containers'), kind: 'container', fsync: false, schema: Counted as never });
+    await s.create('a1', { id: 'a1', n: 1 });
+    const afterWrite = checks;
+    for (let i = 0; i < 3; i++) expect(await s.get('a1')).toEqual({ id: 'a1', n: 1 });
+    expect(checks).toBe(afterWrite);
+    // Another writer: a valid change is validated once, an invalid one is refused every time.
+    const file = path.join(s.dir, 'a1.json');
+    fs.writeFileSync(file, JSON.stringify({ id: 'a1', n: 2, extra: true }));
+    expect(await s.get('a1')).toEqual({ id: 'a1', n: 2 });
+    expect(await s.get('a1')).toEqual({ id: 'a1', n: 2 });
+    expect(checks).toBe(afterWrite + 1);
+    fs.writeFileSync(file, JSON.stringify({ id: 'a1', n: 'x' }));
+    await expect(s.get('a1')).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(s.get('a1')).rejects.toMatchObject({ code: 'INTERNAL' });
+    // A caller that changes what it got does not change what the next read returns.
+    fs.writeFileSync(file, JSON.stringify({ id: 'a1', n: 3 }));
+    const got = (await s.get('a1'))!;
+    got.n = 99;
+    expect(await s.get('a1')).toEqual({ id: 'a1', n: 3 });
+  });
+
   it('writes nothing when the update function returns the record it got', async () => {
     const s = store();
     await s.create('a1', { id: 'a1', n: 1 });
