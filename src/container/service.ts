@@ -360,6 +360,7 @@ export class ContainerService {
       const rec = await this.#refresh((await this.records.get(first.id)) ?? first);
       if (ACTIVE.has(rec.state.status)) return rec;
       await this.#cleanups.get(rec.id);
+      mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
       mkdirSync(p.rootfs, { recursive: true, mode: 0o700 });
       this.#writeEtcFiles(rec, p);
       rmSync(p.exit, { force: true });

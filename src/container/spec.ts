@@ -155,7 +155,11 @@ export interface ContainerPaths {
   upper: string;
   /** overlayfs work dir. */
   work: string;
-  /** Mount point of the root (mounted only inside the container's mount namespace); volatile. */
+  /**
+   * Mount point of the root. The root is mounted only inside the container's own mount
+   * namespace, so one empty directory serves every container (`<runContainersDir>/.rootfs`):
+   * no directory to make and delete per container.
+   */
   rootfs: string;
   /** The output log. */
   log: string;
@@ -183,7 +187,7 @@ export function containerPaths(containersDir: string, id: string, runContainersD
     runDir,
     upper: join(dir, 'upper'),
     work: join(dir, 'work'),
-    rootfs: join(runDir, 'rootfs'),
+    rootfs: join(runContainersDir, '.rootfs'),
     log: join(dir, 'output.log'),
     exit: join(runDir, 'exit.json'),
     lock: join(runDir, 'lock'),
