@@ -191,6 +191,8 @@ export class Engine extends EventHub {
   close(): void {
     this.removeAllListeners();
     this.zygote.close();
+    // Gone with the last container that used it, whichever engine closes last.
+    void this.#cgroups?.removeParent().catch(() => undefined);
     void this.#images?.registry.close();
   }
 

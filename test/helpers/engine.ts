@@ -10,7 +10,7 @@ import { Engine, Image } from '../../src/index.js';
 import { networkService } from '../../src/network/network.js';
 import { busyboxImage } from './busybox.js';
 import { tempDir } from './tmp.js';
-import { assertNoLeaks, snapshotLeaks, type LeakSnapshot } from './leaks.js';
+import { assertNoLeaks, containerCgroupMatch, snapshotLeaks, type LeakSnapshot } from './leaks.js';
 
 /** The reference the busybox image is imported under. */
 export const BUSYBOX_REF = 'test/busybox:latest';
@@ -40,7 +40,7 @@ afterEach(async () => {
 export async function testEngine(options: { image?: boolean } = {}): Promise<{ engine: Engine; root: string }> {
   const root = tempDir('engine');
   const engine = new Engine({ root, runRoot: `${root}/run` });
-  open.push({ engine, before: snapshotLeaks(root) });
+  open.push({ engine, before: snapshotLeaks(root, { cgroupMatch: containerCgroupMatch(root) }) });
   if (options.image !== false) {
     const { tar } = await busyboxImage();
     await Image.import(tar, { ref: BUSYBOX_REF, engine });

@@ -14,9 +14,11 @@
  * - **mounts**: lines of `/proc/self/mountinfo` that mention `root` — the mount point is under it, or
  *   its source or options name a path under it (an overlay whose upperdir is in it);
  * - **cgroups**: directories in every mounted cgroup hierarchy (v1 controllers and v2) that
- *   `cgroupMatch` accepts; by default, any directory whose name contains `berth`. Test files run in
+ *   `cgroupMatch` accepts; by default, any directory whose name contains `berth` except the
+ *   engines' shared parent `berth` itself, which stays while any engine is open. Test files run in
  *   parallel processes, so a cgroup that another file's engine creates meanwhile would count too:
- *   pass a `cgroupMatch` scoped to this engine when its cgroups can be told apart;
+ *   pass a `cgroupMatch` scoped to this engine when its cgroups can be told apart (see
+ *   {@link containerCgroupMatch});
  * - **processes**: any process whose cwd or command line is under `root`, or that lives in another
  *   mount namespace whose mount table mentions `root` (a container's processes: their `/` is an
  *   overlay made of directories under `root`);
@@ -208,7 +210,32 @@ function mountsMentioning(root: string): LeakedMount[] {
 
 function defaultCgroupMatch(path: string): boolean {
   const name = path.slice(path.lastIndexOf('/') + 1);
-  return name.toLowerCase().includes('berth');
+  return name !== 'berth' && name.toLowerCase().includes('berth');
+}
+
+/**
+ * A `cgroupMatch` for the containers of the engine on `root`: the cgroups under the shared
+ * parent `berth` named by an id that the engine's event log (`<root>/events.log`) has seen, plus
+ * the default match. The log is read again when a container cgroup's id is not known yet.
+ */
+export function containerCgroupMatch(root: string): (path: string) => boolean {
+  let ids = new Set<string>();
+  const reload = () => {
+    try {
+      ids = new Set([...readFileSync(join(root, 'events.log'), 'utf8').matchAll(/"id":"([0-9a-f]{64})"/g)].map((m) => m[1]!));
+    } catch {
+      // No events yet.
+    }
+  };
+  return (path) => {
+    if (defaultCgroupMatch(path)) return true;
+    const i = path.lastIndexOf('/');
+    if (!path.slice(0, i).endsWith('/berth')) return false;
+    const id = path.slice(i + 1);
+    if (!/^[0-9a-f]{64}$/.test(id)) return false;
+    if (!ids.has(id)) reload();
+    return ids.has(id);
+  };
 }
 
 /** Every directory of every mounted cgroup hierarchy (v1 and v2) that `match` accepts. */

@@ -2,6 +2,7 @@
  * One behaviour, two implementations: the cgroup driver contract, run against the v1 driver on a
  * fake v1 tree and the v2 driver on a fake cgroup2 tree.
  */
+import { dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -117,6 +118,21 @@ describe.each(implementations)('CgroupDriver contract: %s', (_name, make, cls) =
     await driver.destroy('c1');
     await driver.destroy('never-made');
     expect(killed).toEqual([]);
+  });
+
+  it('keeps the shared parent until removeParent, which leaves one still in use', async () => {
+    const { driver } = setup(make);
+    const a = await driver.create('c1', {});
+    const b = await driver.create('c2', {});
+    const parents = [...new Set(a.paths.map((p) => dirname(p)))];
+    await driver.destroy('c1');
+    for (const p of parents) expect(existsSync(p)).toBe(true);
+    await driver.removeParent();
+    for (const p of b.paths) expect(existsSync(p)).toBe(true);
+    await driver.destroy('c2');
+    for (const p of parents) expect(existsSync(p)).toBe(true);
+    await driver.removeParent();
+    for (const p of parents) expect(existsSync(p)).toBe(false);
   });
 
   it('rejects ids that are not plain names', async () => {

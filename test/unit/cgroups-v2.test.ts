@@ -129,7 +129,9 @@ describe('V2Driver', () => {
     expect(tree.writes).toContainEqual(['berth/c/cgroup.kill', '1']);
     expect(killed).toEqual([]);
     expect(existsSync(`${tree.root}/berth/c`)).toBe(false);
-    expect(existsSync(`${tree.root}/berth`)).toBe(false); // the shared parent goes with its last child
+    expect(existsSync(`${tree.root}/berth`)).toBe(true); // the shared parent stays…
+    await driver.removeParent();
+    expect(existsSync(`${tree.root}/berth`)).toBe(false); // …until removeParent
   });
 
   it('without cgroup.kill, freezes, signals every pid, thaws, and retries while busy', async () => {

@@ -144,6 +144,13 @@ export interface CgroupDriver {
    * retrying briefly while the kernel reports them busy. Missing directories are not an error.
    */
   destroy(id: string): Promise<void>;
+  /**
+   * Removes the shared parent cgroup when no container has a cgroup under it (the kernel refuses
+   * otherwise, which is not an error). {@link CgroupDriver.destroy} leaves the parent, as Docker
+   * leaves its own: making and removing it around every container would double the directories
+   * each one costs. The engine calls this when it closes.
+   */
+  removeParent(): Promise<void>;
 }
 
 /** Options shared by {@link V1Driver} and {@link V2Driver}. */

@@ -112,8 +112,8 @@ export class V1Driver implements CgroupDriver {
         for (const part of [...this.#parent.split('/'), id]) {
           const parentDir = dir;
           dir = join(dir, part);
-          await this.#mkdir(dir);
-          if (mount === this.#layout.v1.cpuset) await this.#inheritCpuset(parentDir, dir);
+          const made = await this.#mkdir(dir);
+          if (made && mount === this.#layout.v1.cpuset) await this.#inheritCpuset(parentDir, dir);
         }
       }
       const devices = this.#dir('devices', id);
@@ -131,9 +131,10 @@ export class V1Driver implements CgroupDriver {
     return { procsFiles: paths.map((p) => join(p, 'cgroup.procs')), paths };
   }
 
-  async #mkdir(dir: string): Promise<void> {
+  /** Makes a cgroup directory; false when it existed. */
+  async #mkdir(dir: string): Promise<boolean> {
     try {
-      await this.#fs.mkdir(dir);
+      return await this.#fs.mkdir(dir);
     } catch (e) {
       throw new BerthError('KERNEL', `cannot make cgroup ${dir}: ${errCode(e) ?? String(e)}`, { cause: e });
     }
@@ -334,7 +335,10 @@ export class V1Driver implements CgroupDriver {
       }
     }
     if (first !== undefined) throw first;
-    // The shared parent goes with its last child (EBUSY while other containers have one).
+  }
+
+  /** {@inheritDoc CgroupDriver.removeParent} */
+  async removeParent(): Promise<void> {
     for (const mount of this.#mounts()) await this.#fs.rmdir(join(mount, this.#parent)).catch(() => undefined);
   }
 

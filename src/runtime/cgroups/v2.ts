@@ -11,7 +11,7 @@
  * @module
  */
 import { totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import { checkId, checkParent, parseKeyValues, parseNumber, readOptional, removeCgroupTree, killQuietly, waitFor, writeFile } from './common.js';
@@ -239,8 +239,11 @@ export class V2Driver implements CgroupDriver {
       await this.thaw(id).catch(() => undefined);
     }
     await removeCgroupTree(this.#fs, dir, this.#kill, this.#timeoutMs, this.#pollMs);
-    // The shared parent goes with its last child (EBUSY while other containers have one).
-    await this.#fs.rmdir(dirname(dir)).catch(() => undefined);
+  }
+
+  /** {@inheritDoc CgroupDriver.removeParent} */
+  async removeParent(): Promise<void> {
+    await this.#fs.rmdir(join(this.#mount, this.#parent)).catch(() => undefined);
   }
 
   #signal(pid: number): void {
