@@ -402,13 +402,14 @@ export class ContainerService {
       for (const n of copyUp) await vols.markPopulated(n);
       // A detached container's exit is recorded (and its stdio held) by its monitor.
       const zpid = started.holderPid ?? zygote.pid ?? 0;
+      const zstart = processStartTime(zpid) ?? 0;
       const updated = await this.records.update(rec.id, (r) => ({
         ...r,
         state: {
           ...initialState(), restartCount: r.state.restartCount, status: 'running', pid: started.pid, startTime: started.startTime, bootId: currentBootId(),
-          ownerPid: zpid, ownerStart: processStartTime(zpid) ?? 0, startedAt: new Date().toISOString(),
+          ownerPid: zpid, ownerStart: zstart, startedAt: new Date().toISOString(),
           stdio: started.stdinFd !== undefined || started.ttyFd !== undefined
-            ? { holderPid: zpid, holderStart: processStartTime(zpid) ?? 0, ...(started.stdinFd !== undefined ? { stdinFd: started.stdinFd } : {}), ...(started.ttyFd !== undefined ? { ttyFd: started.ttyFd } : {}) }
+            ? { holderPid: zpid, holderStart: zstart, ...(started.stdinFd !== undefined ? { stdinFd: started.stdinFd } : {}), ...(started.ttyFd !== undefined ? { ttyFd: started.ttyFd } : {}) }
             : null,
         },
       }));
@@ -502,9 +503,12 @@ export class ContainerService {
       throw e;
     }
     if (changed) {
-      // What the run held is released off the waiter's path; remove() and start() wait for it.
+      // What the run held is released off the waiter's path (after this turn of the event loop,
+      // which records the exit and wakes waiters: the cgroup calls are synchronous); remove()
+      // and start() wait for it.
       const held = rec;
       this.#cleanups.set(id, (async () => {
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const cg = this.#ctx.cgroups;
         if (cg && (await cg.destroy(id).then(() => true, () => false))) this.#cgroupsDestroyed.add(`${id}:${held.state.startTime}`);
         if (!['none', 'host'].includes(held.config.network)) await this.#ctx.networks?.releaseAttachment(id, undefined, { linksGone: true }).catch(() => undefined);
