@@ -44,6 +44,11 @@ export interface StartRequest {
    * {@link CgroupsReadyRequest} for this container arrives (it makes its mounts meanwhile).
    */
   cgroupsPending?: boolean;
+  /**
+   * Path of `berth-init` (see `monitor/init.c`): when given, the container's init is that program,
+   * started with posix_spawn, unless the plan needs the JavaScript init (see `nativeInitUnsupported`).
+   */
+  init?: string;
 }
 
 /** Engine → zygote: the cgroups of a container started with `cgroupsPending` are made (or failed). */
