@@ -7,8 +7,9 @@
  * ```text
  *  zygote                    C (fork of the zygote)                 T (PID 1 of a new pidns)
  *  ──────                    ──────────────────────                 ────────────────────────
- *  pipes, log fd; fork() ──▶ setsid(); unshare(NEWPID); fork() ───▶ runTemplate(): namespaces,
- *                            close T's pipe ends                    waits for its plan
+ *  pipes, log fd; fork() ──▶ setsid(); unshare(NEWPID);             berth-init (posix_spawn), or
+ *                            posix_spawn or fork() ───────────────▶ runTemplate(): waits for its plan
+ *                            close T's pipe ends
  *  plan, cgroup ack ─────────────────────────────────────────────▶ mounts, pivot_root …
  *  (terminal: takes the master from T) ◀──────────────────────────  EXEC_MARKER, execve
  *  "go <master fd|-1>" ────▶ copies the master (pidfd_getfd),

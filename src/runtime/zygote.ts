@@ -1,7 +1,12 @@
 /**
  * The zygote: a small Node process of berth's own, started once per engine as a child of the
- * user's process (not a daemon). It does nothing but fork container inits on request, pump their
+ * user's process (not a daemon). It does nothing but start container inits on request, pump their
  * output into log files, reap them and report their exit. See `protocol.ts` for the sequence.
+ *
+ * A container's init is `berth-init` (`monitor/init.c`), started with posix_spawn as PID 1 of a
+ * new PID namespace (`#spawnInit`), when the engine sends its path and the plan is one it runs
+ * (`native-init.ts`); otherwise it is a forked template running `runInit` (`init.ts`). Templates
+ * are pooled only once a start has needed one (see `warm`).
  *
  * It runs with `--single-threaded` so V8 keeps no helper threads that could hold a lock at
  * fork time, and stays off libuv's thread pool (only synchronous fs calls and pipes on epoll).
