@@ -58,11 +58,15 @@ export const INIT_PATHS = ['native', 'js'] as const;
  * the veth pair is wired by the JavaScript init whatever the switch says.
  */
 export function withInitPath(path: (typeof INIT_PATHS)[number]): void {
+  let saved: string | undefined;
   beforeEach(() => {
+    saved = process.env.BERTH_NATIVE_INIT;
     if (path === 'js') process.env.BERTH_NATIVE_INIT = '0';
+    else delete process.env.BERTH_NATIVE_INIT;
   });
   afterEach(() => {
-    delete process.env.BERTH_NATIVE_INIT;
+    if (saved === undefined) delete process.env.BERTH_NATIVE_INIT;
+    else process.env.BERTH_NATIVE_INIT = saved;
   });
 }
 
