@@ -92,6 +92,17 @@ describe('which init a start takes', () => {
     await expect.poll(() => templates(zygote).length).toBe(2);
   });
 
+  it('berth-init for a detached container too, started by its monitor\'s parent', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.create({ image: BUSYBOX_REF, command: ['sh', '-c', 'echo out; echo err >&2; exit 3'], ...NO_NETWORK, engine, detach: true });
+    await c.start();
+    expect(await c.wait()).toEqual({ exitCode: 3 });
+    expect(await c.logs()).toBe('out\nerr\n');
+    await c.remove();
+    const zygote = engine.zygote.pid!;
+    await expect.poll(() => templates(zygote)).toEqual([]);
+  });
+
   it('a reaper as PID 1 named berth-init with init: true', async () => {
     const { engine } = await testEngine();
     const c = await Container.run(BUSYBOX_REF, ['cat', '/proc/1/cmdline'], { ...NO_NETWORK, engine, init: true });
