@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds berth's native programs (src/runtime/monitor/{monitor,exec}.c) for this machine's
+// Builds berth's native programs (src/runtime/monitor/{monitor,exec,init}.c) for this machine's
 // architecture into dist/berth-<name>-<arch> (`process.arch`: x64, arm64), where
 // src/runtime/monitor-binary.ts looks for them in the published package. Run by `npm run build`
 // after tsup. Tries cc, gcc and g++ in turn; the flags are those of monitor-binary.ts.
@@ -17,7 +17,7 @@ const flags = [
   '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,-z,norelro', '-Wl,-z,noseparate-code', '-s',
 ];
 
-for (const name of ['monitor', 'exec']) {
+for (const name of ['monitor', 'exec', 'init']) {
   const source = join(root, 'src', 'runtime', 'monitor', `${name}.c`);
   const out = join(root, 'dist', `berth-${name}-${process.arch}`);
   const tmp = `${out}.tmp`;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { libc, check } from './libc.js';
 import { open, close } from './fd.js';
 import { O_CLOEXEC, O_RDWR } from './constants.js';
@@ -48,4 +49,33 @@ export function withLoop<T>(file: string, use: (device: string) => T): T {
     close(fileFd);
     close(loopFd);
   }
+}
+
+/**
+ * The loop devices (`/dev/loopN`) whose backing file is `file`: a previous mount of it that is
+ * still going away (an auto-clearing device is detached only when its last mount is gone, e.g.
+ * once an exited container's mount namespace is torn down).
+ */
+export function loopDevicesBackedBy(file: string): string[] {
+  let want: string;
+  try {
+    want = realpathSync(file);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/sys/block').filter((n) => n.startsWith('loop'));
+  } catch {
+    return [];
+  }
+  for (const n of names) {
+    try {
+      if (readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim() === want) out.push(`/dev/${n}`);
+    } catch {
+      // Not attached.
+    }
+  }
+  return out;
 }

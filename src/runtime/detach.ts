@@ -7,8 +7,9 @@
  * ```text
  *  zygote                    C (fork of the zygote)                 T (PID 1 of a new pidns)
  *  ──────                    ──────────────────────                 ────────────────────────
- *  pipes, log fd; fork() ──▶ setsid(); unshare(NEWPID); fork() ───▶ runTemplate(): namespaces,
- *                            close T's pipe ends                    waits for its plan
+ *  pipes, log fd; fork() ──▶ setsid(); unshare(NEWPID);             berth-init (posix_spawn), or
+ *                            posix_spawn or fork() ───────────────▶ runTemplate(): waits for its plan
+ *                            close T's pipe ends
  *  plan, cgroup ack ─────────────────────────────────────────────▶ mounts, pivot_root …
  *  (terminal: takes the master from T) ◀──────────────────────────  EXEC_MARKER, execve
  *  "go <master fd|-1>" ────▶ copies the master (pidfd_getfd),
@@ -29,6 +30,7 @@ import { unshare } from '../kernel/namespaces.js';
 import { CLONE_NEWPID, O_RDWR } from '../kernel/constants.js';
 import { allowForkOfHeap } from './fork-safety.js';
 import { closeOtherFds, runTemplate, type InitFds } from './init.js';
+import { spawnNativeInit } from './native-init.js';
 
 /** The monitor's fds, fixed by its contract (see `monitor/monitor.c`). */
 export const MONITOR_FDS = { output: 3, stderr: 4, log: 5, stdin: 6 } as const;
@@ -52,20 +54,25 @@ export interface DetachedParentFds {
 }
 
 /**
- * Runs in a fresh fork of the zygote: forks the container's init as PID 1 of a new PID
- * namespace (a template that waits for its plan from the zygote), waits for the zygote's go,
- * then execs the monitor on the container's output. Never returns.
+ * Runs in a fresh fork of the zygote: starts the container's init as PID 1 of a new PID
+ * namespace (with `init`, `berth-init` by posix_spawn, else a forked template; either waits for
+ * its plan from the zygote), waits for the zygote's go, then execs the monitor on the
+ * container's output. Never returns.
  */
-export function runDetachedParent(unshareFlags: number, fds: DetachedParentFds, monitor: string, exitPath: string): never {
+export function runDetachedParent(unshareFlags: number, fds: DetachedParentFds, monitor: string, exitPath: string, init?: string): never {
   try {
     const i = fds.init;
     closeOtherFds([fds.outR, fds.errR, fds.log, fds.stdinW, fds.goR, fds.pidW, i.stdout, i.stderr, i.error, i.ctrl, i.stdin].filter((fd) => fd >= 0));
     // Out of the engine's session and process group: its terminal's signals never reach us.
     setsid();
     unshare(CLONE_NEWPID);
-    allowForkOfHeap();
-    const pid = fork();
-    if (pid === 0) runTemplate(unshareFlags, fds.init.ctrl, fds.init);
+    let pid: number;
+    if (init) pid = spawnNativeInit(init, fds.init);
+    else {
+      allowForkOfHeap();
+      pid = fork();
+      if (pid === 0) runTemplate(unshareFlags, fds.init.ctrl, fds.init);
+    }
     for (const fd of [fds.init.stdout, fds.init.stderr, fds.init.error, fds.init.ctrl, fds.init.stdin]) if (fd >= 0) close(fd);
     write(fds.pidW, `${pid}\n`);
     close(fds.pidW);

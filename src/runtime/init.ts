@@ -1,7 +1,13 @@
 /**
- * The container init: what a freshly forked child of the zygote does, synchronously and on its
- * only thread, between fork(2) and execve(2). It never returns: it ends in execve or, on
- * failure, writes an {@link InitFailure} to the error pipe and exits.
+ * The container init in JavaScript: what a freshly forked child of the zygote does, synchronously
+ * and on its only thread, between fork(2) and execve(2). It never returns: it ends in execve or,
+ * on failure, writes an {@link InitFailure} to the error pipe and exits.
+ *
+ * Most containers are started by `berth-init` instead (`monitor/init.c`, spawned by the zygote,
+ * see `native-init.ts`), which takes the same steps in the same order, with the same step names
+ * in its failures and the same markers on the error pipe. This one runs the plans `berth-init`
+ * does not (network interfaces to wire, volumes to copy up) and every plan when `berth-init` is
+ * not available or `BERTH_NATIVE_INIT=0`. Keep the two in step.
  *
  * Order matters and follows runc's standard init:
  *

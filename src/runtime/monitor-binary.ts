@@ -5,11 +5,13 @@
  * - `berth-monitor` (`monitor.c`) stays beside each detached container, logs its output and
  *   writes its exit file;
  * - `berth-exec` (`exec.c`) enters a running container and execs a program in it, started by
- *   the zygote with posix_spawn (no copy of the zygote's address space).
+ *   the zygote with posix_spawn (no copy of the zygote's address space);
+ * - `berth-init` (`init.c`) is a container's init, PID 1 of its new PID namespace, also started
+ *   with posix_spawn (see `native-init.ts`).
  *
  * For program `NAME`:
  *
- * 1. `BERTH_MONITOR` / `BERTH_EXEC` overrides everything;
+ * 1. `BERTH_MONITOR` / `BERTH_EXEC` / `BERTH_INIT` overrides everything;
  * 2. in the published package it is `berth-NAME-<arch>` next to the bundle (`dist/`), built by
  *    `npm run build` (`scripts/build-monitor.mjs`), `<arch>` being `process.arch` (`x64`, `arm64`);
  * 3. running from sources, it is compiled on first use into
@@ -52,7 +54,7 @@ function thisFile(): string {
 }
 
 /** berth's native programs. */
-export type NativeProgram = 'monitor' | 'exec';
+export type NativeProgram = 'monitor' | 'exec' | 'init';
 
 const cached = new Map<NativeProgram, Promise<string>>();
 

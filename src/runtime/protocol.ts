@@ -3,19 +3,24 @@
  * (JSON). Requests carry a `rid` echoed by the reply; exits are pushed unasked.
  *
  * ```text
- *  engine (user's process)            zygote (node --single-threaded)         init (forked child)
- *  ───────────────────────            ───────────────────────────────         ───────────────────
- *  start {rid, plan, logPath} ─────▶  pipe2 ×3; madvise(DOFORK)
- *                                     unshare(NEWPID); fork() ───────────────▶ PID 1 of a new pidns
- *                                     setns(back to own pidns)                 unshare(mnt,uts,ipc,net,cgroup)
+ *  engine (user's process)            zygote (node --single-threaded)         init (berth-init)
+ *  ───────────────────────            ───────────────────────────────         ─────────────────
+ *  start {rid, plan, logPath, init} ▶ pipe2 ×4
+ *                                     unshare(NEWPID); posix_spawn ──────────▶ PID 1 of a new pidns
+ *                                     setns(back to own pidns)
+ *                                     plan (native encoding) on ctrl pipe ───▶ unshare(mnt,uts,ipc,net)
  *                                     close child ends                         overlay, pivot_root, /proc, /dev …
  *                                     pump stdout/stderr ─▶ log file           user, caps, stdio
- *                                     error pipe: EOF ◀─────────────────────── execve (error pipe closes)
+ *                                     error pipe: EXEC_MARKER ◀─────────────── marker, execve (error pipe closes)
  *  ◀──────────── started {rid, pid, startTime}                                 the user's program runs
  *                                      (or: failure JSON on the error pipe ─▶ failed {rid, error})
  *                                     SIGCHLD → waitpid; logs drained
  *  ◀──────────── exit {id, exitCode, signal, finishedAt}   (+ exit file written for other processes)
  * ```
+ *
+ * Without `init` (no `berth-init`), or for a plan it does not run, the init is a template forked
+ * from the zygote (madvise(DOFORK), unshare(NEWPID), fork) that gets the plan as JSON and runs
+ * `runInit`; the rest is the same.
  *
  * @module
  */
@@ -44,6 +49,11 @@ export interface StartRequest {
    * {@link CgroupsReadyRequest} for this container arrives (it makes its mounts meanwhile).
    */
   cgroupsPending?: boolean;
+  /**
+   * Path of `berth-init` (see `monitor/init.c`): when given, the container's init is that program,
+   * started with posix_spawn, unless the plan needs the JavaScript init (see `nativeInitUnsupported`).
+   */
+  init?: string;
 }
 
 /** Engine → zygote: the cgroups of a container started with `cgroupsPending` are made (or failed). */

@@ -129,7 +129,10 @@ export class ZygoteClient {
   /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
   async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean; cgroups?: Promise<unknown> } = {}): Promise<StartedReply> {
     const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
-    const pending = this.#request({ t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}) });
+    const init = await this.#initHelper();
+    const pending = this.#request({
+      t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}), ...(init ? { init } : {}),
+    });
     // Awaited below; a rejection meanwhile (the zygote died) must not count as unhandled.
     pending.catch(() => undefined);
     if (options.cgroups) {
@@ -201,6 +204,18 @@ export class ZygoteClient {
   #execHelper(): Promise<string | undefined> {
     this.#helper ??= process.env.BERTH_NATIVE_EXEC === '0' ? Promise.resolve(undefined) : nativeBinary('exec').catch(() => undefined);
     return this.#helper;
+  }
+
+  #init: Promise<string | undefined> | undefined;
+
+  /**
+   * `berth-init`, the container init the zygote starts with posix_spawn (see `monitor/init.c`);
+   * without it (no C compiler to build it from sources, or `BERTH_NATIVE_INIT=0`) every start is a
+   * fork of the zygote running `runInit`, which behaves the same and costs more CPU.
+   */
+  #initHelper(): Promise<string | undefined> {
+    this.#init ??= process.env.BERTH_NATIVE_INIT === '0' ? Promise.resolve(undefined) : nativeBinary('init').catch(() => undefined);
+    return this.#init;
   }
 
   /** A copy, in this process, of the zygote's fd `fd` (pidfd_getfd). */

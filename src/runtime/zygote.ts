@@ -1,7 +1,12 @@
 /**
  * The zygote: a small Node process of berth's own, started once per engine as a child of the
- * user's process (not a daemon). It does nothing but fork container inits on request, pump their
+ * user's process (not a daemon). It does nothing but start container inits on request, pump their
  * output into log files, reap them and report their exit. See `protocol.ts` for the sequence.
+ *
+ * A container's init is `berth-init` (`monitor/init.c`), started with posix_spawn as PID 1 of a
+ * new PID namespace (`#spawnInit`), when the engine sends its path and the plan is one it runs
+ * (`native-init.ts`); otherwise it is a forked template running `runInit` (`init.ts`). Templates
+ * are pooled only once a start has needed one (see `warm`).
  *
  * It runs with `--single-threaded` so V8 keeps no helper threads that could hold a lock at
  * fork time, and stays off libuv's thread pool (only synchronous fs calls and pipes on epoll).
@@ -30,6 +35,7 @@ import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
 import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
+import { encodeInitPlan, spawnNativeInit } from './native-init.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
 const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
@@ -100,6 +106,8 @@ export class Zygote {
   readonly #byMonitor = new Map<number, Child>();
   #pool: Template[] = [];
   #poolFlags = -1;
+  /** Whether a start has needed a forked template: only then is the pool kept full (see {@link Zygote.warm}). */
+  #poolWanted = false;
   #refilling = false;
 
   /** Creates the zygote; `send` delivers messages to the engine. */
@@ -118,7 +126,7 @@ export class Zygote {
     else if (req.t === 'exec') this.#exec(req);
     else if (req.t === 'gc') {
       // A settled state for measurements: the pool full, then a full collection.
-      while (this.#pool.length < POOL_SIZE && this.#poolFlags >= 0) this.#pool.push(this.#fork(this.#poolFlags));
+      while (this.#poolWanted && this.#pool.length < POOL_SIZE && this.#poolFlags >= 0) this.#pool.push(this.#fork(this.#poolFlags));
       (globalThis as { gc?: () => void }).gc?.();
       this.#send({ t: 'ok', rid: req.rid });
     }
@@ -176,6 +184,32 @@ export class Zygote {
   }
 
   /**
+   * Starts `berth-init` (see `monitor/init.c`) as PID 1 of a new PID namespace: unshare(NEWPID),
+   * posix_spawn, setns back to our own, as {@link Zygote.#forkIn} does around fork but with no
+   * copy of this process's address space. It waits for its plan on the control pipe, as a
+   * template does (the plan in the form `native-init.ts` encodes).
+   */
+  #spawnInit(helper: string, unshareFlags: number, stdin = -1): Template {
+    const fds: number[] = [];
+    try {
+      for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
+      const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds as [number, number, number, number, number, number, number, number];
+      let pid: number;
+      unshare(CLONE_NEWPID);
+      try {
+        pid = spawnNativeInit(helper, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+      } finally {
+        setns(this.#pidns, CLONE_NEWPID);
+      }
+      for (const fd of [outW, errW, exW, ctrlR]) close(fd);
+      return { pid, startTime: processStartTime(pid) ?? -1, unshareFlags, outR, errR, exR, ctrlW };
+    } catch (e) {
+      for (const fd of fds) close(fd);
+      throw e;
+    }
+  }
+
+  /**
    * Starts `berth-exec` (see `monitor/exec.c`) in the container's PID namespace with
    * posix_spawn: no copy of this process's address space to make, fault in and tear down, as a
    * fork costs. The user is looked up here, in the container's files seen through
@@ -219,9 +253,9 @@ export class Zygote {
     }
   }
 
-  /** Keeps {@link POOL_SIZE} templates of the default flags ready, off the request's path. */
+  /** Keeps {@link POOL_SIZE} templates of the default flags ready, off the request's path (once wanted). */
   #refill(): void {
-    if (this.#refilling) return;
+    if (this.#refilling || !this.#poolWanted) return;
     this.#refilling = true;
     setImmediate(() => {
       this.#refilling = false;
@@ -233,7 +267,13 @@ export class Zygote {
     });
   }
 
-  /** Sets the unshare flags pooled templates are prepared with, and fills the pool. */
+  /**
+   * Sets the unshare flags pooled templates are prepared with. The pool is filled only once a
+   * start has needed a forked template: while `berth-init` serves the starts (see
+   * {@link StartRequest.init}), templates would be forked and warmed up for nothing. From the
+   * first start that takes the JavaScript path on (no `berth-init`, or a plan it does not run, see
+   * `nativeInitUnsupported`), {@link POOL_SIZE} templates are kept ready.
+   */
   warm(unshareFlags: number): void {
     this.#poolFlags = unshareFlags;
     this.#refill();
@@ -243,7 +283,7 @@ export class Zygote {
    * Forks the process that becomes a detached container's monitor (see `detach.ts`); it forks
    * the container's init, tells us its pid, and waits for our go before it execs the monitor.
    */
-  #forkDetached(flags: number, req: StartRequest, monitor: string): { template: Template; readyR: number; detached: NonNullable<Child['detached']> } {
+  #forkDetached(flags: number, req: StartRequest, monitor: string, init: string | undefined): { template: Template; readyR: number; detached: NonNullable<Child['detached']> } {
     const proc = req.plan.spec.process;
     const fds: number[] = [];
     try {
@@ -257,8 +297,8 @@ export class Zygote {
       const monitorPid = this.#forkIn(() => undefined);
       if (monitorPid === 0) {
         close(pidR);
-        const init = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
-        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init }, monitor, req.exitPath);
+        const initFds = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
+        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, req.exitPath, init);
       }
       for (const fd of fds) if (fd !== exR && fd !== ctrlW && fd !== goW && fd !== pidR) close(fd);
       fds.length = 0;
@@ -289,18 +329,36 @@ export class Zygote {
     return -1;
   }
 
+  /**
+   * The plan for `berth-init` when `req` can be started with it (see {@link StartRequest.init}
+   * and `nativeInitUnsupported`); undefined when it takes the JavaScript path.
+   */
+  #nativePlan(req: StartRequest): Buffer | undefined {
+    if (!req.init) return undefined;
+    try {
+      return encodeInitPlan(req.plan);
+    } catch {
+      return undefined;
+    }
+  }
+
   #start(req: StartRequest): void {
     let t: Template | undefined;
     let stdinW = -1;
     let mntNs = -1;
     let readyR = -1;
-    if (this.#pool.length === 0) this.#refill();
+    const nativePlan = this.#nativePlan(req);
+    const init = nativePlan ? req.init : undefined;
+    if (!init) {
+      this.#poolWanted = true;
+      if (this.#pool.length === 0) this.#refill();
+    }
     try {
       const flags = req.plan.unshareFlags;
       const proc = req.plan.spec.process;
       let detached: Child['detached'];
       if (req.detach) {
-        const d = this.#forkDetached(flags, req, req.detach.monitor);
+        const d = this.#forkDetached(flags, req, req.detach.monitor, init);
         t = d.template;
         readyR = d.readyR;
         detached = d.detached;
@@ -309,18 +367,23 @@ export class Zygote {
         const [r, w] = pipe2(O_CLOEXEC);
         stdinW = w;
         try {
-          t = this.#fork(flags, r);
+          t = init ? this.#spawnInit(init, flags, r) : this.#fork(flags, r);
         } finally {
           close(r);
         }
-      } else if (flags === this.#poolFlags) t = this.#pool.shift();
+      } else if (init) t = this.#spawnInit(init, flags);
+      else if (flags === this.#poolFlags) t = this.#pool.shift();
       t ??= this.#fork(flags);
       this.#templates.delete(t.pid);
+      // A spawned berth-init may not have made its mount namespace yet: then it is taken at its start (#started).
       mntNs = detached ? -1 : this.#holdMountNamespace(t.pid);
-      const body = Buffer.from(JSON.stringify(req.plan));
-      const header = Buffer.alloc(4);
-      header.writeUInt32LE(body.length, 0);
-      writeSync(t.ctrlW, Buffer.concat([header, body]));
+      if (nativePlan) writeSync(t.ctrlW, nativePlan);
+      else {
+        const body = Buffer.from(JSON.stringify(req.plan));
+        const header = Buffer.alloc(4);
+        header.writeUInt32LE(body.length, 0);
+        writeSync(t.ctrlW, Buffer.concat([header, body]));
+      }
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
         logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
@@ -451,12 +514,14 @@ export class Zygote {
         else {
           try {
             failure = JSON.parse(text) as InitFailure & { errno?: number };
-            // berth-exec reports errno numbers: named here, as the kernel layer names them.
+            // berth-exec and berth-init report errno numbers: named here, as the kernel layer
+            // names them ("mount(…) failed: ENOENT", as a KernelError's message reads).
             const errno = (failure as { errno?: number }).errno;
             if (typeof errno === 'number' && !failure.errnoCode) {
               failure.errnoCode = errnoName(errno);
-              failure.message = `${failure.message} (${failure.errnoCode})`;
+              failure.message = failure.message.endsWith(' failed') ? `${failure.message}: ${failure.errnoCode}` : `${failure.message} (${failure.errnoCode})`;
             }
+            delete (failure as { errno?: number }).errno;
           } catch {
             failure = { step: 'init', message: text, kind: 'other', exitCode: 1 };
           }
@@ -495,6 +560,8 @@ export class Zygote {
    * start (a detached one's once its monitor runs, see `Child.detached`).
    */
   #started(child: Child): void {
+    // A spawned berth-init had no mount namespace of its own yet when it was started; it has now.
+    if (!child.exec && !child.detached && child.mntNs < 0) child.mntNs = this.#holdMountNamespace(child.pid);
     this.#letMonitorGo(child);
     const d = child.detached;
     if (d && !d.ready) d.startPending = true;

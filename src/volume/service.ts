@@ -24,7 +24,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { mount, umount2 } from '../kernel/mount.js';
-import { withLoop } from '../kernel/loop.js';
+import { loopDevicesBackedBy, withLoop } from '../kernel/loop.js';
 import { MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID } from '../kernel/constants.js';
 
 /** A volume name, as Docker allows them. */
@@ -175,11 +175,18 @@ export class VolumeService {
   async acquire(name: string): Promise<void> {
     const rec = await this.get(name);
     if (!rec.options.type) return;
-    await withLock(join(this.#dir, `${name}.mount.lock`), () => {
+    await withLock(join(this.#dir, `${name}.mount.lock`), async () => {
       const target = this.mountpoint(name);
       if (isMountPoint(target)) return;
       mkdirSync(target, { recursive: true });
       const { type, o = '', device } = rec.options;
+      if (type !== 'tmpfs' && type !== 'none' && statSync(device!).isFile()) {
+        // The image's previous mount may still live in an exited container's mount namespace,
+        // which goes away just after the exit: a second mount meanwhile (through another loop
+        // device) would not see the data the first has not written back yet. Wait for it.
+        const deadline = Date.now() + 5000;
+        while (loopDevicesBackedBy(device!).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      }
       const opts = o.split(',').filter(Boolean);
       if (type === 'tmpfs') mount('tmpfs', target, 'tmpfs', MS_NOSUID | MS_NODEV, opts.join(',') || null);
       else if (type === 'none') mount(device!, target, null, MS_BIND, null);

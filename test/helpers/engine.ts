@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { afterEach } from 'vitest';
+import { afterEach, beforeEach } from 'vitest';
 import { Engine, Image } from '../../src/index.js';
 import { networkService } from '../../src/network/network.js';
 import { busyboxImage } from './busybox.js';
@@ -47,3 +47,28 @@ export async function testEngine(options: { image?: boolean } = {}): Promise<{ e
   }
   return { engine, root };
 }
+
+/** The two ways a container's init runs (see `native-init.ts`). */
+export const INIT_PATHS = ['native', 'js'] as const;
+
+/**
+ * Runs the tests of the enclosing describe with the init of `path`: `berth-init` started with
+ * posix_spawn (the default), or a forked JavaScript template (`BERTH_NATIVE_INIT=0`, as without a
+ * C compiler). Containers need {@link NO_NETWORK} to take the native path: on the default bridge
+ * the veth pair is wired by the JavaScript init whatever the switch says.
+ */
+export function withInitPath(path: (typeof INIT_PATHS)[number]): void {
+  let saved: string | undefined;
+  beforeEach(() => {
+    saved = process.env.BERTH_NATIVE_INIT;
+    if (path === 'js') process.env.BERTH_NATIVE_INIT = '0';
+    else delete process.env.BERTH_NATIVE_INIT;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.BERTH_NATIVE_INIT;
+    else process.env.BERTH_NATIVE_INIT = saved;
+  });
+}
+
+/** Container options for loopback only (`network: 'none'`), which `berth-init` runs itself. */
+export const NO_NETWORK = { network: 'none' } as const;

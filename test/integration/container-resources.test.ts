@@ -5,14 +5,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Container } from '../../src/index.js';
-import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+import { BUSYBOX_REF, testEngine, INIT_PATHS, NO_NETWORK, withInitPath } from '../helpers/engine.js';
 
-describe('resources', () => {
+for (const path of INIT_PATHS) describe(`resources (${path} init)`, () => {
+  withInitPath(path);
+
   it('reports a container killed for exceeding its memory limit as OOM-killed', async () => {
     const { engine } = await testEngine();
     const events: string[] = [];
     engine.on('container', (e) => events.push(e.action));
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived'], { engine, resources: { memory: '32m', memorySwap: '32m' } });
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived'], { ...NO_NETWORK, engine, resources: { memory: '32m', memorySwap: '32m' } });
     const { exitCode } = await c.wait();
     expect(exitCode).toBe(137);
     const info = await c.inspect();
@@ -23,7 +25,7 @@ describe('resources', () => {
 
   it('limits pids, and exec runs inside the container’s cgroup', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, resources: { pids: 5 } });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine, resources: { pids: 5 } });
     const r = await c.exec(['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done 2>&1; wait']);
     expect(r.stdout + r.stderr).toMatch(/can't fork|Resource temporarily unavailable/);
     const cg = await c.exec(['cat', '/proc/self/cgroup']);
@@ -32,7 +34,7 @@ describe('resources', () => {
 
   it('pauses and unpauses, samples stats, and updates limits live', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'while true; do :; done'], { engine, resources: { memory: '64m', cpus: 0.5 } });
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'while true; do :; done'], { ...NO_NETWORK, engine, resources: { memory: '64m', cpus: 0.5 } });
     const id = await c.id();
     const usage = async () => {
       for await (const s of c.stats({ interval: 10 })) return s.cpu.totalNs;
@@ -62,7 +64,7 @@ describe('resources', () => {
   it('rejects malformed limits naming the field, and leaves no cgroup behind', async () => {
     const { engine } = await testEngine();
     await expect(Container.create({ image: BUSYBOX_REF, engine, resources: { memory: 'lots' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'resources.memory' });
-    const c = await Container.run(BUSYBOX_REF, ['true'], { engine, resources: { pids: 10 } });
+    const c = await Container.run(BUSYBOX_REF, ['true'], { ...NO_NETWORK, engine, resources: { pids: 10 } });
     const id = await c.id();
     await c.wait();
     await c.remove();

@@ -5,15 +5,17 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Container, Image, BerthError, CommandError } from '../../src/index.js';
-import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+import { BUSYBOX_REF, testEngine, INIT_PATHS, NO_NETWORK, withInitPath } from '../helpers/engine.js';
 
 async function runText(engine: Awaited<ReturnType<typeof testEngine>>['engine'], command: string[], opts: Record<string, unknown> = {}) {
-  const c = await Container.run(BUSYBOX_REF, command, { engine, ...opts });
+  const c = await Container.run(BUSYBOX_REF, command, { ...NO_NETWORK, engine, ...opts });
   const { exitCode } = await c.wait();
   return { c, exitCode, text: await c.logs() };
 }
 
-describe('container isolation', () => {
+for (const path of INIT_PATHS) describe(`container isolation (${path} init)`, () => {
+  withInitPath(path);
+
   it('runs the command as PID 1 that sees only its own processes', async () => {
     const { engine } = await testEngine();
     const { exitCode, text } = await runText(engine, ['sh', '-c', 'echo pid=$$; ps -o pid | tail -n +2 | tr -d " " | sort -n | tr "\\n" ,']);
@@ -65,7 +67,9 @@ describe('container isolation', () => {
   });
 });
 
-describe('root file system', () => {
+for (const path of INIT_PATHS) describe(`root file system (${path} init)`, () => {
+  withInitPath(path);
+
   it('writes go to the container, never to the image or the host', async () => {
     const { engine } = await testEngine();
     const first = await runText(engine, ['sh', '-c', 'echo changed > /etc/passwd; echo new > /newfile; rm /bin/ls; cat /newfile']);
@@ -83,7 +87,9 @@ describe('root file system', () => {
   });
 });
 
-describe('process configuration', () => {
+for (const path of INIT_PATHS) describe(`process configuration (${path} init)`, () => {
+  withInitPath(path);
+
   it('merges env over the image’s, sets workdir (created when missing)', async () => {
     const { engine } = await testEngine();
     const { text } = await runText(engine, ['sh', '-c', 'echo $A $B; pwd; echo $PATH; echo $HOME'], { env: { A: '1', B: 'two' }, workdir: '/work/dir' });
@@ -94,13 +100,13 @@ describe('process configuration', () => {
     const { engine } = await testEngine();
     const { tar } = await import('../helpers/busybox.js').then((m) => m.busyboxImage());
     await Image.import(tar, { ref: 'test/echo:1', engine, changes: ['ENTRYPOINT ["echo", "ep"]', 'CMD ["default"]', 'ENV GREETING=hello', 'WORKDIR /tmp'] });
-    const a = await Container.run('test/echo:1', undefined, { engine });
+    const a = await Container.run('test/echo:1', undefined, { ...NO_NETWORK, engine });
     await a.wait();
     expect(await a.logs()).toBe('ep default\n');
-    const b = await Container.run('test/echo:1', ['given'], { engine });
+    const b = await Container.run('test/echo:1', ['given'], { ...NO_NETWORK, engine });
     await b.wait();
     expect(await b.logs()).toBe('ep given\n');
-    const c = await Container.run('test/echo:1', ['-c', 'echo $GREETING; pwd'], { engine, entrypoint: ['sh'] });
+    const c = await Container.run('test/echo:1', ['-c', 'echo $GREETING; pwd'], { ...NO_NETWORK, engine, entrypoint: ['sh'] });
     await c.wait();
     expect(await c.logs()).toBe('hello\n/tmp\n');
   });
@@ -111,11 +117,13 @@ describe('process configuration', () => {
     expect(byName.text).toBe('uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)\n');
     const byIds = await runText(engine, ['sh', '-c', 'id -u; id -g; grep CapEff /proc/self/status'], { user: '1234:5678' });
     expect(byIds.text).toBe('1234\n5678\nCapEff:\t0000000000000000\n');
-    await expect(Container.run(BUSYBOX_REF, ['id'], { engine, user: 'nobody-here' })).rejects.toThrow(/unable to find user nobody-here/);
+    await expect(Container.run(BUSYBOX_REF, ['id'], { ...NO_NETWORK, engine, user: 'nobody-here' })).rejects.toThrow(/unable to find user nobody-here/);
   });
 });
 
-describe('output and exit', () => {
+for (const path of INIT_PATHS) describe(`output and exit (${path} init)`, () => {
+  withInitPath(path);
+
   it('records stdout and stderr in order, with streams and times', async () => {
     const { engine } = await testEngine();
     const before = Date.now();
@@ -134,7 +142,7 @@ describe('output and exit', () => {
 
   it('follows output until the container stops', async () => {
     const { engine } = await testEngine();
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.1; done'], { engine });
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.1; done'], { ...NO_NETWORK, engine });
     const seen: string[] = [];
     for await (const l of c.logs({ follow: true })) seen.push(l.text);
     expect(seen).toEqual(['line1\n', 'line2\n', 'line3\n']);
@@ -145,19 +153,19 @@ describe('output and exit', () => {
     const { engine } = await testEngine();
     // PID 1 only gets the signals it has a handler for: wait until the trap is set.
     const ready = async (c: Container) => expect.poll(() => c.logs(), { timeout: 5000 }).toContain('ready');
-    const handles = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 42" TERM; echo ready; while true; do sleep 0.05; done'], { engine });
+    const handles = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 42" TERM; echo ready; while true; do sleep 0.05; done'], { ...NO_NETWORK, engine });
     await ready(handles);
     await handles.stop({ timeout: 5 });
     expect((await handles.inspect()).state.exitCode).toBe(42);
 
-    const ignores = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    const ignores = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
     const t0 = Date.now();
     await ignores.stop({ timeout: 1 });
     const info = await ignores.inspect();
     expect(info.state).toMatchObject({ status: 'exited', exitCode: 137, signal: 9 });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
 
-    const killed = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 7" USR1; echo ready; while true; do sleep 0.05; done'], { engine });
+    const killed = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "exit 7" USR1; echo ready; while true; do sleep 0.05; done'], { ...NO_NETWORK, engine });
     await ready(killed);
     await killed.kill('USR1');
     expect((await killed.wait()).exitCode).toBe(7);
@@ -165,10 +173,12 @@ describe('output and exit', () => {
   });
 });
 
-describe('lifecycle and cleanup', () => {
+for (const path of INIT_PATHS) describe(`lifecycle and cleanup (${path} init)`, () => {
+  withInitPath(path);
+
   it('leaves nothing behind after remove: no mount, no directory, no process', async () => {
     const { engine } = await testEngine();
-    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, name: 'sleeper' });
+    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine, name: 'sleeper' });
     const info = await c.inspect();
     expect(info.state.running).toBe(true);
     expect(existsSync(`/proc/${info.state.pid}`)).toBe(true);
@@ -183,13 +193,13 @@ describe('lifecycle and cleanup', () => {
 
   it('removes itself with autoRemove, and with await using', async () => {
     const { engine, root } = await testEngine();
-    const auto = await Container.run(BUSYBOX_REF, ['sh', '-c', 'exit 4'], { engine, autoRemove: true });
+    const auto = await Container.run(BUSYBOX_REF, ['sh', '-c', 'exit 4'], { ...NO_NETWORK, engine, autoRemove: true });
     const id = auto.ref;
     expect(await auto.wait()).toEqual({ exitCode: 4 });
     await expect.poll(() => existsSync(engine.containers.paths(id).dir)).toBe(false);
     let pid = 0;
     {
-      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
       pid = (await c.inspect()).state.pid;
     }
     expect(existsSync(`/proc/${pid}`)).toBe(false);
@@ -198,7 +208,7 @@ describe('lifecycle and cleanup', () => {
 
   it('lists with filters and refuses to remove the image while a container uses it', async () => {
     const { engine } = await testEngine();
-    const a = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, name: 'web-1', labels: { tier: 'web' } });
+    const a = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine, name: 'web-1', labels: { tier: 'web' } });
     const b = await Container.create({ image: BUSYBOX_REF, command: ['true'], engine, name: 'db-1', labels: { tier: 'db' } });
     expect((await Container.list({ engine })).map((s) => s.name)).toEqual(['web-1']);
     expect((await Container.list({ engine, all: true })).map((s) => s.name).sort()).toEqual(['db-1', 'web-1']);
@@ -209,7 +219,9 @@ describe('lifecycle and cleanup', () => {
   });
 });
 
-describe('bad input changes nothing', () => {
+for (const path of INIT_PATHS) describe(`bad input changes nothing (${path} init)`, () => {
+  withInitPath(path);
+
   it('rejects an unknown image, a taken name, malformed options and a missing command', async () => {
     const { engine, root } = await testEngine();
     const count = () => readdirSync(`${root}/containers`, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name !== 'names').length;
@@ -225,7 +237,7 @@ describe('bad input changes nothing', () => {
     await expect(Container.create({ image: BUSYBOX_REF, ports: ['80:80:80'], engine })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(Container.create({ image: BUSYBOX_REF, stopSignal: 'SIGNOPE', engine })).rejects.toMatchObject({ field: 'stopSignal' });
     expect(count()).toBe(n);
-    const err = await Container.run(BUSYBOX_REF, ['no-such-program'], { engine }).catch((e: unknown) => e);
+    const err = await Container.run(BUSYBOX_REF, ['no-such-program'], { ...NO_NETWORK, engine }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommandError);
     expect(err).toBeInstanceOf(BerthError);
     expect(err).toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
@@ -235,14 +247,14 @@ describe('bad input changes nothing', () => {
   it('refuses a command that is not executable at start, and records an exec failure found by the kernel', async () => {
     const { engine } = await testEngine();
     // Not executable (no x bit), or a directory: refused before the start, as Docker's 126.
-    await expect(Container.run(BUSYBOX_REF, ['/etc/passwd'], { engine })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126 });
-    await expect(Container.run(BUSYBOX_REF, ['/etc'], { engine })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126 });
+    await expect(Container.run(BUSYBOX_REF, ['/etc/passwd'], { ...NO_NETWORK, engine })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126 });
+    await expect(Container.run(BUSYBOX_REF, ['/etc'], { ...NO_NETWORK, engine })).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126 });
     // Executable but not a program the kernel can run: found by execve itself, after the start.
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
     await c.exec(['sh', '-c', 'printf "\\0\\1junk" > /junk; chmod +x /junk']);
     await expect(c.exec(['/junk'])).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 126, message: expect.stringContaining('exec format error') as string });
     await c.commit({ ref: 'test/junk:1' });
-    const j = await Container.create({ image: 'test/junk:1', command: ['/junk'], engine });
+    const j = await Container.create({ image: 'test/junk:1', command: ['/junk'], ...NO_NETWORK, engine });
     await j.start();
     expect((await j.wait()).exitCode).toBe(126);
     expect((await j.inspect()).state.error).toContain('exec format error');

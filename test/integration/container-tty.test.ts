@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Readable } from 'node:stream';
 import { Container } from '../../src/index.js';
-import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+import { BUSYBOX_REF, testEngine, INIT_PATHS, NO_NETWORK, withInitPath } from '../helpers/engine.js';
 
 /** Collects a stream's text and resolves once it contains `needle` (or fails after `ms`). */
 function collect(stream: Readable): { text: () => string; until: (needle: string | RegExp, ms?: number) => Promise<string> } {
@@ -35,11 +35,13 @@ function collect(stream: Readable): { text: () => string; until: (needle: string
   };
 }
 
-describe('terminals', () => {
+for (const path of INIT_PATHS) describe(`terminals (${path} init)`, () => {
+  withInitPath(path);
+
   it('gives a tty container a real terminal of its size, and logs its output', async () => {
     const { engine } = await testEngine();
     const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'tty; stty size; [ -t 0 ] && echo stdin-is-tty; ls -l /dev/console | cut -c1'], {
-      engine, tty: true, consoleSize: { cols: 100, rows: 30 },
+      ...NO_NETWORK, engine, tty: true, consoleSize: { cols: 100, rows: 30 },
     });
     expect((await c.wait()).exitCode).toBe(0);
     expect(await c.logs()).toBe('/dev/pts/0\r\n30 100\r\nstdin-is-tty\r\nc\r\n');
@@ -49,7 +51,7 @@ describe('terminals', () => {
 
   it('answers typed input through attach, resizes, and Ctrl-C interrupts the foreground job', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh'], { engine, tty: true });
+    await using c = await Container.run(BUSYBOX_REF, ['sh'], { ...NO_NETWORK, engine, tty: true });
     const a = await c.attach();
     const out = collect(a.stdout);
     a.stdin!.write('echo $((6*7))\n');
@@ -79,7 +81,7 @@ describe('terminals', () => {
     const { engine } = await testEngine();
     const script = 'read pid comm state ppid pgrp sid tty tpgid rest < /proc/$$/stat; echo "pid=$pid pgrp=$pgrp tpgid=$tpgid"; '
       + 'trap \'echo interrupted; exit 7\' INT; while true; do sleep 0.05; done';
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', script], { engine, tty: true, init: true });
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', script], { ...NO_NETWORK, engine, tty: true, init: true });
     const a = await c.attach({ logs: true });
     const out = collect(a.stdout);
     const m = /pid=(\d+) pgrp=(\d+) tpgid=(\d+)/.exec(await out.until(/tpgid=\d+/))!;
@@ -95,7 +97,7 @@ describe('terminals', () => {
 
   it('keeps stdin open for a stdin container and takes input from attach', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'while read l; do echo "got $l"; echo "err $l" >&2; done; echo eof'], { engine, stdin: true });
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'while read l; do echo "got $l"; echo "err $l" >&2; done; echo eof'], { ...NO_NETWORK, engine, stdin: true });
     const a = await c.attach();
     const out = collect(a.stdout);
     const err = collect(a.stderr);
@@ -117,7 +119,7 @@ describe('terminals', () => {
 
   it('gives a container without stdin /dev/null, and attach has no input', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat; echo done; sleep 60'], { engine });
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat; echo done; sleep 60'], { ...NO_NETWORK, engine });
     const a = await c.attach({ logs: true });
     const out = collect(a.stdout);
     await out.until('done\n');
@@ -130,7 +132,7 @@ describe('terminals', () => {
 describe('spawn and exec with a terminal', () => {
   it('streams a process with stdin, stdout and stderr apart, and its exit', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
     const p = c.spawn(['sh', '-c', 'while read l; do echo "out $l"; echo "err $l" >&2; done; exit 4']);
     const out = collect(p.stdout);
     const err = collect(p.stderr);
@@ -144,7 +146,7 @@ describe('spawn and exec with a terminal', () => {
 
   it('runs an interactive shell on a terminal: typed input, resize, Ctrl-C, signals', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, hostname: 'termbox' });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine, hostname: 'termbox' });
     const sh = c.spawn(['sh'], { tty: true, consoleSize: { cols: 90, rows: 20 } });
     const out = collect(sh.stdout);
     sh.stdin.write('hostname; tty; stty size\n');
@@ -169,7 +171,7 @@ describe('spawn and exec with a terminal', () => {
 
   it('reports a failure to start through exited, and validates options at once', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
     const p = c.spawn(['no-such-cmd']);
     await expect(p.exited).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND' });
     await expect(p.started).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND' });
@@ -181,7 +183,7 @@ describe('spawn and exec with a terminal', () => {
 
   it('exec with tty gives one stream with terminal line endings', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, user: 'app' });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine, user: 'app' });
     const r = await c.exec(['sh', '-c', 'tty; echo to-err >&2; [ -t 1 ] && echo is-tty; ls -ln $(tty) | awk "{print \\$3}"'], { tty: true });
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toBe('');

@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Container, Image, Volume } from '../../src/index.js';
 import { busyboxImage } from '../helpers/busybox.js';
-import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+import { BUSYBOX_REF, testEngine, INIT_PATHS, NO_NETWORK, withInitPath } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
 
 type Engine = Awaited<ReturnType<typeof testEngine>>['engine'];
 
 async function run(engine: Engine, command: string[], opts: Record<string, unknown> = {}, image = BUSYBOX_REF) {
-  const c = await Container.run(image, command, { engine, ...opts });
+  // Loopback only: berth-init runs these (on the default bridge the JavaScript init wires the veth).
+  const c = await Container.run(image, command, { ...NO_NETWORK, engine, ...opts });
   const { exitCode } = await c.wait();
   const text = await c.logs();
   return { c, exitCode, text };
@@ -59,7 +60,9 @@ describe('named volumes', () => {
   });
 });
 
-describe('bind mounts', () => {
+for (const path of INIT_PATHS) describe(`bind mounts (${path} init)`, () => {
+  withInitPath(path);
+
   it('binds a host directory read-write and read-only (EROFS inside)', async () => {
     const { engine } = await testEngine();
     const host = tempDir('bind');
@@ -114,7 +117,9 @@ describe('bind mounts', () => {
   });
 });
 
-describe('tmpfs', () => {
+for (const path of INIT_PATHS) describe(`tmpfs (${path} init)`, () => {
+  withInitPath(path);
+
   it('mounts a tmpfs with its size limit and mode', async () => {
     const { engine } = await testEngine();
     const { text } = await run(engine, [

@@ -35,18 +35,6 @@ enum {
 
 static char report[8192];
 
-/* Appends `s` as the body of a JSON string (quotes, backslashes and control characters escaped). */
-static char *put_json(char *p, const char *s, const char *end) {
-  static const char hex[] = "0123456789abcdef";
-  for (; *s && p < end - 8; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') *p++ = '\\', *p++ = (char)c;
-    else if (c < 0x20) *p++ = '\\', *p++ = 'u', *p++ = '0', *p++ = '0', *p++ = hex[c >> 4], *p++ = hex[c & 15];
-    else *p++ = (char)c;
-  }
-  return p;
-}
-
 /* Writes a failure report on the error pipe (its message: m1..m5 joined) and exits with `code`. */
 static __attribute__((noreturn)) void fail(const char *step, const char *kind, const char *syscall, long err, int code, const char *m1,
                                            const char *m2, const char *m3, const char *m4, const char *m5) {
@@ -75,11 +63,6 @@ static void place(long fd, int target) {
   else must(sys3(NR_dup3, fd, target, 0), "stdio", "dup3");
 }
 
-static int eq(const char *a, const char *b) {
-  while (*a && *a == *b) a++, b++;
-  return *a == *b;
-}
-
 /* Parses an unsigned decimal (or, with base 16, hex) number; -1 when `s` is not one. */
 static long long parse_num(const char *s, int base) {
   long long v = 0;
@@ -91,8 +74,6 @@ static long long parse_num(const char *s, int base) {
   }
   return v;
 }
-
-struct statx_k { unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode; char rest[256 - 30]; };
 
 /* 0: an executable regular file for this process; -EACCES: there, but not one; -ENOENT: missing. */
 static long executable(const char *path) {

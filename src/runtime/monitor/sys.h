@@ -1,7 +1,7 @@
 /*
- * What berth's freestanding programs (monitor.c, exec.c) share: raw system calls on x86_64 and
- * aarch64, the kernel constants they use, memset/memcpy for the compiler, exit, and decimal
- * output. No libc. Valid C and C++.
+ * What berth's freestanding programs (monitor.c, exec.c, init.c) share: raw system calls on
+ * x86_64 and aarch64, the kernel constants they use, memset/memcpy for the compiler, exit,
+ * decimal and JSON string output, string comparison. No libc. Valid C and C++.
  */
 #ifndef BERTH_SYS_H
 #define BERTH_SYS_H
@@ -14,6 +14,10 @@ enum {
   NR_capset = 126, NR_prctl = 157, NR_clock_gettime = 228, NR_exit_group = 231, NR_waitid = 247,
   NR_openat = 257, NR_faccessat = 269, NR_ppoll = 271, NR_dup3 = 292, NR_setns = 308,
   NR_renameat2 = 316, NR_statx = 332,
+  NR_mmap = 9, NR_socket = 41, NR_clone = 56, NR_wait4 = 61, NR_kill = 62, NR_umask = 95,
+  NR_setpgid = 109, NR_rt_sigtimedwait = 128, NR_pivot_root = 155, NR_mount = 165, NR_umount2 = 166,
+  NR_sethostname = 170, NR_setdomainname = 171, NR_mkdirat = 258, NR_mknodat = 259,
+  NR_symlinkat = 266, NR_unshare = 272,
 };
 #elif defined(__aarch64__)
 enum {
@@ -23,15 +27,20 @@ enum {
   NR_capset = 91, NR_prctl = 167, NR_clock_gettime = 113, NR_exit_group = 94, NR_waitid = 95,
   NR_openat = 56, NR_faccessat = 48, NR_ppoll = 73, NR_dup3 = 24, NR_setns = 268,
   NR_renameat2 = 276, NR_statx = 291,
+  NR_mmap = 222, NR_socket = 198, NR_clone = 220, NR_wait4 = 260, NR_kill = 129, NR_umask = 166,
+  NR_setpgid = 154, NR_rt_sigtimedwait = 137, NR_pivot_root = 41, NR_mount = 40, NR_umount2 = 39,
+  NR_sethostname = 161, NR_setdomainname = 162, NR_mkdirat = 34, NR_mknodat = 33,
+  NR_symlinkat = 36, NR_unshare = 97,
 };
 #else
 #error "berth's native programs support x86_64 and aarch64 only"
 #endif
-enum { NR_pidfd_open = 434, NR_close_range = 436 };
+enum { NR_open_tree = 428, NR_move_mount = 429, NR_pidfd_open = 434, NR_close_range = 436, NR_mount_setattr = 442 };
 
 /* Constants from the kernel's uapi headers (the same on both architectures). */
 enum {
-  EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13, ENOENT = 2, ENOEXEC = 8,
+  EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13, ENOENT = 2, ENOEXEC = 8, EEXIST = 17, ENOTDIR = 20,
+  EINVAL = 22, ENAMETOOLONG = 36, ELOOP = 40,
   F_GETFL = 3, F_SETFL = 4, O_RDONLY = 0, O_WRONLY = 01, O_RDWR = 02, O_CREAT = 0100, O_NOCTTY = 0400,
   O_TRUNC = 01000, O_NONBLOCK = 04000, O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
   POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
@@ -110,6 +119,26 @@ static char *put_str(char *p, const char *s) {
   while (*s) *p++ = *s++;
   return p;
 }
+
+/* Appends `s` as the body of a JSON string (quotes, backslashes and control characters escaped). */
+static __attribute__((unused)) char *put_json(char *p, const char *s, const char *end) {
+  static const char hex[] = "0123456789abcdef";
+  for (; *s && p < end - 8; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') *p++ = '\\', *p++ = (char)c;
+    else if (c < 0x20) *p++ = '\\', *p++ = 'u', *p++ = '0', *p++ = '0', *p++ = hex[c >> 4], *p++ = hex[c & 15];
+    else *p++ = (char)c;
+  }
+  return p;
+}
+
+static __attribute__((unused)) int eq(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return *a == *b;
+}
+
+/* statx(2)'s result, up to the mode; the rest as padding. */
+struct statx_k { unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode; char rest[256 - 30]; };
 
 /* The entry point: the kernel leaves argc, argv[], NULL, envp[] on the stack; main_sp(sp) gets it. */
 #if defined(__x86_64__)

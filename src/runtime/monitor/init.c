@@ -1,0 +1,930 @@
+/*
+ * berth-init: a container's init, as the JavaScript `runInit` in src/runtime/init.ts does it,
+ * but without a copy of the zygote's address space. The zygote makes a new PID namespace for
+ * its children (unshare), starts this program with posix_spawn (vfork + exec of these few KiB)
+ * and goes back to its own PID namespace: this process is PID 1 of the new one.
+ *
+ *   berth-init            (no arguments; an empty environment)
+ *
+ * File descriptors at start (those of berth-exec):
+ *   3  the error pipe (made close-on-exec here): a failure report, the terminal's master, the
+ *      exec marker (see EXEC_MARKER and TERMINAL_MARKER in init.ts)
+ *   4  the control pipe (read end): the plan, then the cgroup ack byte, then (with a terminal)
+ *      one byte once the zygote has taken the terminal's master
+ *   5  stdin, or not open (then /dev/null inside the container)
+ *   6  stdout, 7 stderr (unused with a terminal)
+ * Any other fd is closed at once.
+ *
+ * The plan (written by `encodeInitPlan` in src/runtime/native-init.ts) is a little-endian u32
+ * length and that many bytes: the magic field "berth-init-plan-1", then records, each a key and
+ * a fixed number of fields, every one a NUL-terminated string. Numbers are decimal, except the
+ * capability mask (hex). An empty string stands for a null mount source or data. See KEYS below.
+ *
+ * Steps, in the order of runInit (the step names are the ones its failures carry): prepare
+ * (PDEATHSIG, new session, default signal dispositions, unshare, private mounts, loopback up),
+ * join network, rootfs (overlay), bind sources and mount sources (detached clones of host paths,
+ * open_tree), cgroups (v1: the ack, then `tasks`), pivot_root, the standard mounts, devices and
+ * symlinks, binds, the container's own mounts, masked paths, cgroups (v2: the ack), hostname,
+ * user (the container's /etc/passwd and /etc/group, resolved as user.ts does), stdio (pipes or a
+ * terminal made on the container's devpts), workdir, read-only root, capabilities, exec (an
+ * `init` reaper forks first). A failure is written as JSON on the error pipe:
+ *   {"step":S,"message":M,"kind":K[,"syscall":C,"errno":N],"exitCode":X}
+ * and the process exits with X. A kernel failure's message ends in "failed": the zygote adds the
+ * errno's name.
+ */
+#include "sys.h"
+
+enum { ERROR_FD = 3, CTRL_FD = 4, STDIN_FD = 5, STDOUT_FD = 6, STDERR_FD = 7, MAX_PLAN = 1 << 20 };
+enum {
+  PR_SET_PDEATHSIG = 1, PR_CAPBSET_DROP = 24, PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4,
+  SIGKILL = 9, SIGTTOU = 22, SIG_BLOCK = 0, SIG_SETMASK = 2, X_OK = 1, F_OK = 0,
+  S_IFMT = 0170000, S_IFREG = 0100000, S_IFDIR = 0040000, S_IFCHR = 0020000, STATX_TYPE = 1, STATX_MODE = 2,
+  TIOCSPTLCK = 0x40045431, TIOCGPTN = (int)0x80045430, TIOCGPTPEER = 0x5441, TIOCSWINSZ = 0x5414, TIOCSCTTY = 0x540e,
+  TIOCSPGRP = 0x5410, CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1, O_DIRECTORY = 0200000,
+  CLONE_NEWNS = 0x00020000, CLONE_NEWCGROUP = 0x02000000, CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000,
+  MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384,
+  MS_PRIVATE = 1 << 18, MNT_DETACH = 2, OPEN_TREE_CLONE = 1, AT_RECURSIVE = 0x8000, AT_EMPTY_PATH = 0x1000,
+  MOVE_MOUNT_F_EMPTY_PATH = 4, MOVE_MOUNT_T_SYMLINKS = 0x10, MOUNT_ATTR_RDONLY = 1,
+  AF_INET = 2, SOCK_DGRAM = 2, SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, IFF_UP = 1, WNOHANG = 1,
+  PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20,
+};
+
+/* ---- failures ------------------------------------------------------------------------------ */
+
+static const char *step = "prepare";
+static char step_buf[4200];
+static char report[16384];
+static char msg[8192];
+static char detail[8400];
+
+/* Concatenates up to four strings into `buf` (of `size` bytes), cut short when they do not fit. */
+static char *cat(char *buf, unsigned long size, const char *a, const char *b, const char *c, const char *d) {
+  const char *parts[4] = {a, b, c, d};
+  char *p = buf, *end = buf + size - 1;
+  for (int k = 0; k < 4; k++)
+    for (const char *s = parts[k]; s && *s && p < end; s++) *p++ = *s;
+  *p = 0;
+  return buf;
+}
+
+static void set_step(const char *a, const char *b) {
+  step = b ? cat(step_buf, sizeof step_buf, a, b, 0, 0) : a;
+}
+
+/* Writes the failure report (message `m`) on the error pipe and exits with `code`. */
+static __attribute__((noreturn)) void fail(const char *kind, const char *m, const char *syscall, long err, int code) {
+  char *end = report + sizeof report, *p = report;
+  p = put_json(put_str(p, "{\"step\":\""), step, end);
+  p = put_json(put_str(p, "\",\"message\":\""), m, end);
+  p = put_json(put_str(p, "\",\"kind\":\""), kind, end);
+  if (syscall) p = put_num(put_str(put_json(put_str(p, "\",\"syscall\":\""), syscall, end), "\",\"errno\":"), err);
+  else p = put_str(p, "\"");
+  p = put_str(put_num(put_str(p, ",\"exitCode\":"), code), "}");
+  sys3(NR_write, ERROR_FD, report, p - report);
+  exit_now(code);
+}
+
+/* A failure that is not the kernel's: "<step>: a b c" (as init.ts's failureOf words it). */
+static __attribute__((noreturn)) void fail_other(const char *a, const char *b, const char *c) {
+  fail("other", cat(msg, sizeof msg, step, ": ", cat(detail, sizeof detail, a, b, c, 0), 0), 0, 0, 1);
+}
+
+/* A failed system call: "<step>: syscall(what) failed", with its errno (named by the zygote). */
+static long must(long r, const char *syscall, const char *what) {
+  if (r < 0 && r > -4096) {
+    char *end = msg + sizeof msg - 16, *p = msg;
+    for (const char *parts[3] = {step, ": ", syscall}, **s = parts; s < parts + 3; s++)
+      for (const char *c = *s; *c && p < end; c++) *p++ = *c;
+    if (what && *what) {
+      *p++ = '(';
+      for (const char *c = what; *c && p < end; c++) *p++ = *c;
+      *p++ = ')';
+    }
+    *put_str(p, " failed") = 0;
+    fail("kernel", msg, syscall, -r, 1);
+  }
+  return r;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static unsigned long len(const char *s) {
+  unsigned long n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+static int starts(const char *s, const char *prefix) {
+  while (*prefix && *s == *prefix) s++, prefix++;
+  return !*prefix;
+}
+
+static char *arena;
+static unsigned long arena_left;
+
+/* Memory that is never freed (the process execs or exits soon). */
+static void *alloc(unsigned long n) {
+  n = (n + 15) & ~15ul;
+  if (n > arena_left) {
+    unsigned long size = n > (1ul << 20) ? n : (1ul << 20);
+    long p = sys6(NR_mmap, 0, (long)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p < 0 && p > -4096) must(p, "mmap", 0);
+    arena = (char *)p;
+    arena_left = size;
+  }
+  void *r = arena;
+  arena += n;
+  arena_left -= n;
+  return r;
+}
+
+static char *num_str(long long v) {
+  char *b = (char *)alloc(24);
+  *put_num(b, v) = 0;
+  return b;
+}
+
+static long retry(long n, long a, long b, long c) {
+  long r;
+  do r = sys3(n, a, b, c);
+  while (r == -EINTR);
+  return r;
+}
+
+/* Reads exactly `n` bytes; 0 at end of file (or an error) before that. */
+static int read_exactly(int fd, char *buf, unsigned long n) {
+  while (n > 0) {
+    long got = retry(NR_read, fd, (long)buf, (long)n);
+    if (got <= 0) return 0;
+    buf += got, n -= (unsigned long)got;
+  }
+  return 1;
+}
+
+static long stat_mode(const char *path, long *mode) {
+  struct statx_k st;
+  long r = sys6(NR_statx, AT_FDCWD, (long)path, 0, STATX_TYPE | STATX_MODE, (long)&st, 0);
+  if (r == 0) *mode = st.mode;
+  return r;
+}
+
+/* access(2) with F_OK: whether `path` exists (following symlinks), as kernel/fs.ts `exists`. */
+static int exists(const char *path) {
+  return sys3(NR_faccessat, AT_FDCWD, path, F_OK) == 0;
+}
+
+static int is_dir(const char *path) {
+  long mode = 0;
+  must(stat_mode(path, &mode), "stat", path);
+  return (mode & S_IFMT) == S_IFDIR;
+}
+
+static void mkdir_one(const char *path, int mode, int exist_ok) {
+  long r = sys3(NR_mkdirat, AT_FDCWD, path, mode);
+  if (r == -EEXIST && exist_ok) return;
+  must(r, "mkdir", path);
+}
+
+/* `mkdir -p` of an absolute path, as kernel/fs.ts `mkdirAll` (every part, from the root). */
+static void mkdir_all(const char *path, int mode) {
+  char *cur = (char *)alloc(len(path) + 2), *p = cur;
+  const char *s = path;
+  for (;;) {
+    while (*s == '/') s++;
+    if (!*s) break;
+    *p++ = '/';
+    while (*s && *s != '/') *p++ = *s++;
+    *p = 0;
+    mkdir_one(cur, mode, 1);
+  }
+}
+
+static void do_mount(const char *source, const char *target, const char *fstype, long flags, const char *data) {
+  const char *what = cat(detail, sizeof detail, source ? source : "none", " on ", target, fstype ? cat(msg, 512, " type ", fstype, 0, 0) : "");
+  must(sys6(NR_mount, (long)source, (long)target, (long)fstype, flags, (long)data, 0), "mount", what);
+}
+
+static const char *opt(const char *s) {
+  return s && *s ? s : 0;
+}
+
+/* ---- the plan ------------------------------------------------------------------------------ */
+
+struct bind { const char *source, *target; int ro, dir; long fd; };
+struct user_mount { int tmpfs, ro, dir; const char *source, *target, *data; long prop, fd; };
+struct plan_mount { const char *source, *target, *fstype, *data; long flags; };
+struct device { const char *path; long major, minor, mode; };
+
+static struct {
+  long flags, netns_pid, cols, rows;
+  int tty, rootro, nnp, init;
+  u64 caps;
+  const char *mount_point, *root_data, *host, *domain, *user, *cwd;
+  const char **tasks, **masks, **ropaths, **links;
+  struct bind *binds;
+  struct user_mount *umounts;
+  struct plan_mount *mounts;
+  struct device *devices;
+  char **args, **env;
+  int n_tasks, n_masks, n_ropaths, n_links, n_binds, n_umounts, n_mounts, n_devices, n_args, n_env;
+} plan;
+
+/* Every record: its key and how many fields follow. */
+static const struct { const char *key; int fields; } KEYS[] = {
+  {"flags", 1},   /* unshare flags */
+  {"netns", 1},   /* pid whose network namespace is joined */
+  {"task", 1},    /* a v1 `tasks` file to write 0 to */
+  {"root", 2},    /* overlay mount point, overlay data */
+  {"bind", 3},    /* host source, target, read-only 0/1 */
+  {"vbind", 5},   /* user bind: source, target, read-only, propagation flags (0: none), is a directory */
+  {"tmpfs", 3},   /* user tmpfs: target, read-only, data */
+  {"mount", 5},   /* source, target, fstype, flags, data */
+  {"dev", 4},     /* path, major, minor, mode */
+  {"link", 2},    /* symlink target, path */
+  {"mask", 1},    /* masked path */
+  {"ropath", 1},  /* read-only path */
+  {"rootro", 0},  /* read-only root */
+  {"host", 1},    /* hostname */
+  {"domain", 1},  /* NIS domain name */
+  {"user", 1},    /* user[:group] */
+  {"tty", 2},     /* terminal columns, rows */
+  {"cwd", 1},     /* working directory */
+  {"caps", 1},    /* capability mask, hex */
+  {"nnp", 0},     /* no_new_privs */
+  {"init", 0},    /* a reaper as PID 1 */
+  {"arg", 1},     /* one argv entry */
+  {"env", 1},     /* one environment entry */
+};
+enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
+static const char MAGIC[] = "berth-init-plan-1";
+
+static const char *cursor, *plan_end;
+
+static const char *field(void) {
+  const char *s = cursor;
+  while (cursor < plan_end && *cursor) cursor++;
+  if (cursor >= plan_end) fail_other("truncated plan", "", "");
+  cursor++;
+  return s;
+}
+
+/* A decimal number in [0, max]. */
+static long long dec(const char *s, long long max) {
+  long long v = 0;
+  if (!*s) fail_other("bad number in plan: ", s, "");
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > (max - (*s - '0')) / 10) fail_other("bad number in plan: ", s, "");
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
+static int flag(const char *s) {
+  return (int)dec(s, 1);
+}
+
+static u64 hex(const char *s) {
+  u64 v = 0;
+  if (!*s || len(s) > 16) fail_other("bad mask in plan", "", "");
+  for (; *s; s++) {
+    int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10 : -1;
+    if (d < 0) fail_other("bad mask in plan", "", "");
+    v = v * 16 + (u64)d;
+  }
+  return v;
+}
+
+static int key_of(const char *k) {
+  for (int i = 0; i < N_KEYS; i++)
+    if (eq(k, KEYS[i].key)) return i;
+  fail_other("unknown plan record ", k, "");
+}
+
+/* Reads the plan from the control pipe; exits quietly when the pipe closes without one. */
+static void read_plan(void) {
+  unsigned char header[4];
+  if (!read_exactly(CTRL_FD, (char *)header, 4)) exit_now(0);
+  unsigned long n = header[0] | header[1] << 8 | header[2] << 16 | (unsigned long)header[3] << 24;
+  if (n == 0 || n > MAX_PLAN) fail_other("plan too large", "", "");
+  char *body = (char *)alloc(n);
+  if (!read_exactly(CTRL_FD, body, n)) exit_now(0);
+  if (body[n - 1] != 0) fail_other("truncated plan", "", "");
+  plan_end = body + n;
+  cursor = body;
+  if (!eq(field(), MAGIC)) fail_other("not a berth-init plan", "", "");
+  /* Pass 1: count each key, for the arrays. */
+  int count[N_KEYS] = {0};
+  const char *start = cursor;
+  while (cursor < plan_end) {
+    int k = key_of(field());
+    count[k]++;
+    for (int f = 0; f < KEYS[k].fields; f++) field();
+  }
+#define ARRAY(type, key) (type *)alloc(sizeof(type) * (unsigned long)(count[key_of(key)] + 2))
+  plan.tasks = ARRAY(const char *, "task");
+  plan.masks = ARRAY(const char *, "mask");
+  plan.ropaths = ARRAY(const char *, "ropath");
+  plan.links = (const char **)alloc(sizeof(char *) * 2 * (unsigned long)(count[key_of("link")] + 1));
+  plan.binds = ARRAY(struct bind, "bind");
+  plan.umounts = (struct user_mount *)alloc(sizeof(struct user_mount) * (unsigned long)(count[key_of("vbind")] + count[key_of("tmpfs")] + 1));
+  plan.mounts = ARRAY(struct plan_mount, "mount");
+  plan.devices = ARRAY(struct device, "dev");
+  plan.args = ARRAY(char *, "arg");
+  plan.env = ARRAY(char *, "env"); /* room for HOME and the NULL */
+#undef ARRAY
+  plan.cwd = "/";
+  plan.host = "";
+  plan.user = "";
+  /* Pass 2: the values. */
+  cursor = start;
+  while (cursor < plan_end) {
+    const char *key = field();
+    if (eq(key, "flags")) plan.flags = (long)dec(field(), 0x7fffffff);
+    else if (eq(key, "netns")) plan.netns_pid = (long)dec(field(), 0x7fffffff);
+    else if (eq(key, "task")) plan.tasks[plan.n_tasks++] = field();
+    else if (eq(key, "root")) plan.mount_point = field(), plan.root_data = field();
+    else if (eq(key, "bind")) {
+      struct bind *b = &plan.binds[plan.n_binds++];
+      b->source = field(), b->target = field(), b->ro = flag(field());
+    } else if (eq(key, "vbind")) {
+      struct user_mount *m = &plan.umounts[plan.n_umounts++];
+      m->source = field(), m->target = field(), m->ro = flag(field()), m->prop = (long)dec(field(), 0x7fffffff), m->dir = flag(field());
+    } else if (eq(key, "tmpfs")) {
+      struct user_mount *m = &plan.umounts[plan.n_umounts++];
+      m->tmpfs = 1, m->target = field(), m->ro = flag(field()), m->data = opt(field());
+    } else if (eq(key, "mount")) {
+      struct plan_mount *m = &plan.mounts[plan.n_mounts++];
+      m->source = opt(field()), m->target = field(), m->fstype = opt(field()), m->flags = (long)dec(field(), 0x7fffffff), m->data = opt(field());
+    } else if (eq(key, "dev")) {
+      struct device *d = &plan.devices[plan.n_devices++];
+      d->path = field(), d->major = (long)dec(field(), 0xfff), d->minor = (long)dec(field(), 0xfffff), d->mode = (long)dec(field(), 07777);
+    } else if (eq(key, "link")) {
+      plan.links[2 * plan.n_links] = field();
+      plan.links[2 * plan.n_links + 1] = field();
+      plan.n_links++;
+    } else if (eq(key, "mask")) plan.masks[plan.n_masks++] = field();
+    else if (eq(key, "ropath")) plan.ropaths[plan.n_ropaths++] = field();
+    else if (eq(key, "rootro")) plan.rootro = 1;
+    else if (eq(key, "host")) plan.host = field();
+    else if (eq(key, "domain")) plan.domain = field();
+    else if (eq(key, "user")) plan.user = field();
+    else if (eq(key, "tty")) plan.tty = 1, plan.cols = (long)dec(field(), 0xffff), plan.rows = (long)dec(field(), 0xffff);
+    else if (eq(key, "cwd")) plan.cwd = field();
+    else if (eq(key, "caps")) plan.caps = hex(field());
+    else if (eq(key, "nnp")) plan.nnp = 1;
+    else if (eq(key, "init")) plan.init = 1;
+    else if (eq(key, "arg")) plan.args[plan.n_args++] = (char *)field();
+    else if (eq(key, "env")) plan.env[plan.n_env++] = (char *)field();
+  }
+  if (!plan.mount_point || !*plan.mount_point || !plan.root_data) fail_other("the plan has no root", "", "");
+  plan.args[plan.n_args] = 0;
+  plan.env[plan.n_env] = 0;
+}
+
+/* ---- the user, from the container's /etc/passwd and /etc/group (as user.ts) ------------------ */
+
+/* The whole file, NUL-terminated; 0 when it cannot be read (then it counts as empty). */
+static char *read_file(const char *path) {
+  long fd = sys6(NR_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
+  if (fd < 0) return 0;
+  unsigned long cap = 65536, n = 0;
+  char *buf = (char *)alloc(cap + 1);
+  for (;;) {
+    if (n == cap) {
+      if (cap >= (64ul << 20)) break;
+      char *bigger = (char *)alloc(2 * cap + 1);
+      memcpy(bigger, buf, n);
+      buf = bigger, cap *= 2;
+    }
+    long got = retry(NR_read, fd, (long)(buf + n), (long)(cap - n));
+    if (got < 0) {
+      sys3(NR_close, fd, 0, 0);
+      return 0;
+    }
+    if (got == 0) break;
+    n += (unsigned long)got;
+  }
+  sys3(NR_close, fd, 0, 0);
+  buf[n] = 0;
+  return buf;
+}
+
+enum { MAX_FIELDS = 8 };
+/* One line split at ':' (the line is cut in place); returns the number of fields. */
+static int split_line(char *line, char **f) {
+  int n = 0;
+  f[n++] = line;
+  for (char *p = line; *p; p++)
+    if (*p == ':') {
+      *p = 0;
+      if (n < MAX_FIELDS) f[n++] = p + 1;
+      else n++;
+    }
+  return n;
+}
+
+/* Walks the lines of `text`, skipping empty ones and comments: the next one, cut in place, or 0. */
+static char *next_line(char **text) {
+  while (*text && **text) {
+    char *line = *text, *p = line;
+    while (*p && *p != '\n') p++;
+    if (*p) *p++ = 0;
+    *text = p;
+    if (*line && *line != '#') return line;
+  }
+  return 0;
+}
+
+/*
+ * An id as JavaScript's Number() reads a field: blanks around it ignored, empty is 0. Only
+ * decimal digits are taken (anything else: -1, matching no id); large values saturate.
+ */
+static long long js_id(const char *s) {
+  while (*s == ' ' || *s == '\t') s++;
+  long long v = 0;
+  for (; *s >= '0' && *s <= '9'; s++) v = v > (1ll << 40) ? v : v * 10 + (*s - '0');
+  while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+  return *s ? -1 : v;
+}
+
+static int all_digits(const char *s, unsigned long n) {
+  if (n == 0) return 0;
+  for (unsigned long i = 0; i < n; i++)
+    if (s[i] < '0' || s[i] > '9') return 0;
+  return 1;
+}
+
+static int same(const char *a, const char *b, unsigned long n) {
+  for (unsigned long i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return !b[n];
+}
+
+struct user { long long uid, gid; unsigned *groups; int n_groups; const char *home; };
+
+static char *copy_n(const char *s, unsigned long n) {
+  char *c = (char *)alloc(n + 1);
+  memcpy(c, s, n);
+  c[n] = 0;
+  return c;
+}
+
+/* A numeric id of a user string; beyond 12 digits it is out of range anyway. */
+static long long spec_id(const char *s) {
+  return len(s) > 12 ? 1ll << 40 : js_id(s);
+}
+
+/* resolveUserFrom in user.ts: `user[:group]`, names or ids; errors are "user" failures. */
+static void resolve_user(const char *spec, struct user *u) {
+  const char *colon = spec;
+  while (*colon && *colon != ':') colon++;
+  char *user_part = copy_n(spec, (unsigned long)(colon - spec));
+  int has_group = *colon == ':';
+  char *group_part = 0;
+  if (has_group) {
+    const char *g = colon + 1, *e = g;
+    while (*e && *e != ':') e++;
+    group_part = copy_n(g, (unsigned long)(e - g));
+  }
+  char *text = read_file("/etc/passwd");
+  char *f[MAX_FIELDS];
+  const char *name = 0;
+  u->uid = 0, u->gid = 0, u->home = "/", u->n_groups = 0, u->groups = 0;
+  if (!*user_part) {
+    for (char *line; (line = next_line(&text));)
+      if (split_line(line, f) >= 7 && js_id(f[2]) == 0) {
+        u->home = f[5], name = f[0];
+        break;
+      }
+  } else if (all_digits(user_part, len(user_part))) {
+    u->uid = spec_id(user_part);
+    for (char *line; (line = next_line(&text));)
+      if (split_line(line, f) >= 7 && js_id(f[2]) == u->uid) {
+        u->gid = js_id(f[3]), u->home = f[5], name = f[0];
+        break;
+      }
+  } else {
+    for (char *line; (line = next_line(&text));)
+      if (split_line(line, f) >= 7 && eq(f[0], user_part)) {
+        u->uid = js_id(f[2]), u->gid = js_id(f[3]), u->home = f[5], name = f[0];
+        break;
+      }
+    if (!name) fail("user", cat(msg, sizeof msg, "unable to find user ", user_part, ": no matching entries in passwd file", 0), 0, 0, 1);
+  }
+  if (group_part && *group_part) {
+    if (all_digits(group_part, len(group_part))) u->gid = spec_id(group_part);
+    else {
+      int found = 0;
+      text = read_file("/etc/group");
+      for (char *line; (line = next_line(&text));)
+        if (split_line(line, f) >= 3 && eq(f[0], group_part)) {
+          u->gid = js_id(f[2]), found = 1;
+          break;
+        }
+      if (!found) fail("user", cat(msg, sizeof msg, "unable to find group ", group_part, ": no matching entries in group file", 0), 0, 0, 1);
+    }
+  }
+  /* An id field that is no number at all (js_id: -1) is refused too, rather than taken for 0. */
+  if (u->uid < 0 || u->gid < 0 || u->uid > 0xfffffffell || u->gid > 0xfffffffell)
+    fail("user", cat(msg, sizeof msg, "user ", spec, ": id out of range", 0), 0, 0, 1);
+  if (!*u->home) u->home = "/";
+  if (!name || has_group) return;
+  /* Supplementary groups, as initgroups(3): the primary group, then every group listing the user. */
+  text = read_file("/etc/group");
+  unsigned long max = 1;
+  for (const char *p = text; p && *p; p++) max += *p == '\n';
+  u->groups = (unsigned *)alloc(sizeof(unsigned) * (max + 1));
+  u->groups[u->n_groups++] = (unsigned)u->gid;
+  for (char *line; (line = next_line(&text));) {
+    if (split_line(line, f) < 4) continue;
+    long long gid = js_id(f[2]);
+    int member = 0;
+    for (char *m = f[3]; *m && !member;) {
+      char *e = m;
+      while (*e && *e != ',') e++;
+      member = e > m && same(m, name, (unsigned long)(e - m));
+      m = *e ? e + 1 : e;
+    }
+    if (!member || gid < 0 || gid > 0xfffffffell) continue;
+    int dup = 0;
+    for (int k = 0; k < u->n_groups; k++) dup |= u->groups[k] == (unsigned)gid;
+    if (!dup) u->groups[u->n_groups++] = (unsigned)gid;
+  }
+}
+
+/* ---- the steps ----------------------------------------------------------------------------- */
+
+/* Makes `fd` available as `target`, without close-on-exec (dup3 refuses equal fds). */
+static void place(long fd, int target) {
+  if (fd == target) must(sys3(NR_fcntl, fd, F_SETFD, 0), "fcntl", 0);
+  else must(sys3(NR_dup3, fd, target, 0), "dup3", 0);
+}
+
+static void loopback_up(void) {
+  long fd = must(sys3(NR_socket, AF_INET, SOCK_DGRAM | O_CLOEXEC, 0), "socket", 0);
+  char ifr[40];
+  memset(ifr, 0, sizeof ifr);
+  ifr[0] = 'l', ifr[1] = 'o';
+  must(sys3(NR_ioctl, fd, SIOCGIFFLAGS, ifr), "ioctl", "SIOCGIFFLAGS lo");
+  *(unsigned short *)(ifr + 16) |= IFF_UP;
+  must(sys3(NR_ioctl, fd, SIOCSIFFLAGS, ifr), "ioctl", "SIOCSIFFLAGS lo");
+  sys3(NR_close, fd, 0, 0);
+}
+
+/* The zygote's one byte that lets this process into its cgroups (see awaitCgroupAck in init.ts). */
+static void await_cgroup_ack(void) {
+  char ack = 0;
+  int got = read_exactly(CTRL_FD, &ack, 1);
+  if (!plan.tty) sys3(NR_close, CTRL_FD, 0, 0);
+  if (!got || ack != '1') fail_other("the container could not be moved into its cgroups", "", "");
+}
+
+/* Creates a missing mount target: a directory, or an empty file for file binds (ensureMountTarget). */
+static void ensure_mount_target(const char *target, int dir) {
+  if (exists(target)) return;
+  unsigned long n = len(target), slash = 0;
+  for (unsigned long i = 0; i < n; i++)
+    if (target[i] == '/') slash = i;
+  char *parent = (char *)alloc(n + 2);
+  memcpy(parent, target, slash);
+  parent[slash] = 0;
+  mkdir_all(slash ? parent : "/", 0755);
+  if (dir) mkdir_one(target, 0755, 1);
+  else sys3(NR_close, must(sys6(NR_openat, AT_FDCWD, (long)target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644, 0, 0), "open", target), 0, 0);
+}
+
+/* Attaches a detached mount (open_tree) at `target`, a symlink there resolved inside the new root. */
+static void attach(long fd, const char *target) {
+  must(sys6(NR_move_mount, fd, (long)"", AT_FDCWD, (long)target, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS, 0), "move_mount",
+       cat(detail, sizeof detail, "to ", target, 0, 0));
+  sys3(NR_close, fd, 0, 0);
+}
+
+static void mask_path(const char *path) {
+  if (!exists(path)) return;
+  long mode = 0;
+  if (stat_mode(path, &mode) == 0 && (mode & S_IFMT) == S_IFDIR) do_mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0");
+  else do_mount("/dev/null", path, 0, MS_BIND, 0);
+}
+
+static void readonly_path(const char *path) {
+  if (!exists(path)) return;
+  do_mount(path, path, 0, MS_BIND | MS_REC, 0);
+  do_mount(0, path, 0, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+}
+
+/* Wires fds 0-2: the pipes (stdin or /dev/null), or a new terminal on the container's devpts. */
+static void set_up_stdio(const struct user *u) {
+  if (!plan.tty) {
+    long in = STDIN_FD;
+    if (sys3(NR_fcntl, STDIN_FD, F_GETFL, 0) < 0) in = must(sys6(NR_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY | O_CLOEXEC, 0, 0, 0), "open", "/dev/null");
+    place(in, 0);
+    if (in != STDIN_FD) sys3(NR_close, in, 0, 0);
+    place(STDOUT_FD, 1);
+    place(STDERR_FD, 2);
+  } else {
+    long master = must(sys6(NR_openat, AT_FDCWD, (long)"/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0, 0, 0), "open", "/dev/pts/ptmx");
+    int unlock = 0;
+    unsigned index = 0;
+    must(sys3(NR_ioctl, master, TIOCSPTLCK, &unlock), "ioctl", "TIOCSPTLCK");
+    must(sys3(NR_ioctl, master, TIOCGPTN, &index), "ioctl", "TIOCGPTN");
+    long slave = must(sys3(NR_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC), "ioctl", "TIOCGPTPEER");
+    /* The program's own terminal, as a login would make it: owned by its user (group unchanged). */
+    must(sys3(NR_fchown, slave, u->uid, -1), "fchown", 0);
+    unsigned short ws[4] = {(unsigned short)plan.rows, (unsigned short)plan.cols, 0, 0};
+    must(sys3(NR_ioctl, slave, TIOCSWINSZ, ws), "ioctl", "TIOCSWINSZ");
+    char pts[32];
+    *put_num(put_str(pts, "/dev/pts/"), index) = 0;
+    do_mount(pts, "/dev/console", 0, MS_BIND, 0);
+    for (int fd = 0; fd < 3; fd++) place(slave, fd);
+    sys3(NR_close, slave, 0, 0);
+    /* This process leads its session (setsid at the start): the terminal becomes its controlling one. */
+    must(sys3(NR_ioctl, 0, TIOCSCTTY, 0), "ioctl", "TIOCSCTTY");
+    char line[32], *p = line;
+    *p++ = 2;
+    p = put_num(p, master);
+    *p++ = '\n';
+    sys3(NR_write, ERROR_FD, line, p - line);
+    char ack;
+    int got = read_exactly(CTRL_FD, &ack, 1);
+    sys3(NR_close, CTRL_FD, 0, 0);
+    sys3(NR_close, master, 0, 0);
+    if (!got) fail_other("the runtime did not take the terminal", "", "");
+  }
+  for (int fd = STDIN_FD; fd <= STDERR_FD; fd++) sys3(NR_close, fd, 0, 0);
+}
+
+static void drop_privileges(const struct user *u) {
+  u64 caps = plan.caps;
+  for (int cap = 0; cap < 64; cap++) {
+    if (caps & (1ull << cap)) continue;
+    long r = sys3(NR_prctl, PR_CAPBSET_DROP, cap, 0);
+    if (r != -EINVAL) must(r, "prctl", "PR_CAPBSET_DROP"); /* EINVAL: beyond the kernel's last capability */
+  }
+  must(sys6(NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0), "prctl", "PR_CAP_AMBIENT");
+  must(sys3(NR_setgroups, u->n_groups, u->groups, 0), "setgroups", 0);
+  must(sys3(NR_setresgid, u->gid, u->gid, u->gid), "setresgid", 0);
+  must(sys3(NR_setresuid, u->uid, u->uid, u->uid), "setresuid", 0);
+  if (u->uid == 0) {
+    /* A non-zero uid lost every capability in setresuid; root keeps exactly the mask. */
+    unsigned header[2] = {0x20080522u, 0};
+    unsigned data[6] = {(unsigned)caps, (unsigned)caps, (unsigned)caps, (unsigned)(caps >> 32), (unsigned)(caps >> 32), (unsigned)(caps >> 32)};
+    must(sys3(NR_capset, header, data, 0), "capset", 0);
+  }
+  if (plan.nnp) must(sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
+}
+
+static void set_signal_mask(u64 mask) {
+  sys6(NR_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
+}
+
+/*
+ * PID 1 with `init: true` (reap() in init.ts): forwards every signal it gets to the program,
+ * reaps every child, exits with the program's status (128 + n for a signal). Signals are
+ * blocked (since before the fork) and taken with sigtimedwait.
+ */
+static __attribute__((noreturn)) void reap(long main_pid) {
+  /* The program reports its own exec; holding the pipe here would hide that it closed. */
+  sys3(NR_close, ERROR_FD, 0, 0);
+  u64 all = ~0ull;
+  for (;;) {
+    long sig = sys6(NR_rt_sigtimedwait, (long)&all, 0, 0, 8, 0, 0);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      sys3(NR_kill, main_pid, sig, 0);
+      continue;
+    }
+    for (;;) {
+      int status = 0;
+      long pid = sys6(NR_wait4, -1, (long)&status, WNOHANG, 0, 0, 0);
+      if (pid < 0) exit_now(0);
+      if (pid == 0) break;
+      if (pid == main_pid) exit_now((status & 0x7f) ? 128 + (status & 0x7f) : (status >> 8) & 0xff);
+    }
+  }
+}
+
+/* Whether `path` can be executed by this process (the `executable` of init-sys.ts): 0 ok, 1 denied, 2 missing. */
+static int executable(const char *path) {
+  long mode = 0;
+  long r = stat_mode(path, &mode);
+  if (r < 0) return r == -ENOENT || r == -ENOTDIR || r == -ELOOP || r == -ENAMETOOLONG ? 2 : 1;
+  if ((mode & S_IFMT) != S_IFREG) return 1;
+  return sys3(NR_faccessat, AT_FDCWD, path, X_OK) < 0 ? 1 : 0;
+}
+
+static __attribute__((noreturn)) void command_failure(int code, const char *a, const char *b, const char *c, const char *d) {
+  unsigned long n = len(a) + len(b) + len(c) + len(d) + 1;
+  fail("command", cat((char *)alloc(n), n, a, b, c, d), 0, 0, code);
+}
+
+static char candidate[4096 + 256];
+
+/* execve with execvp(3)'s PATH search in the container's PATH (execProgram in init.ts). */
+static __attribute__((noreturn)) void exec_program(char **args, char **env) {
+  const char *file = args[0];
+  if (!file) command_failure(127, "no command specified", "", "", "");
+  const char *path = 0;
+  int denied = 0, slash = 0;
+  for (const char *s = file; *s; s++) slash |= *s == '/';
+  if (slash) {
+    int r = executable(file);
+    if (r == 0) path = file;
+    denied = r == 1;
+  } else {
+    const char *dirs = 0;
+    for (char **e = env; *e && !dirs; e++)
+      if (starts(*e, "PATH=")) dirs = *e + 5;
+    if (!dirs) dirs = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const char *d = dirs; !path;) {
+      char *p = candidate, *lim = candidate + sizeof candidate - 2;
+      const char *start = d;
+      while (*d && *d != ':' && p < lim) *p++ = *d++;
+      if (d == start) *p++ = '.';
+      *p++ = '/';
+      for (const char *f = file; *f && p < lim; f++) *p++ = *f;
+      *p = 0;
+      int r = executable(candidate);
+      if (r == 0) path = candidate;
+      else if (r == 1) denied = 1;
+      if (!*d) break;
+      d++;
+    }
+  }
+  if (!path && denied) command_failure(126, "exec: \"", file, "\": permission denied", "");
+  if (!path && slash) command_failure(127, "exec: \"", file, cat(detail, sizeof detail, "\": stat ", file, ": no such file or directory", 0), "");
+  if (!path) command_failure(127, "exec: \"", file, "\": executable file not found in $PATH", "");
+  sys3(NR_write, ERROR_FD, "\1", 1);
+  long r = sys3(NR_execve, path, args, env);
+  if (r == -ENOEXEC) command_failure(126, "exec: \"", file, "\": exec format error", "");
+  if (r == -EACCES) command_failure(126, "exec: \"", file, "\": permission denied", "");
+  if (r == -ENOENT || r == -ENOTDIR) command_failure(127, "exec: \"", file, cat(detail, sizeof detail, "\": stat ", file, ": no such file or directory", 0), "");
+  fail("command", cat(msg, sizeof msg, "exec: \"", file, "\": execve failed", 0), "execve", -r, 126);
+}
+
+#ifdef __cplusplus
+extern "C"
+#endif
+__attribute__((noreturn, used)) void init_main(long *sp) {
+  (void)sp;
+  sys3(NR_fcntl, ERROR_FD, F_SETFD, FD_CLOEXEC);
+  sys3(NR_fcntl, CTRL_FD, F_SETFD, FD_CLOEXEC);
+  /* Nothing of the zygote's but our own pipes: another container's pipe end held here would keep
+   * that container's output open. */
+  sys3(NR_close_range, STDERR_FD + 1, ~0u, 0);
+  /* 0-2 open (on /dev/null until stdio is set up), so that no fd opened below lands there. */
+  for (int fd = 0; fd < 3; fd++)
+    if (sys3(NR_fcntl, fd, F_GETFL, 0) < 0) sys6(NR_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0, 0, 0);
+
+  must(sys3(NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0), "prctl", "PR_SET_PDEATHSIG");
+  sys3(NR_setsid, 0, 0, 0);
+  /* posix_spawn keeps ignored signals ignored and the mask as it was: the program starts clean. */
+  struct sigaction_k dfl = {0, 0, 0, 0};
+  for (int sig = 1; sig <= 64; sig++) sys6(NR_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
+  set_signal_mask(0);
+
+  set_step("read plan", 0);
+  read_plan();
+
+  set_step("prepare", 0);
+  /* The PID namespace was made by the zygote; the cgroup namespace once the cgroups are joined. */
+  must(sys3(NR_unshare, plan.flags & ~(CLONE_NEWCGROUP | CLONE_NEWPID), 0, 0), "unshare", num_str(plan.flags));
+  do_mount(0, "/", 0, MS_REC | MS_PRIVATE, 0);
+  if (plan.flags & CLONE_NEWNET) loopback_up();
+
+  if (plan.netns_pid) {
+    set_step("join network", 0);
+    const char *path = cat((char *)alloc(64), 64, "/proc/", num_str(plan.netns_pid), "/ns/net", 0);
+    long fd = must(sys6(NR_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0), "open", path);
+    must(sys3(NR_setns, fd, CLONE_NEWNET, 0), "setns", path);
+    sys3(NR_close, fd, 0, 0);
+  }
+
+  set_step("rootfs", 0);
+  do_mount("overlay", plan.mount_point, "overlay", 0, plan.root_data);
+  set_step("bind sources", 0);
+  for (int i = 0; i < plan.n_binds; i++) {
+    struct bind *b = &plan.binds[i];
+    b->fd = must(sys3(NR_open_tree, AT_FDCWD, b->source, OPEN_TREE_CLONE | O_CLOEXEC), "open_tree", b->source);
+    b->dir = is_dir(b->source);
+  }
+  set_step("mount sources", 0);
+  for (int i = 0; i < plan.n_umounts; i++) {
+    struct user_mount *m = &plan.umounts[i];
+    if (m->tmpfs) continue;
+    m->fd = must(sys3(NR_open_tree, AT_FDCWD, m->source, OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE), "open_tree", m->source);
+    if (m->ro) {
+      u64 attr[4] = {MOUNT_ATTR_RDONLY, 0, 0, 0};
+      must(sys6(NR_mount_setattr, m->fd, (long)"", AT_EMPTY_PATH | AT_RECURSIVE, (long)attr, sizeof attr, 0), "mount_setattr", m->source);
+    }
+  }
+  if (plan.n_tasks) {
+    /* v1: this single-threaded process moves itself through `tasks`, before the host's cgroup
+     * files go out of reach (the pivot). */
+    set_step("cgroups", 0);
+    await_cgroup_ack();
+    for (int i = 0; i < plan.n_tasks; i++) {
+      long fd = must(sys6(NR_openat, AT_FDCWD, (long)plan.tasks[i], O_WRONLY | O_CLOEXEC, 0, 0, 0), "open", plan.tasks[i]);
+      must(sys3(NR_write, fd, "0", 1), "write", plan.tasks[i]);
+      sys3(NR_close, fd, 0, 0);
+    }
+  }
+
+  /* From here every path resolves inside the container. */
+  set_step("pivot_root", 0);
+  must(sys3(NR_chdir, plan.mount_point, 0, 0), "chdir", plan.mount_point);
+  must(sys3(NR_pivot_root, ".", ".", 0), "pivot_root", "., .");
+  must(sys3(NR_umount2, ".", MNT_DETACH, 0), "umount2", ".");
+  must(sys3(NR_chdir, "/", 0, 0), "chdir", "/");
+  sys3(NR_umask, 0, 0, 0);
+  for (int i = 0; i < plan.n_mounts; i++) {
+    struct plan_mount *m = &plan.mounts[i];
+    set_step("mount ", m->target);
+    mkdir_all(m->target, 0755);
+    do_mount(m->source, m->target, m->fstype, m->flags, m->data);
+  }
+  set_step("devices", 0);
+  for (int i = 0; i < plan.n_devices; i++) {
+    struct device *d = &plan.devices[i];
+    long dev = (d->minor & 0xff) | (d->major & 0xfff) << 8 | (d->minor & ~0xffl) << 12;
+    must(sys6(NR_mknodat, AT_FDCWD, (long)d->path, S_IFCHR | d->mode, dev, 0, 0), "mknod", d->path);
+  }
+  for (int i = 0; i < plan.n_links; i++) {
+    const char *target = plan.links[2 * i], *path = plan.links[2 * i + 1];
+    must(sys3(NR_symlinkat, target, AT_FDCWD, path), "symlink", cat(detail, sizeof detail, path, " -> ", target, 0));
+  }
+  for (int i = 0; i < plan.n_binds; i++) {
+    struct bind *b = &plan.binds[i];
+    set_step("bind ", b->target);
+    ensure_mount_target(b->target, b->dir);
+    attach(b->fd, b->target);
+    if (b->ro) do_mount(0, b->target, 0, MS_BIND | MS_REMOUNT | MS_RDONLY, 0);
+  }
+  for (int i = 0; i < plan.n_umounts; i++) {
+    struct user_mount *m = &plan.umounts[i];
+    set_step("mount ", m->target);
+    if (m->tmpfs) {
+      mkdir_all(m->target, 0755);
+      do_mount("tmpfs", m->target, "tmpfs", MS_NOSUID | MS_NODEV | (m->ro ? MS_RDONLY : 0), m->data);
+      continue;
+    }
+    ensure_mount_target(m->target, m->dir);
+    attach(m->fd, m->target);
+    if (m->prop) do_mount(0, m->target, 0, m->prop, 0);
+  }
+  set_step("masked paths", 0);
+  for (int i = 0; i < plan.n_masks; i++) mask_path(plan.masks[i]);
+  for (int i = 0; i < plan.n_ropaths; i++) readonly_path(plan.ropaths[i]);
+  sys3(NR_umask, 022, 0, 0);
+
+  set_step("cgroups", 0);
+  /* v2: the zygote moved this process into its cgroups while the mounts above were made. */
+  if (!plan.n_tasks) await_cgroup_ack();
+  if (plan.flags & CLONE_NEWCGROUP) must(sys3(NR_unshare, CLONE_NEWCGROUP, 0, 0), "unshare", "CLONE_NEWCGROUP");
+
+  set_step("hostname", 0);
+  must(sys3(NR_sethostname, plan.host, len(plan.host), 0), "sethostname", plan.host);
+  if (plan.domain && *plan.domain) must(sys3(NR_setdomainname, plan.domain, len(plan.domain), 0), "setdomainname", plan.domain);
+
+  set_step("user", 0);
+  struct user user;
+  resolve_user(plan.user, &user);
+  int has_home = 0;
+  for (int i = 0; i < plan.n_env; i++) has_home |= starts(plan.env[i], "HOME=");
+  if (!has_home) plan.env[plan.n_env++] = cat((char *)alloc(len(user.home) + 6), len(user.home) + 6, "HOME=", user.home, 0, 0), plan.env[plan.n_env] = 0;
+
+  set_step("stdio", 0);
+  set_up_stdio(&user);
+
+  set_step("workdir", 0);
+  if (!exists(plan.cwd)) mkdir_all(plan.cwd, 0755);
+  if (plan.rootro) {
+    set_step("read-only root", 0);
+    do_mount(0, "/", 0, MS_BIND | MS_REMOUNT | MS_RDONLY, 0);
+  }
+  set_step("capabilities", 0);
+  drop_privileges(&user);
+  set_step("workdir", 0);
+  must(sys3(NR_chdir, plan.cwd, 0, 0), "chdir", plan.cwd);
+
+  set_step("exec", 0);
+  sys3(NR_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC);
+  if (plan.init) {
+    set_step("init", 0);
+    set_signal_mask(~0ull);
+    long pid = must(sys6(NR_clone, SIGCHLD, 0, 0, 0, 0, 0), "fork", 0);
+    if (pid > 0) reap(pid);
+    if (plan.tty) {
+      /* The program is the terminal's foreground job, as tini makes it: Ctrl-C reaches it once,
+       * not also the reaper (which would forward it a second time). SIGTTOU is still blocked. */
+      must(sys3(NR_setpgid, 0, 0, 0), "setpgid", 0);
+      int self = (int)sys3(NR_getpid, 0, 0, 0);
+      must(sys3(NR_ioctl, 0, TIOCSPGRP, &self), "ioctl", "TIOCSPGRP");
+    }
+    set_signal_mask(0);
+    set_step("exec", 0);
+  }
+  exec_program(plan.args, plan.env);
+}
+
+BERTH_START(init_main)

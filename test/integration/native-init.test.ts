@@ -1,0 +1,113 @@
+/**
+ * `berth-init` (`src/runtime/monitor/init.c`) on its own: odd or hostile plans fail cleanly,
+ * with a failure report and no side effect; and which starts it serves (the rest fall back to a
+ * forked JavaScript template, and only then does the zygote keep a pool of them).
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { Container } from '../../src/index.js';
+import { nativeBinary } from '../../src/runtime/monitor-binary.js';
+import { NATIVE_PLAN_MAGIC } from '../../src/runtime/native-init.js';
+import { CLONE_NEWNS, CLONE_NEWUTS } from '../../src/kernel/constants.js';
+import { BUSYBOX_REF, NO_NETWORK, testEngine } from '../helpers/engine.js';
+
+/** Runs berth-init with `input` on its control pipe (fd 4); its report on the error pipe (fd 3), and its exit code. */
+async function runInit(input: Buffer | undefined): Promise<{ code: number | null; report: string }> {
+  const bin = await nativeBinary('init');
+  const child = spawn(bin, [], { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], env: {} });
+  let report = '';
+  (child.stdio[3] as Readable).on('data', (d: Buffer) => (report += d.toString()));
+  const ctrl = child.stdio[4] as Writable;
+  ctrl.on('error', () => undefined);
+  if (input) ctrl.write(input);
+  ctrl.end();
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  return { code, report };
+}
+
+/** A framed plan of raw fields (the last one gets its NUL too). */
+function framed(fields: string[], length?: number): Buffer {
+  const body = Buffer.from(`${fields.join('\0')}\0`);
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(length ?? body.length, 0);
+  return Buffer.concat([head, body]);
+}
+
+describe('berth-init with odd plans', () => {
+  it('exits quietly when the control pipe closes without a plan', async () => {
+    expect(await runInit(undefined)).toEqual({ code: 0, report: '' });
+    expect(await runInit(Buffer.from([5, 0]))).toEqual({ code: 0, report: '' });
+  });
+
+  it.each([
+    ['not a plan', framed(['{"spec":{}}']), /not a berth-init plan/],
+    ['an unknown record', framed([NATIVE_PLAN_MAGIC, 'chroot', '/']), /unknown plan record chroot/],
+    ['a record cut short', framed([NATIVE_PLAN_MAGIC, 'root', '/m']), /truncated plan/],
+    ['a body without its final NUL', (() => {
+      const b = framed([NATIVE_PLAN_MAGIC, 'host', 'h']);
+      b[b.length - 1] = 0x41;
+      return b;
+    })(), /truncated plan/],
+    ['a bad number', framed([NATIVE_PLAN_MAGIC, 'flags', '12x']), /bad number in plan/],
+    ['a huge number', framed([NATIVE_PLAN_MAGIC, 'dev', '/dev/x', '99999999999999999999', '1', '438']), /bad number in plan/],
+    ['no root', framed([NATIVE_PLAN_MAGIC, 'flags', '0']), /the plan has no root/],
+    ['a length over the limit', framed([NATIVE_PLAN_MAGIC], 0x7fffffff), /plan too large/],
+  ])('reports %s as a "read plan" failure', async (_what, input, message) => {
+    const { code, report } = await runInit(input);
+    expect(code).toBe(1);
+    const failure = JSON.parse(report) as { step: string; kind: string; message: string; exitCode: number };
+    expect(failure).toMatchObject({ step: 'read plan', kind: 'other', exitCode: 1 });
+    expect(failure.message).toMatch(message);
+  });
+
+  it('reports a failed system call with its step, name and errno, in its own mount namespace', async () => {
+    const flags = CLONE_NEWNS | CLONE_NEWUTS;
+    const { code, report } = await runInit(framed([NATIVE_PLAN_MAGIC, 'flags', String(flags), 'root', '/nonexistent/berth-root', 'lowerdir=/a,upperdir=/b,workdir=/c']));
+    expect(code).toBe(1);
+    expect(JSON.parse(report)).toEqual({
+      step: 'rootfs', kind: 'kernel', syscall: 'mount', errno: 2, exitCode: 1,
+      message: 'rootfs: mount(overlay on /nonexistent/berth-root type overlay) failed',
+    });
+  });
+});
+
+describe('which init a start takes', () => {
+  const templates = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+
+  it('berth-init on loopback only, with no pool of templates; a forked template on the default bridge, and the pool from then on', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat /proc/1/cmdline; echo; ls /sys/class/net'], { ...NO_NETWORK, engine });
+    expect((await c.wait()).exitCode).toBe(0);
+    expect(await c.logs()).toBe('sh\0-c\0cat /proc/1/cmdline; echo; ls /sys/class/net\0\nlo\n');
+    await c.remove();
+    const zygote = engine.zygote.pid!;
+    expect(templates(zygote)).toEqual([]);
+    // The default bridge: the veth pair is wired by the JavaScript init.
+    const b = await Container.run(BUSYBOX_REF, ['sh', '-c', 'ls /sys/class/net | grep -c eth0'], { engine });
+    expect((await b.wait()).exitCode).toBe(0);
+    expect(await b.logs()).toBe('1\n');
+    await b.remove();
+    await expect.poll(() => templates(zygote).length).toBe(2);
+  });
+
+  it('berth-init for a detached container too, started by its monitor\'s parent', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.create({ image: BUSYBOX_REF, command: ['sh', '-c', 'echo out; echo err >&2; exit 3'], ...NO_NETWORK, engine, detach: true });
+    await c.start();
+    expect(await c.wait()).toEqual({ exitCode: 3 });
+    expect(await c.logs()).toBe('out\nerr\n');
+    await c.remove();
+    const zygote = engine.zygote.pid!;
+    await expect.poll(() => templates(zygote)).toEqual([]);
+  });
+
+  it('a reaper as PID 1 named berth-init with init: true', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['cat', '/proc/1/cmdline'], { ...NO_NETWORK, engine, init: true });
+    expect((await c.wait()).exitCode).toBe(0);
+    expect(await c.logs()).toBe('berth-init\0');
+    await c.remove();
+  });
+});

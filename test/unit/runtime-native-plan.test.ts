@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { buildPlan, type RuntimeSpec } from '../../src/runtime/plan.js';
+import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
+import { encodeInitPlan, nativeInitUnsupported, NATIVE_PLAN_KEYS, NATIVE_PLAN_MAGIC, NATIVE_PLAN_MAX_BYTES } from '../../src/runtime/native-init.js';
+import { MS_REC, MS_SLAVE } from '../../src/kernel/constants.js';
+
+const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
+  id: 'c1', hostname: 'h',
+  rootfs: { lowerDirs: ['/l2', '/l1'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
+  binds: [], network: 'new',
+  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: '', noNewPrivileges: false, capabilities: [...DEFAULT_CAPABILITIES] },
+  ...over,
+});
+
+/** Decodes an encoded plan back into its records, checking the framing as berth-init does. */
+function decode(buf: Buffer): Array<[string, ...string[]]> {
+  expect(buf.readUInt32LE(0)).toBe(buf.length - 4);
+  const body = buf.subarray(4).toString('utf8');
+  expect(body.endsWith('\0')).toBe(true);
+  const fields = body.slice(0, -1).split('\0');
+  expect(fields.shift()).toBe(NATIVE_PLAN_MAGIC);
+  const records: Array<[string, ...string[]]> = [];
+  while (fields.length) {
+    const key = fields.shift()! as keyof typeof NATIVE_PLAN_KEYS;
+    const n = NATIVE_PLAN_KEYS[key];
+    expect(n, `known key ${key}`).toBeTypeOf('number');
+    records.push([key, ...fields.splice(0, n)]);
+  }
+  return records;
+}
+
+describe('native init plan', () => {
+  it('carries every step of the plan, in order, with fixed field counts', () => {
+    const p = buildPlan(spec({
+      domainname: 'example', cgroupTasks: ['/sys/fs/cgroup/pids/berth/c1/tasks'],
+      binds: [{ source: '/host/hosts', target: '/etc/hosts', readOnly: true }],
+      mounts: [
+        { kind: 'tmpfs', target: '/run', readOnly: false, data: null },
+        { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: false, dir: true },
+        { kind: 'bind', source: '/f', target: '/f', readOnly: false, propagation: 'rprivate', copyUp: false, dir: false },
+      ],
+      process: { args: ['sh', '-c', 'echo hé'], env: ['A=1', 'PATH=/bin'], cwd: '/work', user: 'app:staff', noNewPrivileges: true, capabilities: ['CAP_KILL'], init: true, terminal: { cols: 80, rows: 24 } },
+    }));
+    const r = decode(encodeInitPlan(p));
+    const keys = r.map(([k]) => k);
+    expect(r[0]).toEqual(['flags', String(p.unshareFlags)]);
+    expect(r).toContainEqual(['task', '/sys/fs/cgroup/pids/berth/c1/tasks']);
+    expect(r).toContainEqual(['root', '/m', 'lowerdir=/l2:/l1,upperdir=/u,workdir=/w']);
+    expect(r).toContainEqual(['bind', '/host/hosts', '/etc/hosts', '1']);
+    // The container's own mounts keep their order; rprivate needs no mount(2) call (0).
+    expect(r.filter(([k]) => k === 'tmpfs' || k === 'vbind')).toEqual([
+      ['tmpfs', '/run', '0', ''],
+      ['vbind', '/v', '/data', '1', String(MS_SLAVE | MS_REC), '1'],
+      ['vbind', '/f', '/f', '0', '0', '0'],
+    ]);
+    expect(r.filter(([k]) => k === 'mount').map(([, , target]) => target)).toEqual(p.mounts.map((m) => m.target));
+    expect(r).toContainEqual(['mount', 'proc', '/proc', 'proc', String(p.mounts[0]!.flags), '']);
+    expect(r).toContainEqual(['dev', '/dev/null', '1', '3', String(0o666)]);
+    expect(r).toContainEqual(['link', 'pts/ptmx', '/dev/ptmx']);
+    expect(r.filter(([k]) => k === 'mask')).toHaveLength(p.maskedPaths.length);
+    expect(r.filter(([k]) => k === 'ropath')).toHaveLength(p.readonlyPaths.length);
+    expect(keys).not.toContain('rootro');
+    expect(r).toContainEqual(['host', 'h']);
+    expect(r).toContainEqual(['domain', 'example']);
+    expect(r).toContainEqual(['user', 'app:staff']);
+    expect(r).toContainEqual(['tty', '80', '24']);
+    expect(r).toContainEqual(['cwd', '/work']);
+    expect(r).toContainEqual(['caps', '20']); // CAP_KILL is bit 5
+    expect(keys).toContain('nnp');
+    expect(keys).toContain('init');
+    expect(r.filter(([k]) => k === 'arg').map(([, v]) => v)).toEqual(['sh', '-c', 'echo hé']);
+    expect(r.filter(([k]) => k === 'env').map(([, v]) => v)).toEqual(['A=1', 'PATH=/bin']);
+  });
+
+  it('leaves out what is not asked for', () => {
+    const r = decode(encodeInitPlan(buildPlan(spec({ rootfs: { ...spec().rootfs, readOnly: true }, network: 'join', joinNetnsPid: 42 }))));
+    const keys = r.map(([k]) => k);
+    for (const k of ['task', 'bind', 'vbind', 'tmpfs', 'domain', 'tty', 'nnp', 'init']) expect(keys).not.toContain(k);
+    expect(keys).toContain('rootro');
+    expect(r).toContainEqual(['netns', '42']);
+    expect(r).toContainEqual(['caps', (0xa80425fbn).toString(16)]);
+  });
+
+  it('falls back to the JavaScript init for network interfaces and copied-up volumes', () => {
+    const veth = buildPlan(spec({ interfaces: [{} as never] }));
+    expect(nativeInitUnsupported(veth)).toBe('network interfaces');
+    expect(() => encodeInitPlan(veth)).toThrow(/network interfaces/);
+    const copyUp = buildPlan(spec({ mounts: [{ kind: 'bind', source: '/v', target: '/d', readOnly: false, propagation: 'rprivate', copyUp: true, dir: true }] }));
+    expect(nativeInitUnsupported(copyUp)).toBe('a volume copied up');
+    expect(nativeInitUnsupported(buildPlan(spec()))).toBeUndefined();
+  });
+
+  it('refuses what a C string or berth-init cannot hold: NUL bytes, huge plans', () => {
+    expect(() => encodeInitPlan(buildPlan(spec({ process: { ...spec().process, env: ['A=a\0b'] } })))).toThrow(/NUL/);
+    const huge = 'x'.repeat(NATIVE_PLAN_MAX_BYTES);
+    expect(() => encodeInitPlan(buildPlan(spec({ process: { ...spec().process, env: [`A=${huge}`] } })))).toThrow(/more than/);
+  });
+});
