@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { openat2, RESOLVE_IN_ROOT } from '../kernel/openat2.js';
-import { O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDONLY } from '../kernel/constants.js';
 
 /** A user resolved to numeric ids. */
 export interface ResolvedUser {
@@ -25,18 +25,26 @@ export interface ResolvedUser {
 interface PasswdEntry { name: string; uid: number; gid: number; home: string }
 interface GroupEntry { name: string; gid: number; members: string[] }
 
+/** Larger passwd or group files are not read (they count as empty). */
+const MAX_DB_BYTES = 64 << 20;
+
+/**
+ * The lines of an image's passwd or group file, split at `:`. Only a regular file is read: an
+ * image may make it a FIFO (an open or read that never returns) or a link to `/dev/zero` (a read
+ * that never ends); those, and a file that cannot be read, count as empty.
+ */
 function readLines(path: string, root?: number): string[][] {
   let text: string;
   try {
-    if (root === undefined) text = readFileSync(path, 'utf8');
-    else {
-      // Resolved with `root` as `/`: the image's symlinks cannot lead out of it.
-      const fd = openat2(root, path, O_RDONLY | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
-      try {
-        text = readFileSync(fd, 'utf8');
-      } finally {
-        closeSync(fd);
-      }
+    // Resolved with `root` as `/` when given: the image's symlinks cannot lead out of it.
+    const flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+    const fd = root === undefined ? openSync(path, flags) : openat2(root, path, flags, 0, RESOLVE_IN_ROOT);
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.size > MAX_DB_BYTES) return [];
+      text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
     }
   } catch {
     return [];

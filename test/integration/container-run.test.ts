@@ -222,6 +222,23 @@ for (const path of INIT_PATHS) describe(`lifecycle and cleanup (${path} init)`, 
 for (const path of INIT_PATHS) describe(`bad input changes nothing (${path} init)`, () => {
   withInitPath(path);
 
+  it('does not hang on an image whose passwd is a FIFO and whose group file is /dev/zero', async () => {
+    const { engine } = await testEngine();
+    // The programs below read no user database (busybox's id would block on the FIFO too).
+    const setup = '[ -p /etc/passwd ] || { rm -f /etc/passwd && mkfifo /etc/passwd && ln -sf /dev/zero /etc/group; }';
+    const uid = 'sed -n "s/^Uid:[[:space:]]*\\([0-9]*\\).*/\\1/p" /proc/self/status';
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', `${setup}; ${uid}; exec sleep 30`], { ...NO_NETWORK, engine });
+    await expect.poll(() => c.logs()).toBe('0\n');
+    // A second run reads the FIFO and the endless file while it resolves its (default) user.
+    await c.stop({ timeout: 0 });
+    await c.start();
+    await expect.poll(() => c.logs()).toBe('0\n0\n');
+    // So does an exec (its user is looked up by the zygote).
+    expect((await c.exec(['sh', '-c', uid])).stdout).toBe('0\n');
+    await expect(c.exec(['true'], { user: 'nobody' })).rejects.toThrow(/unable to find user nobody/);
+    await c.remove({ force: true });
+  });
+
   it('rejects an unknown image, a taken name, malformed options and a missing command', async () => {
     const { engine, root } = await testEngine();
     const count = () => readdirSync(`${root}/containers`, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name !== 'names').length;

@@ -383,10 +383,19 @@ static void read_plan(void) {
 
 /* ---- the user, from the container's /etc/passwd and /etc/group (as user.ts) ------------------ */
 
-/* The whole file, NUL-terminated; 0 when it cannot be read (then it counts as empty). */
+/*
+ * The whole file, NUL-terminated; 0 when it cannot be read (then it counts as empty). Only a
+ * regular file is read: an image may make /etc/passwd a FIFO (an open or read that never
+ * returns) or a link to /dev/zero (a read that never ends). As user.ts does.
+ */
 static char *read_file(const char *path) {
-  long fd = sys6(NR_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
+  long fd = sys6(NR_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, 0, 0);
   if (fd < 0) return 0;
+  struct statx_k st;
+  if (sys6(NR_statx, fd, (long)"", AT_EMPTY_PATH, STATX_TYPE, (long)&st, 0) != 0 || (st.mode & S_IFMT) != S_IFREG) {
+    sys3(NR_close, fd, 0, 0);
+    return 0;
+  }
   unsigned long cap = 65536, n = 0;
   char *buf = (char *)alloc(cap + 1);
   for (;;) {
