@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 
 /** Every capability the kernel defines, by name, with its number. */
 export const CAPABILITIES: Readonly<Record<string, number>> = Object.freeze({
@@ -42,12 +43,34 @@ export function capabilityMask(names: readonly string[]): bigint {
   return mask;
 }
 
+let bounding: bigint | undefined;
+
+/**
+ * This process's capability bounding set (`CapBnd` in `/proc/self/status`): what a process it
+ * starts can hold at most. Root's is usually every capability, but not always (a sandbox or a
+ * VM may have dropped some). Read once.
+ */
+export function boundingSet(): bigint {
+  if (bounding === undefined) {
+    try {
+      const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+      bounding = m ? BigInt(`0x${m[1]}`) : ~0n;
+    } catch {
+      bounding = ~0n;
+    }
+  }
+  return bounding;
+}
+
 /**
  * The capability list a container gets: Docker's defaults (or all of them when privileged),
- * plus `add`, minus `drop`. `ALL` in either list means every capability.
+ * plus `add`, minus `drop`. `ALL` in either list means every capability. "All" is every one this
+ * engine's process can give ({@link boundingSet}), as Podman does: asking for one it lacks by
+ * name fails at start, but privileged still works where some were dropped.
  */
 export function resolveCapabilities(add: readonly string[], drop: readonly string[], privileged: boolean): string[] {
-  const all = Object.keys(CAPABILITIES);
+  const held = boundingSet();
+  const all = Object.keys(CAPABILITIES).filter((c) => (held >> BigInt(CAPABILITIES[c]!)) & 1n);
   const set = new Set(privileged ? all : DEFAULT_CAPABILITIES);
   const norm = (list: readonly string[]) => list.map((c) => (c.toUpperCase() === 'ALL' ? 'ALL' : normalizeCapability(c) ?? c));
   const dropN = norm(drop);
@@ -57,5 +80,5 @@ export function resolveCapabilities(add: readonly string[], drop: readonly strin
     if (c === 'ALL') all.forEach((x) => set.add(x));
     else set.add(c);
   }
-  return all.filter((c) => set.has(c));
+  return Object.keys(CAPABILITIES).filter((c) => set.has(c));
 }

@@ -9,7 +9,8 @@ import {
   CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
   MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME,
 } from '../kernel/constants.js';
-import { capabilityMask } from './capabilities.js';
+import { BerthError } from '../errors.js';
+import { boundingSet, CAPABILITIES, capabilityMask } from './capabilities.js';
 import type { PlanInterface } from '../network/plan-interface.js';
 
 /** What the runtime needs to know to start a container: no Docker words, only mechanics. */
@@ -222,6 +223,16 @@ export function buildPlan(spec: RuntimeSpec): Plan {
     ],
     maskedPaths: [...DEFAULT_MASKED_PATHS],
     readonlyPaths: [...DEFAULT_READONLY_PATHS],
-    capabilityMask: capabilityMask(spec.process.capabilities).toString(),
+    capabilityMask: heldCapabilityMask(spec.process.capabilities).toString(),
   };
+}
+
+/** The mask of `names`; refuses one outside this process's bounding set, which no init could give. */
+function heldCapabilityMask(names: readonly string[]): bigint {
+  const mask = capabilityMask(names);
+  const missing = names.filter((n) => !((boundingSet() >> BigInt(CAPABILITIES[n] ?? 0)) & 1n));
+  if (missing.length > 0) {
+    throw new BerthError('INVALID_ARGUMENT', `${missing.join(', ')} cannot be given: this engine's process does not hold ${missing.length > 1 ? 'them' : 'it'} (not in its capability bounding set)`);
+  }
+  return mask;
 }

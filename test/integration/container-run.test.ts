@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Container, Image, BerthError, CommandError } from '../../src/index.js';
 import { BUSYBOX_REF, testEngine, INIT_PATHS, NO_NETWORK, withInitPath } from '../helpers/engine.js';
+import { CAPABILITIES } from '../../src/runtime/capabilities.js';
 
 async function runText(engine: Awaited<ReturnType<typeof testEngine>>['engine'], command: string[], opts: Record<string, unknown> = {}) {
   const c = await Container.run(BUSYBOX_REF, command, { ...NO_NETWORK, engine, ...opts });
@@ -64,6 +65,21 @@ for (const path of INIT_PATHS) describe(`container isolation (${path} init)`, ()
     expect(text.trim().split('\n')).toEqual(['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000', 'CapEff:\t00000000a80425fb']);
     const dropped = await runText(engine, ['sh', '-c', 'grep CapEff /proc/self/status'], { capDrop: ['ALL'], capAdd: ['CHOWN'] });
     expect(dropped.text.trim()).toBe('CapEff:\t0000000000000001');
+  });
+
+  it('gives a privileged container every capability this process holds, and refuses one it lacks by name', async () => {
+    const { engine } = await testEngine();
+    const own = /^CapBnd:\s*(\w+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
+    for (const opts of [{ privileged: true }, { privileged: true, securityOpt: ['no-new-privileges'] }, { capAdd: ['ALL'] }]) {
+      const { text } = await runText(engine, ['grep', '-E', '^Cap(Eff|Bnd)', '/proc/self/status'], opts);
+      expect(text.trim().split("\n").sort()).toEqual([`CapBnd:\t${own}`, `CapEff:\t${own}`]);
+    }
+    // Where the machine took one away (this VM's bounding set lacks CAP_SYS_RESOURCE), naming it fails clearly.
+    const lacking = Object.entries(CAPABILITIES).find(([, bit]) => !((BigInt(`0x${own}`) >> BigInt(bit)) & 1n));
+    if (lacking) {
+      const err = await Container.run(BUSYBOX_REF, ['true'], { ...NO_NETWORK, engine, capAdd: [lacking[0]] }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`${lacking[0]} cannot be given`) });
+    }
   });
 });
 
