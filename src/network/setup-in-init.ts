@@ -105,6 +105,35 @@ export function setupInterfaceFromHost(i: PlanInterface, containerNetnsFd: numbe
   }
 }
 
+/**
+ * Makes a new network namespace ready from the host, for a container whose init runs no
+ * JavaScript (`berth-init`): loopback up, then each of `ifaces` as {@link setupInterfaceFromHost}
+ * adds it. Synchronous. On failure the host ends made so far are deleted.
+ */
+export function setupNetworkFromHost(ifaces: readonly PlanInterface[], netnsFd: number): void {
+  const local = openRtnetlinkIn(netnsFd);
+  try {
+    local.setUp('lo');
+  } finally {
+    local.close();
+  }
+  const done: PlanInterface[] = [];
+  try {
+    for (const i of ifaces) {
+      setupInterfaceFromHost(i, netnsFd);
+      done.push(i);
+    }
+  } catch (e) {
+    const host = Rtnetlink.open();
+    try {
+      for (const i of done) host.deleteLinkIfExists(i.hostIfName);
+    } finally {
+      host.close();
+    }
+    throw e;
+  }
+}
+
 /** Removes the interface `ifName` from the namespace `containerNetnsFd` refers to (for `network.disconnect`); deleting it deletes its host end too. */
 export function removeInterfaceFromHost(ifName: string, containerNetnsFd: number): void {
   const local = openRtnetlinkIn(containerNetnsFd);

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE } from '../kernel/constants.js';
+import { CLONE_NEWNET, MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE } from '../kernel/constants.js';
 import { close, dup } from '../kernel/fd.js';
 import { spawnProgram } from '../kernel/process.js';
 import type { Plan } from './plan.js';
@@ -49,13 +49,15 @@ export type NativePlanKey = keyof typeof NATIVE_PLAN_KEYS;
  * Why `berth-init` cannot run `plan` (it then goes to a forked JavaScript template); undefined
  * when it can. The list is short on purpose:
  *
- * - `spec.interfaces`: veth pairs are wired through rtnetlink from both namespaces, in JavaScript
- *   (`setupInterfacesInContainer`);
+ * - network interfaces in a network namespace the init would make itself: the zygote makes the
+ *   namespace and wires them from the host instead (`setupNetworkFromHost`), and sends a plan
+ *   without `CLONE_NEWNET`;
  * - a mount with `copyUp`: the image's content is copied into a new volume (`copyTree`);
  * - a string with a NUL byte (no C string can hold it), or a plan over {@link NATIVE_PLAN_MAX_BYTES}.
  */
 export function nativeInitUnsupported(plan: Plan): string | undefined {
-  if (plan.spec.interfaces?.length) return 'network interfaces';
+  // Interfaces are wired by the zygote, from the host, in a namespace it makes for the init.
+  if (plan.spec.interfaces?.length && plan.unshareFlags & CLONE_NEWNET) return 'network interfaces in a namespace of the init\'s own';
   if (plan.spec.mounts?.some((m) => m.kind === 'bind' && m.copyUp)) return 'a volume copied up';
   return undefined;
 }

@@ -22,7 +22,7 @@ import { resolveUser } from './user.js';
 import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, spawnProgram } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
 } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
@@ -31,11 +31,19 @@ import { errnoName } from '../kernel/libc.js';
 
 /** An exec's user could not be found in the container's files. */
 class UserLookupError extends Error {}
+
+/** A start that failed in the zygote at `step` (a step name as the init's failures carry). */
+class StartStepError extends Error {
+  constructor(readonly step: string, cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+}
 import { encodeRecord, nowNs, type LogStream } from './log-format.js';
 import { processStartTime } from './proc.js';
 import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
 import { encodeInitPlan, spawnNativeInit } from './native-init.js';
+import { setupNetworkFromHost } from '../network/setup-in-init.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
 const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
@@ -98,6 +106,8 @@ interface Child {
 export class Zygote {
   readonly #send: (m: ZygoteMessage) => void;
   readonly #pidns = open('/proc/self/ns/pid', O_RDONLY | O_CLOEXEC);
+  /** Our network namespace, to come back to after making one for a container (see #enterNewNetns). */
+  readonly #netns = open('/proc/self/ns/net', O_RDONLY | O_CLOEXEC);
   readonly #ownMntNs = statSync('/proc/self/ns/mnt').ino;
   readonly #byPid = new Map<number, Child>();
   readonly #byId = new Map<string, Child>();
@@ -189,7 +199,7 @@ export class Zygote {
    * copy of this process's address space. It waits for its plan on the control pipe, as a
    * template does (the plan in the form `native-init.ts` encodes).
    */
-  #spawnInit(helper: string, unshareFlags: number, stdin = -1): Template {
+  #spawnInit(helper: string, unshareFlags: number, stdin = -1, netns?: { fd: number }): Template {
     const fds: number[] = [];
     try {
       for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
@@ -197,9 +207,11 @@ export class Zygote {
       let pid: number;
       unshare(CLONE_NEWPID);
       try {
+        if (netns) netns.fd = this.#enterNewNetns();
         pid = spawnNativeInit(helper, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
       } finally {
         setns(this.#pidns, CLONE_NEWPID);
+        if (netns) setns(this.#netns, CLONE_NEWNET);
       }
       for (const fd of [outW, errW, exW, ctrlR]) close(fd);
       return { pid, startTime: processStartTime(pid) ?? -1, unshareFlags, outR, errR, exR, ctrlW };
@@ -207,6 +219,17 @@ export class Zygote {
       for (const fd of fds) close(fd);
       throw e;
     }
+  }
+
+  /**
+   * Moves this thread into a new network namespace and returns an fd of it. A child spawned or
+   * forked now is made in it; the caller goes back to `#netns` right after. For `berth-init`
+   * with network interfaces: the namespace is made here, in the host's, so that we can wire its
+   * interfaces from outside (see `setupNetworkFromHost`) while the init makes its mounts.
+   */
+  #enterNewNetns(): number {
+    unshare(CLONE_NEWNET);
+    return open('/proc/thread-self/ns/net', O_RDONLY | O_CLOEXEC);
   }
 
   /**
@@ -283,7 +306,7 @@ export class Zygote {
    * Forks the process that becomes a detached container's monitor (see `detach.ts`); it forks
    * the container's init, tells us its pid, and waits for our go before it execs the monitor.
    */
-  #forkDetached(flags: number, req: StartRequest, monitor: string, init: string | undefined): { template: Template; readyR: number; detached: NonNullable<Child['detached']> } {
+  #forkDetached(flags: number, req: StartRequest, monitor: string, init: string | undefined, netns?: { fd: number }): { template: Template; readyR: number; detached: NonNullable<Child['detached']> } {
     const proc = req.plan.spec.process;
     const fds: number[] = [];
     try {
@@ -294,7 +317,15 @@ export class Zygote {
       if (stdinR >= 0) fds.push(stdinR, stdinW);
       const log = open(req.logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640);
       fds.push(log);
-      const monitorPid = this.#forkIn(() => undefined);
+      let monitorPid = -1;
+      try {
+        monitorPid = this.#forkIn(() => {
+          if (netns) netns.fd = this.#enterNewNetns();
+        });
+      } finally {
+        // The child stays in the new namespace (its init is made there); we go back.
+        if (netns && monitorPid !== 0) setns(this.#netns, CLONE_NEWNET);
+      }
       if (monitorPid === 0) {
         close(pidR);
         const initFds = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
@@ -335,8 +366,10 @@ export class Zygote {
    */
   #nativePlan(req: StartRequest): Buffer | undefined {
     if (!req.init) return undefined;
+    // Interfaces are wired from here, in a network namespace we make (the init does not unshare one).
+    const plan = req.plan.spec.interfaces?.length ? { ...req.plan, unshareFlags: req.plan.unshareFlags & ~CLONE_NEWNET } : req.plan;
     try {
-      return encodeInitPlan(req.plan);
+      return encodeInitPlan(plan);
     } catch {
       return undefined;
     }
@@ -349,6 +382,9 @@ export class Zygote {
     let readyR = -1;
     const nativePlan = this.#nativePlan(req);
     const init = nativePlan ? req.init : undefined;
+    const ifaces = init ? req.plan.spec.interfaces ?? [] : [];
+    const netns = ifaces.length ? { fd: -1 } : undefined;
+    let made = false;
     if (!init) {
       this.#poolWanted = true;
       if (this.#pool.length === 0) this.#refill();
@@ -358,7 +394,7 @@ export class Zygote {
       const proc = req.plan.spec.process;
       let detached: Child['detached'];
       if (req.detach) {
-        const d = this.#forkDetached(flags, req, req.detach.monitor, init);
+        const d = this.#forkDetached(flags, req, req.detach.monitor, init, netns);
         t = d.template;
         readyR = d.readyR;
         detached = d.detached;
@@ -367,11 +403,11 @@ export class Zygote {
         const [r, w] = pipe2(O_CLOEXEC);
         stdinW = w;
         try {
-          t = init ? this.#spawnInit(init, flags, r) : this.#fork(flags, r);
+          t = init ? this.#spawnInit(init, flags, r, netns) : this.#fork(flags, r);
         } finally {
           close(r);
         }
-      } else if (init) t = this.#spawnInit(init, flags);
+      } else if (init) t = this.#spawnInit(init, flags, -1, netns);
       else if (flags === this.#poolFlags) t = this.#pool.shift();
       t ??= this.#fork(flags);
       this.#templates.delete(t.pid);
@@ -384,6 +420,18 @@ export class Zygote {
         header.writeUInt32LE(body.length, 0);
         writeSync(t.ctrlW, Buffer.concat([header, body]));
       }
+      if (netns) {
+        // While the init makes its mounts; it cannot exec before the cgroup ack, sent below.
+        try {
+          setupNetworkFromHost(ifaces, netns.fd);
+        } catch (e) {
+          kill(t.pid, SIGNALS.SIGKILL!);
+          throw new StartStepError('network interfaces', e);
+        } finally {
+          close(netns.fd);
+          netns.fd = -1;
+        }
+      }
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
         logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
@@ -393,6 +441,7 @@ export class Zygote {
       // Let the init into its cgroups now, or once the engine has made them (see CgroupsReadyRequest).
       if (!req.cgroupsPending) this.#ackCgroups(child, true);
       this.#byId.set(child.id, child);
+      made = true;
       if (detached) {
         this.#byMonitor.set(detached.monitorPid, child);
         this.#watchMonitorReady(child, readyR);
@@ -405,13 +454,18 @@ export class Zygote {
       this.#watchExec(child, t.exR);
     } catch (e) {
       if (t) for (const fd of [t.outR, t.errR, t.exR]) if (fd >= 0) close(fd);
+      // Its control pipe too, unless the child was made (it then owns it).
+      if (t && !made && t.ctrlW >= 0) close(t.ctrlW);
       if (stdinW >= 0) close(stdinW);
       if (mntNs >= 0) close(mntNs);
       if (readyR >= 0) close(readyR);
-      const msg = e instanceof Error ? e.message : String(e);
-      const error: InitFailure = e instanceof KernelError
-        ? { step: 'fork', message: msg, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 }
-        : { step: 'fork', message: msg, kind: 'other', exitCode: 1 };
+      if (netns && netns.fd >= 0) close(netns.fd);
+      const step = e instanceof StartStepError ? e.step : 'fork';
+      const cause = e instanceof StartStepError ? e.cause : e;
+      const msg = cause instanceof Error ? cause.message : String(cause);
+      const error: InitFailure = cause instanceof KernelError
+        ? { step, message: msg, kind: 'kernel', syscall: cause.syscall, errnoCode: cause.errnoCode, exitCode: 1 }
+        : { step, message: msg, kind: 'other', exitCode: 1 };
       this.#send({ t: 'failed', rid: req.rid, error });
     }
   }

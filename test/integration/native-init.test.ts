@@ -4,14 +4,15 @@
  * forked JavaScript template, and only then does the zygote keep a pool of them).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Container } from '../../src/index.js';
+import { networkService } from '../../src/network/network.js';
 import { nativeBinary } from '../../src/runtime/monitor-binary.js';
 import { NATIVE_PLAN_MAGIC } from '../../src/runtime/native-init.js';
 import { CLONE_NEWNS, CLONE_NEWUTS } from '../../src/kernel/constants.js';
-import { BUSYBOX_REF, NO_NETWORK, testEngine } from '../helpers/engine.js';
+import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
 
 /** Runs berth-init with `input` on its control pipe (fd 4); its report on the error pipe (fd 3), and its exit code. */
 async function runInit(input: Buffer | undefined): Promise<{ code: number | null; report: string }> {
@@ -76,7 +77,7 @@ describe('berth-init with odd plans', () => {
 describe('which init a start takes', () => {
   const templates = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
 
-  it('berth-init on loopback only, with no pool of templates; a forked template on the default bridge, and the pool from then on', async () => {
+  it('berth-init on loopback and on the default bridge (wired by the zygote), with no pool of templates; a forked template for a volume to copy up, and the pool from then on', async () => {
     const { engine } = await testEngine();
     const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat /proc/1/cmdline; echo; ls /sys/class/net'], { ...NO_NETWORK, engine });
     expect((await c.wait()).exitCode).toBe(0);
@@ -84,11 +85,23 @@ describe('which init a start takes', () => {
     await c.remove();
     const zygote = engine.zygote.pid!;
     expect(templates(zygote)).toEqual([]);
-    // The default bridge: the veth pair is wired by the JavaScript init.
-    const b = await Container.run(BUSYBOX_REF, ['sh', '-c', 'ls /sys/class/net | grep -c eth0'], { engine });
+    // The default bridge: the zygote makes the network namespace and wires the veth pair from the host.
+    const b = await Container.run(BUSYBOX_REF, ['sh', '-c', 'ip -o -4 addr show; ip route; cat /sys/class/net/eth0/operstate /sys/class/net/lo/operstate'], { engine });
     expect((await b.wait()).exitCode).toBe(0);
-    expect(await b.logs()).toBe('1\n');
+    const info = await b.inspect();
+    const net = Object.values(info.networkSettings.networks)[0]!;
+    const out = await b.logs();
+    expect(out).toMatch(/^\d+: lo +inet 127\.0\.0\.1\/8 /m);
+    expect(out).toContain(`eth0    inet ${net.ipAddress} `);
+    expect(out).toContain(`default via ${net.gateway} dev eth0`);
+    expect(out).toMatch(/^up\nunknown\n$/m);
     await b.remove();
+    expect(templates(zygote)).toEqual([]);
+    // A new volume filled with the image's content is copied up by the JavaScript init.
+    const v = await Container.run(BUSYBOX_REF, ['grep', '-c', '^root:', '/etc/passwd'], { ...NO_NETWORK, engine, volumes: ['fresh:/etc'] });
+    expect((await v.wait()).exitCode).toBe(0);
+    expect(await v.logs()).toBe('1\n');
+    await v.remove();
     await expect.poll(() => templates(zygote).length).toBe(2);
   });
 
@@ -109,5 +122,29 @@ describe('which init a start takes', () => {
     expect((await c.wait()).exitCode).toBe(0);
     expect(await c.logs()).toBe('berth-init\0');
     await c.remove();
+  });
+});
+
+for (const path of INIT_PATHS) describe(`bridge networking on the ${path} init`, () => {
+  withInitPath(path);
+
+  it('wires eth0 with its address and default route, and a refused interface fails the start cleanly', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'ip -o -4 addr show dev eth0; ip route'], { engine });
+    expect((await c.wait()).exitCode).toBe(0);
+    const net = Object.values((await c.inspect()).networkSettings.networks)[0]!;
+    expect(await c.logs()).toMatch(new RegExp(`eth0 +inet ${net.ipAddress.replace(/\./g, '\\.')} [^]*default via ${net.gateway.replace(/\./g, '\\.')} dev eth0`));
+    await c.remove();
+    // The ports of this engine's bridge: the host ends of its containers' veth pairs.
+    const bridge = (await networkService(engine).list()).find((n) => n.name === 'bridge')!.bridge;
+    const ports = () => readdirSync(`/sys/class/net/${bridge}/brif`);
+    await expect.poll(ports).toEqual([]);
+    // The kernel refuses a multicast MAC for the veth pair: the start fails, and leaves no host end.
+    const err = await Container.run(BUSYBOX_REF, ['true'], { engine, mac: '01:00:5e:00:00:01' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'KERNEL', message: expect.stringContaining('EADDRNOTAVAIL') });
+    expect(readdirSync('/sys/class/net').filter((n) => n.startsWith('vb') && !existsSync(`/sys/class/net/${n}/master`))).toEqual([]);
+    expect(ports()).toEqual([]);
+    // run() removes a container that could not start.
+    expect(await Container.list({ engine, all: true })).toEqual([]);
   });
 });

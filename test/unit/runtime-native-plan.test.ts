@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildPlan, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
 import { encodeInitPlan, nativeInitUnsupported, NATIVE_PLAN_KEYS, NATIVE_PLAN_MAGIC, NATIVE_PLAN_MAX_BYTES } from '../../src/runtime/native-init.js';
-import { MS_REC, MS_SLAVE } from '../../src/kernel/constants.js';
+import { CLONE_NEWNET, MS_REC, MS_SLAVE } from '../../src/kernel/constants.js';
 
 const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
   id: 'c1', hostname: 'h',
@@ -81,10 +81,16 @@ describe('native init plan', () => {
     expect(r).toContainEqual(['caps', (0xa80425fbn).toString(16)]);
   });
 
-  it('falls back to the JavaScript init for network interfaces and copied-up volumes', () => {
+  it('falls back to the JavaScript init for copied-up volumes; interfaces only in a namespace the zygote made', () => {
     const veth = buildPlan(spec({ interfaces: [{} as never] }));
-    expect(nativeInitUnsupported(veth)).toBe('network interfaces');
+    expect(veth.unshareFlags & CLONE_NEWNET).toBeTruthy();
+    // The init would make its own network namespace: the zygote could not wire it from outside.
+    expect(nativeInitUnsupported(veth)).toMatch(/network interfaces/);
     expect(() => encodeInitPlan(veth)).toThrow(/network interfaces/);
+    // The zygote makes the namespace and clears the flag: then berth-init runs it.
+    const wired = { ...veth, unshareFlags: veth.unshareFlags & ~CLONE_NEWNET };
+    expect(nativeInitUnsupported(wired)).toBeUndefined();
+    expect(() => encodeInitPlan(wired)).not.toThrow();
     const copyUp = buildPlan(spec({ mounts: [{ kind: 'bind', source: '/v', target: '/d', readOnly: false, propagation: 'rprivate', copyUp: true, dir: true }] }));
     expect(nativeInitUnsupported(copyUp)).toBe('a volume copied up');
     expect(nativeInitUnsupported(buildPlan(spec()))).toBeUndefined();
