@@ -28,7 +28,7 @@
 enum { ERROR_FD = 3, CTRL_FD = 4, STDIN_FD = 5, STDOUT_FD = 6, STDERR_FD = 7, NS_FD0 = 8, MAX_LIST = 64 };
 enum {
   PR_SET_PDEATHSIG = 1, PR_CAPBSET_DROP = 24, PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4,
-  SIGKILL = 9, SIG_SETMASK = 2, X_OK = 1, S_IFMT = 0170000, S_IFREG = 0100000, STATX_MODE = 2,
+  SIGKILL = 9, SIG_SETMASK = 2,
   TIOCSPTLCK = 0x40045431, TIOCGPTPEER = 0x5441, TIOCSWINSZ = 0x5414, TIOCSCTTY = 0x540e,
   CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1,
 };
@@ -73,15 +73,6 @@ static long long parse_num(const char *s, int base) {
     v = v * base + d;
   }
   return v;
-}
-
-/* 0: an executable regular file for this process; -EACCES: there, but not one; -ENOENT: missing. */
-static long executable(const char *path) {
-  struct statx_k st;
-  long r = sys6(NR_statx, AT_FDCWD, (long)path, 0, STATX_MODE, (long)&st, 0);
-  if (r < 0) return r == -EACCES ? -EACCES : -ENOENT;
-  if ((st.mode & S_IFMT) != S_IFREG) return -EACCES;
-  return sys3(NR_faccessat, AT_FDCWD, path, X_OK) < 0 ? -EACCES : 0;
 }
 
 static char candidate[4096 + 256];
@@ -203,35 +194,9 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
 
   /* execvp(3)'s search, with the container's PATH, done before the marker (see init.ts). */
   const char *file = args[0];
-  const char *path = 0;
-  long denied = 0;
-  int slash = 0;
+  int denied, slash = 0;
   for (const char *s = file; *s; s++) slash |= *s == '/';
-  if (slash) {
-    long r = executable(file);
-    if (r == 0) path = file;
-    else denied = r == -EACCES;
-  } else {
-    const char *dirs = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (char **e = envp; *e; e++) {
-      const char *v = *e;
-      if (v[0] == 'P' && v[1] == 'A' && v[2] == 'T' && v[3] == 'H' && v[4] == '=') dirs = v + 5;
-    }
-    for (const char *d = dirs; !path;) {
-      char *p = candidate, *lim = candidate + sizeof candidate - 2;
-      const char *start = d;
-      while (*d && *d != ':' && p < lim) *p++ = *d++;
-      if (d == start) *p++ = '.';
-      *p++ = '/';
-      for (const char *f = file; *f && p < lim; f++) *p++ = *f;
-      *p = 0;
-      long r = executable(candidate);
-      if (r == 0) path = candidate;
-      else if (r == -EACCES) denied = 1;
-      if (!*d) break;
-      d++;
-    }
-  }
+  const char *path = find_program(file, envp, candidate, sizeof candidate, &denied);
   if (!path && denied) fail("exec", "command", 0, 0, 126, "exec: \"", file, "\": permission denied", "", "");
   if (!path && slash) fail("exec", "command", 0, 0, 127, "exec: \"", file, "\": stat ", file, ": no such file or directory");
   if (!path) fail("exec", "command", 0, 0, 127, "exec: \"", file, "\": executable file not found in $PATH", "", "");

@@ -37,8 +37,7 @@
 enum { ERROR_FD = 3, CTRL_FD = 4, STDIN_FD = 5, STDOUT_FD = 6, STDERR_FD = 7, MAX_PLAN = 1 << 20 };
 enum {
   PR_SET_PDEATHSIG = 1, PR_CAPBSET_DROP = 24, PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4,
-  SIGKILL = 9, SIGTTOU = 22, SIG_BLOCK = 0, SIG_SETMASK = 2, X_OK = 1, F_OK = 0,
-  S_IFMT = 0170000, S_IFREG = 0100000, S_IFDIR = 0040000, S_IFCHR = 0020000, STATX_TYPE = 1, STATX_MODE = 2,
+  SIGKILL = 9, SIGTTOU = 22, SIG_BLOCK = 0, SIG_SETMASK = 2, F_OK = 0, S_IFDIR = 0040000, S_IFCHR = 0020000,
   TIOCSPTLCK = 0x40045431, TIOCGPTN = (int)0x80045430, TIOCGPTPEER = 0x5441, TIOCSWINSZ = 0x5414, TIOCSCTTY = 0x540e,
   TIOCSPGRP = 0x5410, CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1, O_DIRECTORY = 0200000,
   CLONE_NEWNS = 0x00020000, CLONE_NEWCGROUP = 0x02000000, CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000,
@@ -713,15 +712,6 @@ static __attribute__((noreturn)) void reap(long main_pid) {
   }
 }
 
-/* Whether `path` can be executed by this process (the `executable` of init-sys.ts): 0 ok, 1 denied, 2 missing. */
-static int executable(const char *path) {
-  long mode = 0;
-  long r = stat_mode(path, &mode);
-  if (r < 0) return r == -ENOENT || r == -ENOTDIR || r == -ELOOP || r == -ENAMETOOLONG ? 2 : 1;
-  if ((mode & S_IFMT) != S_IFREG) return 1;
-  return sys3(NR_faccessat, AT_FDCWD, path, X_OK) < 0 ? 1 : 0;
-}
-
 static __attribute__((noreturn)) void command_failure(int code, const char *a, const char *b, const char *c, const char *d) {
   unsigned long n = len(a) + len(b) + len(c) + len(d) + 1;
   fail("command", cat((char *)alloc(n), n, a, b, c, d), 0, 0, code);
@@ -733,33 +723,9 @@ static char candidate[4096 + 256];
 static __attribute__((noreturn)) void exec_program(char **args, char **env) {
   const char *file = args[0];
   if (!file) command_failure(127, "no command specified", "", "", "");
-  const char *path = 0;
-  int denied = 0, slash = 0;
+  int denied, slash = 0;
   for (const char *s = file; *s; s++) slash |= *s == '/';
-  if (slash) {
-    int r = executable(file);
-    if (r == 0) path = file;
-    denied = r == 1;
-  } else {
-    const char *dirs = 0;
-    for (char **e = env; *e && !dirs; e++)
-      if (starts(*e, "PATH=")) dirs = *e + 5;
-    if (!dirs) dirs = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (const char *d = dirs; !path;) {
-      char *p = candidate, *lim = candidate + sizeof candidate - 2;
-      const char *start = d;
-      while (*d && *d != ':' && p < lim) *p++ = *d++;
-      if (d == start) *p++ = '.';
-      *p++ = '/';
-      for (const char *f = file; *f && p < lim; f++) *p++ = *f;
-      *p = 0;
-      int r = executable(candidate);
-      if (r == 0) path = candidate;
-      else if (r == 1) denied = 1;
-      if (!*d) break;
-      d++;
-    }
-  }
+  const char *path = find_program(file, env, candidate, sizeof candidate, &denied);
   if (!path && denied) command_failure(126, "exec: \"", file, "\": permission denied", "");
   if (!path && slash) command_failure(127, "exec: \"", file, cat(detail, sizeof detail, "\": stat ", file, ": no such file or directory", 0), "");
   if (!path) command_failure(127, "exec: \"", file, "\": executable file not found in $PATH", "");

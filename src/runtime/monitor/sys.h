@@ -45,7 +45,7 @@ enum {
   O_TRUNC = 01000, O_NONBLOCK = 04000, O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
   POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
   CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1,
-  SIGCHLD = 17,
+  SIGCHLD = 17, X_OK = 1, S_IFMT = 0170000, S_IFREG = 0100000, STATX_TYPE = 1, STATX_MODE = 2,
 };
 
 typedef unsigned long long u64;
@@ -139,6 +139,53 @@ static __attribute__((unused)) int eq(const char *a, const char *b) {
 
 /* statx(2)'s result, up to the mode; the rest as padding. */
 struct statx_k { unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode; char rest[256 - 30]; };
+
+/*
+ * Whether `path` is a program this process may run (`executable` in init-sys.ts): 0 yes; 1 it is
+ * there but is no executable regular file, or cannot be reached; 2 it is missing.
+ */
+static __attribute__((unused)) int program_at(const char *path) {
+  struct statx_k st;
+  long r = sys6(NR_statx, AT_FDCWD, (long)path, 0, STATX_TYPE | STATX_MODE, (long)&st, 0);
+  if (r < 0) return r == -ENOENT || r == -ENOTDIR || r == -ELOOP || r == -ENAMETOOLONG ? 2 : 1;
+  if ((st.mode & S_IFMT) != S_IFREG) return 1;
+  return sys3(NR_faccessat, AT_FDCWD, path, X_OK) < 0 ? 1 : 0;
+}
+
+/*
+ * execvp(3)'s search for `file` (execProgram in init.ts): `file` itself when it holds a slash,
+ * else in each directory of the first `PATH=` of `env` (the default PATH without one). Returns
+ * the program's path (`file`, or `buf` of `size` bytes), or 0; `*denied` tells that a candidate
+ * was there but could not be run.
+ */
+static __attribute__((unused)) const char *find_program(const char *file, char **env, char *buf, unsigned long size, int *denied) {
+  *denied = 0;
+  for (const char *s = file; *s; s++)
+    if (*s == '/') {
+      int r = program_at(file);
+      *denied = r == 1;
+      return r == 0 ? file : 0;
+    }
+  const char *dirs = 0;
+  for (char **e = env; *e && !dirs; e++) {
+    const char *v = *e;
+    if (v[0] == 'P' && v[1] == 'A' && v[2] == 'T' && v[3] == 'H' && v[4] == '=') dirs = v + 5;
+  }
+  if (!dirs) dirs = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const char *d = dirs;; d++) {
+    char *p = buf, *lim = buf + size - 2;
+    const char *start = d;
+    while (*d && *d != ':' && p < lim) *p++ = *d++;
+    if (d == start) *p++ = '.';
+    *p++ = '/';
+    for (const char *f = file; *f && p < lim; f++) *p++ = *f;
+    *p = 0;
+    int r = program_at(buf);
+    if (r == 0) return buf;
+    if (r == 1) *denied = 1;
+    if (!*d) return 0;
+  }
+}
 
 /* The entry point: the kernel leaves argc, argv[], NULL, envp[] on the stack; main_sp(sp) gets it. */
 #if defined(__x86_64__)
