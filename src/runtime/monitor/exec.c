@@ -115,17 +115,11 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   if (i >= argc - 1 || uid < 0 || gid < 0 || caps < 0) exit_now(2);
   char **args = argv + i + 1;
   sys3(NR_fcntl, ERROR_FD, F_SETFD, FD_CLOEXEC);
-  /* 0-2 open (on /dev/null until stdio is set up), so that no fd opened below lands there. */
-  for (int fd = 0; fd < 3; fd++)
-    if (sys3(NR_fcntl, fd, F_GETFL, 0) < 0) sys6(NR_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0, 0, 0);
+  open_std_fds();
 
   must(sys3(NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0), "prepare", "prctl");
   sys3(NR_setsid, 0, 0, 0);
-  /* posix_spawn keeps ignored signals ignored and the mask as it was: the program starts clean. */
-  struct sigaction_k dfl = {0, 0, 0, 0};
-  for (int sig = 1; sig <= 64; sig++) sys6(NR_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
-  u64 empty = 0;
-  sys6(NR_rt_sigprocmask, SIG_SETMASK, (long)&empty, 0, 8, 0, 0);
+  reset_signals();
 
   for (int k = 0; k < n_cgroups; k++) {
     long fd = must(sys6(NR_openat, AT_FDCWD, (long)cgroups[k], O_WRONLY | O_CLOEXEC, 0, 0, 0), "cgroups", "open");

@@ -747,16 +747,11 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
   /* Nothing of the zygote's but our own pipes: another container's pipe end held here would keep
    * that container's output open. */
   sys3(NR_close_range, STDERR_FD + 1, ~0u, 0);
-  /* 0-2 open (on /dev/null until stdio is set up), so that no fd opened below lands there. */
-  for (int fd = 0; fd < 3; fd++)
-    if (sys3(NR_fcntl, fd, F_GETFL, 0) < 0) sys6(NR_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0, 0, 0);
+  open_std_fds(); /* on /dev/null until stdio is set up */
 
   must(sys3(NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0), "prctl", "PR_SET_PDEATHSIG");
   sys3(NR_setsid, 0, 0, 0);
-  /* posix_spawn keeps ignored signals ignored and the mask as it was: the program starts clean. */
-  struct sigaction_k dfl = {0, 0, 0, 0};
-  for (int sig = 1; sig <= 64; sig++) sys6(NR_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
-  set_signal_mask(0);
+  reset_signals();
 
   set_step("read plan", 0);
   read_plan();

@@ -140,6 +140,20 @@ static __attribute__((unused)) int eq(const char *a, const char *b) {
 /* statx(2)'s result, up to the mode; the rest as padding. */
 struct statx_k { unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode; char rest[256 - 30]; };
 
+/* Fds 0-2 open (on /dev/null where one is closed), so that no fd opened later lands there. */
+static __attribute__((unused)) void open_std_fds(void) {
+  for (int fd = 0; fd < 3; fd++)
+    if (sys3(NR_fcntl, fd, F_GETFL, 0) < 0) sys6(NR_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0, 0, 0);
+}
+
+/* Every signal to its default action and an empty mask: posix_spawn keeps ignored signals ignored and the mask as it was. */
+static __attribute__((unused)) void reset_signals(void) {
+  struct sigaction_k dfl = {0, 0, 0, 0};
+  for (int sig = 1; sig <= 64; sig++) sys6(NR_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
+  u64 empty = 0;
+  sys6(NR_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&empty, 0, 8, 0, 0);
+}
+
 /*
  * Whether `path` is a program this process may run (`executable` in init-sys.ts): 0 yes; 1 it is
  * there but is no executable regular file, or cannot be reached; 2 it is missing.
