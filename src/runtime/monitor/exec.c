@@ -33,22 +33,11 @@ enum {
   CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1,
 };
 
-static char report[8192];
-
 /* Writes a failure report on the error pipe (its message: m1..m5 joined) and exits with `code`. */
 static __attribute__((noreturn)) void fail(const char *step, const char *kind, const char *syscall, long err, int code, const char *m1,
                                            const char *m2, const char *m3, const char *m4, const char *m5) {
-  char *end = report + sizeof report, *p = report;
-  p = put_json(put_str(p, "{\"step\":\""), step, end);
-  p = put_str(p, "\",\"message\":\"");
   const char *parts[5] = {m1, m2, m3, m4, m5};
-  for (int k = 0; k < 5; k++) p = put_json(p, parts[k], end);
-  p = put_json(put_str(p, "\",\"kind\":\""), kind, end);
-  if (syscall) p = put_num(put_str(put_json(put_str(p, "\",\"syscall\":\""), syscall, end), "\",\"errno\":"), err);
-  else p = put_str(p, "\"");
-  p = put_str(put_num(put_str(p, ",\"exitCode\":"), code), "}");
-  sys3(NR_write, ERROR_FD, report, p - report);
-  exit_now(code);
+  report_failure(ERROR_FD, step, parts, 5, kind, syscall, err, code);
 }
 
 /* A system call that must succeed: on an error, reports it as a kernel failure of `step`. */

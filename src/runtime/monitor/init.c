@@ -52,7 +52,6 @@ enum {
 
 static const char *step = "prepare";
 static char step_buf[4200];
-static char report[16384];
 static char msg[8192];
 static char detail[8400];
 
@@ -72,15 +71,7 @@ static void set_step(const char *a, const char *b) {
 
 /* Writes the failure report (message `m`) on the error pipe and exits with `code`. */
 static __attribute__((noreturn)) void fail(const char *kind, const char *m, const char *syscall, long err, int code) {
-  char *end = report + sizeof report, *p = report;
-  p = put_json(put_str(p, "{\"step\":\""), step, end);
-  p = put_json(put_str(p, "\",\"message\":\""), m, end);
-  p = put_json(put_str(p, "\",\"kind\":\""), kind, end);
-  if (syscall) p = put_num(put_str(put_json(put_str(p, "\",\"syscall\":\""), syscall, end), "\",\"errno\":"), err);
-  else p = put_str(p, "\"");
-  p = put_str(put_num(put_str(p, ",\"exitCode\":"), code), "}");
-  sys3(NR_write, ERROR_FD, report, p - report);
-  exit_now(code);
+  report_failure(ERROR_FD, step, &m, 1, kind, syscall, err, code);
 }
 
 /* A failure that is not the kernel's: "<step>: a b c" (as init.ts's failureOf words it). */

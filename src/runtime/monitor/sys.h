@@ -140,6 +140,26 @@ static __attribute__((unused)) int eq(const char *a, const char *b) {
 /* statx(2)'s result, up to the mode; the rest as padding. */
 struct statx_k { unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode; char rest[256 - 30]; };
 
+/*
+ * Writes a start failure on `fd` as the JSON the zygote reads (`InitFailure` in init.ts, with the
+ * errno as a number): {"step","message","kind"[,"syscall","errno"],"exitCode"}, the message being
+ * the `n` strings of `parts` joined; then exits with `code`.
+ */
+static __attribute__((unused, noreturn)) void report_failure(int fd, const char *step, const char *const *parts, int n, const char *kind,
+                                                             const char *syscall, long err, int code) {
+  static char report[16384];
+  char *end = report + sizeof report, *p = report;
+  p = put_json(put_str(p, "{\"step\":\""), step, end);
+  p = put_str(p, "\",\"message\":\"");
+  for (int k = 0; k < n; k++) p = put_json(p, parts[k], end);
+  p = put_json(put_str(p, "\",\"kind\":\""), kind, end);
+  if (syscall) p = put_num(put_str(put_json(put_str(p, "\",\"syscall\":\""), syscall, end), "\",\"errno\":"), err);
+  else p = put_str(p, "\"");
+  p = put_str(put_num(put_str(p, ",\"exitCode\":"), code), "}");
+  sys3(NR_write, fd, report, p - report);
+  exit_now(code);
+}
+
 /* Fds 0-2 open (on /dev/null where one is closed), so that no fd opened later lands there. */
 static __attribute__((unused)) void open_std_fds(void) {
   for (int fd = 0; fd < 3; fd++)
