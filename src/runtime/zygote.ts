@@ -385,6 +385,7 @@ export class Zygote {
     const ifaces = init ? req.plan.spec.interfaces ?? [] : [];
     const netns = ifaces.length ? { fd: -1 } : undefined;
     let made = false;
+    let detachedGoW = -1;
     if (!init) {
       this.#poolWanted = true;
       if (this.#pool.length === 0) this.#refill();
@@ -395,6 +396,7 @@ export class Zygote {
       let detached: Child['detached'];
       if (req.detach) {
         const d = this.#forkDetached(flags, req, req.detach.monitor, init, netns);
+        detachedGoW = d.detached.goW;
         t = d.template;
         readyR = d.readyR;
         detached = d.detached;
@@ -456,6 +458,8 @@ export class Zygote {
       if (t) for (const fd of [t.outR, t.errR, t.exR]) if (fd >= 0) close(fd);
       // Its control pipe too, unless the child was made (it then owns it).
       if (t && !made && t.ctrlW >= 0) close(t.ctrlW);
+      // A detached container's monitor-to-be waits for our go: end of file lets it exit.
+      if (detachedGoW >= 0 && !made) close(detachedGoW);
       if (stdinW >= 0) close(stdinW);
       if (mntNs >= 0) close(mntNs);
       if (readyR >= 0) close(readyR);

@@ -146,5 +146,12 @@ for (const path of INIT_PATHS) describe(`bridge networking on the ${path} init`,
     expect(ports()).toEqual([]);
     // run() removes a container that could not start.
     expect(await Container.list({ engine, all: true })).toEqual([]);
+    // Detached: the fork that was to become its monitor goes too.
+    const detached = await Container.run(BUSYBOX_REF, ['true'], { engine, mac: '01:00:5e:00:00:01', detach: true }).catch((e: unknown) => e);
+    expect(detached).toMatchObject({ code: 'KERNEL' });
+    const zygote = engine.zygote.pid!;
+    const children = () => readFileSync(`/proc/${zygote}/task/${zygote}/children`, 'utf8').trim();
+    if (path === 'native') await expect.poll(children).toBe('');
+    expect(ports()).toEqual([]);
   });
 });
