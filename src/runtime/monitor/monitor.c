@@ -63,13 +63,14 @@ static void write_record(long len) {
 }
 
 /*
- * Reads one chunk from `fd` and logs it as a record of `stream`. Returns 0 once the source is
- * finished: end of file, EIO (a pty master whose slave side is closed) or any other error;
- * 1 otherwise (data logged, or nothing there yet).
+ * Reads one chunk from `fd` and logs it as a record of `stream`. Returns 1 when data was logged,
+ * 2 when nothing is there yet, -1 at EIO (a pty master whose slave side is closed), and 0 once
+ * the source is finished otherwise (end of file or any other error).
  */
 static int pump(int fd, int stream) {
   long n = sys3(NR_read, fd, rec + HEADER, CHUNK);
-  if (n == -EINTR || n == -EAGAIN) return 1;
+  if (n == -EINTR || n == -EAGAIN) return 2;
+  if (n == -EIO) return -1;
   if (n <= 0) return 0;
   u64 t = now_ns(CLOCK_REALTIME);
   rec[0] = (unsigned char)stream;
@@ -150,6 +151,9 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   pfd[2].fd = (int)pidfd;
 
   int exited = 0;
+  /* A terminal's master that read EIO: read once more after the exit, since the kernel can
+   * report EIO while the last output is still on its way to the master. */
+  int hung_up = -1;
   long code = 0, sig = 0;
   u64 finished_ms = 0, deadline = 0;
   while (!exited || pfd[0].fd >= 0 || pfd[1].fd >= 0) {
@@ -169,10 +173,10 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
     for (int i = 0; i < 2; i++) {
       if (pfd[i].fd < 0 || pfd[i].revents == 0) continue;
       /* Readable, hung up or in error: read tells which. POLLNVAL makes read fail too. */
-      if (!pump(pfd[i].fd, i + 1)) {
-        sys3(NR_close, pfd[i].fd, 0, 0);
-        pfd[i].fd = -1;
-      }
+      int got = pump(pfd[i].fd, i + 1);
+      if (got == -1 && hung_up < 0) hung_up = pfd[i].fd;
+      else if (got <= 0) sys3(NR_close, pfd[i].fd, 0, 0);
+      if (got <= 0) pfd[i].fd = -1;
     }
 
     if (pfd[2].fd >= 0 && pfd[2].revents != 0) {
@@ -192,6 +196,9 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
     }
   }
 
+  if (hung_up >= 0)
+    while (pump(hung_up, 1) == 1) {
+    }
   exit_now(write_exit_file(exit_path, child, code, sig, finished_ms) == 0 ? 0 : 1);
 }
 
