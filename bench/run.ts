@@ -31,6 +31,24 @@ function which(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/**
+ * CPU time every process on the machine has used so far, in ms (`/proc/stat`, all CPUs, in
+ * USER_HZ ticks of 10 ms): over many runs, the CPU one container costs in all its processes
+ * (engine, zygote, init, kernel work). On a 2-core machine that is busy during the benchmark,
+ * this, not any single process, is what the wall time follows.
+ */
+function systemBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) * 10;
+}
+
+/** `timeIt` of `fn`, and the CPU time per call in all processes (see {@link systemBusyMs}). */
+async function timeWithCpu(fn: () => unknown, runs: number): Promise<{ samples: number[]; cpu: string }> {
+  const before = systemBusyMs();
+  const samples = await timeIt(fn, runs, { warmup: 2 });
+  return { samples, cpu: `${((systemBusyMs() - before) / (runs + 2)).toFixed(1)} ms CPU each (all processes)` };
+}
+
 function row(name: string, samples: number[], note = ''): Array<string> {
   const { min, max } = minMax(samples);
   return [name, median(samples).toFixed(2), `${min.toFixed(2)}–${max.toFixed(2)}`, String(samples.length), note];
@@ -91,12 +109,14 @@ async function main(): Promise<void> {
   await runTrue('bridge'); // and the default network is created on first use
 
   const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
-  rows.push(row('berth create+start+wait+remove `true`', await timeIt(() => runTrue(), RUNS, { warmup: 2 }), 'network none (loopback)'));
+  const none = await timeWithCpu(() => runTrue(), RUNS);
+  rows.push(row('berth create+start+wait+remove `true`', none.samples, `network none (loopback); ${none.cpu}`));
   rows.push(row('  same, on the default bridge', await timeIt(() => runTrue('bridge'), RUNS, { warmup: 2 }), 'veth + address + route'));
   rows.push(row('  same, network none, runRoot on a tmpfs', await timeIt(() => runTrue('none', tmpfsEngine), RUNS, { warmup: 2 }), '/run is a tmpfs on systemd distributions; not on this VM'));
-  rows.push(row('unshare --pid --fork --mount --uts --ipc --net --mount-proc true', await timeIt(() => {
+  const floor = await timeWithCpu(() => {
     execFileSync('unshare', ['--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--mount-proc', 'true']);
-  }, RUNS, { warmup: 2 }), 'floor: namespaces only, no rootfs'));
+  }, RUNS);
+  rows.push(row('unshare --pid --fork --mount --uts --ipc --net --mount-proc true', floor.samples, `floor: namespaces only, no rootfs; ${floor.cpu}`));
   if (which('crun')) {
     const bundle = crunBundle(dir);
     let n = 0;
