@@ -5,9 +5,9 @@
  *
  * Most containers are started by `berth-init` instead (`monitor/init.c`, spawned by the zygote,
  * see `native-init.ts`), which takes the same steps in the same order, with the same step names
- * in its failures and the same markers on the error pipe. This one runs the plans `berth-init`
- * does not (network interfaces to wire, volumes to copy up) and every plan when `berth-init` is
- * not available or `BERTH_NATIVE_INIT=0`. Keep the two in step.
+ * in its failures and the same markers on the error pipe. This one runs the few plans
+ * `berth-init` cannot carry (see `nativeInitUnsupported`) and every plan when `berth-init` is not
+ * available or `BERTH_NATIVE_INIT=0`. Keep the two in step.
  *
  * Order matters and follows runc's standard init:
  *

@@ -38,7 +38,7 @@ export const NATIVE_PLAN_MAX_BYTES = 1 << 20;
  * Every record key and its field count, as `KEYS` in `monitor/init.c` (keep them in step).
  */
 export const NATIVE_PLAN_KEYS = {
-  flags: 1, netns: 1, task: 1, root: 2, bind: 3, vbind: 5, tmpfs: 3, mount: 5, dev: 4, link: 2, mask: 1, ropath: 1,
+  flags: 1, netns: 1, task: 1, root: 2, bind: 3, vbind: 6, tmpfs: 3, mount: 5, dev: 4, link: 2, mask: 1, ropath: 1,
   rootro: 0, host: 1, domain: 1, user: 1, tty: 2, cwd: 1, caps: 1, nnp: 0, init: 0, arg: 1, env: 1,
 } as const;
 
@@ -52,13 +52,11 @@ export type NativePlanKey = keyof typeof NATIVE_PLAN_KEYS;
  * - network interfaces in a network namespace the init would make itself: the zygote makes the
  *   namespace and wires them from the host instead (`setupNetworkFromHost`), and sends a plan
  *   without `CLONE_NEWNET`;
- * - a mount with `copyUp`: the image's content is copied into a new volume (`copyTree`);
  * - a string with a NUL byte (no C string can hold it), or a plan over {@link NATIVE_PLAN_MAX_BYTES}.
  */
 export function nativeInitUnsupported(plan: Plan): string | undefined {
   // Interfaces are wired by the zygote, from the host, in a namespace it makes for the init.
   if (plan.spec.interfaces?.length && plan.unshareFlags & CLONE_NEWNET) return 'network interfaces in a namespace of the init\'s own';
-  if (plan.spec.mounts?.some((m) => m.kind === 'bind' && m.copyUp)) return 'a volume copied up';
   return undefined;
 }
 
@@ -87,7 +85,7 @@ export function encodeInitPlan(plan: Plan): Buffer {
     else {
       // rprivate is what the container's mounts are already, and an unknown one is left alone,
       // as runInit's attachUserMount does: 0, no mount(2) call.
-      rec('vbind', m.source, m.target, m.readOnly, m.propagation === 'rprivate' ? 0 : PROPAGATION[m.propagation] ?? 0, m.dir);
+      rec('vbind', m.source, m.target, m.readOnly, m.propagation === 'rprivate' ? 0 : PROPAGATION[m.propagation] ?? 0, m.dir, m.copyUp);
     }
   }
   for (const m of plan.mounts) rec('mount', m.source, m.target, m.fstype, m.flags, m.data);

@@ -77,7 +77,7 @@ describe('berth-init with odd plans', () => {
 describe('which init a start takes', () => {
   const templates = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
 
-  it('berth-init on loopback and on the default bridge (wired by the zygote), with no pool of templates; a forked template for a volume to copy up, and the pool from then on', async () => {
+  it('berth-init on loopback, on the default bridge (wired by the zygote) and with a volume to copy up, with no pool of templates; a forked template for a plan over 1 MiB, and the pool from then on', async () => {
     const { engine } = await testEngine();
     const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat /proc/1/cmdline; echo; ls /sys/class/net'], { ...NO_NETWORK, engine });
     expect((await c.wait()).exitCode).toBe(0);
@@ -97,11 +97,18 @@ describe('which init a start takes', () => {
     expect(out).toMatch(/^up\nunknown\n$/m);
     await b.remove();
     expect(templates(zygote)).toEqual([]);
-    // A new volume filled with the image's content is copied up by the JavaScript init.
+    // A new volume filled with the image's content: berth-init copies it up.
     const v = await Container.run(BUSYBOX_REF, ['grep', '-c', '^root:', '/etc/passwd'], { ...NO_NETWORK, engine, volumes: ['fresh:/etc'] });
     expect((await v.wait()).exitCode).toBe(0);
     expect(await v.logs()).toBe('1\n');
     await v.remove();
+    expect(templates(zygote)).toEqual([]);
+    // A plan over berth-init's 1 MiB (here its environment) takes a forked template, and the pool fills from then on.
+    const env = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`BIG${i}`, 'x'.repeat(100_000)]));
+    const big = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo ${#BIG11}'], { ...NO_NETWORK, engine, env });
+    expect((await big.wait()).exitCode).toBe(0);
+    expect(await big.logs()).toBe('100000\n');
+    await big.remove();
     await expect.poll(() => templates(zygote).length).toBe(2);
   });
 

@@ -12,7 +12,7 @@ import { tempDir } from '../helpers/tmp.js';
 type Engine = Awaited<ReturnType<typeof testEngine>>['engine'];
 
 async function run(engine: Engine, command: string[], opts: Record<string, unknown> = {}, image = BUSYBOX_REF) {
-  // Loopback only: berth-init runs these (on the default bridge the JavaScript init wires the veth).
+  // Loopback only: no network to wire.
   const c = await Container.run(image, command, { ...NO_NETWORK, engine, ...opts });
   const { exitCode } = await c.wait();
   const text = await c.logs();
@@ -143,7 +143,45 @@ for (const path of INIT_PATHS) describe(`tmpfs (${path} init)`, () => {
   });
 });
 
-describe('copy-up and image volumes', () => {
+for (const path of INIT_PATHS) describe(`copy-up and image volumes (${path} init)`, () => {
+  withInitPath(path);
+
+  it('copies owners, modes, times and symlinks (not followed), and no FIFO', async () => {
+    const { engine } = await testEngine();
+    const { dir } = await busyboxImage();
+    const rootfs = tempDir('copyup-img');
+    const fs = await import('node:fs');
+    fs.cpSync(dir, rootfs, { recursive: true, verbatimSymlinks: true });
+    const data = join(rootfs, 'data');
+    fs.mkdirSync(join(data, 'sub/deeper'), { recursive: true });
+    fs.writeFileSync(join(data, 'sub/deeper/file'), 'deep\n');
+    fs.writeFileSync(join(data, 'owned'), 'x'.repeat(100_000));
+    fs.chownSync(join(data, 'owned'), 1000, 2000);
+    fs.chmodSync(join(data, 'owned'), 0o4750);
+    fs.chownSync(join(data, 'sub'), 3000, 3000);
+    fs.chmodSync(join(data, 'sub'), 0o700);
+    fs.symlinkSync('/etc/passwd', join(data, 'link'));
+    fs.lchownSync(join(data, 'link'), 4000, 4000);
+    fs.symlinkSync('sub/deeper/file', join(data, 'rel'));
+    (await import('node:child_process')).execFileSync('mkfifo', [join(data, 'fifo')]);
+    const when = new Date('2020-02-02T02:02:02Z');
+    for (const p of ['owned', 'sub/deeper/file', 'sub/deeper', 'sub', '.']) fs.utimesSync(join(data, p), when, when);
+    for (const p of ['link', 'rel']) fs.lutimesSync(join(data, p), when, when);
+    await Image.import(rootfs, { ref: 'test/copyup:1', engine });
+    const list = ['sh', '-c', 'cd /data && find . | sort | while read f; do stat -c "%n %u %g %a %Y %F" "$f"; done; readlink link; readlink rel; cat rel; wc -c < owned'];
+    const { text: image } = await run(engine, list, {}, 'test/copyup:1');
+    expect(image).toContain('./fifo 0 0 644');
+    expect(image).toContain('./owned 1000 2000 4750 1580608922 regular file');
+    expect(image).toContain('./link 4000 4000 777 1580608922 symbolic link');
+    expect(image).toContain('/etc/passwd\nsub/deeper/file\ndeep\n100000\n');
+    const { text: copied } = await run(engine, list, { volumes: ['copied:/data'] }, 'test/copyup:1');
+    // The volume's own directory is not copied (it got its entries just now): everything under it is.
+    const under = (t: string) => t.split('\n').filter((l) => !l.startsWith('. ') && !l.startsWith('./fifo '));
+    expect(copied.startsWith('. ')).toBe(true);
+    expect(under(copied).join('\n')).toBe(under(image).join('\n'));
+    expect(under(image).length).toBeGreaterThan(8);
+  });
+
   it('fills a new empty volume with the image’s content once, never overwriting later data', async () => {
     const { engine } = await testEngine();
     const { text: first } = await run(engine, ['sh', '-c', 'ls /etc/passwd && echo changed > /etc/passwd'], { volumes: ['etcvol:/etc'] });

@@ -39,7 +39,7 @@ enum {
   PR_SET_PDEATHSIG = 1, PR_CAPBSET_DROP = 24, PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4,
   SIGKILL = 9, SIGTTOU = 22, SIG_BLOCK = 0, SIG_SETMASK = 2, F_OK = 0, S_IFDIR = 0040000, S_IFCHR = 0020000,
   TIOCSPTLCK = 0x40045431, TIOCGPTN = (int)0x80045430, TIOCGPTPEER = 0x5441, TIOCSWINSZ = 0x5414, TIOCSCTTY = 0x540e,
-  TIOCSPGRP = 0x5410, CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1, O_DIRECTORY = 0200000,
+  TIOCSPGRP = 0x5410, CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1,
   CLONE_NEWNS = 0x00020000, CLONE_NEWCGROUP = 0x02000000, CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000,
   MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384,
   MS_PRIVATE = 1 << 18, MNT_DETACH = 2, OPEN_TREE_CLONE = 1, AT_RECURSIVE = 0x8000, AT_EMPTY_PATH = 0x1000,
@@ -201,7 +201,7 @@ static const char *opt(const char *s) {
 /* ---- the plan ------------------------------------------------------------------------------ */
 
 struct bind { const char *source, *target; int ro, dir; long fd; };
-struct user_mount { int tmpfs, ro, dir; const char *source, *target, *data; long prop, fd; };
+struct user_mount { int tmpfs, ro, dir, copy; const char *source, *target, *data; long prop, fd; };
 struct plan_mount { const char *source, *target, *fstype, *data; long flags; };
 struct device { const char *path; long major, minor, mode; };
 
@@ -226,7 +226,7 @@ static const struct { const char *key; int fields; } KEYS[] = {
   {"task", 1},    /* a v1 `tasks` file to write 0 to */
   {"root", 2},    /* overlay mount point, overlay data */
   {"bind", 3},    /* host source, target, read-only 0/1 */
-  {"vbind", 5},   /* user bind: source, target, read-only, propagation flags (0: none), is a directory */
+  {"vbind", 6},   /* user bind: source, target, read-only, propagation flags (0: none), is a directory, copy up */
   {"tmpfs", 3},   /* user tmpfs: target, read-only, data */
   {"mount", 5},   /* source, target, fstype, flags, data */
   {"dev", 4},     /* path, major, minor, mode */
@@ -339,6 +339,7 @@ static void read_plan(void) {
     } else if (eq(key, "vbind")) {
       struct user_mount *m = &plan.umounts[plan.n_umounts++];
       m->source = field(), m->target = field(), m->ro = flag(field()), m->prop = (long)dec(field(), 0x7fffffff), m->dir = flag(field());
+      m->copy = flag(field());
     } else if (eq(key, "tmpfs")) {
       struct user_mount *m = &plan.umounts[plan.n_umounts++];
       m->tmpfs = 1, m->target = field(), m->ro = flag(field()), m->data = opt(field());
@@ -599,6 +600,76 @@ static void attach(long fd, const char *target) {
   sys3(NR_close, fd, 0, 0);
 }
 
+/* ---- copy-up (copy-up.ts) ------------------------------------------------------------------ */
+
+struct dirent64_k { u64 ino; long long off; unsigned short reclen; unsigned char type; char name[]; };
+struct statx_ts { long long sec; unsigned nsec; int reserved; };
+/* statx(2)'s result, with the times (struct statx of <linux/stat.h>). */
+struct statx_full {
+  unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode, spare0;
+  u64 ino, size, blocks, attributes_mask; struct statx_ts atime, btime, ctime, mtime; char rest[256 - 128];
+};
+enum { S_IFLNK = 0120000, STATX_BASIC_STATS = 0x7ff, AT_SYMLINK_NOFOLLOW = 0x100, COPY_MAX_DEPTH = 1024 };
+static char copy_buf[65536];
+
+/* Owner, mode (not of a symlink) and times of `name` in `dir`, from `st`, as copyTree sets them. */
+static void copy_attributes(long dir, const char *name, const struct statx_full *st, int link) {
+  must(sys6(NR_fchownat, dir, (long)name, st->uid, st->gid, AT_SYMLINK_NOFOLLOW, 0), "fchownat", name);
+  if (!link) must(sys6(NR_fchmodat, dir, (long)name, st->mode & 07777, 0, 0, 0), "fchmodat", name);
+  struct timespec_k times[2] = {{(long)st->atime.sec, st->atime.nsec}, {(long)st->mtime.sec, st->mtime.nsec}};
+  must(sys6(NR_utimensat, dir, (long)name, (long)times, AT_SYMLINK_NOFOLLOW, 0, 0), "utimensat", name);
+}
+
+/*
+ * Docker's volume copy-up (copyTree in copy-up.ts): copies the tree under the directory `from`
+ * into the directory `to`, keeping owners, modes, symlinks (as links, never followed) and times;
+ * devices, FIFOs and sockets are not copied. Every name is taken relative to an fd of its own
+ * directory, opened without following a symlink.
+ */
+static void copy_tree(long from, long to, int depth) {
+  if (depth > COPY_MAX_DEPTH) fail_other("copy-up: the image's tree is too deep", "", "");
+  char dents[4096];
+  for (;;) {
+    long n = must(sys3(NR_getdents64, from, dents, sizeof dents), "getdents64", "copy-up");
+    if (n == 0) return;
+    for (long off = 0; off < n;) {
+      const struct dirent64_k *d = (const struct dirent64_k *)(dents + off);
+      off += d->reclen;
+      const char *name = d->name;
+      if (eq(name, ".") || eq(name, "..")) continue;
+      struct statx_full st;
+      must(sys6(NR_statx, from, (long)name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, (long)&st, 0), "statx", name);
+      long type = st.mode & S_IFMT;
+      if (type == S_IFDIR) {
+        must(sys3(NR_mkdirat, to, name, st.mode & 07777), "mkdir", name);
+        long a = must(sys6(NR_openat, from, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
+        long b = must(sys6(NR_openat, to, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
+        copy_tree(a, b, depth + 1);
+        sys3(NR_close, a, 0, 0);
+        sys3(NR_close, b, 0, 0);
+      } else if (type == S_IFLNK) {
+        char target[4097];
+        long len_ = must(sys6(NR_readlinkat, from, (long)name, (long)target, 4096, 0, 0), "readlink", name);
+        target[len_] = 0;
+        must(sys3(NR_symlinkat, target, to, name), "symlink", name);
+      } else if (type == S_IFREG) {
+        long a = must(sys6(NR_openat, from, (long)name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
+        long b = must(sys6(NR_openat, to, (long)name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0, 0), "open", name);
+        for (;;) {
+          long got = must(retry(NR_read, a, (long)copy_buf, sizeof copy_buf), "read", name);
+          if (got == 0) break;
+          for (long done = 0; done < got;) done += must(retry(NR_write, b, (long)(copy_buf + done), got - done), "write", name);
+        }
+        sys3(NR_close, a, 0, 0);
+        sys3(NR_close, b, 0, 0);
+      } else {
+        continue; /* devices, FIFOs and sockets are not copied, as Docker does not */
+      }
+      copy_attributes(to, name, &st, type == S_IFLNK);
+    }
+  }
+}
+
 static void mask_path(const char *path) {
   if (!exists(path)) return;
   long mode = 0;
@@ -830,7 +901,15 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
       continue;
     }
     ensure_mount_target(m->target, m->dir);
+    /* The image's content under the target, kept reachable through an fd once the volume covers it. */
+    long below = m->copy ? must(sys6(NR_openat, AT_FDCWD, (long)m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", m->target) : -1;
     attach(m->fd, m->target);
+    if (below >= 0) {
+      long to = must(sys6(NR_openat, AT_FDCWD, (long)m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", m->target);
+      copy_tree(below, to, 0);
+      sys3(NR_close, to, 0, 0);
+      sys3(NR_close, below, 0, 0);
+    }
     if (m->prop) do_mount(0, m->target, 0, m->prop, 0);
   }
   set_step("masked paths", 0);

@@ -18,6 +18,8 @@ enum {
   NR_setpgid = 109, NR_rt_sigtimedwait = 128, NR_pivot_root = 155, NR_mount = 165, NR_umount2 = 166,
   NR_sethostname = 170, NR_setdomainname = 171, NR_mkdirat = 258, NR_mknodat = 259,
   NR_symlinkat = 266, NR_unshare = 272,
+  NR_getdents64 = 217, NR_fchownat = 260, NR_readlinkat = 267, NR_fchmodat = 268, NR_utimensat = 280,
+  O_DIRECTORY = 0200000, O_NOFOLLOW = 0400000,
 };
 #elif defined(__aarch64__)
 enum {
@@ -31,6 +33,8 @@ enum {
   NR_setpgid = 154, NR_rt_sigtimedwait = 137, NR_pivot_root = 41, NR_mount = 40, NR_umount2 = 39,
   NR_sethostname = 161, NR_setdomainname = 162, NR_mkdirat = 34, NR_mknodat = 33,
   NR_symlinkat = 36, NR_unshare = 97,
+  NR_getdents64 = 61, NR_fchownat = 54, NR_readlinkat = 78, NR_fchmodat = 53, NR_utimensat = 88,
+  O_DIRECTORY = 040000, O_NOFOLLOW = 0100000,
 };
 #else
 #error "berth's native programs support x86_64 and aarch64 only"
@@ -41,7 +45,7 @@ enum { NR_open_tree = 428, NR_move_mount = 429, NR_pidfd_open = 434, NR_close_ra
 enum {
   EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13, ENOENT = 2, ENOEXEC = 8, EEXIST = 17, ENOTDIR = 20,
   EINVAL = 22, ENAMETOOLONG = 36, ELOOP = 40,
-  F_GETFL = 3, F_SETFL = 4, O_RDONLY = 0, O_WRONLY = 01, O_RDWR = 02, O_CREAT = 0100, O_NOCTTY = 0400,
+  F_GETFL = 3, F_SETFL = 4, O_RDONLY = 0, O_WRONLY = 01, O_RDWR = 02, O_CREAT = 0100, O_EXCL = 0200, O_NOCTTY = 0400,
   O_TRUNC = 01000, O_NONBLOCK = 04000, O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
   POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
   CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1,
