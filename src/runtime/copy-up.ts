@@ -7,9 +7,22 @@
  * @module
  */
 import {
-  chmodSync, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, symlinkSync,
+  chmodSync, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync,
 } from 'node:fs';
 import { join } from 'node:path';
+
+/**
+ * Copies the tree under `from` into the existing directory `to`, then gives `to` the owner and
+ * mode of `from`, as Docker's copy-up does: a data directory the image made for its own user
+ * (a database's, say) stays that user's in the new volume.
+ */
+export function copyUp(from: string, to: string): void {
+  copyTree(from, to);
+  // `from` may be a /proc/self/fd link to the directory: followed, as readdir does.
+  const st = statSync(from);
+  lchownSync(to, st.uid, st.gid);
+  chmodSync(to, st.mode & 0o7777);
+}
 
 /** Copies the tree under `from` into the existing directory `to`. */
 export function copyTree(from: string, to: string): void {

@@ -7,7 +7,7 @@
  */
 import { accessSync, constants as fsConstants, statSync, writeFileSync } from 'node:fs';
 import { mount, umount2, pivotRoot, openTree, moveMount, mountSetattr } from '../kernel/mount.js';
-import { copyTree } from './copy-up.js';
+import { copyUp } from './copy-up.js';
 import { unshare, setns, sethostname, setdomainname } from '../kernel/namespaces.js';
 import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, exists, fchown } from '../kernel/fs.js';
@@ -28,7 +28,7 @@ export interface InitSys {
   openTree: typeof openTree;
   moveMount: typeof moveMount;
   mountSetattr: typeof mountSetattr;
-  copyTree: typeof copyTree;
+  copyUp: typeof copyUp;
   unshare: typeof unshare;
   setns: typeof setns;
   writeFile: (path: string, data: string) => void;
@@ -81,7 +81,7 @@ export interface InitSys {
 
 /** The real calls. */
 export const linuxInitSys: InitSys = {
-  mount, umount2, pivotRoot, openTree, moveMount, mountSetattr, copyTree, unshare, setns, sethostname, setdomainname, open, close, dup2,
+  mount, umount2, pivotRoot, openTree, moveMount, mountSetattr, copyUp, unshare, setns, sethostname, setdomainname, open, close, dup2,
   closeRange, write, read, mkdir, mkdirAll, mknod, symlink, exists,
   isDirectory: (path) => statSync(path).isDirectory(),
   executable: (path) => {
@@ -114,7 +114,7 @@ const nothing = (): void => undefined;
 /** Calls that do nothing (execve and exit end the run by throwing {@link DryRunEnd}). */
 export const dryRunSys: InitSys = {
   mount: nothing, umount2: nothing, pivotRoot: nothing, openTree: () => 100, moveMount: nothing, mountSetattr: nothing,
-  copyTree: nothing, unshare: nothing, setns: nothing, writeFile: nothing,
+  copyUp: nothing, unshare: nothing, setns: nothing, writeFile: nothing,
   sethostname: nothing, setdomainname: nothing, open: () => 100, close: nothing, dup2: nothing, closeRange: nothing,
   write: (_fd, data) => data.length, read: () => 0, mkdir: nothing, mkdirAll: nothing, mknod: nothing, symlink: nothing,
   exists: () => true, isDirectory: () => false, executable: () => 'ok', chdir: nothing,

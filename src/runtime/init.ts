@@ -490,7 +490,7 @@ function attachUserMount(m: UserMount, fd: number): void {
   sys.moveMount(fd, '', K.AT_FDCWD, m.target, K.MOVE_MOUNT_F_EMPTY_PATH | K.MOVE_MOUNT_T_SYMLINKS);
   sys.close(fd);
   if (below >= 0) {
-    sys.copyTree(`/proc/self/fd/${below}`, m.target);
+    sys.copyUp(`/proc/self/fd/${below}`, m.target);
     sys.close(below);
   }
   const prop = PROPAGATION[m.propagation];

@@ -146,7 +146,7 @@ for (const path of INIT_PATHS) describe(`tmpfs (${path} init)`, () => {
 for (const path of INIT_PATHS) describe(`copy-up and image volumes (${path} init)`, () => {
   withInitPath(path);
 
-  it('copies owners, modes, times and symlinks (not followed), and no FIFO', async () => {
+  it('copies owners, modes, times and symlinks (not followed), and no FIFO; the volume takes the directory\'s owner and mode', async () => {
     const { engine } = await testEngine();
     const { dir } = await busyboxImage();
     const rootfs = tempDir('copyup-img');
@@ -164,6 +164,9 @@ for (const path of INIT_PATHS) describe(`copy-up and image volumes (${path} init
     fs.lchownSync(join(data, 'link'), 4000, 4000);
     fs.symlinkSync('sub/deeper/file', join(data, 'rel'));
     (await import('node:child_process')).execFileSync('mkfifo', [join(data, 'fifo')]);
+    // A data directory made for the image's own user: the new volume is that user's too.
+    fs.chownSync(data, 5000, 5001);
+    fs.chmodSync(data, 0o750);
     const when = new Date('2020-02-02T02:02:02Z');
     for (const p of ['owned', 'sub/deeper/file', 'sub/deeper', 'sub', '.']) fs.utimesSync(join(data, p), when, when);
     for (const p of ['link', 'rel']) fs.lutimesSync(join(data, p), when, when);
@@ -175,9 +178,11 @@ for (const path of INIT_PATHS) describe(`copy-up and image volumes (${path} init
     expect(image).toContain('./link 4000 4000 777 1580608922 symbolic link');
     expect(image).toContain('/etc/passwd\nsub/deeper/file\ndeep\n100000\n');
     const { text: copied } = await run(engine, list, { volumes: ['copied:/data'] }, 'test/copyup:1');
-    // The volume's own directory is not copied (it got its entries just now): everything under it is.
+    // The volume's own directory takes the owner and mode of the image's (its times are its own):
+    // everything under it is copied.
+    expect(image.startsWith('. 5000 5001 750 1580608922 directory\n')).toBe(true);
+    expect(copied.startsWith('. 5000 5001 750 ')).toBe(true);
     const under = (t: string) => t.split('\n').filter((l) => !l.startsWith('. ') && !l.startsWith('./fifo '));
-    expect(copied.startsWith('. ')).toBe(true);
     expect(under(copied).join('\n')).toBe(under(image).join('\n'));
     expect(under(image).length).toBeGreaterThan(8);
   });

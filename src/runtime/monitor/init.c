@@ -907,6 +907,11 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     if (below >= 0) {
       long to = must(sys6(NR_openat, AT_FDCWD, (long)m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", m->target);
       copy_tree(below, to, 0);
+      /* The volume's own directory gets the owner and mode of the image's, as Docker's copy-up (copyUp). */
+      struct statx_full st;
+      must(sys6(NR_statx, below, (long)"", AT_EMPTY_PATH, STATX_BASIC_STATS, (long)&st, 0), "statx", m->target);
+      must(sys6(NR_fchownat, to, (long)"", st.uid, st.gid, AT_EMPTY_PATH, 0), "fchownat", m->target);
+      must(sys6(NR_fchmodat, AT_FDCWD, (long)m->target, st.mode & 07777, 0, 0, 0), "fchmodat", m->target);
       sys3(NR_close, to, 0, 0);
       sys3(NR_close, below, 0, 0);
     }
