@@ -734,8 +734,14 @@ export class ContainerService {
     const pipe = opts.stdin && !opts.terminal ? pipe2(O_CLOEXEC) : undefined;
     try {
       const running = await this.#ctx.zygote.exec(plan, onOutput, pipe ? { stdinFd: pipe[0] } : {});
+      // Docker's exec events (it creates and starts an exec in two calls; here they are one).
+      const execAttrs = { execID: plan.id, command: command.join(' ') };
+      // The exec runs already: an event that cannot be written (a full disk) does not undo it.
+      await this.#event('exec_create', rec, execAttrs).catch(() => undefined);
+      await this.#event('exec_start', rec, execAttrs).catch(() => undefined);
       // The program was found, but the kernel may still refuse it (a bad binary format).
-      const exited = running.exited.then((s) => {
+      const exited = running.exited.then(async (s) => {
+        await this.#event('exec_die', rec, { ...execAttrs, exitCode: String(s.exitCode) }).catch(() => undefined);
         if (s.error?.kind === 'command') throw new CommandError(command[0] ?? '', s.exitCode, `cannot exec in container ${this.#label(rec)}: ${s.error.message}`);
         return s;
       });
