@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { close as closeInPool, closeSync, fstatSync, openSync, readSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { open, close, pipe2, dup, setNonBlocking } from '../kernel/fd.js';
@@ -844,11 +844,11 @@ export class Zygote {
     }
     this.#send({ t: 'exit', id: child.id, status: record });
     if (child.mntNs >= 0) {
-      // Its mounts are torn down now, once the exit is on its way: on the thread pool, since
-      // the last close of a mount namespace unmounts its tree and may wait for an RCU grace period.
+      // Its mounts are torn down now, in this process, once the exit is on its way. (Not on
+      // libuv's thread pool: the zygote keeps no threads that could hold a lock when it forks.)
       const fd = child.mntNs;
       child.mntNs = -1;
-      closeInPool(fd, () => undefined);
+      setImmediate(() => close(fd));
     }
     // Refill when a container is done rather than while an init runs: a template forked then
     // would compete with it for the CPU and the kernel's namespace locks.
