@@ -380,10 +380,8 @@ export class ContainerService {
       // Made while the init makes its mounts; it is let into them once they exist.
       const cgReady = cg ? makeCgroup().catch(() => makeCgroup()) : undefined;
       cgReady?.catch(() => undefined);
-      const procs = cg ? cg.paths(rec.id).map((d) => join(d, 'cgroup.procs')) : [];
       // v1: the init moves itself through `tasks` (no global lock, no grace period); else the zygote moves it.
-      const tasks = cg?.threadJoinFiles(rec.id) ?? [];
-      const cgroups = tasks.length ? { tasks } : { procs };
+      const cgroups = this.#cgroupJoin(rec.id);
       let started;
       try {
         started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach, ...(cgReady ? { cgroups: cgReady } : {}) });
@@ -792,10 +790,16 @@ export class ContainerService {
 
   /** What an exec's (single-threaded) child writes `0` to: v1 `tasks` files (no global lock), else `cgroup.procs`. */
   #execCgroupFiles(id: string): string[] {
+    const how = this.#cgroupJoin(id);
+    return how.tasks ?? how.procs;
+  }
+
+  /** How a fresh single-threaded process joins container `id`'s cgroups: v1 `tasks` files when there are any, else `cgroup.procs`. */
+  #cgroupJoin(id: string): { tasks: string[]; procs?: undefined } | { procs: string[]; tasks?: undefined } {
     const cg = this.#ctx.cgroups;
-    if (!cg) return [];
+    if (!cg) return { procs: [] };
     const tasks = cg.threadJoinFiles(id);
-    return tasks.length ? tasks : cg.paths(id).map((d) => join(d, 'cgroup.procs'));
+    return tasks.length ? { tasks } : { procs: cg.paths(id).map((d) => join(d, 'cgroup.procs')) };
   }
 
   #cgroups(rec: ContainerRecord, verb: string): CgroupDriver {
