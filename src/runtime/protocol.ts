@@ -108,8 +108,23 @@ export interface GcRequest {
   rid: number;
 }
 
+/**
+ * Engine → zygote: the engine holds its own copy of an exec's terminal master (`ttyFd` of its
+ * `started` reply), so the zygote may close its own once the exec has ended. Until then the
+ * zygote keeps it, however quickly the exec ends: a master closed before the engine copied it
+ * would be gone (or its number reused).
+ */
+export interface TtyCopiedRequest {
+  /** Message type. */
+  t: 'ttyCopied';
+  /** Request id. */
+  rid: number;
+  /** Exec id. */
+  id: string;
+}
+
 /** Any request to the zygote. */
-export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest | GcRequest | CgroupsReadyRequest;
+export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest | GcRequest | CgroupsReadyRequest | TtyCopiedRequest;
 
 /** Zygote → engine: output of an exec'd process (base64, as IPC carries JSON). */
 export interface ExecOutputNotice {
@@ -218,7 +233,7 @@ export function parseExitRecord(value: unknown): ExitRecord | undefined {
   return r as unknown as ExitRecord;
 }
 
-const REQUEST_TYPES: ReadonlySet<unknown> = new Set(['start', 'signal', 'exec', 'gc', 'cgroups']);
+const REQUEST_TYPES: ReadonlySet<unknown> = new Set(['start', 'signal', 'exec', 'gc', 'cgroups', 'ttyCopied']);
 
 /** Envelope check of a zygote request: a known type and an integer request id. */
 export function isZygoteRequest(m: unknown): m is ZygoteRequest {

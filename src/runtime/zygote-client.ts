@@ -165,8 +165,15 @@ export class ZygoteClient {
       const reply = await this.#request({ t: 'exec', plan, ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}), ...(helper ? { helper } : {}) });
       if (reply.t === 'failed') throw new StartFailure(reply.error);
       if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
-      // Copied before any later message is handled: the zygote keeps the master until the exit notice.
-      const tty = reply.ttyFd !== undefined ? this.copyFd(reply.ttyFd) : undefined;
+      // The zygote keeps the master, however soon the exec ends, until told it was copied.
+      let tty: number | undefined;
+      if (reply.ttyFd !== undefined) {
+        try {
+          tty = this.copyFd(reply.ttyFd);
+        } finally {
+          void this.#request({ t: 'ttyCopied', id: plan.id }).catch(() => undefined);
+        }
+      }
       return { pid: reply.pid, startTime: reply.startTime, exited, ...(tty !== undefined ? { tty } : {}) };
     } catch (e) {
       // A failed exec still reports its end (execExit), which releases the hold.

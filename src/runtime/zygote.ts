@@ -83,6 +83,11 @@ interface Child {
   stdinW: number;
   /** Master of the process's terminal; else -1. */
   ttyFd: number;
+  /**
+   * An exec's terminal master reported to the engine and not yet copied there (`ttyCopied`):
+   * kept open past the exec's end until then.
+   */
+  ttyUncopied?: boolean;
   execResult?: InitFailure | null;
   /**
    * The container's mount namespace, held open until its exit is reported: when its last
@@ -118,6 +123,8 @@ export class Zygote {
   #poolFlags = -1;
   /** Whether a start has needed a forked template: only then is the pool kept full (see {@link Zygote.warm}). */
   #poolWanted = false;
+  /** Execs whose terminal master the engine has not copied yet, by exec id (see `ttyCopied`). */
+  #execTty = new Map<string, Child>();
   #refilling = false;
 
   /** Creates the zygote; `send` delivers messages to the engine. */
@@ -134,6 +141,15 @@ export class Zygote {
       this.#send({ t: 'ok', rid: req.rid });
     }
     else if (req.t === 'exec') this.#exec(req);
+    else if (req.t === 'ttyCopied') {
+      const c = this.#execTty.get(req.id);
+      if (c) {
+        c.ttyUncopied = false;
+        this.#execTty.delete(req.id);
+        if (c.done) this.#closeTerminal(c);
+      }
+      this.#send({ t: 'ok', rid: req.rid });
+    }
     else if (req.t === 'gc') {
       // A settled state for measurements: the pool full, then a full collection.
       while (this.#poolWanted && this.#pool.length < POOL_SIZE && this.#poolFlags >= 0) this.#pool.push(this.#fork(this.#poolFlags));
@@ -636,6 +652,10 @@ export class Zygote {
         ? { holderPid: d.monitorPid, ...(d.stdin ? { stdinFd: MONITOR_FDS.stdin } : {}), ...(child.ttyFd >= 0 ? { ttyFd: MONITOR_FDS.output } : {}) }
         : { ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}), ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}) }),
     });
+    if (child.exec && child.ttyFd >= 0) {
+      child.ttyUncopied = true;
+      this.#execTty.set(child.id, child);
+    }
   }
 
   /** A detached container's monitor may start: it takes the terminal's master from us, or reads the pipes. */
@@ -814,9 +834,9 @@ export class Zygote {
     child.done = true;
     this.#byPid.delete(child.pid);
     if (child.ttyFd >= 0 && !child.detached) this.#drainTerminal(child);
-    for (const fd of [child.stdinW, child.ttyFd]) if (fd >= 0) close(fd);
+    if (child.stdinW >= 0) close(child.stdinW);
     child.stdinW = -1;
-    child.ttyFd = -1;
+    if (!child.ttyUncopied) this.#closeTerminal(child);
     // Ended before it was let into its cgroups.
     if (child.cgroupAck && !child.cgroupAck.terminal) close(child.cgroupAck.fd);
     child.cgroupAck = undefined;
@@ -853,6 +873,12 @@ export class Zygote {
     // Refill when a container is done rather than while an init runs: a template forked then
     // would compete with it for the CPU and the kernel's namespace locks.
     this.#refill();
+  }
+
+  /** Closes `child`'s terminal master, if it has one. */
+  #closeTerminal(child: Child): void {
+    if (child.ttyFd >= 0) close(child.ttyFd);
+    child.ttyFd = -1;
   }
 
   /** Number of containers whose process has not been reported as ended yet. */

@@ -72,6 +72,17 @@ for (const path of ['native', 'fork'] as const) describe(`exec (${path})`, () =>
   });
 });
 
+describe('exec with a terminal', () => {
+  it('hands the terminal over even when the process ends before the engine takes it (50 quick execs)', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+    for (let i = 0; i < 50; i++) {
+      const r = await c.exec(['echo', `n${i}`], { tty: true });
+      expect(r).toMatchObject({ exitCode: 0, stdout: `n${i}\r\n` });
+    }
+  });
+});
+
 describe('init: true', () => {
   it('runs a reaper as PID 1 that forwards signals and reaps orphans', async () => {
     const { engine } = await testEngine();
