@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Container, type Engine } from '../../src/index.js';
+import { Container, type ContainerCreateOptions, type Engine } from '../../src/index.js';
 import { BUSYBOX_REF, NO_NETWORK } from '../helpers/engine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -57,8 +57,8 @@ export interface ProbeResult {
  * otherwise) and returns what it printed. `options` are `Container.run` options
  * (`privileged`, `securityOpt`, `capAdd`, …); `mounts` are added to the probe's own.
  */
-export async function runProbe(engine: Engine, args: string[], options: Record<string, unknown> = {}): Promise<ProbeResult> {
-  const { mounts = [], ...rest } = options as { mounts?: unknown[] };
+export async function runProbe(engine: Engine, args: string[], options: Omit<ContainerCreateOptions, 'image' | 'engine'> = {}): Promise<ProbeResult> {
+  const { mounts = [], ...rest } = options;
   const c = await Container.run(BUSYBOX_REF, ['/probe', ...args], { ...NO_NETWORK, ...rest, mounts: [probeMount(), ...mounts], engine });
   const { exitCode } = await c.wait();
   const output = await c.logs();
