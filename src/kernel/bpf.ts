@@ -184,7 +184,7 @@ export function bpfProgLoad(options: BpfProgLoadOptions): number {
     if (r >= 0) return r; // the first refusal did not last (ENOMEM, EAGAIN): the program is fine
     // The first call's errno: this one's may be the log's own (ENOSPC when the log is cut short).
     const text = log.subarray(0, Math.max(0, log.indexOf(0))).toString('utf8').trim();
-    const reason = text.split('\n').slice(-6).join(' | ');
+    const reason = text.split('\n').filter((l) => !/^(processed|verification time|stack depth) /.test(l)).slice(-4).join(' | ');
     throw new KernelError('bpf', e.errno, e.errnoCode, reason ? `${what}, verifier: ${reason}` : what, undefined, { cause: e });
   }
 }
