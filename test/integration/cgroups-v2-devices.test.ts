@@ -12,7 +12,7 @@
  * (`devtest-<pid>`), and removed after each test, also when it fails; none may be left.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { KernelError } from '../../src/errors.js';
@@ -27,10 +27,10 @@ import {
   type BpfInsn,
 } from '../../src/kernel/bpf.js';
 import { close, open } from '../../src/kernel/fd.js';
-import { loopDevicesBackedBy, withLoop } from '../../src/kernel/loop.js';
 import { detectCgroups, V2Driver, type CgroupCreateOptions, type DeviceRule } from '../../src/runtime/cgroups/index.js';
 import { parseProbe, probeBinary, type ProbeResult } from '../security/probe.js';
 import { tempDir } from '../helpers/tmp.js';
+import { attachTestLoopDevice, type TestLoopDevice } from '../helpers/loop-device.js';
 
 const layout = detectCgroups();
 const usable = layout.v2Mount !== undefined && process.getuid?.() === 0 && existsSync('/dev/loop-control');
@@ -42,26 +42,14 @@ const made = new Set<string>();
 let seq = 0;
 
 /** The host block device the probe goes for: a loop device holding 64 KiB of a temp file. */
-let loop: { path: string; major: number; minor: number; fd: number; file: string } | undefined;
+let loop: TestLoopDevice | undefined;
 
 beforeAll(() => {
-  if (!usable) return;
-  const dir = mkdtempSync('/tmp/berth-devtest-loop-');
-  const file = join(dir, 'disk.img');
-  writeFileSync(file, Buffer.alloc(64 * 1024, 'host disk bytes '));
-  // Held open by this test: the auto-clearing device stays attached until the fd is closed.
-  const { path, fd } = withLoop(file, (dev) => ({ path: dev, fd: openSync(dev, 'r') }));
-  const rdev = statSync(path).rdev;
-  loop = { path, fd, file, major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
+  if (usable) loop = attachTestLoopDevice();
 });
 
 afterAll(async () => {
-  if (!loop) return;
-  closeSync(loop.fd);
-  const deadline = Date.now() + 5000;
-  while (loopDevicesBackedBy(loop.file).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  expect(loopDevicesBackedBy(loop.file), 'loop device left attached').toEqual([]);
-  rmSync(join(loop.file, '..'), { recursive: true });
+  await loop?.release();
 });
 
 afterEach(async () => {
