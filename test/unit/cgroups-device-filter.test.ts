@@ -250,6 +250,14 @@ describe('device filter: the program', () => {
     expect(program.readUInt8(program.length - 8)).toBe(BPF.JMP | BPF.EXIT);
   });
 
+  it('is encoded as struct bpf_insn: code, dst in the low nibble and src in the high one, off, imm (little-endian)', () => {
+    const bytes = encodeBpfInsns([
+      { code: BPF.LDX | BPF.MEM | BPF.W, dst: 2, src: 1, off: 4, imm: 0 }, // r2 = *(u32 *)(r1 + 4)
+      { code: BPF.JMP | BPF.JNE | BPF.K, dst: 0, src: 0, off: 3, imm: -2 }, // if r0 != -2 goto +3
+    ]);
+    expect(bytes.toString('hex')).toBe('6112040000000000' + '55000300feffffff');
+  });
+
   it('uses the kernel access and type bits', () => {
     expect(accessBits('m')).toBe(BPF_DEVCG_ACC_MKNOD);
     expect(accessBits('r')).toBe(BPF_DEVCG_ACC_READ);

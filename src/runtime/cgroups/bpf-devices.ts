@@ -26,6 +26,7 @@ import {
   bpfProgGetFdById,
   bpfProgLoad,
   bpfProgQuery,
+  type BpfInsn,
 } from '../../kernel/bpf.js';
 import { O_CLOEXEC, O_RDONLY } from '../../kernel/constants.js';
 import { close, open } from '../../kernel/fd.js';
@@ -53,9 +54,16 @@ const ENOENT = 2;
 
 /** The {@link DeviceFilterLoader} of the real kernel: `bpf(2)` on the cgroup's directory fd. */
 export function bpfDeviceFilter(): DeviceFilterLoader {
+  // Nearly every container has the same rules: the last program made is kept (as instructions).
+  let last: { key: string; insns: BpfInsn[] } | undefined;
+  const compile = (rules: readonly DeviceRule[]): BpfInsn[] => {
+    const key = JSON.stringify(rules);
+    if (last?.key !== key) last = { key, insns: compileDeviceFilter(rules) };
+    return last.insns;
+  };
   return {
     async apply(dir, rules) {
-      const insns = rules === null ? null : compileDeviceFilter(rules);
+      const insns = rules === null ? null : compile(rules);
       const dirFd = open(dir, O_RDONLY | O_CLOEXEC);
       const old: number[] = [];
       let prog = -1;
