@@ -71,7 +71,8 @@ export function checkDeviceRule(rule: DeviceRule, field: string): void {
       throw new InvalidArgumentError(`${field}.${key}`, `must be '*' or an integer from 0 to ${max}, not ${JSON.stringify(v)}`);
     }
   }
-  if (typeof rule.access !== 'string' || !/^(?!.*(.).*\1)[rwm]{1,3}$/.test(rule.access)) {
+  const access: unknown = rule.access;
+  if (typeof access !== 'string' || !/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
     throw new InvalidArgumentError(`${field}.access`, `must be a non-empty subset of 'rwm', not ${JSON.stringify(rule.access)}`);
   }
   if (typeof rule.allow !== 'boolean') throw new InvalidArgumentError(`${field}.allow`, 'must be true or false');
