@@ -131,19 +131,28 @@ static int probe_ptrace(const char *pid) {
   return ok(NULL);
 }
 
-/* mknod a block device (major:minor) at /tmp/probe-dev and read its first 512 bytes. */
-static int probe_mknod_read(const char *major, const char *minor) {
-  const char *path = "/tmp/probe-dev";
+/*
+ * mknod a device node at `path` (type b or c, major:minor; an existing node there is replaced),
+ * open it read-only and read up to 512 bytes. Never writes to the device.
+ */
+static int probe_mknod_read_at(const char *path, const char *type, const char *major, const char *minor) {
   unlink(path);
-  if (mknod(path, S_IFBLK | 0600, makedev(atoi(major), atoi(minor))) < 0) return err("mknod");
+  mode_t kind = !strcmp(type, "c") ? S_IFCHR : S_IFBLK;
+  if (mknod(path, kind | 0600, makedev(atoi(major), atoi(minor))) < 0) return err("mknod");
   int fd = open(path, O_RDONLY);
   if (fd < 0) return err("open");
   char buf[512];
   ssize_t n = read(fd, buf, sizeof buf);
   if (n < 0) return err("read");
+  close(fd);
   char detail[32];
   snprintf(detail, sizeof detail, "read %zd", n);
   return ok(detail);
+}
+
+/* mknod a block device (major:minor) at /tmp/probe-dev and read its first 512 bytes. */
+static int probe_mknod_read(const char *major, const char *minor) {
+  return probe_mknod_read_at("/tmp/probe-dev", "b", major, minor);
 }
 
 /* Opens `path` for writing (O_WRONLY, no O_TRUNC) and writes nothing. */
@@ -259,6 +268,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "read") && argc > 2) return probe_read(argv[2]);
   if (!strcmp(c, "personality") && argc > 2) return probe_personality(argv[2]);
   if (!strcmp(c, "dumpable")) return probe_dumpable();
+  if (!strcmp(c, "mknod-read-at") && argc > 5) return probe_mknod_read_at(argv[2], argv[3], argv[4], argv[5]);
   printf("usage: probe <attempt> [args]\n");
   return 2;
 }

@@ -3,12 +3,13 @@
  * of v1 controller mounts, with a {@link CgroupFs} that plays the kernel's part — mkdir fills in
  * interface files, `cgroup.subtree_control` merges `+controller` writes, freezing takes a moment,
  * `cgroup.kill` empties `cgroup.procs`, v1 memory refuses a limit above memsw — and records every
- * write by value.
+ * write by value. A plain directory takes no BPF program, so the v2 tree also comes with a fake
+ * {@link DeviceFilterLoader} that records the device rules each cgroup was given.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
-import { nodeCgroupFs, type CgroupFs, type CgroupLayout } from '../../src/runtime/cgroups/index.js';
+import { nodeCgroupFs, type CgroupFs, type CgroupLayout, type DeviceFilterLoader, type DeviceRule } from '../../src/runtime/cgroups/index.js';
 import { detectCgroups } from '../../src/runtime/cgroups/index.js';
 
 /** A fake tree and its knobs. */
@@ -23,6 +24,15 @@ export interface FakeTree {
   fs: CgroupFs;
   /** Every write, in order, as [path relative to root, value]. */
   writes: Array<[string, string]>;
+  /** The device filter seam to give the v2 driver: records each call in {@link FakeTree.deviceFilters}. */
+  deviceFilter: DeviceFilterLoader;
+  /**
+   * Every device filter applied, in order: the cgroup (relative to root), its rules (`null`: none)
+   * and how many writes had been made before (to check what came first).
+   */
+  deviceFilters: Array<{ dir: string; rules: DeviceRule[] | null; afterWrites: number }>;
+  /** When set, the fake device filter throws it (as the kernel refusing the program). */
+  deviceFilterError?: Error;
   /** How long the fake kernel takes to freeze, in ms; `Infinity` never finishes. */
   freezeDelayMs: number;
   /** Whether the v2 tree offers cgroup.kill (Linux ≥ 5.14). */
@@ -76,15 +86,26 @@ const V1_FILES: Record<string, Record<string, string>> = {
 
 function base(kind: 'v2' | 'v1'): Omit<FakeTree, 'mountinfo' | 'layout' | 'fs'> {
   const root = mkdtempSync(join(tmpdir(), `berth-cgfake-${kind}-`));
-  return {
+  const writes: Array<[string, string]> = [];
+  const deviceFilters: FakeTree['deviceFilters'] = [];
+  const t: Omit<FakeTree, 'mountinfo' | 'layout' | 'fs'> = {
     root,
-    writes: [],
+    writes,
+    deviceFilters,
+    deviceFilter: {
+      async apply(dir, rules) {
+        if (t.deviceFilterError) throw t.deviceFilterError;
+        readdirSync(dir); // the cgroup must exist, as the kernel's open of it would need
+        deviceFilters.push({ dir: relative(root, dir), rules: rules === null ? null : [...rules], afterWrites: writes.length });
+      },
+    },
     freezeDelayMs: 30,
     hasKill: true,
     read: (rel) => readFileSync(join(root, rel), 'utf8'),
     set: (rel, value) => writeFileSync(join(root, rel), value),
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
+  return t;
 }
 
 /** A temp directory laid out like a cgroup2 mount with cpuset, cpu, io, memory, pids, hugetlb. */

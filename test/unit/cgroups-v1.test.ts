@@ -72,6 +72,13 @@ describe('V1Driver', () => {
     expect(tree.read('devices/berth/abc/devices.list')).not.toContain('a *:* rwm');
   });
 
+  it('refuses an invalid device rule, naming it, before making anything', async () => {
+    const { tree, driver } = setup();
+    const bad = { type: 'b', major: 4096, minor: 0, access: 'r', allow: true } as const;
+    await expect(driver.create('abc', {}, { devices: [bad] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'devices[0].major' });
+    expect(existsSync(`${tree.root}/devices/berth`)).toBe(false);
+  });
+
   it('leaves devices alone with allowAllDevices', async () => {
     const { tree, driver } = setup();
     await driver.create('abc', {}, { allowAllDevices: true });

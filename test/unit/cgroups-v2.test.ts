@@ -4,7 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseResources, sharesToWeight, V2Driver } from '../../src/runtime/cgroups/index.js';
+import { containerDeviceRules, DEFAULT_DEVICE_RULES, DENY_ALL_DEVICES, parseResources, sharesToWeight, V2Driver, type DeviceRule } from '../../src/runtime/cgroups/index.js';
+import { InvalidArgumentError, KernelError } from '../../src/errors.js';
 import { fakeV2Tree, type FakeTree } from './cgroups-fake.js';
 
 const trees: FakeTree[] = [];
@@ -16,7 +17,7 @@ function setup(): { tree: FakeTree; driver: V2Driver; killed: number[] } {
   const tree = fakeV2Tree();
   trees.push(tree);
   const killed: number[] = [];
-  const driver = new V2Driver({ layout: tree.layout, fs: tree.fs, timeoutMs: 300, pollMs: 2, kill: (pid) => void killed.push(pid) });
+  const driver = new V2Driver({ layout: tree.layout, fs: tree.fs, deviceFilter: tree.deviceFilter, timeoutMs: 300, pollMs: 2, kill: (pid) => void killed.push(pid) });
   return { tree, driver, killed };
 }
 
@@ -76,8 +77,48 @@ describe('V2Driver', () => {
 
   it('refuses a limit whose controller the kernel does not offer', async () => {
     const { tree } = setup();
-    const driver = new V2Driver({ layout: { ...tree.layout, v2Controllers: ['memory'] }, fs: tree.fs });
+    const driver = new V2Driver({ layout: { ...tree.layout, v2Controllers: ['memory'] }, fs: tree.fs, deviceFilter: tree.deviceFilter });
     await expect(driver.create('c', parseResources({ pids: 5 }))).rejects.toMatchObject({ code: 'KERNEL', message: expect.stringContaining("'pids'") });
+    expect(existsSync(`${tree.root}/berth/c`)).toBe(false);
+  });
+
+  it("gives the cgroup Docker's device rules (deny all, then the default list) before any limit is written", async () => {
+    const { tree, driver } = setup();
+    await driver.create('c', parseResources({ pids: 5 }));
+    expect(tree.deviceFilters).toHaveLength(1);
+    const [applied] = tree.deviceFilters;
+    expect(applied!.dir).toBe('berth/c');
+    expect(applied!.rules).toEqual([DENY_ALL_DEVICES, ...DEFAULT_DEVICE_RULES]);
+    expect(applied!.rules).toEqual(containerDeviceRules());
+    const firstLimit = tree.writes.findIndex(([p]) => p === 'berth/c/pids.max');
+    expect(applied!.afterWrites).toBeLessThanOrEqual(firstLimit);
+  });
+
+  it('adds the devices option after the default list, and applies no rule to a privileged cgroup', async () => {
+    const { tree, driver } = setup();
+    const fuse: DeviceRule = { type: 'c', major: 10, minor: 229, access: 'rwm', allow: true };
+    await driver.create('a', {}, { devices: [fuse] });
+    await driver.create('b', {}, { allowAllDevices: true });
+    expect(tree.deviceFilters.map((f) => [f.dir, f.rules])).toEqual([
+      ['berth/a', [DENY_ALL_DEVICES, ...DEFAULT_DEVICE_RULES, fuse]],
+      ['berth/b', null],
+    ]);
+  });
+
+  it('refuses an invalid device rule, naming it, before making anything', async () => {
+    const { tree, driver } = setup();
+    const bad = { type: 'c', major: 10, minor: 229, access: 'rwx', allow: true } as DeviceRule;
+    const err = await driver.create('c', {}, { devices: [bad] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(err).toMatchObject({ field: 'devices[0].access' });
+    expect(existsSync(`${tree.root}/berth`)).toBe(false);
+    expect(tree.deviceFilters).toEqual([]);
+  });
+
+  it('fails closed: when the kernel refuses the device filter, create fails and the cgroup is removed', async () => {
+    const { tree, driver } = setup();
+    tree.deviceFilterError = new KernelError('bpf', 1, 'EPERM', 'BPF_PROG_LOAD');
+    await expect(driver.create('c', {})).rejects.toBe(tree.deviceFilterError);
     expect(existsSync(`${tree.root}/berth/c`)).toBe(false);
   });
 

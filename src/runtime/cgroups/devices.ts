@@ -1,5 +1,5 @@
 /**
- * Device access rules for the v1 `devices` controller, and Docker's default allow-list.
+ * Device access rules, in the v1 `devices` controller's terms, and Docker's default allow-list.
  *
  * A container starts from "deny everything" and is allowed the character devices every program
  * expects (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/tty`,
@@ -7,12 +7,13 @@
  * which only creates a node: opening a host disk through it is still denied. So a container with
  * `CAP_MKNOD` cannot reach host devices.
  *
- * cgroup v2 has no devices files: device control there needs a `BPF_PROG_TYPE_CGROUP_DEVICE`
- * program, which berth does not load yet. On v2 the container's `/dev` (only the nodes berth
- * creates) is the boundary.
+ * The v1 driver writes the rules to `devices.deny`/`devices.allow`; the v2 driver, which has no
+ * such files, compiles the same list into a `BPF_PROG_TYPE_CGROUP_DEVICE` program with the same
+ * meaning (`device-filter.ts`).
  *
  * @module
  */
+import { InvalidArgumentError } from '../../errors.js';
 
 /** One line of `devices.allow` / `devices.deny`. */
 export interface DeviceRule {
@@ -51,6 +52,41 @@ export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = Object.freeze([
   allow('c', 136, '*'), // /dev/pts/*
   allow('c', 10, 200), // /dev/net/tun
 ]);
+
+/** The rule that denies every device and drops the rules before it (`devices.deny` ← `a`). */
+export const DENY_ALL_DEVICES: DeviceRule = Object.freeze({ type: 'a', major: '*', minor: '*', access: 'rwm', allow: false });
+
+/** Largest device major number the kernel encodes (12 bits). */
+export const MAX_DEVICE_MAJOR = 0xfff;
+/** Largest device minor number the kernel encodes (20 bits). */
+export const MAX_DEVICE_MINOR = 0xfffff;
+
+/** Throws `InvalidArgumentError` naming `field` (`devices[2].major`) when `rule` is not a valid rule. */
+export function checkDeviceRule(rule: DeviceRule, field: string): void {
+  if (typeof rule !== 'object' || rule === null) throw new InvalidArgumentError(field, 'must be a device rule object');
+  if (rule.type !== 'a' && rule.type !== 'b' && rule.type !== 'c') throw new InvalidArgumentError(`${field}.type`, `must be 'a', 'b' or 'c', not ${JSON.stringify(rule.type)}`);
+  for (const [key, max] of [['major', MAX_DEVICE_MAJOR], ['minor', MAX_DEVICE_MINOR]] as const) {
+    const v = rule[key];
+    if (v !== '*' && !(Number.isInteger(v) && v >= 0 && v <= max)) {
+      throw new InvalidArgumentError(`${field}.${key}`, `must be '*' or an integer from 0 to ${max}, not ${JSON.stringify(v)}`);
+    }
+  }
+  const access: unknown = rule.access;
+  if (typeof access !== 'string' || !/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
+    throw new InvalidArgumentError(`${field}.access`, `must be a non-empty subset of 'rwm', not ${JSON.stringify(rule.access)}`);
+  }
+  if (typeof rule.allow !== 'boolean') throw new InvalidArgumentError(`${field}.allow`, 'must be true or false');
+}
+
+/**
+ * The device rules of a container, in order: deny everything, Docker's default allow-list, then
+ * `extra` (validated first: `InvalidArgumentError` names the bad field, e.g. `devices[0].access`).
+ * Both drivers apply exactly this list.
+ */
+export function containerDeviceRules(extra: readonly DeviceRule[] = []): DeviceRule[] {
+  extra.forEach((rule, i) => checkDeviceRule(rule, `devices[${i}]`));
+  return [DENY_ALL_DEVICES, ...DEFAULT_DEVICE_RULES, ...extra];
+}
 
 /** A rule as the kernel's `devices.allow`/`devices.deny` files take it: `c 1:3 rwm`. */
 export function formatDeviceRule(rule: DeviceRule): string {

@@ -14,6 +14,7 @@ import type { CgroupLimits } from './resources.js';
 import type { CgroupFs } from './cgroup-fs.js';
 import type { CgroupLayout } from './detect.js';
 import type { DeviceRule } from './devices.js';
+import type { DeviceFilterLoader } from './bpf-devices.js';
 
 /** What {@link CgroupDriver.create} made. */
 export interface CgroupCreateInfo {
@@ -29,12 +30,13 @@ export interface CgroupCreateInfo {
 /** Options of {@link CgroupDriver.create}. */
 export interface CgroupCreateOptions {
   /**
-   * Device rules on top of Docker's default allow-list ({@link DEFAULT_DEVICE_RULES}). Applied by
-   * the v1 devices controller only: cgroup v2 controls devices with BPF programs, which berth does
-   * not load (on v2 the container's `/dev` is its only device boundary).
+   * Device rules on top of Docker's default allow-list ({@link DEFAULT_DEVICE_RULES}), applied
+   * after it in order (see {@link containerDeviceRules}): by the devices controller on v1, by a
+   * BPF device program with the same meaning on v2. An invalid rule is refused with
+   * `InvalidArgumentError` before anything is made.
    */
   devices?: DeviceRule[];
-  /** Leave device access unrestricted (a privileged container). Default `false`. */
+  /** Leave device access unrestricted (a privileged container): no rule is applied. Default `false`. */
   allowAllDevices?: boolean;
 }
 
@@ -167,4 +169,9 @@ export interface CgroupDriverOptions {
   pollMs?: number;
   /** Sends a signal to a pid (used by destroy on v1 and on v2 kernels without `cgroup.kill`). Default `process.kill`. */
   kill?: (pid: number, signal: 'SIGKILL') => void;
+  /**
+   * How the v2 driver applies device rules to a cgroup directory. Default: {@link bpfDeviceFilter}
+   * (a `BPF_PROG_TYPE_CGROUP_DEVICE` program). Tests on a fake tree pass a fake. Unused on v1.
+   */
+  deviceFilter?: DeviceFilterLoader;
 }

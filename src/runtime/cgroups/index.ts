@@ -12,6 +12,8 @@ import { V2Driver } from './v2.js';
 export * from './resources.js';
 export * from './detect.js';
 export * from './devices.js';
+export * from './device-filter.js';
+export { bpfDeviceFilter, type DeviceFilterLoader } from './bpf-devices.js';
 export * from './driver.js';
 export { nodeCgroupFs, type CgroupFs, type NodeCgroupFsOptions } from './cgroup-fs.js';
 export { V1Driver } from './v1.js';

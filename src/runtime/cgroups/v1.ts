@@ -28,7 +28,7 @@ import {
   writeFile,
 } from './common.js';
 import { detectCgroups, type CgroupLayout, type V1Controller } from './detect.js';
-import { DEFAULT_DEVICE_RULES, formatDeviceRule } from './devices.js';
+import { containerDeviceRules, formatDeviceRule } from './devices.js';
 import type {
   CgroupCreateInfo,
   CgroupCreateOptions,
@@ -106,6 +106,7 @@ export class V1Driver implements CgroupDriver {
   /** {@inheritDoc CgroupDriver.create} */
   async create(id: string, limits: CgroupLimits, options: CgroupCreateOptions = {}): Promise<CgroupCreateInfo> {
     const paths = this.paths(id);
+    const deviceRules = options.allowAllDevices === true ? [] : containerDeviceRules(options.devices);
     try {
       for (const mount of this.#mounts()) {
         let dir = mount;
@@ -117,9 +118,8 @@ export class V1Driver implements CgroupDriver {
         }
       }
       const devices = this.#dir('devices', id);
-      if (devices !== undefined && options.allowAllDevices !== true) {
-        await writeFile(this.#fs, join(devices, 'devices.deny'), 'a');
-        for (const rule of [...DEFAULT_DEVICE_RULES, ...(options.devices ?? [])]) {
+      if (devices !== undefined) {
+        for (const rule of deviceRules) {
           await writeFile(this.#fs, join(devices, rule.allow ? 'devices.allow' : 'devices.deny'), formatDeviceRule(rule));
         }
       }

@@ -6,7 +6,8 @@
  * File by file: `memory.max`, `memory.low` (the reservation), `memory.swap.max` (swap alone:
  * `memorySwap - memory`); `cpu.max` (`quota period`), `cpu.weight` (from shares, see
  * `sharesToWeight`); `cpuset.cpus`, `cpuset.mems`; `pids.max`; `cgroup.freeze` with
- * `cgroup.events`; `cgroup.kill`. Device rules are not applied on v2 (they need BPF).
+ * `cgroup.events`; `cgroup.kill`. Device rules: a `BPF_PROG_TYPE_CGROUP_DEVICE` program attached to
+ * the cgroup's directory (see `bpf-devices.ts`), with the meaning the v1 rules have.
  *
  * @module
  */
@@ -16,7 +17,9 @@ import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import { checkId, checkParent, parseKeyValues, parseNumber, readOptional, removeCgroupTree, killQuietly, waitFor, writeFile } from './common.js';
 import { detectCgroups, V2_CONTROLLERS, type CgroupLayout } from './detect.js';
-import type { CgroupCreateInfo, CgroupDriver, CgroupDriverOptions, CgroupStats } from './driver.js';
+import type { CgroupCreateInfo, CgroupCreateOptions, CgroupDriver, CgroupDriverOptions, CgroupStats } from './driver.js';
+import { bpfDeviceFilter, type DeviceFilterLoader } from './bpf-devices.js';
+import { containerDeviceRules } from './devices.js';
 import { DEFAULT_CPU_PERIOD, sharesToWeight, type CgroupLimits } from './resources.js';
 import { collectPids } from './v1.js';
 
@@ -39,6 +42,7 @@ export class V2Driver implements CgroupDriver {
   readonly #timeoutMs: number;
   readonly #pollMs: number;
   readonly #kill: (pid: number, signal: 'SIGKILL') => void;
+  readonly #deviceFilter: DeviceFilterLoader;
 
   /** Makes a driver; see {@link CgroupDriverOptions}. Throws when the layout has no cgroup2 mount. */
   constructor(options: CgroupDriverOptions = {}) {
@@ -51,6 +55,7 @@ export class V2Driver implements CgroupDriver {
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#pollMs = options.pollMs ?? 10;
     this.#kill = options.kill ?? ((pid, signal) => process.kill(pid, signal));
+    this.#deviceFilter = options.deviceFilter ?? bpfDeviceFilter();
   }
 
   #dir(id: string): string {
@@ -75,8 +80,9 @@ export class V2Driver implements CgroupDriver {
   }
 
   /** {@inheritDoc CgroupDriver.create} */
-  async create(id: string, limits: CgroupLimits): Promise<CgroupCreateInfo> {
+  async create(id: string, limits: CgroupLimits, options: CgroupCreateOptions = {}): Promise<CgroupCreateInfo> {
     const dir = this.#dir(id);
+    const deviceRules = options.allowAllDevices === true ? null : containerDeviceRules(options.devices);
     let made = false;
     try {
       let cur = this.#mount;
@@ -87,6 +93,8 @@ export class V2Driver implements CgroupDriver {
       }
       await this.#enableControllers(cur);
       made = await this.#fs.mkdir(dir);
+      // Before anything can join: the zygote moves the init in once this resolves.
+      await this.#deviceFilter.apply(dir, deviceRules);
       await this.update(id, limits);
     } catch (e) {
       if (made) await this.destroy(id).catch(() => undefined);
