@@ -79,7 +79,8 @@ function parentOf(fd: number, want: DirId): number {
  * its directory (`/proc/self/fd/N/name`, so no path grows with the depth); only the current
  * directory's fds and the top's are open. Coming back up, it reopens the parent through ".."
  * (checked to be the same directory); the top's fds stay open, since the volume now covers the
- * image's directory and ".." from a first-level directory would land on the volume.
+ * image's directory and ".." from a first-level directory would land on the volume. As there,
+ * time grows with depth² past a few thousand levels (the kernel's check of ".." in a bind mount).
  */
 export function copyTree(from: string, to: string): void {
   const topFrom = openSync(from, O_RDONLY | O_DIRECTORY);

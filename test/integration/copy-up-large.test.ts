@@ -1,7 +1,7 @@
 /**
- * Volume copy-up of deep trees, on both inits: every level is copied (owners, modes, times,
- * files and symlinks), with a constant number of open files and no recursion on the init's
- * stack, whatever the depth. The trees are made with paths relative to the working directory:
+ * Volume copy-up of deep and wide trees, on both inits: every level is copied (owners, modes,
+ * times, files and symlinks), with a constant number of open files and no recursion on the
+ * init's stack, whatever the depth. The trees are made with paths relative to the working directory:
  * a 10,000-deep path is far beyond PATH_MAX.
  */
 import { execFileSync } from 'node:child_process';
@@ -88,24 +88,42 @@ async function limitOpenFiles(engine: Engine): Promise<void> {
   throw new Error('the containers never saw the open-file limit of 1024');
 }
 
-/** An image: busybox with a `depth`-deep chain under /data, a VOLUME. */
-async function deepImage(engine: Engine, ref: string, depth: number): Promise<string> {
+/** An image: busybox with what `make` puts in /data, a VOLUME; returns that directory. */
+async function dataImage(engine: Engine, ref: string, make: (data: string) => void): Promise<string> {
   const { dir } = await busyboxImage();
   const rootfs = tempDir('deep-img');
   cpSync(dir, rootfs, { recursive: true, verbatimSymlinks: true });
   const data = join(rootfs, 'data');
   mkdirSync(data);
-  makeChain(data, depth);
+  make(data);
   await Image.import(rootfs, { ref, engine, changes: ['VOLUME /data'] });
   return data;
 }
 
-for (const path of INIT_PATHS) describe(`copy-up of deep trees (${path} init)`, () => {
+for (const path of INIT_PATHS) describe(`copy-up of deep and wide trees (${path} init)`, () => {
   withInitPath(path);
+
+  // The JavaScript init used to die here (libuv aborted on V8's first posted task, see closeOtherFds).
+  it('copies a directory of 1000 entries (500 directories, 500 files)', async () => {
+    const { engine } = await testEngine();
+    const data = await dataImage(engine, 'test/wide:1', (d) => {
+      for (let i = 0; i < 500; i++) {
+        mkdirSync(join(d, `d${i}`), { mode: 0o750 });
+        writeFileSync(join(d, `f${i}`), `${i}\n`);
+        utimesSync(join(d, `d${i}`), WHEN, WHEN);
+        utimesSync(join(d, `f${i}`), WHEN, WHEN);
+      }
+    });
+    const want = listing(data);
+    expect(want.entries).toHaveLength(1000);
+    const c = await Container.run('test/wide:1', ['true'], { ...NO_NETWORK, engine, volumes: ['wide:/data'] });
+    expect(await c.wait()).toEqual({ exitCode: 0 });
+    expect(listing((await new Volume('wide', { engine }).inspect()).mountpoint).entries).toEqual(want.entries);
+  });
 
   it('copies a 1000-deep tree from an image completely, into its anonymous VOLUME and into a new named volume (owners, modes, times, files, links)', async () => {
     const { engine } = await testEngine();
-    const data = await deepImage(engine, 'test/deep:1', 1000);
+    const data = await dataImage(engine, 'test/deep:1', (d) => makeChain(d, 1000));
     const want = listing(data);
     expect(want.entries).toHaveLength(1000 + 2 * 2);
     const anon = await Container.run('test/deep:1', ['sh', '-c', 'cd /data && find . -name f | wc -l'], { ...NO_NETWORK, engine });
@@ -121,7 +139,7 @@ for (const path of INIT_PATHS) describe(`copy-up of deep trees (${path} init)`, 
 
   it('copies a 1000-deep tree with the init\'s open-file limit at 1024', async () => {
     const { engine } = await testEngine();
-    const data = await deepImage(engine, 'test/deep:1', 1000);
+    const data = await dataImage(engine, 'test/deep:1', (d) => makeChain(d, 1000));
     await limitOpenFiles(engine);
     const c = await Container.run('test/deep:1', ['sh', '-c', 'grep "open files" /proc/self/limits'], { ...NO_NETWORK, engine, volumes: ['deep:/data'] });
     expect(await c.wait()).toEqual({ exitCode: 0 });
