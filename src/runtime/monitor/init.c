@@ -604,13 +604,21 @@ static void attach(long fd, const char *target) {
 
 struct dirent64_k { u64 ino; long long off; unsigned short reclen; unsigned char type; char name[]; };
 struct statx_ts { long long sec; unsigned nsec; int reserved; };
-/* statx(2)'s result, with the times (struct statx of <linux/stat.h>). */
+/* statx(2)'s result, with the times and the device (struct statx of <linux/stat.h>). */
 struct statx_full {
   unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode, spare0;
-  u64 ino, size, blocks, attributes_mask; struct statx_ts atime, btime, ctime, mtime; char rest[256 - 128];
+  u64 ino, size, blocks, attributes_mask; struct statx_ts atime, btime, ctime, mtime;
+  unsigned rdev_major, rdev_minor, dev_major, dev_minor; char rest[256 - 144];
 };
-enum { S_IFLNK = 0120000, STATX_BASIC_STATS = 0x7ff, AT_SYMLINK_NOFOLLOW = 0x100, COPY_MAX_DEPTH = 1024 };
+enum { S_IFLNK = 0120000, STATX_BASIC_STATS = 0x7ff, AT_SYMLINK_NOFOLLOW = 0x100, SEEK_SET = 0 };
+#if defined(__x86_64__)
+enum { NR_fchmod = 91 };
+#else
+enum { NR_fchmod = 52 };
+#endif
 static char copy_buf[65536];
+static char copy_dents[4096];
+static char copy_link[4097];
 
 /* Owner, mode (not of a symlink) and times of `name` in `dir`, from `st`, as copyTree sets them. */
 static void copy_attributes(long dir, const char *name, const struct statx_full *st, int link) {
@@ -620,41 +628,116 @@ static void copy_attributes(long dir, const char *name, const struct statx_full 
   must(sys6(NR_utimensat, dir, (long)name, (long)times, AT_SYMLINK_NOFOLLOW, 0, 0), "utimensat", name);
 }
 
+/* A directory: its device and inode. */
+struct dir_id { u64 ino; unsigned major, minor; };
+
+/*
+ * A directory copy_tree is in, below the top: where the listing of the one above goes on once it
+ * is done, which directories it copies from and to, and the owner, mode and times the copy gets
+ * once its content is in (taken before it was read: reading may change its atime).
+ */
+struct copy_level {
+  long long resume;
+  struct dir_id from, to;
+  unsigned uid, gid, mode;
+  struct statx_ts atime, mtime;
+};
+/* The walk's levels, on the heap (alloc): copy_levels[1..depth] are in use. */
+static struct copy_level *copy_levels;
+static long copy_cap;
+
+static struct dir_id id_of(long fd, const char *name) {
+  struct statx_full st;
+  must(sys6(NR_statx, fd, (long)"", AT_EMPTY_PATH, STATX_BASIC_STATS, (long)&st, 0), "statx", name);
+  struct dir_id id = {st.ino, st.dev_major, st.dev_minor};
+  return id;
+}
+
+/*
+ * The directory above `fd`, opened through "..", checked to be `want`: one that was moved
+ * meanwhile (by another container sharing the volume, say) fails the start, rather than having
+ * the copy go on somewhere else.
+ */
+static long parent_of(long fd, const struct dir_id *want) {
+  long up = must(sys6(NR_openat, fd, (long)"..", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", "..");
+  struct dir_id got = id_of(up, "..");
+  if (got.ino != want->ino || got.major != want->major || got.minor != want->minor)
+    fail_other("copy-up: a directory was moved while it was copied", "", "");
+  return up;
+}
+
 /*
  * Docker's volume copy-up (copyTree in copy-up.ts): copies the tree under the directory `from`
  * into the directory `to`, keeping owners, modes, symlinks (as links, never followed) and times;
  * devices, FIFOs and sockets are not copied. Every name is taken relative to an fd of its own
  * directory, opened without following a symlink.
+ *
+ * Any depth is copied whole, with no recursion and a fixed number of fds: the walk goes down
+ * and up one directory at a time, with the fds of the current directory and of the top open
+ * only. Going down, it notes where the listing above goes on (the entry's d_off) in a record
+ * kept on the heap (copy_level, ~90 bytes a level); coming back up, it reopens the parent through
+ * ".." (checked to be the same directory, see parent_of) and seeks its listing there. The top's
+ * fds stay open, since the volume now covers the image's directory: ".." from a first-level
+ * directory would land on the volume. A tree too deep for memory fails the start with mmap's
+ * ENOMEM (a report, not a crash); the process stack does not grow with the depth.
+ *
+ * Time: each ".." in a volume (a bind mount of a subdirectory) costs the kernel a walk up to the
+ * mount's root (path_connected), so very deep trees cost depth² — measured ~1 s for 10,000
+ * levels, ~75 s for 50,000. An image layer cannot hold such a tree anyway: berth unpacks layers
+ * by full paths, which PATH_MAX bounds to ~2000 levels.
  */
-static void copy_tree(long from, long to, int depth) {
-  if (depth > COPY_MAX_DEPTH) fail_other("copy-up: the image's tree is too deep", "", "");
-  char dents[4096];
+static void copy_tree(long from, long to) {
+  long depth = 0, src = from, dst = to;
   for (;;) {
-    long n = must(sys3(NR_getdents64, from, dents, sizeof dents), "getdents64", "copy-up");
-    if (n == 0) return;
+    long n = must(sys3(NR_getdents64, src, copy_dents, sizeof copy_dents), "getdents64", "copy-up");
+    if (n == 0) {
+      if (depth == 0) return;
+      /* This directory's copy is complete: its owner, mode and times, as copy_attributes sets them. */
+      struct copy_level *l = &copy_levels[depth];
+      must(sys6(NR_fchownat, dst, (long)"", l->uid, l->gid, AT_EMPTY_PATH, 0), "fchownat", "copy-up");
+      must(sys3(NR_fchmod, dst, l->mode & 07777, 0), "fchmod", "copy-up");
+      struct timespec_k times[2] = {{(long)l->atime.sec, l->atime.nsec}, {(long)l->mtime.sec, l->mtime.nsec}};
+      must(sys6(NR_utimensat, dst, 0, (long)times, 0, 0, 0), "utimensat", "copy-up");
+      long up_src = depth == 1 ? from : parent_of(src, &copy_levels[depth - 1].from);
+      long up_dst = depth == 1 ? to : parent_of(dst, &copy_levels[depth - 1].to);
+      sys3(NR_close, src, 0, 0);
+      sys3(NR_close, dst, 0, 0);
+      src = up_src, dst = up_dst, depth--;
+      must(sys3(NR_lseek, src, l->resume, SEEK_SET), "lseek", "copy-up");
+      continue;
+    }
     for (long off = 0; off < n;) {
-      const struct dirent64_k *d = (const struct dirent64_k *)(dents + off);
+      const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
       off += d->reclen;
       const char *name = d->name;
       if (eq(name, ".") || eq(name, "..")) continue;
       struct statx_full st;
-      must(sys6(NR_statx, from, (long)name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, (long)&st, 0), "statx", name);
+      must(sys6(NR_statx, src, (long)name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, (long)&st, 0), "statx", name);
       long type = st.mode & S_IFMT;
       if (type == S_IFDIR) {
-        must(sys3(NR_mkdirat, to, name, st.mode & 07777), "mkdir", name);
-        long a = must(sys6(NR_openat, from, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
-        long b = must(sys6(NR_openat, to, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
-        copy_tree(a, b, depth + 1);
-        sys3(NR_close, a, 0, 0);
-        sys3(NR_close, b, 0, 0);
+        must(sys3(NR_mkdirat, dst, name, st.mode & 07777), "mkdir", name);
+        long a = must(sys6(NR_openat, src, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
+        long b = must(sys6(NR_openat, dst, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
+        if (++depth >= copy_cap) {
+          long cap = copy_cap ? 2 * copy_cap : 64;
+          struct copy_level *bigger = (struct copy_level *)alloc(sizeof *bigger * (unsigned long)cap);
+          for (long i = 0; i < copy_cap; i++) bigger[i] = copy_levels[i];
+          copy_levels = bigger, copy_cap = cap;
+        }
+        struct copy_level *l = &copy_levels[depth];
+        l->resume = d->off;
+        l->from = id_of(a, name), l->to = id_of(b, name);
+        l->uid = st.uid, l->gid = st.gid, l->mode = st.mode, l->atime = st.atime, l->mtime = st.mtime;
+        if (depth > 1) sys3(NR_close, src, 0, 0), sys3(NR_close, dst, 0, 0);
+        src = a, dst = b;
+        break; /* into it; the rest of this listing is read again from l->resume */
       } else if (type == S_IFLNK) {
-        char target[4097];
-        long len_ = must(sys6(NR_readlinkat, from, (long)name, (long)target, 4096, 0, 0), "readlink", name);
-        target[len_] = 0;
-        must(sys3(NR_symlinkat, target, to, name), "symlink", name);
+        long len_ = must(sys6(NR_readlinkat, src, (long)name, (long)copy_link, sizeof copy_link - 1, 0, 0), "readlink", name);
+        copy_link[len_] = 0;
+        must(sys3(NR_symlinkat, copy_link, dst, name), "symlink", name);
       } else if (type == S_IFREG) {
-        long a = must(sys6(NR_openat, from, (long)name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
-        long b = must(sys6(NR_openat, to, (long)name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0, 0), "open", name);
+        long a = must(sys6(NR_openat, src, (long)name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name);
+        long b = must(sys6(NR_openat, dst, (long)name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600, 0, 0), "open", name);
         for (;;) {
           long got = must(retry(NR_read, a, (long)copy_buf, sizeof copy_buf), "read", name);
           if (got == 0) break;
@@ -665,7 +748,7 @@ static void copy_tree(long from, long to, int depth) {
       } else {
         continue; /* devices, FIFOs and sockets are not copied, as Docker does not */
       }
-      copy_attributes(to, name, &st, type == S_IFLNK);
+      copy_attributes(dst, name, &st, type == S_IFLNK);
     }
   }
 }
@@ -906,7 +989,7 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     attach(m->fd, m->target);
     if (below >= 0) {
       long to = must(sys6(NR_openat, AT_FDCWD, (long)m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", m->target);
-      copy_tree(below, to, 0);
+      copy_tree(below, to);
       /* The volume's own directory gets the owner and mode of the image's, as Docker's copy-up (copyUp). */
       struct statx_full st;
       must(sys6(NR_statx, below, (long)"", AT_EMPTY_PATH, STATX_BASIC_STATS, (long)&st, 0), "statx", m->target);
