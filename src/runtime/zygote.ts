@@ -43,6 +43,7 @@ import { processStartTime } from './proc.js';
 import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
 import { encodeInitPlan, spawnNativeInit } from './native-init.js';
+import { sealedProgram } from './sealed-program.js';
 import { setupNetworkFromHost } from '../network/setup-in-init.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
@@ -216,6 +217,7 @@ export class Zygote {
    * template does (the plan in the form `native-init.ts` encodes).
    */
   #spawnInit(helper: string, unshareFlags: number, stdin = -1, netns?: { fd: number }): Template {
+    const program = sealedProgram(helper, 'berth-init');
     const fds: number[] = [];
     try {
       for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
@@ -224,7 +226,7 @@ export class Zygote {
       unshare(CLONE_NEWPID);
       try {
         if (netns) netns.fd = this.#enterNewNetns();
-        pid = spawnNativeInit(helper, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+        pid = spawnNativeInit(program, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
       } finally {
         setns(this.#pidns, CLONE_NEWPID);
         if (netns) setns(this.#netns, CLONE_NEWNET);
@@ -265,7 +267,8 @@ export class Zygote {
       close(rootFd);
     }
     const proc = plan.process;
-    const argv = [helper];
+    const program = sealedProgram(helper, 'berth-exec');
+    const argv = ['berth-exec'];
     for (const f of plan.cgroupProcs) argv.push('--cgroup', f);
     for (const [, type] of ns) argv.push('--ns', String(type));
     argv.push('--uid', String(user.uid), '--gid', String(user.gid), '--groups', user.additionalGids.join(','));
@@ -283,7 +286,7 @@ export class Zygote {
       for (const [fd, to] of wanted) if (fd >= 0) parked.push([dup(fd, 100), to]);
       setns(pidns, CLONE_NEWPID);
       try {
-        return spawnProgram(helper, argv, env, parked);
+        return spawnProgram(program.path, argv, env, parked);
       } finally {
         setns(this.#pidns, CLONE_NEWPID);
       }
@@ -324,6 +327,8 @@ export class Zygote {
    */
   #forkDetached(flags: number, req: StartRequest, monitor: string, init: string | undefined, netns?: { fd: number }): { template: Template; readyR: number; detached: NonNullable<Child['detached']> } {
     const proc = req.plan.spec.process;
+    // Made here, once, and inherited by the fork (see sealed-program.ts).
+    const sealedInit = init ? sealedProgram(init, 'berth-init') : undefined;
     const fds: number[] = [];
     try {
       for (let i = 0; i < 6; i++) fds.push(...pipe2(O_CLOEXEC));
@@ -345,7 +350,7 @@ export class Zygote {
       if (monitorPid === 0) {
         close(pidR);
         const initFds = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
-        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, req.exitPath, init);
+        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, req.exitPath, sealedInit);
       }
       for (const fd of fds) if (fd !== exR && fd !== ctrlW && fd !== goW && fd !== pidR) close(fd);
       fds.length = 0;
