@@ -19,10 +19,10 @@ import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { open, close, pipe2, dup, setNonBlocking } from '../kernel/fd.js';
 import { resolveUser } from './user.js';
-import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, spawnProgram } from '../kernel/process.js';
+import { exit, fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, prctl, spawnProgram } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, PR_SET_DUMPABLE, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
 } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
@@ -193,6 +193,12 @@ export class Zygote {
   /**
    * Forks a child into the PID namespace `enterPidns` selects for children (a new one, or a
    * container's), then goes back to the zygote's own for the next forks. Returns 0 in the child.
+   *
+   * The child is made non-dumpable at once: it is a copy of this process (its environment, the
+   * plans and output of every container it has handled) and runs the host's node binary, and it
+   * becomes a container's init or exec'd process, seen by the container's processes. Without
+   * CAP_SYS_PTRACE they cannot open its `/proc/<pid>/mem`, `environ` or `exe`; the flag goes to
+   * its own forks (an `init: true` reaper) and is reset by the execve of the container's program.
    */
   #forkIn(enterPidns: () => void): number {
     // An empty young generation makes a GC (which maps new, unforkable pages) unlikely
@@ -203,6 +209,13 @@ export class Zygote {
       enterPidns();
       allowForkOfHeap();
       pid = fork();
+      if (pid === 0) {
+        try {
+          prctl(PR_SET_DUMPABLE, 0);
+        } catch {
+          exit(126);
+        }
+      }
     } finally {
       // In the parent only: back to our own PID namespace.
       if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
