@@ -15,11 +15,11 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Container, type Engine } from '../../src/index.js';
+import { Container, type ContainerCreateOptions, type Engine } from '../../src/index.js';
 import { nativeBinary } from '../../src/runtime/monitor-binary.js';
 import { BUSYBOX_REF, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
-import { parseProbe, probeBinary, probeMount, runProbe, type ProbeResult } from './probe.js';
+import { probeBinary, runProbe, runProbeDuringExecs, type ProbeResult } from './probe.js';
 
 /** sha256 of a file. */
 function hash(path: string): string {
@@ -39,25 +39,11 @@ function identity(path: string): string {
  */
 const SLOW_PATH = `PATH=${Array.from({ length: 6000 }, (_, i) => `/nonexistent/${i}`).join(':')}:/bin`;
 
-/**
- * Runs `/probe catch berth-exec <seconds> exe` as the program of a container made with
- * `options`, and execs `true` in it (with {@link SLOW_PATH}) until the probe has ended.
- */
-async function catchExec(engine: Engine, options: Record<string, unknown>): Promise<ProbeResult> {
-  const c = await Container.run(BUSYBOX_REF, ['/probe', 'catch', 'berth-exec', '4', 'exe'], { ...NO_NETWORK, ...options, mounts: [probeMount()], engine });
-  let ended = false;
-  const waited = c.wait().finally(() => (ended = true));
-  let execs = 0;
-  while (!ended) {
-    // A failure is fine here (the container may end while an exec starts); only the probe's verdict counts.
-    await c.exec(['true'], { env: [SLOW_PATH] }).catch(() => undefined);
-    execs++;
-  }
-  const { exitCode } = await waited;
-  const output = await c.logs();
-  await c.remove({ force: true });
-  expect(execs).toBeGreaterThan(0);
-  return parseProbe(exitCode, output);
+/** `/probe catch berth-exec 4 exe` in a container made with `options`, while `true` is exec'd in it (with {@link SLOW_PATH}). */
+async function catchExec(engine: Engine, options: Omit<ContainerCreateOptions, 'image' | 'engine'>): Promise<ProbeResult> {
+  const r = await runProbeDuringExecs(engine, ['catch', 'berth-exec', '4', 'exe'], options, { command: ['true'], env: [SLOW_PATH] });
+  expect(r.execs).toBeGreaterThan(0);
+  return r;
 }
 
 describe('host binaries: berth-init', () => {

@@ -7,9 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Container } from '../../src/index.js';
-import { BUSYBOX_REF, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
-import { parseProbe, probeMount, runProbe } from './probe.js';
+import { testEngine, withInitPath } from '../helpers/engine.js';
+import { runProbe, runProbeDuringExecs } from './probe.js';
 
 /** A variable of this (the engine's) process, set before each test's engine starts its zygote. */
 let marker = '';
@@ -62,13 +61,8 @@ describe('forked exec (BERTH_NATIVE_EXEC=0)', () => {
     // A PATH of many missing directories: the fork looks the program up for a while after it
     // dropped its privileges, before execve (see host-binaries.test.ts).
     const slowPath = `PATH=${Array.from({ length: 3000 }, (_, i) => `/nonexistent/${i}`).join(':')}:/bin`;
-    const c = await Container.run(BUSYBOX_REF, ['/probe', 'catch', 'berth-zygote', '4', 'environ'], { ...NO_NETWORK, mounts: [probeMount()], engine });
-    let ended = false;
-    const waited = c.wait().finally(() => (ended = true));
-    while (!ended) await c.exec(['true'], { env: [slowPath] }).catch(() => undefined);
-    const { exitCode } = await waited;
-    const r = parseProbe(exitCode, await c.logs());
-    await c.remove({ force: true });
+    const r = await runProbeDuringExecs(engine, ['catch', 'berth-zygote', '4', 'environ'], {}, { command: ['true'], env: [slowPath] });
+    expect(r.execs).toBeGreaterThan(0);
     expect(r.line).toMatch(/^err EACCES open\(\/proc\/<pid>\/<file>\) \(matched [1-9]\d* times\)$/);
   });
 });
