@@ -10,6 +10,7 @@
  * The attacks run through the probe (`probe.c`): `exe-handle` (the O_PATH handle), `catch`
  * (watch for the process, take the handle, reopen it for writing once it is free and write its
  * first byte back unchanged) and `seals`; proven on a writable binary a container runs itself.
+ * `berth-monitor` needs no copy: the container cannot see it.
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, readFileSync, readlinkSync, statSync } from 'node:fs';
@@ -40,10 +41,8 @@ function identity(path: string): string {
 const SLOW_PATH = `PATH=${Array.from({ length: 6000 }, (_, i) => `/nonexistent/${i}`).join(':')}:/bin`;
 
 /** `/probe catch berth-exec 4 exe` in a container made with `options`, while `true` is exec'd in it (with {@link SLOW_PATH}). */
-async function catchExec(engine: Engine, options: Omit<ContainerCreateOptions, 'image' | 'engine'>): Promise<ProbeResult> {
-  const r = await runProbeDuringExecs(engine, ['catch', 'berth-exec', '4', 'exe'], options, { command: ['true'], env: [SLOW_PATH] });
-  expect(r.execs).toBeGreaterThan(0);
-  return r;
+function catchExec(engine: Engine, options: Omit<ContainerCreateOptions, 'image' | 'engine'>): Promise<ProbeResult & { execs: number }> {
+  return runProbeDuringExecs(engine, ['catch', 'berth-exec', '4', 'exe'], options, { command: ['true'], env: [SLOW_PATH] });
 }
 
 describe('host binaries: berth-init', () => {
@@ -62,7 +61,7 @@ describe('host binaries: berth-init', () => {
     expect(hash(binary)).toBe(before);
   });
 
-  it('PID 1 runs a sealed memfd, not the host file: seen with CAP_SYS_PTRACE (privileged), and from the host', async () => {
+  it('PID 1 runs a sealed memfd, not the host file: seen with CAP_SYS_PTRACE (privileged), and from the host (detached too)', async () => {
     const { engine } = await testEngine();
     const binary = await nativeBinary('init');
     const handle = await runProbe(engine, ['exe-handle', '/proc/1/exe'], { init: true, privileged: true });
@@ -77,6 +76,18 @@ describe('host binaries: berth-init', () => {
     expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('berth-init');
     // The copy holds the host file's content.
     expect(createHash('sha256').update(readFileSync(`/proc/${pid}/exe`)).digest('hex')).toBe(hash(binary));
+
+    // A detached container's init is started by its monitor's parent, a fork of the zygote: the same copy.
+    await using d = await Container.run(BUSYBOX_REF, ['sleep', '30'], { ...NO_NETWORK, init: true, detach: true, engine });
+    expect(readlinkSync(`/proc/${(await d.inspect()).state.pid}/exe`)).toBe('/memfd:berth-init (deleted)');
+  });
+});
+
+describe('host binaries: berth-monitor', () => {
+  it('a detached container cannot see its monitor (its parent, outside the container\'s PID namespace), so needs no sealed copy of it', async () => {
+    const { engine } = await testEngine();
+    const r = await runProbe(engine, ['catch', 'monitor', '1', 'exe'], { detach: true, privileged: true });
+    expect(r.line).toBe('err ESRCH no process matched (matched 0 times)');
   });
 });
 
@@ -87,6 +98,7 @@ describe('host binaries: berth-exec', () => {
     const before = hash(binary);
     const r = await catchExec(engine, {});
     expect(r.line).toMatch(/^err EACCES open\(\/proc\/<pid>\/exe, O_PATH\) \(matched [1-9]\d* times\)$/);
+    expect(r.execs).toBeGreaterThan(0);
     expect(hash(binary)).toBe(before);
   });
 
@@ -96,6 +108,7 @@ describe('host binaries: berth-exec', () => {
     const before = hash(binary);
     const r = await catchExec(engine, { privileged: true });
     expect(r.line).toMatch(/^err EPERM pwrite \/memfd:berth-exec \(deleted\)$/);
+    expect(r.execs).toBeGreaterThan(0);
     expect(hash(binary)).toBe(before);
   });
 
