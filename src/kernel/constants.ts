@@ -125,6 +125,24 @@ export const F_GETFL = 3;
 export const F_SETFL = 4;
 /** The close-on-exec fd flag. */
 export const FD_CLOEXEC = 1;
+/** Add seals to a memfd (`F_ADD_SEALS`). */
+export const F_ADD_SEALS = 1033;
+/** Read a memfd's seals (`F_GET_SEALS`). */
+export const F_GET_SEALS = 1034;
+/** Seal: no further seals may be added. */
+export const F_SEAL_SEAL = 0x1;
+/** Seal: the file cannot shrink. */
+export const F_SEAL_SHRINK = 0x2;
+/** Seal: the file cannot grow. */
+export const F_SEAL_GROW = 0x4;
+/** Seal: the file's content cannot be written (write(2), writable shared mappings). */
+export const F_SEAL_WRITE = 0x8;
+
+// <sys/mman.h>: memfd_create(2) flags.
+/** The memfd is close-on-exec. */
+export const MFD_CLOEXEC = 0x1;
+/** The memfd accepts seals (`F_ADD_SEALS`). */
+export const MFD_ALLOW_SEALING = 0x2;
 
 // <sys/stat.h>: file types for mknod(2).
 /** Character device. */
@@ -139,6 +157,8 @@ export const S_IFREG = 0o100000;
 // <sys/prctl.h>
 /** Signal sent to this process when its parent thread dies. */
 export const PR_SET_PDEATHSIG = 1;
+/** Set the process's dumpable flag (0: no core dumps, /proc/<pid> files and ptrace need CAP_SYS_PTRACE). */
+export const PR_SET_DUMPABLE = 4;
 /** Keep capabilities across setuid. */
 export const PR_SET_KEEPCAPS = 8;
 /** Set the thread's name. */

@@ -1,5 +1,5 @@
 /**
- * File-descriptor bindings: open, close, pipe2, dup2, fcntl, read, write, close_range.
+ * File-descriptor bindings: open, close, pipe2, dup2, fcntl, read, write, close_range, memfd_create.
  *
  * @module
  */
@@ -15,6 +15,7 @@ const _fcntl = libc.func('int fcntl(int fd, int cmd, long arg)');
 const _write = libc.func('long write(int fd, const void *buf, size_t count)');
 const _read = libc.func('long read(int fd, _Out_ void *buf, size_t count)');
 const _syscall = libc.func('long syscall(long number, ...)');
+const _memfdCreate = libc.func('int memfd_create(const char *name, unsigned int flags)');
 
 /** `open(2)`; returns the new fd. */
 export function open(path: string, flags: number, mode = 0): number {
@@ -89,4 +90,13 @@ export function read(fd: number, buf: Buffer): number {
 /** `close_range(2)` over `[first, last]` with `flags` (e.g. CLOSE_RANGE_CLOEXEC). */
 export function closeRange(first: number, last: number, flags: number): void {
   check('close_range', () => Number(_syscall(SYS.close_range, 'unsigned int', first, 'unsigned int', last, 'unsigned int', flags)));
+}
+
+/**
+ * `memfd_create(2)`: an anonymous file in memory named `name` (shown as `/memfd:<name>` in
+ * `/proc/<pid>/exe` and `/proc/<pid>/fd`), with `flags` (`MFD_CLOEXEC`, `MFD_ALLOW_SEALING`).
+ * Returns its fd, open for reading and writing.
+ */
+export function memfdCreate(name: string, flags: number): number {
+  return check('memfd_create', () => _memfdCreate(name, flags), name);
 }

@@ -31,6 +31,7 @@ import { CLONE_NEWPID, O_RDWR } from '../kernel/constants.js';
 import { allowForkOfHeap } from './fork-safety.js';
 import { closeOtherFds, runTemplate, type InitFds } from './init.js';
 import { spawnNativeInit } from './native-init.js';
+import type { SealedProgram } from './sealed-program.js';
 
 /** The monitor's fds, fixed by its contract (see `monitor/monitor.c`). */
 export const MONITOR_FDS = { output: 3, stderr: 4, log: 5, stdin: 6 } as const;
@@ -55,14 +56,14 @@ export interface DetachedParentFds {
 
 /**
  * Runs in a fresh fork of the zygote: starts the container's init as PID 1 of a new PID
- * namespace (with `init`, `berth-init` by posix_spawn, else a forked template; either waits for
- * its plan from the zygote), waits for the zygote's go, then execs the monitor on the
- * container's output. Never returns.
+ * namespace (with `init`, the zygote's sealed copy of `berth-init`, by posix_spawn, else a forked
+ * template; either waits for its plan from the zygote), waits for the zygote's go, then execs the
+ * monitor on the container's output. Never returns.
  */
-export function runDetachedParent(unshareFlags: number, fds: DetachedParentFds, monitor: string, exitPath: string, init?: string): never {
+export function runDetachedParent(unshareFlags: number, fds: DetachedParentFds, monitor: string, exitPath: string, init?: SealedProgram): never {
   try {
     const i = fds.init;
-    closeOtherFds([fds.outR, fds.errR, fds.log, fds.stdinW, fds.goR, fds.pidW, i.stdout, i.stderr, i.error, i.ctrl, i.stdin].filter((fd) => fd >= 0));
+    closeOtherFds([fds.outR, fds.errR, fds.log, fds.stdinW, fds.goR, fds.pidW, i.stdout, i.stderr, i.error, i.ctrl, i.stdin, init?.fd ?? -1].filter((fd) => fd >= 0));
     // Out of the engine's session and process group: its terminal's signals never reach us.
     setsid();
     unshare(CLONE_NEWPID);

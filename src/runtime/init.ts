@@ -410,11 +410,16 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     sys.resetSignals(IGNORED_SIGNALS);
     if (plan.spec.process.init) {
       step = 'init';
+      // Blocked before the fork, as berth-init does: the SIGCHLD of a program that ends at once
+      // stays pending for the reaper's sigwaitinfo (unblocked, it was lost, and the reaper
+      // waited forever).
+      sys.blockAllSignals();
       const main = sys.fork();
       if (main !== 0) reap(main, fds.error);
       // The program is the terminal's foreground job, as tini makes it: Ctrl-C reaches it
       // once, not also this reaper (which would forward it a second time).
       if (plan.spec.process.terminal) sys.becomeForegroundGroup(0);
+      sys.resetSignals(IGNORED_SIGNALS);
     }
     execProgram(plan.spec.process.args, withHome(plan.spec.process.env, user), fds.error);
   } catch (e) {

@@ -22,6 +22,7 @@ import { close, dup } from '../kernel/fd.js';
 import { spawnProgram } from '../kernel/process.js';
 import type { Plan } from './plan.js';
 import type { InitFds } from './init.js';
+import type { SealedProgram } from './sealed-program.js';
 
 /** mount(2) flags of each propagation a user mount may ask for (as `PROPAGATION` in `init.ts`). */
 const PROPAGATION: Readonly<Record<string, number>> = {
@@ -114,19 +115,20 @@ export function encodeInitPlan(plan: Plan): Buffer {
 }
 
 /**
- * Starts `berth-init` (path `helper`) with posix_spawn: no copy of the caller's address space.
- * The caller has made the PID namespace its children go to (`unshare(CLONE_NEWPID)`), so the
- * program is PID 1 there. Its fds land on fixed numbers (3 error, 4 control, 5 stdin, 6 stdout,
- * 7 stderr), parked above them first so that no placement overwrites a source; its environment
- * is empty (the program's comes with the plan). Returns its pid.
+ * Starts `berth-init` from its sealed copy `program` (see `sealed-program.ts`) with posix_spawn:
+ * no copy of the caller's address space. The caller has made the PID namespace its children go
+ * to (`unshare(CLONE_NEWPID)`), so the program is PID 1 there. Its fds land on fixed numbers (3
+ * error, 4 control, 5 stdin, 6 stdout, 7 stderr), parked above them first so that no placement
+ * overwrites a source; its environment is empty (the program's comes with the plan). Returns its
+ * pid.
  */
-export function spawnNativeInit(helper: string, fds: InitFds & { ctrl: number }): number {
+export function spawnNativeInit(program: SealedProgram, fds: InitFds & { ctrl: number }): number {
   const wanted: Array<[number, number]> = [[fds.error, 3], [fds.ctrl, 4], [fds.stdin, 5], [fds.stdout, 6], [fds.stderr, 7]];
   const parked: Array<[number, number]> = [];
   try {
     for (const [fd, to] of wanted) if (fd >= 0) parked.push([dup(fd, 100), to]);
     // argv[0] names it in ps (as PID 1 of an `init: true` container, the reaper).
-    return spawnProgram(helper, ['berth-init'], [], parked);
+    return spawnProgram(program.path, ['berth-init'], [], parked);
   } finally {
     for (const [fd] of parked) close(fd);
   }

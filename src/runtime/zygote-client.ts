@@ -15,6 +15,26 @@ import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './p
 import type { Plan } from './plan.js';
 import type { ExecPlan, InitFailure } from './init.js';
 
+/**
+ * The variables of the engine's environment the zygote is given: only what node itself may need
+ * to start (the dynamic linker's search path, ICU data). Every container's JavaScript init and
+ * forked exec is a copy of the zygote, its environment block included, so nothing else of the
+ * user's process (its secrets, tokens, paths) is passed on. The zygote reads no variable itself:
+ * the engine decides, and sends what it decided (the paths of berth's programs included) with each
+ * request. A `BERTH_*` switch read inside the zygote would have to be listed here.
+ */
+export const ZYGOTE_ENV_KEYS: readonly string[] = ['LD_LIBRARY_PATH', 'NODE_ICU_DATA'];
+
+/** The environment the zygote is spawned with: the {@link ZYGOTE_ENV_KEYS} that `env` sets. */
+export function zygoteEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ZYGOTE_ENV_KEYS) {
+    const value = env[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
 type Pending = { resolve: (m: ZygoteMessage) => void; reject: (e: Error) => void };
 
 /** Thrown when the init failed to start a process; carries the init's structured failure. */
@@ -61,6 +81,7 @@ export class ZygoteClient {
     const child = spawn(process.execPath, ['--single-threaded', '--expose-gc', '--no-flush-bytecode', script], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
+      env: zygoteEnvironment(process.env),
     });
     this.#child = child;
     child.on('message', (m: ZygoteMessage) => this.#onMessage(m));

@@ -19,10 +19,10 @@ import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { open, close, pipe2, dup, setNonBlocking } from '../kernel/fd.js';
 import { resolveUser } from './user.js';
-import { fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, spawnProgram } from '../kernel/process.js';
+import { exit, fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, prctl, spawnProgram } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, PR_SET_DUMPABLE, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
 } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
@@ -43,6 +43,7 @@ import { processStartTime } from './proc.js';
 import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
 import { encodeInitPlan, spawnNativeInit } from './native-init.js';
+import { sealedProgram } from './sealed-program.js';
 import { setupNetworkFromHost } from '../network/setup-in-init.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
@@ -192,6 +193,12 @@ export class Zygote {
   /**
    * Forks a child into the PID namespace `enterPidns` selects for children (a new one, or a
    * container's), then goes back to the zygote's own for the next forks. Returns 0 in the child.
+   *
+   * The child is made non-dumpable at once: it is a copy of this process (its environment, the
+   * plans and output of every container it has handled) and runs the host's node binary, and it
+   * becomes a container's init or exec'd process, seen by the container's processes. Without
+   * CAP_SYS_PTRACE they cannot open its `/proc/<pid>/mem`, `environ` or `exe`; the flag goes to
+   * its own forks (an `init: true` reaper) and is reset by the execve of the container's program.
    */
   #forkIn(enterPidns: () => void): number {
     // An empty young generation makes a GC (which maps new, unforkable pages) unlikely
@@ -202,6 +209,13 @@ export class Zygote {
       enterPidns();
       allowForkOfHeap();
       pid = fork();
+      if (pid === 0) {
+        try {
+          prctl(PR_SET_DUMPABLE, 0);
+        } catch {
+          exit(126);
+        }
+      }
     } finally {
       // In the parent only: back to our own PID namespace.
       if (pid !== 0) setns(this.#pidns, CLONE_NEWPID);
@@ -216,6 +230,7 @@ export class Zygote {
    * template does (the plan in the form `native-init.ts` encodes).
    */
   #spawnInit(helper: string, unshareFlags: number, stdin = -1, netns?: { fd: number }): Template {
+    const program = sealedProgram(helper, 'berth-init');
     const fds: number[] = [];
     try {
       for (let i = 0; i < 4; i++) fds.push(...pipe2(O_CLOEXEC));
@@ -224,7 +239,7 @@ export class Zygote {
       unshare(CLONE_NEWPID);
       try {
         if (netns) netns.fd = this.#enterNewNetns();
-        pid = spawnNativeInit(helper, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+        pid = spawnNativeInit(program, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
       } finally {
         setns(this.#pidns, CLONE_NEWPID);
         if (netns) setns(this.#netns, CLONE_NEWNET);
@@ -265,7 +280,8 @@ export class Zygote {
       close(rootFd);
     }
     const proc = plan.process;
-    const argv = [helper];
+    const program = sealedProgram(helper, 'berth-exec');
+    const argv = ['berth-exec'];
     for (const f of plan.cgroupProcs) argv.push('--cgroup', f);
     for (const [, type] of ns) argv.push('--ns', String(type));
     argv.push('--uid', String(user.uid), '--gid', String(user.gid), '--groups', user.additionalGids.join(','));
@@ -283,7 +299,7 @@ export class Zygote {
       for (const [fd, to] of wanted) if (fd >= 0) parked.push([dup(fd, 100), to]);
       setns(pidns, CLONE_NEWPID);
       try {
-        return spawnProgram(helper, argv, env, parked);
+        return spawnProgram(program.path, argv, env, parked);
       } finally {
         setns(this.#pidns, CLONE_NEWPID);
       }
@@ -324,6 +340,8 @@ export class Zygote {
    */
   #forkDetached(flags: number, req: StartRequest, monitor: string, init: string | undefined, netns?: { fd: number }): { template: Template; readyR: number; detached: NonNullable<Child['detached']> } {
     const proc = req.plan.spec.process;
+    // Made here, once, and inherited by the fork (see sealed-program.ts).
+    const sealedInit = init ? sealedProgram(init, 'berth-init') : undefined;
     const fds: number[] = [];
     try {
       for (let i = 0; i < 6; i++) fds.push(...pipe2(O_CLOEXEC));
@@ -345,7 +363,7 @@ export class Zygote {
       if (monitorPid === 0) {
         close(pidR);
         const initFds = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
-        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, req.exitPath, init);
+        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, req.exitPath, sealedInit);
       }
       for (const fd of fds) if (fd !== exR && fd !== ctrlW && fd !== goW && fd !== pidR) close(fd);
       fds.length = 0;

@@ -9,7 +9,8 @@
  *   usage: …           unknown subcommand or arguments (exit 2)
  *
  * The attempts never damage the host when they succeed: a file opened for writing is not
- * written, a device is only read, a mount is made inside the container's own namespace.
+ * written (`catch … exe` writes a byte back unchanged), a device is only read, a mount is made
+ * inside the container's own namespace.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +32,8 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *errno_name(int e) {
@@ -245,6 +248,110 @@ static int probe_dumpable(void) {
   return ok(d);
 }
 
+/* A handle (O_PATH) on `path`, as CVE-2019-5736 takes on /proc/<pid>/exe: prints its st_dev,
+ * st_ino and what it links to, for the caller to compare with the host's file. */
+static int probe_exe_handle(const char *path) {
+  int fd = open(path, O_PATH | O_CLOEXEC);
+  if (fd < 0) return err("open(O_PATH)");
+  struct stat st;
+  if (fstat(fd, &st) < 0) return err("fstat");
+  char self[64], link[4096];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(self, link, sizeof link - 1);
+  link[n < 0 ? 0 : n] = 0;
+  printf("ok dev=%llu ino=%llu link=%s\n", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, link);
+  return 0;
+}
+
+/* The seals of the file at `path` (F_GET_SEALS; EINVAL when it is no memfd). */
+static int probe_seals(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return err("open");
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0) return err("fcntl(F_GET_SEALS)");
+  char d[32];
+  snprintf(d, sizeof d, "seals=%d", seals);
+  return ok(d);
+}
+
+/* Opens `path` for reading (and reads nothing). */
+static int probe_open_read(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return err("open(O_RDONLY)");
+  close(fd);
+  return ok(NULL);
+}
+
+static int probe_sleep(const char *seconds) {
+  sleep((unsigned)atoi(seconds));
+  return ok(NULL);
+}
+
+/*
+ * For `seconds`, watches for a process (not this one) whose argv[0] holds `pattern` and opens
+ * its /proc/<pid>/`file`. With `file` exe, the attack of CVE-2019-5736: a handle (O_PATH) on
+ * the binary, reopened for writing once nothing executes it any more (ETXTBSY until then), its
+ * first byte read and written back unchanged. Otherwise (environ, mem) an open for reading.
+ * Prints the first failure of the last process tried and how many times a process matched.
+ */
+/* Whether argv[0] of process `pid` holds `pattern`. */
+static int argv0_holds(const char *pid, const char *pattern) {
+  char path[64], cmd[256];
+  snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
+  int c = open(path, O_RDONLY | O_CLOEXEC);
+  if (c < 0) return 0;
+  ssize_t n = read(c, cmd, sizeof cmd - 1);
+  close(c);
+  if (n <= 0) return 0;
+  cmd[n] = 0; /* argv[0] ends at the first NUL */
+  return strstr(cmd, pattern) != NULL;
+}
+
+static int probe_catch(const char *pattern, const char *seconds, const char *file) {
+  time_t end = time(NULL) + atoi(seconds);
+  int exe = !strcmp(file, "exe"), fd = -1, seen = 0, last = ESRCH;
+  const char *what = "no process matched";
+  char path[300], detail[4400], link[4096] = "";
+  while (fd < 0 && time(NULL) < end) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return err("opendir(/proc)");
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(proc))) {
+      if (e->d_name[0] < '1' || e->d_name[0] > '9' || atoi(e->d_name) == getpid()) continue;
+      if (!argv0_holds(e->d_name, pattern)) continue;
+      seen++;
+      snprintf(path, sizeof path, "/proc/%s/%s", e->d_name, file);
+      fd = open(path, (exe ? O_PATH : O_RDONLY) | O_CLOEXEC);
+      if (fd < 0) last = errno, what = exe ? "open(/proc/<pid>/exe, O_PATH)" : "open(/proc/<pid>/<file>)";
+      /* It may have exec'd another program meanwhile (argv and exe change together in execve). */
+      else if (!argv0_holds(e->d_name, pattern)) close(fd), fd = -1;
+    }
+    closedir(proc);
+  }
+  if (fd < 0) {
+    snprintf(detail, sizeof detail, "%s (matched %d times)", what, seen);
+    errno = last;
+    return err(detail);
+  }
+  if (!exe) {
+    snprintf(detail, sizeof detail, "opened %s (matched %d times)", file, seen);
+    return ok(detail);
+  }
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, link, sizeof link - 1);
+  link[n < 0 ? 0 : n] = 0;
+  int w;
+  while ((w = open(path, O_RDWR | O_CLOEXEC)) < 0 && errno == ETXTBSY && time(NULL) < end) usleep(1000);
+  char byte;
+  const char *failed = w < 0 ? "reopen for writing" : pread(w, &byte, 1, 0) != 1 ? "pread" : pwrite(w, &byte, 1, 0) != 1 ? "pwrite" : NULL;
+  int e = errno;
+  if (w >= 0) close(w);
+  snprintf(detail, sizeof detail, "%s %s", failed ? failed : "wrote", link);
+  if (!failed) return ok(detail);
+  errno = e;
+  return err(detail);
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char *c = argc > 1 ? argv[1] : "";
@@ -269,6 +376,11 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "personality") && argc > 2) return probe_personality(argv[2]);
   if (!strcmp(c, "dumpable")) return probe_dumpable();
   if (!strcmp(c, "mknod-read-at") && argc > 5) return probe_mknod_read_at(argv[2], argv[3], argv[4], argv[5]);
+  if (!strcmp(c, "exe-handle") && argc > 2) return probe_exe_handle(argv[2]);
+  if (!strcmp(c, "seals") && argc > 2) return probe_seals(argv[2]);
+  if (!strcmp(c, "open-read") && argc > 2) return probe_open_read(argv[2]);
+  if (!strcmp(c, "sleep") && argc > 2) return probe_sleep(argv[2]);
+  if (!strcmp(c, "catch") && argc > 4) return probe_catch(argv[2], argv[3], argv[4]);
   printf("usage: probe <attempt> [args]\n");
   return 2;
 }

@@ -58,8 +58,7 @@ export interface ProbeResult {
  * (`privileged`, `securityOpt`, `capAdd`, …); `mounts` are added to the probe's own.
  */
 export async function runProbe(engine: Engine, args: string[], options: Omit<ContainerCreateOptions, 'image' | 'engine'> = {}): Promise<ProbeResult> {
-  const { mounts = [], ...rest } = options;
-  const c = await Container.run(BUSYBOX_REF, ['/probe', ...args], { ...NO_NETWORK, ...rest, mounts: [probeMount(), ...mounts], engine });
+  const c = await startProbe(engine, args, options);
   const { exitCode } = await c.wait();
   const output = await c.logs();
   await c.remove({ force: true });
@@ -72,4 +71,36 @@ export function parseProbe(exitCode: number, output: string): ProbeResult {
   if (exitCode === 2 || !/^(ok|err)\b/.test(line)) throw new Error(`the probe did not run its attempt (exit ${exitCode}): ${output}`);
   const errno = line.startsWith('err ') ? line.split(' ')[1] : undefined;
   return { exitCode, output, line, succeeded: exitCode === 0, errno };
+}
+
+/** The container of {@link runProbe}, started. */
+function startProbe(engine: Engine, args: string[], options: Omit<ContainerCreateOptions, 'image' | 'engine'>): Promise<Container> {
+  const { mounts = [], ...rest } = options;
+  return Container.run(BUSYBOX_REF, ['/probe', ...args], { ...NO_NETWORK, ...rest, mounts: [probeMount(), ...mounts], engine });
+}
+
+/**
+ * {@link runProbe}, and while the probe runs, `exec.command` (with `exec.env`) exec'd in its
+ * container again and again, for at most a minute: for attempts that watch for an exec's
+ * process. Also returns how many execs ran.
+ */
+export async function runProbeDuringExecs(
+  engine: Engine, args: string[], options: Omit<ContainerCreateOptions, 'image' | 'engine'>, exec: { command: string[]; env?: string[] },
+): Promise<ProbeResult & { execs: number }> {
+  const c = await startProbe(engine, args, options);
+  let ended = false;
+  const waited = c.wait().finally(() => (ended = true));
+  let execs = 0;
+  const deadline = Date.now() + 60_000;
+  while (!ended && Date.now() < deadline) {
+    // A failure is fine (the container may end while an exec starts): the probe's verdict counts.
+    await c.exec(exec.command, { env: exec.env ?? [] }).then(() => execs++, () => undefined);
+    // Back to the event loop each time: a failed exec can settle without it, and the exit
+    // that ends this loop would never be read.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const { exitCode } = await waited;
+  const output = await c.logs();
+  await c.remove({ force: true });
+  return { ...parseProbe(exitCode, output), execs };
 }

@@ -73,6 +73,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
   char **envp = argv + argc + 1;
+  must(become_private("berth-exec"), "prepare", "prctl");
   const char *cgroups[MAX_LIST], *cwd = "/", *tty = 0;
   long ns_types[MAX_LIST];
   unsigned groups[MAX_LIST];

@@ -887,6 +887,7 @@ extern "C"
 #endif
 __attribute__((noreturn, used)) void init_main(long *sp) {
   (void)sp;
+  must(become_private("berth-init"), "prctl", "PR_SET_DUMPABLE");
   sys3(NR_fcntl, ERROR_FD, F_SETFD, FD_CLOEXEC);
   sys3(NR_fcntl, CTRL_FD, F_SETFD, FD_CLOEXEC);
   /* Nothing of the zygote's but our own pipes: another container's pipe end held here would keep

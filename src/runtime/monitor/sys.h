@@ -170,6 +170,19 @@ static __attribute__((unused)) void open_std_fds(void) {
     if (sys3(NR_fcntl, fd, F_GETFL, 0) < 0) sys6(NR_openat, AT_FDCWD, (long)"/dev/null", O_RDWR, 0, 0, 0);
 }
 
+/*
+ * The first thing berth-init and berth-exec do: make this process non-dumpable until the
+ * container's program is exec'd (execve resets it), so that no process of the container, without
+ * CAP_SYS_PTRACE, can open our /proc/<pid>/exe, mem or environ; and give it its name (started from
+ * a sealed copy at /proc/self/fd/N, see sealed-program.ts, it would be named "N"). Returns the
+ * result of prctl(PR_SET_DUMPABLE).
+ */
+static __attribute__((unused)) long become_private(const char *name) {
+  long r = sys3(NR_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0);
+  sys3(NR_prctl, 15 /* PR_SET_NAME */, name, 0);
+  return r;
+}
+
 /* Every signal to its default action and an empty mask: posix_spawn keeps ignored signals ignored and the mask as it was. */
 static __attribute__((unused)) void reset_signals(void) {
   struct sigaction_k dfl = {0, 0, 0, 0};
