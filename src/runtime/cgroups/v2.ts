@@ -16,7 +16,7 @@ import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import { checkId, checkParent, parseKeyValues, parseNumber, readOptional, removeCgroupTree, killQuietly, waitFor, writeFile } from './common.js';
 import { detectCgroups, V2_CONTROLLERS, type CgroupLayout } from './detect.js';
-import type { CgroupCreateInfo, CgroupDriver, CgroupDriverOptions, CgroupStats } from './driver.js';
+import type { CgroupCreateInfo, CgroupDriver, CgroupDriverOptions, CgroupStats, CgroupView } from './driver.js';
 import { DEFAULT_CPU_PERIOD, sharesToWeight, type CgroupLimits } from './resources.js';
 import { collectPids } from './v1.js';
 
@@ -67,6 +67,11 @@ export class V2Driver implements CgroupDriver {
   threadJoinFiles(id: string): string[] {
     checkId(id);
     return [];
+  }
+
+  /** {@inheritDoc CgroupDriver.view} */
+  view(): CgroupView {
+    return { version: 2 };
   }
 
   /** {@inheritDoc CgroupDriver.exists} */
