@@ -39,6 +39,7 @@ export function parseUlimit(entry: Ulimit | string): Required<Ulimit> | string {
   } else u = entry;
   if (!ULIMIT_NAMES.includes(u.name)) return `unknown ulimit '${u.name}' (expected one of ${ULIMIT_NAMES.join(', ')})`;
   const hard = u.hard ?? u.soft;
+  if (![u.soft, hard].every((v) => Number.isSafeInteger(v) && v >= -1)) return `${u.name}: limits are whole numbers, or -1 for unlimited`;
   if (limitValue(u.soft) > limitValue(hard)) return `${u.name}: the soft limit ${u.soft} is above the hard limit ${hard}`;
   return { name: u.name, soft: u.soft, hard };
 }
@@ -49,13 +50,23 @@ function limitValue(v: number): bigint {
 }
 
 const limitNumber = z.number().int().min(-1, 'expected a number of at least 0, or -1 for unlimited').max(Number.MAX_SAFE_INTEGER);
+const ulimitObject = z.strictObject({ name: z.string(), soft: limitNumber, hard: limitNumber.optional() });
 
 /**
  * Schema of `ulimits`: a list of {@link Ulimit} or `name=soft[:hard]` strings, each resource once,
  * none above this process's own hard limit (see {@link resolveUlimits}).
  */
 export const ulimitsSchema = z
-  .array(z.union([z.strictObject({ name: z.string(), soft: limitNumber, hard: limitNumber.optional() }), z.string()]).superRefine((entry, ctx) => {
+  .array(z.custom<Ulimit | string>(() => true).superRefine((entry, ctx) => {
+    if (typeof entry !== 'string') {
+      // The object form, checked field by field (a union would only say "invalid input").
+      const r = ulimitObject.safeParse(entry);
+      for (const issue of r.error?.issues ?? []) {
+        const message = issue.code === 'unrecognized_keys' ? `unknown or unsupported option '${issue.keys[0]}'` : issue.message;
+        ctx.addIssue({ code: 'custom', path: issue.path, message });
+      }
+      if (!r.success) return;
+    }
     const r = parseUlimit(entry);
     const why = typeof r === 'string' ? r : aboveOwnLimit(r);
     if (why) ctx.addIssue({ code: 'custom', message: why });
