@@ -2,12 +2,14 @@
  * The ulimits, sysctls and oomScoreAdj options (what a create accepts, refuses and stores), and
  * how the plan carries them and the container's cgroup view to the inits (JSON and native).
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from '../../src/container/options.js';
 import { parseUlimit, resolveSysctls, resolveUlimits, runtimeRlimits, sysctlRefusal } from '../../src/container/limits.js';
 import { buildConfig } from '../../src/container/spec.js';
 import { buildPlan, sysctlPath, type RuntimeSpec } from '../../src/runtime/plan.js';
-import { encodeInitPlan } from '../../src/runtime/native-init.js';
+import { encodeInitPlan, NATIVE_PLAN_KEYS } from '../../src/runtime/native-init.js';
+import { decodeNativePlan } from '../helpers/native-plan.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
 import { detectCgroups, V1Driver, V2Driver } from '../../src/runtime/cgroups/index.js';
 import { getrlimit } from '../../src/kernel/process.js';
@@ -110,18 +112,19 @@ const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
 
 /** The native plan's records of `keys`. */
 function records(buf: Buffer, keys: string[]): string[][] {
-  const fields = buf.subarray(4).toString('utf8').split('\0');
-  const counts: Record<string, number> = { rlimit: 3, sysctl: 2, oom: 1, cgmount: 5 };
-  const out: string[][] = [];
-  fields.forEach((f, i) => {
-    if (keys.includes(f) && counts[f] !== undefined) out.push(fields.slice(i, i + 1 + counts[f]));
-  });
-  return out;
+  return decodeNativePlan(buf).filter(([k]) => keys.includes(k));
 }
 
 const RO = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
 
 describe('plan', () => {
+  it('has the native records berth-init reads, with the same field counts (its KEYS table)', () => {
+    const source = readFileSync(new URL('../../src/runtime/monitor/init.c', import.meta.url), 'utf8');
+    const table = source.slice(source.indexOf('KEYS[] = {'), source.indexOf('};', source.indexOf('KEYS[] = {')));
+    const keys = Object.fromEntries([...table.matchAll(/\{"(\w+)", (\d+)\}/g)].map((m) => [m[1], Number(m[2])]));
+    expect(keys).toEqual(NATIVE_PLAN_KEYS);
+  });
+
   it('carries sysctls as /proc/sys paths, and limits and oom_score_adj in the process', () => {
     const p = buildPlan(spec({
       sysctls: { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '4096' },
