@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { RLIMITS, RLIM_INFINITY } from '../kernel/constants.js';
@@ -149,6 +150,23 @@ export function resolveSysctls(sysctls: Readonly<Record<string, string | number>
     out[key] = String(value);
   }
   return out;
+}
+
+/** Docker's own sysctls for a network namespace of the container's own, where this kernel has them. */
+let defaults: Record<string, string> | undefined;
+
+/**
+ * The sysctls Docker sets in a container with a network namespace of its own (not `host`, not
+ * `container:<x>`), under the container's own: ICMP echo sockets for every group (ping without
+ * CAP_NET_RAW) and every port bindable without CAP_NET_BIND_SERVICE. Both are the container's
+ * network namespace's, not the host's.
+ */
+export function defaultSysctls(network: string): Record<string, string> {
+  if (network === 'host' || network.startsWith('container:')) return {};
+  defaults ??= Object.fromEntries(
+    [['net.ipv4.ping_group_range', '0 2147483647'], ['net.ipv4.ip_unprivileged_port_start', '0']].filter(([key]) => existsSync(sysctlPath(key!))),
+  ) as Record<string, string>;
+  return { ...defaults };
 }
 
 /** Schema of `oomScoreAdj`: -1000 (never killed for lack of memory) to 1000 (killed first). */

@@ -14,7 +14,7 @@ import { hostsFileContent } from '../network/hosts.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseResources } from '../runtime/cgroups/index.js';
 import { parseSignal, type ContainerCreateOptions } from './options.js';
-import { resolveSysctls, resolveUlimits, runtimeRlimits } from './limits.js';
+import { defaultSysctls, resolveSysctls, resolveUlimits, runtimeRlimits } from './limits.js';
 import type { CgroupView } from '../runtime/cgroups/index.js';
 import type { ContainerRecord } from './record.js';
 
@@ -225,6 +225,7 @@ export function runtimeSpec(
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
+  const sysctls = { ...defaultSysctls(c.network), ...c.sysctls };
   return {
     id: rec.id,
     hostname: c.hostname,
@@ -247,7 +248,7 @@ export function runtimeSpec(
       ...(c.openStdin ? { stdin: true } : {}),
       ...processLimits(c),
     },
-    ...(Object.keys(c.sysctls).length ? { sysctls: c.sysctls } : {}),
+    ...(Object.keys(sysctls).length ? { sysctls } : {}),
     ...(cgroups.view ? { cgroupView: cgroups.view } : {}),
     network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,

@@ -69,6 +69,17 @@ for (const path of INIT_PATHS) describe(`${path} init and exec`, () => {
     expect(host()).toEqual(before);
   });
 
+  it('sets Docker\'s sysctls in a network namespace of its own (ping for every group, every port bindable), under the container\'s own', async () => {
+    const { engine } = await testEngine();
+    const script = 'cat /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_unprivileged_port_start';
+    expect(await inAndExec(engine, script)).toEqual({ run: '0\t2147483647\n0\n', exec: '0\t2147483647\n0\n' });
+    const own = await inAndExec(engine, script, { sysctls: { 'net.ipv4.ip_unprivileged_port_start': '1024' } });
+    expect(own.run).toBe('0\t2147483647\n1024\n');
+    // Not with the host's network: its values are the host's, untouched.
+    const host = readFileSync('/proc/sys/net/ipv4/ping_group_range', 'utf8') + readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8');
+    expect((await inAndExec(engine, script, { network: 'host' })).run).toBe(host);
+  });
+
   it('sets a sysctl of the container\'s own network interface (eth0 exists by then)', async () => {
     const { engine } = await testEngine();
     const c = await Container.run(BUSYBOX_REF, ['cat', '/proc/sys/net/ipv4/conf/eth0/rp_filter', '/proc/sys/net/ipv4/conf/eth0/accept_local'], {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from '../../src/container/options.js';
-import { parseUlimit, resolveSysctls, resolveUlimits, runtimeRlimits, sysctlRefusal } from '../../src/container/limits.js';
+import { defaultSysctls, parseUlimit, resolveSysctls, resolveUlimits, runtimeRlimits, sysctlRefusal } from '../../src/container/limits.js';
 import { buildConfig } from '../../src/container/spec.js';
 import { buildPlan, sysctlPath, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { encodeInitPlan, NATIVE_PLAN_KEYS } from '../../src/runtime/native-init.js';
@@ -83,6 +83,15 @@ describe('sysctls', () => {
     [{ 'net.ipv4.ip_forward': '1\0' }, 'none', 'sysctls.net.ipv4.ip_forward', /NUL/],
   ])('refuses %j on network %s naming %s', (sysctls, network, field, message) => {
     expect(() => parse({ sysctls, network })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field, message: expect.stringMatching(message) }));
+  });
+
+  it('adds Docker\'s own in a network namespace of the container\'s own only', () => {
+    const own = { 'net.ipv4.ping_group_range': '0 2147483647', 'net.ipv4.ip_unprivileged_port_start': '0' };
+    expect(defaultSysctls('bridge')).toEqual(own);
+    expect(defaultSysctls('none')).toEqual(own);
+    expect(defaultSysctls('mynet')).toEqual(own);
+    expect(defaultSysctls('host')).toEqual({});
+    expect(defaultSysctls('container:other')).toEqual({});
   });
 
   it('maps names to /proc/sys paths, dotted or slashed', () => {

@@ -729,14 +729,24 @@ static void make_mounts(const struct plan_mount *list, int n) {
   }
 }
 
+/* Whether a /proc/sys path may name a network interface (net/ipv4/conf/eth0/…, net/ipv6/neigh/…). */
+static int names_interface(const char *path) {
+  for (const char *p = path; *p; p++)
+    if (starts(p, "/conf/") || starts(p, "/neigh/")) return 1;
+  return 0;
+}
+
 /*
- * The sysctls, through the container's /proc/sys before it is made read-only. With cgroup v2 the
- * zygote's ack comes first (it is sent once the network interfaces exist: net.ipv4.conf.eth0.*).
+ * The sysctls, through the container's /proc/sys before it is made read-only. One of a network
+ * interface waits for the zygote's ack with cgroup v2 (v1 had it before the pivot): it is sent
+ * once the interfaces exist.
  */
 static void write_sysctls(void) {
-  if (!lim.n_sysctls) return;
-  set_step("cgroups", 0);
-  if (!plan.n_tasks) await_cgroup_ack();
+  for (int i = 0; i < lim.n_sysctls; i++)
+    if (!plan.n_tasks && names_interface(lim.sysctls[2 * i])) {
+      set_step("cgroups", 0);
+      await_cgroup_ack();
+    }
   for (int i = 0; i < lim.n_sysctls; i++) {
     const char *path = lim.sysctls[2 * i], *value = lim.sysctls[2 * i + 1];
     set_step("sysctl ", path);
