@@ -127,7 +127,19 @@ for (const path of INIT_PATHS) describe(`${path} init and exec`, () => {
   });
 });
 
-describe('what a create refuses', () => {
+describe('what a create stores and refuses', () => {
+  it('stores the limits typed, as inspect shows them', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.create({
+      image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, engine,
+      ulimits: ['nofile=100:200', { name: 'core', soft: 0 }], sysctls: { 'kernel.shmmax': 4096 }, oomScoreAdj: 10,
+    });
+    expect((await c.inspect()).hostConfig).toMatchObject({
+      ulimits: [{ name: 'nofile', soft: 100, hard: 200 }, { name: 'core', soft: 0, hard: 0 }], sysctls: { 'kernel.shmmax': '4096' }, oomScoreAdj: 10,
+    });
+  });
+
+
   it('refuses a ulimit above the engine\'s own hard limit, naming the field, before making anything', async () => {
     const { engine } = await testEngine();
     const hard = getrlimit(RLIMITS.nofile!).hard;
