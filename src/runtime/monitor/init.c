@@ -28,7 +28,8 @@
  * the container's own cgroup at /sys/fs/cgroup), hostname, user (the container's /etc/passwd and
  * /etc/group, resolved as user.ts does), stdio (pipes or a terminal made on the container's
  * devpts), workdir, read-only root, oom_score_adj, rlimits, keyring (a new session keyring),
- * capabilities (no inheritable or ambient ones), exec (an `init` reaper forks first). A failure is written as JSON on the error pipe:
+ * capabilities (no inheritable or ambient ones), exec (an `init` reaper forks first). A failure
+ * is written as JSON on the error pipe:
  *   {"step":S,"message":M,"kind":K[,"syscall":C,"errno":N],"exitCode":X}
  * and the process exits with X. A kernel failure's message ends in "failed": the zygote adds the
  * errno's name.
