@@ -21,6 +21,7 @@ export {
   type WaitResult,
 } from './container/container.js';
 export type { ContainerCreateOptions } from './container/options.js';
+export type { Ulimit } from './container/limits.js';
 export { ContainerProcess, ContainerAttachment, type ProcessExit } from './container/process.js';
 export type { ExecResult, WaitCondition } from './container/service.js';
 export type { ContainerCommitOptions } from './container/container.js';

@@ -80,6 +80,12 @@ export interface ContainerInfo {
     capabilities: string[];
     noNewPrivileges: boolean;
     networkMode: string;
+    /** Resource limits (`ulimits`); -1 is unlimited. */
+    ulimits: Array<{ name: string; soft: number; hard: number }>;
+    /** Kernel parameters set in its namespaces (`sysctls`). */
+    sysctls: Record<string, string>;
+    /** Its processes' oom_score_adj; null when left as the engine's. */
+    oomScoreAdj: number | null;
   };
   /** The file berth records the container's output in. */
   logPath: string;
@@ -155,6 +161,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
     hostConfig: {
       autoRemove: r.config.autoRemove, detach: r.config.detach, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,
       capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges, networkMode: r.config.network,
+      ulimits: r.config.ulimits, sysctls: r.config.sysctls, oomScoreAdj: r.config.oomScoreAdj,
     },
     logPath,
     networkSettings,

@@ -10,6 +10,7 @@ import { SIGNALS } from '../kernel/constants.js';
 import { normalizeCapability } from '../runtime/capabilities.js';
 import { mountOptionsSchema, type MountOptions } from './mounts.js';
 import { resourceOptionsSchema, type ResourceOptions } from '../runtime/cgroups/index.js';
+import { oomScoreAdjSchema, sysctlRefusal, sysctlsSchema, ulimitsSchema, type Ulimit } from './limits.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -60,6 +61,9 @@ export const createOptionsSchema = z.strictObject({
   volumes: z.array(z.string()).optional(),
   volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
   resources: resourceOptionsSchema.optional(),
+  ulimits: ulimitsSchema.optional(),
+  sysctls: sysctlsSchema.optional(),
+  oomScoreAdj: oomScoreAdjSchema.optional(),
   init: z.boolean().optional(),
   healthcheck: z.strictObject({
     test: z.union([z.string().min(1), z.array(z.string()).min(1)]),
@@ -69,6 +73,11 @@ export const createOptionsSchema = z.strictObject({
     startPeriod: z.number().int().min(0).optional(),
   }).optional(),
   restart: z.string().regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped').optional(),
+}).superRefine((o, ctx) => {
+  for (const key of Object.keys(o.sysctls ?? {})) {
+    const why = sysctlRefusal(key, o.network ?? 'bridge');
+    if (why) ctx.addIssue({ code: 'custom', path: ['sysctls', key], message: why });
+  }
 });
 
 /**
@@ -188,6 +197,30 @@ export interface ContainerCreateOptions {
   restart?: 'no' | 'always' | 'unless-stopped' | 'on-failure' | `on-failure:${number}`;
   /** cgroup limits: memory, cpus, pids, cpuset… (`{ memory: '256m', cpus: 0.5, pids: 100 }`). */
   resources?: ResourceOptions;
+  /**
+   * Resource limits of the container's processes (`docker run --ulimit`), execs included:
+   * `[{ name: 'nofile', soft: 1024, hard: 2048 }]` or `['nofile=1024:2048']`; `-1` is unlimited,
+   * a missing hard limit is the soft one. Names as Docker's: `core`, `cpu`, `data`, `fsize`,
+   * `locks`, `memlock`, `msgqueue`, `nice`, `nofile`, `nproc`, `rss`, `rtprio`, `rttime`,
+   * `sigpending`, `stack`, `as`. Never above this process's own hard limit (refused at create).
+   * Default: the engine's own limits.
+   */
+  ulimits?: Array<Ulimit | string>;
+  /**
+   * Kernel parameters set in the container's own namespaces (`docker run --sysctl`):
+   * `{ 'net.ipv4.ip_forward': 1, 'kernel.shmmax': '68719476736' }`. Only namespaced ones, as
+   * Docker allows: `net.*` (not with network `host`), `kernel.msgmax`, `kernel.msgmnb`,
+   * `kernel.msgmni`, `kernel.sem`, `kernel.shmall`, `kernel.shmmax`, `kernel.shmmni`,
+   * `kernel.shm_rmid_forced` and `fs.mqueue.*`; any other is refused at create. A name the
+   * kernel does not know fails the start.
+   */
+  sysctls?: Record<string, string | number>;
+  /**
+   * The OOM killer's preference for the container's processes, execs included
+   * (`docker run --oom-score-adj`): -1000 (never) to 1000 (first). Lowering it below the engine's
+   * own needs CAP_SYS_RESOURCE: without it the start fails.
+   */
+  oomScoreAdj?: number;
 }
 
 /** Parses `SIGTERM`, `TERM`, `15` or 15 to a signal number; undefined when unknown. */

@@ -39,7 +39,7 @@ import { SIGNALS } from '../kernel/constants.js';
 import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
 import type { NetworkSettings } from './info.js';
-import { buildConfig, mergeEnv, containerPaths, hostsFile, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
+import { buildConfig, mergeEnv, containerPaths, hostsFile, processLimits, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
 import { Readable } from 'node:stream';
 import { ConflictError } from '../errors.js';
@@ -381,7 +381,7 @@ export class ContainerService {
       const cgReady = cg ? makeCgroup().catch(() => makeCgroup()) : undefined;
       cgReady?.catch(() => undefined);
       // v1: the init moves itself through `tasks` (no global lock, no grace period); else the zygote moves it.
-      const cgroups = this.#cgroupJoin(rec.id);
+      const cgroups = { ...this.#cgroupJoin(rec.id), ...(cg ? { view: cg.view() } : {}) };
       let started;
       try {
         started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach, ...(cgReady ? { cgroups: cgReady } : {}) });
@@ -725,6 +725,7 @@ export class ContainerService {
         noNewPrivileges: c.noNewPrivileges,
         capabilities: c.capabilities,
         ...(opts.terminal ? { terminal: opts.terminal } : {}),
+        ...processLimits(c),
       },
       capabilityMask: capabilityMask(c.capabilities).toString(),
       cgroupProcs: this.#execCgroupFiles(rec.id),

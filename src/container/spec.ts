@@ -14,6 +14,8 @@ import { hostsFileContent } from '../network/hosts.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseResources } from '../runtime/cgroups/index.js';
 import { parseSignal, type ContainerCreateOptions } from './options.js';
+import { defaultSysctls, resolveSysctls, resolveUlimits, runtimeRlimits } from './limits.js';
+import type { CgroupView } from '../runtime/cgroups/index.js';
 import type { ContainerRecord } from './record.js';
 
 /** The parts of an image config a container is made from. */
@@ -125,6 +127,9 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       restart: opts.restart ?? 'no',
       healthcheck: resolveHealthcheck(opts.healthcheck ?? image.healthcheck ?? null),
       resources: { ...parseResources(opts.resources ?? {}) } as Record<string, number | string>,
+      ulimits: resolveUlimits(opts.ulimits ?? []),
+      sysctls: resolveSysctls(opts.sysctls ?? {}, opts.network ?? 'bridge'),
+      oomScoreAdj: opts.oomScoreAdj ?? null,
     },
   };
 }
@@ -209,12 +214,18 @@ export function userMount(m: ResolvedMount, volumeDir: (name: string) => string,
   return { kind: 'bind', source: volumeDir(m.name), target: m.target, readOnly: m.readOnly, propagation: 'rprivate', copyUp: !m.nocopy && copyUp(m.name), dir: true };
 }
 
+/** The resource limits and oom_score_adj of a container's processes (its init's and its execs'). */
+export function processLimits(c: ContainerRecord['config']): Pick<RuntimeSpec['process'], 'rlimits' | 'oomScoreAdj'> {
+  return { ...(c.ulimits.length ? { rlimits: runtimeRlimits(c.ulimits) } : {}), ...(c.oomScoreAdj !== null ? { oomScoreAdj: c.oomScoreAdj } : {}) };
+}
+
 /** The runtime spec of a container record. */
 export function runtimeSpec(
-  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroups: { procs?: string[]; tasks?: string[] } = {},
+  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroups: { procs?: string[]; tasks?: string[]; view?: CgroupView } = {},
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
+  const sysctls = { ...defaultSysctls(c.network), ...c.sysctls };
   return {
     id: rec.id,
     hostname: c.hostname,
@@ -235,7 +246,10 @@ export function runtimeSpec(
       init: c.init,
       ...(c.tty ? { terminal: c.consoleSize } : {}),
       ...(c.openStdin ? { stdin: true } : {}),
+      ...processLimits(c),
     },
+    ...(Object.keys(sysctls).length ? { sysctls } : {}),
+    ...(cgroups.view ? { cgroupView: cgroups.view } : {}),
     network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,
     cgroupProcs: cgroups.procs ?? [],

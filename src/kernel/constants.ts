@@ -208,6 +208,25 @@ export const IFF_UP = 0x1;
 /** capset(2)/capget(2) header version 3 (64-bit sets). */
 export const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 
+// <sys/resource.h>
+/** Resource limit numbers (`RLIMIT_*`) by their lower-case name without the prefix (`nofile`, …). */
+export const RLIMITS: Readonly<Record<string, number>> = Object.freeze({
+  cpu: 0, fsize: 1, data: 2, stack: 3, core: 4, rss: 5, nproc: 6, nofile: 7, memlock: 8, as: 9, locks: 10,
+  sigpending: 11, msgqueue: 12, nice: 13, rtprio: 14, rttime: 15,
+});
+/** RLIM_INFINITY: no limit. */
+export const RLIM_INFINITY = 0xffffffffffffffffn;
+
+// <linux/keyctl.h>
+/** The calling thread's session keyring. */
+export const KEY_SPEC_SESSION_KEYRING = -3;
+/** keyctl: join (NULL: make) a session keyring. */
+export const KEYCTL_JOIN_SESSION_KEYRING = 1;
+/** keyctl: unlink a key from a keyring. */
+export const KEYCTL_UNLINK = 9;
+/** keyctl: search a keyring tree for a key. */
+export const KEYCTL_SEARCH = 10;
+
 /** Signal numbers (<signal.h>) by name. */
 export const SIGNALS: Readonly<Record<string, number>> = Object.freeze({
   SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGIOT: 6, SIGBUS: 7,

@@ -1,6 +1,6 @@
 /**
  * Process bindings: fork, execve, _exit, waitpid, kill, setsid, prctl, madvise, the id calls,
- * pidfds and capabilities.
+ * pidfds, capabilities and resource limits.
  *
  * prctl, capset and the PR_CAPBSET_* calls act on the calling thread only.
  *
@@ -25,6 +25,7 @@ const _setgroups = libc.func('int setgroups(size_t size, const uint32_t *list)')
 const _chdir = libc.func('int chdir(const char *path)');
 const _umask = libc.func('uint32_t umask(uint32_t mask)');
 const _syscall = libc.func('long syscall(long number, ...)');
+const _prlimit = libc.func('int prlimit(int pid, int resource, const uint64_t *newLimit, _Out_ uint64_t *oldLimit)');
 const _posixSpawn = libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *fileActions, void *attrp, const char **argv, const char **envp)');
 const _faInit = libc.func('int posix_spawn_file_actions_init(void *fa)');
 const _faDestroy = libc.func('int posix_spawn_file_actions_destroy(void *fa)');
@@ -206,4 +207,24 @@ export function capget(): CapSets {
   check('capget', () => Number(_syscall(SYS.capget, 'void *', header, 'void *', data)));
   const join = (l: number, h: number) => (BigInt(h) << 32n) | BigInt(l);
   return { effective: join(data[0]!, data[3]!), permitted: join(data[1]!, data[4]!), inheritable: join(data[2]!, data[5]!) };
+}
+
+/** A resource limit: the soft (enforced) and hard (ceiling) values; `RLIM_INFINITY` for none. */
+export interface ResourceLimit {
+  /** The value the kernel enforces. */
+  soft: bigint;
+  /** The ceiling the soft value may be raised to (raising it needs CAP_SYS_RESOURCE). */
+  hard: bigint;
+}
+
+/** `prlimit(2)` of this process: its limit of `resource` (an `RLIMIT_*` number). */
+export function getrlimit(resource: number): ResourceLimit {
+  const old = new BigUint64Array(2);
+  check('prlimit', () => _prlimit(0, resource, null, old), `resource=${resource}`);
+  return { soft: old[0]!, hard: old[1]! };
+}
+
+/** `prlimit(2)` of this process: sets its limit of `resource` (an `RLIMIT_*` number). */
+export function setrlimit(resource: number, limit: ResourceLimit): void {
+  check('prlimit', () => _prlimit(0, resource, BigUint64Array.from([limit.soft, limit.hard]), null), `resource=${resource}`);
 }

@@ -12,7 +12,8 @@ import { unshare, setns, sethostname, setdomainname } from '../kernel/namespaces
 import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, exists, fchown } from '../kernel/fs.js';
 import { openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup } from '../kernel/pty.js';
-import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask } from '../kernel/process.js';
+import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setrlimit } from '../kernel/process.js';
+import { joinSessionKeyring } from '../kernel/keys.js';
 import { setLinkUp } from '../kernel/net.js';
 import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js';
 import { fork, waitpid, kill } from '../kernel/process.js';
@@ -60,6 +61,8 @@ export interface InitSys {
   setresgid: typeof setresgid;
   setresuid: typeof setresuid;
   capset: typeof capset;
+  setrlimit: typeof setrlimit;
+  joinSessionKeyring: typeof joinSessionKeyring;
   umask: typeof umask;
   setLinkUp: typeof setLinkUp;
   resetSignals: typeof resetSignals;
@@ -95,7 +98,7 @@ export const linuxInitSys: InitSys = {
     }
   },
   writeFile: (path, data) => writeFileSync(path, data),
-  chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setLinkUp, resetSignals,
+  chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, setrlimit, joinSessionKeyring, umask, setLinkUp, resetSignals,
   fork: () => {
     allowForkOfHeap();
     return fork();
@@ -124,7 +127,7 @@ export const dryRunSys: InitSys = {
   exit: () => {
     throw new DryRunEnd('exit');
   },
-  prctl: () => 0, setsid: () => 1, setgroups: nothing, setresgid: nothing, setresuid: nothing, capset: nothing,
+  prctl: () => 0, setsid: () => 1, setgroups: nothing, setresgid: nothing, setresuid: nothing, capset: nothing, setrlimit: nothing, joinSessionKeyring: () => 1,
   umask: () => 0o022, setLinkUp: nothing, resetSignals: nothing,
   fork: () => 0, waitpid: () => ({ pid: 0, status: 0 }), kill: nothing, blockAllSignals: nothing,
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),

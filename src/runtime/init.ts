@@ -21,7 +21,8 @@
  * 5. /proc, /sys, /dev and its nodes, the binds, masked and read-only paths;
  * 6. hostname, loopback up;
  * 7. user and groups (looked up in the container's own /etc/passwd and /etc/group),
- *    capabilities, no_new_privs, working directory, stdio, signal dispositions;
+ *    oom_score_adj, resource limits, a new session keyring, capabilities (none inheritable),
+ *    no_new_privs, working directory, stdio, signal dispositions;
  * 8. execve, searching `PATH` from the container's environment.
  *
  * @module
@@ -33,7 +34,7 @@ import { makedev } from '../kernel/fs.js';
 import { fcntl } from '../kernel/fd.js';
 import { ignoredSignals } from '../kernel/signals.js';
 import { KernelError } from '../errors.js';
-import { buildPlan, type Plan, type RuntimeSpec, type UserMount } from './plan.js';
+import { buildPlan, type Plan, type PlanMount, type RuntimeSpec, type UserMount } from './plan.js';
 import { MOUNT_ATTR_RDONLY } from '../kernel/mount.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
 
@@ -239,8 +240,13 @@ const WARM_PLAN: Plan = buildPlan({
   id: 'warm-up', hostname: 'warm-up', domainname: 'example',
   rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: true },
   binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
-  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'], init: true },
+  process: {
+    args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'], init: true,
+    rlimits: [{ resource: 7, soft: 1024, hard: -1 }], oomScoreAdj: 0,
+  },
   network: 'new',
+  sysctls: { 'net.ipv4.ip_forward': '1' },
+  cgroupView: { version: 1, hierarchies: [{ dir: 'cpu,cpuacct', options: 'cpu,cpuacct', aliases: ['cpu', 'cpuacct'] }] },
   mounts: [
     { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
     { kind: 'tmpfs', target: '/run', readOnly: false, data: 'size=1m' },
@@ -296,6 +302,7 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
     const user = resolveUser(plan.process.user);
     step = 'stdio';
     setUpStdio(plan.process, fds, fds.ctrl ?? -1, user, false);
+    applyLimits(plan.process, (s) => (step = s));
     step = 'capabilities';
     dropPrivileges({ capabilityMask: plan.capabilityMask, spec: { process: plan.process } }, user);
     step = 'workdir';
@@ -360,11 +367,14 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     sys.umount2('.', K.MNT_DETACH);
     sys.chdir('/');
     sys.umask(0);
-    for (const m of plan.mounts) {
-      step = `mount ${m.target}`;
-      sys.mkdirAll(m.target, 0o755);
-      sys.mount(m.source, m.target, m.fstype, m.flags, m.data);
-    }
+    const makeMounts = (list: PlanMount[]) => {
+      for (const m of list) {
+        step = `mount ${m.target}`;
+        sys.mkdirAll(m.target, 0o755);
+        sys.mount(m.source, m.target, m.fstype, m.flags, m.data);
+      }
+    };
+    makeMounts(plan.mounts);
     step = 'devices';
     for (const d of plan.devices) sys.mknod(d.path, K.S_IFCHR | d.mode, makedev(d.major, d.minor));
     for (const [target, path] of plan.symlinks) sys.symlink(target, path);
@@ -379,6 +389,11 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       step = `mount ${m.target}`;
       attachUserMount(m, fd);
     }
+    for (const { path, value } of plan.sysctls) {
+      // Through the container's /proc/sys, in its namespaces, before it is made read-only.
+      step = `sysctl ${path}`;
+      sys.writeFile(path, value);
+    }
     step = 'masked paths';
     for (const p of plan.maskedPaths) maskPath(p);
     for (const p of plan.readonlyPaths) readonlyPath(p);
@@ -387,6 +402,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     // v2: the zygote moves this process into its cgroups while the mounts above are made.
     if (ctrlFd >= 0 && !tasks.length) awaitCgroupAck(ctrlFd, plan);
     if (plan.unshareFlags & K.CLONE_NEWCGROUP) sys.unshare(K.CLONE_NEWCGROUP);
+    makeMounts(plan.cgroupMounts);
     step = 'hostname';
     sys.sethostname(plan.spec.hostname);
     if (plan.spec.domainname) sys.setdomainname(plan.spec.domainname);
@@ -401,6 +417,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       step = 'read-only root';
       sys.mount(null, '/', null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
     }
+    applyLimits(plan.spec.process, (s) => (step = s));
     step = 'capabilities';
     dropPrivileges(plan, user);
     step = 'workdir';
@@ -573,6 +590,30 @@ function readonlyPath(path: string): void {
   sys.mount(null, path, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC, null);
 }
 
+/**
+ * oom_score_adj and the resource limits of the process (its children inherit both), before the
+ * user changes, as runc sets them (RLIMIT_NPROC counts at setuid); oom_score_adj first, as a
+ * RLIMIT_NOFILE of 0 would keep its file from opening. Then a new, empty session keyring, as runc
+ * gives each container: the one inherited from the zygote is the engine's, with its keys.
+ * `setStep` names the step under way (for a failure).
+ */
+function applyLimits(proc: RuntimeSpec['process'], setStep: (step: string) => void): void {
+  if (proc.oomScoreAdj !== undefined) {
+    setStep('oom_score_adj');
+    sys.writeFile('/proc/self/oom_score_adj', String(proc.oomScoreAdj));
+  }
+  setStep('rlimits');
+  const value = (v: number) => (v < 0 ? K.RLIM_INFINITY : BigInt(v));
+  for (const r of proc.rlimits ?? []) sys.setrlimit(r.resource, { soft: value(r.soft), hard: value(r.hard) });
+  setStep('keyring');
+  try {
+    sys.joinSessionKeyring();
+  } catch (e) {
+    // A kernel without keys: there is no keyring to reach.
+    if (!(e instanceof KernelError && e.errnoCode === 'ENOSYS')) throw e;
+  }
+}
+
 function dropPrivileges(plan: Pick<Plan, 'capabilityMask'> & { spec: { process: { noNewPrivileges: boolean } } }, user: ResolvedUser): void {
   const mask = BigInt(plan.capabilityMask);
   for (let cap = 0; cap <= CAP_LAST; cap++) {
@@ -582,8 +623,10 @@ function dropPrivileges(plan: Pick<Plan, 'capabilityMask'> & { spec: { process: 
   sys.setgroups(user.additionalGids);
   sys.setresgid(user.gid, user.gid, user.gid);
   sys.setresuid(user.uid, user.uid, user.uid);
-  // A non-zero uid has lost every capability in setresuid; root keeps exactly the mask.
-  if (user.uid === 0) sys.capset({ effective: mask, permitted: mask, inheritable: mask });
+  // A non-zero uid has lost every capability in setresuid; root keeps exactly the mask. Nobody
+  // keeps an inheritable one (nor so an ambient one), as Docker since CVE-2022-24769.
+  const keep = user.uid === 0 ? mask : 0n;
+  sys.capset({ effective: keep, permitted: keep, inheritable: 0n });
   if (plan.spec.process.noNewPrivileges) sys.prctl(K.PR_SET_NO_NEW_PRIVS, 1);
 }
 

@@ -11,9 +11,9 @@
  * record = key "\0" field "\0" …        (a fixed number of fields per key, see NATIVE_PLAN_KEYS)
  * ```
  *
- * Every field is a string without NUL; numbers are decimal, the capability mask is hex. An empty
- * string stands for a null mount source or data (mount(2) reads both alike). Lists are repeated
- * records, in order.
+ * Every field is a string without NUL; numbers are decimal (`-1` for an unlimited resource limit,
+ * a minus sign on a negative oom_score_adj), the capability mask is hex. An empty string stands for
+ * a null mount source or data (mount(2) reads both alike). Lists are repeated records, in order.
  *
  * @module
  */
@@ -41,6 +41,7 @@ export const NATIVE_PLAN_MAX_BYTES = 1 << 20;
 export const NATIVE_PLAN_KEYS = {
   flags: 1, netns: 1, task: 1, root: 2, bind: 3, vbind: 6, tmpfs: 3, mount: 5, dev: 4, link: 2, mask: 1, ropath: 1,
   rootro: 0, host: 1, domain: 1, user: 1, tty: 2, cwd: 1, caps: 1, nnp: 0, init: 0, arg: 1, env: 1,
+  rlimit: 3, sysctl: 2, oom: 1, cgmount: 5,
 } as const;
 
 /** A record key of the native plan. */
@@ -105,6 +106,10 @@ export function encodeInitPlan(plan: Plan): Buffer {
   if (proc.init) rec('init');
   for (const a of proc.args) rec('arg', a);
   for (const e of proc.env) rec('env', e);
+  for (const r of proc.rlimits ?? []) rec('rlimit', r.resource, r.soft, r.hard);
+  for (const { path, value } of plan.sysctls) rec('sysctl', path, value);
+  if (proc.oomScoreAdj !== undefined) rec('oom', proc.oomScoreAdj);
+  for (const m of plan.cgroupMounts) rec('cgmount', m.source, m.target, m.fstype, m.flags, m.data);
   for (const f of fields) if (f.includes('\0')) throw new Error('native plan: a string holds a NUL byte');
   const body = Buffer.from(`${fields.join('\0')}\0`, 'utf8');
   if (body.length > NATIVE_PLAN_MAX_BYTES) throw new Error(`native plan: ${body.length} bytes, more than ${NATIVE_PLAN_MAX_BYTES}`);

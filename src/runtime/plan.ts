@@ -7,11 +7,12 @@
  */
 import {
   CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
-  MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME,
+  MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, MS_STRICTATIME,
 } from '../kernel/constants.js';
 import { BerthError } from '../errors.js';
 import { boundingSet, CAPABILITIES, capabilityMask } from './capabilities.js';
 import type { PlanInterface } from '../network/plan-interface.js';
+import type { CgroupView } from './cgroups/driver.js';
 
 /** What the runtime needs to know to start a container: no Docker words, only mechanics. */
 export interface RuntimeSpec {
@@ -59,7 +60,15 @@ export interface RuntimeSpec {
     terminal?: { cols: number; rows: number };
     /** Connect stdin to a pipe the runtime keeps open (else /dev/null). Ignored with a terminal. */
     stdin?: boolean;
+    /** Resource limits set before the user changes (its processes inherit them); -1: unlimited. */
+    rlimits?: RuntimeRlimit[];
+    /** Written to `/proc/self/oom_score_adj` (-1000…1000) before the user changes. */
+    oomScoreAdj?: number;
   };
+  /** Kernel parameters (`net.ipv4.ip_forward`: `'1'`) written in the container's namespaces, through its /proc/sys. */
+  sysctls?: Record<string, string>;
+  /** The container's own cgroup, mounted at /sys/fs/cgroup inside its cgroup namespace; none when absent. */
+  cgroupView?: CgroupView;
   /** Network namespace: a new one (loopback, plus `interfaces`), the caller's, or another process's (`joinNetnsPid`). */
   network: 'new' | 'host' | 'join';
   /** Interfaces to create in a new network namespace (veth pairs into bridges). */
@@ -79,6 +88,16 @@ export interface RuntimeSpec {
    * thread moves without the kernel's global lock (see `CgroupDriver.threadJoinFiles`).
    */
   cgroupTasks?: string[];
+}
+
+/** A resource limit of the process (setrlimit(2)). */
+export interface RuntimeRlimit {
+  /** `RLIMIT_*` number. */
+  resource: number;
+  /** Soft limit; -1: unlimited. */
+  soft: number;
+  /** Hard limit; -1: unlimited. */
+  hard: number;
 }
 
 /** One of the container's own mounts, as the init makes it. */
@@ -156,6 +175,10 @@ export interface Plan {
   readonlyPaths: string[];
   /** Capability mask kept by the process, as a decimal string (JSON has no bigint). */
   capabilityMask: string;
+  /** Sysctls written (in order) after the mounts, before /proc/sys is made read-only: a /proc/sys path and its value. */
+  sysctls: Array<{ path: string; value: string }>;
+  /** Mounts made once the cgroup namespace exists, in order (the container's own cgroup at /sys/fs/cgroup). */
+  cgroupMounts: PlanMount[];
 }
 
 /** Paths Docker masks by default (moby's oci/defaults.go). */
@@ -203,11 +226,13 @@ export function buildPlan(spec: RuntimeSpec): Plan {
   const mounts: PlanMount[] = [
     { source: 'proc', target: '/proc', fstype: 'proc', flags: NOSUID_NODEV_NOEXEC, data: null },
     { source: 'sysfs', target: '/sys', fstype: 'sysfs', flags: NOSUID_NODEV_NOEXEC | MS_RDONLY, data: null },
+    ...(spec.cgroupView?.version === 1 ? [CGROUP_V1_TMPFS] : []),
     { source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS_NOSUID | MS_STRICTATIME, data: 'mode=755,size=65536k' },
     { source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
     { source: 'shm', target: '/dev/shm', fstype: 'tmpfs', flags: NOSUID_NODEV_NOEXEC, data: 'mode=1777,size=65536k' },
     { source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', flags: NOSUID_NODEV_NOEXEC, data: null },
   ];
+  const view = unshareFlags & CLONE_NEWCGROUP ? spec.cgroupView : undefined;
   return {
     spec,
     unshareFlags,
@@ -220,11 +245,46 @@ export function buildPlan(spec: RuntimeSpec): Plan {
       ['/proc/self/fd/0', '/dev/stdin'],
       ['/proc/self/fd/1', '/dev/stdout'],
       ['/proc/self/fd/2', '/dev/stderr'],
+      ...(view?.version === 1 ? view.hierarchies.flatMap((h) => h.aliases.map((a): [string, string] => [h.dir, `/sys/fs/cgroup/${a}`])) : []),
     ],
     maskedPaths: [...DEFAULT_MASKED_PATHS],
     readonlyPaths: [...DEFAULT_READONLY_PATHS],
     capabilityMask: heldCapabilityMask(spec.process.capabilities).toString(),
+    sysctls: Object.entries(spec.sysctls ?? {}).map(([key, value]) => ({ path: sysctlPath(key), value })),
+    cgroupMounts: view ? cgroupViewMounts(view) : [],
   };
+}
+
+/** The read-only /sys/fs/cgroup of cgroup v1, where each hierarchy is mounted (made writable until they are, see {@link cgroupViewMounts}). */
+const CGROUP_V1_TMPFS: PlanMount = { source: 'tmpfs', target: '/sys/fs/cgroup', fstype: 'tmpfs', flags: NOSUID_NODEV_NOEXEC, data: 'mode=755' };
+
+/**
+ * The mounts that show a container its own cgroup at /sys/fs/cgroup, read-only, made in its
+ * cgroup namespace (where the container's cgroup is each hierarchy's root): the cgroup2 hierarchy,
+ * or each v1 hierarchy on the tmpfs the plan's mounts put there, which is then made read-only.
+ */
+function cgroupViewMounts(view: CgroupView): PlanMount[] {
+  const ro = NOSUID_NODEV_NOEXEC | MS_RDONLY;
+  if (view.version === 2) return [{ source: 'cgroup', target: '/sys/fs/cgroup', fstype: 'cgroup2', flags: ro, data: null }];
+  return [
+    ...view.hierarchies.map((h) => {
+      if (!/^[^/]+$/.test(h.dir) || h.dir === '.' || h.dir === '..') throw new Error(`bad cgroup hierarchy directory: ${h.dir}`);
+      return { source: 'cgroup', target: `/sys/fs/cgroup/${h.dir}`, fstype: 'cgroup', flags: ro, data: h.options };
+    }),
+    // The type is ignored by a remount.
+    { source: null, target: '/sys/fs/cgroup', fstype: 'tmpfs', flags: MS_BIND | MS_REMOUNT | ro, data: null },
+  ];
+}
+
+/**
+ * The /proc/sys path of a sysctl: `net.ipv4.ip_forward` or `net/ipv4/ip_forward` (the form that
+ * can name an interface with a dot, `net/ipv4/conf/eth0.100/forwarding`). Throws on a key that
+ * could leave /proc/sys (an empty, `.` or `..` part).
+ */
+export function sysctlPath(key: string): string {
+  const parts = key.includes('/') ? key.split('/') : key.split('.');
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) throw new Error(`not a sysctl name: ${key}`);
+  return `/proc/sys/${parts.join('/')}`;
 }
 
 /** The mask of `names`; refuses one outside this process's bounding set, which no init could give. */

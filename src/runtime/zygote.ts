@@ -288,6 +288,8 @@ export class Zygote {
     argv.push('--caps', BigInt(plan.capabilityMask).toString(16), '--cwd', proc.cwd || '/');
     if (proc.noNewPrivileges) argv.push('--nnp');
     if (proc.terminal) argv.push('--tty', `${proc.terminal.cols}:${proc.terminal.rows}`);
+    if (proc.oomScoreAdj !== undefined) argv.push('--oom', String(proc.oomScoreAdj));
+    for (const r of proc.rlimits ?? []) argv.push('--rlimit', `${r.resource}:${r.soft}:${r.hard}`);
     argv.push('--', ...proc.args);
     const env = proc.env.some((e) => e.startsWith('HOME=')) ? proc.env : [...proc.env, `HOME=${user.home}`];
     // The fds land on fixed numbers (3 error, 4 control, 5 stdin, 6 stdout, 7 stderr, 8… the

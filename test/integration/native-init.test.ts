@@ -54,6 +54,9 @@ describe('berth-init with odd plans', () => {
     ['a bad number', framed([NATIVE_PLAN_MAGIC, 'flags', '12x']), /bad number in plan/],
     ['a huge number', framed([NATIVE_PLAN_MAGIC, 'dev', '/dev/x', '99999999999999999999', '1', '438']), /bad number in plan/],
     ['no root', framed([NATIVE_PLAN_MAGIC, 'flags', '0']), /the plan has no root/],
+    ['an oom_score_adj out of range', framed([NATIVE_PLAN_MAGIC, 'oom', '-1001']), /bad number in plan/],
+    ['a resource limit of no resource', framed([NATIVE_PLAN_MAGIC, 'rlimit', '64', '1', '1']), /bad number in plan/],
+    ['a resource limit below -1', framed([NATIVE_PLAN_MAGIC, 'rlimit', '7', '-2', '1']), /bad number in plan/],
     ['a length over the limit', framed([NATIVE_PLAN_MAGIC], 0x7fffffff), /plan too large/],
   ])('reports %s as a "read plan" failure', async (_what, input, message) => {
     const { code, report } = await runInit(input);

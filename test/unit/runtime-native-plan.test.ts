@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
-import { encodeInitPlan, nativeInitUnsupported, NATIVE_PLAN_KEYS, NATIVE_PLAN_MAGIC, NATIVE_PLAN_MAX_BYTES } from '../../src/runtime/native-init.js';
+import { encodeInitPlan, nativeInitUnsupported, NATIVE_PLAN_MAX_BYTES } from '../../src/runtime/native-init.js';
+import { decodeNativePlan as decode } from '../helpers/native-plan.js';
 import { CLONE_NEWNET, MS_REC, MS_SLAVE } from '../../src/kernel/constants.js';
 
 const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
@@ -11,23 +12,6 @@ const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
   process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: '', noNewPrivileges: false, capabilities: [...DEFAULT_CAPABILITIES] },
   ...over,
 });
-
-/** Decodes an encoded plan back into its records, checking the framing as berth-init does. */
-function decode(buf: Buffer): Array<[string, ...string[]]> {
-  expect(buf.readUInt32LE(0)).toBe(buf.length - 4);
-  const body = buf.subarray(4).toString('utf8');
-  expect(body.endsWith('\0')).toBe(true);
-  const fields = body.slice(0, -1).split('\0');
-  expect(fields.shift()).toBe(NATIVE_PLAN_MAGIC);
-  const records: Array<[string, ...string[]]> = [];
-  while (fields.length) {
-    const key = fields.shift()! as keyof typeof NATIVE_PLAN_KEYS;
-    const n = NATIVE_PLAN_KEYS[key];
-    expect(n, `known key ${key}`).toBeTypeOf('number');
-    records.push([key, ...fields.splice(0, n)]);
-  }
-  return records;
-}
 
 describe('native init plan', () => {
   it('carries every step of the plan, in order, with fixed field counts', () => {

@@ -32,6 +32,12 @@ export interface CgroupLayout {
    * `v2` and `none` mode; a controller the kernel lacks is absent.
    */
   v1: Partial<Record<V1Controller, string>>;
+  /**
+   * The options of each v1 hierarchy in `v1` (by mount point) that a mount of it must repeat
+   * (`cpu,cpuacct`): its super options but `rw`/`ro` and `release_agent`. Absent in `v2` and `none`
+   * mode, and in layouts made by hand (then the controllers berth knows there stand in).
+   */
+  v1MountOptions?: Record<string, string>;
   /** Mount point of the cgroup2 hierarchy; absent when there is none. */
   v2Mount?: string;
   /** Controllers in the cgroup2 root's `cgroup.controllers`; empty when unreadable or absent. */
@@ -62,6 +68,7 @@ export function detectCgroups(
 ): CgroupLayout {
   const text = mountinfo ?? readFileSync('/proc/self/mountinfo', 'utf8');
   const v1: Partial<Record<V1Controller, string>> = {};
+  const v1MountOptions: Record<string, string> = {};
   let v2Mount: string | undefined;
   for (const line of text.split('\n')) {
     if (!line) continue;
@@ -75,7 +82,11 @@ export function detectCgroups(
       v2Mount ??= mountPoint;
     } else if (fsType === 'cgroup') {
       const opts = (right[2] ?? '').split(',');
-      for (const c of V1_CONTROLLERS) if (opts.includes(c)) v1[c] ??= mountPoint;
+      for (const c of V1_CONTROLLERS) {
+        if (!opts.includes(c) || v1[c] !== undefined) continue;
+        v1[c] = mountPoint;
+        v1MountOptions[mountPoint] ??= opts.filter((o) => o !== 'rw' && o !== 'ro' && !o.startsWith('release_agent=')).join(',');
+      }
     }
   }
   let v2Controllers: string[] = [];
@@ -91,5 +102,6 @@ export function detectCgroups(
   const mode = hasV1 ? (v2Mount !== undefined ? 'hybrid' : 'v1') : v2Mount !== undefined && v2Controllers.length > 0 ? 'v2' : 'none';
   const layout: CgroupLayout = { mode, v1: mode === 'v1' || mode === 'hybrid' ? v1 : {}, v2Controllers };
   if (v2Mount !== undefined) layout.v2Mount = v2Mount;
+  if (hasV1) layout.v1MountOptions = v1MountOptions;
   return layout;
 }

@@ -27,6 +27,24 @@ export interface CgroupCreateInfo {
   paths: string[];
 }
 
+/**
+ * What a container mounts at `/sys/fs/cgroup` to see its own cgroup as the root, inside its cgroup
+ * namespace (as runc does for a container with one): on v2 the cgroup2 hierarchy; on v1 each
+ * hierarchy the container joins, at `/sys/fs/cgroup/<dir>` with the options that name it, and a
+ * symlink per alias (`cpu` → `cpu,cpuacct` where those are co-mounted).
+ */
+export type CgroupView =
+  | {
+      /** cgroup v2. */
+      version: 2;
+    }
+  | {
+      /** cgroup v1. */
+      version: 1;
+      /** The hierarchies, one mount each. */
+      hierarchies: Array<{ dir: string; options: string; aliases: string[] }>;
+    };
+
 /** Options of {@link CgroupDriver.create}. */
 export interface CgroupCreateOptions {
   /**
@@ -141,6 +159,8 @@ export interface CgroupDriver {
    * domain cgroup is joined through `cgroup.procs` only.
    */
   threadJoinFiles(id: string): string[];
+  /** How a container sees its own cgroup at `/sys/fs/cgroup` (see {@link CgroupView}); the same for every container. */
+  view(): CgroupView;
   /**
    * Kills whatever still runs in the cgroup and removes its directories (children first),
    * retrying briefly while the kernel reports them busy. Missing directories are not an error.

@@ -10,7 +10,7 @@
  * @module
  */
 import { totalmem } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import {
@@ -27,7 +27,7 @@ import {
   waitFor,
   writeFile,
 } from './common.js';
-import { detectCgroups, type CgroupLayout, type V1Controller } from './detect.js';
+import { detectCgroups, V1_CONTROLLERS, type CgroupLayout, type V1Controller } from './detect.js';
 import { containerDeviceRules, formatDeviceRule } from './devices.js';
 import type {
   CgroupCreateInfo,
@@ -35,6 +35,7 @@ import type {
   CgroupDriver,
   CgroupDriverOptions,
   CgroupStats,
+  CgroupView,
 } from './driver.js';
 import type { CgroupLimits } from './resources.js';
 
@@ -95,6 +96,18 @@ export class V1Driver implements CgroupDriver {
   /** {@inheritDoc CgroupDriver.threadJoinFiles} */
   threadJoinFiles(id: string): string[] {
     return this.paths(id).map((p) => join(p, 'tasks'));
+  }
+
+  /** {@inheritDoc CgroupDriver.view} */
+  view(): CgroupView {
+    return {
+      version: 1,
+      hierarchies: this.#mounts().map((mount) => {
+        const dir = basename(mount);
+        const controllers = V1_CONTROLLERS.filter((c) => this.#layout.v1[c] === mount);
+        return { dir, options: this.#layout.v1MountOptions?.[mount] ?? controllers.join(','), aliases: controllers.filter((c) => c !== dir) };
+      }),
+    };
   }
 
   /** {@inheritDoc CgroupDriver.exists} */

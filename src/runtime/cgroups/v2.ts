@@ -17,7 +17,7 @@ import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import { checkId, checkParent, parseKeyValues, parseNumber, readOptional, removeCgroupTree, killQuietly, waitFor, writeFile } from './common.js';
 import { detectCgroups, V2_CONTROLLERS, type CgroupLayout } from './detect.js';
-import type { CgroupCreateInfo, CgroupCreateOptions, CgroupDriver, CgroupDriverOptions, CgroupStats } from './driver.js';
+import type { CgroupCreateInfo, CgroupCreateOptions, CgroupDriver, CgroupDriverOptions, CgroupStats, CgroupView } from './driver.js';
 import { bpfDeviceFilter, type DeviceFilterLoader } from './bpf-devices.js';
 import { containerDeviceRules } from './devices.js';
 import { DEFAULT_CPU_PERIOD, sharesToWeight, type CgroupLimits } from './resources.js';
@@ -72,6 +72,11 @@ export class V2Driver implements CgroupDriver {
   threadJoinFiles(id: string): string[] {
     checkId(id);
     return [];
+  }
+
+  /** {@inheritDoc CgroupDriver.view} */
+  view(): CgroupView {
+    return { version: 2 };
   }
 
   /** {@inheritDoc CgroupDriver.exists} */

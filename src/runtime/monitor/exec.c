@@ -5,7 +5,8 @@
  * entering the container's PID namespace for its children, so this process is already in it.
  *
  *   berth-exec [--cgroup PATH]... [--ns TYPE]... --uid U --gid G [--groups G,G,...] --caps MASK
- *              [--nnp] --cwd DIR [--tty COLS:ROWS] -- PROGRAM ARGS...
+ *              [--nnp] --cwd DIR [--tty COLS:ROWS] [--oom ADJ] [--rlimit RES:SOFT:HARD]...
+ *              -- PROGRAM ARGS...
  *
  * The environment it gets is the program's. File descriptors at start:
  *   3  the error pipe (close-on-exec here): a failure report, or the exec marker
@@ -17,8 +18,9 @@
  * Steps: PDEATHSIG, new session, default signal dispositions, write 0 to each cgroup file
  * (host paths: before the mount namespace), setns each namespace, stdio (with --tty a new
  * terminal on the container's /dev/pts/ptmx: "\x02<master fd>\n" on the error pipe, then
- * wait for the ack), drop the bounding set to MASK, clear ambient capabilities, groups, gid,
- * uid, capset MASK for root, no_new_privs, chdir, look the program up in PATH (an executable
+ * wait for the ack), the container's oom_score_adj and resource limits (-1: unlimited), a new
+ * session keyring, drop the bounding set to MASK, clear ambient capabilities, groups, gid, uid,
+ * capset MASK for root (none for another uid; no inheritable set for any), no_new_privs, chdir, look the program up in PATH (an executable
  * regular file, as the user), "\x01" on the error pipe, execve. A failure is written as JSON:
  *   {"step":S,"message":M,"kind":"command"|"kernel","syscall":C,"errno":N,"exitCode":X}
  * and the process exits with X.
@@ -64,6 +66,26 @@ static long long parse_num(const char *s, int base) {
   return v;
 }
 
+/* A RES:SOFT:HARD resource limit (SOFT and HARD decimal, or -1 for unlimited); 0 when malformed. */
+static int parse_rlimit(const char *s, long *resource, u64 *soft, u64 *hard) {
+  u64 v[3];
+  for (int k = 0; k < 3; k++) {
+    if (k > 0 && s[0] == '-' && s[1] == '1') v[k] = ~0ull, s += 2;
+    else {
+      const char *start = s;
+      u64 n = 0;
+      while (*s >= '0' && *s <= '9' && n < (1ull << 59)) n = n * 10 + (u64)(*s++ - '0');
+      if (s == start) return 0;
+      v[k] = n;
+    }
+    if (*s != (k < 2 ? ':' : 0)) return 0;
+    s += k < 2;
+  }
+  if (v[0] > 63) return 0;
+  *resource = (long)v[0], *soft = v[1], *hard = v[2];
+  return 1;
+}
+
 static char candidate[4096 + 256];
 
 #ifdef __cplusplus
@@ -77,8 +99,10 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   const char *cgroups[MAX_LIST], *cwd = "/", *tty = 0;
   long ns_types[MAX_LIST];
   unsigned groups[MAX_LIST];
-  int n_cgroups = 0, n_ns = 0, n_groups = 0, nnp = 0;
-  long long uid = -1, gid = -1, caps = -1;
+  long rlimit_res[MAX_LIST];
+  u64 rlimit_soft[MAX_LIST], rlimit_hard[MAX_LIST];
+  int n_cgroups = 0, n_ns = 0, n_groups = 0, nnp = 0, n_rlimits = 0;
+  long long uid = -1, gid = -1, caps = -1, oom = -1001;
   int i = 1;
   for (; i < argc && !eq(argv[i], "--"); i++) {
     const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : 0;
@@ -92,6 +116,11 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
     else if (eq(opt, "--caps")) caps = parse_num(val, 16);
     else if (eq(opt, "--cwd")) cwd = val;
     else if (eq(opt, "--tty")) tty = val;
+    else if (eq(opt, "--oom")) oom = *val == '-' ? -parse_num(val + 1, 10) : parse_num(val, 10);
+    else if (eq(opt, "--rlimit") && n_rlimits < MAX_LIST) {
+      if (!parse_rlimit(val, &rlimit_res[n_rlimits], &rlimit_soft[n_rlimits], &rlimit_hard[n_rlimits])) exit_now(2);
+      n_rlimits++;
+    }
     else if (eq(opt, "--groups")) {
       for (const char *s = val; *s && n_groups < MAX_LIST;) {
         unsigned long long g = 0;
@@ -102,7 +131,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
       }
     } else exit_now(2);
   }
-  if (i >= argc - 1 || uid < 0 || gid < 0 || caps < 0) exit_now(2);
+  if (i >= argc - 1 || uid < 0 || gid < 0 || caps < 0 || oom < -1001 || oom > 1000) exit_now(2);
   char **args = argv + i + 1;
   sys3(NR_fcntl, ERROR_FD, F_SETFD, FD_CLOEXEC);
   open_std_fds();
@@ -157,6 +186,9 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
     place(STDERR_FD, 2);
   }
 
+  if (oom != -1001) must(set_oom_score_adj((long)oom), "oom_score_adj", "write");
+  for (int k = 0; k < n_rlimits; k++) must(set_rlimit(rlimit_res[k], rlimit_soft[k], rlimit_hard[k]), "rlimits", "prlimit64");
+  must(join_new_session_keyring(), "keyring", "keyctl");
   for (int cap = 0; cap < 64; cap++) {
     if (caps & (1ll << cap)) continue;
     long r = sys3(NR_prctl, PR_CAPBSET_DROP, cap, 0);
@@ -166,12 +198,8 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   must(sys3(NR_setgroups, n_groups, groups, 0), "capabilities", "setgroups");
   must(sys3(NR_setresgid, gid, gid, gid), "capabilities", "setresgid");
   must(sys3(NR_setresuid, uid, uid, uid), "capabilities", "setresuid");
-  if (uid == 0) {
-    /* A non-zero uid lost every capability in setresuid; root keeps exactly the mask. */
-    unsigned header[2] = {0x20080522u, 0};
-    unsigned data[6] = {(unsigned)caps, (unsigned)caps, (unsigned)caps, (unsigned)(caps >> 32), (unsigned)(caps >> 32), (unsigned)(caps >> 32)};
-    must(sys3(NR_capset, header, data, 0), "capabilities", "capset");
-  }
+  /* A non-zero uid lost every capability in setresuid; root keeps exactly the mask. */
+  must(set_capabilities(uid == 0 ? (u64)caps : 0), "capabilities", "capset");
   if (nnp) must(sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), "capabilities", "prctl");
   must(sys3(NR_chdir, cwd, 0, 0), "workdir", "chdir");
   sys3(NR_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC);

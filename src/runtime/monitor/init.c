@@ -24,10 +24,12 @@
  * (PDEATHSIG, new session, default signal dispositions, unshare, private mounts, loopback up),
  * join network, rootfs (overlay), bind sources and mount sources (detached clones of host paths,
  * open_tree), cgroups (v1: the ack, then `tasks`), pivot_root, the standard mounts, devices and
- * symlinks, binds, the container's own mounts, masked paths, cgroups (v2: the ack), hostname,
- * user (the container's /etc/passwd and /etc/group, resolved as user.ts does), stdio (pipes or a
- * terminal made on the container's devpts), workdir, read-only root, capabilities, exec (an
- * `init` reaper forks first). A failure is written as JSON on the error pipe:
+ * symlinks, binds, the container's own mounts, sysctls, masked paths, cgroups (v2: the ack; then
+ * the container's own cgroup at /sys/fs/cgroup), hostname, user (the container's /etc/passwd and
+ * /etc/group, resolved as user.ts does), stdio (pipes or a terminal made on the container's
+ * devpts), workdir, read-only root, oom_score_adj, rlimits, keyring (a new session keyring),
+ * capabilities (no inheritable or ambient ones), exec (an `init` reaper forks first). A failure
+ * is written as JSON on the error pipe:
  *   {"step":S,"message":M,"kind":K[,"syscall":C,"errno":N],"exitCode":X}
  * and the process exits with X. A kernel failure's message ends in "failed": the zygote adds the
  * errno's name.
@@ -244,6 +246,10 @@ static const struct { const char *key; int fields; } KEYS[] = {
   {"init", 0},    /* a reaper as PID 1 */
   {"arg", 1},     /* one argv entry */
   {"env", 1},     /* one environment entry */
+  {"rlimit", 3},  /* resource limit: RLIMIT_* number, soft, hard (-1: unlimited) */
+  {"sysctl", 2},  /* path under /proc/sys, value */
+  {"oom", 1},     /* oom_score_adj */
+  {"cgmount", 5}, /* a mount of the container's own cgroup, made in its cgroup namespace (as "mount") */
 };
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
 static const char MAGIC[] = "berth-init-plan-1";
@@ -290,6 +296,45 @@ static int key_of(const char *k) {
   fail_other("unknown plan record ", k, "");
 }
 
+/* ---- limits: resource limits, sysctls, oom_score_adj, the container's view of its cgroup -------- */
+
+struct rlimit_rec { long resource; u64 soft, hard; };
+static struct {
+  struct rlimit_rec *rlimits;
+  const char **sysctls; /* path, value, … */
+  struct plan_mount *cgmounts;
+  int n_rlimits, n_sysctls, n_cgmounts, has_oom;
+  long oom;
+} lim;
+
+static void alloc_limits(const int *count) {
+  lim.rlimits = (struct rlimit_rec *)alloc(sizeof(struct rlimit_rec) * (unsigned long)(count[key_of("rlimit")] + 1));
+  lim.sysctls = (const char **)alloc(sizeof(char *) * 2 * (unsigned long)(count[key_of("sysctl")] + 1));
+  lim.cgmounts = (struct plan_mount *)alloc(sizeof(struct plan_mount) * (unsigned long)(count[key_of("cgmount")] + 1));
+}
+
+static u64 rlimit_value(const char *s) {
+  return eq(s, "-1") ? ~0ull : (u64)dec(s, 0x7fffffffffffffffll);
+}
+
+/* Reads one record of the keys above (pass 2 of read_plan). */
+static void read_limit(const char *key) {
+  if (eq(key, "rlimit")) {
+    struct rlimit_rec *r = &lim.rlimits[lim.n_rlimits++];
+    r->resource = (long)dec(field(), 63), r->soft = rlimit_value(field()), r->hard = rlimit_value(field());
+  } else if (eq(key, "sysctl")) {
+    lim.sysctls[2 * lim.n_sysctls] = field();
+    lim.sysctls[2 * lim.n_sysctls + 1] = field();
+    lim.n_sysctls++;
+  } else if (eq(key, "oom")) {
+    const char *s = field();
+    lim.has_oom = 1, lim.oom = *s == '-' ? -(long)dec(s + 1, 1000) : (long)dec(s, 1000);
+  } else if (eq(key, "cgmount")) {
+    struct plan_mount *m = &lim.cgmounts[lim.n_cgmounts++];
+    m->source = opt(field()), m->target = field(), m->fstype = opt(field()), m->flags = (long)dec(field(), 0x7fffffff), m->data = opt(field());
+  }
+}
+
 /* Reads the plan from the control pipe; exits quietly when the pipe closes without one. */
 static void read_plan(void) {
   unsigned char header[4];
@@ -322,6 +367,7 @@ static void read_plan(void) {
   plan.args = ARRAY(char *, "arg");
   plan.env = ARRAY(char *, "env"); /* room for HOME and the NULL */
 #undef ARRAY
+  alloc_limits(count);
   plan.cwd = "/";
   plan.host = "";
   plan.user = "";
@@ -366,6 +412,7 @@ static void read_plan(void) {
     else if (eq(key, "init")) plan.init = 1;
     else if (eq(key, "arg")) plan.args[plan.n_args++] = (char *)field();
     else if (eq(key, "env")) plan.env[plan.n_env++] = (char *)field();
+    else read_limit(key);
   }
   if (!plan.mount_point || !*plan.mount_point || !plan.root_data) fail_other("the plan has no root", "", "");
   plan.args[plan.n_args] = 0;
@@ -573,6 +620,9 @@ static void loopback_up(void) {
 
 /* The zygote's one byte that lets this process into its cgroups (see awaitCgroupAck in init.ts). */
 static void await_cgroup_ack(void) {
+  static int acked;
+  if (acked) return;
+  acked = 1;
   char ack = 0;
   int got = read_exactly(CTRL_FD, &ack, 1);
   if (!plan.tty) sys3(NR_close, CTRL_FD, 0, 0);
@@ -753,6 +803,59 @@ static void copy_tree(long from, long to) {
   }
 }
 
+/* mkdir -p each target, then mount(2) (the plan's mounts, and the cgroup view's). */
+static void make_mounts(const struct plan_mount *list, int n) {
+  for (int i = 0; i < n; i++) {
+    const struct plan_mount *m = &list[i];
+    set_step("mount ", m->target);
+    mkdir_all(m->target, 0755);
+    do_mount(m->source, m->target, m->fstype, m->flags, m->data);
+  }
+}
+
+/* Whether a /proc/sys path may name a network interface (net/ipv4/conf/eth0/…, net/ipv6/neigh/…). */
+static int names_interface(const char *path) {
+  for (const char *p = path; *p; p++)
+    if (starts(p, "/conf/") || starts(p, "/neigh/")) return 1;
+  return 0;
+}
+
+/*
+ * The sysctls, through the container's /proc/sys before it is made read-only. One of a network
+ * interface waits for the zygote's ack with cgroup v2 (v1 had it before the pivot): it is sent
+ * once the interfaces exist.
+ */
+static void write_sysctls(void) {
+  for (int i = 0; i < lim.n_sysctls; i++)
+    if (!plan.n_tasks && names_interface(lim.sysctls[2 * i])) {
+      set_step("cgroups", 0);
+      await_cgroup_ack();
+    }
+  for (int i = 0; i < lim.n_sysctls; i++) {
+    const char *path = lim.sysctls[2 * i], *value = lim.sysctls[2 * i + 1];
+    set_step("sysctl ", path);
+    long fd = must(sys6(NR_openat, AT_FDCWD, (long)path, O_WRONLY | O_CLOEXEC, 0, 0, 0), "open", path);
+    must(sys3(NR_write, fd, value, len(value)), "write", path);
+    sys3(NR_close, fd, 0, 0);
+  }
+}
+
+/*
+ * oom_score_adj and the resource limits, which the program and its children inherit; before the
+ * user changes, as runc sets them (RLIMIT_NPROC counts at setuid), and oom_score_adj before a
+ * RLIMIT_NOFILE of 0 could keep its file from opening. Then a new session keyring.
+ */
+static void apply_limits(void) {
+  if (lim.has_oom) {
+    set_step("oom_score_adj", 0);
+    must(set_oom_score_adj(lim.oom), "write", "/proc/self/oom_score_adj");
+  }
+  set_step("rlimits", 0);
+  for (int i = 0; i < lim.n_rlimits; i++) must(set_rlimit(lim.rlimits[i].resource, lim.rlimits[i].soft, lim.rlimits[i].hard), "prlimit64", num_str(lim.rlimits[i].resource));
+  set_step("keyring", 0);
+  must(join_new_session_keyring(), "keyctl", "KEYCTL_JOIN_SESSION_KEYRING");
+}
+
 static void mask_path(const char *path) {
   if (!exists(path)) return;
   long mode = 0;
@@ -818,12 +921,8 @@ static void drop_privileges(const struct user *u) {
   must(sys3(NR_setgroups, u->n_groups, u->groups, 0), "setgroups", 0);
   must(sys3(NR_setresgid, u->gid, u->gid, u->gid), "setresgid", 0);
   must(sys3(NR_setresuid, u->uid, u->uid, u->uid), "setresuid", 0);
-  if (u->uid == 0) {
-    /* A non-zero uid lost every capability in setresuid; root keeps exactly the mask. */
-    unsigned header[2] = {0x20080522u, 0};
-    unsigned data[6] = {(unsigned)caps, (unsigned)caps, (unsigned)caps, (unsigned)(caps >> 32), (unsigned)(caps >> 32), (unsigned)(caps >> 32)};
-    must(sys3(NR_capset, header, data, 0), "capset", 0);
-  }
+  /* A non-zero uid lost every capability in setresuid; root keeps exactly the mask. */
+  must(set_capabilities(u->uid == 0 ? caps : 0), "capset", 0);
   if (plan.nnp) must(sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
 }
 
@@ -953,12 +1052,7 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
   must(sys3(NR_umount2, ".", MNT_DETACH, 0), "umount2", ".");
   must(sys3(NR_chdir, "/", 0, 0), "chdir", "/");
   sys3(NR_umask, 0, 0, 0);
-  for (int i = 0; i < plan.n_mounts; i++) {
-    struct plan_mount *m = &plan.mounts[i];
-    set_step("mount ", m->target);
-    mkdir_all(m->target, 0755);
-    do_mount(m->source, m->target, m->fstype, m->flags, m->data);
-  }
+  make_mounts(plan.mounts, plan.n_mounts);
   set_step("devices", 0);
   for (int i = 0; i < plan.n_devices; i++) {
     struct device *d = &plan.devices[i];
@@ -1001,6 +1095,7 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     }
     if (m->prop) do_mount(0, m->target, 0, m->prop, 0);
   }
+  write_sysctls();
   set_step("masked paths", 0);
   for (int i = 0; i < plan.n_masks; i++) mask_path(plan.masks[i]);
   for (int i = 0; i < plan.n_ropaths; i++) readonly_path(plan.ropaths[i]);
@@ -1010,6 +1105,7 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
   /* v2: the zygote moved this process into its cgroups while the mounts above were made. */
   if (!plan.n_tasks) await_cgroup_ack();
   if (plan.flags & CLONE_NEWCGROUP) must(sys3(NR_unshare, CLONE_NEWCGROUP, 0, 0), "unshare", "CLONE_NEWCGROUP");
+  make_mounts(lim.cgmounts, lim.n_cgmounts);
 
   set_step("hostname", 0);
   must(sys3(NR_sethostname, plan.host, len(plan.host), 0), "sethostname", plan.host);
@@ -1031,6 +1127,7 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     set_step("read-only root", 0);
     do_mount(0, "/", 0, MS_BIND | MS_REMOUNT | MS_RDONLY, 0);
   }
+  apply_limits();
   set_step("capabilities", 0);
   drop_privileges(&user);
   set_step("workdir", 0);
