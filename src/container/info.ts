@@ -79,6 +79,8 @@ export interface ContainerInfo {
     readOnlyRootfs: boolean;
     capabilities: string[];
     noNewPrivileges: boolean;
+    /** Its seccomp profile: Docker's default, none (`seccomp=unconfined`, or privileged), or its own (`profile`). */
+    seccomp: 'default' | 'unconfined' | 'profile';
     networkMode: string;
   };
   /** The file berth records the container's output in. */
@@ -154,7 +156,8 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
     },
     hostConfig: {
       autoRemove: r.config.autoRemove, detach: r.config.detach, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,
-      capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges, networkMode: r.config.network,
+      capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges,
+      seccomp: typeof r.config.seccomp === 'string' ? r.config.seccomp : 'profile', networkMode: r.config.network,
     },
     logPath,
     networkSettings,

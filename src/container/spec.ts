@@ -15,6 +15,7 @@ import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseResources } from '../runtime/cgroups/index.js';
 import { parseSignal, type ContainerCreateOptions } from './options.js';
 import type { ContainerRecord } from './record.js';
+import { resolveSeccomp, seccompFilter, type SeccompChoice } from './seccomp.js';
 
 /** The parts of an image config a container is made from. */
 export interface ImageRunConfig {
@@ -78,8 +79,14 @@ export function mergeEnv(image: readonly string[], opts: ContainerCreateOptions[
   return [...out.values()];
 }
 
-/** Builds the record's config from options and the image config. */
-export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCreateOptions, mounts: ResolvedMount[] = []): {
+/**
+ * Builds the record's config from options and the image config. `seccomp`: the choice of
+ * `opts.securityOpt`, when the caller has resolved it already (it may read a file).
+ */
+export function buildConfig(
+  id: string, image: ImageRunConfig, opts: ContainerCreateOptions, mounts: ResolvedMount[] = [],
+  seccomp: SeccompChoice = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false),
+): {
   config: ContainerRecord['config'];
   path: string;
   args: string[];
@@ -113,6 +120,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       privileged: opts.privileged ?? false,
       readOnlyRootfs: opts.readOnlyRootfs ?? false,
       noNewPrivileges: securityOpt.some((o) => o === 'no-new-privileges' || o === 'no-new-privileges:true'),
+      seccomp,
       autoRemove: opts.autoRemove ?? false,
       stopSignal,
       stopTimeout: opts.stopTimeout ?? 10,
@@ -215,6 +223,7 @@ export function runtimeSpec(
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
+  const seccomp = seccompFilter(c.seccomp, c.privileged, c.capabilities);
   return {
     id: rec.id,
     hostname: c.hostname,
@@ -235,6 +244,7 @@ export function runtimeSpec(
       init: c.init,
       ...(c.tty ? { terminal: c.consoleSize } : {}),
       ...(c.openStdin ? { stdin: true } : {}),
+      ...(seccomp ? { seccomp } : {}),
     },
     network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,

@@ -17,16 +17,17 @@ interface SyscallTable {
   openat2: number;
   mount_setattr: number;
   pidfd_getfd: number;
+  seccomp: number;
 }
 
 const TABLES: Record<string, SyscallTable> = {
   x64: {
     pivot_root: 155, capget: 125, capset: 126, open_tree: 428, move_mount: 429,
-    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438, seccomp: 317,
   },
   arm64: {
     pivot_root: 41, capget: 90, capset: 91, open_tree: 428, move_mount: 429,
-    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438, seccomp: 277,
   },
 };
 

@@ -14,6 +14,7 @@ import { mkdir, mkdirAll, mknod, symlink, exists, fchown } from '../kernel/fs.js
 import { openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup } from '../kernel/pty.js';
 import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask } from '../kernel/process.js';
 import { setLinkUp } from '../kernel/net.js';
+import { seccompSetFilter } from '../kernel/seccomp.js';
 import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js';
 import { fork, waitpid, kill } from '../kernel/process.js';
 import { allowForkOfHeap } from './fork-safety.js';
@@ -77,6 +78,8 @@ export interface InitSys {
   setControllingTerminal: typeof setControllingTerminal;
   becomeForegroundGroup: typeof becomeForegroundGroup;
   fchown: typeof fchown;
+  /** Installs a seccomp filter (a `struct sock_filter` array) on this process. */
+  seccomp: (program: Buffer) => void;
 }
 
 /** The real calls. */
@@ -104,6 +107,7 @@ export const linuxInitSys: InitSys = {
   openRtnetlink: () => Rtnetlink.open().socket.fd,
   setupInterfaces: setupInterfacesInContainer,
   openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup, fchown,
+  seccomp: (program) => seccompSetFilter(program),
 };
 
 /** Thrown by {@link dryRunSys}'s execve and exit to end a dry run. */
@@ -130,4 +134,5 @@ export const dryRunSys: InitSys = {
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),
   openRtnetlink: () => 100, setupInterfaces: nothing,
   openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }), setWindowSize: nothing, setControllingTerminal: nothing, becomeForegroundGroup: nothing, fchown: nothing,
+  seccomp: nothing,
 };

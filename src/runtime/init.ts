@@ -207,7 +207,7 @@ const WARM_PLAN: Plan = buildPlan({
   id: 'warm-up', hostname: 'warm-up', domainname: 'example',
   rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: true },
   binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
-  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'], init: true },
+  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'], init: true, seccomp: '0600000000007f7f' },
   network: 'new',
   mounts: [
     { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
@@ -264,10 +264,14 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
     const user = resolveUser(plan.process.user);
     step = 'stdio';
     setUpStdio(plan.process, fds, fds.ctrl ?? -1, user, false);
+    step = 'seccomp';
+    loadSeccomp(plan.process, 'before');
     step = 'capabilities';
     dropPrivileges({ capabilityMask: plan.capabilityMask, spec: { process: plan.process } }, user);
     step = 'workdir';
     sys.chdir(plan.process.cwd || '/');
+    step = 'seccomp';
+    loadSeccomp(plan.process, 'after');
     step = 'exec';
     sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
     sys.resetSignals(IGNORED_SIGNALS);
@@ -369,10 +373,14 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       step = 'read-only root';
       sys.mount(null, '/', null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
     }
+    step = 'seccomp';
+    loadSeccomp(plan.spec.process, 'before');
     step = 'capabilities';
     dropPrivileges(plan, user);
     step = 'workdir';
     sys.chdir(cwd);
+    step = 'seccomp';
+    loadSeccomp(plan.spec.process, 'after');
     step = 'exec';
     sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
     sys.resetSignals(IGNORED_SIGNALS);
@@ -548,6 +556,17 @@ function dropPrivileges(plan: Pick<Plan, 'capabilityMask'> & { spec: { process: 
   // A non-zero uid has lost every capability in setresuid; root keeps exactly the mask.
   if (user.uid === 0) sys.capset({ effective: mask, permitted: mask, inheritable: mask });
   if (plan.spec.process.noNewPrivileges) sys.prctl(K.PR_SET_NO_NEW_PRIVS, 1);
+}
+
+/**
+ * Installs the process's seccomp filter at the right moment, as runc orders it: without
+ * no_new_privs the kernel wants CAP_SYS_ADMIN for it, so it goes in `before` the capabilities are
+ * dropped (the calls that drop them must then pass the filter); with no_new_privs, `after`
+ * everything but the exec, so that as few calls as possible run under it.
+ */
+function loadSeccomp(proc: RuntimeSpec['process'], phase: 'before' | 'after'): void {
+  if (!proc.seccomp || (phase === 'before') === proc.noNewPrivileges) return;
+  sys.seccomp(Buffer.from(proc.seccomp, 'hex'));
 }
 
 function withHome(env: string[], user: ResolvedUser): string[] {

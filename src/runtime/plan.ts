@@ -59,6 +59,13 @@ export interface RuntimeSpec {
     terminal?: { cols: number; rows: number };
     /** Connect stdin to a pipe the runtime keeps open (else /dev/null). Ignored with a terminal. */
     stdin?: boolean;
+    /**
+     * The seccomp filter the process runs under, in hex: a classic BPF program (`struct
+     * sock_filter[]`) as `seccompFilterHex` compiles it. Absent: none (unconfined). Installed
+     * after the capabilities are dropped with no_new_privs, right before that without (the
+     * kernel then wants CAP_SYS_ADMIN), as runc does.
+     */
+    seccomp?: string;
   };
   /** Network namespace: a new one (loopback, plus `interfaces`), the caller's, or another process's (`joinNetnsPid`). */
   network: 'new' | 'host' | 'join';

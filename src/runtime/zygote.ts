@@ -271,6 +271,7 @@ export class Zygote {
     argv.push('--uid', String(user.uid), '--gid', String(user.gid), '--groups', user.additionalGids.join(','));
     argv.push('--caps', BigInt(plan.capabilityMask).toString(16), '--cwd', proc.cwd || '/');
     if (proc.noNewPrivileges) argv.push('--nnp');
+    if (proc.seccomp) argv.push('--seccomp', proc.seccomp);
     if (proc.terminal) argv.push('--tty', `${proc.terminal.cols}:${proc.terminal.rows}`);
     argv.push('--', ...proc.args);
     const env = proc.env.some((e) => e.startsWith('HOME=')) ? proc.env : [...proc.env, `HOME=${user.home}`];

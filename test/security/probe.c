@@ -236,6 +236,16 @@ static int probe_dumpable(void) {
   return ok(d);
 }
 
+/* socket(family, SOCK_STREAM, 0): AF_VSOCK (40) and AF_ALG (38) are refused by Docker's seccomp profile. */
+static int probe_socket(const char *family) {
+  long fd = syscall(SYS_socket, atoi(family), 1 /* SOCK_STREAM */, 0);
+  if (fd < 0 && errno == EAFNOSUPPORT) {
+    printf("err EAFNOSUPPORT socket\n"); /* the family is not built into this kernel: the call reached it */
+    return 1;
+  }
+  return result(fd, "socket");
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char *c = argc > 1 ? argv[1] : "";
@@ -259,6 +269,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "read") && argc > 2) return probe_read(argv[2]);
   if (!strcmp(c, "personality") && argc > 2) return probe_personality(argv[2]);
   if (!strcmp(c, "dumpable")) return probe_dumpable();
+  if (!strcmp(c, "socket") && argc > 2) return probe_socket(argv[2]);
   printf("usage: probe <attempt> [args]\n");
   return 2;
 }

@@ -5,7 +5,7 @@
  * entering the container's PID namespace for its children, so this process is already in it.
  *
  *   berth-exec [--cgroup PATH]... [--ns TYPE]... --uid U --gid G [--groups G,G,...] --caps MASK
- *              [--nnp] --cwd DIR [--tty COLS:ROWS] -- PROGRAM ARGS...
+ *              [--nnp] [--seccomp HEX] --cwd DIR [--tty COLS:ROWS] -- PROGRAM ARGS...
  *
  * The environment it gets is the program's. File descriptors at start:
  *   3  the error pipe (close-on-exec here): a failure report, or the exec marker
@@ -18,7 +18,8 @@
  * (host paths: before the mount namespace), setns each namespace, stdio (with --tty a new
  * terminal on the container's /dev/pts/ptmx: "\x02<master fd>\n" on the error pipe, then
  * wait for the ack), drop the bounding set to MASK, clear ambient capabilities, groups, gid,
- * uid, capset MASK for root, no_new_privs, chdir, look the program up in PATH (an executable
+ * uid, capset MASK for root, no_new_privs, chdir, the seccomp filter (struct sock_filter[] in
+ * hex; before the capabilities are dropped without --nnp, as runc), look the program up in PATH (an executable
  * regular file, as the user), "\x01" on the error pipe, execve. A failure is written as JSON:
  *   {"step":S,"message":M,"kind":"command"|"kernel","syscall":C,"errno":N,"exitCode":X}
  * and the process exits with X.
@@ -74,6 +75,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   char **argv = (char **)(sp + 1);
   char **envp = argv + argc + 1;
   const char *cgroups[MAX_LIST], *cwd = "/", *tty = 0;
+  char *seccomp = 0;
   long ns_types[MAX_LIST];
   unsigned groups[MAX_LIST];
   int n_cgroups = 0, n_ns = 0, n_groups = 0, nnp = 0;
@@ -91,6 +93,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
     else if (eq(opt, "--caps")) caps = parse_num(val, 16);
     else if (eq(opt, "--cwd")) cwd = val;
     else if (eq(opt, "--tty")) tty = val;
+    else if (eq(opt, "--seccomp")) seccomp = (char *)val;
     else if (eq(opt, "--groups")) {
       for (const char *s = val; *s && n_groups < MAX_LIST;) {
         unsigned long long g = 0;
@@ -156,6 +159,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
     place(STDERR_FD, 2);
   }
 
+  if (seccomp && !nnp) must(load_seccomp(seccomp), "seccomp", "seccomp");
   for (int cap = 0; cap < 64; cap++) {
     if (caps & (1ll << cap)) continue;
     long r = sys3(NR_prctl, PR_CAPBSET_DROP, cap, 0);
@@ -173,6 +177,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   }
   if (nnp) must(sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), "capabilities", "prctl");
   must(sys3(NR_chdir, cwd, 0, 0), "workdir", "chdir");
+  if (seccomp && nnp) must(load_seccomp(seccomp), "seccomp", "seccomp");
   sys3(NR_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC);
 
   /* execvp(3)'s search, with the container's PATH, done before the marker (see init.ts). */
