@@ -179,6 +179,8 @@ interface Insn { code: number; jt: number; jf: number; k: number }
  */
 class Emitter {
   readonly insns: Insn[] = [];
+  /** The label of the last `ret` written for each value: jumps share it while it is near. */
+  readonly #rets = new Map<number, number>();
 
   /** Writes one instruction before all written so far; returns its label. */
   op(code: number, k: number, jt = 0, jf = 0): number {
@@ -191,8 +193,22 @@ class Emitter {
     return this.insns.length - 1;
   }
 
+  /**
+   * A `ret` of `value`, as a jump target: one written already when a jump from here reaches it
+   * (a program of a few hundred instructions, not one `ret` per leaf: the kernel compiles every
+   * instruction at each start), else a new one.
+   */
   ret(value: number): number {
-    return this.op(RET_K, value);
+    const near = this.#rets.get(value >>> 0);
+    if (near !== undefined && this.insns.length - near - 1 <= 200) return near;
+    const label = this.op(RET_K, value);
+    this.#rets.set(value >>> 0, label);
+    return label;
+  }
+
+  /** Makes `label` the instruction that runs after the next one written (a `ja` unless it is already). */
+  fallTo(label: number): void {
+    if (label !== this.next) this.op(JMP_JA, this.insns.length - label - 1);
   }
 
   load(offset: number): number {
@@ -340,7 +356,7 @@ export function compileSeccomp(profile: SeccompProfile, target: SeccompTarget): 
     } else if (s === 'x32') {
       entry.set(s, emitSection(e, s, rules, defaultRet, newerRet, X32_SYSCALL_BIT));
     } else {
-      emitSection(e, s, rules, defaultRet, newerRet, 0);
+      e.fallTo(emitSection(e, s, rules, defaultRet, newerRet, 0));
       entry.set(s, e.load(OFF_NR));
     }
   }
@@ -351,6 +367,7 @@ export function compileSeccomp(profile: SeccompProfile, target: SeccompTarget): 
     const s = dispatch[i]!;
     miss = e.jump(JMP_JEQ_K, AUDIT_ARCH[s], entry.get(s)!, miss);
   }
+  e.fallTo(miss);
   e.load(OFF_ARCH);
   if (e.insns.length > BPF_MAXINSNS) throw new Error(`the seccomp profile compiles to ${e.insns.length} instructions, more than the kernel's ${BPF_MAXINSNS}`);
   return e.encode();
