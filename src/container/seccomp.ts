@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BerthError, InvalidArgumentError } from '../errors.js';
+import { CAPABILITIES } from '../runtime/capabilities.js';
 import { nativeSeccompArch, parseSeccompProfile, seccompFilterHex, seccompProfileSchema, type SeccompProfile } from '../runtime/seccomp/index.js';
 
 /** A container's seccomp: Docker's default profile, none, or a profile of its own. */
@@ -46,8 +47,9 @@ export function resolveSeccomp(securityOpt: readonly string[], privileged: boole
   } catch (e) {
     throw new InvalidArgumentError('securityOpt', `not a seccomp profile: ${(e as Error).message}`, { cause: e });
   }
-  // Checked once here: a profile the kernel could not take fails the create, not every start.
-  filterOf({ profile }, ['CAP_SYS_ADMIN']);
+  // Compiled once here, with no capability and with all: a profile the kernel could not take
+  // (over BPF_MAXINSNS) fails the create, not each start.
+  for (const caps of [[], Object.keys(CAPABILITIES)]) filterOf({ profile }, caps);
   return privileged ? 'unconfined' : { profile };
 }
 

@@ -10,6 +10,7 @@ import { BerthError, Container, type Engine } from '../../src/index.js';
 import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
 import { probeMount, runProbe } from './probe.js';
+import { SYSCALL_TABLES } from '../../src/runtime/seccomp/syscall-tables.js';
 
 const UNCONFINED = { privileged: true, securityOpt: ['seccomp=unconfined'] };
 
@@ -134,6 +135,13 @@ describe('seccomp options', () => {
       'seccomp={not json', 'seccomp={"defaultAction":"SCMP_ACT_NOPE"}', 'seccomp=/no/such/profile.json',
       'seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","args":[{"index":9,"value":0,"op":"SCMP_CMP_EQ"}]}]}',
       'seccomp', 'apparmor=unconfined',
+      // Valid, but more than the kernel's 4096 instructions once compiled.
+      `seccomp=${JSON.stringify({
+        defaultAction: 'SCMP_ACT_ERRNO',
+        syscalls: Object.keys(SYSCALL_TABLES.x86_64).flatMap((name) => [1, 2, 3].map((value) => ({
+          names: [name], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value, op: 'SCMP_CMP_EQ' }, { index: 1, value, op: 'SCMP_CMP_EQ' }],
+        }))),
+      })}`,
     ];
     for (const opt of bad) {
       const e = await Container.create({ image: BUSYBOX_REF, command: ['true'], securityOpt: [opt], engine }).catch((x: unknown) => x);
