@@ -246,6 +246,25 @@ static int probe_socket(const char *family) {
   return result(fd, "socket");
 }
 
+/* A call through the i386 compat ABI (int 0x80: i386 numbers, 32-bit arguments), x86_64 only. */
+static int probe_int80(const char *nr, const char *a, const char *b) {
+#if defined(__x86_64__)
+  long r;
+  register long r8 __asm__("r8"), r9 __asm__("r9"), r10 __asm__("r10"), r11 __asm__("r11");
+  __asm__ volatile("int $0x80" : "=a"(r), "=r"(r8), "=r"(r9), "=r"(r10), "=r"(r11)
+                   : "a"(strtol(nr, NULL, 0)), "b"(strtol(a, NULL, 0)), "c"(strtol(b, NULL, 0)), "d"(0L) : "memory");
+  if (r < 0 && r > -4096) {
+    errno = (int)-r;
+    return err("int 0x80");
+  }
+  return ok(NULL);
+#else
+  (void)nr, (void)a, (void)b;
+  printf("usage: int80 needs x86_64\n");
+  return 2;
+#endif
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char *c = argc > 1 ? argv[1] : "";
@@ -270,6 +289,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "personality") && argc > 2) return probe_personality(argv[2]);
   if (!strcmp(c, "dumpable")) return probe_dumpable();
   if (!strcmp(c, "socket") && argc > 2) return probe_socket(argv[2]);
+  if (!strcmp(c, "int80") && argc > 4) return probe_int80(argv[2], argv[3], argv[4]);
   printf("usage: probe <attempt> [args]\n");
   return 2;
 }

@@ -79,6 +79,15 @@ for (const path of INIT_PATHS) describe(`seccomp (${path} init)`, () => {
     expect((await runProbe(engine, ['kexec_load'])).errno).toBe('EPERM');
   });
 
+  it.skipIf(process.arch !== 'x64')('filters the i386 compat ABI (int 0x80) by i386 numbers: keyctl (288 there, accept4 on x86_64) is refused, getpid allowed', async () => {
+    const { engine } = await testEngine();
+    // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING): a filter reading i386 calls with
+    // x86_64 numbers would let it through as accept4.
+    expect((await runProbe(engine, ['int80', '288', '0', '-4'])).line).toBe('err EPERM int 0x80');
+    expect((await runProbe(engine, ['int80', '288', '0', '-4'], UNCONFINED)).errno ?? 'none').not.toBe('EPERM');
+    expect((await runProbe(engine, ['int80', '20', '0', '0'])).line).toBe('ok');
+  });
+
   it('allows what Docker allows: ptrace of a sibling process (kernel 4.8 and later), plain clone, AF_INET sockets, personality(PER_LINUX)', async () => {
     const { engine } = await testEngine();
     const r = await run(engine, ['sh', '-c', 'sleep 30 & /probe ptrace $!; kill $!; /probe personality 0; /probe socket 2; /probe unshare mnt; sh -c "echo forked"'], { mounts: [probeMount()] });
