@@ -8,7 +8,8 @@ import { libc, check } from './libc.js';
 import { SYS } from './syscall-numbers.js';
 
 const _syscall = libc.func('long syscall(long number, ...)');
-const SockFprog = koffi.struct('berth_sock_fprog', { len: 'uint16_t', filter: 'void *' });
+// struct sock_fprog { unsigned short len; struct sock_filter *filter; } (anonymous: loading this module twice stays legal).
+const SockFprog = koffi.struct({ len: 'uint16_t', filter: 'void *' });
 const SockFprogPtr = koffi.pointer(SockFprog);
 
 /** <linux/seccomp.h>: install a filter program. */
