@@ -19,8 +19,8 @@
  * terminal on the container's /dev/pts/ptmx: "\x02<master fd>\n" on the error pipe, then
  * wait for the ack), drop the bounding set to MASK, clear ambient capabilities, groups, gid,
  * uid, capset MASK for root, no_new_privs, chdir, the seccomp filter (struct sock_filter[] in
- * hex; before the capabilities are dropped without --nnp, as runc), look the program up in PATH (an executable
- * regular file, as the user), "\x01" on the error pipe, execve. A failure is written as JSON:
+ * hex; without --nnp before the capabilities are dropped, as runc), look the program up in PATH
+ * (an executable regular file, as the user), "\x01" on the error pipe, execve. A failure is written as JSON:
  *   {"step":S,"message":M,"kind":"command"|"kernel","syscall":C,"errno":N,"exitCode":X}
  * and the process exits with X.
  */
