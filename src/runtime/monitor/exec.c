@@ -20,7 +20,8 @@
  * wait for the ack), drop the bounding set to MASK, clear ambient capabilities, groups, gid,
  * uid, capset MASK for root, no_new_privs, chdir, the seccomp filter (struct sock_filter[] in
  * hex; without --nnp before the capabilities are dropped, as runc), look the program up in PATH
- * (an executable regular file, as the user), "\x01" on the error pipe, execve. A failure is written as JSON:
+ * (an executable regular file, as the user), "\x01" on the error pipe, execve. A failure is
+ * written as JSON:
  *   {"step":S,"message":M,"kind":"command"|"kernel","syscall":C,"errno":N,"exitCode":X}
  * and the process exits with X.
  */
