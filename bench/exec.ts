@@ -31,6 +31,10 @@ try {
   const pid = (await c.inspect()).state.pid;
   const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
   rows.push(row('berth exec([\'true\'])', await timeIt(() => c.exec(['true']), RUNS, { warmup: 3 }), 'berth-exec started with posix_spawn'));
+  // What Docker's default seccomp profile costs an exec: the same into a container without it.
+  const u = await Container.run('bench/busybox', ['sleep', '3600'], { engine, securityOpt: ['seccomp=unconfined'] });
+  rows.push(row('  same, container with securityOpt seccomp=unconfined', await timeIt(() => u.exec(['true']), RUNS, { warmup: 3 }), 'no seccomp filter'));
+  await u.remove({ force: true });
   // The fallback without a C compiler: a fork of the zygote runs the exec (runExec in init.ts).
   const forkRoot = mkdtempSync(join(tmpdir(), 'berth-bench-exec-fork-'));
   const forkEngine = new Engine({ root: forkRoot, runRoot: join(forkRoot, 'run') });

@@ -55,8 +55,8 @@ function row(name: string, samples: number[], note = ''): Array<string> {
 }
 
 /** The foundation's figure: loopback only (`network: 'none'`), as the issue measures it. */
-async function runTrue(network: 'none' | 'bridge' = 'none', on = engine): Promise<void> {
-  const c = await Container.create({ image: 'bench/busybox', command: ['true'], engine: on, network });
+async function runTrue(network: 'none' | 'bridge' = 'none', on = engine, securityOpt: string[] = []): Promise<void> {
+  const c = await Container.create({ image: 'bench/busybox', command: ['true'], engine: on, network, securityOpt });
   await c.start();
   await c.wait();
   await c.remove();
@@ -111,6 +111,9 @@ async function main(): Promise<void> {
   const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
   const none = await timeWithCpu(() => runTrue(), RUNS);
   rows.push(row('berth create+start+wait+remove `true`', none.samples, `network none (loopback); ${none.cpu}`));
+  // What Docker's default seccomp profile costs a start: the same without it.
+  const unconfined = await timeWithCpu(() => runTrue('none', engine, ['seccomp=unconfined']), RUNS);
+  rows.push(row('  same, securityOpt seccomp=unconfined', unconfined.samples, `no seccomp filter; ${unconfined.cpu}`));
   rows.push(row('  same, on the default bridge', await timeIt(() => runTrue('bridge'), RUNS, { warmup: 2 }), 'veth + address + route'));
   rows.push(row('  same, network none, runRoot on a tmpfs', await timeIt(() => runTrue('none', tmpfsEngine), RUNS, { warmup: 2 }), '/run is a tmpfs on systemd distributions; not on this VM'));
   const floor = await timeWithCpu(() => {

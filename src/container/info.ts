@@ -79,6 +79,8 @@ export interface ContainerInfo {
     readOnlyRootfs: boolean;
     capabilities: string[];
     noNewPrivileges: boolean;
+    /** Its seccomp profile: Docker's default, none (`seccomp=unconfined`, or privileged), or its own (`profile`). */
+    seccomp: 'default' | 'unconfined' | 'profile';
     networkMode: string;
     /** Resource limits (`ulimits`); -1 is unlimited. */
     ulimits: Array<{ name: string; soft: number; hard: number }>;
@@ -160,7 +162,8 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
     },
     hostConfig: {
       autoRemove: r.config.autoRemove, detach: r.config.detach, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,
-      capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges, networkMode: r.config.network,
+      capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges,
+      seccomp: typeof r.config.seccomp === 'string' ? r.config.seccomp : 'profile', networkMode: r.config.network,
       ulimits: r.config.ulimits, sysctls: r.config.sysctls, oomScoreAdj: r.config.oomScoreAdj,
     },
     logPath,

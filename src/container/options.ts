@@ -11,6 +11,7 @@ import { normalizeCapability } from '../runtime/capabilities.js';
 import { mountOptionsSchema, type MountOptions } from './mounts.js';
 import { resourceOptionsSchema, type ResourceOptions } from '../runtime/cgroups/index.js';
 import { oomScoreAdjSchema, sysctlRefusal, sysctlsSchema, ulimitsSchema, type Ulimit } from './limits.js';
+import { SECCOMP_OPTION_RE } from './seccomp.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -52,7 +53,10 @@ export const createOptionsSchema = z.strictObject({
   capDrop: z.array(capability).optional(),
   privileged: z.boolean().optional(),
   readOnlyRootfs: z.boolean().optional(),
-  securityOpt: z.array(z.enum(['no-new-privileges', 'no-new-privileges:true', 'no-new-privileges:false'])).optional(),
+  securityOpt: z.array(z.string().refine(
+    (o) => ['no-new-privileges', 'no-new-privileges:true', 'no-new-privileges:false'].includes(o) || SECCOMP_OPTION_RE.test(o),
+    'expected no-new-privileges[:true|false], seccomp=unconfined, seccomp=<profile file> or seccomp=<profile JSON>',
+  )).optional(),
   autoRemove: z.boolean().optional(),
   detach: z.boolean().optional(),
   stopSignal: signal.optional(),
@@ -152,7 +156,11 @@ export interface ContainerCreateOptions {
   privileged?: boolean;
   /** Mount the root file system read-only. */
   readOnlyRootfs?: boolean;
-  /** `no-new-privileges` sets no_new_privs for the process. */
+  /**
+   * `no-new-privileges` sets no_new_privs for the process. `seccomp=unconfined` runs it without a
+   * seccomp filter; `seccomp=<path>` or `seccomp=<JSON object>` under a profile in Docker's
+   * format (read at create). Default: Docker's default profile (none with `privileged`).
+   */
   securityOpt?: string[];
   /**
    * Remove the container when its process exits. A detached container whose creator has gone

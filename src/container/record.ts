@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { resolvedMountSchema } from './mounts.js';
+import { seccompChoiceSchema } from './seccomp.js';
 
 /** Docker's container statuses. */
 export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
@@ -41,6 +42,7 @@ export const containerRecordSchema = z.object({
     privileged: z.boolean(),
     readOnlyRootfs: z.boolean(),
     noNewPrivileges: z.boolean(),
+    seccomp: seccompChoiceSchema.default('default'),
     autoRemove: z.boolean(),
     stopSignal: z.number().int(),
     stopTimeout: z.number().int(),

@@ -38,6 +38,7 @@ import { copyHolderFd } from './stdio.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
 import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
+import { resolveSeccomp, seccompFilter } from './seccomp.js';
 import type { NetworkSettings } from './info.js';
 import { buildConfig, mergeEnv, containerPaths, hostsFile, processLimits, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
@@ -278,6 +279,7 @@ export class ContainerService {
   /** Creates a container (does not start it). */
   async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
     const opts = parseOptions(createOptionsSchema, input) as ContainerCreateOptions;
+    const seccomp = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false);
     await this.#sweep();
     // ── pull if missing (as `docker run`) ──
     const image = await this.#ctx.resolveImage(opts.image).catch(async (e: unknown) => {
@@ -301,7 +303,7 @@ export class ContainerService {
     if (opts.resources && Object.keys(opts.resources).length && !this.#ctx.cgroups) {
       throw new InvalidArgumentError('resources', 'this machine has no usable cgroup hierarchy, so limits cannot be applied');
     }
-    const { config, path, args } = buildConfig(id, image.config, opts, mountPlan.mounts);
+    const { config, path, args } = buildConfig(id, image.config, opts, mountPlan.mounts, seccomp);
     const name = (opts.name ?? '').replace(/^\//, '');
     const rec: ContainerRecord = {
       id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id, path, args, config,
@@ -713,6 +715,7 @@ export class ContainerService {
       throw new StateError('paused', 'exec', `container ${this.#label(rec)} is paused; unpause it before exec`);
     }
     const c = rec.config;
+    const seccomp = seccompFilter(c.seccomp, c.privileged, c.capabilities);
     const plan: ExecPlan = {
       id: randomBytes(16).toString('hex'),
       targetPid: rec.state.pid,
@@ -726,6 +729,7 @@ export class ContainerService {
         capabilities: c.capabilities,
         ...(opts.terminal ? { terminal: opts.terminal } : {}),
         ...processLimits(c),
+        ...(seccomp ? { seccomp } : {}),
       },
       capabilityMask: capabilityMask(c.capabilities).toString(),
       cgroupProcs: this.#execCgroupFiles(rec.id),

@@ -17,6 +17,7 @@ import { parseSignal, type ContainerCreateOptions } from './options.js';
 import { defaultSysctls, resolveSysctls, resolveUlimits, runtimeRlimits } from './limits.js';
 import type { CgroupView } from '../runtime/cgroups/index.js';
 import type { ContainerRecord } from './record.js';
+import { resolveSeccomp, seccompFilter, type SeccompChoice } from './seccomp.js';
 
 /** The parts of an image config a container is made from. */
 export interface ImageRunConfig {
@@ -80,8 +81,14 @@ export function mergeEnv(image: readonly string[], opts: ContainerCreateOptions[
   return [...out.values()];
 }
 
-/** Builds the record's config from options and the image config. */
-export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCreateOptions, mounts: ResolvedMount[] = []): {
+/**
+ * Builds the record's config from options and the image config. `seccomp`: the choice of
+ * `opts.securityOpt`, when the caller has resolved it already (it may read a file).
+ */
+export function buildConfig(
+  id: string, image: ImageRunConfig, opts: ContainerCreateOptions, mounts: ResolvedMount[] = [],
+  seccomp: SeccompChoice = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false),
+): {
   config: ContainerRecord['config'];
   path: string;
   args: string[];
@@ -115,6 +122,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       privileged: opts.privileged ?? false,
       readOnlyRootfs: opts.readOnlyRootfs ?? false,
       noNewPrivileges: securityOpt.some((o) => o === 'no-new-privileges' || o === 'no-new-privileges:true'),
+      seccomp,
       autoRemove: opts.autoRemove ?? false,
       stopSignal,
       stopTimeout: opts.stopTimeout ?? 10,
@@ -226,6 +234,7 @@ export function runtimeSpec(
 ): RuntimeSpec {
   const c = rec.config;
   const sysctls = { ...defaultSysctls(c.network), ...c.sysctls };
+  const seccomp = seccompFilter(c.seccomp, c.privileged, c.capabilities);
   return {
     id: rec.id,
     hostname: c.hostname,
@@ -247,6 +256,7 @@ export function runtimeSpec(
       ...(c.tty ? { terminal: c.consoleSize } : {}),
       ...(c.openStdin ? { stdin: true } : {}),
       ...processLimits(c),
+      ...(seccomp ? { seccomp } : {}),
     },
     ...(Object.keys(sysctls).length ? { sysctls } : {}),
     ...(cgroups.view ? { cgroupView: cgroups.view } : {}),

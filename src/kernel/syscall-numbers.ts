@@ -20,18 +20,19 @@ interface SyscallTable {
   bpf: number;
   add_key: number;
   keyctl: number;
+  seccomp: number;
 }
 
 const TABLES: Record<string, SyscallTable> = {
   x64: {
     pivot_root: 155, capget: 125, capset: 126, open_tree: 428, move_mount: 429,
-    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438, seccomp: 317,
     bpf: 321,
     add_key: 248, keyctl: 250,
   },
   arm64: {
     pivot_root: 41, capget: 90, capset: 91, open_tree: 428, move_mount: 429,
-    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438,
+    pidfd_open: 434, pidfd_send_signal: 424, close_range: 436, openat2: 437, mount_setattr: 442, pidfd_getfd: 438, seccomp: 277,
     bpf: 280,
     add_key: 217, keyctl: 219,
   },

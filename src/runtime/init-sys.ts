@@ -15,6 +15,7 @@ import { openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup }
 import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setrlimit } from '../kernel/process.js';
 import { joinSessionKeyring } from '../kernel/keys.js';
 import { setLinkUp } from '../kernel/net.js';
+import { seccompSetFilter } from '../kernel/seccomp.js';
 import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js';
 import { fork, waitpid, kill } from '../kernel/process.js';
 import { allowForkOfHeap } from './fork-safety.js';
@@ -80,6 +81,8 @@ export interface InitSys {
   setControllingTerminal: typeof setControllingTerminal;
   becomeForegroundGroup: typeof becomeForegroundGroup;
   fchown: typeof fchown;
+  /** Installs a seccomp filter (a `struct sock_filter` array) on this process. */
+  seccomp: (program: Buffer) => void;
 }
 
 /** The real calls. */
@@ -107,6 +110,7 @@ export const linuxInitSys: InitSys = {
   openRtnetlink: () => Rtnetlink.open().socket.fd,
   setupInterfaces: setupInterfacesInContainer,
   openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup, fchown,
+  seccomp: (program) => seccompSetFilter(program),
 };
 
 /** Thrown by {@link dryRunSys}'s execve and exit to end a dry run. */
@@ -133,4 +137,5 @@ export const dryRunSys: InitSys = {
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),
   openRtnetlink: () => 100, setupInterfaces: nothing,
   openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }), setWindowSize: nothing, setControllingTerminal: nothing, becomeForegroundGroup: nothing, fchown: nothing,
+  seccomp: nothing,
 };

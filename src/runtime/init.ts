@@ -242,7 +242,7 @@ const WARM_PLAN: Plan = buildPlan({
   binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
   process: {
     args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'], init: true,
-    rlimits: [{ resource: 7, soft: 1024, hard: -1 }], oomScoreAdj: 0,
+    rlimits: [{ resource: 7, soft: 1024, hard: -1 }], oomScoreAdj: 0, seccomp: '0600000000007f7f',
   },
   network: 'new',
   sysctls: { 'net.ipv4.ip_forward': '1' },
@@ -303,10 +303,14 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
     step = 'stdio';
     setUpStdio(plan.process, fds, fds.ctrl ?? -1, user, false);
     applyLimits(plan.process, (s) => (step = s));
+    step = 'seccomp';
+    loadSeccomp(plan.process, 'before');
     step = 'capabilities';
     dropPrivileges({ capabilityMask: plan.capabilityMask, spec: { process: plan.process } }, user);
     step = 'workdir';
     sys.chdir(plan.process.cwd || '/');
+    step = 'seccomp';
+    loadSeccomp(plan.process, 'after');
     step = 'exec';
     sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
     sys.resetSignals(IGNORED_SIGNALS);
@@ -418,10 +422,14 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
       sys.mount(null, '/', null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY, null);
     }
     applyLimits(plan.spec.process, (s) => (step = s));
+    step = 'seccomp';
+    loadSeccomp(plan.spec.process, 'before');
     step = 'capabilities';
     dropPrivileges(plan, user);
     step = 'workdir';
     sys.chdir(cwd);
+    step = 'seccomp';
+    loadSeccomp(plan.spec.process, 'after');
     step = 'exec';
     sys.closeRange(3, 0xffffffff, K.CLOSE_RANGE_CLOEXEC);
     sys.resetSignals(IGNORED_SIGNALS);
@@ -628,6 +636,17 @@ function dropPrivileges(plan: Pick<Plan, 'capabilityMask'> & { spec: { process: 
   const keep = user.uid === 0 ? mask : 0n;
   sys.capset({ effective: keep, permitted: keep, inheritable: 0n });
   if (plan.spec.process.noNewPrivileges) sys.prctl(K.PR_SET_NO_NEW_PRIVS, 1);
+}
+
+/**
+ * Installs the process's seccomp filter at the right moment, as runc orders it: without
+ * no_new_privs the kernel wants CAP_SYS_ADMIN for it, so it goes in `before` the capabilities are
+ * dropped (the calls that drop them must then pass the filter); with no_new_privs, `after`
+ * everything but the exec, so that as few calls as possible run under it.
+ */
+function loadSeccomp(proc: RuntimeSpec['process'], phase: 'before' | 'after'): void {
+  if (!proc.seccomp || (phase === 'before') === proc.noNewPrivileges) return;
+  sys.seccomp(Buffer.from(proc.seccomp, 'hex'));
 }
 
 function withHome(env: string[], user: ResolvedUser): string[] {

@@ -12,8 +12,9 @@
  * ```
  *
  * Every field is a string without NUL; numbers are decimal (`-1` for an unlimited resource limit,
- * a minus sign on a negative oom_score_adj), the capability mask is hex. An empty string stands for
- * a null mount source or data (mount(2) reads both alike). Lists are repeated records, in order.
+ * a minus sign on a negative oom_score_adj), the capability mask and the seccomp program
+ * (`struct sock_filter[]`) are hex. An empty string stands for a null mount source or data
+ * (mount(2) reads both alike). Lists are repeated records, in order.
  *
  * @module
  */
@@ -40,7 +41,7 @@ export const NATIVE_PLAN_MAX_BYTES = 1 << 20;
  */
 export const NATIVE_PLAN_KEYS = {
   flags: 1, netns: 1, task: 1, root: 2, bind: 3, vbind: 6, tmpfs: 3, mount: 5, dev: 4, link: 2, mask: 1, ropath: 1,
-  rootro: 0, host: 1, domain: 1, user: 1, tty: 2, cwd: 1, caps: 1, nnp: 0, init: 0, arg: 1, env: 1,
+  rootro: 0, host: 1, domain: 1, user: 1, tty: 2, cwd: 1, caps: 1, nnp: 0, init: 0, seccomp: 1, arg: 1, env: 1,
   rlimit: 3, sysctl: 2, oom: 1, cgmount: 5,
 } as const;
 
@@ -104,6 +105,7 @@ export function encodeInitPlan(plan: Plan): Buffer {
   rec('caps', BigInt(plan.capabilityMask).toString(16));
   if (proc.noNewPrivileges) rec('nnp');
   if (proc.init) rec('init');
+  if (proc.seccomp) rec('seccomp', proc.seccomp);
   for (const a of proc.args) rec('arg', a);
   for (const e of proc.env) rec('env', e);
   for (const r of proc.rlimits ?? []) rec('rlimit', r.resource, r.soft, r.hard);

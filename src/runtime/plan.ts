@@ -64,6 +64,13 @@ export interface RuntimeSpec {
     rlimits?: RuntimeRlimit[];
     /** Written to `/proc/self/oom_score_adj` (-1000…1000) before the user changes. */
     oomScoreAdj?: number;
+    /**
+     * The seccomp filter the process runs under, in hex: a classic BPF program (`struct
+     * sock_filter[]`) as `seccompFilterHex` compiles it. Absent: none (unconfined). Installed
+     * after the capabilities are dropped with no_new_privs, right before that without (the
+     * kernel then wants CAP_SYS_ADMIN), as runc does.
+     */
+    seccomp?: string;
   };
   /** Kernel parameters (`net.ipv4.ip_forward`: `'1'`) written in the container's namespaces, through its /proc/sys. */
   sysctls?: Record<string, string>;

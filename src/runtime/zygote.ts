@@ -287,6 +287,7 @@ export class Zygote {
     argv.push('--uid', String(user.uid), '--gid', String(user.gid), '--groups', user.additionalGids.join(','));
     argv.push('--caps', BigInt(plan.capabilityMask).toString(16), '--cwd', proc.cwd || '/');
     if (proc.noNewPrivileges) argv.push('--nnp');
+    if (proc.seccomp) argv.push('--seccomp', proc.seccomp);
     if (proc.terminal) argv.push('--tty', `${proc.terminal.cols}:${proc.terminal.rows}`);
     if (proc.oomScoreAdj !== undefined) argv.push('--oom', String(proc.oomScoreAdj));
     for (const r of proc.rlimits ?? []) argv.push('--rlimit', `${r.resource}:${r.soft}:${r.hard}`);

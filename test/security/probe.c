@@ -352,6 +352,35 @@ static int probe_catch(const char *pattern, const char *seconds, const char *fil
   return err(detail);
 }
 
+/* socket(family, SOCK_STREAM, 0): AF_VSOCK (40) and AF_ALG (38) are refused by Docker's seccomp profile. */
+static int probe_socket(const char *family) {
+  long fd = syscall(SYS_socket, atoi(family), 1 /* SOCK_STREAM */, 0);
+  if (fd < 0 && errno == EAFNOSUPPORT) {
+    printf("err EAFNOSUPPORT socket\n"); /* the family is not built into this kernel: the call reached it */
+    return 1;
+  }
+  return result(fd, "socket");
+}
+
+/* A call through the i386 compat ABI (int 0x80: i386 numbers, 32-bit arguments), x86_64 only. */
+static int probe_int80(const char *nr, const char *a, const char *b) {
+#if defined(__x86_64__)
+  long r;
+  register long r8 __asm__("r8"), r9 __asm__("r9"), r10 __asm__("r10"), r11 __asm__("r11");
+  __asm__ volatile("int $0x80" : "=a"(r), "=r"(r8), "=r"(r9), "=r"(r10), "=r"(r11)
+                   : "a"(strtol(nr, NULL, 0)), "b"(strtol(a, NULL, 0)), "c"(strtol(b, NULL, 0)), "d"(0L) : "memory");
+  if (r < 0 && r > -4096) {
+    errno = (int)-r;
+    return err("int 0x80");
+  }
+  return ok(NULL);
+#else
+  (void)nr, (void)a, (void)b;
+  printf("usage: int80 needs x86_64\n");
+  return 2;
+#endif
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char *c = argc > 1 ? argv[1] : "";
@@ -381,6 +410,8 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "open-read") && argc > 2) return probe_open_read(argv[2]);
   if (!strcmp(c, "sleep") && argc > 2) return probe_sleep(argv[2]);
   if (!strcmp(c, "catch") && argc > 4) return probe_catch(argv[2], argv[3], argv[4]);
+  if (!strcmp(c, "socket") && argc > 2) return probe_socket(argv[2]);
+  if (!strcmp(c, "int80") && argc > 4) return probe_int80(argv[2], argv[3], argv[4]);
   printf("usage: probe <attempt> [args]\n");
   return 2;
 }

@@ -23,7 +23,7 @@ describe('native init plan', () => {
         { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: false, dir: true },
         { kind: 'bind', source: '/f', target: '/f', readOnly: false, propagation: 'rprivate', copyUp: false, dir: false },
       ],
-      process: { args: ['sh', '-c', 'echo hé'], env: ['A=1', 'PATH=/bin'], cwd: '/work', user: 'app:staff', noNewPrivileges: true, capabilities: ['CAP_KILL'], init: true, terminal: { cols: 80, rows: 24 } },
+      process: { args: ['sh', '-c', 'echo hé'], env: ['A=1', 'PATH=/bin'], cwd: '/work', user: 'app:staff', noNewPrivileges: true, capabilities: ['CAP_KILL'], init: true, terminal: { cols: 80, rows: 24 }, seccomp: '0600000000007f7f' },
     }));
     const r = decode(encodeInitPlan(p));
     const keys = r.map(([k]) => k);
@@ -52,6 +52,7 @@ describe('native init plan', () => {
     expect(r).toContainEqual(['caps', '20']); // CAP_KILL is bit 5
     expect(keys).toContain('nnp');
     expect(keys).toContain('init');
+    expect(r).toContainEqual(['seccomp', '0600000000007f7f']);
     expect(r.filter(([k]) => k === 'arg').map(([, v]) => v)).toEqual(['sh', '-c', 'echo hé']);
     expect(r.filter(([k]) => k === 'env').map(([, v]) => v)).toEqual(['A=1', 'PATH=/bin']);
   });
@@ -59,7 +60,7 @@ describe('native init plan', () => {
   it('leaves out what is not asked for', () => {
     const r = decode(encodeInitPlan(buildPlan(spec({ rootfs: { ...spec().rootfs, readOnly: true }, network: 'join', joinNetnsPid: 42 }))));
     const keys = r.map(([k]) => k);
-    for (const k of ['task', 'bind', 'vbind', 'tmpfs', 'domain', 'tty', 'nnp', 'init']) expect(keys).not.toContain(k);
+    for (const k of ['task', 'bind', 'vbind', 'tmpfs', 'domain', 'tty', 'nnp', 'init', 'seccomp']) expect(keys).not.toContain(k);
     expect(keys).toContain('rootro');
     expect(r).toContainEqual(['netns', '42']);
     expect(r).toContainEqual(['caps', (0xa80425fbn).toString(16)]);

@@ -5,8 +5,8 @@
  * entering the container's PID namespace for its children, so this process is already in it.
  *
  *   berth-exec [--cgroup PATH]... [--ns TYPE]... --uid U --gid G [--groups G,G,...] --caps MASK
- *              [--nnp] --cwd DIR [--tty COLS:ROWS] [--oom ADJ] [--rlimit RES:SOFT:HARD]...
- *              -- PROGRAM ARGS...
+ *              [--nnp] [--seccomp HEX] --cwd DIR [--tty COLS:ROWS] [--oom ADJ]
+ *              [--rlimit RES:SOFT:HARD]... -- PROGRAM ARGS...
  *
  * The environment it gets is the program's. File descriptors at start:
  *   3  the error pipe (close-on-exec here): a failure report, or the exec marker
@@ -20,8 +20,10 @@
  * terminal on the container's /dev/pts/ptmx: "\x02<master fd>\n" on the error pipe, then
  * wait for the ack), the container's oom_score_adj and resource limits (-1: unlimited), a new
  * session keyring, drop the bounding set to MASK, clear ambient capabilities, groups, gid, uid,
- * capset MASK for root (none for another uid; no inheritable set for any), no_new_privs, chdir, look the program up in PATH (an executable
- * regular file, as the user), "\x01" on the error pipe, execve. A failure is written as JSON:
+ * capset MASK for root (none for another uid; no inheritable set for any), no_new_privs, chdir,
+ * the seccomp filter (struct sock_filter[] in hex; without --nnp before the capabilities are
+ * dropped, as runc), look the program up in PATH (an executable regular file, as the user),
+ * "\x01" on the error pipe, execve. A failure is written as JSON:
  *   {"step":S,"message":M,"kind":"command"|"kernel","syscall":C,"errno":N,"exitCode":X}
  * and the process exits with X.
  */
@@ -97,6 +99,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   char **envp = argv + argc + 1;
   must(become_private("berth-exec"), "prepare", "prctl");
   const char *cgroups[MAX_LIST], *cwd = "/", *tty = 0;
+  char *seccomp = 0;
   long ns_types[MAX_LIST];
   unsigned groups[MAX_LIST];
   long rlimit_res[MAX_LIST];
@@ -121,6 +124,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
       if (!parse_rlimit(val, &rlimit_res[n_rlimits], &rlimit_soft[n_rlimits], &rlimit_hard[n_rlimits])) exit_now(2);
       n_rlimits++;
     }
+    else if (eq(opt, "--seccomp")) seccomp = (char *)val;
     else if (eq(opt, "--groups")) {
       for (const char *s = val; *s && n_groups < MAX_LIST;) {
         unsigned long long g = 0;
@@ -189,6 +193,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   if (oom != -1001) must(set_oom_score_adj((long)oom), "oom_score_adj", "write");
   for (int k = 0; k < n_rlimits; k++) must(set_rlimit(rlimit_res[k], rlimit_soft[k], rlimit_hard[k]), "rlimits", "prlimit64");
   must(join_new_session_keyring(), "keyring", "keyctl");
+  if (seccomp && !nnp) must(load_seccomp(seccomp), "seccomp", "seccomp");
   for (int cap = 0; cap < 64; cap++) {
     if (caps & (1ll << cap)) continue;
     long r = sys3(NR_prctl, PR_CAPBSET_DROP, cap, 0);
@@ -202,6 +207,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   must(set_capabilities(uid == 0 ? (u64)caps : 0), "capabilities", "capset");
   if (nnp) must(sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), "capabilities", "prctl");
   must(sys3(NR_chdir, cwd, 0, 0), "workdir", "chdir");
+  if (seccomp && nnp) must(load_seccomp(seccomp), "seccomp", "seccomp");
   sys3(NR_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC);
 
   /* execvp(3)'s search, with the container's PATH, done before the marker (see init.ts). */

@@ -28,8 +28,9 @@
  * the container's own cgroup at /sys/fs/cgroup), hostname, user (the container's /etc/passwd and
  * /etc/group, resolved as user.ts does), stdio (pipes or a terminal made on the container's
  * devpts), workdir, read-only root, oom_score_adj, rlimits, keyring (a new session keyring),
- * capabilities (no inheritable or ambient ones), exec (an `init` reaper forks first). A failure
- * is written as JSON on the error pipe:
+ * seccomp (before the capabilities without no_new_privs, after the workdir with it),
+ * capabilities (no inheritable or ambient ones), exec (an `init` reaper forks first, under the
+ * filter too). A failure is written as JSON on the error pipe:
  *   {"step":S,"message":M,"kind":K[,"syscall":C,"errno":N],"exitCode":X}
  * and the process exits with X. A kernel failure's message ends in "failed": the zygote adds the
  * errno's name.
@@ -211,6 +212,7 @@ static struct {
   long flags, netns_pid, cols, rows;
   int tty, rootro, nnp, init;
   u64 caps;
+  char *seccomp;
   const char *mount_point, *root_data, *host, *domain, *user, *cwd;
   const char **tasks, **masks, **ropaths, **links;
   struct bind *binds;
@@ -244,6 +246,7 @@ static const struct { const char *key; int fields; } KEYS[] = {
   {"caps", 1},    /* capability mask, hex */
   {"nnp", 0},     /* no_new_privs */
   {"init", 0},    /* a reaper as PID 1 */
+  {"seccomp", 1}, /* seccomp filter: struct sock_filter[], hex */
   {"arg", 1},     /* one argv entry */
   {"env", 1},     /* one environment entry */
   {"rlimit", 3},  /* resource limit: RLIMIT_* number, soft, hard (-1: unlimited) */
@@ -410,6 +413,7 @@ static void read_plan(void) {
     else if (eq(key, "caps")) plan.caps = hex(field());
     else if (eq(key, "nnp")) plan.nnp = 1;
     else if (eq(key, "init")) plan.init = 1;
+    else if (eq(key, "seccomp")) plan.seccomp = (char *)field();
     else if (eq(key, "arg")) plan.args[plan.n_args++] = (char *)field();
     else if (eq(key, "env")) plan.env[plan.n_env++] = (char *)field();
     else read_limit(key);
@@ -926,6 +930,17 @@ static void drop_privileges(const struct user *u) {
   if (plan.nnp) must(sys6(NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
 }
 
+/*
+ * The container's seccomp filter, in runc's order: without no_new_privs the kernel wants
+ * CAP_SYS_ADMIN, so it goes in `before` the capabilities are dropped (the calls that drop them
+ * must pass it); with no_new_privs, `after` everything but the exec.
+ */
+static void apply_seccomp(int before) {
+  if (!plan.seccomp || before == plan.nnp) return;
+  set_step("seccomp", 0);
+  must(load_seccomp(plan.seccomp), "seccomp", "SECCOMP_SET_MODE_FILTER");
+}
+
 static void set_signal_mask(u64 mask) {
   sys6(NR_rt_sigprocmask, SIG_SETMASK, (long)&mask, 0, 8, 0, 0);
 }
@@ -1128,10 +1143,12 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     do_mount(0, "/", 0, MS_BIND | MS_REMOUNT | MS_RDONLY, 0);
   }
   apply_limits();
+  apply_seccomp(1);
   set_step("capabilities", 0);
   drop_privileges(&user);
   set_step("workdir", 0);
   must(sys3(NR_chdir, plan.cwd, 0, 0), "chdir", plan.cwd);
+  apply_seccomp(0);
 
   set_step("exec", 0);
   sys3(NR_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC);
