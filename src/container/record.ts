@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { resolvedMountSchema } from './mounts.js';
+import { usernsRecordSchema } from './userns.js';
 
 /** Docker's container statuses. */
 export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
@@ -46,6 +47,8 @@ export const containerRecordSchema = z.object({
     stopTimeout: z.number().int(),
     mounts: z.array(resolvedMountSchema),
     resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
+    /** The user namespace's maps (`userns`), null without one. */
+    userns: usernsRecordSchema.default(null),
     init: z.boolean().default(false),
     tty: z.boolean().default(false),
     detach: z.boolean().default(false),

@@ -125,6 +125,7 @@ export function buildConfig(id: string, image: ImageRunConfig, opts: ContainerCr
       restart: opts.restart ?? 'no',
       healthcheck: resolveHealthcheck(opts.healthcheck ?? image.healthcheck ?? null),
       resources: { ...parseResources(opts.resources ?? {}) } as Record<string, number | string>,
+      userns: null, // allocated when the record is written (see ContainerService.create)
     },
   };
 }
@@ -206,7 +207,7 @@ export function userMount(m: ResolvedMount, volumeDir: (name: string) => string,
   if (m.type === 'bind') {
     return { kind: 'bind', source: m.source, target: m.target, readOnly: m.readOnly, propagation: m.propagation, copyUp: false, dir: isDirectory(m.source) };
   }
-  return { kind: 'bind', source: volumeDir(m.name), target: m.target, readOnly: m.readOnly, propagation: 'rprivate', copyUp: !m.nocopy && copyUp(m.name), dir: true };
+  return { kind: 'bind', source: volumeDir(m.name), target: m.target, readOnly: m.readOnly, propagation: 'rprivate', copyUp: !m.nocopy && copyUp(m.name), dir: true, idmap: true };
 }
 
 /** The runtime spec of a container record. */
@@ -238,6 +239,7 @@ export function runtimeSpec(
     },
     network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,
+    ...(c.userns ? { userns: { uidMap: c.userns.uidMap, gidMap: c.userns.gidMap } } : {}),
     cgroupProcs: cgroups.procs ?? [],
     ...(cgroups.tasks?.length ? { cgroupTasks: cgroups.tasks } : {}),
     ...(net.interfaces?.length ? { interfaces: net.interfaces } : {}),

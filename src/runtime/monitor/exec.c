@@ -12,7 +12,7 @@
  *   4  the control pipe (read end), with --tty: one byte once the terminal's master is taken
  *   5  stdin, or not open (then /dev/null inside the container)
  *   6  stdout, 7 stderr (unused with --tty)
- *   8… one fd per --ns, joined in order (the mount namespace last)
+ *   8… one fd per --ns, joined in order (the mount namespace last; a user namespace after it)
  *
  * Steps: PDEATHSIG, new session, default signal dispositions, write 0 to each cgroup file
  * (host paths: before the mount namespace), setns each namespace, stdio (with --tty a new
@@ -118,6 +118,13 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   for (int k = 0; k < n_ns; k++) {
     must(sys3(NR_setns, NS_FD0 + k, ns_types[k], 0), "setns", "setns");
     sys3(NR_close, NS_FD0 + k, 0, 0);
+    if (ns_types[k] == 0x10000000 /* CLONE_NEWUSER, joined last */) {
+      /* Root of the container's user namespace (the host's root is unmapped there), so that the
+       * terminal made below belongs to a mapped id; the privileges are dropped from there. */
+      must(sys3(NR_setresgid, 0, 0, 0), "user namespace", "setresgid");
+      must(sys3(NR_setresuid, 0, 0, 0), "user namespace", "setresuid");
+      must(sys3(NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0), "user namespace", "prctl");
+    }
   }
 
   if (tty) {
