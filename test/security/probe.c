@@ -236,6 +236,14 @@ static int probe_dumpable(void) {
   return ok(d);
 }
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+/* An ICMP echo socket (what ping uses without CAP_NET_RAW): allowed by net.ipv4.ping_group_range. */
+static int probe_icmp_socket(void) {
+  return result(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP), "socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)");
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char *c = argc > 1 ? argv[1] : "";
@@ -259,6 +267,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "read") && argc > 2) return probe_read(argv[2]);
   if (!strcmp(c, "personality") && argc > 2) return probe_personality(argv[2]);
   if (!strcmp(c, "dumpable")) return probe_dumpable();
+  if (!strcmp(c, "icmp-socket")) return probe_icmp_socket();
   printf("usage: probe <attempt> [args]\n");
   return 2;
 }

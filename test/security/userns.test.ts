@@ -2,13 +2,16 @@
  * `userns`: the container's root is an unprivileged host range. Real kernel (idmapped mounts),
  * native init; the JavaScript init refuses such a container.
  */
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Container, BerthError, type Engine } from '../../src/index.js';
 import { AUTO_USERNS_BASE, AUTO_USERNS_SIZE } from '../../src/container/userns.js';
 import { BUSYBOX_REF, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
+import { runProbe } from './probe.js';
 
 const MAP = { uidMap: [{ containerId: 0, hostId: 200000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 300000, size: 65536 }] };
 
@@ -81,12 +84,9 @@ describe('userns (native init)', () => {
     writeFileSync(secret, 'host secret\n');
     chmodSync(secret, 0o600);
     const mounts = [{ type: 'bind', source: secret, target: '/secret', readOnly: false }];
-    const viaSh = await sh(engine, 'stat -c "%u:%g" /secret; cat /secret', { userns: 'auto', mounts });
-    expect(viaSh.out).toContain('65534:65534');
-    expect(viaSh.out).toContain('Permission denied');
-    expect(viaSh.exitCode).not.toBe(0);
-    const plain = await sh(engine, 'cat /secret', { mounts });
-    expect(plain).toEqual({ exitCode: 0, out: 'host secret\n' });
+    expect((await runProbe(engine, ['read', '/secret'], { userns: 'auto', mounts })).errno).toBe('EACCES');
+    expect((await sh(engine, 'stat -c "%u:%g" /secret', { userns: 'auto', mounts })).out).toBe('65534:65534\n');
+    expect((await runProbe(engine, ['read', '/secret'], { mounts })).output).toBe('ok\nhost secret\n');
   });
 
   it('two \'auto\' containers get disjoint ranges from berth\'s pool; the range is recorded and freed on remove', async () => {
@@ -102,6 +102,27 @@ describe('userns (native init)', () => {
     expect((await engine.containers.get(await c.id())).config.userns!.uidMap[0]!.hostId).toBe(AUTO_USERNS_BASE);
   });
 
+  it('\'auto\' containers created at once by three processes on one root get distinct ranges (the allocation lock)', async () => {
+    const { engine, root } = await testEngine();
+    const index = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
+    const script = `import { Container, Engine } from ${JSON.stringify(index)};
+      import { existsSync, writeFileSync } from 'node:fs';
+      const engine = new Engine({ root: ${JSON.stringify(root)}, runRoot: ${JSON.stringify(`${root}/run`)} });
+      await engine.containers.list({ all: true }); // loaded and ready, then all at once:
+      writeFileSync(${JSON.stringify(`${root}/ready-`)} + process.pid, '');
+      while (!existsSync(${JSON.stringify(`${root}/go`)})) await new Promise((r) => setTimeout(r, 2));
+      await Promise.all(Array.from({ length: 4 }, () => Container.create({ image: ${JSON.stringify(BUSYBOX_REF)}, command: ['true'], network: 'none', userns: 'auto', engine })));
+      engine.close();`;
+    const run = () => new Promise<void>((resolve, reject) => execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], (e) => (e ? reject(e) : resolve())));
+    const runs = [run(), run(), run()];
+    await expect.poll(() => readdirSync(root).filter((f) => f.startsWith('ready-')).length, { timeout: 60_000 }).toBe(3);
+    writeFileSync(`${root}/go`, '');
+    await Promise.all(runs);
+    const starts = (await engine.containers.list({ all: true })).map((r) => r.config.userns!.uidMap[0]!.hostId);
+    expect(starts).toHaveLength(12);
+    expect(new Set(starts).size).toBe(12);
+  });
+
   it('exec runs in the container\'s user namespace, mapped, also with a terminal', async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, userns: MAP, engine });
@@ -113,10 +134,11 @@ describe('userns (native init)', () => {
     expect(t.stdout.replace(/\r/g, '').trim().split('\n')).toEqual(['65534', '65534:5']);
   });
 
-  it('root in the container listens on port 80 in its own network namespace', async () => {
+  it('root in the container listens on port 80 and pings (ICMP sockets) in its own network namespace', async () => {
     const { engine } = await testEngine();
     const r = await sh(engine, 'nc -l -p 80 & sleep 0.2; netstat -ltn | grep -q ":80 " && echo listening', { userns: 'auto' });
-    expect(r.out).toContain('listening');
+    expect(r.out).toBe('listening\n');
+    expect((await runProbe(engine, ['icmp-socket'], { userns: 'auto' })).line).toBe('ok');
   });
 
   it('a container on the default bridge starts in its user namespace (the zygote wires its interface)', async () => {
@@ -125,12 +147,14 @@ describe('userns (native init)', () => {
     expect(r).toEqual({ exitCode: 0, out: '0\n1\n' });
   });
 
-  it('the capabilities it holds count only in its user namespace: it cannot mount or make device nodes', async () => {
+  it('the capabilities it holds count only in its user namespace: with SYS_ADMIN it cannot mount, as it can without userns', async () => {
     const { engine } = await testEngine();
-    const r = await sh(engine, 'mount -t tmpfs t /mnt; echo mount=$?; mknod /tmp/sda b 8 0; echo mknod=$?; hostname x; echo hostname=$?', { userns: 'auto' });
-    expect(r.out).toMatch(/mount=[1-9]/);
+    expect((await runProbe(engine, ['mount'], { userns: 'auto', capAdd: ['SYS_ADMIN'] })).errno).toBe('EPERM');
+    expect((await runProbe(engine, ['mount'], { capAdd: ['SYS_ADMIN'] })).line).toBe('ok');
+    const r = await sh(engine, 'mknod /tmp/null c 1 3; echo mknod=$?; hostname x; echo hostname=$?', { userns: 'auto' });
     expect(r.out).toMatch(/mknod=[1-9]/);
     expect(r.out).toMatch(/hostname=[1-9]/);
+    expect(await sh(engine, 'mknod /tmp/null c 1 3; echo mknod=$?')).toEqual({ exitCode: 0, out: 'mknod=0\n' });
   });
 });
 
