@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { IdMapping } from '../runtime/plan.js';
 import type { ContainerRecord, ContainerStatus } from './record.js';
 
 /** What `container.inspect()` returns. */
@@ -80,6 +81,8 @@ export interface ContainerInfo {
     capabilities: string[];
     noNewPrivileges: boolean;
     networkMode: string;
+    /** Its user namespace (`userns`): the maps, and whether they are an `'auto'` range; null without one. */
+    userns: { auto: boolean; uidMap: IdMapping[]; gidMap: IdMapping[] } | null;
   };
   /** The file berth records the container's output in. */
   logPath: string;
@@ -155,6 +158,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
     hostConfig: {
       autoRemove: r.config.autoRemove, detach: r.config.detach, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,
       capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges, networkMode: r.config.network,
+      userns: r.config.userns,
     },
     logPath,
     networkSettings,

@@ -76,7 +76,7 @@ export const usernsOptionSchema = z.unknown().transform((v, ctx): UsernsOption =
 });
 
 /**
- * A container's user namespace: `'auto'` (a free range of {@link AUTO_USERNS_SIZE} ids, the
+ * A container's user namespace: `'auto'` (a free range of 65536 ids, the
  * container's 0–65535), or explicit maps. See `ContainerCreateOptions.userns`.
  */
 export type UsernsOption = 'auto' | { uidMap: IdMapping[]; gidMap: IdMapping[] };

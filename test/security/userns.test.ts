@@ -93,13 +93,13 @@ describe('userns (native init)', () => {
     const { engine } = await testEngine();
     const a = await Container.create({ image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, userns: 'auto', engine });
     const b = await Container.create({ image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, userns: 'auto', engine });
-    const ra = (await engine.containers.get(await a.id())).config.userns!;
-    const rb = (await engine.containers.get(await b.id())).config.userns!;
+    const ra = (await a.inspect()).hostConfig.userns!;
+    const rb = (await b.inspect()).hostConfig.userns!;
     expect(ra.uidMap).toEqual([{ containerId: 0, hostId: AUTO_USERNS_BASE, size: AUTO_USERNS_SIZE }]);
     expect(rb.uidMap).toEqual([{ containerId: 0, hostId: AUTO_USERNS_BASE + AUTO_USERNS_SIZE, size: AUTO_USERNS_SIZE }]);
     await a.remove();
     const c = await Container.create({ image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, userns: 'auto', engine });
-    expect((await engine.containers.get(await c.id())).config.userns!.uidMap[0]!.hostId).toBe(AUTO_USERNS_BASE);
+    expect((await c.inspect()).hostConfig.userns).toEqual({ auto: true, uidMap: ra.uidMap, gidMap: ra.gidMap });
   });
 
   it('\'auto\' containers created at once by three processes on one root get distinct ranges (the allocation lock)', async () => {
