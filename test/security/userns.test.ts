@@ -123,6 +123,18 @@ describe('userns (native init)', () => {
     expect(new Set(starts).size).toBe(12);
   });
 
+  it('a detached container with init: true and a read-only root runs mapped, and starts again mapped after it exits', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat /proc/self/uid_map; touch /x 2>/dev/null || echo read-only; sleep 60'], { ...NO_NETWORK, userns: MAP, detach: true, init: true, readOnlyRootfs: true, engine });
+    const { pid } = (await c.inspect()).state;
+    expect(hostIds(pid).uid[0]).toBe(200000); // the reaper
+    await expect.poll(async () => (await c.logs()).replace(/\s+/g, ' ').trim()).toBe('0 200000 65536 read-only');
+    await c.kill('SIGKILL');
+    await c.wait();
+    await c.start();
+    expect(hostIds((await c.inspect()).state.pid).uid[0]).toBe(200000);
+  });
+
   it('exec runs in the container\'s user namespace, mapped, also with a terminal', async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, userns: MAP, engine });

@@ -27,7 +27,9 @@
  * symlinks, binds, the container's own mounts, masked paths, cgroups (v2: the ack), hostname,
  * user (the container's /etc/passwd and /etc/group, resolved as user.ts does), stdio (pipes or a
  * terminal made on the container's devpts), workdir, read-only root, capabilities, exec (an
- * `init` reaper forks first). A failure is written as JSON on the error pipe:
+ * `init` reaper forks first). With a user namespace (`userns`, see its section below) the init makes
+ * it after "prepare", idmaps the root, binds and volumes, and joins it before the capabilities.
+ * A failure is written as JSON on the error pipe:
  *   {"step":S,"message":M,"kind":K[,"syscall":C,"errno":N],"exitCode":X}
  * and the process exits with X. A kernel failure's message ends in "failed": the zygote adds the
  * errno's name.
