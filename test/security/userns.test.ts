@@ -159,6 +159,14 @@ describe('userns (native init)', () => {
     expect(r).toEqual({ exitCode: 0, out: '0\n1\n' });
   });
 
+  it('with the host\'s network it starts mapped and leaves the host\'s sysctls alone', async () => {
+    const { engine } = await testEngine();
+    const sysctls = ['ip_unprivileged_port_start', 'ping_group_range'].map((n) => `/proc/sys/net/ipv4/${n}`);
+    const before = sysctls.map((f) => readFileSync(f, 'utf8'));
+    expect(await sh(engine, 'id -u', { network: 'host', userns: 'auto' })).toEqual({ exitCode: 0, out: '0\n' });
+    expect(sysctls.map((f) => readFileSync(f, 'utf8'))).toEqual(before);
+  });
+
   it('the capabilities it holds count only in its user namespace: with SYS_ADMIN it cannot mount, as it can without userns', async () => {
     const { engine } = await testEngine();
     expect((await runProbe(engine, ['mount'], { userns: 'auto', capAdd: ['SYS_ADMIN'] })).errno).toBe('EPERM');
