@@ -42,6 +42,15 @@ describe('userns (native init)', () => {
     expect(lines).toEqual(['0', '0', '0 200000 65536', '0 300000 65536', '0:0', '0:0', '0:0']);
   });
 
+  it('its capability sets (bounding, effective, inheritable, ambient) are those of a default container (joining the namespace reset them to full)', async () => {
+    const { engine } = await testEngine();
+    const caps = 'grep ^Cap /proc/self/status';
+    const plain = await sh(engine, caps);
+    expect(plain.out).toContain('CapBnd');
+    expect(await sh(engine, caps, { userns: 'auto' })).toEqual(plain);
+    expect(await sh(engine, caps, { userns: 'auto', user: 'nobody' })).toEqual(await sh(engine, caps, { user: 'nobody' }));
+  });
+
   it('from the host the container\'s process runs as the mapped host uid and gid', async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, userns: MAP, engine });
@@ -142,6 +151,9 @@ describe('userns (native init)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe('0');
     expect(r.stdout.split('\n')[1]!.trim().split(/\s+/)).toEqual(['0', '200000', '65536']);
+    await using plain = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
+    const caps = ['sh', '-c', 'grep ^Cap /proc/self/status'];
+    expect((await c.exec(caps)).stdout).toBe((await plain.exec(caps)).stdout);
     const t = await c.exec(['sh', '-c', 'id -u; stat -c %u:%g $(tty)'], { tty: true, user: 'nobody' });
     expect(t.stdout.replace(/\r/g, '').trim().split('\n')).toEqual(['65534', '65534:5']);
   });
