@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { IdMapping } from '../runtime/plan.js';
 import type { ContainerRecord, ContainerStatus } from './record.js';
 
 /** What `container.inspect()` returns. */
@@ -88,6 +89,8 @@ export interface ContainerInfo {
     sysctls: Record<string, string>;
     /** Its processes' oom_score_adj; null when left as the engine's. */
     oomScoreAdj: number | null;
+    /** Its user namespace (`userns`): the maps, and whether they are an `'auto'` range; null without one. */
+    userns: { auto: boolean; uidMap: IdMapping[]; gidMap: IdMapping[] } | null;
   };
   /** The file berth records the container's output in. */
   logPath: string;
@@ -165,6 +168,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
       capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges,
       seccomp: typeof r.config.seccomp === 'string' ? r.config.seccomp : 'profile', networkMode: r.config.network,
       ulimits: r.config.ulimits, sysctls: r.config.sysctls, oomScoreAdj: r.config.oomScoreAdj,
+      userns: r.config.userns,
     },
     logPath,
     networkSettings,

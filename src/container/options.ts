@@ -12,6 +12,7 @@ import { mountOptionsSchema, type MountOptions } from './mounts.js';
 import { resourceOptionsSchema, type ResourceOptions } from '../runtime/cgroups/index.js';
 import { oomScoreAdjSchema, sysctlRefusal, sysctlsSchema, ulimitsSchema, type Ulimit } from './limits.js';
 import { SECCOMP_OPTION_RE } from './seccomp.js';
+import { usernsOptionSchema, type UsernsOption } from './userns.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -68,6 +69,7 @@ export const createOptionsSchema = z.strictObject({
   ulimits: ulimitsSchema.optional(),
   sysctls: sysctlsSchema.optional(),
   oomScoreAdj: oomScoreAdjSchema.optional(),
+  userns: usernsOptionSchema.optional(),
   init: z.boolean().optional(),
   healthcheck: z.strictObject({
     test: z.union([z.string().min(1), z.array(z.string()).min(1)]),
@@ -229,6 +231,42 @@ export interface ContainerCreateOptions {
    * own needs CAP_SYS_RESOURCE: without it the start fails.
    */
   oomScoreAdj?: number;
+  /**
+   * Run the container in a user namespace of its own (Docker's userns-remap, Podman's
+   * `--userns`): its root is an unprivileged id on the host, so a process that escapes is nobody
+   * there. Default: none (the container's root is the host's root, held in by the other
+   * namespaces, the capability set and the masked paths).
+   *
+   * - `'auto'`: 65536 ids, the container's 0–65535, on a free host range of berth's
+   *   (host ids 2^30 to 2^31 − 1 in blocks of 65536, never given to two containers of one root at
+   *   once, even by several processes), recorded with the container and freed by its removal.
+   * - `{ uidMap, gidMap }`: explicit ranges `{ containerId, hostId, size }` (at most 340 each, the
+   *   kernel's limit), without overlaps; container id 0 must be mapped and host id 0 may not be.
+   *   Explicit ranges are not checked against other containers'.
+   *
+   * The image's files appear with their own owners through idmapped mounts of the layers, and the
+   * container's writes are stored with the ids it sees (so `commit`, `diff` and `export` are as
+   * without it). Named and anonymous volumes and the generated `/etc/hosts`, `/etc/hostname` and
+   * `/etc/resolv.conf` are idmapped too. Limits:
+   *
+   * - Host bind mounts are **not** idmapped: their files keep their host owners, which the
+   *   container sees as mapped ids or as `nobody` (65534) — its root gets only the "other"
+   *   permission bits on the host's root-owned files, and what it writes there belongs to its
+   *   host range.
+   * - The file systems of the image layers, the container's directory, `runRoot` and the volumes
+   *   must support idmapped mounts (ext4, xfs, btrfs, tmpfs on Linux 6.3+ …); the start fails
+   *   with the kernel's error otherwise.
+   * - Needs `berth-init`, the native init: without it (no C compiler, `BERTH_NATIVE_INIT=0`) the
+   *   start fails with `UNSUPPORTED`; an exec needs `berth-exec` likewise.
+   * - The network, mount, UTS, IPC, PID and cgroup namespaces stay owned by the host's user
+   *   namespace: capabilities count only inside the user namespace, so the container's root
+   *   cannot mount, set the hostname, make device nodes (`mknod`), configure the network
+   *   (`NET_ADMIN`) or write sysctls, whatever `capAdd` says. Ports below 1024 and ping (ICMP
+   *   sockets) are opened to every id in the container's own network namespace, as Docker does;
+   *   not with `network: 'host'`.
+   * - Not with `privileged` (refused with `INVALID_ARGUMENT`).
+   */
+  userns?: UsernsOption;
 }
 
 /** Parses `SIGTERM`, `TERM`, `15` or 15 to a signal number; undefined when unknown. */

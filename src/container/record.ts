@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { resolvedMountSchema } from './mounts.js';
 import { seccompChoiceSchema } from './seccomp.js';
+import { usernsRecordSchema } from './userns.js';
 
 /** Docker's container statuses. */
 export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
@@ -51,6 +52,8 @@ export const containerRecordSchema = z.object({
     ulimits: z.array(z.object({ name: z.string(), soft: z.number().int(), hard: z.number().int() })).default([]),
     sysctls: z.record(z.string(), z.string()).default({}),
     oomScoreAdj: z.number().int().nullable().default(null),
+    /** The user namespace's maps (`userns`), null without one. */
+    userns: usernsRecordSchema.default(null),
     init: z.boolean().default(false),
     tty: z.boolean().default(false),
     detach: z.boolean().default(false),

@@ -42,6 +42,7 @@ import { resolveSeccomp, seccompFilter } from './seccomp.js';
 import type { NetworkSettings } from './info.js';
 import { buildConfig, mergeEnv, containerPaths, hostsFile, processLimits, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
+import { allocateUserns } from './userns.js';
 import { Readable } from 'node:stream';
 import { ConflictError } from '../errors.js';
 import { acquireLock } from '../state/lock.js';
@@ -279,6 +280,7 @@ export class ContainerService {
   /** Creates a container (does not start it). */
   async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
     const opts = parseOptions(createOptionsSchema, input) as ContainerCreateOptions;
+    if (opts.userns && opts.privileged) throw new InvalidArgumentError('userns', 'cannot be combined with privileged (capabilities in a user namespace are not the host\'s)');
     const seccomp = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false);
     await this.#sweep();
     // ── pull if missing (as `docker run`) ──
@@ -318,7 +320,13 @@ export class ContainerService {
       const p = this.paths(id);
       mkdirSync(p.dir, { recursive: true, mode: 0o700 });
       for (const d of [p.upper, p.work]) mkdirSync(d);
-      await this.records.create(id, rec);
+      if (opts.userns) {
+        // Under a lock across processes: an 'auto' range is free until the record holding it is written.
+        await withLock(join(this.#dir, 'userns.lock'), async () => {
+          rec.config.userns = allocateUserns(opts.userns!, await this.records.list());
+          await this.records.create(id, rec);
+        });
+      } else await this.records.create(id, rec);
     } catch (e) {
       rmSync(this.paths(id).dir, { recursive: true, force: true });
       rmSync(this.paths(id).runDir, { recursive: true, force: true });

@@ -138,6 +138,7 @@ export function buildConfig(
       ulimits: resolveUlimits(opts.ulimits ?? []),
       sysctls: resolveSysctls(opts.sysctls ?? {}, opts.network ?? 'bridge'),
       oomScoreAdj: opts.oomScoreAdj ?? null,
+      userns: null, // allocated when the record is written (see ContainerService.create)
     },
   };
 }
@@ -219,7 +220,7 @@ export function userMount(m: ResolvedMount, volumeDir: (name: string) => string,
   if (m.type === 'bind') {
     return { kind: 'bind', source: m.source, target: m.target, readOnly: m.readOnly, propagation: m.propagation, copyUp: false, dir: isDirectory(m.source) };
   }
-  return { kind: 'bind', source: volumeDir(m.name), target: m.target, readOnly: m.readOnly, propagation: 'rprivate', copyUp: !m.nocopy && copyUp(m.name), dir: true };
+  return { kind: 'bind', source: volumeDir(m.name), target: m.target, readOnly: m.readOnly, propagation: 'rprivate', copyUp: !m.nocopy && copyUp(m.name), dir: true, idmap: true };
 }
 
 /** The resource limits and oom_score_adj of a container's processes (its init's and its execs'). */
@@ -233,7 +234,7 @@ export function runtimeSpec(
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
-  const sysctls = { ...defaultSysctls(c.network), ...c.sysctls };
+  const sysctls = { ...defaultSysctls(c.network, c.userns !== null), ...c.sysctls };
   const seccomp = seccompFilter(c.seccomp, c.privileged, c.capabilities);
   return {
     id: rec.id,
@@ -262,6 +263,7 @@ export function runtimeSpec(
     ...(cgroups.view ? { cgroupView: cgroups.view } : {}),
     network: c.network === 'host' ? 'host' : c.network.startsWith('container:') ? 'join' : 'new',
     mounts,
+    ...(c.userns ? { userns: { uidMap: c.userns.uidMap, gidMap: c.userns.gidMap } } : {}),
     cgroupProcs: cgroups.procs ?? [],
     ...(cgroups.tasks?.length ? { cgroupTasks: cgroups.tasks } : {}),
     ...(net.interfaces?.length ? { interfaces: net.interfaces } : {}),

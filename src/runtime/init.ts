@@ -324,6 +324,8 @@ export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never
 export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: HostNet, ctrlFd = -1): never {
   let step = 'prepare';
   try {
+    // Idmapped mounts and the user namespace are made by berth-init only (see native-init.ts).
+    if (plan.spec.userns) throw new Error('a container with a user namespace (userns) needs berth-init, the native init');
     if (!prepared) {
       if (plan.spec.interfaces?.length) hostNet = { ns: sys.open('/proc/self/ns/net', K.O_RDONLY | K.O_CLOEXEC), netlink: sys.openRtnetlink() };
       prepareInit(plan.unshareFlags);

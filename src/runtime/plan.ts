@@ -85,6 +85,12 @@ export interface RuntimeSpec {
   /** The container's own mounts (volumes, binds, tmpfs), made after the standard ones, in order. */
   mounts?: UserMount[];
   /**
+   * Run the process in a user namespace of its own with these mappings (berth-init only): the
+   * root file system, the `binds` and the mounts marked `idmap` are idmapped mounts of it.
+   * Both maps must map container id 0.
+   */
+  userns?: { uidMap: IdMapping[]; gidMap: IdMapping[] };
+  /**
    * `cgroup.procs` files that receive the init before it makes its cgroup namespace: the zygote
    * writes the init's pid to them while the init makes its mounts (the init writes `0` itself when
    * it is not a pooled template).
@@ -124,6 +130,8 @@ export type UserMount =
       copyUp: boolean;
       /** The source is a directory (else a file). */
       dir: boolean;
+      /** With `userns`: mount it idmapped (a volume), so that it keeps the ids the container sees. */
+      idmap?: boolean;
     }
   | {
       /** A fresh tmpfs. */
@@ -135,6 +143,22 @@ export type UserMount =
       /** tmpfs options (size, mode), or null. */
       data: string | null;
     };
+
+/** One range of a user namespace's id map: `size` ids from `containerId` inside are `hostId`… outside. */
+export interface IdMapping {
+  /** First id inside the container. */
+  containerId: number;
+  /** First id on the host. */
+  hostId: number;
+  /** How many ids. */
+  size: number;
+}
+
+/** The host id of container id `id` under `map`; undefined when it is not mapped. */
+export function hostId(map: readonly IdMapping[], id: number): number | undefined {
+  const m = map.find((r) => id >= r.containerId && id - r.containerId < r.size);
+  return m ? m.hostId + id - m.containerId : undefined;
+}
 
 /** A file-system mount performed inside the new root (after pivot_root). */
 export interface PlanMount {
@@ -235,7 +259,8 @@ export function buildPlan(spec: RuntimeSpec): Plan {
     { source: 'sysfs', target: '/sys', fstype: 'sysfs', flags: NOSUID_NODEV_NOEXEC | MS_RDONLY, data: null },
     ...(spec.cgroupView?.version === 1 ? [CGROUP_V1_TMPFS] : []),
     { source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS_NOSUID | MS_STRICTATIME, data: 'mode=755,size=65536k' },
-    { source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
+    // gid= is read in the mounter's (the host's) user namespace: the container's tty group there.
+    { source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: `newinstance,ptmxmode=0666,mode=0620,gid=${spec.userns ? hostId(spec.userns.gidMap, 5) ?? 0 : 5}` },
     { source: 'shm', target: '/dev/shm', fstype: 'tmpfs', flags: NOSUID_NODEV_NOEXEC, data: 'mode=1777,size=65536k' },
     { source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', flags: NOSUID_NODEV_NOEXEC, data: null },
   ];

@@ -151,6 +151,9 @@ export class ZygoteClient {
   async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean; cgroups?: Promise<unknown> } = {}): Promise<StartedReply> {
     const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
     const init = await this.#initHelper();
+    if (plan.spec.userns && !init) {
+      throw new BerthError('UNSUPPORTED', 'userns needs berth-init, the native init (a C compiler to build it from sources, and not BERTH_NATIVE_INIT=0); the JavaScript init does not make user namespaces');
+    }
     const pending = this.#request({
       t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}), ...(init ? { init } : {}),
     });

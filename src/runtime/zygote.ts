@@ -22,7 +22,7 @@ import { resolveUser } from './user.js';
 import { exit, fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, prctl, spawnProgram } from '../kernel/process.js';
 import { unshare, setns } from '../kernel/namespaces.js';
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, PR_SET_DUMPABLE, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
+  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, PR_SET_DUMPABLE, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
 } from '../kernel/constants.js';
 import { KernelError } from '../errors.js';
 import { allowForkOfHeap } from './fork-safety.js';
@@ -115,6 +115,7 @@ export class Zygote {
   /** Our network namespace, to come back to after making one for a container (see #enterNewNetns). */
   readonly #netns = open('/proc/self/ns/net', O_RDONLY | O_CLOEXEC);
   readonly #ownMntNs = statSync('/proc/self/ns/mnt').ino;
+  readonly #ownUserNs = statSync('/proc/self/ns/user').ino;
   readonly #byPid = new Map<number, Child>();
   readonly #byId = new Map<string, Child>();
   readonly #templates = new Map<number, Template>();
@@ -522,6 +523,13 @@ export class Zygote {
         const fd = open(`/proc/${plan.targetPid}/ns/${name}`, O_RDONLY | O_CLOEXEC);
         fds.push(fd);
         ns.push([fd, type]);
+      }
+      // A container in a user namespace of its own (`userns`): joined last, by berth-exec only.
+      if (statSync(`/proc/${plan.targetPid}/ns/user`).ino !== this.#ownUserNs) {
+        if (!req.helper) throw new Error('the JavaScript exec path cannot join a container\'s user namespace: it needs berth-exec (a C compiler, and not BERTH_NATIVE_EXEC=0)');
+        const fd = open(`/proc/${plan.targetPid}/ns/user`, O_RDONLY | O_CLOEXEC);
+        fds.push(fd);
+        ns.push([fd, CLONE_NEWUSER]);
       }
       const pidns = open(`/proc/${plan.targetPid}/ns/pid`, O_RDONLY | O_CLOEXEC);
       fds.push(pidns);

@@ -381,6 +381,14 @@ static int probe_int80(const char *nr, const char *a, const char *b) {
 #endif
 }
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+/* An ICMP echo socket (what ping uses without CAP_NET_RAW): allowed by net.ipv4.ping_group_range. */
+static int probe_icmp_socket(void) {
+  return result(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP), "socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)");
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
   const char *c = argc > 1 ? argv[1] : "";
@@ -412,6 +420,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "catch") && argc > 4) return probe_catch(argv[2], argv[3], argv[4]);
   if (!strcmp(c, "socket") && argc > 2) return probe_socket(argv[2]);
   if (!strcmp(c, "int80") && argc > 4) return probe_int80(argv[2], argv[3], argv[4]);
+  if (!strcmp(c, "icmp-socket")) return probe_icmp_socket();
   printf("usage: probe <attempt> [args]\n");
   return 2;
 }

@@ -83,6 +83,30 @@ describe('native init plan', () => {
     expect(nativeInitUnsupported(buildPlan(spec()))).toBeUndefined();
   });
 
+  it('with a user namespace: the maps, the root\'s dirs to idmap, which user mounts are idmapped, devpts\' gid in host ids', () => {
+    const userns = { uidMap: [{ containerId: 0, hostId: 100000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 200000, size: 1000 }, { containerId: 1000, hostId: 300000, size: 10 }] };
+    const p = buildPlan(spec({
+      rootfs: { lowerDirs: ['/l2', '/l1'], upperDir: '/c/upper', workDir: '/c/work', mountPoint: '/m', readOnly: false },
+      userns,
+      mounts: [
+        { kind: 'bind', source: '/vol', target: '/data', readOnly: false, propagation: 'rprivate', copyUp: false, dir: true, idmap: true },
+        { kind: 'bind', source: '/host', target: '/host', readOnly: false, propagation: 'rprivate', copyUp: false, dir: true },
+      ],
+    }));
+    const r = decode(encodeInitPlan(p));
+    expect(r).toContainEqual(['userns', '0 100000 65536\n', '0 200000 1000\n1000 300000 10\n', '100000', '200000', '1']);
+    expect(r.filter(([k]) => k === 'idlower')).toEqual([['idlower', '/l2'], ['idlower', '/l1']]);
+    expect(r).toContainEqual(['idupper', '/c', 'upper', 'work']);
+    // `idmap` follows the vbind it marks.
+    const marks = r.map(([k]) => k).filter((k) => k === 'vbind' || k === 'idmap');
+    expect(marks).toEqual(['vbind', 'idmap', 'vbind']);
+    expect(p.mounts.find((m) => m.target === '/dev/pts')!.data).toContain('gid=200005');
+    expect(buildPlan(spec()).mounts.find((m) => m.target === '/dev/pts')!.data).toContain('gid=5');
+    // Without its own network namespace the init leaves the sysctls alone.
+    expect(decode(encodeInitPlan(buildPlan(spec({ network: 'host', userns, rootfs: p.spec.rootfs })))).find(([k]) => k === 'userns')![5]).toBe('0');
+    expect(decode(encodeInitPlan(buildPlan(spec({ mounts: p.spec.mounts })))).map(([k]) => k)).not.toContain('idmap');
+  });
+
   it('refuses what a C string or berth-init cannot hold: NUL bytes, huge plans', () => {
     expect(() => encodeInitPlan(buildPlan(spec({ process: { ...spec().process, env: ['A=a\0b'] } })))).toThrow(/NUL/);
     const huge = 'x'.repeat(NATIVE_PLAN_MAX_BYTES);

@@ -13,14 +13,15 @@
  *   4  the control pipe (read end), with --tty: one byte once the terminal's master is taken
  *   5  stdin, or not open (then /dev/null inside the container)
  *   6  stdout, 7 stderr (unused with --tty)
- *   8… one fd per --ns, joined in order (the mount namespace last)
+ *   8… one fd per --ns, joined in order (the mount namespace last; a user namespace after it)
  *
  * Steps: PDEATHSIG, new session, default signal dispositions, write 0 to each cgroup file
- * (host paths: before the mount namespace), setns each namespace, stdio (with --tty a new
+ * (host paths: before the mount namespace), the container's oom_score_adj and resource limits
+ * (-1: unlimited), setns each namespace (a user namespace last), stdio (with --tty a new
  * terminal on the container's /dev/pts/ptmx: "\x02<master fd>\n" on the error pipe, then
- * wait for the ack), the container's oom_score_adj and resource limits (-1: unlimited), a new
- * session keyring, drop the bounding set to MASK, clear ambient capabilities, groups, gid, uid,
- * capset MASK for root (none for another uid; no inheritable set for any), no_new_privs, chdir,
+ * wait for the ack), a new session keyring, drop the bounding set to MASK, clear ambient
+ * capabilities, groups, gid, uid, capset MASK for root (none for another uid; no inheritable set
+ * for any), no_new_privs, chdir,
  * the seccomp filter (struct sock_filter[] in hex; without --nnp before the capabilities are
  * dropped, as runc), look the program up in PATH (an executable regular file, as the user),
  * "\x01" on the error pipe, execve. A failure is written as JSON:
@@ -149,9 +150,19 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
     must(sys3(NR_write, fd, "0", 1), "cgroups", "write");
     sys3(NR_close, fd, 0, 0);
   }
+  /* Before the user namespace: lowering oom_score_adj wants the host's CAP_SYS_RESOURCE. */
+  if (oom != -1001) must(set_oom_score_adj((long)oom), "oom_score_adj", "write");
+  for (int k = 0; k < n_rlimits; k++) must(set_rlimit(rlimit_res[k], rlimit_soft[k], rlimit_hard[k]), "rlimits", "prlimit64");
   for (int k = 0; k < n_ns; k++) {
     must(sys3(NR_setns, NS_FD0 + k, ns_types[k], 0), "setns", "setns");
     sys3(NR_close, NS_FD0 + k, 0, 0);
+    if (ns_types[k] == 0x10000000 /* CLONE_NEWUSER, joined last */) {
+      /* Root of the container's user namespace (the host's root is unmapped there), so that the
+       * terminal made below belongs to a mapped id; the privileges are dropped from there. */
+      must(sys3(NR_setresgid, 0, 0, 0), "user namespace", "setresgid");
+      must(sys3(NR_setresuid, 0, 0, 0), "user namespace", "setresuid");
+      must(sys3(NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0), "user namespace", "prctl");
+    }
   }
 
   if (tty) {
@@ -190,8 +201,6 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
     place(STDERR_FD, 2);
   }
 
-  if (oom != -1001) must(set_oom_score_adj((long)oom), "oom_score_adj", "write");
-  for (int k = 0; k < n_rlimits; k++) must(set_rlimit(rlimit_res[k], rlimit_soft[k], rlimit_hard[k]), "rlimits", "prlimit64");
   must(join_new_session_keyring(), "keyring", "keyctl");
   if (seccomp && !nnp) must(load_seccomp(seccomp), "seccomp", "seccomp");
   for (int cap = 0; cap < 64; cap++) {

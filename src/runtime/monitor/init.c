@@ -27,10 +27,13 @@
  * symlinks, binds, the container's own mounts, sysctls, masked paths, cgroups (v2: the ack; then
  * the container's own cgroup at /sys/fs/cgroup), hostname, user (the container's /etc/passwd and
  * /etc/group, resolved as user.ts does), stdio (pipes or a terminal made on the container's
- * devpts), workdir, read-only root, oom_score_adj, rlimits, keyring (a new session keyring),
- * seccomp (before the capabilities without no_new_privs, after the workdir with it),
- * capabilities (no inheritable or ambient ones), exec (an `init` reaper forks first, under the
- * filter too). A failure is written as JSON on the error pipe:
+ * devpts), workdir, read-only root, oom_score_adj, rlimits, (with a user namespace: join it),
+ * keyring (a new session keyring), seccomp (before the capabilities without no_new_privs, after
+ * the workdir with it), capabilities (no inheritable or ambient ones), exec (an `init` reaper
+ * forks first, under the filter too). With a user namespace (`userns`, see its section below)
+ * the init makes it after "prepare", idmaps the root, binds and volumes, and joins it after the
+ * limits (which need the host's capabilities) and before the keyring (which it then owns).
+ * A failure is written as JSON on the error pipe:
  *   {"step":S,"message":M,"kind":K[,"syscall":C,"errno":N],"exitCode":X}
  * and the process exits with X. A kernel failure's message ends in "failed": the zygote adds the
  * errno's name.
@@ -204,7 +207,7 @@ static const char *opt(const char *s) {
 /* ---- the plan ------------------------------------------------------------------------------ */
 
 struct bind { const char *source, *target; int ro, dir; long fd; };
-struct user_mount { int tmpfs, ro, dir, copy; const char *source, *target, *data; long prop, fd; };
+struct user_mount { int tmpfs, ro, dir, copy, idmap; const char *source, *target, *data; long prop, fd; };
 struct plan_mount { const char *source, *target, *fstype, *data; long flags; };
 struct device { const char *path; long major, minor, mode; };
 
@@ -253,11 +256,38 @@ static const struct { const char *key; int fields; } KEYS[] = {
   {"sysctl", 2},  /* path under /proc/sys, value */
   {"oom", 1},     /* oom_score_adj */
   {"cgmount", 5}, /* a mount of the container's own cgroup, made in its cgroup namespace (as "mount") */
+  {"userns", 5},  /* user namespace: uid_map, gid_map (as written to /proc/PID/uid_map), host uid and gid of root, own network 0/1 */
+  {"idlower", 1}, /* with userns: a lower dir of the root, topmost first (idmapped) */
+  {"idupper", 3}, /* with userns: the dir holding upper and work dirs (idmapped), upper's name, work's name */
+  {"idmap", 0},   /* with userns: idmap the vbind just before */
 };
 enum { N_KEYS = sizeof KEYS / sizeof KEYS[0] };
 static const char MAGIC[] = "berth-init-plan-1";
 
 static const char *cursor, *plan_end;
+
+/* ---- user namespace: the plan's part (see the userns section further down) ------------------ */
+
+static struct {
+  const char *uid_map, *gid_map, *upper_dir, *upper, *work, **lowers;
+  long root_uid, root_gid, fd;
+  int own_net, n_lowers;
+} userns = {0, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0};
+
+/* The host id of container id `id` in `map` ("inside outside count" lines); -1 when unmapped. */
+static long userns_host_id(const char *map, long id) {
+  if (!map) return id;
+  long v[3] = {0, 0, 0};
+  for (int k = 0; *map; k = 0) {
+    for (; k < 3; k++) {
+      while (*map == ' ' || *map == '\n') map++;
+      for (v[k] = 0; *map >= '0' && *map <= '9'; map++) v[k] = v[k] * 10 + (*map - '0');
+    }
+    if (id >= v[0] && id - v[0] < v[2]) return v[1] + id - v[0];
+    while (*map == ' ' || *map == '\n') map++;
+  }
+  return -1;
+}
 
 static const char *field(void) {
   const char *s = cursor;
@@ -369,6 +399,7 @@ static void read_plan(void) {
   plan.devices = ARRAY(struct device, "dev");
   plan.args = ARRAY(char *, "arg");
   plan.env = ARRAY(char *, "env"); /* room for HOME and the NULL */
+  userns.lowers = ARRAY(const char *, "idlower");
 #undef ARRAY
   alloc_limits(count);
   plan.cwd = "/";
@@ -416,8 +447,15 @@ static void read_plan(void) {
     else if (eq(key, "seccomp")) plan.seccomp = (char *)field();
     else if (eq(key, "arg")) plan.args[plan.n_args++] = (char *)field();
     else if (eq(key, "env")) plan.env[plan.n_env++] = (char *)field();
+    else if (eq(key, "userns")) {
+      userns.uid_map = field(), userns.gid_map = field();
+      userns.root_uid = (long)dec(field(), 0xfffffffe), userns.root_gid = (long)dec(field(), 0xfffffffe), userns.own_net = flag(field());
+    } else if (eq(key, "idlower")) userns.lowers[userns.n_lowers++] = field();
+    else if (eq(key, "idupper")) userns.upper_dir = field(), userns.upper = field(), userns.work = field();
+    else if (eq(key, "idmap") && plan.n_umounts > 0) plan.umounts[plan.n_umounts - 1].idmap = 1;
     else read_limit(key);
   }
+  if (userns.uid_map && (!userns.upper_dir || !userns.n_lowers)) fail_other("the plan has a user namespace but no idmapped root", "", "");
   if (!plan.mount_point || !*plan.mount_point || !plan.root_data) fail_other("the plan has no root", "", "");
   plan.args[plan.n_args] = 0;
   plan.env[plan.n_env] = 0;
@@ -856,8 +894,6 @@ static void apply_limits(void) {
   }
   set_step("rlimits", 0);
   for (int i = 0; i < lim.n_rlimits; i++) must(set_rlimit(lim.rlimits[i].resource, lim.rlimits[i].soft, lim.rlimits[i].hard), "prlimit64", num_str(lim.rlimits[i].resource));
-  set_step("keyring", 0);
-  must(join_new_session_keyring(), "keyctl", "KEYCTL_JOIN_SESSION_KEYRING");
 }
 
 static void mask_path(const char *path) {
@@ -890,7 +926,7 @@ static void set_up_stdio(const struct user *u) {
     must(sys3(NR_ioctl, master, TIOCGPTN, &index), "ioctl", "TIOCGPTN");
     long slave = must(sys3(NR_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC), "ioctl", "TIOCGPTPEER");
     /* The program's own terminal, as a login would make it: owned by its user (group unchanged). */
-    must(sys3(NR_fchown, slave, u->uid, -1), "fchown", 0);
+    must(sys3(NR_fchown, slave, userns_host_id(userns.uid_map, u->uid), -1), "fchown", 0);
     unsigned short ws[4] = {(unsigned short)plan.rows, (unsigned short)plan.cols, 0, 0};
     must(sys3(NR_ioctl, slave, TIOCSWINSZ, ws), "ioctl", "TIOCSWINSZ");
     char pts[32];
@@ -996,6 +1032,125 @@ static __attribute__((noreturn)) void exec_program(char **args, char **env) {
   fail("command", cat(msg, sizeof msg, "exec: \"", file, "\": execve failed", 0), "execve", -r, 126);
 }
 
+/* ---- user namespace ------------------------------------------------------------------------ */
+
+/*
+ * With a `userns` record the program runs in a user namespace whose root is an unprivileged host
+ * range. The other namespaces and every mount are still made here by host root (they stay owned
+ * by the host's user namespace); the file system shows the container's ids through idmapped
+ * mounts. In order:
+ *   userns_make     a child cloned into a new user namespace reports its host pid and waits; this
+ *                   process (host root) writes its uid_map and gid_map, keeps an fd on the
+ *                   namespace and kills it (~0.1 ms);
+ *   userns_sysctls  in the container's own network namespace, ports below 1024 and ping open to
+ *                   every id, as Docker sets them (the namespace's owner is the host's user
+ *                   namespace, where the container's root holds no capability);
+ *   userns_fs_ids   file system ids: the host ids of the container's root, so that what the init
+ *                   creates (through idmapped mounts, which refuse an unmapped id with EOVERFLOW,
+ *                   and on tmpfs) is the container root's; the capabilities setfsuid cleared from
+ *                   the effective set are raised again;
+ *   userns_rootfs   the overlay over idmapped clones of each lower dir and of the dir holding the
+ *                   upper and work dirs: the writable layer keeps the ids the container sees;
+ *   userns_idmap    the engine's binds and volumes idmapped the same way (host binds are not);
+ *   userns_enter    last, before the privileges are dropped: setns into it, root there.
+ */
+#if defined(__x86_64__)
+enum { NR_pipe2 = 293, NR_setfsuid = 122, NR_setfsgid = 123, NR_capget = 125 };
+#else
+enum { NR_pipe2 = 59, NR_setfsuid = 151, NR_setfsgid = 152, NR_capget = 90 };
+#endif
+enum { CLONE_NEWUSER = 0x10000000, MOUNT_ATTR_IDMAP = 0x00100000, F_DUPFD_CLOEXEC = 1030 };
+
+static void write_file(const char *path, const char *text) {
+  long fd = must(sys6(NR_openat, AT_FDCWD, (long)path, O_WRONLY | O_CLOEXEC, 0, 0, 0), "open", path);
+  must(sys3(NR_write, fd, text, len(text)), "write", path);
+  sys3(NR_close, fd, 0, 0);
+}
+
+static void userns_make(void) {
+  set_step("user namespace", 0);
+  int p[2];
+  must(sys3(NR_pipe2, p, O_CLOEXEC, 0), "pipe2", 0);
+  long child = must(sys6(NR_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0, 0), "clone", "CLONE_NEWUSER");
+  if (child == 0) {
+    /* Its pid as the host sees it: /proc is still the host's here. */
+    char pid[24];
+    long n = sys6(NR_readlinkat, AT_FDCWD, (long)"/proc/self", (long)pid, sizeof pid, 0, 0);
+    sys3(NR_write, p[1], pid, n > 0 ? n : 0);
+    for (;;) sys6(NR_ppoll, 0, 0, 0, 0, 8, 0);
+  }
+  sys3(NR_close, p[1], 0, 0);
+  char pid[24];
+  long n = retry(NR_read, p[0], (long)pid, sizeof pid - 1);
+  sys3(NR_close, p[0], 0, 0);
+  if (n <= 0) fail_other("the user namespace's holder died", "", "");
+  pid[n] = 0;
+  char path[64];
+  write_file(cat(path, sizeof path, "/proc/", pid, "/uid_map", 0), userns.uid_map);
+  write_file(cat(path, sizeof path, "/proc/", pid, "/gid_map", 0), userns.gid_map);
+  long fd = must(sys6(NR_openat, AT_FDCWD, (long)cat(path, sizeof path, "/proc/", pid, "/ns/user", 0), O_RDONLY | O_CLOEXEC, 0, 0, 0), "open", path);
+  /* Above the fds the stdio step closes (5-7), which may be free now. */
+  userns.fd = must(sys3(NR_fcntl, fd, F_DUPFD_CLOEXEC, 64), "fcntl", "F_DUPFD_CLOEXEC");
+  sys3(NR_close, fd, 0, 0);
+  sys3(NR_kill, child, SIGKILL, 0);
+  int status;
+  sys6(NR_wait4, child, (long)&status, 0, 0, 0, 0);
+}
+
+static void userns_sysctls(void) {
+  set_step("user namespace", 0);
+  write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+  write_file("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
+}
+
+static void userns_fs_ids(void) {
+  set_step("user namespace", 0);
+  sys3(NR_setfsgid, userns.root_gid, 0, 0);
+  sys3(NR_setfsuid, userns.root_uid, 0, 0);
+  if (sys3(NR_setfsuid, -1, 0, 0) != userns.root_uid || sys3(NR_setfsgid, -1, 0, 0) != userns.root_gid) fail_other("setfsuid/setfsgid did not take", "", "");
+  unsigned header[2] = {0x20080522u, 0}, data[6];
+  must(sys3(NR_capget, header, data, 0), "capget", 0);
+  data[0] = data[1], data[3] = data[4]; /* effective = permitted */
+  must(sys3(NR_capset, header, data, 0), "capset", 0);
+  /* A change of credentials clears the parent-death signal. */
+  must(sys3(NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0), "prctl", "PR_SET_PDEATHSIG");
+}
+
+static void userns_idmap(long fd, const char *what, int recursive) {
+  u64 attr[4] = {MOUNT_ATTR_IDMAP, 0, 0, (u64)userns.fd};
+  must(sys6(NR_mount_setattr, fd, (long)"", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), (long)attr, sizeof attr, 0), "mount_setattr", cat(detail, sizeof detail, "MOUNT_ATTR_IDMAP ", what, 0, 0));
+}
+
+/* An idmapped clone of `dir`, as "/proc/self/fd/N" (overlayfs takes a detached mount by that path). */
+static const char *userns_clone(const char *dir, long *fds, int *n_fds) {
+  long fd = must(sys3(NR_open_tree, AT_FDCWD, dir, OPEN_TREE_CLONE | O_CLOEXEC), "open_tree", dir);
+  userns_idmap(fd, dir, 0);
+  fds[(*n_fds)++] = fd;
+  return cat((char *)alloc(32), 32, "/proc/self/fd/", num_str(fd), 0, 0);
+}
+
+static void userns_rootfs(void) {
+  long *fds = (long *)alloc(sizeof(long) * (unsigned long)(userns.n_lowers + 1));
+  int n_fds = 0;
+  unsigned long size = 64 + 32 * (unsigned long)userns.n_lowers + 2 * len(userns.upper) + 2 * len(userns.work) + 64;
+  char *data = (char *)alloc(size), *p = put_str(data, "lowerdir=");
+  for (int i = 0; i < userns.n_lowers; i++) p = put_str(i ? put_str(p, ":") : p, userns_clone(userns.lowers[i], fds, &n_fds));
+  const char *up = userns_clone(userns.upper_dir, fds, &n_fds);
+  p = put_str(put_str(put_str(put_str(p, ",upperdir="), up), "/"), userns.upper);
+  *put_str(put_str(put_str(put_str(p, ",workdir="), up), "/"), userns.work) = 0;
+  do_mount("overlay", plan.mount_point, "overlay", 0, data);
+  for (int i = 0; i < n_fds; i++) sys3(NR_close, fds[i], 0, 0);
+}
+
+static void userns_enter(void) {
+  set_step("user namespace", 0);
+  must(sys3(NR_setns, userns.fd, CLONE_NEWUSER, 0), "setns", "user");
+  sys3(NR_close, userns.fd, 0, 0);
+  must(sys3(NR_setresgid, 0, 0, 0), "setresgid", 0);
+  must(sys3(NR_setresuid, 0, 0, 0), "setresuid", 0);
+  must(sys3(NR_prctl, PR_SET_PDEATHSIG, SIGKILL, 0), "prctl", "PR_SET_PDEATHSIG");
+}
+
 #ifdef __cplusplus
 extern "C"
 #endif
@@ -1030,12 +1185,20 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     sys3(NR_close, fd, 0, 0);
   }
 
+  if (userns.uid_map) {
+    userns_make();
+    if (userns.own_net) userns_sysctls();
+    userns_fs_ids();
+  }
+
   set_step("rootfs", 0);
-  do_mount("overlay", plan.mount_point, "overlay", 0, plan.root_data);
+  if (userns.uid_map) userns_rootfs();
+  else do_mount("overlay", plan.mount_point, "overlay", 0, plan.root_data);
   set_step("bind sources", 0);
   for (int i = 0; i < plan.n_binds; i++) {
     struct bind *b = &plan.binds[i];
     b->fd = must(sys3(NR_open_tree, AT_FDCWD, b->source, OPEN_TREE_CLONE | O_CLOEXEC), "open_tree", b->source);
+    if (userns.uid_map) userns_idmap(b->fd, b->source, 0);
     b->dir = is_dir(b->source);
   }
   set_step("mount sources", 0);
@@ -1043,6 +1206,7 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     struct user_mount *m = &plan.umounts[i];
     if (m->tmpfs) continue;
     m->fd = must(sys3(NR_open_tree, AT_FDCWD, m->source, OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE), "open_tree", m->source);
+    if (m->idmap) userns_idmap(m->fd, m->source, 1);
     if (m->ro) {
       u64 attr[4] = {MOUNT_ATTR_RDONLY, 0, 0, 0};
       must(sys6(NR_mount_setattr, m->fd, (long)"", AT_EMPTY_PATH | AT_RECURSIVE, (long)attr, sizeof attr, 0), "mount_setattr", m->source);
@@ -1143,6 +1307,9 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     do_mount(0, "/", 0, MS_BIND | MS_REMOUNT | MS_RDONLY, 0);
   }
   apply_limits();
+  if (userns.uid_map) userns_enter();
+  set_step("keyring", 0);
+  must(join_new_session_keyring(), "keyctl", "KEYCTL_JOIN_SESSION_KEYRING");
   apply_seccomp(1);
   set_step("capabilities", 0);
   drop_privileges(&user);
