@@ -159,17 +159,16 @@ let defaults: Record<string, string> | undefined;
  * The sysctls Docker sets in a container with a network namespace of its own (not `host`, not
  * `container:<x>`), under the container's own: ICMP echo sockets for every group (ping without
  * CAP_NET_RAW) and every port bindable without CAP_NET_BIND_SERVICE. Both are the container's
- * network namespace's, not the host's. With a user namespace (`userNamespace`) the group range
- * is left out, as Docker leaves it: the kernel takes only groups mapped there.
+ * network namespace's, not the host's. With a user namespace too: berth-init writes them from
+ * the host's user namespace, where every group is mapped (Docker, writing from the container's,
+ * leaves the group range out then).
  */
-export function defaultSysctls(network: string, userNamespace = false): Record<string, string> {
+export function defaultSysctls(network: string): Record<string, string> {
   if (network === 'host' || network.startsWith('container:')) return {};
   defaults ??= Object.fromEntries(
     [['net.ipv4.ping_group_range', '0 2147483647'], ['net.ipv4.ip_unprivileged_port_start', '0']].filter(([key]) => existsSync(sysctlPath(key!))),
   ) as Record<string, string>;
-  const out = { ...defaults };
-  if (userNamespace) delete out['net.ipv4.ping_group_range'];
-  return out;
+  return { ...defaults };
 }
 
 /** Schema of `oomScoreAdj`: -1000 (never killed for lack of memory) to 1000 (killed first). */

@@ -234,7 +234,7 @@ export function runtimeSpec(
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
-  const sysctls = { ...defaultSysctls(c.network, c.userns !== null), ...c.sysctls };
+  const sysctls = { ...defaultSysctls(c.network), ...c.sysctls };
   const seccomp = seccompFilter(c.seccomp, c.privileged, c.capabilities);
   return {
     id: rec.id,

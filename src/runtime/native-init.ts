@@ -43,7 +43,7 @@ export const NATIVE_PLAN_MAX_BYTES = 1 << 20;
 export const NATIVE_PLAN_KEYS = {
   flags: 1, netns: 1, task: 1, root: 2, bind: 3, vbind: 6, tmpfs: 3, mount: 5, dev: 4, link: 2, mask: 1, ropath: 1,
   rootro: 0, host: 1, domain: 1, user: 1, tty: 2, cwd: 1, caps: 1, nnp: 0, init: 0, seccomp: 1, arg: 1, env: 1,
-  rlimit: 3, sysctl: 2, oom: 1, cgmount: 5, userns: 5, idlower: 1, idupper: 3, idmap: 0,
+  rlimit: 3, sysctl: 2, oom: 1, cgmount: 5, userns: 4, idlower: 1, idupper: 3, idmap: 0,
 } as const;
 
 /** A record key of the native plan. */
@@ -126,15 +126,14 @@ export function encodeInitPlan(plan: Plan): Buffer {
 
 /**
  * The records of a plan with a user namespace: the maps as written to `/proc/PID/uid_map`, the
- * host ids of the container's root, whether the network namespace is the container's own (then
- * the init opens ports below 1024 and ping to every id in it), and the root's directories, which
+ * host ids of the container's root, and the root's directories, which
  * the init mounts idmapped (the upper and work dirs through one clone of the directory that holds
  * both, as overlayfs wants them on one mount).
  */
 function encodeUserns(spec: Plan['spec'], rec: (key: 'userns' | 'idlower' | 'idupper', ...values: Array<string | number>) => void): void {
   const { uidMap, gidMap } = spec.userns!;
   const text = (map: IdMapping[]): string => map.map((m) => `${m.containerId} ${m.hostId} ${m.size}\n`).join('');
-  rec('userns', text(uidMap), text(gidMap), hostId(uidMap, 0) ?? 0, hostId(gidMap, 0) ?? 0, spec.network === 'new' ? 1 : 0);
+  rec('userns', text(uidMap), text(gidMap), hostId(uidMap, 0) ?? 0, hostId(gidMap, 0) ?? 0);
   for (const d of spec.rootfs.lowerDirs) rec('idlower', d);
   const { upperDir, workDir } = spec.rootfs;
   if (dirname(upperDir) !== dirname(workDir)) throw new Error('native plan: with a user namespace the upper and work dirs must share a directory');

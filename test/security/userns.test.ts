@@ -179,6 +179,19 @@ describe('userns (native init)', () => {
     expect(sysctls.map((f) => readFileSync(f, 'utf8'))).toEqual(before);
   });
 
+  it('the program and an exec run mapped under the default seccomp filter, with their ulimits and oomScoreAdj', async () => {
+    const { engine } = await testEngine();
+    const script = 'grep ^Seccomp: /proc/self/status; cat /proc/self/oom_score_adj; ulimit -n; cat /proc/self/uid_map';
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', `${script}; exec sleep 60`], {
+      ...NO_NETWORK, userns: MAP, oomScoreAdj: 500, ulimits: ['nofile=321:654'], engine,
+    });
+    await expect.poll(() => c.logs().then((t) => t.includes('200000'))).toBe(true);
+    const exec = await c.exec(['sh', '-c', script]);
+    for (const out of [await c.logs(), exec.stdout]) {
+      expect(out.split('\n').map((l) => l.trim().split(/\s+/).join(' ')).slice(0, 4)).toEqual(['Seccomp: 2', '500', '321', '0 200000 65536']);
+    }
+  });
+
   it('the capabilities it holds count only in its user namespace: with SYS_ADMIN it cannot mount, as it can without userns', async () => {
     const { engine } = await testEngine();
     expect((await runProbe(engine, ['mount'], { userns: 'auto', capAdd: ['SYS_ADMIN'] })).errno).toBe('EPERM');

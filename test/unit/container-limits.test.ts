@@ -92,7 +92,6 @@ describe('sysctls', () => {
     expect(defaultSysctls('mynet')).toEqual(own);
     expect(defaultSysctls('host')).toEqual({});
     expect(defaultSysctls('container:other')).toEqual({});
-    expect(defaultSysctls('bridge', true)).toEqual({ 'net.ipv4.ip_unprivileged_port_start': '0' });
   });
 
   it('maps names to /proc/sys paths, dotted or slashed', () => {

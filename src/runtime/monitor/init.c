@@ -256,7 +256,7 @@ static const struct { const char *key; int fields; } KEYS[] = {
   {"sysctl", 2},  /* path under /proc/sys, value */
   {"oom", 1},     /* oom_score_adj */
   {"cgmount", 5}, /* a mount of the container's own cgroup, made in its cgroup namespace (as "mount") */
-  {"userns", 5},  /* user namespace: uid_map, gid_map (as written to /proc/PID/uid_map), host uid and gid of root, own network 0/1 */
+  {"userns", 4},  /* user namespace: uid_map, gid_map (as written to /proc/PID/uid_map), host uid and gid of root */
   {"idlower", 1}, /* with userns: a lower dir of the root, topmost first (idmapped) */
   {"idupper", 3}, /* with userns: the dir holding upper and work dirs (idmapped), upper's name, work's name */
   {"idmap", 0},   /* with userns: idmap the vbind just before */
@@ -271,8 +271,8 @@ static const char *cursor, *plan_end;
 static struct {
   const char *uid_map, *gid_map, *upper_dir, *upper, *work, **lowers;
   long root_uid, root_gid, fd;
-  int own_net, n_lowers;
-} userns = {0, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0};
+  int n_lowers;
+} userns = {0, 0, 0, 0, 0, 0, 0, 0, -1, 0};
 
 /* The host id of container id `id` in `map` ("inside outside count" lines); -1 when unmapped. */
 static long userns_host_id(const char *map, long id) {
@@ -449,7 +449,7 @@ static void read_plan(void) {
     else if (eq(key, "env")) plan.env[plan.n_env++] = (char *)field();
     else if (eq(key, "userns")) {
       userns.uid_map = field(), userns.gid_map = field();
-      userns.root_uid = (long)dec(field(), 0xfffffffe), userns.root_gid = (long)dec(field(), 0xfffffffe), userns.own_net = flag(field());
+      userns.root_uid = (long)dec(field(), 0xfffffffe), userns.root_gid = (long)dec(field(), 0xfffffffe);
     } else if (eq(key, "idlower")) userns.lowers[userns.n_lowers++] = field();
     else if (eq(key, "idupper")) userns.upper_dir = field(), userns.upper = field(), userns.work = field();
     else if (eq(key, "idmap") && plan.n_umounts > 0) plan.umounts[plan.n_umounts - 1].idmap = 1;
@@ -887,6 +887,8 @@ static void write_sysctls(void) {
  * user changes, as runc sets them (RLIMIT_NPROC counts at setuid), and oom_score_adj before a
  * RLIMIT_NOFILE of 0 could keep its file from opening. Then a new session keyring.
  */
+/* oom_score_adj and resource limits, before a user namespace is joined: lowering the one and
+ * raising the other want the host's CAP_SYS_RESOURCE. */
 static void apply_limits(void) {
   if (lim.has_oom) {
     set_step("oom_score_adj", 0);
@@ -1042,9 +1044,6 @@ static __attribute__((noreturn)) void exec_program(char **args, char **env) {
  *   userns_make     a child cloned into a new user namespace reports its host pid and waits; this
  *                   process (host root) writes its uid_map and gid_map, keeps an fd on the
  *                   namespace and kills it (~0.1 ms);
- *   userns_sysctls  in the container's own network namespace, ports below 1024 and ping open to
- *                   every id, as Docker sets them (the namespace's owner is the host's user
- *                   namespace, where the container's root holds no capability);
  *   userns_fs_ids   file system ids: the host ids of the container's root, so that what the init
  *                   creates (through idmapped mounts, which refuse an unmapped id with EOVERFLOW,
  *                   and on tmpfs) is the container root's; the capabilities setfsuid cleared from
@@ -1095,12 +1094,6 @@ static void userns_make(void) {
   sys3(NR_kill, child, SIGKILL, 0);
   int status;
   sys6(NR_wait4, child, (long)&status, 0, 0, 0, 0);
-}
-
-static void userns_sysctls(void) {
-  set_step("user namespace", 0);
-  write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-  write_file("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
 }
 
 static void userns_fs_ids(void) {
@@ -1187,7 +1180,6 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
 
   if (userns.uid_map) {
     userns_make();
-    if (userns.own_net) userns_sysctls();
     userns_fs_ids();
   }
 
