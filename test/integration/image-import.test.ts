@@ -95,8 +95,9 @@ describe('Image (busybox rootfs)', () => {
 const [root, tar, name] = process.argv.slice(2);
 const engine = new Engine({ root, runRoot: root + '/run' });
 for (let i = 0; i < 4; i++) {
-  await Image.import(tar, { ref: 'shared:latest', engine });
-  await Image.import(tar, { ref: name + ':' + i, changes: ['ENV N=' + i], engine });
+  // Each import's own message: two identical configs made in the same millisecond would be one image.
+  await Image.import(tar, { ref: 'shared:latest', message: name + ' shared ' + i, engine });
+  await Image.import(tar, { ref: name + ':' + i, changes: ['ENV N=' + i], message: name + ' ' + i, engine });
 }
 engine.close();
 console.log('done');`,
