@@ -58,15 +58,28 @@ export const INIT_PATHS = ['native', 'js'] as const;
  * the veth pair is wired by the JavaScript init whatever the switch says.
  */
 export function withInitPath(path: (typeof INIT_PATHS)[number]): void {
+  withSwitchOff('BERTH_NATIVE_INIT', path === 'js');
+}
+
+/**
+ * Runs the tests of the enclosing describe with the exec of `path`: `berth-exec` (the default), or
+ * a fork of the zygote running the JavaScript exec (`BERTH_NATIVE_EXEC=0`, as without a C compiler).
+ */
+export function withExecPath(path: 'native' | 'js'): void {
+  withSwitchOff('BERTH_NATIVE_EXEC', path === 'js');
+}
+
+/** Sets the environment switch `name` to `0` (`off`) or unsets it for each test, and restores it after. */
+function withSwitchOff(name: string, off: boolean): void {
   let saved: string | undefined;
   beforeEach(() => {
-    saved = process.env.BERTH_NATIVE_INIT;
-    if (path === 'js') process.env.BERTH_NATIVE_INIT = '0';
-    else delete process.env.BERTH_NATIVE_INIT;
+    saved = process.env[name];
+    if (off) process.env[name] = '0';
+    else delete process.env[name];
   });
   afterEach(() => {
-    if (saved === undefined) delete process.env.BERTH_NATIVE_INIT;
-    else process.env.BERTH_NATIVE_INIT = saved;
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
   });
 }
 

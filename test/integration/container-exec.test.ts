@@ -2,20 +2,15 @@
  * `container.exec()` on the real kernel: the process joins the container's namespaces, root,
  * user and capabilities.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Container, Image } from '../../src/index.js';
 import { busyboxImage } from '../helpers/busybox.js';
-import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+import { BUSYBOX_REF, testEngine, withExecPath } from '../helpers/engine.js';
 
 // Both ways an exec starts: berth-exec started with posix_spawn (the default), and a fork of the
 // zygote running runExec (without a C compiler, or BERTH_NATIVE_EXEC=0).
 for (const path of ['native', 'fork'] as const) describe(`exec (${path})`, () => {
-  beforeEach(() => {
-    if (path === 'fork') process.env.BERTH_NATIVE_EXEC = '0';
-  });
-  afterEach(() => {
-    delete process.env.BERTH_NATIVE_EXEC;
-  });
+  withExecPath(path === 'fork' ? 'js' : 'native');
 
   it('runs inside the container: its PID namespace, hostname, root and env', async () => {
     const { engine } = await testEngine();

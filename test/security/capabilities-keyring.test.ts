@@ -10,13 +10,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container } from '../../src/index.js';
 import { capget, capset, prctl } from '../../src/kernel/process.js';
 import { addKey, searchKey, unlinkKey } from '../../src/kernel/keys.js';
 import { KEY_SPEC_SESSION_KEYRING, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL } from '../../src/kernel/constants.js';
 import { CAPABILITIES } from '../../src/runtime/capabilities.js';
-import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
+import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withExecPath, withInitPath } from '../helpers/engine.js';
 import { parseProbe, probeBinary, probeMount, runProbe } from './probe.js';
 
 const PR_CAP_AMBIENT_RAISE = 2;
@@ -60,16 +60,7 @@ it('the planted sets and the key are there for the engine to pass on (the test\'
 
 for (const path of INIT_PATHS) describe(`${path} init and exec`, () => {
   withInitPath(path);
-  let savedExec: string | undefined;
-  beforeEach(() => {
-    savedExec = process.env.BERTH_NATIVE_EXEC;
-    if (path === 'js') process.env.BERTH_NATIVE_EXEC = '0';
-    else delete process.env.BERTH_NATIVE_EXEC;
-  });
-  afterEach(() => {
-    if (savedExec === undefined) delete process.env.BERTH_NATIVE_EXEC;
-    else process.env.BERTH_NATIVE_EXEC = savedExec;
-  });
+  withExecPath(path);
 
   it('leaves no inheritable or ambient capability to root, a user or a privileged container, nor to their execs', async () => {
     const { engine } = await testEngine();

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { testEngine, withInitPath } from '../helpers/engine.js';
+import { testEngine, withExecPath, withInitPath } from '../helpers/engine.js';
 import { runProbe, runProbeDuringExecs } from './probe.js';
 
 /** A variable of this (the engine's) process, set before each test's engine starts its zygote. */
@@ -46,15 +46,7 @@ describe('JavaScript init (init: true keeps it as PID 1)', () => {
 });
 
 describe('forked exec (BERTH_NATIVE_EXEC=0)', () => {
-  let saved: string | undefined;
-  beforeEach(() => {
-    saved = process.env.BERTH_NATIVE_EXEC;
-    process.env.BERTH_NATIVE_EXEC = '0';
-  });
-  afterEach(() => {
-    if (saved === undefined) delete process.env.BERTH_NATIVE_EXEC;
-    else process.env.BERTH_NATIVE_EXEC = saved;
-  });
+  withExecPath('js');
 
   it('a default container catching the exec\'s fork of the zygote cannot open its environment', async () => {
     const { engine } = await testEngine();

@@ -5,14 +5,14 @@
  * program reads its limits.
  */
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Container, type Engine } from '../../src/index.js';
 import { getrlimit } from '../../src/kernel/process.js';
 import { RLIMITS, RLIM_INFINITY } from '../../src/kernel/constants.js';
 import { capget } from '../../src/kernel/process.js';
 import { CAPABILITIES } from '../../src/runtime/capabilities.js';
 import { createCgroupDriver } from '../../src/runtime/cgroups/index.js';
-import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
+import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withExecPath, withInitPath } from '../helpers/engine.js';
 
 /** Runs `script` in a container that then sleeps; returns its output and the same script's output in an exec. */
 async function inAndExec(engine: Engine, script: string, options: Record<string, unknown> = {}): Promise<{ run: string; exec: string }> {
@@ -29,16 +29,7 @@ const hasSysResource = (capget().effective >> BigInt(CAPABILITIES.CAP_SYS_RESOUR
 
 for (const path of INIT_PATHS) describe(`${path} init and exec`, () => {
   withInitPath(path);
-  let savedExec: string | undefined;
-  beforeEach(() => {
-    savedExec = process.env.BERTH_NATIVE_EXEC;
-    if (path === 'js') process.env.BERTH_NATIVE_EXEC = '0';
-    else delete process.env.BERTH_NATIVE_EXEC;
-  });
-  afterEach(() => {
-    if (savedExec === undefined) delete process.env.BERTH_NATIVE_EXEC;
-    else process.env.BERTH_NATIVE_EXEC = savedExec;
-  });
+  withExecPath(path);
 
   it('sets ulimits on the container\'s processes and its execs (object and name=soft:hard forms, -1 unlimited)', async () => {
     const { engine } = await testEngine();

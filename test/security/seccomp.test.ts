@@ -5,9 +5,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BerthError, Container, type Engine } from '../../src/index.js';
-import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
+import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withExecPath, withInitPath } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
 import { probeMount, runProbe } from './probe.js';
 import { SYSCALL_TABLES } from '../../src/runtime/seccomp/syscall-tables.js';
@@ -119,12 +119,7 @@ for (const path of INIT_PATHS) describe(`seccomp (${path} init)`, () => {
 });
 
 for (const path of ['native', 'fork'] as const) describe(`seccomp in exec (${path})`, () => {
-  beforeEach(() => {
-    if (path === 'fork') process.env.BERTH_NATIVE_EXEC = '0';
-  });
-  afterEach(() => {
-    delete process.env.BERTH_NATIVE_EXEC;
-  });
+  withExecPath(path === 'fork' ? 'js' : 'native');
 
   it('an exec\'d process runs under the container\'s filter (none when the container is unconfined)', async () => {
     const { engine } = await testEngine();
