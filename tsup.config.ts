@@ -26,7 +26,9 @@ export default defineConfig({
     'zygote-main': 'src/runtime/zygote-main.ts',
   },
   format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts' } },
+  // `stripInternal`: members tagged `@internal` (the engine's services, its zygote, its event log…)
+  // are left out of the published `.d.ts`, as typedoc leaves them out of the docs (`excludeInternal`).
+  dts: { entry: { index: 'src/index.ts' }, compilerOptions: { stripInternal: true } },
   target: 'node20',
   platform: 'node',
   clean: true,

@@ -14,7 +14,12 @@
 #   nftables         `nft`, to check published ports' rules from the outside
 #   util-linux       mount, umount, nsenter (test cleanup)
 #   procps, kmod     ps, modprobe
-#   gcc              compiles berth's container monitor (src/runtime/monitor/monitor.c) from sources
+#   gcc              compiles berth's native programs (src/runtime/monitor/*.c) from sources
+#   gcc-aarch64-linux-gnu (on arm64: gcc-x86-64-linux-gnu)  the cross compiler `npm run build` (and
+#                    so `npm pack`) builds them with for the other architecture: the package ships
+#                    x86_64 and aarch64 (scripts/build-monitor.mjs)
+#   qemu-user-static runs the other architecture's programs in test/unit/package.test.ts (called
+#                    directly, as qemu-aarch64-static or qemu-x86_64-static; no binfmt handler needed)
 # Extra packages: BERTH_EXTRA_APT_PACKAGES="pkg1 pkg2".
 #
 # Container engines and runtimes (docker, podman, runc, crun) are NOT dependencies and are never
@@ -33,7 +38,12 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 --no-install-recommends)
 
-packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 nftables util-linux procps kmod gcc)
+packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 nftables util-linux procps kmod gcc
+  qemu-user-static)
+case "$(dpkg --print-architecture)" in
+  arm64) packages+=(gcc-x86-64-linux-gnu) ;;
+  *) packages+=(gcc-aarch64-linux-gnu) ;;
+esac
 # shellcheck disable=SC2206
 packages+=(${BERTH_EXTRA_APT_PACKAGES:-})
 
@@ -42,9 +52,10 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 missing=()
 for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 
-# Node.js 20.18+ (package.json "engines"). Install it from apt only when the distribution's own
+# Node.js 20.19+: berth itself needs 20.18.1 (package.json "engines", undici's), its test tools 20.19
+# (vite, under vitest: "^20.19.0 || >=22.12.0"). Install it from apt only when the distribution's own
 # package is recent enough; otherwise say what to do.
-node_ok() { command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)'; }
+node_ok() { command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; }
 need_node=0
 node_ok || need_node=1
 
@@ -74,7 +85,7 @@ if [ "$need_node" -eq 1 ]; then
     apt-get install "${APT_OPTS[@]}" nodejs npm </dev/null || apt-get install "${APT_OPTS[@]}" nodejs </dev/null
   fi
   if ! node_ok; then
-    log "berth needs Node.js >= 20.18 and npm; this distribution offers '${candidate:-none}'."
+    log "berth's tests need Node.js >= 20.19 and npm; this distribution offers '${candidate:-none}'."
     log "Install Node.js 20 or newer (e.g. from nodejs.org or NodeSource), then run this script again."
     exit 1
   fi
@@ -92,12 +103,9 @@ if [ "${BERTH_FORCE_NPM_INSTALL:-0}" = 1 ] || [ ! -f node_modules/.package-lock.
   || { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
   if [ -f package-lock.json ]; then
     log "npm ci"
-    # npm ci refuses a lock file that lacks other platforms' optional packages (rollup's, for
-    # one), which some npm versions leave out; npm install then installs the same locked versions.
-    npm ci --no-audit --no-fund </dev/null || {
-      log "npm ci refused the lock file; npm install instead"
-      npm install --no-audit --no-fund </dev/null
-    }
+    # Never `npm install` here: it would rewrite package-lock.json. A lock that `npm ci` refuses
+    # is a bug to fix in the repository (test/unit/package.test.ts checks it is complete).
+    npm ci --no-audit --no-fund </dev/null
   else
     log "npm install (no package-lock.json)"
     npm install --no-audit --no-fund </dev/null

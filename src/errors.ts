@@ -103,6 +103,14 @@ export class BerthError extends Error {
     if (key === undefined) return Function.prototype[Symbol.hasInstance].call(this, value);
     return (value as Record<symbol, unknown>)[key] === true;
   }
+
+  /**
+   * The `instanceof` check above as a function, as undici's `errors.*.is`: true when `value` is an
+   * error of this class made by any copy of berth (`BerthError.is(e)`, `NotFoundError.is(e)`).
+   */
+  static is<T extends BerthError>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
+    return value instanceof this;
+  }
 }
 brand(BerthError, 'BerthError');
 
