@@ -10,8 +10,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Container, Engine, Image, Network } from '../src/index.js';
-import { buildBusyboxRootfs } from './lib/busybox-rootfs.js';
+import { Container, Engine, Image, Network, buildBusyboxRootfs } from 'berth';
 
 async function quickstart(root: string): Promise<number> {
   // 1. A rootfs tarball made here from /bin/busybox: no registry, no network.

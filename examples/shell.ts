@@ -10,8 +10,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Container, Engine, Image } from '../src/index.js';
-import { buildBusyboxRootfs } from './lib/busybox-rootfs.js';
+import { Container, Engine, Image, buildBusyboxRootfs } from 'berth';
 
 const root = await mkdtemp(join(tmpdir(), 'berth-shell-'));
 try {

@@ -7,6 +7,7 @@
 export { Engine, type EngineOptions, type EventsOptions } from './engine.js';
 export { Image } from './image/image.js';
 export type * from './image/image.js';
+export { buildBusyboxRootfs, type BusyboxRootfs, type BusyboxRootfsOptions } from './image/busybox-rootfs.js';
 export {
   Container,
   type ContainerLogs,

@@ -25,7 +25,7 @@ import {
   buildBusyboxRootfs,
   type BusyboxRootfs,
   type BusyboxRootfsOptions,
-} from '../../examples/lib/busybox-rootfs.js';
+} from '../../src/image/busybox-rootfs.js';
 
 export { BUSYBOX_ROOTFS_VERSION, DEFAULT_BUSYBOX, buildBusyboxRootfs };
 export type { BusyboxRootfs, BusyboxRootfsOptions };

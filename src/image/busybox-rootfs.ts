@@ -1,8 +1,9 @@
 /**
- * Builds a tiny but real Linux root filesystem from Debian's `busybox-static` (one static binary,
- * `/bin/busybox`), as a directory and as a plain (uncompressed) `.tar` ready for
- * `Image.import`. No network, no registry: this is how the examples, tests and benchmarks get an
- * image on a machine that reaches nothing.
+ * {@link buildBusyboxRootfs}: a tiny but real Linux root filesystem made from the host's static
+ * busybox (Debian's and Ubuntu's `busybox-static`: one binary, `/bin/busybox`), as a directory and
+ * as a plain (uncompressed) `.tar` ready for `Image.import`. No network, no registry: this is how
+ * the README, the examples, the tests and the benchmarks get an image on a machine that reaches
+ * nothing.
  *
  * The tree: `bin sbin usr/bin usr/sbin etc tmp(1777) root(0700) home/app var proc sys dev`,
  * `bin/busybox` and a symlink to it for every applet it lists (`busybox --list-full`, less the
@@ -17,31 +18,32 @@
  * | app      | 1000  | 1000  | /home/app | app, extra (gid 2000)   |
  *
  * Everything is owned by 0:0 except `home/app`, which belongs to `app` (1000:1000) as a user's home
- * does. The tar lists the same tree with the same modes and owners, directories before their
- * contents, symlinks as symlink entries, and a fixed mtime so the same busybox gives the same bytes.
+ * does. The tar (written by berth's own tar writer, `packDirectory`) lists the same tree with
+ * the same modes and owners, sorted, directories before their contents, symlinks as symlink
+ * entries; every entry's mtime is set to a fixed date first, so the same busybox gives the same
+ * bytes (and the same image id).
  *
  * @module
  */
 import { spawnSync } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { chmod, chown, copyFile, lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { createWriteStream, existsSync } from 'node:fs';
+import { chmod, chown, copyFile, lutimes, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { NotFoundError } from '../errors.js';
+import { packDirectory } from './tar-writer.js';
 
 /** Where Debian's and Ubuntu's `busybox-static` package installs the binary. */
 export const DEFAULT_BUSYBOX = '/bin/busybox';
 
-/** Bumped whenever the tree this module builds changes, so caches keyed on it are rebuilt. */
-export const BUSYBOX_ROOTFS_VERSION = 1;
+/** Bumped whenever the tree or the tarball this module builds changes, so caches keyed on it are rebuilt. */
+export const BUSYBOX_ROOTFS_VERSION = 2;
 
-/** The header fields this module sets on a tar entry. */
-type TarHeader = Partial<tar.Header> & Pick<tar.Header, 'name'>;
-
-/** The mtime of every tar entry: fixed, so that the tarball is reproducible. */
+/** The mtime of every entry: fixed, so that the tarball is reproducible. */
 const MTIME = new Date('2024-01-01T00:00:00Z');
 
-/** Paths of a built rootfs. */
+/** Paths of a root filesystem made by {@link buildBusyboxRootfs}. */
 export interface BusyboxRootfs {
   /** The root filesystem as a directory. */
   dir: string;
@@ -51,7 +53,7 @@ export interface BusyboxRootfs {
 
 /** Options for {@link buildBusyboxRootfs}. */
 export interface BusyboxRootfsOptions {
-  /** The static busybox binary to install. Absent: {@link DEFAULT_BUSYBOX}. */
+  /** The static busybox binary to install. Absent: `/bin/busybox`. */
   busybox?: string;
 }
 
@@ -87,21 +89,27 @@ nogroup:x:65534:
 `;
 
 /**
- * Builds the rootfs into `outDir/rootfs` and its tarball into `outDir/rootfs.tar`.
+ * Builds a busybox root filesystem into `outDir/rootfs` and its tarball into `outDir/rootfs.tar`,
+ * from the host's static busybox: an image to try berth with on a machine that reaches no
+ * registry. Either path can be given to `Image.import`.
  *
  * `outDir` is created if missing; `outDir/rootfs` must not exist yet or be empty. Run as root (the
- * tree is chowned to 0:0 and 1000:1000).
+ * tree is chowned to 0:0 and 1000:1000). The busybox must be a static one (Debian and Ubuntu:
+ * `apt-get install busybox-static`): a dynamically linked binary would not find its libraries in
+ * the container.
  *
  * @param outDir - Directory that receives `rootfs/` and `rootfs.tar`.
  * @param options - See {@link BusyboxRootfsOptions}.
  * @returns The paths of the directory and the tarball.
- * @throws Error when the busybox binary is missing (install Debian's `busybox-static`).
+ * @throws NotFoundError (`NOT_FOUND`) when the busybox binary is missing or does not run.
  *
  * @example
  * ```ts
- * import { buildBusyboxRootfs } from './lib/busybox-rootfs.js';
- * const { dir, tar } = await buildBusyboxRootfs('/tmp/bb');
- * // dir = /tmp/bb/rootfs, tar = /tmp/bb/rootfs.tar
+ * import { Container, Image, buildBusyboxRootfs } from 'berth';
+ *
+ * const { tar } = await buildBusyboxRootfs('/tmp/bb'); // /tmp/bb/rootfs.tar
+ * await Image.import(tar, { ref: 'local/busybox' });
+ * const c = await Container.run('local/busybox', ['echo', 'hello']);
  * ```
  */
 export async function buildBusyboxRootfs(outDir: string, options: BusyboxRootfsOptions = {}): Promise<BusyboxRootfs> {
@@ -132,18 +140,21 @@ export async function buildBusyboxRootfs(outDir: string, options: BusyboxRootfsO
   await writeFile(join(dir, 'etc/group'), GROUP, { mode: 0o644 });
   await writeFile(join(dir, 'etc/hostname'), 'busybox\n', { mode: 0o644 });
 
-  await writeTar(dir, tarPath);
+  await fixTimes(dir);
+  await pipeline(Readable.from(packDirectory(dir)), createWriteStream(tarPath, { mode: 0o644 }));
   return { dir, tar: tarPath };
 }
 
 /** Paths of every applet relative to `/` (`bin/sh`, `usr/bin/awk`, …), from `busybox --list-full`. */
 function listApplets(busybox: string): string[] {
-  const r = spawnSync(busybox, ['--list-full'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    const why = r.error ? r.error.message : `exit status ${r.status}: ${r.stderr}`;
-    throw new Error(
-      `cannot run ${busybox} --list-full (${why}); install a static busybox (Debian/Ubuntu: apt-get install busybox-static)`,
-      { cause: r.error },
+  const r = existsSync(busybox) ? spawnSync(busybox, ['--list-full'], { encoding: 'utf8' }) : undefined;
+  if (!r || r.error || r.status !== 0) {
+    const why = !r ? 'it does not exist' : r.error ? r.error.message : `exit status ${r.status}: ${r.stderr}`;
+    throw new NotFoundError(
+      'path',
+      busybox,
+      `cannot run ${busybox} --list-full (${why}); install a static busybox (Debian/Ubuntu: apt-get install busybox-static) or pass options.busybox`,
+      r?.error ? { cause: r.error } : undefined,
     );
   }
   return r.stdout
@@ -153,45 +164,12 @@ function listApplets(busybox: string): string[] {
     .filter((l) => l.includes('/') && !l.startsWith('/') && !l.split('/').includes('..'));
 }
 
-/** Writes `dir` as a plain tar at `tarPath`: sorted, directories before their contents. */
-async function writeTar(dir: string, tarPath: string): Promise<void> {
-  const pack = tar.pack();
-  const written = pipeline(pack, createWriteStream(tarPath, { mode: 0o644 }));
-  try {
-    await addTree(pack, dir, '');
-    pack.finalize();
-  } catch (e) {
-    pack.destroy(e as Error);
-    await written.catch(() => {});
-    throw e;
+/** Sets the mtime (and atime) of `dir` and everything under it, symlinks included, to {@link MTIME}; children first. */
+async function fixTimes(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) await fixTimes(path);
+    else await lutimes(path, MTIME, MTIME);
   }
-  await written;
-}
-
-async function addTree(pack: tar.Pack, root: string, rel: string): Promise<void> {
-  const names = (await readdir(join(root, rel))).sort();
-  for (const name of names) {
-    const relPath = rel === '' ? name : posix.join(rel, name);
-    const abs = join(root, relPath);
-    const st = await lstat(abs);
-    const header = { name: relPath, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, uname: '', gname: '', mtime: MTIME };
-    if (st.isDirectory()) {
-      await entry(pack, { ...header, name: `${relPath}/`, type: 'directory' });
-      await addTree(pack, root, relPath);
-    } else if (st.isSymbolicLink()) {
-      await entry(pack, { ...header, type: 'symlink', linkname: await readlink(abs) });
-    } else if (st.isFile()) {
-      await entry(pack, { ...header, type: 'file', size: st.size }, await readFile(abs));
-    } else {
-      throw new Error(`unexpected file type in rootfs: ${abs}`);
-    }
-  }
-}
-
-function entry(pack: tar.Pack, header: TarHeader, body?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const callback = (err?: Error | null): void => (err ? reject(err) : resolve());
-    if (body) pack.entry(header, body, callback);
-    else pack.entry(header, callback);
-  });
+  await lutimes(dir, MTIME, MTIME);
 }
