@@ -9,10 +9,11 @@
  *   library's own file, so it must sit at `dist/zygote-main.*` and needs no type declarations.
  *
  * `npm run build` then runs `scripts/build-monitor.mjs` (after tsup, whose `clean` empties `dist/`
- * first), which compiles berth's container monitor, `src/runtime/monitor/monitor.c`, into
- * `dist/berth-monitor-<arch>` for the building machine's `process.arch` (`x64`, `arm64`); the
- * library looks for it there (`src/runtime/monitor-binary.ts`). That step needs a C compiler
- * (`cc`, `gcc` or `g++`); a package for another architecture must be built on (or for) it.
+ * first), which compiles berth's native programs (`src/runtime/monitor/{init,exec,monitor}.c`)
+ * into `dist/berth-<name>-<arch>` for both `x64` and `arm64` (the building machine's own with `cc`,
+ * the other with Debian's cross gcc); the library picks the one of the machine it runs on
+ * (`src/runtime/monitor-binary.ts`). `prepack` runs `npm run build`, so `npm pack` and
+ * `npm publish` ship both.
  *
  * Every dependency stays external (koffi above all: it loads a native module from its own
  * package directory). `shims` gives the CJS build `import.meta.url` and the ESM build `__dirname`,

@@ -12,8 +12,9 @@
  * For program `NAME`:
  *
  * 1. `BERTH_MONITOR` / `BERTH_EXEC` / `BERTH_INIT` overrides everything;
- * 2. in the published package it is `berth-NAME-<arch>` next to the bundle (`dist/`), built by
- *    `npm run build` (`scripts/build-monitor.mjs`), `<arch>` being `process.arch` (`x64`, `arm64`);
+ * 2. in the published package it is `berth-NAME-<arch>` next to the bundle (`dist/`), built for
+ *    both `x64` and `arm64` by `npm run build` (`scripts/build-monitor.mjs`, run by `prepack`),
+ *    `<arch>` being `process.arch`;
  * 3. running from sources, it is compiled on first use into
  *    `node_modules/.cache/berth/NAME-<sha256 of NAME.c and sys.h, 16 hex>-<arch>`, with the first
  *    of `cc`, `gcc`, `g++` that works. Several processes may do so at once: each compiles to a name
@@ -92,7 +93,11 @@ async function locate(name: NativeProgram): Promise<string> {
   if (existsSync(prebuilt)) return prebuilt;
   const source = join(here, 'monitor', `${name}.c`);
   if (existsSync(source)) return compileFromSources(name, source, dirname(dirname(here))); // here: <root>/src/runtime
-  throw new BerthError('UNSUPPORTED', `berth's native program berth-${name}-${process.arch} is missing next to ${here}; rebuild the package`);
+  throw new BerthError(
+    'UNSUPPORTED',
+    `berth's native program berth-${name}-${process.arch} is missing next to ${here}: the package ships them for x64 and arm64; ` +
+      `set BERTH_${name.toUpperCase()} to a berth-${name} built for this machine (src/runtime/monitor/${name}.c, static, no libc)`,
+  );
 }
 
 async function compileFromSources(name: NativeProgram, source: string, pkgRoot: string): Promise<string> {

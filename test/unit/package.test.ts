@@ -70,7 +70,8 @@ describe('package', () => {
 
   it('npm pack ships dist (the library, its types, the zygote and berth-init/exec/monitor for x64 and arm64), README and LICENSE, and no tests or sources', () => {
     for (const arch of Object.keys(ARCHES)) for (const p of PROGRAMS) requireBuilt(join(DIST, `berth-${p}-${arch}`));
-    expect(pkg.scripts.prepack).toBe('npm run build');
+    // The build's output goes to stderr, so that `npm pack --json` prints only its JSON.
+    expect(pkg.scripts.prepack).toBe('npm run build >&2');
     expect(pkg.scripts.build).toMatch(/tsup && node scripts\/build-monitor\.mjs$/);
 
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
