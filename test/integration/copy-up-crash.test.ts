@@ -10,11 +10,12 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, cpSync, existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, cpSync, existsSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Container, Image, Volume } from '../../src/index.js';
+import { COPY_UP_COMPLETE, COPY_UP_STAGING } from '../../src/runtime/copy-up.js';
 import { busyboxImage } from '../helpers/busybox.js';
 import { INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -269,5 +270,57 @@ describe('concurrent starts on one new volume with userns (native init)', () => 
     const results = (await Promise.all([0, 1, 2].map(() => raceFromProcess(root, 'test/small:1', 'shared', 8, true)))).flat();
     expect(results).toEqual(Array.from({ length: 24 }, () => ({ ok: true, count: imageCount(data) })));
     expect(listing((await new Volume('shared', { engine }).inspect()).mountpoint)).toEqual(listing(data));
+  });
+});
+
+for (const path of INIT_PATHS) describe(`copy-up finishes what a killed copier left (${path} init)`, () => {
+  withInitPath(path);
+  beforeAll(() => smallTree());
+
+  it('a complete copy left half moved in is moved in whole by the next start; nothing of berth\'s stays on the volume', async () => {
+    const { engine } = await testEngine();
+    const data = await imageOf(engine, 'test/small:1', smallTree);
+    const mountpoint = (await (await new Volume('half', { engine }).create()).inspect()).mountpoint;
+    cpSync(data, join(mountpoint, COPY_UP_COMPLETE), { recursive: true, preserveTimestamps: true });
+    for (const d of readdirSync(data)) utimesSync(join(mountpoint, COPY_UP_COMPLETE, d), WHEN, WHEN); // cpSync sets the files' only
+    for (const d of ['d0', 'd1']) renameSync(join(mountpoint, COPY_UP_COMPLETE, d), join(mountpoint, d));
+    const c = await Container.run('test/small:1', ['sh', '-c', 'find /data | wc -l'], { ...NO_NETWORK, engine, volumes: ['half:/data'] });
+    expect(await c.wait()).toEqual({ exitCode: 0 });
+    expect(Number((await c.logs()).trim())).toBe(imageCount(data));
+    expect(listing(mountpoint)).toEqual(listing(data));
+  });
+
+  it('a killed copier\'s staging (a 300-deep tree and files) is removed and the copy made by the next start', async () => {
+    const { engine } = await testEngine();
+    const data = await imageOf(engine, 'test/small:1', smallTree);
+    const mountpoint = (await (await new Volume('stale', { engine }).create()).inspect()).mountpoint;
+    let dir = join(mountpoint, COPY_UP_STAGING);
+    mkdirSync(dir);
+    for (let i = 0; i < 300; i++) {
+      writeFileSync(join(dir, 'junk'), `${i}\n`);
+      symlinkSync('/', join(dir, 'root'));
+      mkdirSync(join(dir, 'empty'));
+      dir = join(dir, 'd');
+      mkdirSync(dir);
+    }
+    const c = await Container.run('test/small:1', ['sh', '-c', 'find /data | wc -l'], { ...NO_NETWORK, engine, volumes: ['stale:/data'] });
+    expect(await c.wait()).toEqual({ exitCode: 0 });
+    expect(Number((await c.logs()).trim())).toBe(imageCount(data));
+    expect(listing(mountpoint)).toEqual(listing(data));
+  });
+
+  it('a volume holding anything but berth\'s leftovers gets no copy, and its leftovers are left alone (nocopy too)', async () => {
+    const { engine } = await testEngine();
+    await imageOf(engine, 'test/small:1', smallTree);
+    const mountpoint = (await (await new Volume('mine', { engine }).create()).inspect()).mountpoint;
+    writeFileSync(join(mountpoint, 'mine'), 'x');
+    const c = await Container.run('test/small:1', ['sh', '-c', 'ls -A /data'], { ...NO_NETWORK, engine, volumes: ['mine:/data'] });
+    expect(await c.wait()).toEqual({ exitCode: 0 });
+    expect(await c.logs()).toBe('mine\n');
+    const other = (await (await new Volume('nocopy', { engine }).create()).inspect()).mountpoint;
+    mkdirSync(join(other, COPY_UP_STAGING));
+    const n = await Container.run('test/small:1', ['sh', '-c', 'ls -A /data'], { ...NO_NETWORK, engine, mounts: [{ type: 'volume', source: 'nocopy', target: '/data', nocopy: true }] });
+    expect(await n.wait()).toEqual({ exitCode: 0 });
+    expect(await n.logs()).toBe(`${COPY_UP_STAGING}\n`);
   });
 });
