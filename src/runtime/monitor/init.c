@@ -866,38 +866,36 @@ static void remove_tree(long dir, const char *name) {
   long r = sys6(NR_unlinkat, dir, (long)name, 0, 0, 0, 0);
   if (r == 0 || r == -ENOENT) return;
   if (r != -EISDIR) must(r, "unlink", name);
-  r = sys6(NR_unlinkat, dir, (long)name, AT_REMOVEDIR, 0, 0, 0);
-  if (r == 0) return;
-  if (r != -ENOTEMPTY) must(r, "rmdir", name);
-  long cur = must(sys6(NR_openat, dir, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name), depth = 0;
-  for (;;) {
-    long n = must(sys3(NR_getdents64, cur, copy_dents, sizeof copy_dents), "getdents64", name), below = -1;
-    if (n == 0) {
-      if (depth == 0) {
+  /* Walks until the top can be removed: a listing that entries leave as it goes is not relied on to show every one. */
+  while ((r = sys6(NR_unlinkat, dir, (long)name, AT_REMOVEDIR, 0, 0, 0)) == -ENOTEMPTY) {
+    long cur = must(sys6(NR_openat, dir, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name), depth = 0;
+    for (;;) {
+      long n = must(sys3(NR_getdents64, cur, copy_dents, sizeof copy_dents), "getdents64", name), below = -1;
+      if (n == 0) {
+        if (depth == 0) break;
+        /* Everything listed here is gone: list the parent again, where this directory is now empty. */
+        long up = must(sys6(NR_openat, cur, (long)"..", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", "..");
         sys3(NR_close, cur, 0, 0);
-        break;
+        cur = up, depth--;
+        continue;
       }
-      /* Everything listed here is gone: list the parent again, where this directory is now empty. */
-      long up = must(sys6(NR_openat, cur, (long)"..", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", "..");
-      sys3(NR_close, cur, 0, 0);
-      cur = up, depth--;
-      continue;
+      for (long off = 0; off < n && below < 0;) {
+        const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
+        off += d->reclen;
+        if (eq(d->name, ".") || eq(d->name, "..")) continue;
+        r = sys6(NR_unlinkat, cur, (long)d->name, 0, 0, 0, 0);
+        if (r == 0 || r == -ENOENT) continue;
+        if (r != -EISDIR) must(r, "unlink", d->name);
+        r = sys6(NR_unlinkat, cur, (long)d->name, AT_REMOVEDIR, 0, 0, 0);
+        if (r == 0) continue;
+        if (r != -ENOTEMPTY) must(r, "rmdir", d->name);
+        below = must(sys6(NR_openat, cur, (long)d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", d->name);
+      }
+      if (below >= 0) sys3(NR_close, cur, 0, 0), cur = below, depth++;
     }
-    for (long off = 0; off < n && below < 0;) {
-      const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
-      off += d->reclen;
-      if (eq(d->name, ".") || eq(d->name, "..")) continue;
-      r = sys6(NR_unlinkat, cur, (long)d->name, 0, 0, 0, 0);
-      if (r == 0 || r == -ENOENT) continue;
-      if (r != -EISDIR) must(r, "unlink", d->name);
-      r = sys6(NR_unlinkat, cur, (long)d->name, AT_REMOVEDIR, 0, 0, 0);
-      if (r == 0) continue;
-      if (r != -ENOTEMPTY) must(r, "rmdir", d->name);
-      below = must(sys6(NR_openat, cur, (long)d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", d->name);
-    }
-    if (below >= 0) sys3(NR_close, cur, 0, 0), cur = below, depth++;
+    sys3(NR_close, cur, 0, 0);
   }
-  must(sys6(NR_unlinkat, dir, (long)name, AT_REMOVEDIR, 0, 0, 0), "rmdir", name);
+  if (r != 0 && r != -ENOENT) must(r, "rmdir", name);
 }
 
 /*
@@ -907,22 +905,27 @@ static void remove_tree(long dir, const char *name) {
  */
 static void move_in(long top) {
   long done = must(sys6(NR_openat, top, (long)COPY_UP_COMPLETE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", COPY_UP_COMPLETE);
-  for (;;) {
-    long n = must(sys3(NR_getdents64, done, copy_dents, sizeof copy_dents), "getdents64", COPY_UP_COMPLETE);
-    if (n == 0) break;
-    for (long off = 0; off < n;) {
-      const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
-      off += d->reclen;
-      const char *name = d->name;
-      if (eq(name, ".") || eq(name, "..") || eq(name, COPY_UP_STAGING) || eq(name, COPY_UP_COMPLETE)) continue;
-      long r = sys6(NR_renameat2, done, (long)name, top, (long)name, RENAME_NOREPLACE, 0);
-      if (r == -EINVAL) {
-        /* A file system without RENAME_NOREPLACE: with the lock held, a check first is as good. */
-        struct statx_full st;
-        r = sys6(NR_statx, top, (long)name, AT_SYMLINK_NOFOLLOW, STATX_TYPE, (long)&st, 0);
-        r = r == -ENOENT ? sys6(NR_renameat2, done, (long)name, top, (long)name, 0, 0) : -EEXIST;
+  /* Passes until one moves nothing: a listing that entries leave as it goes is not relied on to show every one. */
+  for (long moved = 1; moved;) {
+    moved = 0;
+    must(sys3(NR_lseek, done, 0, SEEK_SET), "lseek", COPY_UP_COMPLETE);
+    for (long n; (n = must(sys3(NR_getdents64, done, copy_dents, sizeof copy_dents), "getdents64", COPY_UP_COMPLETE)) > 0;) {
+      for (long off = 0; off < n;) {
+        const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
+        off += d->reclen;
+        const char *name = d->name;
+        if (eq(name, ".") || eq(name, "..") || eq(name, COPY_UP_STAGING) || eq(name, COPY_UP_COMPLETE)) continue;
+        long r = sys6(NR_renameat2, done, (long)name, top, (long)name, RENAME_NOREPLACE, 0);
+        if (r == -EINVAL) {
+          /* A file system without RENAME_NOREPLACE: with the lock held, a check first is as good. */
+          struct statx_full st;
+          r = sys6(NR_statx, top, (long)name, AT_SYMLINK_NOFOLLOW, STATX_TYPE, (long)&st, 0);
+          r = r == -ENOENT ? sys6(NR_renameat2, done, (long)name, top, (long)name, 0, 0) : -EEXIST;
+        }
+        if (r == -EEXIST) continue; /* the volume's own entry wins */
+        must(r, "rename", name);
+        moved++;
       }
-      if (r != -EEXIST) must(r, "rename", name);
     }
   }
   struct statx_full st;
