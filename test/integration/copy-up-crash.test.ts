@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Container, Image, Volume } from '../../src/index.js';
 import { COPY_UP_COMPLETE, COPY_UP_STAGING } from '../../src/runtime/copy-up.js';
 import { busyboxImage } from '../helpers/busybox.js';
-import { INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
+import { BUSYBOX_REF, INIT_PATHS, NO_NETWORK, testEngine, withInitPath } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -322,5 +322,16 @@ for (const path of INIT_PATHS) describe(`copy-up finishes what a killed copier l
     const n = await Container.run('test/small:1', ['sh', '-c', 'ls -A /data'], { ...NO_NETWORK, engine, mounts: [{ type: 'volume', source: 'nocopy', target: '/data', nocopy: true }] });
     expect(await n.wait()).toEqual({ exitCode: 0 });
     expect(await n.logs()).toBe(`${COPY_UP_STAGING}\n`);
+  });
+});
+
+for (const path of INIT_PATHS) describe(`copy-up into a read-only volume (${path} init)`, () => {
+  withInitPath(path);
+
+  it('a new named volume mounted read-only over image content is filled, then read-only in the container', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'head -1 /etc/passwd | cut -d: -f1; touch /etc/x 2>&1 | grep -o Read-only'], { ...NO_NETWORK, engine, volumes: ['rov:/etc:ro'] });
+    expect(await c.wait()).toEqual({ exitCode: 0 });
+    expect(await c.logs()).toBe('root\nRead-only\n');
   });
 });

@@ -1330,7 +1330,8 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     if (m->tmpfs) continue;
     m->fd = must(sys3(NR_open_tree, AT_FDCWD, m->source, OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE), "open_tree", m->source);
     if (m->idmap) userns_idmap(m->fd, m->source, 1);
-    if (m->ro) {
+    /* A volume to fill is made read-only once filled (copy_up below). */
+    if (m->ro && !m->copy) {
       u64 attr[4] = {MOUNT_ATTR_RDONLY, 0, 0, 0};
       must(sys6(NR_mount_setattr, m->fd, (long)"", AT_EMPTY_PATH | AT_RECURSIVE, (long)attr, sizeof attr, 0), "mount_setattr", m->source);
     }
@@ -1388,6 +1389,10 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
       long to = must(sys6(NR_openat, AT_FDCWD, (long)m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", m->target);
       /* The volume's own directory gets the owner and mode of the image's, as Docker's copy-up (copyUp). */
       copy_up(below, to);
+      if (m->ro) {
+        u64 attr[4] = {MOUNT_ATTR_RDONLY, 0, 0, 0};
+        must(sys6(NR_mount_setattr, to, (long)"", AT_EMPTY_PATH | AT_RECURSIVE, (long)attr, sizeof attr, 0), "mount_setattr", m->target);
+      }
       sys3(NR_close, to, 0, 0); /* releases the lock */
       sys3(NR_close, below, 0, 0);
     }
