@@ -149,8 +149,8 @@ export interface ContainerVolumes {
   get(name: string): Promise<{ name: string; populated: boolean }>;
   /** The host directory of a volume. */
   mountpoint(name: string): string;
-  /** Whether its directory is empty. */
-  isEmpty(name: string): boolean;
+  /** Whether its init should copy image content in: empty, or a killed copy-up's leftovers (see `runtime/copy-up.ts`). */
+  awaitsCopyUp(name: string): boolean;
   /** Marks the copy-up as done. */
   markPopulated(name: string): Promise<void>;
   /** Mounts a special volume on the host if needed. */
@@ -380,7 +380,7 @@ export class ContainerService {
       for (const m of rec.config.mounts) {
         if (m.type !== 'volume') continue;
         await vols.acquire(m.name);
-        if (!m.nocopy && !(await vols.get(m.name)).populated && vols.isEmpty(m.name)) copyUp.add(m.name);
+        if (!m.nocopy && !(await vols.get(m.name)).populated && vols.awaitsCopyUp(m.name)) copyUp.add(m.name);
       }
       const mounts = rec.config.mounts.map((m) => userMount(m, (n) => vols.mountpoint(n), (n) => copyUp.has(n)));
       const net = await this.#attachNetwork(rec, p);

@@ -70,3 +70,16 @@ export function lchown(path: string, uid: number, gid: number): void {
 export function exists(path: string): boolean {
   return _access(path, 0) === 0;
 }
+
+const _renameat2 = libc.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, uint32_t flags)');
+
+/** `RENAME_NOREPLACE` (from <linux/fs.h>): fail with EEXIST rather than replace the new path. */
+export const RENAME_NOREPLACE = 1;
+
+/**
+ * `renameat2(AT_FDCWD, from, AT_FDCWD, to, flags)`. Throws a `KernelError` (EEXIST with
+ * {@link RENAME_NOREPLACE} when `to` exists; EINVAL where the file system does not support a flag).
+ */
+export function renameat2(from: string, to: string, flags: number): void {
+  check('renameat2', () => _renameat2(-100, from, -100, to, flags), `${from} -> ${to}`, to);
+}

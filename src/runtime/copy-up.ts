@@ -4,24 +4,158 @@
  * synchronously; owners, modes, symlinks and times are kept. Symlinks are copied as links,
  * never followed.
  *
+ * ## Crash-safe and race-free: the protocol
+ *
+ * Both inits (this one and `berth-init`'s `copy_up` in `monitor/init.c`) follow it, on the volume
+ * as the container sees it (so with `userns` everything goes through the volume's idmapped mount):
+ *
+ * 1. **Lock**: `flock(LOCK_EX)` on the volume's top directory. The lock belongs to the copying
+ *    init itself, so it lasts exactly as long as that process does: a killed init (or one whose
+ *    engine and zygote were killed) releases it only once it is dead, and the next copier can
+ *    never meet a copier still at work, in this process or any other sharing the state root.
+ *    Starts that need no copy never take it.
+ * 2. **Recover**: a {@link COPY_UP_STAGING} directory is a dead copier's partial copy: removed.
+ *    A {@link COPY_UP_COMPLETE} directory is a complete copy a dead copier did not finish moving
+ *    in: moved in (step 5), and that is the copy-up.
+ * 3. **Decide**: any other entry on the volume's top means it was filled already (by another
+ *    container, or by a copier that finished): nothing to do.
+ * 4. **Copy** into {@link COPY_UP_STAGING} (made 0700), give it the image directory's owner and
+ *    mode, and rename it to {@link COPY_UP_COMPLETE}: the one atomic step that makes the copy count.
+ * 5. **Move in**: every entry of {@link COPY_UP_COMPLETE} is renamed to the volume's top
+ *    (`RENAME_NOREPLACE`: an entry something else put there meanwhile is kept, the copy's
+ *    dropped), the top takes the copy's owner and mode, and {@link COPY_UP_COMPLETE} is removed
+ *    last. A kill here is finished by the next copier (step 2).
+ *
+ * So a kill at any point leaves the volume without visible content and the copy still to do
+ * (only berth's own dot-directories on it), or with a complete copy; never part of one. The
+ * engine (`VolumeService.awaitsCopyUp`) asks an init for the copy while the volume is empty or
+ * holds one of these two names. Both names are berth's on a volume's top: an image entry of the
+ * same name at the top of a copied directory is not copied in.
+ *
  * @module
  */
 import {
   chmodSync, closeSync, copyFileSync, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync,
-  constants, openSync, readdirSync, readlinkSync, statSync, symlinkSync, type Stats,
+  constants, openSync, readdirSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, type Stats,
 } from 'node:fs';
+import { KernelError } from '../errors.js';
+import { flock, LOCK_EX } from '../kernel/flock.js';
+import { renameat2, RENAME_NOREPLACE } from '../kernel/fs.js';
+
+/** A copier's copy in progress, on the volume's top: a dead copier's is removed by the next one. */
+export const COPY_UP_STAGING = '.berth-copy-up.staging';
+/** A complete copy on the volume's top whose entries are being moved in: the next copier finishes it. */
+export const COPY_UP_COMPLETE = '.berth-copy-up.complete';
 
 /**
- * Copies the tree under `from` into the existing directory `to`, then gives `to` the owner and
- * mode of `from`, as Docker's copy-up does: a data directory the image made for its own user
- * (a database's, say) stays that user's in the new volume.
+ * Copies the tree under `from` into the volume mounted at `to` if it is empty, by the protocol
+ * above; then gives `to` the owner and mode of `from`, as Docker's copy-up does: a data
+ * directory the image made for its own user (a database's, say) stays that user's in the new
+ * volume. Does nothing (but finish a killed copier's work) when the volume was filled already.
  */
 export function copyUp(from: string, to: string): void {
-  copyTree(from, to);
-  // `from` may be a /proc/self/fd link to the directory: followed, as readdir does.
-  const st = statSync(from);
-  lchownSync(to, st.uid, st.gid);
-  chmodSync(to, st.mode & 0o7777);
+  const top = openSync(to, O_RDONLY | O_DIRECTORY);
+  try {
+    flock(top, LOCK_EX); // released by the close below, or by this process's death
+    removeTree(top, COPY_UP_STAGING);
+    if (!exists(at(top, COPY_UP_COMPLETE))) {
+      if (readdirSync(`/proc/self/fd/${top}`).length > 0) return;
+      const staging = at(top, COPY_UP_STAGING);
+      mkdirSync(staging, { mode: 0o700 });
+      copyTree(from, staging);
+      // `from` may be a /proc/self/fd link to the directory: followed, as readdir does.
+      const st = statSync(from);
+      lchownSync(staging, st.uid, st.gid);
+      chmodSync(staging, st.mode & 0o7777);
+      renameSync(staging, at(top, COPY_UP_COMPLETE));
+    }
+    moveIn(top);
+  } finally {
+    closeSync(top);
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/**
+ * Step 5: moves the entries of {@link COPY_UP_COMPLETE} into the volume's top `top` (an fd),
+ * gives the top the copy's owner and mode, and removes {@link COPY_UP_COMPLETE}.
+ */
+function moveIn(top: number): void {
+  const done = at(top, COPY_UP_COMPLETE);
+  for (const name of readdirSync(done)) {
+    if (name === COPY_UP_STAGING || name === COPY_UP_COMPLETE) continue;
+    try {
+      renameat2(`${done}/${name}`, at(top, name), RENAME_NOREPLACE);
+    } catch (e) {
+      if (!(e instanceof KernelError)) throw e;
+      if (e.errnoCode === 'EEXIST') continue;
+      if (e.errnoCode !== 'EINVAL') throw e;
+      // A file system without RENAME_NOREPLACE: we hold the lock, so a check first is as good.
+      if (!exists(at(top, name))) renameSync(`${done}/${name}`, at(top, name));
+    }
+  }
+  const st = statSync(done);
+  fchownSync(top, st.uid, st.gid);
+  fchmodSync(top, st.mode & 0o7777);
+  removeTree(top, COPY_UP_COMPLETE);
+}
+
+/**
+ * Removes `name` in the directory `dir` (an fd) and everything under it, as berth-init's
+ * remove_tree: no recursion and a fixed number of fds at any depth. It goes down into the first
+ * directory that is not empty, removes what it can, and comes back up through ".." to list the
+ * parent again. Names are taken relative to an fd of their directory, symlinks never followed.
+ */
+function removeTree(dir: number, name: string): void {
+  if (!exists(at(dir, name))) return;
+  if (!lstatSync(at(dir, name)).isDirectory()) {
+    unlinkSync(at(dir, name));
+    return;
+  }
+  let cur = openSync(at(dir, name), DIR_FLAGS);
+  let depth = 0;
+  try {
+    for (;;) {
+      let below = -1;
+      for (const e of readdirSync(`/proc/self/fd/${cur}`, { withFileTypes: true })) {
+        const p = at(cur, e.name);
+        if (!e.isDirectory()) {
+          unlinkSync(p);
+          continue;
+        }
+        try {
+          rmdirSync(p);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw err;
+          below = openSync(p, DIR_FLAGS);
+          break;
+        }
+      }
+      if (below >= 0) {
+        closeSync(cur);
+        cur = below;
+        depth++;
+        continue;
+      }
+      if (depth === 0) break;
+      const up = openSync(at(cur, '..'), DIR_FLAGS);
+      closeSync(cur);
+      cur = up;
+      depth--;
+    }
+  } finally {
+    closeSync(cur);
+  }
+  rmdirSync(at(dir, name));
 }
 
 /** A directory: its device and inode. */

@@ -536,7 +536,8 @@ const PROPAGATION: Record<string, number> = {
 /** Clones a bind source (recursively) as a detached mount, read-only when asked, before the pivot. */
 function cloneSource(m: Extract<UserMount, { kind: 'bind' }>): number {
   const fd = sys.openTree(K.AT_FDCWD, m.source, K.OPEN_TREE_CLONE | K.OPEN_TREE_CLOEXEC | K.AT_RECURSIVE);
-  if (m.readOnly) sys.mountSetattr(fd, '', K.AT_EMPTY_PATH | K.AT_RECURSIVE, MOUNT_ATTR_RDONLY);
+  // A volume to fill is made read-only once filled (attachUserMount).
+  if (m.readOnly && !m.copyUp) sys.mountSetattr(fd, '', K.AT_EMPTY_PATH | K.AT_RECURSIVE, MOUNT_ATTR_RDONLY);
   return fd;
 }
 
@@ -556,6 +557,11 @@ function attachUserMount(m: UserMount, fd: number): void {
   if (below >= 0) {
     sys.copyUp(`/proc/self/fd/${below}`, m.target);
     sys.close(below);
+    if (m.readOnly) {
+      const top = sys.open(m.target, K.O_RDONLY | K.O_DIRECTORY | K.O_CLOEXEC);
+      sys.mountSetattr(top, '', K.AT_EMPTY_PATH | K.AT_RECURSIVE, MOUNT_ATTR_RDONLY);
+      sys.close(top);
+    }
   }
   const prop = PROPAGATION[m.propagation];
   if (prop !== undefined && m.propagation !== 'rprivate') sys.mount(null, m.target, null, prop, null);

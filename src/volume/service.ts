@@ -26,6 +26,7 @@ import { withLock } from '../state/lock.js';
 import { mount, umount2 } from '../kernel/mount.js';
 import { loopDevicesBackedBy, withLoop } from '../kernel/loop.js';
 import { MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID } from '../kernel/constants.js';
+import { COPY_UP_COMPLETE, COPY_UP_STAGING } from '../runtime/copy-up.js';
 
 /** A volume name, as Docker allows them. */
 export const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
@@ -159,13 +160,20 @@ export class VolumeService {
     await this.records.update(name, (r) => (r.populated ? r : { ...r, populated: true }));
   }
 
-  /** Whether the volume's directory is empty. */
-  isEmpty(name: string): boolean {
+  /**
+   * Whether a container mounting the volume over image content should have its init copy that
+   * content in: the volume is empty, or holds what a killed copy-up left (its staging or its
+   * complete copy not yet moved in: see the protocol in `runtime/copy-up.ts`), which the init
+   * removes or finishes under the volume's lock. Any other entry means it was filled already.
+   */
+  awaitsCopyUp(name: string): boolean {
+    let names: string[];
     try {
-      return readdirSync(this.mountpoint(name)).length === 0;
+      names = readdirSync(this.mountpoint(name));
     } catch {
       return true;
     }
+    return names.length === 0 || names.includes(COPY_UP_STAGING) || names.includes(COPY_UP_COMPLETE);
   }
 
   /**

@@ -845,6 +845,137 @@ static void copy_tree(long from, long to) {
   }
 }
 
+#if defined(__x86_64__)
+enum { NR_flock = 73, NR_unlinkat = 263 };
+#else
+enum { NR_flock = 32, NR_unlinkat = 35 };
+#endif
+enum { LOCK_EX = 2, AT_REMOVEDIR = 0x200, RENAME_NOREPLACE = 1, EISDIR = 21, ENOTEMPTY = 39 };
+
+/* The names of copy-up's protocol on a volume's top (COPY_UP_STAGING and COPY_UP_COMPLETE in copy-up.ts). */
+static const char COPY_UP_STAGING[] = ".berth-copy-up.staging";
+static const char COPY_UP_COMPLETE[] = ".berth-copy-up.complete";
+
+/*
+ * Removes `name` in the directory `dir` and everything under it (removeTree in copy-up.ts): no
+ * recursion and a fixed number of fds at any depth. It goes down into the first directory that
+ * is not empty, removes what it can, and comes back up through ".." to list the parent again
+ * from its start. Names are taken relative to an fd of their directory; nothing is followed.
+ */
+static void remove_tree(long dir, const char *name) {
+  long r = sys6(NR_unlinkat, dir, (long)name, 0, 0, 0, 0);
+  if (r == 0 || r == -ENOENT) return;
+  if (r != -EISDIR) must(r, "unlink", name);
+  /* Walks until the top can be removed: a listing that entries leave as it goes is not relied on to show every one. */
+  while ((r = sys6(NR_unlinkat, dir, (long)name, AT_REMOVEDIR, 0, 0, 0)) == -ENOTEMPTY) {
+    long cur = must(sys6(NR_openat, dir, (long)name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", name), depth = 0;
+    for (;;) {
+      long n = must(sys3(NR_getdents64, cur, copy_dents, sizeof copy_dents), "getdents64", name), below = -1;
+      if (n == 0) {
+        if (depth == 0) break;
+        /* Everything listed here is gone: list the parent again, where this directory is now empty. */
+        long up = must(sys6(NR_openat, cur, (long)"..", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", "..");
+        sys3(NR_close, cur, 0, 0);
+        cur = up, depth--;
+        continue;
+      }
+      for (long off = 0; off < n && below < 0;) {
+        const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
+        off += d->reclen;
+        if (eq(d->name, ".") || eq(d->name, "..")) continue;
+        r = sys6(NR_unlinkat, cur, (long)d->name, 0, 0, 0, 0);
+        if (r == 0 || r == -ENOENT) continue;
+        if (r != -EISDIR) must(r, "unlink", d->name);
+        r = sys6(NR_unlinkat, cur, (long)d->name, AT_REMOVEDIR, 0, 0, 0);
+        if (r == 0) continue;
+        if (r != -ENOTEMPTY) must(r, "rmdir", d->name);
+        below = must(sys6(NR_openat, cur, (long)d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", d->name);
+      }
+      if (below >= 0) sys3(NR_close, cur, 0, 0), cur = below, depth++;
+    }
+    sys3(NR_close, cur, 0, 0);
+  }
+  if (r != 0 && r != -ENOENT) must(r, "rmdir", name);
+}
+
+/*
+ * Step 5 of the protocol: moves each entry of COPY_UP_COMPLETE into the volume's top `top`
+ * (RENAME_NOREPLACE: an entry something else put there is kept, the copy's dropped), gives the
+ * top the copy's owner and mode, and removes COPY_UP_COMPLETE last.
+ */
+static void move_in(long top) {
+  long done = must(sys6(NR_openat, top, (long)COPY_UP_COMPLETE, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", COPY_UP_COMPLETE);
+  /* Passes until one moves nothing: a listing that entries leave as it goes is not relied on to show every one. */
+  for (long moved = 1; moved;) {
+    moved = 0;
+    must(sys3(NR_lseek, done, 0, SEEK_SET), "lseek", COPY_UP_COMPLETE);
+    for (long n; (n = must(sys3(NR_getdents64, done, copy_dents, sizeof copy_dents), "getdents64", COPY_UP_COMPLETE)) > 0;) {
+      for (long off = 0; off < n;) {
+        const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
+        off += d->reclen;
+        const char *name = d->name;
+        if (eq(name, ".") || eq(name, "..") || eq(name, COPY_UP_STAGING) || eq(name, COPY_UP_COMPLETE)) continue;
+        long r = sys6(NR_renameat2, done, (long)name, top, (long)name, RENAME_NOREPLACE, 0);
+        if (r == -EINVAL) {
+          /* A file system without RENAME_NOREPLACE: with the lock held, a check first is as good. */
+          struct statx_full st;
+          r = sys6(NR_statx, top, (long)name, AT_SYMLINK_NOFOLLOW, STATX_TYPE, (long)&st, 0);
+          r = r == -ENOENT ? sys6(NR_renameat2, done, (long)name, top, (long)name, 0, 0) : -EEXIST;
+        }
+        if (r == -EEXIST) continue; /* the volume's own entry wins */
+        must(r, "rename", name);
+        moved++;
+      }
+    }
+  }
+  struct statx_full st;
+  must(sys6(NR_statx, done, (long)"", AT_EMPTY_PATH, STATX_BASIC_STATS, (long)&st, 0), "statx", COPY_UP_COMPLETE);
+  must(sys6(NR_fchownat, top, (long)"", st.uid, st.gid, AT_EMPTY_PATH, 0), "fchownat", "copy-up");
+  must(sys3(NR_fchmod, top, st.mode & 07777, 0), "fchmod", "copy-up");
+  sys3(NR_close, done, 0, 0);
+  remove_tree(top, COPY_UP_COMPLETE);
+}
+
+/*
+ * Docker's volume copy-up, crash-safe and race-free by the protocol described in copy-up.ts:
+ * under flock(LOCK_EX) on the volume's top `top` (held by this process, so released only when
+ * it closes the fd or dies), a dead copier's COPY_UP_STAGING is removed and its COPY_UP_COMPLETE
+ * moved in; otherwise, if the volume is empty, the image's directory `from` is copied into
+ * COPY_UP_STAGING, which takes `from`'s owner and mode and is renamed to COPY_UP_COMPLETE (the
+ * copy counts from here), then moved in. A volume holding anything else was filled already.
+ */
+static void copy_up(long from, long top) {
+  must(retry(NR_flock, top, LOCK_EX, 0), "flock", "copy-up");
+  remove_tree(top, COPY_UP_STAGING);
+  struct statx_full st;
+  long r = sys6(NR_statx, top, (long)COPY_UP_COMPLETE, AT_SYMLINK_NOFOLLOW, STATX_TYPE, (long)&st, 0);
+  if (r == -ENOENT) {
+    long n;
+    for (;;) {
+      n = must(sys3(NR_getdents64, top, copy_dents, sizeof copy_dents), "getdents64", "copy-up");
+      int other = 0;
+      for (long off = 0; off < n && !other;) {
+        const struct dirent64_k *d = (const struct dirent64_k *)(copy_dents + off);
+        off += d->reclen;
+        other = !eq(d->name, ".") && !eq(d->name, "..");
+      }
+      if (other) return; /* filled already */
+      if (n == 0) break;
+    }
+    must(sys3(NR_mkdirat, top, COPY_UP_STAGING, 0700), "mkdir", COPY_UP_STAGING);
+    long stage = must(sys6(NR_openat, top, (long)COPY_UP_STAGING, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0), "open", COPY_UP_STAGING);
+    copy_tree(from, stage);
+    must(sys6(NR_statx, from, (long)"", AT_EMPTY_PATH, STATX_BASIC_STATS, (long)&st, 0), "statx", "copy-up");
+    must(sys6(NR_fchownat, stage, (long)"", st.uid, st.gid, AT_EMPTY_PATH, 0), "fchownat", COPY_UP_STAGING);
+    must(sys3(NR_fchmod, stage, st.mode & 07777, 0), "fchmod", COPY_UP_STAGING);
+    sys3(NR_close, stage, 0, 0);
+    must(sys6(NR_renameat2, top, (long)COPY_UP_STAGING, top, (long)COPY_UP_COMPLETE, 0, 0), "rename", COPY_UP_STAGING);
+  } else {
+    must(r, "statx", COPY_UP_COMPLETE);
+  }
+  move_in(top);
+}
+
 /* mkdir -p each target, then mount(2) (the plan's mounts, and the cgroup view's). */
 static void make_mounts(const struct plan_mount *list, int n) {
   for (int i = 0; i < n; i++) {
@@ -1199,7 +1330,8 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     if (m->tmpfs) continue;
     m->fd = must(sys3(NR_open_tree, AT_FDCWD, m->source, OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE), "open_tree", m->source);
     if (m->idmap) userns_idmap(m->fd, m->source, 1);
-    if (m->ro) {
+    /* A volume to fill is made read-only once filled (copy_up below). */
+    if (m->ro && !m->copy) {
       u64 attr[4] = {MOUNT_ATTR_RDONLY, 0, 0, 0};
       must(sys6(NR_mount_setattr, m->fd, (long)"", AT_EMPTY_PATH | AT_RECURSIVE, (long)attr, sizeof attr, 0), "mount_setattr", m->source);
     }
@@ -1255,13 +1387,13 @@ __attribute__((noreturn, used)) void init_main(long *sp) {
     attach(m->fd, m->target);
     if (below >= 0) {
       long to = must(sys6(NR_openat, AT_FDCWD, (long)m->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0), "open", m->target);
-      copy_tree(below, to);
       /* The volume's own directory gets the owner and mode of the image's, as Docker's copy-up (copyUp). */
-      struct statx_full st;
-      must(sys6(NR_statx, below, (long)"", AT_EMPTY_PATH, STATX_BASIC_STATS, (long)&st, 0), "statx", m->target);
-      must(sys6(NR_fchownat, to, (long)"", st.uid, st.gid, AT_EMPTY_PATH, 0), "fchownat", m->target);
-      must(sys6(NR_fchmodat, AT_FDCWD, (long)m->target, st.mode & 07777, 0, 0, 0), "fchmodat", m->target);
-      sys3(NR_close, to, 0, 0);
+      copy_up(below, to);
+      if (m->ro) {
+        u64 attr[4] = {MOUNT_ATTR_RDONLY, 0, 0, 0};
+        must(sys6(NR_mount_setattr, to, (long)"", AT_EMPTY_PATH | AT_RECURSIVE, (long)attr, sizeof attr, 0), "mount_setattr", m->target);
+      }
+      sys3(NR_close, to, 0, 0); /* releases the lock */
       sys3(NR_close, below, 0, 0);
     }
     if (m->prop) do_mount(0, m->target, 0, m->prop, 0);
