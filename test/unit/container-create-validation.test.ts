@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ContainerService, type ContainerNetworks } from '../../src/container/service.js';
 import type { ContainerCreateOptions } from '../../src/container/options.js';
 import { containerRecordSchema } from '../../src/container/record.js';
+import { Container, Engine } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function setup(networks: Partial<ContainerNetworks> = {}) {
@@ -139,5 +140,23 @@ describe('Container create refuses malformed options before any side effect', ()
       { containerPort: 80, protocol: 'tcp', hostIp: '', hostPort: 8080 },
       { containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 0 },
     ]);
+  });
+});
+
+describe('exec and spawn refuse a NUL byte before looking the container up', () => {
+  it.each([
+    [['sh', '-c', 'echo a\0b'], {}, 'command.2'],
+    [['true'], { env: { A: 'x\0' } }, 'env.A'],
+    [['true'], { workdir: '/tmp\0x' }, 'workdir'],
+  ])('exec %j %j is INVALID_ARGUMENT naming %s', async (command, options, field) => {
+    const root = tempDir('exec-nul');
+    const engine = new Engine({ root: join(root, 'root'), runRoot: join(root, 'run') });
+    try {
+      await expect(new Container('nope', { engine }).exec(command, options)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field });
+      expect(() => new Container('nope', { engine }).spawn(command, options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field }));
+      expect(existsSync(join(root, 'root'))).toBe(false);
+    } finally {
+      engine.close();
+    }
   });
 });
