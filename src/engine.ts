@@ -41,6 +41,9 @@ export type EventsOptions = EventFilter;
 
 let defaultEngine: Engine | undefined;
 
+/** Marks engines, so that one made by another copy of berth (its ESM or CJS build) is recognised. */
+const ENGINE_BRAND = Symbol.for('berth.engine.v1');
+
 /**
  * One engine = one state directory. Several processes may use the same root at once: they see
  * one consistent state and each other's events.
@@ -88,6 +91,7 @@ export class Engine extends EventHub {
     this.eventLog = log;
     this.zygote = new ZygoteClient();
     this.#registry = checkRegistrySettings(options);
+    Object.defineProperty(this, ENGINE_BRAND, { value: true });
   }
 
   /** The engine the bare constructors (`new Image(ref)`, `Container.create(…)`) use: `$BERTH_ROOT` or `/var/lib/berth`. */
@@ -221,10 +225,11 @@ export class Engine extends EventHub {
 }
 
 /**
- * Schema of the `engine` option every public class takes: an {@link Engine}, or absent for
+ * Schema of the `engine` option every public class takes: an {@link Engine} (of this copy of
+ * berth or of another one loaded in the process, such as its CJS build), or absent for
  * {@link Engine.default}.
  */
-export const engineSchema = z.custom<Engine>((v) => v instanceof Engine, 'expected an Engine (new Engine({ root })), or no engine for the default one').optional();
+export const engineSchema = z.custom<Engine>((v) => v instanceof Engine || (typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[ENGINE_BRAND] === true), 'expected an Engine (new Engine({ root })), or no engine for the default one').optional();
 
 /**
  * The `engine` of a public call's options, checked: undefined when absent (the caller then uses

@@ -4,8 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Container, Image, Network, Volume } from '../../src/index.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Container, Engine, Image, Network, Volume } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 let defaultRoot = '';
@@ -59,4 +59,18 @@ describe('the engine option', () => {
       expect(existsSync(defaultRoot)).toBe(false);
     });
   }
+});
+
+describe('an engine of another copy of berth', () => {
+  it('is taken as an engine (recognised by its brand, as the ESM and CJS builds loaded together need)', async () => {
+    vi.resetModules();
+    const other = (await import('../../src/index.js')) as typeof import('../../src/index.js');
+    const root = tempDir('engine-other-copy');
+    const engine = new other.Engine({ root: join(root, 'root'), runRoot: join(root, 'run') }) as unknown as Engine;
+    expect(engine instanceof Engine).toBe(false);
+    for (const make of [() => new Container('web', { engine }), () => new Volume('data', { engine }), () => new Network('n', { engine }), () => new Image('busybox', { engine })]) {
+      expect(make).not.toThrow();
+    }
+    expect(existsSync(join(root, 'root'))).toBe(false);
+  });
 });
