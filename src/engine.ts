@@ -81,7 +81,11 @@ export class Engine extends EventHub {
   #cgroups: CgroupDriver | undefined | null;
   #prepared = false;
 
-  /** Creates an engine over a state root; touches nothing until used. */
+  /**
+   * Creates an engine over a state root; touches nothing until used. Its first use checks that
+   * this process may run containers (root, with the capabilities the README's Requirements list)
+   * and otherwise rejects with `PERMISSION_DENIED` saying what is missing, before it makes anything.
+   */
   constructor(options: EngineOptions = {}) {
     const root = resolve(options.root ?? process.env.BERTH_ROOT ?? '/var/lib/berth');
     const log = new EventLog(root);
