@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { z } from 'zod';
 import { EventHub } from './events/event-hub.js';
 import { EventLog } from './events/event-log.js';
 import type { BerthEvent, EventFilter } from './events/index.js';
@@ -17,6 +18,8 @@ import { VolumeService } from './volume/service.js';
 import { networkService } from './network/network.js';
 import { createCgroupDriver, type CgroupDriver } from './runtime/cgroups/index.js';
 import { ZygoteClient } from './runtime/zygote-client.js';
+import { checkEnginePrivileges } from './runtime/capabilities.js';
+import { InvalidArgumentError } from './errors.js';
 
 /**
  * Options of {@link Engine}. The registry settings (`insecureRegistries`, `registryCAs`,
@@ -37,6 +40,9 @@ export interface EngineOptions extends RegistrySettings {
 export type EventsOptions = EventFilter;
 
 let defaultEngine: Engine | undefined;
+
+/** Marks engines, so that one made by another copy of berth (its ESM or CJS build) is recognised. */
+const ENGINE_BRAND = Symbol.for('berth.engine.v1');
 
 /**
  * One engine = one state directory. Several processes may use the same root at once: they see
@@ -75,7 +81,11 @@ export class Engine extends EventHub {
   #cgroups: CgroupDriver | undefined | null;
   #prepared = false;
 
-  /** Creates an engine over a state root; touches nothing until used. */
+  /**
+   * Creates an engine over a state root; touches nothing until used. Its first use checks that
+   * this process may run containers (root, with the capabilities the README's Requirements list)
+   * and otherwise rejects with `PERMISSION_DENIED` saying what is missing, before it makes anything.
+   */
   constructor(options: EngineOptions = {}) {
     const root = resolve(options.root ?? process.env.BERTH_ROOT ?? '/var/lib/berth');
     const log = new EventLog(root);
@@ -85,6 +95,7 @@ export class Engine extends EventHub {
     this.eventLog = log;
     this.zygote = new ZygoteClient();
     this.#registry = checkRegistrySettings(options);
+    Object.defineProperty(this, ENGINE_BRAND, { value: true });
   }
 
   /** The engine the bare constructors (`new Image(ref)`, `Container.create(…)`) use: `$BERTH_ROOT` or `/var/lib/berth`. */
@@ -93,10 +104,25 @@ export class Engine extends EventHub {
     return defaultEngine;
   }
 
+  /**
+   * Once, on first use: checks that this process has the privileges berth needs (root, or the
+   * capabilities of {@link checkEnginePrivileges}), then makes the root. Nothing is made when the
+   * check fails.
+   */
   #prepare(): void {
     if (this.#prepared) return;
+    checkEnginePrivileges();
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
     this.#prepared = true;
+  }
+
+  /**
+   * Opens the engine for a service that does not go through its getters (the network service):
+   * the privilege check and the root, once.
+   * @internal
+   */
+  open(): void {
+    this.#prepare();
   }
 
   /**
@@ -200,4 +226,24 @@ export class Engine extends EventHub {
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }
+}
+
+/**
+ * Schema of the `engine` option every public class takes: an {@link Engine} (of this copy of
+ * berth or of another one loaded in the process, such as its CJS build), or absent for
+ * {@link Engine.default}.
+ */
+export const engineSchema = z.custom<Engine>((v) => v instanceof Engine || (typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[ENGINE_BRAND] === true), 'expected an Engine (new Engine({ root })), or no engine for the default one').optional();
+
+/**
+ * The `engine` of a public call's options, checked: undefined when absent (the caller then uses
+ * {@link Engine.default}).
+ *
+ * @throws InvalidArgumentError naming `engine` when it is set to anything but an {@link Engine}.
+ */
+export function engineOption(options: { engine?: unknown } | undefined | null): Engine | undefined {
+  const value = typeof options === 'object' && options !== null ? options.engine : undefined;
+  const r = engineSchema.safeParse(value);
+  if (!r.success) throw new InvalidArgumentError('engine', r.error.issues[0]?.message ?? 'expected an Engine', { cause: r.error });
+  return r.data;
 }

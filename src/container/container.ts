@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from 'zod';
-import { Engine } from '../engine.js';
+import { Engine, engineOption } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { CONTAINER_STATUSES } from './record.js';
 import { parseOptions, parseSignal, type ContainerCreateOptions } from './options.js';
@@ -177,7 +177,7 @@ export class Container {
   constructor(idOrName: string, options: EngineOption = {}) {
     if (typeof idOrName !== 'string' || !idOrName) throw new InvalidArgumentError('idOrName', 'expected a container id or name');
     this.ref = idOrName;
-    this.#engine = options.engine;
+    this.#engine = engineOption(options);
   }
 
   get #svc() {
@@ -186,7 +186,8 @@ export class Container {
 
   /** Creates a container from a local image (does not start it), as `docker create`. */
   static async create(options: CreateOptions): Promise<Container> {
-    const { engine, ...rest } = options ?? ({} as CreateOptions);
+    const engine = engineOption(options);
+    const { engine: _engine, ...rest } = options ?? ({} as CreateOptions);
     const rec = await (engine ?? Engine.default()).containers.create(rest);
     return new Container(rec.id, engine ? { engine } : {});
   }
@@ -209,7 +210,7 @@ export class Container {
   /** Lists containers, newest first (running ones only unless `all`), as `docker ps`. */
   static async list(options: ContainerListOptions = {}): Promise<ContainerSummary[]> {
     const o = parseOptions(listSchema, options);
-    const engine = options.engine ?? Engine.default();
+    const engine = engineOption(options) ?? Engine.default();
     const recs = await engine.containers.list({
       ...(o.all !== undefined ? { all: o.all } : {}),
       label: toList(o.label), name: toList(o.name), status: toList(o.status),
@@ -219,7 +220,7 @@ export class Container {
 
   /** Removes every stopped container, as `docker container prune`. Returns the removed ids. */
   static async prune(options: EngineOption = {}): Promise<string[]> {
-    const svc = (options.engine ?? Engine.default()).containers;
+    const svc = (engineOption(options) ?? Engine.default()).containers;
     const removed: string[] = [];
     for (const r of await svc.list({ status: ['exited', 'created', 'dead'] })) {
       await svc.remove(r.id).then(() => removed.push(r.id), () => undefined);

@@ -4,8 +4,11 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
+import { parseIp } from '../network/ipam.js';
+import { parsePortSpec, type PortBinding } from '../network/ports.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { normalizeCapability } from '../runtime/capabilities.js';
 import { mountOptionsSchema, type MountOptions } from './mounts.js';
@@ -21,6 +24,16 @@ const ENV_KEY_RE = /^[^=\0]+$/;
 const command = z.union([z.string().min(1), z.array(z.string().refine((s) => !s.includes('\0'), 'NUL byte in argument'))]);
 const signal = z.union([z.string(), z.number().int().positive()]).refine((s) => parseSignal(s) !== undefined, 'unknown signal');
 const capability = z.string().refine((c) => c.toUpperCase() === 'ALL' || normalizeCapability(c) !== undefined, 'unknown capability');
+
+/** One Docker port string, parsed once (at create) into its bindings; its errors name the entry. */
+const portSpec = z.string().transform((spec, ctx): PortBinding[] => {
+  try {
+    return parsePortSpec(spec, '');
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
 
 /** Schema of {@link ContainerCreateOptions}. */
 export const createOptionsSchema = z.strictObject({
@@ -42,14 +55,14 @@ export const createOptionsSchema = z.strictObject({
   consoleSize: z.strictObject({ cols: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) }).optional(),
   network: z.string().regex(/^(none|host|bridge|container:[^\s]+|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/, 'expected none, host, bridge, container:<id|name> or a network name').optional(),
   networkAliases: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)).optional(),
-  ip: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'expected an IPv4 address').optional(),
+  ip: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address (four numbers 0-255)').optional(),
   mac: z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected aa:bb:cc:dd:ee:ff').optional(),
-  ports: z.array(z.string().min(1)).optional(),
+  ports: z.array(portSpec).transform((lists) => lists.flat()).optional(),
   publishAll: z.boolean().optional(),
-  dns: z.array(z.string().regex(/^[0-9a-fA-F:.]+$/, 'expected an IP address')).optional(),
+  dns: z.array(z.string().refine((s) => isIP(s) !== 0, 'expected an IP address')).optional(),
   dnsSearch: z.array(z.string().regex(/^[a-zA-Z0-9.-]+$/)).optional(),
   dnsOptions: z.array(z.string().regex(/^[a-zA-Z0-9_:.-]+$/)).optional(),
-  extraHosts: z.array(z.string().regex(/^[^:\s]+:[0-9a-fA-F:.]+$/, 'expected host:ip')).optional(),
+  extraHosts: z.array(z.string().refine((s) => /^[^:\s]+:/.test(s) && isIP(s.slice(s.indexOf(':') + 1)) !== 0, 'expected host:ip')).optional(),
   capAdd: z.array(capability).optional(),
   capDrop: z.array(capability).optional(),
   privileged: z.boolean().optional(),
@@ -84,11 +97,48 @@ export const createOptionsSchema = z.strictObject({
     const why = sysctlRefusal(key, o.network ?? 'bridge');
     if (why) ctx.addIssue({ code: 'custom', path: ['sysctls', key], message: why });
   }
+  for (const [field, why] of networkConflicts(o)) ctx.addIssue({ code: 'custom', path: [field], message: why });
 });
 
 /**
- * What a container is made from. Unknown options are rejected with `INVALID_ARGUMENT`, naming
- * the field, before anything is changed.
+ * Options that need an interface of the container's own on a bridge, refused with a network that
+ * gives it none: `none` (loopback only), `host` (the host's interfaces and ports as they are) and
+ * `container:<x>` (that container's interfaces). Docker refuses the same with `container:`; with
+ * `host` it drops published ports with a warning, which a library cannot show, so they are refused
+ * here too. A fixed address also needs a user-defined network, as with Docker.
+ */
+function networkConflicts(o: { network?: string | undefined; ports?: unknown[] | undefined; publishAll?: boolean | undefined; ip?: string | undefined; mac?: string | undefined; networkAliases?: string[] | undefined }): Array<[string, string]> {
+  const mode = o.network ?? 'bridge';
+  const out: Array<[string, string]> = [];
+  const shared = mode.startsWith('container:');
+  if (mode === 'none' || mode === 'host' || shared) {
+    const why = mode === 'none'
+      ? "network 'none' gives the container only a loopback interface"
+      : mode === 'host'
+        ? "with network 'host' the container uses the host's interfaces, and its ports are the host's own (a program listening on 80 is on the host's port 80)"
+        : `with network '${mode}' the container shares that container's interfaces`;
+    const publishHow = shared ? `; publish ports on ${mode.slice('container:'.length)} instead` : mode === 'none' ? "; use 'bridge' or a user-defined network to publish ports" : '';
+    if (o.ports?.length) out.push(['ports', `${why}: there is nothing to publish ports from${publishHow}`]);
+    if (o.publishAll) out.push(['publishAll', `${why}: there is nothing to publish ports from${publishHow}`]);
+    if (o.ip !== undefined) out.push(['ip', `${why}: it has no interface of its own to give a fixed address`]);
+    if (o.mac !== undefined && mode !== 'none') out.push(['mac', `${why}: it has no interface of its own to give a MAC address`]);
+    if (o.networkAliases?.length) out.push(['networkAliases', `${why}: aliases are names on a user-defined network`]);
+  } else if (mode === 'bridge' && o.ip !== undefined) {
+    out.push(['ip', "a fixed address needs a user-defined network (as with Docker): create one with a subnet (new Network('name').create({ subnet })) and use network: 'name'"]);
+  }
+  return out;
+}
+
+/**
+ * Create options as {@link createOptionsSchema} returns them: checked, with `ports` parsed into
+ * bindings (what the record stores).
+ */
+export type CheckedCreateOptions = Omit<ContainerCreateOptions, 'ports'> & { ports?: PortBinding[] };
+
+/**
+ * What a container is made from. Unknown options, malformed values and NUL bytes in any string
+ * (they would cut the text where it reaches the kernel or a program) are rejected with
+ * `INVALID_ARGUMENT`, naming the field, before anything is looked up, pulled or changed.
  */
 export interface ContainerCreateOptions {
   /** Image reference or id. The image must exist locally. */
@@ -129,18 +179,28 @@ export interface ContainerCreateOptions {
   /**
    * `bridge` (the default network, created on first use), a user-defined network's name, `none`
    * (loopback only), `host` (the host's namespace) or `container:<id|name>` (share that
-   * container's network namespace). Default `bridge`.
+   * container's network namespace). Default `bridge`. A user-defined network must exist at create
+   * (`NETWORK_NOT_FOUND` otherwise), as with Docker.
    */
   network?: 'none' | 'host' | 'bridge' | `container:${string}` | (string & {});
   /** Extra names of the container on its (user-defined) network. */
   networkAliases?: string[];
-  /** A fixed IPv4 address on its network. */
+  /**
+   * A fixed IPv4 address on its network: a host address of a user-defined network's subnet,
+   * checked at create (as Docker, not with the default `bridge`, `none`, `host` or `container:`).
+   */
   ip?: string;
-  /** A fixed MAC address. */
+  /** A fixed MAC address (not with network `host` or `container:`). */
   mac?: string;
-  /** Published ports: `'8080:80'`, `'127.0.0.1::5432/tcp'`, `'80'`, ranges, `/udp`. */
+  /**
+   * Published ports: `'8080:80'`, `'127.0.0.1::5432/tcp'`, `'80'`, ranges, `/udp`. Parsed at create
+   * (recorded as {@link PortBinding}s; a malformed one is refused naming `ports.<index>`). Refused
+   * with network `none` (no interface to publish from), `container:<x>` (publish on that
+   * container, as Docker requires) and `host` (the container's ports are the host's own; Docker
+   * drops them with a warning, which a library cannot show).
+   */
   ports?: string[];
-  /** Publish every port the image EXPOSEs on a free host port. */
+  /** Publish every port the image EXPOSEs on a free host port (not with network `none`, `host` or `container:`). */
   publishAll?: boolean;
   /** Name servers for /etc/resolv.conf (replacing the host's). */
   dns?: string[];
@@ -277,8 +337,39 @@ export function parseSignal(s: string | number): number | undefined {
   return SIGNALS[up.startsWith('SIG') ? up : `SIG${up}`];
 }
 
-/** Validates `input` with `schema`; throws InvalidArgumentError naming the first bad field. */
+/**
+ * The path of the first string in `value` (a string, or plain objects and arrays of them, keys
+ * included: a bad key names its object) that holds a NUL byte; undefined when none does.
+ */
+export function findNulByte(value: unknown, path: string[] = []): string[] | undefined {
+  if (typeof value === 'string') return value.includes('\0') ? path : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const found = findNulByte(v, [...path, String(i)]);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.includes('\0')) return path;
+    const found = findNulByte(v, [...path, k]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * Validates `input` with `schema`; throws InvalidArgumentError naming the first bad field. A NUL
+ * byte in any string of `input` is refused first, naming its field.
+ */
 export function parseOptions<T>(schema: z.ZodType<T>, input: unknown, prefix = ''): T {
+  const nul = findNulByte(input);
+  if (nul !== undefined) {
+    throw new InvalidArgumentError([prefix, ...nul].filter(Boolean).join('.') || 'options', 'contains a NUL byte (text passed to the kernel or a program ends there)');
+  }
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;

@@ -8,6 +8,24 @@ import { z } from 'zod';
 import { resolvedMountSchema } from './mounts.js';
 import { seccompChoiceSchema } from './seccomp.js';
 import { usernsRecordSchema } from './userns.js';
+import { parsePortSpec, portBindingSchema } from '../network/ports.js';
+
+/**
+ * Published ports as recorded: parsed bindings. Records written before ports were parsed at create
+ * hold Docker's strings; those are parsed when read (one that does not parse fails the record's
+ * check, naming it).
+ */
+const recordedPortsSchema = z.preprocess(
+  (v) => (Array.isArray(v) ? v.flatMap((p: unknown) => {
+    if (typeof p !== 'string') return [p];
+    try {
+      return parsePortSpec(p);
+    } catch {
+      return [p];
+    }
+  }) : v),
+  z.array(portBindingSchema),
+);
 
 /** Docker's container statuses. */
 export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
@@ -35,7 +53,7 @@ export const containerRecordSchema = z.object({
     labels: z.record(z.string(), z.string()),
     network: z.string(),
     net: z.object({
-      aliases: z.array(z.string()), ip: z.string().optional(), mac: z.string().optional(), ports: z.array(z.string()),
+      aliases: z.array(z.string()), ip: z.string().optional(), mac: z.string().optional(), ports: recordedPortsSchema,
       publishAll: z.boolean(), dns: z.array(z.string()), dnsSearch: z.array(z.string()), dnsOptions: z.array(z.string()),
       extraHosts: z.array(z.string()), exposedPorts: z.array(z.string()),
     }).default({ aliases: [], ports: [], publishAll: false, dns: [], dnsSearch: [], dnsOptions: [], extraHosts: [], exposedPorts: [] }),

@@ -37,7 +37,7 @@ import { close, pipe2 } from '../kernel/fd.js';
 import { copyHolderFd } from './stdio.js';
 import { SIGNALS } from '../kernel/constants.js';
 import { containerRecordSchema, initialState, type ContainerRecord, type ContainerStatus } from './record.js';
-import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from './options.js';
+import { createOptionsSchema, parseOptions, type CheckedCreateOptions, type ContainerCreateOptions } from './options.js';
 import { resolveSeccomp, seccompFilter } from './seccomp.js';
 import type { NetworkSettings } from './info.js';
 import { buildConfig, mergeEnv, containerPaths, hostsFile, processLimits, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
@@ -131,6 +131,13 @@ export interface ContainerServiceContext {
 export interface ContainerNetworks {
   /** Allocates an address (and ports) on a network and returns the interface to create. */
   prepareAttachment(id: string, o: AttachmentOptions): Promise<PlanInterface>;
+  /**
+   * Checks, before a container that will use `network` is created, that the network exists and
+   * `ip` (when given) is a host address of its subnet. Absent: checked at start only.
+   *
+   * @throws NotFoundError `NETWORK_NOT_FOUND`; InvalidArgumentError naming `ip`.
+   */
+  checkAttachment?(o: { network: string; ip?: string }): Promise<void>;
   /** Frees a container's addresses and ports (on every network when `network` is absent). */
   releaseAttachment(id: string, network?: string, options?: { linksGone?: boolean }): Promise<void>;
   /** The hosts file of a container on its networks (self and peers). */
@@ -279,9 +286,17 @@ export class ContainerService {
 
   /** Creates a container (does not start it). */
   async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
-    const opts = parseOptions(createOptionsSchema, input) as ContainerCreateOptions;
+    // ── validation: everything a bad input can be refused for, before any lookup, pull or record ──
+    const opts = parseOptions(createOptionsSchema, input) as CheckedCreateOptions;
     if (opts.userns && opts.privileged) throw new InvalidArgumentError('userns', 'cannot be combined with privileged (capabilities in a user namespace are not the host\'s)');
     const seccomp = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false);
+    // The user's own mounts (planned again below with the image's volumes and volumesFrom).
+    planMounts({ ...(opts.mounts ? { mounts: opts.mounts } : {}), ...(opts.volumes ? { volumes: opts.volumes } : {}), newName: () => '' });
+    const network = opts.network ?? 'bridge';
+    if (network !== 'bridge' && network !== 'none' && network !== 'host' && !network.startsWith('container:')) {
+      await this.#ctx.networks?.checkAttachment?.({ network, ...(opts.ip !== undefined ? { ip: opts.ip } : {}) });
+    }
+    // ── end validation ──
     await this.#sweep();
     // ── pull if missing (as `docker run`) ──
     const image = await this.#ctx.resolveImage(opts.image).catch(async (e: unknown) => {

@@ -13,7 +13,7 @@ import type { PlanInterface } from '../network/plan-interface.js';
 import { hostsFileContent } from '../network/hosts.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseResources } from '../runtime/cgroups/index.js';
-import { parseSignal, type ContainerCreateOptions } from './options.js';
+import { parseSignal, type CheckedCreateOptions, type ContainerCreateOptions } from './options.js';
 import { defaultSysctls, resolveSysctls, resolveUlimits, runtimeRlimits } from './limits.js';
 import type { CgroupView } from '../runtime/cgroups/index.js';
 import type { ContainerRecord } from './record.js';
@@ -86,7 +86,7 @@ export function mergeEnv(image: readonly string[], opts: ContainerCreateOptions[
  * `opts.securityOpt`, when the caller has resolved it already (it may read a file).
  */
 export function buildConfig(
-  id: string, image: ImageRunConfig, opts: ContainerCreateOptions, mounts: ResolvedMount[] = [],
+  id: string, image: ImageRunConfig, opts: CheckedCreateOptions, mounts: ResolvedMount[] = [],
   seccomp: SeccompChoice = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false),
 ): {
   config: ContainerRecord['config'];

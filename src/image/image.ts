@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { Engine } from '../engine.js';
+import { Engine, engineSchema } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Operation } from '../operation.js';
 import { parsePlatform } from './archive/platform.js';
@@ -54,7 +54,6 @@ export type ImageImportOptions = ImportOptions & ImageEngineOption;
 /** Options of {@link Image.list}. */
 export type ImageListCallOptions = ImageListOptions & ImageEngineOption;
 
-const engineSchema = z.custom<Engine>((v) => v instanceof Engine, 'expected an Engine').optional();
 const stringOrList = z.union([z.string(), z.array(z.string())]);
 
 const importSchema = z.strictObject({

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Engine } from '../engine.js';
+import { Engine, engineOption } from '../engine.js';
 import { InvalidArgumentError, StateError } from '../errors.js';
 import { close, open } from '../kernel/fd.js';
 import { O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
@@ -21,6 +21,7 @@ const services = new WeakMap<Engine, NetworkService>();
  * @internal
  */
 export function networkService(engine: Engine): NetworkService {
+  engine.open();
   let s = services.get(engine);
   if (!s) {
     s = new NetworkService({
@@ -129,7 +130,7 @@ export class Network {
   constructor(nameOrId: string, options: NetworkEngineOption = {}) {
     if (typeof nameOrId !== 'string' || !nameOrId) throw new InvalidArgumentError('name', 'expected a network name or id');
     this.ref = nameOrId;
-    this.#engine = options.engine;
+    this.#engine = engineOption(options);
   }
 
   get #engineOrDefault(): Engine {
@@ -205,12 +206,12 @@ export class Network {
   static async list(options: NetworkEngineOption & { label?: string | string[]; name?: string | string[] } = {}): Promise<NetworkInfo[]> {
     const p = listSchema.safeParse(options);
     if (!p.success) throw new InvalidArgumentError(String(p.error.issues[0]?.path.join('.') ?? ''), p.error.issues[0]?.message ?? 'invalid');
-    const recs = await networkService(options.engine ?? Engine.default()).list({ label: toList(options.label), name: toList(options.name) });
+    const recs = await networkService(engineOption(options) ?? Engine.default()).list({ label: toList(options.label), name: toList(options.name) });
     return recs.map(toInfo);
   }
 
   /** Removes every network no container uses, as `docker network prune`; resolves to their names. */
   static async prune(options: NetworkEngineOption = {}): Promise<string[]> {
-    return networkService(options.engine ?? Engine.default()).prune();
+    return networkService(engineOption(options) ?? Engine.default()).prune();
   }
 }

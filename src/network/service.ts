@@ -122,6 +122,15 @@ export interface NetworkServiceContext {
   hostsPath?: (containerId: string) => string;
 }
 
+/** Throws InvalidArgumentError naming `ip` unless `ip` is a host address of `net`'s subnet. */
+function checkAddress(net: NetworkRecord, ip: string): void {
+  const subnet = parseCidr(net.subnet)!;
+  const addr = parseIp(ip);
+  if (addr === undefined || !isHostAddress(subnet, addr)) {
+    throw new InvalidArgumentError('ip', `${ip} is not a host address of network '${net.name}' (${net.subnet}); choose one inside it`);
+  }
+}
+
 function invalid(e: z.ZodError, prefix = ''): InvalidArgumentError {
   const issue = e.issues[0];
   const field = [prefix, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
@@ -434,6 +443,17 @@ export class NetworkService {
   }
 
   /**
+   * Checks an attachment before the container that asks for it is created (as Docker's create
+   * does): the network exists, and `ip` is a host address of its subnet. Changes nothing.
+   *
+   * @throws NotFoundError `NETWORK_NOT_FOUND`; InvalidArgumentError naming `ip`.
+   */
+  async checkAttachment(o: { network: string; ip?: string }): Promise<void> {
+    const net = await this.get(o.network);
+    if (o.ip !== undefined) checkAddress(net, o.ip);
+  }
+
+  /**
    * Attaches `containerId` to a network for a start: publishes its ports (choosing free host
    * ports), allocates its address (persisted; across processes sharing the root), makes sure the
    * bridge exists and is up with the gateway address, installs the NAT and forward rules, and
@@ -451,7 +471,7 @@ export class NetworkService {
     const bindings = o.publishAll ? [...explicit, ...exposedToBindings(o.exposedPorts ?? [], explicit)] : explicit;
     const net = await this.#resolveForUse(o.network);
     const subnet = parseCidr(net.subnet)!;
-    if (o.ip !== undefined && !isHostAddress(subnet, parseIp(o.ip)!)) throw new InvalidArgumentError('ip', `${o.ip} is not a host address of ${net.subnet}`);
+    if (o.ip !== undefined) checkAddress(net, o.ip);
     const others = (await this.attachmentsOf(containerId)).filter((a) => a.network.id !== net.id);
     const usedIfs = new Set(others.map((a) => a.endpoint.ifName));
     let ifIndex = 0;

@@ -4,6 +4,8 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { BerthError } from '../errors.js';
+import { capget } from '../kernel/process.js';
 
 /** Every capability the kernel defines, by name, with its number. */
 export const CAPABILITIES: Readonly<Record<string, number>> = Object.freeze({
@@ -81,4 +83,50 @@ export function resolveCapabilities(add: readonly string[], drop: readonly strin
     else set.add(c);
   }
   return Object.keys(CAPABILITIES).filter((c) => set.has(c));
+}
+
+/**
+ * The capabilities berth needs in its effective set (root has them all; so may a process given
+ * them as ambient capabilities). Listed in the README's Requirements:
+ *
+ * - `CAP_SYS_ADMIN`: namespaces, mounts (overlayfs, binds, /proc), pivot_root, hostnames;
+ * - `CAP_NET_ADMIN`: a container's loopback, bridges, veth pairs and nf_tables rules;
+ * - `CAP_CHOWN`, `CAP_DAC_OVERRIDE`, `CAP_FOWNER`, `CAP_FSETID`, `CAP_MKNOD`, `CAP_SETFCAP`:
+ *   unpacking layers (and copying files in and out) with their owners, modes, set-id bits, device
+ *   nodes and file capabilities;
+ * - `CAP_SETUID`, `CAP_SETGID`, `CAP_SETPCAP`: a container's user and capability sets;
+ * - `CAP_KILL`, `CAP_SYS_PTRACE`: signalling and entering containers whose processes run as other
+ *   users (their `/proc/<pid>/ns`, pidfd_getfd of their terminals).
+ *
+ * `CAP_SYS_RESOURCE` is not among them: only an `oomScoreAdj` below the engine's own needs it.
+ */
+export const ENGINE_CAPABILITIES: readonly string[] = Object.freeze([
+  'CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_MKNOD',
+  'CAP_SETFCAP', 'CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_KILL', 'CAP_SYS_PTRACE',
+]);
+
+/**
+ * Checks that a process may run berth: every capability of {@link ENGINE_CAPABILITIES} in its
+ * effective set. An engine calls it once, on first use, before it makes anything.
+ *
+ * @param current - The effective set and effective uid to check. Default: this process's
+ * (`capget(2)` of the calling thread, `geteuid`).
+ * @throws BerthError `PERMISSION_DENIED` saying what berth needs and what this process lacks.
+ */
+export function checkEnginePrivileges(current?: { effective: bigint; uid: number }): void {
+  const { effective, uid } = current ?? { effective: capget().effective, uid: process.geteuid?.() ?? -1 };
+  const missing = ENGINE_CAPABILITIES.filter((c) => ((effective >> BigInt(CAPABILITIES[c]!)) & 1n) === 0n);
+  if (missing.length === 0) return;
+  if (uid !== 0) {
+    throw new BerthError(
+      'PERMISSION_DENIED',
+      `berth needs root: this process runs as uid ${uid} and lacks ${missing.join(', ')}. ` +
+        'Run it as root (e.g. with sudo), or give it those capabilities (effective and ambient)',
+    );
+  }
+  throw new BerthError(
+    'PERMISSION_DENIED',
+    `berth needs root with every capability it uses (see the README's Requirements): this process (uid 0) lacks ${missing.join(', ')}, ` +
+      'as in a container or sandbox that dropped them. Run berth on the host, or in a privileged container',
+  );
 }

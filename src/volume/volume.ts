@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from 'zod';
-import { Engine } from '../engine.js';
+import { Engine, engineOption } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { parseOptions } from '../container/options.js';
 import { VOLUME_NAME_RE, type VolumeRecord } from './service.js';
@@ -89,7 +89,7 @@ export class Volume {
       throw new InvalidArgumentError('name', `'${String(name)}' is not a valid volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
     }
     this.name = name;
-    this.#engine = options.engine;
+    this.#engine = engineOption(options);
   }
 
   get #svc() {
@@ -123,14 +123,14 @@ export class Volume {
   /** Lists volumes, by name. */
   static async list(options: VolumeListOptions = {}): Promise<VolumeInfo[]> {
     const o = parseOptions(listSchema, options);
-    const svc = (options.engine ?? Engine.default()).volumes;
+    const svc = (engineOption(options) ?? Engine.default()).volumes;
     const recs = await svc.list({ name: toList(o.name), label: toList(o.label), ...(o.dangling !== undefined ? { dangling: o.dangling } : {}) });
     return Promise.all(recs.map(async (r) => toInfo(r, svc.mountpoint(r.name), await svc.usedBy(r.name))));
   }
 
   /** Removes volumes no container uses: anonymous ones, or all with `all` (as `docker volume prune [-a]`). Returns their names. */
   static async prune(options: VolumeEngineOption & { all?: boolean } = {}): Promise<string[]> {
-    return (options.engine ?? Engine.default()).volumes.prune({ all: options.all ?? false });
+    return (engineOption(options) ?? Engine.default()).volumes.prune({ all: options.all ?? false });
   }
 }
 

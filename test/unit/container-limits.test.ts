@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from '../../src/container/options.js';
+import { createOptionsSchema, parseOptions, type CheckedCreateOptions } from '../../src/container/options.js';
 import { defaultSysctls, parseUlimit, resolveSysctls, resolveUlimits, runtimeRlimits, sysctlRefusal } from '../../src/container/limits.js';
 import { buildConfig } from '../../src/container/spec.js';
 import { buildPlan, sysctlPath, type RuntimeSpec } from '../../src/runtime/plan.js';
@@ -15,7 +15,7 @@ import { detectCgroups, V1Driver, V2Driver } from '../../src/runtime/cgroups/ind
 import { getrlimit } from '../../src/kernel/process.js';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, RLIMITS, RLIM_INFINITY } from '../../src/kernel/constants.js';
 
-const parse = (over: Record<string, unknown>) => parseOptions(createOptionsSchema, { image: "x", ...over }) as ContainerCreateOptions;
+const parse = (over: Record<string, unknown>) => parseOptions(createOptionsSchema, { image: "x", ...over }) as CheckedCreateOptions;
 const hardNofile = getrlimit(RLIMITS.nofile!).hard;
 
 describe('ulimits', () => {
