@@ -17,6 +17,7 @@ import { VolumeService } from './volume/service.js';
 import { networkService } from './network/network.js';
 import { createCgroupDriver, type CgroupDriver } from './runtime/cgroups/index.js';
 import { ZygoteClient } from './runtime/zygote-client.js';
+import { ensureReserve } from './state/reserve.js';
 
 /**
  * Options of {@link Engine}. The registry settings (`insecureRegistries`, `registryCAs`,
@@ -96,6 +97,8 @@ export class Engine extends EventHub {
   #prepare(): void {
     if (this.#prepared) return;
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    // What lets a removal complete once the disk is full (see state/reserve.ts).
+    ensureReserve(this.root);
     this.#prepared = true;
   }
 
