@@ -8,15 +8,21 @@
  * the same blob at once both succeed: the second rename replaces identical bytes with identical
  * bytes, leaving one file.
  *
+ * A temp file is named `<pid>-<start time>-<uuid>` after the process writing it (see `ownerTag`),
+ * so the one a killed pull leaves is deleted by the next store opened on the root
+ * ({@link BlobStore.sweep}).
+ *
  * @module
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { digestHex } from './digest.js';
+import { ownerIsDead, ownerTag } from '../runtime/proc.js';
 
 /** A stored blob: its digest and size in bytes. */
 export interface BlobInfo {
@@ -84,7 +90,7 @@ export class BlobStore {
   async ingest(source: BlobSource, options: IngestOptions = {}): Promise<BlobInfo> {
     const expectedHex = options.expectedDigest === undefined ? undefined : digestHex(options.expectedDigest, 'expectedDigest');
     await this.#ensureDirs();
-    const tmp = join(this.#ingestDir, `${process.pid}-${randomUUID()}`);
+    const tmp = join(this.#ingestDir, `${ownerTag()}-${randomUUID()}`);
     const hash = createHash('sha256');
     let size = 0;
     const fh = await open(tmp, 'wx', 0o644);
@@ -166,6 +172,27 @@ export class BlobStore {
   async list(): Promise<string[]> {
     const names = await readdir(this.#shaDir).catch(() => [] as string[]);
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+  }
+
+  /**
+   * Deletes the temp files of ingests whose process no longer runs (a killed pull). Best effort:
+   * one that cannot be deleted now is left to the next sweep.
+   */
+  sweep(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.#ingestDir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (ownerIsDead(name) !== true) continue;
+      try {
+        unlinkSync(join(this.#ingestDir, name));
+      } catch {
+        // Deleted by another process's sweep.
+      }
+    }
   }
 
   #ensureDirs(): Promise<void> {

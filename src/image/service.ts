@@ -122,6 +122,9 @@ export class ImageService {
     this.records = new ImageRecords(ctx.root);
     this.layers = new LayerStore(ctx.root, this.records.lockFile);
     this.registry = new RegistryHub(ctx.registry);
+    // What killed pulls, loads, imports and commits left: gone before this store is used.
+    void this.layers.sweep();
+    this.blobs.sweep();
   }
 
   /**
