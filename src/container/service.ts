@@ -22,8 +22,8 @@ import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
 import { removeTreeSync } from '../state/remove-tree.js';
-import { isNoSpace } from '../state/fs-error.js';
-import { withReserve } from '../state/reserve.js';
+import { fsError, isNoSpace } from '../state/fs-error.js';
+import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import type { PlanInterface } from '../network/plan-interface.js';
@@ -342,7 +342,7 @@ export class ContainerService {
       rmSync(this.paths(id).dir, { recursive: true, force: true });
       rmSync(this.paths(id).runDir, { recursive: true, force: true });
       if (name) await this.records.releaseName(name, id);
-      throw e;
+      throw isNoSpace(e) ? fsError(e, 'mkdir', this.paths(id).dir) : e;
     }
     await this.#event('create', rec);
     return rec;
@@ -377,6 +377,12 @@ export class ContainerService {
   async start(ref: string): Promise<ContainerRecord> {
     const first = await this.get(ref);
     const p = this.paths(first.id);
+    return this.#start(first, p).catch((e: unknown) => {
+      throw isNoSpace(e) ? fsError(e, 'write', p.runDir) : e;
+    });
+  }
+
+  async #start(first: ContainerRecord, p: ContainerPaths): Promise<ContainerRecord> {
     return withLock(p.lock, async () => {
       const rec = await this.#refresh((await this.records.get(first.id)) ?? first);
       if (ACTIVE.has(rec.state.status)) return rec;
@@ -705,6 +711,11 @@ export class ContainerService {
     this.#unrecorded.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     const trash = [this.paths(rec.id).dir, this.paths(rec.id).runDir].map(discardDir);
+    if (spaceIsLow(this.#ctx.root)) {
+      // Someone is waiting for this space: it is back when remove() returns.
+      for (const t of trash) if (t !== undefined) removeTreeSync(t);
+      ensureReserve(this.#ctx.root);
+    }
     if (deleted) {
       await withReserve(this.#ctx.root, async () => {
         try {

@@ -23,6 +23,7 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { digestHex } from './digest.js';
 import { ownerIsDead, ownerTag } from '../runtime/proc.js';
+import { fsError, isNoSpace } from '../state/fs-error.js';
 
 /** A stored blob: its digest and size in bytes. */
 export interface BlobInfo {
@@ -93,7 +94,9 @@ export class BlobStore {
     const tmp = join(this.#ingestDir, `${ownerTag()}-${randomUUID()}`);
     const hash = createHash('sha256');
     let size = 0;
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', 0o644).catch((e: unknown) => {
+      throw isNoSpace(e) ? fsError(e, 'open', tmp) : e;
+    });
     let committed = false;
     try {
       const write = async (chunk: Uint8Array): Promise<void> => {
@@ -122,6 +125,8 @@ export class BlobStore {
       committed = true;
       await syncDir(this.#shaDir);
       return { digest: `sha256:${hex}`, size };
+    } catch (e) {
+      throw isNoSpace(e) ? fsError(e, 'write', tmp) : e;
     } finally {
       if (!committed) {
         await fh.close().catch(() => undefined);

@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { BerthError, NotFoundError } from '../errors.js';
 import { readJsonFileSync, writeFileAtomicSync } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
+import { fsError, isNoSpace } from '../state/fs-error.js';
 import { ownerIsDead, ownerTag } from '../runtime/proc.js';
 import { digestHex } from './digest.js';
 import { unpackLayer, type LayerSource, type UnpackOptions } from './layer-unpack.js';
@@ -145,7 +146,7 @@ export class LayerStore {
     } catch (e) {
       recorder.abort();
       await discard();
-      throw e;
+      throw isNoSpace(e) ? fsError(e, 'write', dir) : e;
     }
   }
 

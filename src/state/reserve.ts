@@ -55,6 +55,23 @@ export function releaseReserve(root: string): boolean {
   }
 }
 
+/** Below this share of its size free, a file system counts as nearly full (ext4 keeps 5 % for root). */
+export const LOW_SPACE_SHARE = 0.05;
+
+/**
+ * Whether the file system holding `root` is nearly full: less than {@link LOW_SPACE_SHARE} of its
+ * size or {@link RESERVE_BYTES} free (or it cannot be asked). A removal then frees its space before
+ * it returns (someone is likely waiting for it), and remakes the reserve.
+ */
+export function spaceIsLow(root: string): boolean {
+  try {
+    const s = fs.statfsSync(root);
+    return s.bavail < s.blocks * LOW_SPACE_SHARE || s.bavail * s.bsize < RESERVE_BYTES;
+  } catch {
+    return true;
+  }
+}
+
 /**
  * Runs `fn`, a step of a removal that must not fail on a full disk; it must be safe to run
  * again after it failed. When it fails with no space, the reserve of `root` is released and
