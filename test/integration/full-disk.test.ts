@@ -73,9 +73,9 @@ console.log(JSON.stringify(out));`,
  */
 const FILL = ['sh', '-c', 'echo filling; until [ -e /go ]; do sleep 0.05; done; dd if=/dev/zero of=/fill bs=64k 2>/dev/null; yes after | head -c 65536; exit 3'];
 
-/** Runs the {@link FILL} container and waits for its exit. */
-async function fillDisk(engine: Engine): Promise<Container> {
-  const filler = await Container.run(BUSYBOX_REF, FILL, { ...NO_NETWORK, engine });
+/** Runs the {@link FILL} container (detached: its exit and log written by berth-monitor) and waits for its exit. */
+async function fillDisk(engine: Engine, detach = false): Promise<Container> {
+  const filler = await Container.run(BUSYBOX_REF, FILL, { ...NO_NETWORK, detach, engine });
   await expect.poll(() => filler.logs(), { timeout: 20_000 }).toBe('filling\n');
   await filler.exec(['touch', '/go']);
   expect(await filler.wait()).toEqual({ exitCode: 3 });
@@ -83,14 +83,17 @@ async function fillDisk(engine: Engine): Promise<Container> {
 }
 
 describe.skipIf(process.getuid?.() !== 0)('a full disk', () => {
-  it('wait, list, inspect, logs, remove({ force: true }) and Image.remove all work on a root a container filled; space comes back and a new container runs', async () => {
+  it.each([
+    ['attached', false],
+    ['detached', true],
+  ])('wait, list, inspect, logs, remove({ force: true }) and Image.remove all work on a root a container (%s) filled; space comes back and a new container runs', async (_, detach) => {
     await onTinyRoot('64m', async (engine, root) => {
       const { tar } = await busyboxImage();
       await Image.import(tar, { ref: BUSYBOX_REF, engine });
       const extra = await Image.import(tar, { ref: 'extra:latest', changes: ['ENV EXTRA=1'], engine });
       const extraId = (await extra.inspect()).id;
       const sleeper = await Container.run(BUSYBOX_REF, ['sleep', '1000'], { ...NO_NETWORK, engine });
-      const filler = await fillDisk(engine);
+      const filler = await fillDisk(engine, detach);
       expect(() => fs.writeFileSync(path.join(root, 'probe'), Buffer.alloc(64 * 1024))).toThrow(/ENOSPC/);
       // Another process learns the exit from the kernel and the exit file, without writing.
       expect(await statesSeenElsewhere(root)).toEqual(expect.arrayContaining([
