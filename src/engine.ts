@@ -24,7 +24,11 @@ import { ensureReserve } from './state/reserve.js';
  * `maxConcurrentDownloads`, …) are described in {@link RegistrySettings}.
  */
 export interface EngineOptions extends RegistrySettings {
-  /** Persistent state (images, containers, events). Default `$BERTH_ROOT`, else `/var/lib/berth`. */
+  /**
+   * Persistent state (images, containers, events). Default `$BERTH_ROOT`, else `/var/lib/berth`.
+   * It holds a 1 MiB file, `reserve`, made when an engine opens it: the room that lets removals
+   * complete once the disk is full (a full disk otherwise fails writes with `NO_SPACE`).
+   */
   root?: string;
   /**
    * Volatile state, best on a tmpfs: what a reboot ends anyway (per container: generated /etc files,

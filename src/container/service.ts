@@ -705,28 +705,18 @@ export class ContainerService {
     // process ran it, or it never ran) once more, which is a no-op when there is nothing.
     if (!this.#cgroupsDestroyed.delete(`${rec.id}:${rec.state.startTime}`)) await this.#ctx.cgroups?.destroy(rec.id).catch(() => undefined);
     if (!['none', 'host'].includes(rec.config.network)) await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
-    // Deleted first, recorded after: on a full disk, the container's files give the space back
-    // for its `destroy` event, and if that is not enough, the root's reserve does.
+    // Deleted first, recorded after (nothing here needs space but the `destroy` event, which the
+    // root's reserve makes room for on a full disk; see state/reserve.ts).
     const deleted = await this.records.delete(rec.id);
     this.#unrecorded.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     const trash = [this.paths(rec.id).dir, this.paths(rec.id).runDir].map(discardDir);
     if (spaceIsLow(this.#ctx.root)) {
-      // Someone is waiting for this space: it is back when remove() returns.
+      // Someone is likely waiting for this space: it is back when remove() returns.
       for (const t of trash) if (t !== undefined) removeTreeSync(t);
       ensureReserve(this.#ctx.root);
     }
-    if (deleted) {
-      await withReserve(this.#ctx.root, async () => {
-        try {
-          await this.#event('destroy', rec);
-        } catch (e) {
-          if (!isNoSpace(e)) throw e;
-          for (const t of trash) if (t !== undefined) removeTreeSync(t);
-          await this.#event('destroy', rec);
-        }
-      });
-    }
+    if (deleted) await withReserve(this.#ctx.root, () => this.#event('destroy', rec));
     if (options.volumes) {
       for (const m of rec.config.mounts) {
         if (m.type === 'volume' && m.anonymous) await this.#ctx.volumes.remove(m.name, { force: true }).catch(() => undefined);
