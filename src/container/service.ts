@@ -708,6 +708,7 @@ export class ContainerService {
     // Deleted first, recorded after (nothing here needs space but the `destroy` event, which the
     // root's reserve makes room for on a full disk; see state/reserve.ts).
     const deleted = await this.records.delete(rec.id);
+    const unrecorded = this.#unrecorded.get(rec.id);
     this.#unrecorded.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     const trash = [this.paths(rec.id).dir, this.paths(rec.id).runDir].map(discardDir);
@@ -716,6 +717,8 @@ export class ContainerService {
       for (const t of trash) if (t !== undefined) removeTreeSync(t);
       ensureReserve(this.#ctx.root);
     }
+    // A `die` a full disk kept out of the log goes in before the `destroy`.
+    if (unrecorded && !unrecorded.died) await withReserve(this.#ctx.root, () => this.#event('die', rec, { exitCode: String(unrecorded.exit.exitCode) }));
     if (deleted) await withReserve(this.#ctx.root, () => this.#event('destroy', rec));
     if (options.volumes) {
       for (const m of rec.config.mounts) {
