@@ -20,13 +20,18 @@ import { createCgroupDriver, type CgroupDriver } from './runtime/cgroups/index.j
 import { ZygoteClient } from './runtime/zygote-client.js';
 import { checkEnginePrivileges } from './runtime/capabilities.js';
 import { InvalidArgumentError } from './errors.js';
+import { ensureReserve } from './state/reserve.js';
 
 /**
  * Options of {@link Engine}. The registry settings (`insecureRegistries`, `registryCAs`,
  * `maxConcurrentDownloads`, …) are described in {@link RegistrySettings}.
  */
 export interface EngineOptions extends RegistrySettings {
-  /** Persistent state (images, containers, events). Default `$BERTH_ROOT`, else `/var/lib/berth`. */
+  /**
+   * Persistent state (images, containers, events). Default `$BERTH_ROOT`, else `/var/lib/berth`.
+   * It holds a 1 MiB file, `reserve`, made when an engine opens it: the room that lets removals
+   * complete once the disk is full (a full disk otherwise fails writes with `NO_SPACE`).
+   */
   root?: string;
   /**
    * Volatile state, best on a tmpfs: what a reboot ends anyway (per container: generated /etc files,
@@ -113,6 +118,8 @@ export class Engine extends EventHub {
     if (this.#prepared) return;
     checkEnginePrivileges();
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    // What lets a removal complete once the disk is full (see state/reserve.ts).
+    ensureReserve(this.root);
     this.#prepared = true;
   }
 

@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   'REGISTRY',
   'PERMISSION_DENIED',
   'UNSAFE_LAYER',
+  'NO_SPACE',
   'KERNEL',
   'TIMEOUT',
   'UNSUPPORTED',
@@ -213,7 +214,20 @@ export class UnsafeLayerError extends BerthError {
 }
 brand(UnsafeLayerError, 'UnsafeLayerError');
 
-/** A system call failed. Carries the syscall, the errno name and the arguments that matter. */
+/** The errno names of a full file system: no blocks or inodes left (`ENOSPC`), or the user's quota used up (`EDQUOT`). */
+const NO_SPACE_ERRNOS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/** The stable code of a failed system call with errno `errnoCode`. */
+function kernelCode(errnoCode: string): ErrorCode {
+  if (errnoCode === 'EPERM' || errnoCode === 'EACCES') return 'PERMISSION_DENIED';
+  return NO_SPACE_ERRNOS.has(errnoCode) ? 'NO_SPACE' : 'KERNEL';
+}
+
+/**
+ * A system call failed. Carries the syscall, the errno name and the arguments that matter. Its
+ * code is `PERMISSION_DENIED` for EPERM and EACCES, `NO_SPACE` for ENOSPC and EDQUOT (a full file
+ * system: the message names the path whose file system to free space on), `KERNEL` otherwise.
+ */
 export class KernelError extends BerthError {
   /** The system call or libc function, e.g. `mount`. */
   readonly syscall: string;
@@ -226,9 +240,11 @@ export class KernelError extends BerthError {
 
   /** Creates an error for a failed `syscall` with `errno`. */
   constructor(syscall: string, errno: number, errnoCode: string, detail?: string, path?: string, options?: BerthErrorOptions) {
+    const code = kernelCode(errnoCode);
+    const advice = code === 'NO_SPACE' ? `; free space on the file system that holds ${path ?? 'it'}` : '';
     super(
-      errnoCode === 'EPERM' || errnoCode === 'EACCES' ? 'PERMISSION_DENIED' : 'KERNEL',
-      `${syscall}${detail ? `(${detail})` : ''} failed: ${errnoCode}${path !== undefined && !detail?.includes(path) ? ` (${path})` : ''}`,
+      code,
+      `${syscall}${detail ? `(${detail})` : ''} failed: ${errnoCode}${path !== undefined && !detail?.includes(path) ? ` (${path})` : ''}${advice}`,
       options,
     );
     this.syscall = syscall;

@@ -22,6 +22,8 @@ import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
 import { removeTreeSync } from '../state/remove-tree.js';
+import { fsError, isNoSpace } from '../state/fs-error.js';
+import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import type { PlanInterface } from '../network/plan-interface.js';
@@ -79,16 +81,19 @@ const TRASH_PREFIX = '.trash-';
  * Deletes a container's directory off the caller's path: renamed away at once (atomic: the
  * container is gone for every reader), then deleted in the background. What a crash leaves
  * behind is deleted by the next engine's sweep ({@link sweepTrash}).
+ *
+ * @returns where it went, for a caller that needs the space back at once (`removeTreeSync` it).
  */
-function discardDir(dir: string): void {
+function discardDir(dir: string): string | undefined {
   const trash = join(dirname(dir), `${TRASH_PREFIX}${basename(dir)}-${randomBytes(4).toString('hex')}`);
   try {
     renameSync(dir, trash);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') removeTreeSync(dir);
-    return;
+    return undefined;
   }
   setImmediate(() => removeTreeSync(trash));
+  return trash;
 }
 
 /** Deletes what {@link discardDir} left in `dir` (a crash in the middle). */
@@ -261,6 +266,12 @@ export class ContainerService {
   readonly #cgroupsDestroyed = new Set<string>();
   /** Releases of cgroups, network endpoints and volumes still under way, per container. */
   readonly #cleanups = new Map<string, Promise<void>>();
+  /**
+   * Exits this engine learnt of (from its zygote, or a read) that it could not record because the
+   * disk is full, per container: reads report them all the same, and record them once they can.
+   * `announced`: its releases ran; `died`: its `die` event is in the log.
+   */
+  readonly #unrecorded = new Map<string, { exit: ExitRecord; error: string; announced: boolean; died: boolean }>();
   #swept: Promise<void> | undefined;
 
   /** Creates the manager; touches nothing until used. */
@@ -346,7 +357,7 @@ export class ContainerService {
       rmSync(this.paths(id).dir, { recursive: true, force: true });
       rmSync(this.paths(id).runDir, { recursive: true, force: true });
       if (name) await this.records.releaseName(name, id);
-      throw e;
+      throw isNoSpace(e) ? fsError(e, 'mkdir', this.paths(id).dir) : e;
     }
     await this.#event('create', rec);
     return rec;
@@ -381,6 +392,12 @@ export class ContainerService {
   async start(ref: string): Promise<ContainerRecord> {
     const first = await this.get(ref);
     const p = this.paths(first.id);
+    return this.#start(first, p).catch((e: unknown) => {
+      throw isNoSpace(e) ? fsError(e, 'write', p.runDir) : e;
+    });
+  }
+
+  async #start(first: ContainerRecord, p: ContainerPaths): Promise<ContainerRecord> {
     return withLock(p.lock, async () => {
       const rec = await this.#refresh((await this.records.get(first.id)) ?? first);
       if (ACTIVE.has(rec.state.status)) return rec;
@@ -486,13 +503,23 @@ export class ContainerService {
   /** Recomputes the status of an active container from the kernel; records an exit it finds. */
   async #refresh(rec: ContainerRecord): Promise<ContainerRecord> {
     const s = rec.state;
-    if (!ACTIVE.has(s.status)) return rec;
+    if (!ACTIVE.has(s.status)) {
+      if (this.#unrecorded.size) this.#unrecorded.delete(rec.id);
+      return rec;
+    }
     if (s.status === 'restarting') {
       // Between two runs: the owner restarts it; if the owner is gone, it stays exited.
       if (s.bootId === currentBootId() && isSameProcess(s.ownerPid, s.ownerStart)) return rec;
-      return this.records.update(rec.id, (r) => (r.state.status === 'restarting' ? { ...r, state: { ...r.state, status: 'exited' } } : r));
+      const exited = (r: ContainerRecord): ContainerRecord => (r.state.status === 'restarting' ? { ...r, state: { ...r.state, status: 'exited' } } : r);
+      // A read never needs space: on a full disk the next read finds the same.
+      return this.records.update(rec.id, exited).catch((e: unknown) => {
+        if (isNoSpace(e)) return exited(rec);
+        throw e;
+      });
     }
     if (s.bootId === currentBootId() && isSameProcess(s.pid, s.startTime)) return rec;
+    const known = this.#unrecorded.get(rec.id);
+    if (known?.exit.pid === s.pid) return (await this.#recordExit(rec.id, known.exit, known.error)) ?? rec;
     const exit = readJsonFileSync(this.paths(rec.id).exit);
     const parsed = parseExitRecord(exit);
     if (parsed && parsed.pid === s.pid) return (await this.#recordExit(rec.id, parsed)) ?? rec;
@@ -501,31 +528,50 @@ export class ContainerService {
     return (await this.#recordExit(rec.id, { pid: s.pid, exitCode: 137, signal: SIGNALS.SIGKILL!, finishedAt: Date.now() }, 'the engine process that owned it exited')) ?? rec;
   }
 
-  /** Moves a running record to exited (once, whoever sees the exit first) and emits `die`. */
+  /**
+   * Moves a running record to exited (once, whoever sees the exit first) and emits `die`. On a
+   * full disk the exit is not recorded but returned all the same (reads never need space), and
+   * kept to be recorded by a later read; its releases run once, its `die` event is written once.
+   */
   async #recordExit(id: string, exit: ExitRecord, error = ''): Promise<ContainerRecord | undefined> {
     let changed = false;
     let rec: ContainerRecord;
     const oomKilled = exit.exitCode === 137 ? await this.#ctx.cgroups?.oomKilled(id).catch(() => false) ?? false : false;
     // Removed already (e.g. after a failed start): nothing to record, and nothing to create.
     if (!(await this.records.has(id))) return undefined;
+    const exited = (r: ContainerRecord): ContainerRecord => {
+      if (!ACTIVE.has(r.state.status) || r.state.pid !== exit.pid) return r;
+      changed = true;
+      return {
+        ...r,
+        state: {
+          ...r.state, status: 'exited', exitCode: exit.exitCode, signal: exit.signal ?? null,
+          finishedAt: new Date(exit.finishedAt).toISOString(), error: exit.error?.message ?? error, stopping: false,
+          oomKilled,
+        },
+      };
+    };
+    let recorded = true;
     try {
-      rec = await this.records.update(id, (r) => {
-        if (!ACTIVE.has(r.state.status) || r.state.pid !== exit.pid) return r;
-        changed = true;
-        return {
-          ...r,
-          state: {
-            ...r.state, status: 'exited', exitCode: exit.exitCode, signal: exit.signal ?? null,
-            finishedAt: new Date(exit.finishedAt).toISOString(), error: exit.error?.message ?? error, stopping: false,
-            oomKilled,
-          },
-        };
-      });
+      rec = await this.records.update(id, exited);
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
-      throw e;
+      if (!isNoSpace(e)) throw e;
+      const current = await this.records.get(id);
+      if (!current) return undefined;
+      changed = false;
+      rec = exited(current);
+      recorded = false;
     }
-    if (changed) {
+    const memo = this.#unrecorded.get(id);
+    if (memo && memo.exit.pid !== exit.pid) this.#unrecorded.delete(id);
+    const first = memo?.exit.pid === exit.pid ? memo : undefined;
+    if (!changed) return rec;
+    const state = first ?? { exit, error, announced: false, died: false };
+    if (recorded) this.#unrecorded.delete(id);
+    else this.#unrecorded.set(id, state);
+    if (!state.announced) {
+      state.announced = true;
       // What the run held is released off the waiter's path (after this turn of the event loop,
       // which records the exit and wakes waiters: the cgroup calls are synchronous); remove()
       // and start() wait for it.
@@ -537,13 +583,21 @@ export class ContainerService {
         if (!['none', 'host'].includes(held.config.network)) await this.#ctx.networks?.releaseAttachment(id, undefined, { linksGone: true }).catch(() => undefined);
         await this.#releaseVolumes(held);
       })().finally(() => this.#cleanups.delete(id)));
-      if (oomKilled) await this.#event('oom', rec);
-      await this.#event('die', rec, { exitCode: String(exit.exitCode) });
-      if (rec.config.autoRemove) {
-        this.#autoRemoved.set(id, exit.exitCode);
-        if (this.#autoRemoved.size > 1000) this.#autoRemoved.delete(this.#autoRemoved.keys().next().value!);
-        await this.remove(id, { force: true, volumes: true }).catch(() => undefined);
+    }
+    if (!state.died) {
+      // On a full disk, written by the read that records the exit (a read never fails for want of space).
+      try {
+        if (oomKilled) await this.#event('oom', rec);
+        await this.#event('die', rec, { exitCode: String(exit.exitCode) });
+        state.died = true;
+      } catch (e) {
+        if (!isNoSpace(e)) throw e;
       }
+    }
+    if (rec.config.autoRemove && !this.#autoRemoved.has(id)) {
+      this.#autoRemoved.set(id, exit.exitCode);
+      if (this.#autoRemoved.size > 1000) this.#autoRemoved.delete(this.#autoRemoved.keys().next().value!);
+      await this.remove(id, { force: true, volumes: true }).catch(() => undefined);
     }
     return rec;
   }
@@ -666,10 +720,21 @@ export class ContainerService {
     // process ran it, or it never ran) once more, which is a no-op when there is nothing.
     if (!this.#cgroupsDestroyed.delete(`${rec.id}:${rec.state.startTime}`)) await this.#ctx.cgroups?.destroy(rec.id).catch(() => undefined);
     if (!['none', 'host'].includes(rec.config.network)) await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
+    // Deleted first, recorded after (nothing here needs space but the `destroy` event, which the
+    // root's reserve makes room for on a full disk; see state/reserve.ts).
     const deleted = await this.records.delete(rec.id);
+    const unrecorded = this.#unrecorded.get(rec.id);
+    this.#unrecorded.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
-    for (const dir of [this.paths(rec.id).dir, this.paths(rec.id).runDir]) discardDir(dir);
-    if (deleted) await this.#event('destroy', rec);
+    const trash = [this.paths(rec.id).dir, this.paths(rec.id).runDir].map(discardDir);
+    if (spaceIsLow(this.#ctx.root)) {
+      // Someone is likely waiting for this space: it is back when remove() returns.
+      for (const t of trash) if (t !== undefined) removeTreeSync(t);
+      ensureReserve(this.#ctx.root);
+    }
+    // A `die` a full disk kept out of the log goes in before the `destroy`.
+    if (unrecorded && !unrecorded.died) await withReserve(this.#ctx.root, () => this.#event('die', rec, { exitCode: String(unrecorded.exit.exitCode) }));
+    if (deleted) await withReserve(this.#ctx.root, () => this.#event('destroy', rec));
     if (options.volumes) {
       for (const m of rec.config.mounts) {
         if (m.type === 'volume' && m.anonymous) await this.#ctx.volumes.remove(m.name, { force: true }).catch(() => undefined);

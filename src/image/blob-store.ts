@@ -8,15 +8,22 @@
  * the same blob at once both succeed: the second rename replaces identical bytes with identical
  * bytes, leaving one file.
  *
+ * A temp file is named `<pid>-<start time>-<uuid>` after the process writing it (see `ownerTag`),
+ * so the one a killed pull leaves is deleted by the next store opened on the root
+ * ({@link BlobStore.sweep}).
+ *
  * @module
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { digestHex } from './digest.js';
+import { ownerIsDead, ownerTag } from '../runtime/proc.js';
+import { fsError, isNoSpace } from '../state/fs-error.js';
 
 /** A stored blob: its digest and size in bytes. */
 export interface BlobInfo {
@@ -84,10 +91,12 @@ export class BlobStore {
   async ingest(source: BlobSource, options: IngestOptions = {}): Promise<BlobInfo> {
     const expectedHex = options.expectedDigest === undefined ? undefined : digestHex(options.expectedDigest, 'expectedDigest');
     await this.#ensureDirs();
-    const tmp = join(this.#ingestDir, `${process.pid}-${randomUUID()}`);
+    const tmp = join(this.#ingestDir, `${ownerTag()}-${randomUUID()}`);
     const hash = createHash('sha256');
     let size = 0;
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', 0o644).catch((e: unknown) => {
+      throw isNoSpace(e) ? fsError(e, 'open', tmp) : e;
+    });
     let committed = false;
     try {
       const write = async (chunk: Uint8Array): Promise<void> => {
@@ -116,6 +125,8 @@ export class BlobStore {
       committed = true;
       await syncDir(this.#shaDir);
       return { digest: `sha256:${hex}`, size };
+    } catch (e) {
+      throw isNoSpace(e) ? fsError(e, 'write', tmp) : e;
     } finally {
       if (!committed) {
         await fh.close().catch(() => undefined);
@@ -166,6 +177,27 @@ export class BlobStore {
   async list(): Promise<string[]> {
     const names = await readdir(this.#shaDir).catch(() => [] as string[]);
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+  }
+
+  /**
+   * Deletes the temp files of ingests whose process no longer runs (a killed pull). Best effort:
+   * one that cannot be deleted now is left to the next sweep.
+   */
+  sweep(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.#ingestDir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (ownerIsDead(name) !== true) continue;
+      try {
+        unlinkSync(join(this.#ingestDir, name));
+      } catch {
+        // Deleted by another process's sweep.
+      }
+    }
   }
 
   #ensureDirs(): Promise<void> {

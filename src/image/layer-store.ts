@@ -6,7 +6,9 @@
  *   sha256/<diffID hex>/fs/            the unpacked tree (an overlayfs lowerdir; never modified)
  *   sha256/<diffID hex>/layer.json     { diffId, size, tarSize, created }
  *   sha256/<diffID hex>/tar-split.gz   what rebuilds the original archive (see tar-split.ts)
- *   staging/<pid>-<random>/            unpacks in progress
+ *   staging/<pid>-<start>-<random>/    unpacks in progress (and archives being spooled, layers
+ *                                      being deleted: trash-<pid>-<start>-<random>), named by
+ *                                      their owner process (pid and start time, see ownerTag)
  *   lock                               the store lock (shared with the image records)
  * ```
  *
@@ -18,6 +20,11 @@
  * image record must be written under the lock in the same critical section as the commit of its
  * layers.
  *
+ * A process killed while it unpacks, spools or deletes leaves its staging entry behind. The next
+ * store opened on the root ({@link LayerStore.sweep}, run when an engine opens its image store)
+ * removes every entry whose owner no longer runs, at once: the owner's pid and start time are
+ * in the entry's name, so a reused pid is not taken for the owner.
+ *
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -26,6 +33,8 @@ import { join } from 'node:path';
 import { BerthError, NotFoundError } from '../errors.js';
 import { readJsonFileSync, writeFileAtomicSync } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
+import { fsError, isNoSpace } from '../state/fs-error.js';
+import { ownerIsDead, ownerTag } from '../runtime/proc.js';
 import { digestHex } from './digest.js';
 import { unpackLayer, type LayerSource, type UnpackOptions } from './layer-unpack.js';
 import { TarSplitRecorder, assembleLayerTar } from './tar-split.js';
@@ -50,6 +59,7 @@ export interface StagedLayer extends LayerInfo {
   discard(): Promise<void>;
 }
 
+/** How old an entry named by pid only (before owner tags) must be to be taken as abandoned. */
 const STALE_STAGING_MS = 60 * 60 * 1000;
 
 function pidAlive(pid: number): boolean {
@@ -69,6 +79,7 @@ export class LayerStore {
   readonly lockFile: string;
   readonly #sha: string;
   readonly #staging: string;
+  #sweeping: Promise<void> | undefined;
 
   /**
    * A store under the engine root; touches nothing until used.
@@ -119,8 +130,8 @@ export class LayerStore {
    */
   async stage(source: LayerSource, options: Omit<UnpackOptions, 'observer'> = {}): Promise<StagedLayer> {
     fs.mkdirSync(this.#staging, { recursive: true, mode: 0o700 });
-    this.#cleanStale();
-    const dir = join(this.#staging, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    void this.sweep();
+    const dir = join(this.#staging, `${ownerTag()}-${randomBytes(8).toString('hex')}`);
     fs.mkdirSync(dir, 0o700);
     const discard = async (): Promise<void> => {
       await fs.promises.rm(dir, { recursive: true, force: true });
@@ -135,7 +146,7 @@ export class LayerStore {
     } catch (e) {
       recorder.abort();
       await discard();
-      throw e;
+      throw isNoSpace(e) ? fsError(e, 'write', dir) : e;
     }
   }
 
@@ -202,30 +213,48 @@ export class LayerStore {
   /** Renames a layer directory out of sight (atomic), then deletes it. */
   async #trash(dir: string): Promise<void> {
     fs.mkdirSync(this.#staging, { recursive: true, mode: 0o700 });
-    const trash = join(this.#staging, `trash-${process.pid}-${randomBytes(8).toString('hex')}`);
+    const trash = join(this.#staging, `trash-${ownerTag()}-${randomBytes(8).toString('hex')}`);
     fs.renameSync(dir, trash);
     await fs.promises.rm(trash, { recursive: true, force: true });
   }
 
-  /** Removes staging directories left by processes that died (older than an hour). */
-  #cleanStale(): void {
+  /**
+   * Removes the staging entries of processes that no longer run (a call while one runs shares
+   * its promise): each is renamed out of sight at once (so it is gone when this returns), then
+   * deleted in the background; the promise resolves when they are deleted.
+   * Entries named by pid only (made before owner tags) go once their pid is gone and they are an
+   * hour old. Never rejects: an entry that cannot be removed now is left to the next sweep.
+   */
+  sweep(): Promise<void> {
+    if (this.#sweeping) return this.#sweeping;
     let names: string[];
     try {
       names = fs.readdirSync(this.#staging);
     } catch {
-      return;
+      names = [];
     }
     const now = Date.now();
+    const doomed: string[] = [];
     for (const name of names) {
-      const m = /^(?:trash-)?([0-9]+)-[0-9a-f]+$/.exec(name);
-      if (!m || pidAlive(Number(m[1]))) continue;
+      const dead = ownerIsDead(name) ?? ownerIsDead(name, 'trash-');
       const p = join(this.#staging, name);
       try {
-        if (now - fs.lstatSync(p).mtimeMs < STALE_STAGING_MS) continue;
-        fs.rmSync(p, { recursive: true, force: true });
+        if (dead === undefined) {
+          const m = /^(?:trash-)?([0-9]+)-[0-9a-f]+$/.exec(name);
+          if (!m || pidAlive(Number(m[1])) || now - fs.lstatSync(p).mtimeMs < STALE_STAGING_MS) continue;
+        } else if (!dead) continue;
+        // Taken over: another store sweeping at the same time finds it gone, not half deleted.
+        const mine = join(this.#staging, `trash-${ownerTag()}-${randomBytes(8).toString('hex')}`);
+        fs.renameSync(p, mine);
+        doomed.push(mine);
       } catch {
-        // another process is cleaning it up
+        // Taken over by another process's sweep.
       }
     }
+    const sweeping = Promise.all(doomed.map((d) => fs.promises.rm(d, { recursive: true, force: true }).catch(() => undefined))).then(() => {
+      this.#sweeping = undefined;
+    });
+    this.#sweeping = sweeping;
+    return sweeping;
   }
 }

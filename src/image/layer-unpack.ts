@@ -131,12 +131,15 @@ function toIterable(source: LayerSource): AsyncIterable<Uint8Array> {
   return source as AsyncIterable<Uint8Array>;
 }
 
-/** Turns a Node.js system error into a {@link KernelError}; keeps berth errors. */
-function asLayerError(e: unknown): unknown {
+/**
+ * Turns a Node.js system error into a {@link KernelError} naming its path, or else `dir` (the
+ * unpack's target: a full disk names the file system to free); keeps berth errors.
+ */
+function asLayerError(e: unknown, dir: string): unknown {
   if (e instanceof BerthError) return e;
   const err = e as NodeJS.ErrnoException;
   if (typeof err?.code === 'string' && typeof err.errno === 'number' && err.syscall) {
-    const path = err.path === undefined ? undefined : String(err.path);
+    const path = err.path === undefined ? dir : String(err.path);
     return new KernelError(err.syscall, Math.abs(err.errno), err.code, undefined, path, { cause: e });
   }
   if (err?.code === 'Z_DATA_ERROR' || err?.code === 'Z_BUF_ERROR' || err?.code?.startsWith?.('ERR_ZSTD')) {
@@ -205,6 +208,6 @@ export async function unpackLayer(source: LayerSource, target: string, options: 
     writer.abort();
     await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     await fs.promises.rm(`${tmp}.node`, { force: true }).catch(() => undefined);
-    throw asLayerError(e);
+    throw asLayerError(e, target);
   }
 }

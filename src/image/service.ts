@@ -28,6 +28,7 @@ import { pushImage, type PushImageOptions } from './push.js';
 import { RegistryHub } from './registry/hub.js';
 import type { PullProgress, PushProgress, RegistrySettings } from './registry/types.js';
 import { loadArchive, type LoadArchiveOptions } from './archive/load.js';
+import { withReserve } from '../state/reserve.js';
 import { saveArchive, type SaveImage } from './archive/save.js';
 import type { ArchiveFormat, LoadedImage, LoadProgress } from './archive/types.js';
 import type {
@@ -121,6 +122,9 @@ export class ImageService {
     this.records = new ImageRecords(ctx.root);
     this.layers = new LayerStore(ctx.root, this.records.lockFile);
     this.registry = new RegistryHub(ctx.registry);
+    // What killed pulls, loads, imports and commits left: gone before this store is used.
+    void this.layers.sweep();
+    this.blobs.sweep();
   }
 
   /**
@@ -311,8 +315,11 @@ export class ImageService {
    *   repositories without `force`).
    */
   async remove(ref: string, options: ImageRemoveOptions = {}): Promise<ImageRemoveResult[]> {
-    const events: Array<[string, string, string]> = [];
-    const results = await this.records.locked(async () => {
+    let events: Array<[string, string, string]> = [];
+    // On a full disk the refs file cannot be rewritten: the root's reserve gives the room (see
+    // state/reserve.ts). Nothing changed before that write, so the whole step runs again.
+    const results = await withReserve(this.#ctx.root, () => this.records.locked(async () => {
+      events = [];
       const { id, named } = this.#resolve(ref);
       const refs = this.records.refs();
       const users = await this.#ctx.imageUsers(id);
@@ -328,8 +335,8 @@ export class ImageService {
       events.push(['delete', id, id]);
       out.push({ deleted: id });
       return out;
-    });
-    for (const [action, id, name] of events) await this.#event(action, id, name);
+    }));
+    for (const [action, id, name] of events) await withReserve(this.#ctx.root, () => this.#event(action, id, name));
     return results;
   }
 

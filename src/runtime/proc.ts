@@ -33,3 +33,27 @@ export function currentBootId(): string {
   bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
   return bootId;
 }
+
+let selfTag: string | undefined;
+
+/**
+ * `<pid>-<start time>` of this process: the prefix of the names of files and directories it owns
+ * only while it runs (staging, ingests), so that any process can tell that their owner died
+ * (see {@link ownerIsDead}) even after its pid was reused.
+ */
+export function ownerTag(): string {
+  selfTag ??= `${process.pid}-${processStartTime(process.pid) ?? 0}`;
+  return selfTag;
+}
+
+/**
+ * For a name made with {@link ownerTag} (`[<prefix>-]<pid>-<start time>-<rest>`): true when that
+ * process no longer runs (its pid is gone or now another process's), false while it runs, and
+ * undefined when the name carries no owner tag.
+ */
+export function ownerIsDead(name: string, prefix = ''): boolean | undefined {
+  if (!name.startsWith(prefix)) return undefined;
+  const m = /^([0-9]+)-([0-9]+)-[0-9a-z-]+$/.exec(name.slice(prefix.length));
+  if (!m) return undefined;
+  return !isSameProcess(Number(m[1]), Number(m[2]));
+}

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { open, close, pipe2, dup, setNonBlocking } from '../kernel/fd.js';
@@ -53,6 +53,68 @@ const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
 
 /** How many prepared templates the zygote keeps ready. */
 const POOL_SIZE = 2;
+
+/**
+ * Bytes set aside for a container's exit file when it starts (one page or block): its exit record
+ * is later written into them in place, so a disk the container filled cannot lose its exit, which
+ * every other process sharing the root reads to learn it.
+ */
+const EXIT_FILE_RESERVE = 4096;
+
+/** Where the exit record of the container with exit file `exitPath` is written before its rename. */
+function exitTempPath(exitPath: string): string {
+  return `${exitPath}.tmp-${process.pid}`;
+}
+
+/**
+ * Appends one record to a container's log. On an error (a full disk) the record is dropped, and
+ * a part of it already written is cut off again, as `berth-monitor` does: the log stays a
+ * sequence of whole records, and a container that filled the disk does not take the zygote (and
+ * every container it runs) down with an uncaught exception.
+ */
+function appendRecord(fd: number, rec: Buffer): void {
+  let off = 0;
+  try {
+    while (off < rec.length) off += writeSync(fd, rec, off, rec.length - off);
+  } catch {
+    if (off === 0) return;
+    try {
+      const end = fstatSync(fd).size;
+      if (end >= off) ftruncateSync(fd, end - off);
+    } catch {
+      // Left torn: readers skip a record cut short at the end.
+    }
+  }
+}
+
+/** Sets aside the room of a container's exit file (see {@link EXIT_FILE_RESERVE}); best effort. */
+function reserveExitFile(exitPath: string): void {
+  try {
+    writeFileSync(exitTempPath(exitPath), Buffer.alloc(EXIT_FILE_RESERVE, 0x20));
+  } catch {
+    // A full disk already: the exit is written if there is room then.
+  }
+}
+
+/** Writes `text` into the reserved temp file (in place: no new blocks) and renames it to `exitPath`. */
+function writeExitFile(exitPath: string, text: string): void {
+  const tmp = exitTempPath(exitPath);
+  const buf = Buffer.from(text);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'r+');
+  } catch {
+    fd = openSync(tmp, 'w');
+  }
+  try {
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off, off);
+    ftruncateSync(fd, buf.length);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, exitPath);
+}
 
 /** A forked, prepared init waiting for its plan. */
 interface Template {
@@ -478,6 +540,7 @@ export class Zygote {
         cgroupAck: { fd: t.ctrlW, procs: req.plan.spec.cgroupProcs ?? [], terminal: !!proc.terminal },
         ...(detached ? { detached } : {}),
       };
+      if (!detached) reserveExitFile(req.exitPath);
       // Let the init into its cgroups now, or once the engine has made them (see CgroupsReadyRequest).
       if (!req.cgroupsPending) this.#ackCgroups(child, true);
       this.#byId.set(child.id, child);
@@ -760,7 +823,7 @@ export class Zygote {
   /** Output of `child`: a record in its log, or a message to the engine for an exec. */
   #output(child: Child, stream: LogStream, d: Buffer): void {
     if (child.exec) this.#send({ t: 'output', id: child.id, stream, data: d.toString('base64') });
-    else writeSync(child.logFd, encodeRecord(stream, nowNs(), d));
+    else appendRecord(child.logFd, encodeRecord(stream, nowNs(), d));
   }
 
   /**
@@ -885,9 +948,7 @@ export class Zygote {
     }
     try {
       if (child.detached?.exitWritten) throw new Error('written by the monitor');
-      const tmp = `${child.exitPath}.tmp-${process.pid}`;
-      writeFileSync(tmp, JSON.stringify(record));
-      renameSync(tmp, child.exitPath);
+      writeExitFile(child.exitPath, JSON.stringify(record));
     } catch {
       // The container's directory is gone (removed while running): nothing to record.
     }

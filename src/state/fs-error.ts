@@ -36,3 +36,13 @@ export function fsError(e: unknown, syscall: string, path?: string): BerthError 
   }
   return asBerthError(e, `${syscall}${path === undefined ? '' : ` ${path}`}`);
 }
+
+/**
+ * True when `e` says the file system is full: a berth error with code `NO_SPACE`, or a Node
+ * system error `ENOSPC` or `EDQUOT`.
+ */
+export function isNoSpace(e: unknown): boolean {
+  if (e instanceof BerthError) return e.code === 'NO_SPACE';
+  const code = errnoCode(e);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}

@@ -195,6 +195,23 @@ const rows: Row[] = [
     message: 'open failed: EACCES (/root/x)',
   },
   {
+    title: 'KernelError(ENOSPC) names the path whose file system to free',
+    cls: KernelError,
+    name: 'KernelError',
+    make: (cause) => new KernelError('write', 28, 'ENOSPC', undefined, '/var/lib/berth/x', { cause }),
+    code: 'NO_SPACE',
+    message: 'write failed: ENOSPC (/var/lib/berth/x); free space on the file system that holds /var/lib/berth/x',
+    fields: { errnoCode: 'ENOSPC', path: '/var/lib/berth/x' },
+  },
+  {
+    title: 'KernelError(EDQUOT)',
+    cls: KernelError,
+    name: 'KernelError',
+    make: (cause) => new KernelError('open', 122, 'EDQUOT', undefined, '/q/f', { cause }),
+    code: 'NO_SPACE',
+    message: 'open failed: EDQUOT (/q/f); free space on the file system that holds /q/f',
+  },
+  {
     title: 'TimeoutError',
     cls: TimeoutError,
     name: 'TimeoutError',

@@ -2,7 +2,7 @@
  * `docker load`: an image archive (docker-archive or OCI layout, detected) into the store.
  *
  * ```text
- * source ─▶ a tar path as is; a stream spooled to layers/staging/<pid>-<rand>; a directory as a layout
+ * source ─▶ a tar path as is; a stream spooled to layers/staging/<pid>-<start>-<rand>; a directory as a layout
  *        ─▶ ArchiveIndex.scan (headers only) | DirectoryLayout ─▶ format reader ─▶ plan (configs read and verified)
  *        ─▶ each missing layer: byte range ─▶ blob digest ─▶ LayerStore.stage (diffID checked), in parallel
  *        ─▶ under the store lock: configs, layer commits, records, tags ─▶ events
@@ -31,6 +31,7 @@ import { isOciLayout, readOciLayout } from './oci-layout.js';
 import { parseDocument, type PlannedImage, type PlannedLayer } from './plan.js';
 import { hostPlatform, type Platform } from './platform.js';
 import type { ArchiveFormat, LoadedImage, LoadProgress } from './types.js';
+import { ownerTag } from '../../runtime/proc.js';
 
 /** What the loader needs from the image service. */
 export interface LoadContext {
@@ -71,7 +72,7 @@ async function openArchive(ctx: LoadContext, source: ImportSource, signal?: Abor
   }
   const dir = join(ctx.layers.dir, 'staging');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+  const path = join(dir, `${ownerTag()}-${randomBytes(8).toString('hex')}`);
   const cleanup = (): Promise<void> => fs.promises.rm(path, { force: true });
   try {
     const input = source instanceof Uint8Array ? [source] : (source as AsyncIterable<Uint8Array>);

@@ -10,7 +10,9 @@
  *   stream:u8 (1 stdout, 2 stderr) | time:u64le (ns since epoch) | length:u32le | bytes
  *
  * and (b) reaps the child, then writes `{"pid":P,"exitCode":C[,"signal":S],"finishedAt":T}`
- * to <exit-path>.tmp-<own pid> and renames it to <exit-path>.
+ * to <exit-path>.tmp-<own pid> and renames it to <exit-path>. That temp file is made at start
+ * with EXIT_RESERVE bytes and the record is written into them in place, so a container that
+ * filled the disk cannot lose its exit.
  *
  * File descriptors at start:
  *   3  stdout source: a pipe read end, or a pty master (EIO there means end of file)
@@ -28,7 +30,7 @@
 #include "sys.h"
 
 enum { OUT_FD = 3, ERR_FD = 4, LOG_FD = 5 };
-enum { HEADER = 13, CHUNK = 65536, GRACE_NS = 2000000000 };
+enum { HEADER = 13, CHUNK = 65536, GRACE_NS = 2000000000, EXIT_RESERVE = 4096 };
 
 struct pollfd_k { int fd; short events, revents; };
 
@@ -91,14 +93,37 @@ static long parse_pid(const char *s) {
   return v > 0 ? v : -1;
 }
 
-/* Writes the exit record to <exit-path>.tmp-<own pid>, then renames it over <exit-path>. */
+/* <exit-path>.tmp-<own pid>, and its fd once reserve_exit_file made it (else -1). */
+static char exit_tmp[4096 + 32];
+static long exit_fd = -1;
+static char spaces[EXIT_RESERVE];
+
+/* Makes <exit-path>.tmp-<own pid> with EXIT_RESERVE bytes, kept open; best effort. */
+static void reserve_exit_file(const char *path) {
+  long n = 0;
+  while (path[n]) n++;
+  if (n > 4096) return;
+  *put_num(put_str(put_str(exit_tmp, path), ".tmp-"), sys3(NR_getpid, 0, 0, 0)) = 0;
+  long fd = sys6(NR_openat, AT_FDCWD, (long)exit_tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644, 0, 0);
+  if (fd < 0) return;
+  for (int i = 0; i < EXIT_RESERVE; i++) spaces[i] = ' ';
+  long off = 0;
+  while (off < EXIT_RESERVE) {
+    long w = sys3(NR_write, fd, spaces + off, EXIT_RESERVE - off);
+    if (w == -EINTR) continue;
+    if (w <= 0) break;
+    off += w;
+  }
+  exit_fd = fd;
+}
+
+/* Writes the exit record to <exit-path>.tmp-<own pid> (into its reserved bytes), then renames it over <exit-path>. */
 static int write_exit_file(const char *path, long pid, long code, long sig, u64 finished_ms) {
-  static char tmp[4096 + 32];
   char json[160], *p = json;
   long n = 0;
   while (path[n]) n++;
   if (n > 4096) return -1;
-  char *t = put_num(put_str(put_str(tmp, path), ".tmp-"), sys3(NR_getpid, 0, 0, 0));
+  char *t = put_num(put_str(put_str(exit_tmp, path), ".tmp-"), sys3(NR_getpid, 0, 0, 0));
   *t = 0;
 
   p = put_num(put_str(p, "{\"pid\":"), pid);
@@ -106,7 +131,9 @@ static int write_exit_file(const char *path, long pid, long code, long sig, u64 
   if (sig > 0) p = put_num(put_str(p, ",\"signal\":"), sig);
   p = put_str(put_num(put_str(p, ",\"finishedAt\":"), (long long)finished_ms), "}");
 
-  long fd = sys6(NR_openat, AT_FDCWD, (long)tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644, 0, 0);
+  long fd = exit_fd;
+  if (fd >= 0) sys3(NR_lseek, fd, 0, 0 /* SEEK_SET */);
+  else fd = sys6(NR_openat, AT_FDCWD, (long)exit_tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644, 0, 0);
   if (fd < 0) return -1;
   long off = 0, len = p - json;
   while (off < len) {
@@ -115,8 +142,9 @@ static int write_exit_file(const char *path, long pid, long code, long sig, u64 
     if (w <= 0) break;
     off += w;
   }
+  if (off == len && sys3(NR_ftruncate, fd, len, 0) < 0) off = -1;
   sys3(NR_close, fd, 0, 0);
-  if (off < len || sys6(NR_renameat2, AT_FDCWD, (long)tmp, AT_FDCWD, (long)path, 0, 0) < 0) return -1;
+  if (off < len || sys6(NR_renameat2, AT_FDCWD, (long)exit_tmp, AT_FDCWD, (long)path, 0, 0) < 0) return -1;
   return 0;
 }
 
@@ -149,6 +177,8 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   long pidfd = sys3(NR_pidfd_open, child, 0, 0);
   if (pidfd < 0) exit_now(1);
   pfd[2].fd = (int)pidfd;
+  /* After the sources are checked: its fd must not pass for a source that is not open. */
+  reserve_exit_file(exit_path);
 
   int exited = 0;
   /* A terminal's master that read EIO: read once more after the exit, since the kernel can
