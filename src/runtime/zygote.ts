@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
+import { fstatSync, readSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { open, close, pipe2, dup, setNonBlocking } from '../kernel/fd.js';
@@ -38,7 +38,8 @@ class StartStepError extends Error {
     super(cause instanceof Error ? cause.message : String(cause), { cause });
   }
 }
-import { encodeRecord, nowNs, type LogStream } from './log-format.js';
+import { nowNs, type LogStream } from './log-format.js';
+import { DEFAULT_LOG_LIMITS, LogWriter } from './log-writer.js';
 import { processStartTime } from './proc.js';
 import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
@@ -70,8 +71,8 @@ interface Child {
   pid: number;
   startTime: number;
   rid: number;
-  /** Log file of a container; -1 for an exec, whose output goes to the engine. */
-  logFd: number;
+  /** Writer of a container's log; none for an exec, whose output goes to the engine, or a detached container (its monitor writes it). */
+  log?: LogWriter;
   /** Exit file of a container; empty for an exec. */
   exitPath: string;
   exec: boolean;
@@ -367,7 +368,7 @@ export class Zygote {
       if (monitorPid === 0) {
         close(pidR);
         const initFds = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
-        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, req.exitPath, sealedInit);
+        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, { exitPath: req.exitPath, logPath: req.logPath, log: req.log ?? DEFAULT_LOG_LIMITS }, sealedInit);
       }
       for (const fd of fds) if (fd !== exR && fd !== ctrlW && fd !== goW && fd !== pidR) close(fd);
       fds.length = 0;
@@ -474,7 +475,7 @@ export class Zygote {
       }
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
-        logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
+        ...(detached ? {} : { log: new LogWriter(req.logPath, req.log ?? DEFAULT_LOG_LIMITS) }), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
         cgroupAck: { fd: t.ctrlW, procs: req.plan.spec.cgroupProcs ?? [], terminal: !!proc.terminal },
         ...(detached ? { detached } : {}),
       };
@@ -558,7 +559,7 @@ export class Zygote {
       if (!plan.process.terminal) close(ctrlW);
       fds.length = 0;
       const child: Child = {
-        id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, logFd: -1, exitPath: '', exec: true,
+        id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, exitPath: '', exec: true,
         openStreams: 2, done: false, ctrlW: plan.process.terminal ? ctrlW : -1, stdinW: -1, ttyFd: -1, mntNs: -1,
       };
       this.#byPid.set(pid, child);
@@ -760,7 +761,7 @@ export class Zygote {
   /** Output of `child`: a record in its log, or a message to the engine for an exec. */
   #output(child: Child, stream: LogStream, d: Buffer): void {
     if (child.exec) this.#send({ t: 'output', id: child.id, stream, data: d.toString('base64') });
-    else writeSync(child.logFd, encodeRecord(stream, nowNs(), d));
+    else child.log?.write(stream, nowNs(), d);
   }
 
   /**
@@ -875,7 +876,7 @@ export class Zygote {
       this.#send({ t: 'execExit', id: child.id, status: JSON.parse(JSON.stringify(status)) as ExitRecord });
       return;
     }
-    if (child.logFd >= 0) closeSync(child.logFd);
+    child.log?.close();
     if (this.#byId.get(child.id) === child) this.#byId.delete(child.id);
     const record: ExitRecord = { pid: child.pid, ...child.status };
     if (child.execResult) {
