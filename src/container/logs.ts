@@ -148,25 +148,40 @@ export interface LogLocation {
   io?: LogIO;
 }
 
-/** Opens the files of a log, oldest first (each once, even when a rotation renames them meanwhile). */
+/**
+ * Opens the files of a log, oldest first. A rotation renames every file, so a scan that
+ * overlapped one may have seen a file twice or under the wrong place: the current file's inode is
+ * compared before and after, and the scan is made again when a rotation came in between.
+ */
 async function openLogFiles(loc: LogLocation, io: LogIO): Promise<LogFile[]> {
-  const files: LogFile[] = [];
-  const seen = new Set<number>();
-  try {
-    for (let i = 0; i < Math.max(1, loc.maxFile); i++) {
-      const f = await io.open(rotatedPath(loc.path, i));
-      if (!f) continue; // A rotation may be between two renames: look further.
-      if (seen.has(f.ino)) await f.close();
-      else {
-        seen.add(f.ino);
-        files.unshift(f);
+  let files: LogFile[] = [];
+  for (let attempt = 0; ; attempt++) {
+    const before = await io.ino(loc.path);
+    const seen = new Set<number>();
+    files = [];
+    try {
+      // The files are 0, 1, 2 … with no gap, but for the one a rotation is renaming now.
+      for (let i = 0, missing = 0; i < Math.max(1, loc.maxFile) && missing < 2; i++) {
+        const f = await io.open(rotatedPath(loc.path, i));
+        if (!f) {
+          missing++;
+          continue;
+        }
+        missing = 0;
+        if (seen.has(f.ino)) await f.close();
+        else {
+          seen.add(f.ino);
+          files.unshift(f);
+        }
       }
+    } catch (e) {
+      await Promise.allSettled(files.map((f) => f.close()));
+      throw e;
     }
-  } catch (e) {
+    const after = await io.ino(loc.path);
+    if ((before === after && files[files.length - 1]?.ino === after) || attempt === 4) return files;
     await Promise.allSettled(files.map((f) => f.close()));
-    throw e;
   }
-  return files;
 }
 
 /** Reads a file's first record, if it is a boundary record: which streams begin mid-line. */
@@ -238,10 +253,14 @@ class LogCursor {
       let at = -1;
       let oldest = -1;
       const inos: Array<number | undefined> = [];
-      for (let i = 0; i < max; i++) {
+      for (let i = 0, missing = 0; i < max && missing < 2; i++) {
         inos[i] = await this.io.ino(rotatedPath(this.loc.path, i));
-        if (inos[i] === cur.ino) at = i;
+        missing = inos[i] === undefined ? missing + 1 : 0;
         if (inos[i] !== undefined) oldest = i;
+        if (inos[i] === cur.ino) {
+          at = i;
+          break;
+        }
       }
       // Rotated out at `at`: its successor is one newer. Dropped already: the oldest kept file
       // (what was between is lost). Nothing there: the writer is between renames.
