@@ -206,18 +206,22 @@ class LogCursor {
   constructor(readonly loc: LogLocation, readonly io: LogIO, public file: LogFile | undefined, public pos: number) {}
 
   /** Every whole record written since the last call (crossing rotations). */
-  async read(): Promise<LogRecord[]> {
+  async read(limit = Infinity): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
+    this.more = false;
     for (;;) {
       if (!this.file) {
         this.file = await this.io.open(this.loc.path);
         this.pos = 0;
         if (!this.file) return out;
       }
-      await this.#drain(out);
+      if (!(await this.#drain(out, limit))) {
+        this.more = true;
+        return out;
+      }
       const next = await this.#successor();
       if (!next) return out;
-      await this.#drain(out); // Written after our last read, before the rotation.
+      await this.#drain(out, Infinity); // Written after our last read, before the rotation.
       await this.file.close();
       this.file = next;
       this.pos = 0;
@@ -225,21 +229,27 @@ class LogCursor {
     }
   }
 
-  /** Every whole record of the current file from the position on, without crossing to another file. */
-  async drain(): Promise<LogRecord[]> {
+  /** Set by {@link read} and {@link drain} when they stopped at their limit, before the end. */
+  more = false;
+
+  /** The whole records of the current file from the position on (about `limit` bytes at most), without crossing to another file. */
+  async drain(limit = Infinity): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
-    if (this.file) await this.#drain(out);
+    this.more = !!this.file && !(await this.#drain(out, limit));
     return out;
   }
 
-  async #drain(out: LogRecord[]): Promise<void> {
-    for (;;) {
+  /** Reads on until the end (true) or `limit` bytes (false). */
+  async #drain(out: LogRecord[], limit: number): Promise<boolean> {
+    for (let total = 0; ; ) {
+      if (total >= limit) return false;
       const n = await this.file!.read(this.#chunk, 0, this.#chunk.length, this.pos);
-      if (n === 0) return;
+      if (n === 0) return true;
+      total += n;
       this.pos += n;
       this.#buf = this.#buf.length ? Buffer.concat([this.#buf, this.#chunk.subarray(0, n)]) : Buffer.from(this.#chunk.subarray(0, n));
       const { records, consumed } = decodeRecords(this.#buf);
-      out.push(...records);
+      for (const r of records) out.push(r);
       this.#buf = this.#buf.subarray(consumed);
     }
   }
@@ -433,45 +443,45 @@ export async function* readLogLines(loc: LogLocation | string, options: LogsOpti
   try {
     let running = options.follow ? await isRunning() : false;
     let splitter: LineSplitter;
-    let initial: LogLine[];
     const tail = options.tail !== undefined && options.tail >= 0 ? options.tail : undefined;
     if (tail !== undefined) {
       const all = newest ? [...files, newest] : files;
       cursor.pos = newest ? await newest.size() : 0;
-      if (tail === 0) {
-        splitter = new LineSplitter(['stdout', 'stderr']);
-        initial = [];
-      } else {
+      let initial: LogLine[] = [];
+      if (tail === 0) splitter = new LineSplitter(['stdout', 'stderr']);
+      else {
         const w = await tailWindow(all, !running, (lines) => visible(lines).length >= tail);
         splitter = w.splitter;
         initial = visible(w.lines).slice(-tail);
       }
       await Promise.all(files.map((f) => f.close()));
       files.length = 0;
+      if (!running) {
+        // The window was read up to the size seen then: anything written since comes after it.
+        for (const l of visible([...splitter.push(await cursor.read()), ...splitter.flush()])) initial.push(l);
+        if (tail > 0) initial = initial.slice(-tail);
+      }
+      yield* initial;
     } else {
+      // Streamed: a long log is never held whole.
       const lead = files.length ? await leadingBoundary(files[0]!) : newest ? await leadingBoundary(newest) : 0;
       splitter = new LineSplitter(streamsOf(lead));
-      const lines: SplitLine[] = [];
       while (files.length) {
-        const f = files.shift()!;
+        const f = files[0]!;
         const older = new LogCursor(where, io, f, 0);
-        try {
-          lines.push(...splitter.push(await older.drain()));
-        } finally {
-          await f.close();
-        }
+        do yield* visible(splitter.push(await older.drain(READ_LIMIT)));
+        while (older.more);
+        files.shift();
+        await f.close();
       }
-      lines.push(...splitter.push(await cursor.read()));
-      if (!running) lines.push(...splitter.push(await cursor.read()), ...splitter.flush());
-      initial = visible(lines);
+      do yield* visible(splitter.push(await cursor.read(READ_LIMIT)));
+      while (cursor.more);
+      if (!running) {
+        do yield* visible(splitter.push(await cursor.read(READ_LIMIT)));
+        while (cursor.more);
+        yield* visible(splitter.flush());
+      }
     }
-    if (tail !== undefined && !running) {
-      // The window was read up to the size seen then: anything after (and the rest) follows.
-      const more = [...splitter.push(await cursor.read()), ...splitter.flush()];
-      initial.push(...visible(more));
-      if (tail > 0) initial = initial.slice(-tail);
-    }
-    yield* initial;
     if (!running) return;
     const waiter = new ChangeWaiter(where.path);
     try {
@@ -542,6 +552,9 @@ class ChangeWaiter {
     this.#watcher?.close();
   }
 }
+
+/** About how much a reader reads before it hands the lines on. */
+const READ_LIMIT = 1024 * 1024;
 
 /** How often a follower checks whether the container still runs when no output arrives. */
 const FOLLOW_POLL_MS = 25;
