@@ -297,7 +297,13 @@ class BackwardFile {
   /** Records read forwards, for a file without trailers (written by an older berth): popped from the end. */
   #fallback: LogRecord[] | undefined;
 
-  constructor(readonly file: LogFile, public end: number) {}
+  /** Where the records read end: the end of the last whole record (a reader of new output starts there). */
+  top: number;
+
+  /** `growing`: the file is the log's current one, whose last record may be half written at `end`. */
+  constructor(readonly file: LogFile, public end: number, public growing = false) {
+    this.top = end;
+  }
 
   async #bytes(pos: number, len: number): Promise<Buffer> {
     if (pos >= this.#cacheAt && pos + len <= this.#cacheAt + this.#cache.length) return this.#cache.subarray(pos - this.#cacheAt, pos - this.#cacheAt + len);
@@ -325,7 +331,16 @@ class BackwardFile {
       return record && { kind: 0, timeNs: record.timeNs, start: 0, length: record.data.length, record };
     }
     if (this.end === 0) return undefined;
-    const hdr = this.end >= RECORD_HEADER + RECORD_TRAILER ? await this.#header() : undefined;
+    let hdr = this.end >= RECORD_HEADER + RECORD_TRAILER ? await this.#header() : undefined;
+    // The writer's write() may be seen half done (the size grows page by page): look again.
+    for (let i = 0; !hdr && this.growing && i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+      this.#cache = Buffer.alloc(0);
+      this.end = await this.file.size();
+      hdr = this.end >= RECORD_HEADER + RECORD_TRAILER ? await this.#header() : undefined;
+    }
+    if (this.growing) this.top = this.end;
+    this.growing = false;
     if (!hdr) {
       const all = Buffer.allocUnsafe(this.end);
       let got = 0;
@@ -334,7 +349,9 @@ class BackwardFile {
         if (n === 0) break;
         got += n;
       }
-      this.#fallback = decodeRecords(all.subarray(0, got)).records;
+      const { records, consumed } = decodeRecords(all.subarray(0, got));
+      this.#fallback = records;
+      if (this.top === this.end) this.top = consumed;
       this.end = 0;
       return this.prev();
     }
@@ -366,13 +383,16 @@ type SplitLine = { stream: LogStream; text: string; timeNs: bigint };
 /**
  * The last lines of a log, read from the end of its newest file backwards (into older files
  * when needed), without reading the files whole: a window of bytes at the end grows (doubling)
- * until it holds `want(lines)` whole lines or the start of the log. The first line of each stream
- * in the window is dropped unless the window reaches the log's start, since it may have begun
- * before. Returns the lines and the splitter, which holds the unterminated last lines.
+ * until `enough(lines)` or the start of the log. The first line of each stream in the window is
+ * dropped unless the window reaches the log's start, since it may have begun before. Returns the
+ * lines, the splitter (which holds the unterminated last lines) and where the newest file's last
+ * whole record ends (a half-written one is left to the follower).
  */
-async function tailWindow(files: LogFile[], flush: boolean, enough: (lines: SplitLine[]) => boolean): Promise<{ lines: SplitLine[]; splitter: LineSplitter }> {
+async function tailWindow(
+  files: LogFile[], enough: (lines: SplitLine[]) => boolean,
+): Promise<{ lines: SplitLine[]; splitter: LineSplitter; top: number }> {
   const readers: BackwardFile[] = [];
-  for (const f of [...files].reverse()) readers.push(new BackwardFile(f, await f.size()));
+  for (const f of [...files].reverse()) readers.push(new BackwardFile(f, await f.size(), readers.length === 0));
   // The window, newest piece first: whole records, and maybe the end of the oldest one's data.
   const pieces: LogRecord[] = [];
   let fileIndex = 0;
@@ -414,8 +434,7 @@ async function tailWindow(files: LogFile[], flush: boolean, enough: (lines: Spli
     }
     const splitter = new LineSplitter(atStart ? streamsOf(leadMask) : ['stdout', 'stderr']);
     const lines = splitter.push([...pieces].reverse());
-    if (flush) lines.push(...splitter.flush());
-    if (atStart || enough(lines)) return { lines, splitter };
+    if (atStart || enough(lines)) return { lines, splitter, top: readers[0]?.top ?? 0 };
     budget *= 2;
   }
 }
@@ -446,21 +465,18 @@ export async function* readLogLines(loc: LogLocation | string, options: LogsOpti
     const tail = options.tail !== undefined && options.tail >= 0 ? options.tail : undefined;
     if (tail !== undefined) {
       const all = newest ? [...files, newest] : files;
-      cursor.pos = newest ? await newest.size() : 0;
-      let initial: LogLine[] = [];
-      if (tail === 0) splitter = new LineSplitter(['stdout', 'stderr']);
-      else {
-        const w = await tailWindow(all, !running, (lines) => visible(lines).length >= tail);
-        splitter = w.splitter;
-        initial = visible(w.lines).slice(-tail);
-      }
+      // With tail 0 the window only finds where the last whole record ends.
+      const w = await tailWindow(all, (lines) => visible(lines).length >= tail);
+      cursor.pos = w.top;
+      splitter = w.splitter;
       await Promise.all(files.map((f) => f.close()));
       files.length = 0;
+      let initial = visible(w.lines);
       if (!running) {
-        // The window was read up to the size seen then: anything written since comes after it.
+        // Anything written after the window's end, and the unterminated last lines.
         for (const l of visible([...splitter.push(await cursor.read()), ...splitter.flush()])) initial.push(l);
-        if (tail > 0) initial = initial.slice(-tail);
       }
+      initial = tail === 0 ? [] : initial.slice(-tail);
       yield* initial;
     } else {
       // Streamed: a long log is never held whole.

@@ -57,12 +57,12 @@ describe('log rotation', () => {
     expect((await c.inspect()).hostConfig.log).toEqual({ maxSize: 20 * 1024 * 1024, maxFile: 5 });
   });
 
-  it('follow across rotations gets every numbered line exactly once, in order', async () => {
+  for (const detach of [false, true]) it(`follow across rotations gets every numbered line exactly once, in order (${detach ? 'detached: berth-monitor rotates' : 'attached: the zygote rotates'})`, async () => {
     const { engine } = await testEngine();
     // 30000 lines, one record each (~690 KiB of log): ~85 rotations of 8 KiB files while the
     // follower reads; 100 files keep all of it, so every line must come out, once.
     const c = await Container.create({
-      image: BUSYBOX_REF, ...NO_NETWORK, engine, log: { maxSize: '8k', maxFile: 100 },
+      image: BUSYBOX_REF, ...NO_NETWORK, engine, detach, log: { maxSize: '8k', maxFile: 100 },
       command: ['sh', '-c', 'sleep 0.3; i=1; while [ $i -le 30000 ]; do echo $i; i=$((i+1)); done'],
     });
     await c.start();

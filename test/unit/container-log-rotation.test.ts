@@ -1,4 +1,4 @@
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fsLogIO, readLogLines, type LogIO, type LogLine } from '../../src/container/logs.js';
@@ -109,6 +109,26 @@ describe('log rotation (writer and reader)', () => {
     done = true;
     await reader;
     expect(seen).toEqual(Array.from({ length: 5000 }, (_, i) => `${i + 1}\n`));
+  });
+
+  it('tail with follow starts after the last whole record when the writer is halfway through one, and gets that record once it is whole', async () => {
+    const dir = tempDir('logrot');
+    const path = join(dir, 'output.log');
+    const w = new LogWriter(path, { maxSize: 1024 * 1024, maxFile: 2 });
+    writeLines(w, 1, 50, 1);
+    w.close();
+    const next = encodeRecord('stdout', 51n, Buffer.from('51\n'));
+    appendFileSync(path, next.subarray(0, 6));
+    let done = false;
+    const seen: string[] = [];
+    for await (const l of readLogLines({ path, maxFile: 2 }, { follow: true, tail: 2 }, () => Promise.resolve(!done))) {
+      seen.push(l.text);
+      if (seen.length === 2) {
+        appendFileSync(path, next.subarray(6));
+        done = true;
+      }
+    }
+    expect(seen).toEqual(['49\n', '50\n', '51\n']);
   });
 
   it('reads a log written before records had a trailing length (tail falls back to reading it forwards)', async () => {
