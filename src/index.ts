@@ -29,6 +29,7 @@ export type { ContainerCommitOptions } from './container/container.js';
 export type { ChangeKind, ContainerChange } from './container/union.js';
 export type { MountOptions } from './container/mounts.js';
 export type { UsernsOption } from './container/userns.js';
+export type { LogOptions } from './container/log-options.js';
 export type { IdMapping } from './runtime/plan.js';
 export { Volume, type VolumeCreateOptions, type VolumeEngineOption, type VolumeInfo, type VolumeListOptions } from './volume/volume.js';
 export type { ContainerInfo, ContainerSummary, NetworkSettings } from './container/info.js';

@@ -12,9 +12,8 @@ import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './
 import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
 import type { ExecOptions, ExecResult, WaitCondition } from './service.js';
 import { ContainerAttachment, ContainerProcess } from './process.js';
-import { followRecords } from './logs.js';
+import { followRecords, logEnd } from './logs.js';
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { parseResources, resourceOptionsSchema, type CgroupStats, type ResourceOptions } from '../runtime/cgroups/index.js';
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
@@ -317,9 +316,9 @@ export class Container {
     const o = parseOptions(attachSchema, options);
     const svc = this.#svc;
     const { record, stdin, tty } = await svc.stdinOf(this.ref, o.stdin !== false);
-    const log = svc.paths(record.id).log;
+    const log = { path: svc.paths(record.id).log, maxFile: record.config.log.maxFile };
     // The starting point is fixed now: output written from here on is never missed.
-    const from = o.logs ? 0 : await stat(log).then((s) => s.size, () => 0);
+    const from = o.logs ? 'start' : (await logEnd(log.path)) ?? 'start';
     return new ContainerAttachment({
       records: (signal) => followRecords(log, { from, signal }, () => svc.isRunning(record.id)),
       ...(stdin !== undefined ? { stdin } : {}),
@@ -433,7 +432,7 @@ export class Container {
           return false;
         }
       };
-      yield* readLogLines(svc.paths(rec.id).log, o, isRunning);
+      yield* readLogLines({ path: svc.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, isRunning);
     };
     return {
       [Symbol.asyncIterator]: () => lines(),

@@ -91,6 +91,8 @@ export interface ContainerInfo {
     oomScoreAdj: number | null;
     /** Its user namespace (`userns`): the maps, and whether they are an `'auto'` range; null without one. */
     userns: { auto: boolean; uidMap: IdMapping[]; gidMap: IdMapping[] } | null;
+    /** Limits of its output log (`log`): bytes per file, files kept. */
+    log: { maxSize: number; maxFile: number };
   };
   /** The file berth records the container's output in. */
   logPath: string;
@@ -168,7 +170,7 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
       capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges,
       seccomp: typeof r.config.seccomp === 'string' ? r.config.seccomp : 'profile', networkMode: r.config.network,
       ulimits: r.config.ulimits, sysctls: r.config.sysctls, oomScoreAdj: r.config.oomScoreAdj,
-      userns: r.config.userns,
+      userns: r.config.userns, log: r.config.log,
     },
     logPath,
     networkSettings,

@@ -16,6 +16,7 @@ import { resourceOptionsSchema, type ResourceOptions } from '../runtime/cgroups/
 import { oomScoreAdjSchema, sysctlRefusal, sysctlsSchema, ulimitsSchema, type Ulimit } from './limits.js';
 import { SECCOMP_OPTION_RE } from './seccomp.js';
 import { usernsOptionSchema, type UsernsOption } from './userns.js';
+import { logOptionsSchema, type LogOptions } from './log-options.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -84,6 +85,7 @@ export const createOptionsSchema = z.strictObject({
   oomScoreAdj: oomScoreAdjSchema.optional(),
   userns: usernsOptionSchema.optional(),
   init: z.boolean().optional(),
+  log: logOptionsSchema.optional(),
   healthcheck: z.strictObject({
     test: z.union([z.string().min(1), z.array(z.string()).min(1)]),
     interval: z.number().int().positive().optional(),
@@ -253,6 +255,14 @@ export interface ContainerCreateOptions {
   volumesFrom?: string[];
   /** Run a small init as PID 1 that reaps zombies and forwards signals (Docker's `--init`). */
   init?: boolean;
+  /**
+   * Limits of its output log (Docker's `--log-opt max-size=… max-file=…`):
+   * `{ maxSize: '10m', maxFile: 3 }`. When the log file would grow past `maxSize` it is rotated
+   * (renamed `output.log.1`, the older ones shifted, the oldest dropped), so at most
+   * `maxSize × maxFile` is kept; `logs()` reads across the kept files. Default 20 MiB × 5 files
+   * (100 MiB), as Docker's `local` driver.
+   */
+  log?: LogOptions;
   /**
    * Health check, replacing the image's: `test` is `['CMD', …]`, `['CMD-SHELL', 'cmd']`, a shell
    * command string, or `['NONE']` (disabled); times in ms (defaults 30 s interval and timeout,

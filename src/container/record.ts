@@ -26,6 +26,8 @@ const recordedPortsSchema = z.preprocess(
   }) : v),
   z.array(portBindingSchema),
 );
+import { logLimitsSchema } from './log-options.js';
+import { DEFAULT_LOG_LIMITS } from '../runtime/log-writer.js';
 
 /** Docker's container statuses. */
 export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
@@ -73,6 +75,8 @@ export const containerRecordSchema = z.object({
     /** The user namespace's maps (`userns`), null without one. */
     userns: usernsRecordSchema.default(null),
     init: z.boolean().default(false),
+    /** Limits of the output log (bytes per file, files kept). */
+    log: logLimitsSchema.default({ ...DEFAULT_LOG_LIMITS }),
     tty: z.boolean().default(false),
     detach: z.boolean().default(false),
     openStdin: z.boolean().default(false),

@@ -32,6 +32,7 @@ import type { CgroupDriver, CgroupLimits, CgroupStats } from '../runtime/cgroups
 import { capabilityMask } from '../runtime/capabilities.js';
 import type { ExecPlan } from '../runtime/init.js';
 import type { Plan } from '../runtime/plan.js';
+import type { LogLimits } from '../runtime/log-writer.js';
 import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
 import { parseExitRecord, type ExitRecord } from '../runtime/protocol.js';
 import { pidfdOpen, pidfdSendSignal } from '../kernel/process.js';
@@ -180,7 +181,7 @@ export interface ContainerRuntime {
    * and terminal master, when it has them); rejects with {@link StartFailure} when it cannot.
    */
   start(
-    plan: Plan, logPath: string, exitPath: string, options?: { detach?: boolean; cgroups?: Promise<unknown> },
+    plan: Plan, logPath: string, exitPath: string, options?: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits },
   ): Promise<{ pid: number; startTime: number; stdinFd?: number; ttyFd?: number; holderPid?: number }>;
   /** Calls `listener` when a process this runtime started ends (after its output is drained). */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void;
@@ -426,7 +427,7 @@ export class ContainerService {
       const cgroups = { ...this.#cgroupJoin(rec.id), ...(cg ? { view: cg.view() } : {}) };
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach, ...(cgReady ? { cgroups: cgReady } : {}) });
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach, log: rec.config.log, ...(cgReady ? { cgroups: cgReady } : {}) });
       } catch (e) {
         const cgError = await cgReady?.then(() => undefined, (err: unknown) => err);
         await cg?.destroy(rec.id).catch(() => undefined);

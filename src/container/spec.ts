@@ -18,6 +18,7 @@ import { defaultSysctls, resolveSysctls, resolveUlimits, runtimeRlimits } from '
 import type { CgroupView } from '../runtime/cgroups/index.js';
 import type { ContainerRecord } from './record.js';
 import { resolveSeccomp, seccompFilter, type SeccompChoice } from './seccomp.js';
+import { resolveLogLimits } from './log-options.js';
 
 /** The parts of an image config a container is made from. */
 export interface ImageRunConfig {
@@ -138,6 +139,7 @@ export function buildConfig(
       ulimits: resolveUlimits(opts.ulimits ?? []),
       sysctls: resolveSysctls(opts.sysctls ?? {}, opts.network ?? 'bridge'),
       oomScoreAdj: opts.oomScoreAdj ?? null,
+      log: resolveLogLimits(opts.log),
       userns: null, // allocated when the record is written (see ContainerService.create)
     },
   };

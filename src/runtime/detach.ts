@@ -32,6 +32,7 @@ import { allowForkOfHeap } from './fork-safety.js';
 import { closeOtherFds, runTemplate, type InitFds } from './init.js';
 import { spawnNativeInit } from './native-init.js';
 import type { SealedProgram } from './sealed-program.js';
+import type { LogLimits } from './log-writer.js';
 
 /** The monitor's fds, fixed by its contract (see `monitor/monitor.c`). */
 export const MONITOR_FDS = { output: 3, stderr: 4, log: 5, stdin: 6 } as const;
@@ -60,7 +61,9 @@ export interface DetachedParentFds {
  * template; either waits for its plan from the zygote), waits for the zygote's go, then execs the
  * monitor on the container's output. Never returns.
  */
-export function runDetachedParent(unshareFlags: number, fds: DetachedParentFds, monitor: string, exitPath: string, init?: SealedProgram): never {
+export function runDetachedParent(
+  unshareFlags: number, fds: DetachedParentFds, monitor: string, files: { exitPath: string; logPath: string; log: LogLimits }, init?: SealedProgram,
+): never {
   try {
     const i = fds.init;
     closeOtherFds([fds.outR, fds.errR, fds.log, fds.stdinW, fds.goR, fds.pidW, i.stdout, i.stderr, i.error, i.ctrl, i.stdin, init?.fd ?? -1].filter((fd) => fd >= 0));
@@ -100,7 +103,7 @@ export function runDetachedParent(unshareFlags: number, fds: DetachedParentFds, 
     const devNull = open('/dev/null', O_RDWR);
     for (const fd of [0, 1, 2]) dup2(devNull, fd);
     if (devNull > 2) close(devNull);
-    execve(monitor, [monitor, String(pid), exitPath], []);
+    execve(monitor, [monitor, String(pid), files.exitPath, files.logPath, String(files.log.maxSize), String(files.log.maxFile)], []);
   } catch {
     // Without the monitor the container cannot be kept: it dies with this process.
   }

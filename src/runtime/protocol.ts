@@ -25,6 +25,7 @@
  * @module
  */
 import type { Plan } from './plan.js';
+import type { LogLimits } from './log-writer.js';
 import type { ExecPlan, InitFailure } from './init.js';
 
 /** Engine → zygote: start a container process. */
@@ -39,6 +40,8 @@ export interface StartRequest {
   logPath: string;
   /** File the exit status is written to (atomically) when the process ends. */
   exitPath: string;
+  /** Rotation of the log (see `log-writer.ts`); the default cap when absent. */
+  log?: LogLimits;
   /**
    * Detach the container from the engine (see `detach.ts`): this monitor program becomes its
    * parent, its output pump and its exit recorder, and it outlives the zygote.

@@ -13,6 +13,7 @@ import { zygoteScript } from './zygote-script.js';
 import { monitorBinary, nativeBinary } from './monitor-binary.js';
 import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './protocol.js';
 import type { Plan } from './plan.js';
+import type { LogLimits } from './log-writer.js';
 import type { ExecPlan, InitFailure } from './init.js';
 
 /**
@@ -148,14 +149,14 @@ export class ZygoteClient {
   }
 
   /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
-  async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean; cgroups?: Promise<unknown> } = {}): Promise<StartedReply> {
+  async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits } = {}): Promise<StartedReply> {
     const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
     const init = await this.#initHelper();
     if (plan.spec.userns && !init) {
       throw new BerthError('UNSUPPORTED', 'userns needs berth-init, the native init (a C compiler to build it from sources, and not BERTH_NATIVE_INIT=0); the JavaScript init does not make user namespaces');
     }
     const pending = this.#request({
-      t: 'start', plan, logPath, exitPath, ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}), ...(init ? { init } : {}),
+      t: 'start', plan, logPath, exitPath, ...(options.log ? { log: options.log } : {}), ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}), ...(init ? { init } : {}),
     });
     // Awaited below; a rejection meanwhile (the zygote died) must not count as unhandled.
     pending.catch(() => undefined);

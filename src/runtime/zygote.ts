@@ -38,7 +38,8 @@ class StartStepError extends Error {
     super(cause instanceof Error ? cause.message : String(cause), { cause });
   }
 }
-import { encodeRecord, nowNs, type LogStream } from './log-format.js';
+import { nowNs, type LogStream } from './log-format.js';
+import { DEFAULT_LOG_LIMITS, LogWriter } from './log-writer.js';
 import { processStartTime } from './proc.js';
 import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
@@ -64,27 +65,6 @@ const EXIT_FILE_RESERVE = 4096;
 /** Where the exit record of the container with exit file `exitPath` is written before its rename. */
 function exitTempPath(exitPath: string): string {
   return `${exitPath}.tmp-${process.pid}`;
-}
-
-/**
- * Appends one record to a container's log. On an error (a full disk) the record is dropped, and
- * a part of it already written is cut off again, as `berth-monitor` does: the log stays a
- * sequence of whole records, and a container that filled the disk does not take the zygote (and
- * every container it runs) down with an uncaught exception.
- */
-function appendRecord(fd: number, rec: Buffer): void {
-  let off = 0;
-  try {
-    while (off < rec.length) off += writeSync(fd, rec, off, rec.length - off);
-  } catch {
-    if (off === 0) return;
-    try {
-      const end = fstatSync(fd).size;
-      if (end >= off) ftruncateSync(fd, end - off);
-    } catch {
-      // Left torn: readers skip a record cut short at the end.
-    }
-  }
 }
 
 /** Sets aside the room of a container's exit file (see {@link EXIT_FILE_RESERVE}); best effort. */
@@ -132,8 +112,8 @@ interface Child {
   pid: number;
   startTime: number;
   rid: number;
-  /** Log file of a container; -1 for an exec, whose output goes to the engine. */
-  logFd: number;
+  /** Writer of a container's log; none for an exec, whose output goes to the engine, or a detached container (its monitor writes it). */
+  log?: LogWriter;
   /** Exit file of a container; empty for an exec. */
   exitPath: string;
   exec: boolean;
@@ -429,7 +409,7 @@ export class Zygote {
       if (monitorPid === 0) {
         close(pidR);
         const initFds = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
-        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, req.exitPath, sealedInit);
+        runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, { exitPath: req.exitPath, logPath: req.logPath, log: req.log ?? DEFAULT_LOG_LIMITS }, sealedInit);
       }
       for (const fd of fds) if (fd !== exR && fd !== ctrlW && fd !== goW && fd !== pidR) close(fd);
       fds.length = 0;
@@ -536,7 +516,7 @@ export class Zygote {
       }
       const child: Child = {
         id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
-        logFd: detached ? -1 : openSync(req.logPath, 'a'), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
+        ...(detached ? {} : { log: new LogWriter(req.logPath, req.log ?? DEFAULT_LOG_LIMITS) }), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
         cgroupAck: { fd: t.ctrlW, procs: req.plan.spec.cgroupProcs ?? [], terminal: !!proc.terminal },
         ...(detached ? { detached } : {}),
       };
@@ -621,7 +601,7 @@ export class Zygote {
       if (!plan.process.terminal) close(ctrlW);
       fds.length = 0;
       const child: Child = {
-        id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, logFd: -1, exitPath: '', exec: true,
+        id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, exitPath: '', exec: true,
         openStreams: 2, done: false, ctrlW: plan.process.terminal ? ctrlW : -1, stdinW: -1, ttyFd: -1, mntNs: -1,
       };
       this.#byPid.set(pid, child);
@@ -823,7 +803,7 @@ export class Zygote {
   /** Output of `child`: a record in its log, or a message to the engine for an exec. */
   #output(child: Child, stream: LogStream, d: Buffer): void {
     if (child.exec) this.#send({ t: 'output', id: child.id, stream, data: d.toString('base64') });
-    else appendRecord(child.logFd, encodeRecord(stream, nowNs(), d));
+    else child.log?.write(stream, nowNs(), d);
   }
 
   /**
@@ -938,7 +918,7 @@ export class Zygote {
       this.#send({ t: 'execExit', id: child.id, status: JSON.parse(JSON.stringify(status)) as ExitRecord });
       return;
     }
-    if (child.logFd >= 0) closeSync(child.logFd);
+    child.log?.close();
     if (this.#byId.get(child.id) === child) this.#byId.delete(child.id);
     const record: ExitRecord = { pid: child.pid, ...child.status };
     if (child.execResult) {

@@ -1,13 +1,19 @@
 /*
  * berth-monitor: stays beside one detached container, as podman's conmon does.
  *
- *   berth-monitor <child-pid> <exit-path>
+ *   berth-monitor <child-pid> <exit-path> [<log-path> <max-size> <max-file>]
  *
  * It was exec'd by the process that forked <child-pid>, so that pid is its own child. It
  * (a) keeps reading the container's output and appends it to the log file, one record per
  * chunk read (src/runtime/log-format.ts):
  *
- *   stream:u8 (1 stdout, 2 stderr) | time:u64le (ns since epoch) | length:u32le | bytes
+ *   kind:u8 (0x81 stdout, 0x82 stderr) | time:u64le (ns since epoch) | length:u32le | bytes | length:u32le
+ *
+ * With <log-path> it rotates the log as src/runtime/log-writer.ts does: before a record would
+ * take the file past <max-size> bytes, <log-path>.(max-file − 2) is renamed over
+ * <log-path>.(max-file − 1) … <log-path> to <log-path>.1 (with <max-file> 1 the file is removed),
+ * a new <log-path> is opened on fd 5, and it starts with a boundary record (kind 0x83, one byte:
+ * bit 0 when stdout was mid-line, bit 1 for stderr).
  *
  * and (b) reaps the child, then writes `{"pid":P,"exitCode":C[,"signal":S],"finishedAt":T}`
  * to <exit-path>.tmp-<own pid> and renames it to <exit-path>. That temp file is made at start
@@ -30,7 +36,7 @@
 #include "sys.h"
 
 enum { OUT_FD = 3, ERR_FD = 4, LOG_FD = 5 };
-enum { HEADER = 13, CHUNK = 65536, GRACE_NS = 2000000000, EXIT_RESERVE = 4096 };
+enum { HEADER = 13, TRAILER = 4, CHUNK = 65536, GRACE_NS = 2000000000, EXIT_RESERVE = 4096 };
 
 struct pollfd_k { int fd; short events, revents; };
 
@@ -40,28 +46,82 @@ static u64 now_ns(int clock) {
   return (u64)t.sec * 1000000000ull + (u64)t.nsec;
 }
 
-/* Header and data of one record, so that it goes to the log in one write(). */
-static unsigned char rec[HEADER + CHUNK];
+/* Header, data and trailer of one record, so that it goes to the log in one write(). */
+static unsigned char rec[HEADER + CHUNK + TRAILER];
+
+/* Rotation: the log's path (0: none), its limits, the current file's size, and which streams
+ * ended mid-line (bit 0 stdout, bit 1 stderr). */
+static const char *log_path;
+static u64 max_size, log_size;
+static long max_file;
+static int mid_line;
+static char name_a[4096 + 32], name_b[4096 + 32];
+
+/* Writes the name of the log's i-th file (0: <log-path>, else <log-path>.i) to buf. */
+static const char *rotated_name(char *buf, long i) {
+  char *p = put_str(buf, log_path);
+  if (i > 0) p = put_num(put_str(p, "."), i);
+  *p = 0;
+  return buf;
+}
+
+/* Fills in a record's header and trailer around `n` bytes of data at rec + HEADER. */
+static long frame(int kind, u64 t, long n) {
+  rec[0] = (unsigned char)kind;
+  for (int i = 0; i < 8; i++) rec[1 + i] = (unsigned char)(t >> (8 * i));
+  for (int i = 0; i < 4; i++) rec[9 + i] = rec[HEADER + n + i] = (unsigned char)((u64)n >> (8 * i));
+  return HEADER + n + TRAILER;
+}
 
 /*
  * Appends rec[0, len) to the log, looping on short writes. On an error (ENOSPC, EIO, ...) the
  * record is dropped: a partly written one is cut off again so the log stays a sequence of whole
  * records. The container must never stall on its log.
  */
-static void write_record(long len) {
+static int write_record(const unsigned char *r, long len) {
   long off = 0;
   while (off < len) {
-    long n = sys3(NR_write, LOG_FD, rec + off, len - off);
+    long n = sys3(NR_write, LOG_FD, r + off, len - off);
     if (n == -EINTR) continue;
     if (n <= 0) {
       if (off > 0) {
         long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
         if (end >= off) sys3(NR_ftruncate, LOG_FD, end - off, 0);
       }
-      return;
+      return 0;
     }
     off += n;
   }
+  log_size += (u64)len;
+  return 1;
+}
+
+/*
+ * Shifts the log's files by one and starts a new one on LOG_FD. On any failure the current file
+ * is kept (output is never lost for a rotation that did not happen).
+ */
+static void rotate(u64 t) {
+  if (max_file <= 1) {
+    long r = sys3(NR_unlinkat, AT_FDCWD, (long)log_path, 0);
+    if (r < 0 && r != -ENOENT) return;
+  } else {
+    for (long i = max_file - 1; i >= 1; i--) {
+      long r = sys6(NR_renameat2, AT_FDCWD, (long)rotated_name(name_a, i - 1), AT_FDCWD, (long)rotated_name(name_b, i), 0, 0);
+      if (r < 0 && r != -ENOENT) return;
+    }
+  }
+  long fd = sys6(NR_openat, AT_FDCWD, (long)log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640, 0, 0);
+  if (fd < 0) return;
+  sys3(NR_dup3, fd, LOG_FD, 0);
+  sys3(NR_close, fd, 0, 0);
+  long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
+  log_size = end > 0 ? (u64)end : 0;
+  static unsigned char boundary[HEADER + 1 + TRAILER];
+  boundary[0] = 0x83;
+  for (int i = 0; i < 8; i++) boundary[1 + i] = (unsigned char)(t >> (8 * i));
+  for (int i = 0; i < 4; i++) boundary[9 + i] = boundary[HEADER + 1 + i] = (unsigned char)(i == 0);
+  boundary[HEADER] = (unsigned char)mid_line;
+  write_record(boundary, sizeof boundary);
 }
 
 /*
@@ -75,19 +135,21 @@ static int pump(int fd, int stream) {
   if (n == -EIO) return -1;
   if (n <= 0) return 0;
   u64 t = now_ns(CLOCK_REALTIME);
-  rec[0] = (unsigned char)stream;
-  for (int i = 0; i < 8; i++) rec[1 + i] = (unsigned char)(t >> (8 * i));
-  for (int i = 0; i < 4; i++) rec[9 + i] = (unsigned char)((u64)n >> (8 * i));
-  write_record(HEADER + n);
+  long len = frame(0x80 | stream, t, n);
+  if (log_path && log_size > 0 && log_size + (u64)len > max_size) rotate(t);
+  if (write_record(rec, len)) {
+    if (rec[HEADER + n - 1] == '\n') mid_line &= ~stream;
+    else mid_line |= stream;
+  }
   return 1;
 }
 
-/* Parses a positive decimal int; returns -1 if `s` is anything else. */
-static long parse_pid(const char *s) {
-  long v = 0;
+/* Parses a positive decimal number below 2^62; returns -1 if `s` is anything else. */
+static long long parse_positive(const char *s) {
+  long long v = 0;
   if (*s == 0) return -1;
   for (; *s; s++) {
-    if (*s < '0' || *s > '9' || v > 0x3fffffff / 10) return -1;
+    if (*s < '0' || *s > '9' || v > 0x3fffffffffffffffll / 10) return -1;
     v = v * 10 + (*s - '0');
   }
   return v > 0 ? v : -1;
@@ -154,10 +216,19 @@ extern "C"
 __attribute__((noreturn, used)) void monitor_main(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
-  if (argc != 3) exit_now(2);
-  long child = parse_pid(argv[1]);
+  if (argc != 3 && argc != 6) exit_now(2);
+  long long child = parse_positive(argv[1]);
   const char *exit_path = argv[2];
-  if (child < 0 || exit_path[0] == 0) exit_now(2);
+  if (child < 0 || child > 0x3fffffff || exit_path[0] == 0) exit_now(2);
+  if (argc == 6) {
+    long long size = parse_positive(argv[4]), files = parse_positive(argv[5]);
+    long n = 0;
+    while (argv[3][n]) n++;
+    if (n == 0 || n > 4096 || size < 0 || files < 0 || files > 100000) exit_now(2);
+    log_path = argv[3], max_size = (u64)size, max_file = (long)files;
+    long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
+    log_size = end > 0 ? (u64)end : 0;
+  }
 
   /* Keep running when the terminal or a reader goes away; reap the child ourselves
    * (SIGCHLD may have been inherited as ignored, which would auto-reap it). */

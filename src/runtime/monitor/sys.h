@@ -19,7 +19,7 @@ enum {
   NR_sethostname = 170, NR_setdomainname = 171, NR_mkdirat = 258, NR_mknodat = 259,
   NR_symlinkat = 266, NR_unshare = 272,
   NR_getdents64 = 217, NR_fchownat = 260, NR_readlinkat = 267, NR_fchmodat = 268, NR_utimensat = 280,
-  NR_keyctl = 250, NR_prlimit64 = 302,
+  NR_keyctl = 250, NR_prlimit64 = 302, NR_unlinkat = 263,
   O_DIRECTORY = 0200000, O_NOFOLLOW = 0400000,
 };
 #elif defined(__aarch64__)
@@ -35,7 +35,7 @@ enum {
   NR_sethostname = 161, NR_setdomainname = 162, NR_mkdirat = 34, NR_mknodat = 33,
   NR_symlinkat = 36, NR_unshare = 97,
   NR_getdents64 = 61, NR_fchownat = 54, NR_readlinkat = 78, NR_fchmodat = 53, NR_utimensat = 88,
-  NR_keyctl = 219, NR_prlimit64 = 261,
+  NR_keyctl = 219, NR_prlimit64 = 261, NR_unlinkat = 35,
   O_DIRECTORY = 040000, O_NOFOLLOW = 0100000,
 };
 #else
@@ -48,7 +48,7 @@ enum {
   EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13, ENOENT = 2, ENOEXEC = 8, EEXIST = 17, ENOTDIR = 20,
   EINVAL = 22, ENAMETOOLONG = 36, ENOSYS = 38, ELOOP = 40, KEYCTL_JOIN_SESSION_KEYRING = 1,
   F_GETFL = 3, F_SETFL = 4, O_RDONLY = 0, O_WRONLY = 01, O_RDWR = 02, O_CREAT = 0100, O_EXCL = 0200, O_NOCTTY = 0400,
-  O_TRUNC = 01000, O_NONBLOCK = 04000, O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
+  O_TRUNC = 01000, O_APPEND = 02000, O_NONBLOCK = 04000, O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
   POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
   CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1,
   SIGCHLD = 17, X_OK = 1, S_IFMT = 0170000, S_IFREG = 0100000, STATX_TYPE = 1, STATX_MODE = 2,
