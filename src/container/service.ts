@@ -239,6 +239,8 @@ export interface ContainerListFilter {
 }
 
 const ACTIVE: ReadonlySet<ContainerStatus> = new Set(['running', 'paused', 'restarting']);
+/** The records' indexed subset of containers recorded as {@link ACTIVE}. */
+const ACTIVE_SUBSET = 'active';
 
 /** The container manager of one engine. */
 export class ContainerService {
@@ -263,7 +265,12 @@ export class ContainerService {
     this.#runDir = ctx.runRoot === undefined ? this.#dir : join(ctx.runRoot, 'containers');
     // Container state changes often and is rebuilt from the kernel when read: rename gives
     // atomicity; fsync (power-loss durability) is not worth ~0.5 ms on every transition.
-    this.records = new RecordStore({ dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false });
+    // The subset `active` (running, paused, restarting as recorded) is indexed: listing the
+    // running containers reads those records only, however many exited ones the root holds.
+    this.records = new RecordStore<ContainerRecord>({
+      dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false,
+      subsets: { [ACTIVE_SUBSET]: (r) => ACTIVE.has(r.state.status) },
+    });
     ctx.zygote.onExit((id, status) => {
       void this.#recordExit(id, status)
         .then((rec) => (rec ? this.#applyRestartPolicy(rec) : undefined))
@@ -344,11 +351,11 @@ export class ContainerService {
    */
   #sweep(): Promise<void> {
     this.#swept ??= (async () => {
-      const known = new Set((await this.list({ all: true })).map((r) => r.id));
+      await this.list(); // refreshes the active records: records the exits nobody saw
       await Promise.all([this.#dir, dirname(this.paths('0'.repeat(64)).runDir)].map(sweepTrash));
       await Promise.all([...this.#cleanups.values()]);
       for (const id of (await this.#ctx.networks?.endpointContainerIds?.()) ?? []) {
-        if (!known.has(id) && !(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
+        if (!(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
       }
     })().catch(() => undefined);
     return this.#swept;
@@ -670,15 +677,19 @@ export class ContainerService {
 
   /** Ids of containers (any status, or active only) that mount volume `name`. */
   async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
-    const recs = await this.records.list();
+    const recs = await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {});
     return (await Promise.all(recs.map((r) => (activeOnly ? this.#refresh(r) : r))))
       .filter((r) => (!activeOnly || ACTIVE.has(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
       .map((r) => r.id);
   }
 
-  /** Lists containers (running only unless `all`), newest first. */
+  /**
+   * Lists containers (running only unless `all`), newest first. Without `all`, and with only
+   * active statuses asked for, only the records of active containers are read (an index).
+   */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
-    const refreshed = await Promise.all((await this.records.list()).map((r) => this.#refresh(r)));
+    const activeOnly = !filter.all && (filter.status ?? []).every((s) => ACTIVE.has(s));
+    const refreshed = await Promise.all((await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {})).map((r) => this.#refresh(r)));
     // A refresh may have recorded an exit and auto-removed the container.
     const present = await Promise.all(refreshed.map((r) => (r.config.autoRemove ? this.records.has(r.id) : true)));
     const recs = refreshed.filter((_, i) => present[i]);
