@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
@@ -21,7 +21,7 @@ import { CommandError, InvalidArgumentError, NotFoundError, StateError, BerthErr
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
-import { removeTreeSync } from '../state/remove-tree.js';
+import { removeTree } from '../state/remove-tree.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import type { PlanInterface } from '../network/plan-interface.js';
@@ -75,26 +75,44 @@ function signalProcess(pid: number, startTime: number, signal: number): void {
 /** Prefix of directories being deleted in the background (see {@link discardDir}). */
 const TRASH_PREFIX = '.trash-';
 
+/** How old a container directory without a record must be before a sweep deletes it (a create makes the directory first). */
+const ORPHAN_GRACE_MS = 60_000;
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
+
 /**
- * Deletes a container's directory off the caller's path: renamed away at once (atomic: the
- * container is gone for every reader), then deleted in the background. What a crash leaves
- * behind is deleted by the next engine's sweep ({@link sweepTrash}).
+ * Deletes a container's directory off the caller's path and off the event loop: renamed away at
+ * once (atomic: no later start or create can see it half removed), then deleted on the thread
+ * pool ({@link removeTree}). What a crash leaves behind is deleted by the next engine's sweep
+ * ({@link sweepTrash}). Never rejects.
  */
-function discardDir(dir: string): void {
+async function discardDir(dir: string): Promise<void> {
   const trash = join(dirname(dir), `${TRASH_PREFIX}${basename(dir)}-${randomBytes(4).toString('hex')}`);
   try {
     renameSync(dir, trash);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') removeTreeSync(dir);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') await removeTree(dir);
     return;
   }
-  setImmediate(() => removeTreeSync(trash));
+  await removeTree(trash);
 }
 
-/** Deletes what {@link discardDir} left in `dir` (a crash in the middle). */
-async function sweepTrash(dir: string): Promise<void> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  for (const n of names) if (n.startsWith(TRASH_PREFIX)) removeTreeSync(join(dir, n));
+/**
+ * Deletes what a removal killed in the middle left in `dir`: the trash of {@link discardDir},
+ * and container directories whose record is gone (killed between deleting the record and moving
+ * the directory) once older than {@link ORPHAN_GRACE_MS}. `recordsDir` holds the records.
+ */
+async function sweepTrash(dir: string, recordsDir: string): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const records = new Set(dir === recordsDir ? entries.map((e) => e.name) : await readdir(recordsDir).catch(() => [] as string[]));
+  const work: Promise<unknown>[] = [];
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.name.startsWith(TRASH_PREFIX)) work.push(removeTree(path));
+    else if (e.isDirectory() && CONTAINER_ID.test(e.name) && !records.has(`${e.name}.json`)) {
+      work.push(stat(path).then((st) => (Date.now() - st.mtimeMs > ORPHAN_GRACE_MS ? discardDir(path) : undefined), () => undefined));
+    }
+  }
+  await Promise.all(work);
 }
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
@@ -352,7 +370,7 @@ export class ContainerService {
   #sweep(): Promise<void> {
     this.#swept ??= (async () => {
       await this.list(); // refreshes the active records: records the exits nobody saw
-      await Promise.all([this.#dir, dirname(this.paths('0'.repeat(64)).runDir)].map(sweepTrash));
+      await Promise.all([this.#dir, dirname(this.paths('0'.repeat(64)).runDir)].map((d) => sweepTrash(d, this.#dir)));
       await Promise.all([...this.#cleanups.values()]);
       for (const id of (await this.#ctx.networks?.endpointContainerIds?.()) ?? []) {
         if (!(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
@@ -660,7 +678,7 @@ export class ContainerService {
     if (!['none', 'host'].includes(rec.config.network)) await this.#ctx.networks?.releaseAttachment(rec.id).catch(() => undefined);
     const deleted = await this.records.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
-    for (const dir of [this.paths(rec.id).dir, this.paths(rec.id).runDir]) discardDir(dir);
+    for (const dir of [this.paths(rec.id).dir, this.paths(rec.id).runDir]) void discardDir(dir);
     if (deleted) await this.#event('destroy', rec);
     if (options.volumes) {
       for (const m of rec.config.mounts) {

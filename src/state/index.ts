@@ -20,4 +20,4 @@ export { NameRegistry, encodeName, decodeName, type NameRegistryOptions } from '
 export { RecordStore, RECORD_ID_PATTERN, corruptRecordChannel, type RecordListOptions, type RecordStoreOptions } from './record-store.js';
 export { SubsetIndex } from './subsets.js';
 export { fsError, isErrno, errnoCode } from './fs-error.js';
-export { removeTreeSync } from './remove-tree.js';
+export { removeTree, removeTreeSync } from './remove-tree.js';
