@@ -34,7 +34,7 @@ import { writeFileAtomicSync } from '../state/atomic.js';
 import { asEvent, type BerthEvent } from './types.js';
 
 /** Bytes of log between two checkpoints of an index (at least; checkpoints sit at line starts). */
-export const INDEX_STEP = 32 * 1024;
+export const INDEX_STEP = 16 * 1024;
 
 /** How many of a log file's first bytes the index's `head` checksum covers (fewer in a shorter file). */
 const HEAD_BYTES = 256;
