@@ -8,18 +8,21 @@
  *   generations full), 20 events in the last second.
  * - A remove's longest event-loop block: the longest time between two turns of the event loop
  *   from `remove()` until the container's directories are gone (the deletion in the background
- *   included), for containers that ran `true`.
+ *   included), for containers that wrote 1 MiB of output; and the deletion of such a container's
+ *   directories alone, synchronously (as before) and on the thread pool (as now).
  *
  * Usage: `npx tsx bench/scale.ts [records]` (part of `npm run bench`; default 10,000 records).
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container, Engine, Image } from '../src/index.js';
 import type { ContainerRecord } from '../src/container/record.js';
+import { removeTree, removeTreeSync } from '../src/state/remove-tree.js';
 import { benchRootfs } from './lib/busybox.js';
 import { formatTable, median, minMax, timeIt } from './lib/stats.js';
 
@@ -116,13 +119,36 @@ try {
   const containersDir = join(rm.root, 'containers');
   const gone = (id: string) => () => !existsSync(join(containersDir, id)) && !readdirSync(containersDir).some((f) => f.startsWith('.trash-'));
   for (let i = 0; i < 22; i++) {
-    const c = await Container.run('bench/busybox', ['sh', '-c', 'echo hello'], { engine: rm, network: 'none' });
+    const c = await Container.run('bench/busybox', ['sh', '-c', 'head -c 1048576 /dev/zero; echo hello'], { engine: rm, network: 'none' });
     await c.wait();
     const id = await c.id();
     const b = await longestBlock(() => c.remove(), gone(id));
     if (i >= 2) blocks.push(b);
   }
-  rows.push(row('remove: longest event-loop block', blocks.sort((a, b) => a - b), '-', 'until its directories are gone'));
+  rows.push(row('remove: longest event-loop block', blocks.sort((a, b) => a - b), '-', 'until its dirs are gone; 1 MiB of output'));
+
+  // ── the deletion alone: on the event loop (removeTreeSync, as before) or on the thread pool ──
+  const fakeDir = (i: number) => {
+    const d = join(base, 'dirs', `c${i}`);
+    mkdirSync(join(d, 'upper', 'etc'), { recursive: true });
+    mkdirSync(join(d, 'work', 'work'), { recursive: true });
+    writeFileSync(join(d, 'output.log'), Buffer.alloc(1 << 20, 1));
+    for (const f of ['hosts', 'hostname', 'resolv.conf']) writeFileSync(join(d, 'upper', 'etc', f), 'x');
+    spawnSync('sync'); // its blocks on disk, as a container's some time after it ran: freeing them discards
+    return d;
+  };
+  const syncBlocks: number[] = [];
+  const asyncBlocks: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const d = fakeDir(i);
+    const t = performance.now();
+    removeTreeSync(d);
+    syncBlocks.push(performance.now() - t);
+    const e = fakeDir(100 + i);
+    asyncBlocks.push(await longestBlock(() => removeTree(e), () => true));
+  }
+  rows.push(row('  its deletion on the event loop (before)', syncBlocks.sort((a, b) => a - b), '-', 'removeTreeSync, 1 MiB log'));
+  rows.push(row('  its deletion on the thread pool (now)', asyncBlocks.sort((a, b) => a - b), '-', 'removeTree: longest event-loop block'));
 
   console.log(`\nScale: ${RECORDS} records, on ${base}`);
   console.log(formatTable([['what', 'median ms', 'min–max ms', 'runs', 'target ms', 'note'], ...rows]));
