@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
@@ -21,7 +21,7 @@ import { CommandError, InvalidArgumentError, NotFoundError, StateError, BerthErr
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
-import { removeTreeSync } from '../state/remove-tree.js';
+import { removeTree } from '../state/remove-tree.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
 import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import { buildPlan } from '../runtime/plan.js';
@@ -78,29 +78,45 @@ function signalProcess(pid: number, startTime: number, signal: number): void {
 /** Prefix of directories being deleted in the background (see {@link discardDir}). */
 const TRASH_PREFIX = '.trash-';
 
+/** How old a container directory without a record must be before a sweep deletes it (a create makes the directory first). */
+const ORPHAN_GRACE_MS = 60_000;
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
+
 /**
- * Deletes a container's directory off the caller's path: renamed away at once (atomic: the
- * container is gone for every reader), then deleted in the background. What a crash leaves
- * behind is deleted by the next engine's sweep ({@link sweepTrash}).
- *
- * @returns where it went, for a caller that needs the space back at once (`removeTreeSync` it).
+ * Deletes a container's directory off the caller's path and off the event loop: renamed away at
+ * once (atomic: no later start or create can see it half removed), then deleted on the thread
+ * pool ({@link removeTree}). What a crash leaves behind is deleted by the next engine's sweep
+ * ({@link sweepTrash}). The rename is done when this returns; the promise settles once the
+ * directory is deleted (a caller that needs the space back at once awaits it). Never rejects.
  */
-function discardDir(dir: string): string | undefined {
+async function discardDir(dir: string): Promise<void> {
   const trash = join(dirname(dir), `${TRASH_PREFIX}${basename(dir)}-${randomBytes(4).toString('hex')}`);
   try {
     renameSync(dir, trash);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') removeTreeSync(dir);
-    return undefined;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') await removeTree(dir);
+    return;
   }
-  setImmediate(() => removeTreeSync(trash));
-  return trash;
+  await removeTree(trash);
 }
 
-/** Deletes what {@link discardDir} left in `dir` (a crash in the middle). */
-async function sweepTrash(dir: string): Promise<void> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  for (const n of names) if (n.startsWith(TRASH_PREFIX)) removeTreeSync(join(dir, n));
+/**
+ * Deletes what a removal killed in the middle left in `dir`: the trash of {@link discardDir},
+ * and container directories whose record is gone (killed between deleting the record and moving
+ * the directory) once older than {@link ORPHAN_GRACE_MS}. `recordsDir` holds the records.
+ */
+async function sweepTrash(dir: string, recordsDir: string): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const records = new Set(dir === recordsDir ? entries.map((e) => e.name) : await readdir(recordsDir).catch(() => [] as string[]));
+  const work: Promise<unknown>[] = [];
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.name.startsWith(TRASH_PREFIX)) work.push(removeTree(path));
+    else if (e.isDirectory() && CONTAINER_ID.test(e.name) && !records.has(`${e.name}.json`)) {
+      work.push(stat(path).then((st) => (Date.now() - st.mtimeMs > ORPHAN_GRACE_MS ? discardDir(path) : undefined), () => undefined));
+    }
+  }
+  await Promise.all(work);
 }
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
@@ -252,6 +268,8 @@ export interface ContainerListFilter {
 }
 
 const ACTIVE: ReadonlySet<ContainerStatus> = new Set(['running', 'paused', 'restarting']);
+/** The records' indexed subset of containers recorded as {@link ACTIVE}. */
+const ACTIVE_SUBSET = 'active';
 
 /** The container manager of one engine. */
 export class ContainerService {
@@ -282,7 +300,12 @@ export class ContainerService {
     this.#runDir = ctx.runRoot === undefined ? this.#dir : join(ctx.runRoot, 'containers');
     // Container state changes often and is rebuilt from the kernel when read: rename gives
     // atomicity; fsync (power-loss durability) is not worth ~0.5 ms on every transition.
-    this.records = new RecordStore({ dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false });
+    // The subset `active` (running, paused, restarting as recorded) is indexed: listing the
+    // running containers reads those records only, however many exited ones the root holds.
+    this.records = new RecordStore<ContainerRecord>({
+      dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false,
+      subsets: { [ACTIVE_SUBSET]: (r) => ACTIVE.has(r.state.status) },
+    });
     ctx.zygote.onExit((id, status) => {
       void this.#recordExit(id, status)
         .then((rec) => (rec ? this.#applyRestartPolicy(rec) : undefined))
@@ -371,11 +394,11 @@ export class ContainerService {
    */
   #sweep(): Promise<void> {
     this.#swept ??= (async () => {
-      const known = new Set((await this.list({ all: true })).map((r) => r.id));
-      await Promise.all([this.#dir, dirname(this.paths('0'.repeat(64)).runDir)].map(sweepTrash));
+      await this.list(); // refreshes the active records: records the exits nobody saw
+      await Promise.all([this.#dir, dirname(this.paths('0'.repeat(64)).runDir)].map((d) => sweepTrash(d, this.#dir)));
       await Promise.all([...this.#cleanups.values()]);
       for (const id of (await this.#ctx.networks?.endpointContainerIds?.()) ?? []) {
-        if (!known.has(id) && !(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
+        if (!(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id).catch(() => undefined);
       }
     })().catch(() => undefined);
     return this.#swept;
@@ -727,10 +750,10 @@ export class ContainerService {
     const unrecorded = this.#unrecorded.get(rec.id);
     this.#unrecorded.delete(rec.id);
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
-    const trash = [this.paths(rec.id).dir, this.paths(rec.id).runDir].map(discardDir);
+    const deletions = [this.paths(rec.id).dir, this.paths(rec.id).runDir].map(discardDir);
     if (spaceIsLow(this.#ctx.root)) {
       // Someone is likely waiting for this space: it is back when remove() returns.
-      for (const t of trash) if (t !== undefined) removeTreeSync(t);
+      await Promise.all(deletions);
       ensureReserve(this.#ctx.root);
     }
     // A `die` a full disk kept out of the log goes in before the `destroy`.
@@ -751,15 +774,19 @@ export class ContainerService {
 
   /** Ids of containers (any status, or active only) that mount volume `name`. */
   async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
-    const recs = await this.records.list();
+    const recs = await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {});
     return (await Promise.all(recs.map((r) => (activeOnly ? this.#refresh(r) : r))))
       .filter((r) => (!activeOnly || ACTIVE.has(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
       .map((r) => r.id);
   }
 
-  /** Lists containers (running only unless `all`), newest first. */
+  /**
+   * Lists containers (running only unless `all`), newest first. Without `all`, and with only
+   * active statuses asked for, only the records of active containers are read (an index).
+   */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
-    const refreshed = await Promise.all((await this.records.list()).map((r) => this.#refresh(r)));
+    const activeOnly = !filter.all && (filter.status ?? []).every((s) => ACTIVE.has(s));
+    const refreshed = await Promise.all((await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {})).map((r) => this.#refresh(r)));
     // A refresh may have recorded an exit and auto-removed the container.
     const present = await Promise.all(refreshed.map((r) => (r.config.autoRemove ? this.records.has(r.id) : true)));
     const recs = refreshed.filter((_, i) => present[i]);

@@ -18,6 +18,10 @@
  * - **Read and follow**: see {@link EventLog.read}, {@link EventLog.follow} and
  *   {@link EventLog.subscribe}. Every consumer reads the log itself, so an event appended by this
  *   process is delivered through the log like any other: once.
+ * - **Index**: beside each file, `events.log.idx` and `events.log.1.idx` say where a read `since`
+ *   a time can start (see `log-index.ts`), so such a read parses about what it returns whatever
+ *   the log's size. An append that crosses a checkpoint extends the index; rotation moves it with
+ *   the file and completes it.
  *
  * Measured on the project's VM: an append costs ~25 µs.
  *
@@ -33,7 +37,8 @@ import { LOCK_EX, LOCK_SH, LOCK_UN, flock, tryFlock } from '../kernel/flock.js';
 import { fsError, isErrno } from '../state/fs-error.js';
 import { eventFilterShape, matchesEvent, normalizeFilter, parseEventFilter, parseOptions, type EventFilter } from './filter.js';
 import { EventStream, type EventSource } from './event-stream.js';
-import { LogTailer, parseLines, type LogCursor, type LogTailerOptions } from './log-tailer.js';
+import { LogTailer, type LogCursor, type LogTailerOptions } from './log-tailer.js';
+import { INDEX_STEP, indexFileOf, readIndexed, sweepIndexTemps } from './log-index.js';
 import { eventInputSchema, type BerthEvent, type EventInput } from './types.js';
 
 /** Published with each {@link BerthEvent} appended by this process. */
@@ -125,7 +130,7 @@ export class EventLog {
   /** Past events matching `filter`, oldest first (in log order). */
   async read(filter?: EventFilter): Promise<BerthEvent[]> {
     const f = parseEventFilter(filter);
-    const { events } = await this.#snapshot();
+    const { events } = await this.#snapshot(f.since);
     return events.filter((e) => matchesEvent(e, f));
   }
 
@@ -143,7 +148,7 @@ export class EventLog {
     const filter = normalizeFilter(rest);
     const start = filter.since === undefined ? this.#endCursor() : undefined;
     const source: EventSource = {
-      snapshot: () => this.#snapshot(),
+      snapshot: () => this.#snapshot(filter.since),
       tail: (cursor, keep, handlers) => {
         const tailer = this.#tailer(cursor, keep, handlers);
         return { close: () => this.#untail(tailer) };
@@ -205,15 +210,17 @@ export class EventLog {
     return st === undefined ? { ino: 0, offset: 0 } : { ino: st.ino, offset: st.size };
   }
 
-  /** Every complete event in both files, and the cursor just past the last one read. */
-  async #snapshot(): Promise<{ events: BerthEvent[]; cursor: LogCursor }> {
+  /**
+   * The complete events of both files from `since` (all when undefined), and the cursor just past
+   * the last one read. Through the index, events before `since` are mostly skipped unread: what
+   * is returned is a superset of the events from `since`, in log order.
+   */
+  async #snapshot(since?: number): Promise<{ events: BerthEvent[]; cursor: LogCursor }> {
     return this.#locked(LOCK_SH, () => {
       const events: BerthEvent[] = [];
-      const rotated = readIfExists(`${this.file}.1`);
-      if (rotated !== undefined) parseLines(rotated.data, events);
-      const current = readIfExists(this.file);
-      if (current === undefined) return { events, cursor: { ino: 0, offset: 0 } };
-      return { events, cursor: { ino: current.ino, offset: parseLines(current.data, events) } };
+      withFile(`${this.file}.1`, (fd) => readIndexed(`${this.file}.1`, fd, since, events, true));
+      const cursor = withFile(this.file, (fd, ino) => ({ ino, offset: readIndexed(this.file, fd, since, events) }));
+      return { events, cursor: cursor ?? { ino: 0, offset: 0 } };
     });
   }
 
@@ -248,7 +255,8 @@ export class EventLog {
   }
 
   /**
-   * Appends one line with one write; returns (about) the file's size after it. If the file does
+   * Appends one line with one write; returns (about) the file's size after it; extends the index
+   * when the line crosses a multiple of {@link INDEX_STEP} (about once every that many bytes). If the file does
    * not end with a newline (an earlier append was torn by a full disk and could not even end
    * its line), the line starts with one, so that only the fragment is lost. (The last byte may
    * also be read while another process's append is half copied; that only adds an empty line,
@@ -277,6 +285,13 @@ export class EventLog {
         }
         throw new KernelError('write', 28, 'ENOSPC', `short write of ${n}/${line.length} bytes`, this.file);
       }
+      if (Math.floor(size / INDEX_STEP) !== Math.floor((size + n) / INDEX_STEP)) {
+        try {
+          readIndexed(this.file, fd, Infinity, []);
+        } catch {
+          // the index only saves work: the append itself succeeded, and the next reader rebuilds it
+        }
+      }
       return size + n;
     } catch (e) {
       throw fsError(e, 'write', this.file);
@@ -297,7 +312,10 @@ export class EventLog {
       if (!tryFlock(fd, LOCK_EX)) return; // busy: a later append will rotate
       try {
         const st = fs.statSync(this.file, { throwIfNoEntry: false });
-        if (st !== undefined && st.size > this.#rotateAt) fs.renameSync(this.file, `${this.file}.1`);
+        if (st !== undefined && st.size > this.#rotateAt) {
+          fs.renameSync(this.file, `${this.file}.1`);
+          moveIndex(this.file, `${this.file}.1`);
+        }
       } finally {
         flock(fd, LOCK_UN);
       }
@@ -317,7 +335,8 @@ function mkdirp(dir: string): void {
   }
 }
 
-function readIfExists(file: string): { data: Buffer; ino: number } | undefined {
+/** Runs `fn` on `file` open for reading (with its inode number); undefined when there is no such file. */
+function withFile<T>(file: string, fn: (fd: number, ino: number) => T): T | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY);
@@ -326,10 +345,26 @@ function readIfExists(file: string): { data: Buffer; ino: number } | undefined {
     throw fsError(e, 'open', file);
   }
   try {
-    return { ino: fs.fstatSync(fd).ino, data: fs.readFileSync(fd) };
+    return fn(fd, fs.fstatSync(fd).ino);
   } catch (e) {
     throw fsError(e, 'read', file);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * After `from` was renamed to `to` (under the exclusive lock): moves its index along and
+ * completes it to the file's end, so a read from a recent time skips the rotated file unread.
+ * Best effort: a missing index is rebuilt by the next read. Also deletes what index writers
+ * killed in the middle left (about once per rotation).
+ */
+function moveIndex(from: string, to: string): void {
+  try {
+    fs.renameSync(indexFileOf(from), indexFileOf(to));
+  } catch {
+    fs.rmSync(indexFileOf(to), { force: true });
+  }
+  withFile(to, (fd) => readIndexed(to, fd, Infinity, [], true));
+  sweepIndexTemps(from);
 }

@@ -9,21 +9,24 @@
  *   {@link RecordStore.delete}; deleted with the record, while held (see `lock.ts`).
  * - `.<id>.json.tmp-…` — a write in progress, or left by a crash; never read as a record.
  * - `names/` — the records' unique names ({@link NameRegistry}).
+ * - `subsets/` — the index of named subsets, when the store has some ({@link SubsetIndex}).
  *
  * Reads take no lock: a rename is atomic, so a reader sees the old record or the new one.
  * Read-modify-write goes through {@link RecordStore.update}, under the record's exclusive lock.
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { channel } from 'node:diagnostics_channel';
 import type { z } from 'zod';
-import { BerthError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, TimeoutError } from '../errors.js';
 import { createFileExclusiveSync, fsyncDir, readJsonFileSync, writeFileAtomicSync } from './atomic.js';
 import { fsError, isErrno } from './fs-error.js';
 import { withLock } from './lock.js';
 import { NameRegistry } from './names.js';
+import { SubsetIndex } from './subsets.js';
 
 /** Ids allowed as record ids: safe file names, no leading dot, at most 200 characters. */
 export const RECORD_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$/;
@@ -51,7 +54,23 @@ export interface RecordStoreOptions<T> {
   lockTimeout?: number;
   /** How old a name held by a missing record must be before it is reclaimed. Default 60 000 ms. */
   danglingNameGraceMs?: number;
+  /**
+   * Named subsets of the records (name → whether a record belongs), indexed so that
+   * `list({ subset })` reads only the records in it (see {@link SubsetIndex}). A predicate sees
+   * the record as stored and must depend on nothing else. Changing what a predicate means needs a
+   * new name (an index built by the old one would be used as it is).
+   */
+  subsets?: Record<string, (record: T) => boolean>;
 }
+
+/** Options of {@link RecordStore.list}. */
+export interface RecordListOptions {
+  /** Only the records of this subset (one of the store's `subsets`), reading no other record. */
+  subset?: string;
+}
+
+/** How many validated texts a store remembers (a fingerprint each, ~100 bytes). */
+const VALIDATED_CACHE = 100_000;
 
 /**
  * A store of JSON records of type `T`, keyed by id, with unique names.
@@ -76,12 +95,15 @@ export class RecordStore<T extends object> {
   readonly #fsync: boolean;
   readonly #lockTimeout: number | undefined;
   /**
-   * Per id, the text last written or validated here and the validated record's JSON: a read
-   * that finds the same text skips the schema (measured at 30–150 µs a record, the larger
-   * figure before the schema code is optimized), which matters on a container's start path
-   * where its record is read back several times. Bounded; dropped with the record.
+   * Per id, a fingerprint (SHA-1) of the text last written or validated here, and the validated
+   * record's JSON when it differs from the text: a read that finds the same text skips the schema
+   * (measured at 30–150 µs a record), which matters on a container's start path where its record
+   * is read back several times, and for a listing of thousands of records. Bounded (at
+   * {@link VALIDATED_CACHE}, more than a listing holds); dropped with the record.
    */
-  readonly #validated = new Map<string, { text: string; json: string }>();
+  readonly #validated = new Map<string, { hash: string; json: string | undefined }>();
+  readonly #subsets: SubsetIndex<T> | undefined;
+  readonly #danglingGraceMs: number;
 
   /** Creates a store over `options.dir`; touches nothing until used. */
   constructor(options: RecordStoreOptions<T>) {
@@ -91,6 +113,8 @@ export class RecordStore<T extends object> {
     this.#schema = options.schema;
     this.#fsync = options.fsync ?? true;
     this.#lockTimeout = options.lockTimeout;
+    this.#subsets = options.subsets === undefined ? undefined : new SubsetIndex(this.dir, options.subsets);
+    this.#danglingGraceMs = options.danglingNameGraceMs ?? 60_000;
     this.names = new NameRegistry({
       dir: path.join(this.dir, 'names'),
       noun: this.#noun,
@@ -149,7 +173,7 @@ export class RecordStore<T extends object> {
       return undefined;
     }
     const known = this.#validated.get(id);
-    if (known?.text === text) return JSON.parse(known.json) as T;
+    if (known !== undefined && known.hash === fingerprint(text)) return JSON.parse(known.json ?? text) as T;
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -163,8 +187,8 @@ export class RecordStore<T extends object> {
 
   #remember(id: string, text: string, json = text): void {
     this.#validated.delete(id);
-    this.#validated.set(id, { text, json });
-    if (this.#validated.size > 1000) this.#validated.delete(this.#validated.keys().next().value!);
+    this.#validated.set(id, { hash: fingerprint(text), json: json === text ? undefined : json });
+    if (this.#validated.size > VALIDATED_CACHE) this.#validated.delete(this.#validated.keys().next().value!);
   }
 
   /**
@@ -206,21 +230,88 @@ export class RecordStore<T extends object> {
   }
 
   /**
-   * Every record. A record deleted during the listing is left out; a corrupt or invalid one is
-   * left out and reported on {@link corruptRecordChannel}.
+   * Every record, or those of `options.subset`. A record deleted during the listing is left out;
+   * a corrupt or invalid one is left out and reported on {@link corruptRecordChannel}.
+   *
+   * With a subset, only the records with an entry in its index are read, and each is checked
+   * against the subset's predicate; an entry that is wrong (a crash between writing a record
+   * and its entry) is skipped and deleted. The first listing of a subset that was never built
+   * reads every record and builds it; if it cannot (a full disk), it still answers.
+   *
+   * @throws InvalidArgumentError (`subset`) naming an unknown subset.
    */
-  async list(): Promise<T[]> {
-    const out: T[] = [];
-    for (const id of this.#ids()) {
+  async list(options: RecordListOptions = {}): Promise<T[]> {
+    if (options.subset === undefined) return this.#listAll().map(([, rec]) => rec);
+    const name = options.subset;
+    const belongs = this.#subsets?.predicate(name);
+    if (this.#subsets === undefined || belongs === undefined) {
+      throw new InvalidArgumentError('subset', `'${String(name).slice(0, 40)}' is not a subset of the ${this.#noun} store`);
+    }
+    const ids = this.#subsets.entries(name);
+    if (ids === undefined) {
+      const all = this.#listAll();
       try {
-        const rec = this.#read(id);
-        if (rec !== undefined) out.push(rec);
-      } catch (error) {
-        if (!(error instanceof BerthError) || error.code !== 'INTERNAL') throw error;
-        if (corruptRecordChannel.hasSubscribers) corruptRecordChannel.publish({ file: this.#file(id), error });
+        this.#subsets.build(name, all);
+      } catch {
+        // not built: the next listing scans again
       }
+      return all.filter(([, rec]) => belongs(rec)).map(([, rec]) => rec);
+    }
+    const out: T[] = [];
+    for (const id of ids) {
+      if (!RECORD_ID_PATTERN.test(id)) continue;
+      const rec = this.#readListed(id);
+      if (rec !== undefined && belongs(rec)) out.push(rec);
+      else await this.#dropExtra(name, id, rec === undefined);
     }
     return out;
+  }
+
+  /** Every readable record with its id; see {@link list}. */
+  #listAll(): [string, T][] {
+    const out: [string, T][] = [];
+    for (const id of this.#ids()) {
+      const rec = this.#readListed(id);
+      if (rec !== undefined) out.push([id, rec]);
+    }
+    return out;
+  }
+
+  /** Record `id` for a listing: undefined when it is gone, or corrupt (then reported). */
+  #readListed(id: string): T | undefined {
+    try {
+      return this.#read(id);
+    } catch (error) {
+      if (!(error instanceof BerthError) || error.code !== 'INTERNAL') throw error;
+      if (corruptRecordChannel.hasSubscribers) corruptRecordChannel.publish({ file: this.#file(id), error });
+      return undefined;
+    }
+  }
+
+  /**
+   * Deletes the extra entry of `id` in subset `name`: under the record's lock, if it is free now
+   * (no update can be adding the record to the subset meanwhile), when the record still does not
+   * belong; when there is no record, once the entry is older than the grace period (a create
+   * makes the entry, without a lock, before the record). Best effort.
+   */
+  async #dropExtra(name: string, id: string, missing: boolean): Promise<void> {
+    const subsets = this.#subsets!;
+    const belongs = subsets.predicate(name)!;
+    try {
+      if (missing) {
+        const age = subsets.entryAge(name, id);
+        if (age !== undefined && age > this.#danglingGraceMs && !fs.existsSync(this.#file(id))) subsets.drop(name, id);
+        return;
+      }
+      await withLock(path.join(this.dir, `${id}.lock`), () => {
+        const rec = this.#read(id);
+        if (rec !== undefined && !belongs(rec)) subsets.drop(name, id);
+      }, { timeout: 0 });
+    } catch (e) {
+      // Busy (an update is under way, and fixes the entry itself), unreadable, or a full disk:
+      // the entry stays extra, and the next listing skips it again.
+      if (!(e instanceof TimeoutError) && !(e instanceof BerthError)) throw e;
+    }
   }
 
   /**
@@ -233,6 +324,7 @@ export class RecordStore<T extends object> {
   async create(id: string, record: T): Promise<T> {
     this.#checkId(id);
     const text = this.#serialize(record);
+    this.#subsets?.enter(id, JSON.parse(text) as T);
     if (!createFileExclusiveSync(this.#file(id), text, { fsync: this.#fsync })) {
       throw new ConflictError('CONFLICT', `${this.#noun} '${id}' already exists; choose another id`);
     }
@@ -263,7 +355,10 @@ export class RecordStore<T extends object> {
         const next = await fn(current);
         if (next === current) return current;
         const text = this.#serialize(next);
+        const stored = this.#subsets === undefined ? undefined : (JSON.parse(text) as T);
+        if (stored !== undefined) this.#subsets!.enter(id, stored);
         writeFileAtomicSync(this.#file(id), text, { fsync: this.#fsync });
+        if (stored !== undefined) this.#subsets!.leave(id, stored);
         if (this.#schema !== undefined) this.#remember(id, text);
         return JSON.parse(text) as T;
       },
@@ -292,6 +387,7 @@ export class RecordStore<T extends object> {
           if (!isErrno(e, 'ENOENT')) throw fsError(e, 'unlink', file);
           existed = false;
         }
+        this.#subsets?.leave(id, undefined);
         lock.removeFile();
         if (existed && this.#fsync) fsyncDir(this.dir);
         return existed;
@@ -346,4 +442,9 @@ export class RecordStore<T extends object> {
     }
     throw this.#notFound(ref);
   }
+}
+
+/** The fingerprint of a record's text in the validated-record cache. */
+function fingerprint(text: string): string {
+  return createHash('sha1').update(text).digest('base64');
 }

@@ -7,10 +7,12 @@
  * two cores) this is the cheaper way, even though it holds the event loop for that time.
  *
  * Symlinks are removed, never followed (`readdir`'s entry types come from the directory itself).
+ * {@link removeTree} is the same off the event loop, for deletions nobody waits for.
  *
  * @module
  */
 import { readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { readdir, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -46,6 +48,41 @@ export function removeTreeSync(dir: string): boolean {
 function unlinkQuietly(path: string): boolean {
   try {
     unlinkSync(path);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/**
+ * Deletes `dir` and everything under it as {@link removeTreeSync} does, but off the event loop:
+ * each `readdir`, `unlink` and `rmdir` runs on libuv's thread pool, where the kernel's work
+ * (on ext4 mounted with `discard`, milliseconds per container) no longer holds the event loop.
+ * Never rejects; resolves with whether the tree is gone.
+ */
+export async function removeTree(dir: string): Promise<boolean> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code !== 'ENOTDIR') return false;
+    return unlinkQuietlyAsync(dir);
+  }
+  const done = await Promise.all(entries.map((e) => (e.isDirectory() ? removeTree(join(dir, e.name)) : unlinkQuietlyAsync(join(dir, e.name)))));
+  if (done.includes(false)) return false;
+  try {
+    await rmdir(dir);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+async function unlinkQuietlyAsync(path: string): Promise<boolean> {
+  try {
+    await unlink(path);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT';

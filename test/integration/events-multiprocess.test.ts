@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventHub } from '../../src/events/event-hub.js';
 import { EventLog } from '../../src/events/event-log.js';
+import { INDEX_STEP, indexFileOf } from '../../src/events/log-index.js';
 import type { BerthEvent } from '../../src/events/types.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -127,6 +128,52 @@ describe('EventLog across processes', () => {
     }
     expect(total).toBeLessThanOrEqual(2 * maxBytes); // rotation waits for a moment without appenders
     expect((await log.read()).at(-1)?.id).toBe(got.at(-1)?.id);
+  });
+
+  it('3 appenders with clocks out of order, one killed with SIGKILL mid-way, and readers meanwhile: a read from since returns exactly what a full scan does', async () => {
+    const root = tempDir('events-mp');
+    const maxBytes = 24 * INDEX_STEP; // rotations, and several checkpoints a file
+    const SKEWED = `
+import { EventLog } from '@src/events/event-log.ts';
+const [root, worker, maxBytes] = process.argv.slice(2);
+const log = new EventLog(root!, { maxBytes: Number(maxBytes) });
+let seed = worker!.charCodeAt(0);
+const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const pad = 'p'.repeat(100);
+console.log('ready');
+await new Promise((r) => process.stdin.once('data', r));
+for (let i = 0; ; i++) {
+  // each writer's clock is off by up to a minute either way, as if its appends waited
+  const time = Date.now() + Math.floor((random() - 0.5) * 120_000);
+  await log.append({ type: 'container', action: 'tick', id: worker + '-' + i, attributes: { pad }, time });
+  if (i === 3000) console.log('done');
+  if (i >= 3000 && worker !== 'k') break;
+}
+process.stdin.destroy();
+`;
+    const workers = ['a', 'b', 'k'].map((name) => child(root, SKEWED, [root, name, String(maxBytes)]));
+    for (const w of workers) expect(await w.line()).toBe('ready');
+    for (const w of workers) w.proc.stdin!.write('go\n');
+    const reader = new EventLog(root, { maxBytes });
+    const killer = workers[2]!;
+    await sleep(300);
+    killer.proc.kill('SIGKILL'); // wherever it is: appending, extending an index, rotating
+    expect(await killer.exited).toBe('SIGKILL');
+    let finished = false;
+    const done = Promise.all(workers.slice(0, 2).map((w) => w.line())).finally(() => (finished = true));
+    for (let reads = 0; !finished || reads === 0; reads++) {
+      await reader.read({ since: Date.now() - 10_000 }); // readers extend the index too
+      await sleep(20);
+    }
+    expect(await done).toEqual(['done', 'done']);
+    expect(await Promise.all(workers.slice(0, 2).map((w) => w.exited))).toEqual([0, 0]);
+
+    const all = await new EventLog(root, { maxBytes }).read(); // no since: every line, parsed
+    expect(all.length).toBeGreaterThan(3000);
+    const times = all.map((e) => e.time);
+    const probes = [...times.filter((_, i) => i % 97 === 0), ...times.filter((_, i) => i % 89 === 0).map((t) => t + 1), Math.min(...times), Date.now()];
+    for (const t of probes) expect(await reader.read({ since: t })).toEqual(all.filter((e) => e.time >= t));
+    expect(fs.existsSync(indexFileOf(reader.file))).toBe(true);
   });
 
   it('followers and hub listeners do not keep a process alive, unless asked to', async () => {

@@ -171,4 +171,58 @@ await store.update('r', async (r) => {
     expect(await waiting).toEqual({ id: 'r', n: 2 });
     expect(Date.now() - t0).toBeLessThan(500);
   });
+
+  it('3 processes moving records in and out of a subset, one killed with SIGKILL: a record that stays in it is always listed, and the subset ends exact', async () => {
+    const dir = tempDir('state-subsets');
+    const records = path.join(dir, 'records');
+    type R = { id: string; on: boolean; n: number };
+    const open = () => new RecordStore<R>({ dir: records, fsync: false, subsets: { on: (r) => r.on } });
+    const store = open();
+    for (let i = 0; i < 5; i++) await store.create(`always-${i}`, { id: `always-${i}`, on: true, n: 0 });
+    for (let i = 0; i < 30; i++) await store.create(`toggle-${i}`, { id: `toggle-${i}`, on: i % 2 === 0, n: 0 });
+    const TOGGLER = `
+import { RecordStore } from '@src/state/record-store.ts';
+const [dir, worker, count] = process.argv.slice(2);
+const store = new RecordStore<{ id: string; on: boolean; n: number }>({ dir: dir!, fsync: false, subsets: { on: (r) => r.on } });
+let seed = worker!.charCodeAt(0) * 7919;
+const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+console.log('ready');
+await new Promise((r) => process.stdin.once('data', r));
+const mine: string[] = [];
+for (let i = 0; worker === 'k' || i < Number(count); i++) {
+  const r = random();
+  if (r < 0.15) await store.update('always-' + Math.floor(random() * 5), (x) => ({ ...x, n: x.n + 1 }));
+  else if (r < 0.75) await store.update('toggle-' + Math.floor(random() * 30), (x) => ({ ...x, on: random() < 0.5, n: x.n + 1 }));
+  else if (r < 0.9 || mine.length === 0) {
+    const id = worker + '-' + i;
+    await store.create(id, { id, on: random() < 0.5, n: 0 });
+    mine.push(id);
+  } else await store.delete(mine.splice(Math.floor(random() * mine.length), 1)[0]!);
+}
+console.log('done');
+process.stdin.destroy();
+`;
+    const workers = ['a', 'b', 'k'].map((w) => child(dir, TOGGLER, [records, w, '1500']));
+    for (const w of workers) expect(await w.line()).toBe('ready');
+    for (const w of workers) w.proc.stdin!.write('go\n');
+    let finished = false;
+    const done = Promise.all(workers.slice(0, 2).map((w) => w.line())).finally(() => (finished = true));
+    const reader = open();
+    let lists = 0;
+    const killAt = Date.now() + 300;
+    while (!finished) {
+      if (workers[2]!.proc.exitCode === null && workers[2]!.proc.signalCode === null && Date.now() > killAt) workers[2]!.proc.kill('SIGKILL');
+      const listed = await reader.list({ subset: 'on' });
+      for (let i = 0; i < 5; i++) expect(listed.map((r) => r.id)).toContain(`always-${i}`);
+      for (const r of listed) expect(r.on).toBe(true);
+      lists++;
+      await sleep(2); // let the children's lines in
+    }
+    expect(await done).toEqual(['done', 'done']);
+    expect(await workers[2]!.exited).toBe('SIGKILL');
+    expect(lists).toBeGreaterThan(5);
+    const exact = (await store.list()).filter((r) => r.on).map((r) => r.id).sort();
+    expect((await reader.list({ subset: 'on' })).map((r) => r.id).sort()).toEqual(exact);
+    expect((await open().list({ subset: 'on' })).map((r) => r.id).sort()).toEqual(exact);
+  });
 });

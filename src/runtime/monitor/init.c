@@ -846,9 +846,9 @@ static void copy_tree(long from, long to) {
 }
 
 #if defined(__x86_64__)
-enum { NR_flock = 73, NR_unlinkat = 263 };
+enum { NR_flock = 73 };
 #else
-enum { NR_flock = 32, NR_unlinkat = 35 };
+enum { NR_flock = 32 };
 #endif
 enum { LOCK_EX = 2, AT_REMOVEDIR = 0x200, RENAME_NOREPLACE = 1, EISDIR = 21, ENOTEMPTY = 39 };
 
