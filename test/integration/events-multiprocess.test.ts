@@ -169,7 +169,11 @@ process.stdin.destroy();
     expect(await Promise.all(workers.slice(0, 2).map((w) => w.exited))).toEqual([0, 0]);
 
     const all = await new EventLog(root, { maxBytes }).read(); // no since: every line, parsed
-    expect(all.length).toBeGreaterThan(3000);
+    // Enough to span a rotation and many checkpoints; how many events the two kept files hold
+    // depends on when rotations found a moment without appenders (fewer under load).
+    // (A file is rotated once past half of maxBytes.)
+    expect(fs.statSync(`${reader.file}.1`).size).toBeGreaterThan(maxBytes / 2);
+    expect(all.length).toBeGreaterThan(1000);
     const times = all.map((e) => e.time);
     const probes = [...times.filter((_, i) => i % 97 === 0), ...times.filter((_, i) => i % 89 === 0).map((t) => t + 1), Math.min(...times), Date.now()];
     for (const t of probes) expect(await reader.read({ since: t })).toEqual(all.filter((e) => e.time >= t));

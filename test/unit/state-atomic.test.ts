@@ -43,7 +43,7 @@ describe('writeFileAtomic', () => {
     vi.spyOn(fs, 'writeSync').mockImplementationOnce(enospc);
     const err = await writeFileAtomic(file, '{"v":"new"}').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KernelError);
-    expect(err).toMatchObject({ code: 'KERNEL', errnoCode: 'ENOSPC' });
+    expect(err).toMatchObject({ code: 'NO_SPACE', errnoCode: 'ENOSPC' });
     expect(await readJsonFile(file)).toEqual({ v: 'old' });
     expect(fs.readdirSync(dir)).toEqual(['a.json']);
   });
