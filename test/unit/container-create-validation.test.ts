@@ -11,6 +11,7 @@ import type { ContainerCreateOptions } from '../../src/container/options.js';
 import { containerRecordSchema } from '../../src/container/record.js';
 import { Container, Engine } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { fakeVolumes } from '../helpers/fake-volumes.js';
 
 function setup(networks: Partial<ContainerNetworks> = {}) {
   const root = tempDir('create-validation');
@@ -25,16 +26,7 @@ function setup(networks: Partial<ContainerNetworks> = {}) {
       attachmentsOf: async () => [],
       ...networks,
     },
-    volumes: {
-      create: async (n) => ({ name: n ?? 'anonymous', populated: false }),
-      get: async (n) => ({ name: n, populated: false }),
-      mountpoint: (n) => `/volumes/${n}`,
-      awaitsCopyUp: () => true,
-      markPopulated: async () => undefined,
-      acquire: async () => undefined,
-      release: async () => undefined,
-      remove: async () => undefined,
-    },
+    volumes: fakeVolumes(),
     appendEvent: async () => undefined,
     resolveImage: async (ref) => {
       looked.push(ref);

@@ -12,6 +12,7 @@ import type { ExitRecord } from '../../src/runtime/protocol.js';
 import type { Plan } from '../../src/runtime/plan.js';
 import type { ExecPlan } from '../../src/runtime/init.js';
 import { tempDir } from '../helpers/tmp.js';
+import { fakeVolumes } from '../helpers/fake-volumes.js';
 
 class FakeRuntime implements ContainerRuntime {
   readonly plans: Plan[] = [];
@@ -79,16 +80,7 @@ function setup(root = tempDir('svc')) {
       hostsFileFor: async () => '127.0.0.1\tlocalhost\n',
       attachmentsOf: async () => [],
     },
-    volumes: {
-      create: async (n) => ({ name: n ?? 'anonymous', populated: false }),
-      get: async (n) => ({ name: n, populated: false }),
-      mountpoint: (n) => `/volumes/${n}`,
-      awaitsCopyUp: () => true,
-      markPopulated: async () => undefined,
-      acquire: async () => undefined,
-      release: async () => undefined,
-      remove: async () => undefined,
-    },
+    volumes: fakeVolumes(),
     appendEvent: async (e) => events.push(e),
     resolveImage: async (ref) => {
       if (ref !== 'img') throw Object.assign(new Error('no image'), { code: 'IMAGE_NOT_FOUND' });
