@@ -683,9 +683,15 @@ export class ContainerService {
     if (!ACTIVE.has(rec.state.status)) {
       throw new StateError(rec.state.status, 'kill', `container ${this.#label(rec)} is not running`, 'NOT_RUNNING');
     }
-    await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, manualStop: true } }));
+    // Through the reserve: the container may be what filled the disk (see state/reserve.ts).
+    await this.#spare(() => this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, manualStop: true } })));
     this.#signal(rec, signal);
-    await this.#event('kill', rec, { signal: String(signal) });
+    await this.#spare(() => this.#event('kill', rec, { signal: String(signal) }));
+  }
+
+  /** Runs a write that stopping or removing a container needs through the root's reserve, so that it works on a full disk. */
+  #spare<T>(write: () => Promise<T>): Promise<T> {
+    return withReserve(this.#ctx.root, write);
   }
 
   #signal(rec: ContainerRecord, signal: number): void {
@@ -700,15 +706,15 @@ export class ContainerService {
     let rec = await this.get(ref);
     if (!ACTIVE.has(rec.state.status)) return rec;
     const t = timeout ?? rec.config.stopTimeout;
-    rec = await this.records.update(rec.id, (r) => ({
+    rec = await this.#spare(() => this.records.update(rec.id, (r) => ({
       ...r, state: { ...r.state, manualStop: true, ...(r.state.status === 'restarting' ? { status: 'exited' as const } : {}) },
-    }));
+    })));
     if (!ACTIVE.has(rec.state.status)) {
-      await this.#event('stop', rec);
+      await this.#spare(() => this.#event('stop', rec));
       return rec;
     }
     this.#signal(rec, rec.config.stopSignal);
-    await this.#event('kill', rec, { signal: String(rec.config.stopSignal) });
+    await this.#spare(() => this.#event('kill', rec, { signal: String(rec.config.stopSignal) }));
     if (t >= 0) {
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), t * 1000);
@@ -719,12 +725,12 @@ export class ContainerService {
       }
       if (ACTIVE.has(rec.state.status)) {
         this.#signal(rec, SIGNALS.SIGKILL!);
-        await this.#event('kill', rec, { signal: String(SIGNALS.SIGKILL) });
+        await this.#spare(() => this.#event('kill', rec, { signal: String(SIGNALS.SIGKILL) }));
       }
     }
     rec = (await this.wait(rec.id)).record ?? rec;
     await this.#cleanups.get(rec.id);
-    await this.#event('stop', rec);
+    await this.#spare(() => this.#event('stop', rec));
     return rec;
   }
 
@@ -757,8 +763,8 @@ export class ContainerService {
       ensureReserve(this.#ctx.root);
     }
     // A `die` a full disk kept out of the log goes in before the `destroy`.
-    if (unrecorded && !unrecorded.died) await withReserve(this.#ctx.root, () => this.#event('die', rec, { exitCode: String(unrecorded.exit.exitCode) }));
-    if (deleted) await withReserve(this.#ctx.root, () => this.#event('destroy', rec));
+    if (unrecorded && !unrecorded.died) await this.#spare(() => this.#event('die', rec, { exitCode: String(unrecorded.exit.exitCode) }));
+    if (deleted) await this.#spare(() => this.#event('destroy', rec));
     if (options.volumes) {
       for (const m of rec.config.mounts) {
         if (m.type === 'volume' && m.anonymous) await this.#ctx.volumes.remove(m.name, { force: true }).catch(() => undefined);

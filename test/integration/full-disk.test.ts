@@ -127,6 +127,22 @@ describe.skipIf(process.getuid?.() !== 0)('a full disk', () => {
     });
   }, 60_000);
 
+  it('stop() and kill() of running containers work on a root a container filled (stopping what fills a disk must not need space)', async () => {
+    await onTinyRoot('64m', async (engine, root) => {
+      const { tar } = await busyboxImage();
+      await Image.import(tar, { ref: BUSYBOX_REF, engine });
+      const stopped = await Container.run(BUSYBOX_REF, ['sleep', '1000'], { ...NO_NETWORK, engine });
+      const killed = await Container.run(BUSYBOX_REF, ['sleep', '1000'], { ...NO_NETWORK, engine });
+      await fillDisk(engine);
+      expect(() => fs.writeFileSync(path.join(root, 'probe'), Buffer.alloc(64 * 1024))).toThrow(/ENOSPC/);
+      await stopped.stop({ timeout: 1 });
+      expect((await stopped.inspect()).state).toMatchObject({ status: 'exited', running: false });
+      await killed.kill();
+      expect((await killed.wait()).exitCode).toBe(137);
+      expect((await killed.inspect()).state).toMatchObject({ status: 'exited', running: false });
+    });
+  }, 60_000);
+
   it('a write that needs space fails with NO_SPACE naming the path and what to do', async () => {
     await onTinyRoot('64m', async (engine, root) => {
       const { tar } = await busyboxImage();
