@@ -15,31 +15,15 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container, Engine, Image } from '../src/index.js';
-import { fsLogIO, readLogLines, type LogIO } from '../src/container/logs.js';
+import { readLogLines } from '../src/container/logs.js';
 import { LogWriter } from '../src/runtime/log-writer.js';
 import { benchRootfs } from './lib/busybox.js';
 import { formatTable, median, minMax } from './lib/stats.js';
+import { countingLogIO } from '../test/helpers/log-io.js';
 
 const RUNS = Math.max(5, Number(process.argv[2] ?? 20));
 const root = mkdtempSync(join(tmpdir(), 'berth-bench-logs-'));
 const MiB = 1024 * 1024;
-
-/** {@link fsLogIO} counting the bytes read. */
-function countingIO(): LogIO & { bytes: number } {
-  const io = {
-    bytes: 0,
-    async open(path: string) {
-      const f = await fsLogIO.open(path);
-      return f && { ...f, ino: f.ino, read: async (b: Buffer, o: number, l: number, p: number) => {
-        const n = await f.read(b, o, l, p);
-        io.bytes += n;
-        return n;
-      } };
-    },
-    ino: fsLogIO.ino,
-  };
-  return io;
-}
 
 const stopped = () => Promise.resolve(false);
 const ms = (s: number[]) => {
@@ -76,7 +60,7 @@ try {
   const tails: number[] = [];
   let tailBytes = 0;
   for (let i = 0; i < RUNS; i++) {
-    const io = countingIO();
+    const io = countingLogIO();
     const start = performance.now();
     let n = 0;
     for await (const _ of readLogLines({ path, maxFile: 5, io }, { tail: 100 }, stopped)) n++;
@@ -86,7 +70,7 @@ try {
   }
   rows.push([`logs({ tail: 100 }) of ${(kept(join(root, 'big')) / MiB).toFixed(0)} MiB in 5 files`, ...ms(tails), `${(tailBytes / 1024).toFixed(1)} KiB read`]);
   {
-    const io = countingIO();
+    const io = countingLogIO();
     const start = performance.now();
     let n = 0;
     for await (const _ of readLogLines({ path, maxFile: 5, io }, {}, stopped)) n++;

@@ -1,29 +1,12 @@
 import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fsLogIO, readLogLines, type LogIO, type LogLine } from '../../src/container/logs.js';
+import { readLogLines, type LogLine } from '../../src/container/logs.js';
 import { parseLogSize } from '../../src/container/log-options.js';
 import { encodeRecord } from '../../src/runtime/log-format.js';
 import { LogWriter } from '../../src/runtime/log-writer.js';
 import { tempDir } from '../helpers/tmp.js';
-
-/** {@link fsLogIO} counting the bytes read. */
-function countingIO(): LogIO & { bytes: number } {
-  const io = {
-    bytes: 0,
-    async open(path: string) {
-      const f = await fsLogIO.open(path);
-      if (!f) return undefined;
-      return { ...f, ino: f.ino, read: async (buf: Buffer, off: number, len: number, pos: number) => {
-        const n = await f.read(buf, off, len, pos);
-        io.bytes += n;
-        return n;
-      } };
-    },
-    ino: fsLogIO.ino,
-  };
-  return io;
-}
+import { countingLogIO } from '../helpers/log-io.js';
 
 const stopped = () => Promise.resolve(false);
 
@@ -59,7 +42,7 @@ describe('log rotation (writer and reader)', () => {
     w.close();
     const total = [0, 1, 2, 3, 4].reduce((a, i) => a + statSync(i ? `${path}.${i}` : path).size, 0);
     expect(total).toBeGreaterThan(80 * 1024 * 1024);
-    const io = countingIO();
+    const io = countingLogIO();
     const lines = await collect(readLogLines({ path, maxFile: 5, io }, { tail: 100 }, stopped));
     expect(lines).toEqual(Array.from({ length: 100 }, (_, i) => `${n - 99 + i}\n`));
     expect(io.bytes).toBeLessThan(16 * 1024);
@@ -71,7 +54,7 @@ describe('log rotation (writer and reader)', () => {
     const w = new LogWriter(path, { maxSize: 1000, maxFile: 10 });
     writeLines(w, 1, 2000, 1);
     w.close();
-    const io = countingIO();
+    const io = countingLogIO();
     const lines = await collect(readLogLines({ path, maxFile: 10, io }, { tail: 150 }, stopped));
     expect(lines).toEqual(Array.from({ length: 150 }, (_, i) => `${1851 + i}\n`));
     expect(io.bytes).toBeLessThan(16 * 1024);
