@@ -5,7 +5,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Container } from '../../src/index.js';
+import { containerCgroupDirs, cgroupVersion, cpuLimitText, limitFile } from '../helpers/cgroups.js';
 import { BUSYBOX_REF, testEngine, INIT_PATHS, NO_NETWORK, withInitPath } from '../helpers/engine.js';
+
+const read = (path: string) => readFileSync(path, 'utf8').trim();
 
 for (const path of INIT_PATHS) describe(`resources (${path} init)`, () => {
   withInitPath(path);
@@ -23,19 +26,24 @@ for (const path of INIT_PATHS) describe(`resources (${path} init)`, () => {
     await expect.poll(() => events).toContain('oom');
   });
 
-  it('limits pids, and exec runs inside the container’s cgroup', async () => {
+  it(`limits pids in the kernel's ${cgroupVersion === 2 ? 'pids.max' : 'pids controller'}, and exec runs inside the container’s cgroup`, async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine, resources: { pids: 5 } });
+    expect(read(limitFile(await c.id(), 'pids'))).toBe('5');
     const r = await c.exec(['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done 2>&1; wait']);
     expect(r.stdout + r.stderr).toMatch(/can't fork|Resource temporarily unavailable/);
+    // Its own cgroup namespace: the container's cgroup is the root of every hierarchy it sees.
     const cg = await c.exec(['cat', '/proc/self/cgroup']);
-    expect(cg.stdout).toMatch(/pids:\/$/m); // its own cgroup namespace: the container's cgroup is its root
+    if (cgroupVersion === 2) expect(cg.stdout).toBe('0::/\n');
+    else expect(cg.stdout).toMatch(/^\d+:pids:\/$/m);
   });
 
   it('pauses and unpauses, samples stats, and updates limits live', async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'while true; do :; done'], { ...NO_NETWORK, engine, resources: { memory: '64m', cpus: 0.5 } });
     const id = await c.id();
+    expect(read(limitFile(id, 'memory'))).toBe(String(64 * 1024 * 1024));
+    expect(read(limitFile(id, 'cpu'))).toBe(cpuLimitText(0.5));
     const usage = async () => {
       for await (const s of c.stats({ interval: 10 })) return s.cpu.totalNs;
       return -1;
@@ -55,19 +63,21 @@ for (const path of INIT_PATHS) describe(`resources (${path} init)`, () => {
       expect(s.pids.current).toBeGreaterThanOrEqual(1);
       break;
     }
-    await c.update({ resources: { memory: '128m' } });
-    const memFile = `/sys/fs/cgroup/memory/berth/${id}/memory.limit_in_bytes`;
-    if (existsSync(memFile)) expect(readFileSync(memFile, 'utf8').trim()).toBe(String(128 * 1024 * 1024));
+    await c.update({ resources: { memory: '128m', cpus: 0.25 } });
+    expect(read(limitFile(id, 'memory'))).toBe(String(128 * 1024 * 1024));
+    expect(read(limitFile(id, 'cpu'))).toBe(cpuLimitText(0.25));
     expect((await c.top()).length).toBeGreaterThanOrEqual(1);
   });
 
   it('rejects malformed limits naming the field, and leaves no cgroup behind', async () => {
     const { engine } = await testEngine();
     await expect(Container.create({ image: BUSYBOX_REF, engine, resources: { memory: 'lots' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'resources.memory' });
-    const c = await Container.run(BUSYBOX_REF, ['true'], { ...NO_NETWORK, engine, resources: { pids: 10 } });
-    const id = await c.id();
+    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine, resources: { pids: 10 } });
+    const dirs = containerCgroupDirs(await c.id());
+    expect(dirs.filter((d) => existsSync(d))).toEqual(dirs);
+    await c.kill();
     await c.wait();
     await c.remove();
-    expect(existsSync(`/sys/fs/cgroup/pids/berth/${id}`)).toBe(false);
+    expect(dirs.filter((d) => existsSync(d))).toEqual([]);
   });
 });
