@@ -31,12 +31,7 @@
 #include "sys.h"
 
 enum { ERROR_FD = 3, CTRL_FD = 4, STDIN_FD = 5, STDOUT_FD = 6, STDERR_FD = 7, NS_FD0 = 8, MAX_LIST = 64 };
-enum {
-  PR_SET_PDEATHSIG = 1, PR_CAPBSET_DROP = 24, PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4,
-  SIGKILL = 9, SIG_SETMASK = 2,
-  TIOCSPTLCK = 0x40045431, TIOCGPTPEER = 0x5441, TIOCSWINSZ = 0x5414, TIOCSCTTY = 0x540e,
-  CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1,
-};
+enum { SIG_SETMASK = 2, TIOCSPTLCK = 0x40045431, TIOCGPTPEER = 0x5441, TIOCSWINSZ = 0x5414, TIOCSCTTY = 0x540e };
 
 /* Writes a failure report on the error pipe (its message: m1..m5 joined) and exits with `code`. */
 static __attribute__((noreturn)) void fail(const char *step, const char *kind, const char *syscall, long err, int code, const char *m1,
@@ -156,7 +151,7 @@ __attribute__((noreturn, used)) void exec_main(long *sp) {
   for (int k = 0; k < n_ns; k++) {
     must(sys3(NR_setns, NS_FD0 + k, ns_types[k], 0), "setns", "setns");
     sys3(NR_close, NS_FD0 + k, 0, 0);
-    if (ns_types[k] == 0x10000000 /* CLONE_NEWUSER, joined last */) {
+    if (ns_types[k] == CLONE_NEWUSER /* joined last */) {
       /* Root of the container's user namespace (the host's root is unmapped there), so that the
        * terminal made below belongs to a mapped id; the privileges are dropped from there. */
       must(sys3(NR_setresgid, 0, 0, 0), "user namespace", "setresgid");

@@ -42,16 +42,9 @@
 
 enum { ERROR_FD = 3, CTRL_FD = 4, STDIN_FD = 5, STDOUT_FD = 6, STDERR_FD = 7, MAX_PLAN = 1 << 20 };
 enum {
-  PR_SET_PDEATHSIG = 1, PR_CAPBSET_DROP = 24, PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4,
-  SIGKILL = 9, SIGTTOU = 22, SIG_BLOCK = 0, SIG_SETMASK = 2, F_OK = 0, S_IFDIR = 0040000, S_IFCHR = 0020000,
+  SIG_BLOCK = 0, SIG_SETMASK = 2, F_OK = 0, S_IFDIR = 0040000,
   TIOCSPTLCK = 0x40045431, TIOCGPTN = (int)0x80045430, TIOCGPTPEER = 0x5441, TIOCSWINSZ = 0x5414, TIOCSCTTY = 0x540e,
-  TIOCSPGRP = 0x5410, CLOSE_RANGE_CLOEXEC = 4, F_SETFD = 2, FD_CLOEXEC = 1,
-  CLONE_NEWNS = 0x00020000, CLONE_NEWCGROUP = 0x02000000, CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000,
-  MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384,
-  MS_PRIVATE = 1 << 18, MNT_DETACH = 2, OPEN_TREE_CLONE = 1, AT_RECURSIVE = 0x8000, AT_EMPTY_PATH = 0x1000,
-  MOVE_MOUNT_F_EMPTY_PATH = 4, MOVE_MOUNT_T_SYMLINKS = 0x10, MOUNT_ATTR_RDONLY = 1,
-  AF_INET = 2, SOCK_DGRAM = 2, SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, IFF_UP = 1, WNOHANG = 1,
-  PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20,
+  TIOCSPGRP = 0x5410, MOUNT_ATTR_RDONLY = 1, PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20,
 };
 
 /* ---- failures ------------------------------------------------------------------------------ */
@@ -702,7 +695,7 @@ struct statx_full {
   u64 ino, size, blocks, attributes_mask; struct statx_ts atime, btime, ctime, mtime;
   unsigned rdev_major, rdev_minor, dev_major, dev_minor; char rest[256 - 144];
 };
-enum { S_IFLNK = 0120000, STATX_BASIC_STATS = 0x7ff, AT_SYMLINK_NOFOLLOW = 0x100, SEEK_SET = 0 };
+enum { S_IFLNK = 0120000, STATX_BASIC_STATS = 0x7ff, SEEK_SET = 0 };
 #if defined(__x86_64__)
 enum { NR_fchmod = 91 };
 #else
@@ -1189,7 +1182,7 @@ enum { NR_pipe2 = 293, NR_setfsuid = 122, NR_setfsgid = 123, NR_capget = 125 };
 #else
 enum { NR_pipe2 = 59, NR_setfsuid = 151, NR_setfsgid = 152, NR_capget = 90 };
 #endif
-enum { CLONE_NEWUSER = 0x10000000, MOUNT_ATTR_IDMAP = 0x00100000, F_DUPFD_CLOEXEC = 1030 };
+enum { MOUNT_ATTR_IDMAP = 0x00100000, F_DUPFD_CLOEXEC = 1030 };
 
 static void write_file(const char *path, const char *text) {
   long fd = must(sys6(NR_openat, AT_FDCWD, (long)path, O_WRONLY | O_CLOEXEC, 0, 0, 0), "open", path);
@@ -1232,7 +1225,7 @@ static void userns_fs_ids(void) {
   sys3(NR_setfsgid, userns.root_gid, 0, 0);
   sys3(NR_setfsuid, userns.root_uid, 0, 0);
   if (sys3(NR_setfsuid, -1, 0, 0) != userns.root_uid || sys3(NR_setfsgid, -1, 0, 0) != userns.root_gid) fail_other("setfsuid/setfsgid did not take", "", "");
-  unsigned header[2] = {0x20080522u, 0}, data[6];
+  unsigned header[2] = {_LINUX_CAPABILITY_VERSION_3, 0}, data[6];
   must(sys3(NR_capget, header, data, 0), "capget", 0);
   data[0] = data[1], data[3] = data[4]; /* effective = permitted */
   must(sys3(NR_capset, header, data, 0), "capset", 0);

@@ -43,15 +43,15 @@ enum {
 #endif
 enum { NR_open_tree = 428, NR_move_mount = 429, NR_pidfd_open = 434, NR_close_range = 436, NR_mount_setattr = 442 };
 
-/* Constants from the kernel's uapi headers (the same on both architectures). */
+/* The kernel constants shared with src/kernel/constants.ts (generated from it). */
+#include "constants.h"
+
+/* Other constants from the kernel's uapi headers (the same on both architectures). */
 enum {
   EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13, ENOENT = 2, ENOEXEC = 8, EEXIST = 17, ENOTDIR = 20,
-  EINVAL = 22, ENAMETOOLONG = 36, ENOSYS = 38, ELOOP = 40, KEYCTL_JOIN_SESSION_KEYRING = 1,
-  F_GETFL = 3, F_SETFL = 4, O_RDONLY = 0, O_WRONLY = 01, O_RDWR = 02, O_CREAT = 0100, O_EXCL = 0200, O_NOCTTY = 0400,
-  O_TRUNC = 01000, O_APPEND = 02000, O_NONBLOCK = 04000, O_CLOEXEC = 02000000, AT_FDCWD = -100, SEEK_END = 2,
+  EINVAL = 22, ENAMETOOLONG = 36, ENOSYS = 38, ELOOP = 40, SEEK_END = 2,
   POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
-  CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1,
-  SIGCHLD = 17, X_OK = 1, S_IFMT = 0170000, S_IFREG = 0100000, STATX_TYPE = 1, STATX_MODE = 2,
+  CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, X_OK = 1, S_IFMT = 0170000, STATX_TYPE = 1, STATX_MODE = 2,
 };
 
 typedef unsigned long long u64;
@@ -172,7 +172,7 @@ static __attribute__((unused, noreturn)) void report_failure(int fd, const char 
  * file capabilities (CVE-2022-24769; Docker and runc set no inheritable capability). 0 or -errno.
  */
 static __attribute__((unused)) long set_capabilities(u64 keep) {
-  unsigned header[2] = {0x20080522u /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  unsigned header[2] = {_LINUX_CAPABILITY_VERSION_3, 0};
   unsigned data[6] = {(unsigned)keep, (unsigned)keep, 0, (unsigned)(keep >> 32), (unsigned)(keep >> 32), 0};
   return sys3(NR_capset, header, data, 0);
 }
@@ -217,8 +217,8 @@ static __attribute__((unused)) void open_std_fds(void) {
  * result of prctl(PR_SET_DUMPABLE).
  */
 static __attribute__((unused)) long become_private(const char *name) {
-  long r = sys3(NR_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0);
-  sys3(NR_prctl, 15 /* PR_SET_NAME */, name, 0);
+  long r = sys3(NR_prctl, PR_SET_DUMPABLE, 0, 0);
+  sys3(NR_prctl, PR_SET_NAME, name, 0);
   return r;
 }
 
