@@ -1,7 +1,10 @@
 /*
  * What berth's freestanding programs (monitor.c, exec.c, init.c) share: raw system calls on
- * x86_64 and aarch64, the kernel constants they use, memset/memcpy for the compiler, exit,
- * decimal and JSON string output, string comparison. No libc. Valid C and C++.
+ * x86_64 and aarch64, the kernel constants they use (constants.h), memset/memcpy for the
+ * compiler, exit, decimal and JSON string output, string comparison, reads, and the process
+ * settings of berth-init and berth-exec (keyring, limits, signals, seccomp). No libc. Valid C and
+ * C++. The steps only berth-init and berth-exec share are in failure.h, term.h, privileges.h and
+ * program.h; each program is one translation unit that includes what it uses.
  */
 #ifndef BERTH_SYS_H
 #define BERTH_SYS_H
@@ -51,7 +54,7 @@ enum {
   EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13, ENOENT = 2, ENOEXEC = 8, EEXIST = 17, ENOTDIR = 20,
   EINVAL = 22, ENAMETOOLONG = 36, ENOSYS = 38, ELOOP = 40, SEEK_END = 2,
   POLLIN = 0x001, P_PIDFD = 3, WEXITED = 4, CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3,
-  CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, X_OK = 1, S_IFMT = 0170000, STATX_TYPE = 1, STATX_MODE = 2,
+  CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, SIG_SETMASK = 2, F_OK = 0, X_OK = 1, S_IFMT = 0170000, S_IFDIR = 0040000, STATX_TYPE = 1, STATX_MODE = 2,
 };
 
 typedef unsigned long long u64;
@@ -143,39 +146,39 @@ static __attribute__((unused)) int eq(const char *a, const char *b) {
   return *a == *b;
 }
 
+/* strlen(3). */
+static __attribute__((unused)) unsigned long len(const char *s) {
+  unsigned long n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+/* Whether `s` starts with `prefix`. */
+static __attribute__((unused)) int starts(const char *s, const char *prefix) {
+  while (*prefix && *s == *prefix) s++, prefix++;
+  return !*prefix;
+}
+
+/* A system call of three arguments, again while it is interrupted (EINTR). */
+static __attribute__((unused)) long retry(long n, long a, long b, long c) {
+  long r;
+  do r = sys3(n, a, b, c);
+  while (r == -EINTR);
+  return r;
+}
+
+/* Reads exactly `n` bytes; 0 at end of file (or an error) before that. */
+static __attribute__((unused)) int read_exactly(int fd, char *buf, unsigned long n) {
+  while (n > 0) {
+    long got = retry(NR_read, fd, (long)buf, (long)n);
+    if (got <= 0) return 0;
+    buf += got, n -= (unsigned long)got;
+  }
+  return 1;
+}
+
 /* statx(2)'s result, up to the mode; the rest as padding. */
 struct statx_k { unsigned mask, blksize; u64 attributes; unsigned nlink, uid, gid; unsigned short mode; char rest[256 - 30]; };
-
-/*
- * Writes a start failure on `fd` as the JSON the zygote reads (`InitFailure` in init.ts, with the
- * errno as a number): {"step","message","kind"[,"syscall","errno"],"exitCode"}, the message being
- * the `n` strings of `parts` joined; then exits with `code`.
- */
-static __attribute__((unused, noreturn)) void report_failure(int fd, const char *step, const char *const *parts, int n, const char *kind,
-                                                             const char *syscall, long err, int code) {
-  static char report[16384];
-  char *end = report + sizeof report, *p = report;
-  p = put_json(put_str(p, "{\"step\":\""), step, end);
-  p = put_str(p, "\",\"message\":\"");
-  for (int k = 0; k < n; k++) p = put_json(p, parts[k], end);
-  p = put_json(put_str(p, "\",\"kind\":\""), kind, end);
-  if (syscall) p = put_num(put_str(put_json(put_str(p, "\",\"syscall\":\""), syscall, end), "\",\"errno\":"), err);
-  else p = put_str(p, "\"");
-  p = put_str(put_num(put_str(p, ",\"exitCode\":"), code), "}");
-  sys3(NR_write, fd, report, p - report);
-  exit_now(code);
-}
-
-/*
- * Sets the permitted and effective capability sets to `keep` and empties the inheritable one
- * (and with it the ambient one), for any uid: nothing is left for a program to inherit through
- * file capabilities (CVE-2022-24769; Docker and runc set no inheritable capability). 0 or -errno.
- */
-static __attribute__((unused)) long set_capabilities(u64 keep) {
-  unsigned header[2] = {_LINUX_CAPABILITY_VERSION_3, 0};
-  unsigned data[6] = {(unsigned)keep, (unsigned)keep, 0, (unsigned)(keep >> 32), (unsigned)(keep >> 32), 0};
-  return sys3(NR_capset, header, data, 0);
-}
 
 /*
  * Gives this process a new, empty session keyring (keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL), as
@@ -227,54 +230,7 @@ static __attribute__((unused)) void reset_signals(void) {
   struct sigaction_k dfl = {0, 0, 0, 0};
   for (int sig = 1; sig <= 64; sig++) sys6(NR_rt_sigaction, sig, (long)&dfl, 0, 8, 0, 0);
   u64 empty = 0;
-  sys6(NR_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&empty, 0, 8, 0, 0);
-}
-
-/*
- * Whether `path` is a program this process may run (`executable` in init-sys.ts): 0 yes; 1 it is
- * there but is no executable regular file, or cannot be reached; 2 it is missing.
- */
-static __attribute__((unused)) int program_at(const char *path) {
-  struct statx_k st;
-  long r = sys6(NR_statx, AT_FDCWD, (long)path, 0, STATX_TYPE | STATX_MODE, (long)&st, 0);
-  if (r < 0) return r == -ENOENT || r == -ENOTDIR || r == -ELOOP || r == -ENAMETOOLONG ? 2 : 1;
-  if ((st.mode & S_IFMT) != S_IFREG) return 1;
-  return sys3(NR_faccessat, AT_FDCWD, path, X_OK) < 0 ? 1 : 0;
-}
-
-/*
- * execvp(3)'s search for `file` (execProgram in init.ts): `file` itself when it holds a slash,
- * else in each directory of the first `PATH=` of `env` (the default PATH without one). Returns
- * the program's path (`file`, or `buf` of `size` bytes), or 0; `*denied` tells that a candidate
- * was there but could not be run.
- */
-static __attribute__((unused)) const char *find_program(const char *file, char **env, char *buf, unsigned long size, int *denied) {
-  *denied = 0;
-  for (const char *s = file; *s; s++)
-    if (*s == '/') {
-      int r = program_at(file);
-      *denied = r == 1;
-      return r == 0 ? file : 0;
-    }
-  const char *dirs = 0;
-  for (char **e = env; *e && !dirs; e++) {
-    const char *v = *e;
-    if (v[0] == 'P' && v[1] == 'A' && v[2] == 'T' && v[3] == 'H' && v[4] == '=') dirs = v + 5;
-  }
-  if (!dirs) dirs = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  for (const char *d = dirs;; d++) {
-    char *p = buf, *lim = buf + size - 2;
-    const char *start = d;
-    while (*d && *d != ':' && p < lim) *p++ = *d++;
-    if (d == start) *p++ = '.';
-    *p++ = '/';
-    for (const char *f = file; *f && p < lim; f++) *p++ = *f;
-    *p = 0;
-    int r = program_at(buf);
-    if (r == 0) return buf;
-    if (r == 1) *denied = 1;
-    if (!*d) return 0;
-  }
+  sys6(NR_rt_sigprocmask, SIG_SETMASK, (long)&empty, 0, 8, 0, 0);
 }
 
 /*
