@@ -28,7 +28,7 @@
  * devpts), workdir, read-only root, oom_score_adj, rlimits, (with a user namespace: join it),
  * keyring (a new session keyring), seccomp (before the capabilities without no_new_privs, after
  * the workdir with it), capabilities (no inheritable or ambient ones), exec (an `init` reaper
- * forks first, under the filter too). With a user namespace (`userns`, see its section below)
+ * forks first, under the filter too). With a user namespace (`userns`, see userns.h)
  * the init makes it after "prepare", idmaps the root, binds and volumes, and joins it after the
  * limits (which need the host's capabilities) and before the keyring (which it then owns).
  * A failure is written as JSON on the error pipe (failure.h) and the process exits with its code.
@@ -47,7 +47,7 @@
 #include "privileges.h"
 #include "program.h"
 
-enum { SIG_BLOCK = 0, TIOCGPTN = (int)0x80045430, TIOCSPGRP = 0x5410, MOUNT_ATTR_RDONLY = 1 };
+enum { TIOCGPTN = (int)0x80045430, TIOCSPGRP = 0x5410, MOUNT_ATTR_RDONLY = 1 };
 
 /* ---- the steps ----------------------------------------------------------------------------- */
 
@@ -73,7 +73,6 @@ static void await_cgroup_ack(void) {
   if (!got || ack != '1') fail_other("the container could not be moved into its cgroups", "", "");
 }
 
-
 /* mkdir -p each target, then mount(2) (the plan's mounts, and the cgroup view's). */
 static void make_mounts(const struct plan_mount *list, int n) {
   for (int i = 0; i < n; i++) {
@@ -83,7 +82,6 @@ static void make_mounts(const struct plan_mount *list, int n) {
     do_mount(m->source, m->target, m->fstype, m->flags, m->data);
   }
 }
-
 
 /* Whether a /proc/sys path may name a network interface (net/ipv4/conf/eth0/…, net/ipv6/neigh/…). */
 static int names_interface(const char *path) {
