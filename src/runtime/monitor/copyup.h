@@ -16,11 +16,6 @@ struct statx_full {
   unsigned rdev_major, rdev_minor, dev_major, dev_minor; char rest[256 - 144];
 };
 enum { S_IFLNK = 0120000, STATX_BASIC_STATS = 0x7ff, SEEK_SET = 0 };
-#if defined(__x86_64__)
-enum { NR_fchmod = 91 };
-#else
-enum { NR_fchmod = 52 };
-#endif
 static char copy_buf[65536];
 static char copy_dents[4096];
 static char copy_link[4097];
@@ -158,11 +153,6 @@ static void copy_tree(long from, long to) {
   }
 }
 
-#if defined(__x86_64__)
-enum { NR_flock = 73 };
-#else
-enum { NR_flock = 32 };
-#endif
 enum { LOCK_EX = 2, AT_REMOVEDIR = 0x200, RENAME_NOREPLACE = 1, EISDIR = 21, ENOTEMPTY = 39 };
 
 /* The names of copy-up's protocol on a volume's top (COPY_UP_STAGING and COPY_UP_COMPLETE in copy-up.ts). */

@@ -20,11 +20,6 @@
 #include "plan.h"
 #include "fs.h"
 
-#if defined(__x86_64__)
-enum { NR_pipe2 = 293, NR_setfsuid = 122, NR_setfsgid = 123, NR_capget = 125 };
-#else
-enum { NR_pipe2 = 59, NR_setfsuid = 151, NR_setfsgid = 152, NR_capget = 90 };
-#endif
 enum { MOUNT_ATTR_IDMAP = 0x00100000, F_DUPFD_CLOEXEC = 1030 };
 
 static void userns_make(void) {
