@@ -8,6 +8,9 @@
 // with Debian's cross compiler (x86_64-linux-gnu-gcc or aarch64-linux-gnu-gcc, packages
 // gcc-x86-64-linux-gnu and gcc-aarch64-linux-gnu; scripts/install-deps.sh installs the aarch64 one).
 // The programs are freestanding (no libc, no start files), so a bare cross gcc is all they need.
+// Each program is one translation unit, NAME.c, which includes the headers of the steps it uses
+// (src/runtime/monitor/*.h, among them constants.h, generated from src/kernel/constants.ts by
+// scripts/gen-native-constants.ts).
 // Fails when any program cannot be built: a package missing one architecture's programs would make
 // `detach: true` fail there with no way for its user to rebuild them.
 //

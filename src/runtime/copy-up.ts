@@ -6,7 +6,7 @@
  *
  * ## Crash-safe and race-free: the protocol
  *
- * Both inits (this one and `berth-init`'s `copy_up` in `monitor/init.c`) follow it, on the volume
+ * Both inits (this one and `berth-init`'s `copy_up` in `monitor/copyup.h`) follow it, on the volume
  * as the container sees it (so with `userns` everything goes through the volume's idmapped mount):
  *
  * 1. **Lock**: `flock(LOCK_EX)` on the volume's top directory. The lock belongs to the copying
@@ -208,7 +208,7 @@ function parentOf(fd: number, want: DirId): number {
 
 /**
  * Copies the tree under `from` into the existing directory `to`, as berth-init's copy_tree
- * (`monitor/init.c`) does: any depth is copied whole, with no recursion and a fixed number of
+ * (`monitor/copyup.h`) does: any depth is copied whole, with no recursion and a fixed number of
  * fds. The walk goes down and up one directory at a time, every name taken relative to an fd of
  * its directory (`/proc/self/fd/N/name`, so no path grows with the depth); only the current
  * directory's fds and the top's are open. Coming back up, it reopens the parent through ".."

@@ -1,5 +1,5 @@
 /**
- * Finds berth's native programs (`src/runtime/monitor/*.c`, sharing `sys.h`): tiny freestanding
+ * Finds berth's native programs (`src/runtime/monitor/*.c`, sharing its `*.h`): tiny freestanding
  * static programs with no libc.
  *
  * - `berth-monitor` (`monitor.c`) stays beside each detached container, logs its output and
@@ -16,7 +16,7 @@
  *    both `x64` and `arm64` by `npm run build` (`scripts/build-monitor.mjs`, run by `prepack`),
  *    `<arch>` being `process.arch`;
  * 3. running from sources, it is compiled on first use into
- *    `node_modules/.cache/berth/NAME-<sha256 of NAME.c and sys.h, 16 hex>-<arch>`, with the first
+ *    `node_modules/.cache/berth/NAME-<sha256 of NAME.c and every header, 16 hex>-<arch>`, with the first
  *    of `cc`, `gcc`, `g++` that works. Several processes may do so at once: each compiles to a name
  *    of its own and renames it into place.
  *
@@ -25,7 +25,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -102,7 +102,10 @@ async function locate(name: NativeProgram): Promise<string> {
 
 async function compileFromSources(name: NativeProgram, source: string, pkgRoot: string): Promise<string> {
   const hasher = createHash('sha256').update(await readFile(source));
-  hasher.update(await readFile(join(dirname(source), 'sys.h')));
+  // Every header: the programs share them (sys.h, the generated constants.h, the shared steps).
+  for (const header of (await readdir(dirname(source))).filter((f) => f.endsWith('.h')).sort()) {
+    hasher.update(await readFile(join(dirname(source), header)));
+  }
   const hash = hasher.digest('hex').slice(0, 16);
   const outDir = join(pkgRoot, 'node_modules', '.cache', 'berth');
   const out = join(outDir, `${name}-${hash}-${process.arch}`);

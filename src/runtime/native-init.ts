@@ -38,7 +38,7 @@ export const NATIVE_PLAN_MAGIC = 'berth-init-plan-1';
 export const NATIVE_PLAN_MAX_BYTES = 1 << 20;
 
 /**
- * Every record key and its field count, as `KEYS` in `monitor/init.c` (keep them in step).
+ * Every record key and its field count, as `KEYS` in `monitor/plan.h` (keep them in step).
  */
 export const NATIVE_PLAN_KEYS = {
   flags: 1, netns: 1, task: 1, root: 2, bind: 3, vbind: 6, tmpfs: 3, mount: 5, dev: 4, link: 2, mask: 1, ropath: 1,

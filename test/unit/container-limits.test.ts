@@ -127,8 +127,8 @@ function records(buf: Buffer, keys: string[]): string[][] {
 const RO = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
 
 describe('plan', () => {
-  it('has the native records berth-init reads, with the same field counts (its KEYS table)', () => {
-    const source = readFileSync(new URL('../../src/runtime/monitor/init.c', import.meta.url), 'utf8');
+  it('has the native records berth-init reads, with the same field counts (the KEYS table of monitor/plan.h)', () => {
+    const source = readFileSync(new URL('../../src/runtime/monitor/plan.h', import.meta.url), 'utf8');
     const table = source.slice(source.indexOf('KEYS[] = {'), source.indexOf('};', source.indexOf('KEYS[] = {')));
     const keys = Object.fromEntries([...table.matchAll(/\{"(\w+)", (\d+)\}/g)].map((m) => [m[1], Number(m[2])]));
     expect(keys).toEqual(NATIVE_PLAN_KEYS);
