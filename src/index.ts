@@ -63,4 +63,4 @@ export {
 } from './network/network.js';
 export { type NetworkCreateOptions, type AttachmentOptions } from './network/service.js';
 export { PORT_PROTOCOLS, parsePortSpec, parsePorts, type PortBinding, type PortProtocol, type PublishedPort } from './network/ports.js';
-export type { PlanInterface } from './network/plan-interface.js';
+export type { PlanInterface } from './runtime/plan-interface.js';

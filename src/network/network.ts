@@ -11,7 +11,7 @@ import { close, open } from '../kernel/fd.js';
 import { O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
 import { NetworkService, type NetworkCreateOptions } from './service.js';
 import type { NetworkRecord } from './record.js';
-import { removeInterfaceFromHost, setupInterfaceFromHost } from './setup-in-init.js';
+import { removeInterfaceFromHost, setupInterfaceFromHost } from '../runtime/net-setup.js';
 import { containerPaths } from '../container/spec.js';
 
 const services = new WeakMap<Engine, NetworkService>();

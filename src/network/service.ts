@@ -22,7 +22,7 @@ import { choosePorts, exposedToBindings, parsePorts, type PortBinding, type Publ
 import { networkRecordSchema, type EndpointRecord, type NetworkRecord } from './record.js';
 import { buildRuleset, tableName } from './rules.js';
 import { hostsFileContent, rewriteHostsPeers, type HostsEntry, type HostsSelf } from './hosts.js';
-import type { PlanInterface } from './plan-interface.js';
+import type { PlanInterface } from '../runtime/plan-interface.js';
 
 /** Host-wide directory of subnet claims, shared by every engine root on the machine. */
 export const DEFAULT_SUBNET_CLAIMS_DIR = '/run/berth-subnets';
