@@ -568,6 +568,39 @@ export class NetworkService {
     if (changed) await this.#applyRules();
   }
 
+  /**
+   * Connects the running container `containerId`, whose init is process `pid`, to a network, as
+   * `docker network connect`: attaches it ({@link NetworkService.prepareAttachment}), then adds
+   * the interface to its network namespace at once. On failure the attachment is released.
+   */
+  async connect(containerId: string, pid: number, options: AttachmentOptions): Promise<void> {
+    const iface = await this.prepareAttachment(containerId, options);
+    try {
+      this.#dp.addInterface(pid, iface);
+    } catch (e) {
+      await this.releaseAttachment(containerId, options.network);
+      throw e;
+    }
+  }
+
+  /**
+   * Disconnects container `containerId` from `network`, as `docker network disconnect`: removes
+   * its interface from the network namespace of process `pid` (when it runs), then releases the
+   * attachment.
+   */
+  async disconnect(containerId: string, pid: number | undefined, network: string): Promise<void> {
+    const net = await this.get(network);
+    const att = (await this.attachmentsOf(containerId)).find((a) => a.network.id === net.id);
+    if (att && pid !== undefined) {
+      try {
+        this.#dp.removeInterface(pid, att.endpoint.ifName);
+      } catch {
+        // The container exited meanwhile: its interfaces went with its namespace.
+      }
+    }
+    await this.releaseAttachment(containerId, net.id);
+  }
+
   /** Rebuilds this root's nf_tables table from every record, under the rules lock. */
   async #applyRules(): Promise<void> {
     mkdirSync(this.#dir, { recursive: true });
