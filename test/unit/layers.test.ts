@@ -41,6 +41,7 @@ const RUNTIME_ELSEWHERE: Record<string, string> = {
   'network/dataplane.ts': 'NetworkDataplane: the host side of networking (rtnetlink, nf_tables, sysctls)',
   'network/rules.ts': "the records' nf_tables ruleset, for the dataplane",
   'network/ipam.ts': 'IPv4 arithmetic, used by the rules and by the services',
+  'volume/mount.ts': "mounts a local volume's file system (tmpfs, bind, device, loop) on its _data",
   'image/tar-reader.ts': 'the tar codec (parser)',
   'image/tar-writer.ts': 'the tar codec (writer, reads xattrs)',
   'image/layer-writer.ts': 'applies hostile archives to a directory (mknod, xattrs): used by unpack, copyTo and build',
