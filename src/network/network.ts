@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
 import { InvalidArgumentError, StateError } from '../errors.js';
-import type { NetworkService, NetworkCreateOptions } from './service.js';
+import type { NetworkService } from './service.js';
+import type { NetworkCreateOptions } from './options.js';
 import type { NetworkRecord } from './record.js';
 
 /**
