@@ -99,13 +99,23 @@ export function invalid(e: z.ZodError, prefix = ''): InvalidArgumentError {
   return new InvalidArgumentError(field, issue?.message ?? 'invalid value', { cause: e });
 }
 
+/** What {@link parseCreateOptions} returns. */
+export interface ParsedCreateOptions {
+  /** The options, checked. */
+  o: z.infer<typeof networkCreateSchema>;
+  /** The network's MTU. */
+  mtu: number;
+  /** The subnet given, if any. */
+  fixed: Cidr | undefined;
+}
+
 /**
  * Checks the name and options of a network to create (`isDefault`: it is the engine's default
  * network): the parsed options, the MTU, and the fixed subnet when one is given.
  *
  * @throws InvalidArgumentError naming the field.
  */
-export function parseCreateOptions(name: string, options: NetworkCreateOptions, isDefault: boolean): { o: z.infer<typeof networkCreateSchema>; mtu: number; fixed: Cidr | undefined } {
+export function parseCreateOptions(name: string, options: NetworkCreateOptions, isDefault: boolean): ParsedCreateOptions {
   if (typeof name !== 'string' || !NETWORK_NAME.test(name)) throw new InvalidArgumentError('name', `'${String(name)}' is not a valid network name (letters, digits, _ . -)`);
   if (RESERVED.has(name) || (name === DEFAULT_NETWORK && !isDefault)) {
     throw new InvalidArgumentError('name', `'${name}' is a predefined network and cannot be created`);
