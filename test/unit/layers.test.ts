@@ -34,7 +34,15 @@ const RANKS = ['base', 'kernel', 'utility', 'runtime', 'service', 'public'] as c
 type Rank = (typeof RANKS)[number];
 
 /** The public objects: the API's classes and the package's entry. */
-const PUBLIC = new Set(['index.ts', 'engine.ts', 'container/container.ts', 'image/image.ts', 'volume/volume.ts', 'network/network.ts']);
+const PUBLIC = new Set([
+  'index.ts',
+  'engine.ts',
+  'container/container.ts',
+  'container/process.ts', // ContainerProcess and ContainerAttachment, the handles spawn() and attach() return
+  'image/image.ts',
+  'volume/volume.ts',
+  'network/network.ts',
+]);
 
 /** Files of runtime rank outside `src/runtime`, and why. */
 const RUNTIME_ELSEWHERE: Record<string, string> = {
@@ -45,6 +53,7 @@ const RUNTIME_ELSEWHERE: Record<string, string> = {
   'image/tar-reader.ts': 'the tar codec (parser)',
   'image/tar-writer.ts': 'the tar codec (writer, reads xattrs)',
   'image/layer-writer.ts': 'applies hostile archives to a directory (mknod, xattrs): used by unpack, copyTo and build',
+  'image/layer-unpack.ts': 'unpacks a layer archive into a new directory (decompress, hash, write through layer-writer)',
 };
 
 /** The rank of `file` (relative to `src/`); throws for a file the rule does not place yet. */
