@@ -4,7 +4,7 @@
  * @module
  */
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { EventHub } from './events/event-hub.js';
 import { EventLog } from './events/event-log.js';
@@ -15,7 +15,8 @@ import { parseAnyReference } from './image/reference.js';
 import type { RegistrySettings } from './image/registry/types.js';
 import { ContainerService } from './container/service.js';
 import { VolumeService } from './volume/service.js';
-import { networkService } from './network/network.js';
+import { NetworkService } from './network/service.js';
+import { containerPaths } from './container/spec.js';
 import { createCgroupDriver, type CgroupDriver } from './runtime/cgroups/index.js';
 import { ZygoteClient } from './runtime/zygote-client.js';
 import { checkEnginePrivileges } from './runtime/capabilities.js';
@@ -83,6 +84,7 @@ export class Engine extends EventHub {
   readonly #registry: RegistrySettings;
   #containers: ContainerService | undefined;
   #volumes: VolumeService | undefined;
+  #networks: NetworkService | undefined;
   #cgroups: CgroupDriver | undefined | null;
   #prepared = false;
 
@@ -124,15 +126,6 @@ export class Engine extends EventHub {
   }
 
   /**
-   * Opens the engine for a service that does not go through its getters (the network service):
-   * the privilege check and the root, once.
-   * @internal
-   */
-  open(): void {
-    this.#prepare();
-  }
-
-  /**
    * The image store of this root.
    * @internal
    */
@@ -166,7 +159,7 @@ export class Engine extends EventHub {
       zygote: this.zygote,
       volumes: this.volumes,
       cgroups: this.cgroups,
-      networks: networkService(this),
+      networks: this.networks,
     });
     return this.#containers;
   }
@@ -201,6 +194,21 @@ export class Engine extends EventHub {
       },
     });
     return this.#volumes;
+  }
+
+  /**
+   * The network manager of this root.
+   * @internal
+   */
+  get networks(): NetworkService {
+    this.#prepare();
+    this.#networks ??= new NetworkService({
+      root: this.root,
+      appendEvent: (e) => this.eventLog.append(e),
+      // A container's generated hosts file lives under the engine's volatile root (see ContainerPaths).
+      hostsPath: (id) => containerPaths(join(this.root, 'containers'), id, join(this.runRoot, 'containers')).hosts,
+    });
+    return this.#networks;
   }
 
   /**

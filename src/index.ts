@@ -61,6 +61,6 @@ export {
   type NetworkEngineOption,
   type NetworkInfo,
 } from './network/network.js';
-export { type NetworkCreateOptions, type AttachmentOptions } from './network/service.js';
+export { type NetworkCreateOptions, type AttachmentOptions } from './network/options.js';
 export { PORT_PROTOCOLS, parsePortSpec, parsePorts, type PortBinding, type PortProtocol, type PublishedPort } from './network/ports.js';
-export type { PlanInterface } from './network/plan-interface.js';
+export type { PlanInterface } from './runtime/plan-interface.js';

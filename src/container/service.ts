@@ -26,7 +26,7 @@ import { fsError, isNoSpace } from '../state/fs-error.js';
 import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
-import type { PlanInterface } from '../network/plan-interface.js';
+import type { PlanInterface } from '../runtime/plan-interface.js';
 import type { Attachment, AttachmentOptions } from '../network/service.js';
 import type { CgroupDriver, CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
 import { capabilityMask } from '../runtime/capabilities.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveCapabilities } from '../runtime/capabilities.js';
 import type { RuntimeSpec, UserMount } from '../runtime/plan.js';
-import type { PlanInterface } from '../network/plan-interface.js';
+import type { PlanInterface } from '../runtime/plan-interface.js';
 import { hostsFileContent } from '../network/hosts.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
 import { parseResources } from '../runtime/cgroups/index.js';

@@ -10,11 +10,11 @@ import { InvalidArgumentError } from '../errors.js';
 import { Operation } from '../operation.js';
 import { parsePlatform } from './archive/platform.js';
 import type { LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
-import type { ImageHistoryItem, ImagePruneResult } from './service.js';
+import type { ImageHistoryItem, ImagePruneResult } from './types.js';
 import { parseAnyReference, parseReference } from './reference.js';
 import { normalizePlatform } from './registry/manifest.js';
 import type { PullOptions, PullProgress, PushOptions, PushProgress } from './registry/types.js';
-import { checkImportOptions } from './service.js';
+import { checkImportOptions } from './import-source.js';
 import type {
   ImageInfo,
   ImageListOptions,
@@ -38,7 +38,7 @@ export type {
   ImportSource,
 } from './types.js';
 export type { ArchiveFormat, LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
-export type { ImageHistoryItem, ImagePruneResult } from './service.js';
+export type { ImageHistoryItem, ImagePruneResult } from './types.js';
 
 export type { PullOptions, PullPlatform, PullProgress, PushOptions, PushProgress, RegistryAuth, RegistryDispatcher, RegistrySettings } from './registry/types.js';
 

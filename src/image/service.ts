@@ -9,20 +9,18 @@
  *
  * @module
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 import { BlobStore } from './blob-store.js';
-import { applyChanges } from './changes.js';
 import { globToRegExp, labelsMatch, referenceMatches } from './filters.js';
-import { DEFAULT_PATH_ENV, ociPlatform, runSettings, type OciContainerConfig, type OciImageConfig } from './image-config.js';
+import { ociPlatform, runSettings, type OciContainerConfig, type OciImageConfig } from './image-config.js';
 import { ImageRecords, type ImageRecord } from './image-records.js';
 import type { LayerSource } from './layer-unpack.js';
 import { LayerStore } from './layer-store.js';
-import { parseAnyReference, parseReference, type ImageReference } from './reference.js';
+import { parseReference, type ImageReference } from './reference.js';
 import { planRemoval } from './remove-plan.js';
-import { packDirectory } from './tar-writer.js';
+import { imageNotFound, resolveImage } from './resolve.js';
+import { checkImportOptions, openSource, taggable } from './import-source.js';
 import { pullImage, type PullContext, type PullImageOptions } from './pull.js';
 import { pushImage, type PushImageOptions } from './push.js';
 import { RegistryHub } from './registry/hub.js';
@@ -31,10 +29,12 @@ import { loadArchive, type LoadArchiveOptions } from './archive/load.js';
 import { withReserve } from '../state/reserve.js';
 import { saveArchive, type SaveImage } from './archive/save.js';
 import type { ArchiveFormat, LoadedImage, LoadProgress } from './archive/types.js';
+import { historyRows, imageInfo, refsByImage, repoStrings } from './views.js';
 import type {
-  ImageHistoryEntry,
+  ImageHistoryItem,
   ImageInfo,
   ImageListOptions,
+  ImagePruneResult,
   ImageRemoveOptions,
   ImageRemoveResult,
   ImageSummary,
@@ -65,40 +65,6 @@ export interface ImageServiceContext {
   imageUsers(imageId: string): Promise<string[]>;
   /** How registries are reached (pull, push). Default: no insecure registries, system CAs, undici. */
   registry?: RegistrySettings;
-}
-
-function notFound(ref: string): NotFoundError {
-  return new NotFoundError('image', ref, `image '${ref}' not found; import or pull it first`);
-}
-
-/** What `Image.prune()` removed, as `docker image prune` reports it. */
-export interface ImagePruneResult {
-  /** Ids of the images deleted. Empty when none. */
-  deleted: string[];
-  /** References removed from them, as Docker prints them. Empty when none. */
-  untagged: string[];
-  /** Bytes freed: the sizes of the layers no remaining image uses. */
-  spaceReclaimed: number;
-}
-
-/** One row of `image.history()`, as `docker history` shows it: newest first. */
-export interface ImageHistoryItem {
-  /** The image id on the newest row; `null` on the others (Docker's `<missing>`). */
-  id: string | null;
-  /** When the step ran (RFC 3339); absent when unknown. */
-  created?: string;
-  /** The instruction or command of the step; empty when unknown. */
-  createdBy: string;
-  /** Who made it; absent when unknown. */
-  author?: string;
-  /** A free comment; absent when none. */
-  comment?: string;
-  /** True when the step made no layer. */
-  emptyLayer: boolean;
-  /** Size in bytes of the layer the step made (the sum of its files' sizes); 0 for empty steps. */
-  size: number;
-  /** The image's tags on the newest row, as Docker prints them; empty on the others. */
-  tags: string[];
 }
 
 /** The image store of one engine root. */
@@ -238,7 +204,7 @@ export class ImageService {
       const record: ImageRecord = { id, layers: [...parent.layers, staged.diffId], size: parent.size + staged.size, created };
       return await this.#store(record, configJson, staged, ref, 'commit', () => {
         for (const d of parent.layers) {
-          if (!this.layers.has(d)) throw notFound(parentId);
+          if (!this.layers.has(d)) throw imageNotFound(parentId);
         }
       });
     } finally {
@@ -356,7 +322,7 @@ export class ImageService {
     }
     const layerDirs = rec.layers.map((d) => this.layers.fsDir(d)).reverse();
     for (const d of rec.layers) {
-      if (!this.layers.has(d)) throw notFound(ref);
+      if (!this.layers.has(d)) throw imageNotFound(ref);
     }
     return { id: rec.id, config: structuredClone(run), layerDirs };
   }
@@ -439,31 +405,7 @@ export class ImageService {
    */
   async history(ref: string): Promise<ImageHistoryItem[]> {
     const rec = this.#record(ref);
-    const c = await this.#config(rec.id);
-    const diffIds = c.rootfs.diff_ids;
-    const steps = c.history && c.history.length > 0 ? c.history : diffIds.map(() => ({}) as NonNullable<OciImageConfig['history']>[number]);
-    let layer = 0;
-    const rows: ImageHistoryItem[] = steps.map((h) => {
-      const empty = h.empty_layer === true;
-      const diffId = empty ? undefined : diffIds[layer++];
-      return {
-        id: null,
-        ...(h.created === undefined ? {} : { created: h.created }),
-        createdBy: h.created_by ?? '',
-        ...(h.author === undefined ? {} : { author: h.author }),
-        ...(h.comment === undefined ? {} : { comment: h.comment }),
-        emptyLayer: empty,
-        size: diffId === undefined ? 0 : (this.layers.get(diffId)?.size ?? 0),
-        tags: [],
-      };
-    });
-    rows.reverse();
-    const top = rows[0];
-    if (top !== undefined) {
-      top.id = rec.id;
-      top.tags = repoStrings(this.#refsById().get(rec.id) ?? []).repoTags;
-    }
-    return rows;
+    return historyRows(rec.id, await this.#config(rec.id), this.#refsById().get(rec.id) ?? [], (d) => this.layers.get(d)?.size ?? 0);
   }
 
   /**
@@ -512,26 +454,12 @@ export class ImageService {
 
   /** Finds an image as `docker inspect` does: full id, reference, then unique id prefix. */
   #resolve(input: string): { id: string; named: ImageReference | undefined } {
-    if (typeof input !== 'string' || input === '') throw new InvalidArgumentError('reference', 'expected an image reference or id');
-    const any = parseAnyReference(input);
-    if (any.kind === 'id') {
-      if (this.records.get(any.id) === undefined) throw notFound(input);
-      return { id: any.id, named: undefined };
-    }
-    const id = this.records.refs()[any.ref.toString()];
-    if (id !== undefined && this.records.get(id) !== undefined) return { id, named: any.ref };
-    const m = /^(?:sha256:)?([a-f0-9]{1,64})$/.exec(input);
-    if (m) {
-      const matches = this.records.list().filter((r) => r.id.startsWith(`sha256:${m[1]}`));
-      if (matches.length === 1) return { id: (matches[0] as ImageRecord).id, named: undefined };
-      if (matches.length > 1) throw new InvalidArgumentError('reference', `'${input}' matches ${matches.length} images; give more of the id`);
-    }
-    throw notFound(input);
+    return resolveImage(this.records, input);
   }
 
   #record(ref: string): ImageRecord {
     const rec = this.records.get(this.#resolve(ref).id);
-    if (rec === undefined) throw notFound(ref);
+    if (rec === undefined) throw imageNotFound(ref);
     return rec;
   }
 
@@ -540,38 +468,11 @@ export class ImageService {
   }
 
   #refsById(): Map<string, ImageReference[]> {
-    const map = new Map<string, ImageReference[]>();
-    for (const [key, id] of Object.entries(this.records.refs())) {
-      const list = map.get(id) ?? [];
-      list.push(parseReference(key, { defaultTag: false }));
-      map.set(id, list);
-    }
-    return map;
+    return refsByImage(this.records.refs());
   }
 
   async #info(rec: ImageRecord): Promise<ImageInfo> {
-    const c = await this.#config(rec.id);
-    const history: ImageHistoryEntry[] = (c.history ?? []).map((h) => ({
-      ...(h.created === undefined ? {} : { created: h.created }),
-      ...(h.created_by === undefined ? {} : { createdBy: h.created_by }),
-      ...(h.author === undefined ? {} : { author: h.author }),
-      ...(h.comment === undefined ? {} : { comment: h.comment }),
-      emptyLayer: h.empty_layer === true,
-    }));
-    return {
-      id: rec.id,
-      ...repoStrings(this.#refsById().get(rec.id) ?? []),
-      created: c.created ?? rec.created,
-      size: rec.size,
-      architecture: c.architecture,
-      ...(c.variant === undefined ? {} : { variant: c.variant }),
-      os: c.os,
-      ...(c.author === undefined ? {} : { author: c.author }),
-      ...(c.comment === undefined ? {} : { comment: c.comment }),
-      config: runSettings(c.config),
-      layers: [...c.rootfs.diff_ids],
-      history,
-    };
+    return imageInfo(rec, await this.#config(rec.id), this.#refsById().get(rec.id) ?? []);
   }
 
   async #event(action: string, id: string, name: string): Promise<void> {
@@ -579,43 +480,6 @@ export class ImageService {
   }
 }
 
-/** Parses a reference to tag with (no digest allowed). */
-function taggable(ref: string): ImageReference {
-  const parsed = parseReference(ref, { field: 'ref' });
-  if (parsed.digest !== undefined) throw new InvalidArgumentError('ref', `'${ref}' has a digest; a tag cannot point at a digest reference`);
-  return parsed;
-}
-
-/**
- * Checks import options without side effects: the reference to tag with, and the `changes`
- * applied to the default config (`PATH` set, as Podman does).
- *
- * @throws InvalidArgumentError naming `ref` or `changes`.
- */
-export function checkImportOptions(options: ImportOptions): { ref: ImageReference | undefined; runConfig: OciContainerConfig } {
-  const ref = options.ref === undefined ? undefined : taggable(options.ref);
-  const changes = options.changes === undefined ? [] : Array.isArray(options.changes) ? options.changes : [options.changes];
-  return { ref, runConfig: applyChanges({ Env: [DEFAULT_PATH_ENV] }, changes) };
-}
-
 function toList<T>(v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
-}
-
-function repoStrings(refs: readonly ImageReference[]): { repoTags: string[]; repoDigests: string[] } {
-  return {
-    repoTags: refs.filter((r) => r.tag !== undefined && r.digest === undefined).map((r) => r.familiar).sort(),
-    repoDigests: refs.filter((r) => r.digest !== undefined).map((r) => `${r.familiarName}@${r.digest}`).sort(),
-  };
-}
-
-/** Opens an import source; a directory is streamed as a tar of its content. */
-async function openSource(source: ImportSource): Promise<{ stream: LayerSource; name: string }> {
-  if (typeof source !== 'string') return { stream: source as LayerSource, name: '-' };
-  const st = await stat(source).catch((e: unknown) => {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('path', source, `'${source}' does not exist; give a tar file or a directory`, { cause: e });
-    throw e;
-  });
-  if (st.isDirectory()) return { stream: packDirectory(source), name: source };
-  return { stream: createReadStream(source, { highWaterMark: 1 << 20 }), name: source };
 }

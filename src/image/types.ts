@@ -128,3 +128,33 @@ export interface ResolvedImage {
   /** Absolute paths of the unpacked layer trees, topmost first: an overlayfs `lowerdir` list. */
   layerDirs: string[];
 }
+
+/** What `Image.prune()` removed, as `docker image prune` reports it. */
+export interface ImagePruneResult {
+  /** Ids of the images deleted. Empty when none. */
+  deleted: string[];
+  /** References removed from them, as Docker prints them. Empty when none. */
+  untagged: string[];
+  /** Bytes freed: the sizes of the layers no remaining image uses. */
+  spaceReclaimed: number;
+}
+
+/** One row of `image.history()`, as `docker history` shows it: newest first. */
+export interface ImageHistoryItem {
+  /** The image id on the newest row; `null` on the others (Docker's `<missing>`). */
+  id: string | null;
+  /** When the step ran (RFC 3339); absent when unknown. */
+  created?: string;
+  /** The instruction or command of the step; empty when unknown. */
+  createdBy: string;
+  /** Who made it; absent when unknown. */
+  author?: string;
+  /** A free comment; absent when none. */
+  comment?: string;
+  /** True when the step made no layer. */
+  emptyLayer: boolean;
+  /** Size in bytes of the layer the step made (the sum of its files' sizes); 0 for empty steps. */
+  size: number;
+  /** The image's tags on the newest row, as Docker prints them; empty on the others. */
+  tags: string[];
+}

@@ -10,7 +10,7 @@
  * @module
  */
 import { fail } from './libc.js';
-import { NetlinkSocket } from './netlink.js';
+import { NetlinkSocket } from './netlink-socket.js';
 import {
   NL,
   attr,

@@ -1,14 +1,18 @@
 /**
  * The host side of networking as one small seam: bridges, stale links, the host's routes, the
- * nf_tables table, and the sysctls forwarding needs. {@link LinuxDataplane} does it with berth's
- * rtnetlink and nf_tables clients (no `ip`, `iptables` or `nft` binary); unit tests give the
- * service a recording fake instead.
+ * nf_tables table, the sysctls forwarding needs, and the interfaces `network.connect` adds to a
+ * running container. {@link LinuxDataplane} does it with berth's rtnetlink and nf_tables clients
+ * (no `ip`, `iptables` or `nft` binary); unit tests give the service a recording fake instead.
  *
  * @module
  */
 import { writeFileSync } from 'node:fs';
 import { Rtnetlink } from '../kernel/netlink.js';
 import { NFT, deleteTable, replaceTable, type NftTable } from '../kernel/nftables.js';
+import { close, open } from '../kernel/fd.js';
+import { O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
+import { removeInterfaceFromHost, setupInterfaceFromHost } from '../runtime/net-setup.js';
+import type { PlanInterface } from '../runtime/plan-interface.js';
 
 /** What the network service needs from the host's kernel. Every method is synchronous. */
 export interface NetworkDataplane {
@@ -23,6 +27,10 @@ export interface NetworkDataplane {
   deleteLink(name: string): void;
   /** Installs `table` (replacing the one of the same name), or deletes table `name` when `table` is undefined. */
   applyRules(name: string, table: NftTable | undefined): void;
+  /** Adds `iface` to the network namespace of the running process `pid`, from the host (for `network.connect`). */
+  addInterface(pid: number, iface: PlanInterface): void;
+  /** Removes interface `ifName` from the network namespace of process `pid` (for `network.disconnect`); its host end goes with it. */
+  removeInterface(pid: number, ifName: string): void;
 }
 
 function sysctl(path: string, value: string): void {
@@ -76,5 +84,25 @@ export class LinuxDataplane implements NetworkDataplane {
   applyRules(name: string, table: NftTable | undefined): void {
     if (table === undefined) deleteTable({ family: NFT.FAMILY_IPV4, name });
     else replaceTable(table);
+  }
+
+  /** Runs `fn` with an fd of the network namespace of process `pid`. */
+  #inNetnsOf<T>(pid: number, fn: (netnsFd: number) => T): T {
+    const fd = open(`/proc/${pid}/ns/net`, O_RDONLY | O_CLOEXEC);
+    try {
+      return fn(fd);
+    } finally {
+      close(fd);
+    }
+  }
+
+  /** See {@link NetworkDataplane.addInterface}. */
+  addInterface(pid: number, iface: PlanInterface): void {
+    this.#inNetnsOf(pid, (fd) => setupInterfaceFromHost(iface, fd));
+  }
+
+  /** See {@link NetworkDataplane.removeInterface}. */
+  removeInterface(pid: number, ifName: string): void {
+    this.#inNetnsOf(pid, (fd) => removeInterfaceFromHost(ifName, fd));
   }
 }

@@ -3,36 +3,19 @@
  *
  * @module
  */
-import { join } from 'node:path';
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
 import { InvalidArgumentError, StateError } from '../errors.js';
-import { close, open } from '../kernel/fd.js';
-import { O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
-import { NetworkService, type NetworkCreateOptions } from './service.js';
+import type { NetworkService } from './service.js';
+import type { NetworkCreateOptions } from './options.js';
 import type { NetworkRecord } from './record.js';
-import { removeInterfaceFromHost, setupInterfaceFromHost } from './setup-in-init.js';
-import { containerPaths } from '../container/spec.js';
-
-const services = new WeakMap<Engine, NetworkService>();
 
 /**
- * The network service of `engine` (one per engine, made on first use).
+ * The network service of `engine` ({@link Engine.networks}).
  * @internal
  */
 export function networkService(engine: Engine): NetworkService {
-  engine.open();
-  let s = services.get(engine);
-  if (!s) {
-    s = new NetworkService({
-      root: engine.root,
-      appendEvent: (e) => engine.eventLog.append(e),
-      // A container's generated hosts file lives under the engine's volatile root (see ContainerPaths).
-      hostsPath: (id) => containerPaths(join(engine.root, 'containers'), id, join(engine.runRoot, 'containers')).hosts,
-    });
-    services.set(engine, s);
-  }
-  return s;
+  return engine.networks;
 }
 
 /** Options every `Network` method accepts. */
@@ -170,36 +153,13 @@ export class Network {
     if (rec.state.status !== 'running' || rec.state.pid <= 0) {
       throw new StateError(rec.state.status, 'connect', `container '${rec.name || rec.id.slice(0, 12)}' is not running; start it first`, 'NOT_RUNNING');
     }
-    const iface = await this.#svc.prepareAttachment(rec.id, { network: this.ref, name: rec.name, hostname: rec.config.hostname, ...parsed.data });
-    const fd = open(`/proc/${rec.state.pid}/ns/net`, O_RDONLY | O_CLOEXEC);
-    try {
-      setupInterfaceFromHost(iface, fd);
-    } catch (e) {
-      await this.#svc.releaseAttachment(rec.id, this.ref);
-      throw e;
-    } finally {
-      close(fd);
-    }
+    await this.#svc.connect(rec.id, rec.state.pid, { network: this.ref, name: rec.name, hostname: rec.config.hostname, ...parsed.data });
   }
 
   /** Disconnects a container, as `docker network disconnect`. */
   async disconnect(container: string | { ref: string }): Promise<void> {
     const rec = await this.#engineOrDefault.containers.get(typeof container === 'string' ? container : container.ref);
-    const net = await this.#svc.get(this.ref);
-    const att = (await this.#svc.attachmentsOf(rec.id)).find((a) => a.network.id === net.id);
-    if (att && rec.state.status === 'running' && rec.state.pid > 0) {
-      try {
-        const fd = open(`/proc/${rec.state.pid}/ns/net`, O_RDONLY | O_CLOEXEC);
-        try {
-          removeInterfaceFromHost(att.endpoint.ifName, fd);
-        } finally {
-          close(fd);
-        }
-      } catch {
-        // The container exited meanwhile: its interfaces went with its namespace.
-      }
-    }
-    await this.#svc.releaseAttachment(rec.id, net.id);
+    await this.#svc.disconnect(rec.id, rec.state.status === 'running' && rec.state.pid > 0 ? rec.state.pid : undefined, this.ref);
   }
 
   /** Every network, as `docker network ls`. */

@@ -22,7 +22,21 @@
 import { createHash } from 'node:crypto';
 import { NFT, expr, ipValue, match, portValue, type NftRule, type NftTable } from '../kernel/nftables.js';
 import { parseCidr } from './ipam.js';
-import type { NetworkRecord } from './record.js';
+
+/**
+ * What the ruleset reads of one network: a `NetworkRecord` has it. Declared here, at the
+ * dataplane's rank, so that the rules need nothing from the service's records.
+ */
+export interface RulesetNetwork {
+  /** The network's subnet, CIDR. */
+  subnet: string;
+  /** Its bridge device. */
+  bridge: string;
+  /** Whether it has no route out. */
+  internal: boolean;
+  /** Its containers: address and published ports. */
+  endpoints: Record<string, { address: string; ports: readonly { containerPort: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }[] }>;
+}
 
 /** The name of the nf_tables table of the engine root `root`. */
 export function tableName(root: string): string {
@@ -30,7 +44,7 @@ export function tableName(root: string): string {
 }
 
 /** The ruleset for `networks` (only those with containers get rules); undefined when there is nothing to install. */
-export function buildRuleset(name: string, networks: readonly NetworkRecord[]): NftTable | undefined {
+export function buildRuleset(name: string, networks: readonly RulesetNetwork[]): NftTable | undefined {
   const rules: NftRule[] = [];
   for (const n of networks) {
     // A network's rules stay while it exists (like its bridge), so that containers coming and

@@ -10,92 +10,27 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BerthError, ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { BerthError, ConflictError, NotFoundError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { LinuxDataplane, type NetworkDataplane } from './dataplane.js';
-import { defaultGateway, formatCidr, formatIp, isHostAddress, macForIp, overlaps, parseCidr, parseIp, pickAddress, pickSubnet, contains, type Cidr } from './ipam.js';
+import { defaultGateway, formatCidr, formatIp, macForIp, overlaps, parseCidr, parseIp, pickAddress, pickSubnet, type Cidr } from './ipam.js';
 import { choosePorts, exposedToBindings, parsePorts, type PortBinding, type PublishedPort } from './ports.js';
 import { networkRecordSchema, type EndpointRecord, type NetworkRecord } from './record.js';
 import { buildRuleset, tableName } from './rules.js';
+import { SubnetClaims } from './subnet-claims.js';
+import { attachmentSchema, checkAddress, DEFAULT_NETWORK, invalid, parseCreateOptions, type AttachmentOptions, type NetworkCreateOptions } from './options.js';
 import { hostsFileContent, rewriteHostsPeers, type HostsEntry, type HostsSelf } from './hosts.js';
-import type { PlanInterface } from './plan-interface.js';
+import type { PlanInterface } from '../runtime/plan-interface.js';
+
+/** The options of `prepareAttachment` (defined with their schema in `options.ts`). */
+export type { AttachmentOptions } from './options.js';
 
 /** Host-wide directory of subnet claims, shared by every engine root on the machine. */
 export const DEFAULT_SUBNET_CLAIMS_DIR = '/run/berth-subnets';
-
-/** Name of the default network. */
-export const DEFAULT_NETWORK = 'bridge';
-
-/** Default MTU of new networks. */
-export const DEFAULT_MTU = 1500;
-
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-const RESERVED = new Set(['host', 'none', 'default']);
-const MTU_OPTION = 'com.docker.network.driver.mtu';
-
-/** Options of `Network.create` (and `NetworkService.create`). */
-export interface NetworkCreateOptions {
-  /** IPv4 subnet in CIDR form, e.g. `10.89.5.0/24`. Default: a free /24 of `10.89.0.0/16` onwards. */
-  subnet?: string;
-  /** Gateway (the bridge's address). Default: the first host address of the subnet. */
-  gateway?: string;
-  /** Sub-range of the subnet that container addresses are picked from. Default: the whole subnet. */
-  ipRange?: string;
-  /** No route out: containers reach each other only. Default false. */
-  internal?: boolean;
-  /** Labels. */
-  labels?: Record<string, string>;
-  /** Driver options; `com.docker.network.driver.mtu` sets the MTU. */
-  options?: Record<string, string>;
-}
-
-/** Schema of {@link NetworkCreateOptions}. */
-export const networkCreateSchema = z.strictObject({
-  subnet: z.string().refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 network such as 10.89.5.0/24 (host bits zero)').optional(),
-  gateway: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address').optional(),
-  ipRange: z.string().refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 range such as 10.89.5.128/25').optional(),
-  internal: z.boolean().optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  options: z.record(z.string(), z.string()).optional(),
-});
-
-/** Options of `NetworkService.prepareAttachment`. */
-export interface AttachmentOptions {
-  /** Network name, id or id prefix; `bridge` is the default network, created on first use. */
-  network: string;
-  /** The container's name, for peers' hosts files. */
-  name?: string;
-  /** The container's hostname (default: the first 12 digits of its id). */
-  hostname?: string;
-  /** Extra names on this network. */
-  aliases?: string[];
-  /** A fixed IPv4 address in the network's subnet. */
-  ip?: string;
-  /** A fixed MAC address (default: derived from the IPv4 address, `02:42:…`). */
-  mac?: string;
-  /** Ports to publish: Docker strings or parsed bindings. */
-  ports?: Array<string | PortBinding>;
-  /** Publish every port of `exposedPorts` on a free host port. */
-  publishAll?: boolean;
-  /** The image's `EXPOSE` entries (`80/tcp`), for `publishAll`. */
-  exposedPorts?: string[];
-}
-
-const attachmentSchema = z.strictObject({
-  network: z.string().min(1),
-  name: z.string().optional(),
-  hostname: z.string().optional(),
-  aliases: z.array(z.string().regex(NAME, 'expected a name of letters, digits, _ . -')).optional(),
-  ip: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address').optional(),
-  mac: z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected a MAC address aa:bb:cc:dd:ee:ff').optional(),
-  ports: z.array(z.union([z.string(), z.object({}).passthrough()])).optional(),
-  publishAll: z.boolean().optional(),
-  exposedPorts: z.array(z.string()).optional(),
-});
 
 /** One attachment of a container, as {@link NetworkService.attachmentsOf} returns it. */
 export interface Attachment {
@@ -122,21 +57,6 @@ export interface NetworkServiceContext {
   hostsPath?: (containerId: string) => string;
 }
 
-/** Throws InvalidArgumentError naming `ip` unless `ip` is a host address of `net`'s subnet. */
-function checkAddress(net: NetworkRecord, ip: string): void {
-  const subnet = parseCidr(net.subnet)!;
-  const addr = parseIp(ip);
-  if (addr === undefined || !isHostAddress(subnet, addr)) {
-    throw new InvalidArgumentError('ip', `${ip} is not a host address of network '${net.name}' (${net.subnet}); choose one inside it`);
-  }
-}
-
-function invalid(e: z.ZodError, prefix = ''): InvalidArgumentError {
-  const issue = e.issues[0];
-  const field = [prefix, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
-  return new InvalidArgumentError(field, issue?.message ?? 'invalid value', { cause: e });
-}
-
 /**
  * Networks of one engine root.
  *
@@ -155,11 +75,13 @@ export class NetworkService {
   readonly #ctx: NetworkServiceContext;
   readonly #dir: string;
   #dataplane: NetworkDataplane | undefined;
+  readonly #subnets: SubnetClaims;
 
   /** Creates the service; touches nothing until used. */
   constructor(ctx: NetworkServiceContext) {
     this.#ctx = ctx;
     this.#dir = join(ctx.root, 'networks');
+    this.#subnets = new SubnetClaims(ctx.subnetClaimsDir ?? DEFAULT_SUBNET_CLAIMS_DIR, ctx.root);
     // Endpoints change with every container start and stop: atomic renames, no fsync (as for containers).
     this.records = new RecordStore<NetworkRecord>({ dir: this.#dir, kind: 'network', schema: networkRecordSchema as z.ZodType<NetworkRecord>, fsync: false });
   }
@@ -177,77 +99,6 @@ export class NetworkService {
     await this.#ctx.appendEvent?.({ type: 'network', action, id: rec.id, attributes: { name: rec.name, type: rec.driver, ...extra } });
   }
 
-  // ---- subnet claims (host-wide) ----
-
-  #claimsDir(): string {
-    return this.#ctx.subnetClaimsDir ?? DEFAULT_SUBNET_CLAIMS_DIR;
-  }
-
-  #claimFile(c: Cidr): string {
-    return join(this.#claimsDir(), formatCidr(c).replace('/', '_'));
-  }
-
-  /** Live claims of every root; a claim whose network record is gone is removed. */
-  #claims(): Cidr[] {
-    const dir = this.#claimsDir();
-    let names: string[] = [];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return [];
-    }
-    const out: Cidr[] = [];
-    for (const n of names) {
-      const c = parseCidr(n.replace('_', '/'));
-      if (!c) continue;
-      try {
-        const owner = JSON.parse(readFileSync(join(dir, n), 'utf8')) as { root?: string; id?: string };
-        if (owner.root && owner.id && !existsSync(join(owner.root, 'networks', `${owner.id}.json`)) && !this.#pending.has(`${owner.root}:${owner.id}`)) {
-          const age = Date.now() - ((owner as { time?: number }).time ?? 0);
-          if (age > 10_000) {
-            rmSync(join(dir, n), { force: true });
-            continue;
-          }
-        }
-      } catch {
-        // Unreadable claim (being written): count it.
-      }
-      out.push(c);
-    }
-    return out;
-  }
-
-  readonly #pending = new Set<string>();
-
-  /** Claims `c` for network `id`; false when another network (of any root) holds it. */
-  #claim(c: Cidr, id: string): boolean {
-    mkdirSync(this.#claimsDir(), { recursive: true, mode: 0o755 });
-    try {
-      const fd = openSync(this.#claimFile(c), 'wx');
-      try {
-        writeFileSync(fd, JSON.stringify({ root: this.#ctx.root, id, time: Date.now() }));
-      } finally {
-        closeSync(fd);
-      }
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e;
-    }
-  }
-
-  #unclaim(subnet: string, id: string): void {
-    const c = parseCidr(subnet);
-    if (!c) return;
-    const f = this.#claimFile(c);
-    try {
-      const owner = JSON.parse(readFileSync(f, 'utf8')) as { root?: string; id?: string };
-      if (owner.root === this.#ctx.root && owner.id === id) rmSync(f, { force: true });
-    } catch {
-      // Already gone.
-    }
-  }
-
   // ---- networks ----
 
   /**
@@ -257,32 +108,12 @@ export class NetworkService {
    * taken, `CONFLICT` when the subnet overlaps another network's or no default subnet is left.
    */
   async create(name: string, options: NetworkCreateOptions = {}, isDefault = false): Promise<NetworkRecord> {
-    if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidArgumentError('name', `'${String(name)}' is not a valid network name (letters, digits, _ . -)`);
-    if (RESERVED.has(name) || (name === DEFAULT_NETWORK && !isDefault)) {
-      throw new InvalidArgumentError('name', `'${name}' is a predefined network and cannot be created`);
-    }
-    const parsed = networkCreateSchema.safeParse(options);
-    if (!parsed.success) throw invalid(parsed.error);
-    const o = parsed.data;
-    let mtu = DEFAULT_MTU;
-    if (o.options?.[MTU_OPTION] !== undefined) {
-      mtu = Number(o.options[MTU_OPTION]);
-      if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new InvalidArgumentError(`options.${MTU_OPTION}`, 'expected an MTU between 68 and 65535');
-    }
-    let fixed: Cidr | undefined;
-    if (o.subnet !== undefined) fixed = parseCidr(o.subnet, true)!;
-    if (o.gateway !== undefined && fixed === undefined) throw new InvalidArgumentError('gateway', 'a gateway needs a subnet');
-    if (o.ipRange !== undefined && fixed === undefined) throw new InvalidArgumentError('ipRange', 'an ip range needs a subnet');
-    if (fixed && o.gateway !== undefined && !isHostAddress(fixed, parseIp(o.gateway)!)) throw new InvalidArgumentError('gateway', `${o.gateway} is not a host address of ${o.subnet}`);
-    if (fixed && o.ipRange !== undefined) {
-      const r = parseCidr(o.ipRange, true)!;
-      if (!contains(fixed, r.base) || r.prefix < fixed.prefix) throw new InvalidArgumentError('ipRange', `${o.ipRange} is not inside ${o.subnet}`);
-    }
+    const { o, mtu, fixed } = parseCreateOptions(name, options, isDefault);
     if (await this.records.resolveName(name)) throw new ConflictError('NAME_CONFLICT', `network '${name}' already exists; choose another name or remove it first`);
 
     const id = randomBytes(32).toString('hex');
     const key = `${this.#ctx.root}:${id}`;
-    this.#pending.add(key);
+    this.#subnets.pending.add(key);
     try {
       const subnet = this.#chooseSubnet(fixed, id);
       const gateway = o.gateway ?? formatIp(defaultGateway(subnet));
@@ -311,31 +142,31 @@ export class NetworkService {
           throw e;
         }
       } catch (e) {
-        this.#unclaim(rec.subnet, id);
+        this.#subnets.unclaim(rec.subnet, id);
         throw e;
       }
       await this.#event('create', rec);
       return rec;
     } finally {
-      this.#pending.delete(key);
+      this.#subnets.pending.delete(key);
     }
   }
 
   #chooseSubnet(fixed: Cidr | undefined, id: string): Cidr {
     if (fixed) {
-      if (!this.#claim(fixed, id)) throw new ConflictError('CONFLICT', `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`);
-      const taken = this.#claims().filter((c) => !(c.base === fixed.base && c.prefix === fixed.prefix));
+      if (!this.#subnets.claim(fixed, id)) throw new ConflictError('CONFLICT', `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`);
+      const taken = this.#subnets.list().filter((c) => !(c.base === fixed.base && c.prefix === fixed.prefix));
       if (taken.some((c) => overlaps(c, fixed))) {
-        this.#unclaim(formatCidr(fixed), id);
+        this.#subnets.unclaim(formatCidr(fixed), id);
         throw new ConflictError('CONFLICT', `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`);
       }
       return fixed;
     }
     const routes = this.#dp.hostRoutes().map((r) => parseCidr(r)).filter((c): c is Cidr => c !== undefined);
     for (let attempt = 0; attempt < 64; attempt++) {
-      const c = pickSubnet([...routes, ...this.#claims()]);
+      const c = pickSubnet([...routes, ...this.#subnets.list()]);
       if (!c) break;
-      if (this.#claim(c, id)) return c;
+      if (this.#subnets.claim(c, id)) return c;
     }
     throw new ConflictError('CONFLICT', 'no free subnet is left in the default pools; give a subnet or remove unused networks');
   }
@@ -403,7 +234,7 @@ export class NetworkService {
     this.#dp.deleteLink(removed.bridge);
     await this.records.releaseName(removed.name, removed.id);
     await this.records.delete(removed.id);
-    this.#unclaim(removed.subnet, removed.id);
+    this.#subnets.unclaim(removed.subnet, removed.id);
     await this.#applyRules();
     await this.#event('destroy', removed);
   }
@@ -566,6 +397,39 @@ export class NetworkService {
       }
     }
     if (changed) await this.#applyRules();
+  }
+
+  /**
+   * Connects the running container `containerId`, whose init is process `pid`, to a network, as
+   * `docker network connect`: attaches it ({@link NetworkService.prepareAttachment}), then adds
+   * the interface to its network namespace at once. On failure the attachment is released.
+   */
+  async connect(containerId: string, pid: number, options: AttachmentOptions): Promise<void> {
+    const iface = await this.prepareAttachment(containerId, options);
+    try {
+      this.#dp.addInterface(pid, iface);
+    } catch (e) {
+      await this.releaseAttachment(containerId, options.network);
+      throw e;
+    }
+  }
+
+  /**
+   * Disconnects container `containerId` from `network`, as `docker network disconnect`: removes
+   * its interface from the network namespace of process `pid` (when it runs), then releases the
+   * attachment.
+   */
+  async disconnect(containerId: string, pid: number | undefined, network: string): Promise<void> {
+    const net = await this.get(network);
+    const att = (await this.attachmentsOf(containerId)).find((a) => a.network.id === net.id);
+    if (att && pid !== undefined) {
+      try {
+        this.#dp.removeInterface(pid, att.endpoint.ifName);
+      } catch {
+        // The container exited meanwhile: its interfaces went with its namespace.
+      }
+    }
+    await this.releaseAttachment(containerId, net.id);
   }
 
   /** Rebuilds this root's nf_tables table from every record, under the rules lock. */

@@ -20,7 +20,7 @@ import { resetSignals, blockAllSignals, sigwaitinfo } from '../kernel/signals.js
 import { fork, waitpid, kill } from '../kernel/process.js';
 import { allowForkOfHeap } from './fork-safety.js';
 import { Rtnetlink } from '../kernel/netlink.js';
-import { setupInterfacesInContainer } from '../network/setup-in-init.js';
+import { setupInterfacesInContainer } from './net-setup.js';
 
 /** The calls the init makes. */
 export interface InitSys {

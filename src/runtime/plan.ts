@@ -11,7 +11,7 @@ import {
 } from '../kernel/constants.js';
 import { BerthError } from '../errors.js';
 import { boundingSet, CAPABILITIES, capabilityMask } from './capabilities.js';
-import type { PlanInterface } from '../network/plan-interface.js';
+import type { PlanInterface } from './plan-interface.js';
 import type { CgroupView } from './cgroups/driver.js';
 
 /** What the runtime needs to know to start a container: no Docker words, only mechanics. */

@@ -45,7 +45,7 @@ import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, 
 import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
 import { encodeInitPlan, spawnNativeInit } from './native-init.js';
 import { sealedProgram } from './sealed-program.js';
-import { setupNetworkFromHost } from '../network/setup-in-init.js';
+import { setupNetworkFromHost } from './net-setup.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
 const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [

@@ -23,9 +23,7 @@ import { z } from 'zod';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
-import { mount, umount2 } from '../kernel/mount.js';
-import { loopDevicesBackedBy, withLoop } from '../kernel/loop.js';
-import { MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID } from '../kernel/constants.js';
+import { mountVolume, unmountVolume } from './mount.js';
 import { COPY_UP_COMPLETE, COPY_UP_STAGING } from '../runtime/copy-up.js';
 
 /** A volume name, as Docker allows them. */
@@ -187,23 +185,7 @@ export class VolumeService {
       const target = this.mountpoint(name);
       if (isMountPoint(target)) return;
       mkdirSync(target, { recursive: true });
-      const { type, o = '', device } = rec.options;
-      if (type !== 'tmpfs' && type !== 'none' && statSync(device!).isFile()) {
-        // The image's previous mount may still live in an exited container's mount namespace,
-        // which goes away just after the exit: a second mount meanwhile (through another loop
-        // device) would not see the data the first has not written back yet. Wait for it.
-        const deadline = Date.now() + 5000;
-        while (loopDevicesBackedBy(device!).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      }
-      const opts = o.split(',').filter(Boolean);
-      if (type === 'tmpfs') mount('tmpfs', target, 'tmpfs', MS_NOSUID | MS_NODEV, opts.join(',') || null);
-      else if (type === 'none') mount(device!, target, null, MS_BIND, null);
-      else {
-        // An image file is mounted through a loop device (o=loop, or any regular file).
-        const data = opts.filter((x) => x !== 'loop').join(',') || null;
-        if (statSync(device!).isFile()) withLoop(device!, (dev) => mount(dev, target, type!, 0, data));
-        else mount(device!, target, type!, 0, data);
-      }
+      await mountVolume(target, rec.options);
     });
   }
 
@@ -214,7 +196,7 @@ export class VolumeService {
     await withLock(join(this.#dir, `${name}.mount.lock`), async () => {
       if ((await this.#ctx.users.runningContainersUsing(name)).length > 0) return;
       const target = this.mountpoint(name);
-      if (isMountPoint(target)) umount2(target, MNT_DETACH);
+      if (isMountPoint(target)) unmountVolume(target);
     });
   }
 
@@ -226,7 +208,7 @@ export class VolumeService {
       throw new ConflictError('IN_USE', `volume '${name}' is in use by container ${users.map((u) => u.slice(0, 12)).join(', ')}; remove the container first or use force`);
     }
     const target = this.mountpoint(name);
-    if (isMountPoint(target)) umount2(target, MNT_DETACH);
+    if (isMountPoint(target)) unmountVolume(target);
     await this.records.delete(name);
     rmSync(join(this.#dir, name), { recursive: true, force: true });
     await this.#event('destroy', rec);

@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { NetworkService } from '../../src/network/service.js';
-import { setupInterfaceFromHost } from '../../src/network/setup-in-init.js';
+import { setupInterfaceFromHost } from '../../src/runtime/net-setup.js';
 import { tableName } from '../../src/network/rules.js';
 import { Rtnetlink } from '../../src/kernel/netlink.js';
 import { tempDir } from '../helpers/tmp.js';

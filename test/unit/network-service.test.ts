@@ -23,6 +23,15 @@ class FakeDataplane implements NetworkDataplane {
     if (table) this.tables.set(name, table);
     else this.tables.delete(name);
   }
+  /** Set to make addInterface fail, as for a process that exited. */
+  failAdd: Error | undefined;
+  addInterface(...args: unknown[]): void {
+    this.calls.push({ op: 'addInterface', args });
+    if (this.failAdd) throw this.failAdd;
+  }
+  removeInterface(...args: unknown[]): void {
+    this.calls.push({ op: 'removeInterface', args });
+  }
 }
 
 function setup() {
@@ -114,5 +123,30 @@ describe('NetworkService', () => {
     await svc.releaseAttachment(cid(2));
     expect(readFileSync(hosts(cid(1)), 'utf8')).not.toContain('db');
     expect(statSync(hosts(cid(1))).ino).toBe(inode);
+  });
+
+  it('connect adds the interface to the process through the dataplane; disconnect removes it, then frees the address', async () => {
+    const { svc, dp } = setup();
+    await svc.create('app');
+    await svc.connect(cid(1), 4242, { network: 'app', name: 'web' });
+    const add = dp.calls.find((c) => c.op === 'addInterface')!;
+    expect(add.args[0]).toBe(4242);
+    expect(add.args[1]).toMatchObject({ ifName: 'eth0', address: '10.89.1.2/24', bridge: (await svc.get('app')).bridge });
+    await svc.disconnect(cid(1), 4242, 'app');
+    expect(dp.calls.find((c) => c.op === 'removeInterface')!.args).toEqual([4242, 'eth0']);
+    expect((await svc.get('app')).endpoints).toEqual({});
+  });
+
+  it('connect releases the attachment when the interface cannot be added; disconnect of a stopped container touches no namespace', async () => {
+    const { svc, dp } = setup();
+    await svc.create('app');
+    dp.failAdd = new Error('no such process');
+    await expect(svc.connect(cid(1), 4242, { network: 'app' })).rejects.toBe(dp.failAdd);
+    expect((await svc.get('app')).endpoints).toEqual({});
+    dp.failAdd = undefined;
+    await svc.prepareAttachment(cid(2), { network: 'app' });
+    await svc.disconnect(cid(2), undefined, 'app');
+    expect(dp.calls.some((c) => c.op === 'removeInterface')).toBe(false);
+    expect((await svc.get('app')).endpoints).toEqual({});
   });
 });

@@ -21,6 +21,7 @@ import { request, type Dispatcher } from 'undici';
 import { RegistryError } from '../../errors.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { apiHost, isInsecure } from './hosts.js';
+import { headerString, pickChallenge, readLimited, responseError, retryAfterMs, specCode } from './responses.js';
 import type { PingResult, RegistryHub } from './hub.js';
 import type { RegistryAuth } from './types.js';
 
@@ -266,23 +267,6 @@ export class RegistryClient {
     return { token, ...(body.expires_in === undefined ? {} : { expiresIn: body.expires_in }), ...(body.issued_at === undefined ? {} : { issuedAt: body.issued_at }) };
   }
 
-  // ── errors ────────────────────────────────────────────────────────────────────────────────
-
-  /** Turns an unexpected response into a RegistryError (consumes the body). */
-  async #error(res: Response, what: string): Promise<RegistryError> {
-    const text = await res.body.text().catch(() => '');
-    const spec = specCode(text);
-    const detail = spec.registryCode ? ` (${spec.registryCode}${spec.message ? `: ${spec.message}` : ''})` : '';
-    const status = res.statusCode;
-    const details = { status, ...(spec.registryCode === undefined ? {} : { registryCode: spec.registryCode }) };
-    if (status === 401 || status === 403) {
-      return new RegistryError('REGISTRY_AUTH', this.domain, `${what}: access denied by ${this.domain} (${status})${detail}; log in (auth option or docker login) or check the repository name`, details);
-    }
-    if (status === 404) return new RegistryError('IMAGE_NOT_FOUND', this.domain, `${what}: not found on ${this.domain}${detail}; check the name and tag`, details);
-    if (status >= 500 || status === 429) return new RegistryError('REGISTRY_UNREACHABLE', this.domain, `${what}: ${this.domain} kept failing with ${status}${detail}; retry later`, details);
-    return new RegistryError('REGISTRY', this.domain, `${what}: ${this.domain} answered ${status}${detail}`, details);
-  }
-
   // ── manifests ─────────────────────────────────────────────────────────────────────────────
 
   /**
@@ -295,7 +279,7 @@ export class RegistryClient {
     const url = await this.#url(`${repo}/manifests/${reference}`, signal);
     const res = await this.#send('GET', url, { headers: { accept: accept.join(', ') }, scopes: [RegistryClient.pullScope(repo)], signal });
     const what = `manifest ${this.domain}/${repo}:${reference}`;
-    if (res.statusCode !== 200) throw await this.#error(res, what);
+    if (res.statusCode !== 200) throw await responseError(res, this.domain, what);
     const bytes = await readLimited(res.body, MANIFEST_LIMIT, () => new RegistryError('REGISTRY', this.domain, `${what} is larger than ${MANIFEST_LIMIT} bytes`));
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const expected = reference.includes(':') ? reference : headerString(res.headers['docker-content-digest']);
@@ -324,7 +308,7 @@ export class RegistryClient {
   async putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<string> {
     const url = await this.#url(`${repo}/manifests/${reference}`, signal);
     const res = await this.#send('PUT', url, { headers: { 'content-type': mediaType }, body: bytes, scopes: [RegistryClient.pushScope(repo)], signal });
-    if (res.statusCode !== 201 && res.statusCode !== 200) throw await this.#error(res, `pushing manifest ${this.domain}/${repo}:${reference}`);
+    if (res.statusCode !== 201 && res.statusCode !== 200) throw await responseError(res, this.domain, `pushing manifest ${this.domain}/${repo}:${reference}`);
     await res.body.dump();
     return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   }
@@ -341,7 +325,7 @@ export class RegistryClient {
   async openBlob(repo: string, digest: string, options: { expectedSize?: number; signal?: AbortSignal } = {}): Promise<BlobDownload> {
     const url = await this.#url(`${repo}/blobs/${digest}`, options.signal);
     const res = await this.#send('GET', url, { scopes: [RegistryClient.pullScope(repo)], signal: options.signal });
-    if (res.statusCode !== 200) throw await this.#error(res, `blob ${digest} of ${repo}`);
+    if (res.statusCode !== 200) throw await responseError(res, this.domain, `blob ${digest} of ${repo}`);
     const length = Number(headerString(res.headers['content-length']));
     return { size: Number.isFinite(length) && length >= 0 ? length : options.expectedSize, body: this.#verified(res.body, digest, options.expectedSize) };
   }
@@ -385,7 +369,7 @@ export class RegistryClient {
     await res.body.dump();
     if (res.statusCode === 200) return Number(headerString(res.headers['content-length']) ?? 0);
     if (res.statusCode === 404) return undefined;
-    throw await this.#error(res, `checking blob ${digest} in ${repo}`);
+    throw await responseError(res, this.domain, `checking blob ${digest} in ${repo}`);
   }
 
   /**
@@ -405,7 +389,7 @@ export class RegistryClient {
       await res.body.dump();
       return { mounted: true };
     }
-    if (res.statusCode !== 202) throw await this.#error(res, `starting an upload to ${repo}`);
+    if (res.statusCode !== 202) throw await responseError(res, this.domain, `starting an upload to ${repo}`);
     await res.body.dump();
     return { mounted: false, location: this.#location(res, url) };
   }
@@ -428,7 +412,7 @@ export class RegistryClient {
       scopes: [RegistryClient.pushScope(repo)],
       signal,
     });
-    if (res.statusCode !== 201) throw await this.#error(res, `uploading blob ${digest} to ${repo}`);
+    if (res.statusCode !== 201) throw await responseError(res, this.domain, `uploading blob ${digest} to ${repo}`);
     await res.body.dump();
   }
 
@@ -464,7 +448,7 @@ export class RegistryClient {
         scopes,
         signal: options.signal,
       });
-      if (res.statusCode !== 202) throw await this.#error(res, `uploading a chunk to ${repo}`);
+      if (res.statusCode !== 202) throw await responseError(res, this.domain, `uploading a chunk to ${repo}`);
       await res.body.dump();
       location = this.#location(res, location);
       offset += chunk.byteLength;
@@ -482,50 +466,8 @@ export class RegistryClient {
     const url = new URL(location);
     url.searchParams.set('digest', digest);
     const res = await this.#send('PUT', url, { headers: { 'content-length': '0' }, body: Buffer.alloc(0), scopes, signal: options.signal });
-    if (res.statusCode !== 201) throw await this.#error(res, `finishing the upload of ${digest} to ${repo}`);
+    if (res.statusCode !== 201) throw await responseError(res, this.domain, `finishing the upload of ${digest} to ${repo}`);
     await res.body.dump();
     return { digest, size: offset };
   }
-}
-
-/** The challenge to follow: Bearer when offered, else Basic. */
-function pickChallenge(all: Challenge[]): Challenge | undefined {
-  return all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
-}
-
-function headerString(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** `Retry-After` in milliseconds (seconds or an HTTP date), capped at 30 s. */
-function retryAfterMs(v: string | string[] | undefined): number | undefined {
-  const s = headerString(v);
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  const ms = Number.isFinite(n) ? n * 1000 : Date.parse(s) - Date.now();
-  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 30_000) : undefined;
-}
-
-/** The first error of a distribution-spec error body: `{ errors: [{ code, message }] }`. */
-function specCode(text: string): { registryCode?: string; message?: string } {
-  try {
-    const e = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors?.[0];
-    return { ...(e?.code ? { registryCode: e.code } : {}), ...(e?.message ? { message: e.message } : {}) };
-  } catch {
-    return {};
-  }
-}
-
-async function readLimited(body: Response['body'], limit: number, tooBig: () => Error): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    n += c.byteLength;
-    if (n > limit) {
-      body.destroy();
-      throw tooBig();
-    }
-    parts.push(c);
-  }
-  return Buffer.concat(parts);
 }
