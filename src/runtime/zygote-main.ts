@@ -6,7 +6,7 @@
  */
 import { prctl } from '../kernel/process.js';
 import { PR_SET_PDEATHSIG, SIGNALS } from '../kernel/constants.js';
-import { Zygote } from './zygote.js';
+import { Zygote } from './zygote/zygote.js';
 import { warmUp } from './init.js';
 import { DEFAULT_UNSHARE_FLAGS } from './plan.js';
 import { isZygoteRequest, type ZygoteMessage } from './protocol.js';

@@ -17,17 +17,17 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync, renameSync, writeFileSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { ReadStream as TtyReadStream } from 'node:tty';
-import { open, close, pipe2, dup, setNonBlocking } from '../kernel/fd.js';
-import { resolveUser } from './user.js';
-import { exit, fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, prctl, spawnProgram } from '../kernel/process.js';
-import { unshare, setns } from '../kernel/namespaces.js';
+import { open, close, pipe2, dup, setNonBlocking } from '../../kernel/fd.js';
+import { resolveUser } from '../user.js';
+import { exit, fork, waitpid, decodeWaitStatus, kill, pidfdOpen, pidfdGetfd, prctl, spawnProgram } from '../../kernel/process.js';
+import { unshare, setns } from '../../kernel/namespaces.js';
 import {
   CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, PR_SET_DUMPABLE, SIGNALS, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG, __WALL,
-} from '../kernel/constants.js';
-import { KernelError } from '../errors.js';
-import { allowForkOfHeap } from './fork-safety.js';
-import { EXEC_MARKER, TERMINAL_MARKER, runExec, runTemplate, type ExecPlan, type InitFailure, type InitFds } from './init.js';
-import { errnoName } from '../kernel/libc.js';
+} from '../../kernel/constants.js';
+import { KernelError } from '../../errors.js';
+import { allowForkOfHeap } from '../fork-safety.js';
+import { EXEC_MARKER, TERMINAL_MARKER, runExec, runTemplate, type ExecPlan, type InitFailure, type InitFds } from '../init.js';
+import { errnoName } from '../../kernel/libc.js';
 
 /** An exec's user could not be found in the container's files. */
 class UserLookupError extends Error {}
@@ -38,14 +38,14 @@ class StartStepError extends Error {
     super(cause instanceof Error ? cause.message : String(cause), { cause });
   }
 }
-import { nowNs, type LogStream } from './log-format.js';
-import { DEFAULT_LOG_LIMITS, LogWriter } from './log-writer.js';
-import { processStartTime } from './proc.js';
-import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from './protocol.js';
-import { MONITOR_FDS, readLine, runDetachedParent } from './detach.js';
-import { encodeInitPlan, spawnNativeInit } from './native-init.js';
-import { sealedProgram } from './sealed-program.js';
-import { setupNetworkFromHost } from './net-setup.js';
+import { nowNs, type LogStream } from '../log-format.js';
+import { DEFAULT_LOG_LIMITS, LogWriter } from '../log-writer.js';
+import { processStartTime } from '../proc.js';
+import { parseExitRecord, type ExecRequest, type ExitRecord, type StartRequest, type ZygoteMessage, type ZygoteRequest } from '../protocol.js';
+import { MONITOR_FDS, readLine, runDetachedParent } from '../detach.js';
+import { encodeInitPlan, spawnNativeInit } from '../native-init.js';
+import { sealedProgram } from '../sealed-program.js';
+import { setupNetworkFromHost } from '../net-setup.js';
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
 const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
