@@ -111,7 +111,7 @@ const CAP_LAST = (() => {
 
 /**
  * The part of the init that does not depend on the container: new session, namespaces,
- * private mounts, loopback up. A pooled template runs it ahead of time (see `zygote.ts`).
+ * private mounts, loopback up. A pooled template runs it ahead of time (see `zygote/`).
  */
 export function prepareInit(unshareFlags: number): void {
   sys.prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);

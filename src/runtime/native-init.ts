@@ -2,7 +2,7 @@
  * The plan as `berth-init` (`monitor/init.c`) reads it, and which plans it runs.
  *
  * `berth-init` is the container init written in C: the zygote starts it with posix_spawn in a
- * new PID namespace instead of forking itself (see `zygote.ts`), and it carries out a plan as
+ * new PID namespace instead of forking itself (see `zygote/`), and it carries out a plan as
  * `runInit` in `init.ts` does. It has no JSON parser, so the plan goes to it in a simpler form on
  * the same control pipe as a template's JSON plan:
  *

@@ -1,5 +1,5 @@
 /**
- * Entry point of the zygote process (see `zygote.ts`). Spawned by the engine as
+ * Entry point of the zygote process (see `zygote/zygote.ts`). Spawned by the engine as
  * `node --single-threaded zygote-main.js` with an IPC channel.
  *
  * @module

@@ -1,0 +1,75 @@
+/**
+ * Ownership of file descriptors while the zygote makes a process: every fd a start, an exec or a
+ * fork acquires goes into one {@link FdSet}, is handed over (to the child's record, a stream, the
+ * new process) or closed once, and whatever the set still owns when a step fails is closed there.
+ *
+ * @module
+ */
+import { close, pipe2 } from '../../kernel/fd.js';
+import { O_CLOEXEC } from '../../kernel/constants.js';
+
+/**
+ * The fds one operation owns until it hands them over. Each is closed at most once: {@link
+ * FdSet.close} and {@link FdSet.closeAll} close only what the set still owns. Plain numbers in one
+ * array, so owning costs no more than the list the zygote kept before.
+ *
+ * @example
+ * ```ts
+ * const fds = new FdSet();
+ * try {
+ *   const [r, w] = fds.pipe();
+ *   spawn(w);
+ *   fds.close(w); // the child's end, now in the child
+ *   watch(fds.release(r)); // the stream owns it now
+ * } catch (e) {
+ *   fds.closeAll();
+ *   throw e;
+ * }
+ * ```
+ */
+export class FdSet {
+  readonly #fds: number[] = [];
+
+  /** Takes ownership of `fd` (-1: none, ignored); returns it. */
+  add(fd: number): number {
+    if (fd >= 0) this.#fds.push(fd);
+    return fd;
+  }
+
+  /** Makes `n` close-on-exec pipes, every end owned here: `[r0, w0, r1, w1, …]`. */
+  pipes(n: number): number[] {
+    for (let i = 0; i < n; i++) this.#fds.push(...pipe2(O_CLOEXEC));
+    return this.#fds.slice(-2 * n);
+  }
+
+  /** Hands `fd` over to another owner: it is no longer closed here. Returns it. */
+  release(fd: number): number {
+    const i = this.#fds.indexOf(fd);
+    if (i >= 0) this.#fds.splice(i, 1);
+    return fd;
+  }
+
+  /** Closes `fd` now if the set still owns it (else does nothing). */
+  close(fd: number): void {
+    const i = this.#fds.indexOf(fd);
+    if (i < 0) return;
+    this.#fds.splice(i, 1);
+    close(fd);
+  }
+
+  /** Closes every fd the set still owns (after a failure) and leaves it empty. */
+  closeAll(): void {
+    for (const fd of this.#fds.splice(0)) close(fd);
+  }
+}
+
+/**
+ * Closes the fd in `holder[key]` once: a value below 0 means none, and the field is set to -1
+ * before the close, so a second call does nothing.
+ */
+export function closeHeld<K extends string>(holder: { [k in K]: number }, key: K): void {
+  const fd = holder[key];
+  if (fd < 0) return;
+  holder[key] = -1;
+  close(fd);
+}
