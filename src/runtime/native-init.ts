@@ -23,7 +23,7 @@ import { close, dup } from '../kernel/fd.js';
 import { spawnProgram } from '../kernel/process.js';
 import { basename, dirname } from 'node:path';
 import { hostId, type IdMapping, type Plan } from './plan.js';
-import type { InitFds } from './init.js';
+import type { InitFds } from './init-report.js';
 import type { SealedProgram } from './sealed-program.js';
 
 /** mount(2) flags of each propagation a user mount may ask for (as `PROPAGATION` in `init.ts`). */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { InitFailure } from '../init.js';
+import type { InitFailure } from '../init-report.js';
 import type { LogWriter } from '../log-writer.js';
 import type { ZygoteMessage } from '../protocol.js';
 import type { TemplatePool } from './pool.js';

@@ -14,7 +14,8 @@ import {
 } from '../../kernel/constants.js';
 import { KernelError } from '../../errors.js';
 import { resolveUser } from '../user.js';
-import { runExec, type ExecPlan, type InitFailure, type InitFds } from '../init.js';
+import { runExec, type ExecPlan } from '../init.js';
+import type { InitFailure, InitFds } from '../init-report.js';
 import { processStartTime } from '../proc.js';
 import type { ExecRequest } from '../protocol.js';
 import { sealedProgram } from '../sealed-program.js';

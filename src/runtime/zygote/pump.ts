@@ -11,7 +11,7 @@ import { ReadStream as TtyReadStream } from 'node:tty';
 import { close, dup, setNonBlocking } from '../../kernel/fd.js';
 import { pidfdGetfd, pidfdOpen } from '../../kernel/process.js';
 import { errnoName } from '../../kernel/libc.js';
-import { EXEC_MARKER, TERMINAL_MARKER, type InitFailure } from '../init.js';
+import { EXEC_MARKER, TERMINAL_MARKER, type InitFailure } from '../init-report.js';
 import { nowNs, type LogStream } from '../log-format.js';
 import { MONITOR_FDS } from '../detach.js';
 import { closeHeld } from './fds.js';

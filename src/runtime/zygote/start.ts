@@ -10,7 +10,7 @@ import { close } from '../../kernel/fd.js';
 import { kill } from '../../kernel/process.js';
 import { CLONE_NEWNET, SIGNALS } from '../../kernel/constants.js';
 import { KernelError } from '../../errors.js';
-import type { InitFailure } from '../init.js';
+import type { InitFailure } from '../init-report.js';
 import { DEFAULT_LOG_LIMITS, LogWriter } from '../log-writer.js';
 import type { StartRequest } from '../protocol.js';
 import { encodeInitPlan } from '../native-init.js';
