@@ -32,7 +32,7 @@ import { dryRunSys, DryRunEnd, sys, useSys } from './init-sys.js';
 import * as K from '../kernel/constants.js';
 import { makedev } from '../kernel/fs.js';
 import { fcntl } from '../kernel/fd.js';
-import { buildPlan, type Plan, type PlanMount, type RuntimeSpec } from './plan.js';
+import { buildPlan, type Plan, type PlanDefaults, type PlanMount, type RuntimeSpec } from './plan.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup } from './user.js';
 import { failureOf, report, type InitFds } from './init-report.js';
 import { applyLimits, dropPrivileges, execProgram, IGNORED_SIGNALS, loadSeccomp, readExactly, reap, setUpStdio, withHome } from './init-process.js';
@@ -161,6 +161,17 @@ export function warmUp(): void {
   }
 }
 
+/**
+ * Defaults for the warm-up plan: as many paths and nodes as a container's plan has (Docker's 12
+ * masked, 5 read-only and 7 device nodes, see `container/defaults.ts`), so that the warm-up runs
+ * each step as often as a container's init does. A dry run: none of them is touched.
+ */
+const WARM_DEFAULTS: PlanDefaults = {
+  maskedPaths: Array.from({ length: 12 }, (_, i) => `/proc/masked-${i}`),
+  readonlyPaths: Array.from({ length: 5 }, (_, i) => `/proc/read-only-${i}`),
+  devices: Array.from({ length: 7 }, (_, i) => ({ path: `/dev/node-${i}`, major: 1, minor: i, mode: 0o666 })),
+};
+
 const WARM_PLAN: Plan = buildPlan({
   id: 'warm-up', hostname: 'warm-up', domainname: 'example',
   rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: true },
@@ -176,7 +187,7 @@ const WARM_PLAN: Plan = buildPlan({
     { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
     { kind: 'tmpfs', target: '/run', readOnly: false, data: 'size=1m' },
   ],
-});
+}, WARM_DEFAULTS);
 
 /** What an exec into a running container runs (see {@link runExec}). */
 export interface ExecPlan {
