@@ -81,14 +81,19 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
   try {
     if (processStartTime(plan.targetPid) !== plan.targetStartTime) throw new Error(`container process ${plan.targetPid} is not running`);
     const ns: Array<[number, number]> = [];
-    for (const [name, type] of EXEC_NAMESPACES) ns.push([fds.add(open(`/proc/${plan.targetPid}/ns/${name}`, O_RDONLY | O_CLOEXEC)), type]);
+    for (const [name, type] of EXEC_NAMESPACES) {
+      ns.push([fds.add(open(`/proc/${plan.targetPid}/ns/${name}`, O_RDONLY | O_CLOEXEC)), type]);
+    }
     // A container in a user namespace of its own (`userns`): joined last, by berth-exec only.
     if (statSync(`/proc/${plan.targetPid}/ns/user`).ino !== z.spawner.ownUserNs) {
       if (!req.helper) throw new Error('the JavaScript exec path cannot join a container\'s user namespace: it needs berth-exec (a C compiler, and not BERTH_NATIVE_EXEC=0)');
       ns.push([fds.add(open(`/proc/${plan.targetPid}/ns/user`, O_RDONLY | O_CLOEXEC)), CLONE_NEWUSER]);
     }
     const pidns = fds.add(open(`/proc/${plan.targetPid}/ns/pid`, O_RDONLY | O_CLOEXEC));
-    const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds.pipes(4) as [number, number, number, number, number, number, number, number];
+    const [outR, outW] = fds.pipe();
+    const [errR, errW] = fds.pipe();
+    const [exR, exW] = fds.pipe();
+    const [ctrlR, ctrlW] = fds.pipe();
     let stdin = -1;
     if (req.stdinFd !== undefined && !plan.process.terminal) {
       // The engine's pipe end, copied from the engine (our parent) into this process.

@@ -36,30 +36,36 @@ export class FdSet {
     return fd;
   }
 
-  /** Makes `n` close-on-exec pipes, every end owned here: `[r0, w0, r1, w1, …]`. */
-  pipes(n: number): number[] {
-    for (let i = 0; i < n; i++) this.#fds.push(...pipe2(O_CLOEXEC));
-    return this.#fds.slice(-2 * n);
+  /** A close-on-exec pipe, both ends owned here: `[read, write]`. */
+  pipe(): [number, number] {
+    const p = pipe2(O_CLOEXEC);
+    this.#fds.push(p[0], p[1]);
+    return p;
   }
 
   /** Hands `fd` over to another owner: it is no longer closed here. Returns it. */
   release(fd: number): number {
-    const i = this.#fds.indexOf(fd);
-    if (i >= 0) this.#fds.splice(i, 1);
+    this.#forget(fd);
     return fd;
   }
 
   /** Closes `fd` now if the set still owns it (else does nothing). */
   close(fd: number): void {
-    const i = this.#fds.indexOf(fd);
-    if (i < 0) return;
-    this.#fds.splice(i, 1);
-    close(fd);
+    if (this.#forget(fd)) close(fd);
   }
 
   /** Closes every fd the set still owns (after a failure) and leaves it empty. */
   closeAll(): void {
     for (const fd of this.#fds.splice(0)) close(fd);
+  }
+
+  /** Drops `fd` from the set (no allocation: the last entry takes its place); whether it was there. */
+  #forget(fd: number): boolean {
+    const i = fd < 0 ? -1 : this.#fds.indexOf(fd);
+    if (i < 0) return false;
+    this.#fds[i] = this.#fds[this.#fds.length - 1]!;
+    this.#fds.pop();
+    return true;
   }
 }
 

@@ -64,7 +64,10 @@ export class Spawner {
    * waits for a plan on its control pipe (see `runTemplate` in `init.ts`).
    */
   forkTemplate(fds: FdSet, unshareFlags: number, stdin = -1): Template {
-    const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds.pipes(4) as [number, number, number, number, number, number, number, number];
+    const [outR, outW] = fds.pipe();
+    const [errR, errW] = fds.pipe();
+    const [exR, exW] = fds.pipe();
+    const [ctrlR, ctrlW] = fds.pipe();
     const pid = this.forkIn(() => unshare(CLONE_NEWPID));
     if (pid === 0) runTemplate(unshareFlags, ctrlR, { stdin, stdout: outW, stderr: errW, error: exW });
     for (const fd of [outW, errW, exW, ctrlR]) fds.close(fd);
@@ -112,7 +115,10 @@ export class Spawner {
    */
   spawnInit(fds: FdSet, helper: string, unshareFlags: number, stdin = -1, netns?: { fd: number }): Template {
     const program = sealedProgram(helper, 'berth-init');
-    const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW] = fds.pipes(4) as [number, number, number, number, number, number, number, number];
+    const [outR, outW] = fds.pipe();
+    const [errR, errW] = fds.pipe();
+    const [exR, exW] = fds.pipe();
+    const [ctrlR, ctrlW] = fds.pipe();
     let pid: number;
     unshare(CLONE_NEWPID);
     try {
@@ -154,13 +160,19 @@ export class Spawner {
    * Forks the process that becomes a detached container's monitor (see `detach.ts`); it forks
    * the container's init, tells us its pid, and waits for our go before it execs the monitor.
    */
-  forkDetached(fds: FdSet, flags: number, req: StartRequest, monitor: string, init: string | undefined, netns?: { fd: number }): { template: Template; readyR: number; detached: Detached } {
+  forkDetached(
+    fds: FdSet, flags: number, req: StartRequest, monitor: string, init: string | undefined, netns?: { fd: number },
+  ): { template: Template; readyR: number; detached: Detached } {
     const proc = req.plan.spec.process;
     // Made here, once, and inherited by the fork (see sealed-program.ts).
     const sealedInit = init ? sealedProgram(init, 'berth-init') : undefined;
-    const [outR, outW, errR, errW, exR, exW, ctrlR, ctrlW, goR, goW, pidR, pidW] = fds.pipes(6) as [
-      number, number, number, number, number, number, number, number, number, number, number, number];
-    const [stdinR, stdinW] = proc.stdin && !proc.terminal ? fds.pipes(1) as [number, number] : [-1, -1];
+    const [outR, outW] = fds.pipe();
+    const [errR, errW] = fds.pipe();
+    const [exR, exW] = fds.pipe();
+    const [ctrlR, ctrlW] = fds.pipe();
+    const [goR, goW] = fds.pipe();
+    const [pidR, pidW] = fds.pipe();
+    const [stdinR, stdinW] = proc.stdin && !proc.terminal ? fds.pipe() : [-1, -1];
     const log = fds.add(open(req.logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640));
     let monitorPid = -1;
     try {

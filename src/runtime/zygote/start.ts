@@ -69,7 +69,7 @@ export function start(z: ZygoteState, req: StartRequest): void {
       detached = d.detached;
     } else if (proc.stdin && !proc.terminal) {
       // A stdin pipe is wired at fork time: this start gets a template of its own.
-      const [r, w] = owned.pipes(1) as [number, number];
+      const [r, w] = owned.pipe();
       stdinW = w;
       try {
         t = init ? z.spawner.spawnInit(owned, init, flags, r, netns) : z.spawner.forkTemplate(owned, flags, r);
