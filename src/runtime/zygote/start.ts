@@ -13,6 +13,7 @@ import { KernelError } from '../../errors.js';
 import type { InitFailure } from '../init-report.js';
 import { DEFAULT_LOG_LIMITS, LogWriter } from '../log-writer.js';
 import type { StartRequest } from '../protocol.js';
+import type { RuntimeSpec } from '../plan.js';
 import { encodeInitPlan } from '../native-init.js';
 import { setupNetworkFromHost } from '../net-setup.js';
 import { FdSet } from './fds.js';
@@ -86,25 +87,9 @@ export function start(z: ZygoteState, req: StartRequest): void {
     t ??= z.spawner.forkTemplate(owned, flags);
     // A spawned berth-init may not have made its mount namespace yet: then it is taken at its start (see pump.ts).
     const mntNs = owned.add(detached ? -1 : z.spawner.holdMountNamespace(t.pid));
-    if (nativePlan) writeSync(t.ctrlW, nativePlan);
-    else {
-      const body = Buffer.from(JSON.stringify(req.plan));
-      const header = Buffer.alloc(4);
-      header.writeUInt32LE(body.length, 0);
-      writeSync(t.ctrlW, Buffer.concat([header, body]));
-    }
-    if (netns) {
-      // While the init makes its mounts; it cannot exec before the cgroup ack, sent below.
-      try {
-        setupNetworkFromHost(ifaces, netns.fd);
-      } catch (e) {
-        kill(t.pid, SIGNALS.SIGKILL!);
-        throw new StartStepError('network interfaces', e);
-      } finally {
-        owned.close(netns.fd);
-        netns.fd = -1;
-      }
-    }
+    sendPlan(t, nativePlan, req);
+    // While the init makes its mounts; it cannot exec before the cgroup ack, sent below.
+    if (netns) wireInterfaces(owned, t, ifaces, netns);
     const child: Child = {
       id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
       ...(detached ? {} : { log: new LogWriter(req.logPath, req.log ?? DEFAULT_LOG_LIMITS) }), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
@@ -136,14 +121,46 @@ export function start(z: ZygoteState, req: StartRequest): void {
   } catch (e) {
     // A detached container's monitor-to-be waits for our go: end of file (its close here) lets it exit.
     owned.closeAll();
-    const step = e instanceof StartStepError ? e.step : 'fork';
-    const cause = e instanceof StartStepError ? e.cause : e;
-    const msg = cause instanceof Error ? cause.message : String(cause);
-    const error: InitFailure = cause instanceof KernelError
-      ? { step, message: msg, kind: 'kernel', syscall: cause.syscall, errnoCode: cause.errnoCode, exitCode: 1 }
-      : { step, message: msg, kind: 'other', exitCode: 1 };
-    z.send({ t: 'failed', rid: req.rid, error });
+    z.send({ t: 'failed', rid: req.rid, error: startFailure(e) });
   }
+}
+
+/** Writes the plan on `t`'s control pipe: `nativePlan` for `berth-init`, else the JSON plan, length-prefixed. */
+function sendPlan(t: Template, nativePlan: Buffer | undefined, req: StartRequest): void {
+  if (nativePlan) writeSync(t.ctrlW, nativePlan);
+  else {
+    const body = Buffer.from(JSON.stringify(req.plan));
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(body.length, 0);
+    writeSync(t.ctrlW, Buffer.concat([header, body]));
+  }
+}
+
+/**
+ * Wires `ifaces` from the host into the network namespace `netns` made for `t` (a spawned
+ * `berth-init`), then closes our fd on it. On failure `t` is killed and the start fails at the
+ * step `network interfaces`.
+ */
+function wireInterfaces(owned: FdSet, t: Template, ifaces: NonNullable<RuntimeSpec['interfaces']>, netns: { fd: number }): void {
+  try {
+    setupNetworkFromHost(ifaces, netns.fd);
+  } catch (e) {
+    kill(t.pid, SIGNALS.SIGKILL!);
+    throw new StartStepError('network interfaces', e);
+  } finally {
+    owned.close(netns.fd);
+    netns.fd = -1;
+  }
+}
+
+/** The failure a start reports for `e`: at its {@link StartStepError} step, else at `fork`. */
+function startFailure(e: unknown): InitFailure {
+  const step = e instanceof StartStepError ? e.step : 'fork';
+  const cause = e instanceof StartStepError ? e.cause : e;
+  const msg = cause instanceof Error ? cause.message : String(cause);
+  return cause instanceof KernelError
+    ? { step, message: msg, kind: 'kernel', syscall: cause.syscall, errnoCode: cause.errnoCode, exitCode: 1 }
+    : { step, message: msg, kind: 'other', exitCode: 1 };
 }
 
 /**
