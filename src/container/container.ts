@@ -15,6 +15,7 @@ import { ContainerAttachment, ContainerProcess } from './process.js';
 import { followRecords, logEnd } from './logs.js';
 import { readFileSync } from 'node:fs';
 import { parseResources, resourceOptionsSchema, type CgroupStats, type ResourceOptions } from '../runtime/cgroups/index.js';
+import { withDefaultSwap } from './defaults.js';
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
 import { applyChanges } from '../image/changes.js';
@@ -346,7 +347,7 @@ export class Container {
   /** Changes its limits, live when it runs, as `docker update`. */
   async update(options: { resources: ResourceOptions }): Promise<void> {
     const o = parseOptions(z.strictObject({ resources: resourceOptionsSchema }), options);
-    await this.#svc.update(this.ref, parseResources(o.resources, 'resources'));
+    await this.#svc.update(this.ref, withDefaultSwap(parseResources(o.resources, 'resources')));
   }
 
   /**

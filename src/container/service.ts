@@ -25,6 +25,7 @@ import { removeTree } from '../state/remove-tree.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
 import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import { buildPlan } from '../runtime/plan.js';
+import { CONTAINER_PLAN_DEFAULTS } from './defaults.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import type { PlanInterface } from '../runtime/plan-interface.js';
 import type { Attachment, AttachmentOptions } from '../network/service.js';
@@ -450,7 +451,7 @@ export class ContainerService {
       const cgroups = { ...this.#cgroupJoin(rec.id), ...(cg ? { view: cg.view() } : {}) };
       let started;
       try {
-        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net)), p.log, p.exit, { detach: rec.config.detach, log: rec.config.log, ...(cgReady ? { cgroups: cgReady } : {}) });
+        started = await zygote.start(buildPlan(runtimeSpec(rec, p, mounts, cgroups, net), CONTAINER_PLAN_DEFAULTS), p.log, p.exit, { detach: rec.config.detach, log: rec.config.log, ...(cgReady ? { cgroups: cgReady } : {}) });
       } catch (e) {
         const cgError = await cgReady?.then(() => undefined, (err: unknown) => err);
         await cg?.destroy(rec.id).catch(() => undefined);

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
-import { resolveCapabilities } from '../runtime/capabilities.js';
+import { resolveCapabilities, withDefaultSwap } from './defaults.js';
 import type { RuntimeSpec, UserMount } from '../runtime/plan.js';
 import type { PlanInterface } from '../runtime/plan-interface.js';
 import { hostsFileContent } from '../network/hosts.js';
@@ -135,7 +135,7 @@ export function buildConfig(
       consoleSize: opts.consoleSize ?? { cols: 80, rows: 24 },
       restart: opts.restart ?? 'no',
       healthcheck: resolveHealthcheck(opts.healthcheck ?? image.healthcheck ?? null),
-      resources: { ...parseResources(opts.resources ?? {}) } as Record<string, number | string>,
+      resources: { ...withDefaultSwap(parseResources(opts.resources ?? {})) } as Record<string, number | string>,
       ulimits: resolveUlimits(opts.ulimits ?? []),
       sysctls: resolveSysctls(opts.sysctls ?? {}, opts.network ?? 'bridge'),
       oomScoreAdj: opts.oomScoreAdj ?? null,

@@ -1,5 +1,6 @@
 /**
- * Linux capability names and numbers (<linux/capability.h>), and Docker's default set.
+ * Linux capability names and numbers (<linux/capability.h>), this process's bounding set, and
+ * what berth itself needs. Docker's default set is the container service's (`container/defaults.ts`).
  *
  * @module
  */
@@ -19,13 +20,6 @@ export const CAPABILITIES: Readonly<Record<string, number>> = Object.freeze({
   CAP_MAC_ADMIN: 33, CAP_SYSLOG: 34, CAP_WAKE_ALARM: 35, CAP_BLOCK_SUSPEND: 36, CAP_AUDIT_READ: 37,
   CAP_PERFMON: 38, CAP_BPF: 39, CAP_CHECKPOINT_RESTORE: 40,
 });
-
-/** The capabilities a Docker container keeps by default (moby's oci/caps/defaults.go). */
-export const DEFAULT_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW',
-  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
-];
 
 /** Normalises `chown`, `CHOWN` or `CAP_CHOWN` to `CAP_CHOWN`; undefined when unknown. */
 export function normalizeCapability(name: string): string | undefined {
@@ -62,27 +56,6 @@ export function boundingSet(): bigint {
     }
   }
   return bounding;
-}
-
-/**
- * The capability list a container gets: Docker's defaults (or all of them when privileged),
- * plus `add`, minus `drop`. `ALL` in either list means every capability. "All" is every one this
- * engine's process can give ({@link boundingSet}), as Podman does: asking for one it lacks by
- * name fails at start, but privileged still works where some were dropped.
- */
-export function resolveCapabilities(add: readonly string[], drop: readonly string[], privileged: boolean): string[] {
-  const held = boundingSet();
-  const all = Object.keys(CAPABILITIES).filter((c) => (held >> BigInt(CAPABILITIES[c]!)) & 1n);
-  const set = new Set(privileged ? all : DEFAULT_CAPABILITIES);
-  const norm = (list: readonly string[]) => list.map((c) => (c.toUpperCase() === 'ALL' ? 'ALL' : normalizeCapability(c) ?? c));
-  const dropN = norm(drop);
-  if (dropN.includes('ALL')) set.clear();
-  else for (const c of dropN) set.delete(c);
-  for (const c of norm(add)) {
-    if (c === 'ALL') all.forEach((x) => set.add(x));
-    else set.add(c);
-  }
-  return Object.keys(CAPABILITIES).filter((c) => set.has(c));
 }
 
 /**

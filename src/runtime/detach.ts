@@ -29,7 +29,8 @@ import { execve, exit, fork, pidfdGetfd, pidfdOpen, setsid } from '../kernel/pro
 import { unshare } from '../kernel/namespaces.js';
 import { CLONE_NEWPID, O_RDWR } from '../kernel/constants.js';
 import { allowForkOfHeap } from './fork-safety.js';
-import { closeOtherFds, runTemplate, type InitFds } from './init.js';
+import { closeOtherFds, runTemplate } from './init.js';
+import type { InitFds } from './init-report.js';
 import { spawnNativeInit } from './native-init.js';
 import type { SealedProgram } from './sealed-program.js';
 import type { LogLimits } from './log-writer.js';

@@ -139,3 +139,17 @@ export const dryRunSys: InitSys = {
   openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }), setWindowSize: nothing, setControllingTerminal: nothing, becomeForegroundGroup: nothing, fchown: nothing,
   seccomp: nothing,
 };
+
+/**
+ * The calls the init makes right now: {@link linuxInitSys}, or {@link dryRunSys} during a
+ * warm-up (see {@link useSys}). Read by every part of the JavaScript init (`init.ts`,
+ * `init-process.ts`, `init-mounts.ts`, `init-report.ts`).
+ */
+export let sys: InitSys = linuxInitSys;
+
+/** Makes `next` the calls the init makes (see {@link sys}); returns the ones it replaces. */
+export function useSys(next: InitSys): InitSys {
+  const saved = sys;
+  sys = next;
+  return saved;
+}

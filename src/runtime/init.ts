@@ -27,16 +27,16 @@
  *
  * @module
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { linuxInitSys, dryRunSys, DryRunEnd, type InitSys } from './init-sys.js';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { dryRunSys, DryRunEnd, sys, useSys } from './init-sys.js';
 import * as K from '../kernel/constants.js';
 import { makedev } from '../kernel/fs.js';
 import { fcntl } from '../kernel/fd.js';
-import { ignoredSignals } from '../kernel/signals.js';
-import { KernelError } from '../errors.js';
-import { buildPlan, type Plan, type PlanMount, type RuntimeSpec, type UserMount } from './plan.js';
-import { MOUNT_ATTR_RDONLY } from '../kernel/mount.js';
-import { resolveUser, resolveUserFrom, parsePasswd, parseGroup, type ResolvedUser } from './user.js';
+import { buildPlan, type Plan, type PlanDefaults, type PlanMount, type RuntimeSpec } from './plan.js';
+import { resolveUser, resolveUserFrom, parsePasswd, parseGroup } from './user.js';
+import { failureOf, report, type InitFds } from './init-report.js';
+import { applyLimits, dropPrivileges, execProgram, IGNORED_SIGNALS, loadSeccomp, readExactly, reap, setUpStdio, withHome } from './init-process.js';
+import { attachUserMount, cloneSource, ensureMountTarget, maskPath, readonlyPath } from './init-mounts.js';
 
 /** Handles on the host's network namespace, opened before the init leaves it. */
 export interface HostNet {
@@ -46,72 +46,9 @@ export interface HostNet {
   netlink: number;
 }
 
-/** The file descriptors the init wires up, as numbers in the child. */
-export interface InitFds {
-  /** Becomes fd 0 (-1: /dev/null inside the container). */
-  stdin: number;
-  /** Becomes fd 1. */
-  stdout: number;
-  /** Becomes fd 2. */
-  stderr: number;
-  /** Close-on-exec pipe: stays empty when execve succeeds, carries an {@link InitFailure} otherwise. */
-  error: number;
-  /**
-   * Read end of the control pipe from the zygote (-1 or absent: none). A process with a
-   * terminal waits on it until the zygote has taken the terminal's master (see {@link TERMINAL_MARKER}).
-   */
-  ctrl?: number;
-}
-
-/**
- * Written on the error pipe right before execve. The pipe then closes on exec: a marker alone
- * means the program runs; the marker and a failure mean execve failed; nothing at all means the
- * init died before it got there.
- */
-export const EXEC_MARKER = '\u0001';
-
-/**
- * Written on the error pipe by a process that made its terminal: the marker, the master's fd
- * number in that process, and a newline. The zygote then copies the master with
- * `pidfd_getfd(2)` and writes one byte on the control pipe; the process closes its own copy
- * and goes on. The master is made inside the container (on its devpts instance, so the
- * program's terminal is `/dev/pts/N` there) but held outside it.
- */
-export const TERMINAL_MARKER = '\u0002';
-
-/** Why the init could not start the process; written as JSON on the error pipe. */
-export interface InitFailure {
-  /** The step that failed, e.g. `mount /proc`. */
-  step: string;
-  /** What went wrong. */
-  message: string;
-  /** `command` when the program could not be executed; `user` for an unknown user; else `kernel` or `other`. */
-  kind: 'command' | 'user' | 'kernel' | 'other';
-  /** The failing syscall, for kernel errors. */
-  syscall?: string;
-  /** The errno name, for kernel errors. */
-  errnoCode?: string;
-  /** The exit code Docker reports for this failure (127 not found, 126 not executable). */
-  exitCode: number;
-}
-
-/** Signals this process ignores (Node ignores SIGPIPE): reset before execve, or the program inherits them. */
-const IGNORED_SIGNALS = ignoredSignals();
-
-/** The calls the init makes: the real ones, or {@link dryRunSys} during a warm-up. */
-let sys: InitSys = linuxInitSys;
-
-const CAP_LAST = (() => {
-  try {
-    return Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1').trim());
-  } catch {
-    return 40;
-  }
-})();
-
 /**
  * The part of the init that does not depend on the container: new session, namespaces,
- * private mounts, loopback up. A pooled template runs it ahead of time (see `zygote.ts`).
+ * private mounts, loopback up. A pooled template runs it ahead of time (see `zygote/`).
  */
 export function prepareInit(unshareFlags: number): void {
   sys.prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
@@ -155,17 +92,6 @@ export function runTemplate(unshareFlags: number, ctrlFd: number, fds: InitFds):
   return runInit(plan, fds, true, hostNet, ctrlFd);
 }
 
-/** Reads exactly `n` bytes (blocking); undefined at end of file. */
-function readExactly(fd: number, n: number): Buffer | undefined {
-  const out = Buffer.allocUnsafe(n);
-  let off = 0;
-  while (off < n) {
-    const got = sys.read(fd, out.subarray(off));
-    if (got === 0) return undefined;
-    off += got;
-  }
-  return out;
-}
 
 /**
  * Closes every descriptor from 3 up except `keep`. The eventfd libuv wakes its loop with (shared
@@ -215,8 +141,7 @@ function eventFds(): number[] {
  * forks templates (they inherit the compiled code) and each template once more while it waits.
  */
 export function warmUp(): void {
-  const saved = sys;
-  sys = dryRunSys;
+  const saved = useSys(dryRunSys);
   try {
     for (const args of [['true'], ['/bin/true'], []]) {
       try {
@@ -232,9 +157,20 @@ export function warmUp(): void {
     }
     resolveUserFrom('x', parsePasswd([['x', 'x', '1', '1', '', '/', '/bin/sh']]), parseGroup([['g', 'x', '2', 'x']]));
   } finally {
-    sys = saved;
+    useSys(saved);
   }
 }
+
+/**
+ * Defaults for the warm-up plan: as many paths and nodes as a container's plan has (Docker's 12
+ * masked, 5 read-only and 7 device nodes, see `container/defaults.ts`), so that the warm-up runs
+ * each step as often as a container's init does. A dry run: none of them is touched.
+ */
+const WARM_DEFAULTS: PlanDefaults = {
+  maskedPaths: Array.from({ length: 12 }, (_, i) => `/proc/masked-${i}`),
+  readonlyPaths: Array.from({ length: 5 }, (_, i) => `/proc/read-only-${i}`),
+  devices: Array.from({ length: 7 }, (_, i) => ({ path: `/dev/node-${i}`, major: 1, minor: i, mode: 0o666 })),
+};
 
 const WARM_PLAN: Plan = buildPlan({
   id: 'warm-up', hostname: 'warm-up', domainname: 'example',
@@ -251,7 +187,7 @@ const WARM_PLAN: Plan = buildPlan({
     { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
     { kind: 'tmpfs', target: '/run', readOnly: false, data: 'size=1m' },
   ],
-});
+}, WARM_DEFAULTS);
 
 /** What an exec into a running container runs (see {@link runExec}). */
 export interface ExecPlan {
@@ -465,246 +401,3 @@ function awaitCgroupAck(ctrlFd: number, plan: Plan): void {
   if (!ack || ack[0] !== 0x31) throw new Error('the container could not be moved into its cgroups');
 }
 
-/**
- * Wires fds 0–2: a new terminal (see {@link TERMINAL_MARKER}), or the given pipes with stdin
- * from `fds.stdin` or /dev/null. `console`: also bind the terminal onto /dev/console.
- */
-function setUpStdio(proc: Plan['spec']['process'], fds: InitFds, ctrlFd: number, user: ResolvedUser, console: boolean): void {
-  if (!proc.terminal) {
-    sys.dup2(fds.stdin >= 0 ? fds.stdin : sys.open('/dev/null', K.O_RDONLY | K.O_CLOEXEC), 0);
-    sys.dup2(fds.stdout, 1);
-    sys.dup2(fds.stderr, 2);
-    return;
-  }
-  if (ctrlFd < 0) throw new Error('a terminal needs a control pipe');
-  const pty = sys.openPty({ ptmx: '/dev/pts/ptmx' });
-  // The program's own terminal, as a login would make it: owned by its user.
-  sys.fchown(pty.slave, user.uid, 0xffffffff); // gid -1: unchanged (tty)
-  sys.setWindowSize(pty.slave, proc.terminal);
-  if (console) sys.mount(`/dev/pts/${pty.index}`, '/dev/console', null, K.MS_BIND, null);
-  for (const fd of [0, 1, 2]) sys.dup2(pty.slave, fd);
-  sys.close(pty.slave);
-  // This process leads its session (setsid at the start): the terminal becomes its controlling one.
-  sys.setControllingTerminal(0);
-  sys.write(fds.error, `${TERMINAL_MARKER}${pty.master}\n`);
-  const ack = readExactly(ctrlFd, 1);
-  sys.close(ctrlFd);
-  sys.close(pty.master);
-  if (!ack) throw new Error('the runtime did not take the terminal');
-}
-
-/**
- * PID 1 with `init: true`: forwards every signal it gets to the program, reaps every child
- * (orphans are reparented to it), and exits with the program's status (128 + n for a signal),
- * as tini does. Never returns.
- */
-function reap(main: number, errorFd: number): never {
-  // The program reports its own exec; holding the pipe here would hide that it closed.
-  sys.close(errorFd);
-  sys.blockAllSignals();
-  for (;;) {
-    const { signal } = sys.sigwaitinfo();
-    if (signal !== K.SIGNALS.SIGCHLD) {
-      try {
-        sys.kill(main, signal);
-      } catch {
-        // The program is gone; its SIGCHLD is on the way.
-      }
-      continue;
-    }
-    for (;;) {
-      let r;
-      try {
-        r = sys.waitpid(-1, K.WNOHANG);
-      } catch {
-        sys.exit(0);
-      }
-      if (r.pid <= 0) break;
-      if (r.pid === main) {
-        const sig = r.status & 0x7f;
-        sys.exit(sig ? 128 + sig : (r.status >> 8) & 0xff);
-      }
-    }
-  }
-}
-
-const PROPAGATION: Record<string, number> = {
-  private: K.MS_PRIVATE, rprivate: K.MS_PRIVATE | K.MS_REC, shared: K.MS_SHARED, rshared: K.MS_SHARED | K.MS_REC,
-  slave: K.MS_SLAVE, rslave: K.MS_SLAVE | K.MS_REC,
-};
-
-/** Clones a bind source (recursively) as a detached mount, read-only when asked, before the pivot. */
-function cloneSource(m: Extract<UserMount, { kind: 'bind' }>): number {
-  const fd = sys.openTree(K.AT_FDCWD, m.source, K.OPEN_TREE_CLONE | K.OPEN_TREE_CLOEXEC | K.AT_RECURSIVE);
-  // A volume to fill is made read-only once filled (attachUserMount).
-  if (m.readOnly && !m.copyUp) sys.mountSetattr(fd, '', K.AT_EMPTY_PATH | K.AT_RECURSIVE, MOUNT_ATTR_RDONLY);
-  return fd;
-}
-
-/** Attaches one of the container's own mounts at its target, inside the new root. */
-function attachUserMount(m: UserMount, fd: number): void {
-  if (m.kind === 'tmpfs') {
-    sys.mkdirAll(m.target, 0o755);
-    sys.mount('tmpfs', m.target, 'tmpfs', K.MS_NOSUID | K.MS_NODEV | (m.readOnly ? K.MS_RDONLY : 0), m.data);
-    return;
-  }
-  ensureMountTarget(m.target, m.dir);
-  // The image's content under the target, kept reachable through an fd once the volume covers it.
-  const below = m.copyUp ? sys.open(m.target, K.O_RDONLY | K.O_DIRECTORY | K.O_CLOEXEC) : -1;
-  // Inside the new root a symlinked target resolves inside the container, as runc's securejoin.
-  sys.moveMount(fd, '', K.AT_FDCWD, m.target, K.MOVE_MOUNT_F_EMPTY_PATH | K.MOVE_MOUNT_T_SYMLINKS);
-  sys.close(fd);
-  if (below >= 0) {
-    sys.copyUp(`/proc/self/fd/${below}`, m.target);
-    sys.close(below);
-    if (m.readOnly) {
-      const top = sys.open(m.target, K.O_RDONLY | K.O_DIRECTORY | K.O_CLOEXEC);
-      sys.mountSetattr(top, '', K.AT_EMPTY_PATH | K.AT_RECURSIVE, MOUNT_ATTR_RDONLY);
-      sys.close(top);
-    }
-  }
-  const prop = PROPAGATION[m.propagation];
-  if (prop !== undefined && m.propagation !== 'rprivate') sys.mount(null, m.target, null, prop, null);
-}
-
-function failureOf(step: string, e: unknown): InitFailure {
-  if (e && typeof e === 'object' && 'initFailure' in e) return (e as { initFailure: InitFailure }).initFailure;
-  if (e instanceof KernelError) {
-    return { step, message: `${step}: ${e.message}`, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 };
-  }
-  const message = e instanceof Error ? e.message : String(e);
-  return { step, message: step === 'user' ? message : `${step}: ${message}`, kind: step === 'user' ? 'user' : 'other', exitCode: 1 };
-}
-
-function report(fd: number, failure: InitFailure): never {
-  try {
-    sys.write(fd, JSON.stringify(failure));
-  } finally {
-    sys.exit(failure.exitCode === 0 ? 1 : failure.exitCode);
-  }
-}
-
-/** Creates a missing mount target: a directory, or an empty file for file binds. */
-function ensureMountTarget(target: string, dir: boolean): void {
-  if (sys.exists(target)) return;
-  const parent = target.slice(0, target.lastIndexOf('/')) || '/';
-  sys.mkdirAll(parent, 0o755);
-  if (dir) sys.mkdir(target, 0o755, true);
-  else sys.close(sys.open(target, K.O_WRONLY | K.O_CREAT | K.O_CLOEXEC, 0o644));
-}
-
-function maskPath(path: string): void {
-  if (!sys.exists(path)) return;
-  // Decide by type up front: a failed mount would cost an exception (a stack trace) here.
-  if (sys.isDirectory(path)) sys.mount('tmpfs', path, 'tmpfs', K.MS_RDONLY, 'size=0');
-  else sys.mount('/dev/null', path, null, K.MS_BIND, null);
-}
-
-function readonlyPath(path: string): void {
-  if (!sys.exists(path)) return;
-  sys.mount(path, path, null, K.MS_BIND | K.MS_REC, null);
-  sys.mount(null, path, null, K.MS_BIND | K.MS_REMOUNT | K.MS_RDONLY | K.MS_NOSUID | K.MS_NODEV | K.MS_NOEXEC, null);
-}
-
-/**
- * oom_score_adj and the resource limits of the process (its children inherit both), before the
- * user changes, as runc sets them (RLIMIT_NPROC counts at setuid); oom_score_adj first, as a
- * RLIMIT_NOFILE of 0 would keep its file from opening. Then a new, empty session keyring, as runc
- * gives each container: the one inherited from the zygote is the engine's, with its keys.
- * `setStep` names the step under way (for a failure).
- */
-function applyLimits(proc: RuntimeSpec['process'], setStep: (step: string) => void): void {
-  if (proc.oomScoreAdj !== undefined) {
-    setStep('oom_score_adj');
-    sys.writeFile('/proc/self/oom_score_adj', String(proc.oomScoreAdj));
-  }
-  setStep('rlimits');
-  const value = (v: number) => (v < 0 ? K.RLIM_INFINITY : BigInt(v));
-  for (const r of proc.rlimits ?? []) sys.setrlimit(r.resource, { soft: value(r.soft), hard: value(r.hard) });
-  setStep('keyring');
-  try {
-    sys.joinSessionKeyring();
-  } catch (e) {
-    // A kernel without keys: there is no keyring to reach.
-    if (!(e instanceof KernelError && e.errnoCode === 'ENOSYS')) throw e;
-  }
-}
-
-function dropPrivileges(plan: Pick<Plan, 'capabilityMask'> & { spec: { process: { noNewPrivileges: boolean } } }, user: ResolvedUser): void {
-  const mask = BigInt(plan.capabilityMask);
-  for (let cap = 0; cap <= CAP_LAST; cap++) {
-    if (!(mask & (1n << BigInt(cap)))) sys.prctl(K.PR_CAPBSET_DROP, cap);
-  }
-  sys.prctl(K.PR_CAP_AMBIENT, K.PR_CAP_AMBIENT_CLEAR_ALL);
-  sys.setgroups(user.additionalGids);
-  sys.setresgid(user.gid, user.gid, user.gid);
-  sys.setresuid(user.uid, user.uid, user.uid);
-  // A non-zero uid has lost every capability in setresuid; root keeps exactly the mask. Nobody
-  // keeps an inheritable one (nor so an ambient one), as Docker since CVE-2022-24769.
-  const keep = user.uid === 0 ? mask : 0n;
-  sys.capset({ effective: keep, permitted: keep, inheritable: 0n });
-  if (plan.spec.process.noNewPrivileges) sys.prctl(K.PR_SET_NO_NEW_PRIVS, 1);
-}
-
-/**
- * Installs the process's seccomp filter at the right moment, as runc orders it: without
- * no_new_privs the kernel wants CAP_SYS_ADMIN for it, so it goes in `before` the capabilities are
- * dropped (the calls that drop them must then pass the filter); with no_new_privs, `after`
- * everything but the exec, so that as few calls as possible run under it.
- */
-function loadSeccomp(proc: RuntimeSpec['process'], phase: 'before' | 'after'): void {
-  if (!proc.seccomp || (phase === 'before') === proc.noNewPrivileges) return;
-  sys.seccomp(Buffer.from(proc.seccomp, 'hex'));
-}
-
-function withHome(env: string[], user: ResolvedUser): string[] {
-  return env.some((e) => e.startsWith('HOME=')) ? env : [...env, `HOME=${user.home}`];
-}
-
-/**
- * execve with execvp(3)'s PATH search, using the container's PATH (not the zygote's). The
- * program is looked up first (an executable regular file, checked with access(2) as the
- * process's own user): a missing or unusable command fails before {@link EXEC_MARKER} is
- * written, so the start fails. Then the marker, then one execve: the zygote reports the start
- * at the marker, as runc does (its start returns before the init's execve), without waiting for
- * the kernel to tear down this process's copy of the zygote's address space. An execve that
- * still fails (a bad binary format) is reported after the marker and ends the process.
- */
-function execProgram(args: string[], env: string[], errorFd: number): never {
-  const file = args[0];
-  if (!file) throw commandFailure('', 'no command specified', 127);
-  let path: string | undefined;
-  let denied: unknown;
-  const candidates = file.includes('/')
-    ? [file]
-    : (env.find((e) => e.startsWith('PATH='))?.slice(5) ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').map((dir) => `${dir || '.'}/${file}`);
-  for (const candidate of candidates) {
-    const r = sys.executable(candidate);
-    if (r === 'ok') {
-      path = candidate;
-      break;
-    }
-    if (r === 'denied') denied ??= new KernelError('execve', 13, 'EACCES', candidate);
-  }
-  if (path === undefined) throw execFailure(file, denied, !file.includes('/'));
-  sys.write(errorFd, EXEC_MARKER);
-  try {
-    sys.execve(path, args, env);
-  } catch (e) {
-    throw execFailure(file, e, false);
-  }
-}
-
-function execFailure(file: string, e: unknown, searched: boolean): Error {
-  const code = e instanceof KernelError ? e.errnoCode : '';
-  if (code === 'EACCES') return commandFailure(file, `exec: "${file}": permission denied`, 126);
-  if (code === 'ENOEXEC') return commandFailure(file, `exec: "${file}": exec format error`, 126);
-  if (!e || code === 'ENOENT' || code === 'ENOTDIR') {
-    return commandFailure(file, searched ? `exec: "${file}": executable file not found in $PATH` : `exec: "${file}": stat ${file}: no such file or directory`, 127);
-  }
-  return commandFailure(file, `exec: "${file}": ${e instanceof Error ? e.message : String(e)}`, 126);
-}
-
-function commandFailure(_file: string, message: string, exitCode: number): Error {
-  return Object.assign(new Error(message), { initFailure: { step: 'exec', message, kind: 'command', exitCode } satisfies InitFailure });
-}

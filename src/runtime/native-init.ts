@@ -2,7 +2,7 @@
  * The plan as `berth-init` (`monitor/init.c`) reads it, and which plans it runs.
  *
  * `berth-init` is the container init written in C: the zygote starts it with posix_spawn in a
- * new PID namespace instead of forking itself (see `zygote.ts`), and it carries out a plan as
+ * new PID namespace instead of forking itself (see `zygote/`), and it carries out a plan as
  * `runInit` in `init.ts` does. It has no JSON parser, so the plan goes to it in a simpler form on
  * the same control pipe as a template's JSON plan:
  *
@@ -23,7 +23,7 @@ import { close, dup } from '../kernel/fd.js';
 import { spawnProgram } from '../kernel/process.js';
 import { basename, dirname } from 'node:path';
 import { hostId, type IdMapping, type Plan } from './plan.js';
-import type { InitFds } from './init.js';
+import type { InitFds } from './init-report.js';
 import type { SealedProgram } from './sealed-program.js';
 
 /** mount(2) flags of each propagation a user mount may ask for (as `PROPAGATION` in `init.ts`). */

@@ -212,31 +212,18 @@ export interface Plan {
   cgroupMounts: PlanMount[];
 }
 
-/** Paths Docker masks by default (moby's oci/defaults.go). */
-export const DEFAULT_MASKED_PATHS: readonly string[] = [
-  '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
-  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
-  '/sys/devices/virtual/powercap',
-];
-
-/** Paths Docker makes read-only by default. */
-export const DEFAULT_READONLY_PATHS: readonly string[] = [
-  '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger',
-];
-
 /**
- * The standard device nodes. `/dev/console` is a null device unless the container has a
- * terminal: a real console node (5,1) would reach the host's console.
+ * What the caller decides for every container it starts, passed to {@link buildPlan}: the
+ * runtime holds no such list (Docker's are the container service's, `container/defaults.ts`).
  */
-export const DEFAULT_DEVICES: readonly PlanDevice[] = [
-  { path: '/dev/null', major: 1, minor: 3, mode: 0o666 },
-  { path: '/dev/zero', major: 1, minor: 5, mode: 0o666 },
-  { path: '/dev/full', major: 1, minor: 7, mode: 0o666 },
-  { path: '/dev/random', major: 1, minor: 8, mode: 0o666 },
-  { path: '/dev/urandom', major: 1, minor: 9, mode: 0o666 },
-  { path: '/dev/tty', major: 5, minor: 0, mode: 0o666 },
-  { path: '/dev/console', major: 1, minor: 3, mode: 0o620 },
-];
+export interface PlanDefaults {
+  /** Paths hidden from the container (see {@link Plan.maskedPaths}). */
+  maskedPaths: readonly string[];
+  /** Paths remounted read-only (see {@link Plan.readonlyPaths}). */
+  readonlyPaths: readonly string[];
+  /** Device nodes made in /dev (see {@link Plan.devices}). */
+  devices: readonly PlanDevice[];
+}
 
 const NOSUID_NODEV_NOEXEC = MS_NOSUID | MS_NODEV | MS_NOEXEC;
 
@@ -251,8 +238,8 @@ export function overlayData(rootfs: RuntimeSpec['rootfs']): string {
 /** The unshare flags of a container with its own network (the common case, pooled by the zygote). */
 export const DEFAULT_UNSHARE_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWNET;
 
-/** Builds the plan for `spec`. Pure: the same spec always gives the same plan. */
-export function buildPlan(spec: RuntimeSpec): Plan {
+/** Builds the plan for `spec` with `defaults`. Pure: the same spec and defaults always give the same plan. */
+export function buildPlan(spec: RuntimeSpec, defaults: PlanDefaults): Plan {
   const unshareFlags = spec.network === 'new' ? DEFAULT_UNSHARE_FLAGS : DEFAULT_UNSHARE_FLAGS & ~CLONE_NEWNET;
   const mounts: PlanMount[] = [
     { source: 'proc', target: '/proc', fstype: 'proc', flags: NOSUID_NODEV_NOEXEC, data: null },
@@ -270,7 +257,7 @@ export function buildPlan(spec: RuntimeSpec): Plan {
     unshareFlags,
     rootfsData: overlayData(spec.rootfs),
     mounts,
-    devices: [...DEFAULT_DEVICES],
+    devices: [...defaults.devices],
     symlinks: [
       ['pts/ptmx', '/dev/ptmx'],
       ['/proc/self/fd', '/dev/fd'],
@@ -279,8 +266,8 @@ export function buildPlan(spec: RuntimeSpec): Plan {
       ['/proc/self/fd/2', '/dev/stderr'],
       ...(view?.version === 1 ? view.hierarchies.flatMap((h) => h.aliases.map((a): [string, string] => [h.dir, `/sys/fs/cgroup/${a}`])) : []),
     ],
-    maskedPaths: [...DEFAULT_MASKED_PATHS],
-    readonlyPaths: [...DEFAULT_READONLY_PATHS],
+    maskedPaths: [...defaults.maskedPaths],
+    readonlyPaths: [...defaults.readonlyPaths],
     capabilityMask: heldCapabilityMask(spec.process.capabilities).toString(),
     sysctls: Object.entries(spec.sysctls ?? {}).map(([key, value]) => ({ path: sysctlPath(key), value })),
     cgroupMounts: view ? cgroupViewMounts(view) : [],

@@ -26,7 +26,8 @@
  */
 import type { Plan } from './plan.js';
 import type { LogLimits } from './log-writer.js';
-import type { ExecPlan, InitFailure } from './init.js';
+import type { ExecPlan } from './init.js';
+import type { InitFailure } from './init-report.js';
 
 /** Engine → zygote: start a container process. */
 export interface StartRequest {

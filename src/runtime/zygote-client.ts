@@ -14,7 +14,8 @@ import { monitorBinary, nativeBinary } from './monitor-binary.js';
 import type { ExitRecord, StartedReply, ZygoteMessage, ZygoteRequest } from './protocol.js';
 import type { Plan } from './plan.js';
 import type { LogLimits } from './log-writer.js';
-import type { ExecPlan, InitFailure } from './init.js';
+import type { ExecPlan } from './init.js';
+import type { InitFailure } from './init-report.js';
 
 /**
  * The variables of the engine's environment the zygote is given: only what node itself may need

@@ -1,12 +1,12 @@
 /**
- * Entry point of the zygote process (see `zygote.ts`). Spawned by the engine as
+ * Entry point of the zygote process (see `zygote/zygote.ts`). Spawned by the engine as
  * `node --single-threaded zygote-main.js` with an IPC channel.
  *
  * @module
  */
 import { prctl } from '../kernel/process.js';
 import { PR_SET_PDEATHSIG, SIGNALS } from '../kernel/constants.js';
-import { Zygote } from './zygote.js';
+import { Zygote } from './zygote/zygote.js';
 import { warmUp } from './init.js';
 import { DEFAULT_UNSHARE_FLAGS } from './plan.js';
 import { isZygoteRequest, type ZygoteMessage } from './protocol.js';

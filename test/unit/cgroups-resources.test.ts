@@ -47,7 +47,6 @@ describe('parseResources', () => {
     expect(parseResources({ memory: '256m', memoryReservation: '128m', cpus: 1.5, cpuShares: 512, pids: 100, cpusetCpus: '0-1,3', cpusetMems: '0' })).toEqual({
       memory: 256 * MiB,
       memoryReservation: 128 * MiB,
-      memorySwap: 512 * MiB, // Docker's default: as much swap as memory
       cpuPeriod: 100_000,
       cpuQuota: 150_000,
       cpuShares: 512,

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DEVICE_RULES, formatDeviceRule, parseResources, V1Driver } from '../../src/runtime/cgroups/index.js';
 import { fakeV1Tree, type FakeTree } from './cgroups-fake.js';
+import { withDefaultSwap } from '../../src/container/defaults.js';
 
 const MiB = 1024 ** 2;
 const trees: FakeTree[] = [];
@@ -27,7 +28,7 @@ describe('V1Driver', () => {
     const { tree, driver } = setup();
     const { paths, procsFiles } = await driver.create(
       'abc',
-      parseResources({ memory: '256m', memoryReservation: '128m', cpus: 0.5, cpuShares: 512, cpusetCpus: '1', pids: 64 }),
+      withDefaultSwap(parseResources({ memory: '256m', memoryReservation: '128m', cpus: 0.5, cpuShares: 512, cpusetCpus: '1', pids: 64 })),
     );
     expect(paths.map((p) => p.slice(tree.root.length + 1)).sort()).toEqual(
       ['blkio', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'memory', 'pids'].map((c) => `${c}/berth/abc`),

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { containerDeviceRules, DEFAULT_DEVICE_RULES, DENY_ALL_DEVICES, parseResources, sharesToWeight, V2Driver, type DeviceRule } from '../../src/runtime/cgroups/index.js';
 import { InvalidArgumentError, KernelError } from '../../src/errors.js';
 import { fakeV2Tree, type FakeTree } from './cgroups-fake.js';
+import { withDefaultSwap } from '../../src/container/defaults.js';
 
 const trees: FakeTree[] = [];
 afterEach(() => {
@@ -57,7 +58,7 @@ describe('V2Driver', () => {
 
   it('uses the default swap (as much as memory) and unlimited values', async () => {
     const { tree, driver } = setup();
-    await driver.create('c', parseResources({ memory: '64m' }));
+    await driver.create('c', withDefaultSwap(parseResources({ memory: '64m' })));
     expect(tree.read('berth/c/memory.swap.max')).toBe(String(64 * 1024 ** 2));
     await driver.update('c', parseResources({ memory: '64m', memorySwap: -1, pids: 0, cpuQuota: -1 }));
     expect(tree.read('berth/c/memory.swap.max')).toBe('max');

@@ -7,10 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { createOptionsSchema, parseOptions, type CheckedCreateOptions } from '../../src/container/options.js';
 import { defaultSysctls, parseUlimit, resolveSysctls, resolveUlimits, runtimeRlimits, sysctlRefusal } from '../../src/container/limits.js';
 import { buildConfig } from '../../src/container/spec.js';
-import { buildPlan, sysctlPath, type RuntimeSpec } from '../../src/runtime/plan.js';
+import { buildPlan as buildPlanWith, sysctlPath, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { encodeInitPlan, NATIVE_PLAN_KEYS } from '../../src/runtime/native-init.js';
 import { decodeNativePlan } from '../helpers/native-plan.js';
-import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
+import { CONTAINER_PLAN_DEFAULTS, DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
+
+/** A plan with the container service's defaults, as a container start builds it. */
+const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
 import { detectCgroups, V1Driver, V2Driver } from '../../src/runtime/cgroups/index.js';
 import { getrlimit } from '../../src/kernel/process.js';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, RLIMITS, RLIM_INFINITY } from '../../src/kernel/constants.js';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveSeccomp, seccompFilter } from '../../src/container/seccomp.js';
 import { buildConfig } from '../../src/container/spec.js';
 import { createOptionsSchema, parseOptions } from '../../src/container/options.js';
-import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
+import { DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
 import { DEFAULT_SECCOMP_PROFILE, nativeSeccompArch, seccompFilterHex } from '../../src/runtime/seccomp/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { buildPlan, type RuntimeSpec } from '../../src/runtime/plan.js';
-import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
+import { buildPlan as buildPlanWith, type RuntimeSpec } from '../../src/runtime/plan.js';
+import { CONTAINER_PLAN_DEFAULTS, DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
 import { encodeInitPlan, nativeInitUnsupported, NATIVE_PLAN_MAX_BYTES } from '../../src/runtime/native-init.js';
 import { decodeNativePlan as decode } from '../helpers/native-plan.js';
 import { CLONE_NEWNET, MS_REC, MS_SLAVE } from '../../src/kernel/constants.js';
+
+/** A plan with the container service's defaults, as a container start builds it. */
+const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
 
 const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
   id: 'c1', hostname: 'h',

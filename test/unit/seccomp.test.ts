@@ -4,7 +4,7 @@ import {
   type SeccompArch, type SeccompProfile,
 } from '../../src/runtime/seccomp/index.js';
 import { SYSCALL_TABLES } from '../../src/runtime/seccomp/syscall-tables.js';
-import { DEFAULT_CAPABILITIES } from '../../src/runtime/capabilities.js';
+import { DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
 
 const AUDIT = { x86_64: 0xc000003e, x86: 0x40000003, aarch64: 0xc00000b7, arm: 0x40000028 } as const;
 const X32_BIT = 0x40000000;

@@ -153,8 +153,9 @@ export const resourceOptionsSchema = z.strictObject({
  * `InvalidArgumentError` (`INVALID_ARGUMENT`) naming the field, e.g. `resources.memory`.
  *
  * Docker's rules apply: `memorySwap` needs `memory` and is not below it; `memoryReservation` is not
- * above `memory`; `cpus` and `cpuQuota` exclude each other. When `memory` is given without
- * `memorySwap`, swap may be as large as memory (`memorySwap = 2 × memory`).
+ * above `memory`; `cpus` and `cpuQuota` exclude each other. A `memorySwap` not given stays
+ * absent: the container service applies Docker's default (`withDefaultSwap` in
+ * `container/defaults.ts`).
  *
  * @param input - The options, typically `options.resources` as the user passed them.
  * @param field - The prefix for field names in errors. Default `resources`.
@@ -183,8 +184,6 @@ export function parseResources(input: unknown, field = 'resources'): CgroupLimit
       throw new InvalidArgumentError(f('memorySwap'), 'must be at least the memory limit (it counts memory plus swap), or -1');
     }
     out.memorySwap = o.memorySwap;
-  } else if (o.memory !== undefined) {
-    out.memorySwap = Math.min(Number.MAX_SAFE_INTEGER, o.memory * 2);
   }
   if (o.cpus !== undefined && o.cpuQuota !== undefined) {
     throw new InvalidArgumentError(f('cpus'), 'cannot be combined with cpuQuota; give one of them');
