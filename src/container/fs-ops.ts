@@ -22,23 +22,9 @@ import { makedev, mknod } from '../kernel/fs.js';
 import { FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, fsconfig, fsmount, fsopen } from '../kernel/fsmount.js';
 import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2 } from '../kernel/openat2.js';
 import { fsetxattr } from '../kernel/xattr.js';
-import { cleanEntryName, printable } from '../image/layer-writer.js';
+import { cleanEntryName, errnoOf, fdPath as at, printable } from '../image/layer-writer.js';
 import { TarReader, type TarEntry, type TarSink } from '../image/tar-reader.js';
-import { END_OF_ARCHIVE, encodeHeader, tarHeaderFor, type TarHeader } from '../image/tar-writer.js';
-import type { WalkItem } from './union.js';
-
-const CHUNK = 1 << 18;
-
-/** A path under a directory fd, as bytes: `/proc/self/fd/<fd>/<name>` (the name is not followed). */
-function at(fd: number, name: Buffer | string): Buffer {
-  const prefix = Buffer.from(`/proc/self/fd/${fd}`);
-  if (typeof name === 'string' ? name === '' : name.length === 0) return prefix;
-  return Buffer.concat([prefix, Buffer.from('/'), typeof name === 'string' ? Buffer.from(name, 'latin1') : name]);
-}
-
-function errnoOf(e: unknown): string | undefined {
-  return (e as { errnoCode?: string; code?: string }).errnoCode ?? (e as NodeJS.ErrnoException).code;
-}
+import { packItems, walkAt, walkBelow } from '../image/tar-writer.js';
 
 /**
  * Mounts, detached, the overlay of `upper` (with `work`) over `lowers` (topmost first); returns
@@ -78,100 +64,6 @@ function openDirInRoot(rootFd: number, path: string, field: string): number {
   }
 }
 
-// ───────────────────────────── packing ─────────────────────────────
-
-/** The tar header for a walked entry (see `tarHeaderFor`). */
-function headerFor(item: WalkItem, links: Map<string, string>): TarHeader {
-  return tarHeaderFor(item.st, item.name, item.path, links);
-}
-
-/**
- * Streams walk items as a tar archive. A whiteout becomes an empty `.wh.NAME` file and an opaque
- * directory is followed by `NAME/.wh..wh..opq`, as in an image layer.
- */
-export async function* packItems(items: Iterable<WalkItem>): AsyncGenerator<Buffer> {
-  const links = new Map<string, string>();
-  let out: Buffer[] = [];
-  let length = 0;
-  const push = (b: Buffer): void => {
-    out.push(b);
-    length += b.length;
-  };
-  const take = (): Buffer => {
-    const b = Buffer.concat(out, length);
-    out = [];
-    length = 0;
-    return b;
-  };
-  const marker = (name: string, st: fs.Stats): Buffer =>
-    encodeHeader({ name, type: 'file', mode: 0, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) });
-  for (const item of items) {
-    if (item.whiteout) {
-      const slash = item.name.lastIndexOf('/');
-      push(marker(`${item.name.slice(0, slash + 1)}.wh.${item.name.slice(slash + 1)}`, item.st));
-    } else {
-      const h = headerFor(item, links);
-      if (h.type !== 'file') {
-        push(encodeHeader(h));
-        if (item.opaque) push(marker(`${item.name}/.wh..wh..opq`, item.st));
-      } else {
-        // O_NONBLOCK: a FIFO swapped in meanwhile must not block the copy.
-        const fd = fs.openSync(item.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-        try {
-          const now = fs.fstatSync(fd);
-          if (!now.isFile()) throw new ConflictError('CONFLICT', `'${printable(item.name)}' changed while it was being copied; retry`);
-          // The size in the header is the one of the file opened (it may have changed since lstat).
-          h.size = now.size;
-          push(encodeHeader(h));
-          let left = h.size;
-          while (left > 0) {
-            const buf = Buffer.allocUnsafe(Math.min(left, CHUNK));
-            const n = fs.readSync(fd, buf, 0, buf.length, null);
-            if (n === 0) break;
-            push(n === buf.length ? buf : buf.subarray(0, n));
-            left -= n;
-            if (length >= CHUNK) yield take();
-          }
-          if (left > 0) push(Buffer.alloc(left));
-        } finally {
-          fs.closeSync(fd);
-        }
-        const pad = (512 - (h.size % 512)) % 512;
-        if (pad > 0) push(Buffer.alloc(pad));
-      }
-    }
-    if (length >= CHUNK) yield take();
-  }
-  push(END_OF_ARCHIVE);
-  yield take();
-}
-
-/**
- * Walks `name` under the directory fd `parentFd` and everything below it, through fds: each
- * directory is opened with `O_NOFOLLOW` under its already-open parent, so a symlink swapped in
- * meanwhile is never followed.
- */
-function* walkAt(parentFd: number, base: Buffer, name: string): Generator<WalkItem> {
-  const path = at(parentFd, base);
-  const st = fs.lstatSync(path);
-  if (st.isSocket()) return;
-  yield { name, path, st };
-  if (!st.isDirectory()) return;
-  const dfd = fs.openSync(path, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  try {
-    for (const n of fs.readdirSync(at(dfd, ''), { encoding: 'buffer' }).sort(Buffer.compare)) {
-      const child = name === '' ? n.toString('latin1') : `${name}/${n.toString('latin1')}`;
-      try {
-        yield* walkAt(dfd, n, child);
-      } catch (e) {
-        if (errnoOf(e) !== 'ENOENT') throw e; // removed meanwhile
-      }
-    }
-  } finally {
-    fs.closeSync(dfd);
-  }
-}
-
 /**
  * The tar of `path` inside the root `rootFd`, as `docker cp CONTAINER:path -`: a file as its base
  * name, a directory as its base name and everything below; a final symlink is copied as a symlink.
@@ -183,15 +75,12 @@ export async function* packPath(rootFd: number, path: string): AsyncGenerator<Bu
   try {
     if (base === '') {
       // The directory itself (`/` or a path ending in `..`): its entries, without a top entry.
-      const items = (function* (): Generator<WalkItem> {
-        const rfd = fs.openSync(at(dfd, ''), fs.constants.O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        try {
-          for (const n of fs.readdirSync(at(rfd, ''), { encoding: 'buffer' }).sort(Buffer.compare)) yield* walkAt(rfd, n, n.toString('latin1'));
-        } finally {
-          fs.closeSync(rfd);
-        }
-      })();
-      yield* packItems(items);
+      const rfd = fs.openSync(at(dfd, ''), fs.constants.O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      try {
+        yield* packItems(walkBelow(rfd));
+      } finally {
+        fs.closeSync(rfd);
+      }
       return;
     }
     const baseBytes = Buffer.from(base, 'utf8');

@@ -51,7 +51,8 @@ import { ConflictError } from '../errors.js';
 import { acquireLock } from '../state/lock.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
 import { open as openFd } from '../kernel/fd.js';
-import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
+import { extractPath, mountDetachedOverlay, packPath, type TarSource } from './fs-ops.js';
+import { packItems } from '../image/tar-writer.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
 
 /**

@@ -90,6 +90,18 @@ export function printable(binary: string): string {
   return Buffer.from(binary, 'latin1').toString('utf8');
 }
 
+/** A path under a directory fd, as bytes: `/proc/self/fd/<fd>/<name>` (the name is not followed). */
+export function fdPath(fd: number, name: Buffer | string): Buffer {
+  const prefix = Buffer.from(`/proc/self/fd/${fd}`);
+  if (typeof name === 'string' ? name === '' : name.length === 0) return prefix;
+  return Buffer.concat([prefix, Buffer.from('/'), typeof name === 'string' ? Buffer.from(name, 'latin1') : name]);
+}
+
+/** The errno code of a failed call: a kernel binding's `errnoCode` or Node's `code`. */
+export function errnoOf(e: unknown): string | undefined {
+  return (e as { errnoCode?: string; code?: string }).errnoCode ?? (e as NodeJS.ErrnoException).code;
+}
+
 const ASCII = /^[\x20-\x7e]*$/;
 
 function errno(e: unknown): string | undefined {
