@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { extractPath, packPath } from '../../src/container/fs-ops.js';
+import { extractPath, packPath } from '../../src/container/fs/copy.js';
 import { TarReader } from '../../src/image/tar-reader.js';
 import { END_OF_ARCHIVE, encodeHeader } from '../../src/image/tar-writer.js';
 import { tempDir } from '../helpers/tmp.js';

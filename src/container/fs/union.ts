@@ -9,11 +9,9 @@
  * @module
  */
 import * as fs from 'node:fs';
-import { lgetxattr } from '../kernel/xattr.js';
-import type { WalkItem } from '../image/tar-writer.js';
-
-/** The xattr overlayfs reads to make a directory opaque. */
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
+import { lgetxattr } from '../../kernel/xattr.js';
+import { OPAQUE_XATTR } from '../../image/layer-writer.js';
+import type { WalkItem } from '../../image/tar-writer.js';
 
 /** One kind of change, as `docker diff` prints it: Added, Changed, Deleted. */
 export type ChangeKind = 'A' | 'C' | 'D';

@@ -1,6 +1,5 @@
 /**
- * File operations on a container's root: `docker cp` in both directions, `docker export` and the
- * layer of `docker commit`.
+ * Copies in and out of a container's root: `docker cp` in both directions.
  *
  * Copies resolve paths inside the container's root through a directory fd, never by joining
  * strings: the root is `/proc/<pid>/root` of a running container, or, for a stopped one, a
@@ -9,20 +8,21 @@
  * overlayfs's own copy-up. The destination or source path is opened with openat2
  * `RESOLVE_IN_ROOT` (symlinks followed, but inside the root); every later operation works on a
  * final component under a directory fd (`/proc/self/fd/<fd>/<name>`), with calls that do not
- * follow a trailing symlink, and entries of an archive are resolved with `RESOLVE_NO_SYMLINKS`
- * under the destination: nothing is read or written through a symlink the container controls.
+ * follow a trailing symlink, and an archive is extracted by the one extractor for hostile tars
+ * (`image/layer-writer.ts`), which resolves entries with `RESOLVE_NO_SYMLINKS` under the
+ * destination: nothing is read or written through a symlink the container controls.
  *
  * @module
  */
 import * as fs from 'node:fs';
-import { InvalidArgumentError, NotFoundError } from '../errors.js';
-import { close } from '../kernel/fd.js';
-import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
-import { FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, fsconfig, fsmount, fsopen } from '../kernel/fsmount.js';
-import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../kernel/openat2.js';
-import { TarExtractor, errnoOf, fdPath as at } from '../image/layer-writer.js';
-import { TarReader } from '../image/tar-reader.js';
-import { packItems, walkAt, walkBelow } from '../image/tar-writer.js';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { close } from '../../kernel/fd.js';
+import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../../kernel/constants.js';
+import { FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, fsconfig, fsmount, fsopen } from '../../kernel/fsmount.js';
+import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../../kernel/openat2.js';
+import { TarExtractor, errnoOf, fdPath as at } from '../../image/layer-writer.js';
+import { TarReader } from '../../image/tar-reader.js';
+import { packItems, walkAt, walkBelow } from '../../image/tar-writer.js';
 
 /**
  * Mounts, detached, the overlay of `upper` (with `work`) over `lowers` (topmost first); returns
