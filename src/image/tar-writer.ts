@@ -13,22 +13,13 @@ import { ConflictError } from '../errors.js';
 import { O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW } from '../kernel/constants.js';
 import { lgetxattr } from '../kernel/xattr.js';
 import { errnoOf, fdPath, printable } from './layer-writer.js';
-import type { TarEntryType } from './tar-reader.js';
+import type { TarEntry, TarEntryType } from './tar-reader.js';
 
-/** The fields {@link encodeHeader} writes. */
-export interface TarHeader {
-  /** Member name (binary string); directories get a trailing `/`. */
-  name: string;
-  /** Member type. */
-  type: TarEntryType;
-  /** Permission bits including setuid, setgid, sticky. */
-  mode: number;
-  /** Owner user id. */
-  uid: number;
-  /** Owner group id. */
-  gid: number;
-  /** Content length (files only). */
-  size: number;
+/**
+ * The fields {@link encodeHeader} writes: name, type, mode, owner and size as a {@link TarEntry}
+ * has them (a directory's name gets a trailing `/`; only a file's size is written), and the rest.
+ */
+export interface TarHeader extends Pick<TarEntry, 'name' | 'type' | 'mode' | 'uid' | 'gid' | 'size'> {
   /** Modification time in whole seconds. */
   mtime: number;
   /** Link target (symlinks, hardlinks), binary string. */
