@@ -136,6 +136,11 @@ function utf8(binary: string): string | undefined {
   return Buffer.from(text, 'utf8').toString('latin1') === binary ? text : undefined;
 }
 
+/** {@link fdPath} as text when the name is ASCII (cheaper to build), as bytes otherwise. */
+function under(fd: number, name: string): string | Buffer {
+  return ASCII.test(name) ? `/proc/self/fd/${fd}/${name}` : fdPath(fd, name);
+}
+
 /** Extracts an archive's entries under a directory fd (see the module's notes). One instance per archive. */
 export class TarExtractor implements TarSink {
   readonly #dest: number;
@@ -176,7 +181,7 @@ export class TarExtractor implements TarSink {
     const base = rel.slice(slash + 1);
     const parent = this.#openParent(parentRel, e.name);
     if (this.#layer && base.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(e, parent, base);
-    const path = fdPath(parent.fd, base);
+    const path = under(parent.fd, base);
     switch (e.type) {
       case 'directory':
         this.#create(rel, path, () => fs.mkdirSync(path, 0o700), true);
@@ -262,7 +267,7 @@ export class TarExtractor implements TarSink {
   }
 
   /** Sets a directory's owner, mode and attributes through its own fd; its times are set at the end. */
-  #applyDir(e: TarEntry, rel: string, path: Buffer): void {
+  #applyDir(e: TarEntry, rel: string, path: string | Buffer): void {
     const fd = fs.openSync(path, DIR_FLAGS);
     try {
       fs.fchownSync(fd, e.uid, e.gid);
@@ -290,12 +295,12 @@ export class TarExtractor implements TarSink {
     if (name === '' || name === '.' || name === '..') {
       throw new UnsafeLayerError(e.name, `whiteout '${printable(e.name)}' names no file`);
     }
-    const path = fdPath(parent.fd, name);
+    const path = under(parent.fd, name);
     this.#create(parent.rel === '' ? name : `${parent.rel}/${name}`, path, () => this.#mknod(parent.fd, name, S_IFCHR, 0n));
     fs.lchownSync(path, e.uid, e.gid);
   }
 
-  #hardlink(e: TarEntry, rel: string, path: Buffer): void {
+  #hardlink(e: TarEntry, rel: string, path: string | Buffer): void {
     const show = `hardlink '${printable(e.name)}' -> '${printable(e.linkname)}'`;
     let targetRel: string;
     try {
@@ -308,7 +313,7 @@ export class TarExtractor implements TarSink {
     const slash = targetRel.lastIndexOf('/');
     const tfd = this.#openDir(slash === -1 ? '' : targetRel.slice(0, slash), e.name, show, false);
     try {
-      const target = fdPath(tfd, targetRel.slice(slash + 1));
+      const target = under(tfd, targetRel.slice(slash + 1));
       const st = fs.lstatSync(target, { throwIfNoEntry: false });
       if (st === undefined) throw new UnsafeLayerError(e.name, `${show}: the target is not in ${this.#where}`);
       if (st.isDirectory()) throw new UnsafeLayerError(e.name, `${show}: the target is a directory`);
@@ -319,7 +324,7 @@ export class TarExtractor implements TarSink {
     }
   }
 
-  #node(e: TarEntry, rel: string, parent: Parent, base: string, path: Buffer): void {
+  #node(e: TarEntry, rel: string, parent: Parent, base: string, path: string | Buffer): void {
     const kind = e.type === 'character-device' ? S_IFCHR : e.type === 'block-device' ? S_IFBLK : S_IFIFO;
     const dev = kind === S_IFIFO ? 0n : makedev(e.devmajor, e.devminor);
     this.#create(rel, path, () => this.#mknod(parent.fd, base, kind | (e.mode & 0o777), dev));
@@ -363,7 +368,7 @@ export class TarExtractor implements TarSink {
    * `keepDir` and it is a directory: then returns undefined) and runs `make` again. A directory in
    * the way of a non-directory is removed in a layer, and a conflict in a copy.
    */
-  #create<T>(rel: string, path: Buffer, make: () => T, keepDir = false): T | undefined {
+  #create<T>(rel: string, path: string | Buffer, make: () => T, keepDir = false): T | undefined {
     try {
       return make();
     } catch (e) {
@@ -469,7 +474,7 @@ export class TarExtractor implements TarSink {
     }
   }
 
-  #xattrs(e: TarEntry, path: Buffer, symlink: boolean): void {
+  #xattrs(e: TarEntry, path: string | Buffer, symlink: boolean): void {
     for (const [name, value] of e.xattrs) {
       if (!allowedXattr(name)) continue;
       try {
