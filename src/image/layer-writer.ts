@@ -1,8 +1,8 @@
 /**
  * Applies tar entries under a directory, treating the archive as hostile input. This is berth's
  * one extractor: it unpacks image layers (into a fresh directory), copies into a container's root
- * (`docker cp`, where the container's processes may change the tree meanwhile) and serves the
- * builder's COPY/ADD. One safety model for all:
+ * (`docker cp`, where the container's processes may change the tree meanwhile), and is the one
+ * the builder's COPY/ADD is to use. One safety model for all:
  *
  * - Names are cleaned lexically as Go's `filepath.Clean` does. A leading `/` is dropped (the
  *   entry lands inside the destination, as Docker does); a `..` that climbs above the
@@ -72,10 +72,7 @@ interface Parent {
   setgid?: boolean;
 }
 
-/**
- * What an archive is extracted as (see the module's notes): an image `layer`, or a `copy` into an
- * existing tree as `docker cp` (and the builder's COPY/ADD) does.
- */
+/** What an archive is extracted as (see the module's notes): an image `layer`, or a `copy` into a tree as `docker cp` does. */
 export type ExtractKind = 'layer' | 'copy';
 
 /** The process umask, read without changing it; all bits set (always chmod) when unknown. */
@@ -145,7 +142,7 @@ function under(fd: number, name: string): string | Buffer {
 export class TarExtractor implements TarSink {
   readonly #dest: number;
   readonly #layer: boolean;
-  /** What is rejected, and where things must be, in messages. */
+  /** In messages: what is rejected, and where a hardlink's target must be. */
   readonly #what: string;
   readonly #where: string;
   /** Entries this process creates are owned by 0:0 already (no chown needed for those). */
