@@ -26,7 +26,7 @@ export type { Ulimit } from './container/limits.js';
 export { ContainerProcess, ContainerAttachment, type ProcessExit } from './container/process.js';
 export type { ExecResult, WaitCondition } from './container/service.js';
 export type { ContainerCommitOptions } from './container/container.js';
-export type { ChangeKind, ContainerChange } from './container/union.js';
+export type { ChangeKind, ContainerChange } from './container/fs/union.js';
 export type { MountOptions } from './container/mounts.js';
 export type { UsernsOption } from './container/userns.js';
 export type { LogOptions } from './container/log-options.js';

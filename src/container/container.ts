@@ -20,7 +20,7 @@ import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
 import { applyChanges } from '../image/changes.js';
 import type { OciContainerConfig } from '../image/image-config.js';
-import type { ContainerChange } from './union.js';
+import type { ContainerChange } from './fs/union.js';
 
 /** One sample of {@link Container.stats}. */
 export interface ContainerStats extends CgroupStats {

@@ -15,7 +15,6 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
 import { CommandError, InvalidArgumentError, NotFoundError, StateError, BerthError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
@@ -49,11 +48,10 @@ import { createBindSources, planMounts } from './mounts.js';
 import { allocateUserns } from './userns.js';
 import { Readable } from 'node:stream';
 import { ConflictError } from '../errors.js';
-import { acquireLock } from '../state/lock.js';
-import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
-import { open as openFd } from '../kernel/fd.js';
-import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
-import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
+import { O_CLOEXEC } from '../kernel/constants.js';
+import { ContainerFs } from './fs/index.js';
+import type { TarSource } from './fs/copy.js';
+import type { ContainerChange } from './fs/union.js';
 
 /**
  * Sends `signal` to process `pid` if it is still the one that started at `startTime` (through
@@ -118,11 +116,6 @@ async function sweepTrash(dir: string, recordsDir: string): Promise<void> {
     }
   }
   await Promise.all(work);
-}
-
-/** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
-function mountPoints(rec: ContainerRecord): Set<string> {
-  return new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', ...rec.config.mounts.map((m) => m.target.replace(/\/+$/, ''))]);
 }
 
 /** What the container manager needs from the engine. */
@@ -293,6 +286,10 @@ export class ContainerService {
    */
   readonly #unrecorded = new Map<string, { exit: ExitRecord; error: string; announced: boolean; died: boolean }>();
   #swept: Promise<void> | undefined;
+  /** diff, export, copy, the commit layer. */
+  readonly #fs = new ContainerFs({
+    get: (ref) => this.get(ref), paths: (id) => this.paths(id), isActive: (rec) => ACTIVE.has(rec.state.status), label: (rec) => this.#label(rec),
+  });
 
   /** Creates the manager; touches nothing until used. */
   constructor(ctx: ContainerServiceContext) {
@@ -985,101 +982,29 @@ export class ContainerService {
 
   // ── file system: diff, export, copy, commit layer; rename ──
 
-  /** The changes of the container's file system against its image, as `docker diff`. */
-  async diff(ref: string): Promise<ContainerChange[]> {
-    const rec = await this.get(ref);
-    return upperChanges(this.paths(rec.id).upper, rec.layerDirs, mountPoints(rec));
+  /** The changes of the container's file system against its image, as `docker diff` (see {@link ContainerFs.diff}). */
+  diff(ref: string): Promise<ContainerChange[]> {
+    return this.#fs.diff(ref);
   }
 
-  /**
-   * The container's whole file system as a tar stream, as `docker export`: the union of its
-   * upper dir over its image layers, read without mounting anything. Looked up when first read.
-   */
+  /** The container's whole file system as a tar stream, as `docker export` (see {@link ContainerFs.export}). */
   export(ref: string): Readable {
-    const gen = async function* (this: ContainerService): AsyncGenerator<Buffer> {
-      const rec = await this.get(ref);
-      yield* packItems(walkUnion([this.paths(rec.id).upper, ...rec.layerDirs]));
-    };
-    return Readable.from(gen.call(this), { objectMode: false, highWaterMark: 1 << 20 });
+    return this.#fs.export(ref);
   }
 
-  /** The container's upper dir as an image layer tar (whiteouts as `.wh.` entries), for commit. */
-  async layerTar(ref: string): Promise<{ record: ContainerRecord; tar: AsyncGenerator<Buffer> }> {
-    const rec = await this.get(ref);
-    return { record: rec, tar: packItems(walkUpper(this.paths(rec.id).upper, rec.layerDirs, mountPoints(rec))) };
+  /** The container's upper dir as an image layer tar, for commit (see {@link ContainerFs.layerTar}). */
+  layerTar(ref: string): Promise<{ record: ContainerRecord; tar: AsyncGenerator<Buffer> }> {
+    return this.#fs.layerTar(ref);
   }
 
-  /**
-   * A tar of `path` inside the container, as `docker cp CONTAINER:path -`. The path is resolved
-   * inside the container's root (symlinks never lead out of it). Looked up when first read.
-   */
+  /** A tar of `path` inside the container, as `docker cp CONTAINER:path -` (see {@link ContainerFs.copyFrom}). */
   copyFrom(ref: string, path: string): Readable {
-    const gen = async function* (this: ContainerService): AsyncGenerator<Buffer> {
-      const root = await this.#openRoot(ref);
-      try {
-        yield* packPath(root.fd, path);
-      } finally {
-        root.release();
-      }
-    };
-    return Readable.from(gen.call(this), { objectMode: false, highWaterMark: 1 << 20 });
+    return this.#fs.copyFrom(ref, path);
   }
 
-  /**
-   * Extracts the tar `source` into the directory `path` inside the container, as
-   * `docker cp - CONTAINER:path`; works on running and stopped containers.
-   */
-  async copyTo(ref: string, path: string, source: TarSource): Promise<void> {
-    const root = await this.#openRoot(ref);
-    try {
-      await extractPath(root.fd, path, source);
-    } finally {
-      root.release();
-    }
-  }
-
-  /**
-   * An fd on the container's root: `/proc/<pid>/root` while it runs; otherwise a detached overlay
-   * mount of its upper dir over its layers, while the container's lock is held (so it cannot
-   * start meanwhile).
-   */
-  async #openRoot(ref: string): Promise<{ fd: number; release: () => void }> {
-    const first = await this.get(ref);
-    const p = this.paths(first.id);
-    for (let attempt = 0; ; attempt++) {
-      const rec = await this.get(first.id);
-      if (ACTIVE.has(rec.state.status)) {
-        let fd = -1;
-        try {
-          fd = openFd(`/proc/${rec.state.pid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        } catch {
-          // exited in between
-        }
-        if (fd >= 0 && isSameProcess(rec.state.pid, rec.state.startTime)) return { fd, release: () => close(fd) };
-        if (fd >= 0) close(fd);
-        if (attempt < 3) {
-          await sleep(20);
-          continue;
-        }
-      }
-      const lock = await acquireLock(p.lock);
-      try {
-        const now = await this.get(first.id);
-        if (ACTIVE.has(now.state.status)) {
-          // Started meanwhile: its root is reachable through its process (never mount it twice).
-          if (attempt < 3) {
-            lock.release();
-            continue;
-          }
-          throw new BerthError('KERNEL', `cannot reach the root of container ${this.#label(now)}: its process root cannot be opened; retry`);
-        }
-        const fd = mountDetachedOverlay(p.upper, p.work, now.layerDirs);
-        return { fd, release: () => { close(fd); lock.release(); } };
-      } catch (e) {
-        lock.release();
-        throw e;
-      }
-    }
+  /** Extracts the tar `source` into the directory `path` inside the container, as `docker cp - CONTAINER:path` (see {@link ContainerFs.copyTo}). */
+  copyTo(ref: string, path: string, source: TarSource): Promise<void> {
+    return this.#fs.copyTo(ref, path, source);
   }
 
   /**

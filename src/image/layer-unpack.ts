@@ -2,8 +2,8 @@
  * Unpacks one layer archive into a new directory, in a single pass:
  *
  * ```text
- * source ─▶ detect (magic) ─▶ gunzip/zstd? ─▶ sha256 (diffID) ─▶ TarReader ─▶ LayerWriter ─▶ <target>.tmp-*
- *                                                                                  └ on success: rename to <target>
+ * source ─▶ detect (magic) ─▶ gunzip/zstd? ─▶ sha256 (diffID) ─▶ TarReader ─▶ TarExtractor ─▶ <target>.tmp-*
+ *                                                                                   └ on success: rename to <target>
  * ```
  *
  * The diffID (sha256 of the uncompressed tar) is computed from the same chunks the parser sees,
@@ -18,7 +18,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { BerthError, ConflictError, InvalidArgumentError, KernelError } from '../errors.js';
-import { LayerWriter } from './layer-writer.js';
+import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
+import { TarExtractor } from './layer-writer.js';
 import { TarReader, type TarSink } from './tar-reader.js';
 
 /** How a layer archive is compressed, as detected from its first bytes. */
@@ -168,7 +169,8 @@ export async function unpackLayer(source: LayerSource, target: string, options: 
   const tmp = `${target}.tmp-${randomBytes(8).toString('hex')}`;
   fs.mkdirSync(tmp, 0o700);
   fs.chmodSync(tmp, 0o755);
-  const writer = new LayerWriter(tmp);
+  const dest = fs.openSync(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const writer = new TarExtractor(dest, 'layer');
   const observer = options.observer;
   const sink: TarSink =
     observer === undefined
@@ -207,7 +209,8 @@ export async function unpackLayer(source: LayerSource, target: string, options: 
   } catch (e) {
     writer.abort();
     await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    await fs.promises.rm(`${tmp}.node`, { force: true }).catch(() => undefined);
     throw asLayerError(e, target);
+  } finally {
+    fs.closeSync(dest);
   }
 }

@@ -9,23 +9,17 @@
  * @module
  */
 import * as fs from 'node:fs';
+import { ConflictError } from '../errors.js';
+import { O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW } from '../kernel/constants.js';
 import { lgetxattr } from '../kernel/xattr.js';
-import type { TarEntryType } from './tar-reader.js';
+import { errnoOf, fdPath, printable } from './layer-writer.js';
+import type { TarEntry, TarEntryType } from './tar-reader.js';
 
-/** The fields {@link encodeHeader} writes. */
-export interface TarHeader {
-  /** Member name (binary string); directories get a trailing `/`. */
-  name: string;
-  /** Member type. */
-  type: TarEntryType;
-  /** Permission bits including setuid, setgid, sticky. */
-  mode: number;
-  /** Owner user id. */
-  uid: number;
-  /** Owner group id. */
-  gid: number;
-  /** Content length (files only). */
-  size: number;
+/**
+ * The fields {@link encodeHeader} writes: name, type, mode, owner and size as a {@link TarEntry}
+ * has them (a directory's name gets a trailing `/`; only a file's size is written), and the rest.
+ */
+export interface TarHeader extends Pick<TarEntry, 'name' | 'type' | 'mode' | 'uid' | 'gid' | 'size'> {
   /** Modification time in whole seconds. */
   mtime: number;
   /** Link target (symlinks, hardlinks), binary string. */
@@ -115,45 +109,126 @@ export const END_OF_ARCHIVE = Buffer.alloc(1024);
 
 const CHUNK = 1 << 18;
 
+/** One entry of a walk: its name in the archive (binary string) and what `lstat` said. */
+export interface WalkItem {
+  /** Archive name relative to the walk's root (binary string), without a trailing `/`. */
+  name: string;
+  /** Path to read it from (never followed when it is a symlink). */
+  path: Buffer;
+  /** Its `lstat`. */
+  st: fs.Stats;
+  /** An overlayfs whiteout (to be written as a `.wh.` entry). */
+  whiteout?: boolean;
+  /** An opaque directory (to be followed by a `.wh..wh..opq` entry). */
+  opaque?: boolean;
+}
+
+/**
+ * Streams walk items as a tar archive. A whiteout becomes an empty `.wh.NAME` file and an opaque
+ * directory is followed by `NAME/.wh..wh..opq`, as in an image layer.
+ */
+export async function* packItems(items: Iterable<WalkItem>): AsyncGenerator<Buffer> {
+  const links = new Map<string, string>();
+  let out: Buffer[] = [];
+  let length = 0;
+  const push = (b: Buffer): void => {
+    out.push(b);
+    length += b.length;
+  };
+  const take = (): Buffer => {
+    const b = Buffer.concat(out, length);
+    out = [];
+    length = 0;
+    return b;
+  };
+  const marker = (name: string, st: fs.Stats): Buffer =>
+    encodeHeader({ name, type: 'file', mode: 0, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) });
+  for (const item of items) {
+    if (item.whiteout) {
+      const slash = item.name.lastIndexOf('/');
+      push(marker(`${item.name.slice(0, slash + 1)}.wh.${item.name.slice(slash + 1)}`, item.st));
+    } else {
+      const h = tarHeaderFor(item.st, item.name, item.path, links);
+      if (h.type !== 'file') {
+        push(encodeHeader(h));
+        if (item.opaque) push(marker(`${item.name}/.wh..wh..opq`, item.st));
+      } else {
+        // O_NONBLOCK: a FIFO swapped in meanwhile must not block the copy.
+        const fd = fs.openSync(item.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        try {
+          const now = fs.fstatSync(fd);
+          if (!now.isFile()) throw new ConflictError('CONFLICT', `'${printable(item.name)}' changed while it was being copied; retry`);
+          // The size in the header is the one of the file opened (it may have changed since lstat).
+          h.size = now.size;
+          push(encodeHeader(h));
+          let left = h.size;
+          while (left > 0) {
+            const buf = Buffer.allocUnsafe(Math.min(left, CHUNK));
+            const n = fs.readSync(fd, buf, 0, buf.length, null);
+            if (n === 0) break;
+            push(n === buf.length ? buf : buf.subarray(0, n));
+            left -= n;
+            if (length >= CHUNK) yield take();
+          }
+          if (left > 0) push(Buffer.alloc(left));
+        } finally {
+          fs.closeSync(fd);
+        }
+        const pad = (512 - (h.size % 512)) % 512;
+        if (pad > 0) push(Buffer.alloc(pad));
+      }
+    }
+    if (length >= CHUNK) yield take();
+  }
+  push(END_OF_ARCHIVE);
+  yield take();
+}
+
+/**
+ * Walks `name` under the directory fd `parentFd` and everything below it, through fds: each
+ * directory is opened with `O_NOFOLLOW` under its already-open parent, so a symlink swapped in
+ * meanwhile is never followed.
+ */
+export function* walkAt(parentFd: number, base: Buffer, name: string): Generator<WalkItem> {
+  const path = fdPath(parentFd, base);
+  const st = fs.lstatSync(path);
+  if (st.isSocket()) return;
+  yield { name, path, st };
+  if (!st.isDirectory()) return;
+  const dfd = fs.openSync(path, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  try {
+    for (const n of fs.readdirSync(fdPath(dfd, ''), { encoding: 'buffer' }).sort(Buffer.compare)) {
+      const child = name === '' ? n.toString('latin1') : `${name}/${n.toString('latin1')}`;
+      try {
+        yield* walkAt(dfd, n, child);
+      } catch (e) {
+        if (errnoOf(e) !== 'ENOENT') throw e; // removed meanwhile
+      }
+    }
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
+/**
+ * Walks everything below the directory fd `dfd` (an fd open for reading; not the directory
+ * itself), names relative to it, through fds as {@link walkAt} does.
+ */
+export function* walkBelow(dfd: number): Generator<WalkItem> {
+  for (const n of fs.readdirSync(fdPath(dfd, ''), { encoding: 'buffer' }).sort(Buffer.compare)) yield* walkAt(dfd, n, n.toString('latin1'));
+}
+
 /**
  * Streams the tree under `dir` as a tar archive (names relative to `dir`, without the root
  * itself). Sockets are skipped, as GNU tar skips them.
  */
 export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
-  const links = new Map<string, string>();
-  let out: Buffer[] = [];
-  let outLength = 0;
-  const push = (b: Buffer): void => {
-    out.push(b);
-    outLength += b.length;
-  };
-  const take = (): Buffer => {
-    const b = Buffer.concat(out, outLength);
-    out = [];
-    outLength = 0;
-    return b;
-  };
-  const root = Buffer.from(dir, 'utf8');
-  const slash = Buffer.from('/');
-
-  async function* walk(rel: Buffer): AsyncGenerator<Buffer> {
-    const abs = rel.length === 0 ? root : Buffer.concat([root, slash, rel]);
-    for (const n of fs.readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare)) {
-      const childRel = rel.length === 0 ? n : Buffer.concat([rel, slash, n]);
-      const childAbs = Buffer.concat([root, slash, childRel]);
-      const st = fs.lstatSync(childAbs);
-      if (st.isSocket()) continue;
-      const h = tarHeaderFor(st, childRel.toString('latin1'), childAbs, links);
-      push(encodeHeader(h));
-      if (h.type === 'file' && h.size > 0) yield* fileBody(childAbs, h.size, push, take, () => outLength);
-      if (outLength >= CHUNK) yield take();
-      if (h.type === 'directory') yield* walk(childRel);
-    }
+  const dfd = fs.openSync(dir, fs.constants.O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  try {
+    yield* packItems(walkBelow(dfd));
+  } finally {
+    fs.closeSync(dfd);
   }
-
-  yield* walk(Buffer.alloc(0));
-  push(END_OF_ARCHIVE);
-  yield take();
 }
 
 /**
@@ -188,26 +263,4 @@ export function tarHeaderFor(st: fs.Stats, name: string, abs: Buffer | string, l
     if (cap !== undefined) h.xattrs = new Map([['security.capability', cap]]);
   }
   return h;
-}
-
-/** Appends a file's content (padded to a block), yielding full chunks as they fill. */
-async function* fileBody(path: Buffer, size: number, push: (b: Buffer) => void, take: () => Buffer, length: () => number): AsyncGenerator<Buffer> {
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    let left = size;
-    while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(left, CHUNK));
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      push(n === buf.length ? buf : buf.subarray(0, n));
-      left -= n;
-      if (length() >= CHUNK) yield take();
-    }
-    // A file that shrank while being read is padded with zeros to the size in its header.
-    if (left > 0) push(Buffer.alloc(left));
-  } finally {
-    fs.closeSync(fd);
-  }
-  const pad = (512 - (size % 512)) % 512;
-  if (pad > 0) push(Buffer.alloc(pad));
 }

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { extractPath, packPath } from '../../src/container/fs-ops.js';
+import { extractPath, packPath } from '../../src/container/fs/copy.js';
 import { TarReader } from '../../src/image/tar-reader.js';
 import { END_OF_ARCHIVE, encodeHeader } from '../../src/image/tar-writer.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -97,6 +97,30 @@ describe('copy into a root', () => {
     await extractPath(fd, '/', makeTar([{ name: 'dst/x', type: 'directory' }]));
     await expect(extractPath(fd, '/', makeTar([{ name: 'dst/x', body: 'f' }]))).rejects.toMatchObject({ code: 'CONFLICT' });
     await expect(extractPath(fd, '/dst', makeTar([{ name: 'big', body: 'x'.repeat(2000) }]).subarray(0, 1024))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    fs.closeSync(fd);
+  });
+});
+
+describe('copy into a root, by the rules of the layer extractor', () => {
+  it('keeps a file that a later hardlink entry names as its own target', async () => {
+    const { root, fd } = setup();
+    await extractPath(fd, '/dst', makeTar([{ name: 'f', body: 'kept' }, { name: 'f', type: 'link', linkname: 'f' }]));
+    expect(fs.readFileSync(join(root, 'dst/f'), 'utf8')).toBe('kept');
+    fs.closeSync(fd);
+  });
+
+  it.skipIf(process.geteuid?.() !== 0)('makes a device node whose name is not UTF-8', async () => {
+    const { root, fd } = setup();
+    const name = Buffer.from([0x6e, 0x75, 0x6c, 0xe9]).toString('latin1'); // "nulé" in Latin-1
+    const tar = Buffer.concat([
+      encodeHeader({ name, type: 'character-device', mode: 0o666, uid: 0, gid: 0, size: 0, mtime: 1_700_000_000, devmajor: 1, devminor: 3 }),
+      END_OF_ARCHIVE,
+    ]);
+    await extractPath(fd, '/dst', tar);
+    const names = fs.readdirSync(join(root, 'dst'), { encoding: 'buffer' }).filter((n) => n.includes(0xe9));
+    expect(names.map((n) => [...n])).toEqual([[0x6e, 0x75, 0x6c, 0xe9]]);
+    const st = fs.lstatSync(Buffer.concat([Buffer.from(join(root, 'dst/')), names[0]!]));
+    expect([st.isCharacterDevice(), st.rdev, st.mode & 0o777]).toEqual([true, (1 << 8) | 3, 0o666]);
     fs.closeSync(fd);
   });
 });

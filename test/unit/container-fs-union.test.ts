@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { upperChanges, walkUnion, walkUpper } from '../../src/container/union.js';
-import { packItems } from '../../src/container/fs-ops.js';
+import { upperChanges, walkUnion, walkUpper } from '../../src/container/fs/union.js';
+import { packItems } from '../../src/image/tar-writer.js';
 import { TarReader, type TarEntry } from '../../src/image/tar-reader.js';
 import { mknod } from '../../src/kernel/fs.js';
 import { lsetxattr } from '../../src/kernel/xattr.js';

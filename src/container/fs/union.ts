@@ -9,10 +9,9 @@
  * @module
  */
 import * as fs from 'node:fs';
-import { lgetxattr } from '../kernel/xattr.js';
-
-/** The xattr overlayfs reads to make a directory opaque. */
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
+import { lgetxattr } from '../../kernel/xattr.js';
+import { OPAQUE_XATTR } from '../../image/layer-writer.js';
+import type { WalkItem } from '../../image/tar-writer.js';
 
 /** One kind of change, as `docker diff` prints it: Added, Changed, Deleted. */
 export type ChangeKind = 'A' | 'C' | 'D';
@@ -23,20 +22,6 @@ export interface ContainerChange {
   path: string;
   /** Added, changed or deleted. */
   kind: ChangeKind;
-}
-
-/** One entry of a walk: its name in the archive (binary string) and what `lstat` said. */
-export interface WalkItem {
-  /** Archive name relative to the walk's root (binary string), without a trailing `/`. */
-  name: string;
-  /** Path to read it from (never followed when it is a symlink). */
-  path: Buffer;
-  /** Its `lstat`. */
-  st: fs.Stats;
-  /** An overlayfs whiteout (to be written as a `.wh.` entry). */
-  whiteout?: boolean;
-  /** An opaque directory (to be followed by a `.wh..wh..opq` entry). */
-  opaque?: boolean;
 }
 
 const SLASH = Buffer.from('/');
