@@ -424,15 +424,7 @@ export class Container {
     const ref = this.ref;
     const lines = async function* (): AsyncGenerator<LogLine> {
       const rec = await svc.get(ref);
-      const isRunning = async () => {
-        try {
-          const s = (await svc.get(rec.id)).state.status;
-          return s === 'running' || s === 'paused' || s === 'restarting';
-        } catch {
-          return false;
-        }
-      };
-      yield* readLogLines({ path: svc.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, isRunning);
+      yield* readLogLines({ path: svc.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, () => svc.isRunning(rec.id));
     };
     return {
       [Symbol.asyncIterator]: () => lines(),

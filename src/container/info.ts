@@ -6,6 +6,7 @@
  */
 import type { IdMapping } from '../runtime/plan.js';
 import type { ContainerRecord, ContainerStatus } from './record.js';
+import { isActive } from './status.js';
 
 /** What `container.inspect()` returns. */
 export interface ContainerInfo {
@@ -135,7 +136,7 @@ export interface ContainerSummary {
 /** Maps a record to {@link ContainerInfo}. */
 export function toInfo(r: ContainerRecord, logPath: string, networkSettings: NetworkSettings = { ipAddress: '', ports: [], networks: {} }): ContainerInfo {
   const s = r.state;
-  const active = s.status === 'running' || s.status === 'paused' || s.status === 'restarting';
+  const active = isActive(s.status);
   return {
     id: r.id,
     name: r.name,

@@ -17,7 +17,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventEmitter } from 'eventemitter3';
-import { CommandError, InvalidArgumentError, NotFoundError, StateError, BerthError } from '../errors.js';
+import { CommandError, InvalidArgumentError, NotFoundError, BerthError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { readJsonFileSync } from '../state/atomic.js';
@@ -46,6 +46,7 @@ import type { NetworkSettings } from './info.js';
 import { buildConfig, mergeEnv, containerPaths, hostsFile, processLimits, resolvConfFile, runtimeSpec, userMount, type ContainerPaths, type ImageRunConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
 import { allocateUserns } from './userns.js';
+import { assertCan, can, isActive, stateError, type ContainerVerb } from './status.js';
 import { Readable } from 'node:stream';
 import { ConflictError } from '../errors.js';
 import { acquireLock } from '../state/lock.js';
@@ -267,8 +268,7 @@ export interface ContainerListFilter {
   status?: ContainerStatus[];
 }
 
-const ACTIVE: ReadonlySet<ContainerStatus> = new Set(['running', 'paused', 'restarting']);
-/** The records' indexed subset of containers recorded as {@link ACTIVE}. */
+/** The records' indexed subset of containers recorded as active (see {@link isActive}). */
 const ACTIVE_SUBSET = 'active';
 
 /** The container manager of one engine. */
@@ -304,7 +304,7 @@ export class ContainerService {
     // running containers reads those records only, however many exited ones the root holds.
     this.records = new RecordStore<ContainerRecord>({
       dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false,
-      subsets: { [ACTIVE_SUBSET]: (r) => ACTIVE.has(r.state.status) },
+      subsets: { [ACTIVE_SUBSET]: (r) => isActive(r.state.status) },
     });
     ctx.zygote.onExit((id, status) => {
       void this.#recordExit(id, status)
@@ -424,7 +424,8 @@ export class ContainerService {
   async #start(first: ContainerRecord, p: ContainerPaths): Promise<ContainerRecord> {
     return withLock(p.lock, async () => {
       const rec = await this.#refresh((await this.records.get(first.id)) ?? first);
-      if (ACTIVE.has(rec.state.status)) return rec;
+      // Starting a running container is a no-op, as `docker start`.
+      if (!can('start', rec.state.status)) return rec;
       await this.#cleanups.get(rec.id);
       mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
       mkdirSync(p.rootfs, { recursive: true, mode: 0o700 });
@@ -492,9 +493,7 @@ export class ContainerService {
     });
     if (c.network.startsWith('container:')) {
       const other = await this.get(c.network.slice('container:'.length));
-      if (!ACTIVE.has(other.state.status)) {
-        throw new StateError(other.state.status, 'join', `cannot join the network of container ${this.#label(other)}: it is not running`, 'NOT_RUNNING');
-      }
+      assertCan('join', other.state.status, this.#label(other));
       copyFileSync(this.paths(other.id).hosts, p.hosts);
       copyFileSync(this.paths(other.id).resolvConf, p.resolvConf);
       return { joinNetnsPid: other.state.pid };
@@ -527,7 +526,7 @@ export class ContainerService {
   /** Recomputes the status of an active container from the kernel; records an exit it finds. */
   async #refresh(rec: ContainerRecord): Promise<ContainerRecord> {
     const s = rec.state;
-    if (!ACTIVE.has(s.status)) {
+    if (!isActive(s.status)) {
       if (this.#unrecorded.size) this.#unrecorded.delete(rec.id);
       return rec;
     }
@@ -564,7 +563,7 @@ export class ContainerService {
     // Removed already (e.g. after a failed start): nothing to record, and nothing to create.
     if (!(await this.records.has(id))) return undefined;
     const exited = (r: ContainerRecord): ContainerRecord => {
-      if (!ACTIVE.has(r.state.status) || r.state.pid !== exit.pid) return r;
+      if (!can('exit', r.state.status) || r.state.pid !== exit.pid) return r;
       changed = true;
       return {
         ...r,
@@ -680,9 +679,7 @@ export class ContainerService {
   /** Sends `signal` to the container's PID 1. Throws NOT_RUNNING when it does not run. */
   async kill(ref: string, signal: number): Promise<void> {
     const rec = await this.get(ref);
-    if (!ACTIVE.has(rec.state.status)) {
-      throw new StateError(rec.state.status, 'kill', `container ${this.#label(rec)} is not running`, 'NOT_RUNNING');
-    }
+    assertCan('kill', rec.state.status, this.#label(rec));
     // Through the reserve: the container may be what filled the disk (see state/reserve.ts).
     await this.#spare(() => this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, manualStop: true } })));
     this.#signal(rec, signal);
@@ -704,12 +701,12 @@ export class ContainerService {
    */
   async stop(ref: string, timeout?: number): Promise<ContainerRecord> {
     let rec = await this.get(ref);
-    if (!ACTIVE.has(rec.state.status)) return rec;
+    if (!can('stop', rec.state.status)) return rec;
     const t = timeout ?? rec.config.stopTimeout;
     rec = await this.#spare(() => this.records.update(rec.id, (r) => ({
       ...r, state: { ...r.state, manualStop: true, ...(r.state.status === 'restarting' ? { status: 'exited' as const } : {}) },
     })));
-    if (!ACTIVE.has(rec.state.status)) {
+    if (!can('stop', rec.state.status)) {
       await this.#spare(() => this.#event('stop', rec));
       return rec;
     }
@@ -723,7 +720,7 @@ export class ContainerService {
       } finally {
         clearTimeout(timer);
       }
-      if (ACTIVE.has(rec.state.status)) {
+      if (isActive(rec.state.status)) {
         this.#signal(rec, SIGNALS.SIGKILL!);
         await this.#spare(() => this.#event('kill', rec, { signal: String(SIGNALS.SIGKILL) }));
       }
@@ -737,11 +734,8 @@ export class ContainerService {
   /** Removes a container. A running one is refused unless `force` (then it is killed first). */
   async remove(ref: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     let rec = await this.get(ref);
-    if (ACTIVE.has(rec.state.status)) {
-      if (!options.force) {
-        throw new StateError(rec.state.status, 'remove',
-          `cannot remove container ${this.#label(rec)}: it is ${rec.state.status}; stop it first or use force`, 'INVALID_STATE');
-      }
+    if (!can('remove', rec.state.status)) {
+      if (!options.force) throw stateError('remove', rec.state.status, this.#label(rec));
       this.#signal(rec, SIGNALS.SIGKILL!);
       rec = (await this.wait(rec.id)).record ?? rec;
     }
@@ -782,7 +776,7 @@ export class ContainerService {
   async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
     const recs = await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {});
     return (await Promise.all(recs.map((r) => (activeOnly ? this.#refresh(r) : r))))
-      .filter((r) => (!activeOnly || ACTIVE.has(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
+      .filter((r) => (!activeOnly || isActive(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
       .map((r) => r.id);
   }
 
@@ -791,13 +785,13 @@ export class ContainerService {
    * active statuses asked for, only the records of active containers are read (an index).
    */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
-    const activeOnly = !filter.all && (filter.status ?? []).every((s) => ACTIVE.has(s));
+    const activeOnly = !filter.all && (filter.status ?? []).every((s) => isActive(s));
     const refreshed = await Promise.all((await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {})).map((r) => this.#refresh(r)));
     // A refresh may have recorded an exit and auto-removed the container.
     const present = await Promise.all(refreshed.map((r) => (r.config.autoRemove ? this.records.has(r.id) : true)));
     const recs = refreshed.filter((_, i) => present[i]);
     return recs
-      .filter((r) => (filter.all || filter.status?.length ? true : ACTIVE.has(r.state.status)))
+      .filter((r) => (filter.all || filter.status?.length ? true : isActive(r.state.status)))
       .filter((r) => !filter.status?.length || filter.status.includes(r.state.status))
       .filter((r) => !filter.name?.length || filter.name.some((n) => r.name.includes(n.replace(/^\//, ''))))
       .filter((r) => (filter.label ?? []).every((l) => {
@@ -830,12 +824,7 @@ export class ContainerService {
    */
   async startExec(ref: string, command: string[], opts: ExecOptions, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<StartedExec> {
     const rec = await this.get(ref);
-    if (!ACTIVE.has(rec.state.status)) {
-      throw new StateError(rec.state.status, 'exec', `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING');
-    }
-    if (rec.state.status === 'paused') {
-      throw new StateError('paused', 'exec', `container ${this.#label(rec)} is paused; unpause it before exec`);
-    }
+    assertCan('exec', rec.state.status, this.#label(rec));
     const c = rec.config;
     const seccomp = seccompFilter(c.seccomp, c.privileged, c.capabilities);
     const plan: ExecPlan = {
@@ -876,7 +865,7 @@ export class ContainerService {
       if (!(e instanceof StartFailure)) throw e;
       const f = e.failure;
       if (f.kind === 'command') throw new CommandError(command[0] ?? '', f.exitCode, `cannot exec in container ${this.#label(rec)}: ${f.message}`);
-      if (f.step === 'join') throw new StateError('exited', 'exec', `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING', { cause: e });
+      if (f.step === 'join') throw stateError('exec', 'exited', this.#label(rec), { cause: e });
       throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot exec in container ${this.#label(rec)}: ${f.message}`);
     } finally {
       // The zygote has its own copy of the read end by now.
@@ -892,9 +881,7 @@ export class ContainerService {
   async stdinOf(ref: string, input = true): Promise<{ record: ContainerRecord; stdin?: number; tty?: number }> {
     const rec = await this.get(ref);
     const s = rec.state;
-    if (!ACTIVE.has(s.status)) {
-      throw new StateError(s.status, 'attach', `cannot attach to container ${this.#label(rec)}: it is not running`, 'NOT_RUNNING');
-    }
+    assertCan('attach', s.status, this.#label(rec));
     const io = s.stdio;
     if (!io || !input) return { record: rec };
     const alive = () => isSameProcess(s.pid, s.startTime);
@@ -907,7 +894,7 @@ export class ContainerService {
   async isRunning(id: string): Promise<boolean> {
     const rec = await this.records.get(id);
     if (!rec) return false;
-    return ACTIVE.has((await this.#refresh(rec)).state.status);
+    return isActive((await this.#refresh(rec)).state.status);
   }
 
   /** Sends `signal` to a process started by {@link startExec}, unless it has ended. */
@@ -934,16 +921,16 @@ export class ContainerService {
     return this.#ctx.cgroups;
   }
 
-  async #running(ref: string, verb: string): Promise<ContainerRecord> {
+  /** The record of `ref`, once its status accepts `verb`. */
+  async #accepting(ref: string, verb: ContainerVerb): Promise<ContainerRecord> {
     const rec = await this.get(ref);
-    if (!ACTIVE.has(rec.state.status)) throw new StateError(rec.state.status, verb, `container ${this.#label(rec)} is not running; start it first`, 'NOT_RUNNING');
+    assertCan(verb, rec.state.status, this.#label(rec));
     return rec;
   }
 
   /** Freezes every process of a running container (cgroup freezer), as `docker pause`. */
   async pause(ref: string): Promise<ContainerRecord> {
-    const rec = await this.#running(ref, 'pause');
-    if (rec.state.status === 'paused') throw new StateError('paused', 'pause', `container ${this.#label(rec)} is already paused`, 'INVALID_STATE');
+    const rec = await this.#accepting(ref, 'pause');
     await this.#cgroups(rec, 'pause').freeze(rec.id);
     const next = await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'paused' } }));
     await this.#event('pause', next);
@@ -952,8 +939,7 @@ export class ContainerService {
 
   /** Thaws a paused container, as `docker unpause`. */
   async unpause(ref: string): Promise<ContainerRecord> {
-    const rec = await this.get(ref);
-    if (rec.state.status !== 'paused') throw new StateError(rec.state.status, 'unpause', `container ${this.#label(rec)} is not paused`, 'INVALID_STATE');
+    const rec = await this.#accepting(ref, 'unpause');
     await this.#cgroups(rec, 'unpause').thaw(rec.id);
     const next = await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'running' } }));
     await this.#event('unpause', next);
@@ -964,7 +950,7 @@ export class ContainerService {
   async update(ref: string, resources: CgroupLimits): Promise<ContainerRecord> {
     const rec = await this.get(ref);
     const merged = { ...rec.config.resources, ...resources } as Record<string, number | string>;
-    if (ACTIVE.has(rec.state.status)) await this.#cgroups(rec, 'update').update(rec.id, resources);
+    if (isActive(rec.state.status)) await this.#cgroups(rec, 'update').update(rec.id, resources);
     const next = await this.records.update(rec.id, (r) => ({ ...r, config: { ...r.config, resources: merged } }));
     await this.#event('update', next);
     return next;
@@ -972,13 +958,13 @@ export class ContainerService {
 
   /** One sample of a running container's cgroup figures. */
   async stats(ref: string): Promise<CgroupStats> {
-    const rec = await this.#running(ref, 'stat');
+    const rec = await this.#accepting(ref, 'stat');
     return this.#cgroups(rec, 'stat').stats(rec.id);
   }
 
   /** Host pids of every process in a running container. */
   async pids(ref: string): Promise<number[]> {
-    const rec = await this.#running(ref, 'list the processes of');
+    const rec = await this.#accepting(ref, 'top');
     return this.#ctx.cgroups ? this.#ctx.cgroups.pids(rec.id) : [rec.state.pid];
   }
 
@@ -1047,7 +1033,7 @@ export class ContainerService {
     const p = this.paths(first.id);
     for (let attempt = 0; ; attempt++) {
       const rec = await this.get(first.id);
-      if (ACTIVE.has(rec.state.status)) {
+      if (isActive(rec.state.status)) {
         let fd = -1;
         try {
           fd = openFd(`/proc/${rec.state.pid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1064,7 +1050,7 @@ export class ContainerService {
       const lock = await acquireLock(p.lock);
       try {
         const now = await this.get(first.id);
-        if (ACTIVE.has(now.state.status)) {
+        if (isActive(now.state.status)) {
           // Started meanwhile: its root is reachable through its process (never mount it twice).
           if (attempt < 3) {
             lock.release();
@@ -1131,7 +1117,7 @@ export class ContainerService {
     const args = hc.test[0] === 'CMD-SHELL' ? ['/bin/sh', '-c', hc.test.slice(1).join(' ')] : hc.test[0] === 'CMD' ? hc.test.slice(1) : hc.test;
     const tick = async (): Promise<boolean> => {
       const now = await this.records.get(rec.id);
-      if (!now || now.state.pid !== pid || !ACTIVE.has(now.state.status)) return false;
+      if (!now || now.state.pid !== pid || !isActive(now.state.status)) return false;
       if (now.state.status === 'paused') return true;
       const begin = new Date();
       let exitCode = -1;
