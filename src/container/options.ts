@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { parseIp } from '../network/ipam.js';
 import { parsePortSpec, type PortBinding } from '../network/ports.js';
-import { SIGNALS } from '../kernel/constants.js';
+import { SIGNALS } from '../runtime/host.js';
 import { normalizeCapability } from '../runtime/capabilities.js';
 import { mountOptionsSchema, type MountOptions } from './mounts.js';
 import { parseResources, type CgroupLimits, type ResourceOptions } from '../runtime/cgroups/index.js';

@@ -6,9 +6,7 @@
  * @module
  */
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { close, dup } from '../kernel/fd.js';
-import { setWindowSize } from '../kernel/pty.js';
-import { SIGNALS } from '../kernel/constants.js';
+import { closeFd as close, dup, setWindowSize, SIGNALS } from '../runtime/host.js';
 import { InvalidArgumentError, StateError } from '../errors.js';
 import { FdWritable } from './stdio.js';
 import type { StartedExec } from './service.js';

@@ -10,9 +10,7 @@
  */
 import { fstatSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { close, setNonBlocking } from '../kernel/fd.js';
-import { pidfdGetfd, pidfdOpen } from '../kernel/process.js';
-import { isSameProcess } from '../runtime/proc.js';
+import { closeFd as close, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking } from '../runtime/host.js';
 
 /** How long a write waits for room in a full pipe or terminal before trying again. */
 const RETRY_MS = 5;

@@ -14,7 +14,7 @@ import { getrlimit, pidfdGetfd, pidfdOpen, pidfdSendSignal } from '../kernel/pro
 import { setWindowSize } from '../kernel/pty.js';
 import { isSameProcess } from './proc.js';
 
-export { RLIMITS, RLIM_INFINITY, SIGNALS, dup, getrlimit, pidfdGetfd, pidfdOpen, setNonBlocking, setWindowSize };
+export { RLIMITS, RLIM_INFINITY, SIGNALS, dup, getrlimit, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking, setWindowSize };
 
 /** Closes `fd` (a file descriptor this process owns). */
 export function closeFd(fd: number): void {
