@@ -13,6 +13,7 @@ import type { ExecResult, WaitCondition } from './service.js';
 import { ContainerAttachment, ContainerProcess } from './process.js';
 import { followRecords, logEnd } from './logs.js';
 import type { ResourceOptions } from '../runtime/cgroups/index.js';
+import { attachCleanupErrors } from './run-resources.js';
 import {
   attachSchema, commitSchema, execSchema, listSchema, logsSchema, NAME_RE, spawnSchema, toExecOptions, toList,
   type ContainerAttachOptions, type ContainerCommitOptions, type ContainerExecOptions, type ContainerListOptions, type ContainerLogs,
@@ -74,7 +75,10 @@ export class Container {
     try {
       await c.start();
     } catch (e) {
-      await c.remove({ force: true }).catch(() => undefined);
+      await c.remove({ force: true }).catch((removal: unknown) => {
+        // Removed already (an auto-removed container) is what was wanted.
+        if ((removal as { code?: string }).code !== 'CONTAINER_NOT_FOUND') attachCleanupErrors(e, [removal]);
+      });
       throw e;
     }
     return c;

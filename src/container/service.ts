@@ -8,37 +8,35 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
-import { CommandError, ConflictError, InvalidArgumentError, NotFoundError, BerthError } from '../errors.js';
+import { CommandError, ConflictError, NotFoundError, BerthError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { acquireLock, withLock } from '../state/lock.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
 import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import { buildPlan } from '../runtime/plan.js';
 import { StartFailure } from '../runtime/zygote-client.js';
-import type { CgroupDriver, CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
+import type { CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
 import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
 import { closeFd as close, commandLines, signalProcess, SIGNALS } from '../runtime/host.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
 import { open as openFd } from '../kernel/fd.js';
 import { copyHolderFd } from './stdio.js';
 import { containerRecordSchema, initialState, labelOf, type ContainerRecord, type ContainerStatus } from './record.js';
-import { createOptionsSchema, parseOptions, type CheckedCreateOptions, type ContainerCreateOptions } from './options.js';
-import { resolveSeccomp } from './seccomp.js';
+import type { ContainerCreateOptions } from './options.js';
+import { createContainer } from './create.js';
 import type { NetworkSettings } from './info.js';
-import { buildConfig, containerPaths, runtimeSpec, type ContainerPaths } from './spec.js';
-import { createBindSources, planMounts } from './mounts.js';
-import { allocateUserns } from './userns.js';
+import { containerPaths, runtimeSpec, type ContainerPaths } from './spec.js';
 import { assertCan, can, isActive, stateError, type ContainerVerb } from './status.js';
 import type { ContainerCore, ContainerServiceContext } from './context.js';
 import { runExec, startExec, type ExecOptions, type ExecResult, type StartedExec } from './exec.js';
 import { attachCleanupErrors, RunResources } from './run-resources.js';
 import { RunStates, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
+import * as cgroupVerbs from './cgroup-verbs.js';
 import { discardDir, sweepTrash } from './sweep.js';
 import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
@@ -119,70 +117,7 @@ export class ContainerService {
 
   /** Creates a container (does not start it). */
   async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
-    // ── validation: everything a bad input can be refused for, before any lookup, pull or record ──
-    const opts = parseOptions(createOptionsSchema, input) as CheckedCreateOptions;
-    if (opts.userns && opts.privileged) throw new InvalidArgumentError('userns', 'cannot be combined with privileged (capabilities in a user namespace are not the host\'s)');
-    const seccomp = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false);
-    // The user's own mounts (planned again below with the image's volumes and volumesFrom).
-    planMounts({ ...(opts.mounts ? { mounts: opts.mounts } : {}), ...(opts.volumes ? { volumes: opts.volumes } : {}), newName: () => '' });
-    const network = opts.network ?? 'bridge';
-    if (network !== 'bridge' && network !== 'none' && network !== 'host' && !network.startsWith('container:')) {
-      await this.#ctx.networks?.checkAttachment?.({ network, ...(opts.ip !== undefined ? { ip: opts.ip } : {}) });
-    }
-    // ── end validation ──
-    await this.#sweep();
-    // ── pull if missing (as `docker run`) ──
-    const image = await this.#ctx.resolveImage(opts.image).catch(async (e: unknown) => {
-      if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await this.#ctx.pullImage?.(opts.image))) throw e;
-      return this.#ctx.resolveImage(opts.image);
-    });
-    // ── end pull if missing ──
-    const id = randomBytes(32).toString('hex');
-    const volumesFrom = await Promise.all((opts.volumesFrom ?? []).map(async (spec) => {
-      const [ref, mode] = spec.split(':') as [string, string?];
-      const from = await this.get(ref);
-      return { mounts: from.config.mounts, ...(mode ? { readOnly: mode === 'ro' } : {}) };
-    }));
-    const mountPlan = planMounts({
-      ...(opts.mounts ? { mounts: opts.mounts } : {}),
-      ...(opts.volumes ? { volumes: opts.volumes } : {}),
-      volumesFrom,
-      imageVolumes: image.config.volumes ?? [],
-      newName: () => randomBytes(32).toString('hex'),
-    });
-    if (opts.resources && Object.keys(opts.resources).length && !this.#ctx.cgroups) {
-      throw new InvalidArgumentError('resources', 'this machine has no usable cgroup hierarchy, so limits cannot be applied');
-    }
-    const { config, path, args } = buildConfig(id, image.config, opts, mountPlan.mounts, seccomp);
-    const name = (opts.name ?? '').replace(/^\//, '');
-    const rec: ContainerRecord = {
-      id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id, path, args, config,
-      layerDirs: image.layerDirs, state: initialState(),
-    };
-    if (name) await this.records.reserveName(name, id);
-    try {
-      createBindSources(mountPlan.dirsToCreate);
-      for (const m of mountPlan.mounts) {
-        if (m.type === 'volume') await this.#ctx.volumes.create(m.name, { anonymous: m.anonymous });
-      }
-      const p = this.paths(id);
-      mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-      for (const d of [p.upper, p.work]) mkdirSync(d);
-      if (opts.userns) {
-        // Under a lock across processes: an 'auto' range is free until the record holding it is written.
-        await withLock(join(this.#dir, 'userns.lock'), async () => {
-          rec.config.userns = allocateUserns(opts.userns!, await this.records.list());
-          await this.records.create(id, rec);
-        });
-      } else await this.records.create(id, rec);
-    } catch (e) {
-      rmSync(this.paths(id).dir, { recursive: true, force: true });
-      rmSync(this.paths(id).runDir, { recursive: true, force: true });
-      if (name) await this.records.releaseName(name, id);
-      throw isNoSpace(e) ? fsError(e, 'mkdir', this.paths(id).dir) : e;
-    }
-    await this.#core.event('create', rec);
-    return rec;
+    return createContainer(this.#core, { sweep: () => this.#sweep(), get: (ref) => this.get(ref), usernsLock: join(this.#dir, 'userns.lock') }, input);
   }
 
   /**
@@ -454,11 +389,6 @@ export class ContainerService {
     signalProcess(pid, startTime, signal);
   }
 
-  #cgroups(rec: ContainerRecord, verb: string): CgroupDriver {
-    if (!this.#ctx.cgroups) throw new BerthError('KERNEL', `cannot ${verb} container ${this.#label(rec)}: this machine has no usable cgroup hierarchy`);
-    return this.#ctx.cgroups;
-  }
-
   /** The record of `ref`, once its status accepts `verb`. */
   async #accepting(ref: string, verb: ContainerVerb): Promise<ContainerRecord> {
     const rec = await this.get(ref);
@@ -468,42 +398,27 @@ export class ContainerService {
 
   /** Freezes every process of a running container (cgroup freezer), as `docker pause`. */
   async pause(ref: string): Promise<ContainerRecord> {
-    const rec = await this.#accepting(ref, 'pause');
-    await this.#cgroups(rec, 'pause').freeze(rec.id);
-    const next = await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'paused' } }));
-    await this.#core.event('pause', next);
-    return next;
+    return cgroupVerbs.pause(this.#core, await this.#accepting(ref, 'pause'));
   }
 
   /** Thaws a paused container, as `docker unpause`. */
   async unpause(ref: string): Promise<ContainerRecord> {
-    const rec = await this.#accepting(ref, 'unpause');
-    await this.#cgroups(rec, 'unpause').thaw(rec.id);
-    const next = await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'running' } }));
-    await this.#core.event('unpause', next);
-    return next;
+    return cgroupVerbs.unpause(this.#core, await this.#accepting(ref, 'unpause'));
   }
 
   /** Changes the limits of a container (live when it runs), as `docker update`. */
   async update(ref: string, resources: CgroupLimits): Promise<ContainerRecord> {
-    const rec = await this.get(ref);
-    const merged: CgroupLimits = { ...rec.config.resources, ...resources };
-    if (isActive(rec.state.status)) await this.#cgroups(rec, 'update').update(rec.id, resources);
-    const next = await this.records.update(rec.id, (r) => ({ ...r, config: { ...r.config, resources: merged } }));
-    await this.#core.event('update', next);
-    return next;
+    return cgroupVerbs.update(this.#core, await this.get(ref), resources);
   }
 
   /** One sample of a running container's cgroup figures. */
   async stats(ref: string): Promise<CgroupStats> {
-    const rec = await this.#accepting(ref, 'stat');
-    return this.#cgroups(rec, 'stat').stats(rec.id);
+    return cgroupVerbs.stats(this.#core, await this.#accepting(ref, 'stat'));
   }
 
   /** Host pids of every process in a running container. */
   async pids(ref: string): Promise<number[]> {
-    const rec = await this.#accepting(ref, 'top');
-    return this.#ctx.cgroups ? this.#ctx.cgroups.pids(rec.id) : [rec.state.pid];
+    return cgroupVerbs.pids(this.#core, await this.#accepting(ref, 'top'));
   }
 
   /** The processes of a running container (host pids and command lines), as `docker top`. */

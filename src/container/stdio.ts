@@ -10,7 +10,13 @@
  */
 import { fstatSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { KernelError } from '../errors.js';
 import { closeFd as close, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking } from '../runtime/host.js';
+
+/** Whether `e` says the process or its fd is gone (`ESRCH`, `EBADF`). */
+function isGone(e: unknown): boolean {
+  return e instanceof KernelError && (e.errnoCode === 'ESRCH' || e.errnoCode === 'EBADF');
+}
 
 /** How long a write waits for room in a full pipe or terminal before trying again. */
 const RETRY_MS = 5;
@@ -82,8 +88,10 @@ export function copyHolderFd(holderPid: number, holderStart: number, fd: number,
   let pidfd: number;
   try {
     pidfd = pidfdOpen(holderPid);
-  } catch {
-    return undefined;
+  } catch (e) {
+    // The holder is gone: so is what it held.
+    if (isGone(e)) return undefined;
+    throw e;
   }
   let copy = -1;
   try {
@@ -97,9 +105,11 @@ export function copyHolderFd(holderPid: number, holderStart: number, fd: number,
       return undefined;
     }
     return copy;
-  } catch {
+  } catch (e) {
     if (copy >= 0) close(copy);
-    return undefined;
+    // The holder exited, or closed the fd, in between.
+    if (isGone(e)) return undefined;
+    throw e;
   } finally {
     close(pidfd);
   }
