@@ -5,6 +5,7 @@
  * @module
  */
 import type { IdMapping } from '../runtime/plan.js';
+import type { Attachment } from '../network/service.js';
 import type { ContainerRecord, ContainerStatus } from './record.js';
 import { isActive } from './status.js';
 
@@ -109,6 +110,18 @@ export interface NetworkSettings {
   ports: Array<{ containerPort: number; protocol: string; hostIp: string; hostPort: number }>;
   /** Per network: address (CIDR), gateway, MAC, aliases. */
   networks: Record<string, { ipAddress: string; gateway: string; macAddress: string; aliases: string[] }>;
+}
+
+/** The {@link NetworkSettings} of a container's attachments. */
+export function toNetworkSettings(atts: Attachment[]): NetworkSettings {
+  const out: NetworkSettings = { ipAddress: '', ports: [], networks: {} };
+  for (const { network, endpoint } of atts) {
+    const prefix = network.subnet.split('/')[1];
+    out.networks[network.name] = { ipAddress: `${endpoint.address}/${prefix}`, gateway: network.gateway, macAddress: endpoint.mac, aliases: endpoint.aliases };
+    out.ipAddress ||= endpoint.address;
+    out.ports.push(...endpoint.ports);
+  }
+  return out;
 }
 
 /** One row of `Container.list()`. */

@@ -9,7 +9,7 @@
  * @module
  */
 import { mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { CommandError, ConflictError, NotFoundError, BerthError } from '../errors.js';
@@ -28,7 +28,7 @@ import { copyHolderFd } from './stdio.js';
 import { containerRecordSchema, initialState, labelOf, type ContainerRecord, type ContainerStatus } from './record.js';
 import type { ContainerCreateOptions } from './options.js';
 import { createContainer } from './create.js';
-import type { NetworkSettings } from './info.js';
+import { toNetworkSettings, type NetworkSettings } from './info.js';
 import { containerPaths, runtimeSpec, type ContainerPaths } from './spec.js';
 import { assertCan, can, isActive, stateError, type ContainerVerb } from './status.js';
 import type { ContainerCore, ContainerServiceContext } from './context.js';
@@ -37,7 +37,7 @@ import { attachCleanupErrors, RunResources } from './run-resources.js';
 import { RunStates, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
-import { discardDir, sweepTrash } from './sweep.js';
+import { discardDir, sweepOnce } from './sweep.js';
 import { extractPath, mountDetachedOverlay, packItems, packPath, type TarSource } from './fs-ops.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
 
@@ -98,7 +98,10 @@ export class ContainerService {
       },
     };
     this.#resources = new RunResources(this.#core, (ref) => this.get(ref));
-    this.#runs = new RunStates(this.#core, this.#resources, (id) => this.remove(id, { force: true, volumes: true }));
+    this.#runs = new RunStates(this.#core, this.#resources, (id) => this.remove(id, { force: true, volumes: true }).catch(() => {
+      // The exit is recorded whatever becomes of the auto-removal (a read must not fail for it):
+      // a container it could not remove stays, exited, and its removal by the user reports why.
+    }));
     this.#supervisor = new Supervisor(this.#core, (id, command) => this.exec(id, command), (id) => this.start(id));
     ctx.zygote.onExit((id, status) => {
       void this.#runs.recordExit(id, status)
@@ -120,23 +123,9 @@ export class ContainerService {
     return createContainer(this.#core, { sweep: () => this.#sweep(), get: (ref) => this.get(ref), usernsLock: join(this.#dir, 'userns.lock') }, input);
   }
 
-  /**
-   * Once per engine, before its first create: records the exit of every container whose owner
-   * died (which releases its cgroups, endpoints and volumes), and frees endpoints still held for
-   * containers that no longer exist (a crash in the middle of a removal).
-   */
+  /** The once-per-engine sweep (see {@link sweepOnce}), before the first create. */
   #sweep(): Promise<void> {
-    this.#swept ??= (async () => {
-      await this.list(); // refreshes the active records: records the exits nobody saw
-      await Promise.all([this.#dir, dirname(this.paths('0'.repeat(64)).runDir)].map((d) => sweepTrash(d, this.#dir)));
-      await this.#resources.allSettled();
-      for (const id of (await this.#ctx.networks?.endpointContainerIds?.()) ?? []) {
-        if (!(await this.records.has(id))) await this.#ctx.networks?.releaseAttachment(id);
-      }
-    })().catch(() => {
-      // Housekeeping: what it could not free is there for the next engine's sweep; a create
-      // does not depend on it (and reports its own failures).
-    });
+    this.#swept ??= sweepOnce(this.#core, this.#dir, () => this.list().then(() => this.#resources.allSettled()));
     return this.#swept;
   }
 
@@ -550,16 +539,9 @@ export class ContainerService {
 
   /** A container's networks, addresses and published ports. */
   async networkSettings(id: string): Promise<NetworkSettings> {
-    const atts = (await this.#ctx.networks?.attachmentsOf(id)) ?? [];
-    const out: NetworkSettings = { ipAddress: '', ports: [], networks: {} };
-    for (const { network, endpoint } of atts) {
-      const prefix = network.subnet.split('/')[1];
-      out.networks[network.name] = { ipAddress: `${endpoint.address}/${prefix}`, gateway: network.gateway, macAddress: endpoint.mac, aliases: endpoint.aliases };
-      out.ipAddress ||= endpoint.address;
-      out.ports.push(...endpoint.ports);
-    }
-    return out;
+    return toNetworkSettings((await this.#ctx.networks?.attachmentsOf(id)) ?? []);
   }
+
 
   /** Ids of containers created from image `imageId` (used to refuse removing it). */
   async imageUsers(imageId: string): Promise<string[]> {

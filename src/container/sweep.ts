@@ -9,6 +9,7 @@ import { renameSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { removeTree } from '../state/remove-tree.js';
+import type { ContainerCore } from './context.js';
 
 /** Prefix of directories being deleted in the background (see {@link discardDir}). */
 const TRASH_PREFIX = '.trash-';
@@ -58,4 +59,24 @@ export async function sweepTrash(dir: string, recordsDir: string): Promise<void>
     }
   }
   await Promise.all(work);
+}
+
+/**
+ * Once per engine, before its first create: records the exit of every container whose owner
+ * died (`refresh`, which lists the active records and waits for the releases that follow:
+ * this releases their cgroups, endpoints and volumes), deletes the leftovers of removals killed
+ * in the middle in the records' directory `dir` and the run root, and frees endpoints still held
+ * for containers that no longer exist (a crash in the middle of a removal). Never rejects.
+ */
+export async function sweepOnce(core: ContainerCore, dir: string, refresh: () => Promise<void>): Promise<void> {
+  try {
+    await refresh(); // records the exits nobody saw
+    await Promise.all([dir, dirname(core.paths('0'.repeat(64)).runDir)].map((d) => sweepTrash(d, dir)));
+    for (const id of (await core.ctx.networks?.endpointContainerIds?.()) ?? []) {
+      if (!(await core.records.has(id))) await core.ctx.networks?.releaseAttachment(id);
+    }
+  } catch {
+    // Housekeeping: what it could not free is there for the next engine's sweep; a create
+    // does not depend on it (and reports its own failures).
+  }
 }
