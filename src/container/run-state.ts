@@ -174,7 +174,7 @@ export class RunStates {
 
   /**
    * Waits until the container is not running and returns its exit code. A container that was
-   * never started resolves at once (Docker's `not-running` condition).
+   * never started resolves at once (Docker's `not-running` condition). `get` resolves `ref`.
    */
   async wait(get: (ref: string) => Promise<ContainerRecord>, ref: string, signal?: AbortSignal, condition: WaitCondition = 'not-running'): Promise<{ exitCode: number; record?: ContainerRecord }> {
     let rec: ContainerRecord;
