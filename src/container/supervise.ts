@@ -107,7 +107,10 @@ export class Supervisor {
         if (!now || now.state.status !== 'restarting' || now.state.manualStop) return;
         await this.#core.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'exited' } }));
         await this.#start(rec.id);
-      })().catch(() => undefined);
+      })().catch(() => {
+        // Nobody awaits a timer: a restart that fails leaves the container exited, with the
+        // start's failure in its record (`state.error`, see ContainerService.start).
+      });
     }, delay);
   }
 }
