@@ -21,7 +21,7 @@ import { SIGNALS } from '../runtime/host.js';
 import { currentBootId, isSameProcess } from '../runtime/proc.js';
 import { parseExitRecord, type ExitRecord } from '../runtime/protocol.js';
 import type { ContainerCore } from './context.js';
-import { labelOf, type ContainerRecord } from './record.js';
+import { labelOf, type ContainerRecord, type ContainerStatus } from './record.js';
 import type { RunResources } from './run-resources.js';
 import { can, isActive } from './status.js';
 
@@ -42,6 +42,21 @@ export interface UnrecordedExit {
   /** Its `die` event is in the log. */
   died: boolean;
 }
+
+/** Filters of {@link RunStates.list}. */
+export interface ContainerListFilter {
+  /** Include stopped containers (default: running only, as `docker ps`). */
+  all?: boolean;
+  /** Label filters: `key` or `key=value`; all must match. */
+  label?: string[];
+  /** Name substrings; any may match. */
+  name?: string[];
+  /** Statuses; any may match. */
+  status?: ContainerStatus[];
+}
+
+/** The records' indexed subset of containers recorded as active (see {@link isActive}). */
+export const ACTIVE_SUBSET = 'active';
 
 /** The runs of one engine's containers. */
 export class RunStates {
@@ -221,5 +236,34 @@ export class RunStates {
     } finally {
       hold();
     }
+  }
+
+  /** Ids of containers (any status, or active only) that mount volume `name`. */
+  async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
+    const recs = await this.#core.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {});
+    return (await Promise.all(recs.map((r) => (activeOnly ? this.refresh(r) : r))))
+      .filter((r) => (!activeOnly || isActive(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
+      .map((r) => r.id);
+  }
+
+  /**
+   * Lists containers (running only unless `all`), newest first. Without `all`, and with only
+   * active statuses asked for, only the records of active containers are read (an index).
+   */
+  async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
+    const activeOnly = !filter.all && (filter.status ?? []).every((s) => isActive(s));
+    const refreshed = await Promise.all((await this.#core.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {})).map((r) => this.refresh(r)));
+    // A refresh may have recorded an exit and auto-removed the container.
+    const present = await Promise.all(refreshed.map((r) => (r.config.autoRemove ? this.#core.records.has(r.id) : true)));
+    const recs = refreshed.filter((_, i) => present[i]);
+    return recs
+      .filter((r) => (filter.all || filter.status?.length ? true : isActive(r.state.status)))
+      .filter((r) => !filter.status?.length || filter.status.includes(r.state.status))
+      .filter((r) => !filter.name?.length || filter.name.some((n) => r.name.includes(n.replace(/^\//, ''))))
+      .filter((r) => (filter.label ?? []).every((l) => {
+        const i = l.indexOf('=');
+        return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
+      }))
+      .sort((a, b) => b.created.localeCompare(a.created));
   }
 }

@@ -24,8 +24,8 @@ import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.
 import { closeFd as close, commandLines, signalProcess, SIGNALS } from '../runtime/host.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
 import { open as openFd } from '../kernel/fd.js';
-import { copyHolderFd } from './stdio.js';
-import { containerRecordSchema, initialState, labelOf, type ContainerRecord, type ContainerStatus } from './record.js';
+import { copyRunStdio } from './stdio.js';
+import { containerRecordSchema, initialState, labelOf, type ContainerRecord } from './record.js';
 import type { ContainerCreateOptions } from './options.js';
 import { createContainer } from './create.js';
 import { toNetworkSettings, type NetworkSettings } from './info.js';
@@ -34,7 +34,7 @@ import { assertCan, can, isActive, stateError, type ContainerVerb } from './stat
 import type { ContainerCore, ContainerServiceContext } from './context.js';
 import { runExec, startExec, type ExecOptions, type ExecResult, type StartedExec } from './exec.js';
 import { attachCleanupErrors, RunResources } from './run-resources.js';
-import { RunStates, type WaitCondition } from './run-state.js';
+import { ACTIVE_SUBSET, RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
 import { discardDir, sweepOnce } from './sweep.js';
@@ -43,27 +43,12 @@ import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './unio
 
 export type { ContainerNetworks, ContainerRuntime, ContainerServiceContext, ContainerVolumes } from './context.js';
 export type { ExecOptions, ExecResult, StartedExec } from './exec.js';
-export type { WaitCondition } from './run-state.js';
+export type { ContainerListFilter, WaitCondition } from './run-state.js';
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
 function mountPoints(rec: ContainerRecord): Set<string> {
   return new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', ...rec.config.mounts.map((m) => m.target.replace(/\/+$/, ''))]);
 }
-
-/** Filters of {@link ContainerService.list}. */
-export interface ContainerListFilter {
-  /** Include stopped containers (default: running only, as `docker ps`). */
-  all?: boolean;
-  /** Label filters: `key` or `key=value`; all must match. */
-  label?: string[];
-  /** Name substrings; any may match. */
-  name?: string[];
-  /** Statuses; any may match. */
-  status?: ContainerStatus[];
-}
-
-/** The records' indexed subset of containers recorded as active (see {@link isActive}). */
-const ACTIVE_SUBSET = 'active';
 
 /** The container manager of one engine. */
 export class ContainerService {
@@ -145,7 +130,6 @@ export class ContainerService {
       throw isNoSpace(e) ? fsError(e, 'write', p.runDir) : e;
     });
   }
-
 
   async #start(first: ContainerRecord, p: ContainerPaths): Promise<ContainerRecord> {
     return withLock(p.lock, async () => {
@@ -263,7 +247,6 @@ export class ContainerService {
     return rec;
   }
 
-
   /** Removes a container. A running one is refused unless `force` (then it is killed first). */
   async remove(ref: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     let rec = await this.get(ref);
@@ -304,10 +287,7 @@ export class ContainerService {
 
   /** Ids of containers (any status, or active only) that mount volume `name`. */
   async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
-    const recs = await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {});
-    return (await Promise.all(recs.map((r) => (activeOnly ? this.#runs.refresh(r) : r))))
-      .filter((r) => (!activeOnly || isActive(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
-      .map((r) => r.id);
+    return this.#runs.volumeUsers(name, activeOnly);
   }
 
   /**
@@ -315,20 +295,7 @@ export class ContainerService {
    * active statuses asked for, only the records of active containers are read (an index).
    */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
-    const activeOnly = !filter.all && (filter.status ?? []).every((s) => isActive(s));
-    const refreshed = await Promise.all((await this.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {})).map((r) => this.#runs.refresh(r)));
-    // A refresh may have recorded an exit and auto-removed the container.
-    const present = await Promise.all(refreshed.map((r) => (r.config.autoRemove ? this.records.has(r.id) : true)));
-    const recs = refreshed.filter((_, i) => present[i]);
-    return recs
-      .filter((r) => (filter.all || filter.status?.length ? true : isActive(r.state.status)))
-      .filter((r) => !filter.status?.length || filter.status.includes(r.state.status))
-      .filter((r) => !filter.name?.length || filter.name.some((n) => r.name.includes(n.replace(/^\//, ''))))
-      .filter((r) => (filter.label ?? []).every((l) => {
-        const i = l.indexOf('=');
-        return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
-      }))
-      .sort((a, b) => b.created.localeCompare(a.created));
+    return this.#runs.list(filter);
   }
 
   /**
@@ -355,15 +322,8 @@ export class ContainerService {
    */
   async stdinOf(ref: string, input = true): Promise<{ record: ContainerRecord; stdin?: number; tty?: number }> {
     const rec = await this.get(ref);
-    const s = rec.state;
-    assertCan('attach', s.status, this.#label(rec));
-    const io = s.stdio;
-    if (!io || !input) return { record: rec };
-    const alive = () => isSameProcess(s.pid, s.startTime);
-    // The fds are held by the run's owner (the zygote, or a detached container's monitor).
-    const stdin = io.stdinFd !== undefined ? copyHolderFd(s.ownerPid, s.ownerStart, io.stdinFd, 'pipe', alive) : undefined;
-    const tty = io.ttyFd !== undefined ? copyHolderFd(s.ownerPid, s.ownerStart, io.ttyFd, 'terminal', alive) : undefined;
-    return { record: rec, ...(stdin !== undefined ? { stdin } : {}), ...(tty !== undefined ? { tty } : {}) };
+    assertCan('attach', rec.state.status, this.#label(rec));
+    return { record: rec, ...(input ? copyRunStdio(rec.state) : {}) };
   }
 
   /** Whether the container's current run is still going (its process alive). */
@@ -541,7 +501,6 @@ export class ContainerService {
   async networkSettings(id: string): Promise<NetworkSettings> {
     return toNetworkSettings((await this.#ctx.networks?.attachmentsOf(id)) ?? []);
   }
-
 
   /** Ids of containers created from image `imageId` (used to refuse removing it). */
   async imageUsers(imageId: string): Promise<string[]> {

@@ -11,6 +11,7 @@
 import { fstatSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { KernelError } from '../errors.js';
+import type { ContainerState } from './record.js';
 import { closeFd as close, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking } from '../runtime/host.js';
 
 /** Whether `e` says the process or its fd is gone (`ESRCH`, `EBADF`). */
@@ -113,4 +114,18 @@ export function copyHolderFd(holderPid: number, holderStart: number, fd: number,
   } finally {
     close(pidfd);
   }
+}
+
+/**
+ * Copies, into this process, the stdin pipe's write end and terminal master of the run `state`
+ * describes, from the run's owner that holds them (the zygote, or a detached container's monitor;
+ * `state.stdio` has their numbers there). Each absent when the run has none, or no longer runs.
+ */
+export function copyRunStdio(state: ContainerState): { stdin?: number; tty?: number } {
+  const io = state.stdio;
+  if (!io) return {};
+  const alive = () => isSameProcess(state.pid, state.startTime);
+  const stdin = io.stdinFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.stdinFd, 'pipe', alive) : undefined;
+  const tty = io.ttyFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.ttyFd, 'terminal', alive) : undefined;
+  return { ...(stdin !== undefined ? { stdin } : {}), ...(tty !== undefined ? { tty } : {}) };
 }
