@@ -8,10 +8,9 @@ import { Engine, engineOption } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { parseOptions, parseSignal, resourcesSchema } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
-import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
+import { linesToText, type LogLine, type LogsOptions } from './logs.js';
 import type { ExecResult, WaitCondition } from './service.js';
 import { ContainerAttachment, ContainerProcess } from './process.js';
-import { followRecords, logEnd } from './logs.js';
 import type { ResourceOptions } from '../runtime/cgroups/index.js';
 import { attachCleanupErrors } from './run-resources.js';
 import {
@@ -192,17 +191,9 @@ export class Container {
    */
   async attach(options: ContainerAttachOptions = {}): Promise<ContainerAttachment> {
     const o = parseOptions(attachSchema, options);
-    const svc = this.#svc;
-    const { record, stdin, tty } = await svc.stdinOf(this.ref, o.stdin !== false);
-    const log = { path: svc.paths(record.id).log, maxFile: record.config.log.maxFile };
-    // The starting point is fixed now: output written from here on is never missed.
-    const from = o.logs ? 'start' : (await logEnd(log.path)) ?? 'start';
-    return new ContainerAttachment({
-      records: (signal) => followRecords(log, { from, signal }, () => svc.isRunning(record.id)),
-      ...(stdin !== undefined ? { stdin } : {}),
-      ...(tty !== undefined ? { tty } : {}),
-    });
+    return new ContainerAttachment(await this.#svc.attach(this.ref, o));
   }
+
 
   /** The host port a container port is published on (`docker port`); undefined when it is not published. */
   async port(containerPort: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<number | undefined> {
@@ -291,10 +282,7 @@ export class Container {
     const o = parseOptions(logsSchema, options) as LogsOptions;
     const svc = this.#svc;
     const ref = this.ref;
-    const lines = async function* (): AsyncGenerator<LogLine> {
-      const rec = await svc.get(ref);
-      yield* readLogLines({ path: svc.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, () => svc.isRunning(rec.id));
-    };
+    const lines = () => svc.logLines(ref, o);
     return {
       [Symbol.asyncIterator]: () => lines(),
       then(onFulfilled, onRejected) {

@@ -24,7 +24,8 @@ import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.
 import { closeFd as close, commandLines, signalProcess, SIGNALS } from '../runtime/host.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
 import { open as openFd } from '../kernel/fd.js';
-import { copyRunStdio } from './stdio.js';
+import { copyRunStdio, type AttachSource } from './stdio.js';
+import { followRecords, logEnd, readLogLines, type LogLine, type LogsOptions } from './logs.js';
 import { containerRecordSchema, initialState, labelOf, type ContainerRecord } from './record.js';
 import type { ContainerCreateOptions } from './options.js';
 import { createContainer } from './create.js';
@@ -324,6 +325,28 @@ export class ContainerService {
     const rec = await this.get(ref);
     assertCan('attach', rec.state.status, this.#label(rec));
     return { record: rec, ...(input ? copyRunStdio(rec.state) : {}) };
+  }
+
+  /**
+   * Attaches to a running container (`docker attach`): its held stdin and terminal (with
+   * `stdin`, the default), and its output records from now on, or from the start with `logs`.
+   */
+  async attach(ref: string, o: { logs?: boolean; stdin?: boolean } = {}): Promise<AttachSource> {
+    const { record, stdin, tty } = await this.stdinOf(ref, o.stdin !== false);
+    const log = { path: this.paths(record.id).log, maxFile: record.config.log.maxFile };
+    // The starting point is fixed now: output written from here on is never missed.
+    const from = o.logs ? 'start' : (await logEnd(log.path)) ?? 'start';
+    return {
+      records: (signal) => followRecords(log, { from, signal }, () => this.isRunning(record.id)),
+      ...(stdin !== undefined ? { stdin } : {}),
+      ...(tty !== undefined ? { tty } : {}),
+    };
+  }
+
+  /** The output of a container as lines with stream and time (`docker logs`); with `follow`, until it stops. */
+  async *logLines(ref: string, o: LogsOptions = {}): AsyncGenerator<LogLine> {
+    const rec = await this.get(ref);
+    yield* readLogLines({ path: this.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, () => this.isRunning(rec.id));
   }
 
   /** Whether the container's current run is still going (its process alive). */

@@ -12,11 +12,22 @@ import { fstatSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { KernelError } from '../errors.js';
 import type { ContainerState } from './record.js';
+import type { LogRecord } from '../runtime/log-format.js';
 import { closeFd as close, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking } from '../runtime/host.js';
 
 /** Whether `e` says the process or its fd is gone (`ESRCH`, `EBADF`). */
 function isGone(e: unknown): boolean {
   return e instanceof KernelError && (e.errnoCode === 'ESRCH' || e.errnoCode === 'EBADF');
+}
+
+/** What a `ContainerAttachment` is built from (see `ContainerService.attach`). */
+export interface AttachSource {
+  /** The container's output records, from now (or from the start), until it stops or `signal` aborts. */
+  records(signal: AbortSignal): AsyncIterable<LogRecord>;
+  /** This process's copy of the container's stdin pipe, when it has one. */
+  stdin?: number;
+  /** This process's copy of its terminal's master, when it has one. */
+  tty?: number;
 }
 
 /** How long a write waits for room in a full pipe or terminal before trying again. */
