@@ -6,155 +6,28 @@
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
-import { CONTAINER_STATUSES } from './record.js';
-import { parseOptions, parseSignal, type ContainerCreateOptions } from './options.js';
+import { parseOptions, parseSignal, resourcesSchema } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
-import { linesToText, readLogLines, type LogLine, type LogsOptions } from './logs.js';
-import type { ExecOptions, ExecResult, WaitCondition } from './service.js';
+import { linesToText, type LogLine, type LogsOptions } from './logs.js';
+import type { ExecResult, WaitCondition } from './service.js';
 import { ContainerAttachment, ContainerProcess } from './process.js';
-import { followRecords, logEnd } from './logs.js';
-import { readFileSync } from 'node:fs';
-import { parseResources, resourceOptionsSchema, type CgroupStats, type ResourceOptions } from '../runtime/cgroups/index.js';
-import { withDefaultSwap } from './defaults.js';
+import type { ResourceOptions } from '../runtime/cgroups/index.js';
+import { attachCleanupErrors } from './run-resources.js';
+import {
+  attachSchema, commitSchema, execSchema, listSchema, logsSchema, NAME_RE, spawnSchema, toExecOptions, toList,
+  type ContainerAttachOptions, type ContainerCommitOptions, type ContainerExecOptions, type ContainerListOptions, type ContainerLogs,
+  type ContainerSpawnOptions, type ContainerStats, type CreateOptions, type EngineOption, type RunOptions, type WaitResult,
+} from './handle-options.js';
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
 import { applyChanges } from '../image/changes.js';
 import type { OciContainerConfig } from '../image/image-config.js';
 import type { ContainerChange } from './fs/union.js';
 
-/** One sample of {@link Container.stats}. */
-export interface ContainerStats extends CgroupStats {
-  /** When it was taken. */
-  time: Date;
-}
-
-/** Options of {@link Container.commit}, as `docker commit`. */
-export interface ContainerCommitOptions {
-  /** Tag for the new image (`repo[:tag]`). Default: untagged. */
-  ref?: string;
-  /** Dockerfile instructions applied to the config (`CMD`, `ENV`, `LABEL`, `EXPOSE`, …). */
-  changes?: string | string[];
-  /** Commit message (the image's comment). */
-  message?: string;
-  /** Author. */
-  author?: string;
-}
-
-const commitSchema = z.strictObject({
-  ref: z.string().min(1).optional(),
-  changes: z.union([z.string(), z.array(z.string())]).optional(),
-  message: z.string().optional(),
-  author: z.string().optional(),
-});
-
-const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
-/** Options every handle method accepts. */
-export interface EngineOption {
-  /** The engine to use. Default {@link Engine.default}. */
-  engine?: Engine;
-}
-
-/** Options of {@link Container.create}. */
-export type CreateOptions = ContainerCreateOptions & EngineOption;
-
-/** Options of {@link Container.run}: create options without `image` and `command`. */
-export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption;
-
-/** Filters of {@link Container.list}. */
-export interface ContainerListOptions extends EngineOption {
-  /** Include stopped containers. Default: running ones only, as `docker ps`. */
-  all?: boolean;
-  /** `key` or `key=value` (one or several; all must match). */
-  label?: string | string[];
-  /** Name substring (one or several; any may match). */
-  name?: string | string[];
-  /** Status (one or several; any may match). */
-  status?: (typeof CONTAINER_STATUSES)[number] | Array<(typeof CONTAINER_STATUSES)[number]>;
-}
-
-/** Result of {@link Container.wait}. */
-export interface WaitResult {
-  /** Exit code (128 + signal number when a signal ended it). */
-  exitCode: number;
-}
-
-/**
- * The output of a container: await it for all the text, or iterate it for lines with stream and
- * time. With `follow`, both go on until the container stops.
- */
-export interface ContainerLogs extends PromiseLike<string>, AsyncIterable<LogLine> {}
-
-const toList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-
-const listSchema = z.strictObject({
-  engine: z.unknown().optional(),
-  all: z.boolean().optional(),
-  label: z.union([z.string(), z.array(z.string())]).optional(),
-  name: z.union([z.string(), z.array(z.string())]).optional(),
-  status: z.union([z.enum(CONTAINER_STATUSES), z.array(z.enum(CONTAINER_STATUSES))]).optional(),
-});
-
-/** Options of {@link Container.exec}. */
-export interface ContainerExecOptions {
-  /** Environment merged over the container's. */
-  env?: Record<string, string | number | boolean> | string[];
-  /** `user[:group]`; default the container's. */
-  user?: string;
-  /** Working directory; default the container's. */
-  workdir?: string;
-  /** Run it on a new terminal (`docker exec -t`): all its output is then in `stdout`, with `\r\n`. */
-  tty?: boolean;
-  /** The terminal's size with `tty`. Default 80 columns × 24 rows. */
-  consoleSize?: { cols: number; rows: number };
-}
-
-/** Options of {@link Container.spawn}. */
-export interface ContainerSpawnOptions extends ContainerExecOptions {
-  /** Give the process a stdin pipe (`docker exec -i`). Default true; false: /dev/null. Ignored with `tty`. */
-  stdin?: boolean;
-}
-
-/** Options of {@link Container.attach}. */
-export interface ContainerAttachOptions {
-  /** Replay the output recorded so far before following (`docker attach` with logs). Default false. */
-  logs?: boolean;
-  /** Take the container's input (when it has one). Default true. */
-  stdin?: boolean;
-}
-
-const consoleSize = z.strictObject({ cols: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) });
-const execSchema = z.strictObject({
-  env: z.union([z.record(z.string().regex(/^[^=\0]+$/), z.union([z.string(), z.number(), z.boolean()])), z.array(z.string().regex(/^[^=\0][^\0]*$/))]).optional(),
-  user: z.string().regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]').optional(),
-  workdir: z.string().refine((w) => w.startsWith('/'), 'must be an absolute path').optional(),
-  tty: z.boolean().optional(),
-  consoleSize: consoleSize.optional(),
-});
-const spawnSchema = execSchema.extend({ stdin: z.boolean().optional() });
-const attachSchema = z.strictObject({ logs: z.boolean().optional(), stdin: z.boolean().optional() });
-
-/** The service-level exec options for public exec/spawn options. */
-function toExecOptions(o: ContainerSpawnOptions): ExecOptions {
-  return {
-    ...(o.env !== undefined ? { env: o.env } : {}),
-    ...(o.user !== undefined ? { user: o.user } : {}),
-    ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
-    ...(o.tty ? { terminal: o.consoleSize ?? { cols: 80, rows: 24 } } : {}),
-    stdin: !o.tty && o.stdin !== false,
-  };
-}
-
-const time = z.union([z.date(), z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date')]);
-const logsSchema = z.strictObject({
-  follow: z.boolean().optional(),
-  since: time.optional(),
-  until: time.optional(),
-  tail: z.number().int().min(0).optional(),
-  timestamps: z.boolean().optional(),
-  stdout: z.boolean().optional(),
-  stderr: z.boolean().optional(),
-});
+export type {
+  ContainerAttachOptions, ContainerCommitOptions, ContainerExecOptions, ContainerListOptions, ContainerLogs, ContainerSpawnOptions,
+  ContainerStats, CreateOptions, EngineOption, RunOptions, WaitResult,
+} from './handle-options.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
@@ -201,7 +74,10 @@ export class Container {
     try {
       await c.start();
     } catch (e) {
-      await c.remove({ force: true }).catch(() => undefined);
+      await c.remove({ force: true }).catch((removal: unknown) => {
+        // Removed already (an auto-removed container) is what was wanted.
+        if ((removal as { code?: string }).code !== 'CONTAINER_NOT_FOUND') attachCleanupErrors(e, [removal]);
+      });
       throw e;
     }
     return c;
@@ -315,17 +191,9 @@ export class Container {
    */
   async attach(options: ContainerAttachOptions = {}): Promise<ContainerAttachment> {
     const o = parseOptions(attachSchema, options);
-    const svc = this.#svc;
-    const { record, stdin, tty } = await svc.stdinOf(this.ref, o.stdin !== false);
-    const log = { path: svc.paths(record.id).log, maxFile: record.config.log.maxFile };
-    // The starting point is fixed now: output written from here on is never missed.
-    const from = o.logs ? 'start' : (await logEnd(log.path)) ?? 'start';
-    return new ContainerAttachment({
-      records: (signal) => followRecords(log, { from, signal }, () => svc.isRunning(record.id)),
-      ...(stdin !== undefined ? { stdin } : {}),
-      ...(tty !== undefined ? { tty } : {}),
-    });
+    return new ContainerAttachment(await this.#svc.attach(this.ref, o));
   }
+
 
   /** The host port a container port is published on (`docker port`); undefined when it is not published. */
   async port(containerPort: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<number | undefined> {
@@ -346,8 +214,8 @@ export class Container {
 
   /** Changes its limits, live when it runs, as `docker update`. */
   async update(options: { resources: ResourceOptions }): Promise<void> {
-    const o = parseOptions(z.strictObject({ resources: resourceOptionsSchema }), options);
-    await this.#svc.update(this.ref, withDefaultSwap(parseResources(o.resources, 'resources')));
+    const o = parseOptions(z.strictObject({ resources: resourcesSchema }), options);
+    await this.#svc.update(this.ref, o.resources);
   }
 
   /**
@@ -371,16 +239,7 @@ export class Container {
 
   /** Its processes (host pids and command lines), as `docker top`. */
   async top(): Promise<Array<{ pid: number; command: string }>> {
-    const pids = await this.#svc.pids(this.ref);
-    return pids.map((pid) => {
-      let command = '';
-      try {
-        command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-      } catch {
-        // Gone in between.
-      }
-      return { pid, command };
-    }).filter((p) => p.command !== '');
+    return this.#svc.top(this.ref);
   }
 
   /** Stops it: its stop signal, then SIGKILL after `timeout` seconds (default: its stopTimeout, 10). */
@@ -423,18 +282,7 @@ export class Container {
     const o = parseOptions(logsSchema, options) as LogsOptions;
     const svc = this.#svc;
     const ref = this.ref;
-    const lines = async function* (): AsyncGenerator<LogLine> {
-      const rec = await svc.get(ref);
-      const isRunning = async () => {
-        try {
-          const s = (await svc.get(rec.id)).state.status;
-          return s === 'running' || s === 'paused' || s === 'restarting';
-        } catch {
-          return false;
-        }
-      };
-      yield* readLogLines({ path: svc.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, isRunning);
-    };
+    const lines = () => svc.logLines(ref, o);
     return {
       [Symbol.asyncIterator]: () => lines(),
       then(onFulfilled, onRejected) {

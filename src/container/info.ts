@@ -5,7 +5,9 @@
  * @module
  */
 import type { IdMapping } from '../runtime/plan.js';
+import type { Attachment } from '../network/service.js';
 import type { ContainerRecord, ContainerStatus } from './record.js';
+import { isActive } from './status.js';
 
 /** What `container.inspect()` returns. */
 export interface ContainerInfo {
@@ -110,6 +112,18 @@ export interface NetworkSettings {
   networks: Record<string, { ipAddress: string; gateway: string; macAddress: string; aliases: string[] }>;
 }
 
+/** The {@link NetworkSettings} of a container's attachments. */
+export function toNetworkSettings(atts: Attachment[]): NetworkSettings {
+  const out: NetworkSettings = { ipAddress: '', ports: [], networks: {} };
+  for (const { network, endpoint } of atts) {
+    const prefix = network.subnet.split('/')[1];
+    out.networks[network.name] = { ipAddress: `${endpoint.address}/${prefix}`, gateway: network.gateway, macAddress: endpoint.mac, aliases: endpoint.aliases };
+    out.ipAddress ||= endpoint.address;
+    out.ports.push(...endpoint.ports);
+  }
+  return out;
+}
+
 /** One row of `Container.list()`. */
 export interface ContainerSummary {
   /** Full id. */
@@ -135,7 +149,7 @@ export interface ContainerSummary {
 /** Maps a record to {@link ContainerInfo}. */
 export function toInfo(r: ContainerRecord, logPath: string, networkSettings: NetworkSettings = { ipAddress: '', ports: [], networks: {} }): ContainerInfo {
   const s = r.state;
-  const active = s.status === 'running' || s.status === 'paused' || s.status === 'restarting';
+  const active = isActive(s.status);
   return {
     id: r.id,
     name: r.name,

@@ -8,8 +8,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
-import { RLIMITS, RLIM_INFINITY } from '../kernel/constants.js';
-import { getrlimit } from '../kernel/process.js';
+import { RLIMITS, RLIM_INFINITY, getrlimit } from '../runtime/host.js';
 import { sysctlPath, type RuntimeRlimit } from '../runtime/plan.js';
 
 /** A resource limit as Docker's API holds it (`--ulimit nofile=1024:2048`); -1 is unlimited. */

@@ -180,7 +180,10 @@ export function createBindSources(dirs: string[]): void {
 export function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
-  } catch {
-    return false;
+  } catch (e) {
+    // Missing (or under a file): not a directory.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw e;
   }
 }

@@ -9,10 +9,11 @@ import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { parseIp } from '../network/ipam.js';
 import { parsePortSpec, type PortBinding } from '../network/ports.js';
-import { SIGNALS } from '../kernel/constants.js';
+import { SIGNALS } from '../runtime/host.js';
 import { normalizeCapability } from '../runtime/capabilities.js';
 import { mountOptionsSchema, type MountOptions } from './mounts.js';
-import { resourceOptionsSchema, type ResourceOptions } from '../runtime/cgroups/index.js';
+import { parseResources, type CgroupLimits, type ResourceOptions } from '../runtime/cgroups/index.js';
+import { withDefaultSwap } from './defaults.js';
 import { oomScoreAdjSchema, sysctlRefusal, sysctlsSchema, ulimitsSchema, type Ulimit } from './limits.js';
 import { SECCOMP_OPTION_RE } from './seccomp.js';
 import { usernsOptionSchema, type UsernsOption } from './userns.js';
@@ -32,6 +33,22 @@ const portSpec = z.string().transform((spec, ctx): PortBinding[] => {
     return parsePortSpec(spec, '');
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * `resources` as given (Docker's flags, sizes such as `'256m'`), validated and resolved once to the
+ * limits a cgroup driver takes ({@link CgroupLimits}, stored so in the record). A refusal names the
+ * field, e.g. `resources.memory`.
+ */
+export const resourcesSchema: z.ZodType<CgroupLimits, unknown> = z.record(z.string(), z.unknown()).transform((v, ctx) => {
+  try {
+    return withDefaultSwap(parseResources(v, ''));
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
+    const field = e.field.split('.');
+    ctx.addIssue({ code: 'custom', path: field, message: e.message.slice(`invalid ${e.field}: `.length) });
     return z.NEVER;
   }
 });
@@ -79,7 +96,7 @@ export const createOptionsSchema = z.strictObject({
   mounts: z.array(mountOptionsSchema).optional(),
   volumes: z.array(z.string()).optional(),
   volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
-  resources: resourceOptionsSchema.optional(),
+  resources: resourcesSchema.optional(),
   ulimits: ulimitsSchema.optional(),
   sysctls: sysctlsSchema.optional(),
   oomScoreAdj: oomScoreAdjSchema.optional(),
@@ -135,7 +152,7 @@ function networkConflicts(o: { network?: string | undefined; ports?: unknown[] |
  * Create options as {@link createOptionsSchema} returns them: checked, with `ports` parsed into
  * bindings (what the record stores).
  */
-export type CheckedCreateOptions = Omit<ContainerCreateOptions, 'ports'> & { ports?: PortBinding[] };
+export type CheckedCreateOptions = Omit<ContainerCreateOptions, 'ports' | 'resources'> & { ports?: PortBinding[]; resources?: CgroupLimits };
 
 /**
  * What a container is made from. Unknown options, malformed values and NUL bytes in any string

@@ -6,13 +6,11 @@
  * @module
  */
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { close, dup } from '../kernel/fd.js';
-import { setWindowSize } from '../kernel/pty.js';
-import { SIGNALS } from '../kernel/constants.js';
+import { closeFd as close, dup, setWindowSize, SIGNALS } from '../runtime/host.js';
 import { InvalidArgumentError, StateError } from '../errors.js';
 import { FdWritable } from './stdio.js';
 import type { StartedExec } from './service.js';
-import type { LogRecord } from '../runtime/log-format.js';
+import type { AttachSource } from './stdio.js';
 
 /** How a process ended. */
 export interface ProcessExit {
@@ -146,16 +144,6 @@ export class ContainerProcess {
     const r = this.#running!;
     this.#starter.signal(r.pid, r.startTime, n);
   }
-}
-
-/** What a {@link ContainerAttachment} is built from. */
-export interface AttachSource {
-  /** The container's output records, from now (or from the start), until it stops or `signal` aborts. */
-  records(signal: AbortSignal): AsyncIterable<LogRecord>;
-  /** This process's copy of the container's stdin pipe, when it has one. */
-  stdin?: number;
-  /** This process's copy of its terminal's master, when it has one. */
-  tty?: number;
 }
 
 /**

@@ -28,6 +28,23 @@ const recordedPortsSchema = z.preprocess(
 );
 import { logLimitsSchema } from './log-options.js';
 import { DEFAULT_LOG_LIMITS } from '../runtime/log-writer.js';
+import type { CgroupLimits } from '../runtime/cgroups/index.js';
+
+/**
+ * Schema of {@link CgroupLimits} as recorded. Records written before the limits were typed hold the
+ * same numbers and strings (they were resolved at create then too).
+ */
+const cgroupLimitsSchema: z.ZodType<CgroupLimits> = z.object({
+  memory: z.number().int().optional(),
+  memoryReservation: z.number().int().optional(),
+  memorySwap: z.number().int().optional(),
+  cpuQuota: z.number().int().optional(),
+  cpuPeriod: z.number().int().optional(),
+  cpuShares: z.number().int().optional(),
+  cpusetCpus: z.string().optional(),
+  cpusetMems: z.string().optional(),
+  pids: z.number().int().optional(),
+});
 
 /** Docker's container statuses. */
 export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting', 'exited', 'dead'] as const;
@@ -68,7 +85,8 @@ export const containerRecordSchema = z.object({
     stopSignal: z.number().int(),
     stopTimeout: z.number().int(),
     mounts: z.array(resolvedMountSchema),
-    resources: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
+    /** Resource limits, resolved at create (kernel units, as a cgroup driver takes them). */
+    resources: cgroupLimitsSchema.default({}),
     ulimits: z.array(z.object({ name: z.string(), soft: z.number().int(), hard: z.number().int() })).default([]),
     sysctls: z.record(z.string(), z.string()).default({}),
     oomScoreAdj: z.number().int().nullable().default(null),
@@ -97,7 +115,6 @@ export const containerRecordSchema = z.object({
     exitCode: z.number().int().nullable(),
     signal: z.number().int().nullable(),
     error: z.string(),
-    stopping: z.boolean(),
     oomKilled: z.boolean().default(false),
     restartCount: z.number().int().default(0),
     health: z.object({
@@ -108,11 +125,12 @@ export const containerRecordSchema = z.object({
     /** Stopped or killed through berth: the restart policy does not apply. */
     manualStop: z.boolean().default(false),
     /**
-     * Where an attacher finds the running process's stdin: the process holding the write end of
-     * its stdin pipe and the master of its terminal (the zygote, or a detached container's
-     * monitor), and those fds' numbers there (copied with pidfd_getfd).
+     * Where an attacher finds the running process's stdin: the numbers, in the process that owns
+     * the run (`ownerPid`: the zygote, or a detached container's monitor, which holds the write
+     * end of its stdin pipe and the master of its terminal), of those fds (copied with
+     * pidfd_getfd). Records written before this held the owner here a second time (ignored).
      */
-    stdio: z.object({ holderPid: z.number().int(), holderStart: z.number().int(), stdinFd: z.number().int().optional(), ttyFd: z.number().int().optional() }).nullable().default(null),
+    stdio: z.object({ stdinFd: z.number().int().optional(), ttyFd: z.number().int().optional() }).nullable().default(null),
   }),
 });
 
@@ -126,6 +144,11 @@ export type ContainerState = ContainerRecord['state'];
 export function initialState(): ContainerState {
   return {
     status: 'created', pid: 0, startTime: 0, bootId: '', ownerPid: 0, ownerStart: 0, startedAt: null, finishedAt: null,
-    exitCode: null, signal: null, error: '', stopping: false, oomKilled: false, restartCount: 0, manualStop: false, stdio: null, health: { status: 'none', failingStreak: 0, log: [] },
+    exitCode: null, signal: null, error: '', oomKilled: false, restartCount: 0, manualStop: false, stdio: null, health: { status: 'none', failingStreak: 0, log: [] },
   };
+}
+
+/** How messages name a container: its name in quotes, or the short id when it has none. */
+export function labelOf(rec: ContainerRecord): string {
+  return rec.name ? `'${rec.name}'` : rec.id.slice(0, 12);
 }

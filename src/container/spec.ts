@@ -7,12 +7,11 @@
  */
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
-import { resolveCapabilities, withDefaultSwap } from './defaults.js';
+import { resolveCapabilities } from './defaults.js';
 import type { RuntimeSpec, UserMount } from '../runtime/plan.js';
 import type { PlanInterface } from '../runtime/plan-interface.js';
 import { hostsFileContent } from '../network/hosts.js';
 import { isDirectory, type ResolvedMount } from './mounts.js';
-import { parseResources } from '../runtime/cgroups/index.js';
 import { parseSignal, type CheckedCreateOptions, type ContainerCreateOptions } from './options.js';
 import { defaultSysctls, resolveSysctls, resolveUlimits, runtimeRlimits } from './limits.js';
 import type { CgroupView } from '../runtime/cgroups/index.js';
@@ -135,7 +134,7 @@ export function buildConfig(
       consoleSize: opts.consoleSize ?? { cols: 80, rows: 24 },
       restart: opts.restart ?? 'no',
       healthcheck: resolveHealthcheck(opts.healthcheck ?? image.healthcheck ?? null),
-      resources: { ...withDefaultSwap(parseResources(opts.resources ?? {})) } as Record<string, number | string>,
+      resources: opts.resources ?? {},
       ulimits: resolveUlimits(opts.ulimits ?? []),
       sysctls: resolveSysctls(opts.sysctls ?? {}, opts.network ?? 'bridge'),
       oomScoreAdj: opts.oomScoreAdj ?? null,

@@ -10,9 +10,25 @@
  */
 import { fstatSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { close, setNonBlocking } from '../kernel/fd.js';
-import { pidfdGetfd, pidfdOpen } from '../kernel/process.js';
-import { isSameProcess } from '../runtime/proc.js';
+import { KernelError } from '../errors.js';
+import type { ContainerState } from './record.js';
+import type { LogRecord } from '../runtime/log-format.js';
+import { closeFd as close, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking } from '../runtime/host.js';
+
+/** Whether `e` says the process or its fd is gone (`ESRCH`, `EBADF`). */
+function isGone(e: unknown): boolean {
+  return e instanceof KernelError && (e.errnoCode === 'ESRCH' || e.errnoCode === 'EBADF');
+}
+
+/** What a `ContainerAttachment` is built from (see `ContainerService.attach`). */
+export interface AttachSource {
+  /** The container's output records, from now (or from the start), until it stops or `signal` aborts. */
+  records(signal: AbortSignal): AsyncIterable<LogRecord>;
+  /** This process's copy of the container's stdin pipe, when it has one. */
+  stdin?: number;
+  /** This process's copy of its terminal's master, when it has one. */
+  tty?: number;
+}
 
 /** How long a write waits for room in a full pipe or terminal before trying again. */
 const RETRY_MS = 5;
@@ -84,8 +100,10 @@ export function copyHolderFd(holderPid: number, holderStart: number, fd: number,
   let pidfd: number;
   try {
     pidfd = pidfdOpen(holderPid);
-  } catch {
-    return undefined;
+  } catch (e) {
+    // The holder is gone: so is what it held.
+    if (isGone(e)) return undefined;
+    throw e;
   }
   let copy = -1;
   try {
@@ -99,10 +117,26 @@ export function copyHolderFd(holderPid: number, holderStart: number, fd: number,
       return undefined;
     }
     return copy;
-  } catch {
+  } catch (e) {
     if (copy >= 0) close(copy);
-    return undefined;
+    // The holder exited, or closed the fd, in between.
+    if (isGone(e)) return undefined;
+    throw e;
   } finally {
     close(pidfd);
   }
+}
+
+/**
+ * Copies, into this process, the stdin pipe's write end and terminal master of the run `state`
+ * describes, from the run's owner that holds them (the zygote, or a detached container's monitor;
+ * `state.stdio` has their numbers there). Each absent when the run has none, or no longer runs.
+ */
+export function copyRunStdio(state: ContainerState): { stdin?: number; tty?: number } {
+  const io = state.stdio;
+  if (!io) return {};
+  const alive = () => isSameProcess(state.pid, state.startTime);
+  const stdin = io.stdinFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.stdinFd, 'pipe', alive) : undefined;
+  const tty = io.ttyFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.ttyFd, 'terminal', alive) : undefined;
+  return { ...(stdin !== undefined ? { stdin } : {}), ...(tty !== undefined ? { tty } : {}) };
 }

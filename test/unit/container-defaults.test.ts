@@ -1,3 +1,4 @@
+import { resourcesSchema } from '../../src/container/options.js';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { parseResources } from '../../src/runtime/cgroups/index.js';
@@ -44,7 +45,8 @@ describe('Docker policy lives in the container service, not in the runtime', () 
     expect(withDefaultSwap(parseResources({ memory: '64m', memorySwap: '96m' }))).toEqual({ memory: 64 * MiB, memorySwap: 96 * MiB });
     expect(withDefaultSwap(parseResources({ memory: '64m', memorySwap: -1 }))).toEqual({ memory: 64 * MiB, memorySwap: -1 });
     expect(withDefaultSwap(parseResources({ pids: 10 }))).toEqual({ pids: 10 });
-    const { config } = buildConfig('a'.repeat(64), { cmd: ['sh'] }, { image: 'x', resources: { memory: '32m' } });
+    // The create options' schema parses the limits once and gives the default swap.
+    const { config } = buildConfig('a'.repeat(64), { cmd: ['sh'] }, { image: 'x', resources: resourcesSchema.parse({ memory: '32m' }) });
     expect(config.resources).toEqual({ memory: 32 * MiB, memorySwap: 64 * MiB });
   });
 });

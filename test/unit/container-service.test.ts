@@ -3,7 +3,8 @@
  * processes, so signals and liveness checks are real while no namespace or mount is made.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ContainerService, type ContainerRuntime } from '../../src/container/service.js';
 import { StartFailure } from '../../src/runtime/zygote-client.js';
@@ -12,6 +13,7 @@ import type { ExitRecord } from '../../src/runtime/protocol.js';
 import type { Plan } from '../../src/runtime/plan.js';
 import type { ExecPlan } from '../../src/runtime/init.js';
 import { tempDir } from '../helpers/tmp.js';
+import { containerRecordSchema } from '../../src/container/record.js';
 import { fakeVolumes } from '../helpers/fake-volumes.js';
 
 class FakeRuntime implements ContainerRuntime {
@@ -20,6 +22,8 @@ class FakeRuntime implements ContainerRuntime {
   readonly #listeners = new Set<(id: string, s: ExitRecord) => void>();
   fail: StartFailure | undefined;
   pid: number | undefined = process.pid;
+  /** The fds the runtime reports holding for the container's stdio. */
+  stdio: { stdinFd?: number } = {};
 
   async start(plan: Plan, _log: string, exitPath: string) {
     this.plans.push(plan);
@@ -37,7 +41,7 @@ class FakeRuntime implements ContainerRuntime {
       }
       for (const l of this.#listeners) l(plan.spec.id, status);
     });
-    return { pid: child.pid!, startTime: processStartTime(child.pid!)! };
+    return { pid: child.pid!, startTime: processStartTime(child.pid!)!, ...this.stdio };
   }
 
   onExit(listener: (id: string, s: ExitRecord) => void) {
@@ -71,23 +75,32 @@ function setup(root = tempDir('svc')) {
   const runtime = new FakeRuntime();
   runtimes.push(runtime);
   const events: Array<{ action: string; id: string }> = [];
+  /** Volumes acquired and not yet released, by name (a count: several containers may hold one). */
+  const held = new Map<string, number>();
+  const volumes = fakeVolumes();
+  volumes.acquire = async (n) => void held.set(n, (held.get(n) ?? 0) + 1);
+  volumes.release = async (n) => void (held.get(n) === 1 ? held.delete(n) : held.set(n, (held.get(n) ?? 0) - 1));
+  /** Set to make the network manager fail to release an endpoint. */
+  const faults: { releaseAttachment?: Error } = {};
   const svc = new ContainerService({
     root,
     zygote: runtime,
     networks: {
       prepareAttachment: async () => ({ bridge: 'br-test', hostIfName: 'vbtest', ifName: 'eth0', mac: '02:42:0a:00:00:02', address: '10.0.0.2/24', gateway: '10.0.0.1', mtu: 1500, defaultRoute: true }),
-      releaseAttachment: async () => undefined,
+      releaseAttachment: async () => {
+        if (faults.releaseAttachment) throw faults.releaseAttachment;
+      },
       hostsFileFor: async () => '127.0.0.1\tlocalhost\n',
       attachmentsOf: async () => [],
     },
-    volumes: fakeVolumes(),
+    volumes,
     appendEvent: async (e) => events.push(e),
     resolveImage: async (ref) => {
       if (ref !== 'img') throw Object.assign(new Error('no image'), { code: 'IMAGE_NOT_FOUND' });
       return { id: 'sha256:abc', config: { cmd: ['sh'], env: ['A=1'] }, layerDirs: ['/layers/a'] };
     },
   });
-  return { svc, runtime, events, root };
+  return { svc, runtime, events, root, held, faults };
 }
 
 describe('container manager', () => {
@@ -169,5 +182,62 @@ describe('container manager', () => {
     expect(Date.now() - t0).toBeLessThan(4000);
     expect(stopped.state.status).toBe('exited');
     await expect(svc.kill(rec.id, 9)).rejects.toMatchObject({ code: 'NOT_RUNNING' });
+  });
+
+  it('releases the volumes a failed start acquired', async () => {
+    const { svc, runtime, held } = setup();
+    runtime.fail = new StartFailure({ step: 'exec', message: 'exec: "x": executable file not found in $PATH', kind: 'command', exitCode: 127 });
+    const rec = await svc.create({ image: 'img', command: ['x'], volumes: ['data:/data'] });
+    await expect(svc.start(rec.id)).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND' });
+    expect([...held.keys()]).toEqual([]);
+  });
+
+  it('releases the volumes a start acquired when the container whose network it joins is not running', async () => {
+    const { svc, held } = setup();
+    await svc.create({ image: 'img', name: 'net' });
+    const rec = await svc.create({ image: 'img', network: 'container:net', volumes: ['data:/data'] });
+    await expect(svc.start(rec.id)).rejects.toMatchObject({ code: 'NOT_RUNNING', current: 'created', attempted: 'join' });
+    expect([...held.keys()]).toEqual([]);
+  });
+
+  it('attaches an endpoint a failed start could not release to the start error as its cause', async () => {
+    const { svc, runtime, faults } = setup();
+    runtime.fail = new StartFailure({ step: 'exec', message: 'exec: "x": executable file not found in $PATH', kind: 'command', exitCode: 127 });
+    faults.releaseAttachment = new Error('endpoint record unreadable');
+    const rec = await svc.create({ image: 'img', command: ['x'] });
+    const e = await svc.start(rec.id).then(() => undefined, (err: unknown) => err as Error);
+    expect(e).toMatchObject({ code: 'COMMAND_NOT_FOUND' });
+    expect(e?.cause).toBe(faults.releaseAttachment);
+  });
+
+  it('refuses to remove a container whose endpoint it cannot release, and keeps its record until it can', async () => {
+    const { svc, runtime, faults } = setup();
+    const rec = await svc.create({ image: 'img' });
+    await svc.start(rec.id);
+    runtime.children[0]!.kill('SIGKILL');
+    await svc.wait(rec.id);
+    faults.releaseAttachment = new Error('endpoint record unreadable');
+    await expect(svc.remove(rec.id)).rejects.toBe(faults.releaseAttachment);
+    expect((await svc.get(rec.id)).state.status).toBe('exited');
+    delete faults.releaseAttachment;
+    await svc.remove(rec.id);
+    await expect(svc.get(rec.id)).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+  });
+
+  it('records the process holding a run\'s stdio once, as the run\'s owner, and no stopping flag', async () => {
+    const { svc, runtime, root } = setup();
+    runtime.stdio = { stdinFd: 7 };
+    const rec = await svc.create({ image: 'img', stdin: true });
+    await svc.start(rec.id);
+    const stored = JSON.parse(readFileSync(join(root, 'containers', `${rec.id}.json`), 'utf8')) as { state: Record<string, unknown> };
+    expect(stored.state).toMatchObject({ ownerPid: process.pid, stdio: { stdinFd: 7 } });
+    expect(stored.state.stdio).not.toHaveProperty('holderPid');
+    expect(stored.state).not.toHaveProperty('stopping');
+  });
+
+  it('stores resource limits typed: a record whose limits hold a size string is refused', () => {
+    const resources = containerRecordSchema.shape.config.shape.resources;
+    expect(resources.parse({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' })).toEqual({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' });
+    expect(resources.safeParse({ memory: '256m' }).success).toBe(false);
   });
 });

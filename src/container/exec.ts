@@ -1,0 +1,136 @@
+/**
+ * Processes run in a running container, as `docker exec`: the exec plan built from the
+ * container's config, its start through the runtime, its events, and signalling it safely.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { BerthError, CommandError } from '../errors.js';
+import { StartFailure } from '../runtime/zygote-client.js';
+import { capabilityMask } from '../runtime/capabilities.js';
+import type { ExecPlan } from '../runtime/init.js';
+import { closeFd, stdinPipe } from '../runtime/host.js';
+import type { ExitRecord } from '../runtime/protocol.js';
+import { cgroupJoin, type ContainerCore } from './context.js';
+import { labelOf, type ContainerRecord } from './record.js';
+import { mergeEnv, processLimits } from './spec.js';
+import { seccompFilter } from './seccomp.js';
+import { assertCan, stateError } from './status.js';
+
+/** Options of `exec`. */
+export interface ExecOptions {
+  /** Environment merged over the container's. */
+  env?: Record<string, string | number | boolean> | string[];
+  /** `user[:group]`; default the container's user. */
+  user?: string;
+  /** Working directory; default the container's. */
+  workdir?: string;
+  /** Run it on a new terminal of this size (stdout and stderr are then one stream). */
+  terminal?: { cols: number; rows: number };
+  /** Give it a stdin pipe (without a terminal); default /dev/null. */
+  stdin?: boolean;
+}
+
+/** A process {@link ContainerService.startExec} started; the caller owns the fds. */
+export interface StartedExec {
+  /** Host pid. */
+  pid: number;
+  /** Its start time (clock ticks since boot), to signal it safely. */
+  startTime: number;
+  /** Resolves when it has ended and its output is delivered. */
+  exited: Promise<ExitRecord>;
+  /** This process's copy of its terminal's master (input, resizing). */
+  tty?: number;
+  /** The write end of its stdin pipe. */
+  stdin?: number;
+}
+
+/** What `exec` resolves with. */
+export interface ExecResult {
+  /** Exit code (128 + n for a signal). */
+  exitCode: number;
+  /** Everything the process wrote to stdout, as UTF-8 text. */
+  stdout: string;
+  /** Everything it wrote to stderr, as UTF-8 text. */
+  stderr: string;
+}
+
+/** What an exec's (single-threaded) child writes `0` to: v1 `tasks` files (no global lock), else `cgroup.procs`. */
+function execCgroupFiles(core: ContainerCore, id: string): string[] {
+  const how = cgroupJoin(core.ctx.cgroups, id);
+  return how.tasks ?? how.procs;
+}
+
+/**
+ * Runs `command` in the running container `rec` to its end, collecting its output (see
+ * {@link startExec}); with a terminal, all output is in `stdout`.
+ */
+export async function runExec(core: ContainerCore, rec: ContainerRecord, command: string[], opts: ExecOptions): Promise<ExecResult> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const running = await startExec(core, rec, command, { ...opts, stdin: false }, (stream, data) => (stream === 'stdout' ? out : err).push(data));
+  try {
+    const status = await running.exited;
+    return { exitCode: status.exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  } finally {
+    if (running.tty !== undefined) closeFd(running.tty);
+  }
+}
+
+/**
+ * Starts `command` in the running container `rec` and resolves once it runs, as `docker exec -i`
+ * (with `stdin`) or `-it` (with `terminal`); its output goes to `onOutput` as it comes. Throws the
+ * state error when `rec` does not run, `COMMAND_NOT_FOUND` when the command cannot be executed.
+ */
+export async function startExec(
+  core: ContainerCore, rec: ContainerRecord, command: string[], opts: ExecOptions, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
+): Promise<StartedExec> {
+  assertCan('exec', rec.state.status, labelOf(rec));
+  const c = rec.config;
+  const seccomp = seccompFilter(c.seccomp, c.privileged, c.capabilities);
+  const plan: ExecPlan = {
+    id: randomBytes(16).toString('hex'),
+    targetPid: rec.state.pid,
+    targetStartTime: rec.state.startTime,
+    process: {
+      args: command,
+      env: mergeEnv(c.env, opts.env),
+      cwd: opts.workdir ?? c.workdir,
+      user: opts.user ?? c.user,
+      noNewPrivileges: c.noNewPrivileges,
+      capabilities: c.capabilities,
+      ...(opts.terminal ? { terminal: opts.terminal } : {}),
+      ...processLimits(c),
+      ...(seccomp ? { seccomp } : {}),
+    },
+    capabilityMask: capabilityMask(c.capabilities).toString(),
+    cgroupProcs: execCgroupFiles(core, rec.id),
+  };
+  const pipe = opts.stdin && !opts.terminal ? stdinPipe() : undefined;
+  try {
+    const running = await core.ctx.zygote.exec(plan, onOutput, pipe ? { stdinFd: pipe[0] } : {});
+    // Docker's exec events (it creates and starts an exec in two calls; here they are one).
+    const execAttrs = { execID: plan.id, command: command.join(' ') };
+    // The exec runs already: an event that cannot be written (a full disk) does not undo it.
+    await core.event('exec_create', rec, execAttrs).catch(() => undefined);
+    await core.event('exec_start', rec, execAttrs).catch(() => undefined);
+    // The program was found, but the kernel may still refuse it (a bad binary format).
+    const exited = running.exited.then(async (s) => {
+      await core.event('exec_die', rec, { ...execAttrs, exitCode: String(s.exitCode) }).catch(() => undefined);
+      if (s.error?.kind === 'command') throw new CommandError(command[0] ?? '', s.exitCode, `cannot exec in container ${labelOf(rec)}: ${s.error.message}`);
+      return s;
+    });
+    return { ...running, exited, ...(pipe ? { stdin: pipe[1] } : {}) };
+  } catch (e) {
+    if (pipe) closeFd(pipe[1]);
+    if (!(e instanceof StartFailure)) throw e;
+    const f = e.failure;
+    if (f.kind === 'command') throw new CommandError(command[0] ?? '', f.exitCode, `cannot exec in container ${labelOf(rec)}: ${f.message}`);
+    if (f.step === 'join') throw stateError('exec', 'exited', labelOf(rec), { cause: e });
+    throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot exec in container ${labelOf(rec)}: ${f.message}`);
+  } finally {
+    // The zygote has its own copy of the read end by now.
+    if (pipe) closeFd(pipe[0]);
+  }
+}
+
