@@ -24,7 +24,14 @@ function setup(make: () => FakeTree): { tree: FakeTree; driver: CgroupDriver; ki
   const tree = make();
   trees.push(tree);
   const killed: number[] = [];
-  const driver = createCgroupDriver({ layout: tree.layout, fs: tree.fs, deviceFilter: tree.deviceFilter, timeoutMs: 500, pollMs: 2, kill: (pid) => void killed.push(pid) });
+  const driver = createCgroupDriver({
+    layout: tree.layout,
+    fs: tree.fs,
+    deviceFilter: tree.deviceFilter,
+    timeoutMs: 500,
+    pollMs: 2,
+    kill: (pid) => void killed.push(pid),
+  });
   return { tree, driver, killed };
 }
 

@@ -28,7 +28,11 @@ class FakeRuntime implements ContainerRuntime {
     this.children.push(child);
     await new Promise((r) => child.once('spawn', r));
     child.once('exit', (code, signal) => {
-      const status: ExitRecord = { pid: child.pid!, exitCode: signal ? 128 + (signal === 'SIGKILL' ? 9 : 15) : code!, finishedAt: Date.now() };
+      const status: ExitRecord = {
+        pid: child.pid!,
+        exitCode: signal ? 128 + (signal === 'SIGKILL' ? 9 : 15) : code!,
+        finishedAt: Date.now(),
+      };
       if (signal) status.signal = signal === 'SIGKILL' ? 9 : 15;
       try {
         writeFileSync(exitPath, JSON.stringify(status));
@@ -54,10 +58,14 @@ class FakeRuntime implements ContainerRuntime {
   /** Runs the exec's argv on the host (the fake has no namespaces), streaming its output. */
   async exec(plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void) {
     this.execs.push(plan);
-    const child = spawn(plan.process.args[0]!, plan.process.args.slice(1), { env: Object.fromEntries(plan.process.env.map((e) => e.split('='))) });
+    const child = spawn(plan.process.args[0]!, plan.process.args.slice(1), {
+      env: Object.fromEntries(plan.process.env.map((e) => e.split('='))),
+    });
     child.stdout.on('data', (d: Buffer) => onOutput('stdout', d));
     child.stderr.on('data', (d: Buffer) => onOutput('stderr', d));
-    const exited = new Promise<ExitRecord>((r) => child.on('close', (code) => r({ pid: child.pid!, exitCode: code ?? 1, finishedAt: Date.now() })));
+    const exited = new Promise<ExitRecord>((r) =>
+      child.on('close', (code) => r({ pid: child.pid!, exitCode: code ?? 1, finishedAt: Date.now() })),
+    );
     return { pid: child.pid!, startTime: 0, exited };
   }
 }
@@ -75,7 +83,16 @@ function setup(root = tempDir('svc')) {
     root,
     zygote: runtime,
     networks: {
-      prepareAttachment: async () => ({ bridge: 'br-test', hostIfName: 'vbtest', ifName: 'eth0', mac: '02:42:0a:00:00:02', address: '10.0.0.2/24', gateway: '10.0.0.1', mtu: 1500, defaultRoute: true }),
+      prepareAttachment: async () => ({
+        bridge: 'br-test',
+        hostIfName: 'vbtest',
+        ifName: 'eth0',
+        mac: '02:42:0a:00:00:02',
+        address: '10.0.0.2/24',
+        gateway: '10.0.0.1',
+        mtu: 1500,
+        defaultRoute: true,
+      }),
       releaseAttachment: async () => undefined,
       hostsFileFor: async () => '127.0.0.1\tlocalhost\n',
       attachmentsOf: async () => [],
@@ -116,7 +133,10 @@ describe('container manager', () => {
     const { svc } = setup();
     await svc.create({ image: 'img', name: 'a' });
     await expect(svc.create({ image: 'img', name: 'a' })).rejects.toMatchObject({ code: 'NAME_CONFLICT' });
-    await expect(svc.create({ image: 'img', name: 'b', user: 'x:y:z' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'user' });
+    await expect(svc.create({ image: 'img', name: 'b', user: 'x:y:z' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'user',
+    });
     expect((await svc.list({ all: true })).map((r) => r.name)).toEqual(['a']);
     await svc.start('a');
     await expect(svc.remove('a')).rejects.toMatchObject({ code: 'INVALID_STATE' });
@@ -126,10 +146,19 @@ describe('container manager', () => {
 
   it('reports a start failure on the record and as a typed error', async () => {
     const { svc, runtime } = setup();
-    runtime.fail = new StartFailure({ step: 'exec', message: 'exec: "x": executable file not found in $PATH', kind: 'command', exitCode: 127 });
+    runtime.fail = new StartFailure({
+      step: 'exec',
+      message: 'exec: "x": executable file not found in $PATH',
+      kind: 'command',
+      exitCode: 127,
+    });
     const rec = await svc.create({ image: 'img', command: ['x'] });
     await expect(svc.start(rec.id)).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
-    expect((await svc.get(rec.id)).state).toMatchObject({ status: 'created', exitCode: 127, error: expect.stringContaining('not found') });
+    expect((await svc.get(rec.id)).state).toMatchObject({
+      status: 'created',
+      exitCode: 127,
+      error: expect.stringContaining('not found'),
+    });
   });
 
   it('records a container whose owner died without an exit record as exited 137', async () => {
@@ -145,7 +174,11 @@ describe('container manager', () => {
     child.removeAllListeners('exit');
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    expect((await svc.get(rec.id)).state).toMatchObject({ status: 'exited', exitCode: 137, error: expect.stringContaining('owned it exited') });
+    expect((await svc.get(rec.id)).state).toMatchObject({
+      status: 'exited',
+      exitCode: 137,
+      error: expect.stringContaining('owned it exited'),
+    });
   });
 
   it('execs with the container’s env merged under the exec’s, and refuses a stopped container', async () => {
