@@ -163,8 +163,9 @@ async function main(): Promise<void> {
   const img = benchImage();
   const total = img.layers.reduce((s, l) => s + l.tarSize, 0);
   const gz = img.layers.reduce((s, l) => s + l.size, 0);
+  const sizes = `${(total / 1e6).toFixed(0)} MB uncompressed (${(gz / 1e6).toFixed(0)} MB gzip)`;
   console.log(
-    `image: Debian bookworm minbase, ${img.layers.length} gzip layers, ${(total / 1e6).toFixed(0)} MB uncompressed (${(gz / 1e6).toFixed(0)} MB gzip), ${img.entries} entries; ${RUNS} runs each, medians`,
+    `image: Debian bookworm minbase, ${img.layers.length} gzip layers, ${sizes}, ${img.entries} entries; ${RUNS} runs each, medians`,
   );
 
   const registry = await startRegistry(join(work, 'registry'));

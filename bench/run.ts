@@ -85,7 +85,7 @@ async function zygoteAndTemplatesPss(zpid: number): Promise<number> {
   const mine = comm(zpid);
   let total = await pssOfPid(zpid);
   for (const task of readdirSync(`/proc/${zpid}/task`)) {
-    let children: string[] = [];
+    let children: string[];
     try {
       children = readFileSync(`/proc/${zpid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
     } catch {

@@ -83,7 +83,10 @@ const body = Object.entries(tables)
     let line = '';
     for (const [name, nr] of Object.entries(t)) {
       const item = `${/^\w+$/.test(name) && !/^\d/.test(name) ? name : JSON.stringify(name)}: ${nr}, `;
-      if (line.length + item.length > 116) (lines.push(line.trimEnd()), (line = ''));
+      if (line.length + item.length > 116) {
+        lines.push(line.trimEnd());
+        line = '';
+      }
       line += item;
     }
     if (line) lines.push(line.trimEnd());

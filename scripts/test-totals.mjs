@@ -25,7 +25,7 @@ try {
 }
 
 let passed = 0;
-let failed = 0;
+let failed;
 if (report) {
   passed = report.numPassedTests ?? 0;
   failed = report.numFailedTests ?? 0;

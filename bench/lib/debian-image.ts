@@ -53,7 +53,7 @@ export function debianMirror(): string {
     ...listDir('/etc/apt/sources.list.d').map((f) => join('/etc/apt/sources.list.d', f)),
   ];
   for (const f of files) {
-    let text = '';
+    let text: string;
     try {
       text = fs.readFileSync(f, 'utf8');
     } catch {

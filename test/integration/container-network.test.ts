@@ -62,7 +62,7 @@ describe('networks', () => {
 
   it('shares localhost with container:<name>, and has loopback only with none', async () => {
     const { engine } = await testEngine();
-    await using server = await Container.run(
+    await using _pod = await Container.run(
       BUSYBOX_REF,
       ['sh', '-c', 'while true; do echo shared | nc -l -p 9000 >/dev/null; done'],
       { engine, name: 'pod', network: 'none' },

@@ -317,7 +317,7 @@ for (const path of INIT_PATHS)
       const id = auto.ref;
       expect(await auto.wait()).toEqual({ exitCode: 4 });
       await expect.poll(() => existsSync(engine.containers.paths(id).dir)).toBe(false);
-      let pid = 0;
+      let pid: number;
       {
         await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
         pid = (await c.inspect()).state.pid;

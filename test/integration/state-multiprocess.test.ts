@@ -44,7 +44,7 @@ function child(dir: string, source: string, args: string[]): Child {
     else lines.push(l);
   });
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-  exited.then(() => children.delete(proc));
+  void exited.then(() => children.delete(proc));
   return {
     proc,
     exited,
