@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Container, Image } from '../../src/index.js';
 import { busyboxImage } from '../helpers/busybox.js';
-import { BUSYBOX_REF, testEngine, withExecPath } from '../helpers/engine.js';
+import { BUSYBOX_REF, NO_NETWORK, testEngine, withExecPath } from '../helpers/engine.js';
 
 // Both ways an exec starts: berth-exec started with posix_spawn (the default), and a fork of the
 // zygote running runExec (without a C compiler, or BERTH_NATIVE_EXEC=0).
@@ -235,9 +235,26 @@ describe('health checks', () => {
     expect((await off.inspect()).state.health.status).toBe('none');
   });
 
-  it('is disabled by a NONE test', async () => {
+  it('is disabled by a NONE test: the image’s HEALTHCHECK never runs', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, healthcheck: { test: ['NONE'] } });
-    expect((await c.inspect()).state.health.status).toBe('none');
+    const { tar } = await busyboxImage();
+    await Image.import(tar, {
+      ref: 'test/checked:1',
+      engine,
+      changes: ['HEALTHCHECK --interval=100ms --timeout=2s --retries=1 CMD touch /checked'],
+    });
+    await using off = await Container.run('test/checked:1', ['sleep', '60'], {
+      ...NO_NETWORK,
+      engine,
+      healthcheck: { test: ['NONE'] },
+    });
+    // The same image without NONE, started after: once its check ran twice, the other's would have too.
+    await using on = await Container.run('test/checked:1', ['sleep', '60'], { ...NO_NETWORK, engine });
+    await expect
+      .poll(async () => (await on.inspect()).state.health.log.length, { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(2);
+    expect((await off.inspect()).state.health).toMatchObject({ status: 'none', log: [] });
+    expect((await off.exec(['ls', '/checked'])).exitCode).not.toBe(0);
+    expect((await on.exec(['ls', '/checked'])).exitCode).toBe(0);
   });
 });
