@@ -102,11 +102,18 @@ describe.each(implementations)('CgroupDriver contract: %s', (_name, make, cls) =
     expect(await driver.frozen('c1')).toBe(false);
   });
 
-  it('lists pids of the cgroup and its children', async () => {
+  it('lists pids of the cgroup and its children, each once, in order', async () => {
     const { tree, driver } = setup(make);
     const { paths } = await driver.create('c1', {});
-    for (const p of paths) tree.set(`${p.slice(tree.root.length + 1)}/cgroup.procs`, '42\n7\n');
-    expect(await driver.pids('c1')).toEqual([7, 42]);
+    const rel = (p: string) => p.slice(tree.root.length + 1);
+    for (const p of paths) {
+      await tree.fs.mkdir(`${p}/child`);
+      await tree.fs.mkdir(`${p}/child/grandchild`);
+      tree.set(`${rel(p)}/cgroup.procs`, '42\n7\n');
+      tree.set(`${rel(p)}/child/cgroup.procs`, '9\n');
+      tree.set(`${rel(p)}/child/grandchild/cgroup.procs`, '100\n42\n');
+    }
+    expect(await driver.pids('c1')).toEqual([7, 9, 42, 100]);
   });
 
   it('reports no OOM kill on a fresh cgroup', async () => {
