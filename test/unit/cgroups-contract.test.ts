@@ -86,9 +86,8 @@ describe.each(implementations)('CgroupDriver contract: %s', (_name, make, cls) =
     const { tree, driver } = setup(make);
     await driver.create('c1', {});
     tree.freezeDelayMs = 40;
-    const t0 = Date.now();
     await driver.freeze('c1');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(30);
+    // The fake kernel reports the cgroup frozen only 40 ms after the request: freeze() waited for it.
     expect(await driver.frozen('c1')).toBe(true);
     await driver.thaw('c1');
     expect(await driver.frozen('c1')).toBe(false);
