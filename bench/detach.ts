@@ -40,29 +40,62 @@ try {
   const attached = await timeIt(cycle(false), 30, { warmup: 3 });
   const detached = await timeIt(cycle(true), 30, { warmup: 3 });
   console.log('\nStart cost: create+start+wait+remove of `true`, network none');
-  console.log(formatTable([['what', 'median ms', 'min–max ms', 'runs', 'note'], row('owned by the engine (default)', attached), row('detach: true', detached, 'fork + exec of the monitor')]));
+  console.log(
+    formatTable([
+      ['what', 'median ms', 'min–max ms', 'runs', 'note'],
+      row('owned by the engine (default)', attached),
+      row('detach: true', detached, 'fork + exec of the monitor'),
+    ]),
+  );
 
   const ids: string[] = [];
-  for (let i = 0; i < N; i++) ids.push(await (await Container.run('bench/busybox', ['sleep', '600'], { engine, network: 'none', detach: true })).id());
+  for (let i = 0; i < N; i++)
+    ids.push(
+      await (await Container.run('bench/busybox', ['sleep', '600'], { engine, network: 'none', detach: true })).id(),
+    );
   // The creator lets go: its zygote ends; only the monitors stay beside the containers.
   first.close();
   await new Promise((r) => setTimeout(r, 500));
   engine = new Engine({ root, runRoot: join(root, 'run') });
-  const monitors = await Promise.all(ids.map(async (id) => {
-    const info = await new Container(id, { engine }).inspect();
-    if (!info.state.running) throw new Error(`detached container ${id.slice(0, 12)} is not running`);
-    return parentOf(info.state.pid);
-  }));
+  const monitors = await Promise.all(
+    ids.map(async (id) => {
+      const info = await new Container(id, { engine }).inspect();
+      if (!info.state.running) throw new Error(`detached container ${id.slice(0, 12)} is not running`);
+      return parentOf(info.state.pid);
+    }),
+  );
   const pss = await Promise.all(monitors.map((p) => pssOfPid(p)));
   const rss = monitors.map(rssOf);
   const exe = readFileSync(`/proc/${monitors[0]}/cmdline`, 'utf8').split('\0')[0]!;
-  console.log(`\nMemory beside each detached idle container (${N} containers, their creator gone), target ≤ 1024 KiB PSS`);
-  console.log(formatTable([
-    ['what', 'PSS KiB (median)', 'PSS KiB min–max', 'RSS KiB (median)', 'note'],
-    ['berth-monitor', String(median(pss)), `${Math.min(...pss)}–${Math.max(...pss)}`, String(median(rss)), `${readFileSync(exe).length} bytes, static, no libc`],
-    ['podman conmon', '-', '-', '-', which('conmon') ? 'installed, not measured here' : 'not installed (0.5–1 MiB reported)'],
-    ['containerd-shim-runc-v2', '-', '-', '-', which('containerd-shim-runc-v2') ? 'installed, not measured here' : 'not installed (3–12 MiB reported)'],
-  ]));
+  console.log(
+    `\nMemory beside each detached idle container (${N} containers, their creator gone), target ≤ 1024 KiB PSS`,
+  );
+  console.log(
+    formatTable([
+      ['what', 'PSS KiB (median)', 'PSS KiB min–max', 'RSS KiB (median)', 'note'],
+      [
+        'berth-monitor',
+        String(median(pss)),
+        `${Math.min(...pss)}–${Math.max(...pss)}`,
+        String(median(rss)),
+        `${readFileSync(exe).length} bytes, static, no libc`,
+      ],
+      [
+        'podman conmon',
+        '-',
+        '-',
+        '-',
+        which('conmon') ? 'installed, not measured here' : 'not installed (0.5–1 MiB reported)',
+      ],
+      [
+        'containerd-shim-runc-v2',
+        '-',
+        '-',
+        '-',
+        which('containerd-shim-runc-v2') ? 'installed, not measured here' : 'not installed (3–12 MiB reported)',
+      ],
+    ]),
+  );
   for (const id of ids) await new Container(id, { engine }).remove({ force: true });
 } finally {
   engine.close();

@@ -30,10 +30,22 @@ try {
   const c = await Container.run('bench/busybox', ['sleep', '3600'], { engine });
   const pid = (await c.inspect()).state.pid;
   const rows: string[][] = [['what', 'median ms', 'min–max ms', 'runs', 'note']];
-  rows.push(row('berth exec([\'true\'])', await timeIt(() => c.exec(['true']), RUNS, { warmup: 3 }), 'berth-exec started with posix_spawn'));
+  rows.push(
+    row(
+      "berth exec(['true'])",
+      await timeIt(() => c.exec(['true']), RUNS, { warmup: 3 }),
+      'berth-exec started with posix_spawn',
+    ),
+  );
   // What Docker's default seccomp profile costs an exec: the same into a container without it.
   const u = await Container.run('bench/busybox', ['sleep', '3600'], { engine, securityOpt: ['seccomp=unconfined'] });
-  rows.push(row('  same, container with securityOpt seccomp=unconfined', await timeIt(() => u.exec(['true']), RUNS, { warmup: 3 }), 'no seccomp filter'));
+  rows.push(
+    row(
+      '  same, container with securityOpt seccomp=unconfined',
+      await timeIt(() => u.exec(['true']), RUNS, { warmup: 3 }),
+      'no seccomp filter',
+    ),
+  );
   await u.remove({ force: true });
   // The fallback without a C compiler: a fork of the zygote runs the exec (runExec in init.ts).
   const forkRoot = mkdtempSync(join(tmpdir(), 'berth-bench-exec-fork-'));
@@ -42,7 +54,13 @@ try {
     process.env.BERTH_NATIVE_EXEC = '0';
     await Image.import(tar, { ref: 'bench/busybox', engine: forkEngine });
     const f = await Container.run('bench/busybox', ['sleep', '3600'], { engine: forkEngine });
-    rows.push(row('  same, fork path (BERTH_NATIVE_EXEC=0)', await timeIt(() => f.exec(['true']), RUNS, { warmup: 3 }), 'a fork of the zygote'));
+    rows.push(
+      row(
+        '  same, fork path (BERTH_NATIVE_EXEC=0)',
+        await timeIt(() => f.exec(['true']), RUNS, { warmup: 3 }),
+        'a fork of the zygote',
+      ),
+    );
     await f.remove({ force: true });
   } finally {
     delete process.env.BERTH_NATIVE_EXEC;
@@ -50,11 +68,28 @@ try {
     forkEngine.close();
     rmSync(forkRoot, { recursive: true, force: true });
   }
-  rows.push(row('nsenter -t PID -m -u -i -n -p -C -r -w true', await timeIt(() => {
-    execFileSync('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-C', '-r', '-w', 'true']);
-  }, RUNS, { warmup: 3 }), 'floor'));
+  rows.push(
+    row(
+      'nsenter -t PID -m -u -i -n -p -C -r -w true',
+      await timeIt(
+        () => {
+          execFileSync('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-C', '-r', '-w', 'true']);
+        },
+        RUNS,
+        { warmup: 3 },
+      ),
+      'floor',
+    ),
+  );
   for (const peer of ['podman', 'crun']) if (!which(peer)) rows.push([`${peer} exec`, '-', '-', '0', 'not installed']);
-  if (which('crun')) rows.push(['crun exec', '-', '-', '0', 'crun cannot run containers on this hybrid-cgroup machine (see bench/run.ts)']);
+  if (which('crun'))
+    rows.push([
+      'crun exec',
+      '-',
+      '-',
+      '0',
+      'crun cannot run containers on this hybrid-cgroup machine (see bench/run.ts)',
+    ]);
   console.log(`\nExec latency into a running container, target median ≤ 5 ms`);
   console.log(formatTable(rows));
   await c.remove({ force: true });

@@ -30,7 +30,10 @@ const ms = (s: number[]) => {
   const { min, max } = minMax(s);
   return [`${median(s).toFixed(2)} ms`, `${min.toFixed(2)}–${max.toFixed(2)} ms`];
 };
-const kept = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('output.log')).reduce((a, n) => a + statSync(join(dir, n)).size, 0);
+const kept = (dir: string) =>
+  readdirSync(dir)
+    .filter((n) => n.startsWith('output.log'))
+    .reduce((a, n) => a + statSync(join(dir, n)).size, 0);
 
 try {
   const rows: string[][] = [['what', 'median', 'min–max', 'note']];
@@ -55,7 +58,12 @@ try {
   }
   const writeMs = performance.now() - t0;
   w.close();
-  rows.push(['LogWriter, 64 KiB records, 20 MiB × 5 files', `${(written / MiB / (writeMs / 1000)).toFixed(0)} MiB/s`, '', `${(written / MiB).toFixed(0)} MiB written, ${(kept(join(root, 'big')) / MiB).toFixed(1)} MiB kept`]);
+  rows.push([
+    'LogWriter, 64 KiB records, 20 MiB × 5 files',
+    `${(written / MiB / (writeMs / 1000)).toFixed(0)} MiB/s`,
+    '',
+    `${(written / MiB).toFixed(0)} MiB written, ${(kept(join(root, 'big')) / MiB).toFixed(1)} MiB kept`,
+  ]);
 
   const tails: number[] = [];
   let tailBytes = 0;
@@ -68,14 +76,23 @@ try {
     if (n !== 100) throw new Error(`tail gave ${n} lines`);
     tailBytes = io.bytes;
   }
-  rows.push([`logs({ tail: 100 }) of ${(kept(join(root, 'big')) / MiB).toFixed(0)} MiB in 5 files`, ...ms(tails), `${(tailBytes / 1024).toFixed(1)} KiB read`]);
+  rows.push([
+    `logs({ tail: 100 }) of ${(kept(join(root, 'big')) / MiB).toFixed(0)} MiB in 5 files`,
+    ...ms(tails),
+    `${(tailBytes / 1024).toFixed(1)} KiB read`,
+  ]);
   {
     const io = countingLogIO();
     const start = performance.now();
     let n = 0;
     for await (const _ of readLogLines({ path, maxFile: 5, io }, {}, stopped)) n++;
     const t = performance.now() - start;
-    rows.push(['logs() of the same, whole (once)', `${t.toFixed(0)} ms`, '', `${n} lines, ${(io.bytes / MiB).toFixed(0)} MiB read`]);
+    rows.push([
+      'logs() of the same, whole (once)',
+      `${t.toFixed(0)} ms`,
+      '',
+      `${n} lines, ${(io.bytes / MiB).toFixed(0)} MiB read`,
+    ]);
   }
 
   // ── containers writing 256 MiB with log: { maxSize: '10m', maxFile: 3 } ──
@@ -86,7 +103,14 @@ try {
       const times: number[] = [];
       let keptBytes = 0;
       for (let i = 0; i < Math.min(RUNS, 5); i++) {
-        const c = await Container.create({ image: 'bench/busybox', command: ['head', '-c', String(256 * MiB), '/dev/zero'], engine, network: 'none', detach, log: { maxSize: '10m', maxFile: 3 } });
+        const c = await Container.create({
+          image: 'bench/busybox',
+          command: ['head', '-c', String(256 * MiB), '/dev/zero'],
+          engine,
+          network: 'none',
+          detach,
+          log: { maxSize: '10m', maxFile: 3 },
+        });
         const start = performance.now();
         await c.start();
         await c.wait();
@@ -97,7 +121,12 @@ try {
       }
       const rates = times.map((t) => 256 / (t / 1000));
       const { min, max } = minMax(rates);
-      rows.push([`container writing 256 MiB, ${detach ? 'detached (berth-monitor)' : 'attached (zygote)'}, 10m × 3`, `${median(rates).toFixed(0)} MiB/s`, `${min.toFixed(0)}–${max.toFixed(0)} MiB/s`, `${(keptBytes / MiB).toFixed(1)} MiB kept`]);
+      rows.push([
+        `container writing 256 MiB, ${detach ? 'detached (berth-monitor)' : 'attached (zygote)'}, 10m × 3`,
+        `${median(rates).toFixed(0)} MiB/s`,
+        `${min.toFixed(0)}–${max.toFixed(0)} MiB/s`,
+        `${(keptBytes / MiB).toFixed(1)} MiB kept`,
+      ]);
     }
   } finally {
     engine.close();

@@ -51,15 +51,26 @@ try {
   const none = await timeIt(() => startToExit('none'), RUNS, { warmup: 2 });
   const bridge = await timeIt(() => startToExit('bridge'), RUNS, { warmup: 2 });
   rows.push(row("run + wait + remove `true`, network: 'none'", none));
-  rows.push(row("run + wait + remove `true`, default bridge", bridge, `adds ${(median(bridge) - median(none)).toFixed(2)} ms (target ≤ 10)`));
+  rows.push(
+    row(
+      'run + wait + remove `true`, default bridge',
+      bridge,
+      `adds ${(median(bridge) - median(none)).toFixed(2)} ms (target ≤ 10)`,
+    ),
+  );
   console.log('\nStart latency on the default bridge vs none');
   console.log(formatTable(rows));
 
   // A server that sends 256 MiB to each connection (busybox: dd from /dev/zero into nc).
   const size = 256;
-  const server = await Container.run('bench/busybox', ['sh', '-c', `while true; do dd if=/dev/zero bs=1M count=${size} 2>/dev/null | nc -l -p 5001; done`], {
-    engine, ports: ['127.0.0.1::5001'],
-  });
+  const server = await Container.run(
+    'bench/busybox',
+    ['sh', '-c', `while true; do dd if=/dev/zero bs=1M count=${size} 2>/dev/null | nc -l -p 5001; done`],
+    {
+      engine,
+      ports: ['127.0.0.1::5001'],
+    },
+  );
   const info = await server.inspect();
   const hostPort = (await server.port(5001))!;
   const ip = info.networkSettings.ipAddress;
@@ -74,12 +85,16 @@ try {
   }
   const d = median(direct);
   const p = median(published);
-  console.log(`\nTCP throughput from the host (${size} MiB per transfer, median of 5), target published ≥ 80% of direct`);
-  console.log(formatTable([
-    ['path', 'MiB/s', 'ratio'],
-    [`direct to the container (${ip}:5001)`, d.toFixed(0), '1.00'],
-    [`published port (127.0.0.1:${hostPort} → DNAT)`, p.toFixed(0), (p / d).toFixed(2)],
-  ]));
+  console.log(
+    `\nTCP throughput from the host (${size} MiB per transfer, median of 5), target published ≥ 80% of direct`,
+  );
+  console.log(
+    formatTable([
+      ['path', 'MiB/s', 'ratio'],
+      [`direct to the container (${ip}:5001)`, d.toFixed(0), '1.00'],
+      [`published port (127.0.0.1:${hostPort} → DNAT)`, p.toFixed(0), (p / d).toFixed(2)],
+    ]),
+  );
   await server.remove({ force: true });
 } finally {
   await Network.prune({ engine }).catch(() => undefined);

@@ -90,20 +90,50 @@ function manifestOf(img: BenchImage): string {
   return JSON.stringify({
     schemaVersion: 2,
     mediaType: MANIFEST_TYPE,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(img.config.toString()), size: img.config.length },
-    layers: img.layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size })),
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: sha(img.config.toString()),
+      size: img.config.length,
+    },
+    layers: img.layers.map((l) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: l.digest,
+      size: l.size,
+    })),
   });
 }
 
 /** An OCI archive of the image with its gzip layers, for `Image.load`. */
 async function ociArchive(img: BenchImage, file: string): Promise<void> {
   const manifest = manifestOf(img);
-  const index = JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: MANIFEST_TYPE, digest: sha(manifest), size: Buffer.byteLength(manifest), annotations: { 'io.containerd.image.name': 'docker.io/bench/debian:latest' } }] });
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    manifests: [
+      {
+        mediaType: MANIFEST_TYPE,
+        digest: sha(manifest),
+        size: Buffer.byteLength(manifest),
+        annotations: { 'io.containerd.image.name': 'docker.io/bench/debian:latest' },
+      },
+    ],
+  });
   async function* members(): AsyncGenerator<Buffer> {
-    const small = (name: string, body: Buffer): Buffer[] => [encodeHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0 }), body, Buffer.alloc((512 - (body.length % 512)) % 512)];
+    const small = (name: string, body: Buffer): Buffer[] => [
+      encodeHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 0 }),
+      body,
+      Buffer.alloc((512 - (body.length % 512)) % 512),
+    ];
     yield* small('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
     for (const l of img.layers) {
-      yield encodeHeader({ name: `blobs/sha256/${l.digest.slice(7)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: l.size, mtime: 0 });
+      yield encodeHeader({
+        name: `blobs/sha256/${l.digest.slice(7)}`,
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: l.size,
+        mtime: 0,
+      });
       for await (const c of fs.createReadStream(l.path, { highWaterMark: 1 << 20 })) yield c as Buffer;
       yield Buffer.alloc((512 - (l.size % 512)) % 512);
     }
@@ -119,14 +149,24 @@ function row(name: string, samples: number[] | undefined, floor: number, note = 
   if (samples === undefined) return [name, '', '', '', '', note];
   const { min, max } = minMax(samples);
   const m = median(samples);
-  return [name, (m / 1000).toFixed(2), `${(min / 1000).toFixed(2)}–${(max / 1000).toFixed(2)}`, samples.length, `${(m / floor).toFixed(2)}×`, note];
+  return [
+    name,
+    (m / 1000).toFixed(2),
+    `${(min / 1000).toFixed(2)}–${(max / 1000).toFixed(2)}`,
+    samples.length,
+    `${(m / floor).toFixed(2)}×`,
+    note,
+  ];
 }
 
 async function main(): Promise<void> {
   const img = benchImage();
   const total = img.layers.reduce((s, l) => s + l.tarSize, 0);
   const gz = img.layers.reduce((s, l) => s + l.size, 0);
-  console.log(`image: Debian bookworm minbase, ${img.layers.length} gzip layers, ${(total / 1e6).toFixed(0)} MB uncompressed (${(gz / 1e6).toFixed(0)} MB gzip), ${img.entries} entries; ${RUNS} runs each, medians`);
+  const sizes = `${(total / 1e6).toFixed(0)} MB uncompressed (${(gz / 1e6).toFixed(0)} MB gzip)`;
+  console.log(
+    `image: Debian bookworm minbase, ${img.layers.length} gzip layers, ${sizes}, ${img.entries} entries; ${RUNS} runs each, medians`,
+  );
 
   const registry = await startRegistry(join(work, 'registry'));
   try {
@@ -156,30 +196,68 @@ async function main(): Promise<void> {
         for (const [i, l] of img.layers.entries()) await tarLayer(dir, i, l.path);
       },
     };
-    const parallelTar: Contender = { name: 'tar-par', samples: [], fn: async (dir) => void (await Promise.all(img.layers.map((l, i) => tarLayer(dir, i, l.path)))) };
-    const load: Contender = { name: 'load', samples: [], fn: (dir) => inRoot(dir, (engine) => Image.load(archive, { engine })) };
+    const parallelTar: Contender = {
+      name: 'tar-par',
+      samples: [],
+      fn: async (dir) => void (await Promise.all(img.layers.map((l, i) => tarLayer(dir, i, l.path)))),
+    };
+    const load: Contender = {
+      name: 'load',
+      samples: [],
+      fn: (dir) => inRoot(dir, (engine) => Image.load(archive, { engine })),
+    };
     const hasPull = typeof (Image.prototype as unknown as { pull?: unknown }).pull === 'function';
     const pull: Contender = {
       name: 'pull',
       samples: [],
-      fn: (dir) => inRoot(dir, (engine) => (new Image(`${registry.host}/${REPO}:latest`, { engine }) as unknown as { pull(): PromiseLike<unknown> }).pull()),
+      fn: (dir) =>
+        inRoot(dir, (engine) =>
+          (
+            new Image(`${registry.host}/${REPO}:latest`, { engine }) as unknown as { pull(): PromiseLike<unknown> }
+          ).pull(),
+        ),
       ...(hasPull ? {} : { error: 'Image.prototype.pull does not exist yet' }),
     };
     await measure([floor, pull, load, parallelTar]);
     if (floor.error !== undefined) throw new Error(`tar failed: ${floor.error}`);
     const floorMs = median(floor.samples);
     const pulled = pull.error === undefined && pull.samples.length > 0;
-    results.push(row(`berth pull (registry on ${registry.host})`, pulled ? pull.samples : undefined, floorMs, pull.error === undefined ? '' : `not measured: ${pull.error}`));
-    results.push(row('berth Image.load (same gzip layers, OCI archive)', load.error === undefined ? load.samples : undefined, floorMs, load.error ?? (pulled ? 'same unpack, no HTTP' : 'stand-in for pull: same unpack, no HTTP')));
+    results.push(
+      row(
+        `berth pull (registry on ${registry.host})`,
+        pulled ? pull.samples : undefined,
+        floorMs,
+        pull.error === undefined ? '' : `not measured: ${pull.error}`,
+      ),
+    );
+    results.push(
+      row(
+        'berth Image.load (same gzip layers, OCI archive)',
+        load.error === undefined ? load.samples : undefined,
+        floorMs,
+        load.error ?? (pulled ? 'same unpack, no HTTP' : 'stand-in for pull: same unpack, no HTTP'),
+      ),
+    );
     results.push(row('tar -xzf, layer after layer (floor)', floor.samples, floorMs));
     results.push(row('tar -xzf, 3 layers in parallel', parallelTar.samples, floorMs));
-    results.push(row('skopeo copy', undefined, floorMs, which('skopeo') ? 'installed, not measured: needs a policy.json and an oci: target' : 'not installed'));
-    results.push(row('podman pull', undefined, floorMs, which('podman') ? 'installed, not measured here' : 'not installed'));
+    results.push(
+      row(
+        'skopeo copy',
+        undefined,
+        floorMs,
+        which('skopeo') ? 'installed, not measured: needs a policy.json and an oci: target' : 'not installed',
+      ),
+    );
+    results.push(
+      row('podman pull', undefined, floorMs, which('podman') ? 'installed, not measured here' : 'not installed'),
+    );
     console.log(formatTable(results));
     const best = pulled ? pull.samples : load.samples;
     if (best.length === 0) throw new Error(`berth failed: ${load.error ?? 'no samples'}`);
     const ratio = median(best) / floorMs;
-    console.log(`\nberth ${pulled ? 'pull' : 'load'} / tar floor = ${ratio.toFixed(2)}× (target ≤ 1.20×)${ratio <= 1.2 ? '' : ' — MISSED'}`);
+    console.log(
+      `\nberth ${pulled ? 'pull' : 'load'} / tar floor = ${ratio.toFixed(2)}× (target ≤ 1.20×)${ratio <= 1.2 ? '' : ' — MISSED'}`,
+    );
   } finally {
     await registry.stop();
   }

@@ -67,7 +67,9 @@ function crunBundle(rootfsDir: string): string {
   mkdirSync(dir, { recursive: true });
   cpSync(rootfsDir, join(dir, 'rootfs'), { recursive: true, verbatimSymlinks: true });
   execFileSync('crun', ['spec'], { cwd: dir });
-  const spec = JSON.parse(execFileSync('cat', [join(dir, 'config.json')]).toString()) as { process: { args: string[]; terminal: boolean } };
+  const spec = JSON.parse(execFileSync('cat', [join(dir, 'config.json')]).toString()) as {
+    process: { args: string[]; terminal: boolean };
+  };
   spec.process.args = ['true'];
   spec.process.terminal = false;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
@@ -83,7 +85,7 @@ async function zygoteAndTemplatesPss(zpid: number): Promise<number> {
   const mine = comm(zpid);
   let total = await pssOfPid(zpid);
   for (const task of readdirSync(`/proc/${zpid}/task`)) {
-    let children: string[] = [];
+    let children: string[];
     try {
       children = readFileSync(`/proc/${zpid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
     } catch {
@@ -114,21 +116,44 @@ async function main(): Promise<void> {
   // What Docker's default seccomp profile costs a start: the same without it.
   const unconfined = await timeWithCpu(() => runTrue('none', engine, ['seccomp=unconfined']), RUNS);
   rows.push(row('  same, securityOpt seccomp=unconfined', unconfined.samples, `no seccomp filter; ${unconfined.cpu}`));
-  rows.push(row('  same, on the default bridge', await timeIt(() => runTrue('bridge'), RUNS, { warmup: 2 }), 'veth + address + route'));
-  rows.push(row('  same, network none, runRoot on a tmpfs', await timeIt(() => runTrue('none', tmpfsEngine), RUNS, { warmup: 2 }), '/run is a tmpfs on systemd distributions; not on this VM'));
+  rows.push(
+    row(
+      '  same, on the default bridge',
+      await timeIt(() => runTrue('bridge'), RUNS, { warmup: 2 }),
+      'veth + address + route',
+    ),
+  );
+  rows.push(
+    row(
+      '  same, network none, runRoot on a tmpfs',
+      await timeIt(() => runTrue('none', tmpfsEngine), RUNS, { warmup: 2 }),
+      '/run is a tmpfs on systemd distributions; not on this VM',
+    ),
+  );
   const floor = await timeWithCpu(() => {
     execFileSync('unshare', ['--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--mount-proc', 'true']);
   }, RUNS);
-  rows.push(row('unshare --pid --fork --mount --uts --ipc --net --mount-proc true', floor.samples, `floor: namespaces only, no rootfs; ${floor.cpu}`));
+  rows.push(
+    row(
+      'unshare --pid --fork --mount --uts --ipc --net --mount-proc true',
+      floor.samples,
+      `floor: namespaces only, no rootfs; ${floor.cpu}`,
+    ),
+  );
   if (which('crun')) {
     const bundle = crunBundle(dir);
     let n = 0;
-    const crun = () => execFileSync('crun', ['run', '--bundle', bundle, `berth-bench-${process.pid}-${n++}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const crun = () =>
+      execFileSync('crun', ['run', '--bundle', bundle, `berth-bench-${process.pid}-${n++}`], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
     try {
       crun();
       rows.push(row('crun run (same rootfs, no overlay)', await timeIt(crun, RUNS, { warmup: 2 }), 'peer'));
     } catch (e) {
-      const why = String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n')[0];
+      const why = String((e as { stderr?: Buffer }).stderr ?? e)
+        .trim()
+        .split('\n')[0];
       rows.push(['crun run', '-', '-', '0', `installed, cannot run here: ${why}`]);
     }
   } else {
@@ -142,16 +167,23 @@ async function main(): Promise<void> {
   for (let rep = 0; rep < 5; rep++) {
     const t0 = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (next < 50) {
-        next++;
-        await runTrue();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < 50) {
+          next++;
+          await runTrue();
+        }
+      }),
+    );
     batches.push(performance.now() - t0);
   }
   console.log('\n50 containers run 4 at a time (create+start+wait+remove each), target ≤ 1000 ms');
-  console.log(formatTable([['what', 'median ms', 'min–max ms', 'repeats'], row('50 × `true`, concurrency 4', batches).slice(0, 4)]));
+  console.log(
+    formatTable([
+      ['what', 'median ms', 'min–max ms', 'repeats'],
+      row('50 × `true`, concurrency 4', batches).slice(0, 4),
+    ]),
+  );
 
   // Memory per running idle container: PSS of this process and the zygote, before and after.
   const N = 50;
@@ -174,26 +206,34 @@ async function main(): Promise<void> {
   const [z0, e0] = await settled();
   const pss0 = z0 + e0;
   const idle = [];
-  for (let i = 0; i < N; i++) idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine, network: 'none' }));
+  for (let i = 0; i < N; i++)
+    idle.push(await Container.run('bench/busybox', ['sleep', '600'], { engine, network: 'none' }));
   await new Promise((r) => setTimeout(r, 300));
   const [z1, e1] = await settled();
   const pss1 = z1 + e1;
-  const containerPss = await Promise.all(idle.map(async (c) => {
-    const info = await c.inspect();
-    if (!info.state.running) throw new Error(`idle container ${info.id.slice(0, 12)} is not running: ${JSON.stringify(info.state)} ${await c.logs()}`);
-    return pssOfPid(info.state.pid);
-  }));
+  const containerPss = await Promise.all(
+    idle.map(async (c) => {
+      const info = await c.inspect();
+      if (!info.state.running)
+        throw new Error(
+          `idle container ${info.id.slice(0, 12)} is not running: ${JSON.stringify(info.state)} ${await c.logs()}`,
+        );
+      return pssOfPid(info.state.pid);
+    }),
+  );
   for (const c of idle) await c.remove({ force: true });
   console.log(`\nResident memory berth adds per running idle container (${N} containers), target ≤ 1024 KiB PSS`);
-  console.log(formatTable([
-    ['what', 'KiB'],
-    ['engine process + zygote, before', String(pss0)],
-    ['engine process + zygote, with containers', String(pss1)],
-    ['berth per container ((after − before) / N)', ((pss1 - pss0) / N).toFixed(0)],
-    ['  of which the zygote and its prepared templates', ((z1 - z0) / N).toFixed(0)],
-    ['  of which the engine process', ((e1 - e0) / N).toFixed(0)],
-    ['the container’s own process (sleep), median, not berth’s', String(median(containerPss))],
-  ]));
+  console.log(
+    formatTable([
+      ['what', 'KiB'],
+      ['engine process + zygote, before', String(pss0)],
+      ['engine process + zygote, with containers', String(pss1)],
+      ['berth per container ((after − before) / N)', ((pss1 - pss0) / N).toFixed(0)],
+      ['  of which the zygote and its prepared templates', ((z1 - z0) / N).toFixed(0)],
+      ['  of which the engine process', ((e1 - e0) / N).toFixed(0)],
+      ['the container’s own process (sleep), median, not berth’s', String(median(containerPss))],
+    ]),
+  );
 }
 
 try {

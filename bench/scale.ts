@@ -42,7 +42,12 @@ async function fill(engine: Engine, template: ContainerRecord, n: number): Promi
   const t0 = Date.parse(template.created);
   for (let i = 0; i < n; i++) {
     const id = randomBytes(32).toString('hex');
-    await engine.containers.records.create(id, { ...template, id, name: '', created: new Date(t0 - (i + 1) * 1000).toISOString() });
+    await engine.containers.records.create(id, {
+      ...template,
+      id,
+      name: '',
+      created: new Date(t0 - (i + 1) * 1000).toISOString(),
+    });
   }
 }
 
@@ -80,52 +85,95 @@ try {
   const done = await Container.run('bench/busybox', ['true'], { engine: big, network: 'none' });
   await done.wait();
   const template = await big.containers.records.get(await done.id());
-  for (let i = 0; i < RUNNING; i++) await Container.run('bench/busybox', ['sleep', '600'], { engine: big, network: 'none' });
+  for (let i = 0; i < RUNNING; i++)
+    await Container.run('bench/busybox', ['sleep', '600'], { engine: big, network: 'none' });
   await fill(big, template!, RECORDS - RUNNING - 1);
   const running = await Container.list({ engine: big });
   if (running.length !== RUNNING) throw new Error(`expected ${RUNNING} running containers, listed ${running.length}`);
-  rows.push(row(`list (running) ${RUNNING} of ${RECORDS}`, await timeIt(() => Container.list({ engine: big }), 20, { warmup: 2 }), '≤ 5'));
+  rows.push(
+    row(
+      `list (running) ${RUNNING} of ${RECORDS}`,
+      await timeIt(() => Container.list({ engine: big }), 20, { warmup: 2 }),
+      '≤ 5',
+    ),
+  );
 
   // ── list all of ALL ──
   const mid = open('mid');
   await fill(mid, template!, ALL);
   const all = await Container.list({ engine: mid, all: true });
   if (all.length !== ALL) throw new Error(`expected ${ALL} containers, listed ${all.length}`);
-  rows.push(row(`list all ${ALL}`, await timeIt(() => Container.list({ engine: mid, all: true }), 10, { warmup: 1 }), '-', 'each record read and returned'));
+  rows.push(
+    row(
+      `list all ${ALL}`,
+      await timeIt(() => Container.list({ engine: mid, all: true }), 10, { warmup: 1 }),
+      '-',
+      'each record read and returned',
+    ),
+  );
 
   // ── events since 1 s ago, 8 MiB log ──
   const ev = open('events');
   const old = Date.now() - 3_600_000;
   const attributes = { name: 'bench', image: 'bench/busybox', 'com.example.label': 'x'.repeat(64) };
   let n = 0;
-  const logBytes = () => ['events.log', 'events.log.1'].reduce((s, f) => s + (statSync(join(ev.root, f), { throwIfNoEntry: false })?.size ?? 0), 0);
+  const logBytes = () =>
+    ['events.log', 'events.log.1'].reduce(
+      (s, f) => s + (statSync(join(ev.root, f), { throwIfNoEntry: false })?.size ?? 0),
+      0,
+    );
   // Up to just below the rotation of the second generation (at 4 MiB), leaving room for the recent 20.
   while (!existsSync(join(ev.root, 'events.log.1')) || logBytes() < 8 * 1024 * 1024 - 16 * 1024) {
-    await ev.eventLog.append({ type: 'container', action: 'start', id: randomBytes(32).toString('hex'), attributes, time: old + n++ });
+    await ev.eventLog.append({
+      type: 'container',
+      action: 'start',
+      id: randomBytes(32).toString('hex'),
+      attributes,
+      time: old + n++,
+    });
   }
-  for (let i = 0; i < 20; i++) await ev.eventLog.append({ type: 'container', action: 'die', id: randomBytes(32).toString('hex'), attributes });
+  for (let i = 0; i < 20; i++)
+    await ev.eventLog.append({ type: 'container', action: 'die', id: randomBytes(32).toString('hex'), attributes });
   const readRecent = async () => {
     let count = 0;
     for await (const _ of ev.events({ since: Date.now() - 1000, until: Date.now() })) count++;
     return count;
   };
   if ((await readRecent()) !== 20) throw new Error('events since 1 s ago: expected the 20 recent events');
-  rows.push(row(`events since 1 s ago, ${(logBytes() / 1048576).toFixed(1)} MiB log`, await timeIt(readRecent, 20, { warmup: 2 }), '≤ 2', `${n + 20} events, 20 returned`));
+  rows.push(
+    row(
+      `events since 1 s ago, ${(logBytes() / 1048576).toFixed(1)} MiB log`,
+      await timeIt(readRecent, 20, { warmup: 2 }),
+      '≤ 2',
+      `${n + 20} events, 20 returned`,
+    ),
+  );
 
   // ── a remove's longest event-loop block ──
   const rm = open('rm');
   await Image.import(tar, { ref: 'bench/busybox', engine: rm });
   const blocks: number[] = [];
   const containersDir = join(rm.root, 'containers');
-  const gone = (id: string) => () => !existsSync(join(containersDir, id)) && !readdirSync(containersDir).some((f) => f.startsWith('.trash-'));
+  const gone = (id: string) => () =>
+    !existsSync(join(containersDir, id)) && !readdirSync(containersDir).some((f) => f.startsWith('.trash-'));
   for (let i = 0; i < 22; i++) {
-    const c = await Container.run('bench/busybox', ['sh', '-c', 'head -c 1048576 /dev/zero; echo hello'], { engine: rm, network: 'none' });
+    const c = await Container.run('bench/busybox', ['sh', '-c', 'head -c 1048576 /dev/zero; echo hello'], {
+      engine: rm,
+      network: 'none',
+    });
     await c.wait();
     const id = await c.id();
     const b = await longestBlock(() => c.remove(), gone(id));
     if (i >= 2) blocks.push(b);
   }
-  rows.push(row('remove: longest event-loop block', blocks.sort((a, b) => a - b), '-', 'until its dirs are gone; 1 MiB of output'));
+  rows.push(
+    row(
+      'remove: longest event-loop block',
+      blocks.sort((a, b) => a - b),
+      '-',
+      'until its dirs are gone; 1 MiB of output',
+    ),
+  );
 
   // ── the deletion alone: on the event loop (removeTreeSync, as before) or on the thread pool ──
   const fakeDir = (i: number) => {
@@ -145,16 +193,36 @@ try {
     removeTreeSync(d);
     syncBlocks.push(performance.now() - t);
     const e = fakeDir(100 + i);
-    asyncBlocks.push(await longestBlock(() => removeTree(e), () => true));
+    asyncBlocks.push(
+      await longestBlock(
+        () => removeTree(e),
+        () => true,
+      ),
+    );
   }
-  rows.push(row('  its deletion on the event loop (before)', syncBlocks.sort((a, b) => a - b), '-', 'removeTreeSync, 1 MiB log'));
-  rows.push(row('  its deletion on the thread pool (now)', asyncBlocks.sort((a, b) => a - b), '-', 'removeTree: longest event-loop block'));
+  rows.push(
+    row(
+      '  its deletion on the event loop (before)',
+      syncBlocks.sort((a, b) => a - b),
+      '-',
+      'removeTreeSync, 1 MiB log',
+    ),
+  );
+  rows.push(
+    row(
+      '  its deletion on the thread pool (now)',
+      asyncBlocks.sort((a, b) => a - b),
+      '-',
+      'removeTree: longest event-loop block',
+    ),
+  );
 
   console.log(`\nScale: ${RECORDS} records, on ${base}`);
   console.log(formatTable([['what', 'median ms', 'min–max ms', 'runs', 'target ms', 'note'], ...rows]));
 } finally {
   for (const e of engines) {
-    for (const c of await e.containers.list().catch(() => [])) await e.containers.remove(c.id, { force: true }).catch(() => undefined);
+    for (const c of await e.containers.list().catch(() => []))
+      await e.containers.remove(c.id, { force: true }).catch(() => undefined);
     e.close();
   }
   rmSync(base, { recursive: true, force: true });

@@ -22,7 +22,11 @@ const engine = new Engine({ root, runRoot: join(root, 'run') });
 try {
   await Image.import((await benchRootfs()).tar, { ref: 'bench/busybox', engine });
   const once = async (userns: boolean) => {
-    const c = await Container.run('bench/busybox', ['true'], { engine, network: 'none', ...(userns ? { userns: 'auto' as const } : {}) });
+    const c = await Container.run('bench/busybox', ['true'], {
+      engine,
+      network: 'none',
+      ...(userns ? { userns: 'auto' as const } : {}),
+    });
     await c.wait();
     await c.remove();
   };
@@ -37,7 +41,13 @@ try {
     const { min, max } = minMax(s);
     return [what, `${median(s).toFixed(1)} ms`, `${min.toFixed(1)}–${max.toFixed(1)} ms`];
   };
-  console.log(formatTable([['what', 'median', 'min–max'], row('network none', plain), row("network none, userns: 'auto'", mapped)]));
+  console.log(
+    formatTable([
+      ['what', 'median', 'min–max'],
+      row('network none', plain),
+      row("network none, userns: 'auto'", mapped),
+    ]),
+  );
 } finally {
   engine.close();
   rmSync(root, { recursive: true, force: true });

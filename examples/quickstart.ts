@@ -26,7 +26,11 @@ async function quickstart(root: string): Promise<number> {
   // 4. `docker run`: create and start a container, then wait for it to exit.
   const container = await Container.run(
     'quickstart/busybox:latest',
-    ['sh', '-c', 'echo "hello from $(hostname), PID $$, as $(id -un)"; ls /proc | grep -c "^[0-9]" | xargs echo processes visible:'],
+    [
+      'sh',
+      '-c',
+      'echo "hello from $(hostname), PID $$, as $(id -un)"; ls /proc | grep -c "^[0-9]" | xargs echo processes visible:',
+    ],
     { engine },
   );
   const { exitCode } = await container.wait();

@@ -20,7 +20,13 @@ try {
   const size = () => ({ cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 });
 
   // The container's own program is the shell, on a terminal of our size.
-  await using box = await Container.run('shell/busybox', ['sh'], { engine, tty: true, consoleSize: size(), network: 'none', hostname: 'berth' });
+  await using box = await Container.run('shell/busybox', ['sh'], {
+    engine,
+    tty: true,
+    consoleSize: size(),
+    network: 'none',
+    hostname: 'berth',
+  });
   const session = await box.attach();
   session.stdout.pipe(process.stdout);
   if (process.stdin.isTTY) process.stdin.setRawMode(true);

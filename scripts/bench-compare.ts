@@ -60,7 +60,10 @@ async function main(): Promise<void> {
   const batch = 8;
   const { tar } = await benchRootfs();
   const sides: Side[] = [];
-  for (const [name, path] of [[`other (${other})`, join(resolve(other), 'src/index.ts')], ['this checkout', join(import.meta.dirname, '../src/index.ts')]] as const) {
+  for (const [name, path] of [
+    [`other (${other})`, join(resolve(other), 'src/index.ts')],
+    ['this checkout', join(import.meta.dirname, '../src/index.ts')],
+  ] as const) {
     const berth = (await import(pathToFileURL(path).href)) as Berth;
     const root = mkdtempSync(join(tmpdir(), 'berth-compare-'));
     const engine = new berth.Engine({ root, runRoot: join(root, 'run') });
@@ -68,7 +71,12 @@ async function main(): Promise<void> {
     sides.push({ name, berth, engine, root, start: [], exec: [], startCpu: 0, execCpu: 0 });
   }
   const runTrue = async (s: Side) => {
-    const c = await s.berth.Container.create({ image: 'bench/busybox', command: ['true'], network: 'none', engine: s.engine });
+    const c = await s.berth.Container.create({
+      image: 'bench/busybox',
+      command: ['true'],
+      network: 'none',
+      engine: s.engine,
+    });
     await c.start();
     await c.wait();
     await c.remove();
@@ -76,13 +84,23 @@ async function main(): Promise<void> {
   const order = (r: number) => (r % 2 ? [...sides].reverse() : sides);
   for (const s of sides) for (let i = 0; i < 3; i++) await runTrue(s);
   for (let r = 0; r < rounds; r++) for (const s of order(r)) await timeBatch(s, 'start', batch, () => runTrue(s));
-  const running = await Promise.all(sides.map((s) => s.berth.Container.run('bench/busybox', ['sleep', '600'], { network: 'none', engine: s.engine })));
+  const running = await Promise.all(
+    sides.map((s) => s.berth.Container.run('bench/busybox', ['sleep', '600'], { network: 'none', engine: s.engine })),
+  );
   for (const c of running) for (let i = 0; i < 3; i++) await c.exec(['true']);
-  for (let r = 0; r < rounds; r++) for (const s of order(r)) await timeBatch(s, 'exec', batch, () => running[sides.indexOf(s)]!.exec(['true']));
+  for (let r = 0; r < rounds; r++)
+    for (const s of order(r)) await timeBatch(s, 'exec', batch, () => running[sides.indexOf(s)]!.exec(['true']));
   for (const c of running) await c.remove({ force: true });
   const rows: string[][] = [['side', 'start median ms', 'start CPU ms', 'exec median ms', 'exec CPU ms', 'runs each']];
   for (const s of sides) {
-    rows.push([s.name, median(s.start).toFixed(2), (s.startCpu / s.start.length).toFixed(1), median(s.exec).toFixed(2), (s.execCpu / s.exec.length).toFixed(1), String(s.start.length)]);
+    rows.push([
+      s.name,
+      median(s.start).toFixed(2),
+      (s.startCpu / s.start.length).toFixed(1),
+      median(s.exec).toFixed(2),
+      (s.execCpu / s.exec.length).toFixed(1),
+      String(s.start.length),
+    ]);
   }
   console.log(formatTable(rows));
   for (const s of sides) rmSync(s.root, { recursive: true, force: true });

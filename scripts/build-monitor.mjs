@@ -24,10 +24,23 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const flags = [
-  '-x', 'c',
-  '-nostdlib', '-static', '-Os', '-ffreestanding', '-fno-builtin', '-fno-stack-protector',
-  '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-fno-pie', '-no-pie',
-  '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,-z,norelro', '-Wl,-z,noseparate-code', '-s',
+  '-x',
+  'c',
+  '-nostdlib',
+  '-static',
+  '-Os',
+  '-ffreestanding',
+  '-fno-builtin',
+  '-fno-stack-protector',
+  '-fno-asynchronous-unwind-tables',
+  '-fno-unwind-tables',
+  '-fno-pie',
+  '-no-pie',
+  '-Wl,--build-id=none',
+  '-Wl,-z,noexecstack',
+  '-Wl,-z,norelro',
+  '-Wl,-z,noseparate-code',
+  '-s',
 ];
 
 /** Every architecture the package ships: Node's name, and the GNU triplet of its cross compiler. */
@@ -45,7 +58,9 @@ function parseArches(argv) {
   const list = (argv[i + 1] ?? '').split(',').filter(Boolean);
   const unknown = list.filter((a) => !(a in ARCHES));
   if (list.length === 0 || unknown.length > 0) {
-    console.error(`build-monitor: --arch takes a comma-separated list of ${Object.keys(ARCHES).join(', ')}; got '${argv[i + 1] ?? ''}'`);
+    console.error(
+      `build-monitor: --arch takes a comma-separated list of ${Object.keys(ARCHES).join(', ')}; got '${argv[i + 1] ?? ''}'`,
+    );
     process.exit(2);
   }
   return list;
@@ -75,9 +90,10 @@ for (const arch of parseArches(process.argv.slice(2))) {
     }
     if (!built) {
       rmSync(tmp, { force: true });
-      const hint = arch === process.arch
-        ? 'a C compiler (cc, gcc or g++)'
-        : `the cross compiler ${ARCHES[arch]}-gcc (Debian: apt-get install gcc-${ARCHES[arch].replace(/_/g, '-')})`;
+      const hint =
+        arch === process.arch
+          ? 'a C compiler (cc, gcc or g++)'
+          : `the cross compiler ${ARCHES[arch]}-gcc (Debian: apt-get install gcc-${ARCHES[arch].replace(/_/g, '-')})`;
       console.error(`build-monitor: ${hint} is needed to build ${source} for ${arch}\n${failures.join('\n')}`);
       failed = true;
     }

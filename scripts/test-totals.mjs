@@ -25,7 +25,7 @@ try {
 }
 
 let passed = 0;
-let failed = 0;
+let failed;
 if (report) {
   passed = report.numPassedTests ?? 0;
   failed = report.numFailedTests ?? 0;
@@ -37,7 +37,9 @@ if (report) {
     }
   }
   if (failed === 0 && (report.success === false || vitestStatus !== 0)) {
-    console.error(`[test] vitest reported failure (exit status ${vitestStatus}) with no failed test: see its output above`);
+    console.error(
+      `[test] vitest reported failure (exit status ${vitestStatus}) with no failed test: see its output above`,
+    );
     failed = 1;
   }
 } else {

@@ -5,9 +5,10 @@
 #
 #   N passed, N failed
 #
-# Exits non-zero when a test failed, a test file could not run, or the build failed. Arguments are
-# passed on to vitest (e.g. `bash scripts/test.sh test/unit`). BERTH_SKIP_BUILD=1 skips the build
-# (when dist/ is known to be current).
+# Exits non-zero when a test failed, a test file could not run, or the type check, the API docs, the
+# format check (Prettier), the lint (ESLint) or the build failed. Arguments are passed on to vitest
+# (e.g. `bash scripts/test.sh test/unit`). BERTH_SKIP_BUILD=1 skips the build (when dist/ is known
+# to be current).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +25,10 @@ bash scripts/install-deps.sh || fail_early "scripts/install-deps.sh"
 echo "[test] npm run typecheck && npm run docs" >&2
 npm run --silent typecheck </dev/null || fail_early "the type check (npm run typecheck)"
 npm run --silent docs </dev/null >/dev/null || fail_early "the API docs (npm run docs: typedoc treats warnings as errors)"
+
+echo "[test] npm run format:check && npm run lint" >&2
+npm run --silent format:check </dev/null || fail_early "the format check (npm run format:check; npm run format fixes it)"
+npm run --silent lint </dev/null || fail_early "the lint (npm run lint; npm run lint:fix fixes some)"
 
 if [ "${BERTH_SKIP_BUILD:-0}" = 1 ]; then
   echo "[test] BERTH_SKIP_BUILD=1: not building" >&2

@@ -48,9 +48,12 @@ export interface BenchImage {
 
 /** The Debian mirror apt uses here (`URIs:` of a deb822 source or a `deb` line), else deb.debian.org. */
 export function debianMirror(): string {
-  const files = ['/etc/apt/sources.list', ...listDir('/etc/apt/sources.list.d').map((f) => join('/etc/apt/sources.list.d', f))];
+  const files = [
+    '/etc/apt/sources.list',
+    ...listDir('/etc/apt/sources.list.d').map((f) => join('/etc/apt/sources.list.d', f)),
+  ];
   for (const f of files) {
-    let text = '';
+    let text: string;
     try {
       text = fs.readFileSync(f, 'utf8');
     } catch {
@@ -90,7 +93,7 @@ function sha256File(path: string): string {
   const fd = fs.openSync(path, 'r');
   const buf = Buffer.alloc(1 << 20);
   try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }
@@ -115,7 +118,18 @@ export function benchImage(): BenchImage {
     fs.mkdirSync(tmp);
     const layers: BenchLayer[] = layerPaths().map((paths, i) => {
       const tar = join(tmp, `${i}.tar`);
-      execFileSync('tar', ['-C', ROOTFS, '--sort=name', '--numeric-owner', '--xattrs', '--exclude=./var/cache/apt/archives/*.deb', '--exclude=var/cache/apt/archives/*.deb', '-cf', tar, ...paths]);
+      execFileSync('tar', [
+        '-C',
+        ROOTFS,
+        '--sort=name',
+        '--numeric-owner',
+        '--xattrs',
+        '--exclude=./var/cache/apt/archives/*.deb',
+        '--exclude=var/cache/apt/archives/*.deb',
+        '-cf',
+        tar,
+        ...paths,
+      ]);
       const diffId = sha256File(tar);
       const tarSize = fs.statSync(tar).size;
       execFileSync('gzip', ['-6', '-n', tar]);
@@ -138,6 +152,14 @@ export function benchImage(): BenchImage {
       history: layers.map((_, i) => ({ created, created_by: `debootstrap --variant=minbase ${SUITE} (layer ${i})` })),
     }),
   );
-  const entries = Number(execFileSync('sh', ['-c', `find '${ROOTFS}' -path '${ROOTFS}/var/cache/apt/archives/*.deb' -prune -o -print | wc -l`]).toString().trim()) - 1;
+  const entries =
+    Number(
+      execFileSync('sh', [
+        '-c',
+        `find '${ROOTFS}' -path '${ROOTFS}/var/cache/apt/archives/*.deb' -prune -o -print | wc -l`,
+      ])
+        .toString()
+        .trim(),
+    ) - 1;
   return { rootfs: ROOTFS, layers, config, entries };
 }

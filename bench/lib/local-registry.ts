@@ -41,7 +41,19 @@ export async function startRegistry(dir: string): Promise<LocalRegistry> {
   const config = join(dir, 'config.yml');
   fs.writeFileSync(
     config,
-    ['version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'data')}`, '  delete:', '    enabled: true', 'http:', `  addr: ${host}`, ''].join('\n'),
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'data')}`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: ${host}`,
+      '',
+    ].join('\n'),
   );
   const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -75,25 +87,46 @@ export async function startRegistry(dir: string): Promise<LocalRegistry> {
 }
 
 /** Uploads one blob (monolithic: POST, then PUT with the digest). */
-export async function pushBlob(host: string, repo: string, digest: string, body: Buffer | string, size: number): Promise<void> {
+export async function pushBlob(
+  host: string,
+  repo: string,
+  digest: string,
+  body: Buffer | string,
+  size: number,
+): Promise<void> {
   const head = await request(`http://${host}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
   await head.body.dump();
   if (head.statusCode === 200) return;
   const start = await request(`http://${host}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
   await start.body.dump();
   const location = start.headers.location;
-  if (start.statusCode !== 202 || typeof location !== 'string') throw new Error(`upload start: HTTP ${start.statusCode}`);
+  if (start.statusCode !== 202 || typeof location !== 'string')
+    throw new Error(`upload start: HTTP ${start.statusCode}`);
   const url = new URL(location, `http://${host}`);
   url.searchParams.set('digest', digest);
   const data = typeof body === 'string' ? fs.createReadStream(body) : body;
-  const put = await request(url, { method: 'PUT', body: data, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
+  const put = await request(url, {
+    method: 'PUT',
+    body: data,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+  });
   const text = await put.body.text();
   if (put.statusCode !== 201) throw new Error(`upload of ${digest}: HTTP ${put.statusCode} ${text}`);
 }
 
 /** Puts a manifest under `tag`. */
-export async function pushManifest(host: string, repo: string, tag: string, mediaType: string, manifest: string): Promise<void> {
-  const r = await request(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { 'content-type': mediaType } });
+export async function pushManifest(
+  host: string,
+  repo: string,
+  tag: string,
+  mediaType: string,
+  manifest: string,
+): Promise<void> {
+  const r = await request(`http://${host}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: manifest,
+    headers: { 'content-type': mediaType },
+  });
   const text = await r.body.text();
   if (r.statusCode !== 201) throw new Error(`manifest put: HTTP ${r.statusCode} ${text}`);
 }

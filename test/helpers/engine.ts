@@ -22,7 +22,8 @@ afterEach(async () => {
   let failure: unknown;
   for (const { engine, before } of all) {
     try {
-      for (const c of await engine.containers.list({ all: true })) await engine.containers.remove(c.id, { force: true });
+      for (const c of await engine.containers.list({ all: true }))
+        await engine.containers.remove(c.id, { force: true });
       // Networks (the default bridge included) keep their bridge and rules until removed.
       const nets = networkService(engine);
       for (const n of await nets.list()) await nets.remove(n.id);

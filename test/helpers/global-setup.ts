@@ -14,7 +14,14 @@
  * @module
  */
 import type { TestProject } from 'vitest/node';
-import { BUSYBOX_DIR_ENV, BUSYBOX_TAR_ENV, DEFAULT_BUSYBOX, ensureBusyboxCache, hasBusybox, type BusyboxRootfs } from './busybox.js';
+import {
+  BUSYBOX_DIR_ENV,
+  BUSYBOX_TAR_ENV,
+  DEFAULT_BUSYBOX,
+  ensureBusyboxCache,
+  hasBusybox,
+  type BusyboxRootfs,
+} from './busybox.js';
 
 declare module 'vitest' {
   /** Values that global setup provides to tests through `inject()`. */

@@ -133,12 +133,14 @@ export async function assertNoLeaks(before: LeakSnapshot, options: AssertNoLeaks
 export function diffLeaks(before: LeakSnapshot, after: LeakSnapshot): string[] {
   const out: string[] = [];
   const mountIds = new Set(before.mounts.map((m) => m.id));
-  for (const m of after.mounts) if (!mountIds.has(m.id)) out.push(`mount ${m.mountPoint} (${m.fsType} from ${m.source})`);
+  for (const m of after.mounts)
+    if (!mountIds.has(m.id)) out.push(`mount ${m.mountPoint} (${m.fsType} from ${m.source})`);
   const cgroups = new Set(before.cgroups);
   for (const c of after.cgroups) if (!cgroups.has(c)) out.push(`cgroup ${c}`);
   const procs = new Set(before.processes.map((p) => `${p.pid}/${p.startTime}`));
   for (const p of after.processes) {
-    if (!procs.has(`${p.pid}/${p.startTime}`)) out.push(`process ${p.pid} (${p.reason}): ${p.cmdline || '<no cmdline>'}`);
+    if (!procs.has(`${p.pid}/${p.startTime}`))
+      out.push(`process ${p.pid} (${p.reason}): ${p.cmdline || '<no cmdline>'}`);
   }
   const devs = new Set(before.netdevs);
   for (const d of after.netdevs) if (!devs.has(d)) out.push(`network device ${d}`);
@@ -196,7 +198,8 @@ function mentions(text: string, root: string): boolean {
   while (at !== -1) {
     const next = text[at + root.length];
     // `root` itself or a path under it, not merely a path sharing its prefix (`/tmp/a` vs `/tmp/ab`).
-    if (next === undefined || next === '/' || next === ' ' || next === ',' || next === ':' || next === '\0') return true;
+    if (next === undefined || next === '/' || next === ' ' || next === ',' || next === ':' || next === '\0')
+      return true;
     at = text.indexOf(root, at + 1);
   }
   return false;
@@ -222,7 +225,9 @@ export function containerCgroupMatch(root: string): (path: string) => boolean {
   let ids = new Set<string>();
   const reload = () => {
     try {
-      ids = new Set([...readFileSync(join(root, 'events.log'), 'utf8').matchAll(/"id":"([0-9a-f]{64})"/g)].map((m) => m[1]!));
+      ids = new Set(
+        [...readFileSync(join(root, 'events.log'), 'utf8').matchAll(/"id":"([0-9a-f]{64})"/g)].map((m) => m[1]!),
+      );
     } catch {
       // No events yet.
     }
@@ -280,7 +285,8 @@ function processesUnder(root: string): LeakedProcess[] {
     else if (mentions(cmdline, root)) reason = 'cmdline';
     else {
       const ns = readlinkOrEmpty(`${dir}/ns/mnt`);
-      if (ns !== '' && ns !== ownMountNs && mentions(unescapeMountinfo(readOrEmpty(`${dir}/mountinfo`)), root)) reason = 'mountns';
+      if (ns !== '' && ns !== ownMountNs && mentions(unescapeMountinfo(readOrEmpty(`${dir}/mountinfo`)), root))
+        reason = 'mountns';
     }
     if (reason) out.push({ pid: Number(pid), startTime, cmdline, reason });
   }

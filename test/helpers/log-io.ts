@@ -8,11 +8,15 @@ export function countingLogIO(): LogIO & { bytes: number } {
     async open(path: string) {
       const f = await fsLogIO.open(path);
       if (!f) return undefined;
-      return { ...f, ino: f.ino, read: async (buf: Buffer, off: number, len: number, pos: number) => {
-        const n = await f.read(buf, off, len, pos);
-        io.bytes += n;
-        return n;
-      } };
+      return {
+        ...f,
+        ino: f.ino,
+        read: async (buf: Buffer, off: number, len: number, pos: number) => {
+          const n = await f.read(buf, off, len, pos);
+          io.bytes += n;
+          return n;
+        },
+      };
     },
     ino: fsLogIO.ino,
   };

@@ -172,9 +172,31 @@ function b64url(data: Buffer | string): string {
 export function makeSigningCert(): { key: KeyObject; certPem: string; certDer: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'berth-token-cert-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=berth-test-token'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '2',
+        '-subj',
+        '/CN=berth-test-token',
+      ],
+      { stdio: 'ignore' },
+    );
     const certPem = readFileSync(join(dir, 'cert.pem'), 'utf8');
-    return { key: createPrivateKey(readFileSync(join(dir, 'key.pem'))), certPem, certDer: Buffer.from(new X509Certificate(certPem).raw) };
+    return {
+      key: createPrivateKey(readFileSync(join(dir, 'key.pem'))),
+      certPem,
+      certDer: Buffer.from(new X509Certificate(certPem).raw),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -185,19 +207,25 @@ export function makeSigningCert(): { key: KeyObject; certPem: string; certDer: B
  * the distribution token spec describes. Authenticated users (`users`) get every action they ask
  * for; anonymous requests get `anonymous` actions (default: none).
  */
-export async function startTokenService(options: { users?: Record<string, string>; anonymous?: string[]; expiresIn?: number } = {}): Promise<TokenService> {
+export async function startTokenService(
+  options: { users?: Record<string, string>; anonymous?: string[]; expiresIn?: number } = {},
+): Promise<TokenService> {
   const { key, certPem, certDer } = makeSigningCert();
   const service = 'berth-test-registry';
   const issuer = 'berth-test-issuer';
   const requests: TokenService['requests'] = [];
   const handle = (req: IncomingMessage): { status: number; body: unknown } => {
     const url = new URL(req.url ?? '/', 'http://x');
-    const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+    const scopes = url.searchParams
+      .getAll('scope')
+      .flatMap((s) => s.split(' '))
+      .filter(Boolean);
     let user: string | undefined;
     const authz = req.headers.authorization;
     if (authz?.startsWith('Basic ')) {
       const [u, ...rest] = Buffer.from(authz.slice(6), 'base64').toString().split(':');
-      if (options.users?.[u ?? ''] !== rest.join(':')) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] } };
+      if (options.users?.[u ?? ''] !== rest.join(':'))
+        return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] } };
       user = u;
     }
     requests.push({ scopes, user });
@@ -210,10 +238,22 @@ export async function startTokenService(options: { users?: Record<string, string
     const now = Math.floor(Date.now() / 1000);
     const expiresIn = options.expiresIn ?? 300;
     const header = { alg: 'RS256', typ: 'JWT', x5c: [certDer.toString('base64')] };
-    const claims = { iss: issuer, sub: user ?? '', aud: service, exp: now + expiresIn, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const claims = {
+      iss: issuer,
+      sub: user ?? '',
+      aud: service,
+      exp: now + expiresIn,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const token = `${input}.${b64url(sign('sha256', Buffer.from(input), key))}`;
-    return { status: 200, body: { token, access_token: token, expires_in: expiresIn, issued_at: new Date().toISOString() } };
+    return {
+      status: 200,
+      body: { token, access_token: token, expires_in: expiresIn, issued_at: new Date().toISOString() },
+    };
   };
   const server: Server = createServer((req, res) => {
     const { status, body } = handle(req);
@@ -224,7 +264,15 @@ export async function startTokenService(options: { users?: Record<string, string
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   const stop = (): Promise<void> => new Promise((r) => server.close(() => r()));
-  return { realm: `http://127.0.0.1:${port}/token`, service, issuer, certPem, requests, stop, [Symbol.asyncDispose]: stop };
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    service,
+    issuer,
+    certPem,
+    requests,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
 }
 
 /** sha256 of `data` as `sha256:<hex>`. */

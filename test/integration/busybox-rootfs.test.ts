@@ -11,13 +11,14 @@ import { BerthError, buildBusyboxRootfs } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('buildBusyboxRootfs', () => {
-  it('builds the same tarball twice, byte for byte, with the tree GNU tar lists (busybox, its applet links, passwd, app\'s home)', async () => {
+  it("builds the same tarball twice, byte for byte, with the tree GNU tar lists (busybox, its applet links, passwd, app's home)", async () => {
     const a = await buildBusyboxRootfs(join(tempDir('busybox-a'), 'out'));
     const b = await buildBusyboxRootfs(join(tempDir('busybox-b'), 'out'));
     expect(readFileSync(a.tar).equals(readFileSync(b.tar))).toBe(true);
 
     const listing = execFileSync('tar', ['-tvf', a.tar, '--numeric-owner'], { encoding: 'utf8' }).split('\n');
-    const line = (name: string): string | undefined => listing.find((l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `));
+    const line = (name: string): string | undefined =>
+      listing.find((l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `));
     expect(line('bin/busybox')).toMatch(/^-rwxr-xr-x 0\/0 /);
     expect(line('bin/sh')).toMatch(/^lrwxrwxrwx 0\/0 .* bin\/sh -> \/bin\/busybox$/);
     expect(line('etc/passwd')).toMatch(/^-rw-r--r-- 0\/0 /);

@@ -9,11 +9,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createCgroupDriver, detectCgroups, parseResources, type CgroupDriver, type CgroupLimits } from '../../src/runtime/cgroups/index.js';
+import {
+  createCgroupDriver,
+  detectCgroups,
+  parseResources,
+  type CgroupDriver,
+  type CgroupLimits,
+} from '../../src/runtime/cgroups/index.js';
 
 const layout = detectCgroups();
 const usable = layout.mode !== 'none' && process.getuid?.() === 0;
-if (!usable) console.warn(`skipping cgroup integration tests: ${layout.mode === 'none' ? 'no usable cgroup hierarchy' : 'not root'}`);
+if (!usable)
+  console.warn(
+    `skipping cgroup integration tests: ${layout.mode === 'none' ? 'no usable cgroup hierarchy' : 'not root'}`,
+  );
 
 const MiB = 1024 * 1024;
 let driver: CgroupDriver;
@@ -48,8 +57,8 @@ async function runIn(procsFiles: string[], script: string): Promise<Proc> {
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })), // 'close': output drained too
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (resolve) => child.on('close', (code, signal) => resolve({ code, signal })), // 'close': output drained too
   );
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
@@ -149,7 +158,10 @@ describe.skipIf(!usable)(`cgroup driver on the real kernel (${layout.mode})`, ()
 
   it('reads plausible stats', async () => {
     const { id, procsFiles } = await cgroup(parseResources({ memory: '64m', cpus: 1.5, cpuShares: 512 }));
-    const p = await runIn(procsFiles, 'x=$(head -c 4000000 /dev/zero | tr "\\0" a); i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo ready; sleep 30');
+    const p = await runIn(
+      procsFiles,
+      'x=$(head -c 4000000 /dev/zero | tr "\\0" a); i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo ready; sleep 30',
+    );
     const deadline = Date.now() + 10_000;
     while (!p.output().includes('ready') && Date.now() < deadline) await sleep(20);
     const s = await driver.stats(id);
@@ -168,7 +180,9 @@ describe.skipIf(!usable)(`cgroup driver on the real kernel (${layout.mode})`, ()
   });
 
   it('writes the limits the kernel then reports, and updates them live', async () => {
-    const { id, paths } = await cgroup(parseResources({ memory: '32m', memoryReservation: '16m', cpus: 0.5, cpuShares: 512, pids: 50, cpusetCpus: '0' }));
+    const { id, paths } = await cgroup(
+      parseResources({ memory: '32m', memoryReservation: '16m', cpus: 0.5, cpuShares: 512, pids: 50, cpusetCpus: '0' }),
+    );
     const file = (name: string) => {
       const p = paths.map((d) => join(d, name)).find((f) => existsSync(f));
       return p === undefined ? undefined : readFileSync(p, 'utf8').trim();
@@ -193,15 +207,24 @@ describe.skipIf(!usable)(`cgroup driver on the real kernel (${layout.mode})`, ()
     expect((await driver.stats(id)).memory.limit).toBe(24 * MiB);
   });
 
-  it.skipIf(layout.mode === 'v2')('denies host devices outside the default allow-list (v1 devices controller)', async () => {
-    const { id, procsFiles } = await cgroup(parseResources({}));
-    const list = readFileSync(join(driver.paths(id).find((p) => p.startsWith(layout.v1.devices!))!, 'devices.list'), 'utf8');
-    expect(list).toContain('c 1:3 rwm');
-    expect(list).not.toContain('a *:* rwm');
-    const p = await runIn(procsFiles, '(: < /dev/null) && echo null-ok; (: < /dev/kmsg) && echo kmsg-ok; echo end');
-    await p.exited;
-    expect(p.output()).toContain('null-ok');
-    expect(p.output()).not.toContain('kmsg-ok');
-    expect(p.output()).toContain('end');
-  });
+  it.skipIf(layout.mode === 'v2')(
+    'denies host devices outside the default allow-list (v1 devices controller)',
+    async () => {
+      const { id, procsFiles } = await cgroup(parseResources({}));
+      const list = readFileSync(
+        join(
+          driver.paths(id).find((p) => p.startsWith(layout.v1.devices!))!,
+          'devices.list',
+        ),
+        'utf8',
+      );
+      expect(list).toContain('c 1:3 rwm');
+      expect(list).not.toContain('a *:* rwm');
+      const p = await runIn(procsFiles, '(: < /dev/null) && echo null-ok; (: < /dev/kmsg) && echo kmsg-ok; echo end');
+      await p.exited;
+      expect(p.output()).toContain('null-ok');
+      expect(p.output()).not.toContain('kmsg-ok');
+      expect(p.output()).toContain('end');
+    },
+  );
 });

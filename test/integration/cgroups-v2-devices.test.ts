@@ -82,8 +82,13 @@ async function cgroup(options: CgroupCreateOptions = {}): Promise<{ id: string; 
  */
 function nodeDir(): string {
   const dir = tempDir('devtest-nodes');
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').map((l) => l.split(' '));
-  const mount = mounts.filter((f) => dir === f[4] || dir.startsWith(`${f[4] === '/' ? '' : f[4]}/`)).sort((a, b) => b[4]!.length - a[4]!.length)[0];
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '));
+  const mount = mounts
+    .filter((f) => dir === f[4] || dir.startsWith(`${f[4] === '/' ? '' : f[4]}/`))
+    .sort((a, b) => b[4]!.length - a[4]!.length)[0];
   if (!mount || !mount[5]!.split(',').includes('nodev')) return dir;
   const dev = mkdtempSync('/dev/berth-devtest-');
   onTestFinished(() => rmSync(dev, { recursive: true, force: true }));
@@ -92,18 +97,24 @@ function nodeDir(): string {
 
 /** Runs `probe ...args` in the cgroup: started waiting, moved in through `procs`, then let go. */
 async function probeIn(procs: string, dir: string, args: string[]): Promise<ProbeResult> {
-  const child = spawn('/bin/busybox', ['sh', '-c', 'read _go; exec "$@"', 'sh', probeBinary(), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('/bin/busybox', ['sh', '-c', 'read _go; exec "$@"', 'sh', probeBinary(), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  const exited = new Promise<number>((resolve) =>
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
     });
     writeFileSync(procs, String(child.pid));
-    const where = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const where = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     expect(where, 'the probe is in the cgroup').toBe(`0::${dir.slice(layout.v2Mount!.length)}`);
     child.stdin!.end('go\n');
     return parseProbe(await exited, out);
@@ -123,7 +134,11 @@ function attached(dir: string): { attachFlags: number; ids: number[] } {
 }
 
 const mknodRead = (nodes: string, name: string, type: 'b' | 'c', major: number, minor: number): string[] => [
-  'mknod-read-at', join(nodes, name), type, String(major), String(minor),
+  'mknod-read-at',
+  join(nodes, name),
+  type,
+  String(major),
+  String(minor),
 ];
 
 describe.skipIf(!usable)('cgroup v2 device rules (BPF) on the real kernel', () => {
@@ -156,7 +171,9 @@ describe.skipIf(!usable)('cgroup v2 device rules (BPF) on the real kernel', () =
     const allowRead: DeviceRule = { type: 'b', major: loop!.major, minor: loop!.minor, access: 'r', allow: true };
     const { dir, procs } = await cgroup({ devices: [allowRead] });
     const nodes = nodeDir();
-    expect((await probeIn(procs, dir, mknodRead(nodes, 'disk', 'b', loop!.major, loop!.minor))).line).toBe('ok read 512');
+    expect((await probeIn(procs, dir, mknodRead(nodes, 'disk', 'b', loop!.major, loop!.minor))).line).toBe(
+      'ok read 512',
+    );
     // open(O_WRONLY) and write nothing: the loop device's backing file is this test's own.
     expect((await probeIn(procs, dir, ['open-write', join(nodes, 'disk')])).line).toBe('err EPERM open(O_WRONLY)');
   });
@@ -194,7 +211,11 @@ describe.skipIf(!usable)('cgroup v2 device rules (BPF) on the real kernel', () =
       close(prog);
     }
     expect(attached(child).ids).toHaveLength(1);
-    const r = await probeIn(join(child, 'cgroup.procs'), child, mknodRead(nodeDir(), 'disk', 'b', loop!.major, loop!.minor));
+    const r = await probeIn(
+      join(child, 'cgroup.procs'),
+      child,
+      mknodRead(nodeDir(), 'disk', 'b', loop!.major, loop!.minor),
+    );
     expect(r.line).toBe('err EPERM open');
   });
 });
@@ -209,7 +230,11 @@ describe.skipIf(!usable)('bpf(2) kernel bindings', () => {
       caught = e;
     }
     expect(caught).toBeInstanceOf(KernelError);
-    expect(caught).toMatchObject({ syscall: 'bpf', errnoCode: 'EACCES', message: expect.stringContaining('R0 !read_ok') });
+    expect(caught).toMatchObject({
+      syscall: 'bpf',
+      errnoCode: 'EACCES',
+      message: expect.stringContaining('R0 !read_ok'),
+    });
   });
 
   it('attaching to something that is not a cgroup directory fails with EBADF, naming it', () => {
@@ -233,6 +258,10 @@ describe.skipIf(!usable)('bpf(2) kernel bindings', () => {
       close(prog);
     }
     expect(caught).toBeInstanceOf(KernelError);
-    expect(caught).toMatchObject({ errnoCode: 'EBADF', path: dir, message: expect.stringContaining('BPF_PROG_ATTACH') });
+    expect(caught).toMatchObject({
+      errnoCode: 'EBADF',
+      path: dir,
+      message: expect.stringContaining('BPF_PROG_ATTACH'),
+    });
   });
 });

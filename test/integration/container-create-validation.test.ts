@@ -31,13 +31,23 @@ describe('Container.create validation on a real engine', () => {
       [{ env: ['A=x\0y'] }, 'env.0'],
     ];
     for (const [opts, field] of cases) {
-      await expect(Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'refused', engine, ...opts }), JSON.stringify(opts)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field });
+      await expect(
+        Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'refused', engine, ...opts }),
+        JSON.stringify(opts),
+      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field });
     }
-    await expect(Container.create({ image: BUSYBOX_REF, command: ['true'], engine, network: 'nonexistent' })).rejects.toMatchObject({ code: 'NETWORK_NOT_FOUND' });
+    await expect(
+      Container.create({ image: BUSYBOX_REF, command: ['true'], engine, network: 'nonexistent' }),
+    ).rejects.toMatchObject({ code: 'NETWORK_NOT_FOUND' });
     expect(await Container.list({ all: true, engine })).toEqual([]);
     expect(entries()).toEqual(before);
     // The same address inside the subnet is taken, and the container gets it.
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, network: 'backend', ip: '10.89.231.77', name: 'refused' });
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], {
+      engine,
+      network: 'backend',
+      ip: '10.89.231.77',
+      name: 'refused',
+    });
     expect((await c.exec(['ip', '-o', '-4', 'addr', 'show', 'eth0'])).stdout).toContain('10.89.231.77/24');
   });
 });

@@ -12,7 +12,11 @@ import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 
 /** Runs the detach fixture on `root`; resolves with the container ids once it has started them. */
 async function startDetached(root: string, mode: 'exit' | 'kill') {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/detach-process.ts', root, BUSYBOX_REF, mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'test/fixtures/detach-process.ts', root, BUSYBOX_REF, mode],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`creator exited early with ${code}`)));
@@ -44,7 +48,11 @@ describe('detached containers', () => {
       expect(await logger.logs({ stderr: false })).toBe('before\nafter\n');
       const lines = [];
       for await (const l of logger.logs()) lines.push(l);
-      expect(lines.map((l) => [l.stream, l.text])).toEqual([['stdout', 'before\n'], ['stdout', 'after\n'], ['stderr', 'err-after\n']]);
+      expect(lines.map((l) => [l.stream, l.text])).toEqual([
+        ['stdout', 'before\n'],
+        ['stdout', 'after\n'],
+        ['stderr', 'err-after\n'],
+      ]);
       // The second line was written about a second after the first, and timed when it was.
       expect(lines[1]!.time.getTime() - lines[0]!.time.getTime()).toBeGreaterThan(800);
 
@@ -55,7 +63,11 @@ describe('detached containers', () => {
       expect(text.length).toBe(8 * 1024 * 1024 + 'done\n'.length + 1);
 
       // autoRemove: removed by whoever sees its exit first.
-      await expect.poll(async () => (await Container.list({ engine, all: true })).map((c) => c.name).includes('rm'), { timeout: 5000 }).toBe(false);
+      await expect
+        .poll(async () => (await Container.list({ engine, all: true })).map((c) => c.name).includes('rm'), {
+          timeout: 5000,
+        })
+        .toBe(false);
 
       // A later process types into the detached terminal and the stdin pipe, then stops them.
       const shell = new Container('shell', { engine });

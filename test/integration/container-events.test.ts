@@ -15,11 +15,22 @@ describe('container events', () => {
     await c.wait();
     await c.remove();
     const filtered: BerthEvent[] = [];
-    for await (const e of engine.events({ since, until: Date.now() + 200, type: ['container'], action: ['start', 'die'] })) filtered.push(e);
+    for await (const e of engine.events({
+      since,
+      until: Date.now() + 200,
+      type: ['container'],
+      action: ['start', 'die'],
+    }))
+      filtered.push(e);
     const id = c.ref;
-    expect(filtered.map((e) => [e.action, e.id])).toEqual([['start', id], ['die', id]]);
+    expect(filtered.map((e) => [e.action, e.id])).toEqual([
+      ['start', id],
+      ['die', id],
+    ]);
     expect(filtered[1]!.attributes).toMatchObject({ name: 'ev', image: BUSYBOX_REF, exitCode: '2', app: 'x' });
-    await expect.poll(() => seen.filter((e) => e.id === id).map((e) => e.action), { timeout: 2000 }).toEqual(['create', 'start', 'die', 'destroy']);
+    await expect
+      .poll(() => seen.filter((e) => e.id === id).map((e) => e.action), { timeout: 2000 })
+      .toEqual(['create', 'start', 'die', 'destroy']);
   });
 
   it('delivers exec_create, exec_start and exec_die for an exec, with its id, command and exit code', async () => {
@@ -28,7 +39,12 @@ describe('container events', () => {
     const since = Date.now();
     expect((await c.exec(['sh', '-c', 'exit 3'])).exitCode).toBe(3);
     const events: BerthEvent[] = [];
-    for await (const e of engine.events({ since, until: Date.now() + 200, action: ['exec_create', 'exec_start', 'exec_die'] })) events.push(e);
+    for await (const e of engine.events({
+      since,
+      until: Date.now() + 200,
+      action: ['exec_create', 'exec_start', 'exec_die'],
+    }))
+      events.push(e);
     expect(events.map((e) => e.action)).toEqual(['exec_create', 'exec_start', 'exec_die']);
     const execID = events[0]!.attributes.execID;
     expect(execID).toMatch(/^[0-9a-f]{32}$/);

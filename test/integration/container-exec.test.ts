@@ -5,67 +5,86 @@
 import { describe, expect, it } from 'vitest';
 import { Container, Image } from '../../src/index.js';
 import { busyboxImage } from '../helpers/busybox.js';
-import { BUSYBOX_REF, testEngine, withExecPath } from '../helpers/engine.js';
+import { BUSYBOX_REF, NO_NETWORK, testEngine, withExecPath } from '../helpers/engine.js';
 
 // Both ways an exec starts: berth-exec started with posix_spawn (the default), and a fork of the
 // zygote running runExec (without a C compiler, or BERTH_NATIVE_EXEC=0).
-for (const path of ['native', 'fork'] as const) describe(`exec (${path})`, () => {
-  withExecPath(path === 'fork' ? 'js' : 'native');
+for (const path of ['native', 'fork'] as const)
+  describe(`exec (${path})`, () => {
+    withExecPath(path === 'fork' ? 'js' : 'native');
 
-  it('runs inside the container: its PID namespace, hostname, root and env', async () => {
-    const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo hi > /in-container; sleep 60'], { engine, hostname: 'box', env: { A: '1' } });
-    await expect.poll(() => c.exec(['cat', '/in-container']).then((r) => r.stdout)).toBe('hi\n');
-    const r = await c.exec(['sh', '-c', 'hostname; echo $A $B; ps -o args | grep -c "^sleep 60"; ls /proc | grep -c "^[0-9]"; echo err >&2; exit 5'], { env: { B: '2' } });
-    expect(r.exitCode).toBe(5);
-    expect(r.stderr).toBe('err\n');
-    const [host, env, sleepSeen, procs] = r.stdout.trim().split('\n');
-    expect([host, env, sleepSeen]).toEqual(['box', '1 2', '1']);
-    expect(Number(procs)).toBeLessThan(8);
-    const pid1 = await c.exec(['cat', '/proc/1/cmdline']);
-    expect(pid1.stdout.replaceAll('\0', ' ').trim()).toBe('sleep 60'); // sh exec'd its last command as PID 1
-  });
+    it('runs inside the container: its PID namespace, hostname, root and env', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo hi > /in-container; sleep 60'], {
+        engine,
+        hostname: 'box',
+        env: { A: '1' },
+      });
+      await expect.poll(() => c.exec(['cat', '/in-container']).then((r) => r.stdout)).toBe('hi\n');
+      const r = await c.exec(
+        [
+          'sh',
+          '-c',
+          'hostname; echo $A $B; ps -o args | grep -c "^sleep 60"; ls /proc | grep -c "^[0-9]"; echo err >&2; exit 5',
+        ],
+        { env: { B: '2' } },
+      );
+      expect(r.exitCode).toBe(5);
+      expect(r.stderr).toBe('err\n');
+      const [host, env, sleepSeen, procs] = r.stdout.trim().split('\n');
+      expect([host, env, sleepSeen]).toEqual(['box', '1 2', '1']);
+      expect(Number(procs)).toBeLessThan(8);
+      const pid1 = await c.exec(['cat', '/proc/1/cmdline']);
+      expect(pid1.stdout.replaceAll('\0', ' ').trim()).toBe('sleep 60'); // sh exec'd its last command as PID 1
+    });
 
-  it('uses the container’s user and capabilities, or the ones given', async () => {
-    const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, user: 'app', workdir: '/tmp' });
-    expect((await c.exec(['sh', '-c', 'id -un; pwd; grep CapEff /proc/self/status'])).stdout).toBe('app\n/tmp\nCapEff:\t0000000000000000\n');
-    expect((await c.exec(['sh', '-c', 'id -u; grep CapEff /proc/self/status'], { user: 'root', workdir: '/' })).stdout).toBe('0\nCapEff:\t00000000a80425fb\n');
-  });
+    it('uses the container’s user and capabilities, or the ones given', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, user: 'app', workdir: '/tmp' });
+      expect((await c.exec(['sh', '-c', 'id -un; pwd; grep CapEff /proc/self/status'])).stdout).toBe(
+        'app\n/tmp\nCapEff:\t0000000000000000\n',
+      );
+      expect(
+        (await c.exec(['sh', '-c', 'id -u; grep CapEff /proc/self/status'], { user: 'root', workdir: '/' })).stdout,
+      ).toBe('0\nCapEff:\t00000000a80425fb\n');
+    });
 
-  it('reports a missing command, and refuses a container that does not run', async () => {
-    const { engine } = await testEngine();
-    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
-    await expect(c.exec(['no-such-cmd'])).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
-    await expect(c.exec([])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await c.kill();
-    await c.wait();
-    await expect(c.exec(['true'])).rejects.toMatchObject({ code: 'NOT_RUNNING' });
-    await c.remove();
-  });
+    it('reports a missing command, and refuses a container that does not run', async () => {
+      const { engine } = await testEngine();
+      const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+      await expect(c.exec(['no-such-cmd'])).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
+      await expect(c.exec([])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await c.kill();
+      await c.wait();
+      await expect(c.exec(['true'])).rejects.toMatchObject({ code: 'NOT_RUNNING' });
+      await c.remove();
+    });
 
-  it('runs many execs in a row and in parallel', async () => {
-    const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
-    for (let i = 0; i < 20; i++) expect((await c.exec(['echo', String(i)])).stdout).toBe(`${i}\n`);
-    const all = await Promise.all(Array.from({ length: 8 }, (_, i) => c.exec(['sh', '-c', `echo ${i}`])));
-    expect(all.map((r) => r.stdout)).toEqual(Array.from({ length: 8 }, (_, i) => `${i}\n`));
-  });
+    it('runs many execs in a row and in parallel', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+      for (let i = 0; i < 20; i++) expect((await c.exec(['echo', String(i)])).stdout).toBe(`${i}\n`);
+      const all = await Promise.all(Array.from({ length: 8 }, (_, i) => c.exec(['sh', '-c', `echo ${i}`])));
+      expect(all.map((r) => r.stdout)).toEqual(Array.from({ length: 8 }, (_, i) => `${i}\n`));
+    });
 
-  it('gives a terminal or a stdin pipe, and reports an unknown user', async () => {
-    const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
-    const r = await c.exec(['sh', '-c', 'tty; stty size'], { tty: true, consoleSize: { cols: 77, rows: 11 } });
-    expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r\n11 77\r\n$/);
-    const p = c.spawn(['cat']);
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d));
-    p.stdin.end('piped\n');
-    expect(await p.exited).toEqual({ exitCode: 0 });
-    expect(out).toBe('piped\n');
-    await expect(c.exec(['true'], { user: 'nobody-here' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('unable to find user nobody-here') as string });
+    it('gives a terminal or a stdin pipe, and reports an unknown user', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine });
+      const r = await c.exec(['sh', '-c', 'tty; stty size'], { tty: true, consoleSize: { cols: 77, rows: 11 } });
+      expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r\n11 77\r\n$/);
+      const p = c.spawn(['cat']);
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d));
+      p.stdin.end('piped\n');
+      expect(await p.exited).toEqual({ exitCode: 0 });
+      expect(out).toBe('piped\n');
+      await expect(c.exec(['true'], { user: 'nobody-here' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringContaining('unable to find user nobody-here') as string,
+      });
+    });
   });
-});
 
 describe('exec with a terminal', () => {
   it('hands the terminal over even when the process ends before the engine takes it (50 quick execs)', async () => {
@@ -81,7 +100,11 @@ describe('exec with a terminal', () => {
 describe('init: true', () => {
   it('runs a reaper as PID 1 that forwards signals and reaps orphans', async () => {
     const { engine } = await testEngine();
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo pid=$$; (sleep 0.1 &); sleep 0.5; ps -o stat,args | grep -c "^Z" ; exec sleep 60'], { engine, init: true });
+    const c = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'echo pid=$$; (sleep 0.1 &); sleep 0.5; ps -o stat,args | grep -c "^Z" ; exec sleep 60'],
+      { engine, init: true },
+    );
     await expect.poll(() => c.logs(), { timeout: 5000 }).toMatch(/pid=\d+\n0\n/);
     expect(await c.logs()).not.toContain('pid=1\n');
     const t0 = Date.now();
@@ -95,7 +118,11 @@ describe('init: true', () => {
 describe('restart', () => {
   it('stops and starts the container again, with a new process and the same file system', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo run >> /runs; trap "exit 0" TERM; while true; do sleep 0.05; done'], { engine });
+    await using c = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'echo run >> /runs; trap "exit 0" TERM; while true; do sleep 0.05; done'],
+      { engine },
+    );
     await expect.poll(() => c.exec(['cat', '/runs']).then((r) => r.stdout)).toBe('run\n');
     const pid = (await c.inspect()).state.pid;
     await c.restart({ timeout: 5 });
@@ -122,18 +149,29 @@ describe('wait conditions', () => {
     expect(settled).toBe(false);
     await c.remove();
     expect(await removed).toEqual({ exitCode: 6 });
-    await expect(c.wait({ condition: 'bogus' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'condition' });
+    await expect(c.wait({ condition: 'bogus' as never })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'condition',
+    });
   });
 });
 
 describe('restart policies', () => {
   it('on-failure:N restarts a failing container N times, then leaves it exited', async () => {
     const { engine } = await testEngine();
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo run >> /count; exit 3'], { engine, restart: 'on-failure:2' });
-    await expect.poll(async () => {
-      const s = (await c.inspect()).state;
-      return [s.status, s.restartCount];
-    }, { timeout: 5000 }).toEqual(['exited', 2]);
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo run >> /count; exit 3'], {
+      engine,
+      restart: 'on-failure:2',
+    });
+    await expect
+      .poll(
+        async () => {
+          const s = (await c.inspect()).state;
+          return [s.status, s.restartCount];
+        },
+        { timeout: 5000 },
+      )
+      .toEqual(['exited', 2]);
     await new Promise((r) => setTimeout(r, 500));
     expect((await c.inspect()).state).toMatchObject({ status: 'exited', exitCode: 3, restartCount: 2 });
     // Three runs in all, each in the same file system.
@@ -160,7 +198,8 @@ describe('health checks', () => {
     const actions: string[] = [];
     engine.on('container', (e) => actions.push(e.action));
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], {
-      engine, healthcheck: { test: ['CMD-SHELL', 'test -f /ready'], interval: 100, timeout: 2000, retries: 2 },
+      engine,
+      healthcheck: { test: ['CMD-SHELL', 'test -f /ready'], interval: 100, timeout: 2000, retries: 2 },
     });
     expect((await c.inspect()).state.health.status).toMatch(/starting|unhealthy/);
     await c.exec(['touch', '/ready']);
@@ -170,23 +209,52 @@ describe('health checks', () => {
     const h = (await c.inspect()).state.health;
     expect(h.failingStreak).toBeGreaterThanOrEqual(2);
     expect(h.log.length).toBeGreaterThan(0);
-    await expect.poll(() => actions).toEqual(expect.arrayContaining(['health_status: healthy', 'health_status: unhealthy']));
+    await expect
+      .poll(() => actions)
+      .toEqual(expect.arrayContaining(['health_status: healthy', 'health_status: unhealthy']));
   });
 
   it('comes from the image’s HEALTHCHECK, and options override it', async () => {
     const { engine } = await testEngine();
     const { tar } = await busyboxImage();
-    await Image.import(tar, { ref: 'test/healthy:1', engine, changes: ['HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD test -f /ready'] });
-    expect((await new Image('test/healthy:1', { engine }).inspect()).config.healthcheck).toMatchObject({ test: ['CMD-SHELL', 'test -f /ready'], retries: 1 });
+    await Image.import(tar, {
+      ref: 'test/healthy:1',
+      engine,
+      changes: ['HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD test -f /ready'],
+    });
+    expect((await new Image('test/healthy:1', { engine }).inspect()).config.healthcheck).toMatchObject({
+      test: ['CMD-SHELL', 'test -f /ready'],
+      retries: 1,
+    });
     await using c = await Container.run('test/healthy:1', ['sh', '-c', 'touch /ready; sleep 60'], { engine });
     await expect.poll(async () => (await c.inspect()).state.health.status, { timeout: 5000 }).toBe('healthy');
-    await using off = await Container.run('test/healthy:1', ['sleep', '60'], { engine, healthcheck: { test: ['NONE'] } });
+    await using off = await Container.run('test/healthy:1', ['sleep', '60'], {
+      engine,
+      healthcheck: { test: ['NONE'] },
+    });
     expect((await off.inspect()).state.health.status).toBe('none');
   });
 
-  it('is disabled by a NONE test', async () => {
+  it('is disabled by a NONE test: the image’s HEALTHCHECK never runs', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, healthcheck: { test: ['NONE'] } });
-    expect((await c.inspect()).state.health.status).toBe('none');
+    const { tar } = await busyboxImage();
+    await Image.import(tar, {
+      ref: 'test/checked:1',
+      engine,
+      changes: ['HEALTHCHECK --interval=100ms --timeout=2s --retries=1 CMD touch /checked'],
+    });
+    await using off = await Container.run('test/checked:1', ['sleep', '60'], {
+      ...NO_NETWORK,
+      engine,
+      healthcheck: { test: ['NONE'] },
+    });
+    // The same image without NONE, started after: once its check ran twice, the other's would have too.
+    await using on = await Container.run('test/checked:1', ['sleep', '60'], { ...NO_NETWORK, engine });
+    await expect
+      .poll(async () => (await on.inspect()).state.health.log.length, { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(2);
+    expect((await off.inspect()).state.health).toMatchObject({ status: 'none', log: [] });
+    expect((await off.exec(['ls', '/checked'])).exitCode).not.toBe(0);
+    expect((await on.exec(['ls', '/checked'])).exitCode).toBe(0);
   });
 });

@@ -46,10 +46,18 @@ function makeTar(entries: Spec[]): Buffer {
   for (const e of entries) {
     const type = e.type ?? 'file';
     const body = Buffer.from(e.body ?? '');
-    parts.push(encodeHeader({
-      name: type === 'directory' ? `${e.name}/` : e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
-      uid: 0, gid: 0, size: type === 'file' ? body.length : 0, mtime: 1_700_000_000, ...(e.linkname ? { linkname: e.linkname } : {}),
-    }));
+    parts.push(
+      encodeHeader({
+        name: type === 'directory' ? `${e.name}/` : e.name,
+        type,
+        mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+        uid: 0,
+        gid: 0,
+        size: type === 'file' ? body.length : 0,
+        mtime: 1_700_000_000,
+        ...(e.linkname ? { linkname: e.linkname } : {}),
+      }),
+    );
     if (type === 'file') {
       parts.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
     }
@@ -61,19 +69,38 @@ function makeTar(entries: Spec[]): Buffer {
 describe('container file system', () => {
   it('diff lists added, changed and deleted paths', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'mkdir -p /new/sub && echo x > /new/sub/f && echo y >> /etc/passwd && rm /bin/true && touch /done; sleep 60'], { engine });
+    await using c = await Container.run(
+      BUSYBOX_REF,
+      [
+        'sh',
+        '-c',
+        'mkdir -p /new/sub && echo x > /new/sub/f && echo y >> /etc/passwd && rm /bin/true && touch /done; sleep 60',
+      ],
+      { engine },
+    );
     await expect.poll(() => c.exec(['test', '-e', '/done']).then((r) => r.exitCode)).toBe(0);
     const d = await c.diff();
     expect(d.some((x) => x.path === '/etc/hosts' || x.path === '/etc/resolv.conf')).toBe(false);
-    expect(d).toEqual(expect.arrayContaining([
-      { path: '/new', kind: 'A' }, { path: '/new/sub', kind: 'A' }, { path: '/new/sub/f', kind: 'A' },
-      { path: '/etc', kind: 'C' }, { path: '/etc/passwd', kind: 'C' }, { path: '/bin', kind: 'C' }, { path: '/bin/true', kind: 'D' },
-    ]));
+    expect(d).toEqual(
+      expect.arrayContaining([
+        { path: '/new', kind: 'A' },
+        { path: '/new/sub', kind: 'A' },
+        { path: '/new/sub/f', kind: 'A' },
+        { path: '/etc', kind: 'C' },
+        { path: '/etc/passwd', kind: 'C' },
+        { path: '/bin', kind: 'C' },
+        { path: '/bin/true', kind: 'D' },
+      ]),
+    );
   });
 
   it('exports the union of the upper dir over the image', async () => {
     const { engine } = await testEngine();
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo hello > /hello && rm /bin/true && ln -s /hello /link'], { engine });
+    const c = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'echo hello > /hello && rm /bin/true && ln -s /hello /link'],
+      { engine },
+    );
     await c.wait();
     const tar = await readTar(c.export());
     expect(tar.get('hello')?.body).toBe('hello\n');
@@ -86,7 +113,9 @@ describe('container file system', () => {
 
   it('exports a running container too', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo live > /live && touch /done; sleep 60'], { engine });
+    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo live > /live && touch /done; sleep 60'], {
+      engine,
+    });
     await expect.poll(() => c.exec(['test', '-e', '/done']).then((r) => r.exitCode)).toBe(0);
     const tar = await readTar(c.export());
     expect(tar.get('live')?.body).toBe('live\n');
@@ -95,9 +124,17 @@ describe('container file system', () => {
 
   it('commits a container as an image that runs with its files and config', async () => {
     const { engine } = await testEngine();
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo committed > /data.txt && rm /bin/true'], { engine, env: { FOO: 'bar' } });
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo committed > /data.txt && rm /bin/true'], {
+      engine,
+      env: { FOO: 'bar' },
+    });
     await c.wait();
-    const img = await c.commit({ ref: 'test/committed:1', changes: ['LABEL stage=one', 'CMD ["cat", "/data.txt"]'], message: 'snap', author: 'me' });
+    const img = await c.commit({
+      ref: 'test/committed:1',
+      changes: ['LABEL stage=one', 'CMD ["cat", "/data.txt"]'],
+      message: 'snap',
+      author: 'me',
+    });
     const info = await img.inspect();
     expect(info.config.labels).toMatchObject({ stage: 'one' });
     expect(info.config.env).toContain('FOO=bar');
@@ -116,12 +153,19 @@ describe('container file system', () => {
   for (const running of [true, false]) {
     it(`copies in and out of a ${running ? 'running' : 'stopped'} container`, async () => {
       const { engine } = await testEngine();
-      await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', running ? 'mkdir /dst; sleep 60' : 'mkdir /dst'], { engine });
+      await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', running ? 'mkdir /dst; sleep 60' : 'mkdir /dst'], {
+        engine,
+      });
       if (running) await expect.poll(() => c.exec(['test', '-d', '/dst']).then((r) => r.exitCode)).toBe(0);
       else await c.wait();
-      await c.copyTo('/dst', makeTar([
-        { name: 'dir', type: 'directory' }, { name: 'dir/a.txt', body: 'A', mode: 0o600 }, { name: 'dir/l', type: 'symlink', linkname: '../../etc/passwd' },
-      ]));
+      await c.copyTo(
+        '/dst',
+        makeTar([
+          { name: 'dir', type: 'directory' },
+          { name: 'dir/a.txt', body: 'A', mode: 0o600 },
+          { name: 'dir/l', type: 'symlink', linkname: '../../etc/passwd' },
+        ]),
+      );
       await c.copyTo('/etc', makeTar([{ name: 'passwd2', body: 'pw' }]));
       const tar = await readTar(c.copyFrom('/dst/dir'));
       expect(tar.get('dir/a.txt')).toMatchObject({ body: 'A', entry: { mode: 0o600 } });
@@ -132,7 +176,13 @@ describe('container file system', () => {
       // An image file is read through the union.
       expect((await readTar(c.copyFrom('/etc/group'))).get('group')?.body).toContain('root:');
       if (running) expect((await c.exec(['cat', '/dst/dir/a.txt', '/etc/passwd2'])).stdout).toBe('Apw');
-      else expect((await c.diff())).toEqual(expect.arrayContaining([{ path: '/dst/dir/a.txt', kind: 'A' }, { path: '/etc/passwd2', kind: 'A' }]));
+      else
+        expect(await c.diff()).toEqual(
+          expect.arrayContaining([
+            { path: '/dst/dir/a.txt', kind: 'A' },
+            { path: '/etc/passwd2', kind: 'A' },
+          ]),
+        );
       await expect(c.copyTo('/nope', makeTar([{ name: 'x', body: 'x' }]))).rejects.toMatchObject({ code: 'NOT_FOUND' });
       await expect(readTar(c.copyFrom('/nope'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
     });
@@ -145,7 +195,9 @@ describe('container file system', () => {
       // stopped one gets /etc -> / written into its upper dir afterwards.
       const e = running ? '/e' : '/etc';
       const script = `ln -s / /e && ln -s ${host} /x && ln -s ${host}/secret /s && mkdir /d && ln -s ${host} /d/out && mkdir -p ${host} && touch /done`;
-      await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', running ? `${script}; sleep 60` : script], { engine });
+      await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', running ? `${script}; sleep 60` : script], {
+        engine,
+      });
       if (running) await expect.poll(() => c.exec(['test', '-e', '/done']).then((r) => r.exitCode)).toBe(0);
       else {
         await c.wait();
@@ -158,8 +210,12 @@ describe('container file system', () => {
       await expect(c.copyTo('/x', makeTar([{ name: 'secret', body: 'pwned' }]))).resolves.toBeUndefined();
       expect(fs.readFileSync(join(host, 'secret'), 'utf8')).toBe('host secret');
       // Entries are never written through a symlink, nor above the destination.
-      await expect(c.copyTo('/d', makeTar([{ name: 'out/secret', body: 'pwned' }]))).rejects.toMatchObject({ code: 'UNSAFE_LAYER' });
-      await expect(c.copyTo('/d', makeTar([{ name: '../../../../secret', body: 'pwned' }]))).rejects.toMatchObject({ code: 'UNSAFE_LAYER' });
+      await expect(c.copyTo('/d', makeTar([{ name: 'out/secret', body: 'pwned' }]))).rejects.toMatchObject({
+        code: 'UNSAFE_LAYER',
+      });
+      await expect(c.copyTo('/d', makeTar([{ name: '../../../../secret', body: 'pwned' }]))).rejects.toMatchObject({
+        code: 'UNSAFE_LAYER',
+      });
       await c.copyTo(e, makeTar([{ name: 'etc-in-root', body: 'ok' }]));
       await c.copyTo(`${e}/d`, makeTar([{ name: 'in-d', body: 'ok' }]));
       expect(fs.readFileSync(join(host, 'secret'), 'utf8')).toBe('host secret');

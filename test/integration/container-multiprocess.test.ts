@@ -16,11 +16,25 @@ describe('several processes on one root', () => {
     const { engine, root } = await testEngine();
     const events: string[] = [];
     engine.on('container', (e) => events.push(e.action));
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'trap "echo bye; exit 5" TERM; echo ready; while true; do sleep 0.05; done'], { engine, name: 'shared' });
+    const c = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'trap "echo bye; exit 5" TERM; echo ready; while true; do sleep 0.05; done'],
+      { engine, name: 'shared' },
+    );
     await expect.poll(() => c.logs(), { timeout: 5000 }).toContain('ready');
     const pid = (await c.inspect()).state.pid;
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'test/fixtures/second-process.ts', root, 'shared'], { timeout: 30_000 });
-    const steps = Object.fromEntries(stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; value: unknown }).map((s) => [s.step, s.value]));
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', 'test/fixtures/second-process.ts', root, 'shared'],
+      { timeout: 30_000 },
+    );
+    const steps = Object.fromEntries(
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { step: string; value: unknown })
+        .map((s) => [s.step, s.value]),
+    );
     expect(steps.list).toEqual([{ name: 'shared', state: 'running' }]);
     expect(steps.inspect).toEqual({ status: 'running', pid });
     expect(steps.stopped).toMatchObject({ status: 'exited', exitCode: 5 });
@@ -28,6 +42,8 @@ describe('several processes on one root', () => {
     expect(existsSync(`/proc/${pid}`)).toBe(false);
     await expect(c.inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
     // Events written by the other process reach this one.
-    await expect.poll(() => events, { timeout: 2000 }).toEqual(expect.arrayContaining(['create', 'start', 'kill', 'die', 'stop', 'destroy']));
+    await expect
+      .poll(() => events, { timeout: 2000 })
+      .toEqual(expect.arrayContaining(['create', 'start', 'kill', 'die', 'stop', 'destroy']));
   });
 });

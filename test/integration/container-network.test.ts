@@ -24,11 +24,21 @@ describe('networks', () => {
   it('containers on a user-defined network reach each other by name and alias', async () => {
     const { engine } = await testEngine();
     const net = await new Network('backend', { engine }).create();
-    await using server = await Container.run(BUSYBOX_REF, SERVER, { engine, name: 'api', network: 'backend', networkAliases: ['service'], hostname: 'api-host' });
+    await using server = await Container.run(BUSYBOX_REF, SERVER, {
+      engine,
+      name: 'api',
+      network: 'backend',
+      networkAliases: ['service'],
+      hostname: 'api-host',
+    });
     const ip = (await net.inspect()).containers[server.ref]?.ipv4Address;
     expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+/);
     for (const name of ['api', 'service', server.ref.slice(0, 12)]) {
-      const c = await Container.run(BUSYBOX_REF, ['sh', '-c', `for i in 1 2 3 4 5; do nc ${name} 8080 </dev/null && exit 0; sleep 0.2; done; exit 1`], { engine, network: 'backend' });
+      const c = await Container.run(
+        BUSYBOX_REF,
+        ['sh', '-c', `for i in 1 2 3 4 5; do nc ${name} 8080 </dev/null && exit 0; sleep 0.2; done; exit 1`],
+        { engine, network: 'backend' },
+      );
       expect((await c.wait()).exitCode).toBe(0);
       expect(await c.logs()).toBe('hello from api-host\n');
       await c.remove();
@@ -38,7 +48,11 @@ describe('networks', () => {
 
   it('publishes a port that answers from the host', async () => {
     const { engine } = await testEngine();
-    await using server = await Container.run(BUSYBOX_REF, SERVER, { engine, ports: ['127.0.0.1::8080'], hostname: 'pub' });
+    await using server = await Container.run(BUSYBOX_REF, SERVER, {
+      engine,
+      ports: ['127.0.0.1::8080'],
+      hostname: 'pub',
+    });
     const info = await server.inspect();
     const port = info.networkSettings.ports.find((p) => p.containerPort === 8080)?.hostPort;
     expect(port).toBeGreaterThan(0);
@@ -48,8 +62,16 @@ describe('networks', () => {
 
   it('shares localhost with container:<name>, and has loopback only with none', async () => {
     const { engine } = await testEngine();
-    await using server = await Container.run(BUSYBOX_REF, ['sh', '-c', 'while true; do echo shared | nc -l -p 9000 >/dev/null; done'], { engine, name: 'pod', network: 'none' });
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'for i in 1 2 3 4 5; do nc 127.0.0.1 9000 </dev/null && exit 0; sleep 0.2; done; exit 1'], { engine, network: 'container:pod' });
+    await using _pod = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'while true; do echo shared | nc -l -p 9000 >/dev/null; done'],
+      { engine, name: 'pod', network: 'none' },
+    );
+    const c = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'for i in 1 2 3 4 5; do nc 127.0.0.1 9000 </dev/null && exit 0; sleep 0.2; done; exit 1'],
+      { engine, network: 'container:pod' },
+    );
     expect((await c.wait()).exitCode).toBe(0);
     expect(await c.logs()).toBe('shared\n');
   });
@@ -63,7 +85,9 @@ describe('networks', () => {
     expect(readdirSync('/sys/class/net')).toContain(bridge);
     await c.remove({ force: true });
     await net.remove();
-    await expect.poll(() => readdirSync('/sys/class/net').filter((n) => n === bridge || n.startsWith('vb'))).toEqual([]);
+    await expect
+      .poll(() => readdirSync('/sys/class/net').filter((n) => n === bridge || n.startsWith('vb')))
+      .toEqual([]);
   });
 });
 
@@ -74,7 +98,11 @@ describe('isolation and names', () => {
     await new Network('sealed', { engine }).create({ internal: true });
     await using server = await Container.run(BUSYBOX_REF, SERVER, { engine, network: 'outside', hostname: 'out' });
     const ip = (await server.inspect()).networkSettings.ipAddress;
-    const probe = ['sh', '-c', `ip route | grep -c default; for i in 1 2 3; do nc -w 1 ${ip} 8080 </dev/null && exit 0; sleep 0.2; done; exit 1`];
+    const probe = [
+      'sh',
+      '-c',
+      `ip route | grep -c default; for i in 1 2 3; do nc -w 1 ${ip} 8080 </dev/null && exit 0; sleep 0.2; done; exit 1`,
+    ];
     const sealed = await Container.run(BUSYBOX_REF, probe, { engine, network: 'sealed' });
     expect((await sealed.wait()).exitCode).toBe(1);
     expect((await sealed.logs()).split('\n')[0]).toBe('0');
@@ -89,7 +117,12 @@ describe('isolation and names', () => {
     await new Network('names', { engine }).create();
     await using a = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, network: 'names', name: 'first' });
     const t0 = Date.now();
-    await using b = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, network: 'names', name: 'second', networkAliases: ['db'] });
+    await using b = await Container.run(BUSYBOX_REF, ['sleep', '60'], {
+      engine,
+      network: 'names',
+      name: 'second',
+      networkAliases: ['db'],
+    });
     const hosts = await a.exec(['cat', '/etc/hosts']);
     expect(Date.now() - t0).toBeLessThan(2000);
     const bIp = (await b.inspect()).networkSettings.ipAddress;
@@ -126,7 +159,13 @@ describe('IPAM across processes', () => {
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
     const run = promisify(execFile);
-    const outs = await Promise.all(['a', 'b', 'c'].map((d) => run(process.execPath, ['--import', 'tsx', 'test/fixtures/ipam-process.ts', root, 'busy', d, '5'], { timeout: 30_000 })));
+    const outs = await Promise.all(
+      ['a', 'b', 'c'].map((d) =>
+        run(process.execPath, ['--import', 'tsx', 'test/fixtures/ipam-process.ts', root, 'busy', d, '5'], {
+          timeout: 30_000,
+        }),
+      ),
+    );
     const addresses = outs.flatMap((o) => JSON.parse(o.stdout) as string[]);
     expect(addresses).toHaveLength(15);
     expect(new Set(addresses).size).toBe(15);
@@ -149,7 +188,11 @@ describe('connect and disconnect', () => {
     expect(addrs.stdout).toMatch(/eth1\s+inet 10\.89\.210\.77\/24/);
     const pinged = await peer.exec(['ping', '-c', '1', '-W', '2', 'other-name']);
     expect(pinged.exitCode).toBe(0);
-    expect(Object.values((await second.inspect()).containers).map((x) => x.name).sort()).toEqual(['', 'multi'].sort());
+    expect(
+      Object.values((await second.inspect()).containers)
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual(['', 'multi'].sort());
     await second.disconnect(c);
     expect((await c.exec(['ip', '-o', '-4', 'addr'])).stdout).not.toContain('10.89.210.77');
     expect((await peer.exec(['cat', '/etc/hosts'])).stdout).not.toContain('other-name');

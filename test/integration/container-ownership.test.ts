@@ -13,7 +13,9 @@ import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 describe('ownership', () => {
   it('a creator killed with SIGKILL leaves no running container behind', async () => {
     const { engine, root } = await testEngine();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/owner-process.ts', root, BUSYBOX_REF], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/owner-process.ts', root, BUSYBOX_REF], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       const line = await new Promise<string>((resolve, reject) => {
         createInterface({ input: child.stdout! }).once('line', resolve);
@@ -26,7 +28,9 @@ describe('ownership', () => {
       const all = await Container.list({ engine, all: true });
       expect(all.map((c) => [c.name, c.state])).toEqual([['owned', 'exited']]);
       // Their endpoints on the default bridge were released when their exit was recorded.
-      await expect.poll(async () => Object.keys((await new Network('bridge', { engine }).inspect()).containers)).toEqual([]);
+      await expect
+        .poll(async () => Object.keys((await new Network('bridge', { engine }).inspect()).containers))
+        .toEqual([]);
       const info = await new Container('owned', { engine }).inspect();
       expect(info.state).toMatchObject({ exitCode: 137, running: false });
       expect(info.state.error).toMatch(/owned it exited/);

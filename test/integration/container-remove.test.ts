@@ -28,7 +28,9 @@ describe('container removal', () => {
     await c.remove();
     expect(existsSync(p.dir)).toBe(false);
     expect(existsSync(p.runDir)).toBe(false);
-    await until(() => trash(join(root, 'containers')).length === 0 && trash(join(root, 'run', 'containers')).length === 0);
+    await until(
+      () => trash(join(root, 'containers')).length === 0 && trash(join(root, 'run', 'containers')).length === 0,
+    );
   });
 
   it('a removal killed half-way is swept by the next engine: its trash, and a directory whose record is gone (but not one younger than a minute, which a create may be making)', async () => {

@@ -5,7 +5,18 @@
  * a 10,000-deep path is far beyond PATH_MAX.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, lchownSync, lutimesSync, mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  lchownSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Container, Image, Volume } from '../../src/index.js';
@@ -76,7 +87,10 @@ function removeDeep(path: string): void {
  */
 async function limitOpenFiles(engine: Engine): Promise<void> {
   const seen = async () => {
-    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'grep "open files" /proc/self/limits'], { ...NO_NETWORK, engine });
+    const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'grep "open files" /proc/self/limits'], {
+      ...NO_NETWORK,
+      engine,
+    });
     await c.wait();
     const text = await c.logs();
     await c.remove();
@@ -100,74 +114,88 @@ async function dataImage(engine: Engine, ref: string, make: (data: string) => vo
   return data;
 }
 
-for (const path of INIT_PATHS) describe(`copy-up of deep and wide trees (${path} init)`, () => {
-  withInitPath(path);
+for (const path of INIT_PATHS)
+  describe(`copy-up of deep and wide trees (${path} init)`, () => {
+    withInitPath(path);
 
-  // The JavaScript init used to die here (libuv aborted on V8's first posted task, see closeOtherFds).
-  it('copies a directory of 1000 entries (500 directories, 500 files)', async () => {
-    const { engine } = await testEngine();
-    const data = await dataImage(engine, 'test/wide:1', (d) => {
-      for (let i = 0; i < 500; i++) {
-        mkdirSync(join(d, `d${i}`), { mode: 0o750 });
-        writeFileSync(join(d, `f${i}`), `${i}\n`);
-        utimesSync(join(d, `d${i}`), WHEN, WHEN);
-        utimesSync(join(d, `f${i}`), WHEN, WHEN);
-      }
-    });
-    const want = listing(data);
-    expect(want.entries).toHaveLength(1000);
-    const c = await Container.run('test/wide:1', ['true'], { ...NO_NETWORK, engine, volumes: ['wide:/data'] });
-    expect(await c.wait()).toEqual({ exitCode: 0 });
-    expect(listing((await new Volume('wide', { engine }).inspect()).mountpoint).entries).toEqual(want.entries);
-  });
-
-  it('copies a 1000-deep tree from an image completely, into its anonymous VOLUME and into a new named volume (owners, modes, times, files, links)', async () => {
-    const { engine } = await testEngine();
-    const data = await dataImage(engine, 'test/deep:1', (d) => makeChain(d, 1000));
-    const want = listing(data);
-    expect(want.entries).toHaveLength(1000 + 2 * 2);
-    const anon = await Container.run('test/deep:1', ['sh', '-c', 'cd /data && find . -name f | wc -l'], { ...NO_NETWORK, engine });
-    expect(await anon.wait()).toEqual({ exitCode: 0 });
-    expect(await anon.logs()).toBe('2\n');
-    const [volume] = await Volume.list({ engine });
-    expect(listing(volume!.mountpoint)).toEqual(want);
-    const named = await Container.run('test/deep:1', ['true'], { ...NO_NETWORK, engine, volumes: ['deep:/data'] });
-    expect(await named.wait()).toEqual({ exitCode: 0 });
-    expect(listing((await new Volume('deep', { engine }).inspect()).mountpoint)).toEqual(want);
-    expect(want.files).toBe('level 500\nlevel 1000\n');
-  });
-
-  it('copies a 1000-deep tree with the init\'s open-file limit at 1024', async () => {
-    const { engine } = await testEngine();
-    const data = await dataImage(engine, 'test/deep:1', (d) => makeChain(d, 1000));
-    await limitOpenFiles(engine);
-    const c = await Container.run('test/deep:1', ['sh', '-c', 'grep "open files" /proc/self/limits'], { ...NO_NETWORK, engine, volumes: ['deep:/data'] });
-    expect(await c.wait()).toEqual({ exitCode: 0 });
-    expect(await c.logs()).toMatch(/^Max open files\s+1024\s+1024\s/);
-    expect(listing((await new Volume('deep', { engine }).inspect()).mountpoint)).toEqual(listing(data));
-  });
-
-  it('copies a 10,000-deep tree completely, with the open-file limit at 1024', async () => {
-    const { engine, root } = await testEngine();
-    await limitOpenFiles(engine);
-    // An image layer cannot carry it (berth unpacks and packs layers by full paths): the chain is
-    // made in the container's writable layer before its first start, where copy-up reads it too.
-    const c = await Container.create({ image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, engine, volumes: ['deep:/data'] });
-    const source = join(root, 'containers', await c.id(), 'upper', 'data');
-    const mountpoint = (await new Volume('deep', { engine }).inspect()).mountpoint;
-    mkdirSync(source, { recursive: true });
-    try {
-      makeChain(source, 10_000);
-      const want = listing(source);
-      expect(want.entries).toHaveLength(10_000 + 20 * 2);
-      expect(want.files.split('\n')).toHaveLength(20 + 1);
-      await c.start();
+    // The JavaScript init used to die here (libuv aborted on V8's first posted task, see closeOtherFds).
+    it('copies a directory of 1000 entries (500 directories, 500 files)', async () => {
+      const { engine } = await testEngine();
+      const data = await dataImage(engine, 'test/wide:1', (d) => {
+        for (let i = 0; i < 500; i++) {
+          mkdirSync(join(d, `d${i}`), { mode: 0o750 });
+          writeFileSync(join(d, `f${i}`), `${i}\n`);
+          utimesSync(join(d, `d${i}`), WHEN, WHEN);
+          utimesSync(join(d, `f${i}`), WHEN, WHEN);
+        }
+      });
+      const want = listing(data);
+      expect(want.entries).toHaveLength(1000);
+      const c = await Container.run('test/wide:1', ['true'], { ...NO_NETWORK, engine, volumes: ['wide:/data'] });
       expect(await c.wait()).toEqual({ exitCode: 0 });
-      expect(listing(mountpoint)).toEqual(want);
-    } finally {
-      removeDeep(join(source, 'd'));
-      removeDeep(join(mountpoint, 'd'));
-    }
-    expect(readdirSync(mountpoint)).toEqual([]);
+      expect(listing((await new Volume('wide', { engine }).inspect()).mountpoint).entries).toEqual(want.entries);
+    });
+
+    it('copies a 1000-deep tree from an image completely, into its anonymous VOLUME and into a new named volume (owners, modes, times, files, links)', async () => {
+      const { engine } = await testEngine();
+      const data = await dataImage(engine, 'test/deep:1', (d) => makeChain(d, 1000));
+      const want = listing(data);
+      expect(want.entries).toHaveLength(1000 + 2 * 2);
+      const anon = await Container.run('test/deep:1', ['sh', '-c', 'cd /data && find . -name f | wc -l'], {
+        ...NO_NETWORK,
+        engine,
+      });
+      expect(await anon.wait()).toEqual({ exitCode: 0 });
+      expect(await anon.logs()).toBe('2\n');
+      const [volume] = await Volume.list({ engine });
+      expect(listing(volume!.mountpoint)).toEqual(want);
+      const named = await Container.run('test/deep:1', ['true'], { ...NO_NETWORK, engine, volumes: ['deep:/data'] });
+      expect(await named.wait()).toEqual({ exitCode: 0 });
+      expect(listing((await new Volume('deep', { engine }).inspect()).mountpoint)).toEqual(want);
+      expect(want.files).toBe('level 500\nlevel 1000\n');
+    });
+
+    it("copies a 1000-deep tree with the init's open-file limit at 1024", async () => {
+      const { engine } = await testEngine();
+      const data = await dataImage(engine, 'test/deep:1', (d) => makeChain(d, 1000));
+      await limitOpenFiles(engine);
+      const c = await Container.run('test/deep:1', ['sh', '-c', 'grep "open files" /proc/self/limits'], {
+        ...NO_NETWORK,
+        engine,
+        volumes: ['deep:/data'],
+      });
+      expect(await c.wait()).toEqual({ exitCode: 0 });
+      expect(await c.logs()).toMatch(/^Max open files\s+1024\s+1024\s/);
+      expect(listing((await new Volume('deep', { engine }).inspect()).mountpoint)).toEqual(listing(data));
+    });
+
+    it('copies a 10,000-deep tree completely, with the open-file limit at 1024', async () => {
+      const { engine, root } = await testEngine();
+      await limitOpenFiles(engine);
+      // An image layer cannot carry it (berth unpacks and packs layers by full paths): the chain is
+      // made in the container's writable layer before its first start, where copy-up reads it too.
+      const c = await Container.create({
+        image: BUSYBOX_REF,
+        command: ['true'],
+        ...NO_NETWORK,
+        engine,
+        volumes: ['deep:/data'],
+      });
+      const source = join(root, 'containers', await c.id(), 'upper', 'data');
+      const mountpoint = (await new Volume('deep', { engine }).inspect()).mountpoint;
+      mkdirSync(source, { recursive: true });
+      try {
+        makeChain(source, 10_000);
+        const want = listing(source);
+        expect(want.entries).toHaveLength(10_000 + 20 * 2);
+        expect(want.files.split('\n')).toHaveLength(20 + 1);
+        await c.start();
+        expect(await c.wait()).toEqual({ exitCode: 0 });
+        expect(listing(mountpoint)).toEqual(want);
+      } finally {
+        removeDeep(join(source, 'd'));
+        removeDeep(join(mountpoint, 'd'));
+      }
+      expect(readdirSync(mountpoint)).toEqual([]);
+    });
   });
-});

@@ -43,12 +43,21 @@ function runChild(privArgs: string[]): { results: Record<string, { code: string;
   const script = path.join(dir, 'child.mts');
   writeFileSync(script, CHILD.replaceAll('@src', path.join(REPO, 'src')));
   chmodSync(script, 0o644);
-  const r = spawnSync('setpriv', [...privArgs, process.execPath, '--import', 'tsx', script, dir], { cwd: REPO, encoding: 'utf8', env: { ...process.env, HOME: '/nonexistent' } });
+  const r = spawnSync('setpriv', [...privArgs, process.execPath, '--import', 'tsx', script, dir], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, HOME: '/nonexistent' },
+  });
   if (r.status !== 0) throw new Error(`child failed (${r.status ?? r.signal}): ${r.stderr}`);
-  const results = Object.fromEntries(r.stdout.trim().split('\n').map((l) => {
-    const { name, ...rest } = JSON.parse(l) as { name: string; code: string; message?: string };
-    return [name, rest];
-  }));
+  const results = Object.fromEntries(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const { name, ...rest } = JSON.parse(l) as { name: string; code: string; message?: string };
+        return [name, rest];
+      }),
+  );
   return { results, left: readdirSync(dir).filter((n) => n !== 'child.mts') };
 }
 

@@ -28,7 +28,10 @@ interface Child {
 function child(dir: string, source: string, args: string[]): Child {
   const script = path.join(dir, `child-${Math.random().toString(36).slice(2)}.mts`);
   fs.writeFileSync(script, source.replaceAll('@src', path.join(REPO, 'src')));
-  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: REPO,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   children.add(proc);
   const lines: string[] = [];
   const waiting: ((l: string) => void)[] = [];
@@ -38,8 +41,12 @@ function child(dir: string, source: string, args: string[]): Child {
     else lines.push(l);
   });
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-  exited.then(() => children.delete(proc));
-  return { proc, exited, line: () => (lines.length > 0 ? Promise.resolve(lines.shift()!) : new Promise((r) => waiting.push(r))) };
+  void exited.then(() => children.delete(proc));
+  return {
+    proc,
+    exited,
+    line: () => (lines.length > 0 ? Promise.resolve(lines.shift()!) : new Promise((r) => waiting.push(r))),
+  };
 }
 
 afterEach(() => {
@@ -61,7 +68,12 @@ console.log('done');
 process.stdin.destroy();
 `;
 
-async function collect(iter: AsyncIterator<BerthEvent>, n: number, ms: number, onEvent?: (e: BerthEvent) => void): Promise<BerthEvent[]> {
+async function collect(
+  iter: AsyncIterator<BerthEvent>,
+  n: number,
+  ms: number,
+  onEvent?: (e: BerthEvent) => void,
+): Promise<BerthEvent[]> {
   const out: BerthEvent[] = [];
   const deadline = Date.now() + ms;
   while (out.length < n && Date.now() < deadline) {
@@ -99,7 +111,9 @@ describe('EventLog across processes', () => {
     const hub = new EventHub(new EventLog(root));
     const hubSeen: string[] = [];
     hub.on('container', (e) => hubSeen.push(e.id));
-    const workers = ['a', 'b', 'c', 'd'].map((name) => child(root, APPENDER, [root, name, '1000', '0', String(maxBytes)]));
+    const workers = ['a', 'b', 'c', 'd'].map((name) =>
+      child(root, APPENDER, [root, name, '1000', '0', String(maxBytes)]),
+    );
     for (const w of workers) expect(await w.line()).toBe('ready');
     for (const w of workers) w.proc.stdin!.write('go\n');
     const got = await collect(stream, 4000, 20_000);
@@ -175,7 +189,12 @@ process.stdin.destroy();
     expect(fs.statSync(`${reader.file}.1`).size).toBeGreaterThan(maxBytes / 2);
     expect(all.length).toBeGreaterThan(1000);
     const times = all.map((e) => e.time);
-    const probes = [...times.filter((_, i) => i % 97 === 0), ...times.filter((_, i) => i % 89 === 0).map((t) => t + 1), Math.min(...times), Date.now()];
+    const probes = [
+      ...times.filter((_, i) => i % 97 === 0),
+      ...times.filter((_, i) => i % 89 === 0).map((t) => t + 1),
+      Math.min(...times),
+      Date.now(),
+    ];
     for (const t of probes) expect(await reader.read({ since: t })).toEqual(all.filter((e) => e.time >= t));
     expect(fs.existsSync(indexFileOf(reader.file))).toBe(true);
   });

@@ -48,7 +48,9 @@ async function onTinyRoot(size: string, fn: (engine: Engine, root: string) => Pr
 const REPO = path.resolve(import.meta.dirname, '../..');
 
 /** What another process sharing `root` sees: each container's id, status and exit code. */
-async function statesSeenElsewhere(root: string): Promise<Array<{ id: string; status: string; exitCode: number | null }>> {
+async function statesSeenElsewhere(
+  root: string,
+): Promise<Array<{ id: string; status: string; exitCode: number | null }>> {
   const script = path.join(tempDir('full-disk-reader'), 'read.mts');
   fs.writeFileSync(
     script,
@@ -71,7 +73,11 @@ console.log(JSON.stringify(out));`,
  * Fills the disk once its first line is in its log and /go exists, then writes 64 KiB more output
  * (which its log has no room for) and exits with 3.
  */
-const FILL = ['sh', '-c', 'echo filling; until [ -e /go ]; do sleep 0.05; done; dd if=/dev/zero of=/fill bs=64k 2>/dev/null; yes after | head -c 65536; exit 3'];
+const FILL = [
+  'sh',
+  '-c',
+  'echo filling; until [ -e /go ]; do sleep 0.05; done; dd if=/dev/zero of=/fill bs=64k 2>/dev/null; yes after | head -c 65536; exit 3',
+];
 
 /** Runs the {@link FILL} container (detached: its exit and log written by berth-monitor) and waits for its exit. */
 async function fillDisk(engine: Engine, detach = false): Promise<Container> {
@@ -86,46 +92,56 @@ describe.skipIf(process.getuid?.() !== 0)('a full disk', () => {
   it.each([
     ['attached', false],
     ['detached', true],
-  ])('wait, list, inspect, logs, remove({ force: true }) and Image.remove all work on a root a container (%s) filled; space comes back and a new container runs', async (_, detach) => {
-    await onTinyRoot('64m', async (engine, root) => {
-      const { tar } = await busyboxImage();
-      await Image.import(tar, { ref: BUSYBOX_REF, engine });
-      const extra = await Image.import(tar, { ref: 'extra:latest', changes: ['ENV EXTRA=1'], engine });
-      const extraId = (await extra.inspect()).id;
-      const sleeper = await Container.run(BUSYBOX_REF, ['sleep', '1000'], { ...NO_NETWORK, engine });
-      const filler = await fillDisk(engine, detach);
-      expect(() => fs.writeFileSync(path.join(root, 'probe'), Buffer.alloc(64 * 1024))).toThrow(/ENOSPC/);
-      // Another process learns the exit from the kernel and the exit file, without writing.
-      expect(await statesSeenElsewhere(root)).toEqual(expect.arrayContaining([
-        { id: await filler.id(), status: 'exited', exitCode: 3 },
-        { id: await sleeper.id(), status: 'running', exitCode: null },
-      ]));
+  ])(
+    'wait, list, inspect, logs, remove({ force: true }) and Image.remove all work on a root a container (%s) filled; space comes back and a new container runs',
+    async (_, detach) => {
+      await onTinyRoot('64m', async (engine, root) => {
+        const { tar } = await busyboxImage();
+        await Image.import(tar, { ref: BUSYBOX_REF, engine });
+        const extra = await Image.import(tar, { ref: 'extra:latest', changes: ['ENV EXTRA=1'], engine });
+        const extraId = (await extra.inspect()).id;
+        const sleeper = await Container.run(BUSYBOX_REF, ['sleep', '1000'], { ...NO_NETWORK, engine });
+        const filler = await fillDisk(engine, detach);
+        expect(() => fs.writeFileSync(path.join(root, 'probe'), Buffer.alloc(64 * 1024))).toThrow(/ENOSPC/);
+        // Another process learns the exit from the kernel and the exit file, without writing.
+        expect(await statesSeenElsewhere(root)).toEqual(
+          expect.arrayContaining([
+            { id: await filler.id(), status: 'exited', exitCode: 3 },
+            { id: await sleeper.id(), status: 'running', exitCode: null },
+          ]),
+        );
 
-      const all = await Container.list({ all: true, engine });
-      expect(all.map((c) => [c.id, c.state])).toEqual(expect.arrayContaining([
-        [await filler.id(), 'exited'],
-        [await sleeper.id(), 'running'],
-      ]));
-      const info = await filler.inspect();
-      expect(info.state).toMatchObject({ status: 'exited', running: false, exitCode: 3 });
-      expect(await filler.logs()).toMatch(/^filling\n/);
+        const all = await Container.list({ all: true, engine });
+        expect(all.map((c) => [c.id, c.state])).toEqual(
+          expect.arrayContaining([
+            [await filler.id(), 'exited'],
+            [await sleeper.id(), 'running'],
+          ]),
+        );
+        const info = await filler.inspect();
+        expect(info.state).toMatchObject({ status: 'exited', running: false, exitCode: 3 });
+        expect(await filler.logs()).toMatch(/^filling\n/);
 
-      expect(await extra.remove()).toEqual([{ untagged: 'extra:latest' }, { deleted: extraId }]);
-      expect(await extra.exists()).toBe(false);
-      await sleeper.remove({ force: true });
-      await expect(sleeper.inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
-      await filler.remove({ force: true });
-      await expect(filler.inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+        expect(await extra.remove()).toEqual([{ untagged: 'extra:latest' }, { deleted: extraId }]);
+        expect(await extra.exists()).toBe(false);
+        await sleeper.remove({ force: true });
+        await expect(sleeper.inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+        await filler.remove({ force: true });
+        await expect(filler.inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
 
-      expect(freeBytes(root)).toBeGreaterThan(48 * 1024 * 1024);
-      const again = await Container.run(BUSYBOX_REF, ['echo', 'again'], { ...NO_NETWORK, engine });
-      expect(await again.wait()).toEqual({ exitCode: 0 });
-      expect(await again.logs()).toBe('again\n');
-      await again.remove();
-      const events = (await engine.eventLog.read({ type: 'container' })).filter((e) => e.id === info.id).map((e) => e.action);
-      expect(events).toEqual(expect.arrayContaining(['die', 'destroy']));
-    });
-  }, 60_000);
+        expect(freeBytes(root)).toBeGreaterThan(48 * 1024 * 1024);
+        const again = await Container.run(BUSYBOX_REF, ['echo', 'again'], { ...NO_NETWORK, engine });
+        expect(await again.wait()).toEqual({ exitCode: 0 });
+        expect(await again.logs()).toBe('again\n');
+        await again.remove();
+        const events = (await engine.eventLog.read({ type: 'container' }))
+          .filter((e) => e.id === info.id)
+          .map((e) => e.action);
+        expect(events).toEqual(expect.arrayContaining(['die', 'destroy']));
+      });
+    },
+    60_000,
+  );
 
   it('stop() and kill() of running containers work on a root a container filled (stopping what fills a disk must not need space)', async () => {
     await onTinyRoot('64m', async (engine, root) => {
@@ -149,7 +165,9 @@ describe.skipIf(process.getuid?.() !== 0)('a full disk', () => {
       await Image.import(tar, { ref: BUSYBOX_REF, engine });
       await fillDisk(engine);
 
-      const e1 = await Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'named', engine }).catch((e: unknown) => e);
+      const e1 = await Container.create({ image: BUSYBOX_REF, command: ['true'], name: 'named', engine }).catch(
+        (e: unknown) => e,
+      );
       expect(e1).toBeInstanceOf(BerthError);
       expect(e1).toMatchObject({ code: 'NO_SPACE' });
       expect((e1 as Error).message).toContain(`free space on the file system that holds ${root}`);
@@ -158,7 +176,9 @@ describe.skipIf(process.getuid?.() !== 0)('a full disk', () => {
       expect(e2).toMatchObject({ code: 'NO_SPACE' });
       expect((e2 as Error).message).toContain(`free space on the file system that holds ${root}`);
 
-      const e3 = await Image.import(tar, { ref: 'more:latest', changes: ['ENV MORE=1'], engine }).catch((e: unknown) => e);
+      const e3 = await Image.import(tar, { ref: 'more:latest', changes: ['ENV MORE=1'], engine }).catch(
+        (e: unknown) => e,
+      );
       expect(e3).toMatchObject({ code: 'NO_SPACE' });
       expect((e3 as Error).message).toContain(`free space on the file system that holds ${root}`);
       expect(await Container.list({ all: true, engine })).toHaveLength(1);

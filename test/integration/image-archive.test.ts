@@ -46,7 +46,9 @@ describe('save → load → run', () => {
 
   it('rejects bad options before any side effect, naming the field', async () => {
     const { engine, root } = await testEngine({ image: false });
-    await expect(Image.load('/nonexistent.tar', { engine, platform: 'linux/../x' })).rejects.toMatchObject({ field: 'platform' });
+    await expect(Image.load('/nonexistent.tar', { engine, platform: 'linux/../x' })).rejects.toMatchObject({
+      field: 'platform',
+    });
     await expect(Image.load('/nonexistent.tar', { engine, nope: 1 } as never)).rejects.toMatchObject({ field: 'nope' });
     await expect(Image.load(42 as never, { engine })).rejects.toMatchObject({ field: 'source' });
     await expect(Image.load('/nonexistent.tar', { engine })).rejects.toMatchObject({ code: 'NOT_FOUND' });

@@ -23,7 +23,11 @@ describe('Image (busybox rootfs)', () => {
     const root = tempDir('image');
     const engine = engineOn(root);
     try {
-      const img = await Image.import(tar, { ref: 'test/busybox', changes: ['CMD ["sh"]', 'LABEL suite=image'], engine });
+      const img = await Image.import(tar, {
+        ref: 'test/busybox',
+        changes: ['CMD ["sh"]', 'LABEL suite=image'],
+        engine,
+      });
       expect(img.ref).toBe('test/busybox');
       expect(img.name).toBe('docker.io/test/busybox:latest');
       const info = await img.inspect();
@@ -74,8 +78,12 @@ describe('Image (busybox rootfs)', () => {
       expect(handle.name).toBe('docker.io/library/busybox:latest');
       expect(() => new Image('Not/Valid', { engine })).toThrow(InvalidArgumentError);
       await expect(Image.import('/nonexistent', { ref: 'BAD', engine })).rejects.toMatchObject({ field: 'ref' });
-      await expect(Image.import('/nonexistent', { changes: ['RUN x'], engine })).rejects.toMatchObject({ field: 'changes' });
-      await expect(Image.import('/nonexistent', { refs: 'x', engine } as never)).rejects.toMatchObject({ field: 'refs' });
+      await expect(Image.import('/nonexistent', { changes: ['RUN x'], engine })).rejects.toMatchObject({
+        field: 'changes',
+      });
+      await expect(Image.import('/nonexistent', { refs: 'x', engine } as never)).rejects.toMatchObject({
+        field: 'refs',
+      });
       await expect(Image.import(42 as never, { engine })).rejects.toMatchObject({ field: 'source' });
       await expect(Image.list({ engine, dangling: 'yes' } as never)).rejects.toMatchObject({ field: 'dangling' });
       await expect(handle.remove({ force: 1 } as never)).rejects.toMatchObject({ field: 'force' });
@@ -102,7 +110,8 @@ for (let i = 0; i < 4; i++) {
 engine.close();
 console.log('done');`,
     );
-    const run = (name: string) => promisify(execFile)(process.execPath, ['--import', 'tsx', script, root, tar, name], { cwd: REPO });
+    const run = (name: string) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', script, root, tar, name], { cwd: REPO });
     const out = await Promise.all([run('p1'), run('p2')]);
     expect(out.map((o) => o.stdout.trim())).toEqual(['done', 'done']);
 

@@ -9,7 +9,16 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -77,7 +86,17 @@ async function monitored(workload: string, opts: Options = {}): Promise<Monitore
     }
     const logFd = openSync(logPath, 'a');
     mine.push(logFd);
-    const stdio: StdioOptions = ['ignore', 'ignore', 'ignore', out, err ?? 'ignore', logFd, opts.stdinFd ?? 'ignore', outW, errW];
+    const stdio: StdioOptions = [
+      'ignore',
+      'ignore',
+      'ignore',
+      out,
+      err ?? 'ignore',
+      logFd,
+      opts.stdinFd ?? 'ignore',
+      outW,
+      errW,
+    ];
     const script = 'sh -c "$1" >&7 2>&8 3<&- 4<&- 5>&- 6>&- 7>&- 8>&- </dev/null & exec "$2" "$!" "$3" 7>&- 8>&-';
     const proc = spawn('/bin/sh', ['-c', script, 'sh', workload, bin, exitPath], { stdio, detached: true });
     groups.push(proc.pid!);
@@ -282,7 +301,8 @@ describe.skipIf(!isRoot)('berth-monitor', () => {
     try {
       const pid = m.proc.pid!;
       await execd(pid, bin);
-      for (let i = 0; i < 300 && (!existsSync(m.logPath) || statSync(m.logPath).size < 300_000); i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 300 && (!existsSync(m.logPath) || statSync(m.logPath).size < 300_000); i++)
+        await new Promise((r) => setTimeout(r, 10));
       expect(statSync(m.logPath).size).toBeGreaterThanOrEqual(300_000);
       const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
       const pss = Number(/^Pss:\s+(\d+) kB/m.exec(rollup)![1]);
@@ -290,7 +310,8 @@ describe.skipIf(!isRoot)('berth-monitor', () => {
       console.log(`berth-monitor: PSS ${pss} KiB, RSS ${rss} KiB, binary ${statSync(bin).size} bytes`);
       expect(pss).toBeLessThan(1024);
       expect(readlinkSync(`/proc/${pid}/fd/6`)).toMatch(/^pipe:/);
-      for (const sig of ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGPIPE', 'SIGTTIN', 'SIGTTOU'] as const) process.kill(pid, sig);
+      for (const sig of ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGPIPE', 'SIGTTIN', 'SIGTTOU'] as const)
+        process.kill(pid, sig);
     } finally {
       close(stdin[0]);
     }
@@ -316,7 +337,10 @@ describe.skipIf(!isRoot)('berth-monitor', () => {
 
 describe('monitorBinary', () => {
   /** A fresh copy of the module (its own cache), with BERTH_MONITOR set to `env` meanwhile. */
-  async function fresh<T>(env: string | undefined, use: (m: typeof import('../../src/runtime/monitor-binary.js')) => Promise<T>): Promise<T> {
+  async function fresh<T>(
+    env: string | undefined,
+    use: (m: typeof import('../../src/runtime/monitor-binary.js')) => Promise<T>,
+  ): Promise<T> {
     const saved = process.env.BERTH_MONITOR;
     if (env === undefined) delete process.env.BERTH_MONITOR;
     else process.env.BERTH_MONITOR = env;

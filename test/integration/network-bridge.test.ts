@@ -15,7 +15,8 @@ import { Rtnetlink } from '../../src/kernel/netlink.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const isRoot = process.getuid?.() === 0;
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const sh = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const suffix = `${process.pid.toString(36)}`;
 const cid = (n: number) => n.toString(16).padStart(64, '0');
 
@@ -73,7 +74,9 @@ describe.skipIf(!isRoot)('bridge networks on the kernel', () => {
     try {
       const br = nl.getLink(net.bridge)!;
       expect(br).toMatchObject({ kind: 'bridge', up: true });
-      expect(nl.listAddresses(net.bridge)).toEqual([expect.objectContaining({ address: '10.231.77.1', prefixLen: 24 })]);
+      expect(nl.listAddresses(net.bridge)).toEqual([
+        expect.objectContaining({ address: '10.231.77.1', prefixLen: 24 }),
+      ]);
       expect(nl.getLink(ia.hostIfName)).toMatchObject({ master: br.index, up: true });
     } finally {
       nl.close();
@@ -84,11 +87,15 @@ describe.skipIf(!isRoot)('bridge networks on the kernel', () => {
 
     // ICMP and TCP between the namespaces, with busybox.
     sh('ip', ['netns', 'exec', b.name, '/bin/busybox', 'ping', '-c', '1', '-W', '2', '10.231.77.2']);
-    const server = spawn('ip', ['netns', 'exec', a.name, '/bin/busybox', 'nc', '-l', '-p', '7000'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const server = spawn('ip', ['netns', 'exec', a.name, '/bin/busybox', 'nc', '-l', '-p', '7000'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let got = '';
     server.stdout.on('data', (d) => (got += String(d)));
     await new Promise((r) => setTimeout(r, 200));
-    execFileSync('ip', ['netns', 'exec', b.name, '/bin/busybox', 'nc', '-w', '2', '10.231.77.2', '7000'], { input: 'hello\n' });
+    execFileSync('ip', ['netns', 'exec', b.name, '/bin/busybox', 'nc', '-w', '2', '10.231.77.2', '7000'], {
+      input: 'hello\n',
+    });
     await new Promise<void>((r) => server.once('exit', () => r()));
     expect(got).toBe('hello\n');
 

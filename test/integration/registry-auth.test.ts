@@ -20,7 +20,9 @@ describe.skipIf(!hasRegistry())('registry auth', () => {
     const ref = `${reg.host}/secure/busybox:1`;
     await new Image(BUSYBOX_REF, { engine }).tag(ref);
     await expect(new Image(ref, { engine }).push()).rejects.toMatchObject({ code: 'REGISTRY_AUTH', status: 401 });
-    await expect(new Image(ref, { engine }).push({ auth: { username: 'berth', password: 'wrong' } })).rejects.toMatchObject({ code: 'REGISTRY_AUTH' });
+    await expect(
+      new Image(ref, { engine }).push({ auth: { username: 'berth', password: 'wrong' } }),
+    ).rejects.toMatchObject({ code: 'REGISTRY_AUTH' });
     await new Image(ref, { engine }).push({ auth: user });
 
     const fresh = await testEngine({ image: false });
@@ -38,7 +40,12 @@ describe.skipIf(!hasRegistry())('registry auth', () => {
     await new Image(BUSYBOX_REF, { engine }).tag(ref);
     const dir = tempDir('docker-config');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } } }));
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        auths: { [reg.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } },
+      }),
+    );
     const saved = process.env.DOCKER_CONFIG;
     process.env.DOCKER_CONFIG = dir;
     try {
@@ -53,12 +60,16 @@ describe.skipIf(!hasRegistry())('registry auth', () => {
 
   it('token auth: anonymous is refused, credentials get scoped tokens that are reused', async () => {
     await using tokens = await startTokenService({ users: { [user.username]: user.password } });
-    await using reg = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certPem } });
+    await using reg = await startRegistry({
+      token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certPem },
+    });
     const { engine } = await testEngine();
     const ref = `${reg.host}/tok/busybox:1`;
     await new Image(BUSYBOX_REF, { engine }).tag(ref);
     await expect(new Image(ref, { engine }).push()).rejects.toMatchObject({ code: 'REGISTRY_AUTH' });
-    await expect(new Image(ref, { engine }).push({ auth: { username: user.username, password: 'nope' } })).rejects.toMatchObject({ code: 'REGISTRY_AUTH' });
+    await expect(
+      new Image(ref, { engine }).push({ auth: { username: user.username, password: 'nope' } }),
+    ).rejects.toMatchObject({ code: 'REGISTRY_AUTH' });
     tokens.requests.length = 0;
     await new Image(ref, { engine }).push({ auth: user });
     const pushScopes = tokens.requests.filter((r) => r.user === user.username).map((r) => r.scopes.join(' '));
@@ -77,7 +88,9 @@ describe.skipIf(!hasRegistry())('registry auth', () => {
 
   it('token auth: anonymous pull when the token service allows it', async () => {
     await using tokens = await startTokenService({ users: { [user.username]: user.password }, anonymous: ['pull'] });
-    await using reg = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certPem } });
+    await using reg = await startRegistry({
+      token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certPem },
+    });
     const { engine } = await testEngine();
     const ref = `${reg.host}/public/busybox:1`;
     await new Image(BUSYBOX_REF, { engine }).tag(ref);

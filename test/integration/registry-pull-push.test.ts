@@ -104,11 +104,22 @@ describe.skipIf(!hasRegistry())('registry without auth', () => {
   it('reports a missing tag as IMAGE_NOT_FOUND and a dead registry as REGISTRY_UNREACHABLE', async () => {
     await using reg = await startRegistry();
     const { engine } = await testEngine({ image: false });
-    await expect(new Image(`${reg.host}/nope/nothing:1`, { engine }).pull()).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND', name: 'RegistryError', status: 404 });
+    await expect(new Image(`${reg.host}/nope/nothing:1`, { engine }).pull()).rejects.toMatchObject({
+      code: 'IMAGE_NOT_FOUND',
+      name: 'RegistryError',
+      status: 404,
+    });
     const host = reg.host;
     await reg.stop();
-    const quick = new Engine({ root: join(engine.root, 'quick'), runRoot: join(engine.root, 'quick-run'), registryRetries: 1, registryRetryDelay: 10 });
-    await expect(new Image(`${host}/a/b:1`, { engine: quick }).pull()).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE' });
+    const quick = new Engine({
+      root: join(engine.root, 'quick'),
+      runRoot: join(engine.root, 'quick-run'),
+      registryRetries: 1,
+      registryRetryDelay: 10,
+    });
+    await expect(new Image(`${host}/a/b:1`, { engine: quick }).pull()).rejects.toMatchObject({
+      code: 'REGISTRY_UNREACHABLE',
+    });
     quick.close();
   });
 
@@ -127,7 +138,10 @@ describe.skipIf(!hasRegistry())('registry without auth', () => {
       engine.close();
       console.log(JSON.stringify(events));
     `;
-    const run = () => promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, fresh.root, ref], { cwd: REPO });
+    const run = () =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, fresh.root, ref], {
+        cwd: REPO,
+      });
     const [a, b] = await Promise.all([run(), run()]);
     const sa = JSON.parse(a.stdout) as string[];
     const sb = JSON.parse(b.stdout) as string[];

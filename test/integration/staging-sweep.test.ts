@@ -17,7 +17,10 @@ const REPO = resolve(import.meta.dirname, '../..');
 
 /** A child process importing half of `tar` as a stream, then waiting forever; resolves once the half is unpacked. */
 async function halfImport(script: string, root: string, tar: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, root, tar], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, root, tar], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout!.setEncoding('utf8');
   await new Promise<void>((ok, fail) => {
@@ -25,7 +28,9 @@ async function halfImport(script: string, root: string, tar: string): Promise<Ch
       out += d;
       if (out.includes('half\n')) ok();
     });
-    child.once('exit', (code) => fail(new Error(`the importing child exited (${code}) before unpacking half of the layer`)));
+    child.once('exit', (code) =>
+      fail(new Error(`the importing child exited (${code}) before unpacking half of the layer`)),
+    );
   });
   return child;
 }

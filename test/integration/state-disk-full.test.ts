@@ -18,7 +18,9 @@ function tinyFs(): string | undefined {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'berth-test', dir], { stdio: 'pipe' });
     return dir;
   } catch (e) {
-    console.warn(`[state-disk-full] skipped: cannot mount a tmpfs (${(e as Error).message.split('\n')[0]}); run as root`);
+    console.warn(
+      `[state-disk-full] skipped: cannot mount a tmpfs (${(e as Error).message.split('\n')[0]}); run as root`,
+    );
     return undefined;
   }
 }
@@ -60,9 +62,9 @@ describe.skipIf(!canMount)('state on a full disk', () => {
     await expect(store.update('r', (r) => ({ ...r, pad: big }))).rejects.toMatchObject({ errnoCode: 'ENOSPC' });
     expect(await store.get('r')).toEqual({ id: 'r', pad: 'old' });
 
-    await expect(log.append({ type: 'container', action: 'start', id: 'r', attributes: { pad: big.slice(0, 60_000) } })).rejects.toBeInstanceOf(
-      KernelError,
-    );
+    await expect(
+      log.append({ type: 'container', action: 'start', id: 'r', attributes: { pad: big.slice(0, 60_000) } }),
+    ).rejects.toBeInstanceOf(KernelError);
 
     for (const d of [dir, store.dir]) expect(fs.readdirSync(d).filter(isTempFileName)).toEqual([]);
 

@@ -31,7 +31,10 @@ interface Child {
 function child(dir: string, source: string, args: string[]): Child {
   const script = path.join(dir, `child-${children.size}-${Math.random().toString(36).slice(2)}.mts`);
   fs.writeFileSync(script, source.replaceAll('@src', path.join(REPO, 'src')));
-  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: REPO,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   children.add(proc);
   const lines: string[] = [];
   const waiting: ((l: string) => void)[] = [];
@@ -41,7 +44,7 @@ function child(dir: string, source: string, args: string[]): Child {
     else lines.push(l);
   });
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-  exited.then(() => children.delete(proc));
+  void exited.then(() => children.delete(proc));
   return {
     proc,
     exited,
@@ -211,7 +214,8 @@ process.stdin.destroy();
     let lists = 0;
     const killAt = Date.now() + 300;
     while (!finished) {
-      if (workers[2]!.proc.exitCode === null && workers[2]!.proc.signalCode === null && Date.now() > killAt) workers[2]!.proc.kill('SIGKILL');
+      if (workers[2]!.proc.exitCode === null && workers[2]!.proc.signalCode === null && Date.now() > killAt)
+        workers[2]!.proc.kill('SIGKILL');
       const listed = await reader.list({ subset: 'on' });
       for (let i = 0; i < 5; i++) expect(listed.map((r) => r.id)).toContain(`always-${i}`);
       for (const r of listed) expect(r.on).toBe(true);
@@ -221,7 +225,10 @@ process.stdin.destroy();
     expect(await done).toEqual(['done', 'done']);
     expect(await workers[2]!.exited).toBe('SIGKILL');
     expect(lists).toBeGreaterThan(5);
-    const exact = (await store.list()).filter((r) => r.on).map((r) => r.id).sort();
+    const exact = (await store.list())
+      .filter((r) => r.on)
+      .map((r) => r.id)
+      .sort();
     expect((await reader.list({ subset: 'on' })).map((r) => r.id).sort()).toEqual(exact);
     expect((await open().list({ subset: 'on' })).map((r) => r.id).sort()).toEqual(exact);
   });

@@ -49,7 +49,7 @@ function capSets(status: string): Record<string, string> {
 
 const DEFAULT_EFFECTIVE = '00000000a80425fb';
 
-it('the planted sets and the key are there for the engine to pass on (the test\'s premise)', () => {
+it("the planted sets and the key are there for the engine to pass on (the test's premise)", () => {
   const own = capSets(execFileSync('cat', ['/proc/self/status'], { encoding: 'utf8' }));
   expect(BigInt(`0x${own.CapInh}`) & PLANTED).toBe(PLANTED);
   expect(own.CapAmb).not.toBe('0000000000000000');
@@ -58,45 +58,61 @@ it('the planted sets and the key are there for the engine to pass on (the test\'
   expect(execFileSync(probeBinary(), ['keyctl-search', description], { encoding: 'utf8' })).toBe(`ok ${payload}\n`);
 });
 
-for (const path of INIT_PATHS) describe(`${path} init and exec`, () => {
-  withInitPath(path);
-  withExecPath(path);
+for (const path of INIT_PATHS)
+  describe(`${path} init and exec`, () => {
+    withInitPath(path);
+    withExecPath(path);
 
-  it('leaves no inheritable or ambient capability to root, a user or a privileged container, nor to their execs', async () => {
-    const { engine } = await testEngine();
-    const cases = [
-      { options: {}, effective: DEFAULT_EFFECTIVE },
-      { options: { user: '1000:1000' }, effective: '0000000000000000' },
-      { options: { privileged: true }, effective: capSets(execFileSync('cat', ['/proc/self/status'], { encoding: 'utf8' })).CapBnd! },
-    ];
-    for (const { options, effective } of cases) {
-      const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat /proc/self/status; exec sleep 60'], { ...NO_NETWORK, ...options, engine });
-      await expect.poll(() => c.logs().then((t) => t.includes('CapAmb'))).toBe(true);
-      const exec = await c.exec(['cat', '/proc/self/status']);
-      for (const status of [await c.logs(), exec.stdout]) {
-        const sets = capSets(status);
-        expect({ ...options, CapInh: sets.CapInh, CapAmb: sets.CapAmb, CapEff: sets.CapEff }).toEqual({
-          ...options, CapInh: '0000000000000000', CapAmb: '0000000000000000', CapEff: effective,
+    it('leaves no inheritable or ambient capability to root, a user or a privileged container, nor to their execs', async () => {
+      const { engine } = await testEngine();
+      const cases = [
+        { options: {}, effective: DEFAULT_EFFECTIVE },
+        { options: { user: '1000:1000' }, effective: '0000000000000000' },
+        {
+          options: { privileged: true },
+          effective: capSets(execFileSync('cat', ['/proc/self/status'], { encoding: 'utf8' })).CapBnd!,
+        },
+      ];
+      for (const { options, effective } of cases) {
+        const c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat /proc/self/status; exec sleep 60'], {
+          ...NO_NETWORK,
+          ...options,
+          engine,
         });
+        await expect.poll(() => c.logs().then((t) => t.includes('CapAmb'))).toBe(true);
+        const exec = await c.exec(['cat', '/proc/self/status']);
+        for (const status of [await c.logs(), exec.stdout]) {
+          const sets = capSets(status);
+          expect({ ...options, CapInh: sets.CapInh, CapAmb: sets.CapAmb, CapEff: sets.CapEff }).toEqual({
+            ...options,
+            CapInh: '0000000000000000',
+            CapAmb: '0000000000000000',
+            CapEff: effective,
+          });
+        }
+        await c.remove({ force: true });
       }
-      await c.remove({ force: true });
-    }
-  });
+    });
 
-  it('gives the container and its execs a session keyring of their own: the engine\'s key is out of reach (seccomp, which refuses keyctl, off)', async () => {
-    const { engine } = await testEngine();
-    // Without seccomp the call reaches the kernel: what stops it is the keyring.
-    const unconfined = { securityOpt: ['seccomp=unconfined'] };
-    for (const options of [unconfined, { privileged: true }, { ...unconfined, user: '1000:1000' }]) {
-      const r = await runProbe(engine, ['keyctl-search', description], options);
-      expect({ options, line: r.line }).toEqual({ options, line: 'err ENOKEY keyctl(KEYCTL_SEARCH, @s)' });
-    }
-    // A default container does not even reach it.
-    expect((await runProbe(engine, ['keyctl-search', description])).line).toBe('err EPERM keyctl(KEYCTL_SEARCH, @s)');
-    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, ...unconfined, mounts: [probeMount()], engine });
-    const exec = await c.exec(['/probe', 'keyctl-search', description]);
-    expect(parseProbe(exec.exitCode, exec.stdout).line).toBe('err ENOKEY keyctl(KEYCTL_SEARCH, @s)');
-    // The key is still where the engine is.
-    expect(searchKey(KEY_SPEC_SESSION_KEYRING, 'user', description)).toBe(key);
+    it("gives the container and its execs a session keyring of their own: the engine's key is out of reach (seccomp, which refuses keyctl, off)", async () => {
+      const { engine } = await testEngine();
+      // Without seccomp the call reaches the kernel: what stops it is the keyring.
+      const unconfined = { securityOpt: ['seccomp=unconfined'] };
+      for (const options of [unconfined, { privileged: true }, { ...unconfined, user: '1000:1000' }]) {
+        const r = await runProbe(engine, ['keyctl-search', description], options);
+        expect({ options, line: r.line }).toEqual({ options, line: 'err ENOKEY keyctl(KEYCTL_SEARCH, @s)' });
+      }
+      // A default container does not even reach it.
+      expect((await runProbe(engine, ['keyctl-search', description])).line).toBe('err EPERM keyctl(KEYCTL_SEARCH, @s)');
+      const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], {
+        ...NO_NETWORK,
+        ...unconfined,
+        mounts: [probeMount()],
+        engine,
+      });
+      const exec = await c.exec(['/probe', 'keyctl-search', description]);
+      expect(parseProbe(exec.exitCode, exec.stdout).line).toBe('err ENOKEY keyctl(KEYCTL_SEARCH, @s)');
+      // The key is still where the engine is.
+      expect(searchKey(KEY_SPEC_SESSION_KEYRING, 'user', description)).toBe(key);
+    });
   });
-});

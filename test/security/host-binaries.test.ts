@@ -41,14 +41,20 @@ function identity(path: string): string {
 const SLOW_PATH = `PATH=${Array.from({ length: 6000 }, (_, i) => `/nonexistent/${i}`).join(':')}:/bin`;
 
 /** `/probe catch berth-exec 4 exe` in a container made with `options`, while `true` is exec'd in it (with {@link SLOW_PATH}). */
-function catchExec(engine: Engine, options: Omit<ContainerCreateOptions, 'image' | 'engine'>): Promise<ProbeResult & { execs: number }> {
-  return runProbeDuringExecs(engine, ['catch', 'berth-exec', '4', 'exe'], options, { command: ['true'], env: [SLOW_PATH] });
+function catchExec(
+  engine: Engine,
+  options: Omit<ContainerCreateOptions, 'image' | 'engine'>,
+): Promise<ProbeResult & { execs: number }> {
+  return runProbeDuringExecs(engine, ['catch', 'berth-exec', '4', 'exe'], options, {
+    command: ['true'],
+    env: [SLOW_PATH],
+  });
 }
 
 describe('host binaries: berth-init', () => {
   withInitPath('native');
 
-  it('a default container gets no handle on the host\'s berth-init through /proc/1/exe (init: true); its program is dumpable again', async () => {
+  it("a default container gets no handle on the host's berth-init through /proc/1/exe (init: true); its program is dumpable again", async () => {
     const { engine } = await testEngine();
     const binary = await nativeBinary('init');
     const before = hash(binary);
@@ -68,23 +74,34 @@ describe('host binaries: berth-init', () => {
     expect(handle.line).toMatch(/^ok .* link=\/memfd:berth-init \(deleted\)$/);
     expect(handle.line).not.toContain(identity(binary));
     // F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
-    expect((await runProbe(engine, ['seals', '/proc/1/exe'], { init: true, privileged: true })).line).toBe('ok seals=15');
+    expect((await runProbe(engine, ['seals', '/proc/1/exe'], { init: true, privileged: true })).line).toBe(
+      'ok seals=15',
+    );
 
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '30'], { ...NO_NETWORK, init: true, engine });
     const { pid } = (await c.inspect()).state;
     expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/memfd:berth-init (deleted)');
     expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('berth-init');
     // The copy holds the host file's content.
-    expect(createHash('sha256').update(readFileSync(`/proc/${pid}/exe`)).digest('hex')).toBe(hash(binary));
+    expect(
+      createHash('sha256')
+        .update(readFileSync(`/proc/${pid}/exe`))
+        .digest('hex'),
+    ).toBe(hash(binary));
 
     // A detached container's init is started by its monitor's parent, a fork of the zygote: the same copy.
-    await using d = await Container.run(BUSYBOX_REF, ['sleep', '30'], { ...NO_NETWORK, init: true, detach: true, engine });
+    await using d = await Container.run(BUSYBOX_REF, ['sleep', '30'], {
+      ...NO_NETWORK,
+      init: true,
+      detach: true,
+      engine,
+    });
     expect(readlinkSync(`/proc/${(await d.inspect()).state.pid}/exe`)).toBe('/memfd:berth-init (deleted)');
   });
 });
 
 describe('host binaries: berth-monitor', () => {
-  it('a detached container cannot see its monitor (its parent, outside the container\'s PID namespace), so needs no sealed copy of it', async () => {
+  it("a detached container cannot see its monitor (its parent, outside the container's PID namespace), so needs no sealed copy of it", async () => {
     const { engine } = await testEngine();
     const r = await runProbe(engine, ['catch', 'monitor', '1', 'exe'], { detach: true, privileged: true });
     expect(r.line).toBe('err ESRCH no process matched (matched 0 times)');

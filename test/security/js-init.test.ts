@@ -25,35 +25,46 @@ afterEach(() => {
 describe('JavaScript init (init: true keeps it as PID 1)', () => {
   withInitPath('js');
 
-  it('a default container cannot read PID 1\'s environment or memory, nor get a handle on its node binary', async () => {
+  it("a default container cannot read PID 1's environment or memory, nor get a handle on its node binary", async () => {
     const { engine } = await testEngine();
     expect((await runProbe(engine, ['read', '/proc/1/environ'], { init: true })).line).toBe('err EACCES open');
-    expect((await runProbe(engine, ['open-read', '/proc/1/mem'], { init: true })).line).toBe('err EACCES open(O_RDONLY)');
-    expect((await runProbe(engine, ['exe-handle', '/proc/1/exe'], { init: true })).line).toBe('err EACCES open(O_PATH)');
+    expect((await runProbe(engine, ['open-read', '/proc/1/mem'], { init: true })).line).toBe(
+      'err EACCES open(O_RDONLY)',
+    );
+    expect((await runProbe(engine, ['exe-handle', '/proc/1/exe'], { init: true })).line).toBe(
+      'err EACCES open(O_PATH)',
+    );
     // The program, exec'd by the reaper, is an ordinary dumpable process.
     expect((await runProbe(engine, ['dumpable'], { init: true })).line).toBe('ok 1');
   });
 
-  it('with CAP_SYS_PTRACE (privileged) PID 1 is readable, and its environment is not the engine\'s', async () => {
+  it("with CAP_SYS_PTRACE (privileged) PID 1 is readable, and its environment is not the engine's", async () => {
     const { engine } = await testEngine();
     const environ = await runProbe(engine, ['read', '/proc/1/environ'], { init: true, privileged: true });
     expect(environ.succeeded).toBe(true);
     expect(environ.output).not.toContain(marker);
     expect(environ.output).not.toContain('engine-only');
     expect((await runProbe(engine, ['open-read', '/proc/1/mem'], { init: true, privileged: true })).line).toBe('ok');
-    expect((await runProbe(engine, ['exe-handle', '/proc/1/exe'], { init: true, privileged: true })).line).toMatch(/^ok .* link=\/.*node/);
+    expect((await runProbe(engine, ['exe-handle', '/proc/1/exe'], { init: true, privileged: true })).line).toMatch(
+      /^ok .* link=\/.*node/,
+    );
   });
 });
 
 describe('forked exec (BERTH_NATIVE_EXEC=0)', () => {
   withExecPath('js');
 
-  it('a default container catching the exec\'s fork of the zygote cannot open its environment', async () => {
+  it("a default container catching the exec's fork of the zygote cannot open its environment", async () => {
     const { engine } = await testEngine();
     // A PATH of many missing directories: the fork looks the program up for a while after it
     // dropped its privileges, before execve (see host-binaries.test.ts).
     const slowPath = `PATH=${Array.from({ length: 3000 }, (_, i) => `/nonexistent/${i}`).join(':')}:/bin`;
-    const r = await runProbeDuringExecs(engine, ['catch', 'berth-zygote', '4', 'environ'], {}, { command: ['true'], env: [slowPath] });
+    const r = await runProbeDuringExecs(
+      engine,
+      ['catch', 'berth-zygote', '4', 'environ'],
+      {},
+      { command: ['true'], env: [slowPath] },
+    );
     expect(r.line).toMatch(/^err EACCES open\(\/proc\/<pid>\/<file>\) \(matched [1-9]\d* times\)$/);
     expect(r.execs).toBeGreaterThan(0);
   });

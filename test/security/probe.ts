@@ -57,7 +57,11 @@ export interface ProbeResult {
  * otherwise) and returns what it printed. `options` are `Container.run` options
  * (`privileged`, `securityOpt`, `capAdd`, …); `mounts` are added to the probe's own.
  */
-export async function runProbe(engine: Engine, args: string[], options: Omit<ContainerCreateOptions, 'image' | 'engine'> = {}): Promise<ProbeResult> {
+export async function runProbe(
+  engine: Engine,
+  args: string[],
+  options: Omit<ContainerCreateOptions, 'image' | 'engine'> = {},
+): Promise<ProbeResult> {
   const c = await startProbe(engine, args, options);
   const { exitCode } = await c.wait();
   const output = await c.logs();
@@ -68,15 +72,25 @@ export async function runProbe(engine: Engine, args: string[], options: Omit<Con
 /** Reads a probe's output. */
 export function parseProbe(exitCode: number, output: string): ProbeResult {
   const line = output.split('\n')[0] ?? '';
-  if (exitCode === 2 || !/^(ok|err)\b/.test(line)) throw new Error(`the probe did not run its attempt (exit ${exitCode}): ${output}`);
+  if (exitCode === 2 || !/^(ok|err)\b/.test(line))
+    throw new Error(`the probe did not run its attempt (exit ${exitCode}): ${output}`);
   const errno = line.startsWith('err ') ? line.split(' ')[1] : undefined;
   return { exitCode, output, line, succeeded: exitCode === 0, errno };
 }
 
 /** The container of {@link runProbe}, started. */
-function startProbe(engine: Engine, args: string[], options: Omit<ContainerCreateOptions, 'image' | 'engine'>): Promise<Container> {
+function startProbe(
+  engine: Engine,
+  args: string[],
+  options: Omit<ContainerCreateOptions, 'image' | 'engine'>,
+): Promise<Container> {
   const { mounts = [], ...rest } = options;
-  return Container.run(BUSYBOX_REF, ['/probe', ...args], { ...NO_NETWORK, ...rest, mounts: [probeMount(), ...mounts], engine });
+  return Container.run(BUSYBOX_REF, ['/probe', ...args], {
+    ...NO_NETWORK,
+    ...rest,
+    mounts: [probeMount(), ...mounts],
+    engine,
+  });
 }
 
 /**
@@ -85,7 +99,10 @@ function startProbe(engine: Engine, args: string[], options: Omit<ContainerCreat
  * process. Also returns how many execs ran.
  */
 export async function runProbeDuringExecs(
-  engine: Engine, args: string[], options: Omit<ContainerCreateOptions, 'image' | 'engine'>, exec: { command: string[]; env?: string[] },
+  engine: Engine,
+  args: string[],
+  options: Omit<ContainerCreateOptions, 'image' | 'engine'>,
+  exec: { command: string[]; env?: string[] },
 ): Promise<ProbeResult & { execs: number }> {
   const c = await startProbe(engine, args, options);
   let ended = false;
@@ -94,7 +111,10 @@ export async function runProbeDuringExecs(
   const deadline = Date.now() + 60_000;
   while (!ended && Date.now() < deadline) {
     // A failure is fine (the container may end while an exec starts): the probe's verdict counts.
-    await c.exec(exec.command, { env: exec.env ?? [] }).then(() => execs++, () => undefined);
+    await c.exec(exec.command, { env: exec.env ?? [] }).then(
+      () => execs++,
+      () => undefined,
+    );
     // Back to the event loop each time: a failed exec can settle without it, and the exit
     // that ends this loop would never be read.
     await new Promise((resolve) => setImmediate(resolve));

@@ -13,10 +13,17 @@ import { BUSYBOX_REF, NO_NETWORK, testEngine, withInitPath } from '../helpers/en
 import { tempDir } from '../helpers/tmp.js';
 import { runProbe } from './probe.js';
 
-const MAP = { uidMap: [{ containerId: 0, hostId: 200000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 300000, size: 65536 }] };
+const MAP = {
+  uidMap: [{ containerId: 0, hostId: 200000, size: 65536 }],
+  gidMap: [{ containerId: 0, hostId: 300000, size: 65536 }],
+};
 
 /** Runs `sh -c script` in a busybox container and returns its exit code and output. */
-async function sh(engine: Engine, script: string, options: Record<string, unknown> = {}): Promise<{ exitCode: number; out: string }> {
+async function sh(
+  engine: Engine,
+  script: string,
+  options: Record<string, unknown> = {},
+): Promise<{ exitCode: number; out: string }> {
   const c = await Container.run(BUSYBOX_REF, ['sh', '-c', script], { ...NO_NETWORK, ...options, engine });
   const { exitCode } = await c.wait();
   const out = await c.logs();
@@ -27,7 +34,16 @@ async function sh(engine: Engine, script: string, options: Record<string, unknow
 /** The `Uid:` and `Gid:` lines of /proc/PID/status, as the host sees them. */
 function hostIds(pid: number): { uid: number[]; gid: number[] } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const ids = (key: string) => /^(?:Uid|Gid):\s+(.*)$/m.exec(status.split('\n').filter((l) => l.startsWith(key)).join('\n'))![1]!.split(/\s+/).map(Number);
+  const ids = (key: string) =>
+    /^(?:Uid|Gid):\s+(.*)$/m
+      .exec(
+        status
+          .split('\n')
+          .filter((l) => l.startsWith(key))
+          .join('\n'),
+      )![1]!
+      .split(/\s+/)
+      .map(Number);
   return { uid: ids('Uid:'), gid: ids('Gid:') };
 }
 
@@ -36,9 +52,16 @@ describe('userns (native init)', () => {
 
   it('the container is root inside, its uid_map and gid_map show the mapping, and the image files are owned by root (0) inside', async () => {
     const { engine } = await testEngine();
-    const r = await sh(engine, 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; stat -c "%u:%g" /bin/busybox /etc/passwd /', { userns: MAP });
+    const r = await sh(
+      engine,
+      'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; stat -c "%u:%g" /bin/busybox /etc/passwd /',
+      { userns: MAP },
+    );
     expect(r.exitCode).toBe(0);
-    const lines = r.out.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+    const lines = r.out
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).join(' '));
     expect(lines).toEqual(['0', '0', '0 200000 65536', '0 300000 65536', '0:0', '0:0', '0:0']);
   });
 
@@ -48,25 +71,44 @@ describe('userns (native init)', () => {
     const plain = await sh(engine, caps);
     expect(plain.out).toContain('CapBnd');
     expect(await sh(engine, caps, { userns: 'auto' })).toEqual(plain);
-    expect(await sh(engine, caps, { userns: 'auto', user: 'nobody' })).toEqual(await sh(engine, caps, { user: 'nobody' }));
+    expect(await sh(engine, caps, { userns: 'auto', user: 'nobody' })).toEqual(
+      await sh(engine, caps, { user: 'nobody' }),
+    );
   });
 
-  it('from the host the container\'s process runs as the mapped host uid and gid', async () => {
+  it("from the host the container's process runs as the mapped host uid and gid", async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, userns: MAP, engine });
     const { pid } = (await c.inspect()).state;
     expect(hostIds(pid)).toEqual({ uid: [200000, 200000, 200000, 200000], gid: [300000, 300000, 300000, 300000] });
     // A user of the image's maps too (nobody is 65534 inside).
-    await using n = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, userns: MAP, user: 'nobody', engine });
+    await using n = await Container.run(BUSYBOX_REF, ['sleep', '60'], {
+      ...NO_NETWORK,
+      userns: MAP,
+      user: 'nobody',
+      engine,
+    });
     expect(hostIds((await n.inspect()).state.pid).uid[0]).toBe(200000 + 65534);
   });
 
   it('a file the container writes is stored with the ids it sees in its writable layer (commit stays right) and belongs to the mapped host id on a tmpfs', async () => {
     const { engine, root } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo hi > /written; chown 1000:1000 /etc/passwd; echo x > /dev/shm/f; sleep 60'], { ...NO_NETWORK, userns: MAP, engine });
+    await using c = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'echo hi > /written; chown 1000:1000 /etc/passwd; echo x > /dev/shm/f; sleep 60'],
+      { ...NO_NETWORK, userns: MAP, engine },
+    );
     const info = await c.inspect();
     const upper = join(root, 'containers', info.id, 'upper');
-    await expect.poll(() => { try { return statSync(`/proc/${info.state.pid}/root/dev/shm/f`).uid; } catch { return -1; } }).toBe(200000);
+    await expect
+      .poll(() => {
+        try {
+          return statSync(`/proc/${info.state.pid}/root/dev/shm/f`).uid;
+        } catch {
+          return -1;
+        }
+      })
+      .toBe(200000);
     expect(statSync(`/proc/${info.state.pid}/root/dev/shm/f`).gid).toBe(300000);
     const written = statSync(join(upper, 'written'));
     expect([written.uid, written.gid]).toEqual([0, 0]);
@@ -76,9 +118,12 @@ describe('userns (native init)', () => {
     expect(r.stdout.trim().split('\n')).toEqual(['0:0', '1000:1000', '0:0']);
   });
 
-  it('a volume is idmapped: the container\'s root writes it as root, stored as 0 on the host, with the image\'s content copied up with its owners', async () => {
+  it("a volume is idmapped: the container's root writes it as root, stored as 0 on the host, with the image's content copied up with its owners", async () => {
     const { engine, root } = await testEngine();
-    const r = await sh(engine, 'echo v > /etc/f && stat -c "%u:%g" /etc/f /etc /etc/passwd', { userns: 'auto', volumes: ['vol:/etc'] });
+    const r = await sh(engine, 'echo v > /etc/f && stat -c "%u:%g" /etc/f /etc /etc/passwd', {
+      userns: 'auto',
+      volumes: ['vol:/etc'],
+    });
     expect(r).toEqual({ exitCode: 0, out: '0:0\n0:0\n0:0\n' });
     for (const name of ['f', 'passwd', '.']) {
       const f = statSync(join(root, 'volumes', 'vol', '_data', name));
@@ -86,7 +131,7 @@ describe('userns (native init)', () => {
     }
   });
 
-  it('the container\'s root cannot read a host file owned by host root with mode 0600 bound in; a default container can (the probe works)', async () => {
+  it("the container's root cannot read a host file owned by host root with mode 0600 bound in; a default container can (the probe works)", async () => {
     const { engine } = await testEngine();
     const dir = tempDir('userns-secret');
     const secret = join(dir, 'secret');
@@ -98,20 +143,22 @@ describe('userns (native init)', () => {
     expect((await runProbe(engine, ['read', '/secret'], { mounts })).output).toBe('ok\nhost secret\n');
   });
 
-  it('two \'auto\' containers get disjoint ranges from berth\'s pool; the range is recorded and freed on remove', async () => {
+  it("two 'auto' containers get disjoint ranges from berth's pool; the range is recorded and freed on remove", async () => {
     const { engine } = await testEngine();
     const a = await Container.create({ image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, userns: 'auto', engine });
     const b = await Container.create({ image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, userns: 'auto', engine });
     const ra = (await a.inspect()).hostConfig.userns!;
     const rb = (await b.inspect()).hostConfig.userns!;
     expect(ra.uidMap).toEqual([{ containerId: 0, hostId: AUTO_USERNS_BASE, size: AUTO_USERNS_SIZE }]);
-    expect(rb.uidMap).toEqual([{ containerId: 0, hostId: AUTO_USERNS_BASE + AUTO_USERNS_SIZE, size: AUTO_USERNS_SIZE }]);
+    expect(rb.uidMap).toEqual([
+      { containerId: 0, hostId: AUTO_USERNS_BASE + AUTO_USERNS_SIZE, size: AUTO_USERNS_SIZE },
+    ]);
     await a.remove();
     const c = await Container.create({ image: BUSYBOX_REF, command: ['true'], ...NO_NETWORK, userns: 'auto', engine });
     expect((await c.inspect()).hostConfig.userns).toEqual({ auto: true, uidMap: ra.uidMap, gidMap: ra.gidMap });
   });
 
-  it('\'auto\' containers created at once by three processes on one root get distinct ranges (the allocation lock)', async () => {
+  it("'auto' containers created at once by three processes on one root get distinct ranges (the allocation lock)", async () => {
     const { engine, root } = await testEngine();
     const index = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
     const script = `import { Container, Engine } from ${JSON.stringify(index)};
@@ -122,9 +169,16 @@ describe('userns (native init)', () => {
       while (!existsSync(${JSON.stringify(`${root}/go`)})) await new Promise((r) => setTimeout(r, 2));
       await Promise.all(Array.from({ length: 4 }, () => Container.create({ image: ${JSON.stringify(BUSYBOX_REF)}, command: ['true'], network: 'none', userns: 'auto', engine })));
       engine.close();`;
-    const run = () => new Promise<void>((resolve, reject) => execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], (e) => (e ? reject(e) : resolve())));
+    const run = () =>
+      new Promise<void>((resolve, reject) =>
+        execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], (e) =>
+          e ? reject(e) : resolve(),
+        ),
+      );
     const runs = [run(), run(), run()];
-    await expect.poll(() => readdirSync(root).filter((f) => f.startsWith('ready-')).length, { timeout: 60_000 }).toBe(3);
+    await expect
+      .poll(() => readdirSync(root).filter((f) => f.startsWith('ready-')).length, { timeout: 60_000 })
+      .toBe(3);
     writeFileSync(`${root}/go`, '');
     await Promise.all(runs);
     const starts = (await engine.containers.list({ all: true })).map((r) => r.config.userns!.uidMap[0]!.hostId);
@@ -134,7 +188,11 @@ describe('userns (native init)', () => {
 
   it('a detached container with init: true and a read-only root runs mapped, and starts again mapped after it exits', async () => {
     const { engine } = await testEngine();
-    await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'cat /proc/self/uid_map; touch /x 2>/dev/null || echo read-only; sleep 60'], { ...NO_NETWORK, userns: MAP, detach: true, init: true, readOnlyRootfs: true, engine });
+    await using c = await Container.run(
+      BUSYBOX_REF,
+      ['sh', '-c', 'cat /proc/self/uid_map; touch /x 2>/dev/null || echo read-only; sleep 60'],
+      { ...NO_NETWORK, userns: MAP, detach: true, init: true, readOnlyRootfs: true, engine },
+    );
     const { pid } = (await c.inspect()).state;
     expect(hostIds(pid).uid[0]).toBe(200000); // the reaper
     await expect.poll(async () => (await c.logs()).replace(/\s+/g, ' ').trim()).toBe('0 200000 65536 read-only');
@@ -144,7 +202,7 @@ describe('userns (native init)', () => {
     expect(hostIds((await c.inspect()).state.pid).uid[0]).toBe(200000);
   });
 
-  it('exec runs in the container\'s user namespace, mapped, also with a terminal', async () => {
+  it("exec runs in the container's user namespace, mapped, also with a terminal", async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, userns: MAP, engine });
     const r = await c.exec(['sh', '-c', 'id -u; cat /proc/self/uid_map; cat /proc/1/status | grep ^Uid']);
@@ -160,7 +218,9 @@ describe('userns (native init)', () => {
 
   it('root in the container listens on port 80 and pings (ICMP sockets) in its own network namespace', async () => {
     const { engine } = await testEngine();
-    const r = await sh(engine, 'nc -l -p 80 & sleep 0.2; netstat -ltn | grep -q ":80 " && echo listening', { userns: 'auto' });
+    const r = await sh(engine, 'nc -l -p 80 & sleep 0.2; netstat -ltn | grep -q ":80 " && echo listening', {
+      userns: 'auto',
+    });
     expect(r.out).toBe('listening\n');
     expect((await runProbe(engine, ['icmp-socket'], { userns: 'auto' })).line).toBe('ok');
   });
@@ -171,7 +231,7 @@ describe('userns (native init)', () => {
     expect(r).toEqual({ exitCode: 0, out: '0\n1\n' });
   });
 
-  it('with the host\'s network it starts mapped and leaves the host\'s sysctls alone', async () => {
+  it("with the host's network it starts mapped and leaves the host's sysctls alone", async () => {
     const { engine } = await testEngine();
     const sysctls = ['ip_unprivileged_port_start', 'ping_group_range'].map((n) => `/proc/sys/net/ipv4/${n}`);
     const before = sysctls.map((f) => readFileSync(f, 'utf8'));
@@ -183,12 +243,21 @@ describe('userns (native init)', () => {
     const { engine } = await testEngine();
     const script = 'grep ^Seccomp: /proc/self/status; cat /proc/self/oom_score_adj; ulimit -n; cat /proc/self/uid_map';
     await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', `${script}; exec sleep 60`], {
-      ...NO_NETWORK, userns: MAP, oomScoreAdj: 500, ulimits: ['nofile=321:654'], engine,
+      ...NO_NETWORK,
+      userns: MAP,
+      oomScoreAdj: 500,
+      ulimits: ['nofile=321:654'],
+      engine,
     });
     await expect.poll(() => c.logs().then((t) => t.includes('200000'))).toBe(true);
     const exec = await c.exec(['sh', '-c', script]);
     for (const out of [await c.logs(), exec.stdout]) {
-      expect(out.split('\n').map((l) => l.trim().split(/\s+/).join(' ')).slice(0, 4)).toEqual(['Seccomp: 2', '500', '321', '0 200000 65536']);
+      expect(
+        out
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/).join(' '))
+          .slice(0, 4),
+      ).toEqual(['Seccomp: 2', '500', '321', '0 200000 65536']);
     }
   });
 
@@ -196,7 +265,9 @@ describe('userns (native init)', () => {
     const { engine } = await testEngine();
     expect((await runProbe(engine, ['mount'], { userns: 'auto', capAdd: ['SYS_ADMIN'] })).errno).toBe('EPERM');
     expect((await runProbe(engine, ['mount'], { capAdd: ['SYS_ADMIN'] })).line).toBe('ok');
-    const r = await sh(engine, 'mknod /tmp/null c 1 3; echo mknod=$?; hostname x; echo hostname=$?', { userns: 'auto' });
+    const r = await sh(engine, 'mknod /tmp/null c 1 3; echo mknod=$?; hostname x; echo hostname=$?', {
+      userns: 'auto',
+    });
     expect(r.out).toMatch(/mknod=[1-9]/);
     expect(r.out).toMatch(/hostname=[1-9]/);
     expect(await sh(engine, 'mknod /tmp/null c 1 3; echo mknod=$?')).toEqual({ exitCode: 0, out: 'mknod=0\n' });
@@ -205,18 +276,66 @@ describe('userns (native init)', () => {
 
 describe('userns refused', () => {
   it.each([
-    ['zero size', { uidMap: [{ containerId: 0, hostId: 100000, size: 0 }], gidMap: MAP.gidMap }, 'userns.uidMap.0.size'],
-    ['overlapping ranges', { uidMap: [{ containerId: 0, hostId: 100000, size: 10 }, { containerId: 5, hostId: 200000, size: 10 }], gidMap: MAP.gidMap }, 'userns.uidMap'],
-    ['overlapping host ranges', { uidMap: MAP.uidMap, gidMap: [{ containerId: 0, hostId: 100000, size: 10 }, { containerId: 10, hostId: 100005, size: 10 }] }, 'userns.gidMap'],
-    ['host root mapped', { uidMap: [{ containerId: 0, hostId: 0, size: 1 }], gidMap: MAP.gidMap }, 'userns.uidMap.0.hostId'],
-    ['container root unmapped', { uidMap: [{ containerId: 1, hostId: 100000, size: 10 }], gidMap: MAP.gidMap }, 'userns.uidMap'],
-    ['past the last id', { uidMap: [{ containerId: 0, hostId: 0xffff0000, size: 0x20000 }], gidMap: MAP.gidMap }, 'userns.uidMap.0.size'],
-    ['too many ranges', { uidMap: Array.from({ length: 341 }, (_, i) => ({ containerId: i, hostId: 100000 + i, size: 1 })), gidMap: MAP.gidMap }, 'userns.uidMap'],
+    [
+      'zero size',
+      { uidMap: [{ containerId: 0, hostId: 100000, size: 0 }], gidMap: MAP.gidMap },
+      'userns.uidMap.0.size',
+    ],
+    [
+      'overlapping ranges',
+      {
+        uidMap: [
+          { containerId: 0, hostId: 100000, size: 10 },
+          { containerId: 5, hostId: 200000, size: 10 },
+        ],
+        gidMap: MAP.gidMap,
+      },
+      'userns.uidMap',
+    ],
+    [
+      'overlapping host ranges',
+      {
+        uidMap: MAP.uidMap,
+        gidMap: [
+          { containerId: 0, hostId: 100000, size: 10 },
+          { containerId: 10, hostId: 100005, size: 10 },
+        ],
+      },
+      'userns.gidMap',
+    ],
+    [
+      'host root mapped',
+      { uidMap: [{ containerId: 0, hostId: 0, size: 1 }], gidMap: MAP.gidMap },
+      'userns.uidMap.0.hostId',
+    ],
+    [
+      'container root unmapped',
+      { uidMap: [{ containerId: 1, hostId: 100000, size: 10 }], gidMap: MAP.gidMap },
+      'userns.uidMap',
+    ],
+    [
+      'past the last id',
+      { uidMap: [{ containerId: 0, hostId: 0xffff0000, size: 0x20000 }], gidMap: MAP.gidMap },
+      'userns.uidMap.0.size',
+    ],
+    [
+      'too many ranges',
+      {
+        uidMap: Array.from({ length: 341 }, (_, i) => ({ containerId: i, hostId: 100000 + i, size: 1 })),
+        gidMap: MAP.gidMap,
+      },
+      'userns.uidMap',
+    ],
     ['no gidMap', { uidMap: MAP.uidMap }, 'userns'],
     ['a word other than auto', 'host', 'userns'],
   ])('%s: INVALID_ARGUMENT naming the field, before anything is created', async (_what, userns, field) => {
     const { engine } = await testEngine();
-    const err = await Container.create({ image: BUSYBOX_REF, command: ['true'], userns: userns as never, engine }).catch((e: unknown) => e);
+    const err = await Container.create({
+      image: BUSYBOX_REF,
+      command: ['true'],
+      userns: userns as never,
+      engine,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BerthError);
     expect((err as BerthError).code).toBe('INVALID_ARGUMENT');
     expect((err as BerthError).message).toContain(field);
@@ -225,7 +344,13 @@ describe('userns refused', () => {
 
   it('with privileged: INVALID_ARGUMENT', async () => {
     const { engine } = await testEngine();
-    const err = await Container.create({ image: BUSYBOX_REF, command: ['true'], userns: 'auto', privileged: true, engine }).catch((e: unknown) => e);
+    const err = await Container.create({
+      image: BUSYBOX_REF,
+      command: ['true'],
+      userns: 'auto',
+      privileged: true,
+      engine,
+    }).catch((e: unknown) => e);
     expect((err as BerthError).code).toBe('INVALID_ARGUMENT');
     expect((err as BerthError).message).toContain('userns');
   });
@@ -234,7 +359,9 @@ describe('userns refused', () => {
     withInitPath('js');
     it('a userns container is refused with UNSUPPORTED (only berth-init makes user namespaces)', async () => {
       const { engine } = await testEngine();
-      const err = await Container.run(BUSYBOX_REF, ['true'], { ...NO_NETWORK, userns: 'auto', engine }).catch((e: unknown) => e);
+      const err = await Container.run(BUSYBOX_REF, ['true'], { ...NO_NETWORK, userns: 'auto', engine }).catch(
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(BerthError);
       expect((err as BerthError).code).toBe('UNSUPPORTED');
     });

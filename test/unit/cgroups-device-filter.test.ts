@@ -76,7 +76,16 @@ function run(program: Buffer, a: Access): number {
     } else if (cls === BPF.ALU) {
       const operand = useReg ? scalar(src) & U32 : BigInt(imm >>> 0);
       const cur = op === BPF.MOV ? 0n : scalar(dst) & U32;
-      const value = op === BPF.MOV ? operand : op === BPF.AND ? cur & operand : op === BPF.XOR ? cur ^ operand : op === BPF.RSH ? cur >> (operand & 31n) : undefined;
+      const value =
+        op === BPF.MOV
+          ? operand
+          : op === BPF.AND
+            ? cur & operand
+            : op === BPF.XOR
+              ? cur ^ operand
+              : op === BPF.RSH
+                ? cur >> (operand & 31n)
+                : undefined;
       if (value === undefined) throw new Error(`unexpected ALU op 0x${op.toString(16)}`);
       regs[dst] = value & U32; // 32-bit ops zero the upper half
     } else if (cls === BPF.JMP && op === BPF.EXIT) {
@@ -102,12 +111,20 @@ function allows(rules: readonly DeviceRule[], a: Access): boolean {
 /** The v1 controller's check (security/device_cgroup.c: match_exception / match_exception_partial). */
 function v1Allows(state: DeviceRuleState, a: Access): boolean {
   const want = accessBits(a.access);
-  const hits = state.exceptions.filter((e) => e.type === a.type && (e.major === '*' || e.major === a.major) && (e.minor === '*' || e.minor === a.minor));
+  const hits = state.exceptions.filter(
+    (e) => e.type === a.type && (e.major === '*' || e.major === a.major) && (e.minor === '*' || e.minor === a.minor),
+  );
   if (state.defaultAllow) return !hits.some((e) => (e.access & want) !== 0);
   return hits.some((e) => (want & ~e.access) === 0);
 }
 
-const rule = (type: DeviceRule['type'], major: number | '*', minor: number | '*', access: string, allow: boolean): DeviceRule => ({ type, major, minor, access, allow });
+const rule = (
+  type: DeviceRule['type'],
+  major: number | '*',
+  minor: number | '*',
+  access: string,
+  allow: boolean,
+): DeviceRule => ({ type, major, minor, access, allow });
 const acc = (type: 'b' | 'c', major: number, minor: number, access: string): Access => ({ type, major, minor, access });
 
 describe('device filter: Docker default rules', () => {
@@ -144,7 +161,7 @@ describe('device filter: Docker default rules', () => {
     expect(allows(rules, a)).toBe(want);
   });
 
-  it('starts from deny-all: the state is a deny default with Docker\'s exceptions', () => {
+  it("starts from deny-all: the state is a deny default with Docker's exceptions", () => {
     const state = emulateDeviceRules(rules);
     expect(state.defaultAllow).toBe(false);
     expect(state.exceptions).toHaveLength(12);
@@ -189,8 +206,12 @@ describe('device filter: the v1 meaning of extra rules', () => {
   });
 
   it('the later of an allow and a deny of the same device wins', () => {
-    expect(allows(containerDeviceRules([rule('c', 4, 1, 'r', true), rule('c', 4, 1, 'r', false)]), acc('c', 4, 1, 'r'))).toBe(false);
-    expect(allows(containerDeviceRules([rule('c', 4, 1, 'r', false), rule('c', 4, 1, 'r', true)]), acc('c', 4, 1, 'r'))).toBe(true);
+    expect(
+      allows(containerDeviceRules([rule('c', 4, 1, 'r', true), rule('c', 4, 1, 'r', false)]), acc('c', 4, 1, 'r')),
+    ).toBe(false);
+    expect(
+      allows(containerDeviceRules([rule('c', 4, 1, 'r', false), rule('c', 4, 1, 'r', true)]), acc('c', 4, 1, 'r')),
+    ).toBe(true);
   });
 
   it("an 'a' allow rule allows every device and drops the rules before it; an 'a' deny after it denies all again", () => {
@@ -222,14 +243,22 @@ describe('device filter: the v1 meaning of extra rules', () => {
       seed ^= seed << 5;
       return (seed >>> 0) % n;
     };
-    const pick = <T,>(xs: readonly T[]): T => xs[next(xs.length)]!;
+    const pick = <T>(xs: readonly T[]): T => xs[next(xs.length)]!;
     const accesses = ['r', 'w', 'm', 'rw', 'rm', 'wm', 'rwm'];
     const numbers = [0, 1, 3, 7, 8, 4095];
     for (let round = 0; round < 300; round++) {
       const rules: DeviceRule[] = [];
       for (let i = next(8); i >= 0; i--) {
         const type = next(12) === 0 ? 'a' : pick(['b', 'c'] as const);
-        rules.push(rule(type, next(3) === 0 ? '*' : pick(numbers), next(3) === 0 ? '*' : pick(numbers), pick(accesses), next(2) === 0));
+        rules.push(
+          rule(
+            type,
+            next(3) === 0 ? '*' : pick(numbers),
+            next(3) === 0 ? '*' : pick(numbers),
+            pick(accesses),
+            next(2) === 0,
+          ),
+        );
       }
       const state = emulateDeviceRules(rules);
       const program = encodeBpfInsns(compileDeviceFilter(rules));

@@ -9,7 +9,13 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
-import { nodeCgroupFs, type CgroupFs, type CgroupLayout, type DeviceFilterLoader, type DeviceRule } from '../../src/runtime/cgroups/index.js';
+import {
+  nodeCgroupFs,
+  type CgroupFs,
+  type CgroupLayout,
+  type DeviceFilterLoader,
+  type DeviceRule,
+} from '../../src/runtime/cgroups/index.js';
 import { detectCgroups } from '../../src/runtime/cgroups/index.js';
 
 /** A fake tree and its knobs. */
@@ -75,8 +81,18 @@ const V1_FILES: Record<string, Record<string, string>> = {
     'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n',
     'memory.stat': 'cache 0\nrss 0\ntotal_cache 0\ntotal_rss 0\n',
   },
-  cpu: { 'cpu.cfs_period_us': '100000', 'cpu.cfs_quota_us': '-1', 'cpu.shares': '1024', 'cpu.stat': 'nr_periods 0\nnr_throttled 0\nthrottled_time 0\n' },
-  cpuacct: { 'cpuacct.usage': '0', 'cpuacct.usage_user': '0', 'cpuacct.usage_sys': '0', 'cpuacct.stat': 'user 0\nsystem 0\n' },
+  cpu: {
+    'cpu.cfs_period_us': '100000',
+    'cpu.cfs_quota_us': '-1',
+    'cpu.shares': '1024',
+    'cpu.stat': 'nr_periods 0\nnr_throttled 0\nthrottled_time 0\n',
+  },
+  cpuacct: {
+    'cpuacct.usage': '0',
+    'cpuacct.usage_user': '0',
+    'cpuacct.usage_sys': '0',
+    'cpuacct.stat': 'user 0\nsystem 0\n',
+  },
   cpuset: { 'cpuset.cpus': '', 'cpuset.mems': '' },
   devices: { 'devices.allow': '', 'devices.deny': '', 'devices.list': 'a *:* rwm\n' },
   freezer: { 'freezer.state': 'THAWED' },
@@ -96,7 +112,11 @@ function base(kind: 'v2' | 'v1'): Omit<FakeTree, 'mountinfo' | 'layout' | 'fs'> 
       async apply(dir, rules) {
         if (t.deviceFilterError) throw t.deviceFilterError;
         readdirSync(dir); // the cgroup must exist, as the kernel's open of it would need
-        deviceFilters.push({ dir: relative(root, dir), rules: rules === null ? null : [...rules], afterWrites: writes.length });
+        deviceFilters.push({
+          dir: relative(root, dir),
+          rules: rules === null ? null : [...rules],
+          afterWrites: writes.length,
+        });
       },
     },
     freezeDelayMs: 30,
@@ -124,7 +144,10 @@ export function fakeV2Tree(): FakeTree {
       const made = await inner.mkdir(path);
       if (made) {
         for (const [f, v] of Object.entries(V2_FILES)) writeFileSync(join(path, f), v);
-        writeFileSync(join(path, 'cgroup.controllers'), readFileSync(join(dirname(path), 'cgroup.subtree_control'), 'utf8'));
+        writeFileSync(
+          join(path, 'cgroup.controllers'),
+          readFileSync(join(dirname(path), 'cgroup.subtree_control'), 'utf8'),
+        );
         if (t.hasKill) writeFileSync(join(path, 'cgroup.kill'), '');
       }
       return made;
@@ -143,7 +166,8 @@ export function fakeV2Tree(): FakeTree {
       await inner.write(path, data);
       if (name === 'cgroup.freeze') {
         const events = join(dirname(path), 'cgroup.events');
-        const apply = () => writeFileSync(events, readFileSync(events, 'utf8').replace(/frozen \d/, `frozen ${data.trim()}`));
+        const apply = () =>
+          writeFileSync(events, readFileSync(events, 'utf8').replace(/frozen \d/, `frozen ${data.trim()}`));
         if (data.trim() === '0') apply();
         else if (Number.isFinite(t.freezeDelayMs)) {
           const timer = setTimeout(() => {
@@ -168,7 +192,12 @@ export function fakeV2Tree(): FakeTree {
 export function fakeV1Tree(options: { coMountCpu?: boolean } = {}): FakeTree {
   const t = base('v1') as FakeTree;
   const mounts: Array<[string, string[]]> = options.coMountCpu
-    ? [['cpu,cpuacct', ['cpu', 'cpuacct']], ...Object.keys(V1_FILES).filter((c) => c !== 'cpu' && c !== 'cpuacct').map((c): [string, string[]] => [c, [c]])]
+    ? [
+        ['cpu,cpuacct', ['cpu', 'cpuacct']],
+        ...Object.keys(V1_FILES)
+          .filter((c) => c !== 'cpu' && c !== 'cpuacct')
+          .map((c): [string, string[]] => [c, [c]]),
+      ]
     : Object.keys(V1_FILES).map((c): [string, string[]] => [c, [c]]);
   let lines = `31 23 0:28 / ${t.root} rw - tmpfs tmpfs rw\n`;
   let n = 40;
@@ -200,7 +229,8 @@ export function fakeV1Tree(options: { coMountCpu?: boolean } = {}): FakeTree {
       const made = await inner.mkdir(path);
       if (made) {
         writeFileSync(join(path, 'cgroup.procs'), '');
-        for (const c of controllersOf(path)) for (const [f, v] of Object.entries(V1_FILES[c]!)) writeFileSync(join(path, f), v);
+        for (const c of controllersOf(path))
+          for (const [f, v] of Object.entries(V1_FILES[c]!)) writeFileSync(join(path, f), v);
       }
       return made;
     },
@@ -234,10 +264,20 @@ export function fakeV1Tree(options: { coMountCpu?: boolean } = {}): FakeTree {
       if (name === 'devices.allow' || name === 'devices.deny') {
         const list = join(dir, 'devices.list');
         const cur = readFileSync(list, 'utf8');
-        writeFileSync(list, data === 'a' ? (name === 'devices.deny' ? '' : 'a *:* rwm\n') : name === 'devices.allow' ? `${cur}${data}\n` : cur);
+        writeFileSync(
+          list,
+          data === 'a'
+            ? name === 'devices.deny'
+              ? ''
+              : 'a *:* rwm\n'
+            : name === 'devices.allow'
+              ? `${cur}${data}\n`
+              : cur,
+        );
         return inner.write(path, data);
       }
-      if (name === 'memory.limit_in_bytes' || name === 'memory.memsw.limit_in_bytes') return inner.write(path, String(Number(data) < 0 ? '9223372036854771712' : data));
+      if (name === 'memory.limit_in_bytes' || name === 'memory.memsw.limit_in_bytes')
+        return inner.write(path, String(Number(data) < 0 ? '9223372036854771712' : data));
       return inner.write(path, data);
     },
   };

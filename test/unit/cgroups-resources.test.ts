@@ -44,7 +44,17 @@ describe('parseSize', () => {
 
 describe('parseResources', () => {
   it('resolves to kernel units', () => {
-    expect(parseResources({ memory: '256m', memoryReservation: '128m', cpus: 1.5, cpuShares: 512, pids: 100, cpusetCpus: '0-1,3', cpusetMems: '0' })).toEqual({
+    expect(
+      parseResources({
+        memory: '256m',
+        memoryReservation: '128m',
+        cpus: 1.5,
+        cpuShares: 512,
+        pids: 100,
+        cpusetCpus: '0-1,3',
+        cpusetMems: '0',
+      }),
+    ).toEqual({
       memory: 256 * MiB,
       memoryReservation: 128 * MiB,
       cpuPeriod: 100_000,
@@ -100,7 +110,9 @@ describe('parseResources', () => {
   });
 
   it('uses the given prefix in field names', () => {
-    expect(() => parseResources({ memory: 'x' }, 'update.resources')).toThrow(expect.objectContaining({ field: 'update.resources.memory' }));
+    expect(() => parseResources({ memory: 'x' }, 'update.resources')).toThrow(
+      expect.objectContaining({ field: 'update.resources.memory' }),
+    );
   });
 });
 
@@ -168,14 +180,26 @@ describe('detectCgroups', () => {
 `;
     const layout = detectCgroups(text, () => '');
     expect(layout.mode).toBe('v1');
-    expect(layout.v1).toEqual({ cpu: '/sys/fs/cgroup/cpu,cpuacct', cpuacct: '/sys/fs/cgroup/cpu,cpuacct', memory: '/sys/fs/cgroup/memory' });
+    expect(layout.v1).toEqual({
+      cpu: '/sys/fs/cgroup/cpu,cpuacct',
+      cpuacct: '/sys/fs/cgroup/cpu,cpuacct',
+      memory: '/sys/fs/cgroup/memory',
+    });
     expect(layout.v2Mount).toBeUndefined();
   });
 
   it('picks v2 on a unified machine, reading its controllers', () => {
-    const text = '35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n';
-    const layout = detectCgroups(text, (m) => (m === '/sys/fs/cgroup' ? 'cpuset cpu io memory hugetlb pids rdma misc\n' : ''));
-    expect(layout).toEqual({ mode: 'v2', v1: {}, v2Mount: '/sys/fs/cgroup', v2Controllers: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma', 'misc'] });
+    const text =
+      '35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n';
+    const layout = detectCgroups(text, (m) =>
+      m === '/sys/fs/cgroup' ? 'cpuset cpu io memory hugetlb pids rdma misc\n' : '',
+    );
+    expect(layout).toEqual({
+      mode: 'v2',
+      v1: {},
+      v2Mount: '/sys/fs/cgroup',
+      v2Controllers: ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma', 'misc'],
+    });
   });
 
   it('unescapes mount points and reports none without hierarchies', () => {
@@ -183,7 +207,11 @@ describe('detectCgroups', () => {
     expect(detectCgroups(text, () => 'memory').v2Mount).toBe('/mnt/my cgroup');
     expect(detectCgroups('22 1 8:1 / / rw - ext4 /dev/sda1 rw\n').mode).toBe('none');
     expect(detectCgroups(text, () => '').mode).toBe('none');
-    expect(detectCgroups(text, () => { throw new Error('EACCES'); }).mode).toBe('none');
+    expect(
+      detectCgroups(text, () => {
+        throw new Error('EACCES');
+      }).mode,
+    ).toBe('none');
   });
 
   it('reads this machine', () => {

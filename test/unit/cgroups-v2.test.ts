@@ -4,7 +4,15 @@
  */
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { containerDeviceRules, DEFAULT_DEVICE_RULES, DENY_ALL_DEVICES, parseResources, sharesToWeight, V2Driver, type DeviceRule } from '../../src/runtime/cgroups/index.js';
+import {
+  containerDeviceRules,
+  DEFAULT_DEVICE_RULES,
+  DENY_ALL_DEVICES,
+  parseResources,
+  sharesToWeight,
+  V2Driver,
+  type DeviceRule,
+} from '../../src/runtime/cgroups/index.js';
 import { InvalidArgumentError, KernelError } from '../../src/errors.js';
 import { fakeV2Tree, type FakeTree } from './cgroups-fake.js';
 import { withDefaultSwap } from '../../src/container/defaults.js';
@@ -18,7 +26,14 @@ function setup(): { tree: FakeTree; driver: V2Driver; killed: number[] } {
   const tree = fakeV2Tree();
   trees.push(tree);
   const killed: number[] = [];
-  const driver = new V2Driver({ layout: tree.layout, fs: tree.fs, deviceFilter: tree.deviceFilter, timeoutMs: 300, pollMs: 2, kill: (pid) => void killed.push(pid) });
+  const driver = new V2Driver({
+    layout: tree.layout,
+    fs: tree.fs,
+    deviceFilter: tree.deviceFilter,
+    timeoutMs: 300,
+    pollMs: 2,
+    kill: (pid) => void killed.push(pid),
+  });
   return { tree, driver, killed };
 }
 
@@ -27,7 +42,16 @@ describe('V2Driver', () => {
     const { tree, driver } = setup();
     const { procsFiles } = await driver.create(
       'abc',
-      parseResources({ memory: '256m', memoryReservation: '128m', memorySwap: '512m', cpus: 1.5, cpuShares: 512, cpusetCpus: '0-1', cpusetMems: '0', pids: 100 }),
+      parseResources({
+        memory: '256m',
+        memoryReservation: '128m',
+        memorySwap: '512m',
+        cpus: 1.5,
+        cpuShares: 512,
+        cpusetCpus: '0-1',
+        cpusetMems: '0',
+        pids: 100,
+      }),
     );
     expect(procsFiles).toEqual([`${tree.root}/berth/abc/cgroup.procs`]);
     // A domain cgroup is joined through cgroup.procs only.
@@ -78,8 +102,15 @@ describe('V2Driver', () => {
 
   it('refuses a limit whose controller the kernel does not offer', async () => {
     const { tree } = setup();
-    const driver = new V2Driver({ layout: { ...tree.layout, v2Controllers: ['memory'] }, fs: tree.fs, deviceFilter: tree.deviceFilter });
-    await expect(driver.create('c', parseResources({ pids: 5 }))).rejects.toMatchObject({ code: 'KERNEL', message: expect.stringContaining("'pids'") });
+    const driver = new V2Driver({
+      layout: { ...tree.layout, v2Controllers: ['memory'] },
+      fs: tree.fs,
+      deviceFilter: tree.deviceFilter,
+    });
+    await expect(driver.create('c', parseResources({ pids: 5 }))).rejects.toMatchObject({
+      code: 'KERNEL',
+      message: expect.stringContaining("'pids'"),
+    });
     expect(existsSync(`${tree.root}/berth/c`)).toBe(false);
   });
 
@@ -141,11 +172,17 @@ describe('V2Driver', () => {
   it('reads stats from cpu.stat, memory.*, pids.* and io.stat', async () => {
     const { tree, driver } = setup();
     await driver.create('c', parseResources({ memory: '100m', pids: 20 }));
-    tree.set('berth/c/cpu.stat', 'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 3\nnr_throttled 1\nthrottled_usec 250\n');
+    tree.set(
+      'berth/c/cpu.stat',
+      'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 3\nnr_throttled 1\nthrottled_usec 250\n',
+    );
     tree.set('berth/c/memory.current', '5242880\n');
     tree.set('berth/c/memory.stat', 'anon 4194304\nfile 1048576\nkernel 12\n');
     tree.set('berth/c/pids.current', '3\n');
-    tree.set('berth/c/io.stat', '8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n');
+    tree.set(
+      'berth/c/io.stat',
+      '8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n',
+    );
     expect(await driver.stats('c')).toEqual({
       cpu: { totalNs: 1_500_000, userNs: 1_000_000, systemNs: 500_000, throttledNs: 250_000 },
       memory: { usage: 5242880, limit: 100 * 1024 ** 2, cache: 1048576, rss: 4194304 },

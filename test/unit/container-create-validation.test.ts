@@ -18,9 +18,21 @@ function setup(networks: Partial<ContainerNetworks> = {}) {
   const looked: string[] = [];
   const svc = new ContainerService({
     root,
-    zygote: { start: async () => { throw new Error('not started in these tests'); }, onExit: () => () => undefined, hold: () => () => undefined, exec: async () => { throw new Error('no exec'); }, pid: undefined },
+    zygote: {
+      start: async () => {
+        throw new Error('not started in these tests');
+      },
+      onExit: () => () => undefined,
+      hold: () => () => undefined,
+      exec: async () => {
+        throw new Error('no exec');
+      },
+      pid: undefined,
+    },
     networks: {
-      prepareAttachment: async () => { throw new Error('not attached in these tests'); },
+      prepareAttachment: async () => {
+        throw new Error('not attached in these tests');
+      },
       releaseAttachment: async () => undefined,
       hostsFileFor: async () => '',
       attachmentsOf: async () => [],
@@ -52,7 +64,12 @@ const REFUSED: Array<[string, Partial<ContainerCreateOptions>, string, RegExp?]>
   ['the second of two ports', { ports: ['8080:80', '1:2:3:4'] }, 'ports.1'],
   ['ports with network none', { ports: ['8080:80'], network: 'none' }, 'ports', /none/],
   ['ports with network host', { ports: ['8080:80'], network: 'host' }, 'ports', /host/],
-  ['ports with the network of another container', { ports: ['8080:80'], network: 'container:web' }, 'ports', /container:web/],
+  [
+    'ports with the network of another container',
+    { ports: ['8080:80'], network: 'container:web' },
+    'ports',
+    /container:web/,
+  ],
   ['publishAll with network none', { publishAll: true, network: 'none' }, 'publishAll'],
   ['a static address with a fourth byte of 300', { ip: '10.0.0.300', network: 'backend' }, 'ip'],
   ['a static address without a network to take it', { ip: '10.0.0.3', network: 'none' }, 'ip'],
@@ -81,7 +98,10 @@ describe('Container create refuses malformed options before any side effect', ()
   for (const [what, opts, field, message] of REFUSED) {
     it(`refuses ${what} with INVALID_ARGUMENT naming ${field}, without an image lookup, record or directory`, async () => {
       const { svc, looked, entries } = setup();
-      const err = await svc.create({ image: 'img', name: 'c', ...opts }).then(() => undefined, (e: unknown) => e);
+      const err = await svc.create({ image: 'img', name: 'c', ...opts }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toMatchObject({ code: 'INVALID_ARGUMENT', field });
       if (message) expect((err as Error).message).toMatch(message);
       expect(looked).toEqual([]);
@@ -100,7 +120,10 @@ describe('Container create refuses malformed options before any side effect', ()
         throw new InvalidArgumentError('ip', `${o.ip} is not a host address of 10.89.7.0/24`);
       },
     });
-    await expect(svc.create({ image: 'img', network: 'backend', ip: '10.0.0.5' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'ip' });
+    await expect(svc.create({ image: 'img', network: 'backend', ip: '10.0.0.5' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'ip',
+    });
     expect(asked).toEqual([{ network: 'backend', ip: '10.0.0.5' }]);
     expect(looked).toEqual([]);
     expect(entries().filter((e) => e !== 'names')).toEqual([]);
@@ -121,7 +144,10 @@ describe('Container create refuses malformed options before any side effect', ()
   it('reads a record written before ports were stored parsed (strings) as typed bindings', async () => {
     const { svc, root } = setup();
     const rec = await svc.create({ image: 'img' });
-    const old = { ...rec, config: { ...rec.config, net: { ...rec.config.net, ports: ['8080:80', '127.0.0.1::53/udp'] } } };
+    const old = {
+      ...rec,
+      config: { ...rec.config, net: { ...rec.config.net, ports: ['8080:80', '127.0.0.1::53/udp'] } },
+    };
     expect(containerRecordSchema.parse(old).config.net.ports).toEqual([
       { containerPort: 80, protocol: 'tcp', hostIp: '', hostPort: 8080 },
       { containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 0 },
@@ -144,8 +170,13 @@ describe('exec and spawn refuse a NUL byte before looking the container up', () 
     const root = tempDir('exec-nul');
     const engine = new Engine({ root: join(root, 'root'), runRoot: join(root, 'run') });
     try {
-      await expect(new Container('nope', { engine }).exec(command, options)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field });
-      expect(() => new Container('nope', { engine }).spawn(command, options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field }));
+      await expect(new Container('nope', { engine }).exec(command, options)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        field,
+      });
+      expect(() => new Container('nope', { engine }).spawn(command, options)).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', field }),
+      );
       expect(existsSync(join(root, 'root'))).toBe(false);
     } finally {
       engine.close();

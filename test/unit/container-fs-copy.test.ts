@@ -19,10 +19,18 @@ function makeTar(entries: Spec[]): Buffer {
   for (const e of entries) {
     const type = e.type ?? 'file';
     const body = Buffer.from(e.body ?? '');
-    parts.push(encodeHeader({
-      name: type === 'directory' ? `${e.name}/` : e.name, type, mode: type === 'directory' ? 0o755 : 0o644,
-      uid, gid, size: type === 'file' ? body.length : 0, mtime: 1_700_000_000, ...(e.linkname ? { linkname: e.linkname } : {}),
-    }));
+    parts.push(
+      encodeHeader({
+        name: type === 'directory' ? `${e.name}/` : e.name,
+        type,
+        mode: type === 'directory' ? 0o755 : 0o644,
+        uid,
+        gid,
+        size: type === 'file' ? body.length : 0,
+        mtime: 1_700_000_000,
+        ...(e.linkname ? { linkname: e.linkname } : {}),
+      }),
+    );
     if (type === 'file') parts.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
   }
   parts.push(END_OF_ARCHIVE);
@@ -63,15 +71,28 @@ async function names(gen: AsyncIterable<Buffer>): Promise<Map<string, string>> {
 describe('copy into a root', () => {
   it('extracts, merging directories, and follows the destination symlink inside the root', async () => {
     const { root, outside, fd } = setup();
-    await extractPath(fd, '/dst', makeTar([{ name: 'd', type: 'directory' }, { name: 'd/a', body: 'A' }, { name: 'd/l', type: 'symlink', linkname: '/x' }, { name: 'd/h', type: 'link', linkname: 'd/a' }]));
+    await extractPath(
+      fd,
+      '/dst',
+      makeTar([
+        { name: 'd', type: 'directory' },
+        { name: 'd/a', body: 'A' },
+        { name: 'd/l', type: 'symlink', linkname: '/x' },
+        { name: 'd/h', type: 'link', linkname: 'd/a' },
+      ]),
+    );
     expect(fs.readFileSync(join(root, 'dst/d/a'), 'utf8')).toBe('A');
     expect(fs.readlinkSync(join(root, 'dst/d/l'))).toBe('/x');
     expect(fs.statSync(join(root, 'dst/d/h')).ino).toBe(fs.statSync(join(root, 'dst/d/a')).ino);
     await extractPath(fd, '/etc/dst', makeTar([{ name: 'via-etc', body: 'E' }]));
     expect(fs.readFileSync(join(root, 'dst/via-etc'), 'utf8')).toBe('E');
     // Absolute and relative symlinks out of the root resolve inside it (here: they do not exist).
-    await expect(extractPath(fd, '/abs', makeTar([{ name: 'f', body: 'x' }]))).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(extractPath(fd, '/rel', makeTar([{ name: 'f', body: 'x' }]))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(extractPath(fd, '/abs', makeTar([{ name: 'f', body: 'x' }]))).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(extractPath(fd, '/rel', makeTar([{ name: 'f', body: 'x' }]))).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
     expect(fs.readFileSync(join(outside, 'f'), 'utf8')).toBe('host');
     fs.closeSync(fd);
   });
@@ -95,8 +116,12 @@ describe('copy into a root', () => {
   it('refuses to replace a directory with a file, and rejects a truncated archive', async () => {
     const { fd } = setup();
     await extractPath(fd, '/', makeTar([{ name: 'dst/x', type: 'directory' }]));
-    await expect(extractPath(fd, '/', makeTar([{ name: 'dst/x', body: 'f' }]))).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(extractPath(fd, '/dst', makeTar([{ name: 'big', body: 'x'.repeat(2000) }]).subarray(0, 1024))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(extractPath(fd, '/', makeTar([{ name: 'dst/x', body: 'f' }]))).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await expect(
+      extractPath(fd, '/dst', makeTar([{ name: 'big', body: 'x'.repeat(2000) }]).subarray(0, 1024)),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     fs.closeSync(fd);
   });
 });

@@ -32,9 +32,9 @@ function layers(): { upper: string; mid: string; base: string } {
   const upper = join(d, 'upper');
   const mid = join(d, 'mid');
   const base = join(d, 'base');
-  tree(base, { 'etc/passwd': 'root', 'etc/group': 'g', 'bin/sh': 'sh', 'opq/old': 'o', 'gone/x': 'x', 'f': 'base' });
-  tree(mid, { 'etc/extra': 'e', 'bin/true': 't', 'f': 'mid' });
-  tree(upper, { 'etc/passwd': 'root2', 'new/a': 'a', 'opq': 'opaque', 'opq/new': 'n', 'gone': null, 'bin/true': null });
+  tree(base, { 'etc/passwd': 'root', 'etc/group': 'g', 'bin/sh': 'sh', 'opq/old': 'o', 'gone/x': 'x', f: 'base' });
+  tree(mid, { 'etc/extra': 'e', 'bin/true': 't', f: 'mid' });
+  tree(upper, { 'etc/passwd': 'root2', 'new/a': 'a', opq: 'opaque', 'opq/new': 'n', gone: null, 'bin/true': null });
   return { upper, mid, base };
 }
 
@@ -42,7 +42,19 @@ describe.skipIf(!root)('union of layers', () => {
   it('walks what overlayfs would show', () => {
     const { upper, mid, base } = layers();
     const names = [...walkUnion([upper, mid, base])].map((i) => i.name);
-    expect(names).toEqual(['bin', 'bin/sh', 'etc', 'etc/extra', 'etc/group', 'etc/passwd', 'f', 'new', 'new/a', 'opq', 'opq/new']);
+    expect(names).toEqual([
+      'bin',
+      'bin/sh',
+      'etc',
+      'etc/extra',
+      'etc/group',
+      'etc/passwd',
+      'f',
+      'new',
+      'new/a',
+      'opq',
+      'opq/new',
+    ]);
     const passwd = [...walkUnion([upper, mid, base])].find((i) => i.name === 'etc/passwd');
     expect(fs.readFileSync(passwd!.path, 'utf8')).toBe('root2');
     const f = [...walkUnion([upper, mid, base])].find((i) => i.name === 'f');
@@ -52,14 +64,21 @@ describe.skipIf(!root)('union of layers', () => {
   it('lists changes as docker diff', () => {
     const { upper, mid, base } = layers();
     expect(upperChanges(upper, [mid, base])).toEqual([
-      { path: '/bin', kind: 'C' }, { path: '/bin/true', kind: 'D' }, { path: '/etc', kind: 'C' }, { path: '/etc/passwd', kind: 'C' },
-      { path: '/gone', kind: 'D' }, { path: '/new', kind: 'A' }, { path: '/new/a', kind: 'A' }, { path: '/opq', kind: 'C' }, { path: '/opq/new', kind: 'A' },
+      { path: '/bin', kind: 'C' },
+      { path: '/bin/true', kind: 'D' },
+      { path: '/etc', kind: 'C' },
+      { path: '/etc/passwd', kind: 'C' },
+      { path: '/gone', kind: 'D' },
+      { path: '/new', kind: 'A' },
+      { path: '/new/a', kind: 'A' },
+      { path: '/opq', kind: 'C' },
+      { path: '/opq/new', kind: 'A' },
     ]);
   });
 
   it('leaves out the empty stubs made for mount points', () => {
     const { upper, mid, base } = layers();
-    tree(upper, { 'etc/hosts': '', 'data': 'dir' });
+    tree(upper, { 'etc/hosts': '', data: 'dir' });
     const mounts = new Set(['/etc/hosts', '/data']);
     expect(upperChanges(upper, [mid, base], mounts).map((c) => c.path)).not.toContain('/etc/hosts');
     expect(upperChanges(upper, [mid, base], mounts).map((c) => c.path)).not.toContain('/data');
@@ -73,7 +92,16 @@ describe.skipIf(!root)('union of layers', () => {
     for await (const c of packItems(walkUpper(upper))) r.write(c);
     r.end();
     expect(entries.map((e) => e.name)).toEqual([
-      'bin/', 'bin/.wh.true', 'etc/', 'etc/passwd', '.wh.gone', 'new/', 'new/a', 'opq/', 'opq/.wh..wh..opq', 'opq/new',
+      'bin/',
+      'bin/.wh.true',
+      'etc/',
+      'etc/passwd',
+      '.wh.gone',
+      'new/',
+      'new/a',
+      'opq/',
+      'opq/.wh..wh..opq',
+      'opq/new',
     ]);
   });
 });

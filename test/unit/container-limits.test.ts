@@ -5,7 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createOptionsSchema, parseOptions, type CheckedCreateOptions } from '../../src/container/options.js';
-import { defaultSysctls, parseUlimit, resolveSysctls, resolveUlimits, runtimeRlimits, sysctlRefusal } from '../../src/container/limits.js';
+import {
+  defaultSysctls,
+  parseUlimit,
+  resolveSysctls,
+  resolveUlimits,
+  runtimeRlimits,
+  sysctlRefusal,
+} from '../../src/container/limits.js';
 import { buildConfig } from '../../src/container/spec.js';
 import { buildPlan as buildPlanWith, sysctlPath, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { encodeInitPlan, NATIVE_PLAN_KEYS } from '../../src/runtime/native-init.js';
@@ -16,9 +23,19 @@ import { CONTAINER_PLAN_DEFAULTS, DEFAULT_CAPABILITIES } from '../../src/contain
 const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
 import { detectCgroups, V1Driver, V2Driver } from '../../src/runtime/cgroups/index.js';
 import { getrlimit } from '../../src/kernel/process.js';
-import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, RLIMITS, RLIM_INFINITY } from '../../src/kernel/constants.js';
+import {
+  MS_BIND,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_REMOUNT,
+  RLIMITS,
+  RLIM_INFINITY,
+} from '../../src/kernel/constants.js';
 
-const parse = (over: Record<string, unknown>) => parseOptions(createOptionsSchema, { image: "x", ...over }) as CheckedCreateOptions;
+const parse = (over: Record<string, unknown>) =>
+  parseOptions(createOptionsSchema, { image: 'x', ...over }) as CheckedCreateOptions;
 const hardNofile = getrlimit(RLIMITS.nofile!).hard;
 
 describe('ulimits', () => {
@@ -27,8 +44,14 @@ describe('ulimits', () => {
     expect(parseUlimit('nproc=100')).toEqual({ name: 'nproc', soft: 100, hard: 100 });
     expect(parseUlimit('memlock=-1:-1')).toEqual({ name: 'memlock', soft: -1, hard: -1 });
     expect(parseUlimit('core=0:-1')).toEqual({ name: 'core', soft: 0, hard: -1 });
-    expect(runtimeRlimits([{ name: 'nofile', soft: 1, hard: 2 }, { name: 'as', soft: -1, hard: -1 }])).toEqual([
-      { resource: 7, soft: 1, hard: 2 }, { resource: 9, soft: -1, hard: -1 },
+    expect(
+      runtimeRlimits([
+        { name: 'nofile', soft: 1, hard: 2 },
+        { name: 'as', soft: -1, hard: -1 },
+      ]),
+    ).toEqual([
+      { resource: 7, soft: 1, hard: 2 },
+      { resource: 9, soft: -1, hard: -1 },
     ]);
   });
 
@@ -45,20 +68,42 @@ describe('ulimits', () => {
     [[{ soft: 1 }], 'ulimits.0.name', /./],
     [[7], 'ulimits.0', /expected object/],
   ])('refuses %j naming %s', (ulimits, field, message) => {
-    expect(() => parse({ ulimits })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field, message: expect.stringMatching(message) }));
+    expect(() => parse({ ulimits })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', field, message: expect.stringMatching(message) }),
+    );
   });
 
-  it('refuses a limit above this process\'s own hard limit, at validation and when resolved', () => {
+  it("refuses a limit above this process's own hard limit, at validation and when resolved", () => {
     expect(hardNofile).not.toBe(RLIM_INFINITY);
     const over = `nofile=${hardNofile}:${hardNofile + 1n}`;
-    expect(() => parse({ ulimits: [over] })).toThrow(expect.objectContaining({ field: 'ulimits.0', message: expect.stringContaining('above this process\'s own hard limit') }));
-    expect(() => resolveUlimits([over])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'ulimits.0' }));
-    expect(resolveUlimits([`nofile=${hardNofile}`])).toEqual([{ name: 'nofile', soft: Number(hardNofile), hard: Number(hardNofile) }]);
+    expect(() => parse({ ulimits: [over] })).toThrow(
+      expect.objectContaining({
+        field: 'ulimits.0',
+        message: expect.stringContaining("above this process's own hard limit"),
+      }),
+    );
+    expect(() => resolveUlimits([over])).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'ulimits.0' }),
+    );
+    expect(resolveUlimits([`nofile=${hardNofile}`])).toEqual([
+      { name: 'nofile', soft: Number(hardNofile), hard: Number(hardNofile) },
+    ]);
   });
 
   it('is stored typed in the config (parsed once)', () => {
-    const { config } = buildConfig('0'.repeat(64), { cmd: ['sh'] }, parse({ ulimits: ['nofile=10:20', { name: 'core', soft: 0 }], oomScoreAdj: -5, sysctls: { 'net.core.somaxconn': 1024 } }));
-    expect(config.ulimits).toEqual([{ name: 'nofile', soft: 10, hard: 20 }, { name: 'core', soft: 0, hard: 0 }]);
+    const { config } = buildConfig(
+      '0'.repeat(64),
+      { cmd: ['sh'] },
+      parse({
+        ulimits: ['nofile=10:20', { name: 'core', soft: 0 }],
+        oomScoreAdj: -5,
+        sysctls: { 'net.core.somaxconn': 1024 },
+      }),
+    );
+    expect(config.ulimits).toEqual([
+      { name: 'nofile', soft: 10, hard: 20 },
+      { name: 'core', soft: 0, hard: 0 },
+    ]);
     expect(config.oomScoreAdj).toBe(-5);
     expect(config.sysctls).toEqual({ 'net.core.somaxconn': '1024' });
   });
@@ -66,11 +111,26 @@ describe('ulimits', () => {
 
 describe('sysctls', () => {
   it('accepts the namespaced ones Docker accepts', () => {
-    for (const key of ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced', 'fs.mqueue.msg_max', 'net.ipv4.ip_forward', 'net/ipv4/conf/eth0.100/forwarding']) {
+    for (const key of [
+      'kernel.msgmax',
+      'kernel.msgmnb',
+      'kernel.msgmni',
+      'kernel.sem',
+      'kernel.shmall',
+      'kernel.shmmax',
+      'kernel.shmmni',
+      'kernel.shm_rmid_forced',
+      'fs.mqueue.msg_max',
+      'net.ipv4.ip_forward',
+      'net/ipv4/conf/eth0.100/forwarding',
+    ]) {
       expect(sysctlRefusal(key, 'bridge'), key).toBeUndefined();
     }
     expect(sysctlRefusal('net.ipv4.ip_forward', 'container:other')).toBeUndefined();
-    expect(resolveSysctls({ 'kernel.sem': '250 32000 100 128', 'net.ipv4.ip_forward': 1 }, 'none')).toEqual({ 'kernel.sem': '250 32000 100 128', 'net.ipv4.ip_forward': '1' });
+    expect(resolveSysctls({ 'kernel.sem': '250 32000 100 128', 'net.ipv4.ip_forward': 1 }, 'none')).toEqual({
+      'kernel.sem': '250 32000 100 128',
+      'net.ipv4.ip_forward': '1',
+    });
   });
 
   it.each([
@@ -85,10 +145,12 @@ describe('sysctls', () => {
     [{ 'net.ipv4.x y': '1' }, 'none', 'sysctls.net.ipv4.x y', /not a sysctl name/],
     [{ 'net.ipv4.ip_forward': '1\0' }, 'none', 'sysctls.net.ipv4.ip_forward', /NUL/],
   ])('refuses %j on network %s naming %s', (sysctls, network, field, message) => {
-    expect(() => parse({ sysctls, network })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field, message: expect.stringMatching(message) }));
+    expect(() => parse({ sysctls, network })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', field, message: expect.stringMatching(message) }),
+    );
   });
 
-  it('adds Docker\'s own in a network namespace of the container\'s own only', () => {
+  it("adds Docker's own in a network namespace of the container's own only", () => {
     const own = { 'net.ipv4.ping_group_range': '0 2147483647', 'net.ipv4.ip_unprivileged_port_start': '0' };
     expect(defaultSysctls('bridge')).toEqual(own);
     expect(defaultSysctls('none')).toEqual(own);
@@ -106,7 +168,9 @@ describe('sysctls', () => {
 
 describe('oomScoreAdj', () => {
   it.each([[1001], [-1001], [1.5], ['5']])('refuses %j', (oomScoreAdj) => {
-    expect(() => parse({ oomScoreAdj })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'oomScoreAdj' }));
+    expect(() => parse({ oomScoreAdj })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'oomScoreAdj' }),
+    );
   });
   it('accepts -1000 to 1000', () => {
     expect(parse({ oomScoreAdj: -1000 }).oomScoreAdj).toBe(-1000);
@@ -115,10 +179,19 @@ describe('oomScoreAdj', () => {
 });
 
 const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
-  id: 'c1', hostname: 'h',
+  id: 'c1',
+  hostname: 'h',
   rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [], network: 'new',
-  process: { args: ['true'], env: [], cwd: '/', user: '', noNewPrivileges: false, capabilities: [...DEFAULT_CAPABILITIES] },
+  binds: [],
+  network: 'new',
+  process: {
+    args: ['true'],
+    env: [],
+    cwd: '/',
+    user: '',
+    noNewPrivileges: false,
+    capabilities: [...DEFAULT_CAPABILITIES],
+  },
   ...over,
 });
 
@@ -138,11 +211,16 @@ describe('plan', () => {
   });
 
   it('carries sysctls as /proc/sys paths, and limits and oom_score_adj in the process', () => {
-    const p = buildPlan(spec({
-      sysctls: { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '4096' },
-      process: { ...spec().process, rlimits: [{ resource: 7, soft: 10, hard: -1 }], oomScoreAdj: -7 },
-    }));
-    expect(p.sysctls).toEqual([{ path: '/proc/sys/net/ipv4/ip_forward', value: '1' }, { path: '/proc/sys/kernel/shmmax', value: '4096' }]);
+    const p = buildPlan(
+      spec({
+        sysctls: { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '4096' },
+        process: { ...spec().process, rlimits: [{ resource: 7, soft: 10, hard: -1 }], oomScoreAdj: -7 },
+      }),
+    );
+    expect(p.sysctls).toEqual([
+      { path: '/proc/sys/net/ipv4/ip_forward', value: '1' },
+      { path: '/proc/sys/kernel/shmmax', value: '4096' },
+    ]);
     expect(records(encodeInitPlan(p), ['rlimit', 'sysctl', 'oom'])).toEqual([
       ['rlimit', '7', '10', '-1'],
       ['sysctl', '/proc/sys/net/ipv4/ip_forward', '1'],
@@ -156,15 +234,27 @@ describe('plan', () => {
 
   it('mounts a cgroup v2 view as one read-only cgroup2 mount, made in the cgroup namespace', () => {
     const p = buildPlan(spec({ cgroupView: { version: 2 } }));
-    expect(p.cgroupMounts).toEqual([{ source: 'cgroup', target: '/sys/fs/cgroup', fstype: 'cgroup2', flags: RO, data: null }]);
+    expect(p.cgroupMounts).toEqual([
+      { source: 'cgroup', target: '/sys/fs/cgroup', fstype: 'cgroup2', flags: RO, data: null },
+    ]);
     expect(p.mounts.map((m) => m.target)).not.toContain('/sys/fs/cgroup');
-    expect(records(encodeInitPlan(p), ['cgmount'])).toEqual([['cgmount', 'cgroup', '/sys/fs/cgroup', 'cgroup2', String(RO), '']]);
+    expect(records(encodeInitPlan(p), ['cgmount'])).toEqual([
+      ['cgmount', 'cgroup', '/sys/fs/cgroup', 'cgroup2', String(RO), ''],
+    ]);
   });
 
   it('mounts a cgroup v1 view on a tmpfs: each hierarchy read-only, aliases as symlinks, then the tmpfs read-only', () => {
-    const p = buildPlan(spec({
-      cgroupView: { version: 1, hierarchies: [{ dir: 'cpu,cpuacct', options: 'cpu,cpuacct', aliases: ['cpu', 'cpuacct'] }, { dir: 'memory', options: 'memory', aliases: [] }] },
-    }));
+    const p = buildPlan(
+      spec({
+        cgroupView: {
+          version: 1,
+          hierarchies: [
+            { dir: 'cpu,cpuacct', options: 'cpu,cpuacct', aliases: ['cpu', 'cpuacct'] },
+            { dir: 'memory', options: 'memory', aliases: [] },
+          ],
+        },
+      }),
+    );
     expect(p.mounts.map((m) => m.target).slice(0, 3)).toEqual(['/proc', '/sys', '/sys/fs/cgroup']);
     expect(p.mounts[2]).toMatchObject({ fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
     expect(p.symlinks).toContainEqual(['cpu,cpuacct', '/sys/fs/cgroup/cpu']);
@@ -174,18 +264,27 @@ describe('plan', () => {
       { source: 'cgroup', target: '/sys/fs/cgroup/memory', fstype: 'cgroup', flags: RO, data: 'memory' },
       { source: null, target: '/sys/fs/cgroup', fstype: 'tmpfs', flags: MS_BIND | MS_REMOUNT | RO, data: null },
     ]);
-    expect(() => buildPlan(spec({ cgroupView: { version: 1, hierarchies: [{ dir: '..', options: 'x', aliases: [] }] } }))).toThrow();
+    expect(() =>
+      buildPlan(spec({ cgroupView: { version: 1, hierarchies: [{ dir: '..', options: 'x', aliases: [] }] } })),
+    ).toThrow();
   });
 });
 
 describe('cgroup view', () => {
-  it('repeats each v1 hierarchy\'s options and names its co-mounted controllers as aliases', () => {
-    const layout = detectCgroups(`25 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+  it("repeats each v1 hierarchy's options and names its co-mounted controllers as aliases", () => {
+    const layout = detectCgroups(
+      `25 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
 26 24 0:23 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory,release_agent=/x
 27 24 0:24 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset,clone_children
 28 24 0:25 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd
-`, () => '');
-    expect(layout.v1MountOptions).toEqual({ '/sys/fs/cgroup/cpu,cpuacct': 'cpu,cpuacct', '/sys/fs/cgroup/memory': 'memory', '/sys/fs/cgroup/cpuset': 'cpuset,clone_children' });
+`,
+      () => '',
+    );
+    expect(layout.v1MountOptions).toEqual({
+      '/sys/fs/cgroup/cpu,cpuacct': 'cpu,cpuacct',
+      '/sys/fs/cgroup/memory': 'memory',
+      '/sys/fs/cgroup/cpuset': 'cpuset,clone_children',
+    });
     expect(new V1Driver({ layout }).view()).toEqual({
       version: 1,
       hierarchies: [
@@ -194,6 +293,8 @@ describe('cgroup view', () => {
         { dir: 'cpuset', options: 'cpuset,clone_children', aliases: [] },
       ],
     });
-    expect(new V2Driver({ layout: { mode: 'v2', v1: {}, v2Mount: '/sys/fs/cgroup', v2Controllers: ['memory'] } }).view()).toEqual({ version: 2 });
+    expect(
+      new V2Driver({ layout: { mode: 'v2', v1: {}, v2Mount: '/sys/fs/cgroup', v2Controllers: ['memory'] } }).view(),
+    ).toEqual({ version: 2 });
   });
 });

@@ -27,9 +27,16 @@ function writeLines(w: LogWriter, from: number, to: number, perRecord: number): 
 
 describe('log rotation (writer and reader)', () => {
   it('parses sizes as Docker does: bytes, k, m, g; refuses the rest', () => {
-    expect([parseLogSize('10k'), parseLogSize('10m'), parseLogSize('1g'), parseLogSize(4096), parseLogSize('1.5k'), parseLogSize('2MB')])
-      .toEqual([10240, 10 * 1024 * 1024, 1024 ** 3, 4096, 1536, 2 * 1024 * 1024]);
-    for (const bad of ['', 'k', '10x', '-1', 0, -3, 1.5, '1.5.m']) expect(parseLogSize(bad as string), String(bad)).toBeUndefined();
+    expect([
+      parseLogSize('10k'),
+      parseLogSize('10m'),
+      parseLogSize('1g'),
+      parseLogSize(4096),
+      parseLogSize('1.5k'),
+      parseLogSize('2MB'),
+    ]).toEqual([10240, 10 * 1024 * 1024, 1024 ** 3, 4096, 1536, 2 * 1024 * 1024]);
+    for (const bad of ['', 'k', '10x', '-1', 0, -3, 1.5, '1.5.m'])
+      expect(parseLogSize(bad as string), String(bad)).toBeUndefined();
   });
 
   it('logs({ tail: 100 }) of a log of over 80 MB (5 files of 20 MB) reads a few KiB from the end, and returns the last 100 lines', async () => {
@@ -37,7 +44,7 @@ describe('log rotation (writer and reader)', () => {
     const path = join(dir, 'output.log');
     const w = new LogWriter(path, { maxSize: 20 * 1024 * 1024, maxFile: 5 });
     // 64 KiB records, as a pipe gives them to the writer under load.
-    const n = 100 * 1024 * 1024 / 8;
+    const n = (100 * 1024 * 1024) / 8;
     writeLines(w, 1, n, 8000);
     w.close();
     const total = [0, 1, 2, 3, 4].reduce((a, i) => a + statSync(i ? `${path}.${i}` : path).size, 0);
@@ -66,7 +73,8 @@ describe('log rotation (writer and reader)', () => {
     const w = new LogWriter(path, { maxSize: 100, maxFile: 3 });
     // Records split lines: "…12\n13\n1" then "4\n15\n…"; rotations fall inside lines.
     const text = Array.from({ length: 400 }, (_, i) => `${i + 1}\n`).join('');
-    for (let off = 0; off < text.length; off += 7) w.write('stdout', BigInt(off), Buffer.from(text.slice(off, off + 7)));
+    for (let off = 0; off < text.length; off += 7)
+      w.write('stdout', BigInt(off), Buffer.from(text.slice(off, off + 7)));
     w.close();
     expect(existsSync(`${path}.3`)).toBe(false);
     const lines = await collect(readLogLines({ path, maxFile: 3 }, {}, stopped));
@@ -82,7 +90,8 @@ describe('log rotation (writer and reader)', () => {
     let done = false;
     const seen: string[] = [];
     const reader = (async () => {
-      for await (const l of readLogLines({ path, maxFile: 1000 }, { follow: true }, () => Promise.resolve(!done))) seen.push(l.text);
+      for await (const l of readLogLines({ path, maxFile: 1000 }, { follow: true }, () => Promise.resolve(!done)))
+        seen.push(l.text);
     })();
     for (let i = 1; i <= 5000; i += 10) {
       writeLines(w, i, i + 9, 1);

@@ -18,7 +18,11 @@ describe('log records', () => {
   });
   it('splits lines per stream, joining chunks and keeping the first chunk’s time', () => {
     const s = new LineSplitter();
-    const rec = (stream: 'stdout' | 'stderr', t: bigint, text: string) => ({ stream, timeNs: t, data: Buffer.from(text) });
+    const rec = (stream: 'stdout' | 'stderr', t: bigint, text: string) => ({
+      stream,
+      timeNs: t,
+      data: Buffer.from(text),
+    });
     expect(s.push([rec('stdout', 1n, 'ab'), rec('stderr', 2n, 'x\n'), rec('stdout', 3n, 'c\nd')])).toEqual([
       { stream: 'stderr', text: 'x\n', timeNs: 2n },
       { stream: 'stdout', text: 'abc\n', timeNs: 1n },

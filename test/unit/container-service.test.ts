@@ -3,7 +3,7 @@
  * processes, so signals and liveness checks are real while no namespace or mount is made.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ContainerService, type ContainerRuntime } from '../../src/container/service.js';
@@ -24,11 +24,13 @@ class FakeRuntime implements ContainerRuntime {
   pid: number | undefined = process.pid;
   /** The fds the runtime reports holding for the container's stdio. */
   stdio: { stdinFd?: number } = {};
+  /** What each "container" runs. */
+  argv = ['sleep', '60'];
 
   async start(plan: Plan, _log: string, exitPath: string) {
     this.plans.push(plan);
     if (this.fail) throw this.fail;
-    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const child = spawn(this.argv[0]!, this.argv.slice(1), { stdio: 'ignore' });
     this.children.push(child);
     await new Promise((r) => child.once('spawn', r));
     child.once('exit', (code, signal) => {
@@ -74,7 +76,7 @@ afterEach(() => {
 function setup(root = tempDir('svc')) {
   const runtime = new FakeRuntime();
   runtimes.push(runtime);
-  const events: Array<{ action: string; id: string }> = [];
+  const events: Array<{ action: string; id: string; attributes: Record<string, string> }> = [];
   /** Volumes acquired and not yet released, by name (a count: several containers may hold one). */
   const held = new Map<string, number>();
   const volumes = fakeVolumes();
@@ -172,15 +174,15 @@ describe('container manager', () => {
     expect(runtime.execs[0]!.targetPid).toBe(runtime.children[0]!.pid);
   });
 
-  it('stops with the stop signal, then SIGKILL after the timeout', async () => {
-    const { svc } = setup();
+  it('stops with the stop signal alone when the process dies of it: no SIGKILL', async () => {
+    const { svc, events } = setup();
     const rec = await svc.create({ image: 'img', stopSignal: 'SIGUSR1' });
     await svc.start(rec.id);
-    const t0 = Date.now();
     // sleep dies of SIGUSR1 at once (default action), so no SIGKILL is needed.
-    const stopped = await svc.stop(rec.id, 5);
-    expect(Date.now() - t0).toBeLessThan(4000);
-    expect(stopped.state.status).toBe('exited');
+    const stopped = await svc.stop(rec.id, 60);
+    // The fake runtime records any signal but SIGKILL as 15 (143), SIGKILL as 9 (137).
+    expect(stopped.state).toMatchObject({ status: 'exited', exitCode: 143, signal: 15 });
+    expect(events.filter((e) => e.action === 'kill').map((e) => e.attributes.signal)).toEqual(['10']);
     await expect(svc.kill(rec.id, 9)).rejects.toMatchObject({ code: 'NOT_RUNNING' });
   });
 
@@ -239,5 +241,25 @@ describe('container manager', () => {
     const resources = containerRecordSchema.shape.config.shape.resources;
     expect(resources.parse({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' })).toEqual({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' });
     expect(resources.safeParse({ memory: '256m' }).success).toBe(false);
+  });
+
+  it('stops with the stop signal, then SIGKILL after the timeout when the process survives it', async () => {
+    const { svc, runtime, events, root } = setup();
+    const ready = join(root, 'ready');
+    const got = join(root, 'got-stop-signal');
+    // A process that handles the stop signal (notes it) and goes on running.
+    const script = `const fs = require('node:fs');
+      process.on('SIGUSR2', () => fs.writeFileSync(${JSON.stringify(got)}, ''));
+      fs.writeFileSync(${JSON.stringify(ready)}, '');
+      setInterval(() => {}, 60_000);`;
+    runtime.argv = [process.execPath, '-e', script];
+    const rec = await svc.create({ image: 'img', stopSignal: 'SIGUSR2' });
+    await svc.start(rec.id);
+    await expect.poll(() => existsSync(ready)).toBe(true);
+    const stopped = await svc.stop(rec.id, 1);
+    expect(existsSync(got)).toBe(true);
+    expect(stopped.state).toMatchObject({ status: 'exited', exitCode: 137, signal: 9 });
+    expect(events.filter((e) => e.action === 'kill').map((e) => e.attributes.signal)).toEqual(['12', '9']);
+    expect(events.map((e) => e.action).slice(-2)).toEqual(['die', 'stop']);
   });
 });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { buildConfig, mergeEnv, resolveArgv, resolvConfFile, hostsFile, DEFAULT_PATH } from '../../src/container/spec.js';
+import {
+  buildConfig,
+  mergeEnv,
+  resolveArgv,
+  resolvConfFile,
+  hostsFile,
+  DEFAULT_PATH,
+} from '../../src/container/spec.js';
 import { createOptionsSchema, parseOptions, parseSignal } from '../../src/container/options.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 
@@ -31,14 +38,29 @@ describe('environment', () => {
 describe('config', () => {
   const id = 'a'.repeat(64);
   it('defaults hostname to the short id and adds HOSTNAME', () => {
-    const { config, path, args } = buildConfig(id, { cmd: ['sh'], workdir: '/w', user: 'app', stopSignal: 'SIGQUIT' }, { image: 'x' });
+    const { config, path, args } = buildConfig(
+      id,
+      { cmd: ['sh'], workdir: '/w', user: 'app', stopSignal: 'SIGQUIT' },
+      { image: 'x' },
+    );
     expect(path).toBe('sh');
     expect(args).toEqual([]);
-    expect(config).toMatchObject({ hostname: 'aaaaaaaaaaaa', workdir: '/w', user: 'app', stopSignal: 3, stopTimeout: 10, network: 'bridge' });
+    expect(config).toMatchObject({
+      hostname: 'aaaaaaaaaaaa',
+      workdir: '/w',
+      user: 'app',
+      stopSignal: 3,
+      stopTimeout: 10,
+      network: 'bridge',
+    });
     expect(config.env).toContain('HOSTNAME=aaaaaaaaaaaa');
   });
   it('computes capabilities from add and drop', () => {
-    const { config } = buildConfig(id, { cmd: ['sh'] }, { image: 'x', capDrop: ['ALL'], capAdd: ['net_admin', 'CAP_CHOWN'] });
+    const { config } = buildConfig(
+      id,
+      { cmd: ['sh'] },
+      { image: 'x', capDrop: ['ALL'], capAdd: ['net_admin', 'CAP_CHOWN'] },
+    );
     expect(config.capabilities).toEqual(['CAP_CHOWN', 'CAP_NET_ADMIN']);
   });
 });
@@ -56,10 +78,18 @@ describe('options', () => {
     [{ image: '' }, 'image'],
     [{ image: 'x', user: 'a:b:c' }, 'user'],
   ])('rejects %j naming %s', (input, field) => {
-    expect(() => parseOptions(createOptionsSchema, input)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field }));
+    expect(() => parseOptions(createOptionsSchema, input)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', field }),
+    );
   });
   it('parses signals', () => {
-    expect([parseSignal('SIGTERM'), parseSignal('kill'), parseSignal('9'), parseSignal(2), parseSignal('NOPE')]).toEqual([15, 9, 9, 2, undefined]);
+    expect([
+      parseSignal('SIGTERM'),
+      parseSignal('kill'),
+      parseSignal('9'),
+      parseSignal(2),
+      parseSignal('NOPE'),
+    ]).toEqual([15, 9, 9, 2, undefined]);
   });
 });
 

@@ -3,7 +3,17 @@
  * directories: what it does in each state a killed copier can leave a volume in. The same states
  * through both inits, and kills and concurrent starts, are in `integration/copy-up-crash.test.ts`.
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COPY_UP_COMPLETE, COPY_UP_STAGING, copyUp } from '../../src/runtime/copy-up.js';
@@ -30,7 +40,7 @@ function tree(dir: string): string[] {
 }
 
 describe('copyUp (the protocol both inits follow)', () => {
-  it('fills an empty volume and gives it the image directory\'s mode; nothing of its own stays', () => {
+  it("fills an empty volume and gives it the image directory's mode; nothing of its own stays", () => {
     const from = image();
     const to = tempDir('copyup-to');
     copyUp(from, to);
@@ -46,7 +56,7 @@ describe('copyUp (the protocol both inits follow)', () => {
     expect(tree(to)).toEqual(['mine=x']);
   });
 
-  it('removes a dead copier\'s staging (a 300-deep tree) and makes the copy', () => {
+  it("removes a dead copier's staging (a 300-deep tree) and makes the copy", () => {
     const from = image();
     const to = tempDir('copyup-to');
     let dir = join(to, COPY_UP_STAGING);

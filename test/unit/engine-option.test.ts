@@ -55,7 +55,11 @@ const CALLS: Array<[string, () => unknown]> = [
 describe('the engine option', () => {
   for (const [name, call] of CALLS) {
     it(`${name} refuses an engine that is not an Engine with INVALID_ARGUMENT naming engine, touching no root`, async () => {
-      expect(await outcome(call)).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'engine', message: expect.stringMatching(/Engine/) as string });
+      expect(await outcome(call)).toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        field: 'engine',
+        message: expect.stringMatching(/Engine/) as string,
+      });
       expect(existsSync(defaultRoot)).toBe(false);
     });
   }
@@ -68,7 +72,12 @@ describe('an engine of another copy of berth', () => {
     const root = tempDir('engine-other-copy');
     const engine = new other.Engine({ root: join(root, 'root'), runRoot: join(root, 'run') }) as unknown as Engine;
     expect(engine instanceof Engine).toBe(false);
-    for (const make of [() => new Container('web', { engine }), () => new Volume('data', { engine }), () => new Network('n', { engine }), () => new Image('busybox', { engine })]) {
+    for (const make of [
+      () => new Container('web', { engine }),
+      () => new Volume('data', { engine }),
+      () => new Network('n', { engine }),
+      () => new Image('busybox', { engine }),
+    ]) {
       expect(make).not.toThrow();
     }
     expect(existsSync(join(root, 'root'))).toBe(false);

@@ -3,7 +3,12 @@
  * Requirements list, in this process's effective set. Pure: the sets are given.
  */
 import { describe, expect, it } from 'vitest';
-import { CAPABILITIES, ENGINE_CAPABILITIES, capabilityMask, checkEnginePrivileges } from '../../src/runtime/capabilities.js';
+import {
+  CAPABILITIES,
+  ENGINE_CAPABILITIES,
+  capabilityMask,
+  checkEnginePrivileges,
+} from '../../src/runtime/capabilities.js';
 
 const ALL = capabilityMask(Object.keys(CAPABILITIES));
 const without = (...names: string[]) => ALL & ~capabilityMask(names);

@@ -93,16 +93,14 @@ const rows: Row[] = [
     code: 'NOT_FOUND',
     message: "other 'thing' not found",
   },
-  ...(['NAME_CONFLICT', 'IN_USE', 'CONFLICT'] as const).map(
-    (code): Row => ({
-      title: `ConflictError(${code})`,
-      cls: ConflictError,
-      name: 'ConflictError',
-      make: (cause) => new ConflictError(code, `conflict ${code}`, { cause }),
-      code,
-      message: `conflict ${code}`,
-    }),
-  ),
+  ...(['NAME_CONFLICT', 'IN_USE', 'CONFLICT'] as const).map((code): Row => ({
+    title: `ConflictError(${code})`,
+    cls: ConflictError,
+    name: 'ConflictError',
+    make: (cause) => new ConflictError(code, `conflict ${code}`, { cause }),
+    code,
+    message: `conflict ${code}`,
+  })),
   {
     title: 'InvalidArgumentError',
     cls: InvalidArgumentError,
@@ -130,17 +128,15 @@ const rows: Row[] = [
     message: "container 'web' is paused; unpause it",
     fields: { current: 'paused', attempted: 'start' },
   },
-  ...(['NOT_RUNNING', 'ALREADY_RUNNING', 'INVALID_STATE'] as const).map(
-    (code): Row => ({
-      title: `StateError(${code})`,
-      cls: StateError,
-      name: 'StateError',
-      make: (cause) => new StateError('exited', 'exec', `state ${code}`, code, { cause }),
-      code,
-      message: `state ${code}`,
-      fields: { current: 'exited', attempted: 'exec' },
-    }),
-  ),
+  ...(['NOT_RUNNING', 'ALREADY_RUNNING', 'INVALID_STATE'] as const).map((code): Row => ({
+    title: `StateError(${code})`,
+    cls: StateError,
+    name: 'StateError',
+    make: (cause) => new StateError('exited', 'exec', `state ${code}`, code, { cause }),
+    code,
+    message: `state ${code}`,
+    fields: { current: 'exited', attempted: 'exec' },
+  })),
   {
     title: 'CommandError',
     cls: CommandError,
@@ -251,7 +247,8 @@ describe('errors', () => {
       expect(e.message).toBe(row.message);
       expect(String(e)).toBe(`${row.name}: ${row.message}`);
       expect(e.stack).toContain(row.name);
-      for (const [k, v] of Object.entries(row.fields ?? {})) expect((e as unknown as Record<string, unknown>)[k]).toEqual(v);
+      for (const [k, v] of Object.entries(row.fields ?? {}))
+        expect((e as unknown as Record<string, unknown>)[k]).toEqual(v);
     });
 
     it('keeps its cause, and has none when not given', () => {
@@ -303,7 +300,15 @@ describe('errors', () => {
   });
 
   it('rejects values that are not berth errors', () => {
-    for (const v of [null, undefined, 0, 'INTERNAL', new Error('plain'), { code: 'INTERNAL' }, Symbol.for('berth.error.v1')]) {
+    for (const v of [
+      null,
+      undefined,
+      0,
+      'INTERNAL',
+      new Error('plain'),
+      { code: 'INTERNAL' },
+      Symbol.for('berth.error.v1'),
+    ]) {
       expect(v instanceof BerthError).toBe(false);
       expect(v instanceof NotFoundError).toBe(false);
     }

@@ -55,7 +55,10 @@ function checkpoints(file: string): { offset: number; maxTime: number }[] {
 const since = (log: EventLog, t: number) => fullScan(log).filter((e) => e.time >= t);
 
 /** Rewrites an index file with its JSON changed by `edit`, with a valid checksum. */
-function forge(file: string, edit: (v: { ino: number; head: number; headLen: number; points: (number | null)[] }) => void): void {
+function forge(
+  file: string,
+  edit: (v: { ino: number; head: number; headLen: number; points: (number | null)[] }) => void,
+): void {
   const text = fs.readFileSync(file, 'utf8');
   const v = JSON.parse(text.slice(9)) as Parameters<typeof edit>[0];
   edit(v);
@@ -77,7 +80,12 @@ describe('EventLog index: reads from since', () => {
         clock += Math.floor(random() * 20);
         // mostly close to the clock, sometimes far behind or ahead (a slow appender, a caller's own time)
         const r = random();
-        const time = r < 0.05 ? clock - Math.floor(random() * 60_000) : r < 0.07 ? clock + Math.floor(random() * 60_000) : clock - Math.floor(random() * 50);
+        const time =
+          r < 0.05
+            ? clock - Math.floor(random() * 60_000)
+            : r < 0.07
+              ? clock + Math.floor(random() * 60_000)
+              : clock - Math.floor(random() * 50);
         await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad }, time });
         if (random() < 0.01) fs.appendFileSync(log.file, '{"type":"container","action":"torn","id":"x","attr\n');
         if (random() < 0.02) probes.push(time, time + 1, clock - Math.floor(random() * 100_000));
@@ -92,7 +100,9 @@ describe('EventLog index: reads from since', () => {
       expect(fs.existsSync(indexFileOf(`${log.file}.1`))).toBe(true);
       const all = fullScan(log);
       // the boundaries: each checkpoint's maxTime, and one past it
-      const maxima = [log.file, `${log.file}.1`].flatMap((f) => checkpoints(f).flatMap((p) => [p.maxTime, p.maxTime + 1]));
+      const maxima = [log.file, `${log.file}.1`].flatMap((f) =>
+        checkpoints(f).flatMap((p) => [p.maxTime, p.maxTime + 1]),
+      );
       expect(maxima.length).toBeGreaterThan(10);
       for (const t of [...maxima, ...probes.filter((_, i) => i % 4 === 0), 0, t0, clock, clock + 1, clock + 120_000]) {
         expect(await log.read({ since: t })).toEqual(all.filter((e) => e.time >= t));
@@ -108,7 +118,8 @@ describe('EventLog index: reads from since', () => {
   it('indexes the rotated file to its end, so that a read from now finds nothing in it', async () => {
     const log = new EventLog(tempDir('events-index'), { maxBytes: 8 * INDEX_STEP });
     const old = Date.now() - 3_600_000;
-    for (let i = 0; !fs.existsSync(`${log.file}.1`); i++) await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad }, time: old + i });
+    for (let i = 0; !fs.existsSync(`${log.file}.1`); i++)
+      await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad }, time: old + i });
     const points = checkpoints(`${log.file}.1`);
     expect(points[points.length - 1]!.offset).toBe(fs.statSync(`${log.file}.1`).size);
     expect(points.length).toBeGreaterThanOrEqual(3);
@@ -124,7 +135,8 @@ describe('EventLog index: crashes', () => {
     const liveTemp = path.join(root, `.events.log.1.idx.tmp-${(1).toString(36)}-0`);
     fs.writeFileSync(deadTemp, 'half');
     fs.writeFileSync(liveTemp, 'half');
-    for (let i = 0; !fs.existsSync(`${log.file}.1`); i++) await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad } });
+    for (let i = 0; !fs.existsSync(`${log.file}.1`); i++)
+      await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad } });
     expect(fs.existsSync(deadTemp)).toBe(false);
     expect(fs.existsSync(liveTemp)).toBe(true);
   });
@@ -134,7 +146,8 @@ describe('EventLog index: never trusted', () => {
   async function filled(): Promise<{ log: EventLog; idx: string; t: number }> {
     const log = new EventLog(tempDir('events-index'));
     const t0 = 1_700_000_000_000;
-    for (let i = 0; i < 1500; i++) await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad }, time: t0 + i * 10 });
+    for (let i = 0; i < 1500; i++)
+      await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad }, time: t0 + i * 10 });
     const idx = indexFileOf(log.file);
     expect(fs.existsSync(idx)).toBe(true);
     return { log, idx, t: t0 + 300 * 10 }; // early: a lying index would skip most of what follows
@@ -197,8 +210,10 @@ describe('EventLog index: never trusted', () => {
   it('a stale index left by a crash during rotation (the old generation’s index beside the new log) is not used', async () => {
     const log = new EventLog(tempDir('events-index'), { maxBytes: 8 * INDEX_STEP });
     const old = Date.now() - 3_600_000;
-    for (let i = 0; !fs.existsSync(`${log.file}.1`); i++) await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad }, time: old + i });
-    for (let i = 0; i < 200; i++) await log.append({ type: 'container', action: 'tock', id: `n${i}`, attributes: { pad } });
+    for (let i = 0; !fs.existsSync(`${log.file}.1`); i++)
+      await log.append({ type: 'container', action: 'tick', id: `c${i}`, attributes: { pad }, time: old + i });
+    for (let i = 0; i < 200; i++)
+      await log.append({ type: 'container', action: 'tock', id: `n${i}`, attributes: { pad } });
     // as if killed between renaming the log and renaming its index
     fs.renameSync(indexFileOf(`${log.file}.1`), indexFileOf(log.file));
     const t = Date.now() - 1000;
@@ -211,10 +226,9 @@ describe('EventLog index: never trusted', () => {
     const { log, idx, t } = await filled();
     fs.rmSync(idx);
     fs.mkdirSync(idx);
-    for (let i = 0; i < 300; i++) await log.append({ type: 'container', action: 'more', id: `m${i}`, attributes: { pad } });
+    for (let i = 0; i < 300; i++)
+      await log.append({ type: 'container', action: 'more', id: `m${i}`, attributes: { pad } });
     expect(await log.read({ since: t })).toEqual(since(log, t));
     expect(fs.statSync(idx).isDirectory()).toBe(true);
   });
 });
-
-

@@ -7,7 +7,12 @@ import { EventLog } from '../../src/events/event-log.js';
 import type { BerthEvent, EventInput } from '../../src/events/types.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const ev = (action: string, id = 'c1', extra: Partial<EventInput> = {}): EventInput => ({ type: 'container', action, id, ...extra });
+const ev = (action: string, id = 'c1', extra: Partial<EventInput> = {}): EventInput => ({
+  type: 'container',
+  action,
+  id,
+  ...extra,
+});
 
 /** Collects what `iter` yields until `n` events arrived (or `ms` passed). */
 async function take(iter: AsyncIterator<BerthEvent>, n: number, ms = 2000): Promise<BerthEvent[]> {
@@ -49,9 +54,13 @@ describe('EventLog.append and read', () => {
   it('rejects malformed events and filters before doing anything', async () => {
     const root = tempDir('events');
     const log = new EventLog(root);
-    await expect(log.append({ type: 'pod', action: 'x', id: 'y' } as unknown as EventInput)).rejects.toMatchObject({ field: 'type' });
+    await expect(log.append({ type: 'pod', action: 'x', id: 'y' } as unknown as EventInput)).rejects.toMatchObject({
+      field: 'type',
+    });
     await expect(log.append(ev(''))).rejects.toMatchObject({ field: 'action' });
-    await expect(log.append(ev('x', 'y', { attributes: { big: 'x'.repeat(70_000) } }))).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(log.append(ev('x', 'y', { attributes: { big: 'x'.repeat(70_000) } }))).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(log.read({ since: 'later' })).rejects.toMatchObject({ field: 'since' });
     expect(() => log.follow({ until: 'never' })).toThrow(InvalidArgumentError);
     expect(fs.readdirSync(root)).toEqual([]);
@@ -60,7 +69,10 @@ describe('EventLog.append and read', () => {
   it('skips torn and foreign lines', async () => {
     const log = new EventLog(tempDir('events'));
     await log.append(ev('one'));
-    fs.appendFileSync(log.file, '{"type":"container","act\n\nnot json\n{"type":"pod","action":"x","id":"y","attributes":{},"time":1}\n');
+    fs.appendFileSync(
+      log.file,
+      '{"type":"container","act\n\nnot json\n{"type":"pod","action":"x","id":"y","attributes":{},"time":1}\n',
+    );
     await log.append(ev('two'));
     fs.appendFileSync(log.file, '{"type":"container","action":"torn'); // a write cut short, no newline
     await log.append(ev('three'));

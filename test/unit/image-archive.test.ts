@@ -33,7 +33,18 @@ function tarOf(members: Member[]): Buffer {
   for (const m of members) {
     const body = m.body === undefined ? Buffer.alloc(0) : Buffer.from(m.body);
     const type = m.type ?? 'file';
-    parts.push(encodeHeader({ name: m.name, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, size: body.length, mtime: 1_700_000_000, linkname: m.linkname ?? '' }));
+    parts.push(
+      encodeHeader({
+        name: m.name,
+        type,
+        mode: type === 'directory' ? 0o755 : 0o644,
+        uid: 0,
+        gid: 0,
+        size: body.length,
+        mtime: 1_700_000_000,
+        linkname: m.linkname ?? '',
+      }),
+    );
     if (type === 'file') parts.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
   }
   return Buffer.concat([...parts, END_OF_ARCHIVE]);
@@ -42,7 +53,11 @@ function tarOf(members: Member[]): Buffer {
 function setup(users: Record<string, string[]> = {}): { svc: ImageService; root: string; events: ImageEvent[] } {
   const root = tempDir('archive');
   const events: ImageEvent[] = [];
-  const svc = new ImageService({ root, eventLog: { append: (e) => void events.push(e) }, imageUsers: async (id) => users[id] ?? [] });
+  const svc = new ImageService({
+    root,
+    eventLog: { append: (e) => void events.push(e) },
+    imageUsers: async (id) => users[id] ?? [],
+  });
   return { svc, root, events };
 }
 
@@ -52,7 +67,11 @@ function storeState(root: string): string[] {
   const walk = (dir: string): void => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (p.includes(`${join(root, 'layers', 'sha256')}/`) && p.split('/').length > join(root, 'layers', 'sha256').split('/').length + 1) continue;
+      if (
+        p.includes(`${join(root, 'layers', 'sha256')}/`) &&
+        p.split('/').length > join(root, 'layers', 'sha256').split('/').length + 1
+      )
+        continue;
       if (e.name === 'lock') continue;
       out.push(p.slice(root.length));
       if (e.isDirectory()) walk(p);
@@ -62,10 +81,19 @@ function storeState(root: string): string[] {
   return out.sort();
 }
 
-const layerA = tarOf([{ name: 'bin/', type: 'directory' }, { name: 'bin/tool', body: '#!/bin/sh\necho a\n' }]);
-const layerB = tarOf([{ name: 'etc/', type: 'directory' }, { name: 'etc/motd', body: 'hello from b\n' }]);
+const layerA = tarOf([
+  { name: 'bin/', type: 'directory' },
+  { name: 'bin/tool', body: '#!/bin/sh\necho a\n' },
+]);
+const layerB = tarOf([
+  { name: 'etc/', type: 'directory' },
+  { name: 'etc/motd', body: 'hello from b\n' },
+]);
 
-function configFor(layers: Buffer[], platform: { architecture: string; os?: string; variant?: string } = hostPlatform()): Buffer {
+function configFor(
+  layers: Buffer[],
+  platform: { architecture: string; os?: string; variant?: string } = hostPlatform(),
+): Buffer {
   return Buffer.from(
     JSON.stringify({
       architecture: platform.architecture,
@@ -102,12 +130,21 @@ function manifestFor(config: Buffer, layers: Array<{ blob: Buffer; mediaType?: s
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-      layers: layers.map((l) => ({ mediaType: l.mediaType ?? 'application/vnd.oci.image.layer.v1.tar', digest: sha(l.blob), size: l.blob.length })),
+      layers: layers.map((l) => ({
+        mediaType: l.mediaType ?? 'application/vnd.oci.image.layer.v1.tar',
+        digest: sha(l.blob),
+        size: l.blob.length,
+      })),
     }),
   );
 }
 
-const desc = (b: Buffer, extra: object = {}): object => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(b), size: b.length, ...extra });
+const desc = (b: Buffer, extra: object = {}): object => ({
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  digest: sha(b),
+  size: b.length,
+  ...extra,
+});
 
 async function importTwoLayers(svc: ImageService): Promise<string> {
   // Import makes one-layer images; a two-layer image comes in through a hand-made docker-archive.
@@ -116,7 +153,12 @@ async function importTwoLayers(svc: ImageService): Promise<string> {
     { name: 'a/layer.tar', body: layerA },
     { name: 'b/layer.tar', body: layerB },
     { name: `${sha(config).slice(7)}.json`, body: config },
-    { name: 'manifest.json', body: JSON.stringify([{ Config: `${sha(config).slice(7)}.json`, RepoTags: ['app:1'], Layers: ['a/layer.tar', 'b/layer.tar'] }]) },
+    {
+      name: 'manifest.json',
+      body: JSON.stringify([
+        { Config: `${sha(config).slice(7)}.json`, RepoTags: ['app:1'], Layers: ['a/layer.tar', 'b/layer.tar'] },
+      ]),
+    },
   ]);
   const [loaded] = await svc.load(archive);
   return loaded!.id;
@@ -146,8 +188,18 @@ describe('save and load', () => {
       expect((await b.svc.inspect('localhost:5000/team/single:2.0')).layers).toEqual([sha(layerB)]);
       expect(fs.readFileSync(join(b.svc.layers.fsDir(sha(layerB)), 'etc/motd'), 'utf8')).toBe('hello from b\n');
       // The shared layer was written once and unpacked once.
-      expect(events.filter((e) => e.status === 'Loaded layer').map((e) => e.id).sort()).toEqual([sha(layerA), sha(layerB)].sort());
-      expect(b.events.map((e) => `${e.action} ${e.attributes.name}`)).toEqual(['load app:1', 'tag app:1', 'load localhost:5000/team/single:2.0', 'tag localhost:5000/team/single:2.0']);
+      expect(
+        events
+          .filter((e) => e.status === 'Loaded layer')
+          .map((e) => e.id)
+          .sort(),
+      ).toEqual([sha(layerA), sha(layerB)].sort());
+      expect(b.events.map((e) => `${e.action} ${e.attributes.name}`)).toEqual([
+        'load app:1',
+        'tag app:1',
+        'load localhost:5000/team/single:2.0',
+        'tag localhost:5000/team/single:2.0',
+      ]);
 
       // A stream loads too, and layers already present are not read again.
       const c = setup();
@@ -170,7 +222,10 @@ describe('save and load', () => {
       { name: 'b/layer.tar', type: 'symlink', linkname: '../a/layer.tar' },
       { name: 'c', type: 'symlink', linkname: 'a' },
       { name, body: config },
-      { name: './manifest.json', body: JSON.stringify([{ Config: name, RepoTags: null, Layers: ['b/layer.tar', 'c/layer.tar'] }]) },
+      {
+        name: './manifest.json',
+        body: JSON.stringify([{ Config: name, RepoTags: null, Layers: ['b/layer.tar', 'c/layer.tar'] }]),
+      },
     ]);
     const { svc } = setup();
     expect(await svc.load(archive)).toEqual([{ id: sha(config), refs: [], format: 'docker' }]);
@@ -228,7 +283,11 @@ describe('save and load', () => {
     const id = await importTwoLayers(svc);
     const dir = tempDir('archive-x');
     fs.writeFileSync(join(dir, 'a.tar'), await buffer(svc.save(['app:1'])));
-    const names = (await import('node:child_process')).execFileSync('tar', ['-tf', join(dir, 'a.tar')]).toString().trim().split('\n');
+    const names = (await import('node:child_process'))
+      .execFileSync('tar', ['-tf', join(dir, 'a.tar')])
+      .toString()
+      .trim()
+      .split('\n');
     expect(names).toContain('manifest.json');
     expect(names).toContain('repositories');
     expect(names).toContain(`${id.slice(7)}.json`);
@@ -251,7 +310,7 @@ describe('save and load', () => {
     await expect(buffer(svc.save(['nope:1']))).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  it('takes this machine\'s image from a multi-platform index, nested or flat, and says so', async () => {
+  it("takes this machine's image from a multi-platform index, nested or flat, and says so", async () => {
     const host = hostPlatform();
     const other = host.architecture === 's390x' ? { architecture: 'riscv64' } : { architecture: 's390x' };
     const hostConfig = configFor([layerA]);
@@ -260,30 +319,61 @@ describe('save and load', () => {
     const otherConfig = configFor([tiny], other);
     const otherManifest = manifestFor(otherConfig, [{ blob: tiny }]);
     const platform = (p: { architecture: string; variant?: string }): object => ({ platform: { os: 'linux', ...p } });
-    const nested = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [desc(otherManifest, platform(other)), desc(hostManifest, platform(host))],
-    }));
-    const named = { annotations: { 'io.containerd.image.name': 'docker.io/library/multi:1', 'org.opencontainers.image.ref.name': '1' } };
+    const nested = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [desc(otherManifest, platform(other)), desc(hostManifest, platform(host))],
+      }),
+    );
+    const named = {
+      annotations: {
+        'io.containerd.image.name': 'docker.io/library/multi:1',
+        'org.opencontainers.image.ref.name': '1',
+      },
+    };
     const layouts = {
-      nested: ociLayout({ schemaVersion: 2, manifests: [{ ...desc(nested), mediaType: 'application/vnd.oci.image.index.v1+json', ...named }] }, [nested, hostManifest, hostConfig, layerA, otherManifest, otherConfig, tiny]),
-      flat: ociLayout({ schemaVersion: 2, manifests: [desc(otherManifest, { ...platform(other), ...named }), desc(hostManifest, { ...platform(host), ...named })] }, [hostManifest, hostConfig, layerA, otherManifest, otherConfig, tiny]),
+      nested: ociLayout(
+        {
+          schemaVersion: 2,
+          manifests: [{ ...desc(nested), mediaType: 'application/vnd.oci.image.index.v1+json', ...named }],
+        },
+        [nested, hostManifest, hostConfig, layerA, otherManifest, otherConfig, tiny],
+      ),
+      flat: ociLayout(
+        {
+          schemaVersion: 2,
+          manifests: [
+            desc(otherManifest, { ...platform(other), ...named }),
+            desc(hostManifest, { ...platform(host), ...named }),
+          ],
+        },
+        [hostManifest, hostConfig, layerA, otherManifest, otherConfig, tiny],
+      ),
     };
     for (const [kind, bytes] of Object.entries(layouts)) {
       const { svc } = setup();
       const events: LoadProgress[] = [];
       const loaded = await svc.load(bytes, {}, (p) => events.push(p));
-      expect(loaded, kind).toEqual([{ id: sha(hostConfig), refs: ['multi:1'], format: 'oci', platform: formatPlatform(host) }]);
+      expect(loaded, kind).toEqual([
+        { id: sha(hostConfig), refs: ['multi:1'], format: 'oci', platform: formatPlatform(host) },
+      ]);
       const chosen = events.find((e) => e.status === 'Selected platform');
-      expect(chosen, kind).toMatchObject({ id: sha(hostManifest), platform: formatPlatform(host), available: [formatPlatform({ os: 'linux', ...other }), formatPlatform(host)] });
+      expect(chosen, kind).toMatchObject({
+        id: sha(hostManifest),
+        platform: formatPlatform(host),
+        available: [formatPlatform({ os: 'linux', ...other }), formatPlatform(host)],
+      });
       expect(svc.layers.has(sha(tiny))).toBe(false);
 
       const { svc: svc2 } = setup();
       const [o] = await svc2.load(bytes, { platform: parsePlatform(`linux/${other.architecture}`) });
       expect(o?.id).toBe(sha(otherConfig));
       const { svc: svc3, root } = setup();
-      await expect(svc3.load(bytes, { platform: parsePlatform('linux/mips64le') })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'platform' });
+      await expect(svc3.load(bytes, { platform: parsePlatform('linux/mips64le') })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        field: 'platform',
+      });
       expect(storeState(root).filter((p) => p !== '/layers' && p !== '/layers/staging')).toEqual([]);
     }
   });
@@ -291,13 +381,28 @@ describe('save and load', () => {
   it('loads gzip and zstd-typed OCI layers, checking the blob digest of the compressed bytes', async () => {
     const gz = gzipSync(layerB);
     const config = configFor([layerA, layerB]);
-    const manifest = manifestFor(config, [{ blob: layerA }, { blob: gz, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' }]);
-    const bytes = ociLayout({ schemaVersion: 2, manifests: [desc(manifest, { annotations: { 'org.opencontainers.image.ref.name': 'localhost:5000/gz:1' } })] }, [manifest, config, layerA, gz]);
+    const manifest = manifestFor(config, [
+      { blob: layerA },
+      { blob: gz, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
+    ]);
+    const bytes = ociLayout(
+      {
+        schemaVersion: 2,
+        manifests: [desc(manifest, { annotations: { 'org.opencontainers.image.ref.name': 'localhost:5000/gz:1' } })],
+      },
+      [manifest, config, layerA, gz],
+    );
     const { svc } = setup();
     expect(await svc.load(bytes)).toEqual([{ id: sha(config), refs: ['localhost:5000/gz:1'], format: 'oci' }]);
     expect(fs.readFileSync(join(svc.layers.fsDir(sha(layerB)), 'etc/motd'), 'utf8')).toBe('hello from b\n');
     // A bare tag as ref.name (skopeo's) names no repository: the image loads untagged.
-    const bare = ociLayout({ schemaVersion: 2, manifests: [desc(manifest, { annotations: { 'org.opencontainers.image.ref.name': 'latest' } })] }, [manifest, config, layerA, gz]);
+    const bare = ociLayout(
+      {
+        schemaVersion: 2,
+        manifests: [desc(manifest, { annotations: { 'org.opencontainers.image.ref.name': 'latest' } })],
+      },
+      [manifest, config, layerA, gz],
+    );
     expect((await setup().svc.load(bare))[0]?.refs).toEqual([]);
   });
 
@@ -330,34 +435,185 @@ describe('save and load', () => {
 describe('hostile and broken archives leave nothing behind', () => {
   const config = configFor([layerA]);
   const configName = `${sha(config).slice(7)}.json`;
-  const manifest = (over: object = {}): string => JSON.stringify([{ Config: configName, RepoTags: ['evil:1'], Layers: ['l/layer.tar'], ...over }]);
+  const manifest = (over: object = {}): string =>
+    JSON.stringify([{ Config: configName, RepoTags: ['evil:1'], Layers: ['l/layer.tar'], ...over }]);
   const evilLayer = tarOf([{ name: '../../escape', body: 'x' }]);
   const evilConfig = configFor([evilLayer]);
   const ociManifest = manifestFor(config, [{ blob: layerA }]);
   const tampered = Buffer.from(layerA);
   tampered[600] = 0x41;
   const cases: Array<[string, Buffer, new (...a: never[]) => Error, string]> = [
-    ['a member named above the root', tarOf([{ name: '../manifest.json', body: manifest() }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['an absolute member name', tarOf([{ name: '/etc/x', body: 'x' }, { name: 'manifest.json', body: manifest() }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['a symlink out of the archive', tarOf([{ name: 'l', type: 'symlink', linkname: '../../etc' }, { name: 'manifest.json', body: manifest() }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['a manifest pointing outside', tarOf([{ name: 'manifest.json', body: manifest({ Config: '../../etc/passwd' }) }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['a manifest pointing at an absolute path', tarOf([{ name: configName, body: config }, { name: 'manifest.json', body: manifest({ Layers: ['/etc/passwd'] }) }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['a member given twice', tarOf([{ name: 'manifest.json', body: manifest() }, { name: 'manifest.json', body: '[]' }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['a link loop', tarOf([{ name: 'l', type: 'symlink', linkname: 'm' }, { name: 'm', type: 'symlink', linkname: 'l' }, { name: configName, body: config }, { name: 'manifest.json', body: manifest({ Layers: ['l'] }) }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['a layer escaping its directory', tarOf([{ name: 'l/layer.tar', body: evilLayer }, { name: `${sha(evilConfig).slice(7)}.json`, body: evilConfig }, { name: 'manifest.json', body: JSON.stringify([{ Config: `${sha(evilConfig).slice(7)}.json`, Layers: ['l/layer.tar'] }]) }]), UnsafeLayerError, 'UNSAFE_LAYER'],
-    ['a config whose name is not its digest', tarOf([{ name: 'l/layer.tar', body: layerA }, { name: configName, body: configFor([layerA], { architecture: 'arm' }) }, { name: 'manifest.json', body: manifest() }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['a layer that is not the config\'s diffID', tarOf([{ name: 'l/layer.tar', body: layerB }, { name: configName, body: config }, { name: 'manifest.json', body: manifest() }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['a missing layer', tarOf([{ name: configName, body: config }, { name: 'manifest.json', body: manifest() }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['a layer count that is not the config\'s', tarOf([{ name: 'l/layer.tar', body: layerA }, { name: configName, body: config }, { name: 'manifest.json', body: manifest({ Layers: ['l/layer.tar', 'l/layer.tar'] }) }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['a malformed manifest.json', tarOf([{ name: 'manifest.json', body: '{"Config":' }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['a bad RepoTag', tarOf([{ name: 'l/layer.tar', body: layerA }, { name: configName, body: config }, { name: 'manifest.json', body: manifest({ RepoTags: ['UPPER:case'] }) }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
+    [
+      'a member named above the root',
+      tarOf([{ name: '../manifest.json', body: manifest() }]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'an absolute member name',
+      tarOf([
+        { name: '/etc/x', body: 'x' },
+        { name: 'manifest.json', body: manifest() },
+      ]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'a symlink out of the archive',
+      tarOf([
+        { name: 'l', type: 'symlink', linkname: '../../etc' },
+        { name: 'manifest.json', body: manifest() },
+      ]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'a manifest pointing outside',
+      tarOf([{ name: 'manifest.json', body: manifest({ Config: '../../etc/passwd' }) }]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'a manifest pointing at an absolute path',
+      tarOf([
+        { name: configName, body: config },
+        { name: 'manifest.json', body: manifest({ Layers: ['/etc/passwd'] }) },
+      ]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'a member given twice',
+      tarOf([
+        { name: 'manifest.json', body: manifest() },
+        { name: 'manifest.json', body: '[]' },
+      ]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'a link loop',
+      tarOf([
+        { name: 'l', type: 'symlink', linkname: 'm' },
+        { name: 'm', type: 'symlink', linkname: 'l' },
+        { name: configName, body: config },
+        { name: 'manifest.json', body: manifest({ Layers: ['l'] }) },
+      ]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'a layer escaping its directory',
+      tarOf([
+        { name: 'l/layer.tar', body: evilLayer },
+        { name: `${sha(evilConfig).slice(7)}.json`, body: evilConfig },
+        {
+          name: 'manifest.json',
+          body: JSON.stringify([{ Config: `${sha(evilConfig).slice(7)}.json`, Layers: ['l/layer.tar'] }]),
+        },
+      ]),
+      UnsafeLayerError,
+      'UNSAFE_LAYER',
+    ],
+    [
+      'a config whose name is not its digest',
+      tarOf([
+        { name: 'l/layer.tar', body: layerA },
+        { name: configName, body: configFor([layerA], { architecture: 'arm' }) },
+        { name: 'manifest.json', body: manifest() },
+      ]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      "a layer that is not the config's diffID",
+      tarOf([
+        { name: 'l/layer.tar', body: layerB },
+        { name: configName, body: config },
+        { name: 'manifest.json', body: manifest() },
+      ]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'a missing layer',
+      tarOf([
+        { name: configName, body: config },
+        { name: 'manifest.json', body: manifest() },
+      ]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      "a layer count that is not the config's",
+      tarOf([
+        { name: 'l/layer.tar', body: layerA },
+        { name: configName, body: config },
+        { name: 'manifest.json', body: manifest({ Layers: ['l/layer.tar', 'l/layer.tar'] }) },
+      ]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'a malformed manifest.json',
+      tarOf([{ name: 'manifest.json', body: '{"Config":' }]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'a bad RepoTag',
+      tarOf([
+        { name: 'l/layer.tar', body: layerA },
+        { name: configName, body: config },
+        { name: 'manifest.json', body: manifest({ RepoTags: ['UPPER:case'] }) },
+      ]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
     ['neither format', tarOf([{ name: 'hello', body: 'x' }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
     ['not a tar', Buffer.from('this is not an archive at all'.repeat(40)), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['a truncated tar', tarOf([{ name: 'l/layer.tar', body: layerA }]).subarray(0, 1000), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['an OCI layer blob whose bytes are not its digest', ociLayout({ schemaVersion: 2, manifests: [desc(ociManifest)] }, [ociManifest, config], [{ name: `blobs/sha256/${sha(layerA).slice(7)}`, body: tampered }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['an OCI manifest whose bytes are not its digest', ociLayout({ schemaVersion: 2, manifests: [{ ...desc(ociManifest), digest: sha('other') }] }, [config, layerA], [{ name: `blobs/sha256/${sha('other').slice(7)}`, body: ociManifest }]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['an OCI descriptor with the wrong size', ociLayout({ schemaVersion: 2, manifests: [{ ...desc(ociManifest), size: 3 }] }, [ociManifest, config, layerA]), InvalidArgumentError, 'INVALID_ARGUMENT'],
-    ['an OCI descriptor with a path in its digest', ociLayout({ schemaVersion: 2, manifests: [{ ...desc(ociManifest), digest: 'sha256:../../../etc/passwd' }] }, [ociManifest, config, layerA]), InvalidArgumentError, 'INVALID_ARGUMENT'],
+    [
+      'a truncated tar',
+      tarOf([{ name: 'l/layer.tar', body: layerA }]).subarray(0, 1000),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'an OCI layer blob whose bytes are not its digest',
+      ociLayout(
+        { schemaVersion: 2, manifests: [desc(ociManifest)] },
+        [ociManifest, config],
+        [{ name: `blobs/sha256/${sha(layerA).slice(7)}`, body: tampered }],
+      ),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'an OCI manifest whose bytes are not its digest',
+      ociLayout(
+        { schemaVersion: 2, manifests: [{ ...desc(ociManifest), digest: sha('other') }] },
+        [config, layerA],
+        [{ name: `blobs/sha256/${sha('other').slice(7)}`, body: ociManifest }],
+      ),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'an OCI descriptor with the wrong size',
+      ociLayout({ schemaVersion: 2, manifests: [{ ...desc(ociManifest), size: 3 }] }, [ociManifest, config, layerA]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
+    [
+      'an OCI descriptor with a path in its digest',
+      ociLayout({ schemaVersion: 2, manifests: [{ ...desc(ociManifest), digest: 'sha256:../../../etc/passwd' }] }, [
+        ociManifest,
+        config,
+        layerA,
+      ]),
+      InvalidArgumentError,
+      'INVALID_ARGUMENT',
+    ],
   ];
   for (const [what, bytes, cls, code] of cases) {
     it(`refuses ${what}`, async () => {
@@ -375,11 +631,17 @@ describe('hostile and broken archives leave nothing behind', () => {
 
   it('refuses a tampered layer in a spooled stream, removing the spool file', async () => {
     const { svc, root } = setup();
-    const bytes = tarOf([{ name: 'l/layer.tar', body: tampered }, { name: configName, body: config }, { name: 'manifest.json', body: manifest() }]);
+    const bytes = tarOf([
+      { name: 'l/layer.tar', body: tampered },
+      { name: configName, body: config },
+      { name: 'manifest.json', body: manifest() },
+    ]);
     await expect(svc.load(Readable.from([bytes]))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(fs.readdirSync(join(root, 'layers', 'staging'))).toEqual([]);
     expect(fs.existsSync(join(root, 'layers', 'sha256'))).toBe(false);
-    expect(fs.existsSync(join(root, 'images', 'records')) ? fs.readdirSync(join(root, 'images', 'records')) : []).toEqual([]);
+    expect(
+      fs.existsSync(join(root, 'images', 'records')) ? fs.readdirSync(join(root, 'images', 'records')) : [],
+    ).toEqual([]);
   });
 });
 
@@ -389,8 +651,15 @@ describe('platforms', () => {
     expect(parsePlatform('linux/arm/v7')).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
     expect(parsePlatform('x86_64')).toEqual({ os: 'linux', architecture: 'amd64' });
     expect(() => parsePlatform('linux/../x')).toThrow(InvalidArgumentError);
-    expect(platformMatches({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).toBe(true);
-    expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' })).toBe(false);
+    expect(
+      platformMatches({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }),
+    ).toBe(true);
+    expect(
+      platformMatches(
+        { os: 'linux', architecture: 'arm', variant: 'v6' },
+        { os: 'linux', architecture: 'arm', variant: 'v7' },
+      ),
+    ).toBe(false);
     expect(platformMatches(undefined, hostPlatform())).toBe(false);
   });
 });

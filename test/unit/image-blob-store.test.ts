@@ -38,12 +38,19 @@ describe('BlobStore', () => {
     const root = tempDir('blobs');
     const store = new BlobStore(root);
     await expect(store.ingest('abc', { expectedDigest: sha('abd') })).rejects.toThrow(InvalidArgumentError);
-    await expect(store.ingest('abc', { expectedSize: 4 })).rejects.toThrow(expect.objectContaining({ field: 'expectedSize' }));
+    await expect(store.ingest('abc', { expectedSize: 4 })).rejects.toThrow(
+      expect.objectContaining({ field: 'expectedSize' }),
+    );
     await expect(store.ingest('abcdef', { expectedSize: 2 })).rejects.toThrow(InvalidArgumentError);
     expect(await store.list()).toEqual([]);
     expect(fs.readdirSync(join(root, 'blobs', 'ingest'))).toEqual([]);
-    expect(await store.ingest('abc', { expectedDigest: sha('abc'), expectedSize: 3 })).toEqual({ digest: sha('abc'), size: 3 });
-    await expect(store.ingest('x', { expectedDigest: 'sha256:nothex' })).rejects.toThrow(expect.objectContaining({ field: 'expectedDigest' }));
+    expect(await store.ingest('abc', { expectedDigest: sha('abc'), expectedSize: 3 })).toEqual({
+      digest: sha('abc'),
+      size: 3,
+    });
+    await expect(store.ingest('x', { expectedDigest: 'sha256:nothex' })).rejects.toThrow(
+      expect.objectContaining({ field: 'expectedDigest' }),
+    );
   });
 
   it('removes the temp file when the source fails', async () => {
@@ -72,7 +79,9 @@ describe('BlobStore', () => {
     const root = tempDir('blobs');
     const store = new BlobStore(root);
     const data = Buffer.alloc(1 << 20, 9);
-    const results = await Promise.all(Array.from({ length: 8 }, () => new BlobStore(root).ingest(Readable.from([data]))));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => new BlobStore(root).ingest(Readable.from([data]))),
+    );
     expect(new Set(results.map((r) => r.digest))).toEqual(new Set([sha(data)]));
     expect(await store.list()).toEqual([sha(data)]);
     expect(fs.readdirSync(join(root, 'blobs', 'ingest'))).toEqual([]);

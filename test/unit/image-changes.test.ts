@@ -20,7 +20,10 @@ describe('applyChanges', () => {
     ['USER 1000:1000', { User: '1000:1000' }],
     ['STOPSIGNAL SIGQUIT', { StopSignal: 'SIGQUIT' }],
     ['STOPSIGNAL 9', { StopSignal: '9' }],
-    ['EXPOSE 80 53/udp 8000-8002/tcp', { ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {}, '8002/tcp': {} } }],
+    [
+      'EXPOSE 80 53/udp 8000-8002/tcp',
+      { ExposedPorts: { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {}, '8002/tcp': {} } },
+    ],
     ['VOLUME ["/data", "/logs"]', { Volumes: { '/data': {}, '/logs': {} } }],
     ['VOLUME /a /b', { Volumes: { '/a': {}, '/b': {} } }],
     ['LABEL a=1 "b c"="d e" f=\'$NOPE\'', { Labels: { a: '1', 'b c': 'd e', f: '$NOPE' } }],
@@ -36,7 +39,12 @@ describe('applyChanges', () => {
   });
 
   it('sets ENV in both forms, replacing and expanding', () => {
-    const c = applyChanges(base, ['ENV A=1 B="two words" C=\\$lit', 'ENV D the rest of the line', 'ENV A=2', 'ENV PATH=$PATH:/opt/bin E=${A}x F=${NOPE:-dflt} G=${A:+set}']);
+    const c = applyChanges(base, [
+      'ENV A=1 B="two words" C=\\$lit',
+      'ENV D the rest of the line',
+      'ENV A=2',
+      'ENV PATH=$PATH:/opt/bin E=${A}x F=${NOPE:-dflt} G=${A:+set}',
+    ]);
     expect(c.Env).toEqual([
       'B=two words',
       'C=$lit',

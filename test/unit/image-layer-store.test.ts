@@ -26,7 +26,8 @@ function file(name: string, content: string): Buffer {
   ]);
 }
 
-const layerTar = (...files: Array<[string, string]>): Buffer => Buffer.concat([...files.map(([n, c]) => file(n, c)), END_OF_ARCHIVE]);
+const layerTar = (...files: Array<[string, string]>): Buffer =>
+  Buffer.concat([...files.map(([n, c]) => file(n, c)), END_OF_ARCHIVE]);
 
 async function drain(it: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -85,7 +86,10 @@ describe('LayerStore', () => {
 
   it('lets two processes unpack the same layer at once: both succeed, one directory', async () => {
     const root = tempDir('layers');
-    const files: Array<[string, string]> = Array.from({ length: 300 }, (_, i) => [`d${i % 7}/f${i}`, `content ${i}`.repeat(50)]);
+    const files: Array<[string, string]> = Array.from({ length: 300 }, (_, i) => [
+      `d${i % 7}/f${i}`,
+      `content ${i}`.repeat(50),
+    ]);
     const tar = layerTar(...files);
     fs.writeFileSync(join(root, 'layer.tar'), tar);
     const script = join(root, 'unpack.mts');
@@ -99,7 +103,8 @@ let last;
 for (let i = 0; i < 3; i++) last = await store.unpack(createReadStream(tar));
 console.log(last.diffId);`,
     );
-    const run = () => promisify(execFile)(process.execPath, ['--import', 'tsx', script, root, join(root, 'layer.tar')], { cwd: REPO });
+    const run = () =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', script, root, join(root, 'layer.tar')], { cwd: REPO });
     const out = await Promise.all([run(), run(), run()]);
     for (const o of out) expect(o.stdout.trim()).toBe(sha(tar));
     const store = new LayerStore(root);

@@ -43,7 +43,11 @@ async function makeTar(entries: Spec[]): Promise<Buffer> {
   for (const e of entries) {
     const { content, ...header } = e;
     await new Promise<void>((resolve, reject) =>
-      pack.entry({ mtime: new Date(1_600_000_000_000), ...header } as Partial<tar.Header> & { name: string }, content ?? '', (err) => (err ? reject(err) : resolve())),
+      pack.entry(
+        { mtime: new Date(1_600_000_000_000), ...header } as Partial<tar.Header> & { name: string },
+        content ?? '',
+        (err) => (err ? reject(err) : resolve()),
+      ),
     );
   }
   pack.finalize();
@@ -150,7 +154,10 @@ describe('unpackLayer: hostile archives', () => {
   });
 
   it('rejects a/../../evil', async () => {
-    await expectRejected([{ name: 'a/', type: 'directory' }, { name: 'a/../../evil', content: 'x' }]);
+    await expectRejected([
+      { name: 'a/', type: 'directory' },
+      { name: 'a/../../evil', content: 'x' },
+    ]);
   });
 
   it('rejects writing through a symlink to an absolute directory (s -> /etc, s/passwd)', async () => {
@@ -214,7 +221,10 @@ describe('unpackLayer: hostile archives', () => {
 
   it('rejects a hardlink to a missing target or to a directory', async () => {
     await expectRejected([{ name: 'h', type: 'link', linkname: 'nope' }]);
-    await expectRejected([{ name: 'd/', type: 'directory' }, { name: 'h', type: 'link', linkname: 'd' }]);
+    await expectRejected([
+      { name: 'd/', type: 'directory' },
+      { name: 'h', type: 'link', linkname: 'd' },
+    ]);
   });
 
   it('rejects a directory replaced by a symlink, then written through', async () => {
@@ -384,7 +394,12 @@ describe('unpackLayer: content', () => {
 
   it('streams a source in small pieces', async () => {
     const { target } = sandbox();
-    const tarball = gzipSync(await makeTar([{ name: 'big', content: Buffer.alloc(300_000, 7) }, { name: 'small', content: 's' }]));
+    const tarball = gzipSync(
+      await makeTar([
+        { name: 'big', content: Buffer.alloc(300_000, 7) },
+        { name: 'small', content: 's' },
+      ]),
+    );
     async function* drip(): AsyncGenerator<Uint8Array> {
       for (let i = 0; i < tarball.length; i += 3) yield tarball.subarray(i, i + 3);
     }
@@ -394,7 +409,9 @@ describe('unpackLayer: content', () => {
 
   it('checks the expected diffID', async () => {
     const { target, root } = sandbox();
-    const err = await unpackLayer(await makeTar([{ name: 'f' }]), target, { expectedDiffId: `sha256:${'0'.repeat(64)}` }).catch((e: unknown) => e);
+    const err = await unpackLayer(await makeTar([{ name: 'f' }]), target, {
+      expectedDiffId: `sha256:${'0'.repeat(64)}`,
+    }).catch((e: unknown) => e);
     expect((err as BerthError).code).toBe('INVALID_ARGUMENT');
     expect(fs.readdirSync(join(root, 'work'))).toEqual([]);
   });
@@ -460,7 +477,10 @@ describe('unpackLayer: content', () => {
 
   it.skipIf(!isRoot)('keeps binary xattr values (security.capability) byte for byte', async () => {
     const { target } = sandbox();
-    const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    const cap = Buffer.from([
+      0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00,
+    ]);
     const archive = Buffer.concat([
       rawEntry(Buffer.from('PaxHeader'), 'x', paxRecord('SCHILY.xattr.security.capability', cap)),
       rawEntry(Buffer.from('ping'), '0', Buffer.from('elf')),
@@ -473,7 +493,11 @@ describe('unpackLayer: content', () => {
   it.skipIf(!isRoot)('sets PAX xattrs and drops trusted.overlay.* from archives', async () => {
     const { target } = sandbox();
     const pack = await makeTar([
-      { name: 'f', content: 'x', pax: { 'SCHILY.xattr.user.note': 'hello', 'SCHILY.xattr.trusted.overlay.redirect': '/x' } },
+      {
+        name: 'f',
+        content: 'x',
+        pax: { 'SCHILY.xattr.user.note': 'hello', 'SCHILY.xattr.trusted.overlay.redirect': '/x' },
+      },
       { name: 'd/', type: 'directory', pax: { 'SCHILY.xattr.trusted.berth': 'dir' } },
     ]);
     await unpackLayer(pack, target);

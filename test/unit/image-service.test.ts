@@ -21,13 +21,20 @@ function rootfsTar(files: Record<string, string> = { 'bin/sh': '#!fake', 'etc/os
   const parts: Buffer[] = [];
   for (const [name, content] of Object.entries(files)) {
     const body = Buffer.from(content);
-    parts.push(encodeHeader({ name, type: 'file', mode: 0o755, uid: 0, gid: 0, size: body.length, mtime: 1_700_000_000 }));
+    parts.push(
+      encodeHeader({ name, type: 'file', mode: 0o755, uid: 0, gid: 0, size: body.length, mtime: 1_700_000_000 }),
+    );
     parts.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
   }
   return Buffer.concat([...parts, END_OF_ARCHIVE]);
 }
 
-function setup(users: Record<string, string[]> = {}): { svc: ImageService; root: string; events: ImageEvent[]; users: Record<string, string[]> } {
+function setup(users: Record<string, string[]> = {}): {
+  svc: ImageService;
+  root: string;
+  events: ImageEvent[];
+  users: Record<string, string[]>;
+} {
   const root = tempDir('images');
   const events: ImageEvent[] = [];
   const svc = new ImageService({
@@ -42,11 +49,18 @@ describe('ImageService.import', () => {
   it('makes a one-layer image whose id is the sha256 of its config', async () => {
     const { svc, events } = setup();
     const tar = rootfsTar();
-    const info = await svc.import(tar, { ref: 'app:1', changes: ['CMD ["/bin/sh"]', 'ENV A=1', 'LABEL team=web', 'EXPOSE 80'] });
+    const info = await svc.import(tar, {
+      ref: 'app:1',
+      changes: ['CMD ["/bin/sh"]', 'ENV A=1', 'LABEL team=web', 'EXPOSE 80'],
+    });
     const config = await svc.blobs.read(info.id);
     expect(info.id).toBe(sha(config));
     const json = JSON.parse(config.toString());
-    expect(json).toMatchObject({ os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(tar)] }, config: { Cmd: ['/bin/sh'] } });
+    expect(json).toMatchObject({
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [sha(tar)] },
+      config: { Cmd: ['/bin/sh'] },
+    });
     expect(json.architecture).toBe(process.arch === 'x64' ? 'amd64' : process.arch);
     expect(info.repoTags).toEqual(['app:1']);
     expect(info.repoDigests).toEqual([]);
@@ -91,9 +105,13 @@ describe('ImageService.import', () => {
 
   it('rejects bad options before writing anything', async () => {
     const { svc, root } = setup();
-    await expect(svc.import(rootfsTar(), { ref: 'Bad:Ref' })).rejects.toThrow(expect.objectContaining({ field: 'ref' }));
+    await expect(svc.import(rootfsTar(), { ref: 'Bad:Ref' })).rejects.toThrow(
+      expect.objectContaining({ field: 'ref' }),
+    );
     await expect(svc.import(rootfsTar(), { ref: `a@sha256:${'a'.repeat(64)}` })).rejects.toThrow(InvalidArgumentError);
-    await expect(svc.import(rootfsTar(), { changes: ['RUN rm -rf /'] })).rejects.toThrow(expect.objectContaining({ field: 'changes' }));
+    await expect(svc.import(rootfsTar(), { changes: ['RUN rm -rf /'] })).rejects.toThrow(
+      expect.objectContaining({ field: 'changes' }),
+    );
     await expect(svc.import(join(root, 'missing.tar'))).rejects.toBeInstanceOf(NotFoundError);
     expect(fs.readdirSync(root)).toEqual([]);
   });
@@ -128,7 +146,8 @@ describe('ImageService lookups', () => {
     const a = await svc.import(rootfsTar(), { ref: 'web/app:1.0', changes: ['LABEL tier=front team=web'] });
     const b = await svc.import(rootfsTar(), { ref: 'web/api:2.0', changes: ['LABEL tier=back team=web'] });
     const c = await svc.import(rootfsTar(), { ref: 'busybox:1.36' });
-    const ids = async (o: Parameters<ImageService['list']>[0]): Promise<string[]> => (await svc.list(o)).map((i) => i.id);
+    const ids = async (o: Parameters<ImageService['list']>[0]): Promise<string[]> =>
+      (await svc.list(o)).map((i) => i.id);
     expect(await ids({})).toEqual([c.id, b.id, a.id]);
     expect(await ids({ reference: 'web/*' })).toEqual([b.id, a.id]);
     expect(await ids({ reference: 'web/app:1.*' })).toEqual([a.id]);
@@ -142,12 +161,25 @@ describe('ImageService lookups', () => {
 
   it('resolves an image for run: config and layer dirs', async () => {
     const { svc } = setup();
-    const { id, layers } = await svc.import(rootfsTar(), { ref: 'run:me', changes: ['ENTRYPOINT ["/bin/sh"]', 'WORKDIR /w', 'USER 1:2', 'STOPSIGNAL SIGINT'] });
+    const { id, layers } = await svc.import(rootfsTar(), {
+      ref: 'run:me',
+      changes: ['ENTRYPOINT ["/bin/sh"]', 'WORKDIR /w', 'USER 1:2', 'STOPSIGNAL SIGINT'],
+    });
     const r = await svc.resolveForRun('run:me');
     expect(r.id).toBe(id);
     expect(r.layerDirs).toEqual([svc.layers.fsDir(layers[0] as string)]);
-    expect(r.config).toMatchObject({ entrypoint: ['/bin/sh'], workdir: '/w', user: '1:2', stopSignal: 'SIGINT', cmd: null });
-    await expect(svc.resolveForRun('missing')).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND', kind: 'image', ref: 'missing' });
+    expect(r.config).toMatchObject({
+      entrypoint: ['/bin/sh'],
+      workdir: '/w',
+      user: '1:2',
+      stopSignal: 'SIGINT',
+      cmd: null,
+    });
+    await expect(svc.resolveForRun('missing')).rejects.toMatchObject({
+      code: 'IMAGE_NOT_FOUND',
+      kind: 'image',
+      ref: 'missing',
+    });
   });
 });
 
@@ -204,7 +236,11 @@ describe('ImageService.tag and remove', () => {
     const img = await svc.import(rootfsTar(), { ref: 'one:1' });
     await svc.tag('one:1', 'two:1');
     await expect(svc.remove(img.id)).rejects.toMatchObject({ code: 'CONFLICT' });
-    expect(await svc.remove(img.id, { force: true })).toEqual([{ untagged: 'one:1' }, { untagged: 'two:1' }, { deleted: img.id }]);
+    expect(await svc.remove(img.id, { force: true })).toEqual([
+      { untagged: 'one:1' },
+      { untagged: 'two:1' },
+      { deleted: img.id },
+    ]);
   });
 });
 
@@ -214,15 +250,64 @@ describe('planRemoval', () => {
   const key = (r: string): string => parseReference(r, { defaultTag: false }).toString();
   const digestRef = `docker.io/library/app@sha256:${'c'.repeat(64)}`;
   it.each([
-    ['by tag, other tags remain', 'app:1', { [key('app:1')]: id, [key('app:2')]: id }, [], false, { untag: [key('app:1')], deleteImage: false }],
-    ['by tag, last one', 'app:1', { [key('app:1')]: id, [key('z:1')]: other }, [], false, { untag: [key('app:1')], deleteImage: true }],
-    ['by tag, only digests of the repo remain', 'app:1', { [key('app:1')]: id, [digestRef]: id }, [], false, { untag: [key('app:1'), digestRef], deleteImage: true }],
-    ['by tag, in use, forced', 'app:1', { [key('app:1')]: id }, ['c'], true, { untag: [key('app:1')], deleteImage: false }],
+    [
+      'by tag, other tags remain',
+      'app:1',
+      { [key('app:1')]: id, [key('app:2')]: id },
+      [],
+      false,
+      { untag: [key('app:1')], deleteImage: false },
+    ],
+    [
+      'by tag, last one',
+      'app:1',
+      { [key('app:1')]: id, [key('z:1')]: other },
+      [],
+      false,
+      { untag: [key('app:1')], deleteImage: true },
+    ],
+    [
+      'by tag, only digests of the repo remain',
+      'app:1',
+      { [key('app:1')]: id, [digestRef]: id },
+      [],
+      false,
+      { untag: [key('app:1'), digestRef], deleteImage: true },
+    ],
+    [
+      'by tag, in use, forced',
+      'app:1',
+      { [key('app:1')]: id },
+      ['c'],
+      true,
+      { untag: [key('app:1')], deleteImage: false },
+    ],
     ['by id, one tag', undefined, { [key('app:1')]: id }, [], false, { untag: [key('app:1')], deleteImage: true }],
-    ['by id, tag and digest of one repo', undefined, { [key('app:1')]: id, [digestRef]: id }, [], false, { untag: [key('app:1'), digestRef], deleteImage: true }],
-    ['by id, in use, forced', undefined, { [key('app:1')]: id }, ['c'], true, { untag: [key('app:1')], deleteImage: false }],
+    [
+      'by id, tag and digest of one repo',
+      undefined,
+      { [key('app:1')]: id, [digestRef]: id },
+      [],
+      false,
+      { untag: [key('app:1'), digestRef], deleteImage: true },
+    ],
+    [
+      'by id, in use, forced',
+      undefined,
+      { [key('app:1')]: id },
+      ['c'],
+      true,
+      { untag: [key('app:1')], deleteImage: false },
+    ],
   ] as const)('%s', (_, named, refs, users, force, expected) => {
-    const plan = planRemoval({ id, input: named ?? id, named: named ? parseReference(named) : undefined, refs, users, force });
+    const plan = planRemoval({
+      id,
+      input: named ?? id,
+      named: named ? parseReference(named) : undefined,
+      refs,
+      users,
+      force,
+    });
     expect(plan).toEqual(expected);
   });
 
@@ -231,9 +316,9 @@ describe('planRemoval', () => {
     ['by id, in use', undefined, {}, ['c'], 'IN_USE'],
     ['by id, two repositories', undefined, { [key('a:1')]: id, [key('b:1')]: id }, [], 'CONFLICT'],
   ] as const)('refuses %s', (_, named, refs, users, code) => {
-    expect(() => planRemoval({ id, input: id, named: named ? parseReference(named) : undefined, refs, users, force: false })).toThrow(
-      expect.objectContaining({ code }),
-    );
+    expect(() =>
+      planRemoval({ id, input: id, named: named ? parseReference(named) : undefined, refs, users, force: false }),
+    ).toThrow(expect.objectContaining({ code }));
   });
 });
 

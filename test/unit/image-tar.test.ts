@@ -65,7 +65,9 @@ describe('TarReader', () => {
     const root = tempDir('tar');
     makeTree(join(root, 'src'));
     for (const format of ['gnu', 'pax']) {
-      const archive = execFileSync('tar', ['-C', join(root, 'src'), `--format=${format}`, '-cf', '-', '.'], { maxBuffer: 1 << 26 });
+      const archive = execFileSync('tar', ['-C', join(root, 'src'), `--format=${format}`, '-cf', '-', '.'], {
+        maxBuffer: 1 << 26,
+      });
       const whole = parse(archive);
       const names = whole.entries.map((e) => e.entry.name);
       expect(names).toContain(`./${'l'.repeat(60)}/${'m'.repeat(60)}/${'n'.repeat(90)}/${'f'.repeat(120)}`);
@@ -79,7 +81,9 @@ describe('TarReader', () => {
       expect(whole.raw + dataBytes).toBe(archive.length);
       for (const step of [1, 511, 513, 4096]) {
         const pieces = parse(archive, step);
-        expect(pieces.entries.map((e) => [e.entry.name, e.data.length])).toEqual(whole.entries.map((e) => [e.entry.name, e.data.length]));
+        expect(pieces.entries.map((e) => [e.entry.name, e.data.length])).toEqual(
+          whole.entries.map((e) => [e.entry.name, e.data.length]),
+        );
       }
     }
   }, 60_000);
@@ -133,7 +137,9 @@ describe('tar-split', () => {
     makeTree(join(root, 'src'));
     const archives: Record<string, Buffer> = {};
     for (const format of ['gnu', 'pax']) {
-      archives[format] = execFileSync('tar', ['-C', join(root, 'src'), `--format=${format}`, '-cf', '-', '.'], { maxBuffer: 1 << 26 });
+      archives[format] = execFileSync('tar', ['-C', join(root, 'src'), `--format=${format}`, '-cf', '-', '.'], {
+        maxBuffer: 1 << 26,
+      });
     }
     const parts: Buffer[] = [];
     for await (const c of packDirectory(join(root, 'src'))) parts.push(c);

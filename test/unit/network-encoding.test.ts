@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { encodeAttrs, encodeIfInfo, encodeMessage, nested, attrString, attrU32, parseAttrs, parseMessages, encodeRtMsg, macBytes, ipv4Bytes } from '../../src/kernel/netlink-attrs.js';
+import {
+  encodeAttrs,
+  encodeIfInfo,
+  encodeMessage,
+  nested,
+  attrString,
+  attrU32,
+  parseAttrs,
+  parseMessages,
+  encodeRtMsg,
+  macBytes,
+  ipv4Bytes,
+} from '../../src/kernel/netlink-attrs.js';
 import { encodeBatch, match, NFT } from '../../src/kernel/nftables.js';
 
 describe('netlink encoding', () => {
@@ -19,9 +31,17 @@ describe('netlink encoding', () => {
     const body = Buffer.concat([encodeIfInfo({ index: 7, flags: 1, change: 1 }), encodeAttrs([attrU32(4, 1500)])]);
     const m = encodeMessage({ type: 16, flags: 0x5, seq: 42, body });
     expect(m.toString('hex')).toBe(
-      '28000000' + '1000' + '0500' + '2a000000' + '00000000' + // nlmsghdr: len 40, RTM_NEWLINK, REQUEST|ACK, seq 42, pid 0
-        '00000000' + '07000000' + '01000000' + '01000000' + // ifinfomsg
-        '08000400' + 'dc050000', // IFLA_MTU 1500
+      '28000000' +
+        '1000' +
+        '0500' +
+        '2a000000' +
+        '00000000' + // nlmsghdr: len 40, RTM_NEWLINK, REQUEST|ACK, seq 42, pid 0
+        '00000000' +
+        '07000000' +
+        '01000000' +
+        '01000000' + // ifinfomsg
+        '08000400' +
+        'dc050000', // IFLA_MTU 1500
     );
     const [back] = parseMessages(m);
     expect(back).toMatchObject({ type: 16, flags: 5, seq: 42 });
@@ -29,7 +49,9 @@ describe('netlink encoding', () => {
   });
 
   it('lays out rtmsg in 12 bytes', () => {
-    expect(encodeRtMsg({ family: 2, dstLen: 24, table: 254, protocol: 3, scope: 0, type: 1 }).toString('hex')).toBe('021800'.padEnd(6, '0') + '00fe030001' + '00000000');
+    expect(encodeRtMsg({ family: 2, dstLen: 24, table: 254, protocol: 3, scope: 0, type: 1 }).toString('hex')).toBe(
+      '021800'.padEnd(6, '0') + '00fe030001' + '00000000',
+    );
   });
 
   it('parses addresses and rejects malformed ones', () => {
@@ -42,9 +64,16 @@ describe('netlink encoding', () => {
 
 describe('nf_tables encoding', () => {
   it('wraps messages in a batch with the nftables subsystem id', () => {
-    const b = encodeBatch([{ msg: NFT.MSG_NEWTABLE, flags: 0x400, family: NFT.FAMILY_IPV4, attrs: [attrString(1, 't')] }], 100);
+    const b = encodeBatch(
+      [{ msg: NFT.MSG_NEWTABLE, flags: 0x400, family: NFT.FAMILY_IPV4, attrs: [attrString(1, 't')] }],
+      100,
+    );
     const msgs = parseMessages(b);
-    expect(msgs.map((m) => [m.type, m.seq])).toEqual([[0x10, 100], [(10 << 8) | 0, 101], [0x11, 102]]);
+    expect(msgs.map((m) => [m.type, m.seq])).toEqual([
+      [0x10, 100],
+      [(10 << 8) | 0, 101],
+      [0x11, 102],
+    ]);
     expect(msgs[0]!.body.toString('hex')).toBe('0000000a'); // nfgenmsg: AF_UNSPEC, v0, res_id 10 (big-endian)
     expect(msgs[1]!.flags).toBe(0x1 | 0x4 | 0x400);
     expect(msgs[1]!.body.subarray(0, 4).toString('hex')).toBe('02000000');

@@ -57,9 +57,16 @@ describe('NetworkService', () => {
 
   it('rejects invalid options before any side effect, naming the field', async () => {
     const { svc, dp } = setup();
-    await expect(svc.create('x', { subnet: '10.1.2.3/24' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'subnet' });
-    await expect(svc.create('x', { subnet: '10.1.2.0/24', gateway: '10.1.3.1' })).rejects.toMatchObject({ field: 'gateway' });
-    await expect(svc.create('x', { internal: 'yes' as unknown as boolean })).rejects.toMatchObject({ field: 'internal' });
+    await expect(svc.create('x', { subnet: '10.1.2.3/24' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'subnet',
+    });
+    await expect(svc.create('x', { subnet: '10.1.2.0/24', gateway: '10.1.3.1' })).rejects.toMatchObject({
+      field: 'gateway',
+    });
+    await expect(svc.create('x', { internal: 'yes' as unknown as boolean })).rejects.toMatchObject({
+      field: 'internal',
+    });
     await expect(svc.create('host')).rejects.toMatchObject({ field: 'name' });
     expect(await svc.list()).toEqual([]);
     expect(dp.calls).toEqual([]);
@@ -68,9 +75,17 @@ describe('NetworkService', () => {
   it('allocates distinct addresses concurrently, keeps them across restarts, frees them on release', async () => {
     const { svc, dp } = setup();
     await svc.create('n', { subnet: '10.77.0.0/24' });
-    const ifs = await Promise.all([1, 2, 3, 4, 5].map((i) => svc.prepareAttachment(cid(i), { network: 'n', name: `c${i}` })));
+    const ifs = await Promise.all(
+      [1, 2, 3, 4, 5].map((i) => svc.prepareAttachment(cid(i), { network: 'n', name: `c${i}` })),
+    );
     expect(new Set(ifs.map((i) => i.address)).size).toBe(5);
-    expect(ifs.map((i) => i.address).sort()).toEqual(['10.77.0.2/24', '10.77.0.3/24', '10.77.0.4/24', '10.77.0.5/24', '10.77.0.6/24']);
+    expect(ifs.map((i) => i.address).sort()).toEqual([
+      '10.77.0.2/24',
+      '10.77.0.3/24',
+      '10.77.0.4/24',
+      '10.77.0.5/24',
+      '10.77.0.6/24',
+    ]);
     expect(ifs[0]).toMatchObject({ ifName: 'eth0', gateway: '10.77.0.1', mtu: 1500, defaultRoute: true });
     expect(ifs[0]!.hostIfName).toMatch(/^vb[0-9a-f]{12}$/);
     expect(dp.calls.some((c) => c.op === 'ensureBridge')).toBe(true);
@@ -93,8 +108,12 @@ describe('NetworkService', () => {
     expect(ports[0]!.hostPort).toBeGreaterThan(0);
     expect(ports[1]!.hostPort).toBe(18081);
     expect([...dp.tables.values()][0]!.rules.some((r) => r.chain === 'prerouting')).toBe(true);
-    await expect(svc.prepareAttachment(cid(2), { network: 'bridge', ports: ['18081:80'] })).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(svc.prepareAttachment(cid(2), { network: 'bridge', ports: ['x'] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(svc.prepareAttachment(cid(2), { network: 'bridge', ports: ['18081:80'] })).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await expect(svc.prepareAttachment(cid(2), { network: 'bridge', ports: ['x'] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
     await svc.releaseAttachment(cid(1));
   });
 
@@ -105,8 +124,12 @@ describe('NetworkService', () => {
     await svc.prepareAttachment(cid(1), { network: 'one' });
     const second = await svc.prepareAttachment(cid(1), { network: 'two', ip: '10.66.0.50' });
     expect(second).toMatchObject({ ifName: 'eth1', address: '10.66.0.50/24', defaultRoute: false });
-    await expect(svc.prepareAttachment(cid(2), { network: 'two', ip: '10.66.0.50' })).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(svc.prepareAttachment(cid(2), { network: 'two', ip: '10.67.0.5' })).rejects.toMatchObject({ field: 'ip' });
+    await expect(svc.prepareAttachment(cid(2), { network: 'two', ip: '10.66.0.50' })).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await expect(svc.prepareAttachment(cid(2), { network: 'two', ip: '10.67.0.5' })).rejects.toMatchObject({
+      field: 'ip',
+    });
   });
 
   it('rewrites peers hosts files in place on connect and disconnect', async () => {

@@ -59,11 +59,14 @@ function elfInfo(path: string): { elf64: boolean; machine: number; type: number;
 }
 
 describe('package', () => {
-  it('npm ci accepts package.json and package-lock.json as committed (the lock holds every platform\'s optional packages)', () => {
+  it("npm ci accepts package.json and package-lock.json as committed (the lock holds every platform's optional packages)", () => {
     const dir = tempDir('npm-ci');
     copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
     copyFileSync(join(ROOT, 'package-lock.json'), join(dir, 'package-lock.json'));
-    const r = spawnSync('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, encoding: 'utf8' });
+    const r = spawnSync('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     expect(r.stderr + r.stdout).not.toMatch(/npm error/);
     expect(r.status).toBe(0);
   });
@@ -74,20 +77,35 @@ describe('package', () => {
     expect(pkg.scripts.prepack).toBe('npm run build >&2');
     expect(pkg.scripts.build).toMatch(/tsup && node scripts\/build-monitor\.mjs$/);
 
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     const [report] = JSON.parse(out) as [{ files: { path: string; mode: number }[] }];
     const files = new Map(report.files.map((f) => [f.path, f.mode]));
 
     const expected = [
-      'LICENSE', 'README.md', 'package.json',
-      'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/zygote-main.js', 'dist/zygote-main.cjs',
+      'LICENSE',
+      'README.md',
+      'package.json',
+      'dist/index.js',
+      'dist/index.cjs',
+      'dist/index.d.ts',
+      'dist/index.d.cts',
+      'dist/zygote-main.js',
+      'dist/zygote-main.cjs',
       ...Object.keys(ARCHES).flatMap((arch) => PROGRAMS.map((p) => `dist/berth-${p}-${arch}`)),
     ];
     for (const path of expected) expect(files.has(path), path).toBe(true);
     for (const arch of Object.keys(ARCHES)) {
-      for (const p of PROGRAMS) expect((files.get(`dist/berth-${p}-${arch}`) ?? 0) & 0o111, `dist/berth-${p}-${arch} is executable`).toBe(0o111);
+      for (const p of PROGRAMS)
+        expect((files.get(`dist/berth-${p}-${arch}`) ?? 0) & 0o111, `dist/berth-${p}-${arch} is executable`).toBe(
+          0o111,
+        );
     }
-    const stray = [...files.keys()].filter((path) => !['LICENSE', 'README.md', 'package.json'].includes(path) && !path.startsWith('dist/'));
+    const stray = [...files.keys()].filter(
+      (path) => !['LICENSE', 'README.md', 'package.json'].includes(path) && !path.startsWith('dist/'),
+    );
     expect(stray).toEqual([]);
     expect([...files.keys()].filter((path) => /(^|\/)test\/|\.test\.|\.tmp$/.test(path))).toEqual([]);
 
@@ -100,7 +118,13 @@ describe('package', () => {
       for (const p of PROGRAMS) {
         const path = join(DIST, `berth-${p}-${arch}`);
         requireBuilt(path);
-        expect(elfInfo(path), path).toEqual({ elf64: true, machine, type: 2 /* ET_EXEC */, interp: false, dynamic: false });
+        expect(elfInfo(path), path).toEqual({
+          elf64: true,
+          machine,
+          type: 2 /* ET_EXEC */,
+          interp: false,
+          dynamic: false,
+        });
       }
     }
   });
@@ -115,13 +139,18 @@ describe('package', () => {
           const path = join(DIST, `berth-${p}-${arch}`);
           requireBuilt(path);
           const r = native ? spawnSync(path, []) : spawnSync(qemu, [path]);
-          expect({ program: p, error: r.error, signal: r.signal, status: r.status }).toEqual({ program: p, error: undefined, signal: null, status: 2 });
+          expect({ program: p, error: r.error, signal: r.signal, status: r.status }).toEqual({
+            program: p,
+            error: undefined,
+            signal: null,
+            status: 2,
+          });
         }
       },
     );
   }
 
-  it('dist imports only Node built-ins and the package\'s runtime dependencies, and uses every one of them', () => {
+  it("dist imports only Node built-ins and the package's runtime dependencies, and uses every one of them", () => {
     const builtins = new Set(builtinModules);
     const packageOf = (spec: string): string | undefined => {
       if (spec.startsWith('.') || spec.startsWith('node:') || builtins.has(spec.split('/')[0]!)) return undefined;
@@ -132,7 +161,10 @@ describe('package', () => {
     for (const file of ['index.js', 'zygote-main.js', 'index.cjs', 'zygote-main.cjs']) {
       requireBuilt(join(DIST, file));
       const text = readFileSync(join(DIST, file), 'utf8');
-      const statics = [...text.matchAll(/^(?:import|export)\s[^;]*?\bfrom\s*"([^"]+)"/gm), ...text.matchAll(/\brequire\("([^"]+)"\)/g)];
+      const statics = [
+        ...text.matchAll(/^(?:import|export)\s[^;]*?\bfrom\s*"([^"]+)"/gm),
+        ...text.matchAll(/\brequire\("([^"]+)"\)/g),
+      ];
       for (const m of statics) {
         const name = packageOf(m[1]!);
         if (name) loaded.add(name);
@@ -149,20 +181,22 @@ describe('package', () => {
     expect([...dynamic].filter((n) => !(n in pkg.dependencies))).toEqual(['esbuild']);
   });
 
-  it('the published .d.ts leaves out @internal members (Engine\'s zygote, eventLog and services)', () => {
+  it("the published .d.ts leaves out @internal members (Engine's zygote, eventLog and services)", () => {
     for (const file of ['index.d.ts', 'index.d.cts']) {
       requireBuilt(join(DIST, file));
       const text = readFileSync(join(DIST, file), 'utf8');
       const engine = /declare class Engine\b[^]*?\n}\n/.exec(text)?.[0];
       expect(engine, `class Engine in ${file}`).toBeDefined();
       for (const member of ['zygote', 'eventLog', 'images', 'containers', 'volumes', 'cgroups']) {
-        expect(engine, `${file}: Engine.${member}`).not.toMatch(new RegExp(`^\\s+(?:readonly |get )?${member}\\b`, 'm'));
+        expect(engine, `${file}: Engine.${member}`).not.toMatch(
+          new RegExp(`^\\s+(?:readonly |get )?${member}\\b`, 'm'),
+        );
       }
       expect(engine).toMatch(/^\s+readonly root: string;/m); // a public member is still there
     }
   });
 
-  it('the ESM and CJS builds loaded in one process recognise each other\'s errors: instanceof, BerthError.is and code', () => {
+  it("the ESM and CJS builds loaded in one process recognise each other's errors: instanceof, BerthError.is and code", () => {
     requireBuilt(join(DIST, 'index.js'));
     requireBuilt(join(DIST, 'index.cjs'));
     const script = `
@@ -187,7 +221,15 @@ describe('package', () => {
       }));
     `;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
-    const seen = { code: 'INVALID_ARGUMENT', berth: true, invalid: true, notFound: false, is: true, isInvalid: true, isNotFound: false };
+    const seen = {
+      code: 'INVALID_ARGUMENT',
+      berth: true,
+      invalid: true,
+      notFound: false,
+      is: true,
+      isInvalid: true,
+      isNotFound: false,
+    };
     expect(JSON.parse(out)).toEqual({ twoCopies: true, cjsErrorInEsm: seen, esmErrorInCjs: seen, plainError: false });
   });
 });

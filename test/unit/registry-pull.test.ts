@@ -36,7 +36,15 @@ async function layerTar(files: Record<string, string>): Promise<Buffer> {
 async function fixture(arch: string, text: string) {
   const raw = await layerTar({ 'hello.txt': text });
   const gz = gzipSync(raw);
-  const config = Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', created: '2024-01-01T00:00:00Z', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [sha(raw)] } }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: arch,
+      os: 'linux',
+      created: '2024-01-01T00:00:00Z',
+      config: { Cmd: ['/hello'] },
+      rootfs: { type: 'layers', diff_ids: [sha(raw)] },
+    }),
+  );
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -64,8 +72,18 @@ describe('pull (MockAgent registry)', () => {
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.index.v1+json',
         manifests: [
-          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(amd.manifest), size: amd.manifest.byteLength, platform: { os: 'linux', architecture: 'amd64' } },
-          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(arm.manifest), size: arm.manifest.byteLength, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: sha(amd.manifest),
+            size: amd.manifest.byteLength,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: sha(arm.manifest),
+            size: arm.manifest.byteLength,
+            platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+          },
         ],
       }),
     );
@@ -73,11 +91,22 @@ describe('pull (MockAgent registry)', () => {
     agent.disableNetConnect();
     const pool = agent.get(ORIGIN);
     pool.intercept({ path: '/v2/', method: 'GET' }).reply(200, '{}');
-    pool.intercept({ path: '/v2/app/manifests/1', method: 'GET' }).reply(200, index, { headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } });
+    pool
+      .intercept({ path: '/v2/app/manifests/1', method: 'GET' })
+      .reply(200, index, { headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } });
     for (const f of [amd, arm]) {
-      pool.intercept({ path: `/v2/app/manifests/${sha(f.manifest)}`, method: 'GET' }).reply(200, f.manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } }).persist();
-      pool.intercept({ path: `/v2/app/blobs/${sha(f.config)}`, method: 'GET' }).reply(200, f.config).persist();
-      pool.intercept({ path: `/v2/app/blobs/${sha(f.gz)}`, method: 'GET' }).reply(200, f.gz).persist();
+      pool
+        .intercept({ path: `/v2/app/manifests/${sha(f.manifest)}`, method: 'GET' })
+        .reply(200, f.manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })
+        .persist();
+      pool
+        .intercept({ path: `/v2/app/blobs/${sha(f.config)}`, method: 'GET' })
+        .reply(200, f.config)
+        .persist();
+      pool
+        .intercept({ path: `/v2/app/blobs/${sha(f.gz)}`, method: 'GET' })
+        .reply(200, f.gz)
+        .persist();
     }
     const engine = engineWith(agent);
     const op = new Image('reg.example/app:1', { engine }).pull({ platform: 'linux/arm64' });
@@ -89,12 +118,19 @@ describe('pull (MockAgent registry)', () => {
     expect(info.repoTags).toEqual(['reg.example/app:1']);
     expect(info.repoDigests).toEqual([`reg.example/app@${sha(index)}`]);
     const layerId = sha(arm.gz).slice(7, 19);
-    expect(events.filter((e) => e.id === layerId).map((e) => e.status)).toEqual(expect.arrayContaining(['Pulling fs layer', 'Downloading', 'Download complete', 'Pull complete']));
+    expect(events.filter((e) => e.id === layerId).map((e) => e.status)).toEqual(
+      expect.arrayContaining(['Pulling fs layer', 'Downloading', 'Download complete', 'Pull complete']),
+    );
     const run = await engine.images.resolveForRun('reg.example/app:1');
     expect(existsSync(join(run.layerDirs[0] as string, 'hello.txt'))).toBe(true);
 
-    pool.intercept({ path: '/v2/app/manifests/1', method: 'GET' }).reply(200, index, { headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } });
-    await expect(new Image('reg.example/app:1', { engine }).pull({ platform: 'linux/s390x' })).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND', message: expect.stringContaining('linux/amd64, linux/arm64/v8') });
+    pool
+      .intercept({ path: '/v2/app/manifests/1', method: 'GET' })
+      .reply(200, index, { headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } });
+    await expect(new Image('reg.example/app:1', { engine }).pull({ platform: 'linux/s390x' })).rejects.toMatchObject({
+      code: 'IMAGE_NOT_FOUND',
+      message: expect.stringContaining('linux/amd64, linux/arm64/v8'),
+    });
   });
 
   it('rejects a layer whose content does not match its digest, leaving no layer behind', async () => {
@@ -103,39 +139,58 @@ describe('pull (MockAgent registry)', () => {
     agent.disableNetConnect();
     const pool = agent.get(ORIGIN);
     pool.intercept({ path: '/v2/', method: 'GET' }).reply(200, '{}');
-    pool.intercept({ path: '/v2/app/manifests/1', method: 'GET' }).reply(200, f.manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    pool
+      .intercept({ path: '/v2/app/manifests/1', method: 'GET' })
+      .reply(200, f.manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
     pool.intercept({ path: `/v2/app/blobs/${sha(f.config)}`, method: 'GET' }).reply(200, f.config);
     const evil = gzipSync(await layerTar({ 'hello.txt': 'evil\n' }));
     pool.intercept({ path: `/v2/app/blobs/${sha(f.gz)}`, method: 'GET' }).reply(200, evil);
     const engine = engineWith(agent);
-    await expect(new Image('reg.example/app:1', { engine }).pull({ platform: 'linux/amd64' })).rejects.toMatchObject({ code: expect.stringMatching(/REGISTRY|INVALID_ARGUMENT/) });
+    await expect(new Image('reg.example/app:1', { engine }).pull({ platform: 'linux/amd64' })).rejects.toMatchObject({
+      code: expect.stringMatching(/REGISTRY|INVALID_ARGUMENT/),
+    });
     const dir = join(engine.root, 'layers', 'sha256');
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
     expect(await new Image('reg.example/app:1', { engine }).exists()).toBe(false);
   });
 
-  it.skipIf(!existsSync('/usr/bin/zstd'))('pulls a zstd-compressed layer (decoded in JavaScript while it downloads)', async () => {
-    const raw = await layerTar({ 'z.txt': 'zstd layer\n'.repeat(1000) });
-    const zst = execFileSync('/usr/bin/zstd', ['-q', '-c'], { input: raw });
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(raw)] } }));
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.byteLength },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: sha(zst), size: zst.byteLength }],
-    }));
-    const agent = new MockAgent();
-    agent.disableNetConnect();
-    const pool = agent.get(ORIGIN);
-    pool.intercept({ path: '/v2/', method: 'GET' }).reply(200, '{}');
-    pool.intercept({ path: '/v2/z/manifests/1', method: 'GET' }).reply(200, manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
-    pool.intercept({ path: `/v2/z/blobs/${sha(config)}`, method: 'GET' }).reply(200, config);
-    pool.intercept({ path: `/v2/z/blobs/${sha(zst)}`, method: 'GET' }).reply(200, zst);
-    const engine = engineWith(agent);
-    await new Image('reg.example/z:1', { engine }).pull();
-    const run = await engine.images.resolveForRun('reg.example/z:1');
-    expect(readFileSync(join(run.layerDirs[0] as string, 'z.txt'), 'utf8')).toBe('zstd layer\n'.repeat(1000));
-  });
+  it.skipIf(!existsSync('/usr/bin/zstd'))(
+    'pulls a zstd-compressed layer (decoded in JavaScript while it downloads)',
+    async () => {
+      const raw = await layerTar({ 'z.txt': 'zstd layer\n'.repeat(1000) });
+      const zst = execFileSync('/usr/bin/zstd', ['-q', '-c'], { input: raw });
+      const config = Buffer.from(
+        JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(raw)] } }),
+      );
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: sha(config),
+            size: config.byteLength,
+          },
+          layers: [
+            { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: sha(zst), size: zst.byteLength },
+          ],
+        }),
+      );
+      const agent = new MockAgent();
+      agent.disableNetConnect();
+      const pool = agent.get(ORIGIN);
+      pool.intercept({ path: '/v2/', method: 'GET' }).reply(200, '{}');
+      pool
+        .intercept({ path: '/v2/z/manifests/1', method: 'GET' })
+        .reply(200, manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+      pool.intercept({ path: `/v2/z/blobs/${sha(config)}`, method: 'GET' }).reply(200, config);
+      pool.intercept({ path: `/v2/z/blobs/${sha(zst)}`, method: 'GET' }).reply(200, zst);
+      const engine = engineWith(agent);
+      await new Image('reg.example/z:1', { engine }).pull();
+      const run = await engine.images.resolveForRun('reg.example/z:1');
+      expect(readFileSync(join(run.layerDirs[0] as string, 'z.txt'), 'utf8')).toBe('zstd layer\n'.repeat(1000));
+    },
+  );
 
   it('restarts a layer whose download broke', async () => {
     const f = await fixture('amd64', 'again\n');
@@ -143,7 +198,9 @@ describe('pull (MockAgent registry)', () => {
     agent.disableNetConnect();
     const pool = agent.get(ORIGIN);
     pool.intercept({ path: '/v2/', method: 'GET' }).reply(200, '{}');
-    pool.intercept({ path: '/v2/app/manifests/1', method: 'GET' }).reply(200, f.manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    pool
+      .intercept({ path: '/v2/app/manifests/1', method: 'GET' })
+      .reply(200, f.manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
     pool.intercept({ path: `/v2/app/blobs/${sha(f.config)}`, method: 'GET' }).reply(200, f.config);
     pool.intercept({ path: `/v2/app/blobs/${sha(f.gz)}`, method: 'GET' }).replyWithError(new Error('ECONNRESET'));
     pool.intercept({ path: `/v2/app/blobs/${sha(f.gz)}`, method: 'GET' }).reply(200, f.gz);
@@ -157,21 +214,49 @@ describe('pull (MockAgent registry)', () => {
     const agent = new MockAgent();
     agent.disableNetConnect();
     const engine = engineWith(agent);
-    await expect(new Image('reg.example/app:1', { engine }).pull({ platform: 'a/b/c/d' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'platform' });
-    await expect(new Image('reg.example/app:1', { engine }).pull({ auth: { username: 'u' } as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'auth' });
-    await expect(new Image('reg.example/app:1', { engine }).push({ nope: 1 } as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'nope' });
-    await expect(new Image('reg.example/app@sha256:' + 'a'.repeat(64), { engine }).push()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'ref' });
-    expect(() => new Engine({ insecureRegistries: 'x' as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'insecureRegistries' }));
-    expect(() => new Engine({ maxConcurrentDownloads: 0 })).toThrow(expect.objectContaining({ field: 'maxConcurrentDownloads' }));
+    await expect(new Image('reg.example/app:1', { engine }).pull({ platform: 'a/b/c/d' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'platform',
+    });
+    await expect(
+      new Image('reg.example/app:1', { engine }).pull({ auth: { username: 'u' } as never }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'auth' });
+    await expect(new Image('reg.example/app:1', { engine }).push({ nope: 1 } as never)).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'nope',
+    });
+    await expect(new Image('reg.example/app@sha256:' + 'a'.repeat(64), { engine }).push()).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'ref',
+    });
+    expect(() => new Engine({ insecureRegistries: 'x' as never })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'insecureRegistries' }),
+    );
+    expect(() => new Engine({ maxConcurrentDownloads: 0 })).toThrow(
+      expect.objectContaining({ field: 'maxConcurrentDownloads' }),
+    );
   });
 });
 
 describe('registry helpers', () => {
   it('parses WWW-Authenticate challenges', () => {
-    expect(parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"')).toEqual([
-      { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull' } },
+    expect(
+      parseChallenges(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"',
+      ),
+    ).toEqual([
+      {
+        scheme: 'bearer',
+        params: {
+          realm: 'https://auth.docker.io/token',
+          service: 'registry.docker.io',
+          scope: 'repository:library/alpine:pull',
+        },
+      },
     ]);
-    expect(parseChallenges('Basic realm="Registry Realm"')).toEqual([{ scheme: 'basic', params: { realm: 'Registry Realm' } }]);
+    expect(parseChallenges('Basic realm="Registry Realm"')).toEqual([
+      { scheme: 'basic', params: { realm: 'Registry Realm' } },
+    ]);
   });
 
   it('allows plain HTTP for loopback and listed registries only', () => {
@@ -186,7 +271,14 @@ describe('registry helpers', () => {
 
   it('chooses platforms as Docker does', () => {
     const d = (p: object, n: string) => ({ mediaType: 'm', digest: `sha256:${n.repeat(64)}`, size: 1, platform: p });
-    const index = { schemaVersion: 2, manifests: [d({ os: 'linux', architecture: 'arm', variant: 'v6' }, 'a'), d({ os: 'linux', architecture: 'arm', variant: 'v7' }, 'b'), d({ os: 'linux', architecture: 'arm64' }, 'c')] } as unknown as ImageIndex;
+    const index = {
+      schemaVersion: 2,
+      manifests: [
+        d({ os: 'linux', architecture: 'arm', variant: 'v6' }, 'a'),
+        d({ os: 'linux', architecture: 'arm', variant: 'v7' }, 'b'),
+        d({ os: 'linux', architecture: 'arm64' }, 'c'),
+      ],
+    } as unknown as ImageIndex;
     expect(selectPlatform(index, normalizePlatform('linux/arm/v7'), 'r', 'x').digest).toMatch(/^sha256:b/);
     expect(selectPlatform(index, normalizePlatform('linux/arm64/v8'), 'r', 'x').digest).toMatch(/^sha256:c/);
     expect(normalizePlatform({ architecture: 'x86_64' })).toEqual({ os: 'linux', architecture: 'amd64' });
@@ -198,7 +290,10 @@ describe('registry helpers', () => {
     writeFileSync(
       join(dir, 'config.json'),
       JSON.stringify({
-        auths: { 'reg.example': { auth: Buffer.from('u:p:w').toString('base64') }, 'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') } },
+        auths: {
+          'reg.example': { auth: Buffer.from('u:p:w').toString('base64') },
+          'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') },
+        },
         credHelpers: { 'helped.example': 'berthtest' },
       }),
     );
@@ -206,12 +301,19 @@ describe('registry helpers', () => {
     expect(await dockerCredentials('docker.io', env)).toEqual({ username: 'hub', password: 'pw' });
     expect(await dockerCredentials('none.example', env)).toBeUndefined();
     const helper = join(dir, 'docker-credential-berthtest');
-    writeFileSync(helper, '#!/bin/sh\nread url\n[ "$1" = get ] && [ "$url" = helped.example ] && echo \'{"ServerURL":"helped.example","Username":"hu","Secret":"hs"}\'\n');
+    writeFileSync(
+      helper,
+      '#!/bin/sh\nread url\n[ "$1" = get ] && [ "$url" = helped.example ] && echo \'{"ServerURL":"helped.example","Username":"hu","Secret":"hs"}\'\n',
+    );
     chmodSync(helper, 0o755);
     expect(await dockerCredentials('helped.example', env)).toEqual({ username: 'hu', password: 'hs' });
-    expect(await dockerCredentials('x.example', { DOCKER_CONFIG: join(tmpdir(), 'berth-none-' + process.pid) })).toBeUndefined();
+    expect(
+      await dockerCredentials('x.example', { DOCKER_CONFIG: join(tmpdir(), 'berth-none-' + process.pid) }),
+    ).toBeUndefined();
     mkdirSync(join(dir, 'bad'));
     writeFileSync(join(dir, 'bad', 'config.json'), '{');
-    await expect(dockerCredentials('x', { DOCKER_CONFIG: join(dir, 'bad') })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(dockerCredentials('x', { DOCKER_CONFIG: join(dir, 'bad') })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
   });
 });

@@ -9,25 +9,63 @@ import { CLONE_NEWNET, MS_REC, MS_SLAVE } from '../../src/kernel/constants.js';
 const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
 
 const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
-  id: 'c1', hostname: 'h',
+  id: 'c1',
+  hostname: 'h',
   rootfs: { lowerDirs: ['/l2', '/l1'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [], network: 'new',
-  process: { args: ['true'], env: ['PATH=/bin'], cwd: '/', user: '', noNewPrivileges: false, capabilities: [...DEFAULT_CAPABILITIES] },
+  binds: [],
+  network: 'new',
+  process: {
+    args: ['true'],
+    env: ['PATH=/bin'],
+    cwd: '/',
+    user: '',
+    noNewPrivileges: false,
+    capabilities: [...DEFAULT_CAPABILITIES],
+  },
   ...over,
 });
 
 describe('native init plan', () => {
   it('carries every step of the plan, in order, with fixed field counts', () => {
-    const p = buildPlan(spec({
-      domainname: 'example', cgroupTasks: ['/sys/fs/cgroup/pids/berth/c1/tasks'],
-      binds: [{ source: '/host/hosts', target: '/etc/hosts', readOnly: true }],
-      mounts: [
-        { kind: 'tmpfs', target: '/run', readOnly: false, data: null },
-        { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: false, dir: true },
-        { kind: 'bind', source: '/f', target: '/f', readOnly: false, propagation: 'rprivate', copyUp: false, dir: false },
-      ],
-      process: { args: ['sh', '-c', 'echo hé'], env: ['A=1', 'PATH=/bin'], cwd: '/work', user: 'app:staff', noNewPrivileges: true, capabilities: ['CAP_KILL'], init: true, terminal: { cols: 80, rows: 24 }, seccomp: '0600000000007f7f' },
-    }));
+    const p = buildPlan(
+      spec({
+        domainname: 'example',
+        cgroupTasks: ['/sys/fs/cgroup/pids/berth/c1/tasks'],
+        binds: [{ source: '/host/hosts', target: '/etc/hosts', readOnly: true }],
+        mounts: [
+          { kind: 'tmpfs', target: '/run', readOnly: false, data: null },
+          {
+            kind: 'bind',
+            source: '/v',
+            target: '/data',
+            readOnly: true,
+            propagation: 'rslave',
+            copyUp: false,
+            dir: true,
+          },
+          {
+            kind: 'bind',
+            source: '/f',
+            target: '/f',
+            readOnly: false,
+            propagation: 'rprivate',
+            copyUp: false,
+            dir: false,
+          },
+        ],
+        process: {
+          args: ['sh', '-c', 'echo hé'],
+          env: ['A=1', 'PATH=/bin'],
+          cwd: '/work',
+          user: 'app:staff',
+          noNewPrivileges: true,
+          capabilities: ['CAP_KILL'],
+          init: true,
+          terminal: { cols: 80, rows: 24 },
+          seccomp: '0600000000007f7f',
+        },
+      }),
+    );
     const r = decode(encodeInitPlan(p));
     const keys = r.map(([k]) => k);
     expect(r[0]).toEqual(['flags', String(p.unshareFlags)]);
@@ -61,12 +99,17 @@ describe('native init plan', () => {
   });
 
   it('leaves out what is not asked for', () => {
-    const r = decode(encodeInitPlan(buildPlan(spec({ rootfs: { ...spec().rootfs, readOnly: true }, network: 'join', joinNetnsPid: 42 }))));
+    const r = decode(
+      encodeInitPlan(
+        buildPlan(spec({ rootfs: { ...spec().rootfs, readOnly: true }, network: 'join', joinNetnsPid: 42 })),
+      ),
+    );
     const keys = r.map(([k]) => k);
-    for (const k of ['task', 'bind', 'vbind', 'tmpfs', 'domain', 'tty', 'nnp', 'init', 'seccomp']) expect(keys).not.toContain(k);
+    for (const k of ['task', 'bind', 'vbind', 'tmpfs', 'domain', 'tty', 'nnp', 'init', 'seccomp'])
+      expect(keys).not.toContain(k);
     expect(keys).toContain('rootro');
     expect(r).toContainEqual(['netns', '42']);
-    expect(r).toContainEqual(['caps', (0xa80425fbn).toString(16)]);
+    expect(r).toContainEqual(['caps', 0xa80425fbn.toString(16)]);
   });
 
   it('runs copied-up volumes; interfaces only in a namespace the zygote made', () => {
@@ -80,25 +123,73 @@ describe('native init plan', () => {
     expect(nativeInitUnsupported(wired)).toBeUndefined();
     expect(() => encodeInitPlan(wired)).not.toThrow();
     // A volume to copy up: berth-init copies the image's content itself (the last field).
-    const copyUp = buildPlan(spec({ mounts: [{ kind: 'bind', source: '/v', target: '/d', readOnly: false, propagation: 'rprivate', copyUp: true, dir: true }] }));
+    const copyUp = buildPlan(
+      spec({
+        mounts: [
+          {
+            kind: 'bind',
+            source: '/v',
+            target: '/d',
+            readOnly: false,
+            propagation: 'rprivate',
+            copyUp: true,
+            dir: true,
+          },
+        ],
+      }),
+    );
     expect(nativeInitUnsupported(copyUp)).toBeUndefined();
     expect(encodeInitPlan(copyUp).subarray(4).toString('utf8').split('\0').join(' ')).toContain('vbind /v /d 0 0 1 1');
     expect(nativeInitUnsupported(buildPlan(spec()))).toBeUndefined();
   });
 
-  it('with a user namespace: the maps, the root\'s dirs to idmap, which user mounts are idmapped, devpts\' gid in host ids', () => {
-    const userns = { uidMap: [{ containerId: 0, hostId: 100000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 200000, size: 1000 }, { containerId: 1000, hostId: 300000, size: 10 }] };
-    const p = buildPlan(spec({
-      rootfs: { lowerDirs: ['/l2', '/l1'], upperDir: '/c/upper', workDir: '/c/work', mountPoint: '/m', readOnly: false },
-      userns,
-      mounts: [
-        { kind: 'bind', source: '/vol', target: '/data', readOnly: false, propagation: 'rprivate', copyUp: false, dir: true, idmap: true },
-        { kind: 'bind', source: '/host', target: '/host', readOnly: false, propagation: 'rprivate', copyUp: false, dir: true },
+  it("with a user namespace: the maps, the root's dirs to idmap, which user mounts are idmapped, devpts' gid in host ids", () => {
+    const userns = {
+      uidMap: [{ containerId: 0, hostId: 100000, size: 65536 }],
+      gidMap: [
+        { containerId: 0, hostId: 200000, size: 1000 },
+        { containerId: 1000, hostId: 300000, size: 10 },
       ],
-    }));
+    };
+    const p = buildPlan(
+      spec({
+        rootfs: {
+          lowerDirs: ['/l2', '/l1'],
+          upperDir: '/c/upper',
+          workDir: '/c/work',
+          mountPoint: '/m',
+          readOnly: false,
+        },
+        userns,
+        mounts: [
+          {
+            kind: 'bind',
+            source: '/vol',
+            target: '/data',
+            readOnly: false,
+            propagation: 'rprivate',
+            copyUp: false,
+            dir: true,
+            idmap: true,
+          },
+          {
+            kind: 'bind',
+            source: '/host',
+            target: '/host',
+            readOnly: false,
+            propagation: 'rprivate',
+            copyUp: false,
+            dir: true,
+          },
+        ],
+      }),
+    );
     const r = decode(encodeInitPlan(p));
     expect(r).toContainEqual(['userns', '0 100000 65536\n', '0 200000 1000\n1000 300000 10\n', '100000', '200000']);
-    expect(r.filter(([k]) => k === 'idlower')).toEqual([['idlower', '/l2'], ['idlower', '/l1']]);
+    expect(r.filter(([k]) => k === 'idlower')).toEqual([
+      ['idlower', '/l2'],
+      ['idlower', '/l1'],
+    ]);
     expect(r).toContainEqual(['idupper', '/c', 'upper', 'work']);
     // `idmap` follows the vbind it marks.
     const marks = r.map(([k]) => k).filter((k) => k === 'vbind' || k === 'idmap');
@@ -111,6 +202,8 @@ describe('native init plan', () => {
   it('refuses what a C string or berth-init cannot hold: NUL bytes, huge plans', () => {
     expect(() => encodeInitPlan(buildPlan(spec({ process: { ...spec().process, env: ['A=a\0b'] } })))).toThrow(/NUL/);
     const huge = 'x'.repeat(NATIVE_PLAN_MAX_BYTES);
-    expect(() => encodeInitPlan(buildPlan(spec({ process: { ...spec().process, env: [`A=${huge}`] } })))).toThrow(/more than/);
+    expect(() => encodeInitPlan(buildPlan(spec({ process: { ...spec().process, env: [`A=${huge}`] } })))).toThrow(
+      /more than/,
+    );
   });
 });

@@ -7,7 +7,14 @@ import { ZYGOTE_ENV_KEYS, zygoteEnvironment } from '../../src/runtime/zygote-cli
 
 describe('zygoteEnvironment', () => {
   it('keeps only the listed variables the engine sets', () => {
-    const env = { PATH: '/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'x', NODE_OPTIONS: '--require hook', BERTH_ROOT: '/r', LD_LIBRARY_PATH: '/opt/lib' };
+    const env = {
+      PATH: '/bin',
+      HOME: '/root',
+      AWS_SECRET_ACCESS_KEY: 'x',
+      NODE_OPTIONS: '--require hook',
+      BERTH_ROOT: '/r',
+      LD_LIBRARY_PATH: '/opt/lib',
+    };
     expect(zygoteEnvironment(env)).toEqual({ LD_LIBRARY_PATH: '/opt/lib' });
   });
 

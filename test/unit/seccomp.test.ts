@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BPF_MAXINSNS, compileSeccomp, DEFAULT_SECCOMP_PROFILE, parseSeccompProfile, SECCOMP_RET, seccompFilterHex,
-  type SeccompArch, type SeccompProfile,
+  BPF_MAXINSNS,
+  compileSeccomp,
+  DEFAULT_SECCOMP_PROFILE,
+  parseSeccompProfile,
+  SECCOMP_RET,
+  seccompFilterHex,
+  type SeccompArch,
+  type SeccompProfile,
 } from '../../src/runtime/seccomp/index.js';
 import { SYSCALL_TABLES } from '../../src/runtime/seccomp/syscall-tables.js';
 import { DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
@@ -34,13 +40,26 @@ function evaluate(prog: Buffer, nr: number, arch: number, args: bigint[] = []): 
         A = data.readUInt32LE(k);
         pc++;
         break;
-      case 0x54: A = (A & k) >>> 0; pc++; break;
-      case 0x05: pc += 1 + k; break;
-      case 0x15: pc += 1 + (A === k ? jt : jf); break;
-      case 0x25: pc += 1 + (A > k ? jt : jf); break;
-      case 0x35: pc += 1 + (A >= k ? jt : jf); break;
-      case 0x06: return k;
-      default: throw new Error(`unknown opcode ${code.toString(16)} at ${pc}`);
+      case 0x54:
+        A = (A & k) >>> 0;
+        pc++;
+        break;
+      case 0x05:
+        pc += 1 + k;
+        break;
+      case 0x15:
+        pc += 1 + (A === k ? jt : jf);
+        break;
+      case 0x25:
+        pc += 1 + (A > k ? jt : jf);
+        break;
+      case 0x35:
+        pc += 1 + (A >= k ? jt : jf);
+        break;
+      case 0x06:
+        return k;
+      default:
+        throw new Error(`unknown opcode ${code.toString(16)} at ${pc}`);
     }
   }
   throw new Error('no RET reached');
@@ -68,13 +87,54 @@ describe('seccomp: the default profile compiled for x86_64 and aarch64', () => {
     const call = (name: string, args: bigint[] = []) => evaluate(prog, nrOf(table, name), AUDIT[arch], args);
 
     it(`${arch}: ordinary calls are allowed`, () => {
-      for (const name of ['read', 'write', 'openat', 'close', 'mmap', 'execve', 'exit_group', 'futex', 'clock_nanosleep', 'getdents64', 'capset', 'setresuid', 'prctl', 'wait4', 'rt_sigaction', 'statx', 'mkdirat', 'ptrace']) {
+      for (const name of [
+        'read',
+        'write',
+        'openat',
+        'close',
+        'mmap',
+        'execve',
+        'exit_group',
+        'futex',
+        'clock_nanosleep',
+        'getdents64',
+        'capset',
+        'setresuid',
+        'prctl',
+        'wait4',
+        'rt_sigaction',
+        'statx',
+        'mkdirat',
+        'ptrace',
+      ]) {
         expect(call(name), name).toBe(ALLOW);
       }
     });
 
     it(`${arch}: calls Docker refuses without a capability fail with EPERM`, () => {
-      for (const name of ['keyctl', 'add_key', 'request_key', 'io_uring_setup', 'perf_event_open', 'bpf', 'userfaultfd', 'mount', 'umount2', 'kexec_load', 'open_by_handle_at', 'unshare', 'setns', 'init_module', 'reboot', 'pivot_root', 'swapon', 'acct', 'settimeofday', 'sethostname', 'chroot']) {
+      for (const name of [
+        'keyctl',
+        'add_key',
+        'request_key',
+        'io_uring_setup',
+        'perf_event_open',
+        'bpf',
+        'userfaultfd',
+        'mount',
+        'umount2',
+        'kexec_load',
+        'open_by_handle_at',
+        'unshare',
+        'setns',
+        'init_module',
+        'reboot',
+        'pivot_root',
+        'swapon',
+        'acct',
+        'settimeofday',
+        'sethostname',
+        'chroot',
+      ]) {
         expect(call(name), name).toBe(name === 'chroot' ? ALLOW : EPERM); // CAP_SYS_CHROOT is a default capability
       }
     });
@@ -90,9 +150,12 @@ describe('seccomp: the default profile compiled for x86_64 and aarch64', () => {
     });
 
     it(`${arch}: personality only with Docker's values; socket refuses AF_ALG and AF_VSOCK only`, () => {
-      for (const v of [0n, 8n, 0x20000n, 0x20008n, 0xffffffffn]) expect(call('personality', [v]), String(v)).toBe(ALLOW);
-      for (const v of [0x0040000n /* ADDR_NO_RANDOMIZE */, 1n, 0x1_0000_0000n]) expect(call('personality', [v]), String(v)).toBe(EPERM);
-      for (const family of [1n, 2n, 10n, 16n, 17n, 39n, 41n, 44n]) expect(call('socket', [family]), String(family)).toBe(ALLOW);
+      for (const v of [0n, 8n, 0x20000n, 0x20008n, 0xffffffffn])
+        expect(call('personality', [v]), String(v)).toBe(ALLOW);
+      for (const v of [0x0040000n /* ADDR_NO_RANDOMIZE */, 1n, 0x1_0000_0000n])
+        expect(call('personality', [v]), String(v)).toBe(EPERM);
+      for (const family of [1n, 2n, 10n, 16n, 17n, 39n, 41n, 44n])
+        expect(call('socket', [family]), String(family)).toBe(ALLOW);
       expect(call('socket', [38n])).toBe(EPERM);
       expect(call('socket', [40n])).toBe(EPERM);
       // 2^32 + 2 is not AF_INET: the high half counts.
@@ -149,7 +212,10 @@ describe('seccomp: the default profile compiled for x86_64 and aarch64', () => {
     expect(evaluate(prog, nrOf('x32', 'keyctl'), AUDIT.x86_64)).toBe(EPERM);
     expect(evaluate(prog, X32_BIT | 13 /* x86_64's rt_sigaction, not an x32 call */, AUDIT.x86_64)).toBe(EPERM);
     // A profile without x32 kills x32 calls.
-    const noX32 = compileSeccomp({ ...DEFAULT_SECCOMP_PROFILE, archMap: null, architectures: ['SCMP_ARCH_X86_64'] }, { arch: 'x86_64', capabilities: [] });
+    const noX32 = compileSeccomp(
+      { ...DEFAULT_SECCOMP_PROFILE, archMap: null, architectures: ['SCMP_ARCH_X86_64'] },
+      { arch: 'x86_64', capabilities: [] },
+    );
     expect(evaluate(noX32, nrOf('x32', 'read'), AUDIT.x86_64)).toBe(KILL);
     expect(evaluate(noX32, nrOf('x86', 'read'), AUDIT.x86)).toBe(KILL);
     expect(evaluate(noX32, nrOf('x86_64', 'read'), AUDIT.x86_64)).toBe(ALLOW);
@@ -174,9 +240,18 @@ describe('seccomp: the default profile compiled for x86_64 and aarch64', () => {
       let A = 0;
       for (;;) {
         steps++;
-        const code = copy.readUInt16LE(pc * 8), jt = copy[pc * 8 + 2]!, jf = copy[pc * 8 + 3]!, k = copy.readUInt32LE(pc * 8 + 4);
+        const code = copy.readUInt16LE(pc * 8),
+          jt = copy[pc * 8 + 2]!,
+          jf = copy[pc * 8 + 3]!,
+          k = copy.readUInt32LE(pc * 8 + 4);
         if (code === 0x06) return steps;
-        if (code === 0x20) { A = data.readUInt32LE(k); pc++; } else if (code === 0x54) { A = (A & k) >>> 0; pc++; } else if (code === 0x05) pc += 1 + k;
+        if (code === 0x20) {
+          A = data.readUInt32LE(k);
+          pc++;
+        } else if (code === 0x54) {
+          A = (A & k) >>> 0;
+          pc++;
+        } else if (code === 0x05) pc += 1 + k;
         else pc += 1 + ((code === 0x15 ? A === k : code === 0x25 ? A > k : A >= k) ? jt : jf);
       }
     };
@@ -191,7 +266,12 @@ describe('seccomp: custom profiles', () => {
     evaluate(compileSeccomp(p, { arch, capabilities: caps }), nrOf(arch, name), AUDIT[arch], args);
 
   it('a deny-list profile: the default allows, a named call fails with its errnoRet', () => {
-    const p = parseSeccompProfile(JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] }));
+    const p = parseSeccompProfile(
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }],
+      }),
+    );
     expect(run(p, 'mkdirat')).toBe(SECCOMP_RET.ERRNO | 13);
     expect(run(p, 'mkdir')).toBe(SECCOMP_RET.ERRNO | 13);
     expect(run(p, 'read')).toBe(ALLOW);
@@ -226,22 +306,56 @@ describe('seccomp: custom profiles', () => {
 
   it('64-bit comparisons: every operator on both halves', () => {
     const big = 0x1_0000_0005n;
-    const profileFor = (op: string, value: bigint, valueTwo?: bigint) => parseSeccompProfile({
-      defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 1,
-      syscalls: [{ names: ['ioctl'], action: 'SCMP_ACT_ALLOW', args: [{ index: 1, value: Number(value), ...(valueTwo !== undefined ? { valueTwo: Number(valueTwo) } : {}), op }] }],
-    });
+    const profileFor = (op: string, value: bigint, valueTwo?: bigint) =>
+      parseSeccompProfile({
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 1,
+        syscalls: [
+          {
+            names: ['ioctl'],
+            action: 'SCMP_ACT_ALLOW',
+            args: [
+              { index: 1, value: Number(value), ...(valueTwo !== undefined ? { valueTwo: Number(valueTwo) } : {}), op },
+            ],
+          },
+        ],
+      });
     const cases: Array<[string, (a: bigint) => boolean]> = [
-      ['SCMP_CMP_EQ', (a) => a === big], ['SCMP_CMP_NE', (a) => a !== big], ['SCMP_CMP_LT', (a) => a < big],
-      ['SCMP_CMP_LE', (a) => a <= big], ['SCMP_CMP_GT', (a) => a > big], ['SCMP_CMP_GE', (a) => a >= big],
+      ['SCMP_CMP_EQ', (a) => a === big],
+      ['SCMP_CMP_NE', (a) => a !== big],
+      ['SCMP_CMP_LT', (a) => a < big],
+      ['SCMP_CMP_LE', (a) => a <= big],
+      ['SCMP_CMP_GT', (a) => a > big],
+      ['SCMP_CMP_GE', (a) => a >= big],
     ];
-    const samples = [0n, 5n, 6n, 4n, big, big - 1n, big + 1n, 0x2_0000_0000n, 0x0_ffff_ffffn, 0x1_0000_0000n, 0xffff_ffff_ffff_ffffn];
+    const samples = [
+      0n,
+      5n,
+      6n,
+      4n,
+      big,
+      big - 1n,
+      big + 1n,
+      0x2_0000_0000n,
+      0x0_ffff_ffffn,
+      0x1_0000_0000n,
+      0xffff_ffff_ffff_ffffn,
+    ];
     for (const [op, expected] of cases) {
       const prog = compileSeccomp(profileFor(op, big), { arch, capabilities: [] });
-      for (const a of samples) expect(evaluate(prog, nrOf(arch, 'ioctl'), AUDIT[arch], [0n, a]), `${op} ${a}`).toBe(expected(a) ? ALLOW : EPERM);
+      for (const a of samples)
+        expect(evaluate(prog, nrOf(arch, 'ioctl'), AUDIT[arch], [0n, a]), `${op} ${a}`).toBe(
+          expected(a) ? ALLOW : EPERM,
+        );
     }
-    const masked = compileSeccomp(profileFor('SCMP_CMP_MASKED_EQ', 0xf_0000_00f0n, 0x1_0000_0010n), { arch, capabilities: [] });
+    const masked = compileSeccomp(profileFor('SCMP_CMP_MASKED_EQ', 0xf_0000_00f0n, 0x1_0000_0010n), {
+      arch,
+      capabilities: [],
+    });
     for (const a of samples.concat([0x1_0000_0010n, 0x1_ffff_ff1fn, 0x0_0000_0010n])) {
-      expect(evaluate(masked, nrOf(arch, 'ioctl'), AUDIT[arch], [0n, a]), `masked ${a}`).toBe((a & 0xf_0000_00f0n) === 0x1_0000_0010n ? ALLOW : EPERM);
+      expect(evaluate(masked, nrOf(arch, 'ioctl'), AUDIT[arch], [0n, a]), `masked ${a}`).toBe(
+        (a & 0xf_0000_00f0n) === 0x1_0000_0010n ? ALLOW : EPERM,
+      );
     }
   });
 
@@ -249,8 +363,22 @@ describe('seccomp: custom profiles', () => {
     const p = parseSeccompProfile({
       defaultAction: 'SCMP_ACT_ERRNO',
       syscalls: [
-        { names: ['ioctl'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 1, op: 'SCMP_CMP_EQ' }, { index: 1, value: 2, op: 'SCMP_CMP_EQ' }] },
-        { names: ['fcntl'], action: 'SCMP_ACT_ALLOW', args: [{ index: 1, value: 1, op: 'SCMP_CMP_EQ' }, { index: 1, value: 3, op: 'SCMP_CMP_EQ' }] },
+        {
+          names: ['ioctl'],
+          action: 'SCMP_ACT_ALLOW',
+          args: [
+            { index: 0, value: 1, op: 'SCMP_CMP_EQ' },
+            { index: 1, value: 2, op: 'SCMP_CMP_EQ' },
+          ],
+        },
+        {
+          names: ['fcntl'],
+          action: 'SCMP_ACT_ALLOW',
+          args: [
+            { index: 1, value: 1, op: 'SCMP_CMP_EQ' },
+            { index: 1, value: 3, op: 'SCMP_CMP_EQ' },
+          ],
+        },
       ],
     });
     expect(run(p, 'ioctl', [1n, 2n])).toBe(ALLOW);
@@ -296,7 +424,15 @@ describe('seccomp: custom profiles', () => {
     const names = Object.keys(SYSCALL_TABLES.x86_64).slice(0, 300);
     const p = parseSeccompProfile({
       defaultAction: 'SCMP_ACT_KILL_PROCESS',
-      syscalls: names.map((name, i) => ({ names: [name], action: 'SCMP_ACT_ERRNO', errnoRet: (i % 200) + 1, args: [{ index: 2, value: i, op: 'SCMP_CMP_EQ' }, { index: 3, value: i + 7, op: 'SCMP_CMP_GE' }] })),
+      syscalls: names.map((name, i) => ({
+        names: [name],
+        action: 'SCMP_ACT_ERRNO',
+        errnoRet: (i % 200) + 1,
+        args: [
+          { index: 2, value: i, op: 'SCMP_CMP_EQ' },
+          { index: 3, value: i + 7, op: 'SCMP_CMP_GE' },
+        ],
+      })),
     });
     const prog = compileSeccomp(p, { arch, capabilities: [] });
     expect(prog.length / 8).toBeGreaterThan(1000);
@@ -306,11 +442,20 @@ describe('seccomp: custom profiles', () => {
     });
   });
 
-  it('refuses a profile that does not fit the kernel\'s limit', () => {
+  it("refuses a profile that does not fit the kernel's limit", () => {
     const names = Object.keys(SYSCALL_TABLES.x86_64);
     const p = parseSeccompProfile({
       defaultAction: 'SCMP_ACT_ERRNO',
-      syscalls: names.flatMap((name) => Array.from({ length: 3 }, (_, i) => ({ names: [name], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: i, op: 'SCMP_CMP_EQ' }, { index: 1, value: i, op: 'SCMP_CMP_EQ' }] }))),
+      syscalls: names.flatMap((name) =>
+        Array.from({ length: 3 }, (_, i) => ({
+          names: [name],
+          action: 'SCMP_ACT_ALLOW',
+          args: [
+            { index: 0, value: i, op: 'SCMP_CMP_EQ' },
+            { index: 1, value: i, op: 'SCMP_CMP_EQ' },
+          ],
+        })),
+      ),
     });
     expect(() => compileSeccomp(p, { arch, capabilities: [] })).toThrow(/more than the kernel's 4096/);
   });
@@ -318,17 +463,40 @@ describe('seccomp: custom profiles', () => {
   it('parseSeccompProfile names the bad field', () => {
     expect(() => parseSeccompProfile('{')).toThrow(/not valid JSON/);
     expect(() => parseSeccompProfile({ defaultAction: 'SCMP_ACT_NOPE' })).toThrow(/defaultAction/);
-    expect(() => parseSeccompProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'X' }] })).toThrow(/syscalls\.0\.action/);
-    expect(() => parseSeccompProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', args: [{ index: 6, value: 0, op: 'SCMP_CMP_EQ' }] }] })).toThrow(/syscalls\.0\.args\.0\.index/);
-    expect(() => parseSeccompProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_ABOUT' }] }] })).toThrow(/op/);
-    expect(() => parseSeccompProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ALLOW' }] })).toThrow(/names/);
-    expect(() => parseSeccompProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_NOPE'] } }] })).toThrow(/caps/);
+    expect(() =>
+      parseSeccompProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'X' }] }),
+    ).toThrow(/syscalls\.0\.action/);
+    expect(() =>
+      parseSeccompProfile({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', args: [{ index: 6, value: 0, op: 'SCMP_CMP_EQ' }] }],
+      }),
+    ).toThrow(/syscalls\.0\.args\.0\.index/);
+    expect(() =>
+      parseSeccompProfile({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_ABOUT' }] }],
+      }),
+    ).toThrow(/op/);
+    expect(() =>
+      parseSeccompProfile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ALLOW' }] }),
+    ).toThrow(/names/);
+    expect(() =>
+      parseSeccompProfile({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_NOPE'] } }],
+      }),
+    ).toThrow(/caps/);
   });
 
   it('seccompFilterHex caches by profile, architecture and capabilities', () => {
     const a = seccompFilterHex('default', { arch, capabilities: DEFAULT_CAPABILITIES });
     expect(seccompFilterHex('default', { arch, capabilities: [...DEFAULT_CAPABILITIES].reverse() })).toBe(a);
-    expect(Buffer.from(a, 'hex').equals(compileSeccomp(DEFAULT_SECCOMP_PROFILE, { arch, capabilities: DEFAULT_CAPABILITIES }))).toBe(true);
+    expect(
+      Buffer.from(a, 'hex').equals(
+        compileSeccomp(DEFAULT_SECCOMP_PROFILE, { arch, capabilities: DEFAULT_CAPABILITIES }),
+      ),
+    ).toBe(true);
     expect(seccompFilterHex('default', { arch, capabilities: [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'] })).not.toBe(a);
     expect(seccompFilterHex('default', { arch: 'aarch64', capabilities: DEFAULT_CAPABILITIES })).not.toBe(a);
     const t0 = performance.now();

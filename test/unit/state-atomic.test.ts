@@ -13,7 +13,11 @@ import {
 import { tempDir } from '../helpers/tmp.js';
 
 const enospc = (): never => {
-  throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+  throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+    code: 'ENOSPC',
+    errno: -28,
+    syscall: 'write',
+  });
 };
 
 afterEach(() => {

@@ -53,7 +53,12 @@ describe('RecordStore records', () => {
     const Counted = Rec.superRefine(() => {
       checks++;
     });
-    const s = new RecordStore<Rec>({ dir: path.join(tempDir('store'), 'containers'), kind: 'container', fsync: false, schema: Counted as never });
+    const s = new RecordStore<Rec>({
+      dir: path.join(tempDir('store'), 'containers'),
+      kind: 'container',
+      fsync: false,
+      schema: Counted as never,
+    });
     await s.create('a1', { id: 'a1', n: 1 });
     const afterWrite = checks;
     for (let i = 0; i < 3; i++) expect(await s.get('a1')).toEqual({ id: 'a1', n: 1 });

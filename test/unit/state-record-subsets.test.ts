@@ -17,18 +17,28 @@ type Rec = z.infer<typeof Rec>;
 const subsets = { on: (r: Rec) => r.on };
 
 function store(dir = path.join(tempDir('subsets'), 'records'), grace?: number): RecordStore<Rec> {
-  return new RecordStore<Rec>({ dir, fsync: false, schema: Rec, subsets, ...(grace === undefined ? {} : { danglingNameGraceMs: grace }) });
+  return new RecordStore<Rec>({
+    dir,
+    fsync: false,
+    schema: Rec,
+    subsets,
+    ...(grace === undefined ? {} : { danglingNameGraceMs: grace }),
+  });
 }
 
 const ids = (recs: Rec[]) => recs.map((r) => r.id).sort();
 const on = async (s: RecordStore<Rec>) => ids((await s.list()).filter((r) => r.on));
-const entries = (s: RecordStore<Rec>) => fs.readdirSync(path.join(s.dir, 'subsets', 'on')).filter((n) => !n.startsWith('.')).sort();
+const entries = (s: RecordStore<Rec>) =>
+  fs
+    .readdirSync(path.join(s.dir, 'subsets', 'on'))
+    .filter((n) => !n.startsWith('.'))
+    .sort();
 
 describe('RecordStore subsets', () => {
   it('lists exactly the records of the subset through random creates, updates and deletes', async () => {
     const s = store();
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const live = new Set<string>();
     for (let i = 0; i < 400; i++) {
       const r = random();
