@@ -248,7 +248,14 @@ export class Engine extends EventHub {
  * berth or of another one loaded in the process, such as its CJS build), or absent for
  * {@link Engine.default}.
  */
-export const engineSchema = z.custom<Engine>((v) => v instanceof Engine || (typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[ENGINE_BRAND] === true), 'expected an Engine (new Engine({ root })), or no engine for the default one').optional();
+export const engineSchema = z
+  .custom<Engine>(
+    (v) =>
+      v instanceof Engine ||
+      (typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[ENGINE_BRAND] === true),
+    'expected an Engine (new Engine({ root })), or no engine for the default one',
+  )
+  .optional();
 
 /**
  * The `engine` of a public call's options, checked: undefined when absent (the caller then uses
@@ -259,6 +266,7 @@ export const engineSchema = z.custom<Engine>((v) => v instanceof Engine || (type
 export function engineOption(options: { engine?: unknown } | undefined | null): Engine | undefined {
   const value = typeof options === 'object' && options !== null ? options.engine : undefined;
   const r = engineSchema.safeParse(value);
-  if (!r.success) throw new InvalidArgumentError('engine', r.error.issues[0]?.message ?? 'expected an Engine', { cause: r.error });
+  if (!r.success)
+    throw new InvalidArgumentError('engine', r.error.issues[0]?.message ?? 'expected an Engine', { cause: r.error });
   return r.data;
 }

@@ -239,7 +239,14 @@ export class KernelError extends BerthError {
   readonly path: string | undefined;
 
   /** Creates an error for a failed `syscall` with `errno`. */
-  constructor(syscall: string, errno: number, errnoCode: string, detail?: string, path?: string, options?: BerthErrorOptions) {
+  constructor(
+    syscall: string,
+    errno: number,
+    errnoCode: string,
+    detail?: string,
+    path?: string,
+    options?: BerthErrorOptions,
+  ) {
     const code = kernelCode(errnoCode);
     const advice = code === 'NO_SPACE' ? `; free space on the file system that holds ${path ?? 'it'}` : '';
     super(

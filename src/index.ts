@@ -31,12 +31,26 @@ export type { MountOptions } from './container/mounts.js';
 export type { UsernsOption } from './container/userns.js';
 export type { LogOptions } from './container/log-options.js';
 export type { IdMapping } from './runtime/plan.js';
-export { Volume, type VolumeCreateOptions, type VolumeEngineOption, type VolumeInfo, type VolumeListOptions } from './volume/volume.js';
+export {
+  Volume,
+  type VolumeCreateOptions,
+  type VolumeEngineOption,
+  type VolumeInfo,
+  type VolumeListOptions,
+} from './volume/volume.js';
 export type { ContainerInfo, ContainerSummary, NetworkSettings } from './container/info.js';
 export { CONTAINER_STATUSES, type ContainerStatus } from './container/record.js';
 export type { LogLine, LogsOptions } from './container/logs.js';
 export type { LogStream } from './runtime/log-format.js';
-export { EVENT_TYPES, EventHub, type BerthEvent, type EventFilter, type EventHubEvents, type EventTime, type EventType } from './events/index.js';
+export {
+  EVENT_TYPES,
+  EventHub,
+  type BerthEvent,
+  type EventFilter,
+  type EventHubEvents,
+  type EventTime,
+  type EventType,
+} from './events/index.js';
 export { Operation, type OperationWork, type OperationOptions } from './operation.js';
 export {
   BerthError,
@@ -53,7 +67,13 @@ export {
   type ErrorCode,
   type BerthErrorOptions,
 } from './errors.js';
-export type { ResourceOptions, CgroupStats, CgroupCpuStats, CgroupMemoryStats, CgroupNetworkStats } from './runtime/cgroups/index.js';
+export type {
+  ResourceOptions,
+  CgroupStats,
+  CgroupCpuStats,
+  CgroupMemoryStats,
+  CgroupNetworkStats,
+} from './runtime/cgroups/index.js';
 export {
   Network,
   type NetworkConnectOptions,
@@ -62,5 +82,12 @@ export {
   type NetworkInfo,
 } from './network/network.js';
 export { type NetworkCreateOptions, type AttachmentOptions } from './network/options.js';
-export { PORT_PROTOCOLS, parsePortSpec, parsePorts, type PortBinding, type PortProtocol, type PublishedPort } from './network/ports.js';
+export {
+  PORT_PROTOCOLS,
+  parsePortSpec,
+  parsePorts,
+  type PortBinding,
+  type PortProtocol,
+  type PublishedPort,
+} from './network/ports.js';
 export type { PlanInterface } from './runtime/plan-interface.js';

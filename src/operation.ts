@@ -87,7 +87,9 @@ export class Operation<T, P = never> implements PromiseLike<T>, AsyncIterable<P>
    * @param options - See {@link OperationOptions}.
    */
   constructor(work: OperationWork<T, P>, options: OperationOptions = {}) {
-    const signal = options.signal ? AbortSignal.any([options.signal, this.#controller.signal]) : this.#controller.signal;
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#controller.signal])
+      : this.#controller.signal;
     this.#signal = signal;
     const emit = (progress: P): void => {
       if (this.#outcome) return; // late events (after the work settled) are dropped

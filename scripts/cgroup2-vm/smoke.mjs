@@ -20,7 +20,9 @@ let failures = 0;
 function check(what, actual, expected) {
   const ok = actual === expected;
   if (!ok) failures++;
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}: ${JSON.stringify(actual)}${ok ? '' : ` (expected ${JSON.stringify(expected)})`}`);
+  console.log(
+    `${ok ? 'ok  ' : 'FAIL'} ${what}: ${JSON.stringify(actual)}${ok ? '' : ` (expected ${JSON.stringify(expected)})`}`,
+  );
 }
 
 const read = (path) => readFileSync(path, 'utf8').trim();
@@ -28,23 +30,47 @@ const read = (path) => readFileSync(path, 'utf8').trim();
 const frozen = (dir) => /^frozen (\d)$/m.exec(readFileSync(join(dir, 'cgroup.events'), 'utf8'))?.[1];
 
 async function smoke(root) {
-  check('the cgroup filesystem is cgroup2', readFileSync('/proc/self/mountinfo', 'utf8').includes(' /sys/fs/cgroup rw') &&
-    readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.includes(' /sys/fs/cgroup ') && l.includes(' - cgroup2 ')), true);
+  check(
+    'the cgroup filesystem is cgroup2',
+    readFileSync('/proc/self/mountinfo', 'utf8').includes(' /sys/fs/cgroup rw') &&
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .some((l) => l.includes(' /sys/fs/cgroup ') && l.includes(' - cgroup2 ')),
+    true,
+  );
   const { tar } = await buildBusyboxRootfs(join(root, 'image'));
   await using engine = new Engine({ root: join(root, 'state'), runRoot: join(root, 'run') });
   await Image.import(tar, { ref: 'smoke/busybox:latest', engine });
   const none = { network: 'none', engine };
 
   // Limits land in the container's own v2 directory.
-  const c = await Container.run('smoke/busybox:latest', ['sleep', '300'], { ...none, resources: { memory: '64m', cpus: 0.5, pids: 20 } });
+  const c = await Container.run('smoke/busybox:latest', ['sleep', '300'], {
+    ...none,
+    resources: { memory: '64m', cpus: 0.5, pids: 20 },
+  });
   const id = await c.id();
   const dir = join(CGROUP, 'berth', id);
   check('memory.max', read(join(dir, 'memory.max')), String(64 * MiB));
   check('cpu.max', read(join(dir, 'cpu.max')), '50000 100000');
   check('pids.max', read(join(dir, 'pids.max')), '20');
-  check('the controllers berth enabled for its parent', read(join(CGROUP, 'berth', 'cgroup.subtree_control')).split(' ').filter((x) => ['cpu', 'memory', 'pids'].includes(x)).join(' '), 'cpu memory pids');
-  check("the container's /proc/self/cgroup (its own cgroup namespace)", (await c.exec(['cat', '/proc/self/cgroup'])).stdout, '0::/\n');
-  check("an exec's process is in the container's cgroup", readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 1, true);
+  check(
+    'the controllers berth enabled for its parent',
+    read(join(CGROUP, 'berth', 'cgroup.subtree_control'))
+      .split(' ')
+      .filter((x) => ['cpu', 'memory', 'pids'].includes(x))
+      .join(' '),
+    'cpu memory pids',
+  );
+  check(
+    "the container's /proc/self/cgroup (its own cgroup namespace)",
+    (await c.exec(['cat', '/proc/self/cgroup'])).stdout,
+    '0::/\n',
+  );
+  check(
+    "an exec's process is in the container's cgroup",
+    readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 1,
+    true,
+  );
 
   // Pause and unpause through cgroup.freeze.
   await c.pause();
@@ -73,16 +99,21 @@ async function smoke(root) {
   check('the cgroup directory after remove', existsSync(dir), false);
 
   // An OOM kill, reported as one.
-  const oom = await Container.run('smoke/busybox:latest', ['sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived'],
-    { ...none, resources: { memory: '32m', memorySwap: '32m' } });
+  const oom = await Container.run(
+    'smoke/busybox:latest',
+    ['sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived'],
+    { ...none, resources: { memory: '32m', memorySwap: '32m' } },
+  );
   const oomDir = join(CGROUP, 'berth', await oom.id());
   check('exit code of the OOM-killed container', (await oom.wait()).exitCode, 137);
   check('state.oomKilled', (await oom.inspect()).state.oomKilled, true);
   await oom.remove();
-  check('the OOM-killed container\'s cgroup after remove', existsSync(oomDir), false);
+  check("the OOM-killed container's cgroup after remove", existsSync(oomDir), false);
 
   await engine.close();
-  const left = existsSync(join(CGROUP, 'berth')) ? readdirSync(join(CGROUP, 'berth'), { withFileTypes: true }).filter((e) => e.isDirectory()) : [];
+  const left = existsSync(join(CGROUP, 'berth'))
+    ? readdirSync(join(CGROUP, 'berth'), { withFileTypes: true }).filter((e) => e.isDirectory())
+    : [];
   check('container cgroups left under /sys/fs/cgroup/berth', left.length, 0);
 }
 

@@ -13,7 +13,11 @@ import { isActive } from './status.js';
 
 /** The cgroup driver, or the error of a machine without one. */
 function driver(core: ContainerCore, rec: ContainerRecord, verb: string): CgroupDriver {
-  if (!core.ctx.cgroups) throw new BerthError('KERNEL', `cannot ${verb} container ${labelOf(rec)}: this machine has no usable cgroup hierarchy`);
+  if (!core.ctx.cgroups)
+    throw new BerthError(
+      'KERNEL',
+      `cannot ${verb} container ${labelOf(rec)}: this machine has no usable cgroup hierarchy`,
+    );
   return core.ctx.cgroups;
 }
 
@@ -34,7 +38,11 @@ export async function unpause(core: ContainerCore, rec: ContainerRecord): Promis
 }
 
 /** Merges `resources` into `rec`'s limits (applied live when it runs), as `docker update`. */
-export async function update(core: ContainerCore, rec: ContainerRecord, resources: CgroupLimits): Promise<ContainerRecord> {
+export async function update(
+  core: ContainerCore,
+  rec: ContainerRecord,
+  resources: CgroupLimits,
+): Promise<ContainerRecord> {
   const merged: CgroupLimits = { ...rec.config.resources, ...resources };
   if (isActive(rec.state.status)) await driver(core, rec, 'update').update(rec.id, resources);
   const next = await core.records.update(rec.id, (r) => ({ ...r, config: { ...r.config, resources: merged } }));

@@ -14,9 +14,26 @@ import { ContainerAttachment, ContainerProcess } from './process.js';
 import type { ResourceOptions } from '../runtime/cgroups/index.js';
 import { attachCleanupErrors } from './run-resources.js';
 import {
-  attachSchema, commitSchema, execSchema, listSchema, logsSchema, NAME_RE, spawnSchema, toExecOptions, toList,
-  type ContainerAttachOptions, type ContainerCommitOptions, type ContainerExecOptions, type ContainerListOptions, type ContainerLogs,
-  type ContainerSpawnOptions, type ContainerStats, type CreateOptions, type EngineOption, type RunOptions, type WaitResult,
+  attachSchema,
+  commitSchema,
+  execSchema,
+  listSchema,
+  logsSchema,
+  NAME_RE,
+  spawnSchema,
+  toExecOptions,
+  toList,
+  type ContainerAttachOptions,
+  type ContainerCommitOptions,
+  type ContainerExecOptions,
+  type ContainerListOptions,
+  type ContainerLogs,
+  type ContainerSpawnOptions,
+  type ContainerStats,
+  type CreateOptions,
+  type EngineOption,
+  type RunOptions,
+  type WaitResult,
 } from './handle-options.js';
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
@@ -25,8 +42,17 @@ import type { OciContainerConfig } from '../image/image-config.js';
 import type { ContainerChange } from './fs/union.js';
 
 export type {
-  ContainerAttachOptions, ContainerCommitOptions, ContainerExecOptions, ContainerListOptions, ContainerLogs, ContainerSpawnOptions,
-  ContainerStats, CreateOptions, EngineOption, RunOptions, WaitResult,
+  ContainerAttachOptions,
+  ContainerCommitOptions,
+  ContainerExecOptions,
+  ContainerListOptions,
+  ContainerLogs,
+  ContainerSpawnOptions,
+  ContainerStats,
+  CreateOptions,
+  EngineOption,
+  RunOptions,
+  WaitResult,
 } from './handle-options.js';
 
 /**
@@ -48,7 +74,8 @@ export class Container {
 
   /** A handle on the container `idOrName`; touches nothing until a method is called. */
   constructor(idOrName: string, options: EngineOption = {}) {
-    if (typeof idOrName !== 'string' || !idOrName) throw new InvalidArgumentError('idOrName', 'expected a container id or name');
+    if (typeof idOrName !== 'string' || !idOrName)
+      throw new InvalidArgumentError('idOrName', 'expected a container id or name');
     this.ref = idOrName;
     this.#engine = engineOption(options);
   }
@@ -89,7 +116,9 @@ export class Container {
     const engine = engineOption(options) ?? Engine.default();
     const recs = await engine.containers.list({
       ...(o.all !== undefined ? { all: o.all } : {}),
-      label: toList(o.label), name: toList(o.name), status: toList(o.status),
+      label: toList(o.label),
+      name: toList(o.name),
+      status: toList(o.status),
     });
     return recs.map((r) => toSummary(r));
   }
@@ -99,7 +128,10 @@ export class Container {
     const svc = (engineOption(options) ?? Engine.default()).containers;
     const removed: string[] = [];
     for (const r of await svc.list({ status: ['exited', 'created', 'dead'] })) {
-      await svc.remove(r.id).then(() => removed.push(r.id), () => undefined);
+      await svc.remove(r.id).then(
+        () => removed.push(r.id),
+        () => undefined,
+      );
     }
     return removed;
   }
@@ -126,7 +158,10 @@ export class Container {
    * `docker wait --condition`; resolves with its exit code.
    */
   async wait(options: { condition?: WaitCondition } = {}): Promise<WaitResult> {
-    const o = parseOptions(z.strictObject({ condition: z.enum(['not-running', 'next-exit', 'removed']).optional() }), options);
+    const o = parseOptions(
+      z.strictObject({ condition: z.enum(['not-running', 'next-exit', 'removed']).optional() }),
+      options,
+    );
     const { exitCode } = await this.#svc.wait(this.ref, undefined, o.condition ?? 'not-running');
     return { exitCode };
   }
@@ -193,7 +228,6 @@ export class Container {
     const o = parseOptions(attachSchema, options);
     return new ContainerAttachment(await this.#svc.attach(this.ref, o));
   }
-
 
   /** The host port a container port is published on (`docker port`); undefined when it is not published. */
   async port(containerPort: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<number | undefined> {
@@ -335,7 +369,10 @@ export class Container {
    */
   async copyTo(path: string, tar: Readable | AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
     const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), path, 'path');
-    if (!(tar instanceof Uint8Array) && typeof (tar as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function') {
+    if (
+      !(tar instanceof Uint8Array) &&
+      typeof (tar as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function'
+    ) {
       throw new InvalidArgumentError('tar', 'expected a tar stream or the bytes of a tar');
     }
     await this.#svc.copyTo(this.ref, p, tar);
@@ -343,7 +380,11 @@ export class Container {
 
   /** Renames it, as `docker rename`. Throws `NAME_CONFLICT` when the name is taken. */
   async rename(newName: string): Promise<void> {
-    const n = parseOptions(z.string().regex(NAME_RE, 'only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed').max(253), newName, 'newName');
+    const n = parseOptions(
+      z.string().regex(NAME_RE, 'only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed').max(253),
+      newName,
+      'newName',
+    );
     await this.#svc.rename(this.ref, n);
   }
 
@@ -363,15 +404,19 @@ export class Container {
     const engine = this.#engine ?? Engine.default();
     const { record: rec, tar } = await engine.containers.layerTar(this.ref);
     const c = rec.config;
-    const runConfig = (parent: OciContainerConfig): OciContainerConfig => applyChanges({
-      ...parent,
-      Cmd: c.cmd,
-      Entrypoint: c.entrypoint,
-      Env: c.env.filter((e) => !e.startsWith('HOSTNAME=')),
-      WorkingDir: c.workdir || parent.WorkingDir || '',
-      User: c.user || parent.User || '',
-      Labels: { ...parent.Labels, ...c.labels },
-    }, changes);
+    const runConfig = (parent: OciContainerConfig): OciContainerConfig =>
+      applyChanges(
+        {
+          ...parent,
+          Cmd: c.cmd,
+          Entrypoint: c.entrypoint,
+          Env: c.env.filter((e) => !e.startsWith('HOSTNAME=')),
+          WorkingDir: c.workdir || parent.WorkingDir || '',
+          User: c.user || parent.User || '',
+          Labels: { ...parent.Labels, ...c.labels },
+        },
+        changes,
+      );
     // Invalid changes are refused before anything is written.
     runConfig({});
     const info = await engine.images.commitLayer(rec.imageId, tar, {

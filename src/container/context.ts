@@ -27,7 +27,12 @@ export interface ContainerServiceContext {
    */
   runRoot?: string;
   /** Appends to the engine's event log. */
-  appendEvent(e: { type: 'container'; action: string; id: string; attributes: Record<string, string> }): Promise<unknown>;
+  appendEvent(e: {
+    type: 'container';
+    action: string;
+    id: string;
+    attributes: Record<string, string>;
+  }): Promise<unknown>;
   /** Resolves an image for running: its id, run config and layer dirs (topmost first). */
   resolveImage(ref: string): Promise<{ id: string; config: ImageRunConfig; layerDirs: string[] }>;
   /** Pulls a missing image, as `docker run` does; resolves false when `ref` cannot be pulled (an id). Absent: no pulling. */
@@ -56,7 +61,10 @@ export interface ContainerNetworks {
   /** Frees a container's addresses and ports (on every network when `network` is absent). */
   releaseAttachment(id: string, network?: string, options?: { linksGone?: boolean }): Promise<void>;
   /** The hosts file of a container on its networks (self and peers). */
-  hostsFileFor(id: string, self: { hostname: string; domainname?: string; extraHosts?: Array<{ names: string[]; address: string }> }): Promise<string>;
+  hostsFileFor(
+    id: string,
+    self: { hostname: string; domainname?: string; extraHosts?: Array<{ names: string[]; address: string }> },
+  ): Promise<string>;
   /** A container's attachments. */
   attachmentsOf(id: string): Promise<Attachment[]>;
   /** Ids of every container holding an endpoint. */
@@ -90,7 +98,10 @@ export interface ContainerRuntime {
    * and terminal master, when it has them); rejects with {@link StartFailure} when it cannot.
    */
   start(
-    plan: Plan, logPath: string, exitPath: string, options?: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits },
+    plan: Plan,
+    logPath: string,
+    exitPath: string,
+    options?: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits },
   ): Promise<{ pid: number; startTime: number; stdinFd?: number; ttyFd?: number; holderPid?: number }>;
   /** Calls `listener` when a process this runtime started ends (after its output is drained). */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void;
@@ -98,7 +109,9 @@ export interface ContainerRuntime {
   hold(): () => void;
   /** Runs a process in a running container; resolves once it runs (with a copy of its terminal's master, when it has one). */
   exec(
-    plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void, options?: { stdinFd?: number },
+    plan: ExecPlan,
+    onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
+    options?: { stdinFd?: number },
   ): Promise<{ pid: number; startTime: number; exited: Promise<ExitRecord>; tty?: number }>;
   /** The pid of the process that owns started containers (the zygote), once there is one. */
   readonly pid: number | undefined;
@@ -124,7 +137,10 @@ export interface ContainerCore {
  * How a fresh single-threaded process joins container `id`'s cgroups: v1 `tasks` files when there
  * are any, else `cgroup.procs`.
  */
-export function cgroupJoin(cg: CgroupDriver | undefined, id: string): { tasks: string[]; procs?: undefined } | { procs: string[]; tasks?: undefined } {
+export function cgroupJoin(
+  cg: CgroupDriver | undefined,
+  id: string,
+): { tasks: string[]; procs?: undefined } | { procs: string[]; tasks?: undefined } {
   if (!cg) return { procs: [] };
   const tasks = cg.threadJoinFiles(id);
   return tasks.length ? { tasks } : { procs: cg.paths(id).map((d) => join(d, 'cgroup.procs')) };

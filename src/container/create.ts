@@ -12,7 +12,12 @@ import { withLock } from '../state/lock.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
 import type { ContainerCore } from './context.js';
 import { initialState, type ContainerRecord } from './record.js';
-import { createOptionsSchema, parseOptions, type CheckedCreateOptions, type ContainerCreateOptions } from './options.js';
+import {
+  createOptionsSchema,
+  parseOptions,
+  type CheckedCreateOptions,
+  type ContainerCreateOptions,
+} from './options.js';
 import { resolveSeccomp } from './seccomp.js';
 import { buildConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
@@ -30,13 +35,25 @@ export interface CreateSteps {
 }
 
 /** Creates a container (does not start it); emits `create`. */
-export async function createContainer(core: ContainerCore, steps: CreateSteps, input: ContainerCreateOptions): Promise<ContainerRecord> {
+export async function createContainer(
+  core: ContainerCore,
+  steps: CreateSteps,
+  input: ContainerCreateOptions,
+): Promise<ContainerRecord> {
   // ── validation: everything a bad input can be refused for, before any lookup, pull or record ──
   const opts = parseOptions(createOptionsSchema, input) as CheckedCreateOptions;
-  if (opts.userns && opts.privileged) throw new InvalidArgumentError('userns', 'cannot be combined with privileged (capabilities in a user namespace are not the host\'s)');
+  if (opts.userns && opts.privileged)
+    throw new InvalidArgumentError(
+      'userns',
+      "cannot be combined with privileged (capabilities in a user namespace are not the host's)",
+    );
   const seccomp = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false);
   // The user's own mounts (planned again below with the image's volumes and volumesFrom).
-  planMounts({ ...(opts.mounts ? { mounts: opts.mounts } : {}), ...(opts.volumes ? { volumes: opts.volumes } : {}), newName: () => '' });
+  planMounts({
+    ...(opts.mounts ? { mounts: opts.mounts } : {}),
+    ...(opts.volumes ? { volumes: opts.volumes } : {}),
+    newName: () => '',
+  });
   const network = opts.network ?? 'bridge';
   if (network !== 'bridge' && network !== 'none' && network !== 'host' && !network.startsWith('container:')) {
     await core.ctx.networks?.checkAttachment?.({ network, ...(opts.ip !== undefined ? { ip: opts.ip } : {}) });
@@ -45,16 +62,19 @@ export async function createContainer(core: ContainerCore, steps: CreateSteps, i
   await steps.sweep();
   // ── pull if missing (as `docker run`) ──
   const image = await core.ctx.resolveImage(opts.image).catch(async (e: unknown) => {
-    if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await core.ctx.pullImage?.(opts.image))) throw e;
+    if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await core.ctx.pullImage?.(opts.image)))
+      throw e;
     return core.ctx.resolveImage(opts.image);
   });
   // ── end pull if missing ──
   const id = randomBytes(32).toString('hex');
-  const volumesFrom = await Promise.all((opts.volumesFrom ?? []).map(async (spec) => {
-    const [ref, mode] = spec.split(':') as [string, string?];
-    const from = await steps.get(ref);
-    return { mounts: from.config.mounts, ...(mode ? { readOnly: mode === 'ro' } : {}) };
-  }));
+  const volumesFrom = await Promise.all(
+    (opts.volumesFrom ?? []).map(async (spec) => {
+      const [ref, mode] = spec.split(':') as [string, string?];
+      const from = await steps.get(ref);
+      return { mounts: from.config.mounts, ...(mode ? { readOnly: mode === 'ro' } : {}) };
+    }),
+  );
   const mountPlan = planMounts({
     ...(opts.mounts ? { mounts: opts.mounts } : {}),
     ...(opts.volumes ? { volumes: opts.volumes } : {}),
@@ -63,13 +83,24 @@ export async function createContainer(core: ContainerCore, steps: CreateSteps, i
     newName: () => randomBytes(32).toString('hex'),
   });
   if (opts.resources && Object.keys(opts.resources).length && !core.ctx.cgroups) {
-    throw new InvalidArgumentError('resources', 'this machine has no usable cgroup hierarchy, so limits cannot be applied');
+    throw new InvalidArgumentError(
+      'resources',
+      'this machine has no usable cgroup hierarchy, so limits cannot be applied',
+    );
   }
   const { config, path, args } = buildConfig(id, image.config, opts, mountPlan.mounts, seccomp);
   const name = (opts.name ?? '').replace(/^\//, '');
   const rec: ContainerRecord = {
-    id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id, path, args, config,
-    layerDirs: image.layerDirs, state: initialState(),
+    id,
+    name,
+    created: new Date().toISOString(),
+    image: opts.image,
+    imageId: image.id,
+    path,
+    args,
+    config,
+    layerDirs: image.layerDirs,
+    state: initialState(),
   };
   if (name) await core.records.reserveName(name, id);
   try {

@@ -12,9 +12,20 @@ import type { CgroupLimits } from '../runtime/cgroups/index.js';
 
 /** The capabilities a Docker container keeps by default (moby's oci/caps/defaults.go). */
 export const DEFAULT_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW',
-  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 /**
@@ -27,7 +38,8 @@ export function resolveCapabilities(add: readonly string[], drop: readonly strin
   const held = boundingSet();
   const all = Object.keys(CAPABILITIES).filter((c) => (held >> BigInt(CAPABILITIES[c]!)) & 1n);
   const set = new Set(privileged ? all : DEFAULT_CAPABILITIES);
-  const norm = (list: readonly string[]) => list.map((c) => (c.toUpperCase() === 'ALL' ? 'ALL' : normalizeCapability(c) ?? c));
+  const norm = (list: readonly string[]) =>
+    list.map((c) => (c.toUpperCase() === 'ALL' ? 'ALL' : (normalizeCapability(c) ?? c)));
   const dropN = norm(drop);
   if (dropN.includes('ALL')) set.clear();
   else for (const c of dropN) set.delete(c);
@@ -40,14 +52,27 @@ export function resolveCapabilities(add: readonly string[], drop: readonly strin
 
 /** Paths Docker masks by default (moby's oci/defaults.go). */
 export const DEFAULT_MASKED_PATHS: readonly string[] = [
-  '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
-  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/interrupts',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
   '/sys/devices/virtual/powercap',
 ];
 
 /** Paths Docker makes read-only by default. */
 export const DEFAULT_READONLY_PATHS: readonly string[] = [
-  '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger',
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/irq',
+  '/proc/sys',
+  '/proc/sysrq-trigger',
 ];
 
 /**
@@ -76,6 +101,7 @@ export const CONTAINER_PLAN_DEFAULTS: PlanDefaults = {
  * swap as memory (`memorySwap = 2 × memory`). Applied to the limits of a create and an update.
  */
 export function withDefaultSwap(limits: CgroupLimits): CgroupLimits {
-  if (limits.memory !== undefined && limits.memorySwap === undefined) limits.memorySwap = Math.min(Number.MAX_SAFE_INTEGER, limits.memory * 2);
+  if (limits.memory !== undefined && limits.memorySwap === undefined)
+    limits.memorySwap = Math.min(Number.MAX_SAFE_INTEGER, limits.memory * 2);
   return limits;
 }

@@ -65,13 +65,24 @@ function execCgroupFiles(core: ContainerCore, id: string): string[] {
  * Runs `command` in the running container `rec` to its end, collecting its output (see
  * {@link startExec}); with a terminal, all output is in `stdout`.
  */
-export async function runExec(core: ContainerCore, rec: ContainerRecord, command: string[], opts: ExecOptions): Promise<ExecResult> {
+export async function runExec(
+  core: ContainerCore,
+  rec: ContainerRecord,
+  command: string[],
+  opts: ExecOptions,
+): Promise<ExecResult> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  const running = await startExec(core, rec, command, { ...opts, stdin: false }, (stream, data) => (stream === 'stdout' ? out : err).push(data));
+  const running = await startExec(core, rec, command, { ...opts, stdin: false }, (stream, data) =>
+    (stream === 'stdout' ? out : err).push(data),
+  );
   try {
     const status = await running.exited;
-    return { exitCode: status.exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+    return {
+      exitCode: status.exitCode,
+      stdout: Buffer.concat(out).toString('utf8'),
+      stderr: Buffer.concat(err).toString('utf8'),
+    };
   } finally {
     if (running.tty !== undefined) closeFd(running.tty);
   }
@@ -83,7 +94,11 @@ export async function runExec(core: ContainerCore, rec: ContainerRecord, command
  * state error when `rec` does not run, `COMMAND_NOT_FOUND` when the command cannot be executed.
  */
 export async function startExec(
-  core: ContainerCore, rec: ContainerRecord, command: string[], opts: ExecOptions, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
+  core: ContainerCore,
+  rec: ContainerRecord,
+  command: string[],
+  opts: ExecOptions,
+  onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
 ): Promise<StartedExec> {
   assertCan('exec', rec.state.status, labelOf(rec));
   const c = rec.config;
@@ -117,7 +132,12 @@ export async function startExec(
     // The program was found, but the kernel may still refuse it (a bad binary format).
     const exited = running.exited.then(async (s) => {
       await core.event('exec_die', rec, { ...execAttrs, exitCode: String(s.exitCode) }).catch(() => undefined);
-      if (s.error?.kind === 'command') throw new CommandError(command[0] ?? '', s.exitCode, `cannot exec in container ${labelOf(rec)}: ${s.error.message}`);
+      if (s.error?.kind === 'command')
+        throw new CommandError(
+          command[0] ?? '',
+          s.exitCode,
+          `cannot exec in container ${labelOf(rec)}: ${s.error.message}`,
+        );
       return s;
     });
     return { ...running, exited, ...(pipe ? { stdin: pipe[1] } : {}) };
@@ -125,12 +145,15 @@ export async function startExec(
     if (pipe) closeFd(pipe[1]);
     if (!(e instanceof StartFailure)) throw e;
     const f = e.failure;
-    if (f.kind === 'command') throw new CommandError(command[0] ?? '', f.exitCode, `cannot exec in container ${labelOf(rec)}: ${f.message}`);
+    if (f.kind === 'command')
+      throw new CommandError(command[0] ?? '', f.exitCode, `cannot exec in container ${labelOf(rec)}: ${f.message}`);
     if (f.step === 'join') throw stateError('exec', 'exited', labelOf(rec), { cause: e });
-    throw new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot exec in container ${labelOf(rec)}: ${f.message}`);
+    throw new BerthError(
+      f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL',
+      `cannot exec in container ${labelOf(rec)}: ${f.message}`,
+    );
   } finally {
     // The zygote has its own copy of the read end by now.
     if (pipe) closeFd(pipe[0]);
   }
 }
-

@@ -118,12 +118,26 @@ export interface ContainerAttachOptions {
 }
 
 /** Schema of a terminal size. */
-export const consoleSize = z.strictObject({ cols: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) });
+export const consoleSize = z.strictObject({
+  cols: z.number().int().min(1).max(65535),
+  rows: z.number().int().min(1).max(65535),
+});
 /** Schema of {@link ContainerExecOptions}. */
 export const execSchema = z.strictObject({
-  env: z.union([z.record(z.string().regex(/^[^=\0]+$/), z.union([z.string(), z.number(), z.boolean()])), z.array(z.string().regex(/^[^=\0][^\0]*$/))]).optional(),
-  user: z.string().regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]').optional(),
-  workdir: z.string().refine((w) => w.startsWith('/'), 'must be an absolute path').optional(),
+  env: z
+    .union([
+      z.record(z.string().regex(/^[^=\0]+$/), z.union([z.string(), z.number(), z.boolean()])),
+      z.array(z.string().regex(/^[^=\0][^\0]*$/)),
+    ])
+    .optional(),
+  user: z
+    .string()
+    .regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]')
+    .optional(),
+  workdir: z
+    .string()
+    .refine((w) => w.startsWith('/'), 'must be an absolute path')
+    .optional(),
   tty: z.boolean().optional(),
   consoleSize: consoleSize.optional(),
 });
@@ -144,7 +158,11 @@ export function toExecOptions(o: ContainerSpawnOptions): ExecOptions {
 }
 
 /** A point in time: a Date, epoch milliseconds or a date string. */
-export const time = z.union([z.date(), z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date')]);
+export const time = z.union([
+  z.date(),
+  z.number(),
+  z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'not a date'),
+]);
 /** Schema of `LogsOptions`. */
 export const logsSchema = z.strictObject({
   follow: z.boolean().optional(),
@@ -155,4 +173,3 @@ export const logsSchema = z.strictObject({
   stdout: z.boolean().optional(),
   stderr: z.boolean().optional(),
 });
-

@@ -50,7 +50,11 @@ export interface ContainerInfo {
     /** How many times the restart policy restarted it. */
     restartCount: number;
     /** Health, when it has a health check (`status: 'none'` otherwise); the last 5 results in `log`. */
-    health: { status: 'none' | 'starting' | 'healthy' | 'unhealthy'; failingStreak: number; log: Array<{ start: string; end: string; exitCode: number; output: string }> };
+    health: {
+      status: 'none' | 'starting' | 'healthy' | 'unhealthy';
+      failingStreak: number;
+      log: Array<{ start: string; end: string; exitCode: number; output: string }>;
+    };
     /** When the last run started; absent before the first start. */
     startedAt?: Date;
     /** When the last run ended; absent before the first exit. */
@@ -117,7 +121,12 @@ export function toNetworkSettings(atts: Attachment[]): NetworkSettings {
   const out: NetworkSettings = { ipAddress: '', ports: [], networks: {} };
   for (const { network, endpoint } of atts) {
     const prefix = network.subnet.split('/')[1];
-    out.networks[network.name] = { ipAddress: `${endpoint.address}/${prefix}`, gateway: network.gateway, macAddress: endpoint.mac, aliases: endpoint.aliases };
+    out.networks[network.name] = {
+      ipAddress: `${endpoint.address}/${prefix}`,
+      gateway: network.gateway,
+      macAddress: endpoint.mac,
+      aliases: endpoint.aliases,
+    };
     out.ipAddress ||= endpoint.address;
     out.ports.push(...endpoint.ports);
   }
@@ -147,7 +156,11 @@ export interface ContainerSummary {
 }
 
 /** Maps a record to {@link ContainerInfo}. */
-export function toInfo(r: ContainerRecord, logPath: string, networkSettings: NetworkSettings = { ipAddress: '', ports: [], networks: {} }): ContainerInfo {
+export function toInfo(
+  r: ContainerRecord,
+  logPath: string,
+  networkSettings: NetworkSettings = { ipAddress: '', ports: [], networks: {} },
+): ContainerInfo {
   const s = r.state;
   const active = isActive(s.status);
   return {
@@ -175,16 +188,33 @@ export function toInfo(r: ContainerRecord, logPath: string, networkSettings: Net
       ...(s.finishedAt ? { finishedAt: new Date(s.finishedAt) } : {}),
     },
     config: {
-      hostname: r.config.hostname, domainname: r.config.domainname, user: r.config.user, env: r.config.env,
-      cmd: r.config.cmd, entrypoint: r.config.entrypoint, workdir: r.config.workdir, labels: r.config.labels,
-      stopSignal: r.config.stopSignal, stopTimeout: r.config.stopTimeout, tty: r.config.tty, openStdin: r.config.openStdin,
+      hostname: r.config.hostname,
+      domainname: r.config.domainname,
+      user: r.config.user,
+      env: r.config.env,
+      cmd: r.config.cmd,
+      entrypoint: r.config.entrypoint,
+      workdir: r.config.workdir,
+      labels: r.config.labels,
+      stopSignal: r.config.stopSignal,
+      stopTimeout: r.config.stopTimeout,
+      tty: r.config.tty,
+      openStdin: r.config.openStdin,
     },
     hostConfig: {
-      autoRemove: r.config.autoRemove, detach: r.config.detach, privileged: r.config.privileged, readOnlyRootfs: r.config.readOnlyRootfs,
-      capabilities: r.config.capabilities, noNewPrivileges: r.config.noNewPrivileges,
-      seccomp: typeof r.config.seccomp === 'string' ? r.config.seccomp : 'profile', networkMode: r.config.network,
-      ulimits: r.config.ulimits, sysctls: r.config.sysctls, oomScoreAdj: r.config.oomScoreAdj,
-      userns: r.config.userns, log: r.config.log,
+      autoRemove: r.config.autoRemove,
+      detach: r.config.detach,
+      privileged: r.config.privileged,
+      readOnlyRootfs: r.config.readOnlyRootfs,
+      capabilities: r.config.capabilities,
+      noNewPrivileges: r.config.noNewPrivileges,
+      seccomp: typeof r.config.seccomp === 'string' ? r.config.seccomp : 'profile',
+      networkMode: r.config.network,
+      ulimits: r.config.ulimits,
+      sysctls: r.config.sysctls,
+      oomScoreAdj: r.config.oomScoreAdj,
+      userns: r.config.userns,
+      log: r.config.log,
     },
     logPath,
     networkSettings,
@@ -206,10 +236,18 @@ export function toSummary(r: ContainerRecord, now = Date.now()): ContainerSummar
   let status = 'Created';
   if (s.status === 'running' && s.startedAt) status = `Up ${ago(now - Date.parse(s.startedAt))}`;
   else if (s.status === 'paused' && s.startedAt) status = `Up ${ago(now - Date.parse(s.startedAt))} (Paused)`;
-  else if (s.status === 'exited' && s.finishedAt) status = `Exited (${s.exitCode ?? 0}) ${ago(now - Date.parse(s.finishedAt))} ago`;
+  else if (s.status === 'exited' && s.finishedAt)
+    status = `Exited (${s.exitCode ?? 0}) ${ago(now - Date.parse(s.finishedAt))} ago`;
   else if (s.status === 'dead') status = 'Dead';
   return {
-    id: r.id, name: r.name, image: r.image, imageId: r.imageId, command: [r.path, ...r.args].join(' '),
-    created: new Date(r.created), state: s.status, status, labels: r.config.labels,
+    id: r.id,
+    name: r.name,
+    image: r.image,
+    imageId: r.imageId,
+    command: [r.path, ...r.args].join(' '),
+    created: new Date(r.created),
+    state: s.status,
+    status,
+    labels: r.config.labels,
   };
 }

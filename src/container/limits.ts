@@ -34,13 +34,16 @@ export function parseUlimit(entry: Ulimit | string): Required<Ulimit> | string {
   let u: Ulimit;
   if (typeof entry === 'string') {
     const m = /^([a-z]+)=([^:]*)(?::(.*))?$/.exec(entry);
-    if (!m || !LIMIT_RE.test(m[2]!) || (m[3] !== undefined && !LIMIT_RE.test(m[3]))) return `expected name=soft[:hard] (numbers, or -1 for unlimited), got '${entry}'`;
+    if (!m || !LIMIT_RE.test(m[2]!) || (m[3] !== undefined && !LIMIT_RE.test(m[3])))
+      return `expected name=soft[:hard] (numbers, or -1 for unlimited), got '${entry}'`;
     u = { name: m[1]!, soft: Number(m[2]), ...(m[3] !== undefined ? { hard: Number(m[3]) } : {}) };
   } else u = entry;
   if (!ULIMIT_NAMES.includes(u.name)) return `unknown ulimit '${u.name}' (expected one of ${ULIMIT_NAMES.join(', ')})`;
   const hard = u.hard ?? u.soft;
-  if (![u.soft, hard].every((v) => Number.isSafeInteger(v) && v >= -1)) return `${u.name}: limits are whole numbers, or -1 for unlimited`;
-  if (limitValue(u.soft) > limitValue(hard)) return `${u.name}: the soft limit ${u.soft} is above the hard limit ${hard}`;
+  if (![u.soft, hard].every((v) => Number.isSafeInteger(v) && v >= -1))
+    return `${u.name}: limits are whole numbers, or -1 for unlimited`;
+  if (limitValue(u.soft) > limitValue(hard))
+    return `${u.name}: the soft limit ${u.soft} is above the hard limit ${hard}`;
   return { name: u.name, soft: u.soft, hard };
 }
 
@@ -49,7 +52,11 @@ function limitValue(v: number): bigint {
   return v < 0 ? RLIM_INFINITY : BigInt(v);
 }
 
-const limitNumber = z.number().int().min(-1, 'expected a number of at least 0, or -1 for unlimited').max(Number.MAX_SAFE_INTEGER);
+const limitNumber = z
+  .number()
+  .int()
+  .min(-1, 'expected a number of at least 0, or -1 for unlimited')
+  .max(Number.MAX_SAFE_INTEGER);
 const ulimitObject = z.strictObject({ name: z.string(), soft: limitNumber, hard: limitNumber.optional() });
 
 /**
@@ -57,20 +64,25 @@ const ulimitObject = z.strictObject({ name: z.string(), soft: limitNumber, hard:
  * none above this process's own hard limit (see {@link resolveUlimits}).
  */
 export const ulimitsSchema = z
-  .array(z.custom<Ulimit | string>(() => true).superRefine((entry, ctx) => {
-    if (typeof entry !== 'string') {
-      // The object form, checked field by field (a union would only say "invalid input").
-      const r = ulimitObject.safeParse(entry);
-      for (const issue of r.error?.issues ?? []) {
-        const message = issue.code === 'unrecognized_keys' ? `unknown or unsupported option '${issue.keys[0]}'` : issue.message;
-        ctx.addIssue({ code: 'custom', path: issue.path, message });
-      }
-      if (!r.success) return;
-    }
-    const r = parseUlimit(entry);
-    const why = typeof r === 'string' ? r : aboveOwnLimit(r);
-    if (why) ctx.addIssue({ code: 'custom', message: why });
-  }))
+  .array(
+    z
+      .custom<Ulimit | string>(() => true)
+      .superRefine((entry, ctx) => {
+        if (typeof entry !== 'string') {
+          // The object form, checked field by field (a union would only say "invalid input").
+          const r = ulimitObject.safeParse(entry);
+          for (const issue of r.error?.issues ?? []) {
+            const message =
+              issue.code === 'unrecognized_keys' ? `unknown or unsupported option '${issue.keys[0]}'` : issue.message;
+            ctx.addIssue({ code: 'custom', path: issue.path, message });
+          }
+          if (!r.success) return;
+        }
+        const r = parseUlimit(entry);
+        const why = typeof r === 'string' ? r : aboveOwnLimit(r);
+        if (why) ctx.addIssue({ code: 'custom', message: why });
+      }),
+  )
   .superRefine((list, ctx) => {
     const seen = new Set<string>();
     list.forEach((entry, i) => {
@@ -110,7 +122,16 @@ export function runtimeRlimits(list: ReadonlyArray<Required<Ulimit>>): RuntimeRl
 }
 
 /** The IPC namespace's sysctls Docker accepts by name (the `fs.mqueue.` ones by prefix). */
-const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
 
 /**
  * Why `key` may not be set in a container on `network`, or undefined when it may. As Docker:
@@ -128,9 +149,12 @@ export function sysctlRefusal(key: string, network: string): string | undefined 
   const name = key.includes('/') ? key.replaceAll('/', '.') : key;
   if (IPC_SYSCTLS.has(name) || name.startsWith('fs.mqueue.')) return undefined;
   if (name.startsWith('net.')) {
-    return network === 'host' ? `${key} is not allowed with network 'host': it would change the host's network namespace` : undefined;
+    return network === 'host'
+      ? `${key} is not allowed with network 'host': it would change the host's network namespace`
+      : undefined;
   }
-  if (name === 'kernel.hostname' || name === 'kernel.domainname') return `${key} is not allowed: use the ${name.slice(7)} option`;
+  if (name === 'kernel.hostname' || name === 'kernel.domainname')
+    return `${key} is not allowed: use the ${name.slice(7)} option`;
   return `${key} is not allowed: it is not namespaced, so it would change the host (only net.*, kernel.msg*, kernel.sem, kernel.shm* and fs.mqueue.* are)`;
 }
 
@@ -138,10 +162,16 @@ export function sysctlRefusal(key: string, network: string): string | undefined 
  * Schema of `sysctls`: names to values (strings or numbers, no NUL byte). Which names are allowed
  * depends on the network: see {@link sysctlRefusal}, checked with the whole options.
  */
-export const sysctlsSchema = z.record(z.string(), z.union([z.string().refine((v) => !v.includes('\0'), 'NUL byte in value'), z.number()]));
+export const sysctlsSchema = z.record(
+  z.string(),
+  z.union([z.string().refine((v) => !v.includes('\0'), 'NUL byte in value'), z.number()]),
+);
 
 /** The container's sysctls, typed; refuses (`INVALID_ARGUMENT`, naming `sysctls.<key>`) what {@link sysctlRefusal} refuses. */
-export function resolveSysctls(sysctls: Readonly<Record<string, string | number>>, network: string): Record<string, string> {
+export function resolveSysctls(
+  sysctls: Readonly<Record<string, string | number>>,
+  network: string,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(sysctls)) {
     const why = sysctlRefusal(key, network);
@@ -165,7 +195,10 @@ let defaults: Record<string, string> | undefined;
 export function defaultSysctls(network: string): Record<string, string> {
   if (network === 'host' || network.startsWith('container:')) return {};
   defaults ??= Object.fromEntries(
-    [['net.ipv4.ping_group_range', '0 2147483647'], ['net.ipv4.ip_unprivileged_port_start', '0']].filter(([key]) => existsSync(sysctlPath(key!))),
+    [
+      ['net.ipv4.ping_group_range', '0 2147483647'],
+      ['net.ipv4.ip_unprivileged_port_start', '0'],
+    ].filter(([key]) => existsSync(sysctlPath(key!))),
   ) as Record<string, string>;
   return { ...defaults };
 }

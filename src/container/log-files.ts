@@ -44,7 +44,11 @@ export const fsLogIO: LogIO = {
       close: () => fh.close(),
     };
   },
-  ino: (path) => stat(path).then((s) => s.ino, () => undefined),
+  ino: (path) =>
+    stat(path).then(
+      (s) => s.ino,
+      () => undefined,
+    ),
 };
 
 /** A place in a log: a file (by inode) and a byte offset in it. */
@@ -57,7 +61,10 @@ export interface LogPosition {
 
 /** The end of a log's current file now (for a reader that starts later); undefined when there is no log yet. */
 export async function logEnd(path: string): Promise<LogPosition | undefined> {
-  return stat(path).then((s) => ({ ino: s.ino, pos: s.size }), () => undefined);
+  return stat(path).then(
+    (s) => ({ ino: s.ino, pos: s.size }),
+    () => undefined,
+  );
 }
 
 /** Where a reader finds a container's log: its current file's path and how many files may be kept. */
@@ -113,9 +120,11 @@ export async function leadingBoundary(f: LogFile): Promise<number> {
   return n === b.length && b[0] === KIND_BOUNDARY ? b[RECORD_HEADER]! : 0;
 }
 
-
 /** The streams a boundary record's mask names. */
-export const streamsOf = (mask: number): LogStream[] => [...(mask & 1 ? ['stdout' as const] : []), ...(mask & 2 ? ['stderr' as const] : [])];
+export const streamsOf = (mask: number): LogStream[] => [
+  ...(mask & 1 ? ['stdout' as const] : []),
+  ...(mask & 2 ? ['stderr' as const] : []),
+];
 
 /** A log's location with its defaults: a bare path is the current file, with the default number of files kept. */
 export function logLocation(loc: LogLocation | string): LogLocation {
@@ -133,7 +142,12 @@ export class LogCursor {
   readonly #chunk = Buffer.allocUnsafe(256 * 1024);
 
   /** A cursor at `pos` in `file` (undefined: the log's current file, once it exists) of the log at `loc`. */
-  constructor(readonly loc: LogLocation, readonly io: LogIO, public file: LogFile | undefined, public pos: number) {}
+  constructor(
+    readonly loc: LogLocation,
+    readonly io: LogIO,
+    public file: LogFile | undefined,
+    public pos: number,
+  ) {}
 
   /** Every whole record written since the last call (crossing rotations). */
   async read(limit = Infinity): Promise<LogRecord[]> {
@@ -171,13 +185,15 @@ export class LogCursor {
 
   /** Reads on until the end (true) or `limit` bytes (false). */
   async #drain(out: LogRecord[], limit: number): Promise<boolean> {
-    for (let total = 0; ; ) {
+    for (let total = 0; ;) {
       if (total >= limit) return false;
       const n = await this.file!.read(this.#chunk, 0, this.#chunk.length, this.pos);
       if (n === 0) return true;
       total += n;
       this.pos += n;
-      this.#buf = this.#buf.length ? Buffer.concat([this.#buf, this.#chunk.subarray(0, n)]) : Buffer.from(this.#chunk.subarray(0, n));
+      this.#buf = this.#buf.length
+        ? Buffer.concat([this.#buf, this.#chunk.subarray(0, n)])
+        : Buffer.from(this.#chunk.subarray(0, n));
       const { records, consumed } = decodeRecords(this.#buf);
       for (const r of records) out.push(r);
       this.#buf = this.#buf.subarray(consumed);

@@ -70,7 +70,9 @@ export class ChangeWaiter {
  * are written.
  */
 export async function* followRecords(
-  loc: LogLocation | string, options: { from?: 'start' | 'end' | LogPosition; signal?: AbortSignal }, isRunning: () => Promise<boolean>,
+  loc: LogLocation | string,
+  options: { from?: 'start' | 'end' | LogPosition; signal?: AbortSignal },
+  isRunning: () => Promise<boolean>,
 ): AsyncGenerator<LogRecord> {
   const where = logLocation(loc);
   const io = where.io ?? fsLogIO;
@@ -78,7 +80,8 @@ export async function* followRecords(
   const from = options.from ?? 'end';
   // A position taken earlier: that file, wherever rotation has moved it; the oldest kept one when it is gone.
   const at = typeof from === 'object' ? files.findIndex((f) => f.ino === from.ino) : -1;
-  const first = typeof from === 'object' ? files.splice(Math.max(0, at), 1)[0] : from === 'start' ? files.shift() : files.pop();
+  const first =
+    typeof from === 'object' ? files.splice(Math.max(0, at), 1)[0] : from === 'start' ? files.shift() : files.pop();
   await Promise.all(files.map((f) => f.close()));
   const pos = !first || from === 'start' ? 0 : typeof from === 'object' ? (at >= 0 ? from.pos : 0) : await first.size();
   const cursor = new LogCursor(where, io, first, pos);
@@ -88,7 +91,8 @@ export async function* followRecords(
       if (options.signal?.aborted) return;
       const running = await isRunning();
       // Copies: the records point into a buffer the next read replaces.
-      const copy = (rs: LogRecord[]) => rs.filter((r) => r.boundary === undefined).map((r) => ({ ...r, data: Buffer.from(r.data) }));
+      const copy = (rs: LogRecord[]) =>
+        rs.filter((r) => r.boundary === undefined).map((r) => ({ ...r, data: Buffer.from(r.data) }));
       yield* copy(await cursor.read());
       if (!running) {
         yield* copy(await cursor.read());

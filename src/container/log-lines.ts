@@ -34,7 +34,11 @@ export class LineSplitter {
           text = text.slice(nl + 1);
           continue;
         }
-        out.push({ stream: r.stream, text: (pending?.text ?? '') + text.slice(0, nl + 1), timeNs: pending?.time ?? r.timeNs });
+        out.push({
+          stream: r.stream,
+          text: (pending?.text ?? '') + text.slice(0, nl + 1),
+          timeNs: pending?.time ?? r.timeNs,
+        });
         pending = undefined;
         text = text.slice(nl + 1);
       }

@@ -20,7 +20,10 @@ export function parseLogSize(size: string | number): number | undefined {
 
 /** Schema of {@link LogOptions}. */
 export const logOptionsSchema = z.strictObject({
-  maxSize: z.union([z.string(), z.number()]).refine((s) => parseLogSize(s) !== undefined, 'expected a positive size: bytes, or a number with k, m or g (\'10m\')').optional(),
+  maxSize: z
+    .union([z.string(), z.number()])
+    .refine((s) => parseLogSize(s) !== undefined, "expected a positive size: bytes, or a number with k, m or g ('10m')")
+    .optional(),
   maxFile: z.number().int().min(1).max(1000).optional(),
 });
 

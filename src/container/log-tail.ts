@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { decodeRecords, KIND_BOUNDARY, KIND_TRAILER, makeRecord, RECORD_HEADER, RECORD_TRAILER, type LogRecord } from '../runtime/log-format.js';
+import {
+  decodeRecords,
+  KIND_BOUNDARY,
+  KIND_TRAILER,
+  makeRecord,
+  RECORD_HEADER,
+  RECORD_TRAILER,
+  type LogRecord,
+} from '../runtime/log-format.js';
 import { leadingBoundary, streamsOf, type LogFile } from './log-files.js';
 import { LineSplitter, type SplitLine } from './log-lines.js';
 
@@ -23,12 +31,17 @@ class BackwardFile {
   top: number;
 
   /** `growing`: the file is the log's current one, whose last record may be half written at `end`. */
-  constructor(readonly file: LogFile, public end: number, public growing = false) {
+  constructor(
+    readonly file: LogFile,
+    public end: number,
+    public growing = false,
+  ) {
     this.top = end;
   }
 
   async #bytes(pos: number, len: number): Promise<Buffer> {
-    if (pos >= this.#cacheAt && pos + len <= this.#cacheAt + this.#cache.length) return this.#cache.subarray(pos - this.#cacheAt, pos - this.#cacheAt + len);
+    if (pos >= this.#cacheAt && pos + len <= this.#cacheAt + this.#cache.length)
+      return this.#cache.subarray(pos - this.#cacheAt, pos - this.#cacheAt + len);
     const from = len >= BACK_BLOCK ? pos : Math.max(0, pos + len - BACK_BLOCK);
     const buf = Buffer.allocUnsafe(pos + len - from);
     let got = 0;
@@ -47,7 +60,9 @@ class BackwardFile {
    * end to its start; undefined at the file's start. A file whose records have no trailer is read
    * forwards once instead.
    */
-  async prev(): Promise<{ kind: number; timeNs: bigint; start: number; length: number; record?: LogRecord } | undefined> {
+  async prev(): Promise<
+    { kind: number; timeNs: bigint; start: number; length: number; record?: LogRecord } | undefined
+  > {
     if (this.#fallback) {
       const record = this.#fallback.pop();
       return record && { kind: 0, timeNs: record.timeNs, start: 0, length: record.data.length, record };
@@ -87,7 +102,8 @@ class BackwardFile {
     if (start < 0) return undefined;
     const h = await this.#bytes(start, RECORD_HEADER);
     const kind = h[0]!;
-    if (!(kind & KIND_TRAILER) || (kind & 0x7f) < 1 || (kind & 0x7f) > 3 || h.readUInt32LE(9) !== length) return undefined;
+    if (!(kind & KIND_TRAILER) || (kind & 0x7f) < 1 || (kind & 0x7f) > 3 || h.readUInt32LE(9) !== length)
+      return undefined;
     return { kind, timeNs: h.readBigUInt64LE(1), start, length };
   }
 
@@ -106,7 +122,8 @@ class BackwardFile {
  * whole record ends (a half-written one is left to the follower).
  */
 export async function tailWindow(
-  files: LogFile[], enough: (lines: SplitLine[]) => boolean,
+  files: LogFile[],
+  enough: (lines: SplitLine[]) => boolean,
 ): Promise<{ lines: SplitLine[]; splitter: LineSplitter; top: number }> {
   const readers: BackwardFile[] = [];
   for (const f of [...files].reverse()) readers.push(new BackwardFile(f, await f.size(), readers.length === 0));

@@ -8,7 +8,15 @@
  * @module
  */
 import type { LogStream } from '../runtime/log-format.js';
-import { fsLogIO, leadingBoundary, logLocation, LogCursor, openLogFiles, streamsOf, type LogLocation } from './log-files.js';
+import {
+  fsLogIO,
+  leadingBoundary,
+  logLocation,
+  LogCursor,
+  openLogFiles,
+  streamsOf,
+  type LogLocation,
+} from './log-files.js';
 import { LineSplitter, type SplitLine } from './log-lines.js';
 import { tailWindow } from './log-tail.js';
 import { ChangeWaiter, FOLLOW_POLL_MS } from './log-follow.js';
@@ -45,7 +53,8 @@ export interface LogsOptions {
   stderr?: boolean;
 }
 
-const toMs = (t: Date | number | string): number => (t instanceof Date ? t.getTime() : typeof t === 'number' ? t : Date.parse(t));
+const toMs = (t: Date | number | string): number =>
+  t instanceof Date ? t.getTime() : typeof t === 'number' ? t : Date.parse(t);
 
 /** About how much a reader reads before it hands the lines on. */
 const READ_LIMIT = 1024 * 1024;
@@ -55,7 +64,11 @@ const READ_LIMIT = 1024 * 1024;
  * the end is read (see {@link tailWindow}). With `follow`, keeps reading new output, across
  * rotations, until `isRunning()` turns false and the log is drained.
  */
-export async function* readLogLines(loc: LogLocation | string, options: LogsOptions, isRunning: () => Promise<boolean>): AsyncGenerator<LogLine> {
+export async function* readLogLines(
+  loc: LogLocation | string,
+  options: LogsOptions,
+  isRunning: () => Promise<boolean>,
+): AsyncGenerator<LogLine> {
   const where = logLocation(loc);
   const io = where.io ?? fsLogIO;
   const since = options.since !== undefined ? toMs(options.since) : -Infinity;

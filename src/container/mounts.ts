@@ -39,9 +39,29 @@ export type ResolvedMount =
 
 /** Schema of {@link ResolvedMount}, for records. */
 export const resolvedMountSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('volume'), name: z.string(), target: z.string(), readOnly: z.boolean(), nocopy: z.boolean(), anonymous: z.boolean() }),
-  z.object({ type: z.literal('bind'), source: z.string(), target: z.string(), readOnly: z.boolean(), propagation: z.string(), create: z.boolean() }),
-  z.object({ type: z.literal('tmpfs'), target: z.string(), readOnly: z.boolean(), size: z.number().optional(), mode: z.number().optional() }),
+  z.object({
+    type: z.literal('volume'),
+    name: z.string(),
+    target: z.string(),
+    readOnly: z.boolean(),
+    nocopy: z.boolean(),
+    anonymous: z.boolean(),
+  }),
+  z.object({
+    type: z.literal('bind'),
+    source: z.string(),
+    target: z.string(),
+    readOnly: z.boolean(),
+    propagation: z.string(),
+    create: z.boolean(),
+  }),
+  z.object({
+    type: z.literal('tmpfs'),
+    target: z.string(),
+    readOnly: z.boolean(),
+    size: z.number().optional(),
+    mode: z.number().optional(),
+  }),
 ]);
 
 const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'] as const;
@@ -69,11 +89,14 @@ export function parseSize(v: number | string): number {
 
 /** Checks a container path: absolute, no `..`, not `/`. Returns it normalised. */
 export function checkTarget(target: string, field: string): string {
-  if (!target.startsWith('/')) throw new InvalidArgumentError(field, `mount target '${target}' must be an absolute path`);
-  if (target.split('/').includes('..')) throw new InvalidArgumentError(field, `mount target '${target}' may not contain '..'`);
+  if (!target.startsWith('/'))
+    throw new InvalidArgumentError(field, `mount target '${target}' must be an absolute path`);
+  if (target.split('/').includes('..'))
+    throw new InvalidArgumentError(field, `mount target '${target}' may not contain '..'`);
   const norm = posix.normalize(target).replace(/\/+$/, '');
   if (norm === '' || norm === '/') throw new InvalidArgumentError(field, 'cannot mount over /');
-  if (target.includes('\0') || /[,:\\]/.test(norm)) throw new InvalidArgumentError(field, `mount target '${target}' contains a forbidden character`);
+  if (target.includes('\0') || /[,:\\]/.test(norm))
+    throw new InvalidArgumentError(field, `mount target '${target}' contains a forbidden character`);
   return norm;
 }
 
@@ -89,11 +112,17 @@ export function parseVolumeSpec(spec: string, field: string): MountOptions & { f
   if (parts.length === 1) return { type: 'volume', target: parts[0]!, fromShorthand: true };
   const [source, target, opts = ''] = parts as [string, string, string?];
   const flags = opts.split(',').filter(Boolean);
-  const out: MountOptions & { fromShorthand: true } = { type: source.startsWith('/') ? 'bind' : 'volume', source, target, fromShorthand: true };
+  const out: MountOptions & { fromShorthand: true } = {
+    type: source.startsWith('/') ? 'bind' : 'volume',
+    source,
+    target,
+    fromShorthand: true,
+  };
   for (const f of flags) {
     if (f === 'ro') out.readOnly = true;
     else if (f === 'rw') out.readOnly = false;
-    else if (f === 'z' || f === 'Z') continue; // SELinux relabelling: nothing to do without SELinux.
+    else if (f === 'z' || f === 'Z')
+      continue; // SELinux relabelling: nothing to do without SELinux.
     else if (f === 'nocopy') out.nocopy = true;
     else if ((PROPAGATIONS as readonly string[]).includes(f)) out.propagation = f as MountOptions['propagation'];
     else throw new InvalidArgumentError(field, `unknown volume option '${f}' in '${spec}'`);
@@ -133,24 +162,50 @@ export function planMounts(input: {
   };
   const given: Array<[MountOptions & { fromShorthand?: boolean }, string]> = [
     ...(input.mounts ?? []).map((m, i): [MountOptions, string] => [m, `mounts.${i}`]),
-    ...(input.volumes ?? []).map((v, i): [MountOptions & { fromShorthand: true }, string] => [parseVolumeSpec(v, `volumes.${i}`), `volumes.${i}`]),
+    ...(input.volumes ?? []).map((v, i): [MountOptions & { fromShorthand: true }, string] => [
+      parseVolumeSpec(v, `volumes.${i}`),
+      `volumes.${i}`,
+    ]),
   ];
   for (const [m, field] of given) {
     const target = checkTarget(m.target, `${field}.target`);
     const readOnly = m.readOnly ?? false;
     if (m.type === 'tmpfs') {
       if (m.source) throw new InvalidArgumentError(`${field}.source`, 'tmpfs mounts take no source');
-      add({ type: 'tmpfs', target, readOnly, ...(m.tmpfsSize !== undefined ? { size: parseSize(m.tmpfsSize) } : {}), ...(m.tmpfsMode !== undefined ? { mode: m.tmpfsMode } : {}) }, field);
+      add(
+        {
+          type: 'tmpfs',
+          target,
+          readOnly,
+          ...(m.tmpfsSize !== undefined ? { size: parseSize(m.tmpfsSize) } : {}),
+          ...(m.tmpfsMode !== undefined ? { mode: m.tmpfsMode } : {}),
+        },
+        field,
+      );
     } else if (m.type === 'bind') {
       const source = m.source;
-      if (!source || !source.startsWith('/')) throw new InvalidArgumentError(`${field}.source`, 'a bind source must be an absolute host path');
-      if (source.split('/').includes('..')) throw new InvalidArgumentError(`${field}.source`, `bind source '${source}' may not contain '..'`);
+      if (!source || !source.startsWith('/'))
+        throw new InvalidArgumentError(`${field}.source`, 'a bind source must be an absolute host path');
+      if (source.split('/').includes('..'))
+        throw new InvalidArgumentError(`${field}.source`, `bind source '${source}' may not contain '..'`);
       const exists = existsSync(source);
-      if (!exists && !m.fromShorthand) throw new InvalidArgumentError(`${field}.source`, `bind source path does not exist: ${source}`);
+      if (!exists && !m.fromShorthand)
+        throw new InvalidArgumentError(`${field}.source`, `bind source path does not exist: ${source}`);
       if (!exists) dirsToCreate.push(source);
-      add({ type: 'bind', source: posix.normalize(source), target, readOnly, propagation: m.propagation ?? 'rprivate', create: false }, field);
+      add(
+        {
+          type: 'bind',
+          source: posix.normalize(source),
+          target,
+          readOnly,
+          propagation: m.propagation ?? 'rprivate',
+          create: false,
+        },
+        field,
+      );
     } else {
-      if (m.source !== undefined && !VOLUME_NAME_RE.test(m.source)) throw new InvalidArgumentError(`${field}.source`, `'${m.source}' is not a valid volume name`);
+      if (m.source !== undefined && !VOLUME_NAME_RE.test(m.source))
+        throw new InvalidArgumentError(`${field}.source`, `'${m.source}' is not a valid volume name`);
       const anonymous = m.source === undefined;
       const name = m.source ?? input.newName();
       if (!anonymous) volumesToCreate.push(name);
@@ -160,13 +215,23 @@ export function planMounts(input: {
   for (const [i, from] of (input.volumesFrom ?? []).entries()) {
     for (const m of from.mounts) {
       if (m.type === 'tmpfs' || targets.has(m.target)) continue;
-      add({ ...m, readOnly: from.readOnly ?? m.readOnly, ...(m.type === 'volume' ? { anonymous: false } : {}) } as ResolvedMount, `volumesFrom.${i}`);
+      add(
+        {
+          ...m,
+          readOnly: from.readOnly ?? m.readOnly,
+          ...(m.type === 'volume' ? { anonymous: false } : {}),
+        } as ResolvedMount,
+        `volumesFrom.${i}`,
+      );
     }
   }
   for (const p of input.imageVolumes ?? []) {
     const target = posix.normalize(p).replace(/\/+$/, '');
     if (!target.startsWith('/') || target === '' || targets.has(target)) continue;
-    add({ type: 'volume', name: input.newName(), target, readOnly: false, nocopy: false, anonymous: true }, 'image.volumes');
+    add(
+      { type: 'volume', name: input.newName(), target, readOnly: false, nocopy: false, anonymous: true },
+      'image.volumes',
+    );
   }
   return { mounts: out, volumesToCreate, dirsToCreate };
 }

@@ -23,9 +23,16 @@ const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const ENV_KEY_RE = /^[^=\0]+$/;
 
-const command = z.union([z.string().min(1), z.array(z.string().refine((s) => !s.includes('\0'), 'NUL byte in argument'))]);
-const signal = z.union([z.string(), z.number().int().positive()]).refine((s) => parseSignal(s) !== undefined, 'unknown signal');
-const capability = z.string().refine((c) => c.toUpperCase() === 'ALL' || normalizeCapability(c) !== undefined, 'unknown capability');
+const command = z.union([
+  z.string().min(1),
+  z.array(z.string().refine((s) => !s.includes('\0'), 'NUL byte in argument')),
+]);
+const signal = z
+  .union([z.string(), z.number().int().positive()])
+  .refine((s) => parseSignal(s) !== undefined, 'unknown signal');
+const capability = z
+  .string()
+  .refine((c) => c.toUpperCase() === 'ALL' || normalizeCapability(c) !== undefined, 'unknown capability');
 
 /** One Docker port string, parsed once (at create) into its bindings; its errors name the entry. */
 const portSpec = z.string().transform((spec, ctx): PortBinding[] => {
@@ -42,82 +49,128 @@ const portSpec = z.string().transform((spec, ctx): PortBinding[] => {
  * limits a cgroup driver takes ({@link CgroupLimits}, stored so in the record). A refusal names the
  * field, e.g. `resources.memory`.
  */
-export const resourcesSchema: z.ZodType<CgroupLimits, unknown> = z.record(z.string(), z.unknown()).transform((v, ctx) => {
-  try {
-    return withDefaultSwap(parseResources(v, ''));
-  } catch (e) {
-    if (!(e instanceof InvalidArgumentError)) throw e;
-    const field = e.field.split('.');
-    ctx.addIssue({ code: 'custom', path: field, message: e.message.slice(`invalid ${e.field}: `.length) });
-    return z.NEVER;
-  }
-});
+export const resourcesSchema: z.ZodType<CgroupLimits, unknown> = z
+  .record(z.string(), z.unknown())
+  .transform((v, ctx) => {
+    try {
+      return withDefaultSwap(parseResources(v, ''));
+    } catch (e) {
+      if (!(e instanceof InvalidArgumentError)) throw e;
+      const field = e.field.split('.');
+      ctx.addIssue({ code: 'custom', path: field, message: e.message.slice(`invalid ${e.field}: `.length) });
+      return z.NEVER;
+    }
+  });
 
 /** Schema of {@link ContainerCreateOptions}. */
-export const createOptionsSchema = z.strictObject({
-  image: z.string().min(1),
-  command: command.optional(),
-  entrypoint: z.union([command, z.array(z.string()).length(0)]).optional(),
-  env: z.union([
-    z.record(z.string().regex(ENV_KEY_RE, 'invalid variable name'), z.union([z.string(), z.number(), z.boolean()])),
-    z.array(z.string().regex(/^[^=\0][^\0]*$/, 'expected KEY=value')),
-  ]).optional(),
-  workdir: z.string().refine((w) => w.startsWith('/'), 'must be an absolute path').optional(),
-  user: z.string().regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]').optional(),
-  name: z.string().regex(NAME_RE, 'only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed').max(253).optional(),
-  hostname: z.string().regex(HOSTNAME_RE, 'not a valid hostname').max(253).optional(),
-  domainname: z.string().regex(HOSTNAME_RE, 'not a valid domain name').max(253).optional(),
-  labels: z.record(z.string().min(1), z.string()).optional(),
-  tty: z.boolean().optional(),
-  stdin: z.boolean().optional(),
-  consoleSize: z.strictObject({ cols: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) }).optional(),
-  network: z.string().regex(/^(none|host|bridge|container:[^\s]+|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/, 'expected none, host, bridge, container:<id|name> or a network name').optional(),
-  networkAliases: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)).optional(),
-  ip: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address (four numbers 0-255)').optional(),
-  mac: z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected aa:bb:cc:dd:ee:ff').optional(),
-  ports: z.array(portSpec).transform((lists) => lists.flat()).optional(),
-  publishAll: z.boolean().optional(),
-  dns: z.array(z.string().refine((s) => isIP(s) !== 0, 'expected an IP address')).optional(),
-  dnsSearch: z.array(z.string().regex(/^[a-zA-Z0-9.-]+$/)).optional(),
-  dnsOptions: z.array(z.string().regex(/^[a-zA-Z0-9_:.-]+$/)).optional(),
-  extraHosts: z.array(z.string().refine((s) => /^[^:\s]+:/.test(s) && isIP(s.slice(s.indexOf(':') + 1)) !== 0, 'expected host:ip')).optional(),
-  capAdd: z.array(capability).optional(),
-  capDrop: z.array(capability).optional(),
-  privileged: z.boolean().optional(),
-  readOnlyRootfs: z.boolean().optional(),
-  securityOpt: z.array(z.string().refine(
-    (o) => ['no-new-privileges', 'no-new-privileges:true', 'no-new-privileges:false'].includes(o) || SECCOMP_OPTION_RE.test(o),
-    'expected no-new-privileges[:true|false], seccomp=unconfined, seccomp=<profile file> or seccomp=<profile JSON>',
-  )).optional(),
-  autoRemove: z.boolean().optional(),
-  detach: z.boolean().optional(),
-  stopSignal: signal.optional(),
-  stopTimeout: z.number().int().min(-1).optional(),
-  mounts: z.array(mountOptionsSchema).optional(),
-  volumes: z.array(z.string()).optional(),
-  volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
-  resources: resourcesSchema.optional(),
-  ulimits: ulimitsSchema.optional(),
-  sysctls: sysctlsSchema.optional(),
-  oomScoreAdj: oomScoreAdjSchema.optional(),
-  userns: usernsOptionSchema.optional(),
-  init: z.boolean().optional(),
-  log: logOptionsSchema.optional(),
-  healthcheck: z.strictObject({
-    test: z.union([z.string().min(1), z.array(z.string()).min(1)]),
-    interval: z.number().int().positive().optional(),
-    timeout: z.number().int().positive().optional(),
-    retries: z.number().int().positive().optional(),
-    startPeriod: z.number().int().min(0).optional(),
-  }).optional(),
-  restart: z.string().regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped').optional(),
-}).superRefine((o, ctx) => {
-  for (const key of Object.keys(o.sysctls ?? {})) {
-    const why = sysctlRefusal(key, o.network ?? 'bridge');
-    if (why) ctx.addIssue({ code: 'custom', path: ['sysctls', key], message: why });
-  }
-  for (const [field, why] of networkConflicts(o)) ctx.addIssue({ code: 'custom', path: [field], message: why });
-});
+export const createOptionsSchema = z
+  .strictObject({
+    image: z.string().min(1),
+    command: command.optional(),
+    entrypoint: z.union([command, z.array(z.string()).length(0)]).optional(),
+    env: z
+      .union([
+        z.record(z.string().regex(ENV_KEY_RE, 'invalid variable name'), z.union([z.string(), z.number(), z.boolean()])),
+        z.array(z.string().regex(/^[^=\0][^\0]*$/, 'expected KEY=value')),
+      ])
+      .optional(),
+    workdir: z
+      .string()
+      .refine((w) => w.startsWith('/'), 'must be an absolute path')
+      .optional(),
+    user: z
+      .string()
+      .regex(/^[^:\s]*(:[^:\s]+)?$/, 'expected user[:group]')
+      .optional(),
+    name: z.string().regex(NAME_RE, 'only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed').max(253).optional(),
+    hostname: z.string().regex(HOSTNAME_RE, 'not a valid hostname').max(253).optional(),
+    domainname: z.string().regex(HOSTNAME_RE, 'not a valid domain name').max(253).optional(),
+    labels: z.record(z.string().min(1), z.string()).optional(),
+    tty: z.boolean().optional(),
+    stdin: z.boolean().optional(),
+    consoleSize: z
+      .strictObject({ cols: z.number().int().min(1).max(65535), rows: z.number().int().min(1).max(65535) })
+      .optional(),
+    network: z
+      .string()
+      .regex(
+        /^(none|host|bridge|container:[^\s]+|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/,
+        'expected none, host, bridge, container:<id|name> or a network name',
+      )
+      .optional(),
+    networkAliases: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)).optional(),
+    ip: z
+      .string()
+      .refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address (four numbers 0-255)')
+      .optional(),
+    mac: z
+      .string()
+      .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected aa:bb:cc:dd:ee:ff')
+      .optional(),
+    ports: z
+      .array(portSpec)
+      .transform((lists) => lists.flat())
+      .optional(),
+    publishAll: z.boolean().optional(),
+    dns: z.array(z.string().refine((s) => isIP(s) !== 0, 'expected an IP address')).optional(),
+    dnsSearch: z.array(z.string().regex(/^[a-zA-Z0-9.-]+$/)).optional(),
+    dnsOptions: z.array(z.string().regex(/^[a-zA-Z0-9_:.-]+$/)).optional(),
+    extraHosts: z
+      .array(
+        z.string().refine((s) => /^[^:\s]+:/.test(s) && isIP(s.slice(s.indexOf(':') + 1)) !== 0, 'expected host:ip'),
+      )
+      .optional(),
+    capAdd: z.array(capability).optional(),
+    capDrop: z.array(capability).optional(),
+    privileged: z.boolean().optional(),
+    readOnlyRootfs: z.boolean().optional(),
+    securityOpt: z
+      .array(
+        z
+          .string()
+          .refine(
+            (o) =>
+              ['no-new-privileges', 'no-new-privileges:true', 'no-new-privileges:false'].includes(o) ||
+              SECCOMP_OPTION_RE.test(o),
+            'expected no-new-privileges[:true|false], seccomp=unconfined, seccomp=<profile file> or seccomp=<profile JSON>',
+          ),
+      )
+      .optional(),
+    autoRemove: z.boolean().optional(),
+    detach: z.boolean().optional(),
+    stopSignal: signal.optional(),
+    stopTimeout: z.number().int().min(-1).optional(),
+    mounts: z.array(mountOptionsSchema).optional(),
+    volumes: z.array(z.string()).optional(),
+    volumesFrom: z.array(z.string().regex(/^[^:]+(:(ro|rw))?$/, 'expected container[:ro|rw]')).optional(),
+    resources: resourcesSchema.optional(),
+    ulimits: ulimitsSchema.optional(),
+    sysctls: sysctlsSchema.optional(),
+    oomScoreAdj: oomScoreAdjSchema.optional(),
+    userns: usernsOptionSchema.optional(),
+    init: z.boolean().optional(),
+    log: logOptionsSchema.optional(),
+    healthcheck: z
+      .strictObject({
+        test: z.union([z.string().min(1), z.array(z.string()).min(1)]),
+        interval: z.number().int().positive().optional(),
+        timeout: z.number().int().positive().optional(),
+        retries: z.number().int().positive().optional(),
+        startPeriod: z.number().int().min(0).optional(),
+      })
+      .optional(),
+    restart: z
+      .string()
+      .regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped')
+      .optional(),
+  })
+  .superRefine((o, ctx) => {
+    for (const key of Object.keys(o.sysctls ?? {})) {
+      const why = sysctlRefusal(key, o.network ?? 'bridge');
+      if (why) ctx.addIssue({ code: 'custom', path: ['sysctls', key], message: why });
+    }
+    for (const [field, why] of networkConflicts(o)) ctx.addIssue({ code: 'custom', path: [field], message: why });
+  });
 
 /**
  * Options that need an interface of the container's own on a bridge, refused with a network that
@@ -126,24 +179,40 @@ export const createOptionsSchema = z.strictObject({
  * `host` it drops published ports with a warning, which a library cannot show, so they are refused
  * here too. A fixed address also needs a user-defined network, as with Docker.
  */
-function networkConflicts(o: { network?: string | undefined; ports?: unknown[] | undefined; publishAll?: boolean | undefined; ip?: string | undefined; mac?: string | undefined; networkAliases?: string[] | undefined }): Array<[string, string]> {
+function networkConflicts(o: {
+  network?: string | undefined;
+  ports?: unknown[] | undefined;
+  publishAll?: boolean | undefined;
+  ip?: string | undefined;
+  mac?: string | undefined;
+  networkAliases?: string[] | undefined;
+}): Array<[string, string]> {
   const mode = o.network ?? 'bridge';
   const out: Array<[string, string]> = [];
   const shared = mode.startsWith('container:');
   if (mode === 'none' || mode === 'host' || shared) {
-    const why = mode === 'none'
-      ? "network 'none' gives the container only a loopback interface"
-      : mode === 'host'
-        ? "with network 'host' the container uses the host's interfaces, and its ports are the host's own (a program listening on 80 is on the host's port 80)"
-        : `with network '${mode}' the container shares that container's interfaces`;
-    const publishHow = shared ? `; publish ports on ${mode.slice('container:'.length)} instead` : mode === 'none' ? "; use 'bridge' or a user-defined network to publish ports" : '';
+    const why =
+      mode === 'none'
+        ? "network 'none' gives the container only a loopback interface"
+        : mode === 'host'
+          ? "with network 'host' the container uses the host's interfaces, and its ports are the host's own (a program listening on 80 is on the host's port 80)"
+          : `with network '${mode}' the container shares that container's interfaces`;
+    const publishHow = shared
+      ? `; publish ports on ${mode.slice('container:'.length)} instead`
+      : mode === 'none'
+        ? "; use 'bridge' or a user-defined network to publish ports"
+        : '';
     if (o.ports?.length) out.push(['ports', `${why}: there is nothing to publish ports from${publishHow}`]);
     if (o.publishAll) out.push(['publishAll', `${why}: there is nothing to publish ports from${publishHow}`]);
     if (o.ip !== undefined) out.push(['ip', `${why}: it has no interface of its own to give a fixed address`]);
-    if (o.mac !== undefined && mode !== 'none') out.push(['mac', `${why}: it has no interface of its own to give a MAC address`]);
+    if (o.mac !== undefined && mode !== 'none')
+      out.push(['mac', `${why}: it has no interface of its own to give a MAC address`]);
     if (o.networkAliases?.length) out.push(['networkAliases', `${why}: aliases are names on a user-defined network`]);
   } else if (mode === 'bridge' && o.ip !== undefined) {
-    out.push(['ip', "a fixed address needs a user-defined network (as with Docker): create one with a subnet (new Network('name').create({ subnet })) and use network: 'name'"]);
+    out.push([
+      'ip',
+      "a fixed address needs a user-defined network (as with Docker): create one with a subnet (new Network('name').create({ subnet })) and use network: 'name'",
+    ]);
   }
   return out;
 }
@@ -152,7 +221,10 @@ function networkConflicts(o: { network?: string | undefined; ports?: unknown[] |
  * Create options as {@link createOptionsSchema} returns them: checked, with `ports` parsed into
  * bindings (what the record stores).
  */
-export type CheckedCreateOptions = Omit<ContainerCreateOptions, 'ports' | 'resources'> & { ports?: PortBinding[]; resources?: CgroupLimits };
+export type CheckedCreateOptions = Omit<ContainerCreateOptions, 'ports' | 'resources'> & {
+  ports?: PortBinding[];
+  resources?: CgroupLimits;
+};
 
 /**
  * What a container is made from. Unknown options, malformed values and NUL bytes in any string
@@ -285,7 +357,13 @@ export interface ContainerCreateOptions {
    * command string, or `['NONE']` (disabled); times in ms (defaults 30 s interval and timeout,
    * 3 retries, no start period). Runs while the engine that started the container runs.
    */
-  healthcheck?: { test: string | string[]; interval?: number; timeout?: number; retries?: number; startPeriod?: number };
+  healthcheck?: {
+    test: string | string[];
+    interval?: number;
+    timeout?: number;
+    retries?: number;
+    startPeriod?: number;
+  };
   /**
    * Restart policy, applied while the engine that started the container runs: `no` (default),
    * `on-failure[:N]` (non-zero exits, at most N times), `always`, `unless-stopped`. A container
@@ -395,7 +473,10 @@ export function findNulByte(value: unknown, path: string[] = []): string[] | und
 export function parseOptions<T>(schema: z.ZodType<T>, input: unknown, prefix = ''): T {
   const nul = findNulByte(input);
   if (nul !== undefined) {
-    throw new InvalidArgumentError([prefix, ...nul].filter(Boolean).join('.') || 'options', 'contains a NUL byte (text passed to the kernel or a program ends there)');
+    throw new InvalidArgumentError(
+      [prefix, ...nul].filter(Boolean).join('.') || 'options',
+      'contains a NUL byte (text passed to the kernel or a program ends there)',
+    );
   }
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;

@@ -24,15 +24,21 @@ const SIGNAL_NAMES = new Map(Object.entries(SIGNALS).map(([name, n]) => [n, name
 
 /** Turns a signal name or number into its number, or throws INVALID_ARGUMENT. */
 function signalNumber(signal: string | number): number {
-  const n = typeof signal === 'number' ? signal : SIGNALS[(signal.startsWith('SIG') ? signal : `SIG${signal}`).toUpperCase()];
-  if (n === undefined || !SIGNAL_NAMES.has(n)) throw new InvalidArgumentError('signal', `unknown signal ${String(signal)}`);
+  const n =
+    typeof signal === 'number' ? signal : SIGNALS[(signal.startsWith('SIG') ? signal : `SIG${signal}`).toUpperCase()];
+  if (n === undefined || !SIGNAL_NAMES.has(n))
+    throw new InvalidArgumentError('signal', `unknown signal ${String(signal)}`);
   return n;
 }
 
 /** Checks a terminal size. */
 function checkSize(cols: number, rows: number): void {
-  for (const [k, v] of [['cols', cols], ['rows', rows]] as const) {
-    if (!Number.isInteger(v) || v < 1 || v > 65535) throw new InvalidArgumentError(k, 'expected an integer from 1 to 65535');
+  for (const [k, v] of [
+    ['cols', cols],
+    ['rows', rows],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535)
+      throw new InvalidArgumentError(k, 'expected an integer from 1 to 65535');
   }
 }
 
@@ -96,31 +102,35 @@ export class ContainerProcess {
     this.stdout = stdout;
     this.stderr = stderr;
     const running = starter.start((stream, data) => (stream === 'stdout' ? stdout : stderr).write(data));
-    const started = quiet(running.then((r) => {
-      this.#running = r;
-      const input = r.stdin ?? (r.tty !== undefined ? r.tty : undefined);
-      if (input !== undefined) {
-        // The terminal's copy is also used for resizing: the stream gets a copy of its own.
-        stdin.pipe(new FdWritable(r.tty !== undefined ? dup(r.tty) : input));
-      } else stdin.resume();
-    }));
+    const started = quiet(
+      running.then((r) => {
+        this.#running = r;
+        const input = r.stdin ?? (r.tty !== undefined ? r.tty : undefined);
+        if (input !== undefined) {
+          // The terminal's copy is also used for resizing: the stream gets a copy of its own.
+          stdin.pipe(new FdWritable(r.tty !== undefined ? dup(r.tty) : input));
+        } else stdin.resume();
+      }),
+    );
     this.started = started;
-    this.exited = quiet((async () => {
-      try {
-        const r = await running;
-        await started;
-        const status = await r.exited;
-        const sig = status.signal !== undefined ? SIGNAL_NAMES.get(status.signal) : undefined;
-        return { exitCode: status.exitCode, ...(sig ? { signal: sig } : {}) };
-      } finally {
-        stdout.end();
-        stderr.end();
-        stdin.unpipe();
-        stdin.destroy();
-        if (this.#running?.tty !== undefined) close(this.#running.tty);
-        if (this.#running) this.#running.tty = undefined;
-      }
-    })());
+    this.exited = quiet(
+      (async () => {
+        try {
+          const r = await running;
+          await started;
+          const status = await r.exited;
+          const sig = status.signal !== undefined ? SIGNAL_NAMES.get(status.signal) : undefined;
+          return { exitCode: status.exitCode, ...(sig ? { signal: sig } : {}) };
+        } finally {
+          stdout.end();
+          stderr.end();
+          stdin.unpipe();
+          stdin.destroy();
+          if (this.#running?.tty !== undefined) close(this.#running.tty);
+          if (this.#running) this.#running.tty = undefined;
+        }
+      })(),
+    );
   }
 
   /** Host pid of the process, once it runs. */
@@ -133,7 +143,8 @@ export class ContainerProcess {
     checkSize(cols, rows);
     await this.started;
     const tty = this.#running?.tty;
-    if (tty === undefined) throw new StateError('running', 'resize', 'this process has no terminal (spawn it with tty: true) or has ended');
+    if (tty === undefined)
+      throw new StateError('running', 'resize', 'this process has no terminal (spawn it with tty: true) or has ended');
     setWindowSize(tty, { cols, rows });
   }
 
@@ -175,21 +186,29 @@ export class ContainerAttachment {
     const input = source.stdin ?? (source.tty !== undefined ? dup(source.tty) : undefined);
     this.stdin = input !== undefined ? new FdWritable(input) : null;
     this.stdin?.on('error', () => undefined);
-    this.closed = quiet((async () => {
-      try {
-        for await (const r of source.records(this.#abort.signal)) (r.stream === 'stdout' ? stdout : stderr).write(r.data);
-      } finally {
-        stdout.end();
-        stderr.end();
-        this.#release();
-      }
-    })());
+    this.closed = quiet(
+      (async () => {
+        try {
+          for await (const r of source.records(this.#abort.signal))
+            (r.stream === 'stdout' ? stdout : stderr).write(r.data);
+        } finally {
+          stdout.end();
+          stderr.end();
+          this.#release();
+        }
+      })(),
+    );
   }
 
   /** Sets the size of the container's terminal (its program gets SIGWINCH). Throws INVALID_STATE without one. */
   async resize(cols: number, rows: number): Promise<void> {
     checkSize(cols, rows);
-    if (this.#tty === undefined) throw new StateError('running', 'resize', 'this container has no terminal (create it with tty: true), or the attachment is closed');
+    if (this.#tty === undefined)
+      throw new StateError(
+        'running',
+        'resize',
+        'this container has no terminal (create it with tty: true), or the attachment is closed',
+      );
     setWindowSize(this.#tty, { cols, rows });
   }
 

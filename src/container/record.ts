@@ -16,14 +16,17 @@ import { parsePortSpec, portBindingSchema } from '../network/ports.js';
  * check, naming it).
  */
 const recordedPortsSchema = z.preprocess(
-  (v) => (Array.isArray(v) ? v.flatMap((p: unknown) => {
-    if (typeof p !== 'string') return [p];
-    try {
-      return parsePortSpec(p);
-    } catch {
-      return [p];
-    }
-  }) : v),
+  (v) =>
+    Array.isArray(v)
+      ? v.flatMap((p: unknown) => {
+          if (typeof p !== 'string') return [p];
+          try {
+            return parsePortSpec(p);
+          } catch {
+            return [p];
+          }
+        })
+      : v,
   z.array(portBindingSchema),
 );
 import { logLimitsSchema } from './log-options.js';
@@ -71,11 +74,29 @@ export const containerRecordSchema = z.object({
     domainname: z.string(),
     labels: z.record(z.string(), z.string()),
     network: z.string(),
-    net: z.object({
-      aliases: z.array(z.string()), ip: z.string().optional(), mac: z.string().optional(), ports: recordedPortsSchema,
-      publishAll: z.boolean(), dns: z.array(z.string()), dnsSearch: z.array(z.string()), dnsOptions: z.array(z.string()),
-      extraHosts: z.array(z.string()), exposedPorts: z.array(z.string()),
-    }).default({ aliases: [], ports: [], publishAll: false, dns: [], dnsSearch: [], dnsOptions: [], extraHosts: [], exposedPorts: [] }),
+    net: z
+      .object({
+        aliases: z.array(z.string()),
+        ip: z.string().optional(),
+        mac: z.string().optional(),
+        ports: recordedPortsSchema,
+        publishAll: z.boolean(),
+        dns: z.array(z.string()),
+        dnsSearch: z.array(z.string()),
+        dnsOptions: z.array(z.string()),
+        extraHosts: z.array(z.string()),
+        exposedPorts: z.array(z.string()),
+      })
+      .default({
+        aliases: [],
+        ports: [],
+        publishAll: false,
+        dns: [],
+        dnsSearch: [],
+        dnsOptions: [],
+        extraHosts: [],
+        exposedPorts: [],
+      }),
     capabilities: z.array(z.string()),
     privileged: z.boolean(),
     readOnlyRootfs: z.boolean(),
@@ -100,7 +121,16 @@ export const containerRecordSchema = z.object({
     openStdin: z.boolean().default(false),
     consoleSize: z.object({ cols: z.number().int(), rows: z.number().int() }).default({ cols: 80, rows: 24 }),
     restart: z.string().default('no'),
-    healthcheck: z.object({ test: z.array(z.string()), interval: z.number(), timeout: z.number(), retries: z.number(), startPeriod: z.number() }).nullable().default(null),
+    healthcheck: z
+      .object({
+        test: z.array(z.string()),
+        interval: z.number(),
+        timeout: z.number(),
+        retries: z.number(),
+        startPeriod: z.number(),
+      })
+      .nullable()
+      .default(null),
   }),
   layerDirs: z.array(z.string()),
   state: z.object({
@@ -117,11 +147,13 @@ export const containerRecordSchema = z.object({
     error: z.string(),
     oomKilled: z.boolean().default(false),
     restartCount: z.number().int().default(0),
-    health: z.object({
-      status: z.enum(['none', 'starting', 'healthy', 'unhealthy']),
-      failingStreak: z.number().int(),
-      log: z.array(z.object({ start: z.string(), end: z.string(), exitCode: z.number().int(), output: z.string() })),
-    }).default({ status: 'none', failingStreak: 0, log: [] }),
+    health: z
+      .object({
+        status: z.enum(['none', 'starting', 'healthy', 'unhealthy']),
+        failingStreak: z.number().int(),
+        log: z.array(z.object({ start: z.string(), end: z.string(), exitCode: z.number().int(), output: z.string() })),
+      })
+      .default({ status: 'none', failingStreak: 0, log: [] }),
     /** Stopped or killed through berth: the restart policy does not apply. */
     manualStop: z.boolean().default(false),
     /**
@@ -130,7 +162,10 @@ export const containerRecordSchema = z.object({
      * end of its stdin pipe and the master of its terminal), of those fds (copied with
      * pidfd_getfd). Records written before this held the owner here a second time (ignored).
      */
-    stdio: z.object({ stdinFd: z.number().int().optional(), ttyFd: z.number().int().optional() }).nullable().default(null),
+    stdio: z
+      .object({ stdinFd: z.number().int().optional(), ttyFd: z.number().int().optional() })
+      .nullable()
+      .default(null),
   }),
 });
 
@@ -143,8 +178,22 @@ export type ContainerState = ContainerRecord['state'];
 /** The state of a container that never ran. */
 export function initialState(): ContainerState {
   return {
-    status: 'created', pid: 0, startTime: 0, bootId: '', ownerPid: 0, ownerStart: 0, startedAt: null, finishedAt: null,
-    exitCode: null, signal: null, error: '', oomKilled: false, restartCount: 0, manualStop: false, stdio: null, health: { status: 'none', failingStreak: 0, log: [] },
+    status: 'created',
+    pid: 0,
+    startTime: 0,
+    bootId: '',
+    ownerPid: 0,
+    ownerStart: 0,
+    startedAt: null,
+    finishedAt: null,
+    exitCode: null,
+    signal: null,
+    error: '',
+    oomKilled: false,
+    restartCount: 0,
+    manualStop: false,
+    stdio: null,
+    health: { status: 'none', failingStreak: 0, log: [] },
   };
 }
 

@@ -55,16 +55,22 @@ export interface ReleaseParts {
 export function attachCleanupErrors(first: unknown, errors: unknown[]): unknown {
   if (!errors.length) return first;
   if (!(first instanceof Error)) return new AggregateError([first, ...errors], String(first));
-  const cause = first.cause === undefined && errors.length === 1
-    ? errors[0]
-    : new AggregateError([...(first.cause === undefined ? [] : [first.cause]), ...errors], `the cleanup after "${first.message}" failed too`);
+  const cause =
+    first.cause === undefined && errors.length === 1
+      ? errors[0]
+      : new AggregateError(
+          [...(first.cause === undefined ? [] : [first.cause]), ...errors],
+          `the cleanup after "${first.message}" failed too`,
+        );
   Object.defineProperty(first, 'cause', { value: cause, configurable: true, writable: true, enumerable: false });
   return first;
 }
 
 /** One error for the failures of a release: itself when there is one, an AggregateError for several. */
 function releaseError(rec: ContainerRecord, errors: unknown[]): unknown {
-  return errors.length === 1 ? errors[0] : new AggregateError(errors, `cannot release what container ${labelOf(rec)} held`);
+  return errors.length === 1
+    ? errors[0]
+    : new AggregateError(errors, `cannot release what container ${labelOf(rec)} held`);
 }
 
 /** The resources of one engine's container runs. */
@@ -99,7 +105,13 @@ export class RunResources {
         await vols.acquire(m.name);
         if (!m.nocopy && !(await vols.get(m.name)).populated && vols.awaitsCopyUp(m.name)) copyUp.add(m.name);
       }
-      const mounts = rec.config.mounts.map((m) => userMount(m, (n) => vols.mountpoint(n), (n) => copyUp.has(n)));
+      const mounts = rec.config.mounts.map((m) =>
+        userMount(
+          m,
+          (n) => vols.mountpoint(n),
+          (n) => copyUp.has(n),
+        ),
+      );
       const net = await this.#attachNetwork(rec, p);
       const cg = this.#core.ctx.cgroups;
       // Once more if another process removed the shared parent cgroup in between (its last child left).
@@ -122,7 +134,10 @@ export class RunResources {
    * else `error`; the release's own errors are attached to it.
    */
   async abort(rec: ContainerRecord, run: AcquiredRun, error: unknown): Promise<unknown> {
-    const cgError = await run.cgReady?.then(() => undefined, (err: unknown) => err);
+    const cgError = await run.cgReady?.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     return this.#releaseAfter(rec, cgError ?? error, {});
   }
 
@@ -139,8 +154,15 @@ export class RunResources {
     const errors: unknown[] = [];
     const { cgroups, networks, volumes } = this.#core.ctx;
     if (parts.cgroup !== false && cgroups) await cgroups.destroy(rec.id).catch((e: unknown) => errors.push(e));
-    if (parts.network !== false && networks && !['none', 'host'].includes(rec.config.network) && !rec.config.network.startsWith('container:')) {
-      await networks.releaseAttachment(rec.id, undefined, parts.linksGone ? { linksGone: true } : {}).catch((e: unknown) => errors.push(e));
+    if (
+      parts.network !== false &&
+      networks &&
+      !['none', 'host'].includes(rec.config.network) &&
+      !rec.config.network.startsWith('container:')
+    ) {
+      await networks
+        .releaseAttachment(rec.id, undefined, parts.linksGone ? { linksGone: true } : {})
+        .catch((e: unknown) => errors.push(e));
     }
     if (parts.volumes !== false) {
       for (const m of rec.config.mounts) {
@@ -157,16 +179,19 @@ export class RunResources {
    */
   releaseAfterExit(held: ContainerRecord): void {
     const id = held.id;
-    this.#cleanups.set(id, (async () => {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      try {
-        await this.release(held, { linksGone: true });
-        this.#released.add(`${id}:${held.state.startTime}`);
-        this.#failed.delete(id);
-      } catch (e) {
-        this.#failed.set(id, e);
-      }
-    })().finally(() => this.#cleanups.delete(id)));
+    this.#cleanups.set(
+      id,
+      (async () => {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        try {
+          await this.release(held, { linksGone: true });
+          this.#released.add(`${id}:${held.state.startTime}`);
+          this.#failed.delete(id);
+        } catch (e) {
+          this.#failed.set(id, e);
+        }
+      })().finally(() => this.#cleanups.delete(id)),
+    );
   }
 
   /** Resolves once the release after `id`'s last exit (if one is under way) is done. */
@@ -211,7 +236,10 @@ export class RunResources {
   }
 
   /** Attaches the container to its network (bridge or user-defined); writes its hosts file. */
-  async #attachNetwork(rec: ContainerRecord, p: ContainerPaths): Promise<{ interfaces?: PlanInterface[]; joinNetnsPid?: number }> {
+  async #attachNetwork(
+    rec: ContainerRecord,
+    p: ContainerPaths,
+  ): Promise<{ interfaces?: PlanInterface[]; joinNetnsPid?: number }> {
     const c = rec.config;
     const extraHosts = c.net.extraHosts.map((h) => {
       const i = h.indexOf(':');
@@ -228,11 +256,24 @@ export class RunResources {
     const nets = this.#core.ctx.networks;
     if (!nets) throw new BerthError('KERNEL', 'networking is not available in this engine');
     const iface = await nets.prepareAttachment(rec.id, {
-      network: c.network, name: rec.name, hostname: c.hostname, aliases: c.net.aliases,
-      ...(c.net.ip ? { ip: c.net.ip } : {}), ...(c.net.mac ? { mac: c.net.mac } : {}),
-      ports: c.net.ports, publishAll: c.net.publishAll, exposedPorts: c.net.exposedPorts,
+      network: c.network,
+      name: rec.name,
+      hostname: c.hostname,
+      aliases: c.net.aliases,
+      ...(c.net.ip ? { ip: c.net.ip } : {}),
+      ...(c.net.mac ? { mac: c.net.mac } : {}),
+      ports: c.net.ports,
+      publishAll: c.net.publishAll,
+      exposedPorts: c.net.exposedPorts,
     });
-    writeFileSync(p.hosts, await nets.hostsFileFor(rec.id, { hostname: c.hostname, ...(c.domainname ? { domainname: c.domainname } : {}), extraHosts }));
+    writeFileSync(
+      p.hosts,
+      await nets.hostsFileFor(rec.id, {
+        hostname: c.hostname,
+        ...(c.domainname ? { domainname: c.domainname } : {}),
+        extraHosts,
+      }),
+    );
     return { interfaces: [iface] };
   }
 

@@ -102,7 +102,8 @@ export class RunStates {
     if (s.status === 'restarting') {
       // Between two runs: the owner restarts it; if the owner is gone, it stays exited.
       if (s.bootId === currentBootId() && isSameProcess(s.ownerPid, s.ownerStart)) return rec;
-      const exited = (r: ContainerRecord): ContainerRecord => (r.state.status === 'restarting' ? { ...r, state: { ...r.state, status: 'exited' } } : r);
+      const exited = (r: ContainerRecord): ContainerRecord =>
+        r.state.status === 'restarting' ? { ...r, state: { ...r.state, status: 'exited' } } : r;
       // A read never needs space: on a full disk the next read finds the same.
       return this.#core.records.update(rec.id, exited).catch((e: unknown) => {
         if (isNoSpace(e)) return exited(rec);
@@ -117,7 +118,13 @@ export class RunStates {
     if (parsed && parsed.pid === s.pid) return (await this.recordExit(rec.id, parsed)) ?? rec;
     // The process is gone without an exit file: only final once its owner is gone too.
     if (s.bootId === currentBootId() && isSameProcess(s.ownerPid, s.ownerStart)) return rec;
-    return (await this.recordExit(rec.id, { pid: s.pid, exitCode: 137, signal: SIGNALS.SIGKILL!, finishedAt: Date.now() }, 'the engine process that owned it exited')) ?? rec;
+    return (
+      (await this.recordExit(
+        rec.id,
+        { pid: s.pid, exitCode: 137, signal: SIGNALS.SIGKILL!, finishedAt: Date.now() },
+        'the engine process that owned it exited',
+      )) ?? rec
+    );
   }
 
   /**
@@ -130,7 +137,8 @@ export class RunStates {
     let rec: ContainerRecord;
     // A cgroup that cannot be read (another process destroyed it already) cannot tell: the exit is
     // recorded all the same, as not OOM-killed.
-    const oomKilled = exit.exitCode === 137 ? await this.#core.ctx.cgroups?.oomKilled(id).catch(() => false) ?? false : false;
+    const oomKilled =
+      exit.exitCode === 137 ? ((await this.#core.ctx.cgroups?.oomKilled(id).catch(() => false)) ?? false) : false;
     // Removed already (e.g. after a failed start): nothing to record, and nothing to create.
     if (!(await this.#core.records.has(id))) return undefined;
     const exited = (r: ContainerRecord): ContainerRecord => {
@@ -139,8 +147,12 @@ export class RunStates {
       return {
         ...r,
         state: {
-          ...r.state, status: 'exited', exitCode: exit.exitCode, signal: exit.signal ?? null,
-          finishedAt: new Date(exit.finishedAt).toISOString(), error: exit.error?.message ?? error,
+          ...r.state,
+          status: 'exited',
+          exitCode: exit.exitCode,
+          signal: exit.signal ?? null,
+          finishedAt: new Date(exit.finishedAt).toISOString(),
+          error: exit.error?.message ?? error,
           oomKilled,
         },
       };
@@ -191,7 +203,12 @@ export class RunStates {
    * Waits until the container is not running and returns its exit code. A container that was
    * never started resolves at once (Docker's `not-running` condition). `get` resolves `ref`.
    */
-  async wait(get: (ref: string) => Promise<ContainerRecord>, ref: string, signal?: AbortSignal, condition: WaitCondition = 'not-running'): Promise<{ exitCode: number; record?: ContainerRecord }> {
+  async wait(
+    get: (ref: string) => Promise<ContainerRecord>,
+    ref: string,
+    signal?: AbortSignal,
+    condition: WaitCondition = 'not-running',
+  ): Promise<{ exitCode: number; record?: ContainerRecord }> {
     let rec: ContainerRecord;
     try {
       rec = await get(ref);
@@ -205,8 +222,10 @@ export class RunStates {
     // A restarting container is between two runs: not running (docker wait returns then too).
     const running = (r: ContainerRecord) => r.state.status === 'running' || r.state.status === 'paused';
     const done = (r: ContainerRecord): boolean =>
-      condition === 'not-running' ? !running(r)
-        : condition === 'next-exit' ? !running(r) && r.state.finishedAt !== firstFinish
+      condition === 'not-running'
+        ? !running(r)
+        : condition === 'next-exit'
+          ? !running(r) && r.state.finishedAt !== firstFinish
           : false;
     const hold = this.#core.ctx.zygote.hold();
     try {
@@ -242,7 +261,11 @@ export class RunStates {
   async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
     const recs = await this.#core.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {});
     return (await Promise.all(recs.map((r) => (activeOnly ? this.refresh(r) : r))))
-      .filter((r) => (!activeOnly || isActive(r.state.status)) && r.config.mounts.some((m) => m.type === 'volume' && m.name === name))
+      .filter(
+        (r) =>
+          (!activeOnly || isActive(r.state.status)) &&
+          r.config.mounts.some((m) => m.type === 'volume' && m.name === name),
+      )
       .map((r) => r.id);
   }
 
@@ -252,18 +275,24 @@ export class RunStates {
    */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
     const activeOnly = !filter.all && (filter.status ?? []).every((s) => isActive(s));
-    const refreshed = await Promise.all((await this.#core.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {})).map((r) => this.refresh(r)));
+    const refreshed = await Promise.all(
+      (await this.#core.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {})).map((r) => this.refresh(r)),
+    );
     // A refresh may have recorded an exit and auto-removed the container.
-    const present = await Promise.all(refreshed.map((r) => (r.config.autoRemove ? this.#core.records.has(r.id) : true)));
+    const present = await Promise.all(
+      refreshed.map((r) => (r.config.autoRemove ? this.#core.records.has(r.id) : true)),
+    );
     const recs = refreshed.filter((_, i) => present[i]);
     return recs
       .filter((r) => (filter.all || filter.status?.length ? true : isActive(r.state.status)))
       .filter((r) => !filter.status?.length || filter.status.includes(r.state.status))
       .filter((r) => !filter.name?.length || filter.name.some((n) => r.name.includes(n.replace(/^\//, ''))))
-      .filter((r) => (filter.label ?? []).every((l) => {
-        const i = l.indexOf('=');
-        return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
-      }))
+      .filter((r) =>
+        (filter.label ?? []).every((l) => {
+          const i = l.indexOf('=');
+          return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
+        }),
+      )
       .sort((a, b) => b.created.localeCompare(a.created));
   }
 }

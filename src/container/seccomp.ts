@@ -11,13 +11,22 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BerthError, InvalidArgumentError } from '../errors.js';
 import { CAPABILITIES } from '../runtime/capabilities.js';
-import { nativeSeccompArch, parseSeccompProfile, seccompFilterHex, seccompProfileSchema, type SeccompProfile } from '../runtime/seccomp/index.js';
+import {
+  nativeSeccompArch,
+  parseSeccompProfile,
+  seccompFilterHex,
+  seccompProfileSchema,
+  type SeccompProfile,
+} from '../runtime/seccomp/index.js';
 
 /** A container's seccomp: Docker's default profile, none, or a profile of its own. */
 export type SeccompChoice = 'default' | 'unconfined' | { profile: SeccompProfile };
 
 /** Schema of {@link SeccompChoice} in the record; records made before it existed get the default. */
-export const seccompChoiceSchema = z.union([z.enum(['default', 'unconfined']), z.object({ profile: seccompProfileSchema })]);
+export const seccompChoiceSchema = z.union([
+  z.enum(['default', 'unconfined']),
+  z.object({ profile: seccompProfileSchema }),
+]);
 
 /** A `securityOpt` entry that sets seccomp (`seccomp=…`, or Docker's older `seccomp:…`). */
 export const SECCOMP_OPTION_RE = /^seccomp[=:]/;
@@ -38,7 +47,11 @@ export function resolveSeccomp(securityOpt: readonly string[], privileged: boole
     try {
       text = readFileSync(value, 'utf8');
     } catch (e) {
-      throw new InvalidArgumentError('securityOpt', `cannot read the seccomp profile ${value}: ${(e as Error).message}`, { cause: e });
+      throw new InvalidArgumentError(
+        'securityOpt',
+        `cannot read the seccomp profile ${value}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
   let profile: SeccompProfile;
@@ -55,7 +68,11 @@ export function resolveSeccomp(securityOpt: readonly string[], privileged: boole
 
 function filterOf(choice: Exclude<SeccompChoice, 'unconfined'>, capabilities: readonly string[]): string {
   const arch = nativeSeccompArch();
-  if (!arch) throw new BerthError('INVALID_ARGUMENT', `seccomp filters are made for x86_64 and aarch64, not ${process.arch}: run the container with securityOpt seccomp=unconfined`);
+  if (!arch)
+    throw new BerthError(
+      'INVALID_ARGUMENT',
+      `seccomp filters are made for x86_64 and aarch64, not ${process.arch}: run the container with securityOpt seccomp=unconfined`,
+    );
   try {
     return seccompFilterHex(choice === 'default' ? 'default' : choice.profile, { arch, capabilities });
   } catch (e) {
@@ -67,7 +84,11 @@ function filterOf(choice: Exclude<SeccompChoice, 'unconfined'>, capabilities: re
  * The compiled filter (hex) a container's processes run under, for its capabilities; undefined
  * when unconfined (or privileged).
  */
-export function seccompFilter(choice: SeccompChoice | undefined, privileged: boolean, capabilities: readonly string[]): string | undefined {
+export function seccompFilter(
+  choice: SeccompChoice | undefined,
+  privileged: boolean,
+  capabilities: readonly string[],
+): string | undefined {
   if (privileged || choice === 'unconfined') return undefined;
   return filterOf(choice ?? 'default', capabilities);
 }

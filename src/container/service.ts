@@ -61,7 +61,10 @@ export class ContainerService {
   readonly #supervisor: Supervisor;
   /** diff, export, copy, the commit layer. */
   readonly #fs = new ContainerFs({
-    get: (ref) => this.get(ref), paths: (id) => this.paths(id), isActive: (rec) => isActive(rec.state.status), label: (rec) => labelOf(rec),
+    get: (ref) => this.get(ref),
+    paths: (id) => this.paths(id),
+    isActive: (rec) => isActive(rec.state.status),
+    label: (rec) => labelOf(rec),
   });
   #swept: Promise<void> | undefined;
 
@@ -75,23 +78,41 @@ export class ContainerService {
     // The subset `active` (running, paused, restarting as recorded) is indexed: listing the
     // running containers reads those records only, however many exited ones the root holds.
     this.records = new RecordStore<ContainerRecord>({
-      dir: this.#dir, kind: 'container', noun: 'container', schema: containerRecordSchema as never, fsync: false,
+      dir: this.#dir,
+      kind: 'container',
+      noun: 'container',
+      schema: containerRecordSchema as never,
+      fsync: false,
       subsets: { [ACTIVE_SUBSET]: (r) => isActive(r.state.status) },
     });
     this.#core = {
-      ctx, records: this.records, paths: (id) => this.paths(id),
+      ctx,
+      records: this.records,
+      paths: (id) => this.paths(id),
       event: async (action, rec, extra = {}) => {
-        await ctx.appendEvent({ type: 'container', action, id: rec.id, attributes: { name: rec.name, image: rec.image, ...rec.config.labels, ...extra } });
+        await ctx.appendEvent({
+          type: 'container',
+          action,
+          id: rec.id,
+          attributes: { name: rec.name, image: rec.image, ...rec.config.labels, ...extra },
+        });
       },
     };
     this.#resources = new RunResources(this.#core, (ref) => this.get(ref));
-    this.#runs = new RunStates(this.#core, this.#resources, (id) => this.remove(id, { force: true, volumes: true }).catch(() => {
-      // The exit is recorded whatever becomes of the auto-removal (a read must not fail for it):
-      // a container it could not remove stays, exited, and its removal by the user reports why.
-    }));
-    this.#supervisor = new Supervisor(this.#core, (id, command) => this.exec(id, command), (id) => this.start(id));
+    this.#runs = new RunStates(this.#core, this.#resources, (id) =>
+      this.remove(id, { force: true, volumes: true }).catch(() => {
+        // The exit is recorded whatever becomes of the auto-removal (a read must not fail for it):
+        // a container it could not remove stays, exited, and its removal by the user reports why.
+      }),
+    );
+    this.#supervisor = new Supervisor(
+      this.#core,
+      (id, command) => this.exec(id, command),
+      (id) => this.start(id),
+    );
     ctx.zygote.onExit((id, status) => {
-      void this.#runs.recordExit(id, status)
+      void this.#runs
+        .recordExit(id, status)
         .then((rec) => (rec ? this.#supervisor.applyRestartPolicy(rec) : undefined))
         // Nobody awaits an exit the runtime reports: a record it could not update is recorded by
         // the next read (which recomputes it from the kernel and the exit file).
@@ -107,7 +128,11 @@ export class ContainerService {
 
   /** Creates a container (does not start it). */
   async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
-    return createContainer(this.#core, { sweep: () => this.#sweep(), get: (ref) => this.get(ref), usernsLock: join(this.#dir, 'userns.lock') }, input);
+    return createContainer(
+      this.#core,
+      { sweep: () => this.#sweep(), get: (ref) => this.get(ref), usernsLock: join(this.#dir, 'userns.lock') },
+      input,
+    );
   }
 
   /** The once-per-engine sweep (see {@link sweepOnce}), before the first create. */
@@ -147,20 +172,38 @@ export class ContainerService {
       let started;
       try {
         started = await zygote.start(
-          buildPlan(runtimeSpec(rec, p, run.mounts, run.cgroups, run.net), CONTAINER_PLAN_DEFAULTS), p.log, p.exit,
+          buildPlan(runtimeSpec(rec, p, run.mounts, run.cgroups, run.net), CONTAINER_PLAN_DEFAULTS),
+          p.log,
+          p.exit,
           { detach: rec.config.detach, log: rec.config.log, ...(run.cgReady ? { cgroups: run.cgReady } : {}) },
         );
       } catch (e) {
         const error = await this.#resources.abort(rec, run, e);
         if (error !== e || !(e instanceof StartFailure)) throw error;
         const f = e.failure;
-        await this.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, exitCode: f.exitCode, error: f.message } }));
+        await this.records.update(rec.id, (r) => ({
+          ...r,
+          state: { ...r.state, exitCode: f.exitCode, error: f.message },
+        }));
         // The errors of the release abort() made, attached to the start failure, go with the error thrown.
         const cleanup = e.cause === undefined ? {} : { cause: e.cause };
-        const failure = f.kind === 'command'
-          ? new CommandError(rec.path, f.exitCode, `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`, cleanup)
-          : new BerthError(f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL', `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`, cleanup);
-        if (rec.config.autoRemove) await this.remove(rec.id, { force: true }).catch((removal: unknown) => attachCleanupErrors(failure, [removal]));
+        const failure =
+          f.kind === 'command'
+            ? new CommandError(
+                rec.path,
+                f.exitCode,
+                `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`,
+                cleanup,
+              )
+            : new BerthError(
+                f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL',
+                `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`,
+                cleanup,
+              );
+        if (rec.config.autoRemove)
+          await this.remove(rec.id, { force: true }).catch((removal: unknown) =>
+            attachCleanupErrors(failure, [removal]),
+          );
         throw failure;
       }
       await this.#resources.started(run);
@@ -170,11 +213,22 @@ export class ContainerService {
       const updated = await this.records.update(rec.id, (r) => ({
         ...r,
         state: {
-          ...initialState(), restartCount: r.state.restartCount, status: 'running', pid: started.pid, startTime: started.startTime, bootId: currentBootId(),
-          ownerPid: zpid, ownerStart: zstart, startedAt: new Date().toISOString(),
-          stdio: started.stdinFd !== undefined || started.ttyFd !== undefined
-            ? { ...(started.stdinFd !== undefined ? { stdinFd: started.stdinFd } : {}), ...(started.ttyFd !== undefined ? { ttyFd: started.ttyFd } : {}) }
-            : null,
+          ...initialState(),
+          restartCount: r.state.restartCount,
+          status: 'running',
+          pid: started.pid,
+          startTime: started.startTime,
+          bootId: currentBootId(),
+          ownerPid: zpid,
+          ownerStart: zstart,
+          startedAt: new Date().toISOString(),
+          stdio:
+            started.stdinFd !== undefined || started.ttyFd !== undefined
+              ? {
+                  ...(started.stdinFd !== undefined ? { stdinFd: started.stdinFd } : {}),
+                  ...(started.ttyFd !== undefined ? { ttyFd: started.ttyFd } : {}),
+                }
+              : null,
         },
       }));
       await this.#core.event('start', updated);
@@ -187,7 +241,11 @@ export class ContainerService {
    * Waits until the container is not running and returns its exit code. A container that was
    * never started resolves at once (Docker's `not-running` condition).
    */
-  async wait(ref: string, signal?: AbortSignal, condition: WaitCondition = 'not-running'): Promise<{ exitCode: number; record?: ContainerRecord }> {
+  async wait(
+    ref: string,
+    signal?: AbortSignal,
+    condition: WaitCondition = 'not-running',
+  ): Promise<{ exitCode: number; record?: ContainerRecord }> {
     return this.#runs.wait((r) => this.get(r), ref, signal, condition);
   }
 
@@ -218,9 +276,16 @@ export class ContainerService {
     let rec = await this.get(ref);
     if (!can('stop', rec.state.status)) return rec;
     const t = timeout ?? rec.config.stopTimeout;
-    rec = await this.#spare(() => this.records.update(rec.id, (r) => ({
-      ...r, state: { ...r.state, manualStop: true, ...(r.state.status === 'restarting' ? { status: 'exited' as const } : {}) },
-    })));
+    rec = await this.#spare(() =>
+      this.records.update(rec.id, (r) => ({
+        ...r,
+        state: {
+          ...r.state,
+          manualStop: true,
+          ...(r.state.status === 'restarting' ? { status: 'exited' as const } : {}),
+        },
+      })),
+    );
     if (!can('stop', rec.state.status)) {
       await this.#spare(() => this.#core.event('stop', rec));
       return rec;
@@ -231,10 +296,13 @@ export class ContainerService {
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(), t * 1000);
       try {
-        rec = (await this.wait(rec.id, ac.signal).catch((e: unknown) => {
-          // The timeout: SIGKILL follows.
-          if (!ac.signal.aborted) throw e;
-        }))?.record ?? rec;
+        rec =
+          (
+            await this.wait(rec.id, ac.signal).catch((e: unknown) => {
+              // The timeout: SIGKILL follows.
+              if (!ac.signal.aborted) throw e;
+            })
+          )?.record ?? rec;
       } finally {
         clearTimeout(timer);
       }
@@ -270,7 +338,8 @@ export class ContainerService {
       ensureReserve(this.#ctx.root);
     }
     // A `die` a full disk kept out of the log goes in before the `destroy`.
-    if (unrecorded && !unrecorded.died) await this.#spare(() => this.#core.event('die', rec, { exitCode: String(unrecorded.exit.exitCode) }));
+    if (unrecorded && !unrecorded.died)
+      await this.#spare(() => this.#core.event('die', rec, { exitCode: String(unrecorded.exit.exitCode) }));
     if (deleted) await this.#spare(() => this.#core.event('destroy', rec));
     if (options.volumes) await this.#removeAnonymousVolumes(rec);
   }
@@ -284,7 +353,10 @@ export class ContainerService {
         if (!(e instanceof NotFoundError)) errors.push(e);
       });
     }
-    if (errors.length) throw errors.length === 1 ? errors[0] : new AggregateError(errors, `cannot remove the anonymous volumes of container ${labelOf(rec)}`);
+    if (errors.length)
+      throw errors.length === 1
+        ? errors[0]
+        : new AggregateError(errors, `cannot remove the anonymous volumes of container ${labelOf(rec)}`);
   }
 
   /** Ids of containers (any status, or active only) that mount volume `name`. */
@@ -313,7 +385,12 @@ export class ContainerService {
    * Starts `command` in the running container and resolves once it runs, as `docker exec -i`
    * (with `stdin`) or `-it` (with `terminal`); its output goes to `onOutput` as it comes.
    */
-  async startExec(ref: string, command: string[], opts: ExecOptions, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<StartedExec> {
+  async startExec(
+    ref: string,
+    command: string[],
+    opts: ExecOptions,
+    onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
+  ): Promise<StartedExec> {
     return startExec(this.#core, await this.get(ref), command, opts, onOutput);
   }
 
@@ -336,7 +413,7 @@ export class ContainerService {
     const { record, stdin, tty } = await this.stdinOf(ref, o.stdin !== false);
     const log = { path: this.paths(record.id).log, maxFile: record.config.log.maxFile };
     // The starting point is fixed now: output written from here on is never missed.
-    const from = o.logs ? 'start' : (await logEnd(log.path)) ?? 'start';
+    const from = o.logs ? 'start' : ((await logEnd(log.path)) ?? 'start');
     return {
       records: (signal) => followRecords(log, { from, signal }, () => this.isRunning(record.id)),
       ...(stdin !== undefined ? { stdin } : {}),
@@ -347,7 +424,9 @@ export class ContainerService {
   /** The output of a container as lines with stream and time (`docker logs`); with `follow`, until it stops. */
   async *logLines(ref: string, o: LogsOptions = {}): AsyncGenerator<LogLine> {
     const rec = await this.get(ref);
-    yield* readLogLines({ path: this.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, () => this.isRunning(rec.id));
+    yield* readLogLines({ path: this.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, () =>
+      this.isRunning(rec.id),
+    );
   }
 
   /** Whether the container's current run is still going (its process alive). */
@@ -435,7 +514,8 @@ export class ContainerService {
   async rename(ref: string, newName: string): Promise<ContainerRecord> {
     const rec = await this.get(ref);
     const name = newName.replace(/^\//, '');
-    if (name === rec.name) throw new ConflictError('NAME_CONFLICT', `container ${this.#label(rec)} is already named '${name}'`);
+    if (name === rec.name)
+      throw new ConflictError('NAME_CONFLICT', `container ${this.#label(rec)} is already named '${name}'`);
     await this.records.reserveName(name, rec.id);
     let next: ContainerRecord;
     try {

@@ -50,7 +50,10 @@ const asArgv = (v: string | string[]): string[] => (typeof v === 'string' ? [v] 
  * Docker's entrypoint/command rule: an entrypoint in the options replaces the image's and
  * drops the image's Cmd; a command replaces Cmd. argv is entrypoint followed by cmd.
  */
-export function resolveArgv(image: ImageRunConfig, opts: Pick<ContainerCreateOptions, 'command' | 'entrypoint'>): {
+export function resolveArgv(
+  image: ImageRunConfig,
+  opts: Pick<ContainerCreateOptions, 'command' | 'entrypoint'>,
+): {
   entrypoint: string[] | null;
   cmd: string[] | null;
   argv: string[];
@@ -62,7 +65,10 @@ export function resolveArgv(image: ImageRunConfig, opts: Pick<ContainerCreateOpt
   else cmd = image.cmd ?? null;
   const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
   if (argv.length === 0) {
-    throw new InvalidArgumentError('command', 'no command specified: the image has no Cmd or Entrypoint; pass a command');
+    throw new InvalidArgumentError(
+      'command',
+      'no command specified: the image has no Cmd or Entrypoint; pass a command',
+    );
   }
   return { entrypoint: entrypoint && entrypoint.length ? entrypoint : null, cmd, argv };
 }
@@ -86,7 +92,10 @@ export function mergeEnv(image: readonly string[], opts: ContainerCreateOptions[
  * `opts.securityOpt`, when the caller has resolved it already (it may read a file).
  */
 export function buildConfig(
-  id: string, image: ImageRunConfig, opts: CheckedCreateOptions, mounts: ResolvedMount[] = [],
+  id: string,
+  image: ImageRunConfig,
+  opts: CheckedCreateOptions,
+  mounts: ResolvedMount[] = [],
   seccomp: SeccompChoice = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false),
 ): {
   config: ContainerRecord['config'];
@@ -99,7 +108,8 @@ export function buildConfig(
   if (!env.some((e) => e.startsWith('HOSTNAME='))) env.push(`HOSTNAME=${hostname}`);
   const securityOpt = opts.securityOpt ?? [];
   const stopSignal = parseSignal(opts.stopSignal ?? image.stopSignal ?? 'SIGTERM');
-  if (stopSignal === undefined) throw new InvalidArgumentError('stopSignal', `the image's StopSignal '${image.stopSignal}' is not a signal`);
+  if (stopSignal === undefined)
+    throw new InvalidArgumentError('stopSignal', `the image's StopSignal '${image.stopSignal}' is not a signal`);
   return {
     path: argv[0]!,
     args: argv.slice(1),
@@ -114,9 +124,16 @@ export function buildConfig(
       labels: opts.labels ?? {},
       network: opts.network ?? 'bridge',
       net: {
-        aliases: opts.networkAliases ?? [], ...(opts.ip ? { ip: opts.ip } : {}), ...(opts.mac ? { mac: opts.mac } : {}),
-        ports: opts.ports ?? [], publishAll: opts.publishAll ?? false, dns: opts.dns ?? [], dnsSearch: opts.dnsSearch ?? [],
-        dnsOptions: opts.dnsOptions ?? [], extraHosts: opts.extraHosts ?? [], exposedPorts: image.exposedPorts ?? [],
+        aliases: opts.networkAliases ?? [],
+        ...(opts.ip ? { ip: opts.ip } : {}),
+        ...(opts.mac ? { mac: opts.mac } : {}),
+        ports: opts.ports ?? [],
+        publishAll: opts.publishAll ?? false,
+        dns: opts.dns ?? [],
+        dnsSearch: opts.dnsSearch ?? [],
+        dnsOptions: opts.dnsOptions ?? [],
+        extraHosts: opts.extraHosts ?? [],
+        exposedPorts: image.exposedPorts ?? [],
       },
       capabilities: resolveCapabilities(opts.capAdd ?? [], opts.capDrop ?? [], opts.privileged ?? false),
       privileged: opts.privileged ?? false,
@@ -148,11 +165,19 @@ export function buildConfig(
  * A health check with Docker's defaults filled in (30 s interval and timeout, 3 retries), or null
  * when there is none or it is disabled (`['NONE']`). A string test is a shell command.
  */
-export function resolveHealthcheck(h: { test: string | string[]; interval?: number; timeout?: number; retries?: number; startPeriod?: number } | null): ContainerRecord['config']['healthcheck'] {
+export function resolveHealthcheck(
+  h: { test: string | string[]; interval?: number; timeout?: number; retries?: number; startPeriod?: number } | null,
+): ContainerRecord['config']['healthcheck'] {
   if (!h) return null;
   const test = typeof h.test === 'string' ? ['CMD-SHELL', h.test] : h.test;
   if (test[0] === 'NONE' || test.length === 0) return null;
-  return { test, interval: h.interval ?? 30_000, timeout: h.timeout ?? 30_000, retries: h.retries ?? 3, startPeriod: h.startPeriod ?? 0 };
+  return {
+    test,
+    interval: h.interval ?? 30_000,
+    timeout: h.timeout ?? 30_000,
+    retries: h.retries ?? 3,
+    startPeriod: h.startPeriod ?? 0,
+  };
 }
 
 /**
@@ -213,25 +238,57 @@ export function containerPaths(containersDir: string, id: string, runContainersD
 }
 
 /** How the runtime mounts one of the container's mounts: resolved host sources, copy-up decided. */
-export function userMount(m: ResolvedMount, volumeDir: (name: string) => string, copyUp: (name: string) => boolean): UserMount {
+export function userMount(
+  m: ResolvedMount,
+  volumeDir: (name: string) => string,
+  copyUp: (name: string) => boolean,
+): UserMount {
   if (m.type === 'tmpfs') {
-    const opts = [m.size !== undefined ? `size=${m.size}` : '', m.mode !== undefined ? `mode=${m.mode.toString(8)}` : ''].filter(Boolean).join(',');
+    const opts = [
+      m.size !== undefined ? `size=${m.size}` : '',
+      m.mode !== undefined ? `mode=${m.mode.toString(8)}` : '',
+    ]
+      .filter(Boolean)
+      .join(',');
     return { kind: 'tmpfs', target: m.target, readOnly: m.readOnly, data: opts || null };
   }
   if (m.type === 'bind') {
-    return { kind: 'bind', source: m.source, target: m.target, readOnly: m.readOnly, propagation: m.propagation, copyUp: false, dir: isDirectory(m.source) };
+    return {
+      kind: 'bind',
+      source: m.source,
+      target: m.target,
+      readOnly: m.readOnly,
+      propagation: m.propagation,
+      copyUp: false,
+      dir: isDirectory(m.source),
+    };
   }
-  return { kind: 'bind', source: volumeDir(m.name), target: m.target, readOnly: m.readOnly, propagation: 'rprivate', copyUp: !m.nocopy && copyUp(m.name), dir: true, idmap: true };
+  return {
+    kind: 'bind',
+    source: volumeDir(m.name),
+    target: m.target,
+    readOnly: m.readOnly,
+    propagation: 'rprivate',
+    copyUp: !m.nocopy && copyUp(m.name),
+    dir: true,
+    idmap: true,
+  };
 }
 
 /** The resource limits and oom_score_adj of a container's processes (its init's and its execs'). */
 export function processLimits(c: ContainerRecord['config']): Pick<RuntimeSpec['process'], 'rlimits' | 'oomScoreAdj'> {
-  return { ...(c.ulimits.length ? { rlimits: runtimeRlimits(c.ulimits) } : {}), ...(c.oomScoreAdj !== null ? { oomScoreAdj: c.oomScoreAdj } : {}) };
+  return {
+    ...(c.ulimits.length ? { rlimits: runtimeRlimits(c.ulimits) } : {}),
+    ...(c.oomScoreAdj !== null ? { oomScoreAdj: c.oomScoreAdj } : {}),
+  };
 }
 
 /** The runtime spec of a container record. */
 export function runtimeSpec(
-  rec: ContainerRecord, paths: ContainerPaths, mounts: UserMount[] = [], cgroups: { procs?: string[]; tasks?: string[]; view?: CgroupView } = {},
+  rec: ContainerRecord,
+  paths: ContainerPaths,
+  mounts: UserMount[] = [],
+  cgroups: { procs?: string[]; tasks?: string[]; view?: CgroupView } = {},
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
 ): RuntimeSpec {
   const c = rec.config;
@@ -241,7 +298,13 @@ export function runtimeSpec(
     id: rec.id,
     hostname: c.hostname,
     ...(c.domainname ? { domainname: c.domainname } : {}),
-    rootfs: { lowerDirs: rec.layerDirs, upperDir: paths.upper, workDir: paths.work, mountPoint: paths.rootfs, readOnly: c.readOnlyRootfs },
+    rootfs: {
+      lowerDirs: rec.layerDirs,
+      upperDir: paths.upper,
+      workDir: paths.work,
+      mountPoint: paths.rootfs,
+      readOnly: c.readOnlyRootfs,
+    },
     binds: [
       { source: paths.hostname, target: '/etc/hostname', readOnly: false },
       { source: paths.hosts, target: '/etc/hosts', readOnly: false },
@@ -274,11 +337,17 @@ export function runtimeSpec(
 
 /** /etc/hosts for a container with loopback only (or the host's network): `127.0.1.1` names it. */
 export function hostsFile(hostname: string, domainname: string, extraHosts: string[] = []): string {
-  return hostsFileContent({
-    hostname,
-    ...(domainname ? { domainname } : {}),
-    extraHosts: extraHosts.map((h) => ({ names: [h.slice(0, h.indexOf(':'))], address: h.slice(h.indexOf(':') + 1) })),
-  }, []);
+  return hostsFileContent(
+    {
+      hostname,
+      ...(domainname ? { domainname } : {}),
+      extraHosts: extraHosts.map((h) => ({
+        names: [h.slice(0, h.indexOf(':'))],
+        address: h.slice(h.indexOf(':') + 1),
+      })),
+    },
+    [],
+  );
 }
 
 /**
@@ -286,9 +355,12 @@ export function hostsFile(hostname: string, domainname: string, extraHosts: stri
  * container has its own network namespace (they are unreachable from it), as Docker does.
  */
 export function resolvConfFile(
-  hostResolvConf: string, ownNetwork: boolean, over: { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[] } = {},
+  hostResolvConf: string,
+  ownNetwork: boolean,
+  over: { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[] } = {},
 ): string {
-  const replaced = (re: RegExp, given: string[] | undefined) => (given?.length ? (l: string) => !re.test(l) : () => true);
+  const replaced = (re: RegExp, given: string[] | undefined) =>
+    given?.length ? (l: string) => !re.test(l) : () => true;
   const keepNs = replaced(/^\s*nameserver\s/, over.dns);
   const keepSearch = replaced(/^\s*(search|domain)\s/, over.dnsSearch);
   const keepOpts = replaced(/^\s*options\s/, over.dnsOptions);
@@ -301,5 +373,10 @@ export function resolvConfFile(
   for (const ns of over.dns ?? []) lines.push(`nameserver ${ns}`);
   if (over.dnsSearch?.length) lines.push(`search ${over.dnsSearch.join(' ')}`);
   if (over.dnsOptions?.length) lines.push(`options ${over.dnsOptions.join(' ')}`);
-  return lines.filter((l, i) => l !== '' || i < lines.length - 1).join('\n').trimEnd() + '\n';
+  return (
+    lines
+      .filter((l, i) => l !== '' || i < lines.length - 1)
+      .join('\n')
+      .trimEnd() + '\n'
+  );
 }

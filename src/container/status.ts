@@ -23,8 +23,20 @@ import type { ContainerStatus } from './record.js';
 
 /** What can be asked of a container (the public verbs, and the engine's own `exit` and `restart`). */
 export type ContainerVerb =
-  | 'start' | 'stop' | 'kill' | 'remove' | 'pause' | 'unpause' | 'exec' | 'attach' | 'join' | 'stat' | 'top' | 'update'
-  | 'exit' | 'restart';
+  | 'start'
+  | 'stop'
+  | 'kill'
+  | 'remove'
+  | 'pause'
+  | 'unpause'
+  | 'exec'
+  | 'attach'
+  | 'join'
+  | 'stat'
+  | 'top'
+  | 'update'
+  | 'exit'
+  | 'restart';
 
 /** The statuses in which a run holds the container's process and what it acquired. */
 export const ACTIVE_STATUSES: readonly ContainerStatus[] = ['running', 'paused', 'restarting'];
@@ -57,7 +69,11 @@ const TABLE: Readonly<Record<ContainerVerb, Row>> = {
   join: { from: ACTIVE_STATUSES, words: 'join the network of', code: 'NOT_RUNNING' },
   stat: { from: ACTIVE_STATUSES, words: 'stat', code: 'NOT_RUNNING' },
   top: { from: ACTIVE_STATUSES, words: 'list the processes of', code: 'NOT_RUNNING' },
-  update: { from: ['created', 'running', 'paused', 'restarting', 'exited', 'dead'], words: 'update', code: 'INVALID_STATE' },
+  update: {
+    from: ['created', 'running', 'paused', 'restarting', 'exited', 'dead'],
+    words: 'update',
+    code: 'INVALID_STATE',
+  },
   exit: { from: ACTIVE_STATUSES, to: 'exited', words: 'record the exit of', code: 'NOT_RUNNING' },
   restart: { from: ['exited'], to: 'restarting', words: 'restart', code: 'INVALID_STATE' },
 };
@@ -81,13 +97,22 @@ export function nextStatus(verb: ContainerVerb): ContainerStatus | 'removed' | u
  * The error for `verb` refused in `status`, naming both: `NOT_RUNNING` when the container does not
  * run and the verb needs it to, `INVALID_STATE` otherwise. `label` names the container.
  */
-export function stateError(verb: ContainerVerb, status: ContainerStatus, label: string, options?: { cause?: unknown }): StateError {
+export function stateError(
+  verb: ContainerVerb,
+  status: ContainerStatus,
+  label: string,
+  options?: { cause?: unknown },
+): StateError {
   const row = TABLE[verb];
   const code = isActive(status) ? 'INVALID_STATE' : row.code;
-  const hint = code === 'NOT_RUNNING' ? '; start it first'
-    : status === 'paused' ? '; unpause it first'
-      : verb === 'remove' ? '; stop it first or use force'
-        : '';
+  const hint =
+    code === 'NOT_RUNNING'
+      ? '; start it first'
+      : status === 'paused'
+        ? '; unpause it first'
+        : verb === 'remove'
+          ? '; stop it first or use force'
+          : '';
   return new StateError(status, verb, `cannot ${row.words} container ${label}: it is ${status}${hint}`, code, options);
 }
 

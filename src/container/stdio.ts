@@ -96,7 +96,13 @@ export type HeldFdKind = 'pipe' | 'terminal';
  * right object (the number was not reused). Returns undefined when the holder or the process is
  * gone, or the fd is not what it should be.
  */
-export function copyHolderFd(holderPid: number, holderStart: number, fd: number, kind: HeldFdKind, stillValid: () => boolean): number | undefined {
+export function copyHolderFd(
+  holderPid: number,
+  holderStart: number,
+  fd: number,
+  kind: HeldFdKind,
+  stillValid: () => boolean,
+): number | undefined {
   let pidfd: number;
   try {
     pidfd = pidfdOpen(holderPid);
@@ -136,7 +142,9 @@ export function copyRunStdio(state: ContainerState): { stdin?: number; tty?: num
   const io = state.stdio;
   if (!io) return {};
   const alive = () => isSameProcess(state.pid, state.startTime);
-  const stdin = io.stdinFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.stdinFd, 'pipe', alive) : undefined;
-  const tty = io.ttyFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.ttyFd, 'terminal', alive) : undefined;
+  const stdin =
+    io.stdinFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.stdinFd, 'pipe', alive) : undefined;
+  const tty =
+    io.ttyFd !== undefined ? copyHolderFd(state.ownerPid, state.ownerStart, io.ttyFd, 'terminal', alive) : undefined;
   return { ...(stdin !== undefined ? { stdin } : {}), ...(tty !== undefined ? { tty } : {}) };
 }

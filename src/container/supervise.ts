@@ -16,7 +16,11 @@ export class Supervisor {
   readonly #start: (id: string) => Promise<unknown>;
 
   /** A supervisor that runs health checks with `exec` and restarts containers with `start`. */
-  constructor(core: ContainerCore, exec: (id: string, command: string[]) => Promise<ExecResult>, start: (id: string) => Promise<unknown>) {
+  constructor(
+    core: ContainerCore,
+    exec: (id: string, command: string[]) => Promise<ExecResult>,
+    start: (id: string) => Promise<unknown>,
+  ) {
     this.#core = core;
     this.#exec = exec;
     this.#start = start;
@@ -33,7 +37,12 @@ export class Supervisor {
     if (!hc) return;
     const pid = rec.state.pid;
     const started = Date.now();
-    const args = hc.test[0] === 'CMD-SHELL' ? ['/bin/sh', '-c', hc.test.slice(1).join(' ')] : hc.test[0] === 'CMD' ? hc.test.slice(1) : hc.test;
+    const args =
+      hc.test[0] === 'CMD-SHELL'
+        ? ['/bin/sh', '-c', hc.test.slice(1).join(' ')]
+        : hc.test[0] === 'CMD'
+          ? hc.test.slice(1)
+          : hc.test;
     const tick = async (): Promise<boolean> => {
       const now = await this.#core.records.get(rec.id);
       if (!now || now.state.pid !== pid || !isActive(now.state.status)) return false;
@@ -62,7 +71,9 @@ export class Supervisor {
         if (r.state.pid !== pid) return r;
         const h = r.state.health;
         before = h.status;
-        const log = [...h.log, { start: begin.toISOString(), end: new Date().toISOString(), exitCode, output }].slice(-5);
+        const log = [...h.log, { start: begin.toISOString(), end: new Date().toISOString(), exitCode, output }].slice(
+          -5,
+        );
         let { status, failingStreak } = h;
         if (exitCode === 0) {
           status = 'healthy';
@@ -73,15 +84,24 @@ export class Supervisor {
         }
         return { ...r, state: { ...r.state, health: { status, failingStreak, log } } };
       });
-      if (next.state.health.status !== before) await this.#core.event(`health_status: ${next.state.health.status}`, next);
+      if (next.state.health.status !== before)
+        await this.#core.event(`health_status: ${next.state.health.status}`, next);
       return true;
     };
     const schedule = () => {
       setTimeout(() => {
-        void tick().then((again) => (again ? schedule() : undefined), () => schedule());
+        void tick().then(
+          (again) => (again ? schedule() : undefined),
+          () => schedule(),
+        );
       }, hc.interval).unref();
     };
-    void this.#core.records.update(rec.id, (r) => (r.state.pid === pid ? { ...r, state: { ...r.state, health: { status: 'starting', failingStreak: 0, log: [] } } } : r))
+    void this.#core.records
+      .update(rec.id, (r) =>
+        r.state.pid === pid
+          ? { ...r, state: { ...r.state, health: { status: 'starting', failingStreak: 0, log: [] } } }
+          : r,
+      )
       .then(schedule, () => undefined);
   }
 
@@ -93,11 +113,21 @@ export class Supervisor {
     const policy = rec.config.restart;
     if (policy === 'no' || rec.state.manualStop || rec.config.autoRemove) return;
     const [kind, max] = policy.split(':');
-    if (kind === 'on-failure' && (rec.state.exitCode === 0 || (max !== undefined && rec.state.restartCount >= Number(max)))) return;
-    const ranFor = rec.state.startedAt && rec.state.finishedAt ? Date.parse(rec.state.finishedAt) - Date.parse(rec.state.startedAt) : 0;
+    if (
+      kind === 'on-failure' &&
+      (rec.state.exitCode === 0 || (max !== undefined && rec.state.restartCount >= Number(max)))
+    )
+      return;
+    const ranFor =
+      rec.state.startedAt && rec.state.finishedAt
+        ? Date.parse(rec.state.finishedAt) - Date.parse(rec.state.startedAt)
+        : 0;
     const count = ranFor > 10_000 ? 0 : rec.state.restartCount;
     const delay = Math.min(100 * 2 ** count, 60_000);
-    const waiting = await this.#core.records.update(rec.id, (r) => ({ ...r, state: { ...r.state, status: 'restarting', restartCount: r.state.restartCount + 1 } }));
+    const waiting = await this.#core.records.update(rec.id, (r) => ({
+      ...r,
+      state: { ...r.state, status: 'restarting', restartCount: r.state.restartCount + 1 },
+    }));
     await this.#core.event('restart', waiting);
     const release = this.#core.ctx.zygote.hold();
     setTimeout(() => {

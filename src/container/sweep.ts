@@ -55,7 +55,9 @@ export async function sweepTrash(dir: string, recordsDir: string): Promise<void>
     const path = join(dir, e.name);
     if (e.name.startsWith(TRASH_PREFIX)) work.push(removeTree(path));
     else if (e.isDirectory() && CONTAINER_ID.test(e.name) && !records.has(`${e.name}.json`)) {
-      work.push(stat(path).then((st) => (Date.now() - st.mtimeMs > ORPHAN_GRACE_MS ? discardDir(path) : undefined), noDir));
+      work.push(
+        stat(path).then((st) => (Date.now() - st.mtimeMs > ORPHAN_GRACE_MS ? discardDir(path) : undefined), noDir),
+      );
     }
   }
   await Promise.all(work);

@@ -40,26 +40,39 @@ function overlap(map: IdMapping[], key: 'containerId' | 'hostId'): string | unde
   const sorted = [...map].sort((a, b) => a[key] - b[key]);
   for (let i = 1; i < sorted.length; i++) {
     const prev = sorted[i - 1]!;
-    if (prev[key] + prev.size > sorted[i]![key]) return `ranges overlap in ${key} (${prev[key]}+${prev.size} and ${sorted[i]![key]})`;
+    if (prev[key] + prev.size > sorted[i]![key])
+      return `ranges overlap in ${key} (${prev[key]}+${prev.size} and ${sorted[i]![key]})`;
   }
   return undefined;
 }
 
-const idMap = z.array(mapping).min(1, 'at least one mapping is needed').max(MAX_EXTENTS, `at most ${MAX_EXTENTS} mappings (the kernel's limit)`).superRefine((map, ctx) => {
-  map.forEach((m, i) => {
-    if (m.containerId + m.size - 1 > MAX_ID) ctx.addIssue({ code: 'custom', path: [i, 'size'], message: `containerId + size goes past ${MAX_ID}` });
-    if (m.hostId + m.size - 1 > MAX_ID) ctx.addIssue({ code: 'custom', path: [i, 'size'], message: `hostId + size goes past ${MAX_ID}` });
-    if (m.hostId === 0) ctx.addIssue({ code: 'custom', path: [i, 'hostId'], message: 'host id 0 (root) may not be mapped: a process that escapes would be root on the host' });
+const idMap = z
+  .array(mapping)
+  .min(1, 'at least one mapping is needed')
+  .max(MAX_EXTENTS, `at most ${MAX_EXTENTS} mappings (the kernel's limit)`)
+  .superRefine((map, ctx) => {
+    map.forEach((m, i) => {
+      if (m.containerId + m.size - 1 > MAX_ID)
+        ctx.addIssue({ code: 'custom', path: [i, 'size'], message: `containerId + size goes past ${MAX_ID}` });
+      if (m.hostId + m.size - 1 > MAX_ID)
+        ctx.addIssue({ code: 'custom', path: [i, 'size'], message: `hostId + size goes past ${MAX_ID}` });
+      if (m.hostId === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'hostId'],
+          message: 'host id 0 (root) may not be mapped: a process that escapes would be root on the host',
+        });
+    });
+    for (const key of ['containerId', 'hostId'] as const) {
+      const why = overlap(map, key);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    }
+    if (!map.some((m) => m.containerId === 0))
+      ctx.addIssue({ code: 'custom', message: 'container id 0 (root) must be mapped' });
+    if (map.map((m) => `${m.containerId} ${m.hostId} ${m.size}\n`).join('').length >= 4096) {
+      ctx.addIssue({ code: 'custom', message: 'the map is longer than the kernel takes (4095 bytes as text)' });
+    }
   });
-  for (const key of ['containerId', 'hostId'] as const) {
-    const why = overlap(map, key);
-    if (why) ctx.addIssue({ code: 'custom', message: why });
-  }
-  if (!map.some((m) => m.containerId === 0)) ctx.addIssue({ code: 'custom', message: 'container id 0 (root) must be mapped' });
-  if (map.map((m) => `${m.containerId} ${m.hostId} ${m.size}\n`).join('').length >= 4096) {
-    ctx.addIssue({ code: 'custom', message: 'the map is longer than the kernel takes (4095 bytes as text)' });
-  }
-});
 
 const maps = z.strictObject({ uidMap: idMap, gidMap: idMap });
 const auto = z.literal('auto', { error: "expected 'auto' or { uidMap, gidMap }" });
@@ -71,7 +84,8 @@ const auto = z.literal('auto', { error: "expected 'auto' or { uidMap, gidMap }" 
 export const usernsOptionSchema = z.unknown().transform((v, ctx): UsernsOption => {
   const r = (typeof v === 'object' && v !== null ? maps : auto).safeParse(v);
   if (r.success) return r.data;
-  for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path, input: v });
+  for (const issue of r.error.issues)
+    ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path, input: v });
   return z.NEVER;
 });
 
@@ -82,7 +96,9 @@ export const usernsOptionSchema = z.unknown().transform((v, ctx): UsernsOption =
 export type UsernsOption = 'auto' | { uidMap: IdMapping[]; gidMap: IdMapping[] };
 
 /** Schema of the record's `config.userns`. */
-export const usernsRecordSchema = z.object({ auto: z.boolean(), uidMap: z.array(mapping), gidMap: z.array(mapping) }).nullable();
+export const usernsRecordSchema = z
+  .object({ auto: z.boolean(), uidMap: z.array(mapping), gidMap: z.array(mapping) })
+  .nullable();
 
 /** A container's user namespace as recorded: the maps, and whether they are an `'auto'` allocation. */
 export type UsernsRecord = z.infer<typeof usernsRecordSchema>;
@@ -99,7 +115,10 @@ function autoRangesInUse(records: ReadonlyArray<{ config: { userns?: UsernsRecor
  * by any container in `records` (the caller holds the allocation lock until the new record is
  * written). Throws when every block is taken.
  */
-export function allocateUserns(option: UsernsOption, records: ReadonlyArray<{ config: { userns?: UsernsRecord } }>): NonNullable<UsernsRecord> {
+export function allocateUserns(
+  option: UsernsOption,
+  records: ReadonlyArray<{ config: { userns?: UsernsRecord } }>,
+): NonNullable<UsernsRecord> {
   if (option !== 'auto') return { auto: false, uidMap: option.uidMap, gidMap: option.gidMap };
   const used = autoRangesInUse(records);
   for (let b = 0; b < AUTO_USERNS_BLOCKS; b++) {
@@ -109,5 +128,8 @@ export function allocateUserns(option: UsernsOption, records: ReadonlyArray<{ co
       return { auto: true, uidMap: map, gidMap: map.map((m) => ({ ...m })) };
     }
   }
-  throw new BerthError('IN_USE', `every one of the ${AUTO_USERNS_BLOCKS} user namespace ranges of userns: 'auto' is in use; remove containers, or give explicit maps`);
+  throw new BerthError(
+    'IN_USE',
+    `every one of the ${AUTO_USERNS_BLOCKS} user namespace ranges of userns: 'auto' is in use; remove containers, or give explicit maps`,
+  );
 }

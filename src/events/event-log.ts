@@ -35,7 +35,14 @@ import { z } from 'zod';
 import { InvalidArgumentError, KernelError, type BerthError } from '../errors.js';
 import { LOCK_EX, LOCK_SH, LOCK_UN, flock, tryFlock } from '../kernel/flock.js';
 import { fsError, isErrno } from '../state/fs-error.js';
-import { eventFilterShape, matchesEvent, normalizeFilter, parseEventFilter, parseOptions, type EventFilter } from './filter.js';
+import {
+  eventFilterShape,
+  matchesEvent,
+  normalizeFilter,
+  parseEventFilter,
+  parseOptions,
+  type EventFilter,
+} from './filter.js';
 import { EventStream, type EventSource } from './event-stream.js';
 import { LogTailer, type LogCursor, type LogTailerOptions } from './log-tailer.js';
 import { INDEX_STEP, indexFileOf, readIndexed, sweepIndexTemps } from './log-index.js';
@@ -115,10 +122,19 @@ export class EventLog {
    */
   async append(input: EventInput): Promise<BerthEvent> {
     const v = parseOptions(eventInputSchema, input);
-    const event: BerthEvent = { type: v.type, action: v.action, id: v.id, attributes: v.attributes ?? {}, time: v.time ?? Date.now() };
+    const event: BerthEvent = {
+      type: v.type,
+      action: v.action,
+      id: v.id,
+      attributes: v.attributes ?? {},
+      time: v.time ?? Date.now(),
+    };
     const line = Buffer.from(`${JSON.stringify(event)}\n`);
     if (line.length > MAX_EVENT_BYTES) {
-      throw new InvalidArgumentError('attributes', `the event is ${line.length} bytes long; the limit is ${MAX_EVENT_BYTES}`);
+      throw new InvalidArgumentError(
+        'attributes',
+        `the event is ${line.length} bytes long; the limit is ${MAX_EVENT_BYTES}`,
+      );
     }
     const size = await this.#locked(LOCK_SH, () => this.#write(line));
     if (size > this.#rotateAt) this.#rotate();

@@ -57,7 +57,13 @@ export class EventStream implements AsyncIterableIterator<BerthEvent, undefined>
    *
    * @param start - where live events start; undefined to read past events (from `filter.since`) first
    */
-  constructor(source: EventSource, filter: NormalizedEventFilter, start: LogCursor | undefined, keepAlive: boolean, signal?: AbortSignal) {
+  constructor(
+    source: EventSource,
+    filter: NormalizedEventFilter,
+    start: LogCursor | undefined,
+    keepAlive: boolean,
+    signal?: AbortSignal,
+  ) {
     this.#source = source;
     this.#filter = filter;
     this.#cursor = start;

@@ -55,7 +55,9 @@ const ISO = /^\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 export function toEpochMs(value: EventTime, now = Date.now()): number | string {
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'invalid Date' : value.getTime();
   if (typeof value === 'number') {
-    return Number.isFinite(value) && value >= 0 ? value : 'expected a non-negative number of milliseconds since the epoch';
+    return Number.isFinite(value) && value >= 0
+      ? value
+      : 'expected a non-negative number of milliseconds since the epoch';
   }
   const s = value.trim();
   if (DURATION.test(s)) {
@@ -100,7 +102,10 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown): z.
       issue = deeper;
     }
   }
-  let field = at.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+  let field = at
+    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+    .join('.')
+    .replace(/\.\[/g, '[');
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') {
     field = [field, issue.keys[0]].filter(Boolean).join('.');

@@ -13,6 +13,13 @@ export {
   type EventTime,
   type NormalizedEventFilter,
 } from './filter.js';
-export { EventLog, MAX_EVENT_BYTES, eventChannel, type EventLogOptions, type FollowOptions, type SubscribeOptions } from './event-log.js';
+export {
+  EventLog,
+  MAX_EVENT_BYTES,
+  eventChannel,
+  type EventLogOptions,
+  type FollowOptions,
+  type SubscribeOptions,
+} from './event-log.js';
 export { EventStream, type EventSource } from './event-stream.js';
 export { EventHub, type EventHubEvents } from './event-hub.js';

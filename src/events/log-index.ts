@@ -95,8 +95,16 @@ export function loadIndex(indexFile: string, fd: number, st: fs.Stats): LogIndex
   } catch {
     return undefined;
   }
-  if (v.v !== 1 || v.ino !== st.ino || typeof v.headLen !== 'number' || typeof v.head !== 'number' || !Array.isArray(v.points)) return undefined;
-  if (v.points.length % FIELDS !== 0 || v.headLen > st.size || v.headLen < Math.min(HEAD_BYTES, st.size)) return undefined;
+  if (
+    v.v !== 1 ||
+    v.ino !== st.ino ||
+    typeof v.headLen !== 'number' ||
+    typeof v.head !== 'number' ||
+    !Array.isArray(v.points)
+  )
+    return undefined;
+  if (v.points.length % FIELDS !== 0 || v.headLen > st.size || v.headLen < Math.min(HEAD_BYTES, st.size))
+    return undefined;
   if (headChecksum(fd, v.headLen) !== v.head) return undefined;
   const points: Checkpoint[] = [];
   for (let i = 0; i < v.points.length; i += FIELDS) {
@@ -104,7 +112,14 @@ export function loadIndex(indexFile: string, fd: number, st: fs.Stats): LogIndex
     const max = v.points[i + 1] as unknown;
     const tail = v.points[i + 2] as unknown;
     const maxTime = max === null ? -Infinity : max;
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || typeof maxTime !== 'number' || typeof tail !== 'number' || offset > st.size) return undefined;
+    if (
+      typeof offset !== 'number' ||
+      !Number.isSafeInteger(offset) ||
+      typeof maxTime !== 'number' ||
+      typeof tail !== 'number' ||
+      offset > st.size
+    )
+      return undefined;
     const prev = points[points.length - 1];
     if (offset <= (prev?.offset ?? 0) || maxTime < (prev?.maxTime ?? -Infinity)) return undefined;
     points.push({ offset, maxTime, tail });
@@ -131,7 +146,8 @@ export function startFor(index: LogIndex, since: number, fd: number): Checkpoint
   const point = index.points[lo - 1]!;
   const len = Math.min(TAIL_BYTES, point.offset);
   const b = Buffer.alloc(len);
-  if (fs.readSync(fd, b, 0, len, point.offset - len) !== len || b[len - 1] !== NEWLINE || crc32(b) !== point.tail) return undefined;
+  if (fs.readSync(fd, b, 0, len, point.offset - len) !== len || b[len - 1] !== NEWLINE || crc32(b) !== point.tail)
+    return undefined;
   return point;
 }
 
@@ -144,12 +160,21 @@ export function startFor(index: LogIndex, since: number, fd: number): Checkpoint
  *
  * @returns the bytes consumed (up to the last newline) and the new checkpoints.
  */
-export function parseIndexed(data: Buffer, from: Checkpoint, out: BerthEvent[], end = false): { used: number; points: Checkpoint[] } {
+export function parseIndexed(
+  data: Buffer,
+  from: Checkpoint,
+  out: BerthEvent[],
+  end = false,
+): { used: number; points: Checkpoint[] } {
   const points: Checkpoint[] = [];
   let max = from.maxTime;
   let last = from.offset;
   let start = 0;
-  const point = (at: number): Checkpoint => ({ offset: from.offset + at, maxTime: max, tail: crc32(data.subarray(Math.max(0, at - TAIL_BYTES), at)) });
+  const point = (at: number): Checkpoint => ({
+    offset: from.offset + at,
+    maxTime: max,
+    tail: crc32(data.subarray(Math.max(0, at - TAIL_BYTES), at)),
+  });
   for (let nl = data.indexOf(NEWLINE, start); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
     const offset = from.offset + start;
     if (offset - last >= INDEX_STEP) {
@@ -169,7 +194,8 @@ export function parseIndexed(data: Buffer, from: Checkpoint, out: BerthEvent[], 
     }
     start = nl + 1;
   }
-  if (end && from.offset + start > last && start >= Math.min(TAIL_BYTES, from.offset + start)) points.push(point(start));
+  if (end && from.offset + start > last && start >= Math.min(TAIL_BYTES, from.offset + start))
+    points.push(point(start));
   return { used: start, points };
 }
 
@@ -178,14 +204,27 @@ export function parseIndexed(data: Buffer, from: Checkpoint, out: BerthEvent[], 
  * file's) up to `from`, then `points`. Failures are ignored: the index only saves work, and the
  * next reader rebuilds it.
  */
-export function saveIndex(indexFile: string, fd: number, st: fs.Stats, index: LogIndex | undefined, from: Checkpoint, points: Checkpoint[]): void {
+export function saveIndex(
+  indexFile: string,
+  fd: number,
+  st: fs.Stats,
+  index: LogIndex | undefined,
+  from: Checkpoint,
+  points: Checkpoint[],
+): void {
   try {
     const kept = (index?.points ?? []).filter((p) => p.offset <= from.offset);
     const all = [...kept, ...points];
     const headLen = index?.headLen ?? Math.min(HEAD_BYTES, st.size);
     const flat: (number | null)[] = [];
     for (const p of all) flat.push(p.offset, p.maxTime === -Infinity ? null : p.maxTime, p.tail);
-    const json = JSON.stringify({ v: 1, ino: st.ino, headLen, head: index?.head ?? headChecksum(fd, headLen), points: flat });
+    const json = JSON.stringify({
+      v: 1,
+      ino: st.ino,
+      headLen,
+      head: index?.head ?? headChecksum(fd, headLen),
+      points: flat,
+    });
     writeFileAtomicSync(indexFile, `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`, { fsync: false });
   } catch {
     // an optimisation: a missing index costs the next reader one scan
@@ -242,7 +281,13 @@ function headChecksum(fd: number, len: number): number {
  * @param end - the file no longer grows (rotated, or read under the exclusive lock): index up to its very end.
  * @returns the bytes of the file consumed (the offset just past the last complete line).
  */
-export function readIndexed(log: string, fd: number, since: number | undefined, out: BerthEvent[], end = false): number {
+export function readIndexed(
+  log: string,
+  fd: number,
+  since: number | undefined,
+  out: BerthEvent[],
+  end = false,
+): number {
   const st = fs.fstatSync(fd);
   const idxFile = indexFileOf(log);
   const index = loadIndex(idxFile, fd, st);
@@ -256,7 +301,8 @@ export function readIndexed(log: string, fd: number, since: number | undefined, 
   const data = readRange(fd, from.offset, st.size);
   const { used, points } = parseIndexed(data, from, out, end);
   const lastIndexed = usable?.points[usable.points.length - 1]?.offset ?? 0;
-  if (points.length > 0 && points[points.length - 1]!.offset > lastIndexed) saveIndex(idxFile, fd, st, usable, from, points);
+  if (points.length > 0 && points[points.length - 1]!.offset > lastIndexed)
+    saveIndex(idxFile, fd, st, usable, from, points);
   return from.offset + used;
 }
 

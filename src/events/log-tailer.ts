@@ -223,7 +223,10 @@ export class LogTailer {
       const n = fs.readSync(this.#fd, this.#buf, 0, this.#buf.length, this.#offset);
       if (n === 0) return;
       this.#offset += n;
-      const chunk = this.#pending.length === 0 ? this.#buf.subarray(0, n) : Buffer.concat([this.#pending, this.#buf.subarray(0, n)]);
+      const chunk =
+        this.#pending.length === 0
+          ? this.#buf.subarray(0, n)
+          : Buffer.concat([this.#pending, this.#buf.subarray(0, n)]);
       const used = parseLines(chunk, events);
       this.#pending = used === chunk.length ? EMPTY : Buffer.from(chunk.subarray(used));
     }

@@ -74,5 +74,11 @@ export function asEvent(value: unknown): BerthEvent | undefined {
   ) {
     return undefined;
   }
-  return { type: v.type as EventType, action: v.action, id: v.id, attributes: v.attributes as Record<string, string>, time: v.time };
+  return {
+    type: v.type as EventType,
+    action: v.action,
+    id: v.id,
+    attributes: v.attributes as Record<string, string>,
+    time: v.time,
+  };
 }

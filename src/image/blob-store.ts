@@ -89,7 +89,8 @@ export class BlobStore {
    *   not match; nothing is stored.
    */
   async ingest(source: BlobSource, options: IngestOptions = {}): Promise<BlobInfo> {
-    const expectedHex = options.expectedDigest === undefined ? undefined : digestHex(options.expectedDigest, 'expectedDigest');
+    const expectedHex =
+      options.expectedDigest === undefined ? undefined : digestHex(options.expectedDigest, 'expectedDigest');
     await this.#ensureDirs();
     const tmp = join(this.#ingestDir, `${ownerTag()}-${randomUUID()}`);
     const hash = createHash('sha256');
@@ -104,20 +105,28 @@ export class BlobStore {
         hash.update(chunk);
         size += chunk.byteLength;
         if (options.expectedSize !== undefined && size > options.expectedSize) {
-          throw new InvalidArgumentError('expectedSize', `content is larger than the expected ${options.expectedSize} bytes`);
+          throw new InvalidArgumentError(
+            'expectedSize',
+            `content is larger than the expected ${options.expectedSize} bytes`,
+          );
         }
         let off = 0;
         while (off < chunk.byteLength) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
       };
       if (typeof source === 'string') await write(Buffer.from(source, 'utf8'));
       else if (source instanceof Uint8Array) await write(source);
-      else for await (const chunk of source as AsyncIterable<Uint8Array | string>) await write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      else
+        for await (const chunk of source as AsyncIterable<Uint8Array | string>)
+          await write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       if (options.expectedSize !== undefined && size !== options.expectedSize) {
         throw new InvalidArgumentError('expectedSize', `content has ${size} bytes, expected ${options.expectedSize}`);
       }
       const hex = hash.digest('hex');
       if (expectedHex !== undefined && hex !== expectedHex) {
-        throw new InvalidArgumentError('expectedDigest', `content has digest sha256:${hex}, expected sha256:${expectedHex}`);
+        throw new InvalidArgumentError(
+          'expectedDigest',
+          `content has digest sha256:${hex}, expected sha256:${expectedHex}`,
+        );
       }
       await fh.sync();
       await fh.close();

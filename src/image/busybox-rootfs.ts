@@ -157,11 +157,13 @@ function listApplets(busybox: string): string[] {
       r?.error ? { cause: r.error } : undefined,
     );
   }
-  return r.stdout
-    .split('\n')
-    .map((l) => l.trim())
-    // `linuxrc` (an initrd hook at `/`) is left out: only applets inside a directory are linked.
-    .filter((l) => l.includes('/') && !l.startsWith('/') && !l.split('/').includes('..'));
+  return (
+    r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      // `linuxrc` (an initrd hook at `/`) is left out: only applets inside a directory are linked.
+      .filter((l) => l.includes('/') && !l.startsWith('/') && !l.split('/').includes('..'))
+  );
 }
 
 /** Sets the mtime (and atime) of `dir` and everything under it, symlinks included, to {@link MTIME}; children first. */

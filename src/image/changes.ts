@@ -17,7 +17,19 @@ import { InvalidArgumentError } from '../errors.js';
 import type { OciContainerConfig, OciHealthcheck } from './image-config.js';
 
 /** The instructions `--change` accepts. */
-export const CHANGE_INSTRUCTIONS = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'ONBUILD', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR'] as const;
+export const CHANGE_INSTRUCTIONS = [
+  'CMD',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'HEALTHCHECK',
+  'LABEL',
+  'ONBUILD',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
+] as const;
 
 function bad(message: string): InvalidArgumentError {
   return new InvalidArgumentError('changes', message);
@@ -154,7 +166,15 @@ function pairs(instruction: string, rest: string, env: readonly string[], legacy
   });
 }
 
-const DURATION_UNITS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const DURATION_UNITS: Readonly<Record<string, number>> = {
+  ns: 1,
+  us: 1e3,
+  µs: 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
+};
 
 /** Parses a Go duration (`30s`, `1m30s`, `500ms`) into nanoseconds. */
 export function parseDuration(s: string, field = 'changes'): number {
@@ -249,7 +269,8 @@ export function applyChanges(base: OciContainerConfig, changes: readonly string[
         for (const [k, v] of pairs('LABEL', rest, env, true)) c.Labels = { ...c.Labels, [k]: v };
         break;
       case 'EXPOSE':
-        for (const w of shellWords(rest, env, true)) for (const k of portKeys(w)) c.ExposedPorts = { ...c.ExposedPorts, [k]: {} };
+        for (const w of shellWords(rest, env, true))
+          for (const k of portKeys(w)) c.ExposedPorts = { ...c.ExposedPorts, [k]: {} };
         break;
       case 'VOLUME':
         for (const v of jsonArgs(rest) ?? shellWords(rest, env, true)) {
@@ -267,7 +288,8 @@ export function applyChanges(base: OciContainerConfig, changes: readonly string[
         break;
       case 'STOPSIGNAL': {
         const sig = shellWords(rest, env, false).join('');
-        if (!/^(SIG)?[A-Z][A-Z0-9]*([+-][0-9]+)?$|^[0-9]+$/.test(sig)) throw bad(`STOPSIGNAL: '${sig}' is not a signal`);
+        if (!/^(SIG)?[A-Z][A-Z0-9]*([+-][0-9]+)?$|^[0-9]+$/.test(sig))
+          throw bad(`STOPSIGNAL: '${sig}' is not a signal`);
         c.StopSignal = sig;
         break;
       }
@@ -276,7 +298,8 @@ export function applyChanges(base: OciContainerConfig, changes: readonly string[
         break;
       case 'ONBUILD': {
         const inner = /^\S+/.exec(rest)?.[0]?.toUpperCase() ?? '';
-        if (inner === 'ONBUILD' || inner === 'FROM' || inner === 'MAINTAINER') throw bad(`ONBUILD ${inner} is not allowed`);
+        if (inner === 'ONBUILD' || inner === 'FROM' || inner === 'MAINTAINER')
+          throw bad(`ONBUILD ${inner} is not allowed`);
         c.OnBuild = [...(c.OnBuild ?? []), rest];
         break;
       }

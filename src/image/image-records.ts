@@ -35,7 +35,12 @@ export interface ImageRecord {
 }
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
-const recordSchema = z.object({ id: digest, layers: z.array(digest), size: z.number().nonnegative(), created: z.string() });
+const recordSchema = z.object({
+  id: digest,
+  layers: z.array(digest),
+  size: z.number().nonnegative(),
+  created: z.string(),
+});
 const refsSchema = z.object({ refs: z.record(z.string(), digest) });
 
 /** The image records and the reference index of one engine root. */
@@ -67,7 +72,10 @@ export class ImageRecords {
     const raw = readJsonFileSync(file);
     if (raw === undefined) return undefined;
     const r = recordSchema.safeParse(raw);
-    if (!r.success) throw new BerthError('INTERNAL', `image record ${file} is invalid; remove it and re-import the image`, { cause: r.error });
+    if (!r.success)
+      throw new BerthError('INTERNAL', `image record ${file} is invalid; remove it and re-import the image`, {
+        cause: r.error,
+      });
     return r.data;
   }
 
@@ -90,7 +98,10 @@ export class ImageRecords {
 
   /** Writes a record. **Hold the lock.** */
   put(record: ImageRecord): void {
-    writeFileAtomicSync(join(this.#records, `${digestHex(record.id, 'id')}.json`), JSON.stringify(recordSchema.parse(record)));
+    writeFileAtomicSync(
+      join(this.#records, `${digestHex(record.id, 'id')}.json`),
+      JSON.stringify(recordSchema.parse(record)),
+    );
   }
 
   /** Deletes a record. **Hold the lock.** Returns whether it existed. */
@@ -109,7 +120,10 @@ export class ImageRecords {
     const raw = readJsonFileSync(this.#refsFile);
     if (raw === undefined) return {};
     const r = refsSchema.safeParse(raw);
-    if (!r.success) throw new BerthError('INTERNAL', `${this.#refsFile} is invalid; remove it (tags are lost, images stay)`, { cause: r.error });
+    if (!r.success)
+      throw new BerthError('INTERNAL', `${this.#refsFile} is invalid; remove it (tags are lost, images stay)`, {
+        cause: r.error,
+      });
     return r.data.refs;
   }
 

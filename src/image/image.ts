@@ -40,7 +40,16 @@ export type {
 export type { ArchiveFormat, LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
 export type { ImageHistoryItem, ImagePruneResult } from './types.js';
 
-export type { PullOptions, PullPlatform, PullProgress, PushOptions, PushProgress, RegistryAuth, RegistryDispatcher, RegistrySettings } from './registry/types.js';
+export type {
+  PullOptions,
+  PullPlatform,
+  PullProgress,
+  PushOptions,
+  PushProgress,
+  RegistryAuth,
+  RegistryDispatcher,
+  RegistrySettings,
+} from './registry/types.js';
 
 /** The engine option every image call accepts. */
 export interface ImageEngineOption {
@@ -102,7 +111,11 @@ const pullSchema = z.strictObject({
   platform: z
     .union([
       z.string().min(1),
-      z.strictObject({ os: z.string().min(1).optional(), architecture: z.string().min(1), variant: z.string().min(1).optional() }),
+      z.strictObject({
+        os: z.string().min(1).optional(),
+        architecture: z.string().min(1),
+        variant: z.string().min(1).optional(),
+      }),
     ])
     .optional(),
   auth: authSchema.optional(),
@@ -162,7 +175,8 @@ export class Image {
    * @throws InvalidArgumentError (field `ref`) when `ref` is not a valid reference or id.
    */
   constructor(ref: string, options: ImageEngineOption = {}) {
-    if (typeof ref !== 'string' || ref === '') throw new InvalidArgumentError('ref', 'expected an image reference or id');
+    if (typeof ref !== 'string' || ref === '')
+      throw new InvalidArgumentError('ref', 'expected an image reference or id');
     const any = parseAnyReference(ref, 'ref');
     this.ref = ref;
     this.name = any.kind === 'id' ? any.id : any.ref.toString();
@@ -265,10 +279,12 @@ export class Image {
    */
   static save(refs: ReadonlyArray<string | Image>, options: ImageSaveOptions = {}): Readable {
     const { engine, ...o } = parse(saveStaticSchema, options);
-    if (!Array.isArray(refs) || refs.length === 0) throw new InvalidArgumentError('refs', 'expected a non-empty list of image references or Image handles');
+    if (!Array.isArray(refs) || refs.length === 0)
+      throw new InvalidArgumentError('refs', 'expected a non-empty list of image references or Image handles');
     const names = refs.map((r, i) => {
       if (r instanceof Image) return r.ref;
-      if (typeof r !== 'string' || r === '') throw new InvalidArgumentError(`refs.${i}`, 'expected an image reference or an Image');
+      if (typeof r !== 'string' || r === '')
+        throw new InvalidArgumentError(`refs.${i}`, 'expected an image reference or an Image');
       parseAnyReference(r, `refs.${i}`);
       return r;
     });
@@ -296,11 +312,16 @@ export class Image {
    */
   static load(source: ImportSource, options: ImageLoadOptions = {}): Operation<Image[], LoadProgress> {
     return new Operation<Image[], LoadProgress>(async (emit, signal) => {
-      if (!isSource(source)) throw new InvalidArgumentError('source', 'expected a path, a tar stream or the bytes of a tar');
+      if (!isSource(source))
+        throw new InvalidArgumentError('source', 'expected a path, a tar stream or the bytes of a tar');
       const { engine, platform, signal: userSignal } = parse(loadSchema, options);
       const want = platform === undefined ? undefined : parsePlatform(platform);
       const all = userSignal === undefined ? signal : AbortSignal.any([signal, userSignal]);
-      const loaded = await (engine ?? Engine.default()).images.load(source, { ...(want ? { platform: want } : {}), signal: all }, emit);
+      const loaded = await (engine ?? Engine.default()).images.load(
+        source,
+        { ...(want ? { platform: want } : {}), signal: all },
+        emit,
+      );
       const opts = engine === undefined ? {} : { engine };
       return loaded.map((l) => new Image(l.refs[0] ?? l.id, opts));
     });
@@ -402,7 +423,8 @@ export class Image {
    * ```
    */
   static async import(source: ImportSource, options: ImageImportOptions = {}): Promise<Image> {
-    if (!isSource(source)) throw new InvalidArgumentError('source', 'expected a path, a tar stream or the bytes of a tar');
+    if (!isSource(source))
+      throw new InvalidArgumentError('source', 'expected a path, a tar stream or the bytes of a tar');
     const { engine, ...o } = parse(importSchema, options);
     checkImportOptions(o);
     const info = await (engine ?? Engine.default()).images.import(source, o);

@@ -17,7 +17,8 @@ import type { ImportOptions, ImportSource } from './types.js';
 /** Parses a reference to tag with (no digest allowed). */
 export function taggable(ref: string): ImageReference {
   const parsed = parseReference(ref, { field: 'ref' });
-  if (parsed.digest !== undefined) throw new InvalidArgumentError('ref', `'${ref}' has a digest; a tag cannot point at a digest reference`);
+  if (parsed.digest !== undefined)
+    throw new InvalidArgumentError('ref', `'${ref}' has a digest; a tag cannot point at a digest reference`);
   return parsed;
 }
 
@@ -27,9 +28,13 @@ export function taggable(ref: string): ImageReference {
  *
  * @throws InvalidArgumentError naming `ref` or `changes`.
  */
-export function checkImportOptions(options: ImportOptions): { ref: ImageReference | undefined; runConfig: OciContainerConfig } {
+export function checkImportOptions(options: ImportOptions): {
+  ref: ImageReference | undefined;
+  runConfig: OciContainerConfig;
+} {
   const ref = options.ref === undefined ? undefined : taggable(options.ref);
-  const changes = options.changes === undefined ? [] : Array.isArray(options.changes) ? options.changes : [options.changes];
+  const changes =
+    options.changes === undefined ? [] : Array.isArray(options.changes) ? options.changes : [options.changes];
   return { ref, runConfig: applyChanges({ Env: [DEFAULT_PATH_ENV] }, changes) };
 }
 
@@ -37,7 +42,10 @@ export function checkImportOptions(options: ImportOptions): { ref: ImageReferenc
 export async function openSource(source: ImportSource): Promise<{ stream: LayerSource; name: string }> {
   if (typeof source !== 'string') return { stream: source as LayerSource, name: '-' };
   const st = await stat(source).catch((e: unknown) => {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('path', source, `'${source}' does not exist; give a tar file or a directory`, { cause: e });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new NotFoundError('path', source, `'${source}' does not exist; give a tar file or a directory`, {
+        cause: e,
+      });
     throw e;
   });
   if (st.isDirectory()) return { stream: packDirectory(source), name: source };

@@ -207,7 +207,11 @@ export class LayerStore {
       yield chunk;
     }
     const got = `sha256:${hash.digest('hex')}`;
-    if (got !== diffId) throw new BerthError('INTERNAL', `layer ${diffId} rebuilt as ${got}: its files were modified; remove and re-import the image`);
+    if (got !== diffId)
+      throw new BerthError(
+        'INTERNAL',
+        `layer ${diffId} rebuilt as ${got}: its files were modified; remove and re-import the image`,
+      );
   }
 
   /** Renames a layer directory out of sight (atomic), then deletes it. */
@@ -251,7 +255,9 @@ export class LayerStore {
         // Taken over by another process's sweep.
       }
     }
-    const sweeping = Promise.all(doomed.map((d) => fs.promises.rm(d, { recursive: true, force: true }).catch(() => undefined))).then(() => {
+    const sweeping = Promise.all(
+      doomed.map((d) => fs.promises.rm(d, { recursive: true, force: true }).catch(() => undefined)),
+    ).then(() => {
       this.#sweeping = undefined;
     });
     this.#sweeping = sweeping;

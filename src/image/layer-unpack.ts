@@ -70,13 +70,19 @@ function decompressor(kind: LayerCompression): NodeJS.ReadWriteStream {
   if (kind === 'gzip') return zlib.createGunzip({ chunkSize: 1 << 17 });
   const create = (zlib as ZlibWithZstd).createZstdDecompress;
   if (create === undefined) {
-    throw new InvalidArgumentError('layer', `zstd-compressed layers need Node.js with zlib zstd support (this is ${process.version})`);
+    throw new InvalidArgumentError(
+      'layer',
+      `zstd-compressed layers need Node.js with zlib zstd support (this is ${process.version})`,
+    );
   }
   return create();
 }
 
 /** Yields the uncompressed bytes of `source`, reporting the compression through `found`. */
-async function* uncompressed(source: AsyncIterable<Uint8Array>, found: (c: LayerCompression) => void): AsyncGenerator<Uint8Array> {
+async function* uncompressed(
+  source: AsyncIterable<Uint8Array>,
+  found: (c: LayerCompression) => void,
+): AsyncGenerator<Uint8Array> {
   const it = source[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let headLength = 0;
@@ -93,7 +99,8 @@ async function* uncompressed(source: AsyncIterable<Uint8Array>, found: (c: Layer
     }
     const first = Buffer.concat(head);
     const kind = detectCompression(first);
-    if (kind === 'bzip2' || kind === 'xz') throw new InvalidArgumentError('layer', `${kind}-compressed layers are not supported; use gzip, zstd or none`);
+    if (kind === 'bzip2' || kind === 'xz')
+      throw new InvalidArgumentError('layer', `${kind}-compressed layers are not supported; use gzip, zstd or none`);
     found(kind);
     async function* all(): AsyncGenerator<Uint8Array> {
       if (first.byteLength > 0) yield first;
@@ -164,7 +171,11 @@ function asLayerError(e: unknown, dir: string): unknown {
  * const { diffId } = await unpackLayer(createReadStream('layer.tar.gz'), '/var/lib/berth/tmp/fs');
  * ```
  */
-export async function unpackLayer(source: LayerSource, target: string, options: UnpackOptions = {}): Promise<UnpackResult> {
+export async function unpackLayer(
+  source: LayerSource,
+  target: string,
+  options: UnpackOptions = {},
+): Promise<UnpackResult> {
   options.signal?.throwIfAborted();
   const tmp = `${target}.tmp-${randomBytes(8).toString('hex')}`;
   fs.mkdirSync(tmp, 0o700);
@@ -196,13 +207,19 @@ export async function unpackLayer(source: LayerSource, target: string, options: 
     writer.finish();
     const diffId = `sha256:${hash.digest('hex')}`;
     if (options.expectedDiffId !== undefined && diffId !== options.expectedDiffId) {
-      throw new InvalidArgumentError('expectedDiffId', `the layer's content has diffID ${diffId}, but ${options.expectedDiffId} was expected`);
+      throw new InvalidArgumentError(
+        'expectedDiffId',
+        `the layer's content has diffID ${diffId}, but ${options.expectedDiffId} was expected`,
+      );
     }
     try {
       fs.renameSync(tmp, target);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw new ConflictError('CONFLICT', `cannot unpack a layer into '${target}': it exists and is not empty`, { cause: e });
+      if (code === 'ENOTEMPTY' || code === 'EEXIST')
+        throw new ConflictError('CONFLICT', `cannot unpack a layer into '${target}': it exists and is not empty`, {
+          cause: e,
+        });
       throw e;
     }
     return { diffId, size: writer.size, tarSize, compression, entries: writer.entries };

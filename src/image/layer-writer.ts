@@ -40,7 +40,19 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { ConflictError, UnsafeLayerError } from '../errors.js';
-import { O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_PATH, O_RDONLY, O_WRONLY, S_IFBLK, S_IFCHR, S_IFIFO } from '../kernel/constants.js';
+import {
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDONLY,
+  O_WRONLY,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFIFO,
+} from '../kernel/constants.js';
 import { close } from '../kernel/fd.js';
 import { makedev, mknod } from '../kernel/fs.js';
 import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2 } from '../kernel/openat2.js';
@@ -93,7 +105,8 @@ function currentUmask(): number {
  *   NUL byte.
  */
 export function cleanEntryName(name: string): string {
-  if (name.includes('\0')) throw new UnsafeLayerError(name, `layer entry '${printable(name)}' has a NUL byte in its name`);
+  if (name.includes('\0'))
+    throw new UnsafeLayerError(name, `layer entry '${printable(name)}' has a NUL byte in its name`);
   const absolute = name.startsWith('/');
   const out: string[] = [];
   for (const part of name.split('/')) {
@@ -101,7 +114,10 @@ export function cleanEntryName(name: string): string {
     if (part !== '..') out.push(part);
     else if (out.length > 0) out.pop();
     else if (!absolute) {
-      throw new UnsafeLayerError(name, `layer entry '${printable(name)}' points outside the layer (its '..' climbs above the root); the layer was rejected`);
+      throw new UnsafeLayerError(
+        name,
+        `layer entry '${printable(name)}' points outside the layer (its '..' climbs above the root); the layer was rejected`,
+      );
     }
   }
   return out.join('/');
@@ -258,7 +274,10 @@ export class TarExtractor implements TarSink {
   #rootEntry(e: TarEntry): void {
     if (!this.#layer) return; // a copy's destination keeps its owner and mode
     if (e.type !== 'directory') {
-      throw new UnsafeLayerError(e.name, `layer entry '${printable(e.name)}' (${e.type}) would replace the layer's root directory`);
+      throw new UnsafeLayerError(
+        e.name,
+        `layer entry '${printable(e.name)}' (${e.type}) would replace the layer's root directory`,
+      );
     }
     this.#applyDir(e, '', fdPath(this.#dest, '.'));
   }
@@ -293,7 +312,9 @@ export class TarExtractor implements TarSink {
       throw new UnsafeLayerError(e.name, `whiteout '${printable(e.name)}' names no file`);
     }
     const path = under(parent.fd, name);
-    this.#create(parent.rel === '' ? name : `${parent.rel}/${name}`, path, () => this.#mknod(parent.fd, name, S_IFCHR, 0n));
+    this.#create(parent.rel === '' ? name : `${parent.rel}/${name}`, path, () =>
+      this.#mknod(parent.fd, name, S_IFCHR, 0n),
+    );
     fs.lchownSync(path, e.uid, e.gid);
   }
 
@@ -303,7 +324,9 @@ export class TarExtractor implements TarSink {
     try {
       targetRel = cleanEntryName(e.linkname);
     } catch (err) {
-      throw new UnsafeLayerError(e.name, `${show} points outside ${this.#where}; the ${this.#what} was rejected`, { cause: err });
+      throw new UnsafeLayerError(e.name, `${show} points outside ${this.#where}; the ${this.#what} was rejected`, {
+        cause: err,
+      });
     }
     if (targetRel === '') throw new UnsafeLayerError(e.name, `${show} targets the root of ${this.#where}`);
     if (targetRel === rel) return;
@@ -355,7 +378,9 @@ export class TarExtractor implements TarSink {
     try {
       fs.unlinkSync(fdPath(pfd, scratch));
     } catch (e) {
-      throw failed === undefined ? e : new AggregateError([failed, e], `cannot make the node '${printable(base)}', nor remove its scratch name`);
+      throw failed === undefined
+        ? e
+        : new AggregateError([failed, e], `cannot make the node '${printable(base)}', nor remove its scratch name`);
     }
     if (failed !== undefined) throw failed;
   }
@@ -374,7 +399,11 @@ export class TarExtractor implements TarSink {
     const st = fs.lstatSync(path);
     if (st.isDirectory()) {
       if (keepDir) return undefined;
-      if (!this.#layer) throw new ConflictError('CONFLICT', `cannot overwrite directory '${printable(rel)}' with a non-directory; remove it first`);
+      if (!this.#layer)
+        throw new ConflictError(
+          'CONFLICT',
+          `cannot overwrite directory '${printable(rel)}' with a non-directory; remove it first`,
+        );
       fs.rmSync(path, { recursive: true, force: true }); // rm never follows symlinks inside
       for (const d of this.#dirTimes.keys()) if (d === rel || d.startsWith(`${rel}/`)) this.#dirTimes.delete(d);
     } else {
@@ -429,7 +458,10 @@ export class TarExtractor implements TarSink {
         if (next === undefined) {
           const st = fs.lstatSync(fdPath(fd, part), { throwIfNoEntry: false });
           if (st?.isSymbolicLink()) {
-            throw new UnsafeLayerError(entry, `${show} would be written through the symlink '${printable(cur)}'; the ${this.#what} was rejected`);
+            throw new UnsafeLayerError(
+              entry,
+              `${show} would be written through the symlink '${printable(cur)}'; the ${this.#what} was rejected`,
+            );
           }
           throw new UnsafeLayerError(entry, `${show}: '${printable(cur)}' is not a directory`);
         }

@@ -30,7 +30,14 @@ import { BlobSources } from './registry/blob-sources.js';
 import { RegistryClient } from './registry/client.js';
 import { dockerCredentials } from './registry/credentials.js';
 import type { RegistryHub } from './registry/hub.js';
-import { MANIFEST_ACCEPT, layerCompression, normalizePlatform, parseManifest, selectPlatform, type Descriptor } from './registry/manifest.js';
+import {
+  MANIFEST_ACCEPT,
+  layerCompression,
+  normalizePlatform,
+  parseManifest,
+  selectPlatform,
+  type Descriptor,
+} from './registry/manifest.js';
 import type { PullPlatform, PullProgress, RegistryAuth } from './registry/types.js';
 
 /** How many times one layer is tried when its download breaks. */
@@ -61,7 +68,11 @@ export interface PullImageOptions {
 }
 
 /** Runs `fn` over `items`, at most `limit` at once; rejects with the first failure after all settle. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
   let failure: { e: unknown } | undefined;
@@ -114,7 +125,10 @@ export async function pullImage(
     const m = await client.getManifest(repo, chosen.digest, MANIFEST_ACCEPT, signal);
     parsed = parseManifest(m.bytes, m.mediaType, ref.domain);
     manifestBytes = m.bytes;
-    if (parsed.kind !== 'manifest') throw new RegistryError('REGISTRY', ref.domain, `${ref.familiar}: an index entry is itself an index`, { registryCode: 'MANIFEST_INVALID' });
+    if (parsed.kind !== 'manifest')
+      throw new RegistryError('REGISTRY', ref.domain, `${ref.familiar}: an index entry is itself an index`, {
+        registryCode: 'MANIFEST_INVALID',
+      });
   }
   const manifest = parsed.manifest;
 
@@ -126,7 +140,12 @@ export async function pullImage(
   const config = parseConfig(configBytes, ref);
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
-    throw new RegistryError('REGISTRY', ref.domain, `${ref.familiar}: the manifest lists ${manifest.layers.length} layers but the config ${diffIds.length}`, { registryCode: 'MANIFEST_INVALID' });
+    throw new RegistryError(
+      'REGISTRY',
+      ref.domain,
+      `${ref.familiar}: the manifest lists ${manifest.layers.length} layers but the config ${diffIds.length}`,
+      { registryCode: 'MANIFEST_INVALID' },
+    );
   }
   if (config.os !== undefined && config.os !== 'linux') {
     throw new InvalidArgumentError('platform', `${ref.familiar} is a ${config.os} image; berth runs linux images`);
@@ -143,20 +162,27 @@ export async function pullImage(
     emit({ id: shortId(desc.digest), status: ctx.layers.has(diffId) ? 'Already exists' : 'Pulling fs layer' });
   }
   const missing = work.filter((w) => !ctx.layers.has(w.diffId));
-  for (const { desc } of missing.slice(ctx.hub.settings.maxConcurrentDownloads ?? 3)) emit({ id: shortId(desc.digest), status: 'Waiting' });
+  for (const { desc } of missing.slice(ctx.hub.settings.maxConcurrentDownloads ?? 3))
+    emit({ id: shortId(desc.digest), status: 'Waiting' });
   const fetchLayer = async ({ desc, diffId }: { desc: Descriptor; diffId: string }): Promise<void> => {
-    await withLock(join(ctx.root, 'layers', 'locks', `${digestHex(diffId, 'diffId')}.lock`), async () => {
-      if (ctx.layers.has(diffId)) {
-        emit({ id: shortId(desc.digest), status: 'Already exists' });
-        return;
-      }
-      await pullLayer(ctx, client, repo, desc, diffId, emit, signal);
-      sources.add(diffId, { digest: desc.digest, size: desc.size, mediaType: desc.mediaType }, repoName);
-    }, { signal });
+    await withLock(
+      join(ctx.root, 'layers', 'locks', `${digestHex(diffId, 'diffId')}.lock`),
+      async () => {
+        if (ctx.layers.has(diffId)) {
+          emit({ id: shortId(desc.digest), status: 'Already exists' });
+          return;
+        }
+        await pullLayer(ctx, client, repo, desc, diffId, emit, signal);
+        sources.add(diffId, { digest: desc.digest, size: desc.size, mediaType: desc.mediaType }, repoName);
+      },
+      { signal },
+    );
   };
   for (let round = 0; ; round++) {
     await mapLimit(missing, ctx.hub.settings.maxConcurrentDownloads ?? 3, fetchLayer);
-    for (const { desc, diffId } of work) if (ctx.layers.has(diffId)) sources.add(diffId, { digest: desc.digest, size: desc.size, mediaType: desc.mediaType }, repoName);
+    for (const { desc, diffId } of work)
+      if (ctx.layers.has(diffId))
+        sources.add(diffId, { digest: desc.digest, size: desc.size, mediaType: desc.mediaType }, repoName);
 
     // Record the image; a layer removed meanwhile (by a prune in another process) is fetched again.
     const result = await ctx.records.locked(async () => {
@@ -164,7 +190,12 @@ export async function pullImage(
       if (!(await ctx.blobs.has(id))) await ctx.blobs.ingest(configBytes, { expectedDigest: id });
       const size = work.reduce((n, w) => n + (ctx.layers.get(w.diffId)?.size ?? 0), 0);
       const existed = ctx.records.get(id) !== undefined;
-      const record: ImageRecord = { id, layers: [...diffIds], size, created: config.created ?? new Date().toISOString() };
+      const record: ImageRecord = {
+        id,
+        layers: [...diffIds],
+        size,
+        created: config.created ?? new Date().toISOString(),
+      };
       ctx.records.put(record);
       const refs = ctx.records.refs();
       const tagKey = ref.digest === undefined ? ref.toString() : undefined;
@@ -176,11 +207,17 @@ export async function pullImage(
     });
     if (result !== undefined) {
       emit({ id: ref.familiar, status: `Digest: ${top.digest}` });
-      emit({ id: ref.familiar, status: result.upToDate ? `Status: Image is up to date for ${ref.familiar}` : `Status: Downloaded newer image for ${ref.familiar}` });
+      emit({
+        id: ref.familiar,
+        status: result.upToDate
+          ? `Status: Image is up to date for ${ref.familiar}`
+          : `Status: Downloaded newer image for ${ref.familiar}`,
+      });
       await ctx.event('pull', id, ref.familiar);
       return id;
     }
-    if (round >= 2) throw new BerthError('CONFLICT', `the layers of ${ref.familiar} keep being removed while it is pulled; retry`);
+    if (round >= 2)
+      throw new BerthError('CONFLICT', `the layers of ${ref.familiar} keep being removed while it is pulled; retry`);
   }
 }
 
@@ -189,10 +226,23 @@ function parseConfig(bytes: Buffer, ref: ImageReference): OciImageConfig {
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch (e) {
-    throw new RegistryError('REGISTRY', ref.domain, `the config of ${ref.familiar} is not valid JSON`, { registryCode: 'MANIFEST_INVALID' }, { cause: e });
+    throw new RegistryError(
+      'REGISTRY',
+      ref.domain,
+      `the config of ${ref.familiar} is not valid JSON`,
+      { registryCode: 'MANIFEST_INVALID' },
+      { cause: e },
+    );
   }
   const r = ociImageConfigSchema.safeParse(json);
-  if (!r.success) throw new RegistryError('REGISTRY', ref.domain, `the config of ${ref.familiar} is malformed`, { registryCode: 'MANIFEST_INVALID' }, { cause: r.error });
+  if (!r.success)
+    throw new RegistryError(
+      'REGISTRY',
+      ref.domain,
+      `the config of ${ref.familiar} is malformed`,
+      { registryCode: 'MANIFEST_INVALID' },
+      { cause: r.error },
+    );
   return r.data as unknown as OciImageConfig;
 }
 
@@ -208,17 +258,28 @@ async function pullLayer(
 ): Promise<void> {
   const id = shortId(desc.digest);
   if (layerCompression(desc.mediaType) === undefined) {
-    throw new InvalidArgumentError('layer', `layer ${desc.digest} has media type '${desc.mediaType}', which berth cannot unpack (use tar, tar+gzip or tar+zstd)`);
+    throw new InvalidArgumentError(
+      'layer',
+      `layer ${desc.digest} has media type '${desc.mediaType}', which berth cannot unpack (use tar, tar+gzip or tar+zstd)`,
+    );
   }
   if (desc.urls !== undefined && desc.urls.length > 0 && desc.mediaType.includes('foreign')) {
-    throw new InvalidArgumentError('layer', `layer ${desc.digest} is a foreign layer (downloaded from ${desc.urls[0]}), which berth does not fetch`);
+    throw new InvalidArgumentError(
+      'layer',
+      `layer ${desc.digest} is a foreign layer (downloaded from ${desc.urls[0]}), which berth does not fetch`,
+    );
   }
   for (let attempt = 1; ; attempt++) {
     try {
       const dl = await client.openBlob(repo, desc.digest, { expectedSize: desc.size, signal });
       const total = dl.size ?? desc.size;
       emit({ id, status: 'Downloading', current: 0, total });
-      const counted = counting(dl.body, total, (current) => emit({ id, status: 'Downloading', current, total }), client.domain);
+      const counted = counting(
+        dl.body,
+        total,
+        (current) => emit({ id, status: 'Downloading', current, total }),
+        client.domain,
+      );
       const staged = await ctx.layers.stage(decodeZstd(counted), { expectedDiffId: diffId, signal });
       try {
         emit({ id, status: 'Verifying Checksum' });
@@ -231,7 +292,13 @@ async function pullLayer(
       emit({ id, status: 'Pull complete' });
       return;
     } catch (e) {
-      if (signal.aborted || attempt >= LAYER_ATTEMPTS || !(e instanceof RegistryError) || e.code !== 'REGISTRY_UNREACHABLE') throw e;
+      if (
+        signal.aborted ||
+        attempt >= LAYER_ATTEMPTS ||
+        !(e instanceof RegistryError) ||
+        e.code !== 'REGISTRY_UNREACHABLE'
+      )
+        throw e;
       emit({ id, status: `Retrying in ${attempt} second${attempt > 1 ? 's' : ''}` });
       await new Promise((r) => setTimeout(r, Math.min(attempt * 200, 1000)));
     }
@@ -239,7 +306,12 @@ async function pullLayer(
 }
 
 /** Passes `body` through, reporting progress about every 1 % (or 512 KiB); network failures become `REGISTRY_UNREACHABLE`. */
-async function* counting(body: AsyncIterable<Buffer>, total: number, report: (n: number) => void, registry: string): AsyncGenerator<Buffer> {
+async function* counting(
+  body: AsyncIterable<Buffer>,
+  total: number,
+  report: (n: number) => void,
+  registry: string,
+): AsyncGenerator<Buffer> {
   let n = 0;
   let last = 0;
   const step = Math.max(512 << 10, Math.floor(total / 100));
@@ -254,7 +326,13 @@ async function* counting(body: AsyncIterable<Buffer>, total: number, report: (n:
     }
   } catch (e) {
     if (e instanceof BerthError) throw e;
-    throw new RegistryError('REGISTRY_UNREACHABLE', registry, `the connection to ${registry} broke while downloading a layer: ${(e as Error)?.message ?? e}`, {}, { cause: e });
+    throw new RegistryError(
+      'REGISTRY_UNREACHABLE',
+      registry,
+      `the connection to ${registry} broke while downloading a layer: ${(e as Error)?.message ?? e}`,
+      {},
+      { cause: e },
+    );
   }
   if (n !== last) report(n);
 }
@@ -284,7 +362,9 @@ export async function* decodeZstd(source: AsyncIterable<Uint8Array>): AsyncGener
     try {
       d.push(c, final);
     } catch (e) {
-      throw new InvalidArgumentError('layer', `the zstd-compressed layer is corrupt: ${(e as Error).message}`, { cause: e });
+      throw new InvalidArgumentError('layer', `the zstd-compressed layer is corrupt: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   };
   push(head, false);
@@ -296,4 +376,3 @@ export async function* decodeZstd(source: AsyncIterable<Uint8Array>): AsyncGener
   push(new Uint8Array(0), true);
   while (out.length > 0) yield out.shift() as Uint8Array;
 }
-

@@ -64,11 +64,16 @@ export async function pushImage(
   emit: (p: PushProgress) => void,
   signal: AbortSignal,
 ): Promise<{ digest: string; size: number }> {
-  if (ref.digest !== undefined || ref.tag === undefined) throw new InvalidArgumentError('ref', `cannot push '${ref.familiar}': push a tag, not a digest`);
+  if (ref.digest !== undefined || ref.tag === undefined)
+    throw new InvalidArgumentError('ref', `cannot push '${ref.familiar}': push a tag, not a digest`);
   const id = ctx.records.refs()[ref.toString()];
   const record = id === undefined ? undefined : ctx.records.get(id);
   if (id === undefined || record === undefined) {
-    throw new NotFoundError('image', ref.familiar, `an image does not exist locally with the tag '${ref.familiar}'; tag an image with it first`);
+    throw new NotFoundError(
+      'image',
+      ref.familiar,
+      `an image does not exist locally with the tag '${ref.familiar}'; tag an image with it first`,
+    );
   }
   const configBytes = await ctx.blobs.read(id);
   const auth = options.auth ?? (await dockerCredentials(ref.domain));
@@ -114,7 +119,8 @@ export async function pushImage(
   };
   const descriptors = await mapLimit(layers, limit, pushLayer);
 
-  if ((await client.hasBlob(repo, id, signal)) === undefined) await client.uploadMonolithic(repo, id, configBytes, signal);
+  if ((await client.hasBlob(repo, id, signal)) === undefined)
+    await client.uploadMonolithic(repo, id, configBytes, signal);
   const manifest = {
     schemaVersion: 2,
     mediaType: MediaType.dockerManifest,
@@ -137,7 +143,12 @@ export async function pushImage(
 }
 
 /** The first known compressed form of a layer that the repository already has. */
-async function existing(client: RegistryClient, repo: string, known: BlobSource[], signal: AbortSignal): Promise<BlobSource | undefined> {
+async function existing(
+  client: RegistryClient,
+  repo: string,
+  known: BlobSource[],
+  signal: AbortSignal,
+): Promise<BlobSource | undefined> {
   const ordered = [...known].sort((a, b) => score(b, client.domain) - score(a, client.domain)).slice(0, 4);
   for (const s of ordered) {
     const size = await client.hasBlob(repo, s.digest, signal);

@@ -200,8 +200,10 @@ export interface ParseReferenceOptions {
  */
 export function parseReference(input: string, options: ParseReferenceOptions = {}): ImageReference {
   const field = options.field ?? 'reference';
-  if (typeof input !== 'string' || input === '') throw invalid(String(input), 'repository name must have at least one component', field);
-  if (IDENTIFIER_RE.test(input)) throw invalid(input, 'a 64-character hexadecimal string is an image id, not a repository name', field);
+  if (typeof input !== 'string' || input === '')
+    throw invalid(String(input), 'repository name must have at least one component', field);
+  if (IDENTIFIER_RE.test(input))
+    throw invalid(input, 'a 64-character hexadecimal string is an image id, not a repository name', field);
   const [domain, remainder] = splitDockerDomain(input);
   const colon = remainder.indexOf(':');
   const remote = colon === -1 ? remainder : remainder.slice(0, colon);

@@ -70,7 +70,9 @@ export function isSingleReference(refs: readonly ImageReference[]): boolean {
  *   `CONFLICT` when an id with references in several repositories is removed without `force`.
  */
 export function planRemoval(f: RemovalFacts): RemovalPlan {
-  const keys = Object.keys(f.refs).filter((k) => f.refs[k] === f.id).sort();
+  const keys = Object.keys(f.refs)
+    .filter((k) => f.refs[k] === f.id)
+    .sort();
   const parsed = keys.map((k) => parseReference(k, { defaultTag: false }));
   const user = f.users[0];
   const key = f.named?.toString();
@@ -84,17 +86,27 @@ export function planRemoval(f: RemovalFacts): RemovalPlan {
     const untag = [key];
     let remaining = keys.filter((k) => k !== key);
     const rest = remaining.map((k) => parseReference(k, { defaultTag: false }));
-    if (f.named.digest === undefined && rest.length > 0 && rest.every((r) => r.digest !== undefined && r.name === f.named?.name)) {
+    if (
+      f.named.digest === undefined &&
+      rest.length > 0 &&
+      rest.every((r) => r.digest !== undefined && r.name === f.named?.name)
+    ) {
       untag.push(...remaining);
       remaining = [];
     }
     return { untag, deleteImage: remaining.length === 0 && user === undefined };
   }
   if (user !== undefined && !f.force) {
-    throw new ConflictError('IN_USE', `unable to delete image ${short(f.id)}: container ${short(user)} is using it; remove the container first, or force`);
+    throw new ConflictError(
+      'IN_USE',
+      `unable to delete image ${short(f.id)}: container ${short(user)} is using it; remove the container first, or force`,
+    );
   }
   if (parsed.length > 0 && !isSingleReference(parsed) && !f.force) {
-    throw new ConflictError('CONFLICT', `unable to delete image ${short(f.id)}: it is referenced in several repositories (${parsed.map((r) => r.familiar).join(', ')}); remove them by name, or force`);
+    throw new ConflictError(
+      'CONFLICT',
+      `unable to delete image ${short(f.id)}: it is referenced in several repositories (${parsed.map((r) => r.familiar).join(', ')}); remove them by name, or force`,
+    );
   }
   return { untag: keys, deleteImage: user === undefined };
 }

@@ -14,7 +14,8 @@ export function imageNotFound(ref: string): NotFoundError {
 
 /** Finds an image of `records` as `docker inspect` does: full id, reference, then unique id prefix. */
 export function resolveImage(records: ImageRecords, input: string): { id: string; named: ImageReference | undefined } {
-  if (typeof input !== 'string' || input === '') throw new InvalidArgumentError('reference', 'expected an image reference or id');
+  if (typeof input !== 'string' || input === '')
+    throw new InvalidArgumentError('reference', 'expected an image reference or id');
   const any = parseAnyReference(input);
   if (any.kind === 'id') {
     if (records.get(any.id) === undefined) throw imageNotFound(input);
@@ -26,7 +27,8 @@ export function resolveImage(records: ImageRecords, input: string): { id: string
   if (m) {
     const matches = records.list().filter((r) => r.id.startsWith(`sha256:${m[1]}`));
     if (matches.length === 1) return { id: (matches[0] as ImageRecord).id, named: undefined };
-    if (matches.length > 1) throw new InvalidArgumentError('reference', `'${input}' matches ${matches.length} images; give more of the id`);
+    if (matches.length > 1)
+      throw new InvalidArgumentError('reference', `'${input}' matches ${matches.length} images; give more of the id`);
   }
   throw imageNotFound(input);
 }

@@ -98,8 +98,12 @@ export class ImageService {
    * `ref` to it; then sends `action` (and `tag`) events. Shared by import and commit.
    */
   async #store(
-    record: ImageRecord, configJson: string, staged: Parameters<LayerStore['commit']>[0], ref: ImageReference | undefined,
-    action: string, verify: () => void = () => undefined,
+    record: ImageRecord,
+    configJson: string,
+    staged: Parameters<LayerStore['commit']>[0],
+    ref: ImageReference | undefined,
+    action: string,
+    verify: () => void = () => undefined,
   ): Promise<ImageInfo> {
     const id = record.id;
     const events: Array<[string, string]> = [[action, ref?.familiar ?? id]];
@@ -201,7 +205,12 @@ export class ImageService {
       if (options.comment !== undefined) config.comment = options.comment;
       const configJson = JSON.stringify(config);
       const { digest: id } = await this.blobs.ingest(configJson);
-      const record: ImageRecord = { id, layers: [...parent.layers, staged.diffId], size: parent.size + staged.size, created };
+      const record: ImageRecord = {
+        id,
+        layers: [...parent.layers, staged.diffId],
+        size: parent.size + staged.size,
+        created,
+      };
       return await this.#store(record, configJson, staged, ref, 'commit', () => {
         for (const d of parent.layers) {
           if (!this.layers.has(d)) throw imageNotFound(parentId);
@@ -284,24 +293,26 @@ export class ImageService {
     let events: Array<[string, string, string]> = [];
     // On a full disk the refs file cannot be rewritten: the root's reserve gives the room (see
     // state/reserve.ts). Nothing changed before that write, so the whole step runs again.
-    const results = await withReserve(this.#ctx.root, () => this.records.locked(async () => {
-      events = [];
-      const { id, named } = this.#resolve(ref);
-      const refs = this.records.refs();
-      const users = await this.#ctx.imageUsers(id);
-      const plan = planRemoval({ id, input: ref, named, refs, users, force: options.force === true });
-      for (const key of plan.untag) {
-        delete refs[key];
-        events.push(['untag', id, parseReference(key).familiar]);
-      }
-      this.records.setRefs(refs);
-      const out: ImageRemoveResult[] = plan.untag.map((k) => ({ untagged: parseReference(k).familiar }));
-      if (!plan.deleteImage) return out;
-      await this.#deleteImage(id);
-      events.push(['delete', id, id]);
-      out.push({ deleted: id });
-      return out;
-    }));
+    const results = await withReserve(this.#ctx.root, () =>
+      this.records.locked(async () => {
+        events = [];
+        const { id, named } = this.#resolve(ref);
+        const refs = this.records.refs();
+        const users = await this.#ctx.imageUsers(id);
+        const plan = planRemoval({ id, input: ref, named, refs, users, force: options.force === true });
+        for (const key of plan.untag) {
+          delete refs[key];
+          events.push(['untag', id, parseReference(key).familiar]);
+        }
+        this.records.setRefs(refs);
+        const out: ImageRemoveResult[] = plan.untag.map((k) => ({ untagged: parseReference(k).familiar }));
+        if (!plan.deleteImage) return out;
+        await this.#deleteImage(id);
+        events.push(['delete', id, id]);
+        out.push({ deleted: id });
+        return out;
+      }),
+    );
     for (const [action, id, name] of events) await withReserve(this.#ctx.root, () => this.#event(action, id, name));
     return results;
   }
@@ -334,8 +345,17 @@ export class ImageService {
    * @throws InvalidArgumentError (fields `archive`, `platform`, `source`); UnsafeLayerError;
    *   NotFoundError for a missing path. The store is unchanged after a failure.
    */
-  async load(source: ImportSource, options: LoadArchiveOptions = {}, emit: (p: LoadProgress) => void = () => undefined): Promise<LoadedImage[]> {
-    const ctx = { blobs: this.blobs, layers: this.layers, records: this.records, event: (a: string, id: string, n: string) => this.#event(a, id, n) };
+  async load(
+    source: ImportSource,
+    options: LoadArchiveOptions = {},
+    emit: (p: LoadProgress) => void = () => undefined,
+  ): Promise<LoadedImage[]> {
+    const ctx = {
+      blobs: this.blobs,
+      layers: this.layers,
+      records: this.records,
+      event: (a: string, id: string, n: string) => this.#event(a, id, n),
+    };
     return loadArchive(ctx, source, options, emit);
   }
 
@@ -352,7 +372,12 @@ export class ImageService {
         const { id, named } = this.#resolve(ref);
         let img = images.find((i) => i.id === id);
         if (img === undefined) images.push((img = { id, refs: [] }));
-        if (named?.tag !== undefined && named.digest === undefined && !img.refs.some((r) => r.toString() === named.toString())) img.refs.push(named);
+        if (
+          named?.tag !== undefined &&
+          named.digest === undefined &&
+          !img.refs.some((r) => r.toString() === named.toString())
+        )
+          img.refs.push(named);
       }
       yield* saveArchive({ blobs: this.blobs, layers: this.layers }, images, format);
     };
@@ -384,7 +409,12 @@ export class ImageService {
       }
       this.records.setRefs(refs);
       for (const rec of victims) {
-        const others = new Set(this.records.list().filter((r) => r.id !== rec.id).flatMap((r) => r.layers));
+        const others = new Set(
+          this.records
+            .list()
+            .filter((r) => r.id !== rec.id)
+            .flatMap((r) => r.layers),
+        );
         for (const d of new Set(rec.layers)) if (!others.has(d)) out.spaceReclaimed += this.layers.get(d)?.size ?? 0;
         await this.#deleteImage(rec.id);
         out.deleted.push(rec.id);
@@ -405,7 +435,12 @@ export class ImageService {
    */
   async history(ref: string): Promise<ImageHistoryItem[]> {
     const rec = this.#record(ref);
-    return historyRows(rec.id, await this.#config(rec.id), this.#refsById().get(rec.id) ?? [], (d) => this.layers.get(d)?.size ?? 0);
+    return historyRows(
+      rec.id,
+      await this.#config(rec.id),
+      this.#refsById().get(rec.id) ?? [],
+      (d) => this.layers.get(d)?.size ?? 0,
+    );
   }
 
   /**
@@ -415,7 +450,12 @@ export class ImageService {
    * @throws InvalidArgumentError (field `ref`, `platform`); RegistryError (`IMAGE_NOT_FOUND`,
    *   `REGISTRY_AUTH`, `REGISTRY_UNREACHABLE`, `REGISTRY`); UnsafeLayerError.
    */
-  async pull(ref: string, options: PullImageOptions = {}, emit: (p: PullProgress) => void = () => undefined, signal: AbortSignal = new AbortController().signal): Promise<ImageInfo> {
+  async pull(
+    ref: string,
+    options: PullImageOptions = {},
+    emit: (p: PullProgress) => void = () => undefined,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<ImageInfo> {
     const parsed = parseReference(ref, { field: 'ref' });
     const id = await pullImage(this.#pullContext(), parsed, options, emit, signal);
     return this.inspect(id);
@@ -426,7 +466,12 @@ export class ImageService {
    *
    * @throws InvalidArgumentError (field `ref`); NotFoundError; RegistryError.
    */
-  async push(ref: string, options: PushImageOptions = {}, emit: (p: PushProgress) => void = () => undefined, signal: AbortSignal = new AbortController().signal): Promise<string> {
+  async push(
+    ref: string,
+    options: PushImageOptions = {},
+    emit: (p: PushProgress) => void = () => undefined,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<string> {
     const parsed = parseReference(ref, { field: 'ref' });
     return (await pushImage(this.#pullContext(), parsed, options, emit, signal)).digest;
   }

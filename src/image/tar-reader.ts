@@ -143,8 +143,15 @@ function paxNumber(v: Buffer, field: string, fractional = false): number {
 }
 
 const TYPES: Readonly<Record<string, TarEntryType>> = {
-  '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink', '3': 'character-device',
-  '4': 'block-device', '5': 'directory', '6': 'fifo',
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'link',
+  '2': 'symlink',
+  '3': 'character-device',
+  '4': 'block-device',
+  '5': 'directory',
+  '6': 'fifo',
 };
 
 /**

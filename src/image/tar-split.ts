@@ -134,7 +134,10 @@ function openInside(root: string, rel: Buffer): number {
   for (let i = 0; i < parts.length - 1; i++) {
     cur = Buffer.concat([cur, Buffer.from(`/${parts[i]}`, 'latin1')]);
     if (!fs.lstatSync(cur).isDirectory()) {
-      throw new UnsafeLayerError(rel.toString('latin1'), `cannot rebuild the layer archive: a parent of '${rel.toString('utf8')}' is no longer a directory`);
+      throw new UnsafeLayerError(
+        rel.toString('latin1'),
+        `cannot rebuild the layer archive: a parent of '${rel.toString('utf8')}' is no longer a directory`,
+      );
     }
   }
   const path = Buffer.concat([Buffer.from(`${root}/`, 'utf8'), rel]);
@@ -147,13 +150,18 @@ async function* fileContent(root: string, rel: Buffer, size: number): AsyncGener
     let left = size;
     while (left > 0) {
       const buf = Buffer.allocUnsafe(Math.min(left, 1 << 20));
-      const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, null, (e, r) => (e ? reject(e) : resolve(r))));
+      const n = await new Promise<number>((resolve, reject) =>
+        fs.read(fd, buf, 0, buf.length, null, (e, r) => (e ? reject(e) : resolve(r))),
+      );
       if (n === 0) break;
       left -= n;
       yield buf.subarray(0, n);
     }
     if (left !== 0) {
-      throw new BerthError('INTERNAL', `cannot rebuild the layer archive: '${rel.toString('utf8')}' is shorter than recorded; the layer directory was modified`);
+      throw new BerthError(
+        'INTERNAL',
+        `cannot rebuild the layer archive: '${rel.toString('utf8')}' is shorter than recorded; the layer directory was modified`,
+      );
     }
   } finally {
     fs.closeSync(fd);
@@ -180,7 +188,8 @@ export async function* assembleLayerTar(fsDir: string, splitFile: string): Async
         const body = pending.subarray(off + 5, off + 5 + len);
         off += 5 + len;
         if (tag === RAW) yield body;
-        else if (tag === FILE) yield* fileContent(fsDir, Buffer.from(body.subarray(8)), Number(body.readBigUInt64LE(0)));
+        else if (tag === FILE)
+          yield* fileContent(fsDir, Buffer.from(body.subarray(8)), Number(body.readBigUInt64LE(0)));
         else throw new BerthError('INTERNAL', `tar-split file ${splitFile} is corrupt`);
       }
       pending = pending.subarray(off);

@@ -33,7 +33,13 @@ export interface TarHeader extends Pick<TarEntry, 'name' | 'type' | 'mode' | 'ui
 }
 
 const FLAGS: Readonly<Record<TarEntryType, string>> = {
-  file: '0', link: '1', symlink: '2', 'character-device': '3', 'block-device': '4', directory: '5', fifo: '6',
+  file: '0',
+  link: '1',
+  symlink: '2',
+  'character-device': '3',
+  'block-device': '4',
+  directory: '5',
+  fifo: '6',
 };
 
 const MAX_OCTAL_7 = 0o7777777;
@@ -94,12 +100,16 @@ export function encodeHeader(h: TarHeader): Buffer {
   if (size > MAX_OCTAL_11) records.push(paxRecord('size', Buffer.from(String(size))));
   if (h.uid > MAX_OCTAL_7) records.push(paxRecord('uid', Buffer.from(String(h.uid))));
   if (h.gid > MAX_OCTAL_7) records.push(paxRecord('gid', Buffer.from(String(h.gid))));
-  for (const [k, v] of h.xattrs ?? []) records.push(paxRecord(`SCHILY.xattr.${Buffer.from(k, 'utf8').toString('latin1')}`, v));
+  for (const [k, v] of h.xattrs ?? [])
+    records.push(paxRecord(`SCHILY.xattr.${Buffer.from(k, 'utf8').toString('latin1')}`, v));
   const [prefix, name] = split ?? ['', h.name.slice(0, 100)];
   const main = ustar(h, name, prefix, FLAGS[h.type], linkname.slice(0, 100), size);
   if (records.length === 0) return main;
   const pax = Buffer.concat(records);
-  const base = h.name.replace(/\/$/, '').slice(h.name.replace(/\/$/, '').lastIndexOf('/') + 1).slice(0, 80);
+  const base = h.name
+    .replace(/\/$/, '')
+    .slice(h.name.replace(/\/$/, '').lastIndexOf('/') + 1)
+    .slice(0, 80);
   const paxHeader = ustar({ ...h, mode: 0o644 }, `PaxHeaders/${base}`, '', 'x', '', pax.length);
   return Buffer.concat([paxHeader, pax, Buffer.alloc((512 - (pax.length % 512)) % 512), main]);
 }
@@ -142,7 +152,15 @@ export async function* packItems(items: Iterable<WalkItem>): AsyncGenerator<Buff
     return b;
   };
   const marker = (name: string, st: fs.Stats): Buffer =>
-    encodeHeader({ name, type: 'file', mode: 0, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) });
+    encodeHeader({
+      name,
+      type: 'file',
+      mode: 0,
+      uid: st.uid,
+      gid: st.gid,
+      size: 0,
+      mtime: Math.floor(st.mtimeMs / 1000),
+    });
   for (const item of items) {
     if (item.whiteout) {
       const slash = item.name.lastIndexOf('/');
@@ -157,7 +175,8 @@ export async function* packItems(items: Iterable<WalkItem>): AsyncGenerator<Buff
         const fd = fs.openSync(item.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
         try {
           const now = fs.fstatSync(fd);
-          if (!now.isFile()) throw new ConflictError('CONFLICT', `'${printable(item.name)}' changed while it was being copied; retry`);
+          if (!now.isFile())
+            throw new ConflictError('CONFLICT', `'${printable(item.name)}' changed while it was being copied; retry`);
           // The size in the header is the one of the file opened (it may have changed since lstat).
           h.size = now.size;
           push(encodeHeader(h));
@@ -215,7 +234,8 @@ export function* walkAt(parentFd: number, base: Buffer, name: string): Generator
  * itself), names relative to it, through fds as {@link walkAt} does.
  */
 export function* walkBelow(dfd: number): Generator<WalkItem> {
-  for (const n of fs.readdirSync(fdPath(dfd, ''), { encoding: 'buffer' }).sort(Buffer.compare)) yield* walkAt(dfd, n, n.toString('latin1'));
+  for (const n of fs.readdirSync(fdPath(dfd, ''), { encoding: 'buffer' }).sort(Buffer.compare))
+    yield* walkAt(dfd, n, n.toString('latin1'));
 }
 
 /**
@@ -236,7 +256,15 @@ export async function* packDirectory(dir: string): AsyncGenerator<Buffer> {
  * `links` to turn later names of the same file into hardlinks. Keeps `security.capability`.
  */
 export function tarHeaderFor(st: fs.Stats, name: string, abs: Buffer | string, links: Map<string, string>): TarHeader {
-  const h: TarHeader = { name, type: 'file', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+  const h: TarHeader = {
+    name,
+    type: 'file',
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: 0,
+    mtime: Math.floor(st.mtimeMs / 1000),
+  };
   const inode = `${st.dev}:${st.ino}`;
   if (st.isDirectory()) {
     h.type = 'directory';

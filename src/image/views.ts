@@ -24,8 +24,14 @@ export function refsByImage(refs: Readonly<Record<string, string>>): Map<string,
 /** An image's references as Docker prints them: tags, and digests as `name@sha256:…`. */
 export function repoStrings(refs: readonly ImageReference[]): { repoTags: string[]; repoDigests: string[] } {
   return {
-    repoTags: refs.filter((r) => r.tag !== undefined && r.digest === undefined).map((r) => r.familiar).sort(),
-    repoDigests: refs.filter((r) => r.digest !== undefined).map((r) => `${r.familiarName}@${r.digest}`).sort(),
+    repoTags: refs
+      .filter((r) => r.tag !== undefined && r.digest === undefined)
+      .map((r) => r.familiar)
+      .sort(),
+    repoDigests: refs
+      .filter((r) => r.digest !== undefined)
+      .map((r) => `${r.familiarName}@${r.digest}`)
+      .sort(),
   };
 }
 
@@ -58,9 +64,17 @@ export function imageInfo(rec: ImageRecord, c: OciImageConfig, refs: readonly Im
  * The history rows of image `id` with config `c` and references `refs`, newest first, as
  * `docker history`; `layerSize` gives the size of a stored layer by diffID (0 when unknown).
  */
-export function historyRows(id: string, c: OciImageConfig, refs: readonly ImageReference[], layerSize: (diffId: string) => number): ImageHistoryItem[] {
+export function historyRows(
+  id: string,
+  c: OciImageConfig,
+  refs: readonly ImageReference[],
+  layerSize: (diffId: string) => number,
+): ImageHistoryItem[] {
   const diffIds = c.rootfs.diff_ids;
-  const steps = c.history && c.history.length > 0 ? c.history : diffIds.map(() => ({}) as NonNullable<OciImageConfig['history']>[number]);
+  const steps =
+    c.history && c.history.length > 0
+      ? c.history
+      : diffIds.map(() => ({}) as NonNullable<OciImageConfig['history']>[number]);
   let layer = 0;
   const rows: ImageHistoryItem[] = steps.map((h) => {
     const empty = h.empty_layer === true;

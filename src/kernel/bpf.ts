@@ -183,9 +183,18 @@ export function bpfProgLoad(options: BpfProgLoadOptions): number {
     const { r } = raw(BPF_PROG_LOAD, attr, [insns, license, log]);
     if (r >= 0) return r; // the first refusal did not last (ENOMEM, EAGAIN): the program is fine
     // The first call's errno: this one's may be the log's own (ENOSPC when the log is cut short).
-    const text = log.subarray(0, Math.max(0, log.indexOf(0))).toString('utf8').trim();
-    const reason = text.split('\n').filter((l) => !/^(processed|verification time|stack depth) /.test(l)).slice(-4).join(' | ');
-    throw new KernelError('bpf', e.errno, e.errnoCode, reason ? `${what}, verifier: ${reason}` : what, undefined, { cause: e });
+    const text = log
+      .subarray(0, Math.max(0, log.indexOf(0)))
+      .toString('utf8')
+      .trim();
+    const reason = text
+      .split('\n')
+      .filter((l) => !/^(processed|verification time|stack depth) /.test(l))
+      .slice(-4)
+      .join(' | ');
+    throw new KernelError('bpf', e.errno, e.errnoCode, reason ? `${what}, verifier: ${reason}` : what, undefined, {
+      cause: e,
+    });
   }
 }
 
@@ -194,7 +203,14 @@ export function bpfProgLoad(options: BpfProgLoadOptions): number {
  * attach types) with `flags` ({@link BPF_F_ALLOW_MULTI}, …); with {@link BPF_F_REPLACE},
  * `replaceFd` is the program it replaces. `path` names the target in errors.
  */
-export function bpfProgAttach(targetFd: number, progFd: number, attachType: number, flags: number, replaceFd = 0, path?: string): void {
+export function bpfProgAttach(
+  targetFd: number,
+  progFd: number,
+  attachType: number,
+  flags: number,
+  replaceFd = 0,
+  path?: string,
+): void {
   const attr = Buffer.alloc(20);
   attr.writeUInt32LE(targetFd, 0);
   attr.writeUInt32LE(progFd, 4);
@@ -241,7 +257,10 @@ export function bpfProgQuery(targetFd: number, attachType: number, path?: string
       continue;
     }
     if (r < 0) throw new KernelError('bpf', errno, errnoName(errno), 'BPF_PROG_QUERY', path);
-    return { attachFlags: attr.readUInt32LE(12), ids: Array.from({ length: count }, (_, i) => ids.readUInt32LE(i * 4)) };
+    return {
+      attachFlags: attr.readUInt32LE(12),
+      ids: Array.from({ length: count }, (_, i) => ids.readUInt32LE(i * 4)),
+    };
   }
 }
 

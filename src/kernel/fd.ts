@@ -89,7 +89,9 @@ export function read(fd: number, buf: Buffer): number {
 
 /** `close_range(2)` over `[first, last]` with `flags` (e.g. CLOSE_RANGE_CLOEXEC). */
 export function closeRange(first: number, last: number, flags: number): void {
-  check('close_range', () => Number(_syscall(SYS.close_range, 'unsigned int', first, 'unsigned int', last, 'unsigned int', flags)));
+  check('close_range', () =>
+    Number(_syscall(SYS.close_range, 'unsigned int', first, 'unsigned int', last, 'unsigned int', flags)),
+  );
 }
 
 /**

@@ -71,7 +71,9 @@ export function exists(path: string): boolean {
   return _access(path, 0) === 0;
 }
 
-const _renameat2 = libc.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, uint32_t flags)');
+const _renameat2 = libc.func(
+  'int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, uint32_t flags)',
+);
 
 /** `RENAME_NOREPLACE` (from <linux/fs.h>): fail with EEXIST rather than replace the new path. */
 export const RENAME_NOREPLACE = 1;

@@ -32,10 +32,20 @@ export function fsopen(fsName: string, flags: number): number {
 
 /** `fsconfig(2)`: sets parameter `key` (string `value`, or a flag when `value` is null), or runs a command. */
 export function fsconfig(fd: number, cmd: number, key: string | null, value: string | null, aux = 0): void {
-  check('fsconfig', () => Number(_syscall(NR_FSCONFIG, 'int', fd, 'unsigned int', cmd, 'const char *', key, 'const char *', value, 'int', aux)), key ?? `cmd ${cmd}`, value ?? undefined);
+  check(
+    'fsconfig',
+    () =>
+      Number(
+        _syscall(NR_FSCONFIG, 'int', fd, 'unsigned int', cmd, 'const char *', key, 'const char *', value, 'int', aux),
+      ),
+    key ?? `cmd ${cmd}`,
+    value ?? undefined,
+  );
 }
 
 /** `fsmount(2)`: a detached mount of a configured context; returns its fd (the mount's root). */
 export function fsmount(fd: number, flags: number, attrFlags: number): number {
-  return check('fsmount', () => Number(_syscall(NR_FSMOUNT, 'int', fd, 'unsigned int', flags, 'unsigned int', attrFlags)));
+  return check('fsmount', () =>
+    Number(_syscall(NR_FSMOUNT, 'int', fd, 'unsigned int', flags, 'unsigned int', attrFlags)),
+  );
 }

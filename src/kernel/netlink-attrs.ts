@@ -283,7 +283,13 @@ export function encodeIfInfo(m: IfInfoMsg): Buffer {
 
 /** Decodes `struct ifinfomsg`. */
 export function parseIfInfo(b: Buffer): Required<IfInfoMsg> {
-  return { family: b.readUInt8(0), type: b.readUInt16LE(2), index: b.readInt32LE(4), flags: b.readUInt32LE(8), change: b.readUInt32LE(12) };
+  return {
+    family: b.readUInt8(0),
+    type: b.readUInt16LE(2),
+    index: b.readInt32LE(4),
+    flags: b.readUInt32LE(8),
+    change: b.readUInt32LE(12),
+  };
 }
 
 /** `struct ifaddrmsg` fields. */
@@ -313,7 +319,13 @@ export function encodeIfAddr(m: IfAddrMsg): Buffer {
 
 /** Decodes `struct ifaddrmsg`. */
 export function parseIfAddr(b: Buffer): Required<IfAddrMsg> {
-  return { family: b.readUInt8(0), prefixlen: b.readUInt8(1), flags: b.readUInt8(2), scope: b.readUInt8(3), index: b.readUInt32LE(4) };
+  return {
+    family: b.readUInt8(0),
+    prefixlen: b.readUInt8(1),
+    flags: b.readUInt8(2),
+    scope: b.readUInt8(3),
+    index: b.readUInt32LE(4),
+  };
 }
 
 /** `struct rtmsg` fields. */

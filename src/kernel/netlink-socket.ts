@@ -14,7 +14,9 @@ import { NL, encodeMessage, parseMessages, type NlReply } from './netlink-attrs.
 
 const _socket = libc.func('int socket(int domain, int type, int protocol)');
 const _bind = libc.func('int bind(int fd, const void *addr, uint32_t len)');
-const _sendto = libc.func('long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)');
+const _sendto = libc.func(
+  'long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)',
+);
 const _recv = libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)');
 
 const SOCK_RAW = 3;
@@ -61,7 +63,11 @@ export class NetlinkSocket {
 
   /** `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)` + `bind` to an automatic port id. */
   static open(protocol: number): NetlinkSocket {
-    const fd = check('socket', () => _socket(NL.AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol), `AF_NETLINK, ${protocol}`);
+    const fd = check(
+      'socket',
+      () => _socket(NL.AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol),
+      `AF_NETLINK, ${protocol}`,
+    );
     try {
       const sa = Buffer.alloc(12);
       sa.writeUInt16LE(NL.AF_NETLINK, 0);
@@ -107,7 +113,13 @@ export class NetlinkSocket {
    * @returns the data messages received (empty for a plain request).
    * @throws KernelError when the kernel answers with an error.
    */
-  request(type: number, flags: number, body: Buffer, name = MESSAGE_NAMES[type] ?? `nlmsg ${type}`, detail?: string): NlReply[] {
+  request(
+    type: number,
+    flags: number,
+    body: Buffer,
+    name = MESSAGE_NAMES[type] ?? `nlmsg ${type}`,
+    detail?: string,
+  ): NlReply[] {
     const seq = this.nextSeq();
     const dump = (flags & NL.F_DUMP) === NL.F_DUMP;
     this.send(encodeMessage({ type, flags: NL.F_REQUEST | NL.F_ACK | flags, seq, body }), name);

@@ -159,7 +159,13 @@ export class Rtnetlink {
   /** The link `name`, or undefined when there is none. */
   getLink(name: string): LinkInfo | undefined {
     try {
-      const r = this.socket.request(RTM.GETLINK, 0, this.#link(0, [attrString(IFLA.IFNAME, name)]), 'RTM_GETLINK', name);
+      const r = this.socket.request(
+        RTM.GETLINK,
+        0,
+        this.#link(0, [attrString(IFLA.IFNAME, name)]),
+        'RTM_GETLINK',
+        name,
+      );
       return r[0] === undefined ? undefined : parseLink(r[0]);
     } catch (e) {
       if (isErrno(e, 19)) return undefined;
@@ -187,7 +193,10 @@ export class Rtnetlink {
 
   /** Creates a Linux bridge `name` (down). Throws KernelError EEXIST when the name is taken. */
   createBridge(name: string, options: { mtu?: number; mac?: string } = {}): void {
-    const attrs: Attr[] = [attrString(IFLA.IFNAME, name), nested(IFLA.LINKINFO, [attrString(IFLA.INFO_KIND, 'bridge')])];
+    const attrs: Attr[] = [
+      attrString(IFLA.IFNAME, name),
+      nested(IFLA.LINKINFO, [attrString(IFLA.INFO_KIND, 'bridge')]),
+    ];
     if (options.mtu !== undefined) attrs.push(attrU32(IFLA.MTU, options.mtu));
     if (options.mac !== undefined) attrs.push(attr(IFLA.ADDRESS, macBytes(options.mac)));
     this.#newLink(attrs, `bridge ${name}`);
@@ -205,7 +214,10 @@ export class Rtnetlink {
     const peerData = Buffer.concat([encodeIfInfo({}), ...peer.map(encodeAttrsOne)]);
     const attrs: Attr[] = [
       attrString(IFLA.IFNAME, o.name),
-      nested(IFLA.LINKINFO, [attrString(IFLA.INFO_KIND, 'veth'), nested(IFLA.INFO_DATA, [attr(IFLA.VETH_INFO_PEER, peerData)])]),
+      nested(IFLA.LINKINFO, [
+        attrString(IFLA.INFO_KIND, 'veth'),
+        nested(IFLA.INFO_DATA, [attr(IFLA.VETH_INFO_PEER, peerData)]),
+      ]),
     ];
     if (o.mac !== undefined) attrs.push(attr(IFLA.ADDRESS, macBytes(o.mac)));
     if (o.mtu !== undefined) attrs.push(attrU32(IFLA.MTU, o.mtu));
@@ -274,25 +286,46 @@ export class Rtnetlink {
       b.writeUInt32BE(v >>> 0);
       attrs.push(attr(IFA.BROADCAST, b));
     }
-    return Buffer.concat([encodeIfAddr({ family: AF_INET, prefixlen: prefixLen, index }), ...attrs.map(encodeAttrsOne)]);
+    return Buffer.concat([
+      encodeIfAddr({ family: AF_INET, prefixlen: prefixLen, index }),
+      ...attrs.map(encodeAttrsOne),
+    ]);
   }
 
   /** Adds the IPv4 address `address/prefixLen` (with its broadcast address) to `link`. */
   addAddress(link: string | number, address: string, prefixLen: number): void {
     const index = this.#resolve(link);
-    this.socket.request(RTM.NEWADDR, NL.F_CREATE | NL.F_EXCL, this.#addrBody(index, address, prefixLen, true), 'RTM_NEWADDR', `${address}/${prefixLen} on ${link}`);
+    this.socket.request(
+      RTM.NEWADDR,
+      NL.F_CREATE | NL.F_EXCL,
+      this.#addrBody(index, address, prefixLen, true),
+      'RTM_NEWADDR',
+      `${address}/${prefixLen} on ${link}`,
+    );
   }
 
   /** Removes the IPv4 address `address/prefixLen` from `link`. */
   deleteAddress(link: string | number, address: string, prefixLen: number): void {
     const index = this.#resolve(link);
-    this.socket.request(RTM.DELADDR, 0, this.#addrBody(index, address, prefixLen, false), 'RTM_DELADDR', `${address}/${prefixLen} on ${link}`);
+    this.socket.request(
+      RTM.DELADDR,
+      0,
+      this.#addrBody(index, address, prefixLen, false),
+      'RTM_DELADDR',
+      `${address}/${prefixLen} on ${link}`,
+    );
   }
 
   /** Every IPv4 address of the namespace (or of `link` only). */
   listAddresses(link?: string | number): AddrInfo[] {
     const only = link === undefined ? undefined : this.#resolve(link);
-    const r = this.socket.request(RTM.GETADDR, NL.F_DUMP, encodeIfAddr({ family: AF_INET, prefixlen: 0, index: 0 }), 'RTM_GETADDR', 'dump');
+    const r = this.socket.request(
+      RTM.GETADDR,
+      NL.F_DUMP,
+      encodeIfAddr({ family: AF_INET, prefixlen: 0, index: 0 }),
+      'RTM_GETADDR',
+      'dump',
+    );
     const out: AddrInfo[] = [];
     for (const m of r) {
       const h = parseIfAddr(m.body);
@@ -389,5 +422,10 @@ function parseLink(m: NlReply): LinkInfo {
 
 /** Whether `e` is a KernelError with errno `errno`. */
 function isErrno(e: unknown, errno: number): boolean {
-  return typeof e === 'object' && e !== null && (e as { errno?: unknown }).errno === errno && (e as { syscall?: unknown }).syscall !== undefined;
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    (e as { errno?: unknown }).errno === errno &&
+    (e as { syscall?: unknown }).syscall !== undefined
+  );
 }

@@ -91,7 +91,12 @@ export const expr = {
   payload(base: number, offset: number, len: number, reg: number = NFT.REG_1): NftExpr {
     return {
       name: 'payload',
-      attrs: [attrU32BE(1 /* DREG */, reg), attrU32BE(2 /* BASE */, base), attrU32BE(3 /* OFFSET */, offset), attrU32BE(4 /* LEN */, len)],
+      attrs: [
+        attrU32BE(1 /* DREG */, reg),
+        attrU32BE(2 /* BASE */, base),
+        attrU32BE(3 /* OFFSET */, offset),
+        attrU32BE(4 /* LEN */, len),
+      ],
     };
   },
   /** `reg = (reg & mask) ^ 0`. */
@@ -113,7 +118,14 @@ export const expr = {
   },
   /** `fib daddr type` into `reg` (a host-order u32 route type). */
   fibDaddrType(reg: number = NFT.REG_1): NftExpr {
-    return { name: 'fib', attrs: [attrU32BE(1 /* DREG */, reg), attrU32BE(2 /* RESULT */, NFT.FIB_RESULT_ADDRTYPE), attrU32BE(3 /* FLAGS */, NFT.FIB_F_DADDR)] };
+    return {
+      name: 'fib',
+      attrs: [
+        attrU32BE(1 /* DREG */, reg),
+        attrU32BE(2 /* RESULT */, NFT.FIB_RESULT_ADDRTYPE),
+        attrU32BE(3 /* FLAGS */, NFT.FIB_F_DADDR),
+      ],
+    };
   },
   /** Load a constant into `reg`. */
   immediate(value: Buffer, reg: number): NftExpr {
@@ -132,7 +144,12 @@ export const expr = {
   dnat(addrReg: number, portReg: number): NftExpr {
     return {
       name: 'nat',
-      attrs: [attrU32BE(1 /* TYPE */, NFT.NAT_DNAT), attrU32BE(2 /* FAMILY */, NFT.FAMILY_IPV4), attrU32BE(3 /* REG_ADDR_MIN */, addrReg), attrU32BE(5 /* REG_PROTO_MIN */, portReg)],
+      attrs: [
+        attrU32BE(1 /* TYPE */, NFT.NAT_DNAT),
+        attrU32BE(2 /* FAMILY */, NFT.FAMILY_IPV4),
+        attrU32BE(3 /* REG_ADDR_MIN */, addrReg),
+        attrU32BE(5 /* REG_PROTO_MIN */, portReg),
+      ],
     };
   },
 };
@@ -163,7 +180,10 @@ export const match = {
   },
   /** `oifname [!=] <name>` / `iifname [!=] <name>`. */
   ifname(dir: 'iif' | 'oif', name: string, negate = false): NftExpr[] {
-    return [expr.meta(dir === 'iif' ? NFT.META_IIFNAME : NFT.META_OIFNAME), expr.cmp(negate ? NFT.CMP_NEQ : NFT.CMP_EQ, ifnameValue(name))];
+    return [
+      expr.meta(dir === 'iif' ? NFT.META_IIFNAME : NFT.META_OIFNAME),
+      expr.cmp(negate ? NFT.CMP_NEQ : NFT.CMP_EQ, ifnameValue(name)),
+    ];
   },
   /** `meta l4proto <tcp|udp> th dport <port>`. */
   dport(protocol: 'tcp' | 'udp', port: number): NftExpr[] {
@@ -237,24 +257,44 @@ function tableItems(t: Pick<NftTable, 'family' | 'name'>, op: 'new' | 'del'): Ba
 }
 
 function chainItem(t: NftTable, c: NftChain): BatchItem {
-  const hook = nested(4 /* NFTA_CHAIN_HOOK */, [attrU32BE(1 /* HOOKNUM */, c.hook), attrU32BE(2 /* PRIORITY */, c.priority >>> 0)], true);
+  const hook = nested(
+    4 /* NFTA_CHAIN_HOOK */,
+    [attrU32BE(1 /* HOOKNUM */, c.hook), attrU32BE(2 /* PRIORITY */, c.priority >>> 0)],
+    true,
+  );
   return {
     msg: NFT.MSG_NEWCHAIN,
     flags: NL.F_CREATE,
     family: t.family,
-    attrs: [attrString(1 /* TABLE */, t.name), attrString(3 /* NAME */, c.name), hook, attrString(7 /* TYPE */, c.type)],
+    attrs: [
+      attrString(1 /* TABLE */, t.name),
+      attrString(3 /* NAME */, c.name),
+      hook,
+      attrString(7 /* TYPE */, c.type),
+    ],
   };
 }
 
 function ruleItem(t: NftTable, r: NftRule): BatchItem {
   const list = r.exprs.map((e) =>
-    nested(1 /* NFTA_LIST_ELEM */, [attrString(1 /* NFTA_EXPR_NAME */, e.name), ...(e.attrs.length ? [nested(2 /* NFTA_EXPR_DATA */, e.attrs, true)] : [])], true),
+    nested(
+      1 /* NFTA_LIST_ELEM */,
+      [
+        attrString(1 /* NFTA_EXPR_NAME */, e.name),
+        ...(e.attrs.length ? [nested(2 /* NFTA_EXPR_DATA */, e.attrs, true)] : []),
+      ],
+      true,
+    ),
   );
   return {
     msg: NFT.MSG_NEWRULE,
     flags: NL.F_CREATE | NL.F_APPEND,
     family: t.family,
-    attrs: [attrString(1 /* TABLE */, t.name), attrString(2 /* CHAIN */, r.chain), nested(4 /* EXPRESSIONS */, list, true)],
+    attrs: [
+      attrString(1 /* TABLE */, t.name),
+      attrString(2 /* CHAIN */, r.chain),
+      nested(4 /* EXPRESSIONS */, list, true),
+    ],
   };
 }
 
@@ -262,8 +302,13 @@ function ruleItem(t: NftTable, r: NftRule): BatchItem {
  * Encodes a transaction: batch begin, the messages (each with `NLM_F_ACK`, sequence numbers
  * from `firstSeq`), batch end. Exported for tests that compare bytes.
  */
-export function encodeBatch(items: readonly { msg: number; flags: number; family: number; attrs: Attr[] }[], firstSeq: number): Buffer {
-  const parts: Buffer[] = [encodeMessage({ type: NFT.BATCH_BEGIN, flags: NL.F_REQUEST, seq: firstSeq, body: nfgen(0, NFT.SUBSYS) })];
+export function encodeBatch(
+  items: readonly { msg: number; flags: number; family: number; attrs: Attr[] }[],
+  firstSeq: number,
+): Buffer {
+  const parts: Buffer[] = [
+    encodeMessage({ type: NFT.BATCH_BEGIN, flags: NL.F_REQUEST, seq: firstSeq, body: nfgen(0, NFT.SUBSYS) }),
+  ];
   items.forEach((it, i) => {
     parts.push(
       encodeMessage({
@@ -274,13 +319,26 @@ export function encodeBatch(items: readonly { msg: number; flags: number; family
       }),
     );
   });
-  parts.push(encodeMessage({ type: NFT.BATCH_END, flags: NL.F_REQUEST, seq: firstSeq + 1 + items.length, body: nfgen(0, NFT.SUBSYS) }));
+  parts.push(
+    encodeMessage({
+      type: NFT.BATCH_END,
+      flags: NL.F_REQUEST,
+      seq: firstSeq + 1 + items.length,
+      body: nfgen(0, NFT.SUBSYS),
+    }),
+  );
   return Buffer.concat(parts);
 }
 
 /** The messages that replace table `t` atomically (create-if-missing, delete, then build it again). */
 export function replaceTableItems(t: NftTable): BatchItem[] {
-  return [tableItems(t, 'new'), tableItems(t, 'del'), tableItems(t, 'new'), ...t.chains.map((c) => chainItem(t, c)), ...t.rules.map((r) => ruleItem(t, r))];
+  return [
+    tableItems(t, 'new'),
+    tableItems(t, 'del'),
+    tableItems(t, 'new'),
+    ...t.chains.map((c) => chainItem(t, c)),
+    ...t.rules.map((r) => ruleItem(t, r)),
+  ];
 }
 
 /** The messages that delete table `t` if it exists (create-if-missing, then delete). */
@@ -300,7 +358,12 @@ export function runBatch(socket: NetlinkSocket, items: readonly BatchItem[]): vo
   for (let i = 0; i < items.length + 2; i++) socket.nextSeq();
   const fenceSeq = socket.nextSeq();
   const batch = encodeBatch(items, first);
-  const fence = encodeMessage({ type: (NFT.SUBSYS << 8) | NFT.MSG_GETGEN, flags: NL.F_REQUEST | NL.F_ACK, seq: fenceSeq, body: nfgen(0) });
+  const fence = encodeMessage({
+    type: (NFT.SUBSYS << 8) | NFT.MSG_GETGEN,
+    flags: NL.F_REQUEST | NL.F_ACK,
+    seq: fenceSeq,
+    body: nfgen(0),
+  });
   // Two datagrams: the kernel ignores whatever follows a batch in the same one.
   socket.send(batch, 'nf_tables batch');
   socket.send(fence, 'NFT_MSG_GETGEN');
@@ -310,7 +373,8 @@ export function runBatch(socket: NetlinkSocket, items: readonly BatchItem[]): vo
       if (m.type !== NL.MSG_ERROR) continue;
       const code = m.body.readInt32LE(0);
       if (m.seq === fenceSeq) {
-        if (error) fail(itemName(items[error.index]), error.errno, `nf_tables message ${error.index + 1} of ${items.length}`);
+        if (error)
+          fail(itemName(items[error.index]), error.errno, `nf_tables message ${error.index + 1} of ${items.length}`);
         if (code < 0) fail('NFT_MSG_GETGEN', -code);
         return;
       }
@@ -320,7 +384,12 @@ export function runBatch(socket: NetlinkSocket, items: readonly BatchItem[]): vo
 }
 
 function itemName(it: BatchItem | undefined): string {
-  const names: Record<number, string> = { 0: 'NFT_MSG_NEWTABLE', 2: 'NFT_MSG_DELTABLE', 3: 'NFT_MSG_NEWCHAIN', 6: 'NFT_MSG_NEWRULE' };
+  const names: Record<number, string> = {
+    0: 'NFT_MSG_NEWTABLE',
+    2: 'NFT_MSG_DELTABLE',
+    3: 'NFT_MSG_NEWCHAIN',
+    6: 'NFT_MSG_NEWRULE',
+  };
   return it === undefined ? 'nf_tables' : (names[it.msg] ?? `NFT_MSG_${it.msg}`);
 }
 

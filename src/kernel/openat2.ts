@@ -30,5 +30,10 @@ export function openat2(dirfd: number, path: string, flags: number, mode: number
   how.writeBigUInt64LE(BigInt(flags), 0);
   how.writeBigUInt64LE(BigInt(mode), 8);
   how.writeBigUInt64LE(BigInt(resolve), 16);
-  return check('openat2', () => Number(_syscall(SYS.openat2, 'int', dirfd, 'const char *', path, 'void *', how, 'size_t', 24)), path, path);
+  return check(
+    'openat2',
+    () => Number(_syscall(SYS.openat2, 'int', dirfd, 'const char *', path, 'void *', how, 'size_t', 24)),
+    path,
+    path,
+  );
 }

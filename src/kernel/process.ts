@@ -17,7 +17,9 @@ const _waitpid = libc.func('int waitpid(int pid, _Out_ int *status, int options)
 const _kill = libc.func('int kill(int pid, int sig)');
 const _getpid = libc.func('int getpid(void)');
 const _setsid = libc.func('int setsid(void)');
-const _prctl = libc.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)');
+const _prctl = libc.func(
+  'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+);
 const _madvise = libc.func('int madvise(uintptr_t addr, size_t length, int advice)');
 const _setresuid = libc.func('int setresuid(uint32_t r, uint32_t e, uint32_t s)');
 const _setresgid = libc.func('int setresgid(uint32_t r, uint32_t e, uint32_t s)');
@@ -26,7 +28,9 @@ const _chdir = libc.func('int chdir(const char *path)');
 const _umask = libc.func('uint32_t umask(uint32_t mask)');
 const _syscall = libc.func('long syscall(long number, ...)');
 const _prlimit = libc.func('int prlimit(int pid, int resource, const uint64_t *newLimit, _Out_ uint64_t *oldLimit)');
-const _posixSpawn = libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *fileActions, void *attrp, const char **argv, const char **envp)');
+const _posixSpawn = libc.func(
+  'int posix_spawn(_Out_ int *pid, const char *path, void *fileActions, void *attrp, const char **argv, const char **envp)',
+);
 const _faInit = libc.func('int posix_spawn_file_actions_init(void *fa)');
 const _faDestroy = libc.func('int posix_spawn_file_actions_destroy(void *fa)');
 const _faAddDup2 = libc.func('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)');
@@ -38,7 +42,12 @@ const _faAddDup2 = libc.func('int posix_spawn_file_actions_adddup2(void *fa, int
  * any pair's `to`. The child inherits every fd without FD_CLOEXEC, the signal mask and ignored
  * signals. Returns its pid.
  */
-export function spawnProgram(path: string, argv: readonly string[], envp: readonly string[], dup2: ReadonlyArray<[number, number]>): number {
+export function spawnProgram(
+  path: string,
+  argv: readonly string[],
+  envp: readonly string[],
+  dup2: ReadonlyArray<[number, number]>,
+): number {
   const fa = Buffer.alloc(256); // posix_spawn_file_actions_t is 80 bytes on glibc
   const r0 = _faInit(fa);
   if (r0 !== 0) fail('posix_spawn_file_actions_init', r0);
@@ -170,12 +179,20 @@ export function pidfdOpen(pid: number, flags = 0): number {
  * `pidfd` refers to (close-on-exec). The two share one open file description (offset, flags).
  */
 export function pidfdGetfd(pidfd: number, targetFd: number): number {
-  return check('pidfd_getfd', () => Number(_syscall(SYS.pidfd_getfd, 'int', pidfd, 'int', targetFd, 'unsigned int', 0)), `fd=${targetFd}`);
+  return check(
+    'pidfd_getfd',
+    () => Number(_syscall(SYS.pidfd_getfd, 'int', pidfd, 'int', targetFd, 'unsigned int', 0)),
+    `fd=${targetFd}`,
+  );
 }
 
 /** `pidfd_send_signal(2)`: signals the process a pidfd refers to (no pid-reuse race). */
 export function pidfdSendSignal(pidfd: number, signal: number): void {
-  check('pidfd_send_signal', () => Number(_syscall(SYS.pidfd_send_signal, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0)), `sig=${signal}`);
+  check(
+    'pidfd_send_signal',
+    () => Number(_syscall(SYS.pidfd_send_signal, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0)),
+    `sig=${signal}`,
+  );
 }
 
 /** The three capability sets of a thread, as 64-bit masks. */
@@ -194,8 +211,12 @@ export function capset(sets: CapSets): void {
   const lo = (v: bigint) => Number(v & 0xffffffffn);
   const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
   const data = new Uint32Array([
-    lo(sets.effective), lo(sets.permitted), lo(sets.inheritable),
-    hi(sets.effective), hi(sets.permitted), hi(sets.inheritable),
+    lo(sets.effective),
+    lo(sets.permitted),
+    lo(sets.inheritable),
+    hi(sets.effective),
+    hi(sets.permitted),
+    hi(sets.inheritable),
   ]);
   check('capset', () => Number(_syscall(SYS.capset, 'void *', header, 'void *', data)));
 }
@@ -206,7 +227,11 @@ export function capget(): CapSets {
   const data = new Uint32Array(6);
   check('capget', () => Number(_syscall(SYS.capget, 'void *', header, 'void *', data)));
   const join = (l: number, h: number) => (BigInt(h) << 32n) | BigInt(l);
-  return { effective: join(data[0]!, data[3]!), permitted: join(data[1]!, data[4]!), inheritable: join(data[2]!, data[5]!) };
+  return {
+    effective: join(data[0]!, data[3]!),
+    permitted: join(data[1]!, data[4]!),
+    inheritable: join(data[2]!, data[5]!),
+  };
 }
 
 /** A resource limit: the soft (enforced) and hard (ceiling) values; `RLIM_INFINITY` for none. */
@@ -226,5 +251,9 @@ export function getrlimit(resource: number): ResourceLimit {
 
 /** `prlimit(2)` of this process: sets its limit of `resource` (an `RLIMIT_*` number). */
 export function setrlimit(resource: number, limit: ResourceLimit): void {
-  check('prlimit', () => _prlimit(0, resource, BigUint64Array.from([limit.soft, limit.hard]), null), `resource=${resource}`);
+  check(
+    'prlimit',
+    () => _prlimit(0, resource, BigUint64Array.from([limit.soft, limit.hard]), null),
+    `resource=${resource}`,
+  );
 }

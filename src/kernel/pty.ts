@@ -69,7 +69,12 @@ export function openPty(options: { ptmx?: string; size?: WindowSize } = {}): Pty
     check('ioctl', () => _ioctlPtr(master, TIOCSPTLCK, Buffer.alloc(4)), `TIOCSPTLCK fd=${master}`, ptmx);
     const n = Buffer.alloc(4);
     check('ioctl', () => _ioctlPtr(master, TIOCGPTN, n), `TIOCGPTN fd=${master}`, ptmx);
-    slave = check('ioctl', () => _ioctlVal(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC), `TIOCGPTPEER fd=${master}`, ptmx);
+    slave = check(
+      'ioctl',
+      () => _ioctlVal(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC),
+      `TIOCGPTPEER fd=${master}`,
+      ptmx,
+    );
     if (options.size) setWindowSize(slave, options.size);
     const index = n.readUInt32LE(0);
     return { master, slave, index, path: `/dev/pts/${index}` };

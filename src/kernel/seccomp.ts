@@ -25,7 +25,12 @@ export const SOCK_FILTER_SIZE = 8;
  * calling thread.
  */
 export function seccompSetFilter(program: Buffer, flags = 0): void {
-  if (program.length === 0 || program.length % SOCK_FILTER_SIZE !== 0) throw new Error(`a seccomp program is a non-empty array of ${SOCK_FILTER_SIZE}-byte instructions`);
+  if (program.length === 0 || program.length % SOCK_FILTER_SIZE !== 0)
+    throw new Error(`a seccomp program is a non-empty array of ${SOCK_FILTER_SIZE}-byte instructions`);
   const fprog = { len: program.length / SOCK_FILTER_SIZE, filter: program };
-  check('seccomp', () => Number(_syscall(SYS.seccomp, 'int', SECCOMP_SET_MODE_FILTER, 'unsigned int', flags, SockFprogPtr, fprog)), 'SECCOMP_SET_MODE_FILTER');
+  check(
+    'seccomp',
+    () => Number(_syscall(SYS.seccomp, 'int', SECCOMP_SET_MODE_FILTER, 'unsigned int', flags, SockFprogPtr, fprog)),
+    'SECCOMP_SET_MODE_FILTER',
+  );
 }

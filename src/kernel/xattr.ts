@@ -7,7 +7,9 @@
  */
 import { libc, check, lastErrno, fail, EINTR } from './libc.js';
 
-const _lsetxattr = libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)');
+const _lsetxattr = libc.func(
+  'int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)',
+);
 const _fsetxattr = libc.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)');
 const _lgetxattr = libc.func('long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)');
 const _llistxattr = libc.func('long llistxattr(const char *path, _Out_ void *list, size_t size)');

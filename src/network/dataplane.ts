@@ -50,7 +50,12 @@ export class LinuxDataplane implements NetworkDataplane {
 
   /** See {@link NetworkDataplane.hostRoutes}. */
   hostRoutes(): string[] {
-    return this.#with((nl) => nl.listRoutes().filter((r) => r.dstLen > 0).map((r) => `${r.dst}/${r.dstLen}`));
+    return this.#with((nl) =>
+      nl
+        .listRoutes()
+        .filter((r) => r.dstLen > 0)
+        .map((r) => `${r.dst}/${r.dstLen}`),
+    );
   }
 
   /** See {@link NetworkDataplane.ensureBridge}. */
@@ -65,7 +70,10 @@ export class LinuxDataplane implements NetworkDataplane {
         }
         link = nl.getLink(name);
       }
-      if (gateway !== undefined && !nl.listAddresses(name).some((a) => a.address === gateway && a.prefixLen === prefixLen)) {
+      if (
+        gateway !== undefined &&
+        !nl.listAddresses(name).some((a) => a.address === gateway && a.prefixLen === prefixLen)
+      ) {
         nl.addAddress(name, gateway, prefixLen);
       }
       if (link !== undefined && link.mtu !== mtu) nl.setMtu(name, mtu);

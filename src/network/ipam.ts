@@ -95,7 +95,10 @@ export const DEFAULT_POOLS: readonly { base: string; size: number }[] = [
  *
  * @returns undefined when the pools are exhausted.
  */
-export function pickSubnet(taken: readonly Cidr[], pools: readonly { base: string; size: number }[] = DEFAULT_POOLS): Cidr | undefined {
+export function pickSubnet(
+  taken: readonly Cidr[],
+  pools: readonly { base: string; size: number }[] = DEFAULT_POOLS,
+): Cidr | undefined {
   const blockers = taken.filter((c) => c.prefix > 0);
   for (const pool of pools) {
     const p = parseCidr(pool.base);
@@ -136,5 +139,9 @@ export function isHostAddress(subnet: Cidr, ip: number): boolean {
 
 /** A MAC address derived from an IPv4 address, as Docker does: `02:42:` followed by the 4 bytes. */
 export function macForIp(ip: number): string {
-  return ['02', '42', ...[(ip >>> 24) & 255, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+  return [
+    '02',
+    '42',
+    ...[(ip >>> 24) & 255, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].map((b) => b.toString(16).padStart(2, '0')),
+  ].join(':');
 }

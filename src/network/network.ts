@@ -80,16 +80,37 @@ function toInfo(r: NetworkRecord): NetworkInfo {
   const prefix = r.subnet.split('/')[1];
   const containers: Record<string, NetworkContainerInfo> = {};
   for (const ep of Object.values(r.endpoints)) {
-    containers[ep.containerId] = { id: ep.containerId, name: ep.name, ipv4Address: `${ep.address}/${prefix}`, macAddress: ep.mac, aliases: ep.aliases, ports: ep.ports };
+    containers[ep.containerId] = {
+      id: ep.containerId,
+      name: ep.name,
+      ipv4Address: `${ep.address}/${prefix}`,
+      macAddress: ep.mac,
+      aliases: ep.aliases,
+      ports: ep.ports,
+    };
   }
   return {
-    id: r.id, name: r.name, driver: r.driver, created: r.created, subnet: r.subnet, gateway: r.gateway, ipRange: r.ipRange,
-    internal: r.internal, labels: r.labels, options: r.options, bridge: r.bridge, containers,
+    id: r.id,
+    name: r.name,
+    driver: r.driver,
+    created: r.created,
+    subnet: r.subnet,
+    gateway: r.gateway,
+    ipRange: r.ipRange,
+    internal: r.internal,
+    labels: r.labels,
+    options: r.options,
+    bridge: r.bridge,
+    containers,
   };
 }
 
 const connectSchema = z.strictObject({ aliases: z.array(z.string()).optional(), ip: z.string().optional() });
-const listSchema = z.strictObject({ engine: z.unknown().optional(), label: z.union([z.string(), z.array(z.string())]).optional(), name: z.union([z.string(), z.array(z.string())]).optional() });
+const listSchema = z.strictObject({
+  engine: z.unknown().optional(),
+  label: z.union([z.string(), z.array(z.string())]).optional(),
+  name: z.union([z.string(), z.array(z.string())]).optional(),
+});
 
 const toList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
@@ -111,7 +132,8 @@ export class Network {
 
   /** A handle on the network `nameOrId`. */
   constructor(nameOrId: string, options: NetworkEngineOption = {}) {
-    if (typeof nameOrId !== 'string' || !nameOrId) throw new InvalidArgumentError('name', 'expected a network name or id');
+    if (typeof nameOrId !== 'string' || !nameOrId)
+      throw new InvalidArgumentError('name', 'expected a network name or id');
     this.ref = nameOrId;
     this.#engine = engineOption(options);
   }
@@ -148,25 +170,52 @@ export class Network {
    */
   async connect(container: string | { ref: string }, options: NetworkConnectOptions = {}): Promise<void> {
     const parsed = connectSchema.safeParse(options);
-    if (!parsed.success) throw new InvalidArgumentError(String(parsed.error.issues[0]?.path.join('.') ?? ''), parsed.error.issues[0]?.message ?? 'invalid');
+    if (!parsed.success)
+      throw new InvalidArgumentError(
+        String(parsed.error.issues[0]?.path.join('.') ?? ''),
+        parsed.error.issues[0]?.message ?? 'invalid',
+      );
     const rec = await this.#engineOrDefault.containers.get(typeof container === 'string' ? container : container.ref);
     if (rec.state.status !== 'running' || rec.state.pid <= 0) {
-      throw new StateError(rec.state.status, 'connect', `container '${rec.name || rec.id.slice(0, 12)}' is not running; start it first`, 'NOT_RUNNING');
+      throw new StateError(
+        rec.state.status,
+        'connect',
+        `container '${rec.name || rec.id.slice(0, 12)}' is not running; start it first`,
+        'NOT_RUNNING',
+      );
     }
-    await this.#svc.connect(rec.id, rec.state.pid, { network: this.ref, name: rec.name, hostname: rec.config.hostname, ...parsed.data });
+    await this.#svc.connect(rec.id, rec.state.pid, {
+      network: this.ref,
+      name: rec.name,
+      hostname: rec.config.hostname,
+      ...parsed.data,
+    });
   }
 
   /** Disconnects a container, as `docker network disconnect`. */
   async disconnect(container: string | { ref: string }): Promise<void> {
     const rec = await this.#engineOrDefault.containers.get(typeof container === 'string' ? container : container.ref);
-    await this.#svc.disconnect(rec.id, rec.state.status === 'running' && rec.state.pid > 0 ? rec.state.pid : undefined, this.ref);
+    await this.#svc.disconnect(
+      rec.id,
+      rec.state.status === 'running' && rec.state.pid > 0 ? rec.state.pid : undefined,
+      this.ref,
+    );
   }
 
   /** Every network, as `docker network ls`. */
-  static async list(options: NetworkEngineOption & { label?: string | string[]; name?: string | string[] } = {}): Promise<NetworkInfo[]> {
+  static async list(
+    options: NetworkEngineOption & { label?: string | string[]; name?: string | string[] } = {},
+  ): Promise<NetworkInfo[]> {
     const p = listSchema.safeParse(options);
-    if (!p.success) throw new InvalidArgumentError(String(p.error.issues[0]?.path.join('.') ?? ''), p.error.issues[0]?.message ?? 'invalid');
-    const recs = await networkService(engineOption(options) ?? Engine.default()).list({ label: toList(options.label), name: toList(options.name) });
+    if (!p.success)
+      throw new InvalidArgumentError(
+        String(p.error.issues[0]?.path.join('.') ?? ''),
+        p.error.issues[0]?.message ?? 'invalid',
+      );
+    const recs = await networkService(engineOption(options) ?? Engine.default()).list({
+      label: toList(options.label),
+      name: toList(options.name),
+    });
     return recs.map(toInfo);
   }
 

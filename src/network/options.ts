@@ -40,9 +40,18 @@ export interface NetworkCreateOptions {
 
 /** Schema of {@link NetworkCreateOptions}. */
 export const networkCreateSchema = z.strictObject({
-  subnet: z.string().refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 network such as 10.89.5.0/24 (host bits zero)').optional(),
-  gateway: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address').optional(),
-  ipRange: z.string().refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 range such as 10.89.5.128/25').optional(),
+  subnet: z
+    .string()
+    .refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 network such as 10.89.5.0/24 (host bits zero)')
+    .optional(),
+  gateway: z
+    .string()
+    .refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address')
+    .optional(),
+  ipRange: z
+    .string()
+    .refine((s) => parseCidr(s, true) !== undefined, 'expected an IPv4 range such as 10.89.5.128/25')
+    .optional(),
   internal: z.boolean().optional(),
   labels: z.record(z.string(), z.string()).optional(),
   options: z.record(z.string(), z.string()).optional(),
@@ -76,8 +85,14 @@ export const attachmentSchema = z.strictObject({
   name: z.string().optional(),
   hostname: z.string().optional(),
   aliases: z.array(z.string().regex(NETWORK_NAME, 'expected a name of letters, digits, _ . -')).optional(),
-  ip: z.string().refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address').optional(),
-  mac: z.string().regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected a MAC address aa:bb:cc:dd:ee:ff').optional(),
+  ip: z
+    .string()
+    .refine((s) => parseIp(s) !== undefined, 'expected an IPv4 address')
+    .optional(),
+  mac: z
+    .string()
+    .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected a MAC address aa:bb:cc:dd:ee:ff')
+    .optional(),
   ports: z.array(z.union([z.string(), z.object({}).passthrough()])).optional(),
   publishAll: z.boolean().optional(),
   exposedPorts: z.array(z.string()).optional(),
@@ -88,7 +103,10 @@ export function checkAddress(net: NetworkRecord, ip: string): void {
   const subnet = parseCidr(net.subnet)!;
   const addr = parseIp(ip);
   if (addr === undefined || !isHostAddress(subnet, addr)) {
-    throw new InvalidArgumentError('ip', `${ip} is not a host address of network '${net.name}' (${net.subnet}); choose one inside it`);
+    throw new InvalidArgumentError(
+      'ip',
+      `${ip} is not a host address of network '${net.name}' (${net.subnet}); choose one inside it`,
+    );
   }
 }
 
@@ -115,8 +133,13 @@ export interface ParsedCreateOptions {
  *
  * @throws InvalidArgumentError naming the field.
  */
-export function parseCreateOptions(name: string, options: NetworkCreateOptions, isDefault: boolean): ParsedCreateOptions {
-  if (typeof name !== 'string' || !NETWORK_NAME.test(name)) throw new InvalidArgumentError('name', `'${String(name)}' is not a valid network name (letters, digits, _ . -)`);
+export function parseCreateOptions(
+  name: string,
+  options: NetworkCreateOptions,
+  isDefault: boolean,
+): ParsedCreateOptions {
+  if (typeof name !== 'string' || !NETWORK_NAME.test(name))
+    throw new InvalidArgumentError('name', `'${String(name)}' is not a valid network name (letters, digits, _ . -)`);
   if (RESERVED.has(name) || (name === DEFAULT_NETWORK && !isDefault)) {
     throw new InvalidArgumentError('name', `'${name}' is a predefined network and cannot be created`);
   }
@@ -126,16 +149,21 @@ export function parseCreateOptions(name: string, options: NetworkCreateOptions, 
   let mtu = DEFAULT_MTU;
   if (o.options?.[MTU_OPTION] !== undefined) {
     mtu = Number(o.options[MTU_OPTION]);
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new InvalidArgumentError(`options.${MTU_OPTION}`, 'expected an MTU between 68 and 65535');
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)
+      throw new InvalidArgumentError(`options.${MTU_OPTION}`, 'expected an MTU between 68 and 65535');
   }
   let fixed: Cidr | undefined;
   if (o.subnet !== undefined) fixed = parseCidr(o.subnet, true)!;
-  if (o.gateway !== undefined && fixed === undefined) throw new InvalidArgumentError('gateway', 'a gateway needs a subnet');
-  if (o.ipRange !== undefined && fixed === undefined) throw new InvalidArgumentError('ipRange', 'an ip range needs a subnet');
-  if (fixed && o.gateway !== undefined && !isHostAddress(fixed, parseIp(o.gateway)!)) throw new InvalidArgumentError('gateway', `${o.gateway} is not a host address of ${o.subnet}`);
+  if (o.gateway !== undefined && fixed === undefined)
+    throw new InvalidArgumentError('gateway', 'a gateway needs a subnet');
+  if (o.ipRange !== undefined && fixed === undefined)
+    throw new InvalidArgumentError('ipRange', 'an ip range needs a subnet');
+  if (fixed && o.gateway !== undefined && !isHostAddress(fixed, parseIp(o.gateway)!))
+    throw new InvalidArgumentError('gateway', `${o.gateway} is not a host address of ${o.subnet}`);
   if (fixed && o.ipRange !== undefined) {
     const r = parseCidr(o.ipRange, true)!;
-    if (!contains(fixed, r.base) || r.prefix < fixed.prefix) throw new InvalidArgumentError('ipRange', `${o.ipRange} is not inside ${o.subnet}`);
+    if (!contains(fixed, r.base) || r.prefix < fixed.prefix)
+      throw new InvalidArgumentError('ipRange', `${o.ipRange} is not inside ${o.subnet}`);
   }
   return { o, mtu, fixed };
 }

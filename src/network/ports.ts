@@ -65,7 +65,8 @@ function parseRange(text: string, field: string): [number, number] {
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
   const lo = m ? Number(m[1]) : NaN;
   const hi = m ? Number(m[2] ?? m[1]) : NaN;
-  if (!m || lo < 1 || hi > 65535 || hi < lo) throw new InvalidArgumentError(field, `'${text}' is not a port or a port range (1-65535)`);
+  if (!m || lo < 1 || hi > 65535 || hi < lo)
+    throw new InvalidArgumentError(field, `'${text}' is not a port or a port range (1-65535)`);
   return [lo, hi];
 }
 
@@ -78,7 +79,8 @@ function parseRange(text: string, field: string): [number, number] {
  * @throws InvalidArgumentError naming `field`.
  */
 export function parsePortSpec(spec: string, field = 'ports'): PortBinding[] {
-  if (typeof spec !== 'string' || spec === '') throw new InvalidArgumentError(field, 'expected a port such as "8080:80" or "127.0.0.1::5432/tcp"');
+  if (typeof spec !== 'string' || spec === '')
+    throw new InvalidArgumentError(field, 'expected a port such as "8080:80" or "127.0.0.1::5432/tcp"');
   let rest = spec;
   let protocol: PortProtocol = 'tcp';
   const slash = rest.lastIndexOf('/');
@@ -110,7 +112,8 @@ export function parsePortSpec(spec: string, field = 'ports'): PortBinding[] {
   }
   const [hLo, hHi] = parseRange(hostPortText, field);
   if (cLo === cHi && hHi > hLo) return [{ containerPort: cLo, protocol, hostIp: ip, hostPort: hLo, hostPortEnd: hHi }];
-  if (hHi - hLo !== cHi - cLo) throw new InvalidArgumentError(field, `'${spec}': the host and container port ranges differ in length`);
+  if (hHi - hLo !== cHi - cLo)
+    throw new InvalidArgumentError(field, `'${spec}': the host and container port ranges differ in length`);
   const out: PortBinding[] = [];
   for (let i = 0; i <= cHi - cLo; i++) out.push({ containerPort: cLo + i, protocol, hostIp: ip, hostPort: hLo + i });
   return out;
@@ -127,7 +130,10 @@ export function parsePorts(specs: ReadonlyArray<string | PortBinding>, field = '
     const r = portBindingSchema.safeParse(s);
     if (!r.success) {
       const issue = r.error.issues[0];
-      throw new InvalidArgumentError(`${field}[${i}]${issue?.path.length ? `.${issue.path.join('.')}` : ''}`, issue?.message ?? 'invalid port binding');
+      throw new InvalidArgumentError(
+        `${field}[${i}]${issue?.path.length ? `.${issue.path.join('.')}` : ''}`,
+        issue?.message ?? 'invalid port binding',
+      );
     }
     out.push(r.data as PortBinding);
   });
@@ -138,7 +144,10 @@ export function parsePorts(specs: ReadonlyArray<string | PortBinding>, field = '
  * Bindings for `publishAll`: each image `EXPOSE` entry (`'80/tcp'`, `'53/udp'`, `'8000-8001'`)
  * published on a free host port of every address, unless `explicit` already publishes it.
  */
-export function exposedToBindings(exposedPorts: readonly string[], explicit: readonly PortBinding[] = []): PortBinding[] {
+export function exposedToBindings(
+  exposedPorts: readonly string[],
+  explicit: readonly PortBinding[] = [],
+): PortBinding[] {
   const out: PortBinding[] = [];
   for (const e of exposedPorts) {
     for (const b of parsePortSpec(e, 'exposedPorts')) {
@@ -191,8 +200,15 @@ export function ephemeralPort(hostIp: string, protocol: PortProtocol): Promise<n
 }
 
 /** Whether two published ports clash: same protocol and port, on the same address or one of them on every address. */
-export function portsClash(a: Pick<PublishedPort, 'hostIp' | 'hostPort' | 'protocol'>, b: Pick<PublishedPort, 'hostIp' | 'hostPort' | 'protocol'>): boolean {
-  return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === b.hostIp || a.hostIp === '' || b.hostIp === '');
+export function portsClash(
+  a: Pick<PublishedPort, 'hostIp' | 'hostPort' | 'protocol'>,
+  b: Pick<PublishedPort, 'hostIp' | 'hostPort' | 'protocol'>,
+): boolean {
+  return (
+    a.protocol === b.protocol &&
+    a.hostPort === b.hostPort &&
+    (a.hostIp === b.hostIp || a.hostIp === '' || b.hostIp === '')
+  );
 }
 
 /**
@@ -214,8 +230,12 @@ export async function choosePorts(
     let chosen: number | undefined;
     if (b.hostPort !== 0 && b.hostPortEnd === undefined) {
       const cand = { hostIp: b.hostIp, hostPort: b.hostPort, protocol: b.protocol };
-      if (used.some((u) => portsClash(u, cand))) throw conflict(`port ${b.hostIp || '0.0.0.0'}:${b.hostPort}/${b.protocol} is already published by another container`);
-      if (!(await canBind(b.hostIp, b.hostPort, b.protocol))) throw conflict(`port ${b.hostIp || '0.0.0.0'}:${b.hostPort}/${b.protocol} is already in use on the host`);
+      if (used.some((u) => portsClash(u, cand)))
+        throw conflict(
+          `port ${b.hostIp || '0.0.0.0'}:${b.hostPort}/${b.protocol} is already published by another container`,
+        );
+      if (!(await canBind(b.hostIp, b.hostPort, b.protocol)))
+        throw conflict(`port ${b.hostIp || '0.0.0.0'}:${b.hostPort}/${b.protocol} is already in use on the host`);
       chosen = b.hostPort;
     } else if (b.hostPortEnd !== undefined) {
       for (let p = b.hostPort; p <= b.hostPortEnd && chosen === undefined; p++) {
@@ -230,7 +250,12 @@ export async function choosePorts(
       }
       if (chosen === undefined) throw conflict(`could not find a free host port for ${b.containerPort}/${b.protocol}`);
     }
-    const pub: PublishedPort = { containerPort: b.containerPort, protocol: b.protocol, hostIp: b.hostIp, hostPort: chosen };
+    const pub: PublishedPort = {
+      containerPort: b.containerPort,
+      protocol: b.protocol,
+      hostIp: b.hostIp,
+      hostPort: chosen,
+    };
     used.push(pub);
     out.push(pub);
   }

@@ -35,7 +35,13 @@ export interface RulesetNetwork {
   /** Whether it has no route out. */
   internal: boolean;
   /** Its containers: address and published ports. */
-  endpoints: Record<string, { address: string; ports: readonly { containerPort: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }[] }>;
+  endpoints: Record<
+    string,
+    {
+      address: string;
+      ports: readonly { containerPort: number; protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }[];
+    }
+  >;
 }
 
 /** The name of the nf_tables table of the engine root `root`. */
@@ -54,13 +60,25 @@ export function buildRuleset(name: string, networks: readonly RulesetNetwork[]):
     const subnet = parseCidr(n.subnet);
     if (!subnet) continue;
     if (n.internal) {
-      rules.push({ chain: 'forward', exprs: [...match.ifname('iif', n.bridge), ...match.ifname('oif', n.bridge, true), expr.verdict(NFT.DROP)] });
-      rules.push({ chain: 'forward', exprs: [...match.ifname('oif', n.bridge), ...match.ifname('iif', n.bridge, true), expr.verdict(NFT.DROP)] });
+      rules.push({
+        chain: 'forward',
+        exprs: [...match.ifname('iif', n.bridge), ...match.ifname('oif', n.bridge, true), expr.verdict(NFT.DROP)],
+      });
+      rules.push({
+        chain: 'forward',
+        exprs: [...match.ifname('oif', n.bridge), ...match.ifname('iif', n.bridge, true), expr.verdict(NFT.DROP)],
+      });
       continue;
     }
     const base = n.subnet.split('/')[0]!;
-    rules.push({ chain: 'postrouting', exprs: [...match.ipNet('saddr', base, subnet.prefix), ...match.ifname('oif', n.bridge, true), expr.masq()] });
-    rules.push({ chain: 'postrouting', exprs: [...match.ipNet('saddr', '127.0.0.0', 8), ...match.ifname('oif', n.bridge), expr.masq()] });
+    rules.push({
+      chain: 'postrouting',
+      exprs: [...match.ipNet('saddr', base, subnet.prefix), ...match.ifname('oif', n.bridge, true), expr.masq()],
+    });
+    rules.push({
+      chain: 'postrouting',
+      exprs: [...match.ipNet('saddr', '127.0.0.0', 8), ...match.ifname('oif', n.bridge), expr.masq()],
+    });
     rules.push({ chain: 'forward', exprs: [...match.ifname('oif', n.bridge), expr.verdict(NFT.ACCEPT)] });
     rules.push({ chain: 'forward', exprs: [...match.ifname('iif', n.bridge), expr.verdict(NFT.ACCEPT)] });
     for (const ep of eps) {

@@ -17,12 +17,31 @@ import { BerthError, ConflictError, NotFoundError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { LinuxDataplane, type NetworkDataplane } from './dataplane.js';
-import { defaultGateway, formatCidr, formatIp, macForIp, overlaps, parseCidr, parseIp, pickAddress, pickSubnet, type Cidr } from './ipam.js';
+import {
+  defaultGateway,
+  formatCidr,
+  formatIp,
+  macForIp,
+  overlaps,
+  parseCidr,
+  parseIp,
+  pickAddress,
+  pickSubnet,
+  type Cidr,
+} from './ipam.js';
 import { choosePorts, exposedToBindings, parsePorts, type PortBinding, type PublishedPort } from './ports.js';
 import { networkRecordSchema, type EndpointRecord, type NetworkRecord } from './record.js';
 import { buildRuleset, tableName } from './rules.js';
 import { SubnetClaims } from './subnet-claims.js';
-import { attachmentSchema, checkAddress, DEFAULT_NETWORK, invalid, parseCreateOptions, type AttachmentOptions, type NetworkCreateOptions } from './options.js';
+import {
+  attachmentSchema,
+  checkAddress,
+  DEFAULT_NETWORK,
+  invalid,
+  parseCreateOptions,
+  type AttachmentOptions,
+  type NetworkCreateOptions,
+} from './options.js';
 import { hostsFileContent, rewriteHostsPeers, type HostsEntry, type HostsSelf } from './hosts.js';
 import type { PlanInterface } from '../runtime/plan-interface.js';
 
@@ -83,7 +102,12 @@ export class NetworkService {
     this.#dir = join(ctx.root, 'networks');
     this.#subnets = new SubnetClaims(ctx.subnetClaimsDir ?? DEFAULT_SUBNET_CLAIMS_DIR, ctx.root);
     // Endpoints change with every container start and stop: atomic renames, no fsync (as for containers).
-    this.records = new RecordStore<NetworkRecord>({ dir: this.#dir, kind: 'network', schema: networkRecordSchema as z.ZodType<NetworkRecord>, fsync: false });
+    this.records = new RecordStore<NetworkRecord>({
+      dir: this.#dir,
+      kind: 'network',
+      schema: networkRecordSchema as z.ZodType<NetworkRecord>,
+      fsync: false,
+    });
   }
 
   get #dp(): NetworkDataplane {
@@ -96,7 +120,12 @@ export class NetworkService {
   }
 
   async #event(action: string, rec: NetworkRecord, extra: Record<string, string> = {}): Promise<void> {
-    await this.#ctx.appendEvent?.({ type: 'network', action, id: rec.id, attributes: { name: rec.name, type: rec.driver, ...extra } });
+    await this.#ctx.appendEvent?.({
+      type: 'network',
+      action,
+      id: rec.id,
+      attributes: { name: rec.name, type: rec.driver, ...extra },
+    });
   }
 
   // ---- networks ----
@@ -109,7 +138,11 @@ export class NetworkService {
    */
   async create(name: string, options: NetworkCreateOptions = {}, isDefault = false): Promise<NetworkRecord> {
     const { o, mtu, fixed } = parseCreateOptions(name, options, isDefault);
-    if (await this.records.resolveName(name)) throw new ConflictError('NAME_CONFLICT', `network '${name}' already exists; choose another name or remove it first`);
+    if (await this.records.resolveName(name))
+      throw new ConflictError(
+        'NAME_CONFLICT',
+        `network '${name}' already exists; choose another name or remove it first`,
+      );
 
     const id = randomBytes(32).toString('hex');
     const key = `${this.#ctx.root}:${id}`;
@@ -154,21 +187,34 @@ export class NetworkService {
 
   #chooseSubnet(fixed: Cidr | undefined, id: string): Cidr {
     if (fixed) {
-      if (!this.#subnets.claim(fixed, id)) throw new ConflictError('CONFLICT', `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`);
+      if (!this.#subnets.claim(fixed, id))
+        throw new ConflictError(
+          'CONFLICT',
+          `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`,
+        );
       const taken = this.#subnets.list().filter((c) => !(c.base === fixed.base && c.prefix === fixed.prefix));
       if (taken.some((c) => overlaps(c, fixed))) {
         this.#subnets.unclaim(formatCidr(fixed), id);
-        throw new ConflictError('CONFLICT', `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`);
+        throw new ConflictError(
+          'CONFLICT',
+          `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`,
+        );
       }
       return fixed;
     }
-    const routes = this.#dp.hostRoutes().map((r) => parseCidr(r)).filter((c): c is Cidr => c !== undefined);
+    const routes = this.#dp
+      .hostRoutes()
+      .map((r) => parseCidr(r))
+      .filter((c): c is Cidr => c !== undefined);
     for (let attempt = 0; attempt < 64; attempt++) {
       const c = pickSubnet([...routes, ...this.#subnets.list()]);
       if (!c) break;
       if (this.#subnets.claim(c, id)) return c;
     }
-    throw new ConflictError('CONFLICT', 'no free subnet is left in the default pools; give a subnet or remove unused networks');
+    throw new ConflictError(
+      'CONFLICT',
+      'no free subnet is left in the default pools; give a subnet or remove unused networks',
+    );
   }
 
   /** The network `ref` (name, id or unique id prefix). */
@@ -312,7 +358,8 @@ export class NetworkService {
     mkdirSync(this.#dir, { recursive: true });
     const endpoint = await withLock(join(this.#dir, 'ports.lock'), async () => {
       const taken: PublishedPort[] = [];
-      for (const n of await this.records.list()) for (const ep of Object.values(n.endpoints)) if (ep.containerId !== containerId) taken.push(...ep.ports);
+      for (const n of await this.records.list())
+        for (const ep of Object.values(n.endpoints)) if (ep.containerId !== containerId) taken.push(...ep.ports);
       const ports = await choosePorts(bindings, taken, (m) => new ConflictError('CONFLICT', m));
       let made: EndpointRecord | undefined;
       await this.records.update(net.id, (r) => {
@@ -322,12 +369,14 @@ export class NetworkService {
         let ip: number | undefined;
         if (o.ip !== undefined) {
           ip = parseIp(o.ip)!;
-          if (used.has(ip)) throw new ConflictError('CONFLICT', `address ${o.ip} is already in use on network '${r.name}'`);
+          if (used.has(ip))
+            throw new ConflictError('CONFLICT', `address ${o.ip} is already in use on network '${r.name}'`);
         } else if (prev && !used.has(parseIp(prev.address)!)) {
           ip = parseIp(prev.address)!;
         } else {
           ip = pickAddress(subnet, used, r.ipRange ? parseCidr(r.ipRange) : subnet);
-          if (ip === undefined) throw new ConflictError('CONFLICT', `no free address is left on network '${r.name}' (${r.subnet})`);
+          if (ip === undefined)
+            throw new ConflictError('CONFLICT', `no free address is left on network '${r.name}' (${r.subnet})`);
         }
         if (prev && prev.hostIfName) this.#dp.deleteLink(prev.hostIfName);
         made = {
@@ -370,7 +419,8 @@ export class NetworkService {
    * container is left on it, and updates the hosts files of its peers. Idempotent.
    */
   async releaseAttachment(containerId: string, network?: string, options: { linksGone?: boolean } = {}): Promise<void> {
-    const targets = network === undefined ? (await this.attachmentsOf(containerId)).map((a) => a.network) : [await this.get(network)];
+    const targets =
+      network === undefined ? (await this.attachmentsOf(containerId)).map((a) => a.network) : [await this.get(network)];
     let changed = false;
     for (const net of targets) {
       let gone: EndpointRecord | undefined;
@@ -455,7 +505,10 @@ export class NetworkService {
       if (network.isDefault) continue;
       for (const ep of Object.values(network.endpoints)) {
         if (ep.containerId === containerId) continue;
-        out.push({ address: ep.address, names: [ep.name, ...ep.aliases, ep.containerId.slice(0, 12), ep.hostname].filter(Boolean) });
+        out.push({
+          address: ep.address,
+          names: [ep.name, ...ep.aliases, ep.containerId.slice(0, 12), ep.hostname].filter(Boolean),
+        });
       }
     }
     return out;
@@ -483,6 +536,7 @@ export class NetworkService {
       throw e;
     }
     if (net.isDefault) return;
-    for (const ep of Object.values(net.endpoints)) rewriteHostsPeers(this.#hostsPath(ep.containerId), await this.peersOf(ep.containerId));
+    for (const ep of Object.values(net.endpoints))
+      rewriteHostsPeers(this.#hostsPath(ep.containerId), await this.peersOf(ep.containerId));
   }
 }

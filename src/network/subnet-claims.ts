@@ -42,7 +42,12 @@ export class SubnetClaims {
       if (!c) continue;
       try {
         const owner = JSON.parse(readFileSync(join(dir, n), 'utf8')) as { root?: string; id?: string };
-        if (owner.root && owner.id && !existsSync(join(owner.root, 'networks', `${owner.id}.json`)) && !this.pending.has(`${owner.root}:${owner.id}`)) {
+        if (
+          owner.root &&
+          owner.id &&
+          !existsSync(join(owner.root, 'networks', `${owner.id}.json`)) &&
+          !this.pending.has(`${owner.root}:${owner.id}`)
+        ) {
           const age = Date.now() - ((owner as { time?: number }).time ?? 0);
           if (age > 10_000) {
             rmSync(join(dir, n), { force: true });

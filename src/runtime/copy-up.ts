@@ -35,8 +35,27 @@
  * @module
  */
 import {
-  chmodSync, closeSync, copyFileSync, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, lstatSync, lutimesSync, mkdirSync,
-  constants, openSync, readdirSync, readlinkSync, renameSync, rmdirSync, statSync, symlinkSync, unlinkSync, type Stats,
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  futimesSync,
+  lchownSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  constants,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  type Stats,
 } from 'node:fs';
 import { KernelError } from '../errors.js';
 import { flock, LOCK_EX } from '../kernel/flock.js';

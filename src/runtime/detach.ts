@@ -63,11 +63,30 @@ export interface DetachedParentFds {
  * monitor on the container's output. Never returns.
  */
 export function runDetachedParent(
-  unshareFlags: number, fds: DetachedParentFds, monitor: string, files: { exitPath: string; logPath: string; log: LogLimits }, init?: SealedProgram,
+  unshareFlags: number,
+  fds: DetachedParentFds,
+  monitor: string,
+  files: { exitPath: string; logPath: string; log: LogLimits },
+  init?: SealedProgram,
 ): never {
   try {
     const i = fds.init;
-    closeOtherFds([fds.outR, fds.errR, fds.log, fds.stdinW, fds.goR, fds.pidW, i.stdout, i.stderr, i.error, i.ctrl, i.stdin, init?.fd ?? -1].filter((fd) => fd >= 0));
+    closeOtherFds(
+      [
+        fds.outR,
+        fds.errR,
+        fds.log,
+        fds.stdinW,
+        fds.goR,
+        fds.pidW,
+        i.stdout,
+        i.stderr,
+        i.error,
+        i.ctrl,
+        i.stdin,
+        init?.fd ?? -1,
+      ].filter((fd) => fd >= 0),
+    );
     // Out of the engine's session and process group: its terminal's signals never reach us.
     setsid();
     unshare(CLONE_NEWPID);
@@ -78,7 +97,8 @@ export function runDetachedParent(
       pid = fork();
       if (pid === 0) runTemplate(unshareFlags, fds.init.ctrl, fds.init);
     }
-    for (const fd of [fds.init.stdout, fds.init.stderr, fds.init.error, fds.init.ctrl, fds.init.stdin]) if (fd >= 0) close(fd);
+    for (const fd of [fds.init.stdout, fds.init.stderr, fds.init.error, fds.init.ctrl, fds.init.stdin])
+      if (fd >= 0) close(fd);
     write(fds.pidW, `${pid}\n`);
     close(fds.pidW);
     const go = readLine(fds.goR);
@@ -104,7 +124,11 @@ export function runDetachedParent(
     const devNull = open('/dev/null', O_RDWR);
     for (const fd of [0, 1, 2]) dup2(devNull, fd);
     if (devNull > 2) close(devNull);
-    execve(monitor, [monitor, String(pid), files.exitPath, files.logPath, String(files.log.maxSize), String(files.log.maxFile)], []);
+    execve(
+      monitor,
+      [monitor, String(pid), files.exitPath, files.logPath, String(files.log.maxSize), String(files.log.maxFile)],
+      [],
+    );
   } catch {
     // Without the monitor the container cannot be kept: it dies with this process.
   }

@@ -26,12 +26,18 @@ function computeRanges(): Array<[bigint, bigint]> {
   let hi = 0n;
   for (const line of readFileSync('/proc/self/maps', 'latin1').split('\n')) {
     if (!/\[(vvar|vvar_vclock|vdso)\]/.test(line)) continue;
-    const [a, b] = line.slice(0, line.indexOf(' ')).split('-').map((h) => BigInt(`0x${h}`));
+    const [a, b] = line
+      .slice(0, line.indexOf(' '))
+      .split('-')
+      .map((h) => BigInt(`0x${h}`));
     if (a! < lo) lo = a!;
     if (b! > hi) hi = b!;
   }
   if (hi === 0n) return [[0n, USER_SPACE_END]];
-  return [[0n, lo], [hi, USER_SPACE_END - hi]];
+  return [
+    [0n, lo],
+    [hi, USER_SPACE_END - hi],
+  ];
 }
 
 /**

@@ -14,7 +14,18 @@ import { getrlimit, pidfdGetfd, pidfdOpen, pidfdSendSignal } from '../kernel/pro
 import { setWindowSize } from '../kernel/pty.js';
 import { isSameProcess } from './proc.js';
 
-export { RLIMITS, RLIM_INFINITY, SIGNALS, dup, getrlimit, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking, setWindowSize };
+export {
+  RLIMITS,
+  RLIM_INFINITY,
+  SIGNALS,
+  dup,
+  getrlimit,
+  isSameProcess,
+  pidfdGetfd,
+  pidfdOpen,
+  setNonBlocking,
+  setWindowSize,
+};
 
 /** Closes `fd` (a file descriptor this process owns). */
 export function closeFd(fd: number): void {
@@ -59,14 +70,16 @@ export function signalProcess(pid: number, startTime: number, signal: number): v
  * them; a process gone in between is left out.
  */
 export function commandLines(pids: number[]): Array<{ pid: number; command: string }> {
-  return pids.map((pid) => {
-    let command = '';
-    try {
-      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-    } catch (e) {
-      // Gone in between (ENOENT, or ESRCH while its /proc entry is torn down).
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && (e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-    }
-    return { pid, command };
-  }).filter((p) => p.command !== '');
+  return pids
+    .map((pid) => {
+      let command = '';
+      try {
+        command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+      } catch (e) {
+        // Gone in between (ENOENT, or ESRCH while its /proc entry is torn down).
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && (e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
+      return { pid, command };
+    })
+    .filter((p) => p.command !== '');
 }

@@ -10,8 +10,12 @@ import { sys } from './init-sys.js';
 import type { UserMount } from './plan.js';
 
 const PROPAGATION: Record<string, number> = {
-  private: K.MS_PRIVATE, rprivate: K.MS_PRIVATE | K.MS_REC, shared: K.MS_SHARED, rshared: K.MS_SHARED | K.MS_REC,
-  slave: K.MS_SLAVE, rslave: K.MS_SLAVE | K.MS_REC,
+  private: K.MS_PRIVATE,
+  rprivate: K.MS_PRIVATE | K.MS_REC,
+  shared: K.MS_SHARED,
+  rshared: K.MS_SHARED | K.MS_REC,
+  slave: K.MS_SLAVE,
+  rslave: K.MS_SLAVE | K.MS_REC,
 };
 
 /** Clones a bind source (recursively) as a detached mount, read-only when asked, before the pivot. */

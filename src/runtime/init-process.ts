@@ -41,7 +41,13 @@ export function readExactly(fd: number, n: number): Buffer | undefined {
  * Wires fds 0–2: a new terminal (see {@link TERMINAL_MARKER}), or the given pipes with stdin
  * from `fds.stdin` or /dev/null. `console`: also bind the terminal onto /dev/console.
  */
-export function setUpStdio(proc: Plan['spec']['process'], fds: InitFds, ctrlFd: number, user: ResolvedUser, console: boolean): void {
+export function setUpStdio(
+  proc: Plan['spec']['process'],
+  fds: InitFds,
+  ctrlFd: number,
+  user: ResolvedUser,
+  console: boolean,
+): void {
   if (!proc.terminal) {
     sys.dup2(fds.stdin >= 0 ? fds.stdin : sys.open('/dev/null', K.O_RDONLY | K.O_CLOEXEC), 0);
     sys.dup2(fds.stdout, 1);
@@ -128,7 +134,10 @@ export function applyLimits(proc: RuntimeSpec['process'], setStep: (step: string
  * Drops to `user` keeping the plan's capability mask (bounding set, no ambient or inheritable
  * one), then no_new_privs when asked.
  */
-export function dropPrivileges(plan: Pick<Plan, 'capabilityMask'> & { spec: { process: { noNewPrivileges: boolean } } }, user: ResolvedUser): void {
+export function dropPrivileges(
+  plan: Pick<Plan, 'capabilityMask'> & { spec: { process: { noNewPrivileges: boolean } } },
+  user: ResolvedUser,
+): void {
   const mask = BigInt(plan.capabilityMask);
   for (let cap = 0; cap <= CAP_LAST; cap++) {
     if (!(mask & (1n << BigInt(cap)))) sys.prctl(K.PR_CAPBSET_DROP, cap);
@@ -176,7 +185,12 @@ export function execProgram(args: string[], env: string[], errorFd: number): nev
   let denied: unknown;
   const candidates = file.includes('/')
     ? [file]
-    : (env.find((e) => e.startsWith('PATH='))?.slice(5) ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':').map((dir) => `${dir || '.'}/${file}`);
+    : (
+        env.find((e) => e.startsWith('PATH='))?.slice(5) ??
+        '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+      )
+        .split(':')
+        .map((dir) => `${dir || '.'}/${file}`);
   for (const candidate of candidates) {
     const r = sys.executable(candidate);
     if (r === 'ok') {

@@ -61,10 +61,22 @@ export interface InitFailure {
 export function failureOf(step: string, e: unknown): InitFailure {
   if (e && typeof e === 'object' && 'initFailure' in e) return (e as { initFailure: InitFailure }).initFailure;
   if (e instanceof KernelError) {
-    return { step, message: `${step}: ${e.message}`, kind: 'kernel', syscall: e.syscall, errnoCode: e.errnoCode, exitCode: 1 };
+    return {
+      step,
+      message: `${step}: ${e.message}`,
+      kind: 'kernel',
+      syscall: e.syscall,
+      errnoCode: e.errnoCode,
+      exitCode: 1,
+    };
   }
   const message = e instanceof Error ? e.message : String(e);
-  return { step, message: step === 'user' ? message : `${step}: ${message}`, kind: step === 'user' ? 'user' : 'other', exitCode: 1 };
+  return {
+    step,
+    message: step === 'user' ? message : `${step}: ${message}`,
+    kind: step === 'user' ? 'user' : 'other',
+    exitCode: 1,
+  };
 }
 
 /** Writes `failure` on the error pipe `fd` and exits with its code. */
@@ -82,12 +94,20 @@ export function execFailure(file: string, e: unknown, searched: boolean): Error 
   if (code === 'EACCES') return commandFailure(file, `exec: "${file}": permission denied`, 126);
   if (code === 'ENOEXEC') return commandFailure(file, `exec: "${file}": exec format error`, 126);
   if (!e || code === 'ENOENT' || code === 'ENOTDIR') {
-    return commandFailure(file, searched ? `exec: "${file}": executable file not found in $PATH` : `exec: "${file}": stat ${file}: no such file or directory`, 127);
+    return commandFailure(
+      file,
+      searched
+        ? `exec: "${file}": executable file not found in $PATH`
+        : `exec: "${file}": stat ${file}: no such file or directory`,
+      127,
+    );
   }
   return commandFailure(file, `exec: "${file}": ${e instanceof Error ? e.message : String(e)}`, 126);
 }
 
 /** An error carrying the `command` {@link InitFailure} with `message` and `exitCode`. */
 export function commandFailure(_file: string, message: string, exitCode: number): Error {
-  return Object.assign(new Error(message), { initFailure: { step: 'exec', message, kind: 'command', exitCode } satisfies InitFailure });
+  return Object.assign(new Error(message), {
+    initFailure: { step: 'exec', message, kind: 'command', exitCode } satisfies InitFailure,
+  });
 }

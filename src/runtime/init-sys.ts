@@ -12,7 +12,19 @@ import { unshare, setns, sethostname, setdomainname } from '../kernel/namespaces
 import { open, close, dup2, closeRange, write, read } from '../kernel/fd.js';
 import { mkdir, mkdirAll, mknod, symlink, exists, fchown } from '../kernel/fs.js';
 import { openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup } from '../kernel/pty.js';
-import { chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, umask, setrlimit } from '../kernel/process.js';
+import {
+  chdir,
+  execve,
+  exit,
+  prctl,
+  setsid,
+  setgroups,
+  setresgid,
+  setresuid,
+  capset,
+  umask,
+  setrlimit,
+} from '../kernel/process.js';
 import { joinSessionKeyring } from '../kernel/keys.js';
 import { setLinkUp } from '../kernel/net.js';
 import { seccompSetFilter } from '../kernel/seccomp.js';
@@ -87,8 +99,28 @@ export interface InitSys {
 
 /** The real calls. */
 export const linuxInitSys: InitSys = {
-  mount, umount2, pivotRoot, openTree, moveMount, mountSetattr, copyUp, unshare, setns, sethostname, setdomainname, open, close, dup2,
-  closeRange, write, read, mkdir, mkdirAll, mknod, symlink, exists,
+  mount,
+  umount2,
+  pivotRoot,
+  openTree,
+  moveMount,
+  mountSetattr,
+  copyUp,
+  unshare,
+  setns,
+  sethostname,
+  setdomainname,
+  open,
+  close,
+  dup2,
+  closeRange,
+  write,
+  read,
+  mkdir,
+  mkdirAll,
+  mknod,
+  symlink,
+  exists,
   isDirectory: (path) => statSync(path).isDirectory(),
   executable: (path) => {
     try {
@@ -97,19 +129,41 @@ export const linuxInitSys: InitSys = {
       return 'ok';
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG' ? 'missing' : 'denied';
+      return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENAMETOOLONG'
+        ? 'missing'
+        : 'denied';
     }
   },
   writeFile: (path, data) => writeFileSync(path, data),
-  chdir, execve, exit, prctl, setsid, setgroups, setresgid, setresuid, capset, setrlimit, joinSessionKeyring, umask, setLinkUp, resetSignals,
+  chdir,
+  execve,
+  exit,
+  prctl,
+  setsid,
+  setgroups,
+  setresgid,
+  setresuid,
+  capset,
+  setrlimit,
+  joinSessionKeyring,
+  umask,
+  setLinkUp,
+  resetSignals,
   fork: () => {
     allowForkOfHeap();
     return fork();
   },
-  waitpid, kill, blockAllSignals, sigwaitinfo,
+  waitpid,
+  kill,
+  blockAllSignals,
+  sigwaitinfo,
   openRtnetlink: () => Rtnetlink.open().socket.fd,
   setupInterfaces: setupInterfacesInContainer,
-  openPty, setWindowSize, setControllingTerminal, becomeForegroundGroup, fchown,
+  openPty,
+  setWindowSize,
+  setControllingTerminal,
+  becomeForegroundGroup,
+  fchown,
   seccomp: (program) => seccompSetFilter(program),
 };
 
@@ -120,23 +174,61 @@ const nothing = (): void => undefined;
 
 /** Calls that do nothing (execve and exit end the run by throwing {@link DryRunEnd}). */
 export const dryRunSys: InitSys = {
-  mount: nothing, umount2: nothing, pivotRoot: nothing, openTree: () => 100, moveMount: nothing, mountSetattr: nothing,
-  copyUp: nothing, unshare: nothing, setns: nothing, writeFile: nothing,
-  sethostname: nothing, setdomainname: nothing, open: () => 100, close: nothing, dup2: nothing, closeRange: nothing,
-  write: (_fd, data) => data.length, read: () => 0, mkdir: nothing, mkdirAll: nothing, mknod: nothing, symlink: nothing,
-  exists: () => true, isDirectory: () => false, executable: () => 'ok', chdir: nothing,
+  mount: nothing,
+  umount2: nothing,
+  pivotRoot: nothing,
+  openTree: () => 100,
+  moveMount: nothing,
+  mountSetattr: nothing,
+  copyUp: nothing,
+  unshare: nothing,
+  setns: nothing,
+  writeFile: nothing,
+  sethostname: nothing,
+  setdomainname: nothing,
+  open: () => 100,
+  close: nothing,
+  dup2: nothing,
+  closeRange: nothing,
+  write: (_fd, data) => data.length,
+  read: () => 0,
+  mkdir: nothing,
+  mkdirAll: nothing,
+  mknod: nothing,
+  symlink: nothing,
+  exists: () => true,
+  isDirectory: () => false,
+  executable: () => 'ok',
+  chdir: nothing,
   execve: () => {
     throw new DryRunEnd('execve');
   },
   exit: () => {
     throw new DryRunEnd('exit');
   },
-  prctl: () => 0, setsid: () => 1, setgroups: nothing, setresgid: nothing, setresuid: nothing, capset: nothing, setrlimit: nothing, joinSessionKeyring: () => 1,
-  umask: () => 0o022, setLinkUp: nothing, resetSignals: nothing,
-  fork: () => 0, waitpid: () => ({ pid: 0, status: 0 }), kill: nothing, blockAllSignals: nothing,
+  prctl: () => 0,
+  setsid: () => 1,
+  setgroups: nothing,
+  setresgid: nothing,
+  setresuid: nothing,
+  capset: nothing,
+  setrlimit: nothing,
+  joinSessionKeyring: () => 1,
+  umask: () => 0o022,
+  setLinkUp: nothing,
+  resetSignals: nothing,
+  fork: () => 0,
+  waitpid: () => ({ pid: 0, status: 0 }),
+  kill: nothing,
+  blockAllSignals: nothing,
   sigwaitinfo: () => ({ signal: 17, pid: 0 }),
-  openRtnetlink: () => 100, setupInterfaces: nothing,
-  openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }), setWindowSize: nothing, setControllingTerminal: nothing, becomeForegroundGroup: nothing, fchown: nothing,
+  openRtnetlink: () => 100,
+  setupInterfaces: nothing,
+  openPty: () => ({ master: 100, slave: 101, index: 0, path: '/dev/pts/0' }),
+  setWindowSize: nothing,
+  setControllingTerminal: nothing,
+  becomeForegroundGroup: nothing,
+  fchown: nothing,
   seccomp: nothing,
 };
 

@@ -35,7 +35,17 @@ import { fcntl } from '../kernel/fd.js';
 import { buildPlan, type Plan, type PlanDefaults, type PlanMount, type RuntimeSpec } from './plan.js';
 import { resolveUser, resolveUserFrom, parsePasswd, parseGroup } from './user.js';
 import { failureOf, report, type InitFds } from './init-report.js';
-import { applyLimits, dropPrivileges, execProgram, IGNORED_SIGNALS, loadSeccomp, readExactly, reap, setUpStdio, withHome } from './init-process.js';
+import {
+  applyLimits,
+  dropPrivileges,
+  execProgram,
+  IGNORED_SIGNALS,
+  loadSeccomp,
+  readExactly,
+  reap,
+  setUpStdio,
+  withHome,
+} from './init-process.js';
 import { attachUserMount, cloneSource, ensureMountTarget, maskPath, readonlyPath } from './init-mounts.js';
 
 /** Handles on the host's network namespace, opened before the init leaves it. */
@@ -92,7 +102,6 @@ export function runTemplate(unshareFlags: number, ctrlFd: number, fds: InitFds):
   return runInit(plan, fds, true, hostNet, ctrlFd);
 }
 
-
 /**
  * Closes every descriptor from 3 up except `keep`. The eventfd libuv wakes its loop with (shared
  * with the zygote this process was forked from) is closed too, but its number is taken again by
@@ -145,13 +154,28 @@ export function warmUp(): void {
   try {
     for (const args of [['true'], ['/bin/true'], []]) {
       try {
-        runInit({ ...WARM_PLAN, spec: { ...WARM_PLAN.spec, process: { ...WARM_PLAN.spec.process, args } } }, { stdin: -1, stdout: 1, stderr: 2, error: 3 }, true);
+        runInit(
+          { ...WARM_PLAN, spec: { ...WARM_PLAN.spec, process: { ...WARM_PLAN.spec.process, args } } },
+          { stdin: -1, stdout: 1, stderr: 2, error: 3 },
+          true,
+        );
       } catch (e) {
         if (!(e instanceof DryRunEnd)) throw e;
       }
     }
     try {
-      runExec({ id: 'warm-up', targetPid: 1, targetStartTime: 0, process: WARM_PLAN.spec.process, capabilityMask: '1', cgroupProcs: ['/c'] }, { fds: [[100, 0]] }, { stdin: -1, stdout: 1, stderr: 2, error: 3 });
+      runExec(
+        {
+          id: 'warm-up',
+          targetPid: 1,
+          targetStartTime: 0,
+          process: WARM_PLAN.spec.process,
+          capabilityMask: '1',
+          cgroupProcs: ['/c'],
+        },
+        { fds: [[100, 0]] },
+        { stdin: -1, stdout: 1, stderr: 2, error: 3 },
+      );
     } catch (e) {
       if (!(e instanceof DryRunEnd)) throw e;
     }
@@ -172,22 +196,38 @@ const WARM_DEFAULTS: PlanDefaults = {
   devices: Array.from({ length: 7 }, (_, i) => ({ path: `/dev/node-${i}`, major: 1, minor: i, mode: 0o666 })),
 };
 
-const WARM_PLAN: Plan = buildPlan({
-  id: 'warm-up', hostname: 'warm-up', domainname: 'example',
-  rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: true },
-  binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
-  process: {
-    args: ['true'], env: ['PATH=/bin'], cwd: '/', user: 'root', noNewPrivileges: true, capabilities: ['CAP_CHOWN'], init: true,
-    rlimits: [{ resource: 7, soft: 1024, hard: -1 }], oomScoreAdj: 0, seccomp: '0600000000007f7f',
+const WARM_PLAN: Plan = buildPlan(
+  {
+    id: 'warm-up',
+    hostname: 'warm-up',
+    domainname: 'example',
+    rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: true },
+    binds: [{ source: '/s', target: '/etc/hosts', readOnly: true }],
+    process: {
+      args: ['true'],
+      env: ['PATH=/bin'],
+      cwd: '/',
+      user: 'root',
+      noNewPrivileges: true,
+      capabilities: ['CAP_CHOWN'],
+      init: true,
+      rlimits: [{ resource: 7, soft: 1024, hard: -1 }],
+      oomScoreAdj: 0,
+      seccomp: '0600000000007f7f',
+    },
+    network: 'new',
+    sysctls: { 'net.ipv4.ip_forward': '1' },
+    cgroupView: {
+      version: 1,
+      hierarchies: [{ dir: 'cpu,cpuacct', options: 'cpu,cpuacct', aliases: ['cpu', 'cpuacct'] }],
+    },
+    mounts: [
+      { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
+      { kind: 'tmpfs', target: '/run', readOnly: false, data: 'size=1m' },
+    ],
   },
-  network: 'new',
-  sysctls: { 'net.ipv4.ip_forward': '1' },
-  cgroupView: { version: 1, hierarchies: [{ dir: 'cpu,cpuacct', options: 'cpu,cpuacct', aliases: ['cpu', 'cpuacct'] }] },
-  mounts: [
-    { kind: 'bind', source: '/v', target: '/data', readOnly: true, propagation: 'rslave', copyUp: true, dir: true },
-    { kind: 'tmpfs', target: '/run', readOnly: false, data: 'size=1m' },
-  ],
-}, WARM_DEFAULTS);
+  WARM_DEFAULTS,
+);
 
 /** What an exec into a running container runs (see {@link runExec}). */
 export interface ExecPlan {
@@ -224,7 +264,11 @@ export interface ExecNamespaces {
 export function runExec(plan: ExecPlan, ns: ExecNamespaces, fds: InitFds): never {
   let step = 'prepare';
   try {
-    closeOtherFds([fds.stdout, fds.stderr, fds.error, fds.stdin, fds.ctrl ?? -1, ...ns.fds.map(([fd]) => fd)].filter((fd) => fd >= 0));
+    closeOtherFds(
+      [fds.stdout, fds.stderr, fds.error, fds.stdin, fds.ctrl ?? -1, ...ns.fds.map(([fd]) => fd)].filter(
+        (fd) => fd >= 0,
+      ),
+    );
     sys.prctl(K.PR_SET_PDEATHSIG, K.SIGNALS.SIGKILL!);
     sys.setsid();
     step = 'cgroups';
@@ -261,9 +305,11 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
   let step = 'prepare';
   try {
     // Idmapped mounts and the user namespace are made by berth-init only (see native-init.ts).
-    if (plan.spec.userns) throw new Error('a container with a user namespace (userns) needs berth-init, the native init');
+    if (plan.spec.userns)
+      throw new Error('a container with a user namespace (userns) needs berth-init, the native init');
     if (!prepared) {
-      if (plan.spec.interfaces?.length) hostNet = { ns: sys.open('/proc/self/ns/net', K.O_RDONLY | K.O_CLOEXEC), netlink: sys.openRtnetlink() };
+      if (plan.spec.interfaces?.length)
+        hostNet = { ns: sys.open('/proc/self/ns/net', K.O_RDONLY | K.O_CLOEXEC), netlink: sys.openRtnetlink() };
       prepareInit(plan.unshareFlags);
     }
     if (plan.spec.joinNetnsPid) {
@@ -400,4 +446,3 @@ function awaitCgroupAck(ctrlFd: number, plan: Plan): void {
   if (!plan.spec.process.terminal) sys.close(ctrlFd);
   if (!ack || ack[0] !== 0x31) throw new Error('the container could not be moved into its cgroups');
 }
-

@@ -98,7 +98,9 @@ export function decodeRecords(buf: Buffer): { records: LogRecord[]; consumed: nu
     const kind = buf[off]!;
     const size = recordSize(kind, len);
     if (buf.length - off < size) break;
-    records.push(makeRecord(kind, buf.readBigUInt64LE(off + 1), buf.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len)));
+    records.push(
+      makeRecord(kind, buf.readBigUInt64LE(off + 1), buf.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len)),
+    );
     off += size;
   }
   return { records, consumed: off };

@@ -40,7 +40,8 @@ export function rotateLogFiles(path: string, maxFile: number): void {
     }
   };
   if (maxFile <= 1) return ignoreMissing(() => unlinkSync(path));
-  for (let i = maxFile - 1; i >= 1; i--) ignoreMissing(() => renameSync(rotatedPath(path, i - 1), rotatedPath(path, i)));
+  for (let i = maxFile - 1; i >= 1; i--)
+    ignoreMissing(() => renameSync(rotatedPath(path, i - 1), rotatedPath(path, i)));
 }
 
 /**
@@ -55,7 +56,10 @@ export class LogWriter {
   #midLine = 0;
 
   /** Opens (creating) the log at `path` for appending. */
-  constructor(readonly path: string, readonly limits: LogLimits) {
+  constructor(
+    readonly path: string,
+    readonly limits: LogLimits,
+  ) {
     this.#fd = openSync(path, 'a', 0o640);
     this.#size = fstatSync(this.#fd).size;
   }

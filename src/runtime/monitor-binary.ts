@@ -40,10 +40,23 @@ const execFileAsync = promisify(execFile);
  * tables, no stack protector and no build id. Keep in step with `scripts/build-monitor.mjs`.
  */
 const MONITOR_CFLAGS: readonly string[] = [
-  '-x', 'c', // g++ would compile the file as C++ otherwise (it is valid C++ too)
-  '-nostdlib', '-static', '-Os', '-ffreestanding', '-fno-builtin', '-fno-stack-protector',
-  '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-fno-pie', '-no-pie',
-  '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,-z,norelro', '-Wl,-z,noseparate-code', '-s',
+  '-x',
+  'c', // g++ would compile the file as C++ otherwise (it is valid C++ too)
+  '-nostdlib',
+  '-static',
+  '-Os',
+  '-ffreestanding',
+  '-fno-builtin',
+  '-fno-stack-protector',
+  '-fno-asynchronous-unwind-tables',
+  '-fno-unwind-tables',
+  '-fno-pie',
+  '-no-pie',
+  '-Wl,--build-id=none',
+  '-Wl,-z,noexecstack',
+  '-Wl,-z,norelro',
+  '-Wl,-z,noseparate-code',
+  '-s',
 ];
 
 /** The compilers tried in turn when building the monitor from sources. */
@@ -119,7 +132,7 @@ async function compileFromSources(name: NativeProgram, source: string, pkgRoot: 
         await execFileAsync(cc, [...MONITOR_CFLAGS, '-o', tmp, source]);
       } catch (e) {
         const err = e as NodeJS.ErrnoException & { stderr?: string };
-        failures.push(`${cc}: ${err.code === 'ENOENT' ? 'not found' : (err.stderr?.trim() || err.message)}`);
+        failures.push(`${cc}: ${err.code === 'ENOENT' ? 'not found' : err.stderr?.trim() || err.message}`);
         continue;
       }
       await chmod(tmp, 0o755);

@@ -28,7 +28,12 @@ import type { SealedProgram } from './sealed-program.js';
 
 /** mount(2) flags of each propagation a user mount may ask for (as `PROPAGATION` in `init.ts`). */
 const PROPAGATION: Readonly<Record<string, number>> = {
-  private: MS_PRIVATE, rprivate: MS_PRIVATE | MS_REC, shared: MS_SHARED, rshared: MS_SHARED | MS_REC, slave: MS_SLAVE, rslave: MS_SLAVE | MS_REC,
+  private: MS_PRIVATE,
+  rprivate: MS_PRIVATE | MS_REC,
+  shared: MS_SHARED,
+  rshared: MS_SHARED | MS_REC,
+  slave: MS_SLAVE,
+  rslave: MS_SLAVE | MS_REC,
 };
 
 /** The first field of every plan: a format tag `berth-init` checks. */
@@ -41,9 +46,38 @@ export const NATIVE_PLAN_MAX_BYTES = 1 << 20;
  * Every record key and its field count, as `KEYS` in `monitor/plan.h` (keep them in step).
  */
 export const NATIVE_PLAN_KEYS = {
-  flags: 1, netns: 1, task: 1, root: 2, bind: 3, vbind: 6, tmpfs: 3, mount: 5, dev: 4, link: 2, mask: 1, ropath: 1,
-  rootro: 0, host: 1, domain: 1, user: 1, tty: 2, cwd: 1, caps: 1, nnp: 0, init: 0, seccomp: 1, arg: 1, env: 1,
-  rlimit: 3, sysctl: 2, oom: 1, cgmount: 5, userns: 4, idlower: 1, idupper: 3, idmap: 0,
+  flags: 1,
+  netns: 1,
+  task: 1,
+  root: 2,
+  bind: 3,
+  vbind: 6,
+  tmpfs: 3,
+  mount: 5,
+  dev: 4,
+  link: 2,
+  mask: 1,
+  ropath: 1,
+  rootro: 0,
+  host: 1,
+  domain: 1,
+  user: 1,
+  tty: 2,
+  cwd: 1,
+  caps: 1,
+  nnp: 0,
+  init: 0,
+  seccomp: 1,
+  arg: 1,
+  env: 1,
+  rlimit: 3,
+  sysctl: 2,
+  oom: 1,
+  cgmount: 5,
+  userns: 4,
+  idlower: 1,
+  idupper: 3,
+  idmap: 0,
 } as const;
 
 /** A record key of the native plan. */
@@ -60,7 +94,8 @@ export type NativePlanKey = keyof typeof NATIVE_PLAN_KEYS;
  */
 export function nativeInitUnsupported(plan: Plan): string | undefined {
   // Interfaces are wired by the zygote, from the host, in a namespace it makes for the init.
-  if (plan.spec.interfaces?.length && plan.unshareFlags & CLONE_NEWNET) return 'network interfaces in a namespace of the init\'s own';
+  if (plan.spec.interfaces?.length && plan.unshareFlags & CLONE_NEWNET)
+    return "network interfaces in a namespace of the init's own";
   return undefined;
 }
 
@@ -71,9 +106,16 @@ export function nativeInitUnsupported(plan: Plan): string | undefined {
  */
 export function encodeInitPlan(plan: Plan): Buffer {
   const fields: string[] = [NATIVE_PLAN_MAGIC];
-  const rec = <Key extends NativePlanKey>(key: Key, ...values: Array<string | number | boolean | null | undefined>): void => {
-    if (values.length !== NATIVE_PLAN_KEYS[key]) throw new Error(`native plan: ${key} takes ${NATIVE_PLAN_KEYS[key]} fields`);
-    fields.push(key, ...values.map((v) => (v === null || v === undefined ? '' : typeof v === 'boolean' ? (v ? '1' : '0') : String(v))));
+  const rec = <Key extends NativePlanKey>(
+    key: Key,
+    ...values: Array<string | number | boolean | null | undefined>
+  ): void => {
+    if (values.length !== NATIVE_PLAN_KEYS[key])
+      throw new Error(`native plan: ${key} takes ${NATIVE_PLAN_KEYS[key]} fields`);
+    fields.push(
+      key,
+      ...values.map((v) => (v === null || v === undefined ? '' : typeof v === 'boolean' ? (v ? '1' : '0') : String(v))),
+    );
   };
   const why = nativeInitUnsupported(plan);
   if (why) throw new Error(`native plan: ${why}`);
@@ -89,7 +131,15 @@ export function encodeInitPlan(plan: Plan): Buffer {
     else {
       // rprivate is what the container's mounts are already, and an unknown one is left alone,
       // as runInit's attachUserMount does: 0, no mount(2) call.
-      rec('vbind', m.source, m.target, m.readOnly, m.propagation === 'rprivate' ? 0 : PROPAGATION[m.propagation] ?? 0, m.dir, m.copyUp);
+      rec(
+        'vbind',
+        m.source,
+        m.target,
+        m.readOnly,
+        m.propagation === 'rprivate' ? 0 : (PROPAGATION[m.propagation] ?? 0),
+        m.dir,
+        m.copyUp,
+      );
       if (spec.userns && m.idmap) rec('idmap');
     }
   }
@@ -117,7 +167,8 @@ export function encodeInitPlan(plan: Plan): Buffer {
   for (const m of plan.cgroupMounts) rec('cgmount', m.source, m.target, m.fstype, m.flags, m.data);
   for (const f of fields) if (f.includes('\0')) throw new Error('native plan: a string holds a NUL byte');
   const body = Buffer.from(`${fields.join('\0')}\0`, 'utf8');
-  if (body.length > NATIVE_PLAN_MAX_BYTES) throw new Error(`native plan: ${body.length} bytes, more than ${NATIVE_PLAN_MAX_BYTES}`);
+  if (body.length > NATIVE_PLAN_MAX_BYTES)
+    throw new Error(`native plan: ${body.length} bytes, more than ${NATIVE_PLAN_MAX_BYTES}`);
   const out = Buffer.allocUnsafe(4 + body.length);
   out.writeUInt32LE(body.length, 0);
   body.copy(out, 4);
@@ -130,13 +181,17 @@ export function encodeInitPlan(plan: Plan): Buffer {
  * the init mounts idmapped (the upper and work dirs through one clone of the directory that holds
  * both, as overlayfs wants them on one mount).
  */
-function encodeUserns(spec: Plan['spec'], rec: (key: 'userns' | 'idlower' | 'idupper', ...values: Array<string | number>) => void): void {
+function encodeUserns(
+  spec: Plan['spec'],
+  rec: (key: 'userns' | 'idlower' | 'idupper', ...values: Array<string | number>) => void,
+): void {
   const { uidMap, gidMap } = spec.userns!;
   const text = (map: IdMapping[]): string => map.map((m) => `${m.containerId} ${m.hostId} ${m.size}\n`).join('');
   rec('userns', text(uidMap), text(gidMap), hostId(uidMap, 0) ?? 0, hostId(gidMap, 0) ?? 0);
   for (const d of spec.rootfs.lowerDirs) rec('idlower', d);
   const { upperDir, workDir } = spec.rootfs;
-  if (dirname(upperDir) !== dirname(workDir)) throw new Error('native plan: with a user namespace the upper and work dirs must share a directory');
+  if (dirname(upperDir) !== dirname(workDir))
+    throw new Error('native plan: with a user namespace the upper and work dirs must share a directory');
   rec('idupper', dirname(upperDir), basename(upperDir), basename(workDir));
 }
 
@@ -149,7 +204,13 @@ function encodeUserns(spec: Plan['spec'], rec: (key: 'userns' | 'idlower' | 'idu
  * pid.
  */
 export function spawnNativeInit(program: SealedProgram, fds: InitFds & { ctrl: number }): number {
-  const wanted: Array<[number, number]> = [[fds.error, 3], [fds.ctrl, 4], [fds.stdin, 5], [fds.stdout, 6], [fds.stderr, 7]];
+  const wanted: Array<[number, number]> = [
+    [fds.error, 3],
+    [fds.ctrl, 4],
+    [fds.stdin, 5],
+    [fds.stdout, 6],
+    [fds.stderr, 7],
+  ];
   const parked: Array<[number, number]> = [];
   try {
     for (const [fd, to] of wanted) if (fd >= 0) parked.push([dup(fd, 100), to]);

@@ -62,7 +62,11 @@ export function openRtnetlinkIn(netnsFd: number): Rtnetlink {
  * namespace), or undefined to open one through a `setns` dance.
  * @throws KernelError naming the failing rtnetlink request.
  */
-export function setupInterfacesInContainer(ifaces: readonly PlanInterface[], hostNetnsFd: number, hostNetlinkFd: number | undefined): void {
+export function setupInterfacesInContainer(
+  ifaces: readonly PlanInterface[],
+  hostNetnsFd: number,
+  hostNetlinkFd: number | undefined,
+): void {
   if (ifaces.length === 0) return;
   const local = Rtnetlink.open();
   const host = hostNetlinkFd === undefined ? openRtnetlinkIn(hostNetnsFd) : Rtnetlink.fromFd(hostNetlinkFd);
@@ -87,7 +91,13 @@ export function setupInterfacesInContainer(ifaces: readonly PlanInterface[], hos
 export function setupInterfaceFromHost(i: PlanInterface, containerNetnsFd: number): void {
   const host = Rtnetlink.open();
   try {
-    host.createVeth({ name: i.hostIfName, peerName: i.ifName, peerNetnsFd: containerNetnsFd, peerMac: i.mac, mtu: i.mtu });
+    host.createVeth({
+      name: i.hostIfName,
+      peerName: i.ifName,
+      peerNetnsFd: containerNetnsFd,
+      peerMac: i.mac,
+      mtu: i.mtu,
+    });
     try {
       attachHostSide(host, i);
       const local = openRtnetlinkIn(containerNetnsFd);

@@ -6,8 +6,18 @@
  * @module
  */
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS,
-  MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REMOUNT, MS_STRICTATIME,
+  CLONE_NEWCGROUP,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWUTS,
+  MS_BIND,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_REMOUNT,
+  MS_STRICTATIME,
 } from '../kernel/constants.js';
 import { BerthError } from '../errors.js';
 import { boundingSet, CAPABILITIES, capabilityMask } from './capabilities.js';
@@ -245,9 +255,21 @@ export function buildPlan(spec: RuntimeSpec, defaults: PlanDefaults): Plan {
     { source: 'proc', target: '/proc', fstype: 'proc', flags: NOSUID_NODEV_NOEXEC, data: null },
     { source: 'sysfs', target: '/sys', fstype: 'sysfs', flags: NOSUID_NODEV_NOEXEC | MS_RDONLY, data: null },
     ...(spec.cgroupView?.version === 1 ? [CGROUP_V1_TMPFS] : []),
-    { source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS_NOSUID | MS_STRICTATIME, data: 'mode=755,size=65536k' },
+    {
+      source: 'tmpfs',
+      target: '/dev',
+      fstype: 'tmpfs',
+      flags: MS_NOSUID | MS_STRICTATIME,
+      data: 'mode=755,size=65536k',
+    },
     // gid= is read in the mounter's (the host's) user namespace: the container's tty group there.
-    { source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: `newinstance,ptmxmode=0666,mode=0620,gid=${spec.userns ? hostId(spec.userns.gidMap, 5) ?? 0 : 5}` },
+    {
+      source: 'devpts',
+      target: '/dev/pts',
+      fstype: 'devpts',
+      flags: MS_NOSUID | MS_NOEXEC,
+      data: `newinstance,ptmxmode=0666,mode=0620,gid=${spec.userns ? (hostId(spec.userns.gidMap, 5) ?? 0) : 5}`,
+    },
     { source: 'shm', target: '/dev/shm', fstype: 'tmpfs', flags: NOSUID_NODEV_NOEXEC, data: 'mode=1777,size=65536k' },
     { source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', flags: NOSUID_NODEV_NOEXEC, data: null },
   ];
@@ -264,7 +286,9 @@ export function buildPlan(spec: RuntimeSpec, defaults: PlanDefaults): Plan {
       ['/proc/self/fd/0', '/dev/stdin'],
       ['/proc/self/fd/1', '/dev/stdout'],
       ['/proc/self/fd/2', '/dev/stderr'],
-      ...(view?.version === 1 ? view.hierarchies.flatMap((h) => h.aliases.map((a): [string, string] => [h.dir, `/sys/fs/cgroup/${a}`])) : []),
+      ...(view?.version === 1
+        ? view.hierarchies.flatMap((h) => h.aliases.map((a): [string, string] => [h.dir, `/sys/fs/cgroup/${a}`]))
+        : []),
     ],
     maskedPaths: [...defaults.maskedPaths],
     readonlyPaths: [...defaults.readonlyPaths],
@@ -275,7 +299,13 @@ export function buildPlan(spec: RuntimeSpec, defaults: PlanDefaults): Plan {
 }
 
 /** The read-only /sys/fs/cgroup of cgroup v1, where each hierarchy is mounted (made writable until they are, see {@link cgroupViewMounts}). */
-const CGROUP_V1_TMPFS: PlanMount = { source: 'tmpfs', target: '/sys/fs/cgroup', fstype: 'tmpfs', flags: NOSUID_NODEV_NOEXEC, data: 'mode=755' };
+const CGROUP_V1_TMPFS: PlanMount = {
+  source: 'tmpfs',
+  target: '/sys/fs/cgroup',
+  fstype: 'tmpfs',
+  flags: NOSUID_NODEV_NOEXEC,
+  data: 'mode=755',
+};
 
 /**
  * The mounts that show a container its own cgroup at /sys/fs/cgroup, read-only, made in its
@@ -284,10 +314,12 @@ const CGROUP_V1_TMPFS: PlanMount = { source: 'tmpfs', target: '/sys/fs/cgroup', 
  */
 function cgroupViewMounts(view: CgroupView): PlanMount[] {
   const ro = NOSUID_NODEV_NOEXEC | MS_RDONLY;
-  if (view.version === 2) return [{ source: 'cgroup', target: '/sys/fs/cgroup', fstype: 'cgroup2', flags: ro, data: null }];
+  if (view.version === 2)
+    return [{ source: 'cgroup', target: '/sys/fs/cgroup', fstype: 'cgroup2', flags: ro, data: null }];
   return [
     ...view.hierarchies.map((h) => {
-      if (!/^[^/]+$/.test(h.dir) || h.dir === '.' || h.dir === '..') throw new Error(`bad cgroup hierarchy directory: ${h.dir}`);
+      if (!/^[^/]+$/.test(h.dir) || h.dir === '.' || h.dir === '..')
+        throw new Error(`bad cgroup hierarchy directory: ${h.dir}`);
       return { source: 'cgroup', target: `/sys/fs/cgroup/${h.dir}`, fstype: 'cgroup', flags: ro, data: h.options };
     }),
     // The type is ignored by a remount.
@@ -311,7 +343,10 @@ function heldCapabilityMask(names: readonly string[]): bigint {
   const mask = capabilityMask(names);
   const missing = names.filter((n) => !((boundingSet() >> BigInt(CAPABILITIES[n] ?? 0)) & 1n));
   if (missing.length > 0) {
-    throw new BerthError('INVALID_ARGUMENT', `${missing.join(', ')} cannot be given: this engine's process does not hold ${missing.length > 1 ? 'them' : 'it'} (not in its capability bounding set)`);
+    throw new BerthError(
+      'INVALID_ARGUMENT',
+      `${missing.join(', ')} cannot be given: this engine's process does not hold ${missing.length > 1 ? 'them' : 'it'} (not in its capability bounding set)`,
+    );
   }
   return mask;
 }

@@ -128,7 +128,8 @@ export interface TtyCopiedRequest {
 }
 
 /** Any request to the zygote. */
-export type ZygoteRequest = StartRequest | SignalRequest | ExecRequest | GcRequest | CgroupsReadyRequest | TtyCopiedRequest;
+export type ZygoteRequest =
+  StartRequest | SignalRequest | ExecRequest | GcRequest | CgroupsReadyRequest | TtyCopiedRequest;
 
 /** Zygote → engine: output of an exec'd process (base64, as IPC carries JSON). */
 export interface ExecOutputNotice {
@@ -229,10 +230,24 @@ const FAILURE_KINDS: ReadonlySet<unknown> = new Set(['command', 'user', 'kernel'
 export function parseExitRecord(value: unknown): ExitRecord | undefined {
   if (!value || typeof value !== 'object') return undefined;
   const r = value as Record<string, unknown>;
-  if (!isInt(r.pid) || !isInt(r.exitCode) || typeof r.finishedAt !== 'number' || (r.signal !== undefined && !isInt(r.signal))) return undefined;
+  if (
+    !isInt(r.pid) ||
+    !isInt(r.exitCode) ||
+    typeof r.finishedAt !== 'number' ||
+    (r.signal !== undefined && !isInt(r.signal))
+  )
+    return undefined;
   if (r.error !== undefined) {
     const e = r.error as Record<string, unknown> | null;
-    if (!e || typeof e !== 'object' || typeof e.step !== 'string' || typeof e.message !== 'string' || !FAILURE_KINDS.has(e.kind) || typeof e.exitCode !== 'number') return undefined;
+    if (
+      !e ||
+      typeof e !== 'object' ||
+      typeof e.step !== 'string' ||
+      typeof e.message !== 'string' ||
+      !FAILURE_KINDS.has(e.kind) ||
+      typeof e.exitCode !== 'number'
+    )
+      return undefined;
   }
   return r as unknown as ExitRecord;
 }
@@ -241,5 +256,7 @@ const REQUEST_TYPES: ReadonlySet<unknown> = new Set(['start', 'signal', 'exec', 
 
 /** Envelope check of a zygote request: a known type and an integer request id. */
 export function isZygoteRequest(m: unknown): m is ZygoteRequest {
-  return !!m && typeof m === 'object' && REQUEST_TYPES.has((m as { t?: unknown }).t) && isInt((m as { rid?: unknown }).rid);
+  return (
+    !!m && typeof m === 'object' && REQUEST_TYPES.has((m as { t?: unknown }).t) && isInt((m as { rid?: unknown }).rid)
+  );
 }

@@ -22,7 +22,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { close, dup, fcntl, memfdCreate, write } from '../kernel/fd.js';
-import { F_ADD_SEALS, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE, MFD_ALLOW_SEALING, MFD_CLOEXEC } from '../kernel/constants.js';
+import {
+  F_ADD_SEALS,
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+} from '../kernel/constants.js';
 
 /** A sealed in-memory copy of a program, open in this process. */
 export interface SealedProgram {

@@ -22,8 +22,17 @@ export interface ResolvedUser {
   home: string;
 }
 
-interface PasswdEntry { name: string; uid: number; gid: number; home: string }
-interface GroupEntry { name: string; gid: number; members: string[] }
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
 
 /** Larger passwd or group files are not read (they count as empty). */
 const MAX_DB_BYTES = 64 << 20;
@@ -49,17 +58,24 @@ function readLines(path: string, root?: number): string[][] {
   } catch {
     return [];
   }
-  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 /** Parses passwd(5) lines. */
 export function parsePasswd(lines: string[][]): PasswdEntry[] {
-  return lines.filter((f) => f.length >= 7).map((f) => ({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! }));
+  return lines
+    .filter((f) => f.length >= 7)
+    .map((f) => ({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! }));
 }
 
 /** Parses group(5) lines. */
 export function parseGroup(lines: string[][]): GroupEntry[] {
-  return lines.filter((f) => f.length >= 3).map((f) => ({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? '').split(',').filter(Boolean) }));
+  return lines
+    .filter((f) => f.length >= 3)
+    .map((f) => ({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? '').split(',').filter(Boolean) }));
 }
 
 const isId = (s: string) => /^\d+$/.test(s);
@@ -74,7 +90,7 @@ export function resolveUserFrom(spec: string, passwd: PasswdEntry[], groups: Gro
   let gid = 0;
   let home = '/';
   let name: string | undefined;
-  if (userPart === '' ) {
+  if (userPart === '') {
     const root = passwd.find((p) => p.uid === 0);
     if (root) ({ home, name } = root);
   } else if (isId(userPart)) {
@@ -97,9 +113,10 @@ export function resolveUserFrom(spec: string, passwd: PasswdEntry[], groups: Gro
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new Error(`user ${spec}: id out of range`);
   // Supplementary groups, as initgroups(3) makes them: the primary group, then every group
   // listing the user as a member (only when the group was not given explicitly).
-  const additionalGids = name !== undefined && groupPart === undefined
-    ? [gid, ...groups.filter((g) => g.members.includes(name!)).map((g) => g.gid)]
-    : [];
+  const additionalGids =
+    name !== undefined && groupPart === undefined
+      ? [gid, ...groups.filter((g) => g.members.includes(name!)).map((g) => g.gid)]
+      : [];
   return { uid, gid, additionalGids: [...new Set(additionalGids)], home: home || '/' };
 }
 

@@ -59,7 +59,10 @@ export class ZygoteClient {
   readonly #pending = new Map<number, Pending>();
   readonly #exitListeners = new Set<(id: string, status: ExitRecord) => void>();
   #holds = 0;
-  readonly #execs = new Map<string, { onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void; done: (s: ExitRecord) => void }>();
+  readonly #execs = new Map<
+    string,
+    { onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void; done: (s: ExitRecord) => void }
+  >();
 
   /** Called with every exit notice from the zygote. Returns an unsubscribe function. */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void {
@@ -138,7 +141,9 @@ export class ZygoteClient {
     }
   }
 
-  async #request(req: ZygoteRequest extends infer R ? (R extends unknown ? Omit<R, 'rid'> : never) : never): Promise<ZygoteMessage> {
+  async #request(
+    req: ZygoteRequest extends infer R ? (R extends unknown ? Omit<R, 'rid'> : never) : never,
+  ): Promise<ZygoteMessage> {
     await this.ready();
     const child = this.#child;
     if (!child) throw new BerthError('INTERNAL', 'berth zygote is not running');
@@ -150,20 +155,38 @@ export class ZygoteClient {
   }
 
   /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
-  async start(plan: Plan, logPath: string, exitPath: string, options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits } = {}): Promise<StartedReply> {
+  async start(
+    plan: Plan,
+    logPath: string,
+    exitPath: string,
+    options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits } = {},
+  ): Promise<StartedReply> {
     const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
     const init = await this.#initHelper();
     if (plan.spec.userns && !init) {
-      throw new BerthError('UNSUPPORTED', 'userns needs berth-init, the native init (a C compiler to build it from sources, and not BERTH_NATIVE_INIT=0); the JavaScript init does not make user namespaces');
+      throw new BerthError(
+        'UNSUPPORTED',
+        'userns needs berth-init, the native init (a C compiler to build it from sources, and not BERTH_NATIVE_INIT=0); the JavaScript init does not make user namespaces',
+      );
     }
     const pending = this.#request({
-      t: 'start', plan, logPath, exitPath, ...(options.log ? { log: options.log } : {}), ...(detach ? { detach } : {}), ...(options.cgroups ? { cgroupsPending: true } : {}), ...(init ? { init } : {}),
+      t: 'start',
+      plan,
+      logPath,
+      exitPath,
+      ...(options.log ? { log: options.log } : {}),
+      ...(detach ? { detach } : {}),
+      ...(options.cgroups ? { cgroupsPending: true } : {}),
+      ...(init ? { init } : {}),
     });
     // Awaited below; a rejection meanwhile (the zygote died) must not count as unhandled.
     pending.catch(() => undefined);
     if (options.cgroups) {
       // The init makes its mounts while the cgroups are made; it is let in once they are.
-      const ok = await options.cgroups.then(() => true, () => false);
+      const ok = await options.cgroups.then(
+        () => true,
+        () => false,
+      );
       void this.#request({ t: 'cgroups', id: plan.spec.id, ok }).catch(() => undefined);
     }
     const reply = await pending;
@@ -180,15 +203,28 @@ export class ZygoteClient {
    * caller closes it), for input and resizing; its output arrives through `onOutput`.
    */
   async exec(
-    plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void, options: { stdinFd?: number } = {},
+    plan: ExecPlan,
+    onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void,
+    options: { stdinFd?: number } = {},
   ): Promise<{ pid: number; startTime: number; exited: Promise<ExitRecord>; tty?: number }> {
     const release = this.hold();
     let resolveExit!: (s: ExitRecord) => void;
     const exited = new Promise<ExitRecord>((r) => (resolveExit = r));
-    this.#execs.set(plan.id, { onOutput, done: (s) => { release(); resolveExit(s); } });
+    this.#execs.set(plan.id, {
+      onOutput,
+      done: (s) => {
+        release();
+        resolveExit(s);
+      },
+    });
     try {
       const helper = await this.#execHelper();
-      const reply = await this.#request({ t: 'exec', plan, ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}), ...(helper ? { helper } : {}) });
+      const reply = await this.#request({
+        t: 'exec',
+        plan,
+        ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}),
+        ...(helper ? { helper } : {}),
+      });
       if (reply.t === 'failed') throw new StartFailure(reply.error);
       if (reply.t !== 'started') throw new BerthError('INTERNAL', `unexpected zygote reply ${reply.t}`);
       // The zygote keeps the master, however soon the exec ends, until told it was copied.
@@ -235,7 +271,8 @@ export class ZygoteClient {
    * zygote running `runExec`, which behave the same and cost ~3 ms more.
    */
   #execHelper(): Promise<string | undefined> {
-    this.#helper ??= process.env.BERTH_NATIVE_EXEC === '0' ? Promise.resolve(undefined) : nativeBinary('exec').catch(() => undefined);
+    this.#helper ??=
+      process.env.BERTH_NATIVE_EXEC === '0' ? Promise.resolve(undefined) : nativeBinary('exec').catch(() => undefined);
     return this.#helper;
   }
 
@@ -247,7 +284,8 @@ export class ZygoteClient {
    * fork of the zygote running `runInit`, which behaves the same and costs more CPU.
    */
   #initHelper(): Promise<string | undefined> {
-    this.#init ??= process.env.BERTH_NATIVE_INIT === '0' ? Promise.resolve(undefined) : nativeBinary('init').catch(() => undefined);
+    this.#init ??=
+      process.env.BERTH_NATIVE_INIT === '0' ? Promise.resolve(undefined) : nativeBinary('init').catch(() => undefined);
     return this.#init;
   }
 

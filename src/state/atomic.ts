@@ -121,7 +121,11 @@ function removeQuietly(p: string): void {
 }
 
 /** Synchronous {@link writeFileAtomic}. */
-export function writeFileAtomicSync(target: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): void {
+export function writeFileAtomicSync(
+  target: string,
+  data: string | Uint8Array,
+  options: WriteFileAtomicOptions = {},
+): void {
   const tmp = writeTemp(target, data, options);
   try {
     fs.renameSync(tmp, target);
@@ -141,7 +145,11 @@ export function writeFileAtomicSync(target: string, data: string | Uint8Array, o
  * ```
  * @throws KernelError when a step fails (e.g. ENOSPC); `target` is then unchanged.
  */
-export async function writeFileAtomic(target: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  target: string,
+  data: string | Uint8Array,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
   writeFileAtomicSync(target, data, options);
 }
 
@@ -149,7 +157,11 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
  * Synchronous {@link createFileExclusive}: writes a temp file, then `link(2)`s it to `target`,
  * which fails if `target` exists. Returns false (and writes nothing) in that case.
  */
-export function createFileExclusiveSync(target: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): boolean {
+export function createFileExclusiveSync(
+  target: string,
+  data: string | Uint8Array,
+  options: WriteFileAtomicOptions = {},
+): boolean {
   const tmp = writeTemp(target, data, options);
   try {
     fs.linkSync(tmp, target);
@@ -169,7 +181,11 @@ export function createFileExclusiveSync(target: string, data: string | Uint8Arra
  *
  * @returns true when created, false when `target` already existed (it is left untouched).
  */
-export async function createFileExclusive(target: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): Promise<boolean> {
+export async function createFileExclusive(
+  target: string,
+  data: string | Uint8Array,
+  options: WriteFileAtomicOptions = {},
+): Promise<boolean> {
   return createFileExclusiveSync(target, data, options);
 }
 
@@ -185,9 +201,13 @@ export function readJsonFileSync<T = unknown>(file: string): T | undefined {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new BerthError('INTERNAL', `state file ${file} is corrupt (${(e as Error).message}); remove it or restore it from a backup`, {
-      cause: e,
-    });
+    throw new BerthError(
+      'INTERNAL',
+      `state file ${file} is corrupt (${(e as Error).message}); remove it or restore it from a backup`,
+      {
+        cause: e,
+      },
+    );
   }
 }
 

@@ -17,7 +17,13 @@ export {
 } from './atomic.js';
 export { acquireLock, withLock, withSharedLock, type LockHandle, type LockOptions } from './lock.js';
 export { NameRegistry, encodeName, decodeName, type NameRegistryOptions } from './names.js';
-export { RecordStore, RECORD_ID_PATTERN, corruptRecordChannel, type RecordListOptions, type RecordStoreOptions } from './record-store.js';
+export {
+  RecordStore,
+  RECORD_ID_PATTERN,
+  corruptRecordChannel,
+  type RecordListOptions,
+  type RecordStoreOptions,
+} from './record-store.js';
 export { SubsetIndex } from './subsets.js';
 export { fsError, isErrno, errnoCode } from './fs-error.js';
 export { removeTree, removeTreeSync } from './remove-tree.js';

@@ -157,7 +157,7 @@ export async function lockFile(file: string, shared: boolean, options: LockFileO
   try {
     if (options.delay !== undefined && options.delay > 0) await pause(options.delay, deadline, signal);
     fd = openLockFile(file);
-    for (let attempt = 0; ; ) {
+    for (let attempt = 0; ;) {
       if (signal?.aborted) throw signal.reason;
       if (tryFlock(fd, op)) {
         const held = current(fd, file);
@@ -169,7 +169,9 @@ export async function lockFile(file: string, shared: boolean, options: LockFileO
       }
       markWaiting(fd);
       if (deadline !== undefined && deadline <= Date.now()) {
-        throw new TimeoutError(`timed out waiting for lock ${file}: another process holds it; retry later or raise the timeout`);
+        throw new TimeoutError(
+          `timed out waiting for lock ${file}: another process holds it; retry later or raise the timeout`,
+        );
       }
       await pause(backoff(attempt++), deadline, signal);
     }

@@ -223,7 +223,10 @@ export async function acquireLock(file: string, options: LockOptions = {}): Prom
     else forgetIfIdle(key, st);
     if (options.signal?.aborted) throw options.signal.reason;
     if (signal?.aborted) {
-      throw new TimeoutError(`timed out after ${options.timeout} ms waiting for lock ${key}: it is held elsewhere; retry later`, { cause: e });
+      throw new TimeoutError(
+        `timed out after ${options.timeout} ms waiting for lock ${key}: it is held elsewhere; retry later`,
+        { cause: e },
+      );
     }
     throw e;
   }
@@ -242,7 +245,11 @@ export async function acquireLock(file: string, options: LockOptions = {}): Prom
  * });
  * ```
  */
-export async function withLock<T>(file: string, fn: (lock: LockHandle) => T | Promise<T>, options: Omit<LockOptions, 'shared'> = {}): Promise<T> {
+export async function withLock<T>(
+  file: string,
+  fn: (lock: LockHandle) => T | Promise<T>,
+  options: Omit<LockOptions, 'shared'> = {},
+): Promise<T> {
   const lock = await acquireLock(file, { ...options, shared: false });
   try {
     return await fn(lock);
@@ -255,7 +262,11 @@ export async function withLock<T>(file: string, fn: (lock: LockHandle) => T | Pr
  * Runs `fn` while holding a shared lock on `file`: other shared holders may run at the same
  * time, exclusive ones may not. Released when `fn` settles.
  */
-export async function withSharedLock<T>(file: string, fn: (lock: LockHandle) => T | Promise<T>, options: Omit<LockOptions, 'shared'> = {}): Promise<T> {
+export async function withSharedLock<T>(
+  file: string,
+  fn: (lock: LockHandle) => T | Promise<T>,
+  options: Omit<LockOptions, 'shared'> = {},
+): Promise<T> {
   const lock = await acquireLock(file, { ...options, shared: true });
   try {
     return await fn(lock);

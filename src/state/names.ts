@@ -60,7 +60,8 @@ function unlink(file: string): void {
 
 /** Encodes `name` into a file name; see the module notes. */
 export function encodeName(name: string): string {
-  if (typeof name !== 'string' || name.length === 0) throw new InvalidArgumentError('name', 'expected a non-empty string');
+  if (typeof name !== 'string' || name.length === 0)
+    throw new InvalidArgumentError('name', 'expected a non-empty string');
   let out = '';
   for (const ch of name) {
     if (SAFE.test(ch) && !(out === '' && ch === '.')) out += ch;

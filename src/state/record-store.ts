@@ -156,7 +156,9 @@ export class RecordStore<T extends object> {
     const r = this.#schema.safeParse(value);
     if (!r.success) {
       const issue = r.error.issues[0];
-      throw new InvalidArgumentError(issue?.path.join('.') ?? '', issue?.message ?? 'invalid record', { cause: r.error });
+      throw new InvalidArgumentError(issue?.path.join('.') ?? '', issue?.message ?? 'invalid record', {
+        cause: r.error,
+      });
     }
     return JSON.stringify(r.data);
   }
@@ -178,7 +180,11 @@ export class RecordStore<T extends object> {
     try {
       raw = JSON.parse(text);
     } catch (e) {
-      throw new BerthError('INTERNAL', `state file ${file} is corrupt (${(e as Error).message}); remove it or restore it from a backup`, { cause: e });
+      throw new BerthError(
+        'INTERNAL',
+        `state file ${file} is corrupt (${(e as Error).message}); remove it or restore it from a backup`,
+        { cause: e },
+      );
     }
     const value = this.#checkRead(raw, file);
     this.#remember(id, text, JSON.stringify(value));
@@ -245,7 +251,10 @@ export class RecordStore<T extends object> {
     const name = options.subset;
     const belongs = this.#subsets?.predicate(name);
     if (this.#subsets === undefined || belongs === undefined) {
-      throw new InvalidArgumentError('subset', `'${String(name).slice(0, 40)}' is not a subset of the ${this.#noun} store`);
+      throw new InvalidArgumentError(
+        'subset',
+        `'${String(name).slice(0, 40)}' is not a subset of the ${this.#noun} store`,
+      );
     }
     const ids = this.#subsets.entries(name);
     if (ids === undefined) {
@@ -303,10 +312,14 @@ export class RecordStore<T extends object> {
         if (age !== undefined && age > this.#danglingGraceMs && !fs.existsSync(this.#file(id))) subsets.drop(name, id);
         return;
       }
-      await withLock(path.join(this.dir, `${id}.lock`), () => {
-        const rec = this.#read(id);
-        if (rec !== undefined && !belongs(rec)) subsets.drop(name, id);
-      }, { timeout: 0 });
+      await withLock(
+        path.join(this.dir, `${id}.lock`),
+        () => {
+          const rec = this.#read(id);
+          if (rec !== undefined && !belongs(rec)) subsets.drop(name, id);
+        },
+        { timeout: 0 },
+      );
     } catch (e) {
       // Busy (an update is under way, and fixes the entry itself), unreadable, or a full disk:
       // the entry stays extra, and the next listing skips it again.
@@ -437,8 +450,14 @@ export class RecordStore<T extends object> {
     const matches = this.#ids().filter((id) => id.startsWith(ref));
     if (matches.length === 1) return matches[0]!;
     if (matches.length > 1) {
-      const some = matches.slice(0, 3).map((id) => id.slice(0, 12)).join(', ');
-      throw new InvalidArgumentError('id', `'${ref}' matches ${matches.length} ${this.#noun}s (${some}…); give more characters of the id`);
+      const some = matches
+        .slice(0, 3)
+        .map((id) => id.slice(0, 12))
+        .join(', ');
+      throw new InvalidArgumentError(
+        'id',
+        `'${ref}' matches ${matches.length} ${this.#noun}s (${some}…); give more characters of the id`,
+      );
     }
     throw this.#notFound(ref);
   }

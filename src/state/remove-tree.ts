@@ -70,7 +70,9 @@ export async function removeTree(dir: string): Promise<boolean> {
     if (code !== 'ENOTDIR') return false;
     return unlinkQuietlyAsync(dir);
   }
-  const done = await Promise.all(entries.map((e) => (e.isDirectory() ? removeTree(join(dir, e.name)) : unlinkQuietlyAsync(join(dir, e.name)))));
+  const done = await Promise.all(
+    entries.map((e) => (e.isDirectory() ? removeTree(join(dir, e.name)) : unlinkQuietlyAsync(join(dir, e.name)))),
+  );
   if (done.includes(false)) return false;
   try {
     await rmdir(dir);

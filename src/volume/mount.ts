@@ -14,7 +14,10 @@ import { MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID } from '../kernel/constants.js
  * Mounts the file system the driver options `options` describe on `target`: a tmpfs, a bind of
  * `device`, or `device` (a block device, or an image file through a loop device).
  */
-export async function mountVolume(target: string, options: { type?: string; o?: string; device?: string }): Promise<void> {
+export async function mountVolume(
+  target: string,
+  options: { type?: string; o?: string; device?: string },
+): Promise<void> {
   const { type, o = '', device } = options;
   if (type !== 'tmpfs' && type !== 'none' && statSync(device!).isFile()) {
     // The image's previous mount may still live in an exited container's mount namespace,

@@ -77,7 +77,8 @@ const SIZE_RE = /^\d+[kmgKMG]?$/;
 /** Validates `local` driver options; throws InvalidArgumentError naming the option. */
 export function checkDriverOptions(opts: Record<string, string>): void {
   for (const key of Object.keys(opts)) {
-    if (!['type', 'o', 'device'].includes(key)) throw new InvalidArgumentError(`driverOpts.${key}`, 'the local driver takes type, o and device');
+    if (!['type', 'o', 'device'].includes(key))
+      throw new InvalidArgumentError(`driverOpts.${key}`, 'the local driver takes type, o and device');
   }
   const type = opts.type;
   if (type === undefined) {
@@ -87,16 +88,21 @@ export function checkDriverOptions(opts: Record<string, string>): void {
   if (type === 'tmpfs') {
     for (const o of (opts.o ?? '').split(',').filter(Boolean)) {
       const [k, v = ''] = o.split('=');
-      if (k === 'size' && !SIZE_RE.test(v) && !/^\d+%$/.test(v)) throw new InvalidArgumentError('driverOpts.o', `bad tmpfs size '${v}'`);
-      if (k === 'mode' && !/^[0-7]{3,4}$/.test(v)) throw new InvalidArgumentError('driverOpts.o', `bad tmpfs mode '${v}'`);
-      if (!['size', 'mode', 'uid', 'gid', 'nr_inodes'].includes(k!)) throw new InvalidArgumentError('driverOpts.o', `tmpfs option '${k}' is not supported`);
+      if (k === 'size' && !SIZE_RE.test(v) && !/^\d+%$/.test(v))
+        throw new InvalidArgumentError('driverOpts.o', `bad tmpfs size '${v}'`);
+      if (k === 'mode' && !/^[0-7]{3,4}$/.test(v))
+        throw new InvalidArgumentError('driverOpts.o', `bad tmpfs mode '${v}'`);
+      if (!['size', 'mode', 'uid', 'gid', 'nr_inodes'].includes(k!))
+        throw new InvalidArgumentError('driverOpts.o', `tmpfs option '${k}' is not supported`);
     }
     return;
   }
   if (!opts.device) throw new InvalidArgumentError('driverOpts.device', `type=${type} needs a device`);
   if (!opts.device.startsWith('/')) throw new InvalidArgumentError('driverOpts.device', 'must be an absolute path');
-  if (type === 'none' && !(opts.o ?? '').split(',').includes('bind')) throw new InvalidArgumentError('driverOpts.o', 'type=none needs o=bind');
-  if (!/^[a-z0-9]+$/.test(type)) throw new InvalidArgumentError('driverOpts.type', `unknown file system type '${type}'`);
+  if (type === 'none' && !(opts.o ?? '').split(',').includes('bind'))
+    throw new InvalidArgumentError('driverOpts.o', 'type=none needs o=bind');
+  if (!/^[a-z0-9]+$/.test(type))
+    throw new InvalidArgumentError('driverOpts.type', `unknown file system type '${type}'`);
 }
 
 /** The volume manager of one engine root. */
@@ -110,7 +116,12 @@ export class VolumeService {
   constructor(ctx: VolumeServiceContext) {
     this.#ctx = ctx;
     this.#dir = join(ctx.root, 'volumes');
-    this.records = new RecordStore({ dir: this.#dir, kind: 'volume', noun: 'volume', schema: volumeRecordSchema as never });
+    this.records = new RecordStore({
+      dir: this.#dir,
+      kind: 'volume',
+      noun: 'volume',
+      schema: volumeRecordSchema as never,
+    });
   }
 
   /** The host directory containers see for volume `name`. */
@@ -122,15 +133,24 @@ export class VolumeService {
    * Creates a volume, or returns the existing one with that name (idempotent, as
    * `docker volume create`). A name is generated when none is given (an anonymous volume).
    */
-  async create(name: string | undefined, options: { labels?: Record<string, string>; driverOpts?: Record<string, string>; anonymous?: boolean } = {}): Promise<VolumeRecord> {
-    if (name !== undefined && !VOLUME_NAME_RE.test(name)) throw new InvalidArgumentError('name', `'${name}' is not a valid volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
+  async create(
+    name: string | undefined,
+    options: { labels?: Record<string, string>; driverOpts?: Record<string, string>; anonymous?: boolean } = {},
+  ): Promise<VolumeRecord> {
+    if (name !== undefined && !VOLUME_NAME_RE.test(name))
+      throw new InvalidArgumentError('name', `'${name}' is not a valid volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
     checkDriverOptions(options.driverOpts ?? {});
     const n = name ?? randomBytes(32).toString('hex');
     const existing = await this.records.get(n);
     if (existing) return existing;
     const rec: VolumeRecord = {
-      name: n, driver: 'local', created: new Date().toISOString(), labels: options.labels ?? {},
-      options: options.driverOpts ?? {}, anonymous: options.anonymous ?? name === undefined, populated: false,
+      name: n,
+      driver: 'local',
+      created: new Date().toISOString(),
+      labels: options.labels ?? {},
+      options: options.driverOpts ?? {},
+      anonymous: options.anonymous ?? name === undefined,
+      populated: false,
     };
     mkdirSync(this.mountpoint(n), { recursive: true, mode: 0o755 });
     try {
@@ -205,7 +225,10 @@ export class VolumeService {
     const rec = await this.get(name);
     const users = await this.#ctx.users.containersUsing(name);
     if (users.length && !options.force) {
-      throw new ConflictError('IN_USE', `volume '${name}' is in use by container ${users.map((u) => u.slice(0, 12)).join(', ')}; remove the container first or use force`);
+      throw new ConflictError(
+        'IN_USE',
+        `volume '${name}' is in use by container ${users.map((u) => u.slice(0, 12)).join(', ')}; remove the container first or use force`,
+      );
     }
     const target = this.mountpoint(name);
     if (isMountPoint(target)) unmountVolume(target);
@@ -219,11 +242,18 @@ export class VolumeService {
     const out: VolumeRecord[] = [];
     for (const r of await this.records.list()) {
       if (filter.name?.length && !filter.name.some((n) => r.name.includes(n))) continue;
-      if (!(filter.label ?? []).every((l) => {
-        const i = l.indexOf('=');
-        return i < 0 ? l in r.labels : r.labels[l.slice(0, i)] === l.slice(i + 1);
-      })) continue;
-      if (filter.dangling !== undefined && ((await this.#ctx.users.containersUsing(r.name)).length === 0) !== filter.dangling) continue;
+      if (
+        !(filter.label ?? []).every((l) => {
+          const i = l.indexOf('=');
+          return i < 0 ? l in r.labels : r.labels[l.slice(0, i)] === l.slice(i + 1);
+        })
+      )
+        continue;
+      if (
+        filter.dangling !== undefined &&
+        ((await this.#ctx.users.containersUsing(r.name)).length === 0) !== filter.dangling
+      )
+        continue;
       out.push(r);
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -234,7 +264,10 @@ export class VolumeService {
     const removed: string[] = [];
     for (const r of await this.list({ dangling: true })) {
       if (!r.anonymous && !options.all) continue;
-      await this.remove(r.name).then(() => removed.push(r.name), () => undefined);
+      await this.remove(r.name).then(
+        () => removed.push(r.name),
+        () => undefined,
+      );
     }
     return removed;
   }
@@ -245,7 +278,12 @@ export class VolumeService {
   }
 
   async #event(action: string, rec: VolumeRecord): Promise<void> {
-    await this.#ctx.appendEvent({ type: 'volume', action, id: rec.name, attributes: { driver: rec.driver, ...rec.labels } });
+    await this.#ctx.appendEvent({
+      type: 'volume',
+      action,
+      id: rec.name,
+      attributes: { driver: rec.driver, ...rec.labels },
+    });
   }
 }
 

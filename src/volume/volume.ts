@@ -86,7 +86,10 @@ export class Volume {
   /** A handle on volume `name`. */
   constructor(name: string, options: VolumeEngineOption = {}) {
     if (typeof name !== 'string' || !VOLUME_NAME_RE.test(name)) {
-      throw new InvalidArgumentError('name', `'${String(name)}' is not a valid volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
+      throw new InvalidArgumentError(
+        'name',
+        `'${String(name)}' is not a valid volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+      );
     }
     this.name = name;
     this.#engine = engineOption(options);
@@ -124,7 +127,11 @@ export class Volume {
   static async list(options: VolumeListOptions = {}): Promise<VolumeInfo[]> {
     const o = parseOptions(listSchema, options);
     const svc = (engineOption(options) ?? Engine.default()).volumes;
-    const recs = await svc.list({ name: toList(o.name), label: toList(o.label), ...(o.dangling !== undefined ? { dangling: o.dangling } : {}) });
+    const recs = await svc.list({
+      name: toList(o.name),
+      label: toList(o.label),
+      ...(o.dangling !== undefined ? { dangling: o.dangling } : {}),
+    });
     return Promise.all(recs.map(async (r) => toInfo(r, svc.mountpoint(r.name), await svc.usedBy(r.name))));
   }
 
@@ -136,7 +143,13 @@ export class Volume {
 
 function toInfo(r: VolumeRecord, mountpoint: string, usedBy: string[]): VolumeInfo {
   return {
-    name: r.name, driver: r.driver, mountpoint, created: new Date(r.created), labels: r.labels, options: r.options,
-    anonymous: r.anonymous, usedBy,
+    name: r.name,
+    driver: r.driver,
+    mountpoint,
+    created: new Date(r.created),
+    labels: r.labels,
+    options: r.options,
+    anonymous: r.anonymous,
+    usedBy,
   };
 }

@@ -13,7 +13,8 @@ let code = 0;
 
 beforeAll(async () => {
   try {
-    out = (await promisify(execFile)(process.execPath, ['scripts/cgroup2-vm/smoke.mjs'], { maxBuffer: 1 << 22 })).stdout;
+    out = (await promisify(execFile)(process.execPath, ['scripts/cgroup2-vm/smoke.mjs'], { maxBuffer: 1 << 22 }))
+      .stdout;
   } catch (e) {
     const failed = e as { stdout?: string; stderr?: string; code?: number };
     out = `${failed.stdout ?? ''}${failed.stderr ?? ''}`;
@@ -28,7 +29,7 @@ describe('the cgroup v2 smoke program', () => {
     expect(code).toBe(0);
   });
 
-  it('checked each limit file in the container\'s v2 directory', () => {
+  it("checked each limit file in the container's v2 directory", () => {
     for (const file of ['memory.max', 'cpu.max', 'pids.max', 'cgroup.freeze after pause', 'state.oomKilled']) {
       expect(out).toMatch(new RegExp(`^ok {3}${file.replace('.', '\\.')}`, 'm'));
     }

@@ -19,7 +19,13 @@ function setup(options: { coMountCpu?: boolean } = {}): { tree: FakeTree; driver
   const tree = fakeV1Tree(options);
   trees.push(tree);
   const killed: number[] = [];
-  const driver = new V1Driver({ layout: tree.layout, fs: tree.fs, timeoutMs: 300, pollMs: 2, kill: (pid) => void killed.push(pid) });
+  const driver = new V1Driver({
+    layout: tree.layout,
+    fs: tree.fs,
+    timeoutMs: 300,
+    pollMs: 2,
+    kill: (pid) => void killed.push(pid),
+  });
   return { tree, driver, killed };
 }
 
@@ -28,7 +34,16 @@ describe('V1Driver', () => {
     const { tree, driver } = setup();
     const { paths, procsFiles } = await driver.create(
       'abc',
-      withDefaultSwap(parseResources({ memory: '256m', memoryReservation: '128m', cpus: 0.5, cpuShares: 512, cpusetCpus: '1', pids: 64 })),
+      withDefaultSwap(
+        parseResources({
+          memory: '256m',
+          memoryReservation: '128m',
+          cpus: 0.5,
+          cpuShares: 512,
+          cpusetCpus: '1',
+          pids: 64,
+        }),
+      ),
     );
     expect(paths.map((p) => p.slice(tree.root.length + 1)).sort()).toEqual(
       ['blkio', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'memory', 'pids'].map((c) => `${c}/berth/abc`),
@@ -67,7 +82,20 @@ describe('V1Driver', () => {
     expect(devices[0]).toEqual(['devices/berth/abc/devices.deny', 'a']);
     expect(devices.slice(1).map(([, v]) => v)).toEqual([...DEFAULT_DEVICE_RULES.map(formatDeviceRule), 'c 10:229 rwm']);
     expect(devices.slice(1).map(([v]) => v.split('/').pop())).toEqual(Array(13).fill('devices.allow'));
-    for (const rule of ['c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm', 'c 10:200 rwm']) {
+    for (const rule of [
+      'c *:* m',
+      'b *:* m',
+      'c 1:3 rwm',
+      'c 1:5 rwm',
+      'c 1:7 rwm',
+      'c 1:8 rwm',
+      'c 1:9 rwm',
+      'c 5:0 rwm',
+      'c 5:1 rwm',
+      'c 5:2 rwm',
+      'c 136:* rwm',
+      'c 10:200 rwm',
+    ]) {
       expect(tree.read('devices/berth/abc/devices.list')).toContain(`${rule}\n`);
     }
     expect(tree.read('devices/berth/abc/devices.list')).not.toContain('a *:* rwm');
@@ -76,7 +104,10 @@ describe('V1Driver', () => {
   it('refuses an invalid device rule, naming it, before making anything', async () => {
     const { tree, driver } = setup();
     const bad = { type: 'b', major: 4096, minor: 0, access: 'r', allow: true } as const;
-    await expect(driver.create('abc', {}, { devices: [bad] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'devices[0].major' });
+    await expect(driver.create('abc', {}, { devices: [bad] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'devices[0].major',
+    });
     expect(existsSync(`${tree.root}/devices/berth`)).toBe(false);
   });
 
@@ -131,7 +162,10 @@ describe('V1Driver', () => {
     tree.set('memory/berth/abc/memory.usage_in_bytes', '4096000\n');
     tree.set('memory/berth/abc/memory.stat', 'cache 10\nrss 20\ntotal_cache 100\ntotal_rss 200\n');
     tree.set('pids/berth/abc/pids.current', '4\n');
-    tree.set('blkio/berth/abc/blkio.throttle.io_service_bytes_recursive', '8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Total 4608\n8:16 Read 4\n8:16 Write 1\nTotal 4613\n');
+    tree.set(
+      'blkio/berth/abc/blkio.throttle.io_service_bytes_recursive',
+      '8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Total 4608\n8:16 Read 4\n8:16 Write 1\nTotal 4613\n',
+    );
     expect(await driver.stats('abc')).toEqual({
       cpu: { totalNs: 3_000_000, userNs: 2_000_000, systemNs: 1_000_000, throttledNs: 777 },
       memory: { usage: 4096000, limit: 100 * MiB, cache: 100, rss: 200 },

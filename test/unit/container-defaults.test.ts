@@ -4,16 +4,30 @@ import { buildPlan, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { parseResources } from '../../src/runtime/cgroups/index.js';
 import { buildConfig } from '../../src/container/spec.js';
 import {
-  CONTAINER_PLAN_DEFAULTS, DEFAULT_CAPABILITIES, DEFAULT_DEVICES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, withDefaultSwap,
+  CONTAINER_PLAN_DEFAULTS,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_DEVICES,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  withDefaultSwap,
 } from '../../src/container/defaults.js';
 
 const MiB = 1024 * 1024;
 
 const spec: RuntimeSpec = {
-  id: 'c1', hostname: 'h',
+  id: 'c1',
+  hostname: 'h',
   rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [], network: 'new',
-  process: { args: ['true'], env: [], cwd: '/', user: '', noNewPrivileges: false, capabilities: [...DEFAULT_CAPABILITIES] },
+  binds: [],
+  network: 'new',
+  process: {
+    args: ['true'],
+    env: [],
+    cwd: '/',
+    user: '',
+    noNewPrivileges: false,
+    capabilities: [...DEFAULT_CAPABILITIES],
+  },
 };
 
 describe('Docker policy lives in the container service, not in the runtime', () => {
@@ -22,7 +36,11 @@ describe('Docker policy lives in the container service, not in the runtime', () 
     expect(bare.maskedPaths).toEqual([]);
     expect(bare.readonlyPaths).toEqual([]);
     expect(bare.devices).toEqual([]);
-    const own = buildPlan(spec, { maskedPaths: ['/proc/x'], readonlyPaths: ['/proc/y'], devices: [{ path: '/dev/z', major: 1, minor: 3, mode: 0o600 }] });
+    const own = buildPlan(spec, {
+      maskedPaths: ['/proc/x'],
+      readonlyPaths: ['/proc/y'],
+      devices: [{ path: '/dev/z', major: 1, minor: 3, mode: 0o600 }],
+    });
     expect(own.maskedPaths).toEqual(['/proc/x']);
     expect(own.readonlyPaths).toEqual(['/proc/y']);
     expect(own.devices).toEqual([{ path: '/dev/z', major: 1, minor: 3, mode: 0o600 }]);
@@ -42,11 +60,21 @@ describe('Docker policy lives in the container service, not in the runtime', () 
   it('parseResources leaves an absent memorySwap absent; the service gives a memory limit as much swap as memory (2 × memory)', () => {
     expect(parseResources({ memory: '256m' })).toEqual({ memory: 256 * MiB });
     expect(withDefaultSwap(parseResources({ memory: '256m' }))).toEqual({ memory: 256 * MiB, memorySwap: 512 * MiB });
-    expect(withDefaultSwap(parseResources({ memory: '64m', memorySwap: '96m' }))).toEqual({ memory: 64 * MiB, memorySwap: 96 * MiB });
-    expect(withDefaultSwap(parseResources({ memory: '64m', memorySwap: -1 }))).toEqual({ memory: 64 * MiB, memorySwap: -1 });
+    expect(withDefaultSwap(parseResources({ memory: '64m', memorySwap: '96m' }))).toEqual({
+      memory: 64 * MiB,
+      memorySwap: 96 * MiB,
+    });
+    expect(withDefaultSwap(parseResources({ memory: '64m', memorySwap: -1 }))).toEqual({
+      memory: 64 * MiB,
+      memorySwap: -1,
+    });
     expect(withDefaultSwap(parseResources({ pids: 10 }))).toEqual({ pids: 10 });
     // The create options' schema parses the limits once and gives the default swap.
-    const { config } = buildConfig('a'.repeat(64), { cmd: ['sh'] }, { image: 'x', resources: resourcesSchema.parse({ memory: '32m' }) });
+    const { config } = buildConfig(
+      'a'.repeat(64),
+      { cmd: ['sh'] },
+      { image: 'x', resources: resourcesSchema.parse({ memory: '32m' }) },
+    );
     expect(config.resources).toEqual({ memory: 32 * MiB, memorySwap: 64 * MiB });
   });
 });

@@ -129,7 +129,14 @@ describe('copy into a root', () => {
 describe('copy into a root, by the rules of the layer extractor', () => {
   it('keeps a file that a later hardlink entry names as its own target', async () => {
     const { root, fd } = setup();
-    await extractPath(fd, '/dst', makeTar([{ name: 'f', body: 'kept' }, { name: 'f', type: 'link', linkname: 'f' }]));
+    await extractPath(
+      fd,
+      '/dst',
+      makeTar([
+        { name: 'f', body: 'kept' },
+        { name: 'f', type: 'link', linkname: 'f' },
+      ]),
+    );
     expect(fs.readFileSync(join(root, 'dst/f'), 'utf8')).toBe('kept');
     fs.closeSync(fd);
   });
@@ -138,7 +145,17 @@ describe('copy into a root, by the rules of the layer extractor', () => {
     const { root, fd } = setup();
     const name = Buffer.from([0x6e, 0x75, 0x6c, 0xe9]).toString('latin1'); // "nulé" in Latin-1
     const tar = Buffer.concat([
-      encodeHeader({ name, type: 'character-device', mode: 0o666, uid: 0, gid: 0, size: 0, mtime: 1_700_000_000, devmajor: 1, devminor: 3 }),
+      encodeHeader({
+        name,
+        type: 'character-device',
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: 1_700_000_000,
+        devmajor: 1,
+        devminor: 3,
+      }),
       END_OF_ARCHIVE,
     ]);
     await extractPath(fd, '/dst', tar);

@@ -34,7 +34,11 @@ class FakeRuntime implements ContainerRuntime {
     this.children.push(child);
     await new Promise((r) => child.once('spawn', r));
     child.once('exit', (code, signal) => {
-      const status: ExitRecord = { pid: child.pid!, exitCode: signal ? 128 + (signal === 'SIGKILL' ? 9 : 15) : code!, finishedAt: Date.now() };
+      const status: ExitRecord = {
+        pid: child.pid!,
+        exitCode: signal ? 128 + (signal === 'SIGKILL' ? 9 : 15) : code!,
+        finishedAt: Date.now(),
+      };
       if (signal) status.signal = signal === 'SIGKILL' ? 9 : 15;
       try {
         writeFileSync(exitPath, JSON.stringify(status));
@@ -60,10 +64,14 @@ class FakeRuntime implements ContainerRuntime {
   /** Runs the exec's argv on the host (the fake has no namespaces), streaming its output. */
   async exec(plan: ExecPlan, onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void) {
     this.execs.push(plan);
-    const child = spawn(plan.process.args[0]!, plan.process.args.slice(1), { env: Object.fromEntries(plan.process.env.map((e) => e.split('='))) });
+    const child = spawn(plan.process.args[0]!, plan.process.args.slice(1), {
+      env: Object.fromEntries(plan.process.env.map((e) => e.split('='))),
+    });
     child.stdout.on('data', (d: Buffer) => onOutput('stdout', d));
     child.stderr.on('data', (d: Buffer) => onOutput('stderr', d));
-    const exited = new Promise<ExitRecord>((r) => child.on('close', (code) => r({ pid: child.pid!, exitCode: code ?? 1, finishedAt: Date.now() })));
+    const exited = new Promise<ExitRecord>((r) =>
+      child.on('close', (code) => r({ pid: child.pid!, exitCode: code ?? 1, finishedAt: Date.now() })),
+    );
     return { pid: child.pid!, startTime: 0, exited };
   }
 }
@@ -88,7 +96,16 @@ function setup(root = tempDir('svc')) {
     root,
     zygote: runtime,
     networks: {
-      prepareAttachment: async () => ({ bridge: 'br-test', hostIfName: 'vbtest', ifName: 'eth0', mac: '02:42:0a:00:00:02', address: '10.0.0.2/24', gateway: '10.0.0.1', mtu: 1500, defaultRoute: true }),
+      prepareAttachment: async () => ({
+        bridge: 'br-test',
+        hostIfName: 'vbtest',
+        ifName: 'eth0',
+        mac: '02:42:0a:00:00:02',
+        address: '10.0.0.2/24',
+        gateway: '10.0.0.1',
+        mtu: 1500,
+        defaultRoute: true,
+      }),
       releaseAttachment: async () => {
         if (faults.releaseAttachment) throw faults.releaseAttachment;
       },
@@ -131,7 +148,10 @@ describe('container manager', () => {
     const { svc } = setup();
     await svc.create({ image: 'img', name: 'a' });
     await expect(svc.create({ image: 'img', name: 'a' })).rejects.toMatchObject({ code: 'NAME_CONFLICT' });
-    await expect(svc.create({ image: 'img', name: 'b', user: 'x:y:z' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'user' });
+    await expect(svc.create({ image: 'img', name: 'b', user: 'x:y:z' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'user',
+    });
     expect((await svc.list({ all: true })).map((r) => r.name)).toEqual(['a']);
     await svc.start('a');
     await expect(svc.remove('a')).rejects.toMatchObject({ code: 'INVALID_STATE' });
@@ -141,10 +161,19 @@ describe('container manager', () => {
 
   it('reports a start failure on the record and as a typed error', async () => {
     const { svc, runtime } = setup();
-    runtime.fail = new StartFailure({ step: 'exec', message: 'exec: "x": executable file not found in $PATH', kind: 'command', exitCode: 127 });
+    runtime.fail = new StartFailure({
+      step: 'exec',
+      message: 'exec: "x": executable file not found in $PATH',
+      kind: 'command',
+      exitCode: 127,
+    });
     const rec = await svc.create({ image: 'img', command: ['x'] });
     await expect(svc.start(rec.id)).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND', exitCode: 127 });
-    expect((await svc.get(rec.id)).state).toMatchObject({ status: 'created', exitCode: 127, error: expect.stringContaining('not found') });
+    expect((await svc.get(rec.id)).state).toMatchObject({
+      status: 'created',
+      exitCode: 127,
+      error: expect.stringContaining('not found'),
+    });
   });
 
   it('records a container whose owner died without an exit record as exited 137', async () => {
@@ -160,7 +189,11 @@ describe('container manager', () => {
     child.removeAllListeners('exit');
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    expect((await svc.get(rec.id)).state).toMatchObject({ status: 'exited', exitCode: 137, error: expect.stringContaining('owned it exited') });
+    expect((await svc.get(rec.id)).state).toMatchObject({
+      status: 'exited',
+      exitCode: 137,
+      error: expect.stringContaining('owned it exited'),
+    });
   });
 
   it('execs with the container’s env merged under the exec’s, and refuses a stopped container', async () => {
@@ -188,7 +221,12 @@ describe('container manager', () => {
 
   it('releases the volumes a failed start acquired', async () => {
     const { svc, runtime, held } = setup();
-    runtime.fail = new StartFailure({ step: 'exec', message: 'exec: "x": executable file not found in $PATH', kind: 'command', exitCode: 127 });
+    runtime.fail = new StartFailure({
+      step: 'exec',
+      message: 'exec: "x": executable file not found in $PATH',
+      kind: 'command',
+      exitCode: 127,
+    });
     const rec = await svc.create({ image: 'img', command: ['x'], volumes: ['data:/data'] });
     await expect(svc.start(rec.id)).rejects.toMatchObject({ code: 'COMMAND_NOT_FOUND' });
     expect([...held.keys()]).toEqual([]);
@@ -198,16 +236,28 @@ describe('container manager', () => {
     const { svc, held } = setup();
     await svc.create({ image: 'img', name: 'net' });
     const rec = await svc.create({ image: 'img', network: 'container:net', volumes: ['data:/data'] });
-    await expect(svc.start(rec.id)).rejects.toMatchObject({ code: 'NOT_RUNNING', current: 'created', attempted: 'join' });
+    await expect(svc.start(rec.id)).rejects.toMatchObject({
+      code: 'NOT_RUNNING',
+      current: 'created',
+      attempted: 'join',
+    });
     expect([...held.keys()]).toEqual([]);
   });
 
   it('attaches an endpoint a failed start could not release to the start error as its cause', async () => {
     const { svc, runtime, faults } = setup();
-    runtime.fail = new StartFailure({ step: 'exec', message: 'exec: "x": executable file not found in $PATH', kind: 'command', exitCode: 127 });
+    runtime.fail = new StartFailure({
+      step: 'exec',
+      message: 'exec: "x": executable file not found in $PATH',
+      kind: 'command',
+      exitCode: 127,
+    });
     faults.releaseAttachment = new Error('endpoint record unreadable');
     const rec = await svc.create({ image: 'img', command: ['x'] });
-    const e = await svc.start(rec.id).then(() => undefined, (err: unknown) => err as Error);
+    const e = await svc.start(rec.id).then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
     expect(e).toMatchObject({ code: 'COMMAND_NOT_FOUND' });
     expect(e?.cause).toBe(faults.releaseAttachment);
   });
@@ -226,12 +276,14 @@ describe('container manager', () => {
     await expect(svc.get(rec.id)).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
   });
 
-  it('records the process holding a run\'s stdio once, as the run\'s owner, and no stopping flag', async () => {
+  it("records the process holding a run's stdio once, as the run's owner, and no stopping flag", async () => {
     const { svc, runtime, root } = setup();
     runtime.stdio = { stdinFd: 7 };
     const rec = await svc.create({ image: 'img', stdin: true });
     await svc.start(rec.id);
-    const stored = JSON.parse(readFileSync(join(root, 'containers', `${rec.id}.json`), 'utf8')) as { state: Record<string, unknown> };
+    const stored = JSON.parse(readFileSync(join(root, 'containers', `${rec.id}.json`), 'utf8')) as {
+      state: Record<string, unknown>;
+    };
     expect(stored.state).toMatchObject({ ownerPid: process.pid, stdio: { stdinFd: 7 } });
     expect(stored.state.stdio).not.toHaveProperty('holderPid');
     expect(stored.state).not.toHaveProperty('stopping');
@@ -239,7 +291,11 @@ describe('container manager', () => {
 
   it('stores resource limits typed: a record whose limits hold a size string is refused', () => {
     const resources = containerRecordSchema.shape.config.shape.resources;
-    expect(resources.parse({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' })).toEqual({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' });
+    expect(resources.parse({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' })).toEqual({
+      memory: 268435456,
+      memorySwap: 536870912,
+      cpusetCpus: '0',
+    });
     expect(resources.safeParse({ memory: '256m' }).success).toBe(false);
   });
 

@@ -47,10 +47,14 @@ describe('container state table', () => {
 
   it('refuses with INVALID_STATE, naming both states, when the container runs but not in the state the verb needs', () => {
     expect(stateError('exec', 'paused', "'web'")).toMatchObject({
-      code: 'INVALID_STATE', current: 'paused', attempted: 'exec', message: "cannot exec in container 'web': it is paused; unpause it first",
+      code: 'INVALID_STATE',
+      current: 'paused',
+      attempted: 'exec',
+      message: "cannot exec in container 'web': it is paused; unpause it first",
     });
     expect(stateError('remove', 'running', 'abc')).toMatchObject({
-      code: 'INVALID_STATE', message: 'cannot remove container abc: it is running; stop it first or use force',
+      code: 'INVALID_STATE',
+      message: 'cannot remove container abc: it is running; stop it first or use force',
     });
     expect(stateError('unpause', 'exited', 'abc')).toMatchObject({ code: 'INVALID_STATE' });
     expect(stateError('pause', 'paused', 'abc')).toMatchObject({ code: 'INVALID_STATE' });
@@ -58,6 +62,8 @@ describe('container state table', () => {
 
   it('assertCan throws the state error only for a refused verb', () => {
     expect(() => assertCan('kill', 'running', 'abc')).not.toThrow();
-    expect(() => assertCan('kill', 'created', 'abc')).toThrow(expect.objectContaining({ code: 'NOT_RUNNING', current: 'created', attempted: 'kill' }) as Error);
+    expect(() => assertCan('kill', 'created', 'abc')).toThrow(
+      expect.objectContaining({ code: 'NOT_RUNNING', current: 'created', attempted: 'kill' }) as Error,
+    );
   });
 });

@@ -53,7 +53,8 @@ const RUNTIME_ELSEWHERE: Record<string, string> = {
   'image/tar-reader.ts': 'the tar codec (parser)',
   'image/tar-writer.ts': 'the tar codec (writer, reads xattrs)',
   'image/layer-writer.ts': 'applies hostile archives to a directory (mknod, xattrs): used by unpack, copyTo and build',
-  'image/layer-unpack.ts': 'unpacks a layer archive into a new directory (decompress, hash, write through layer-writer)',
+  'image/layer-unpack.ts':
+    'unpacks a layer archive into a new directory (decompress, hash, write through layer-writer)',
 };
 
 /** The rank of `file` (relative to `src/`); throws for a file the rule does not place yet. */
@@ -117,7 +118,11 @@ function readImports(fileName: string, text: string): { specifier: string; typeO
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const arg = node.arguments[0];
       if (arg && ts.isStringLiteralLike(arg)) out.push({ specifier: arg.text, typeOnly: false });
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+    } else if (
+      ts.isImportTypeNode(node) &&
+      ts.isLiteralTypeNode(node.argument) &&
+      ts.isStringLiteral(node.argument.literal)
+    ) {
       out.push({ specifier: node.argument.literal.text, typeOnly: true });
     }
     ts.forEachChild(node, visit);
@@ -158,7 +163,8 @@ function srcImports(): ImportEdge[] {
   return [...edges.values()];
 }
 
-const describeEdge = (e: ImportEdge): string => `${e.from} (${rankOf(e.from)}) imports ${e.typeOnly ? 'types of ' : ''}${e.to} (${rankOf(e.to)})`;
+const describeEdge = (e: ImportEdge): string =>
+  `${e.from} (${rankOf(e.from)}) imports ${e.typeOnly ? 'types of ' : ''}${e.to} (${rankOf(e.to)})`;
 
 /** Imports from a lower rank to a higher one. */
 function upwardImports(edges: readonly ImportEdge[]): string[] {
@@ -167,7 +173,9 @@ function upwardImports(edges: readonly ImportEdge[]): string[] {
 
 /** Imports of `kernel/` from the service and public ranks. */
 function kernelReaches(edges: readonly ImportEdge[]): string[] {
-  return edges.filter((e) => rankOf(e.to) === 'kernel' && (rankOf(e.from) === 'service' || rankOf(e.from) === 'public')).map(describeEdge);
+  return edges
+    .filter((e) => rankOf(e.to) === 'kernel' && (rankOf(e.from) === 'service' || rankOf(e.from) === 'public'))
+    .map(describeEdge);
 }
 
 /**
@@ -210,14 +218,16 @@ function importCircles(edges: readonly ImportEdge[]): string[] {
     }
   };
   for (const v of [...next.keys()].sort()) if (!index.has(v)) connect(v);
-  return components.map((c) => {
-    // A circle through the component's first file, found by a search that stays inside it.
-    const inside = new Set(c);
-    const start = [...c].sort()[0]!;
-    const path = circleFrom(start, next, inside);
-    const pairs = path.slice(0, -1).map((f, i) => `${f} → ${path[i + 1]}`);
-    return `import circle: ${pairs.join(', ')}`;
-  }).sort();
+  return components
+    .map((c) => {
+      // A circle through the component's first file, found by a search that stays inside it.
+      const inside = new Set(c);
+      const start = [...c].sort()[0]!;
+      const path = circleFrom(start, next, inside);
+      const pairs = path.slice(0, -1).map((f, i) => `${f} → ${path[i + 1]}`);
+      return `import circle: ${pairs.join(', ')}`;
+    })
+    .sort();
 }
 
 function circleFrom(start: string, next: ReadonlyMap<string, string[]>, inside: ReadonlySet<string>): string[] {
@@ -250,7 +260,7 @@ describe('the import reader and the rule checks', () => {
       "const j = await import('./j.js');",
       "let k: import('./k.js').K;",
       "/** import { commented } from './not-an-import.js' */",
-      "const s = \"import { x } from './in-a-string.js'\";",
+      'const s = "import { x } from \'./in-a-string.js\'";',
     ].join('\n');
     expect(readImports('x.ts', text)).toEqual([
       { specifier: './a.js', typeOnly: false },
@@ -284,14 +294,16 @@ describe('the import reader and the rule checks', () => {
   });
 
   it('places every file of src/ in a rank', () => {
-    const unplaced = sourceFiles(SRC).map((f) => relative(SRC, f)).filter((f) => {
-      try {
-        rankOf(f);
-        return false;
-      } catch {
-        return true;
-      }
-    });
+    const unplaced = sourceFiles(SRC)
+      .map((f) => relative(SRC, f))
+      .filter((f) => {
+        try {
+          rankOf(f);
+          return false;
+        } catch {
+          return true;
+        }
+      });
     expect(unplaced).toEqual([]);
   });
 });

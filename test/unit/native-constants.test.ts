@@ -9,7 +9,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  CONSTANTS_HEADER, MONITOR_DIR, SHARED_CONSTANTS, SHARED_SIGNALS, SYSCALLS_HEADER, renderConstantsHeader, renderSyscallsHeader, syscallsUsed,
+  CONSTANTS_HEADER,
+  MONITOR_DIR,
+  SHARED_CONSTANTS,
+  SHARED_SIGNALS,
+  SYSCALLS_HEADER,
+  renderConstantsHeader,
+  renderSyscallsHeader,
+  syscallsUsed,
 } from '../../scripts/gen-native-constants.js';
 import { SYSCALL_TABLES } from '../../src/runtime/seccomp/syscall-tables.js';
 import * as K from '../../src/kernel/constants.js';
@@ -26,7 +33,9 @@ describe('native constants', () => {
 
   it('constants.h gives every shared name the value constants.ts has', () => {
     const text = readFileSync(CONSTANTS_HEADER, 'utf8');
-    const values = Object.fromEntries([...text.matchAll(/\b(\w+) = (-?(?:0x[0-9a-f]+|\d+)),/g)].map((m) => [m[1], Number(m[2])]));
+    const values = Object.fromEntries(
+      [...text.matchAll(/\b(\w+) = (-?(?:0x[0-9a-f]+|\d+)),/g)].map((m) => [m[1], Number(m[2])]),
+    );
     const expected = Object.fromEntries([
       ...SHARED_CONSTANTS.map((n) => [n, K[n]]),
       ...SHARED_SIGNALS.map((n) => [n, K.SIGNALS[n]]),
@@ -39,7 +48,8 @@ describe('native constants', () => {
     const again: string[] = [];
     for (const file of cSources()) {
       const text = readFileSync(join(MONITOR_DIR, file), 'utf8');
-      for (const name of names) if (new RegExp(`\\b${name}\\s*=[^=]|#define\\s+${name}\\b`).test(text)) again.push(`${file}: ${name}`);
+      for (const name of names)
+        if (new RegExp(`\\b${name}\\s*=[^=]|#define\\s+${name}\\b`).test(text)) again.push(`${file}: ${name}`);
     }
     expect(again).toEqual([]);
   });
@@ -52,8 +62,10 @@ describe('native constants', () => {
   it('syscalls.h numbers each system call as the kernel headers do on x86_64 and on aarch64', () => {
     const text = readFileSync(SYSCALLS_HEADER, 'utf8');
     const arm = text.indexOf('#elif defined(__aarch64__)');
-    const numbers = (part: string) => Object.fromEntries([...part.matchAll(/\bNR_(\w+) = (\d+),/g)].map((m) => [m[1], Number(m[2])]));
-    const expected = (arch: 'x86_64' | 'aarch64') => Object.fromEntries(syscallsUsed().map((n) => [n, SYSCALL_TABLES[arch][n]]));
+    const numbers = (part: string) =>
+      Object.fromEntries([...part.matchAll(/\bNR_(\w+) = (\d+),/g)].map((m) => [m[1], Number(m[2])]));
+    const expected = (arch: 'x86_64' | 'aarch64') =>
+      Object.fromEntries(syscallsUsed().map((n) => [n, SYSCALL_TABLES[arch][n]]));
     expect(numbers(text.slice(0, arm))).toEqual(expected('x86_64'));
     expect(numbers(text.slice(arm))).toEqual(expected('aarch64'));
   });

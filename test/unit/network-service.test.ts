@@ -154,7 +154,11 @@ describe('NetworkService', () => {
     await svc.connect(cid(1), 4242, { network: 'app', name: 'web' });
     const add = dp.calls.find((c) => c.op === 'addInterface')!;
     expect(add.args[0]).toBe(4242);
-    expect(add.args[1]).toMatchObject({ ifName: 'eth0', address: '10.89.1.2/24', bridge: (await svc.get('app')).bridge });
+    expect(add.args[1]).toMatchObject({
+      ifName: 'eth0',
+      address: '10.89.1.2/24',
+      bridge: (await svc.get('app')).bridge,
+    });
     await svc.disconnect(cid(1), 4242, 'app');
     expect(dp.calls.find((c) => c.op === 'removeInterface')!.args).toEqual([4242, 'eth0']);
     expect((await svc.get('app')).endpoints).toEqual({});

@@ -9,10 +9,19 @@ import { CLONE_NEWNET, CLONE_NEWNS } from '../../src/kernel/constants.js';
 const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
 
 const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
-  id: 'c1', hostname: 'h',
+  id: 'c1',
+  hostname: 'h',
   rootfs: { lowerDirs: ['/l2', '/l1'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [], network: 'new',
-  process: { args: ['true'], env: [], cwd: '/', user: '', noNewPrivileges: false, capabilities: [...DEFAULT_CAPABILITIES] },
+  binds: [],
+  network: 'new',
+  process: {
+    args: ['true'],
+    env: [],
+    cwd: '/',
+    user: '',
+    noNewPrivileges: false,
+    capabilities: [...DEFAULT_CAPABILITIES],
+  },
   ...over,
 });
 
@@ -44,7 +53,9 @@ describe('capabilities', () => {
   it('resolves add/drop/ALL/privileged', () => {
     expect(resolveCapabilities([], ['ALL'], false)).toEqual([]);
     // "All" is every capability this process can give: its bounding set.
-    const held = Object.entries(CAPABILITIES).filter(([, bit]) => (boundingSet() >> BigInt(bit)) & 1n).map(([name]) => name);
+    const held = Object.entries(CAPABILITIES)
+      .filter(([, bit]) => (boundingSet() >> BigInt(bit)) & 1n)
+      .map(([name]) => name);
     expect(held.length).toBeGreaterThan(30);
     expect(resolveCapabilities(['ALL'], [], false)).toEqual(held);
     expect(resolveCapabilities([], [], true)).toEqual(held);
@@ -54,8 +65,16 @@ describe('capabilities', () => {
 });
 
 describe('user resolution', () => {
-  const passwd = parsePasswd([['root', 'x', '0', '0', 'root', '/root', '/bin/sh'], ['app', 'x', '1000', '1000', '', '/home/app', '/bin/sh']]);
-  const groups = parseGroup([['root', 'x', '0', ''], ['app', 'x', '1000', ''], ['extra', 'x', '2000', 'app,other'], ['more', 'x', '3000', 'app']]);
+  const passwd = parsePasswd([
+    ['root', 'x', '0', '0', 'root', '/root', '/bin/sh'],
+    ['app', 'x', '1000', '1000', '', '/home/app', '/bin/sh'],
+  ]);
+  const groups = parseGroup([
+    ['root', 'x', '0', ''],
+    ['app', 'x', '1000', ''],
+    ['extra', 'x', '2000', 'app,other'],
+    ['more', 'x', '3000', 'app'],
+  ]);
   it.each([
     ['', { uid: 0, gid: 0, additionalGids: [0], home: '/root' }],
     ['app', { uid: 1000, gid: 1000, additionalGids: [1000, 2000, 3000], home: '/home/app' }],
@@ -66,7 +85,9 @@ describe('user resolution', () => {
     expect(resolveUserFrom(s, passwd, groups)).toEqual(expected);
   });
   it('names a missing user or group as Docker does', () => {
-    expect(() => resolveUserFrom('ghost', passwd, groups)).toThrow('unable to find user ghost: no matching entries in passwd file');
+    expect(() => resolveUserFrom('ghost', passwd, groups)).toThrow(
+      'unable to find user ghost: no matching entries in passwd file',
+    );
     expect(() => resolveUserFrom('app:ghost', passwd, groups)).toThrow('unable to find group ghost');
   });
 });

@@ -18,7 +18,15 @@ import * as fs from 'node:fs';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { close } from '../../kernel/fd.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../../kernel/constants.js';
-import { FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC, FSOPEN_CLOEXEC, fsconfig, fsmount, fsopen } from '../../kernel/fsmount.js';
+import {
+  FSCONFIG_CMD_CREATE,
+  FSCONFIG_SET_STRING,
+  FSMOUNT_CLOEXEC,
+  FSOPEN_CLOEXEC,
+  fsconfig,
+  fsmount,
+  fsopen,
+} from '../../kernel/fsmount.js';
 import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../../kernel/openat2.js';
 import { TarExtractor, errnoOf, fdPath as at } from '../../image/layer-writer.js';
 import { TarReader } from '../../image/tar-reader.js';
@@ -53,11 +61,19 @@ function splitPath(path: string): [dir: string, base: string] {
 /** Opens `path` (a directory) inside the root `rootFd`, following symlinks inside the root only. */
 function openDirInRoot(rootFd: number, path: string, field: string): number {
   try {
-    return openat2(rootFd, path === '' ? '/' : path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    return openat2(
+      rootFd,
+      path === '' ? '/' : path,
+      O_PATH | O_DIRECTORY | O_CLOEXEC,
+      0,
+      RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    );
   } catch (e) {
     const code = errnoOf(e);
-    if (code === 'ENOENT') throw new NotFoundError('path', path, `'${path}' does not exist in the container`, { cause: e });
-    if (code === 'ENOTDIR') throw new InvalidArgumentError(field, `'${path}' is not a directory in the container`, { cause: e });
+    if (code === 'ENOENT')
+      throw new NotFoundError('path', path, `'${path}' does not exist in the container`, { cause: e });
+    if (code === 'ENOTDIR')
+      throw new InvalidArgumentError(field, `'${path}' is not a directory in the container`, { cause: e });
     throw e;
   }
 }
@@ -112,7 +128,8 @@ export async function extractPath(rootFd: number, path: string, source: TarSourc
     sink.finish();
   } catch (e) {
     sink.abort();
-    if (e instanceof InvalidArgumentError && e.field === 'layer') throw new InvalidArgumentError('tar', e.message, { cause: e });
+    if (e instanceof InvalidArgumentError && e.field === 'layer')
+      throw new InvalidArgumentError('tar', e.message, { cause: e });
     throw e;
   } finally {
     close(dest);

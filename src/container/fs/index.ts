@@ -36,7 +36,12 @@ export interface ContainerFsHost {
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
 function mountPoints(rec: ContainerRecord): Set<string> {
-  return new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', ...rec.config.mounts.map((m) => m.target.replace(/\/+$/, ''))]);
+  return new Set([
+    '/etc/hosts',
+    '/etc/hostname',
+    '/etc/resolv.conf',
+    ...rec.config.mounts.map((m) => m.target.replace(/\/+$/, '')),
+  ]);
 }
 
 /** The file operations on the containers of one manager. */
@@ -134,10 +139,19 @@ export class ContainerFs {
             lock.release();
             continue;
           }
-          throw new BerthError('KERNEL', `cannot reach the root of container ${this.#host.label(now)}: its process root cannot be opened; retry`);
+          throw new BerthError(
+            'KERNEL',
+            `cannot reach the root of container ${this.#host.label(now)}: its process root cannot be opened; retry`,
+          );
         }
         const fd = mountDetachedOverlay(p.upper, p.work, now.layerDirs);
-        return { fd, release: () => { close(fd); lock.release(); } };
+        return {
+          fd,
+          release: () => {
+            close(fd);
+            lock.release();
+          },
+        };
       } catch (e) {
         lock.release();
         throw e;

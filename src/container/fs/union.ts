@@ -61,7 +61,10 @@ function readdir(p: Buffer): Buffer[] {
  * of one of its parents, or an opaque parent.
  */
 export function existsInLayers(layers: readonly string[], rel: Buffer): boolean {
-  const parts = rel.toString('latin1').split('/').filter((p) => p !== '');
+  const parts = rel
+    .toString('latin1')
+    .split('/')
+    .filter((p) => p !== '');
   for (const layer of layers) {
     let cur = Buffer.from(layer, 'utf8');
     for (let i = 0; i < parts.length; i++) {
@@ -92,7 +95,11 @@ export function existsInLayers(layers: readonly string[], rel: Buffer): boolean 
  * as `A`. Sorted by path. The empty stubs the runtime made for `mountPoints` (and directories
  * copied up only to hold them) are not changes, as Docker keeps them in its init layer.
  */
-export function upperChanges(upper: string, layers: readonly string[], mountPoints: ReadonlySet<string> = new Set()): ContainerChange[] {
+export function upperChanges(
+  upper: string,
+  layers: readonly string[],
+  mountPoints: ReadonlySet<string> = new Set(),
+): ContainerChange[] {
   const out: ContainerChange[] = [];
   const root = Buffer.from(upper, 'utf8');
   /** Returns whether anything under `rel` was reported. */
@@ -141,7 +148,11 @@ function hadMountPointUnder(dir: string, mountPoints: ReadonlySet<string>): bool
  * before children, names sorted; the empty stubs made for `mountPoints` absent from `layers` are
  * left out.
  */
-export function* walkUpper(upper: string, layers: readonly string[] = [], mountPoints: ReadonlySet<string> = new Set()): Generator<WalkItem> {
+export function* walkUpper(
+  upper: string,
+  layers: readonly string[] = [],
+  mountPoints: ReadonlySet<string> = new Set(),
+): Generator<WalkItem> {
   const root = Buffer.from(upper, 'utf8');
   function* walk(rel: Buffer): Generator<WalkItem> {
     for (const n of readdir(join(root, rel))) {
@@ -154,7 +165,12 @@ export function* walkUpper(upper: string, layers: readonly string[] = [], mountP
         yield { name, path, st, whiteout: true };
         continue;
       }
-      if (mountPoints.size > 0 && isMountStub(`/${childRel.toString('utf8')}`, path, st, mountPoints) && !existsInLayers(layers, childRel)) continue;
+      if (
+        mountPoints.size > 0 &&
+        isMountStub(`/${childRel.toString('utf8')}`, path, st, mountPoints) &&
+        !existsInLayers(layers, childRel)
+      )
+        continue;
       const opaque = st.isDirectory() && isOpaque(path);
       yield { name, path, st, ...(opaque ? { opaque } : {}) };
       if (st.isDirectory()) yield* walk(childRel);
@@ -209,7 +225,9 @@ export function* walkUnion(dirs: readonly string[]): Generator<WalkItem> {
         seen.set(key, { name: n, path, st, dirLayers: isDir ? [layer] : [], closed: isDir && isOpaque(path) });
       }
     }
-    const entries = [...seen.values()].filter((e): e is UnionEntry => e !== null).sort((a, b) => Buffer.compare(a.name, b.name));
+    const entries = [...seen.values()]
+      .filter((e): e is UnionEntry => e !== null)
+      .sort((a, b) => Buffer.compare(a.name, b.name));
     for (const e of entries) {
       if (e.st.isSocket()) continue;
       const childRel = rel.length === 0 ? e.name : join(rel, e.name);

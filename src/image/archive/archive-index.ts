@@ -119,7 +119,8 @@ export class ArchiveIndex implements ArchiveReader {
           if (contentSize === 0) continue;
           const padded = Math.ceil(contentSize / BLOCK) * BLOCK;
           if (pos + padded > fileSize) throw new InvalidArgumentError('archive', `'${printable(e.name)}' is truncated`);
-          for (let left = padded; left > 0; left -= ZEROS.length) reader.write(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
+          for (let left = padded; left > 0; left -= ZEROS.length)
+            reader.write(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
           pos += padded;
         }
         reader.end();
@@ -157,9 +158,11 @@ export class ArchiveIndex implements ArchiveReader {
     let current = wanted;
     for (let depth = 0; depth <= MAX_LINK_DEPTH; depth++) {
       const m = this.#resolveParents(current);
-      if (m === undefined) throw new InvalidArgumentError('archive', `'${printable(wanted)}' is missing from the archive`);
+      if (m === undefined)
+        throw new InvalidArgumentError('archive', `'${printable(wanted)}' is missing from the archive`);
       if (m.type === 'file') return { name: wanted, offset: m.offset, size: m.size };
-      if (m.type !== 'symlink' && m.type !== 'link') throw new InvalidArgumentError('archive', `'${printable(wanted)}' is not a regular file in the archive`);
+      if (m.type !== 'symlink' && m.type !== 'link')
+        throw new InvalidArgumentError('archive', `'${printable(wanted)}' is not a regular file in the archive`);
       current = m.target;
     }
     throw unsafe(wanted, 'is a link loop');
@@ -198,7 +201,11 @@ export class ArchiveIndex implements ArchiveReader {
  * @throws InvalidArgumentError (field `archive`) when it is larger than `limit` or cut short.
  */
 export async function readRange(path: string, file: ArchiveFile, limit = 16 << 20): Promise<Buffer> {
-  if (file.size > limit) throw new InvalidArgumentError('archive', `'${printable(file.name)}' has ${file.size} bytes, more than the ${limit} expected`);
+  if (file.size > limit)
+    throw new InvalidArgumentError(
+      'archive',
+      `'${printable(file.name)}' has ${file.size} bytes, more than the ${limit} expected`,
+    );
   const buf = Buffer.alloc(file.size);
   const fh = await fs.promises.open(path, 'r');
   try {
@@ -217,7 +224,11 @@ export async function readRange(path: string, file: ArchiveFile, limit = 16 << 2
 /** Streams a file's byte range from `path`, starting `skip` bytes in. */
 export function streamRange(path: string, file: ArchiveFile, skip = 0): Readable {
   if (file.size - skip <= 0) return Readable.from([]);
-  return fs.createReadStream(path, { start: file.offset + skip, end: file.offset + file.size - 1, highWaterMark: 1 << 20 });
+  return fs.createReadStream(path, {
+    start: file.offset + skip,
+    end: file.offset + file.size - 1,
+    highWaterMark: 1 << 20,
+  });
 }
 
 function add(members: Map<string, ArchiveMember>, e: TarEntry, offset: number, size: number): void {
@@ -226,7 +237,10 @@ function add(members: Map<string, ArchiveMember>, e: TarEntry, offset: number, s
   let target = '';
   if (e.type === 'symlink') {
     if (e.linkname.startsWith('/')) throw unsafe(e.name, 'is a symlink to an absolute path');
-    target = cleanArchivePath(posix.join(posix.dirname(name), e.linkname), 'is a symlink that points outside the archive');
+    target = cleanArchivePath(
+      posix.join(posix.dirname(name), e.linkname),
+      'is a symlink that points outside the archive',
+    );
   } else if (e.type === 'link') {
     target = cleanArchivePath(e.linkname, 'is a hardlink that points outside the archive');
   }

@@ -13,7 +13,15 @@ import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError } from '../../errors.js';
 import { printable } from '../layer-writer.js';
-import { MAX_LINK_DEPTH, cleanArchivePath, readRange, streamRange, unsafe, type ArchiveFile, type ArchiveReader } from './archive-index.js';
+import {
+  MAX_LINK_DEPTH,
+  cleanArchivePath,
+  readRange,
+  streamRange,
+  unsafe,
+  type ArchiveFile,
+  type ArchiveReader,
+} from './archive-index.js';
 
 /** A directory holding an image layout. */
 export class DirectoryLayout implements ArchiveReader {
@@ -43,8 +51,10 @@ export class DirectoryLayout implements ArchiveReader {
   resolve(name: string): ArchiveFile {
     const wanted = cleanArchivePath(name, 'points outside the image layout');
     const found = this.#walk(wanted, true);
-    if (found === undefined) throw new InvalidArgumentError('archive', `'${printable(wanted)}' is missing from the image layout`);
-    if (!found.st.isFile()) throw new InvalidArgumentError('archive', `'${printable(wanted)}' is not a regular file in the image layout`);
+    if (found === undefined)
+      throw new InvalidArgumentError('archive', `'${printable(wanted)}' is missing from the image layout`);
+    if (!found.st.isFile())
+      throw new InvalidArgumentError('archive', `'${printable(wanted)}' is not a regular file in the image layout`);
     return { name: wanted, offset: 0, size: found.st.size, path: join(this.root, found.rel) };
   }
 
@@ -73,7 +83,10 @@ export class DirectoryLayout implements ArchiveReader {
         if (++links > MAX_LINK_DEPTH) throw unsafe(rel, 'is a link loop');
         const target = fs.readlinkSync(join(this.root, here));
         if (target.startsWith('/')) throw unsafe(here, 'is a symlink to an absolute path');
-        const joined = cleanArchivePath(posix.join(done.join('/'), target, ...rest), 'is a symlink that points outside the image layout');
+        const joined = cleanArchivePath(
+          posix.join(done.join('/'), target, ...rest),
+          'is a symlink that points outside the image layout',
+        );
         parts = joined === '' ? [] : joined.split('/');
         done = [];
         st = fs.lstatSync(this.root);

@@ -21,13 +21,15 @@ import type { ImageReference } from '../reference.js';
 import type { ArchiveReader } from './archive-index.js';
 import { archiveReference, digestInName, parseDocument, readVerified, type PlannedImage } from './plan.js';
 
-const manifestSchema = z.array(
-  z.looseObject({
-    Config: z.string().min(1),
-    RepoTags: z.array(z.string()).nullable().optional(),
-    Layers: z.array(z.string().min(1)),
-  }),
-).min(1);
+const manifestSchema = z
+  .array(
+    z.looseObject({
+      Config: z.string().min(1),
+      RepoTags: z.array(z.string()).nullable().optional(),
+      Layers: z.array(z.string().min(1)),
+    }),
+  )
+  .min(1);
 
 /** Whether the archive is a docker-archive (it has `manifest.json`). */
 export function isDockerArchive(index: ArchiveReader): boolean {
@@ -45,7 +47,12 @@ export async function readDockerArchive(index: ArchiveReader): Promise<PlannedIm
   const out: PlannedImage[] = [];
   for (const [i, item] of manifest.entries()) {
     const configFile = index.resolve(item.Config);
-    const { bytes: config, digest: id } = await readVerified(index, configFile, digestInName(configFile.name), 64 << 20);
+    const { bytes: config, digest: id } = await readVerified(
+      index,
+      configFile,
+      digestInName(configFile.name),
+      64 << 20,
+    );
     const refs = (item.RepoTags ?? []).map((t) => archiveReference(t, `manifest.json entry ${i}`));
     const layers = item.Layers.map((l) => {
       const file = index.resolve(l);
@@ -88,11 +95,20 @@ export function v1LayerIds(diffIds: readonly string[]): string[] {
 
 /** The `json` file of a legacy layer directory. */
 export function v1LayerJson(id: string, parent: string | undefined): string {
-  return JSON.stringify({ id, ...(parent === undefined ? {} : { parent }), created: '1970-01-01T00:00:00Z', container_config: {}, os: 'linux' });
+  return JSON.stringify({
+    id,
+    ...(parent === undefined ? {} : { parent }),
+    created: '1970-01-01T00:00:00Z',
+    container_config: {},
+    os: 'linux',
+  });
 }
 
 /** `manifest.json` and `repositories` for the images of a save. */
-export function dockerDocuments(images: readonly DockerArchiveImage[]): { manifest: string; repositories: string | undefined } {
+export function dockerDocuments(images: readonly DockerArchiveImage[]): {
+  manifest: string;
+  repositories: string | undefined;
+} {
   const manifest = images.map((img) => {
     const ids = v1LayerIds(img.diffIds);
     return {
@@ -110,5 +126,8 @@ export function dockerDocuments(images: readonly DockerArchiveImage[]): { manife
       (repos[r.familiarName] ??= {})[r.tag] = top;
     }
   }
-  return { manifest: JSON.stringify(manifest), repositories: Object.keys(repos).length === 0 ? undefined : `${JSON.stringify(repos)}\n` };
+  return {
+    manifest: JSON.stringify(manifest),
+    repositories: Object.keys(repos).length === 0 ? undefined : `${JSON.stringify(repos)}\n`,
+  };
 }

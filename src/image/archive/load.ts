@@ -59,15 +59,29 @@ export interface LoadArchiveOptions {
  * Opens the archive: a tar file in place, a directory as an image layout, and anything else
  * (stream, bytes) spooled into a private file under the layer store's staging directory.
  */
-async function openArchive(ctx: LoadContext, source: ImportSource, signal?: AbortSignal): Promise<{ reader: ArchiveReader; cleanup(): Promise<void> }> {
+async function openArchive(
+  ctx: LoadContext,
+  source: ImportSource,
+  signal?: AbortSignal,
+): Promise<{ reader: ArchiveReader; cleanup(): Promise<void> }> {
   const none = async (): Promise<void> => undefined;
   if (typeof source === 'string') {
     const st = await fs.promises.stat(source).catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('path', source, `'${source}' does not exist; give an image archive (tar) or an image layout directory`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new NotFoundError(
+          'path',
+          source,
+          `'${source}' does not exist; give an image archive (tar) or an image layout directory`,
+          { cause: e },
+        );
       throw e;
     });
     if (st.isDirectory()) return { reader: new DirectoryLayout(source), cleanup: none };
-    if (!st.isFile()) throw new InvalidArgumentError('source', `'${source}' is not a file or directory; give an image archive (tar) made by save`);
+    if (!st.isFile())
+      throw new InvalidArgumentError(
+        'source',
+        `'${source}' is not a file or directory; give an image archive (tar) made by save`,
+      );
     return { reader: await ArchiveIndex.scan(source), cleanup: none };
   }
   const dir = join(ctx.layers.dir, 'staging');
@@ -76,7 +90,11 @@ async function openArchive(ctx: LoadContext, source: ImportSource, signal?: Abor
   const cleanup = (): Promise<void> => fs.promises.rm(path, { force: true });
   try {
     const input = source instanceof Uint8Array ? [source] : (source as AsyncIterable<Uint8Array>);
-    await pipeline(input, fs.createWriteStream(path, { flags: 'wx', mode: 0o600 }), signal === undefined ? {} : { signal });
+    await pipeline(
+      input,
+      fs.createWriteStream(path, { flags: 'wx', mode: 0o600 }),
+      signal === undefined ? {} : { signal },
+    );
     return { reader: await ArchiveIndex.scan(path), cleanup };
   } catch (e) {
     await cleanup();
@@ -88,7 +106,10 @@ async function openArchive(ctx: LoadContext, source: ImportSource, signal?: Abor
 async function plan(index: ArchiveReader, want: Platform): Promise<{ format: ArchiveFormat; images: PlannedImage[] }> {
   if (isDockerArchive(index)) return { format: 'docker', images: await readDockerArchive(index) };
   if (isOciLayout(index)) return { format: 'oci', images: await readOciLayout(index, want) };
-  throw new InvalidArgumentError('archive', 'this is neither a docker-archive (no manifest.json) nor an OCI image layout (no oci-layout and index.json)');
+  throw new InvalidArgumentError(
+    'archive',
+    'this is neither a docker-archive (no manifest.json) nor an OCI image layout (no oci-layout and index.json)',
+  );
 }
 
 /** Checks a planned image's config and returns its diffIDs and creation time. */
@@ -96,13 +117,23 @@ function checkConfig(img: PlannedImage): { diffIds: string[]; created: string | 
   const config = parseDocument(img.config, ociImageConfigSchema, `config ${img.id}`);
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== img.layers.length) {
-    throw new InvalidArgumentError('archive', `image ${img.id} lists ${img.layers.length} layers but its config has ${diffIds.length} diffIDs`);
+    throw new InvalidArgumentError(
+      'archive',
+      `image ${img.id} lists ${img.layers.length} layers but its config has ${diffIds.length} diffIDs`,
+    );
   }
   return { diffIds, created: config.created };
 }
 
 /** Stages one layer from its byte range, checking the blob digest as it streams. */
-async function stageLayer(ctx: LoadContext, index: ArchiveReader, layer: PlannedLayer, diffId: string, options: LoadArchiveOptions, emit: (p: LoadProgress) => void): Promise<StagedLayer> {
+async function stageLayer(
+  ctx: LoadContext,
+  index: ArchiveReader,
+  layer: PlannedLayer,
+  diffId: string,
+  options: LoadArchiveOptions,
+  emit: (p: LoadProgress) => void,
+): Promise<StagedLayer> {
   const hash = createHash('sha256');
   let read = 0;
   const total = layer.file.size;
@@ -114,13 +145,20 @@ async function stageLayer(ctx: LoadContext, index: ArchiveReader, layer: Planned
       yield chunk;
     }
   }
-  const staged = await ctx.layers.stage(counted(), { expectedDiffId: diffId, ...(options.signal ? { signal: options.signal } : {}) });
+  const staged = await ctx.layers.stage(counted(), {
+    expectedDiffId: diffId,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   try {
     // The unpacker may stop at the end of the compressed stream: hash what it left unread.
-    if (read < total) for await (const chunk of index.stream(layer.file, read) as AsyncIterable<Buffer>) hash.update(chunk);
+    if (read < total)
+      for await (const chunk of index.stream(layer.file, read) as AsyncIterable<Buffer>) hash.update(chunk);
     const got = `sha256:${hash.digest('hex')}`;
     if (layer.blobDigest !== undefined && got !== layer.blobDigest) {
-      throw new InvalidArgumentError('archive', `layer blob '${layer.file.name}' has digest ${got}, but the archive says ${layer.blobDigest}; the archive is corrupt or was tampered with`);
+      throw new InvalidArgumentError(
+        'archive',
+        `layer blob '${layer.file.name}' has digest ${got}, but the archive says ${layer.blobDigest}; the archive is corrupt or was tampered with`,
+      );
     }
   } catch (e) {
     await staged.discard();
@@ -157,7 +195,12 @@ async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) 
  *   paths escaping the archive and for layers escaping their directory; NotFoundError for a
  *   missing path. The store is unchanged after any failure.
  */
-export async function loadArchive(ctx: LoadContext, source: ImportSource, options: LoadArchiveOptions, emit: (p: LoadProgress) => void): Promise<LoadedImage[]> {
+export async function loadArchive(
+  ctx: LoadContext,
+  source: ImportSource,
+  options: LoadArchiveOptions,
+  emit: (p: LoadProgress) => void,
+): Promise<LoadedImage[]> {
   options.signal?.throwIfAborted();
   const want = options.platform ?? hostPlatform();
   const { reader: index, cleanup } = await openArchive(ctx, source, options.signal);
@@ -177,7 +220,12 @@ export async function loadArchive(ctx: LoadContext, source: ImportSource, option
     const images = [...byId.values()];
     for (const img of images) {
       if (img.platform !== undefined) {
-        emit({ id: img.platform.manifest, status: 'Selected platform', platform: img.platform.chosen, available: img.platform.available });
+        emit({
+          id: img.platform.manifest,
+          status: 'Selected platform',
+          platform: img.platform.chosen,
+          available: img.platform.available,
+        });
       }
     }
     const todo = new Map<string, PlannedLayer>();
@@ -200,10 +248,19 @@ export async function loadArchive(ctx: LoadContext, source: ImportSource, option
         for (const d of img.diffIds) {
           const s = staged.get(d);
           const info = s !== undefined ? await ctx.layers.commit(s) : ctx.layers.get(d);
-          if (info === undefined) throw new BerthError('CONFLICT', `layer ${d} was removed by another process during the load; load the archive again`);
+          if (info === undefined)
+            throw new BerthError(
+              'CONFLICT',
+              `layer ${d} was removed by another process during the load; load the archive again`,
+            );
           size += info.size;
         }
-        const record: ImageRecord = { id: img.id, layers: img.diffIds, size, created: img.created ?? new Date().toISOString() };
+        const record: ImageRecord = {
+          id: img.id,
+          layers: img.diffIds,
+          size,
+          created: img.created ?? new Date().toISOString(),
+        };
         ctx.records.put(record);
         const refs = ctx.records.refs();
         for (const r of img.refs) refs[r.toString()] = img.id;
@@ -216,7 +273,12 @@ export async function loadArchive(ctx: LoadContext, source: ImportSource, option
     return images.map((img) => {
       const refs = img.refs.map((r) => r.familiar);
       for (const ref of refs.length === 0 ? [undefined] : refs) {
-        emit({ id: img.id, status: 'Loaded image', ...(ref === undefined ? {} : { ref }), ...(img.platform ? { platform: img.platform.chosen } : {}) });
+        emit({
+          id: img.id,
+          status: 'Loaded image',
+          ...(ref === undefined ? {} : { ref }),
+          ...(img.platform ? { platform: img.platform.chosen } : {}),
+        });
       }
       return { id: img.id, refs, format, ...(img.platform === undefined ? {} : { platform: img.platform.chosen }) };
     });

@@ -41,7 +41,8 @@ export const CONTAINERD_NAME = 'io.containerd.image.name';
 /** The OCI annotation for a descriptor's name (a tag, or a whole reference). */
 export const OCI_REF_NAME = 'org.opencontainers.image.ref.name';
 
-const LAYER_TYPE = /^application\/vnd\.(?:oci\.image\.layer(?:\.nondistributable)?\.v1\.tar(?:\+gzip|\+zstd)?|docker\.image\.rootfs(?:\.foreign)?\.diff\.tar(?:\.gzip)?)$/;
+const LAYER_TYPE =
+  /^application\/vnd\.(?:oci\.image\.layer(?:\.nondistributable)?\.v1\.tar(?:\+gzip|\+zstd)?|docker\.image\.rootfs(?:\.foreign)?\.diff\.tar(?:\.gzip)?)$/;
 
 const descriptor = z.looseObject({
   mediaType: z.string().optional(),
@@ -52,11 +53,21 @@ const descriptor = z.looseObject({
 });
 type Descriptor = z.infer<typeof descriptor>;
 
-const indexSchema = z.looseObject({ schemaVersion: z.literal(2).optional(), mediaType: z.string().optional(), manifests: z.array(descriptor) });
-const manifestSchema = z.looseObject({ schemaVersion: z.literal(2), mediaType: z.string().optional(), config: descriptor, layers: z.array(descriptor) });
+const indexSchema = z.looseObject({
+  schemaVersion: z.literal(2).optional(),
+  mediaType: z.string().optional(),
+  manifests: z.array(descriptor),
+});
+const manifestSchema = z.looseObject({
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  config: descriptor,
+  layers: z.array(descriptor),
+});
 const layoutSchema = z.looseObject({ imageLayoutVersion: z.string() });
 
-const isIndex = (d: { mediaType?: string | undefined }): boolean => d.mediaType === MEDIA_TYPES.ociIndex || d.mediaType === MEDIA_TYPES.dockerList;
+const isIndex = (d: { mediaType?: string | undefined }): boolean =>
+  d.mediaType === MEDIA_TYPES.ociIndex || d.mediaType === MEDIA_TYPES.dockerList;
 
 /** Whether the archive is an OCI layout (`oci-layout` and `index.json`). */
 export function isOciLayout(index: ArchiveReader): boolean {
@@ -65,7 +76,11 @@ export function isOciLayout(index: ArchiveReader): boolean {
 
 async function blob(index: ArchiveReader, d: Descriptor, what: string): Promise<Buffer> {
   const file = index.resolve(`blobs/sha256/${d.digest.slice(7)}`);
-  if (file.size !== d.size) throw new InvalidArgumentError('archive', `${what} ${d.digest} has ${file.size} bytes, but its descriptor says ${d.size}`);
+  if (file.size !== d.size)
+    throw new InvalidArgumentError(
+      'archive',
+      `${what} ${d.digest} has ${file.size} bytes, but its descriptor says ${d.size}`,
+    );
   return (await readVerified(index, file, d.digest, 64 << 20)).bytes;
 }
 
@@ -79,11 +94,18 @@ function nameOf(d: Descriptor): ImageReference | undefined {
 }
 
 /** Picks the descriptor for `want` among platform-specific ones. */
-function choose(list: readonly Descriptor[], want: Platform, where: string): { chosen: Descriptor; available: string[] } {
+function choose(
+  list: readonly Descriptor[],
+  want: Platform,
+  where: string,
+): { chosen: Descriptor; available: string[] } {
   const available = list.filter((d) => d.platform !== undefined).map((d) => formatPlatform(d.platform as Platform));
   const chosen = list.find((d) => platformMatches(d.platform, want));
   if (chosen === undefined) {
-    throw new InvalidArgumentError('platform', `${where} has no image for ${formatPlatform(want)} (it has ${available.join(', ') || 'none'}); pass { platform } to pick one`);
+    throw new InvalidArgumentError(
+      'platform',
+      `${where} has no image for ${formatPlatform(want)} (it has ${available.join(', ') || 'none'}); pass { platform } to pick one`,
+    );
   }
   return { chosen, available };
 }
@@ -94,13 +116,15 @@ function choose(list: readonly Descriptor[], want: Platform, where: string): { c
  * @throws InvalidArgumentError (fields `archive`, `platform`); UnsafeLayerError.
  */
 export async function readOciLayout(index: ArchiveReader, want: Platform): Promise<PlannedImage[]> {
-  const layout = parseDocument((await index.read(index.resolve('oci-layout'), 1 << 16)), layoutSchema, 'oci-layout');
-  if (!layout.imageLayoutVersion.startsWith('1.')) throw new InvalidArgumentError('archive', `OCI layout version ${layout.imageLayoutVersion} is not supported`);
+  const layout = parseDocument(await index.read(index.resolve('oci-layout'), 1 << 16), layoutSchema, 'oci-layout');
+  if (!layout.imageLayoutVersion.startsWith('1.'))
+    throw new InvalidArgumentError('archive', `OCI layout version ${layout.imageLayoutVersion} is not supported`);
   const top = parseDocument(await index.read(index.resolve('index.json')), indexSchema, 'index.json');
   // Platform-specific manifests listed at the top level are one image: keep the one for `want`.
   const groups = new Map<string, Descriptor[]>();
   for (const d of top.manifests) {
-    const key = !isIndex(d) && d.platform !== undefined ? `platform:${nameOf(d)?.toString() ?? ''}` : `single:${groups.size}`;
+    const key =
+      !isIndex(d) && d.platform !== undefined ? `platform:${nameOf(d)?.toString() ?? ''}` : `single:${groups.size}`;
     groups.set(key, [...(groups.get(key) ?? []), d]);
   }
   const out: PlannedImage[] = [];
@@ -124,23 +148,41 @@ export async function readOciLayout(index: ArchiveReader, want: Platform): Promi
         platform = { chosen: formatPlatform(chosen.platform as Platform), available, manifest: chosen.digest };
       }
     }
-    out.push({ ...(await readManifest(index, manifestDesc)), refs: ref === undefined ? [] : [ref], ...(platform === undefined ? {} : { platform }) });
+    out.push({
+      ...(await readManifest(index, manifestDesc)),
+      refs: ref === undefined ? [] : [ref],
+      ...(platform === undefined ? {} : { platform }),
+    });
   }
   return out;
 }
 
 async function readManifest(index: ArchiveReader, d: Descriptor): Promise<Omit<PlannedImage, 'refs'>> {
-  if (d.mediaType !== undefined && d.mediaType !== MEDIA_TYPES.ociManifest && d.mediaType !== MEDIA_TYPES.dockerManifest) {
-    throw new InvalidArgumentError('archive', `index.json lists ${d.digest} of type ${d.mediaType}, which is not an image manifest`);
+  if (
+    d.mediaType !== undefined &&
+    d.mediaType !== MEDIA_TYPES.ociManifest &&
+    d.mediaType !== MEDIA_TYPES.dockerManifest
+  ) {
+    throw new InvalidArgumentError(
+      'archive',
+      `index.json lists ${d.digest} of type ${d.mediaType}, which is not an image manifest`,
+    );
   }
   const m = parseDocument(await blob(index, d, 'manifest'), manifestSchema, `manifest ${d.digest}`);
   const config = await blob(index, m.config, 'config');
   const layers: PlannedLayer[] = m.layers.map((l) => {
     if (l.mediaType !== undefined && !LAYER_TYPE.test(l.mediaType)) {
-      throw new InvalidArgumentError('archive', `manifest ${d.digest} has a layer of type ${l.mediaType}, which berth cannot unpack`);
+      throw new InvalidArgumentError(
+        'archive',
+        `manifest ${d.digest} has a layer of type ${l.mediaType}, which berth cannot unpack`,
+      );
     }
     const file = index.resolve(`blobs/sha256/${l.digest.slice(7)}`);
-    if (file.size !== l.size) throw new InvalidArgumentError('archive', `layer ${l.digest} has ${file.size} bytes, but its descriptor says ${l.size}`);
+    if (file.size !== l.size)
+      throw new InvalidArgumentError(
+        'archive',
+        `layer ${l.digest} has ${file.size} bytes, but its descriptor says ${l.size}`,
+      );
     return { file, blobDigest: l.digest };
   });
   return { id: m.config.digest, config, layers };
@@ -168,12 +210,20 @@ export function ociManifest(img: OciLayoutImage): { manifest: string; entries: o
     config: { mediaType: MEDIA_TYPES.ociConfig, digest: img.id, size: img.configSize },
     layers: img.layers.map((l) => ({ mediaType: MEDIA_TYPES.ociLayer, digest: l.diffId, size: l.size })),
   });
-  const base = { mediaType: MEDIA_TYPES.ociManifest, digest: sha256Digest(manifest), size: Buffer.byteLength(manifest) };
+  const base = {
+    mediaType: MEDIA_TYPES.ociManifest,
+    digest: sha256Digest(manifest),
+    size: Buffer.byteLength(manifest),
+  };
   const names = img.refs.length === 0 ? [undefined] : img.refs;
   const entries = names.map((r) => ({
     ...base,
     ...(r === undefined ? {} : { annotations: { [CONTAINERD_NAME]: r.toString(), [OCI_REF_NAME]: r.tag ?? 'latest' } }),
-    platform: { architecture: img.platform.architecture, os: img.platform.os, ...(img.platform.variant ? { variant: img.platform.variant } : {}) },
+    platform: {
+      architecture: img.platform.architecture,
+      os: img.platform.os,
+      ...(img.platform.variant ? { variant: img.platform.variant } : {}),
+    },
   }));
   return { manifest, entries };
 }

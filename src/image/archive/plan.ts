@@ -44,7 +44,11 @@ export function parseDocument<T>(bytes: Buffer, schema: z.ZodType<T>, what: stri
   const r = schema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new InvalidArgumentError('archive', `${what} is malformed at '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'invalid'}`, { cause: r.error });
+    throw new InvalidArgumentError(
+      'archive',
+      `${what} is malformed at '${issue?.path.join('.') ?? ''}': ${issue?.message ?? 'invalid'}`,
+      { cause: r.error },
+    );
   }
   return r.data;
 }
@@ -54,11 +58,19 @@ export function parseDocument<T>(bytes: Buffer, schema: z.ZodType<T>, what: stri
  *
  * @throws InvalidArgumentError (field `archive`) on a mismatch.
  */
-export async function readVerified(index: ArchiveReader, file: ArchiveFile, digest: string | undefined, limit?: number): Promise<{ bytes: Buffer; digest: string }> {
+export async function readVerified(
+  index: ArchiveReader,
+  file: ArchiveFile,
+  digest: string | undefined,
+  limit?: number,
+): Promise<{ bytes: Buffer; digest: string }> {
   const bytes = await index.read(file, limit);
   const got = sha256Digest(bytes);
   if (digest !== undefined && got !== digest) {
-    throw new InvalidArgumentError('archive', `'${file.name}' has digest ${got}, but the archive says ${digest}; the archive is corrupt or was tampered with`);
+    throw new InvalidArgumentError(
+      'archive',
+      `'${file.name}' has digest ${got}, but the archive says ${digest}; the archive is corrupt or was tampered with`,
+    );
   }
   return { bytes, digest: got };
 }
@@ -79,8 +91,11 @@ export function archiveReference(ref: string, where: string): ImageReference {
   try {
     parsed = parseReference(ref, { field: 'archive' });
   } catch (e) {
-    throw new InvalidArgumentError('archive', `${where} names '${ref}', which is not a valid image reference`, { cause: e });
+    throw new InvalidArgumentError('archive', `${where} names '${ref}', which is not a valid image reference`, {
+      cause: e,
+    });
   }
-  if (parsed.digest !== undefined) throw new InvalidArgumentError('archive', `${where} names '${ref}', a digest reference; only tags can be loaded`);
+  if (parsed.digest !== undefined)
+    throw new InvalidArgumentError('archive', `${where} names '${ref}', a digest reference; only tags can be loaded`);
   return parsed;
 }

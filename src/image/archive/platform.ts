@@ -18,7 +18,13 @@ export interface Platform {
 }
 
 /** Kernel and toolchain names of architectures, to OCI names. */
-const ALIASES: Readonly<Record<string, string>> = { x86_64: 'amd64', aarch64: 'arm64', i386: '386', i686: '386', armhf: 'arm' };
+const ALIASES: Readonly<Record<string, string>> = {
+  x86_64: 'amd64',
+  aarch64: 'arm64',
+  i386: '386',
+  i686: '386',
+  armhf: 'arm',
+};
 
 /** This machine's platform, from `process.arch` mapped to OCI names. */
 export function hostPlatform(): Platform {
@@ -39,7 +45,10 @@ export function formatPlatform(p: Platform): string {
 export function parsePlatform(s: string, field = 'platform'): Platform {
   const parts = s.split('/');
   if (parts.some((p) => !/^[a-z0-9][a-z0-9._-]*$/i.test(p)) || parts.length > 3) {
-    throw new InvalidArgumentError(field, `'${s}' is not a platform; expected os/architecture[/variant], like linux/arm64`);
+    throw new InvalidArgumentError(
+      field,
+      `'${s}' is not a platform; expected os/architecture[/variant], like linux/arm64`,
+    );
   }
   const [a, b, c] = parts as [string, string?, string?];
   const p: Platform = b === undefined ? { os: 'linux', architecture: a } : { os: a, architecture: b };

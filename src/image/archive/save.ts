@@ -61,7 +61,11 @@ async function* layerMember(layers: LayerStore, name: string, diffId: string, in
     if (written > info.tarSize) break;
     yield chunk;
   }
-  if (written !== info.tarSize) throw new BerthError('INTERNAL', `layer ${diffId} rebuilt as ${written} bytes, but ${info.tarSize} were recorded; remove and re-import the image`);
+  if (written !== info.tarSize)
+    throw new BerthError(
+      'INTERNAL',
+      `layer ${diffId} rebuilt as ${written} bytes, but ${info.tarSize} were recorded; remove and re-import the image`,
+    );
   yield pad(info.tarSize);
 }
 
@@ -79,7 +83,12 @@ async function gather(ctx: SaveContext, images: readonly SaveImage[]): Promise<L
     const parsed = JSON.parse(config.toString('utf8')) as OciImageConfig;
     const layers = parsed.rootfs.diff_ids.map((diffId) => {
       const info = ctx.layers.get(diffId);
-      if (info === undefined) throw new NotFoundError('image', img.id, `layer ${diffId} of image ${img.id} is missing from the layer store; pull or load the image again`);
+      if (info === undefined)
+        throw new NotFoundError(
+          'image',
+          img.id,
+          `layer ${diffId} of image ${img.id} is missing from the layer store; pull or load the image again`,
+        );
       return { diffId, info };
     });
     out.push({ img, config, parsed, layers });
@@ -92,7 +101,11 @@ async function gather(ctx: SaveContext, images: readonly SaveImage[]): Promise<L
  *
  * @throws NotFoundError (through the stream) when an image or one of its layers is gone.
  */
-export async function* saveArchive(ctx: SaveContext, images: readonly SaveImage[], format: ArchiveFormat): AsyncGenerator<Buffer> {
+export async function* saveArchive(
+  ctx: SaveContext,
+  images: readonly SaveImage[],
+  format: ArchiveFormat,
+): AsyncGenerator<Buffer> {
   const all = await gather(ctx, images);
   if (format === 'docker') yield* dockerArchive(ctx, all);
   else yield* ociLayout(ctx, all);
@@ -119,7 +132,9 @@ async function* dockerArchive(ctx: SaveContext, all: readonly Loaded[]): AsyncGe
     done.add(name);
     yield file(name, config);
   }
-  const docs = dockerDocuments(all.map(({ img, layers }) => ({ id: img.id, refs: img.refs, diffIds: layers.map((l) => l.diffId) })));
+  const docs = dockerDocuments(
+    all.map(({ img, layers }) => ({ id: img.id, refs: img.refs, diffIds: layers.map((l) => l.diffId) })),
+  );
   yield file('manifest.json', docs.manifest);
   if (docs.repositories !== undefined) yield file('repositories', docs.repositories);
 }
@@ -139,17 +154,27 @@ async function* ociLayout(ctx: SaveContext, all: readonly Loaded[]): AsyncGenera
     const layout: OciLayoutImage = {
       id: img.id,
       configSize: config.length,
-      platform: { os: parsed.os, architecture: parsed.architecture, ...(parsed.variant === undefined ? {} : { variant: parsed.variant }) },
+      platform: {
+        os: parsed.os,
+        architecture: parsed.architecture,
+        ...(parsed.variant === undefined ? {} : { variant: parsed.variant }),
+      },
       refs: img.refs,
       layers: layers.map((l) => ({ diffId: l.diffId, size: l.info.tarSize })),
     };
     const { manifest, entries: named } = ociManifest(layout);
-    for (const [digest, body] of [[img.id, config], [(named[0] as { digest: string }).digest, Buffer.from(manifest)]] as const) {
+    for (const [digest, body] of [
+      [img.id, config],
+      [(named[0] as { digest: string }).digest, Buffer.from(manifest)],
+    ] as const) {
       if (done.has(digest)) continue;
       done.add(digest);
       yield file(`blobs/sha256/${digest.slice(7)}`, body);
     }
     entries.push(...named);
   }
-  yield file('index.json', JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries }));
+  yield file(
+    'index.json',
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries }),
+  );
 }

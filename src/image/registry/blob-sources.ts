@@ -57,6 +57,8 @@ export class BlobSources {
     }
     if (repo !== undefined && !entry.repos.includes(repo)) entry.repos = [repo, ...entry.repos].slice(0, MAX_REPOS);
     mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    writeFileAtomicSync(join(this.#dir, `${digestHex(diffId, 'diffId')}.json`), JSON.stringify({ sources: all }), { fsync: false });
+    writeFileAtomicSync(join(this.#dir, `${digestHex(diffId, 'diffId')}.json`), JSON.stringify({ sources: all }), {
+      fsync: false,
+    });
   }
 }

@@ -25,7 +25,8 @@ export function parseChallenges(header: string | string[] | undefined): Challeng
       const scheme = /^([A-Za-z][\w!#$%&'*+.^`|~-]*)(?:\s+|$)(?![=])/.exec(s);
       const param = /^([\w!#$%&'*+.^`|~-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?\s*/.exec(s);
       if (param && current) {
-        current.params[(param[1] as string).toLowerCase()] = param[2] !== undefined ? param[2].replace(/\\(.)/g, '$1') : (param[3] ?? '');
+        current.params[(param[1] as string).toLowerCase()] =
+          param[2] !== undefined ? param[2].replace(/\\(.)/g, '$1') : (param[3] ?? '');
         s = s.slice(param[0].length);
       } else if (scheme) {
         current = { scheme: (scheme[1] as string).toLowerCase(), params: {} };

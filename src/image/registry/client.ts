@@ -84,7 +84,8 @@ export class RegistryClient {
     this.#insecure = isInsecure(domain, hub.settings.insecureRegistries);
     this.#retries = hub.settings.registryRetries ?? 3;
     this.#delay = hub.settings.registryRetryDelay ?? 250;
-    this.#credId = auth === undefined ? '-' : createHash('sha256').update(JSON.stringify(auth)).digest('hex').slice(0, 16);
+    this.#credId =
+      auth === undefined ? '-' : createHash('sha256').update(JSON.stringify(auth)).digest('hex').slice(0, 16);
   }
 
   /** The pull scope of `repo`. */
@@ -120,12 +121,23 @@ export class RegistryClient {
       return { base, challenge: ch };
     }
     if (res.statusCode >= 200 && res.statusCode < 300) return { base, challenge: undefined };
-    throw new RegistryError(res.statusCode >= 500 || res.statusCode === 429 ? 'REGISTRY_UNREACHABLE' : 'REGISTRY', this.domain,
-      `registry ${this.domain} answered ${res.statusCode} to /v2/; is it an OCI distribution registry?`, { status: res.statusCode });
+    throw new RegistryError(
+      res.statusCode >= 500 || res.statusCode === 429 ? 'REGISTRY_UNREACHABLE' : 'REGISTRY',
+      this.domain,
+      `registry ${this.domain} answered ${res.statusCode} to /v2/; is it an OCI distribution registry?`,
+      { status: res.statusCode },
+    );
   }
 
   /** One HTTP exchange with retries on dropped connections, 5xx and 429. */
-  async #raw(method: string, url: string | URL, headers: Headers, body: Buffer | undefined, signal: AbortSignal | undefined, retries = this.#retries): Promise<Response> {
+  async #raw(
+    method: string,
+    url: string | URL,
+    headers: Headers,
+    body: Buffer | undefined,
+    signal: AbortSignal | undefined,
+    retries = this.#retries,
+  ): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
@@ -145,7 +157,13 @@ export class RegistryClient {
           continue;
         }
         const why = (e as Error)?.message ?? String(e);
-        throw new RegistryError('REGISTRY_UNREACHABLE', this.domain, `cannot reach registry ${this.domain} (${String(url)}): ${why}; check that it is running and reachable`, {}, { cause: e });
+        throw new RegistryError(
+          'REGISTRY_UNREACHABLE',
+          this.domain,
+          `cannot reach registry ${this.domain} (${String(url)}): ${why}; check that it is running and reachable`,
+          {},
+          { cause: e },
+        );
       }
       if ((res.statusCode >= 500 || res.statusCode === 429) && attempt < retries) {
         const after = retryAfterMs(res.headers['retry-after']);
@@ -162,7 +180,7 @@ export class RegistryClient {
     let target = new URL(url);
     let sameHost = true;
     let reauthed = false;
-    for (let redirects = 0; ; ) {
+    for (let redirects = 0; ;) {
       const headers: Headers = { ...init.headers };
       if (sameHost) {
         const a = await this.#authorization(init.scopes, init.signal);
@@ -170,7 +188,12 @@ export class RegistryClient {
       }
       const res = await this.#raw(method, target, headers, init.body, init.signal);
       const location = res.headers.location;
-      if (REDIRECTS.includes(res.statusCode) && typeof location === 'string' && (method === 'GET' || method === 'HEAD') && redirects < 10) {
+      if (
+        REDIRECTS.includes(res.statusCode) &&
+        typeof location === 'string' &&
+        (method === 'GET' || method === 'HEAD') &&
+        redirects < 10
+      ) {
         await res.body.dump();
         const next = new URL(location, target);
         if (next.host !== target.host) sameHost = false;
@@ -225,17 +248,37 @@ export class RegistryClient {
     return `Bearer ${t.token}`;
   }
 
-  async #fetchToken(challenge: Challenge, scopes: string[], signal?: AbortSignal): Promise<{ token: string; expiresIn?: number; issuedAt?: string }> {
+  async #fetchToken(
+    challenge: Challenge,
+    scopes: string[],
+    signal?: AbortSignal,
+  ): Promise<{ token: string; expiresIn?: number; issuedAt?: string }> {
     const realm = challenge.params.realm;
-    if (!realm) throw new RegistryError('REGISTRY_AUTH', this.domain, `registry ${this.domain} asks for a bearer token but names no token service (realm)`);
+    if (!realm)
+      throw new RegistryError(
+        'REGISTRY_AUTH',
+        this.domain,
+        `registry ${this.domain} asks for a bearer token but names no token service (realm)`,
+      );
     const service = challenge.params.service;
     const auth = this.#auth;
     let res: Response;
     if (auth !== undefined && 'identitytoken' in auth) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: auth.identitytoken, client_id: 'berth', access_type: 'offline' });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: auth.identitytoken,
+        client_id: 'berth',
+        access_type: 'offline',
+      });
       if (service) form.set('service', service);
       if (scopes.length > 0) form.set('scope', scopes.join(' '));
-      res = await this.#raw('POST', realm, { 'content-type': 'application/x-www-form-urlencoded' }, Buffer.from(form.toString()), signal);
+      res = await this.#raw(
+        'POST',
+        realm,
+        { 'content-type': 'application/x-www-form-urlencoded' },
+        Buffer.from(form.toString()),
+        signal,
+      );
     } else {
       const url = new URL(realm);
       if (service) url.searchParams.set('service', service);
@@ -251,20 +294,41 @@ export class RegistryClient {
     }
     const text = await res.body.text();
     if (res.statusCode === 401 || res.statusCode === 403) {
-      throw new RegistryError('REGISTRY_AUTH', this.domain, `the token service of ${this.domain} refused ${auth === undefined ? 'anonymous access' : 'the credentials'} (${res.statusCode}); log in or check the credentials`, { status: res.statusCode, ...specCode(text) });
+      throw new RegistryError(
+        'REGISTRY_AUTH',
+        this.domain,
+        `the token service of ${this.domain} refused ${auth === undefined ? 'anonymous access' : 'the credentials'} (${res.statusCode}); log in or check the credentials`,
+        { status: res.statusCode, ...specCode(text) },
+      );
     }
     if (res.statusCode !== 200) {
-      throw new RegistryError('REGISTRY', this.domain, `the token service of ${this.domain} answered ${res.statusCode}: ${text.slice(0, 200)}`, { status: res.statusCode });
+      throw new RegistryError(
+        'REGISTRY',
+        this.domain,
+        `the token service of ${this.domain} answered ${res.statusCode}: ${text.slice(0, 200)}`,
+        { status: res.statusCode },
+      );
     }
     let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
     try {
       body = JSON.parse(text) as typeof body;
     } catch (e) {
-      throw new RegistryError('REGISTRY', this.domain, `the token service of ${this.domain} sent invalid JSON`, {}, { cause: e });
+      throw new RegistryError(
+        'REGISTRY',
+        this.domain,
+        `the token service of ${this.domain} sent invalid JSON`,
+        {},
+        { cause: e },
+      );
     }
     const token = body.token ?? body.access_token;
-    if (!token) throw new RegistryError('REGISTRY_AUTH', this.domain, `the token service of ${this.domain} sent no token`);
-    return { token, ...(body.expires_in === undefined ? {} : { expiresIn: body.expires_in }), ...(body.issued_at === undefined ? {} : { issuedAt: body.issued_at }) };
+    if (!token)
+      throw new RegistryError('REGISTRY_AUTH', this.domain, `the token service of ${this.domain} sent no token`);
+    return {
+      token,
+      ...(body.expires_in === undefined ? {} : { expiresIn: body.expires_in }),
+      ...(body.issued_at === undefined ? {} : { issuedAt: body.issued_at }),
+    };
   }
 
   // ── manifests ─────────────────────────────────────────────────────────────────────────────
@@ -275,19 +339,39 @@ export class RegistryClient {
    *
    * @throws RegistryError (`IMAGE_NOT_FOUND` on 404, `REGISTRY` with `DIGEST_INVALID` on a mismatch).
    */
-  async getManifest(repo: string, reference: string, accept: readonly string[], signal?: AbortSignal): Promise<FetchedManifest> {
+  async getManifest(
+    repo: string,
+    reference: string,
+    accept: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<FetchedManifest> {
     const url = await this.#url(`${repo}/manifests/${reference}`, signal);
-    const res = await this.#send('GET', url, { headers: { accept: accept.join(', ') }, scopes: [RegistryClient.pullScope(repo)], signal });
+    const res = await this.#send('GET', url, {
+      headers: { accept: accept.join(', ') },
+      scopes: [RegistryClient.pullScope(repo)],
+      signal,
+    });
     const what = `manifest ${this.domain}/${repo}:${reference}`;
     if (res.statusCode !== 200) throw await responseError(res, this.domain, what);
-    const bytes = await readLimited(res.body, MANIFEST_LIMIT, () => new RegistryError('REGISTRY', this.domain, `${what} is larger than ${MANIFEST_LIMIT} bytes`));
+    const bytes = await readLimited(
+      res.body,
+      MANIFEST_LIMIT,
+      () => new RegistryError('REGISTRY', this.domain, `${what} is larger than ${MANIFEST_LIMIT} bytes`),
+    );
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const expected = reference.includes(':') ? reference : headerString(res.headers['docker-content-digest']);
     if (expected !== undefined && expected.startsWith('sha256:') && expected !== digest) {
-      throw new RegistryError('REGISTRY', this.domain, `${what} has digest ${digest}, expected ${expected}; the registry sent wrong content`, { registryCode: 'DIGEST_INVALID' });
+      throw new RegistryError(
+        'REGISTRY',
+        this.domain,
+        `${what} has digest ${digest}, expected ${expected}; the registry sent wrong content`,
+        { registryCode: 'DIGEST_INVALID' },
+      );
     }
     if (expected !== undefined && !expected.startsWith('sha256:') && reference.includes(':')) {
-      throw new RegistryError('REGISTRY', this.domain, `${what}: only sha256 digests are supported`, { registryCode: 'DIGEST_INVALID' });
+      throw new RegistryError('REGISTRY', this.domain, `${what}: only sha256 digests are supported`, {
+        registryCode: 'DIGEST_INVALID',
+      });
     }
     let mediaType = headerString(res.headers['content-type'])?.split(';')[0]?.trim() ?? '';
     if (!mediaType || mediaType === 'application/json' || mediaType === 'text/plain') {
@@ -305,10 +389,22 @@ export class RegistryClient {
    *
    * @throws RegistryError.
    */
-  async putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<string> {
+  async putManifest(
+    repo: string,
+    reference: string,
+    bytes: Buffer,
+    mediaType: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
     const url = await this.#url(`${repo}/manifests/${reference}`, signal);
-    const res = await this.#send('PUT', url, { headers: { 'content-type': mediaType }, body: bytes, scopes: [RegistryClient.pushScope(repo)], signal });
-    if (res.statusCode !== 201 && res.statusCode !== 200) throw await responseError(res, this.domain, `pushing manifest ${this.domain}/${repo}:${reference}`);
+    const res = await this.#send('PUT', url, {
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      scopes: [RegistryClient.pushScope(repo)],
+      signal,
+    });
+    if (res.statusCode !== 201 && res.statusCode !== 200)
+      throw await responseError(res, this.domain, `pushing manifest ${this.domain}/${repo}:${reference}`);
     await res.body.dump();
     return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   }
@@ -322,12 +418,19 @@ export class RegistryClient {
    * @throws RegistryError (`IMAGE_NOT_FOUND` on 404, …); the body fails with `REGISTRY`
    *   (`DIGEST_INVALID` / `SIZE_INVALID`) on a mismatch.
    */
-  async openBlob(repo: string, digest: string, options: { expectedSize?: number; signal?: AbortSignal } = {}): Promise<BlobDownload> {
+  async openBlob(
+    repo: string,
+    digest: string,
+    options: { expectedSize?: number; signal?: AbortSignal } = {},
+  ): Promise<BlobDownload> {
     const url = await this.#url(`${repo}/blobs/${digest}`, options.signal);
     const res = await this.#send('GET', url, { scopes: [RegistryClient.pullScope(repo)], signal: options.signal });
     if (res.statusCode !== 200) throw await responseError(res, this.domain, `blob ${digest} of ${repo}`);
     const length = Number(headerString(res.headers['content-length']));
-    return { size: Number.isFinite(length) && length >= 0 ? length : options.expectedSize, body: this.#verified(res.body, digest, options.expectedSize) };
+    return {
+      size: Number.isFinite(length) && length >= 0 ? length : options.expectedSize,
+      body: this.#verified(res.body, digest, options.expectedSize),
+    };
   }
 
   async *#verified(body: Response['body'], digest: string, expectedSize: number | undefined): AsyncGenerator<Buffer> {
@@ -338,7 +441,12 @@ export class RegistryClient {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         size += chunk.byteLength;
         if (expectedSize !== undefined && size > expectedSize) {
-          throw new RegistryError('REGISTRY', this.domain, `blob ${digest} is larger than the ${expectedSize} bytes its manifest says`, { registryCode: 'SIZE_INVALID' });
+          throw new RegistryError(
+            'REGISTRY',
+            this.domain,
+            `blob ${digest} is larger than the ${expectedSize} bytes its manifest says`,
+            { registryCode: 'SIZE_INVALID' },
+          );
         }
         hash.update(chunk);
         yield chunk;
@@ -348,14 +456,26 @@ export class RegistryClient {
       if (!done) body.destroy();
     }
     const got = `sha256:${hash.digest('hex')}`;
-    if (got !== digest) throw new RegistryError('REGISTRY', this.domain, `blob ${digest} arrived with digest ${got}; the registry sent wrong content`, { registryCode: 'DIGEST_INVALID' });
+    if (got !== digest)
+      throw new RegistryError(
+        'REGISTRY',
+        this.domain,
+        `blob ${digest} arrived with digest ${got}; the registry sent wrong content`,
+        { registryCode: 'DIGEST_INVALID' },
+      );
     if (expectedSize !== undefined && size !== expectedSize) {
-      throw new RegistryError('REGISTRY', this.domain, `blob ${digest} has ${size} bytes, expected ${expectedSize}`, { registryCode: 'SIZE_INVALID' });
+      throw new RegistryError('REGISTRY', this.domain, `blob ${digest} has ${size} bytes, expected ${expectedSize}`, {
+        registryCode: 'SIZE_INVALID',
+      });
     }
   }
 
   /** Reads a whole (small) blob and verifies it. */
-  async fetchBlob(repo: string, digest: string, options: { expectedSize?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+  async fetchBlob(
+    repo: string,
+    digest: string,
+    options: { expectedSize?: number; signal?: AbortSignal } = {},
+  ): Promise<Buffer> {
     const { body } = await this.openBlob(repo, digest, options);
     const parts: Buffer[] = [];
     for await (const c of body) parts.push(c);
@@ -376,7 +496,11 @@ export class RegistryClient {
    * Starts an upload session, or mounts the blob `mount.digest` from the repository `mount.from`
    * of the same registry. Returns `{ mounted: true }` when the mount worked, else the session's URL.
    */
-  async startUpload(repo: string, mount?: { digest: string; from: string }, signal?: AbortSignal): Promise<{ mounted: true } | { mounted: false; location: URL }> {
+  async startUpload(
+    repo: string,
+    mount?: { digest: string; from: string },
+    signal?: AbortSignal,
+  ): Promise<{ mounted: true } | { mounted: false; location: URL }> {
     const url = await this.#url(`${repo}/blobs/uploads/`, signal);
     const scopes = [RegistryClient.pushScope(repo)];
     if (mount !== undefined) {
@@ -396,7 +520,8 @@ export class RegistryClient {
 
   #location(res: Response, base: URL): URL {
     const loc = headerString(res.headers.location);
-    if (!loc) throw new RegistryError('REGISTRY', this.domain, `registry ${this.domain} started an upload without a Location`);
+    if (!loc)
+      throw new RegistryError('REGISTRY', this.domain, `registry ${this.domain} started an upload without a Location`);
     return new URL(loc, base);
   }
 
@@ -465,8 +590,14 @@ export class RegistryClient {
     const digest = `sha256:${hash.digest('hex')}`;
     const url = new URL(location);
     url.searchParams.set('digest', digest);
-    const res = await this.#send('PUT', url, { headers: { 'content-length': '0' }, body: Buffer.alloc(0), scopes, signal: options.signal });
-    if (res.statusCode !== 201) throw await responseError(res, this.domain, `finishing the upload of ${digest} to ${repo}`);
+    const res = await this.#send('PUT', url, {
+      headers: { 'content-length': '0' },
+      body: Buffer.alloc(0),
+      scopes,
+      signal: options.signal,
+    });
+    if (res.statusCode !== 201)
+      throw await responseError(res, this.domain, `finishing the upload of ${digest} to ${repo}`);
     await res.body.dump();
     return { digest, size: offset };
   }

@@ -44,12 +44,18 @@ function readConfig(file: string): DockerConfigFile | undefined {
   try {
     return JSON.parse(text) as DockerConfigFile;
   } catch (e) {
-    throw new BerthError('INVALID_ARGUMENT', `the Docker config ${file} is not valid JSON; fix or remove it`, { cause: e });
+    throw new BerthError('INVALID_ARGUMENT', `the Docker config ${file} is not valid JSON; fix or remove it`, {
+      cause: e,
+    });
   }
 }
 
 /** Runs `docker-credential-<helper> get`; undefined when the helper is missing or knows nothing. */
-export function runCredentialHelper(helper: string, serverUrl: string, env: NodeJS.ProcessEnv = process.env): Promise<RegistryAuth | undefined> {
+export function runCredentialHelper(
+  helper: string,
+  serverUrl: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RegistryAuth | undefined> {
   return new Promise((resolve, reject) => {
     const child = spawn(`docker-credential-${helper}`, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -62,9 +68,15 @@ export function runCredentialHelper(helper: string, serverUrl: string, env: Node
       try {
         const r = JSON.parse(text) as { Username?: string; Secret?: string };
         if (!r.Secret) return resolve(undefined);
-        resolve(r.Username === '<token>' ? { identitytoken: r.Secret } : { username: r.Username ?? '', password: r.Secret });
+        resolve(
+          r.Username === '<token>' ? { identitytoken: r.Secret } : { username: r.Username ?? '', password: r.Secret },
+        );
       } catch (e) {
-        reject(new BerthError('REGISTRY_AUTH', `the credential helper docker-credential-${helper} gave no valid answer`, { cause: e }));
+        reject(
+          new BerthError('REGISTRY_AUTH', `the credential helper docker-credential-${helper} gave no valid answer`, {
+            cause: e,
+          }),
+        );
       }
     });
     child.stdin.on('error', () => undefined);
@@ -90,7 +102,10 @@ function fromAuthEntry(entry: DockerConfigAuth | undefined): RegistryAuth | unde
  *
  * @throws BerthError (`INVALID_ARGUMENT`) when the config file is not valid JSON.
  */
-export async function dockerCredentials(domain: string, env: NodeJS.ProcessEnv = process.env): Promise<RegistryAuth | undefined> {
+export async function dockerCredentials(
+  domain: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RegistryAuth | undefined> {
   const config = readConfig(dockerConfigPath(env));
   if (config === undefined) return undefined;
   const keys = credentialKeys(domain);

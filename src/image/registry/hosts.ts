@@ -20,7 +20,14 @@ export function apiHost(domain: string): string {
 /** The keys a Docker config may hold the registry's credentials under, most specific first. */
 export function credentialKeys(domain: string): string[] {
   if (domain === DEFAULT_DOMAIN || domain === LEGACY_DEFAULT_DOMAIN || domain === DOCKER_HUB_API_HOST) {
-    return [DOCKER_HUB_AUTH_KEY, 'index.docker.io', 'docker.io', DOCKER_HUB_API_HOST, 'https://index.docker.io/v1', 'https://registry-1.docker.io'];
+    return [
+      DOCKER_HUB_AUTH_KEY,
+      'index.docker.io',
+      'docker.io',
+      DOCKER_HUB_API_HOST,
+      'https://index.docker.io/v1',
+      'https://registry-1.docker.io',
+    ];
   }
   return [domain, `https://${domain}`, `http://${domain}`, `https://${domain}/v1/`, `https://${domain}/v2/`];
 }

@@ -83,7 +83,10 @@ export class RegistryHub {
 
   /** Keeps a token; `expiresIn` seconds from `issuedAt` (default: now). */
   putToken(key: string, token: string, expiresIn: number | undefined, issuedAt?: string): void {
-    const start = issuedAt !== undefined && !Number.isNaN(Date.parse(issuedAt)) ? Math.min(Date.parse(issuedAt), Date.now()) : Date.now();
+    const start =
+      issuedAt !== undefined && !Number.isNaN(Date.parse(issuedAt))
+        ? Math.min(Date.parse(issuedAt), Date.now())
+        : Date.now();
     const seconds = expiresIn !== undefined && expiresIn > 0 ? expiresIn : DEFAULT_TOKEN_SECONDS;
     this.#tokens.set(key, { token, expires: start + seconds * 1000 });
   }

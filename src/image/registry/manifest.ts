@@ -27,7 +27,12 @@ export const MediaType = {
 } as const;
 
 /** What a pull accepts, in order of preference. */
-export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.dockerList, MediaType.ociManifest, MediaType.dockerManifest] as const;
+export const MANIFEST_ACCEPT = [
+  MediaType.ociIndex,
+  MediaType.dockerList,
+  MediaType.ociManifest,
+  MediaType.dockerManifest,
+] as const;
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'expected a sha256 digest');
 
@@ -80,13 +85,30 @@ export function parseManifest(bytes: Buffer, mediaType: string, registry: string
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch (e) {
-    throw new RegistryError('REGISTRY', registry, `the manifest from ${registry} is not valid JSON`, { registryCode: 'MANIFEST_INVALID' }, { cause: e });
+    throw new RegistryError(
+      'REGISTRY',
+      registry,
+      `the manifest from ${registry} is not valid JSON`,
+      { registryCode: 'MANIFEST_INVALID' },
+      { cause: e },
+    );
   }
   const declared = (json as { mediaType?: string } | null)?.mediaType;
   const type = mediaType || declared || '';
-  const isIndex = type === MediaType.dockerList || type === MediaType.ociIndex || (!type && Array.isArray((json as { manifests?: unknown })?.manifests));
-  if ((json as { schemaVersion?: number })?.schemaVersion === 1 || type.startsWith('application/vnd.docker.distribution.manifest.v1')) {
-    throw new RegistryError('REGISTRY', registry, `the image on ${registry} uses Docker manifest schema 1, which is deprecated and not supported; push it again with a recent client`, { registryCode: 'MANIFEST_INVALID' });
+  const isIndex =
+    type === MediaType.dockerList ||
+    type === MediaType.ociIndex ||
+    (!type && Array.isArray((json as { manifests?: unknown })?.manifests));
+  if (
+    (json as { schemaVersion?: number })?.schemaVersion === 1 ||
+    type.startsWith('application/vnd.docker.distribution.manifest.v1')
+  ) {
+    throw new RegistryError(
+      'REGISTRY',
+      registry,
+      `the image on ${registry} uses Docker manifest schema 1, which is deprecated and not supported; push it again with a recent client`,
+      { registryCode: 'MANIFEST_INVALID' },
+    );
   }
   if (isIndex) {
     const r = indexSchema.safeParse(json);
@@ -94,7 +116,9 @@ export function parseManifest(bytes: Buffer, mediaType: string, registry: string
     return { kind: 'index', index: r.data };
   }
   if (type && type !== MediaType.dockerManifest && type !== MediaType.ociManifest) {
-    throw new RegistryError('REGISTRY', registry, `${registry} sent a manifest of unsupported type '${type}'`, { registryCode: 'MANIFEST_INVALID' });
+    throw new RegistryError('REGISTRY', registry, `${registry} sent a manifest of unsupported type '${type}'`, {
+      registryCode: 'MANIFEST_INVALID',
+    });
   }
   const r = manifestSchema.safeParse(json);
   if (!r.success) throw invalidManifest(registry, r.error);
@@ -102,7 +126,13 @@ export function parseManifest(bytes: Buffer, mediaType: string, registry: string
 }
 
 function invalidManifest(registry: string, cause: unknown): RegistryError {
-  return new RegistryError('REGISTRY', registry, `the manifest from ${registry} is malformed`, { registryCode: 'MANIFEST_INVALID' }, { cause });
+  return new RegistryError(
+    'REGISTRY',
+    registry,
+    `the manifest from ${registry} is malformed`,
+    { registryCode: 'MANIFEST_INVALID' },
+    { cause },
+  );
 }
 
 /** The default platform: this machine's, as OCI names it. */
@@ -131,7 +161,14 @@ export function normalizePlatform(p: PullPlatform | string | undefined): PullPla
 
 function normalizeArch(a: string): string {
   const lower = a.toLowerCase();
-  return ({ x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', armel: 'arm', i386: '386' } as Record<string, string>)[lower] ?? lower;
+  return (
+    (
+      { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', armel: 'arm', i386: '386' } as Record<
+        string,
+        string
+      >
+    )[lower] ?? lower
+  );
 }
 
 /** `linux/arm64/v8` */
@@ -146,15 +183,31 @@ export function platformString(p: { os?: string; architecture: string; variant?:
  *
  * @throws RegistryError (`IMAGE_NOT_FOUND`) naming the platforms the index has.
  */
-export function selectPlatform(index: ImageIndex, want: PullPlatform & { os: string }, registry: string, ref: string): Descriptor {
-  const candidates = index.manifests.filter((m) => m.platform !== undefined && m.platform.os === want.os && m.platform.architecture === want.architecture);
-  const arm64Default = (v: string | undefined): string | undefined => (want.architecture === 'arm64' && v === undefined ? 'v8' : v);
-  const match = want.variant === undefined
-    ? (candidates.find((m) => m.platform?.variant === undefined) ?? candidates[0])
-    : candidates.find((m) => arm64Default(m.platform?.variant) === arm64Default(want.variant));
+export function selectPlatform(
+  index: ImageIndex,
+  want: PullPlatform & { os: string },
+  registry: string,
+  ref: string,
+): Descriptor {
+  const candidates = index.manifests.filter(
+    (m) => m.platform !== undefined && m.platform.os === want.os && m.platform.architecture === want.architecture,
+  );
+  const arm64Default = (v: string | undefined): string | undefined =>
+    want.architecture === 'arm64' && v === undefined ? 'v8' : v;
+  const match =
+    want.variant === undefined
+      ? (candidates.find((m) => m.platform?.variant === undefined) ?? candidates[0])
+      : candidates.find((m) => arm64Default(m.platform?.variant) === arm64Default(want.variant));
   if (match === undefined) {
-    const have = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown').map((m) => platformString(m.platform as PullPlatform));
-    throw new RegistryError('IMAGE_NOT_FOUND', registry, `${ref} has no image for ${platformString(want)} (it has: ${have.join(', ') || 'none'}); choose one with the platform option`, { registryCode: 'MANIFEST_UNKNOWN' });
+    const have = index.manifests
+      .filter((m) => m.platform && m.platform.os !== 'unknown')
+      .map((m) => platformString(m.platform as PullPlatform));
+    throw new RegistryError(
+      'IMAGE_NOT_FOUND',
+      registry,
+      `${ref} has no image for ${platformString(want)} (it has: ${have.join(', ') || 'none'}); choose one with the platform option`,
+      { registryCode: 'MANIFEST_UNKNOWN' },
+    );
   }
   return match;
 }
@@ -163,6 +216,11 @@ export function selectPlatform(index: ImageIndex, want: PullPlatform & { os: str
 export function layerCompression(mediaType: string): 'gzip' | 'zstd' | 'none' | undefined {
   if (mediaType.endsWith('+zstd') || mediaType.endsWith('.zstd')) return 'zstd';
   if (mediaType.endsWith('gzip')) return 'gzip';
-  if (mediaType === MediaType.ociLayer || mediaType.endsWith('.tar') || mediaType === 'application/vnd.docker.image.rootfs.diff.tar') return 'none';
+  if (
+    mediaType === MediaType.ociLayer ||
+    mediaType.endsWith('.tar') ||
+    mediaType === 'application/vnd.docker.image.rootfs.diff.tar'
+  )
+    return 'none';
   return undefined;
 }

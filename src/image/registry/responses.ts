@@ -18,10 +18,27 @@ export async function responseError(res: Response, domain: string, what: string)
   const status = res.statusCode;
   const details = { status, ...(spec.registryCode === undefined ? {} : { registryCode: spec.registryCode }) };
   if (status === 401 || status === 403) {
-    return new RegistryError('REGISTRY_AUTH', domain, `${what}: access denied by ${domain} (${status})${detail}; log in (auth option or docker login) or check the repository name`, details);
+    return new RegistryError(
+      'REGISTRY_AUTH',
+      domain,
+      `${what}: access denied by ${domain} (${status})${detail}; log in (auth option or docker login) or check the repository name`,
+      details,
+    );
   }
-  if (status === 404) return new RegistryError('IMAGE_NOT_FOUND', domain, `${what}: not found on ${domain}${detail}; check the name and tag`, details);
-  if (status >= 500 || status === 429) return new RegistryError('REGISTRY_UNREACHABLE', domain, `${what}: ${domain} kept failing with ${status}${detail}; retry later`, details);
+  if (status === 404)
+    return new RegistryError(
+      'IMAGE_NOT_FOUND',
+      domain,
+      `${what}: not found on ${domain}${detail}; check the name and tag`,
+      details,
+    );
+  if (status >= 500 || status === 429)
+    return new RegistryError(
+      'REGISTRY_UNREACHABLE',
+      domain,
+      `${what}: ${domain} kept failing with ${status}${detail}; retry later`,
+      details,
+    );
   return new RegistryError('REGISTRY', domain, `${what}: ${domain} answered ${status}${detail}`, details);
 }
 

@@ -14,7 +14,10 @@ const settingsSchema = z.object({
   insecureRegistries: z.array(z.string().min(1)).optional(),
   registryCAs: z.array(z.string().includes('-----BEGIN', { message: 'expected PEM certificates' })).optional(),
   registryDispatcher: z
-    .custom<RegistrySettings['registryDispatcher']>((v) => typeof v === 'object' && v !== null && typeof (v as { dispatch?: unknown }).dispatch === 'function', 'expected an undici Dispatcher')
+    .custom<RegistrySettings['registryDispatcher']>(
+      (v) => typeof v === 'object' && v !== null && typeof (v as { dispatch?: unknown }).dispatch === 'function',
+      'expected an undici Dispatcher',
+    )
     .optional(),
   maxConcurrentDownloads: positiveInt.optional(),
   maxConcurrentUploads: positiveInt.optional(),
@@ -33,5 +36,9 @@ export function checkRegistrySettings(options: RegistrySettings): RegistrySettin
   const r = settingsSchema.safeParse(picked);
   if (r.success) return r.data as RegistrySettings;
   const issue = r.error.issues[0];
-  throw new InvalidArgumentError(issue?.path.map(String).join('.') || 'options', issue?.message ?? 'invalid registry settings', { cause: r.error });
+  throw new InvalidArgumentError(
+    issue?.path.map(String).join('.') || 'options',
+    issue?.message ?? 'invalid registry settings',
+    { cause: r.error },
+  );
 }

@@ -14,9 +14,7 @@
  * - `{ registrytoken }`: a bearer token sent as is, with no exchange.
  */
 export type RegistryAuth =
-  | { username: string; password: string }
-  | { identitytoken: string }
-  | { registrytoken: string };
+  { username: string; password: string } | { identitytoken: string } | { registrytoken: string };
 
 /** A platform in OCI names, for choosing an image in a multi-platform index. */
 export interface PullPlatform {

@@ -42,7 +42,10 @@ export function nodeCgroupFs(options: NodeCgroupFsOptions = {}): CgroupFs {
   const tree = options.tree === true;
   // Synchronous calls on purpose: cgroup files are tiny kernel pseudo-files, and a trip through
   // libuv's thread pool costs more than the call itself (measured: ~4 ms per container create).
-  const wrap = <A extends unknown[], R>(fn: (...a: A) => R) => async (...a: A): Promise<R> => fn(...a);
+  const wrap =
+    <A extends unknown[], R>(fn: (...a: A) => R) =>
+    async (...a: A): Promise<R> =>
+      fn(...a);
   return {
     read: wrap((path: string) => readFileSync(path, 'utf8')),
     write: wrap((path: string, data: string) => writeFileSync(path, data, { flag: tree ? 'w' : 'r+' })),
@@ -70,7 +73,11 @@ export function nodeCgroupFs(options: NodeCgroupFsOptions = {}): CgroupFs {
       statSync(path); // ENOENT as rmdir would
       rmSync(path, { recursive: true });
     }),
-    subdirs: wrap((path: string) => readdirSync(path, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)),
+    subdirs: wrap((path: string) =>
+      readdirSync(path, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name),
+    ),
     exists: wrap((path: string) => existsSync(path)),
   };
 }

@@ -85,7 +85,9 @@ export function detectCgroups(
       for (const c of V1_CONTROLLERS) {
         if (!opts.includes(c) || v1[c] !== undefined) continue;
         v1[c] = mountPoint;
-        v1MountOptions[mountPoint] ??= opts.filter((o) => o !== 'rw' && o !== 'ro' && !o.startsWith('release_agent=')).join(',');
+        v1MountOptions[mountPoint] ??= opts
+          .filter((o) => o !== 'rw' && o !== 'ro' && !o.startsWith('release_agent='))
+          .join(',');
       }
     }
   }
@@ -99,7 +101,13 @@ export function detectCgroups(
   }
   const hasV1 = Object.keys(v1).length > 0;
   // A v1 controller cannot also be active on cgroup2, so any v1 controller means v1 is in charge.
-  const mode = hasV1 ? (v2Mount !== undefined ? 'hybrid' : 'v1') : v2Mount !== undefined && v2Controllers.length > 0 ? 'v2' : 'none';
+  const mode = hasV1
+    ? v2Mount !== undefined
+      ? 'hybrid'
+      : 'v1'
+    : v2Mount !== undefined && v2Controllers.length > 0
+      ? 'v2'
+      : 'none';
   const layout: CgroupLayout = { mode, v1: mode === 'v1' || mode === 'hybrid' ? v1 : {}, v2Controllers };
   if (v2Mount !== undefined) layout.v2Mount = v2Mount;
   if (hasV1) layout.v1MountOptions = v1MountOptions;

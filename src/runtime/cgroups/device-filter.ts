@@ -56,7 +56,8 @@ export interface DeviceRuleState {
 /** Access bits of an `rwm` string. */
 export function accessBits(access: string): number {
   let bits = 0;
-  for (const ch of access) bits |= ch === 'r' ? BPF_DEVCG_ACC_READ : ch === 'w' ? BPF_DEVCG_ACC_WRITE : ch === 'm' ? BPF_DEVCG_ACC_MKNOD : 0;
+  for (const ch of access)
+    bits |= ch === 'r' ? BPF_DEVCG_ACC_READ : ch === 'w' ? BPF_DEVCG_ACC_WRITE : ch === 'm' ? BPF_DEVCG_ACC_MKNOD : 0;
   return bits;
 }
 
@@ -95,7 +96,13 @@ const R3 = 3; // access bits
 const R4 = 4; // major
 const R5 = 5; // minor
 
-const insn = (code: number, dst: number, src: number, off: number, imm: number): BpfInsn => ({ code, dst, src, off, imm });
+const insn = (code: number, dst: number, src: number, off: number, imm: number): BpfInsn => ({
+  code,
+  dst,
+  src,
+  off,
+  imm,
+});
 const loadWord = (dst: number, src: number, off: number): BpfInsn => insn(BPF.LDX | BPF.MEM | BPF.W, dst, src, off, 0);
 const alu32 = (op: number, dst: number, imm: number): BpfInsn => insn(BPF.ALU | op | BPF.K, dst, 0, 0, imm);
 const mov32Reg = (dst: number, src: number): BpfInsn => insn(BPF.ALU | BPF.MOV | BPF.X, dst, src, 0, 0);
@@ -135,7 +142,9 @@ function assemble(state: DeviceRuleState): BpfInsn[] {
     if (e.major !== '*') differs(R4, e.major);
     if (e.minor !== '*') differs(R5, e.minor);
     const block = [...tests, alu32(BPF.MOV, R0, verdict), exit()];
-    block.forEach((x, i) => out.push('op' in x ? insn(BPF.JMP | x.op | BPF.K, x.dst, 0, block.length - i - 1, x.imm) : x));
+    block.forEach((x, i) =>
+      out.push('op' in x ? insn(BPF.JMP | x.op | BPF.K, x.dst, 0, block.length - i - 1, x.imm) : x),
+    );
   }
   out.push(alu32(BPF.MOV, R0, state.defaultAllow ? 1 : 0), exit());
   return out;

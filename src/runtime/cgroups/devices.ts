@@ -54,7 +54,13 @@ export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = Object.freeze([
 ]);
 
 /** The rule that denies every device and drops the rules before it (`devices.deny` ← `a`). */
-export const DENY_ALL_DEVICES: DeviceRule = Object.freeze({ type: 'a', major: '*', minor: '*', access: 'rwm', allow: false });
+export const DENY_ALL_DEVICES: DeviceRule = Object.freeze({
+  type: 'a',
+  major: '*',
+  minor: '*',
+  access: 'rwm',
+  allow: false,
+});
 
 /** Largest device major number the kernel encodes (12 bits). */
 export const MAX_DEVICE_MAJOR = 0xfff;
@@ -64,16 +70,26 @@ export const MAX_DEVICE_MINOR = 0xfffff;
 /** Throws `InvalidArgumentError` naming `field` (`devices[2].major`) when `rule` is not a valid rule. */
 export function checkDeviceRule(rule: DeviceRule, field: string): void {
   if (typeof rule !== 'object' || rule === null) throw new InvalidArgumentError(field, 'must be a device rule object');
-  if (rule.type !== 'a' && rule.type !== 'b' && rule.type !== 'c') throw new InvalidArgumentError(`${field}.type`, `must be 'a', 'b' or 'c', not ${JSON.stringify(rule.type)}`);
-  for (const [key, max] of [['major', MAX_DEVICE_MAJOR], ['minor', MAX_DEVICE_MINOR]] as const) {
+  if (rule.type !== 'a' && rule.type !== 'b' && rule.type !== 'c')
+    throw new InvalidArgumentError(`${field}.type`, `must be 'a', 'b' or 'c', not ${JSON.stringify(rule.type)}`);
+  for (const [key, max] of [
+    ['major', MAX_DEVICE_MAJOR],
+    ['minor', MAX_DEVICE_MINOR],
+  ] as const) {
     const v = rule[key];
     if (v !== '*' && !(Number.isInteger(v) && v >= 0 && v <= max)) {
-      throw new InvalidArgumentError(`${field}.${key}`, `must be '*' or an integer from 0 to ${max}, not ${JSON.stringify(v)}`);
+      throw new InvalidArgumentError(
+        `${field}.${key}`,
+        `must be '*' or an integer from 0 to ${max}, not ${JSON.stringify(v)}`,
+      );
     }
   }
   const access: unknown = rule.access;
   if (typeof access !== 'string' || !/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
-    throw new InvalidArgumentError(`${field}.access`, `must be a non-empty subset of 'rwm', not ${JSON.stringify(rule.access)}`);
+    throw new InvalidArgumentError(
+      `${field}.access`,
+      `must be a non-empty subset of 'rwm', not ${JSON.stringify(rule.access)}`,
+    );
   }
   if (typeof rule.allow !== 'boolean') throw new InvalidArgumentError(`${field}.allow`, 'must be true or false');
 }

@@ -38,6 +38,9 @@ export function createCgroupDriver(options: CgroupDriverOptions = {}): CgroupDri
     case 'hybrid':
       return new V1Driver({ ...options, layout });
     default:
-      throw new BerthError('KERNEL', 'no usable cgroup hierarchy is mounted (neither v1 controllers nor cgroup2 with controllers)');
+      throw new BerthError(
+        'KERNEL',
+        'no usable cgroup hierarchy is mounted (neither v1 controllers nor cgroup2 with controllers)',
+      );
   }
 }

@@ -136,7 +136,9 @@ const size = (allowUnlimited: boolean) =>
 
 /** Schema of {@link ResourceOptions}; its output is not yet resolved (see {@link parseResources}). */
 export const resourceOptionsSchema = z.strictObject({
-  memory: size(false).refine((n) => n >= MIN_MEMORY, 'must be at least 6 MiB (6m)').optional(),
+  memory: size(false)
+    .refine((n) => n >= MIN_MEMORY, 'must be at least 6 MiB (6m)')
+    .optional(),
   memoryReservation: size(false).optional(),
   memorySwap: size(true).optional(),
   cpus: z.number().positive().max(1024).finite().optional(),
@@ -179,9 +181,13 @@ export function parseResources(input: unknown, field = 'resources'): CgroupLimit
     out.memoryReservation = o.memoryReservation;
   }
   if (o.memorySwap !== undefined) {
-    if (o.memory === undefined) throw new InvalidArgumentError(f('memorySwap'), 'needs a memory limit (resources.memory) as well');
+    if (o.memory === undefined)
+      throw new InvalidArgumentError(f('memorySwap'), 'needs a memory limit (resources.memory) as well');
     if (o.memorySwap !== -1 && o.memorySwap < o.memory) {
-      throw new InvalidArgumentError(f('memorySwap'), 'must be at least the memory limit (it counts memory plus swap), or -1');
+      throw new InvalidArgumentError(
+        f('memorySwap'),
+        'must be at least the memory limit (it counts memory plus swap), or -1',
+      );
     }
     out.memorySwap = o.memorySwap;
   }

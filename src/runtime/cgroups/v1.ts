@@ -105,7 +105,11 @@ export class V1Driver implements CgroupDriver {
       hierarchies: this.#mounts().map((mount) => {
         const dir = basename(mount);
         const controllers = V1_CONTROLLERS.filter((c) => this.#layout.v1[c] === mount);
-        return { dir, options: this.#layout.v1MountOptions?.[mount] ?? controllers.join(','), aliases: controllers.filter((c) => c !== dir) };
+        return {
+          dir,
+          options: this.#layout.v1MountOptions?.[mount] ?? controllers.join(','),
+          aliases: controllers.filter((c) => c !== dir),
+        };
       }),
     };
   }
@@ -133,7 +137,11 @@ export class V1Driver implements CgroupDriver {
       const devices = this.#dir('devices', id);
       if (devices !== undefined) {
         for (const rule of deviceRules) {
-          await writeFile(this.#fs, join(devices, rule.allow ? 'devices.allow' : 'devices.deny'), formatDeviceRule(rule));
+          await writeFile(
+            this.#fs,
+            join(devices, rule.allow ? 'devices.allow' : 'devices.deny'),
+            formatDeviceRule(rule),
+          );
         }
       }
       await this.update(id, limits);
@@ -170,8 +178,10 @@ export class V1Driver implements CgroupDriver {
     if (memory !== undefined) await this.#updateMemory(memory, limits);
     const cpu = this.#dir('cpu', id);
     if (cpu !== undefined) {
-      if (limits.cpuPeriod !== undefined) await writeFile(this.#fs, join(cpu, 'cpu.cfs_period_us'), String(limits.cpuPeriod));
-      if (limits.cpuQuota !== undefined) await writeFile(this.#fs, join(cpu, 'cpu.cfs_quota_us'), String(limits.cpuQuota));
+      if (limits.cpuPeriod !== undefined)
+        await writeFile(this.#fs, join(cpu, 'cpu.cfs_period_us'), String(limits.cpuPeriod));
+      if (limits.cpuQuota !== undefined)
+        await writeFile(this.#fs, join(cpu, 'cpu.cfs_quota_us'), String(limits.cpuQuota));
       if (limits.cpuShares !== undefined) await writeFile(this.#fs, join(cpu, 'cpu.shares'), String(limits.cpuShares));
     }
     const cpuset = this.#dir('cpuset', id);
@@ -209,14 +219,16 @@ export class V1Driver implements CgroupDriver {
   async #updateMemory(dir: string, limits: CgroupLimits): Promise<void> {
     const limitFile = join(dir, 'memory.limit_in_bytes');
     const swapFile = join(dir, 'memory.memsw.limit_in_bytes');
-    const swap = limits.memorySwap !== undefined && (await this.#fs.exists(swapFile)) ? String(limits.memorySwap) : undefined;
+    const swap =
+      limits.memorySwap !== undefined && (await this.#fs.exists(swapFile)) ? String(limits.memorySwap) : undefined;
     if (limits.memory !== undefined) {
       const value = String(limits.memory);
       let swapWritten = false;
       try {
         await this.#fs.write(limitFile, value);
       } catch (e) {
-        if (errCode(e) !== 'EINVAL' || swap === undefined) throw kernelError('write', limitFile, e, `${limitFile} <- ${value}`);
+        if (errCode(e) !== 'EINVAL' || swap === undefined)
+          throw kernelError('write', limitFile, e, `${limitFile} <- ${value}`);
         await writeFile(this.#fs, swapFile, swap);
         await writeFile(this.#fs, limitFile, value);
         swapWritten = true;
@@ -232,7 +244,8 @@ export class V1Driver implements CgroupDriver {
 
   #freezerState(id: string): string {
     const dir = this.#dir('freezer', id);
-    if (dir === undefined) throw new BerthError('KERNEL', 'the cgroup v1 freezer controller is not mounted: cannot pause');
+    if (dir === undefined)
+      throw new BerthError('KERNEL', 'the cgroup v1 freezer controller is not mounted: cannot pause');
     return join(dir, 'freezer.state');
   }
 
@@ -263,7 +276,12 @@ export class V1Driver implements CgroupDriver {
     checkId(id);
     const file = this.#freezerState(id);
     await writeFile(this.#fs, file, 'THAWED');
-    await waitFor(async () => (await this.#fs.read(file)).trim() === 'THAWED', `thawing cgroup ${id}`, this.#timeoutMs, this.#pollMs);
+    await waitFor(
+      async () => (await this.#fs.read(file)).trim() === 'THAWED',
+      `thawing cgroup ${id}`,
+      this.#timeoutMs,
+      this.#pollMs,
+    );
   }
 
   /** {@inheritDoc CgroupDriver.frozen} */
@@ -292,7 +310,9 @@ export class V1Driver implements CgroupDriver {
     const memStat = await read('memory', 'memory.stat');
     const mem = parseKeyValues(memStat);
     const pidsMax = parseNumber(await read('pids', 'pids.max'));
-    const io = (await read('blkio', 'blkio.throttle.io_service_bytes_recursive')) ?? (await read('blkio', 'blkio.throttle.io_service_bytes'));
+    const io =
+      (await read('blkio', 'blkio.throttle.io_service_bytes_recursive')) ??
+      (await read('blkio', 'blkio.throttle.io_service_bytes'));
     const stats: CgroupStats = {
       cpu: { totalNs, userNs, systemNs },
       memory: {
@@ -333,7 +353,11 @@ export class V1Driver implements CgroupDriver {
   async destroy(id: string): Promise<void> {
     const paths = this.paths(id);
     const freezerDir = this.#dir('freezer', id);
-    if (freezerDir !== undefined && (await this.#fs.exists(freezerDir)) && (await collectPids(this.#fs, freezerDir)).length > 0) {
+    if (
+      freezerDir !== undefined &&
+      (await this.#fs.exists(freezerDir)) &&
+      (await collectPids(this.#fs, freezerDir)).length > 0
+    ) {
       // Freeze first so nothing forks between reading the pids and killing them (runc does the same).
       await this.freeze(id).catch(() => undefined);
       for (const pid of await collectPids(this.#fs, freezerDir)) this.#signal(pid);

@@ -15,9 +15,26 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
-import { checkId, checkParent, parseKeyValues, parseNumber, readOptional, removeCgroupTree, killQuietly, waitFor, writeFile } from './common.js';
+import {
+  checkId,
+  checkParent,
+  parseKeyValues,
+  parseNumber,
+  readOptional,
+  removeCgroupTree,
+  killQuietly,
+  waitFor,
+  writeFile,
+} from './common.js';
 import { detectCgroups, V2_CONTROLLERS, type CgroupLayout } from './detect.js';
-import type { CgroupCreateInfo, CgroupCreateOptions, CgroupDriver, CgroupDriverOptions, CgroupStats, CgroupView } from './driver.js';
+import type {
+  CgroupCreateInfo,
+  CgroupCreateOptions,
+  CgroupDriver,
+  CgroupDriverOptions,
+  CgroupStats,
+  CgroupView,
+} from './driver.js';
 import { bpfDeviceFilter, type DeviceFilterLoader } from './bpf-devices.js';
 import { containerDeviceRules } from './devices.js';
 import { DEFAULT_CPU_PERIOD, sharesToWeight, type CgroupLimits } from './resources.js';
@@ -47,7 +64,8 @@ export class V2Driver implements CgroupDriver {
   /** Makes a driver; see {@link CgroupDriverOptions}. Throws when the layout has no cgroup2 mount. */
   constructor(options: CgroupDriverOptions = {}) {
     const layout: CgroupLayout = options.layout ?? detectCgroups();
-    if (layout.v2Mount === undefined) throw new BerthError('KERNEL', 'no cgroup2 hierarchy is mounted; use the cgroup v1 driver');
+    if (layout.v2Mount === undefined)
+      throw new BerthError('KERNEL', 'no cgroup2 hierarchy is mounted; use the cgroup v1 driver');
     this.#mount = layout.v2Mount;
     this.#controllers = V2_CONTROLLERS.filter((c) => layout.v2Controllers.includes(c));
     this.#parent = checkParent(options.parent ?? 'berth');
@@ -103,7 +121,9 @@ export class V2Driver implements CgroupDriver {
       await this.update(id, limits);
     } catch (e) {
       if (made) await this.destroy(id).catch(() => undefined);
-      throw e instanceof BerthError ? e : new BerthError('KERNEL', `cannot make cgroup ${dir}: ${String(e)}`, { cause: e });
+      throw e instanceof BerthError
+        ? e
+        : new BerthError('KERNEL', `cannot make cgroup ${dir}: ${String(e)}`, { cause: e });
     }
     return { procsFiles: [join(dir, 'cgroup.procs')], paths: [dir] };
   }
@@ -125,7 +145,10 @@ export class V2Driver implements CgroupDriver {
     const dir = this.#dir(id);
     const need = (controller: string, what: string): void => {
       if (!this.#controllers.includes(controller)) {
-        throw new BerthError('KERNEL', `the cgroup v2 '${controller}' controller is not available: cannot apply ${what}`);
+        throw new BerthError(
+          'KERNEL',
+          `the cgroup v2 '${controller}' controller is not available: cannot apply ${what}`,
+        );
       }
     };
     const write = (file: string, value: string): Promise<void> => writeFile(this.#fs, join(dir, file), value);
@@ -145,7 +168,9 @@ export class V2Driver implements CgroupDriver {
     }
     if (limits.cpuQuota !== undefined || limits.cpuPeriod !== undefined) {
       need('cpu', 'a cpu quota');
-      const [quota, period] = ((await readOptional(this.#fs, join(dir, 'cpu.max'))) ?? `max ${DEFAULT_CPU_PERIOD}`).trim().split(/\s+/);
+      const [quota, period] = ((await readOptional(this.#fs, join(dir, 'cpu.max'))) ?? `max ${DEFAULT_CPU_PERIOD}`)
+        .trim()
+        .split(/\s+/);
       const q = limits.cpuQuota === undefined ? (quota ?? 'max') : max(limits.cpuQuota);
       await write('cpu.max', `${q} ${limits.cpuPeriod ?? period ?? DEFAULT_CPU_PERIOD}`);
     }
@@ -176,7 +201,12 @@ export class V2Driver implements CgroupDriver {
     const dir = this.#dir(id);
     await writeFile(this.#fs, join(dir, 'cgroup.freeze'), '1');
     try {
-      await waitFor(async () => (await this.#frozenFlag(dir)) === 1, `freezing cgroup ${id}`, this.#timeoutMs, this.#pollMs);
+      await waitFor(
+        async () => (await this.#frozenFlag(dir)) === 1,
+        `freezing cgroup ${id}`,
+        this.#timeoutMs,
+        this.#pollMs,
+      );
     } catch (e) {
       await this.#fs.write(join(dir, 'cgroup.freeze'), '0').catch(() => undefined);
       throw e;
@@ -187,7 +217,12 @@ export class V2Driver implements CgroupDriver {
   async thaw(id: string): Promise<void> {
     const dir = this.#dir(id);
     await writeFile(this.#fs, join(dir, 'cgroup.freeze'), '0');
-    await waitFor(async () => (await this.#frozenFlag(dir)) !== 1, `thawing cgroup ${id}`, this.#timeoutMs, this.#pollMs);
+    await waitFor(
+      async () => (await this.#frozenFlag(dir)) !== 1,
+      `thawing cgroup ${id}`,
+      this.#timeoutMs,
+      this.#pollMs,
+    );
   }
 
   /** {@inheritDoc CgroupDriver.frozen} */

@@ -38,10 +38,20 @@ export type SeccompArch = 'x86_64' | 'aarch64';
 type Section = keyof typeof SYSCALL_TABLES;
 
 /** `AUDIT_ARCH_*` of each section (`seccomp_data.arch`). */
-const AUDIT_ARCH: Record<Section, number> = { x86_64: 0xc000003e, x86: 0x40000003, x32: 0xc000003e, aarch64: 0xc00000b7 };
+const AUDIT_ARCH: Record<Section, number> = {
+  x86_64: 0xc000003e,
+  x86: 0x40000003,
+  x32: 0xc000003e,
+  aarch64: 0xc00000b7,
+};
 
 /** libseccomp's names of the sections. */
-const SCMP_ARCH: Record<Section, string> = { x86_64: 'SCMP_ARCH_X86_64', x86: 'SCMP_ARCH_X86', x32: 'SCMP_ARCH_X32', aarch64: 'SCMP_ARCH_AARCH64' };
+const SCMP_ARCH: Record<Section, string> = {
+  x86_64: 'SCMP_ARCH_X86_64',
+  x86: 'SCMP_ARCH_X86',
+  x32: 'SCMP_ARCH_X32',
+  aarch64: 'SCMP_ARCH_AARCH64',
+};
 
 /** Go's name of each native architecture: what `includes.arches` / `excludes.arches` are compared with. */
 const GO_ARCH: Record<SeccompArch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
@@ -53,8 +63,13 @@ const X32_SYSCALL_BIT = 0x40000000;
 
 /** `SECCOMP_RET_*` values. */
 export const SECCOMP_RET = {
-  KILL_PROCESS: 0x80000000, KILL_THREAD: 0x00000000, TRAP: 0x00030000, ERRNO: 0x00050000, TRACE: 0x7ff00000,
-  LOG: 0x7ffc0000, ALLOW: 0x7fff0000,
+  KILL_PROCESS: 0x80000000,
+  KILL_THREAD: 0x00000000,
+  TRAP: 0x00030000,
+  ERRNO: 0x00050000,
+  TRACE: 0x7ff00000,
+  LOG: 0x7ffc0000,
+  ALLOW: 0x7fff0000,
 } as const;
 
 /** The largest program the kernel loads (`BPF_MAXINSNS`). */
@@ -96,14 +111,21 @@ export function nativeSeccompArch(): SeccompArch | undefined {
 /** The return value of an action (`errno` for ERRNO and TRACE). */
 function actionValue(action: SeccompAction, errno: number | null | undefined): number {
   switch (action) {
-    case 'SCMP_ACT_ALLOW': return SECCOMP_RET.ALLOW;
-    case 'SCMP_ACT_ERRNO': return (SECCOMP_RET.ERRNO | ((errno ?? EPERM) & 0xffff)) >>> 0;
+    case 'SCMP_ACT_ALLOW':
+      return SECCOMP_RET.ALLOW;
+    case 'SCMP_ACT_ERRNO':
+      return (SECCOMP_RET.ERRNO | ((errno ?? EPERM) & 0xffff)) >>> 0;
     case 'SCMP_ACT_KILL':
-    case 'SCMP_ACT_KILL_THREAD': return SECCOMP_RET.KILL_THREAD;
-    case 'SCMP_ACT_KILL_PROCESS': return SECCOMP_RET.KILL_PROCESS;
-    case 'SCMP_ACT_TRAP': return SECCOMP_RET.TRAP;
-    case 'SCMP_ACT_TRACE': return (SECCOMP_RET.TRACE | ((errno ?? 0) & 0xffff)) >>> 0;
-    case 'SCMP_ACT_LOG': return SECCOMP_RET.LOG;
+    case 'SCMP_ACT_KILL_THREAD':
+      return SECCOMP_RET.KILL_THREAD;
+    case 'SCMP_ACT_KILL_PROCESS':
+      return SECCOMP_RET.KILL_PROCESS;
+    case 'SCMP_ACT_TRAP':
+      return SECCOMP_RET.TRAP;
+    case 'SCMP_ACT_TRACE':
+      return (SECCOMP_RET.TRACE | ((errno ?? 0) & 0xffff)) >>> 0;
+    case 'SCMP_ACT_LOG':
+      return SECCOMP_RET.LOG;
   }
 }
 
@@ -118,7 +140,12 @@ const kernelAtLeast = (k: readonly [number, number], min: string): boolean => {
 };
 
 /** Whether `rule` applies to the target, as Docker decides it (moby's seccomp_linux.go). */
-function applies(rule: SeccompRule, goArch: string, caps: ReadonlySet<string>, kernel: readonly [number, number]): boolean {
+function applies(
+  rule: SeccompRule,
+  goArch: string,
+  caps: ReadonlySet<string>,
+  kernel: readonly [number, number],
+): boolean {
   const ex = rule.excludes;
   if (ex?.arches?.includes(goArch)) return false;
   if (ex?.caps?.some((c) => caps.has(c))) return false;
@@ -142,18 +169,37 @@ function sectionsOf(profile: SeccompProfile, arch: SeccompArch): Section[] {
 }
 
 /** One argument condition, the value split in halves. */
-interface Cond { index: number; op: string; value: bigint; valueTwo: bigint }
+interface Cond {
+  index: number;
+  op: string;
+  value: bigint;
+  valueTwo: bigint;
+}
 /** A rule as it applies to one call: all conditions must hold. */
-interface CallRule { ret: number; conds: Cond[] }
+interface CallRule {
+  ret: number;
+  conds: Cond[];
+}
 
 /** The rules of a profile that apply, per call number of a section. */
-function rulesBySyscall(profile: SeccompProfile, section: Section, target: SeccompTarget, caps: ReadonlySet<string>, kernel: readonly [number, number]): Map<number, CallRule[]> {
+function rulesBySyscall(
+  profile: SeccompProfile,
+  section: Section,
+  target: SeccompTarget,
+  caps: ReadonlySet<string>,
+  kernel: readonly [number, number],
+): Map<number, CallRule[]> {
   const table = SYSCALL_TABLES[section];
   const out = new Map<number, CallRule[]>();
   for (const rule of profile.syscalls ?? []) {
     if (!applies(rule, GO_ARCH[target.arch], caps, kernel)) continue;
     const ret = actionValue(rule.action, rule.errnoRet);
-    const conds: Cond[] = (rule.args ?? []).map((a) => ({ index: a.index, op: a.op, value: BigInt(a.value), valueTwo: BigInt(a.valueTwo ?? 0) }));
+    const conds: Cond[] = (rule.args ?? []).map((a) => ({
+      index: a.index,
+      op: a.op,
+      value: BigInt(a.value),
+      valueTwo: BigInt(a.valueTwo ?? 0),
+    }));
     // Several conditions on one argument are alternatives (runc adds one rule for each).
     const perIndex = new Map<number, number>();
     for (const c of conds) perIndex.set(c.index, (perIndex.get(c.index) ?? 0) + 1);
@@ -170,7 +216,12 @@ function rulesBySyscall(profile: SeccompProfile, section: Section, target: Secco
 }
 
 /** One `struct sock_filter`. */
-interface Insn { code: number; jt: number; jf: number; k: number }
+interface Insn {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
 
 /**
  * A program written back to front: every jump goes forward, so its target is already written
@@ -255,13 +306,28 @@ function emitCond(e: Emitter, c: Cond, t: number, f: number, wide: boolean): num
   // Written back to front: the low half's test, then (before it) the high half's.
   const lowPart = (): number => {
     switch (c.op) {
-      case 'SCMP_CMP_EQ': e.jump(JMP_JEQ_K, vl, t, f); break;
-      case 'SCMP_CMP_NE': e.jump(JMP_JEQ_K, vl, f, t); break;
-      case 'SCMP_CMP_GT': e.jump(JMP_JGT_K, vl, t, f); break;
-      case 'SCMP_CMP_GE': e.jump(JMP_JGE_K, vl, t, f); break;
-      case 'SCMP_CMP_LT': e.jump(JMP_JGE_K, vl, f, t); break;
-      case 'SCMP_CMP_LE': e.jump(JMP_JGT_K, vl, f, t); break;
-      case 'SCMP_CMP_MASKED_EQ': e.jump(JMP_JEQ_K, low(c.valueTwo), t, f); e.and(vl); break;
+      case 'SCMP_CMP_EQ':
+        e.jump(JMP_JEQ_K, vl, t, f);
+        break;
+      case 'SCMP_CMP_NE':
+        e.jump(JMP_JEQ_K, vl, f, t);
+        break;
+      case 'SCMP_CMP_GT':
+        e.jump(JMP_JGT_K, vl, t, f);
+        break;
+      case 'SCMP_CMP_GE':
+        e.jump(JMP_JGE_K, vl, t, f);
+        break;
+      case 'SCMP_CMP_LT':
+        e.jump(JMP_JGE_K, vl, f, t);
+        break;
+      case 'SCMP_CMP_LE':
+        e.jump(JMP_JGT_K, vl, f, t);
+        break;
+      case 'SCMP_CMP_MASKED_EQ':
+        e.jump(JMP_JEQ_K, low(c.valueTwo), t, f);
+        e.and(vl);
+        break;
     }
     return e.load(argLow(c.index));
   };
@@ -269,13 +335,26 @@ function emitCond(e: Emitter, c: Cond, t: number, f: number, wide: boolean): num
   if (!wide) return lowStart;
   // The high half decides unless it is equal; then the low half does.
   switch (c.op) {
-    case 'SCMP_CMP_EQ': e.jump(JMP_JEQ_K, vh, lowStart, f); break;
-    case 'SCMP_CMP_NE': e.jump(JMP_JEQ_K, vh, lowStart, t); break;
+    case 'SCMP_CMP_EQ':
+      e.jump(JMP_JEQ_K, vh, lowStart, f);
+      break;
+    case 'SCMP_CMP_NE':
+      e.jump(JMP_JEQ_K, vh, lowStart, t);
+      break;
     case 'SCMP_CMP_GT':
-    case 'SCMP_CMP_GE': e.jump(JMP_JEQ_K, vh, lowStart, f); e.jump(JMP_JGT_K, vh, t, e.next); break;
+    case 'SCMP_CMP_GE':
+      e.jump(JMP_JEQ_K, vh, lowStart, f);
+      e.jump(JMP_JGT_K, vh, t, e.next);
+      break;
     case 'SCMP_CMP_LT':
-    case 'SCMP_CMP_LE': e.jump(JMP_JEQ_K, vh, lowStart, t); e.jump(JMP_JGT_K, vh, f, e.next); break;
-    case 'SCMP_CMP_MASKED_EQ': e.jump(JMP_JEQ_K, high(c.valueTwo), lowStart, f); e.and(vh); break;
+    case 'SCMP_CMP_LE':
+      e.jump(JMP_JEQ_K, vh, lowStart, t);
+      e.jump(JMP_JGT_K, vh, f, e.next);
+      break;
+    case 'SCMP_CMP_MASKED_EQ':
+      e.jump(JMP_JEQ_K, high(c.valueTwo), lowStart, f);
+      e.and(vh);
+      break;
   }
   return e.load(argHigh(c.index));
 }
@@ -296,10 +375,21 @@ function emitCall(e: Emitter, rules: CallRule[], defaultRet: number, wide: boole
 }
 
 /** One run of numbers with the same outcome: a plain return value, or the rules of one call. */
-interface Interval { start: number; ret?: number; rules?: CallRule[] }
+interface Interval {
+  start: number;
+  ret?: number;
+  rules?: CallRule[];
+}
 
 /** Writes one section's search over the call number in A; returns its label. */
-function emitSection(e: Emitter, section: Section, rules: Map<number, CallRule[]>, defaultRet: number, newerRet: number, base: number): number {
+function emitSection(
+  e: Emitter,
+  section: Section,
+  rules: Map<number, CallRule[]>,
+  defaultRet: number,
+  newerRet: number,
+  base: number,
+): number {
   const table = SYSCALL_TABLES[section];
   const numbers = Object.values(table);
   const max = Math.max(...numbers);
@@ -369,7 +459,10 @@ export function compileSeccomp(profile: SeccompProfile, target: SeccompTarget): 
   }
   e.fallTo(miss);
   e.load(OFF_ARCH);
-  if (e.insns.length > BPF_MAXINSNS) throw new Error(`the seccomp profile compiles to ${e.insns.length} instructions, more than the kernel's ${BPF_MAXINSNS}`);
+  if (e.insns.length > BPF_MAXINSNS)
+    throw new Error(
+      `the seccomp profile compiles to ${e.insns.length} instructions, more than the kernel's ${BPF_MAXINSNS}`,
+    );
   return e.encode();
 }
 

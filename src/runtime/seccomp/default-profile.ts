@@ -93,7 +93,11 @@ const PERSONALITIES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 const AF_ALG = 38;
 const AF_VSOCK = 40;
 
-const allow = (names: string[], more: Partial<SeccompRule> = {}): SeccompRule => ({ names, action: 'SCMP_ACT_ALLOW', ...more });
+const allow = (names: string[], more: Partial<SeccompRule> = {}): SeccompRule => ({
+  names,
+  action: 'SCMP_ACT_ALLOW',
+  ...more,
+});
 
 /**
  * Docker's default profile: every call not listed fails with EPERM (`defaultErrnoRet` 1), on the
@@ -120,7 +124,10 @@ export const DEFAULT_SECCOMP_PROFILE: SeccompProfile = Object.freeze({
     ...Object.entries(BY_CAPABILITY).map(([cap, names]) => allow([...names], { includes: { caps: [cap] } })),
     // Without CAP_SYS_ADMIN: clone(2) without namespace flags, and clone3 (whose flags are in
     // memory, out of seccomp's reach) fails with ENOSYS so that libc falls back to clone.
-    allow(['clone'], { args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }], excludes: { caps: ['CAP_SYS_ADMIN'] } }),
+    allow(['clone'], {
+      args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+      excludes: { caps: ['CAP_SYS_ADMIN'] },
+    }),
     { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38, excludes: { caps: ['CAP_SYS_ADMIN'] } },
   ],
 }) as SeccompProfile;

@@ -10,7 +10,17 @@ import { open, close, dup } from '../../kernel/fd.js';
 import { pidfdOpen, pidfdGetfd } from '../../kernel/process.js';
 import { setns } from '../../kernel/namespaces.js';
 import {
-  CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY,
+  CLONE_NEWCGROUP,
+  CLONE_NEWIPC,
+  CLONE_NEWNET,
+  CLONE_NEWNS,
+  CLONE_NEWPID,
+  CLONE_NEWUSER,
+  CLONE_NEWUTS,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  O_PATH,
+  O_RDONLY,
 } from '../../kernel/constants.js';
 import { KernelError } from '../../errors.js';
 import { resolveUser } from '../user.js';
@@ -28,7 +38,11 @@ class UserLookupError extends Error {}
 
 /** The namespaces an exec joins, in order (mount last: it moves the root). */
 const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
-  ['cgroup', CLONE_NEWCGROUP], ['ipc', CLONE_NEWIPC], ['uts', CLONE_NEWUTS], ['net', CLONE_NEWNET], ['mnt', CLONE_NEWNS],
+  ['cgroup', CLONE_NEWCGROUP],
+  ['ipc', CLONE_NEWIPC],
+  ['uts', CLONE_NEWUTS],
+  ['net', CLONE_NEWNET],
+  ['mnt', CLONE_NEWNS],
 ];
 
 /**
@@ -37,7 +51,14 @@ const EXEC_NAMESPACES: ReadonlyArray<[string, number]> = [
  * fork costs. The user is looked up here, in the container's files seen through
  * `/proc/<pid>/root`. Returns its pid.
  */
-function spawnExec(z: ZygoteState, helper: string, plan: ExecPlan, ns: Array<[number, number]>, pidns: number, fds: InitFds & { ctrl: number }): number {
+function spawnExec(
+  z: ZygoteState,
+  helper: string,
+  plan: ExecPlan,
+  ns: Array<[number, number]>,
+  pidns: number,
+  fds: InitFds & { ctrl: number },
+): number {
   const rootFd = open(`/proc/${plan.targetPid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC);
   let user;
   try {
@@ -63,7 +84,13 @@ function spawnExec(z: ZygoteState, helper: string, plan: ExecPlan, ns: Array<[nu
   const env = proc.env.some((e) => e.startsWith('HOME=')) ? proc.env : [...proc.env, `HOME=${user.home}`];
   // The fds land on fixed numbers (3 error, 4 control, 5 stdin, 6 stdout, 7 stderr, 8… the
   // namespaces); parked above them first so that no placement overwrites a source.
-  const wanted: Array<[number, number]> = [[fds.error, 3], [fds.ctrl, 4], [fds.stdin, 5], [fds.stdout, 6], [fds.stderr, 7]];
+  const wanted: Array<[number, number]> = [
+    [fds.error, 3],
+    [fds.ctrl, 4],
+    [fds.stdin, 5],
+    [fds.stdout, 6],
+    [fds.stderr, 7],
+  ];
   ns.forEach(([fd], i) => wanted.push([fd, 8 + i]));
   const parked: Array<[number, number]> = [];
   try {
@@ -79,14 +106,18 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
   const fds = new FdSet();
   const plan = req.plan;
   try {
-    if (processStartTime(plan.targetPid) !== plan.targetStartTime) throw new Error(`container process ${plan.targetPid} is not running`);
+    if (processStartTime(plan.targetPid) !== plan.targetStartTime)
+      throw new Error(`container process ${plan.targetPid} is not running`);
     const ns: Array<[number, number]> = [];
     for (const [name, type] of EXEC_NAMESPACES) {
       ns.push([fds.add(open(`/proc/${plan.targetPid}/ns/${name}`, O_RDONLY | O_CLOEXEC)), type]);
     }
     // A container in a user namespace of its own (`userns`): joined last, by berth-exec only.
     if (statSync(`/proc/${plan.targetPid}/ns/user`).ino !== z.spawner.ownUserNs) {
-      if (!req.helper) throw new Error('the JavaScript exec path cannot join a container\'s user namespace: it needs berth-exec (a C compiler, and not BERTH_NATIVE_EXEC=0)');
+      if (!req.helper)
+        throw new Error(
+          "the JavaScript exec path cannot join a container's user namespace: it needs berth-exec (a C compiler, and not BERTH_NATIVE_EXEC=0)",
+        );
       ns.push([fds.add(open(`/proc/${plan.targetPid}/ns/user`, O_RDONLY | O_CLOEXEC)), CLONE_NEWUSER]);
     }
     const pidns = fds.add(open(`/proc/${plan.targetPid}/ns/pid`, O_RDONLY | O_CLOEXEC));
@@ -105,7 +136,8 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
       }
     }
     let pid: number;
-    if (req.helper) pid = spawnExec(z, req.helper, plan, ns, pidns, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
+    if (req.helper)
+      pid = spawnExec(z, req.helper, plan, ns, pidns, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
     else {
       pid = z.spawner.forkIn(() => setns(pidns, CLONE_NEWPID));
       if (pid === 0) runExec(plan, { fds: ns }, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });
@@ -119,8 +151,18 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
     fds.release(exR);
     fds.release(ctrlW);
     const child: Child = {
-      id: plan.id, pid, startTime: processStartTime(pid) ?? -1, rid: req.rid, exitPath: '', exec: true,
-      openStreams: 2, done: false, ctrlW: plan.process.terminal ? ctrlW : -1, stdinW: -1, ttyFd: -1, mntNs: -1,
+      id: plan.id,
+      pid,
+      startTime: processStartTime(pid) ?? -1,
+      rid: req.rid,
+      exitPath: '',
+      exec: true,
+      openStreams: 2,
+      done: false,
+      ctrlW: plan.process.terminal ? ctrlW : -1,
+      stdinW: -1,
+      ttyFd: -1,
+      mntNs: -1,
     };
     z.byPid.set(pid, child);
     pump(z, child, outR, 'stdout');
@@ -129,9 +171,10 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
   } catch (e) {
     fds.closeAll();
     const msg = e instanceof Error ? e.message : String(e);
-    const error: InitFailure = e instanceof UserLookupError
-      ? { step: 'user', message: msg, kind: 'user', exitCode: 1 }
-      : { step: 'join', message: msg, kind: e instanceof KernelError ? 'kernel' : 'other', exitCode: 126 };
+    const error: InitFailure =
+      e instanceof UserLookupError
+        ? { step: 'user', message: msg, kind: 'user', exitCode: 1 }
+        : { step: 'join', message: msg, kind: e instanceof KernelError ? 'kernel' : 'other', exitCode: 126 };
     z.send({ t: 'failed', rid: req.rid, error });
     // No process was made: report its end at once, so the engine's listener goes away.
     z.send({ t: 'execExit', id: plan.id, status: { pid: 0, exitCode: 126, finishedAt: Date.now(), error } });

@@ -50,7 +50,13 @@ export function watchExec(z: ZygoteState, child: Child, fd: number): void {
     if (started && !text) child.execResult = null;
     else {
       let failure: InitFailure;
-      if (!text) failure = { step: 'init', message: 'the container init died before it could run the program', kind: 'other', exitCode: 1 };
+      if (!text)
+        failure = {
+          step: 'init',
+          message: 'the container init died before it could run the program',
+          kind: 'other',
+          exitCode: 1,
+        };
       else {
         try {
           failure = JSON.parse(text) as InitFailure & { errno?: number };
@@ -59,7 +65,9 @@ export function watchExec(z: ZygoteState, child: Child, fd: number): void {
           const errno = (failure as { errno?: number }).errno;
           if (typeof errno === 'number' && !failure.errnoCode) {
             failure.errnoCode = errnoName(errno);
-            failure.message = failure.message.endsWith(' failed') ? `${failure.message}: ${failure.errnoCode}` : `${failure.message} (${failure.errnoCode})`;
+            failure.message = failure.message.endsWith(' failed')
+              ? `${failure.message}: ${failure.errnoCode}`
+              : `${failure.message} (${failure.errnoCode})`;
           }
           delete (failure as { errno?: number }).errno;
         } catch {
@@ -113,10 +121,20 @@ function sendStarted(z: ZygoteState, child: Child): void {
   const d = child.detached;
   if (d) d.startPending = false;
   z.send({
-    t: 'started', rid: child.rid, pid: child.pid, startTime: child.startTime,
+    t: 'started',
+    rid: child.rid,
+    pid: child.pid,
+    startTime: child.startTime,
     ...(d
-      ? { holderPid: d.monitorPid, ...(d.stdin ? { stdinFd: MONITOR_FDS.stdin } : {}), ...(child.ttyFd >= 0 ? { ttyFd: MONITOR_FDS.output } : {}) }
-      : { ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}), ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}) }),
+      ? {
+          holderPid: d.monitorPid,
+          ...(d.stdin ? { stdinFd: MONITOR_FDS.stdin } : {}),
+          ...(child.ttyFd >= 0 ? { ttyFd: MONITOR_FDS.output } : {}),
+        }
+      : {
+          ...(child.stdinW >= 0 ? { stdinFd: child.stdinW } : {}),
+          ...(child.ttyFd >= 0 ? { ttyFd: child.ttyFd } : {}),
+        }),
   });
   if (child.exec && child.ttyFd >= 0) {
     child.ttyUncopied = true;

@@ -99,7 +99,11 @@ function monitorEnded(z: ZygoteState, child: Child, monitorStatus: { finishedAt:
   }
   d.exitWritten = written !== undefined;
   child.status = written
-    ? { exitCode: written.exitCode, ...(written.signal !== undefined ? { signal: written.signal } : {}), finishedAt: written.finishedAt }
+    ? {
+        exitCode: written.exitCode,
+        ...(written.signal !== undefined ? { signal: written.signal } : {}),
+        finishedAt: written.finishedAt,
+      }
     : { exitCode: 137, signal: 9, finishedAt: monitorStatus.finishedAt };
   // Its init's report may still be pending (it died before execve): do not wait for it.
   child.execResult ??= null;
@@ -119,7 +123,8 @@ export function maybeFinish(z: ZygoteState, child: Child): void {
   child.cgroupAck = undefined;
   if (child.exec) {
     const status: ExitRecord = { pid: child.pid, ...child.status };
-    if (child.execResult) Object.assign(status, { error: child.execResult, exitCode: child.execResult.exitCode, signal: undefined });
+    if (child.execResult)
+      Object.assign(status, { error: child.execResult, exitCode: child.execResult.exitCode, signal: undefined });
     z.send({ t: 'execExit', id: child.id, status: JSON.parse(JSON.stringify(status)) as ExitRecord });
     return;
   }

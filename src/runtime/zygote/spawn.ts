@@ -12,7 +12,16 @@ import { fstatSync, statSync } from 'node:fs';
 import { close, open } from '../../kernel/fd.js';
 import { exit, fork, prctl, spawnProgram } from '../../kernel/process.js';
 import { unshare, setns } from '../../kernel/namespaces.js';
-import { CLONE_NEWNET, CLONE_NEWPID, PR_SET_DUMPABLE, O_APPEND, O_CLOEXEC, O_CREAT, O_RDONLY, O_WRONLY } from '../../kernel/constants.js';
+import {
+  CLONE_NEWNET,
+  CLONE_NEWPID,
+  PR_SET_DUMPABLE,
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_RDONLY,
+  O_WRONLY,
+} from '../../kernel/constants.js';
 import { allowForkOfHeap } from '../fork-safety.js';
 import { runTemplate } from '../init.js';
 import { processStartTime } from '../proc.js';
@@ -161,7 +170,12 @@ export class Spawner {
    * the container's init, tells us its pid, and waits for our go before it execs the monitor.
    */
   forkDetached(
-    fds: FdSet, flags: number, req: StartRequest, monitor: string, init: string | undefined, netns?: { fd: number },
+    fds: FdSet,
+    flags: number,
+    req: StartRequest,
+    monitor: string,
+    init: string | undefined,
+    netns?: { fd: number },
   ): { template: Template; readyR: number; detached: Detached } {
     const proc = req.plan.spec.process;
     // Made here, once, and inherited by the fork (see sealed-program.ts).
@@ -186,14 +200,32 @@ export class Spawner {
     if (monitorPid === 0) {
       close(pidR);
       const initFds = { stdin: stdinR, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR };
-      runDetachedParent(flags, { outR, errR, log, stdinW, goR, pidW, init: initFds }, monitor, { exitPath: req.exitPath, logPath: req.logPath, log: req.log ?? DEFAULT_LOG_LIMITS }, sealedInit);
+      runDetachedParent(
+        flags,
+        { outR, errR, log, stdinW, goR, pidW, init: initFds },
+        monitor,
+        { exitPath: req.exitPath, logPath: req.logPath, log: req.log ?? DEFAULT_LOG_LIMITS },
+        sealedInit,
+      );
     }
     for (const fd of [outR, outW, errR, errW, exW, ctrlR, goR, pidW, stdinR, stdinW, log]) fds.close(fd);
     const pidLine = readLine(pidR);
     const pid = Number(pidLine);
-    if (!pidLine || !(pid > 0)) throw new Error('the detached container\'s monitor could not fork its init');
-    const template: Template = { pid, startTime: processStartTime(pid) ?? -1, unshareFlags: flags, outR: -1, errR: -1, exR, ctrlW };
-    return { template, readyR: pidR, detached: { monitorPid, goW, exitWritten: false, stdin: stdinW >= 0, ready: false, startPending: false } };
+    if (!pidLine || !(pid > 0)) throw new Error("the detached container's monitor could not fork its init");
+    const template: Template = {
+      pid,
+      startTime: processStartTime(pid) ?? -1,
+      unshareFlags: flags,
+      outR: -1,
+      errR: -1,
+      exR,
+      ctrlW,
+    };
+    return {
+      template,
+      readyR: pidR,
+      detached: { monitorPid, goW, exitWritten: false, stdin: stdinW >= 0, ready: false, startPending: false },
+    };
   }
 
   /**

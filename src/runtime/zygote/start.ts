@@ -24,7 +24,10 @@ import type { Child, ZygoteState } from './child.js';
 
 /** A start that failed in the zygote at `step` (a step name as the init's failures carry). */
 class StartStepError extends Error {
-  constructor(readonly step: string, cause: unknown) {
+  constructor(
+    readonly step: string,
+    cause: unknown,
+  ) {
     super(cause instanceof Error ? cause.message : String(cause), { cause });
   }
 }
@@ -36,7 +39,9 @@ class StartStepError extends Error {
 function nativePlanOf(req: StartRequest): Buffer | undefined {
   if (!req.init) return undefined;
   // Interfaces are wired from here, in a network namespace we make (the init does not unshare one).
-  const plan = req.plan.spec.interfaces?.length ? { ...req.plan, unshareFlags: req.plan.unshareFlags & ~CLONE_NEWNET } : req.plan;
+  const plan = req.plan.spec.interfaces?.length
+    ? { ...req.plan, unshareFlags: req.plan.unshareFlags & ~CLONE_NEWNET }
+    : req.plan;
   try {
     return encodeInitPlan(plan);
   } catch {
@@ -53,7 +58,7 @@ export function start(z: ZygoteState, req: StartRequest): void {
   const owned = new FdSet();
   const nativePlan = nativePlanOf(req);
   const init = nativePlan ? req.init : undefined;
-  const ifaces = init ? req.plan.spec.interfaces ?? [] : [];
+  const ifaces = init ? (req.plan.spec.interfaces ?? []) : [];
   const netns = ifaces.length ? { fd: -1 } : undefined;
   if (!init) z.pool.want();
   try {
@@ -91,8 +96,19 @@ export function start(z: ZygoteState, req: StartRequest): void {
     // While the init makes its mounts; it cannot exec before the cgroup ack, sent below.
     if (netns) wireInterfaces(owned, t, ifaces, netns);
     const child: Child = {
-      id: req.plan.spec.id, pid: t.pid, startTime: t.startTime, rid: req.rid, exec: false, exitPath: req.exitPath, openStreams: detached ? 0 : 2, done: false,
-      ...(detached ? {} : { log: new LogWriter(req.logPath, req.log ?? DEFAULT_LOG_LIMITS) }), ctrlW: proc.terminal ? t.ctrlW : -1, stdinW, ttyFd: -1, mntNs,
+      id: req.plan.spec.id,
+      pid: t.pid,
+      startTime: t.startTime,
+      rid: req.rid,
+      exec: false,
+      exitPath: req.exitPath,
+      openStreams: detached ? 0 : 2,
+      done: false,
+      ...(detached ? {} : { log: new LogWriter(req.logPath, req.log ?? DEFAULT_LOG_LIMITS) }),
+      ctrlW: proc.terminal ? t.ctrlW : -1,
+      stdinW,
+      ttyFd: -1,
+      mntNs,
       cgroupAck: { fd: t.ctrlW, procs: req.plan.spec.cgroupProcs ?? [], terminal: !!proc.terminal },
       ...(detached ? { detached } : {}),
     };
@@ -141,7 +157,12 @@ function sendPlan(t: Template, nativePlan: Buffer | undefined, req: StartRequest
  * `berth-init`), then closes our fd on it. On failure `t` is killed and the start fails at the
  * step `network interfaces`.
  */
-function wireInterfaces(owned: FdSet, t: Template, ifaces: NonNullable<RuntimeSpec['interfaces']>, netns: { fd: number }): void {
+function wireInterfaces(
+  owned: FdSet,
+  t: Template,
+  ifaces: NonNullable<RuntimeSpec['interfaces']>,
+  netns: { fd: number },
+): void {
   try {
     setupNetworkFromHost(ifaces, netns.fd);
   } catch (e) {

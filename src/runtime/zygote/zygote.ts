@@ -38,8 +38,13 @@ export class Zygote {
   constructor(send: (m: ZygoteMessage) => void) {
     const spawner = new Spawner();
     const z: ZygoteState = {
-      send, spawner, pool: new TemplatePool(spawner),
-      byPid: new Map<number, Child>(), byId: new Map<string, Child>(), byMonitor: new Map<number, Child>(), execTty: new Map<string, Child>(),
+      send,
+      spawner,
+      pool: new TemplatePool(spawner),
+      byPid: new Map<number, Child>(),
+      byId: new Map<string, Child>(),
+      byMonitor: new Map<number, Child>(),
+      execTty: new Map<string, Child>(),
       finish: (child) => maybeFinish(z, child),
     };
     this.#z = z;
@@ -53,8 +58,7 @@ export class Zygote {
       const c = z.byId.get(req.id);
       if (c?.cgroupAck) ackCgroups(c, req.ok);
       z.send({ t: 'ok', rid: req.rid });
-    }
-    else if (req.t === 'exec') exec(z, req);
+    } else if (req.t === 'exec') exec(z, req);
     else if (req.t === 'ttyCopied') {
       const c = z.execTty.get(req.id);
       if (c) {
@@ -63,21 +67,23 @@ export class Zygote {
         if (c.done) closeHeld(c, 'ttyFd');
       }
       z.send({ t: 'ok', rid: req.rid });
-    }
-    else if (req.t === 'gc') {
+    } else if (req.t === 'gc') {
       // A settled state for measurements: the pool full, then a full collection.
       z.pool.fill();
       (globalThis as { gc?: () => void }).gc?.();
       z.send({ t: 'ok', rid: req.rid });
-    }
-    else if (req.t === 'signal') {
+    } else if (req.t === 'signal') {
       const c = z.byId.get(req.id);
       try {
         if (!c || c.status) throw new Error(`container ${req.id} has no running process`);
         kill(c.pid, req.signal);
         z.send({ t: 'ok', rid: req.rid });
       } catch (e) {
-        z.send({ t: 'failed', rid: req.rid, error: { step: 'signal', message: (e as Error).message, kind: 'other', exitCode: 1 } });
+        z.send({
+          t: 'failed',
+          rid: req.rid,
+          error: { step: 'signal', message: (e as Error).message, kind: 'other', exitCode: 1 },
+        });
       }
     }
   }
