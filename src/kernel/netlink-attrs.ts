@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { BerthError } from '../errors.js';
 
 /** `<linux/netlink.h>`: protocol numbers, message flags and control message types. */
 export const NL = {
@@ -380,13 +381,13 @@ export function parseRtMsg(b: Buffer): Required<RtMsg> {
   };
 }
 
-/** Parses dotted IPv4 text into 4 bytes; throws a RangeError on malformed input. */
+/** Parses dotted IPv4 text into 4 bytes; throws `INVALID_ARGUMENT` on malformed input. */
 export function ipv4Bytes(ip: string): Buffer {
   const parts = ip.split('.');
-  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
+  if (parts.length !== 4) throw new BerthError('INVALID_ARGUMENT', `not an IPv4 address: ${ip}`);
   const b = Buffer.alloc(4);
   parts.forEach((p, i) => {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new BerthError('INVALID_ARGUMENT', `not an IPv4 address: ${ip}`);
     b[i] = Number(p);
   });
   return b;
@@ -397,9 +398,10 @@ export function ipv4Text(b: Buffer): string {
   return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
 }
 
-/** Parses `aa:bb:cc:dd:ee:ff` into 6 bytes; throws a RangeError on malformed input. */
+/** Parses `aa:bb:cc:dd:ee:ff` into 6 bytes; throws `INVALID_ARGUMENT` on malformed input. */
 export function macBytes(mac: string): Buffer {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw new RangeError(`not a MAC address: ${mac}`);
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
+    throw new BerthError('INVALID_ARGUMENT', `not a MAC address: ${mac}`);
   return Buffer.from(mac.replace(/:/g, ''), 'hex');
 }
 

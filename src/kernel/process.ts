@@ -9,6 +9,7 @@
 import { libc, check, fail, lastErrno } from './libc.js';
 import { SYS } from './syscall-numbers.js';
 import { _LINUX_CAPABILITY_VERSION_3 } from './constants.js';
+import { BerthError } from '../errors.js';
 
 const _fork = libc.func('int fork(void)');
 const _execve = libc.func('int execve(const char *path, const char **argv, const char **envp)');
@@ -80,13 +81,13 @@ export function fork(): number {
  */
 export function execve(path: string, argv: readonly string[], envp: readonly string[]): never {
   check('execve', () => _execve(path, [...argv, null], [...envp, null]), path, path);
-  throw new Error('unreachable: execve returned');
+  throw new BerthError('INTERNAL', 'unreachable: execve returned');
 }
 
 /** `_exit(2)`: ends the process at once, with no atexit handlers and no flushing. */
 export function exit(status: number): never {
   _exit(status);
-  throw new Error('unreachable: _exit returned');
+  throw new BerthError('INTERNAL', 'unreachable: _exit returned');
 }
 
 /** The result of {@link waitpid}: the pid that changed state (0 with WNOHANG and none did) and its raw status. */

@@ -6,6 +6,7 @@
 import koffi from 'koffi';
 import { libc, check } from './libc.js';
 import { SYS } from './syscall-numbers.js';
+import { BerthError } from '../errors.js';
 
 const _syscall = libc.func('long syscall(long number, ...)');
 // struct sock_fprog { unsigned short len; struct sock_filter *filter; } (anonymous: loading this module twice stays legal).
@@ -26,7 +27,10 @@ export const SOCK_FILTER_SIZE = 8;
  */
 export function seccompSetFilter(program: Buffer, flags = 0): void {
   if (program.length === 0 || program.length % SOCK_FILTER_SIZE !== 0)
-    throw new Error(`a seccomp program is a non-empty array of ${SOCK_FILTER_SIZE}-byte instructions`);
+    throw new BerthError(
+      'INVALID_ARGUMENT',
+      `a seccomp program is a non-empty array of ${SOCK_FILTER_SIZE}-byte instructions`,
+    );
   const fprog = { len: program.length / SOCK_FILTER_SIZE, filter: program };
   check(
     'seccomp',

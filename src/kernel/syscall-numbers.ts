@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { BerthError } from '../errors.js';
 
 interface SyscallTable {
   pivot_root: number;
@@ -63,6 +64,6 @@ const TABLES: Record<string, SyscallTable> = {
 /** The syscall numbers of the architecture this process runs on. */
 export const SYS: SyscallTable = (() => {
   const t = TABLES[process.arch];
-  if (!t) throw new Error(`berth supports x64 and arm64 Linux, not ${process.arch}`);
+  if (!t) throw new BerthError('UNSUPPORTED', `berth supports x64 and arm64 Linux, not ${process.arch}`);
   return t;
 })();

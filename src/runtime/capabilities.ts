@@ -65,7 +65,7 @@ export function capabilityMask(names: readonly string[]): bigint {
   let mask = 0n;
   for (const n of names) {
     const bit = CAPABILITIES[n];
-    if (bit === undefined) throw new Error(`unknown capability ${n}`);
+    if (bit === undefined) throw new BerthError('INVALID_ARGUMENT', `unknown capability ${n}`);
     mask |= 1n << BigInt(bit);
   }
   return mask;

@@ -57,7 +57,7 @@ import {
   unlinkSync,
   type Stats,
 } from 'node:fs';
-import { KernelError } from '../errors.js';
+import { ConflictError, KernelError } from '../errors.js';
 import { flock, LOCK_EX } from '../kernel/flock.js';
 import { renameat2, RENAME_NOREPLACE } from '../kernel/fs.js';
 
@@ -220,7 +220,7 @@ function parentOf(fd: number, want: DirId): number {
   const got = idOf(up);
   if (got.dev !== want.dev || got.ino !== want.ino) {
     closeSync(up);
-    throw new Error('copy-up: a directory was moved while it was copied');
+    throw new ConflictError('CONFLICT', 'copy-up: a directory was moved while it was copied');
   }
   return up;
 }

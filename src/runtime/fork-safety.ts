@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { madvise } from '../kernel/process.js';
 import { MADV_DOFORK } from '../kernel/constants.js';
+import { BerthError } from '../errors.js';
 
 const ENOMEM = 12;
 const USER_SPACE_END = 0x7ffffffff000n;
@@ -49,6 +50,7 @@ export function allowForkOfHeap(): void {
   ranges ??= computeRanges();
   for (const [start, len] of ranges) {
     const errno = madvise(start, len, MADV_DOFORK);
-    if (errno !== 0 && errno !== ENOMEM) throw new Error(`madvise(MADV_DOFORK) failed with errno ${errno}`);
+    if (errno !== 0 && errno !== ENOMEM)
+      throw new BerthError('KERNEL', `madvise(MADV_DOFORK) failed with errno ${errno}`);
   }
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import * as K from '../kernel/constants.js';
 import { ignoredSignals } from '../kernel/signals.js';
-import { KernelError } from '../errors.js';
+import { BerthError, KernelError } from '../errors.js';
 import { sys } from './init-sys.js';
 import { commandFailure, execFailure, EXEC_MARKER, TERMINAL_MARKER, type InitFds } from './init-report.js';
 import type { Plan, RuntimeSpec } from './plan.js';
@@ -54,7 +54,7 @@ export function setUpStdio(
     sys.dup2(fds.stderr, 2);
     return;
   }
-  if (ctrlFd < 0) throw new Error('a terminal needs a control pipe');
+  if (ctrlFd < 0) throw new BerthError('INTERNAL', 'a terminal needs a control pipe');
   const pty = sys.openPty({ ptmx: '/dev/pts/ptmx' });
   // The program's own terminal, as a login would make it: owned by its user.
   sys.fchown(pty.slave, user.uid, 0xffffffff); // gid -1: unchanged (tty)
@@ -68,7 +68,7 @@ export function setUpStdio(
   const ack = readExactly(ctrlFd, 1);
   sys.close(ctrlFd);
   sys.close(pty.master);
-  if (!ack) throw new Error('the runtime did not take the terminal');
+  if (!ack) throw new BerthError('INTERNAL', 'the runtime did not take the terminal');
 }
 
 /**

@@ -30,6 +30,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { dryRunSys, DryRunEnd, sys, useSys } from './init-sys.js';
 import * as K from '../kernel/constants.js';
+import { BerthError } from '../errors.js';
 import { makedev } from '../kernel/fs.js';
 import { fcntl } from '../kernel/fd.js';
 import { buildPlan, type Plan, type PlanDefaults, type PlanMount, type RuntimeSpec } from './plan.js';
@@ -306,7 +307,10 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
   try {
     // Idmapped mounts and the user namespace are made by berth-init only (see native-init.ts).
     if (plan.spec.userns)
-      throw new Error('a container with a user namespace (userns) needs berth-init, the native init');
+      throw new BerthError(
+        'UNSUPPORTED',
+        'a container with a user namespace (userns) needs berth-init, the native init',
+      );
     if (!prepared) {
       if (plan.spec.interfaces?.length)
         hostNet = { ns: sys.open('/proc/self/ns/net', K.O_RDONLY | K.O_CLOEXEC), netlink: sys.openRtnetlink() };
@@ -320,7 +324,7 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
     }
     if (plan.spec.interfaces?.length) {
       step = 'network interfaces';
-      if (!hostNet) throw new Error('no handle on the host network namespace');
+      if (!hostNet) throw new BerthError('INTERNAL', 'no handle on the host network namespace');
       sys.setupInterfaces(plan.spec.interfaces, hostNet.ns, hostNet.netlink);
     }
     if (hostNet) {
@@ -444,5 +448,5 @@ export function runInit(plan: Plan, fds: InitFds, prepared = false, hostNet?: Ho
 function awaitCgroupAck(ctrlFd: number, plan: Plan): void {
   const ack = readExactly(ctrlFd, 1);
   if (!plan.spec.process.terminal) sys.close(ctrlFd);
-  if (!ack || ack[0] !== 0x31) throw new Error('the container could not be moved into its cgroups');
+  if (!ack || ack[0] !== 0x31) throw new BerthError('KERNEL', 'the container could not be moved into its cgroups');
 }

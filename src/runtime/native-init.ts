@@ -19,6 +19,7 @@
  * @module
  */
 import { CLONE_NEWNET, MS_PRIVATE, MS_REC, MS_SHARED, MS_SLAVE } from '../kernel/constants.js';
+import { BerthError } from '../errors.js';
 import { close, dup } from '../kernel/fd.js';
 import { spawnProgram } from '../kernel/process.js';
 import { basename, dirname } from 'node:path';
@@ -111,14 +112,14 @@ export function encodeInitPlan(plan: Plan): Buffer {
     ...values: Array<string | number | boolean | null | undefined>
   ): void => {
     if (values.length !== NATIVE_PLAN_KEYS[key])
-      throw new Error(`native plan: ${key} takes ${NATIVE_PLAN_KEYS[key]} fields`);
+      throw new BerthError('INTERNAL', `native plan: ${key} takes ${NATIVE_PLAN_KEYS[key]} fields`);
     fields.push(
       key,
       ...values.map((v) => (v === null || v === undefined ? '' : typeof v === 'boolean' ? (v ? '1' : '0') : String(v))),
     );
   };
   const why = nativeInitUnsupported(plan);
-  if (why) throw new Error(`native plan: ${why}`);
+  if (why) throw new BerthError('UNSUPPORTED', `native plan: ${why}`);
   const { spec } = plan;
   const proc = spec.process;
   rec('flags', plan.unshareFlags);
@@ -165,10 +166,11 @@ export function encodeInitPlan(plan: Plan): Buffer {
   for (const { path, value } of plan.sysctls) rec('sysctl', path, value);
   if (proc.oomScoreAdj !== undefined) rec('oom', proc.oomScoreAdj);
   for (const m of plan.cgroupMounts) rec('cgmount', m.source, m.target, m.fstype, m.flags, m.data);
-  for (const f of fields) if (f.includes('\0')) throw new Error('native plan: a string holds a NUL byte');
+  for (const f of fields)
+    if (f.includes('\0')) throw new BerthError('UNSUPPORTED', 'native plan: a string holds a NUL byte');
   const body = Buffer.from(`${fields.join('\0')}\0`, 'utf8');
   if (body.length > NATIVE_PLAN_MAX_BYTES)
-    throw new Error(`native plan: ${body.length} bytes, more than ${NATIVE_PLAN_MAX_BYTES}`);
+    throw new BerthError('UNSUPPORTED', `native plan: ${body.length} bytes, more than ${NATIVE_PLAN_MAX_BYTES}`);
   const out = Buffer.allocUnsafe(4 + body.length);
   out.writeUInt32LE(body.length, 0);
   body.copy(out, 4);
@@ -191,7 +193,10 @@ function encodeUserns(
   for (const d of spec.rootfs.lowerDirs) rec('idlower', d);
   const { upperDir, workDir } = spec.rootfs;
   if (dirname(upperDir) !== dirname(workDir))
-    throw new Error('native plan: with a user namespace the upper and work dirs must share a directory');
+    throw new BerthError(
+      'UNSUPPORTED',
+      'native plan: with a user namespace the upper and work dirs must share a directory',
+    );
   rec('idupper', dirname(upperDir), basename(upperDir), basename(workDir));
 }
 

@@ -240,7 +240,8 @@ const NOSUID_NODEV_NOEXEC = MS_NOSUID | MS_NODEV | MS_NOEXEC;
 /** Overlay mount data for a root file system (lowerdir topmost first). */
 export function overlayData(rootfs: RuntimeSpec['rootfs']): string {
   for (const d of [...rootfs.lowerDirs, rootfs.upperDir, rootfs.workDir]) {
-    if (/[,:\\]/.test(d)) throw new Error(`overlay path may not contain ',', ':' or '\\': ${d}`);
+    if (/[,:\\]/.test(d))
+      throw new BerthError('INVALID_ARGUMENT', `overlay path may not contain ',', ':' or '\\': ${d}`);
   }
   return `lowerdir=${rootfs.lowerDirs.join(':')},upperdir=${rootfs.upperDir},workdir=${rootfs.workDir}`;
 }
@@ -319,7 +320,7 @@ function cgroupViewMounts(view: CgroupView): PlanMount[] {
   return [
     ...view.hierarchies.map((h) => {
       if (!/^[^/]+$/.test(h.dir) || h.dir === '.' || h.dir === '..')
-        throw new Error(`bad cgroup hierarchy directory: ${h.dir}`);
+        throw new BerthError('INTERNAL', `bad cgroup hierarchy directory: ${h.dir}`);
       return { source: 'cgroup', target: `/sys/fs/cgroup/${h.dir}`, fstype: 'cgroup', flags: ro, data: h.options };
     }),
     // The type is ignored by a remount.
@@ -334,7 +335,8 @@ function cgroupViewMounts(view: CgroupView): PlanMount[] {
  */
 export function sysctlPath(key: string): string {
   const parts = key.includes('/') ? key.split('/') : key.split('.');
-  if (parts.some((p) => p === '' || p === '.' || p === '..')) throw new Error(`not a sysctl name: ${key}`);
+  if (parts.some((p) => p === '' || p === '.' || p === '..'))
+    throw new BerthError('INVALID_ARGUMENT', `not a sysctl name: ${key}`);
   return `/proc/sys/${parts.join('/')}`;
 }
 

@@ -9,6 +9,7 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { openat2, RESOLVE_IN_ROOT } from '../kernel/openat2.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDONLY } from '../kernel/constants.js';
+import { BerthError, NotFoundError } from '../errors.js';
 
 /** A user resolved to numeric ids. */
 export interface ResolvedUser {
@@ -81,7 +82,7 @@ export function parseGroup(lines: string[][]): GroupEntry[] {
 const isId = (s: string) => /^\d+$/.test(s);
 
 /**
- * Resolves `spec` with the given passwd and group entries. Throws an Error whose message
+ * Resolves `spec` with the given passwd and group entries. Throws a `NotFoundError` whose message
  * matches Docker's for an unknown name.
  */
 export function resolveUserFrom(spec: string, passwd: PasswdEntry[], groups: GroupEntry[]): ResolvedUser {
@@ -99,18 +100,24 @@ export function resolveUserFrom(spec: string, passwd: PasswdEntry[], groups: Gro
     if (entry) ({ gid, home, name } = entry);
   } else {
     const entry = passwd.find((p) => p.name === userPart);
-    if (!entry) throw new Error(`unable to find user ${userPart}: no matching entries in passwd file`);
+    if (!entry)
+      throw new NotFoundError('other', userPart, `unable to find user ${userPart}: no matching entries in passwd file`);
     ({ uid, gid, home, name } = entry);
   }
   if (groupPart !== undefined && groupPart !== '') {
     if (isId(groupPart)) gid = Number(groupPart);
     else {
       const g = groups.find((e) => e.name === groupPart);
-      if (!g) throw new Error(`unable to find group ${groupPart}: no matching entries in group file`);
+      if (!g)
+        throw new NotFoundError(
+          'other',
+          groupPart,
+          `unable to find group ${groupPart}: no matching entries in group file`,
+        );
       gid = g.gid;
     }
   }
-  if (uid > 0xfffffffe || gid > 0xfffffffe) throw new Error(`user ${spec}: id out of range`);
+  if (uid > 0xfffffffe || gid > 0xfffffffe) throw new BerthError('INVALID_ARGUMENT', `user ${spec}: id out of range`);
   // Supplementary groups, as initgroups(3) makes them: the primary group, then every group
   // listing the user as a member (only when the group was not given explicitly).
   const additionalGids =

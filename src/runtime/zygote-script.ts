@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BerthError } from '../errors.js';
 
 declare const __filename: string | undefined;
 
@@ -37,7 +38,7 @@ async function locate(): Promise<string> {
   }
   const srcEntry = join(here, 'zygote-main.ts');
   if (existsSync(srcEntry)) return bundleFromSources(srcEntry);
-  throw new Error(`berth: the zygote entry script is missing next to ${here}; rebuild the package`);
+  throw new BerthError('INTERNAL', `berth: the zygote entry script is missing next to ${here}; rebuild the package`);
 }
 
 function sourceHash(srcRoot: string): string {

@@ -13,6 +13,7 @@ import {
   ipv4Bytes,
 } from '../../src/kernel/netlink-attrs.js';
 import { encodeBatch, match, NFT } from '../../src/kernel/nftables.js';
+import { BerthError } from '../../src/errors.js';
 
 describe('netlink encoding', () => {
   it('pads string attributes to 4 bytes', () => {
@@ -57,8 +58,11 @@ describe('netlink encoding', () => {
   it('parses addresses and rejects malformed ones', () => {
     expect(ipv4Bytes('10.89.0.1').toString('hex')).toBe('0a590001');
     expect(macBytes('02:42:0a:59:00:02').toString('hex')).toBe('02420a590002');
-    expect(() => ipv4Bytes('10.89.0')).toThrow(RangeError);
-    expect(() => macBytes('zz:42:0a:59:00:02')).toThrow(RangeError);
+    const invalid = expect.objectContaining({ code: 'INVALID_ARGUMENT' });
+    expect(() => ipv4Bytes('10.89.0')).toThrow(BerthError);
+    expect(() => ipv4Bytes('10.89.0')).toThrow(invalid);
+    expect(() => macBytes('zz:42:0a:59:00:02')).toThrow(BerthError);
+    expect(() => macBytes('zz:42:0a:59:00:02')).toThrow(invalid);
   });
 });
 

@@ -28,6 +28,7 @@
  */
 import { release } from 'node:os';
 import { CAPABILITIES } from '../capabilities.js';
+import { BerthError } from '../../errors.js';
 import { DEFAULT_SECCOMP_PROFILE } from './default-profile.js';
 import type { SeccompAction, SeccompProfile, SeccompRule } from './profile.js';
 import { SYSCALL_TABLES } from './syscall-tables.js';
@@ -460,7 +461,8 @@ export function compileSeccomp(profile: SeccompProfile, target: SeccompTarget): 
   e.fallTo(miss);
   e.load(OFF_ARCH);
   if (e.insns.length > BPF_MAXINSNS)
-    throw new Error(
+    throw new BerthError(
+      'INVALID_ARGUMENT',
       `the seccomp profile compiles to ${e.insns.length} instructions, more than the kernel's ${BPF_MAXINSNS}`,
     );
   return e.encode();

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { CAPABILITIES } from '../capabilities.js';
+import { BerthError } from '../../errors.js';
 
 /** Seccomp actions of the format, as libseccomp names them. */
 export const SECCOMP_ACTIONS = [
@@ -93,8 +94,8 @@ export type SeccompProfile = z.infer<typeof seccompProfileSchema>;
 export type SeccompRule = z.infer<typeof seccompSyscallSchema>;
 
 /**
- * Reads a profile from its JSON text (or an already parsed value). Throws an Error whose
- * message names the first bad field (`syscalls.3.action: …`).
+ * Reads a profile from its JSON text (or an already parsed value). Throws an `INVALID_ARGUMENT`
+ * error whose message names the first bad field (`syscalls.3.action: …`).
  */
 export function parseSeccompProfile(input: string | unknown): SeccompProfile {
   let value = input;
@@ -102,12 +103,12 @@ export function parseSeccompProfile(input: string | unknown): SeccompProfile {
     try {
       value = JSON.parse(input);
     } catch (e) {
-      throw new Error(`not valid JSON: ${(e as Error).message}`, { cause: e });
+      throw new BerthError('INVALID_ARGUMENT', `not valid JSON: ${(e as Error).message}`, { cause: e });
     }
   }
   const r = seccompProfileSchema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const path = issue.path.map(String).join('.');
-  throw new Error(`${path ? `${path}: ` : ''}${issue.message}`, { cause: r.error });
+  throw new BerthError('INVALID_ARGUMENT', `${path ? `${path}: ` : ''}${issue.message}`, { cause: r.error });
 }

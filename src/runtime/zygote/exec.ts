@@ -22,7 +22,7 @@ import {
   O_PATH,
   O_RDONLY,
 } from '../../kernel/constants.js';
-import { KernelError } from '../../errors.js';
+import { BerthError, KernelError, StateError } from '../../errors.js';
 import { resolveUser } from '../user.js';
 import { runExec, type ExecPlan } from '../init.js';
 import type { InitFailure, InitFds } from '../init-report.js';
@@ -107,7 +107,7 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
   const plan = req.plan;
   try {
     if (processStartTime(plan.targetPid) !== plan.targetStartTime)
-      throw new Error(`container process ${plan.targetPid} is not running`);
+      throw new StateError('exited', 'exec', `container process ${plan.targetPid} is not running`, 'NOT_RUNNING');
     const ns: Array<[number, number]> = [];
     for (const [name, type] of EXEC_NAMESPACES) {
       ns.push([fds.add(open(`/proc/${plan.targetPid}/ns/${name}`, O_RDONLY | O_CLOEXEC)), type]);
@@ -115,7 +115,8 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
     // A container in a user namespace of its own (`userns`): joined last, by berth-exec only.
     if (statSync(`/proc/${plan.targetPid}/ns/user`).ino !== z.spawner.ownUserNs) {
       if (!req.helper)
-        throw new Error(
+        throw new BerthError(
+          'UNSUPPORTED',
           "the JavaScript exec path cannot join a container's user namespace: it needs berth-exec (a C compiler, and not BERTH_NATIVE_EXEC=0)",
         );
       ns.push([fds.add(open(`/proc/${plan.targetPid}/ns/user`, O_RDONLY | O_CLOEXEC)), CLONE_NEWUSER]);

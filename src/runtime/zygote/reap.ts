@@ -136,11 +136,13 @@ export function maybeFinish(z: ZygoteState, child: Child): void {
     record.exitCode = child.execResult.exitCode;
     delete record.signal;
   }
-  try {
-    if (child.detached?.exitWritten) throw new Error('written by the monitor');
-    writeExitFile(child.exitPath, JSON.stringify(record));
-  } catch {
-    // The container's directory is gone (removed while running): nothing to record.
+  // A detached container's monitor has written it already.
+  if (!child.detached?.exitWritten) {
+    try {
+      writeExitFile(child.exitPath, JSON.stringify(record));
+    } catch {
+      // The container's directory is gone (removed while running): nothing to record.
+    }
   }
   z.send({ t: 'exit', id: child.id, status: record });
   if (child.mntNs >= 0) {

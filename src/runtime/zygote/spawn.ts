@@ -10,6 +10,7 @@
  */
 import { fstatSync, statSync } from 'node:fs';
 import { close, open } from '../../kernel/fd.js';
+import { BerthError } from '../../errors.js';
 import { exit, fork, prctl, spawnProgram } from '../../kernel/process.js';
 import { unshare, setns } from '../../kernel/namespaces.js';
 import {
@@ -211,7 +212,8 @@ export class Spawner {
     for (const fd of [outR, outW, errR, errW, exW, ctrlR, goR, pidW, stdinR, stdinW, log]) fds.close(fd);
     const pidLine = readLine(pidR);
     const pid = Number(pidLine);
-    if (!pidLine || !(pid > 0)) throw new Error("the detached container's monitor could not fork its init");
+    if (!pidLine || !(pid > 0))
+      throw new BerthError('KERNEL', "the detached container's monitor could not fork its init");
     const template: Template = {
       pid,
       startTime: processStartTime(pid) ?? -1,

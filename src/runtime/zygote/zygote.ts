@@ -21,6 +21,7 @@
  * @module
  */
 import { kill } from '../../kernel/process.js';
+import { StateError } from '../../errors.js';
 import type { ZygoteMessage, ZygoteRequest } from '../protocol.js';
 import { closeHeld } from './fds.js';
 import { TemplatePool } from './pool.js';
@@ -75,7 +76,13 @@ export class Zygote {
     } else if (req.t === 'signal') {
       const c = z.byId.get(req.id);
       try {
-        if (!c || c.status) throw new Error(`container ${req.id} has no running process`);
+        if (!c || c.status)
+          throw new StateError(
+            c ? 'exited' : 'unknown',
+            'signal',
+            `container ${req.id} has no running process`,
+            'NOT_RUNNING',
+          );
         kill(c.pid, req.signal);
         z.send({ t: 'ok', rid: req.rid });
       } catch (e) {
