@@ -97,7 +97,10 @@ function enumLines(entries: readonly (readonly [string, string])[]): string[] {
   let line = ' ';
   for (const [name, value] of entries) {
     const item = ` ${name} = ${value},`;
-    if (line.length + item.length > 110) (lines.push(line), (line = ' '));
+    if (line.length + item.length > 110) {
+      lines.push(line);
+      line = ' ';
+    }
     line += item;
   }
   lines.push(line);

@@ -113,7 +113,10 @@ function aboveOwnLimit(u: Required<Ulimit>): string | undefined {
   const over = (['soft', 'hard'] as const).find((which) => limitValue(u[which]) > ceiling);
   if (!over) return undefined;
   const show = (v: bigint) => (v === RLIM_INFINITY ? 'unlimited' : String(v));
-  return `${u.name}: the ${over} limit ${show(limitValue(u[over]))} is above this process's own hard limit (${show(ceiling)}); a container cannot be given more than the engine has (raising a hard limit needs CAP_SYS_RESOURCE)`;
+  return (
+    `${u.name}: the ${over} limit ${show(limitValue(u[over]))} is above this process's own hard limit (${show(ceiling)}); ` +
+    'a container cannot be given more than the engine has (raising a hard limit needs CAP_SYS_RESOURCE)'
+  );
 }
 
 /** The limits as the runtime sets them (`RLIMIT_*` numbers). */
@@ -140,7 +143,7 @@ const IPC_SYSCTLS = new Set([
  * the host's); `kernel.hostname` and `kernel.domainname` have options of their own.
  */
 export function sysctlRefusal(key: string, network: string): string | undefined {
-  if (!/^[A-Za-z0-9_.\/@:+-]+$/.test(key)) return `'${key}' is not a sysctl name`;
+  if (!/^[A-Za-z0-9_./@:+-]+$/.test(key)) return `'${key}' is not a sysctl name`;
   try {
     sysctlPath(key);
   } catch {

@@ -83,7 +83,7 @@ export interface LogLocation {
  * compared before and after, and the scan is made again when a rotation came in between.
  */
 export async function openLogFiles(loc: LogLocation, io: LogIO): Promise<LogFile[]> {
-  let files: LogFile[] = [];
+  let files: LogFile[];
   for (let attempt = 0; ; attempt++) {
     const before = await io.ino(loc.path);
     const seen = new Set<number>();

@@ -195,7 +195,8 @@ function networkConflicts(o: {
       mode === 'none'
         ? "network 'none' gives the container only a loopback interface"
         : mode === 'host'
-          ? "with network 'host' the container uses the host's interfaces, and its ports are the host's own (a program listening on 80 is on the host's port 80)"
+          ? "with network 'host' the container uses the host's interfaces, and its ports are the host's own " +
+            "(a program listening on 80 is on the host's port 80)"
           : `with network '${mode}' the container shares that container's interfaces`;
     const publishHow = shared
       ? `; publish ports on ${mode.slice('container:'.length)} instead`
@@ -211,7 +212,8 @@ function networkConflicts(o: {
   } else if (mode === 'bridge' && o.ip !== undefined) {
     out.push([
       'ip',
-      "a fixed address needs a user-defined network (as with Docker): create one with a subnet (new Network('name').create({ subnet })) and use network: 'name'",
+      'a fixed address needs a user-defined network (as with Docker): create one with a subnet ' +
+        "(new Network('name').create({ subnet })) and use network: 'name'",
     ]);
   }
   return out;

@@ -260,7 +260,7 @@ export class RunStates {
   /** Ids of containers (any status, or active only) that mount volume `name`. */
   async volumeUsers(name: string, activeOnly = false): Promise<string[]> {
     const recs = await this.#core.records.list(activeOnly ? { subset: ACTIVE_SUBSET } : {});
-    return (await Promise.all(recs.map((r) => (activeOnly ? this.refresh(r) : r))))
+    return (await Promise.all(recs.map(async (r) => (activeOnly ? this.refresh(r) : r))))
       .filter(
         (r) =>
           (!activeOnly || isActive(r.state.status)) &&
@@ -280,7 +280,7 @@ export class RunStates {
     );
     // A refresh may have recorded an exit and auto-removed the container.
     const present = await Promise.all(
-      refreshed.map((r) => (r.config.autoRemove ? this.#core.records.has(r.id) : true)),
+      refreshed.map(async (r) => (r.config.autoRemove ? this.#core.records.has(r.id) : true)),
     );
     const recs = refreshed.filter((_, i) => present[i]);
     return recs

@@ -10,21 +10,18 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { CommandError, ConflictError, NotFoundError, BerthError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
-import { acquireLock, withLock } from '../state/lock.js';
+import { withLock } from '../state/lock.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
 import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import { buildPlan } from '../runtime/plan.js';
 import { CONTAINER_PLAN_DEFAULTS } from './defaults.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import type { CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
-import { currentBootId, isSameProcess, processStartTime } from '../runtime/proc.js';
-import { closeFd as close, commandLines, signalProcess, SIGNALS } from '../runtime/host.js';
-import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
-import { open as openFd } from '../kernel/fd.js';
+import { currentBootId, processStartTime } from '../runtime/proc.js';
+import { commandLines, signalProcess, SIGNALS } from '../runtime/host.js';
 import { copyRunStdio, type AttachSource } from './stdio.js';
 import { followRecords, logEnd, readLogLines, type LogLine, type LogsOptions } from './logs.js';
 import { containerRecordSchema, initialState, labelOf, type ContainerRecord } from './record.js';

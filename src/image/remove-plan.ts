@@ -80,7 +80,8 @@ export function planRemoval(f: RemovalFacts): RemovalPlan {
     if (!f.force && user !== undefined && isSingleReference(parsed)) {
       throw new ConflictError(
         'IN_USE',
-        `unable to remove repository reference '${f.named.familiar}': container ${short(user)} is using its image ${short(f.id)}; remove the container first, or force`,
+        `unable to remove repository reference '${f.named.familiar}': container ${short(user)} ` +
+          `is using its image ${short(f.id)}; remove the container first, or force`,
       );
     }
     const untag = [key];
@@ -105,7 +106,8 @@ export function planRemoval(f: RemovalFacts): RemovalPlan {
   if (parsed.length > 0 && !isSingleReference(parsed) && !f.force) {
     throw new ConflictError(
       'CONFLICT',
-      `unable to delete image ${short(f.id)}: it is referenced in several repositories (${parsed.map((r) => r.familiar).join(', ')}); remove them by name, or force`,
+      `unable to delete image ${short(f.id)}: it is referenced in several repositories ` +
+        `(${parsed.map((r) => r.familiar).join(', ')}); remove them by name, or force`,
     );
   }
   return { untag: keys, deleteImage: user === undefined };

@@ -30,7 +30,7 @@ export class SubnetClaims {
   /** Live claims of every root; a claim whose network record is gone is removed. */
   list(): Cidr[] {
     const dir = this.#dir;
-    let names: string[] = [];
+    let names: string[];
     try {
       names = readdirSync(dir);
     } catch {

@@ -68,7 +68,7 @@ export function sealedProgram(file: string, name: string): SealedProgram {
 /** A sealed memfd holding `content`, named `name` (see {@link sealedProgram}). */
 export function makeSealedCopy(content: Buffer, name: string): SealedProgram {
   const mem = memfdCreate(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  let fd = -1;
+  let fd: number;
   try {
     write(mem, content);
     fcntl(mem, F_ADD_SEALS, ALL_SEALS);

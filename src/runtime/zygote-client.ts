@@ -166,7 +166,8 @@ export class ZygoteClient {
     if (plan.spec.userns && !init) {
       throw new BerthError(
         'UNSUPPORTED',
-        'userns needs berth-init, the native init (a C compiler to build it from sources, and not BERTH_NATIVE_INIT=0); the JavaScript init does not make user namespaces',
+        'userns needs berth-init, the native init (a C compiler to build it from sources, and not BERTH_NATIVE_INIT=0); ' +
+          'the JavaScript init does not make user namespaces',
       );
     }
     const pending = this.#request({

@@ -153,7 +153,8 @@ export class NameRegistry {
       }
       throw new ConflictError(
         'NAME_CONFLICT',
-        `the ${this.#noun} name '${name}' is already in use by ${this.#noun} ${holder?.slice(0, 12) ?? '(unknown)'}; remove or rename that ${this.#noun}, or choose another name`,
+        `the ${this.#noun} name '${name}' is already in use by ${this.#noun} ${holder?.slice(0, 12) ?? '(unknown)'}; ` +
+          `remove or rename that ${this.#noun}, or choose another name`,
       );
     }
   }

@@ -297,7 +297,8 @@ export class RegistryClient {
       throw new RegistryError(
         'REGISTRY_AUTH',
         this.domain,
-        `the token service of ${this.domain} refused ${auth === undefined ? 'anonymous access' : 'the credentials'} (${res.statusCode}); log in or check the credentials`,
+        `the token service of ${this.domain} refused ${auth === undefined ? 'anonymous access' : 'the credentials'} ` +
+          `(${res.statusCode}); log in or check the credentials`,
         { status: res.statusCode, ...specCode(text) },
       );
     }

@@ -402,7 +402,7 @@ export async function collectPids(fs: CgroupFs, dir: string): Promise<number[]> 
   const out: number[] = [];
   const walk = async (d: string): Promise<void> => {
     out.push(...parsePids(await readOptional(fs, join(d, 'cgroup.procs'))));
-    let children: string[] = [];
+    let children: string[];
     try {
       children = await fs.subdirs(d);
     } catch {
