@@ -8,8 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { KernelError } from '../errors.js';
-import { O_CLOEXEC, RLIMITS, RLIM_INFINITY, SIGNALS } from '../kernel/constants.js';
-import { close, dup, pipe2, setNonBlocking } from '../kernel/fd.js';
+import { O_CLOEXEC, O_DIRECTORY, O_PATH, RLIMITS, RLIM_INFINITY, SIGNALS } from '../kernel/constants.js';
+import { close, dup, open, pipe2, setNonBlocking } from '../kernel/fd.js';
 import { getrlimit, pidfdGetfd, pidfdOpen, pidfdSendSignal } from '../kernel/process.js';
 import { setWindowSize } from '../kernel/pty.js';
 import { isSameProcess } from './proc.js';
@@ -30,6 +30,18 @@ export {
 /** Closes `fd` (a file descriptor this process owns). */
 export function closeFd(fd: number): void {
   close(fd);
+}
+
+/**
+ * An `O_PATH` fd on the root directory of process `pid` (`/proc/<pid>/root`), or `undefined` when
+ * it cannot be opened (the process is gone). The caller checks it is still the same process.
+ */
+export function openProcessRoot(pid: number): number | undefined {
+  try {
+    return open(`/proc/${pid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  } catch {
+    return undefined; // exited in between
+  }
 }
 
 /** A new close-on-exec pipe: `[read end, write end]` (a process's stdin). */

@@ -39,6 +39,7 @@ const PUBLIC = new Set([
   'engine.ts',
   'container/container.ts',
   'container/process.ts', // ContainerProcess and ContainerAttachment, the handles spawn() and attach() return
+  'container/handle-options.ts', // the option and result types of the Container handle's methods
   'image/image.ts',
   'volume/volume.ts',
   'network/network.ts',
@@ -53,6 +54,9 @@ const RUNTIME_ELSEWHERE: Record<string, string> = {
   'image/tar-reader.ts': 'the tar codec (parser)',
   'image/tar-writer.ts': 'the tar codec (writer, reads xattrs)',
   'image/layer-writer.ts': 'applies hostile archives to a directory (mknod, xattrs): used by unpack, copyTo and build',
+  'container/fs/copy.ts':
+    "docker cp's file system work: opens paths inside a container's root (openat2), mounts a detached overlay",
+  'container/fs/union.ts': "reads a container's upper dir over its layers (overlay whiteouts and opaque xattrs)",
   'image/layer-unpack.ts':
     'unpacks a layer archive into a new directory (decompress, hash, write through layer-writer)',
 };

@@ -12,8 +12,7 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../../errors.js';
-import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../../kernel/constants.js';
-import { close, open as openFd } from '../../kernel/fd.js';
+import { closeFd, openProcessRoot } from '../../runtime/host.js';
 import { packItems } from '../../image/tar-writer.js';
 import { isSameProcess } from '../../runtime/proc.js';
 import { acquireLock } from '../../state/lock.js';
@@ -117,14 +116,10 @@ export class ContainerFs {
     for (let attempt = 0; ; attempt++) {
       const rec = await this.#host.get(first.id);
       if (this.#host.isActive(rec)) {
-        let fd = -1;
-        try {
-          fd = openFd(`/proc/${rec.state.pid}/root`, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        } catch {
-          // exited in between
-        }
-        if (fd >= 0 && isSameProcess(rec.state.pid, rec.state.startTime)) return { fd, release: () => close(fd) };
-        if (fd >= 0) close(fd);
+        const fd = openProcessRoot(rec.state.pid);
+        if (fd !== undefined && isSameProcess(rec.state.pid, rec.state.startTime))
+          return { fd, release: () => closeFd(fd) };
+        if (fd !== undefined) closeFd(fd);
         if (attempt < 3) {
           await sleep(20);
           continue;
@@ -148,7 +143,7 @@ export class ContainerFs {
         return {
           fd,
           release: () => {
-            close(fd);
+            closeFd(fd);
             lock.release();
           },
         };
