@@ -20,6 +20,9 @@
 #                    x86_64 and aarch64 (scripts/build-monitor.mjs)
 #   qemu-user-static runs the other architecture's programs in test/unit/package.test.ts (called
 #                    directly, as qemu-aarch64-static or qemu-x86_64-static; no binfmt handler needed)
+#   qemu-system-x86, linux-image-amd64, cpio (on amd64)  the cgroup-v2-only guest the cgroup tests
+#                    also run in (scripts/cgroup2-vm): Debian's kernel, booted under qemu by
+#                    `npm run test:cgroup2`; the host goes on booting its own kernel
 # Extra packages: BERTH_EXTRA_APT_PACKAGES="pkg1 pkg2".
 #
 # Container engines and runtimes (docker, podman, runc, crun) are NOT dependencies and are never
@@ -42,6 +45,7 @@ packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 
   qemu-user-static)
 case "$(dpkg --print-architecture)" in
   arm64) packages+=(gcc-x86-64-linux-gnu) ;;
+  amd64) packages+=(gcc-aarch64-linux-gnu qemu-system-x86 linux-image-amd64 cpio) ;;
   *) packages+=(gcc-aarch64-linux-gnu) ;;
 esac
 # shellcheck disable=SC2206

@@ -5,6 +5,8 @@
 #
 #   N passed, N failed
 #
+# The totals include the cgroup v2 guest's run (scripts/cgroup2-vm/test.sh), which follows the main
+# suite when no arguments are given (BERTH_SKIP_CGROUP2=1 skips it).
 # Exits non-zero when a test failed, a test file could not run, or the type check, the API docs, the
 # format check (Prettier), the lint (ESLint) or the build failed. Arguments are passed on to vitest
 # (e.g. `bash scripts/test.sh test/unit`). BERTH_SKIP_BUILD=1 skips the build (when dist/ is known
@@ -43,5 +45,19 @@ trap 'rm -f "$report"' EXIT
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" </dev/null || status=$?
 
+reports=("$report" "$status")
+
+# Then the cgroup v2 job: the cgroup tests again on a cgroup-v2-only kernel, in a qemu guest
+# (scripts/cgroup2-vm; about 10 minutes under software emulation). Skipped when test files were
+# named, or with BERTH_SKIP_CGROUP2=1.
+if [ $# -eq 0 ] && [ "${BERTH_SKIP_CGROUP2:-0}" != 1 ]; then
+  cgroup2_report="$(mktemp "${TMPDIR:-/tmp}/berth-vitest-cgroup2-XXXXXX.json")"
+  trap 'rm -f "$report" "$cgroup2_report"' EXIT
+  cgroup2_status=0
+  echo "[test] the cgroup v2 guest: npm run test:cgroup2" >&2
+  BERTH_CGROUP2_REPORT="$cgroup2_report" bash scripts/cgroup2-vm/test.sh </dev/null || cgroup2_status=$?
+  reports+=("$cgroup2_report" "$cgroup2_status")
+fi
+
 # Prints the totals line last and fails when anything failed (or vitest itself did).
-node scripts/test-totals.mjs "$report" "$status"
+node scripts/test-totals.mjs "${reports[@]}"

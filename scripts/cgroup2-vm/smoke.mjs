@@ -30,16 +30,17 @@ const read = (path) => readFileSync(path, 'utf8').trim();
 const frozen = (dir) => /^frozen (\d)$/m.exec(readFileSync(join(dir, 'cgroup.events'), 'utf8'))?.[1];
 
 async function smoke(root) {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
   check(
-    'the cgroup filesystem is cgroup2',
-    readFileSync('/proc/self/mountinfo', 'utf8').includes(' /sys/fs/cgroup rw') &&
-      readFileSync('/proc/self/mountinfo', 'utf8')
-        .split('\n')
-        .some((l) => l.includes(' /sys/fs/cgroup ') && l.includes(' - cgroup2 ')),
+    '/sys/fs/cgroup is cgroup2',
+    mounts.some((l) => l.split(' ')[4] === CGROUP && l.includes(' - cgroup2 ')),
     true,
   );
+  check('cgroup v1 hierarchies mounted', mounts.filter((l) => l.includes(' - cgroup ')).length, 0);
   const { tar } = await buildBusyboxRootfs(join(root, 'image'));
-  await using engine = new Engine({ root: join(root, 'state'), runRoot: join(root, 'run') });
+  // Closed by the caller (`await using` needs Node 22).
+  const engine = new Engine({ root: join(root, 'state'), runRoot: join(root, 'run') });
+  engines.push(engine);
   await Image.import(tar, { ref: 'smoke/busybox:latest', engine });
   const none = { network: 'none', engine };
 
@@ -66,11 +67,16 @@ async function smoke(root) {
     (await c.exec(['cat', '/proc/self/cgroup'])).stdout,
     '0::/\n',
   );
-  check(
-    "an exec's process is in the container's cgroup",
-    readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 1,
-    true,
-  );
+  const procs = () => readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').length;
+  const before = procs();
+  const exec = c.exec(['sleep', '10']);
+  let during = before;
+  for (let i = 0; i < 200 && during === before; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    during = procs();
+  }
+  check("an exec's process joins the container's cgroup (processes in cgroup.procs)", during, before + 1);
+  await exec;
 
   // Pause and unpause through cgroup.freeze.
   await c.pause();
@@ -85,6 +91,7 @@ async function smoke(root) {
   for await (const s of c.stats({ interval: 10 })) {
     check('stats memory limit', s.memory.limit, 64 * MiB);
     check('stats pids current ≥ 1', s.pids.current >= 1, true);
+    check('stats pids limit', s.pids.limit, 20);
     check('stats memory usage > 0', s.memory.usage > 0, true);
     break;
   }
@@ -111,6 +118,7 @@ async function smoke(root) {
   check("the OOM-killed container's cgroup after remove", existsSync(oomDir), false);
 
   await engine.close();
+  engines.length = 0;
   const left = existsSync(join(CGROUP, 'berth'))
     ? readdirSync(join(CGROUP, 'berth'), { withFileTypes: true }).filter((e) => e.isDirectory())
     : [];
@@ -118,12 +126,15 @@ async function smoke(root) {
 }
 
 const root = await mkdtemp(join(tmpdir(), 'berth-cgroup2-smoke-'));
+/** The engine a failed smoke left open. */
+const engines = [];
 try {
   await smoke(root);
 } catch (e) {
   failures++;
   console.error('FAIL', e);
 } finally {
+  for (const engine of engines) await engine.close().catch((e) => console.error('FAIL closing the engine', e));
   await rm(root, { recursive: true, force: true });
 }
 console.log(failures === 0 ? 'cgroup2 smoke: all checks passed' : `cgroup2 smoke: ${failures} check(s) failed`);

@@ -30,7 +30,14 @@ describe('the cgroup v2 smoke program', () => {
   });
 
   it("checked each limit file in the container's v2 directory", () => {
-    for (const file of ['memory.max', 'cpu.max', 'pids.max', 'cgroup.freeze after pause', 'state.oomKilled']) {
+    for (const file of [
+      '/sys/fs/cgroup is cgroup2',
+      'memory.max',
+      'cpu.max',
+      'pids.max',
+      'cgroup.freeze after pause',
+      'state.oomKilled',
+    ]) {
       expect(out).toMatch(new RegExp(`^ok {3}${file.replace('.', '\\.')}`, 'm'));
     }
   });
