@@ -15,33 +15,15 @@
 // `detach: true` fail there with no way for its user to rebuild them.
 //
 // Usage: node scripts/build-monitor.mjs [--arch x64,arm64]   (default: both)
-// The flags are those of monitor-binary.ts.
+// The flags are src/runtime/monitor/cflags.json, which monitor-binary.ts uses too.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const flags = [
-  '-x',
-  'c',
-  '-nostdlib',
-  '-static',
-  '-Os',
-  '-ffreestanding',
-  '-fno-builtin',
-  '-fno-stack-protector',
-  '-fno-asynchronous-unwind-tables',
-  '-fno-unwind-tables',
-  '-fno-pie',
-  '-no-pie',
-  '-Wl,--build-id=none',
-  '-Wl,-z,noexecstack',
-  '-Wl,-z,norelro',
-  '-Wl,-z,noseparate-code',
-  '-s',
-];
+const flags = JSON.parse(readFileSync(join(root, 'src/runtime/monitor/cflags.json'), 'utf8'));
 
 /** Every architecture the package ships: Node's name, and the GNU triplet of its cross compiler. */
 const ARCHES = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };

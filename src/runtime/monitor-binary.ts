@@ -30,34 +30,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BerthError } from '../errors.js';
+import cflags from './monitor/cflags.json';
 
 declare const __filename: string | undefined;
 
 const execFileAsync = promisify(execFile);
 
 /**
- * Compiler flags for `berth-monitor`: a static binary with no libc, no start files, no unwind
- * tables, no stack protector and no build id. Keep in step with `scripts/build-monitor.mjs`.
+ * Compiler flags for berth's native programs: a static binary with no libc, no start files, no
+ * unwind tables, no stack protector and no build id (`-x c`: g++ would compile the file as C++
+ * otherwise). One list, `monitor/cflags.json`, which `scripts/build-monitor.mjs` reads too.
  */
-const MONITOR_CFLAGS: readonly string[] = [
-  '-x',
-  'c', // g++ would compile the file as C++ otherwise (it is valid C++ too)
-  '-nostdlib',
-  '-static',
-  '-Os',
-  '-ffreestanding',
-  '-fno-builtin',
-  '-fno-stack-protector',
-  '-fno-asynchronous-unwind-tables',
-  '-fno-unwind-tables',
-  '-fno-pie',
-  '-no-pie',
-  '-Wl,--build-id=none',
-  '-Wl,-z,noexecstack',
-  '-Wl,-z,norelro',
-  '-Wl,-z,noseparate-code',
-  '-s',
-];
+const MONITOR_CFLAGS: readonly string[] = cflags;
 
 /** The compilers tried in turn when building the monitor from sources. */
 const COMPILERS = ['cc', 'gcc', 'g++'];
@@ -114,7 +98,9 @@ async function locate(name: NativeProgram): Promise<string> {
 }
 
 async function compileFromSources(name: NativeProgram, source: string, pkgRoot: string): Promise<string> {
-  const hasher = createHash('sha256').update(await readFile(source));
+  const hasher = createHash('sha256')
+    .update(MONITOR_CFLAGS.join('\0'))
+    .update(await readFile(source));
   // Every header: the programs share them (sys.h, the generated constants.h, the shared steps).
   for (const header of (await readdir(dirname(source))).filter((f) => f.endsWith('.h')).sort()) {
     hasher.update(await readFile(join(dirname(source), header)));
