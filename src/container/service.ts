@@ -1,38 +1,33 @@
 /**
  * The container manager: Docker's policy for containers (names, pull-less create, start, wait,
  * stop, kill, remove, list, pause, update, rename) over the record store and the runtime. A
- * facade over its parts: the state table (`status.ts`), what a run holds (`run-resources.ts`),
- * the runs' status and exits (`run-state.ts`: who owns a run and how any process sees its exit),
- * exec (`exec.ts`), health checks and restart policies (`supervise.ts`), and the file system
- * (diff, export, copy, commit's layer). See `README.md` in this folder.
+ * facade over its parts: the state table (`status.ts`), starting a run (`start.ts`), what a run
+ * holds (`run-resources.ts`), the runs' status and exits (`run-state.ts`: who owns a run and how
+ * any process sees its exit), exec (`exec.ts`), health checks and restart policies
+ * (`supervise.ts`), and the file system (diff, export, copy, commit's layer). See `README.md` in
+ * this folder.
  *
  * @module
  */
-import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CommandError, ConflictError, NotFoundError, BerthError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
-import { withLock } from '../state/lock.js';
-import { fsError, isNoSpace } from '../state/fs-error.js';
 import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
-import { buildPlan } from '../runtime/plan.js';
-import { CONTAINER_PLAN_DEFAULTS } from './defaults.js';
-import { StartFailure } from '../runtime/zygote-client.js';
 import type { CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
-import { currentBootId, processStartTime } from '../runtime/proc.js';
 import { commandLines, signalProcess, SIGNALS } from '../runtime/host.js';
 import { copyRunStdio, type AttachSource } from './stdio.js';
 import { followRecords, logEnd, readLogLines, type LogLine, type LogsOptions } from './logs.js';
-import { containerRecordSchema, initialState, labelOf, type ContainerRecord } from './record.js';
+import { containerRecordSchema, labelOf, type ContainerRecord } from './record.js';
 import type { ContainerCreateOptions } from './options.js';
 import { createContainer } from './create.js';
 import { toNetworkSettings, type NetworkSettings } from './info.js';
-import { containerPaths, runtimeSpec, type ContainerPaths } from './spec.js';
+import { containerPaths, type ContainerPaths } from './spec.js';
 import { assertCan, can, isActive, stateError, type ContainerVerb } from './status.js';
 import type { ContainerCore, ContainerServiceContext } from './context.js';
 import { runExec, startExec, type ExecOptions, type ExecResult, type StartedExec } from './exec.js';
-import { attachCleanupErrors, RunResources } from './run-resources.js';
+import { RunResources } from './run-resources.js';
+import { startContainer } from './start.js';
 import { ACTIVE_SUBSET, RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
@@ -148,90 +143,16 @@ export class ContainerService {
 
   /** Starts a created or exited container; resolves once its program runs. */
   async start(ref: string): Promise<ContainerRecord> {
-    const first = await this.get(ref);
-    const p = this.paths(first.id);
-    return this.#start(first, p).catch((e: unknown) => {
-      throw isNoSpace(e) ? fsError(e, 'write', p.runDir) : e;
-    });
-  }
-
-  async #start(first: ContainerRecord, p: ContainerPaths): Promise<ContainerRecord> {
-    return withLock(p.lock, async () => {
-      const rec = await this.#runs.refresh((await this.records.get(first.id)) ?? first);
-      // Starting a running container is a no-op, as `docker start`.
-      if (!can('start', rec.state.status)) return rec;
-      await this.#resources.settled(rec.id);
-      mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
-      mkdirSync(p.rootfs, { recursive: true, mode: 0o700 });
-      rmSync(p.exit, { force: true });
-      const zygote = this.#ctx.zygote;
-      const run = await this.#resources.acquire(rec, p);
-      let started;
-      try {
-        started = await zygote.start(
-          buildPlan(runtimeSpec(rec, p, run.mounts, run.cgroups, run.net), CONTAINER_PLAN_DEFAULTS),
-          p.log,
-          p.exit,
-          { detach: rec.config.detach, log: rec.config.log, ...(run.cgReady ? { cgroups: run.cgReady } : {}) },
-        );
-      } catch (e) {
-        const error = await this.#resources.abort(rec, run, e);
-        if (error !== e || !(e instanceof StartFailure)) throw error;
-        const f = e.failure;
-        await this.records.update(rec.id, (r) => ({
-          ...r,
-          state: { ...r.state, exitCode: f.exitCode, error: f.message },
-        }));
-        // The errors of the release abort() made, attached to the start failure, go with the error thrown.
-        const cleanup = e.cause === undefined ? {} : { cause: e.cause };
-        const failure =
-          f.kind === 'command'
-            ? new CommandError(
-                rec.path,
-                f.exitCode,
-                `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`,
-                cleanup,
-              )
-            : new BerthError(
-                f.kind === 'user' ? 'INVALID_ARGUMENT' : 'KERNEL',
-                `cannot start container ${rec.name || rec.id.slice(0, 12)}: ${f.message}`,
-                cleanup,
-              );
-        if (rec.config.autoRemove)
-          await this.remove(rec.id, { force: true }).catch((removal: unknown) =>
-            attachCleanupErrors(failure, [removal]),
-          );
-        throw failure;
-      }
-      await this.#resources.started(run);
-      // A detached container's exit is recorded (and its stdio held) by its monitor: the run's owner.
-      const zpid = started.holderPid ?? zygote.pid ?? 0;
-      const zstart = processStartTime(zpid) ?? 0;
-      const updated = await this.records.update(rec.id, (r) => ({
-        ...r,
-        state: {
-          ...initialState(),
-          restartCount: r.state.restartCount,
-          status: 'running',
-          pid: started.pid,
-          startTime: started.startTime,
-          bootId: currentBootId(),
-          ownerPid: zpid,
-          ownerStart: zstart,
-          startedAt: new Date().toISOString(),
-          stdio:
-            started.stdinFd !== undefined || started.ttyFd !== undefined
-              ? {
-                  ...(started.stdinFd !== undefined ? { stdinFd: started.stdinFd } : {}),
-                  ...(started.ttyFd !== undefined ? { ttyFd: started.ttyFd } : {}),
-                }
-              : null,
-        },
-      }));
-      await this.#core.event('start', updated);
-      this.#supervisor.watchHealth(updated);
-      return updated;
-    });
+    return startContainer(
+      this.#core,
+      {
+        resources: this.#resources,
+        runs: this.#runs,
+        supervisor: this.#supervisor,
+        remove: (id, o) => this.remove(id, o),
+      },
+      await this.get(ref),
+    );
   }
 
   /**
