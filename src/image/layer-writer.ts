@@ -57,6 +57,7 @@ import { close } from '../kernel/fd.js';
 import { makedev, mknod } from '../kernel/fs.js';
 import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2 } from '../kernel/openat2.js';
 import { fsetxattr, lsetxattr } from '../kernel/xattr.js';
+import { cleanEntryName, errnoOf, fdPath, printable, toFs, under, utf8 } from './extract-paths.js';
 import type { TarEntry, TarSink } from './tar-reader.js';
 
 const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
@@ -95,63 +96,6 @@ function currentUmask(): number {
   } catch {
     return 0o777;
   }
-}
-
-/**
- * Cleans an entry name lexically: drops `.`, empty components and a leading `/`, resolves `..`.
- * Returns the path relative to the layer root (`''` for the root itself), as a binary string.
- *
- * @throws UnsafeLayerError when `..` climbs above the root of a relative name, or the name holds a
- *   NUL byte.
- */
-export function cleanEntryName(name: string): string {
-  if (name.includes('\0'))
-    throw new UnsafeLayerError(name, `layer entry '${printable(name)}' has a NUL byte in its name`);
-  const absolute = name.startsWith('/');
-  const out: string[] = [];
-  for (const part of name.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part !== '..') out.push(part);
-    else if (out.length > 0) out.pop();
-    else if (!absolute) {
-      throw new UnsafeLayerError(
-        name,
-        `layer entry '${printable(name)}' points outside the layer (its '..' climbs above the root); the layer was rejected`,
-      );
-    }
-  }
-  return out.join('/');
-}
-
-/** A binary-string name as readable text for messages. */
-export function printable(binary: string): string {
-  return Buffer.from(binary, 'latin1').toString('utf8');
-}
-
-/** A path under a directory fd, as bytes: `/proc/self/fd/<fd>/<name>` (the name is not followed). */
-export function fdPath(fd: number, name: Buffer | string): Buffer {
-  const prefix = Buffer.from(`/proc/self/fd/${fd}`);
-  if (typeof name === 'string' ? name === '' : name.length === 0) return prefix;
-  return Buffer.concat([prefix, Buffer.from('/'), typeof name === 'string' ? Buffer.from(name, 'latin1') : name]);
-}
-
-/** The errno code of a failed call: a kernel binding's `errnoCode` or Node's `code`. */
-export function errnoOf(e: unknown): string | undefined {
-  return (e as { errnoCode?: string; code?: string }).errnoCode ?? (e as NodeJS.ErrnoException).code;
-}
-
-const ASCII = /^[\x20-\x7e]*$/;
-
-/** A binary-string name as the text a path-taking binding wants, when it round-trips (valid UTF-8); undefined otherwise. */
-function utf8(binary: string): string | undefined {
-  if (ASCII.test(binary)) return binary;
-  const text = Buffer.from(binary, 'latin1').toString('utf8');
-  return Buffer.from(text, 'utf8').toString('latin1') === binary ? text : undefined;
-}
-
-/** {@link fdPath} as text when the name is ASCII (cheaper to build), as bytes otherwise. */
-function under(fd: number, name: string): string | Buffer {
-  return ASCII.test(name) ? `/proc/self/fd/${fd}/${name}` : fdPath(fd, name);
 }
 
 /** Extracts an archive's entries under a directory fd (see the module's notes). One instance per archive. */
@@ -518,10 +462,6 @@ export class TarExtractor implements TarSink {
 
 function allowedXattr(name: string): boolean {
   return !name.startsWith('trusted.overlay.');
-}
-
-function toFs(binary: string): string | Buffer {
-  return ASCII.test(binary) ? binary : Buffer.from(binary, 'latin1');
 }
 
 /** [atime, mtime] as Docker sets them: the access time is never before the modification time. */

@@ -22,7 +22,8 @@ import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { BerthError, UnsafeLayerError } from '../errors.js';
-import { cleanEntryName, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX } from './layer-writer.js';
+import { cleanEntryName } from './extract-paths.js';
+import { WHITEOUT_META_PREFIX, WHITEOUT_PREFIX } from './layer-writer.js';
 import type { TarEntry, TarSink } from './tar-reader.js';
 
 const RAW = 0x52; // 'R'

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import { ConflictError } from '../errors.js';
 import { O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW } from '../kernel/constants.js';
 import { lgetxattr } from '../kernel/xattr.js';
-import { errnoOf, fdPath, printable } from './layer-writer.js';
+import { errnoOf, fdPath, printable } from './extract-paths.js';
 import type { TarEntry, TarEntryType } from './tar-reader.js';
 
 /**

@@ -13,7 +13,7 @@ import * as tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { BerthError, UnsafeLayerError } from '../../src/errors.js';
 import { lgetxattr } from '../../src/kernel/xattr.js';
-import { cleanEntryName } from '../../src/image/layer-writer.js';
+import { cleanEntryName } from '../../src/image/extract-paths.js';
 import { detectCompression, unpackLayer } from '../../src/image/layer-unpack.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -54,6 +54,7 @@ const RUNTIME_ELSEWHERE: Record<string, string> = {
   'image/tar-reader.ts': 'the tar codec (parser)',
   'image/tar-writer.ts': 'the tar codec (writer, reads xattrs)',
   'image/layer-writer.ts': 'applies hostile archives to a directory (mknod, xattrs): used by unpack, copyTo and build',
+  'image/extract-paths.ts': "layer-writer's names and paths under directory fds, also used by tar-writer and copy",
   'container/fs/copy.ts':
     "docker cp's file system work: opens paths inside a container's root (openat2), mounts a detached overlay",
   'container/fs/union.ts': "reads a container's upper dir over its layers (overlay whiteouts and opaque xattrs)",

@@ -28,7 +28,8 @@ import {
   fsopen,
 } from '../../kernel/fsmount.js';
 import { RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../../kernel/openat2.js';
-import { TarExtractor, errnoOf, fdPath as at } from '../../image/layer-writer.js';
+import { errnoOf, fdPath as at } from '../../image/extract-paths.js';
+import { TarExtractor } from '../../image/layer-writer.js';
 import { TarReader } from '../../image/tar-reader.js';
 import { packItems, walkAt, walkBelow } from '../../image/tar-writer.js';
 

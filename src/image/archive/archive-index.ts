@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { InvalidArgumentError, UnsafeLayerError } from '../../errors.js';
-import { printable } from '../layer-writer.js';
+import { printable } from '../extract-paths.js';
 import { TarReader, type TarEntry } from '../tar-reader.js';
 
 /** One member of the archive, as the scan found it. */

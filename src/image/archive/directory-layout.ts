@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError } from '../../errors.js';
-import { printable } from '../layer-writer.js';
+import { printable } from '../extract-paths.js';
 import {
   MAX_LINK_DEPTH,
   cleanArchivePath,
