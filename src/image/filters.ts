@@ -50,3 +50,8 @@ export function labelsMatch(filters: readonly string[], labels: Readonly<Record<
     return Object.hasOwn(labels, key) && labels[key] === f.slice(eq + 1);
   });
 }
+
+/** A filter option's value as a list: none, one, or the values given. */
+export function toList<T>(v: T | T[] | undefined): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}

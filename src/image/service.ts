@@ -12,13 +12,15 @@
 import { Readable } from 'node:stream';
 import { NotFoundError } from '../errors.js';
 import { BlobStore } from './blob-store.js';
-import { globToRegExp, labelsMatch, referenceMatches } from './filters.js';
-import { ociPlatform, runSettings, type OciContainerConfig, type OciImageConfig } from './image-config.js';
+import { globToRegExp, labelsMatch, referenceMatches, toList } from './filters.js';
+import { runSettings, type OciContainerConfig, type OciImageConfig } from './image-config.js';
+import { commitConfig, importConfig } from './new-config.js';
 import { ImageRecords, type ImageRecord } from './image-records.js';
 import type { LayerSource } from './layer-unpack.js';
 import { LayerStore } from './layer-store.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { planRemoval } from './remove-plan.js';
+import { deleteImage, pruneImages, type PruneContext } from './prune.js';
 import { imageNotFound, resolveImage } from './resolve.js';
 import { checkImportOptions, openSource, taggable } from './import-source.js';
 import { pullImage, type PullContext, type PullImageOptions } from './pull.js';
@@ -140,15 +142,7 @@ export class ImageService {
     try {
       const created = new Date().toISOString();
       const comment = options.message ?? `Imported from ${name}`;
-      const config: OciImageConfig = {
-        ...ociPlatform(),
-        os: 'linux',
-        created,
-        config: runConfig,
-        rootfs: { type: 'layers', diff_ids: [staged.diffId] },
-        history: [{ created, comment }],
-        ...(options.message === undefined ? {} : { comment: options.message }),
-      };
+      const config = importConfig(staged.diffId, runConfig, created, comment, options.message);
       const configJson = JSON.stringify(config);
       const { digest: id } = await this.blobs.ingest(configJson);
       const record: ImageRecord = { id, layers: [staged.diffId], size: staged.size, created };
@@ -184,25 +178,7 @@ export class ImageService {
     const staged = await this.layers.stage(layer);
     try {
       const created = new Date().toISOString();
-      const config: OciImageConfig = {
-        ...parentConfig,
-        created,
-        config: runConfig,
-        rootfs: { type: 'layers', diff_ids: [...parentConfig.rootfs.diff_ids, staged.diffId] },
-        history: [
-          ...(parentConfig.history ?? []),
-          {
-            created,
-            ...(options.createdBy === undefined ? {} : { created_by: options.createdBy }),
-            ...(options.author === undefined ? {} : { author: options.author }),
-            ...(options.comment === undefined ? {} : { comment: options.comment }),
-          },
-        ],
-      };
-      delete config.author;
-      delete config.comment;
-      if (options.author !== undefined) config.author = options.author;
-      if (options.comment !== undefined) config.comment = options.comment;
+      const config = commitConfig(parentConfig, runConfig, staged.diffId, created, options);
       const configJson = JSON.stringify(config);
       const { digest: id } = await this.blobs.ingest(configJson);
       const record: ImageRecord = {
@@ -307,7 +283,7 @@ export class ImageService {
         this.records.setRefs(refs);
         const out: ImageRemoveResult[] = plan.untag.map((k) => ({ untagged: parseReference(k).familiar }));
         if (!plan.deleteImage) return out;
-        await this.#deleteImage(id);
+        await deleteImage(this, id);
         events.push(['delete', id, id]);
         out.push({ deleted: id });
         return out;
@@ -389,41 +365,14 @@ export class ImageService {
    * `docker image prune [-a]`.
    */
   async prune(options: { all?: boolean } = {}): Promise<ImagePruneResult> {
-    const events: Array<[string, string, string]> = [];
-    const result = await this.records.locked(async () => {
-      const out: ImagePruneResult = { deleted: [], untagged: [], spaceReclaimed: 0 };
-      const refsById = this.#refsById();
-      const refs = this.records.refs();
-      const victims: ImageRecord[] = [];
-      for (const rec of this.records.list()) {
-        const tagged = (refsById.get(rec.id) ?? []).some((r) => r.tag !== undefined);
-        if ((tagged && options.all !== true) || (await this.#ctx.imageUsers(rec.id)).length > 0) continue;
-        victims.push(rec);
-        for (const [key, id] of Object.entries(refs)) {
-          if (id !== rec.id) continue;
-          delete refs[key];
-          const familiar = parseReference(key, { defaultTag: false }).familiar;
-          out.untagged.push(familiar);
-          events.push(['untag', rec.id, familiar]);
-        }
-      }
-      this.records.setRefs(refs);
-      for (const rec of victims) {
-        const others = new Set(
-          this.records
-            .list()
-            .filter((r) => r.id !== rec.id)
-            .flatMap((r) => r.layers),
-        );
-        for (const d of new Set(rec.layers)) if (!others.has(d)) out.spaceReclaimed += this.layers.get(d)?.size ?? 0;
-        await this.#deleteImage(rec.id);
-        out.deleted.push(rec.id);
-        events.push(['delete', rec.id, rec.id]);
-      }
-      return out;
-    });
-    for (const [action, id, name] of events) await this.#event(action, id, name);
-    return result;
+    const ctx: PruneContext = {
+      blobs: this.blobs,
+      layers: this.layers,
+      records: this.records,
+      imageUsers: (id) => this.#ctx.imageUsers(id),
+      event: (a, id, n) => this.#event(a, id, n),
+    };
+    return pruneImages(ctx, options);
   }
 
   /**
@@ -487,16 +436,6 @@ export class ImageService {
     };
   }
 
-  /** Deletes an image record, its config blob and the layers no other record uses. Hold the lock. */
-  async #deleteImage(id: string): Promise<void> {
-    const rec = this.records.get(id);
-    this.records.delete(id);
-    if (rec === undefined) return;
-    const stillUsed = new Set(this.records.list().flatMap((r) => r.layers));
-    for (const d of new Set(rec.layers)) if (!stillUsed.has(d)) await this.layers.remove(d);
-    await this.blobs.delete(id);
-  }
-
   /** Finds an image as `docker inspect` does: full id, reference, then unique id prefix. */
   #resolve(input: string): { id: string; named: ImageReference | undefined } {
     return resolveImage(this.records, input);
@@ -523,8 +462,4 @@ export class ImageService {
   async #event(action: string, id: string, name: string): Promise<void> {
     await this.#ctx.eventLog.append({ type: 'image', action, id, attributes: { name } });
   }
-}
-
-function toList<T>(v: T | T[] | undefined): T[] {
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }

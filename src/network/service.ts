@@ -17,21 +17,11 @@ import { BerthError, ConflictError, NotFoundError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { LinuxDataplane, type NetworkDataplane } from './dataplane.js';
-import {
-  defaultGateway,
-  formatCidr,
-  formatIp,
-  macForIp,
-  overlaps,
-  parseCidr,
-  parseIp,
-  pickAddress,
-  pickSubnet,
-  type Cidr,
-} from './ipam.js';
+import { chooseSubnet, allocateEndpoint } from './allocate.js';
+import { applyRules } from './apply-rules.js';
+import { defaultGateway, formatCidr, formatIp, parseCidr } from './ipam.js';
 import { choosePorts, exposedToBindings, parsePorts, type PortBinding, type PublishedPort } from './ports.js';
 import { networkRecordSchema, type EndpointRecord, type NetworkRecord } from './record.js';
-import { buildRuleset, tableName } from './rules.js';
 import { SubnetClaims } from './subnet-claims.js';
 import {
   attachmentSchema,
@@ -58,9 +48,6 @@ export interface Attachment {
   /** The container's endpoint on it. */
   endpoint: EndpointRecord;
 }
-
-/** The ruleset this process last installed, per nf_tables table name. */
-const appliedRules = new Map<string, string>();
 
 /** What the network service needs from its engine. */
 export interface NetworkServiceContext {
@@ -148,7 +135,7 @@ export class NetworkService {
     const key = `${this.#ctx.root}:${id}`;
     this.#subnets.pending.add(key);
     try {
-      const subnet = this.#chooseSubnet(fixed, id);
+      const subnet = chooseSubnet(this.#subnets, this.#dp, fixed, id);
       const gateway = o.gateway ?? formatIp(defaultGateway(subnet));
       const rec: NetworkRecord = {
         id,
@@ -183,38 +170,6 @@ export class NetworkService {
     } finally {
       this.#subnets.pending.delete(key);
     }
-  }
-
-  #chooseSubnet(fixed: Cidr | undefined, id: string): Cidr {
-    if (fixed) {
-      if (!this.#subnets.claim(fixed, id))
-        throw new ConflictError(
-          'CONFLICT',
-          `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`,
-        );
-      const taken = this.#subnets.list().filter((c) => !(c.base === fixed.base && c.prefix === fixed.prefix));
-      if (taken.some((c) => overlaps(c, fixed))) {
-        this.#subnets.unclaim(formatCidr(fixed), id);
-        throw new ConflictError(
-          'CONFLICT',
-          `subnet ${formatCidr(fixed)} overlaps another network; choose another subnet`,
-        );
-      }
-      return fixed;
-    }
-    const routes = this.#dp
-      .hostRoutes()
-      .map((r) => parseCidr(r))
-      .filter((c): c is Cidr => c !== undefined);
-    for (let attempt = 0; attempt < 64; attempt++) {
-      const c = pickSubnet([...routes, ...this.#subnets.list()]);
-      if (!c) break;
-      if (this.#subnets.claim(c, id)) return c;
-    }
-    throw new ConflictError(
-      'CONFLICT',
-      'no free subnet is left in the default pools; give a subnet or remove unused networks',
-    );
   }
 
   /** The network `ref` (name, id or unique id prefix). */
@@ -363,35 +318,7 @@ export class NetworkService {
       const ports = await choosePorts(bindings, taken, (m) => new ConflictError('CONFLICT', m));
       let made: EndpointRecord | undefined;
       await this.records.update(net.id, (r) => {
-        const prev = r.endpoints[containerId];
-        const used = new Set<number>([parseIp(r.gateway)!]);
-        for (const ep of Object.values(r.endpoints)) if (ep.containerId !== containerId) used.add(parseIp(ep.address)!);
-        let ip: number | undefined;
-        if (o.ip !== undefined) {
-          ip = parseIp(o.ip)!;
-          if (used.has(ip))
-            throw new ConflictError('CONFLICT', `address ${o.ip} is already in use on network '${r.name}'`);
-        } else if (prev && !used.has(parseIp(prev.address)!)) {
-          ip = parseIp(prev.address)!;
-        } else {
-          ip = pickAddress(subnet, used, r.ipRange ? parseCidr(r.ipRange) : subnet);
-          if (ip === undefined)
-            throw new ConflictError('CONFLICT', `no free address is left on network '${r.name}' (${r.subnet})`);
-        }
-        if (prev && prev.hostIfName) this.#dp.deleteLink(prev.hostIfName);
-        made = {
-          containerId,
-          name: (o.name ?? '').replace(/^\//, ''),
-          hostname: o.hostname ?? containerId.slice(0, 12),
-          aliases: o.aliases ?? [],
-          address: formatIp(ip),
-          mac: (o.mac ?? macForIp(ip)).toLowerCase(),
-          ifName: prev?.ifName ?? `eth${ifIndex}`,
-          hostIfName: `vb${randomBytes(6).toString('hex')}`,
-          ports,
-          defaultRoute: prev?.defaultRoute ?? defaultRoute,
-        };
-        this.#dp.ensureBridge(r.bridge, r.gateway, subnet.prefix, r.mtu);
+        made = allocateEndpoint(this.#dp, r, containerId, o, { subnet, ifIndex, defaultRoute, ports });
         return { ...r, endpoints: { ...r.endpoints, [containerId]: made } };
       });
       return made!;
@@ -484,16 +411,7 @@ export class NetworkService {
 
   /** Rebuilds this root's nf_tables table from every record, under the rules lock. */
   async #applyRules(): Promise<void> {
-    mkdirSync(this.#dir, { recursive: true });
-    await withLock(join(this.#dir, 'rules.lock'), async () => {
-      const name = tableName(this.#ctx.root);
-      const table = buildRuleset(name, await this.records.list());
-      // Most attachments change no rule (no published port): skip the kernel round trip then.
-      const key = JSON.stringify(table);
-      if (appliedRules.get(name) === key) return;
-      this.#dp.applyRules(name, table);
-      appliedRules.set(name, key);
-    });
+    await applyRules(this.#ctx.root, this.#dir, this.records, this.#dp);
   }
 
   // ---- names ----
