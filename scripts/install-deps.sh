@@ -23,6 +23,7 @@
 #   qemu-system-x86, linux-image-amd64, cpio (on amd64)  the cgroup-v2-only guest the cgroup tests
 #                    also run in (scripts/cgroup2-vm): Debian's kernel, booted under qemu by
 #                    `npm run test:cgroup2`; the host goes on booting its own kernel
+#                    (BERTH_SKIP_VM_DEPS=1 leaves them out: scripts/quickstart.sh needs none)
 # Extra packages: BERTH_EXTRA_APT_PACKAGES="pkg1 pkg2".
 #
 # Container engines and runtimes (docker, podman, runc, crun) are NOT dependencies and are never
@@ -45,7 +46,10 @@ packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 
   qemu-user-static)
 case "$(dpkg --print-architecture)" in
   arm64) packages+=(gcc-x86-64-linux-gnu) ;;
-  amd64) packages+=(gcc-aarch64-linux-gnu qemu-system-x86 linux-image-amd64 cpio) ;;
+  amd64)
+    packages+=(gcc-aarch64-linux-gnu)
+    [ "${BERTH_SKIP_VM_DEPS:-0}" = 1 ] || packages+=(qemu-system-x86 linux-image-amd64 cpio)
+    ;;
   *) packages+=(gcc-aarch64-linux-gnu) ;;
 esac
 # shellcheck disable=SC2206
