@@ -1,34 +1,20 @@
 import { resourcesSchema } from '../../src/container/options.js';
 import { describe, expect, it } from 'vitest';
-import { buildPlan, type RuntimeSpec } from '../../src/runtime/plan.js';
+import { buildPlan } from '../../src/runtime/plan.js';
 import { parseResources } from '../../src/runtime/cgroups/index.js';
 import { buildConfig } from '../../src/container/spec.js';
 import {
   CONTAINER_PLAN_DEFAULTS,
-  DEFAULT_CAPABILITIES,
   DEFAULT_DEVICES,
   DEFAULT_MASKED_PATHS,
   DEFAULT_READONLY_PATHS,
   withDefaultSwap,
 } from '../../src/container/defaults.js';
+import { runtimeSpecFixture } from '../helpers/runtime-spec.js';
 
 const MiB = 1024 * 1024;
 
-const spec: RuntimeSpec = {
-  id: 'c1',
-  hostname: 'h',
-  rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [],
-  network: 'new',
-  process: {
-    args: ['true'],
-    env: [],
-    cwd: '/',
-    user: '',
-    noNewPrivileges: false,
-    capabilities: [...DEFAULT_CAPABILITIES],
-  },
-};
+const spec = runtimeSpecFixture({ lowerDirs: ['/l'] });
 
 describe('Docker policy lives in the container service, not in the runtime', () => {
   it('buildPlan masks, makes read-only and creates exactly the paths and device nodes it is given, and none of its own', () => {

@@ -17,7 +17,7 @@ import { buildConfig } from '../../src/container/spec.js';
 import { buildPlan as buildPlanWith, sysctlPath, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { encodeInitPlan, NATIVE_PLAN_KEYS } from '../../src/runtime/native-init.js';
 import { decodeNativePlan } from '../helpers/native-plan.js';
-import { CONTAINER_PLAN_DEFAULTS, DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
+import { CONTAINER_PLAN_DEFAULTS } from '../../src/container/defaults.js';
 
 /** A plan with the container service's defaults, as a container start builds it. */
 const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
@@ -33,6 +33,7 @@ import {
   RLIMITS,
   RLIM_INFINITY,
 } from '../../src/kernel/constants.js';
+import { runtimeSpecFixture } from '../helpers/runtime-spec.js';
 
 const parse = (over: Record<string, unknown>) =>
   parseOptions(createOptionsSchema, { image: 'x', ...over }) as CheckedCreateOptions;
@@ -178,22 +179,7 @@ describe('oomScoreAdj', () => {
   });
 });
 
-const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
-  id: 'c1',
-  hostname: 'h',
-  rootfs: { lowerDirs: ['/l'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [],
-  network: 'new',
-  process: {
-    args: ['true'],
-    env: [],
-    cwd: '/',
-    user: '',
-    noNewPrivileges: false,
-    capabilities: [...DEFAULT_CAPABILITIES],
-  },
-  ...over,
-});
+const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => runtimeSpecFixture({ lowerDirs: ['/l'], ...over });
 
 /** The native plan's records of `keys`. */
 function records(buf: Buffer, keys: string[]): string[][] {

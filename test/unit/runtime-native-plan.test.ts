@@ -1,29 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan as buildPlanWith, type RuntimeSpec } from '../../src/runtime/plan.js';
-import { CONTAINER_PLAN_DEFAULTS, DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
+import { CONTAINER_PLAN_DEFAULTS } from '../../src/container/defaults.js';
 import { encodeInitPlan, nativeInitUnsupported, NATIVE_PLAN_MAX_BYTES } from '../../src/runtime/native-init.js';
 import { decodeNativePlan as decode } from '../helpers/native-plan.js';
 import { CLONE_NEWNET, MS_REC, MS_SLAVE } from '../../src/kernel/constants.js';
+import { runtimeSpecFixture } from '../helpers/runtime-spec.js';
 
 /** A plan with the container service's defaults, as a container start builds it. */
 const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
 
-const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
-  id: 'c1',
-  hostname: 'h',
-  rootfs: { lowerDirs: ['/l2', '/l1'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [],
-  network: 'new',
-  process: {
-    args: ['true'],
-    env: ['PATH=/bin'],
-    cwd: '/',
-    user: '',
-    noNewPrivileges: false,
-    capabilities: [...DEFAULT_CAPABILITIES],
-  },
-  ...over,
-});
+const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => runtimeSpecFixture({ env: ['PATH=/bin'], ...over });
 
 describe('native init plan', () => {
   it('carries every step of the plan, in order, with fixed field counts', () => {

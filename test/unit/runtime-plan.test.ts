@@ -1,29 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan as buildPlanWith, overlayData, type RuntimeSpec } from '../../src/runtime/plan.js';
 import { boundingSet, CAPABILITIES, capabilityMask } from '../../src/runtime/capabilities.js';
-import { CONTAINER_PLAN_DEFAULTS, DEFAULT_CAPABILITIES, resolveCapabilities } from '../../src/container/defaults.js';
+import { CONTAINER_PLAN_DEFAULTS, resolveCapabilities } from '../../src/container/defaults.js';
 import { resolveUserFrom, parsePasswd, parseGroup } from '../../src/runtime/user.js';
 import { CLONE_NEWNET, CLONE_NEWNS } from '../../src/kernel/constants.js';
+import { runtimeSpecFixture } from '../helpers/runtime-spec.js';
 
 /** A plan with the container service's defaults, as a container start builds it. */
 const buildPlan = (spec: RuntimeSpec) => buildPlanWith(spec, CONTAINER_PLAN_DEFAULTS);
 
-const spec = (over: Partial<RuntimeSpec> = {}): RuntimeSpec => ({
-  id: 'c1',
-  hostname: 'h',
-  rootfs: { lowerDirs: ['/l2', '/l1'], upperDir: '/u', workDir: '/w', mountPoint: '/m', readOnly: false },
-  binds: [],
-  network: 'new',
-  process: {
-    args: ['true'],
-    env: [],
-    cwd: '/',
-    user: '',
-    noNewPrivileges: false,
-    capabilities: [...DEFAULT_CAPABILITIES],
-  },
-  ...over,
-});
+const spec = runtimeSpecFixture;
 
 describe('plan', () => {
   it('is pure and serializable', () => {
