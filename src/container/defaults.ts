@@ -1,14 +1,15 @@
 /**
  * Docker's defaults for a container, as policy of the container service: the capabilities it
- * keeps, the paths it masks or makes read-only, the device nodes of its `/dev`, and the swap a
- * memory limit allows. The runtime holds none of them: it carries out the plan it is given
- * (`buildPlan(spec, CONTAINER_PLAN_DEFAULTS)`) and the limits it is given.
+ * keeps, the paths it masks or makes read-only, the device nodes of its `/dev`, the devices its
+ * cgroup lets it use, and the swap a memory limit allows (its seccomp profile is in
+ * `seccomp-profile.ts`). The runtime holds none of them: it carries out the plan it is given
+ * (`buildPlan(spec, CONTAINER_PLAN_DEFAULTS)`), the limits and the device rules it is given.
  *
  * @module
  */
 import { boundingSet, CAPABILITIES, normalizeCapability } from '../runtime/capabilities.js';
 import type { PlanDefaults, PlanDevice } from '../runtime/plan.js';
-import type { CgroupLimits } from '../runtime/cgroups/index.js';
+import type { CgroupCreateOptions, CgroupLimits, DeviceRule } from '../runtime/cgroups/index.js';
 
 /** The capabilities a Docker container keeps by default (moby's oci/caps/defaults.go). */
 export const DEFAULT_CAPABILITIES: readonly string[] = [
@@ -88,6 +89,44 @@ export const DEFAULT_DEVICES: readonly PlanDevice[] = [
   { path: '/dev/tty', major: 5, minor: 0, mode: 0o666 },
   { path: '/dev/console', major: 1, minor: 3, mode: 0o620 },
 ];
+
+const allow = (type: 'c' | 'b', major: number | '*', minor: number | '*', access = 'rwm'): DeviceRule => ({
+  type,
+  major,
+  minor,
+  access,
+  allow: true,
+});
+
+/**
+ * Docker's default device allow-list, applied after denying every device: the character devices
+ * every program expects (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`,
+ * `/dev/tty`, `/dev/console`, `/dev/ptmx`, the pseudo-terminals, `/dev/net/tun`), plus `mknod` of
+ * any device — which only creates a node: opening a host disk through it is still denied. So a
+ * container with `CAP_MKNOD` cannot reach host devices.
+ */
+export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = Object.freeze([
+  allow('c', '*', '*', 'm'), // mknod of any character device
+  allow('b', '*', '*', 'm'), // mknod of any block device
+  allow('c', 1, 3), // /dev/null
+  allow('c', 1, 5), // /dev/zero
+  allow('c', 1, 7), // /dev/full
+  allow('c', 1, 8), // /dev/random
+  allow('c', 1, 9), // /dev/urandom
+  allow('c', 5, 0), // /dev/tty
+  allow('c', 5, 1), // /dev/console
+  allow('c', 5, 2), // /dev/ptmx
+  allow('c', 136, '*'), // /dev/pts/*
+  allow('c', 10, 200), // /dev/net/tun
+]);
+
+/**
+ * What a container's cgroup is made with: Docker's default device allow-list, or no device rule
+ * for a privileged container.
+ */
+export function containerCgroupOptions(privileged: boolean): CgroupCreateOptions {
+  return privileged ? { allowAllDevices: true } : { devices: DEFAULT_DEVICE_RULES };
+}
 
 /** What every container's plan is built with (see `buildPlan`). */
 export const CONTAINER_PLAN_DEFAULTS: PlanDefaults = {

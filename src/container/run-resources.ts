@@ -17,6 +17,7 @@ import type { PlanInterface } from '../runtime/plan-interface.js';
 import type { UserMount } from '../runtime/plan.js';
 import type { CgroupView } from '../runtime/cgroups/index.js';
 import { cgroupJoin, type ContainerCore } from './context.js';
+import { containerCgroupOptions } from './defaults.js';
 import { labelOf, type ContainerRecord } from './record.js';
 import { hostsFile, resolvConfFile, userMount, type ContainerPaths } from './spec.js';
 import { assertCan } from './status.js';
@@ -115,7 +116,7 @@ export class RunResources {
       const net = await this.#attachNetwork(rec, p);
       const cg = this.#core.ctx.cgroups;
       // Once more if another process removed the shared parent cgroup in between (its last child left).
-      const makeCgroup = () => cg!.create(rec.id, rec.config.resources, { allowAllDevices: rec.config.privileged });
+      const makeCgroup = () => cg!.create(rec.id, rec.config.resources, containerCgroupOptions(rec.config.privileged));
       // Made while the init makes its mounts; it is let into them once they exist.
       const cgReady = cg ? makeCgroup().catch(() => makeCgroup()) : undefined;
       // Its failure is reported by abort() (the start awaits it through the runtime, or not at all).

@@ -18,6 +18,7 @@ import {
   seccompProfileSchema,
   type SeccompProfile,
 } from '../runtime/seccomp/index.js';
+import { DEFAULT_SECCOMP_PROFILE } from './seccomp-profile.js';
 
 /** A container's seccomp: Docker's default profile, none, or a profile of its own. */
 export type SeccompChoice = 'default' | 'unconfined' | { profile: SeccompProfile };
@@ -74,7 +75,7 @@ function filterOf(choice: Exclude<SeccompChoice, 'unconfined'>, capabilities: re
       `seccomp filters are made for x86_64 and aarch64, not ${process.arch}: run the container with securityOpt seccomp=unconfined`,
     );
   try {
-    return seccompFilterHex(choice === 'default' ? 'default' : choice.profile, { arch, capabilities });
+    return seccompFilterHex(choice === 'default' ? DEFAULT_SECCOMP_PROFILE : choice.profile, { arch, capabilities });
   } catch (e) {
     throw new InvalidArgumentError('securityOpt', (e as Error).message, { cause: e });
   }

@@ -16,6 +16,7 @@ import {
   type CgroupDriver,
   type CgroupLimits,
 } from '../../src/runtime/cgroups/index.js';
+import { containerCgroupOptions } from '../../src/container/defaults.js';
 
 const layout = detectCgroups();
 const usable = layout.mode !== 'none' && process.getuid?.() === 0;
@@ -41,7 +42,7 @@ async function cgroup(limits: CgroupLimits): Promise<{ id: string; procsFiles: s
   driver ??= createCgroupDriver();
   const id = `cgtest-${process.pid}-${++seq}`;
   made.push(id);
-  return { id, ...(await driver.create(id, limits)) };
+  return { id, ...(await driver.create(id, limits, containerCgroupOptions(false))) };
 }
 
 interface Proc {

@@ -28,6 +28,7 @@ import {
 } from '../../src/kernel/bpf.js';
 import { close, open } from '../../src/kernel/fd.js';
 import { detectCgroups, V2Driver, type CgroupCreateOptions, type DeviceRule } from '../../src/runtime/cgroups/index.js';
+import { containerCgroupOptions, DEFAULT_DEVICE_RULES } from '../../src/container/defaults.js';
 import { parseProbe, probeBinary, type ProbeResult } from '../security/probe.js';
 import { tempDir } from '../helpers/tmp.js';
 import { attachTestLoopDevice, type TestLoopDevice } from '../helpers/loop-device.js';
@@ -68,8 +69,10 @@ afterEach(async () => {
   if (failure) throw failure;
 });
 
-/** Makes a container cgroup with `options` (the device rules) through the v2 driver. */
-async function cgroup(options: CgroupCreateOptions = {}): Promise<{ id: string; dir: string; procs: string }> {
+/** Makes a container cgroup with `options` (the device rules; Docker's by default) through the v2 driver. */
+async function cgroup(
+  options: CgroupCreateOptions = containerCgroupOptions(false),
+): Promise<{ id: string; dir: string; procs: string }> {
   const id = `c${++seq}`;
   made.add(id);
   const { paths, procsFiles } = await driver!.create(id, {}, options);
@@ -143,7 +146,7 @@ const mknodRead = (nodes: string, name: string, type: 'b' | 'c', major: number, 
 
 describe.skipIf(!usable)('cgroup v2 device rules (BPF) on the real kernel', () => {
   it('without a device program (privileged), a process in the cgroup opens and reads a host block device: the probe works', async () => {
-    const { dir, procs } = await cgroup({ allowAllDevices: true });
+    const { dir, procs } = await cgroup(containerCgroupOptions(true));
     expect(attached(dir).ids).toEqual([]);
     const r = await probeIn(procs, dir, mknodRead(nodeDir(), 'disk', 'b', loop!.major, loop!.minor));
     expect(r.line).toBe('ok read 512');
@@ -169,7 +172,7 @@ describe.skipIf(!usable)('cgroup v2 device rules (BPF) on the real kernel', () =
 
   it('a rule allowing the block device read-only lets the process read it, and not open it for writing', async () => {
     const allowRead: DeviceRule = { type: 'b', major: loop!.major, minor: loop!.minor, access: 'r', allow: true };
-    const { dir, procs } = await cgroup({ devices: [allowRead] });
+    const { dir, procs } = await cgroup({ devices: [...DEFAULT_DEVICE_RULES, allowRead] });
     const nodes = nodeDir();
     expect((await probeIn(procs, dir, mknodRead(nodes, 'disk', 'b', loop!.major, loop!.minor))).line).toBe(
       'ok read 512',
@@ -185,12 +188,12 @@ describe.skipIf(!usable)('cgroup v2 device rules (BPF) on the real kernel', () =
     expect((await probeIn(procs, dir, args)).line).toBe('err EPERM open');
     const before = attached(dir).ids;
     const allowRead: DeviceRule = { type: 'b', major: loop!.major, minor: loop!.minor, access: 'r', allow: true };
-    await driver!.create(id, {}, { devices: [allowRead] });
+    await driver!.create(id, {}, { devices: [...DEFAULT_DEVICE_RULES, allowRead] });
     const after = attached(dir).ids;
     expect(after).toHaveLength(1);
     expect(after).not.toEqual(before);
     expect((await probeIn(procs, dir, args)).line).toBe('ok read 512');
-    await driver!.create(id, {}, { allowAllDevices: true });
+    await driver!.create(id, {}, containerCgroupOptions(true));
     expect(attached(dir).ids).toEqual([]);
   });
 

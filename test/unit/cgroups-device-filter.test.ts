@@ -17,14 +17,19 @@ import {
 } from '../../src/kernel/bpf.js';
 import {
   accessBits,
+  cgroupDeviceRules,
   compileDeviceFilter,
-  containerDeviceRules,
   DENY_ALL_DEVICES,
   emulateDeviceRules,
   type DeviceRule,
   type DeviceRuleState,
 } from '../../src/runtime/cgroups/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
+import { DEFAULT_DEVICE_RULES } from '../../src/container/defaults.js';
+
+/** A container's device rules, as the container service has its cgroup made: Docker's list, then `extra`. */
+const containerDeviceRules = (extra: DeviceRule[] = []): DeviceRule[] =>
+  cgroupDeviceRules([...DEFAULT_DEVICE_RULES, ...extra]);
 
 /** A device access as the kernel asks the program about it. */
 interface Access {
@@ -310,7 +315,7 @@ describe('device rules: validation', () => {
     const bad = { ...rule('c', 1, 3, 'rwm', true), ...patch } as unknown as DeviceRule;
     let caught: unknown;
     try {
-      containerDeviceRules([bad]);
+      cgroupDeviceRules([bad]);
     } catch (e) {
       caught = e;
     }
@@ -320,6 +325,6 @@ describe('device rules: validation', () => {
   });
 
   it('accepts the largest numbers the kernel encodes', () => {
-    expect(() => containerDeviceRules([rule('b', 4095, 1048575, 'r', true)])).not.toThrow();
+    expect(() => cgroupDeviceRules([rule('b', 4095, 1048575, 'r', true)])).not.toThrow();
   });
 });

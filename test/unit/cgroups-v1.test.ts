@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_DEVICE_RULES, formatDeviceRule, parseResources, V1Driver } from '../../src/runtime/cgroups/index.js';
+import { formatDeviceRule, parseResources, V1Driver, type DeviceRule } from '../../src/runtime/cgroups/index.js';
 import { fakeV1Tree, type FakeTree } from './cgroups-fake.js';
-import { withDefaultSwap } from '../../src/container/defaults.js';
+import { DEFAULT_DEVICE_RULES, withDefaultSwap } from '../../src/container/defaults.js';
 
 const MiB = 1024 ** 2;
 const trees: FakeTree[] = [];
@@ -77,7 +77,8 @@ describe('V1Driver', () => {
 
   it("denies every device, then allows Docker's default list", async () => {
     const { tree, driver } = setup();
-    await driver.create('abc', {}, { devices: [{ type: 'c', major: 10, minor: 229, access: 'rwm', allow: true }] });
+    const fuse: DeviceRule = { type: 'c', major: 10, minor: 229, access: 'rwm', allow: true };
+    await driver.create('abc', {}, { devices: [...DEFAULT_DEVICE_RULES, fuse] });
     const devices = tree.writes.filter(([p]) => p.startsWith('devices/berth/abc/'));
     expect(devices[0]).toEqual(['devices/berth/abc/devices.deny', 'a']);
     expect(devices.slice(1).map(([, v]) => v)).toEqual([...DEFAULT_DEVICE_RULES.map(formatDeviceRule), 'c 10:229 rwm']);

@@ -5,8 +5,7 @@
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  containerDeviceRules,
-  DEFAULT_DEVICE_RULES,
+  cgroupDeviceRules,
   DENY_ALL_DEVICES,
   parseResources,
   sharesToWeight,
@@ -15,7 +14,7 @@ import {
 } from '../../src/runtime/cgroups/index.js';
 import { InvalidArgumentError, KernelError } from '../../src/errors.js';
 import { fakeV2Tree, type FakeTree } from './cgroups-fake.js';
-import { withDefaultSwap } from '../../src/container/defaults.js';
+import { containerCgroupOptions, DEFAULT_DEVICE_RULES, withDefaultSwap } from '../../src/container/defaults.js';
 
 const trees: FakeTree[] = [];
 afterEach(() => {
@@ -116,12 +115,12 @@ describe('V2Driver', () => {
 
   it("gives the cgroup Docker's device rules (deny all, then the default list) before any limit is written", async () => {
     const { tree, driver } = setup();
-    await driver.create('c', parseResources({ pids: 5 }));
+    await driver.create('c', parseResources({ pids: 5 }), containerCgroupOptions(false));
     expect(tree.deviceFilters).toHaveLength(1);
     const [applied] = tree.deviceFilters;
     expect(applied!.dir).toBe('berth/c');
     expect(applied!.rules).toEqual([DENY_ALL_DEVICES, ...DEFAULT_DEVICE_RULES]);
-    expect(applied!.rules).toEqual(containerDeviceRules());
+    expect(applied!.rules).toEqual(cgroupDeviceRules(DEFAULT_DEVICE_RULES));
     const firstLimit = tree.writes.findIndex(([p]) => p === 'berth/c/pids.max');
     expect(applied!.afterWrites).toBeLessThanOrEqual(firstLimit);
   });
@@ -129,8 +128,8 @@ describe('V2Driver', () => {
   it('adds the devices option after the default list, and applies no rule to a privileged cgroup', async () => {
     const { tree, driver } = setup();
     const fuse: DeviceRule = { type: 'c', major: 10, minor: 229, access: 'rwm', allow: true };
-    await driver.create('a', {}, { devices: [fuse] });
-    await driver.create('b', {}, { allowAllDevices: true });
+    await driver.create('a', {}, { devices: [...DEFAULT_DEVICE_RULES, fuse] });
+    await driver.create('b', {}, containerCgroupOptions(true));
     expect(tree.deviceFilters.map((f) => [f.dir, f.rules])).toEqual([
       ['berth/a', [DENY_ALL_DEVICES, ...DEFAULT_DEVICE_RULES, fuse]],
       ['berth/b', null],

@@ -5,7 +5,8 @@ import { resolveSeccomp, seccompFilter } from '../../src/container/seccomp.js';
 import { buildConfig } from '../../src/container/spec.js';
 import { createOptionsSchema, parseOptions } from '../../src/container/options.js';
 import { DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
-import { DEFAULT_SECCOMP_PROFILE, nativeSeccompArch, seccompFilterHex } from '../../src/runtime/seccomp/index.js';
+import { nativeSeccompArch, seccompFilterHex } from '../../src/runtime/seccomp/index.js';
+import { DEFAULT_SECCOMP_PROFILE } from '../../src/container/seccomp-profile.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 

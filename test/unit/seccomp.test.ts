@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   BPF_MAXINSNS,
   compileSeccomp,
-  DEFAULT_SECCOMP_PROFILE,
   parseSeccompProfile,
   SECCOMP_RET,
   seccompFilterHex,
@@ -11,6 +10,7 @@ import {
 } from '../../src/runtime/seccomp/index.js';
 import { SYSCALL_TABLES } from '../../src/runtime/seccomp/syscall-tables.js';
 import { DEFAULT_CAPABILITIES } from '../../src/container/defaults.js';
+import { DEFAULT_SECCOMP_PROFILE } from '../../src/container/seccomp-profile.js';
 
 const AUDIT = { x86_64: 0xc000003e, x86: 0x40000003, aarch64: 0xc00000b7, arm: 0x40000028 } as const;
 const X32_BIT = 0x40000000;
@@ -490,17 +490,24 @@ describe('seccomp: custom profiles', () => {
   });
 
   it('seccompFilterHex caches by profile, architecture and capabilities', () => {
-    const a = seccompFilterHex('default', { arch, capabilities: DEFAULT_CAPABILITIES });
-    expect(seccompFilterHex('default', { arch, capabilities: [...DEFAULT_CAPABILITIES].reverse() })).toBe(a);
+    const a = seccompFilterHex(DEFAULT_SECCOMP_PROFILE, { arch, capabilities: DEFAULT_CAPABILITIES });
+    expect(seccompFilterHex(DEFAULT_SECCOMP_PROFILE, { arch, capabilities: [...DEFAULT_CAPABILITIES].reverse() })).toBe(
+      a,
+    );
     expect(
       Buffer.from(a, 'hex').equals(
         compileSeccomp(DEFAULT_SECCOMP_PROFILE, { arch, capabilities: DEFAULT_CAPABILITIES }),
       ),
     ).toBe(true);
-    expect(seccompFilterHex('default', { arch, capabilities: [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'] })).not.toBe(a);
-    expect(seccompFilterHex('default', { arch: 'aarch64', capabilities: DEFAULT_CAPABILITIES })).not.toBe(a);
+    expect(
+      seccompFilterHex(DEFAULT_SECCOMP_PROFILE, { arch, capabilities: [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'] }),
+    ).not.toBe(a);
+    expect(seccompFilterHex(DEFAULT_SECCOMP_PROFILE, { arch: 'aarch64', capabilities: DEFAULT_CAPABILITIES })).not.toBe(
+      a,
+    );
     const t0 = performance.now();
-    for (let i = 0; i < 1000; i++) seccompFilterHex('default', { arch, capabilities: DEFAULT_CAPABILITIES });
+    for (let i = 0; i < 1000; i++)
+      seccompFilterHex(DEFAULT_SECCOMP_PROFILE, { arch, capabilities: DEFAULT_CAPABILITIES });
     expect((performance.now() - t0) / 1000).toBeLessThan(0.05); // ms per cached lookup
   });
 });

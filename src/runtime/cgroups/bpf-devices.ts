@@ -38,7 +38,7 @@ import type { DeviceRule } from './devices.js';
 export interface DeviceFilterLoader {
   /**
    * Makes `rules` (in v1 terms, applied in order from "allow all"; see
-   * {@link containerDeviceRules}) the device filter of the cgroup2 directory `dir`, in place of
+   * {@link cgroupDeviceRules}) the device filter of the cgroup2 directory `dir`, in place of
    * whatever device programs were attached to it. `null` detaches them all: the cgroup then
    * restricts no device itself. Throws `InvalidArgumentError` for an invalid rule (before any
    * change), a `KernelError` when the kernel refuses.

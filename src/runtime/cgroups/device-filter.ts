@@ -157,7 +157,7 @@ function assemble(state: DeviceRuleState): BpfInsn[] {
  *
  * @example
  * ```ts
- * const insns = compileDeviceFilter(containerDeviceRules());
+ * const insns = compileDeviceFilter(cgroupDeviceRules([{ type: 'c', major: 1, minor: 3, access: 'rwm', allow: true }]));
  * const fd = bpfProgLoad({ type: BPF_PROG_TYPE_CGROUP_DEVICE, insns, license: 'Apache-2.0' });
  * ```
  */

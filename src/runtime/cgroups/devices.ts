@@ -1,11 +1,9 @@
 /**
- * Device access rules, in the v1 `devices` controller's terms, and Docker's default allow-list.
+ * Device access rules, in the v1 `devices` controller's terms: the mechanism, not the choice.
  *
- * A container starts from "deny everything" and is allowed the character devices every program
- * expects (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/tty`,
- * `/dev/console`, `/dev/ptmx`, the pseudo-terminals, `/dev/net/tun`), plus `mknod` of any device —
- * which only creates a node: opening a host disk through it is still denied. So a container with
- * `CAP_MKNOD` cannot reach host devices.
+ * A cgroup starts from "deny everything" and is allowed what the rules it is given allow; which
+ * devices those are is the caller's policy (the container service passes Docker's default
+ * allow-list, `DEFAULT_DEVICE_RULES` in `src/container/defaults.ts`).
  *
  * The v1 driver writes the rules to `devices.deny`/`devices.allow`; the v2 driver, which has no
  * such files, compiles the same list into a `BPF_PROG_TYPE_CGROUP_DEVICE` program with the same
@@ -28,30 +26,6 @@ export interface DeviceRule {
   /** Allow (`true`) or deny (`false`). */
   allow: boolean;
 }
-
-const allow = (type: 'c' | 'b', major: number | '*', minor: number | '*', access = 'rwm'): DeviceRule => ({
-  type,
-  major,
-  minor,
-  access,
-  allow: true,
-});
-
-/** Docker's default device allow-list (applied after denying everything). */
-export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = Object.freeze([
-  allow('c', '*', '*', 'm'), // mknod of any character device
-  allow('b', '*', '*', 'm'), // mknod of any block device
-  allow('c', 1, 3), // /dev/null
-  allow('c', 1, 5), // /dev/zero
-  allow('c', 1, 7), // /dev/full
-  allow('c', 1, 8), // /dev/random
-  allow('c', 1, 9), // /dev/urandom
-  allow('c', 5, 0), // /dev/tty
-  allow('c', 5, 1), // /dev/console
-  allow('c', 5, 2), // /dev/ptmx
-  allow('c', 136, '*'), // /dev/pts/*
-  allow('c', 10, 200), // /dev/net/tun
-]);
 
 /** The rule that denies every device and drops the rules before it (`devices.deny` ← `a`). */
 export const DENY_ALL_DEVICES: DeviceRule = Object.freeze({
@@ -95,13 +69,13 @@ export function checkDeviceRule(rule: DeviceRule, field: string): void {
 }
 
 /**
- * The device rules of a container, in order: deny everything, Docker's default allow-list, then
- * `extra` (validated first: `InvalidArgumentError` names the bad field, e.g. `devices[0].access`).
- * Both drivers apply exactly this list.
+ * The device rules of a cgroup, in order: deny everything, then `rules` (validated first:
+ * `InvalidArgumentError` names the bad field, e.g. `devices[0].access`). Both drivers apply
+ * exactly this list.
  */
-export function containerDeviceRules(extra: readonly DeviceRule[] = []): DeviceRule[] {
-  extra.forEach((rule, i) => checkDeviceRule(rule, `devices[${i}]`));
-  return [DENY_ALL_DEVICES, ...DEFAULT_DEVICE_RULES, ...extra];
+export function cgroupDeviceRules(rules: readonly DeviceRule[] = []): DeviceRule[] {
+  rules.forEach((rule, i) => checkDeviceRule(rule, `devices[${i}]`));
+  return [DENY_ALL_DEVICES, ...rules];
 }
 
 /** A rule as the kernel's `devices.allow`/`devices.deny` files take it: `c 1:3 rwm`. */

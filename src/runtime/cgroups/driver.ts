@@ -48,12 +48,13 @@ export type CgroupView =
 /** Options of {@link CgroupDriver.create}. */
 export interface CgroupCreateOptions {
   /**
-   * Device rules on top of Docker's default allow-list ({@link DEFAULT_DEVICE_RULES}), applied
-   * after it in order (see {@link containerDeviceRules}): by the devices controller on v1, by a
-   * BPF device program with the same meaning on v2. An invalid rule is refused with
+   * The devices the cgroup may use: rules applied in order after denying every device (see
+   * {@link cgroupDeviceRules}), by the devices controller on v1, by a BPF device program with the
+   * same meaning on v2. Absent: every device is denied. Which devices a container gets is the
+   * container service's policy (Docker's default allow-list). An invalid rule is refused with
    * `InvalidArgumentError` before anything is made.
    */
-  devices?: DeviceRule[];
+  devices?: readonly DeviceRule[];
   /** Leave device access unrestricted (a privileged container): no rule is applied. Default `false`. */
   allowAllDevices?: boolean;
 }

@@ -28,7 +28,7 @@ import {
   writeFile,
 } from './common.js';
 import { detectCgroups, V1_CONTROLLERS, type CgroupLayout, type V1Controller } from './detect.js';
-import { containerDeviceRules, formatDeviceRule } from './devices.js';
+import { cgroupDeviceRules, formatDeviceRule } from './devices.js';
 import type {
   CgroupCreateInfo,
   CgroupCreateOptions,
@@ -123,7 +123,7 @@ export class V1Driver implements CgroupDriver {
   /** {@inheritDoc CgroupDriver.create} */
   async create(id: string, limits: CgroupLimits, options: CgroupCreateOptions = {}): Promise<CgroupCreateInfo> {
     const paths = this.paths(id);
-    const deviceRules = options.allowAllDevices === true ? [] : containerDeviceRules(options.devices);
+    const deviceRules = options.allowAllDevices === true ? [] : cgroupDeviceRules(options.devices);
     try {
       for (const mount of this.#mounts()) {
         let dir = mount;

@@ -36,7 +36,7 @@ import type {
   CgroupView,
 } from './driver.js';
 import { bpfDeviceFilter, type DeviceFilterLoader } from './bpf-devices.js';
-import { containerDeviceRules } from './devices.js';
+import { cgroupDeviceRules } from './devices.js';
 import { DEFAULT_CPU_PERIOD, sharesToWeight, type CgroupLimits } from './resources.js';
 import { collectPids } from './v1.js';
 
@@ -105,7 +105,7 @@ export class V2Driver implements CgroupDriver {
   /** {@inheritDoc CgroupDriver.create} */
   async create(id: string, limits: CgroupLimits, options: CgroupCreateOptions = {}): Promise<CgroupCreateInfo> {
     const dir = this.#dir(id);
-    const deviceRules = options.allowAllDevices === true ? null : containerDeviceRules(options.devices);
+    const deviceRules = options.allowAllDevices === true ? null : cgroupDeviceRules(options.devices);
     let made = false;
     try {
       let cur = this.#mount;

@@ -29,7 +29,6 @@
 import { release } from 'node:os';
 import { CAPABILITIES } from '../capabilities.js';
 import { BerthError } from '../../errors.js';
-import { DEFAULT_SECCOMP_PROFILE } from './default-profile.js';
 import type { SeccompAction, SeccompProfile, SeccompRule } from './profile.js';
 import { SYSCALL_TABLES } from './syscall-tables.js';
 
@@ -470,18 +469,20 @@ export function compileSeccomp(profile: SeccompProfile, target: SeccompTarget): 
 
 const cache = new Map<string, string>();
 const CACHE_SIZE = 64;
+/** The cache identity of a profile object: its JSON, computed once per object. */
+const identities = new WeakMap<SeccompProfile, string>();
 
 /**
- * The compiled program of `profile` (Docker's default profile when `'default'`) for `target`, in
- * hex, as plans carry it. Cached by (profile, architecture, capabilities): a container start pays
- * for compiling only the first time.
+ * The compiled program of `profile` for `target`, in hex, as plans carry it. Cached by (profile,
+ * architecture, capabilities): a container start pays for compiling only the first time.
  */
-export function seccompFilterHex(profile: SeccompProfile | 'default', target: SeccompTarget): string {
-  const identity = profile === 'default' || profile === DEFAULT_SECCOMP_PROFILE ? 'default' : JSON.stringify(profile);
+export function seccompFilterHex(profile: SeccompProfile, target: SeccompTarget): string {
+  let identity = identities.get(profile);
+  if (identity === undefined) identities.set(profile, (identity = JSON.stringify(profile)));
   const key = `${target.arch}\0${[...target.capabilities].sort().join(',')}\0${target.kernel?.join('.') ?? ''}\0${identity}`;
   let hex = cache.get(key);
   if (hex === undefined) {
-    hex = compileSeccomp(profile === 'default' ? DEFAULT_SECCOMP_PROFILE : profile, target).toString('hex');
+    hex = compileSeccomp(profile, target).toString('hex');
     if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
     cache.set(key, hex);
   }

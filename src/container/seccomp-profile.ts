@@ -1,5 +1,6 @@
 /**
- * Docker's default seccomp profile, as berth's own data. The policy follows moby's
+ * Docker's default seccomp profile, as policy of the container service (the runtime only compiles
+ * the profile it is given). The policy follows moby's
  * `profiles/seccomp/default.json` (the allow-list, the capability groups, the argument filters):
  * a container may make the calls a normal program needs, and the ones that reach kernel
  * facilities shared with the host (keyrings, BPF, perf, mounts, namespaces, module loading,
@@ -10,7 +11,7 @@
  *
  * @module
  */
-import type { SeccompProfile, SeccompRule } from './profile.js';
+import type { SeccompProfile, SeccompRule } from '../runtime/seccomp/index.js';
 
 const words = (s: string): string[] => s.trim().split(/\s+/);
 
