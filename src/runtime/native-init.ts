@@ -201,27 +201,41 @@ function encodeUserns(
 }
 
 /**
- * Starts `berth-init` from its sealed copy `program` (see `sealed-program.ts`) with posix_spawn:
- * no copy of the caller's address space. The caller has made the PID namespace its children go
- * to (`unshare(CLONE_NEWPID)`), so the program is PID 1 there. Its fds land on fixed numbers (3
- * error, 4 control, 5 stdin, 6 stdout, 7 stderr), parked above them first so that no placement
- * overwrites a source; its environment is empty (the program's comes with the plan). Returns its
- * pid.
+ * Calls `spawn` with the placements of the native programs' fds (`berth-init`, `berth-exec`):
+ * `fds` land on fixed numbers (3 error, 4 control, 5 stdin, 6 stdout, 7 stderr) and `more` on 8,
+ * 9, …; each is parked above them first (a dup at 100 or more) so that no placement overwrites a
+ * source, and the parked copies are closed once `spawn` returns or throws. A -1 is left out.
  */
-export function spawnNativeInit(program: SealedProgram, fds: InitFds & { ctrl: number }): number {
+export function withNativeFds<T>(
+  fds: InitFds & { ctrl: number },
+  more: readonly number[],
+  spawn: (placements: Array<[number, number]>) => T,
+): T {
   const wanted: Array<[number, number]> = [
     [fds.error, 3],
     [fds.ctrl, 4],
     [fds.stdin, 5],
     [fds.stdout, 6],
     [fds.stderr, 7],
+    ...more.map((fd, i): [number, number] => [fd, 8 + i]),
   ];
   const parked: Array<[number, number]> = [];
   try {
     for (const [fd, to] of wanted) if (fd >= 0) parked.push([dup(fd, 100), to]);
-    // argv[0] names it in ps (as PID 1 of an `init: true` container, the reaper).
-    return spawnProgram(program.path, ['berth-init'], [], parked);
+    return spawn(parked);
   } finally {
     for (const [fd] of parked) close(fd);
   }
+}
+
+/**
+ * Starts `berth-init` from its sealed copy `program` (see `sealed-program.ts`) with posix_spawn:
+ * no copy of the caller's address space. The caller has made the PID namespace its children go
+ * to (`unshare(CLONE_NEWPID)`), so the program is PID 1 there. Its fds land on fixed numbers
+ * ({@link withNativeFds}); its environment is empty (the program's comes with the plan). Returns
+ * its pid.
+ */
+export function spawnNativeInit(program: SealedProgram, fds: InitFds & { ctrl: number }): number {
+  // argv[0] names it in ps (as PID 1 of an `init: true` container, the reaper).
+  return withNativeFds(fds, [], (placements) => spawnProgram(program.path, ['berth-init'], [], placements));
 }

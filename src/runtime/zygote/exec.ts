@@ -6,7 +6,7 @@
  * @module
  */
 import { statSync } from 'node:fs';
-import { open, close, dup } from '../../kernel/fd.js';
+import { open, close } from '../../kernel/fd.js';
 import { pidfdOpen, pidfdGetfd } from '../../kernel/process.js';
 import { setns } from '../../kernel/namespaces.js';
 import {
@@ -29,6 +29,7 @@ import type { InitFailure, InitFds } from '../init-report.js';
 import { processStartTime } from '../proc.js';
 import type { ExecRequest } from '../protocol.js';
 import { sealedProgram } from '../sealed-program.js';
+import { withNativeFds } from '../native-init.js';
 import { FdSet } from './fds.js';
 import { pump, watchExec } from './pump.js';
 import type { Child, ZygoteState } from './child.js';
@@ -82,23 +83,12 @@ function spawnExec(
   for (const r of proc.rlimits ?? []) argv.push('--rlimit', `${r.resource}:${r.soft}:${r.hard}`);
   argv.push('--', ...proc.args);
   const env = proc.env.some((e) => e.startsWith('HOME=')) ? proc.env : [...proc.env, `HOME=${user.home}`];
-  // The fds land on fixed numbers (3 error, 4 control, 5 stdin, 6 stdout, 7 stderr, 8… the
-  // namespaces); parked above them first so that no placement overwrites a source.
-  const wanted: Array<[number, number]> = [
-    [fds.error, 3],
-    [fds.ctrl, 4],
-    [fds.stdin, 5],
-    [fds.stdout, 6],
-    [fds.stderr, 7],
-  ];
-  ns.forEach(([fd], i) => wanted.push([fd, 8 + i]));
-  const parked: Array<[number, number]> = [];
-  try {
-    for (const [fd, to] of wanted) if (fd >= 0) parked.push([dup(fd, 100), to]);
-    return z.spawner.spawnInPidns(pidns, program.path, argv, env, parked);
-  } finally {
-    for (const [fd] of parked) close(fd);
-  }
+  // The fds land on fixed numbers, the namespaces' from 8 on.
+  return withNativeFds(
+    fds,
+    ns.map(([fd]) => fd),
+    (placements) => z.spawner.spawnInPidns(pidns, program.path, argv, env, placements),
+  );
 }
 
 /** Starts a process in a running container's namespaces (see `runExec` in `init.ts`). */
