@@ -35,6 +35,7 @@ import {
   layerCompression,
   normalizePlatform,
   parseManifest,
+  parseRegistryJson,
   selectPlatform,
   type Descriptor,
 } from './registry/manifest.js';
@@ -222,18 +223,7 @@ export async function pullImage(
 }
 
 function parseConfig(bytes: Buffer, ref: ImageReference): OciImageConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new RegistryError(
-      'REGISTRY',
-      ref.domain,
-      `the config of ${ref.familiar} is not valid JSON`,
-      { registryCode: 'MANIFEST_INVALID' },
-      { cause: e },
-    );
-  }
+  const json = parseRegistryJson(bytes, ref.domain, `the config of ${ref.familiar}`);
   const r = ociImageConfigSchema.safeParse(json);
   if (!r.success)
     throw new RegistryError(

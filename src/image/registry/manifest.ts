@@ -76,23 +76,31 @@ export type ImageIndex = z.infer<typeof indexSchema>;
 export type ParsedManifest = { kind: 'manifest'; manifest: ImageManifest } | { kind: 'index'; index: ImageIndex };
 
 /**
+ * Parses the JSON of a document `registry` sent (`what` names it: "the manifest from …").
+ *
+ * @throws RegistryError (`REGISTRY`, `MANIFEST_INVALID`) when it is not valid JSON.
+ */
+export function parseRegistryJson(bytes: Buffer, registry: string, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new RegistryError(
+      'REGISTRY',
+      registry,
+      `${what} is not valid JSON`,
+      { registryCode: 'MANIFEST_INVALID' },
+      { cause: e },
+    );
+  }
+}
+
+/**
  * Parses manifest bytes of `mediaType`.
  *
  * @throws RegistryError (`REGISTRY`, `MANIFEST_INVALID`) for schema 1, unknown types or bad JSON.
  */
 export function parseManifest(bytes: Buffer, mediaType: string, registry: string): ParsedManifest {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new RegistryError(
-      'REGISTRY',
-      registry,
-      `the manifest from ${registry} is not valid JSON`,
-      { registryCode: 'MANIFEST_INVALID' },
-      { cause: e },
-    );
-  }
+  const json = parseRegistryJson(bytes, registry, `the manifest from ${registry}`);
   const declared = (json as { mediaType?: string } | null)?.mediaType;
   const type = mediaType || declared || '';
   const isIndex =
