@@ -311,3 +311,57 @@ export function asBerthError(e: unknown, context: string): BerthError {
   const msg = e instanceof Error ? e.message : String(e);
   return new BerthError('INTERNAL', `${context}: ${msg}`, { cause: e });
 }
+
+/**
+ * Returns `first` with the errors of the cleanup that followed it attached, never dropped: as its
+ * `cause` (an `AggregateError` of its former cause and them when it had one). `first` keeps its
+ * type and code, so callers still see why the operation failed.
+ */
+export function attachCleanupErrors(first: unknown, errors: unknown[]): unknown {
+  if (!errors.length) return first;
+  if (!(first instanceof Error)) return new AggregateError([first, ...errors], String(first));
+  const cause =
+    first.cause === undefined && errors.length === 1
+      ? errors[0]
+      : new AggregateError(
+          [...(first.cause === undefined ? [] : [first.cause]), ...errors],
+          `the cleanup after "${first.message}" failed too`,
+        );
+  Object.defineProperty(first, 'cause', { value: cause, configurable: true, writable: true, enumerable: false });
+  return first;
+}
+
+/**
+ * Runs the `cleanup` steps after `first` failed (each one, even when one before it throws) and
+ * returns `first` for the caller to throw, with their errors attached
+ * ({@link attachCleanupErrors}): a cleanup neither replaces nor loses the error.
+ *
+ * @example
+ * ```ts
+ * try { use(fd); } catch (e) { throw cleanupAfter(e, () => close(fd)); }
+ * ```
+ */
+export function cleanupAfter(first: unknown, ...cleanup: Array<() => unknown>): unknown {
+  const errors: unknown[] = [];
+  for (const step of cleanup) {
+    try {
+      step();
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  return attachCleanupErrors(first, errors);
+}
+
+/** {@link cleanupAfter} with steps that may be asynchronous: each is awaited, in order. */
+export async function cleanupAfterAsync(first: unknown, ...cleanup: Array<() => unknown>): Promise<unknown> {
+  const errors: unknown[] = [];
+  for (const step of cleanup) {
+    try {
+      await step();
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  return attachCleanupErrors(first, errors);
+}

@@ -12,7 +12,7 @@
  * @module
  */
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { BerthError } from '../errors.js';
+import { attachCleanupErrors, BerthError } from '../errors.js';
 import type { PlanInterface } from '../runtime/plan-interface.js';
 import type { UserMount } from '../runtime/plan.js';
 import type { CgroupView } from '../runtime/cgroups/index.js';
@@ -48,24 +48,7 @@ export interface ReleaseParts {
   linksGone?: boolean;
 }
 
-/**
- * Returns `first` with the errors of the cleanup that followed it attached, never dropped: as its
- * `cause` (an `AggregateError` of its former cause and them when it had one). `first` keeps its
- * type and code, so callers still see why the operation failed.
- */
-export function attachCleanupErrors(first: unknown, errors: unknown[]): unknown {
-  if (!errors.length) return first;
-  if (!(first instanceof Error)) return new AggregateError([first, ...errors], String(first));
-  const cause =
-    first.cause === undefined && errors.length === 1
-      ? errors[0]
-      : new AggregateError(
-          [...(first.cause === undefined ? [] : [first.cause]), ...errors],
-          `the cleanup after "${first.message}" failed too`,
-        );
-  Object.defineProperty(first, 'cause', { value: cause, configurable: true, writable: true, enumerable: false });
-  return first;
-}
+export { attachCleanupErrors };
 
 /** One error for the failures of a release: itself when there is one, an AggregateError for several. */
 function releaseError(rec: ContainerRecord, errors: unknown[]): unknown {

@@ -35,6 +35,13 @@ function setup(make: () => FakeTree): { tree: FakeTree; driver: CgroupDriver; ki
   return { tree, driver, killed };
 }
 
+/** Every error reachable from `e` through `cause` and `AggregateError.errors`. */
+function causes(e: unknown): unknown[] {
+  if (!(e instanceof Error)) return [];
+  const next = [...(e.cause === undefined ? [] : [e.cause]), ...(e instanceof AggregateError ? e.errors : [])];
+  return next.flatMap((n) => [n, ...causes(n)]);
+}
+
 const implementations: Array<[string, () => FakeTree, new (...a: never[]) => CgroupDriver]> = [
   ['v1 (fake tree)', () => fakeV1Tree(), V1Driver],
   ['v2 (fake tree)', () => fakeV2Tree(), V2Driver],
@@ -119,6 +126,27 @@ describe.each(implementations)('CgroupDriver contract: %s', (_name, make, cls) =
     const { driver } = setup(make);
     await driver.create('c1', {});
     expect(await driver.oomKilled('c1')).toBe(false);
+  });
+
+  it("a create that fails after making the cgroup throws its own error with the failed removal's error as its cause", async () => {
+    const { tree, driver } = setup(make);
+    tree.hasKill = false;
+    const write = tree.fs.write;
+    // The pids limit cannot be written, and a process that never goes is in the cgroup by then.
+    tree.fs.write = async (path, data) => {
+      if (!path.endsWith('/pids.max')) return write(path, data);
+      tree.set(
+        `${driver
+          .paths('c1')
+          .at(-1)!
+          .slice(tree.root.length + 1)}/cgroup.procs`,
+        '100\n',
+      );
+      throw Object.assign(new Error('EIO'), { code: 'EIO' });
+    };
+    const err = await driver.create('c1', parseResources({ pids: 5 })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'KERNEL', message: expect.stringContaining('pids.max') });
+    expect(causes(err)).toContainEqual(expect.objectContaining({ errnoCode: 'EBUSY', syscall: 'rmdir' }));
   });
 
   it('destroys the cgroup, killing what runs in it, and is idempotent', async () => {

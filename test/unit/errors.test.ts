@@ -11,6 +11,9 @@ import {
   TimeoutError,
   UnsafeLayerError,
   asBerthError,
+  attachCleanupErrors,
+  cleanupAfter,
+  cleanupAfterAsync,
   type ErrorCode,
 } from '../../src/errors.js';
 
@@ -351,5 +354,56 @@ describe('errors', () => {
       expect(e.message).toBe('ctx: oops');
       expect(e.cause).toBe('oops');
     });
+  });
+});
+
+describe('cleanup after a failure', () => {
+  const boom = (msg: string) => () => {
+    throw new Error(msg);
+  };
+
+  it.each([
+    ['no step fails: the error is returned as it was', [], undefined],
+    ['one step fails: its error becomes the cause', ['close'], 'close'],
+    ['two steps fail: an AggregateError of both becomes the cause', ['close', 'unlink'], ['close', 'unlink']],
+  ] as const)('%s', async (_title, failing, cause) => {
+    for (const run of [
+      (first: Error, ...steps: Array<() => unknown>) => cleanupAfter(first, ...steps),
+      (first: Error, ...steps: Array<() => unknown>) => cleanupAfterAsync(first, ...steps),
+    ]) {
+      const first = new KernelError('write', 5, 'EIO', '/x');
+      const ran: string[] = [];
+      const steps = ['close', 'unlink'].map((name) => () => {
+        ran.push(name);
+        if ((failing as readonly string[]).includes(name)) boom(name)();
+      });
+      const out = await run(first, ...steps);
+      expect(out).toBe(first);
+      expect(ran).toEqual(['close', 'unlink']);
+      const c = first.cause as Error | undefined;
+      if (cause === undefined) expect(c).toBeUndefined();
+      else if (typeof cause === 'string') expect(c?.message).toBe(cause);
+      else expect((c as AggregateError).errors.map((e: Error) => e.message)).toEqual(cause);
+    }
+  });
+
+  it('keeps a cause the error had, beside the cleanup error', () => {
+    const inner = new Error('inner');
+    const first = new BerthError('KERNEL', 'outer', { cause: inner });
+    attachCleanupErrors(first, [new Error('rmdir')]);
+    expect((first.cause as AggregateError).errors.map((e: Error) => e.message)).toEqual(['inner', 'rmdir']);
+  });
+
+  it('awaits an asynchronous step, and a rejection counts as its failure', async () => {
+    const first = new Error('first');
+    await cleanupAfterAsync(first, () => Promise.reject(new Error('later')));
+    expect((first.cause as Error).message).toBe('later');
+  });
+
+  it('wraps a thrown value that is not an Error in an AggregateError with the cleanup errors', () => {
+    const out = cleanupAfter('plain', boom('close')) as AggregateError;
+    expect(out).toBeInstanceOf(AggregateError);
+    expect(out.errors[0]).toBe('plain');
+    expect((out.errors[1] as Error).message).toBe('close');
   });
 });

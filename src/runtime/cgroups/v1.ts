@@ -11,7 +11,7 @@
  */
 import { totalmem } from 'node:os';
 import { basename, join } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { attachCleanupErrors, BerthError, cleanupAfterAsync } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import {
   checkId,
@@ -146,8 +146,7 @@ export class V1Driver implements CgroupDriver {
       }
       await this.update(id, limits);
     } catch (e) {
-      await this.destroy(id).catch(() => undefined);
-      throw e;
+      throw await cleanupAfterAsync(e, () => this.destroy(id));
     }
     return { procsFiles: paths.map((p) => join(p, 'cgroup.procs')), paths };
   }
@@ -266,8 +265,7 @@ export class V1Driver implements CgroupDriver {
         },
       );
     } catch (e) {
-      await this.#fs.write(file, 'THAWED').catch(() => undefined);
-      throw e;
+      throw await cleanupAfterAsync(e, () => this.#fs.write(file, 'THAWED'));
     }
   }
 
@@ -359,23 +357,27 @@ export class V1Driver implements CgroupDriver {
       (await collectPids(this.#fs, freezerDir)).length > 0
     ) {
       // Freeze first so nothing forks between reading the pids and killing them (runc does the same).
+      // Best effort, both: a process left alive or frozen keeps its directory busy, and the removal
+      // below fails and says so.
       await this.freeze(id).catch(() => undefined);
       for (const pid of await collectPids(this.#fs, freezerDir)) this.#signal(pid);
       await this.thaw(id).catch(() => undefined);
     }
-    let first: unknown;
+    const errors: unknown[] = [];
     for (const dir of paths) {
       try {
         await removeCgroupTree(this.#fs, dir, this.#kill, this.#timeoutMs, this.#pollMs);
       } catch (e) {
-        first ??= e;
+        errors.push(e);
       }
     }
-    if (first !== undefined) throw first;
+    // The first hierarchy's failure, with the others' attached.
+    if (errors.length) throw attachCleanupErrors(errors[0], errors.slice(1));
   }
 
   /** {@inheritDoc CgroupDriver.removeParent} */
   async removeParent(): Promise<void> {
+    // Not empty (another engine's containers) or already gone: either way it is left to them.
     for (const mount of this.#mounts()) await this.#fs.rmdir(join(mount, this.#parent)).catch(() => undefined);
   }
 

@@ -13,7 +13,7 @@
  */
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError, cleanupAfterAsync } from '../../errors.js';
 import { nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import {
   checkId,
@@ -120,10 +120,9 @@ export class V2Driver implements CgroupDriver {
       await this.#deviceFilter.apply(dir, deviceRules);
       await this.update(id, limits);
     } catch (e) {
-      if (made) await this.destroy(id).catch(() => undefined);
-      throw e instanceof BerthError
-        ? e
-        : new BerthError('KERNEL', `cannot make cgroup ${dir}: ${String(e)}`, { cause: e });
+      const error =
+        e instanceof BerthError ? e : new BerthError('KERNEL', `cannot make cgroup ${dir}: ${String(e)}`, { cause: e });
+      throw made ? await cleanupAfterAsync(error, () => this.destroy(id)) : error;
     }
     return { procsFiles: [join(dir, 'cgroup.procs')], paths: [dir] };
   }
@@ -208,8 +207,7 @@ export class V2Driver implements CgroupDriver {
         this.#pollMs,
       );
     } catch (e) {
-      await this.#fs.write(join(dir, 'cgroup.freeze'), '0').catch(() => undefined);
-      throw e;
+      throw await cleanupAfterAsync(e, () => this.#fs.write(join(dir, 'cgroup.freeze'), '0'));
     }
   }
 
@@ -279,7 +277,9 @@ export class V2Driver implements CgroupDriver {
     if (!(await this.#fs.exists(dir))) return;
     const killFile = join(dir, 'cgroup.kill');
     if (await this.#fs.exists(killFile)) {
-      // cgroup.kill (Linux 5.14) kills the whole subtree at once, racing no fork.
+      // cgroup.kill (Linux 5.14) kills the whole subtree at once, racing no fork. Best effort, as
+      // the freeze and thaw below: a process left alive keeps the directory busy, and the removal
+      // fails and says so.
       await this.#fs.write(killFile, '1').catch(() => undefined);
     } else if ((await this.pids(id)).length > 0) {
       await this.freeze(id).catch(() => undefined);
@@ -291,6 +291,7 @@ export class V2Driver implements CgroupDriver {
 
   /** {@inheritDoc CgroupDriver.removeParent} */
   async removeParent(): Promise<void> {
+    // Not empty (another engine's containers) or already gone: either way it is left to them.
     await this.#fs.rmdir(join(this.#mount, this.#parent)).catch(() => undefined);
   }
 
