@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { release } from 'node:os';
 import { CAPABILITIES } from '../capabilities.js';
 import { BerthError } from '../../errors.js';
@@ -469,7 +470,7 @@ export function compileSeccomp(profile: SeccompProfile, target: SeccompTarget): 
 
 const cache = new Map<string, string>();
 const CACHE_SIZE = 64;
-/** The cache identity of a profile object: its JSON, computed once per object. */
+/** The cache identity of a profile object: the SHA-256 of its JSON, computed once per object. */
 const identities = new WeakMap<SeccompProfile, string>();
 
 /**
@@ -478,7 +479,8 @@ const identities = new WeakMap<SeccompProfile, string>();
  */
 export function seccompFilterHex(profile: SeccompProfile, target: SeccompTarget): string {
   let identity = identities.get(profile);
-  if (identity === undefined) identities.set(profile, (identity = JSON.stringify(profile)));
+  if (identity === undefined)
+    identities.set(profile, (identity = createHash('sha256').update(JSON.stringify(profile)).digest('hex')));
   const key = `${target.arch}\0${[...target.capabilities].sort().join(',')}\0${target.kernel?.join('.') ?? ''}\0${identity}`;
   let hex = cache.get(key);
   if (hex === undefined) {
