@@ -322,6 +322,7 @@ export class EventLog {
     try {
       fd = fs.openSync(this.#lockFile, fs.constants.O_RDONLY);
     } catch {
+      // No lock file to take (or none we may open): rotation is an optimisation, the append succeeded.
       return;
     }
     try {
@@ -379,6 +380,7 @@ function moveIndex(from: string, to: string): void {
   try {
     fs.renameSync(indexFileOf(from), indexFileOf(to));
   } catch {
+    // No index to move: a stale one of `to` goes, and the read below builds it afresh.
     fs.rmSync(indexFileOf(to), { force: true });
   }
   withFile(to, (fd) => readIndexed(to, fd, Infinity, [], true));

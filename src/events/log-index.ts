@@ -84,6 +84,7 @@ export function loadIndex(indexFile: string, fd: number, st: fs.Stats): LogIndex
   try {
     text = fs.readFileSync(indexFile, 'latin1');
   } catch {
+    // No index (or an unreadable one): the caller scans the log, as documented above.
     return undefined;
   }
   const sp = text.indexOf(' ');
@@ -93,6 +94,7 @@ export function loadIndex(indexFile: string, fd: number, st: fs.Stats): LogIndex
   try {
     v = JSON.parse(json) as typeof v;
   } catch {
+    // A corrupt index counts as none.
     return undefined;
   }
   if (
@@ -242,6 +244,7 @@ export function sweepIndexTemps(log: string): void {
   try {
     names = fs.readdirSync(dir);
   } catch {
+    // No directory: no temps to sweep (a best-effort tidy-up).
     return;
   }
   for (const name of names) {
@@ -258,6 +261,7 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
+    // A probe: ESRCH means gone; EPERM, alive but another user's.
     return (e as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }

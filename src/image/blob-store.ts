@@ -23,7 +23,7 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { digestHex } from './digest.js';
 import { ownerIsDead, ownerTag } from '../runtime/proc.js';
-import { fsError, isNoSpace } from '../state/fs-error.js';
+import { fsError, isErrno, isNoSpace } from '../state/fs-error.js';
 
 /** A stored blob: its digest and size in bytes. */
 export interface BlobInfo {
@@ -138,6 +138,7 @@ export class BlobStore {
       throw isNoSpace(e) ? fsError(e, 'write', tmp) : e;
     } finally {
       if (!committed) {
+        // Closed above already when the failure came later; the write's error is the one thrown.
         await fh.close().catch(() => undefined);
         await rm(tmp, { force: true });
       }
@@ -176,6 +177,7 @@ export class BlobStore {
     try {
       await stat(p);
     } catch {
+      // Not there: nothing to delete.
       return false;
     }
     await rm(p, { force: true });
@@ -184,7 +186,10 @@ export class BlobStore {
 
   /** The digests of every stored blob. */
   async list(): Promise<string[]> {
-    const names = await readdir(this.#shaDir).catch(() => [] as string[]);
+    const names = await readdir(this.#shaDir).catch((e: unknown) => {
+      if (isErrno(e, 'ENOENT')) return [] as string[]; // no blob stored yet
+      throw e;
+    });
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
   }
 
@@ -197,6 +202,7 @@ export class BlobStore {
     try {
       names = readdirSync(this.#ingestDir);
     } catch {
+      // No ingest directory: nothing to sweep (best effort, as documented above).
       return;
     }
     for (const name of names) {

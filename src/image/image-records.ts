@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { BerthError } from '../errors.js';
+import { isErrno } from '../state/fs-error.js';
 import { readJsonFileSync, writeFileAtomicSync } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
 import { digestHex } from './digest.js';
@@ -84,8 +85,9 @@ export class ImageRecords {
     let names: string[];
     try {
       names = fs.readdirSync(this.#records);
-    } catch {
-      return [];
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return []; // no image recorded yet
+      throw e;
     }
     const out: ImageRecord[] = [];
     for (const n of names) {

@@ -30,10 +30,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { BerthError, NotFoundError } from '../errors.js';
+import { BerthError, cleanupAfterAsync, NotFoundError } from '../errors.js';
 import { readJsonFileSync, writeFileAtomicSync } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
-import { fsError, isNoSpace } from '../state/fs-error.js';
+import { fsError, isErrno, isNoSpace } from '../state/fs-error.js';
 import { ownerIsDead, ownerTag } from '../runtime/proc.js';
 import { digestHex } from './digest.js';
 import { unpackLayer, type LayerSource, type UnpackOptions } from './layer-unpack.js';
@@ -67,6 +67,7 @@ function pidAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
+    // A probe: EPERM means alive but another user's; ESRCH, gone.
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
@@ -117,8 +118,9 @@ export class LayerStore {
     let names: string[];
     try {
       names = fs.readdirSync(this.#sha);
-    } catch {
-      return [];
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return []; // no layer stored yet
+      throw e;
     }
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
   }
@@ -144,9 +146,7 @@ export class LayerStore {
       writeFileAtomicSync(join(dir, 'layer.json'), JSON.stringify(info), { fsync: false });
       return { ...info, dir, discard };
     } catch (e) {
-      recorder.abort();
-      await discard();
-      throw isNoSpace(e) ? fsError(e, 'write', dir) : e;
+      throw await cleanupAfterAsync(isNoSpace(e) ? fsError(e, 'write', dir) : e, () => recorder.abort(), discard);
     }
   }
 
@@ -235,6 +235,7 @@ export class LayerStore {
     try {
       names = fs.readdirSync(this.#staging);
     } catch {
+      // No staging directory: nothing to sweep (a sweep is best effort).
       names = [];
     }
     const now = Date.now();
@@ -256,6 +257,7 @@ export class LayerStore {
       }
     }
     const sweeping = Promise.all(
+      // Best effort: what cannot be deleted now stays in the trash for the next sweep.
       doomed.map((d) => fs.promises.rm(d, { recursive: true, force: true }).catch(() => undefined)),
     ).then(() => {
       this.#sweeping = undefined;

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { BerthError, ConflictError, InvalidArgumentError, KernelError } from '../errors.js';
+import { BerthError, cleanupAfterAsync, ConflictError, InvalidArgumentError, KernelError } from '../errors.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../kernel/constants.js';
 import { TarExtractor } from './layer-writer.js';
 import { TarReader, type TarSink } from './tar-reader.js';
@@ -117,6 +117,7 @@ async function* uncompressed(
     const z = decompressor(kind);
     const input = Readable.from(all(), { objectMode: false });
     const feeding = pipeline(input, z);
+    // Awaited below; a rejection meanwhile (it also ends the read of z) must not count as unhandled.
     feeding.catch(() => undefined);
     try {
       for await (const chunk of z as AsyncIterable<Uint8Array>) yield chunk;
@@ -224,9 +225,11 @@ export async function unpackLayer(
     }
     return { diffId, size: writer.size, tarSize, compression, entries: writer.entries };
   } catch (e) {
-    writer.abort();
-    await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw asLayerError(e, target);
+    throw await cleanupAfterAsync(
+      asLayerError(e, target),
+      () => writer.abort(),
+      () => fs.promises.rm(tmp, { recursive: true, force: true }),
+    );
   } finally {
     fs.closeSync(dest);
   }

@@ -39,7 +39,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConflictError, UnsafeLayerError } from '../errors.js';
+import { cleanupAfter, ConflictError, UnsafeLayerError } from '../errors.js';
 import {
   O_CLOEXEC,
   O_CREAT,
@@ -94,6 +94,7 @@ function currentUmask(): number {
     const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
     return m ? parseInt(m[1] as string, 8) : 0o777;
   } catch {
+    // No /proc: unknown, so every mode is set with chmod (right either way).
     return 0o777;
   }
 }
@@ -413,8 +414,7 @@ export class TarExtractor implements TarSink {
         fd = next;
       }
     } catch (e) {
-      this.#release(fd);
-      throw e;
+      throw cleanupAfter(e, () => this.#release(fd));
     }
     return fd;
   }

@@ -18,7 +18,7 @@
  */
 import { join } from 'node:path';
 import { Decompress } from 'fzstd';
-import { BerthError, InvalidArgumentError, RegistryError } from '../errors.js';
+import { attachCleanupErrors, BerthError, InvalidArgumentError, RegistryError } from '../errors.js';
 import { withLock } from '../state/lock.js';
 import type { BlobStore } from './blob-store.js';
 import { digestHex } from './digest.js';
@@ -68,7 +68,10 @@ export interface PullImageOptions {
   auth?: RegistryAuth | undefined;
 }
 
-/** Runs `fn` over `items`, at most `limit` at once; rejects with the first failure after all settle. */
+/**
+ * Runs `fn` over `items`, at most `limit` at once. The first failure stops new work; once the
+ * work under way settles it is thrown, with the failures of that work attached (never dropped).
+ */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
@@ -76,19 +79,19 @@ export async function mapLimit<T, R>(
 ): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
-  let failure: { e: unknown } | undefined;
+  const failures: unknown[] = [];
   const worker = async (): Promise<void> => {
-    while (next < items.length && failure === undefined) {
+    while (next < items.length && failures.length === 0) {
       const i = next++;
       try {
         out[i] = await fn(items[i] as T, i);
       } catch (e) {
-        failure ??= { e };
+        failures.push(e);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failure !== undefined) throw failure.e;
+  if (failures.length) throw attachCleanupErrors(failures[0], failures.slice(1));
   return out;
 }
 

@@ -47,6 +47,7 @@ function dockerLayerType(mediaType: string): string {
 /** A layer's archive, compressed with gzip. */
 export function gzipLayer(tar: AsyncIterable<Buffer>): Readable {
   const gz = zlib.createGzip({ level: zlib.constants.Z_DEFAULT_COMPRESSION, chunkSize: 1 << 17 });
+  // A failure destroys gz with its error, which the reader of gz gets.
   pipeline(Readable.from(tar, { objectMode: false }), gz).catch(() => undefined);
   return gz;
 }

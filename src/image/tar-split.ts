@@ -43,6 +43,7 @@ export class TarSplitRecorder implements TarSink {
   /** A recorder writing to the new file `file`. */
   constructor(file: string) {
     this.#done = pipeline(this.#gz, fs.createWriteStream(file, { flags: 'wx', mode: 0o644 }));
+    // Awaited by finish(); a rejection before then must not count as unhandled.
     this.#done.catch(() => undefined);
   }
 
@@ -61,6 +62,7 @@ export class TarSplitRecorder implements TarSink {
     try {
       rel = cleanEntryName(e.name);
     } catch {
+      // A name the layer writer refuses (and fails the layer for): kept inline, as below.
       rel = '';
     }
     const base = rel.slice(rel.lastIndexOf('/') + 1);

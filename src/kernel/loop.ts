@@ -61,6 +61,7 @@ export function loopDevicesBackedBy(file: string): string[] {
   try {
     want = realpathSync(file);
   } catch {
+    // No backing file: no device can be backed by it.
     return [];
   }
   const out: string[] = [];
@@ -68,6 +69,7 @@ export function loopDevicesBackedBy(file: string): string[] {
   try {
     names = readdirSync('/sys/block').filter((n) => n.startsWith('loop'));
   } catch {
+    // No /sys/block: no loop device to look at.
     return [];
   }
   for (const n of names) {

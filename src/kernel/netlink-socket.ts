@@ -9,6 +9,7 @@
  * @module
  */
 import { libc, check, fail } from './libc.js';
+import { cleanupAfter } from '../errors.js';
 import { close } from './fd.js';
 import { NL, encodeMessage, parseMessages, type NlReply } from './netlink-attrs.js';
 
@@ -73,8 +74,7 @@ export class NetlinkSocket {
       sa.writeUInt16LE(NL.AF_NETLINK, 0);
       check('bind', () => _bind(fd, sa, sa.length), 'AF_NETLINK');
     } catch (e) {
-      close(fd);
-      throw e;
+      throw cleanupAfter(e, () => close(fd));
     }
     return new NetlinkSocket(fd, true);
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import { libc, check } from './libc.js';
+import { cleanupAfter } from '../errors.js';
 import { close, open } from './fd.js';
 import { getpid } from './process.js';
 import { withSignalsBlocked } from './signals.js';
@@ -79,9 +80,11 @@ export function openPty(options: { ptmx?: string; size?: WindowSize } = {}): Pty
     const index = n.readUInt32LE(0);
     return { master, slave, index, path: `/dev/pts/${index}` };
   } catch (e) {
-    if (slave >= 0) close(slave);
-    close(master);
-    throw e;
+    throw cleanupAfter(
+      e,
+      () => slave >= 0 && close(slave),
+      () => close(master),
+    );
   }
 }
 

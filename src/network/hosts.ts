@@ -86,8 +86,9 @@ export function rewriteHostsPeers(path: string, peers: readonly HostsEntry[]): b
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
-  } catch {
-    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false; // no hosts file, as documented
+    throw e;
   }
   const next = replacePeers(text, peers);
   // Flag 'w' truncates the existing file: same inode, unlike a write-and-rename.

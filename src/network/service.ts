@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BerthError, ConflictError, NotFoundError } from '../errors.js';
+import { BerthError, cleanupAfter, cleanupAfterAsync, ConflictError, NotFoundError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { withLock } from '../state/lock.js';
 import { LinuxDataplane, type NetworkDataplane } from './dataplane.js';
@@ -158,12 +158,10 @@ export class NetworkService {
         try {
           await this.records.reserveName(name, id);
         } catch (e) {
-          await this.records.delete(id);
-          throw e;
+          throw await cleanupAfterAsync(e, () => this.records.delete(id));
         }
       } catch (e) {
-        this.#subnets.unclaim(rec.subnet, id);
-        throw e;
+        throw cleanupAfter(e, () => this.#subnets.unclaim(rec.subnet, id));
       }
       await this.#event('create', rec);
       return rec;
@@ -386,8 +384,7 @@ export class NetworkService {
     try {
       this.#dp.addInterface(pid, iface);
     } catch (e) {
-      await this.releaseAttachment(containerId, options.network);
-      throw e;
+      throw await cleanupAfterAsync(e, () => this.releaseAttachment(containerId, options.network));
     }
   }
 

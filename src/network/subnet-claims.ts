@@ -33,8 +33,9 @@ export class SubnetClaims {
     let names: string[];
     try {
       names = readdirSync(dir);
-    } catch {
-      return [];
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []; // no claim made yet
+      throw e;
     }
     const out: Cidr[] = [];
     for (const n of names) {

@@ -84,6 +84,7 @@ export function boundingSet(): bigint {
       const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
       bounding = m ? BigInt(`0x${m[1]}`) : ~0n;
     } catch {
+      // No /proc: the bounding set is unknown, so every capability counts as held (the kernel decides).
       bounding = ~0n;
     }
   }

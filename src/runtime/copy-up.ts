@@ -57,7 +57,7 @@ import {
   unlinkSync,
   type Stats,
 } from 'node:fs';
-import { ConflictError, KernelError } from '../errors.js';
+import { cleanupAfter, ConflictError, KernelError } from '../errors.js';
 import { flock, LOCK_EX } from '../kernel/flock.js';
 import { renameat2, RENAME_NOREPLACE } from '../kernel/fs.js';
 
@@ -256,8 +256,7 @@ export function copyTree(from: string, to: string): void {
           try {
             parent.to = parentOf(cur.to, parent.toId);
           } catch (e) {
-            closeSync(upFrom);
-            throw e;
+            throw cleanupAfter(e, () => closeSync(upFrom));
           }
           parent.from = upFrom;
         }
@@ -285,9 +284,11 @@ export function copyTree(from: string, to: string): void {
           levels.push(cur);
           cur = child;
         } catch (e) {
-          closeSync(a);
-          if (b >= 0) closeSync(b);
-          throw e;
+          throw cleanupAfter(
+            e,
+            () => closeSync(a),
+            () => b >= 0 && closeSync(b),
+          );
         }
         continue;
       }

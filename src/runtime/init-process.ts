@@ -21,6 +21,7 @@ const CAP_LAST = (() => {
   try {
     return Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1').trim());
   } catch {
+    // No /proc yet: 40 (CAP_CHECKPOINT_RESTORE), the last one since Linux 5.9.
     return 40;
   }
 })();
@@ -95,6 +96,7 @@ export function reap(main: number, errorFd: number): never {
       try {
         r = sys.waitpid(-1, K.WNOHANG);
       } catch {
+        // ECHILD: no child left, the program among them; the reaper's work is done.
         sys.exit(0);
       }
       if (r.pid <= 0) break;

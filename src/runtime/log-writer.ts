@@ -97,6 +97,7 @@ export class LogWriter {
     try {
       while (off < rec.length) off += writeSync(this.#fd, rec, off, rec.length - off);
     } catch {
+      // A full disk or a failing file: the record is dropped (the caller counts it), never half kept.
       if (off > 0) {
         try {
           ftruncateSync(this.#fd, this.#size);

@@ -140,6 +140,7 @@ async function isExecutable(path: string): Promise<boolean> {
     const s = await stat(path);
     return s.isFile() && s.size > 0 && (s.mode & 0o111) !== 0;
   } catch {
+    // Not there (or not reachable): not a program to run; the caller builds or looks elsewhere.
     return false;
   }
 }

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { cleanupAfter } from '../errors.js';
 import { Rtnetlink } from '../kernel/netlink.js';
 import { setns } from '../kernel/namespaces.js';
 import { close, open } from '../kernel/fd.js';
@@ -107,8 +108,7 @@ export function setupInterfaceFromHost(i: PlanInterface, containerNetnsFd: numbe
         local.close();
       }
     } catch (e) {
-      host.deleteLinkIfExists(i.hostIfName);
-      throw e;
+      throw cleanupAfter(e, () => host.deleteLinkIfExists(i.hostIfName));
     }
   } finally {
     host.close();
@@ -134,13 +134,14 @@ export function setupNetworkFromHost(ifaces: readonly PlanInterface[], netnsFd: 
       done.push(i);
     }
   } catch (e) {
-    const host = Rtnetlink.open();
-    try {
-      for (const i of done) host.deleteLinkIfExists(i.hostIfName);
-    } finally {
-      host.close();
-    }
-    throw e;
+    throw cleanupAfter(e, () => {
+      const host = Rtnetlink.open();
+      try {
+        for (const i of done) host.deleteLinkIfExists(i.hostIfName);
+      } finally {
+        host.close();
+      }
+    });
   }
 }
 

@@ -12,6 +12,7 @@ export function processStartTime(pid: number): number | undefined {
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   } catch {
+    // Gone (ENOENT, or ESRCH while its /proc entry is torn down), as documented.
     return undefined;
   }
   // The command name (field 2) may contain spaces and parentheses: split after the last ')'.

@@ -57,6 +57,7 @@ function readLines(path: string, root?: number): string[][] {
       closeSync(fd);
     }
   } catch {
+    // No (readable) database in the image: no entries; numeric ids still work.
     return [];
   }
   return text

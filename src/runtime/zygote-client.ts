@@ -188,6 +188,7 @@ export class ZygoteClient {
         () => true,
         () => false,
       );
+      // The zygote died: `pending` below fails with that.
       void this.#request({ t: 'cgroups', id: plan.spec.id, ok }).catch(() => undefined);
     }
     const reply = await pending;
@@ -234,6 +235,7 @@ export class ZygoteClient {
         try {
           tty = this.copyFd(reply.ttyFd);
         } finally {
+          // The zygote died: the exec's end is reported through its exit, not here.
           void this.#request({ t: 'ttyCopied', id: plan.id }).catch(() => undefined);
         }
       }
@@ -273,6 +275,7 @@ export class ZygoteClient {
    */
   #execHelper(): Promise<string | undefined> {
     this.#helper ??=
+      // No berth-exec (no compiler, as documented): the forked exec runs instead.
       process.env.BERTH_NATIVE_EXEC === '0' ? Promise.resolve(undefined) : nativeBinary('exec').catch(() => undefined);
     return this.#helper;
   }
@@ -286,6 +289,7 @@ export class ZygoteClient {
    */
   #initHelper(): Promise<string | undefined> {
     this.#init ??=
+      // No berth-init (no compiler): the JavaScript init runs instead.
       process.env.BERTH_NATIVE_INIT === '0' ? Promise.resolve(undefined) : nativeBinary('init').catch(() => undefined);
     return this.#init;
   }

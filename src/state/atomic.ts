@@ -25,7 +25,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError, cleanupAfter } from '../errors.js';
 import { fsError, isErrno } from './fs-error.js';
 
 /** Options of {@link writeFileAtomic}. */
@@ -106,17 +106,17 @@ function writeTemp(target: string, data: string | Uint8Array, options: WriteFile
       } catch {
         // already closed by the failing step
       }
-      removeQuietly(tmp);
-      throw fsError(e, 'write', tmp);
+      throw cleanupAfter(fsError(e, 'write', tmp), () => unlinkIfExists(tmp));
     }
   }
 }
 
-function removeQuietly(p: string): void {
+/** Removes `p`; one already gone is no error. */
+function unlinkIfExists(p: string): void {
   try {
     fs.unlinkSync(p);
-  } catch {
-    // nothing to clean up
+  } catch (e) {
+    if (!isErrno(e, 'ENOENT')) throw fsError(e, 'unlink', p);
   }
 }
 
@@ -130,8 +130,7 @@ export function writeFileAtomicSync(
   try {
     fs.renameSync(tmp, target);
   } catch (e) {
-    removeQuietly(tmp);
-    throw fsError(e, 'rename', target);
+    throw cleanupAfter(fsError(e, 'rename', target), () => unlinkIfExists(tmp));
   }
   if (options.fsync ?? true) fsyncDir(path.dirname(target));
 }
@@ -166,10 +165,14 @@ export function createFileExclusiveSync(
   try {
     fs.linkSync(tmp, target);
   } catch (e) {
-    if (isErrno(e, 'EEXIST')) return false;
-    throw fsError(e, 'link', target);
-  } finally {
-    removeQuietly(tmp);
+    if (!isErrno(e, 'EEXIST')) throw cleanupAfter(fsError(e, 'link', target), () => unlinkIfExists(tmp));
+    unlinkIfExists(tmp);
+    return false;
+  }
+  try {
+    unlinkIfExists(tmp);
+  } catch {
+    // `target` is made, which is what was asked: a temp name left beside it is no failure.
   }
   if (options.fsync ?? true) fsyncDir(path.dirname(target));
   return true;

@@ -82,6 +82,7 @@ function startPhase(key: string, shared: boolean): Phase {
       phase.held = tryLockFile(key, shared);
     } catch (e) {
       phase.ready = Promise.reject(e);
+      // Awaited by every holder of the phase; only an unhandled-rejection report is avoided here.
       phase.ready.catch(noop);
       return phase;
     }
@@ -93,6 +94,7 @@ function startPhase(key: string, shared: boolean): Phase {
     if (phase.holders === 0) unlockFile(key, locked);
     else phase.held = locked;
   });
+  // As above: the holders await it and see its failure.
   phase.ready.catch(noop);
   return phase;
 }

@@ -27,7 +27,7 @@ export function removeTreeSync(dir: string): boolean {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return true;
-    if (code !== 'ENOTDIR') return false;
+    if (code !== 'ENOTDIR') return false; // unreadable: left, and reported as `false`
     return unlinkQuietly(dir);
   }
   let all = true;
@@ -41,6 +41,7 @@ export function removeTreeSync(dir: string): boolean {
     rmdirSync(dir);
     return true;
   } catch (e) {
+    // Best effort, as documented: a failure is reported as `false`, the entry left to the caller.
     return (e as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
@@ -50,6 +51,7 @@ function unlinkQuietly(path: string): boolean {
     unlinkSync(path);
     return true;
   } catch (e) {
+    // Best effort, as documented: a failure is reported as `false`, the entry left to the caller.
     return (e as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
@@ -67,7 +69,7 @@ export async function removeTree(dir: string): Promise<boolean> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return true;
-    if (code !== 'ENOTDIR') return false;
+    if (code !== 'ENOTDIR') return false; // unreadable: left, and reported as `false`
     return unlinkQuietlyAsync(dir);
   }
   const done = await Promise.all(
@@ -78,6 +80,7 @@ export async function removeTree(dir: string): Promise<boolean> {
     await rmdir(dir);
     return true;
   } catch (e) {
+    // Best effort, as documented: a failure is reported as `false`, the entry left to the caller.
     return (e as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
@@ -87,6 +90,7 @@ async function unlinkQuietlyAsync(path: string): Promise<boolean> {
     await unlink(path);
     return true;
   } catch (e) {
+    // Best effort, as documented: a failure is reported as `false`, the entry left to the caller.
     return (e as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }

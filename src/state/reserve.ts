@@ -68,6 +68,7 @@ export function spaceIsLow(root: string): boolean {
     const s = fs.statfsSync(root);
     return s.bavail < s.blocks * LOW_SPACE_SHARE || s.bavail * s.bsize < RESERVE_BYTES;
   } catch {
+    // Cannot be asked: counted as low, as documented (the removal then frees at once).
     return true;
   }
 }

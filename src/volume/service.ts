@@ -189,6 +189,7 @@ export class VolumeService {
     try {
       names = readdirSync(this.mountpoint(name));
     } catch {
+      // Not made yet: empty, so it awaits its copy-up.
       return true;
     }
     return names.length === 0 || names.includes(COPY_UP_STAGING) || names.includes(COPY_UP_COMPLETE);
@@ -294,6 +295,7 @@ export function isMountPoint(path: string): boolean {
     const parent = statSync(join(path, '..'));
     if (st.dev !== parent.dev) return true;
   } catch {
+    // Not there: not a mount point.
     return false;
   }
   // A bind of a directory on the same file system keeps the device number: check mountinfo.
@@ -301,6 +303,7 @@ export function isMountPoint(path: string): boolean {
   try {
     return readMountinfo().some((l) => l.split(' ')[4] === esc);
   } catch {
+    // No /proc: nothing known to be mounted there.
     return false;
   }
 }

@@ -38,6 +38,7 @@ export class DirectoryLayout implements ArchiveReader {
     try {
       return this.#walk(cleanArchivePath(name), false) !== undefined;
     } catch {
+      // A name that is not clean, or that leaves the layout, is not in it.
       return false;
     }
   }

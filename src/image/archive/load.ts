@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { BerthError, InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { BerthError, cleanupAfterAsync, InvalidArgumentError, NotFoundError } from '../../errors.js';
 import type { BlobStore } from '../blob-store.js';
 import { ociImageConfigSchema } from '../image-config.js';
 import type { ImageRecord, ImageRecords } from '../image-records.js';
@@ -32,6 +32,7 @@ import { parseDocument, type PlannedImage, type PlannedLayer } from './plan.js';
 import { hostPlatform, type Platform } from './platform.js';
 import type { ArchiveFormat, LoadedImage, LoadProgress } from './types.js';
 import { ownerTag } from '../../runtime/proc.js';
+import { mapLimit } from '../pull.js';
 
 /** What the loader needs from the image service. */
 export interface LoadContext {
@@ -97,8 +98,7 @@ async function openArchive(
     );
     return { reader: await ArchiveIndex.scan(path), cleanup };
   } catch (e) {
-    await cleanup();
-    throw e;
+    throw await cleanupAfterAsync(e, cleanup);
   }
 }
 
@@ -161,29 +161,10 @@ async function stageLayer(
       );
     }
   } catch (e) {
-    await staged.discard();
-    throw e;
+    throw await cleanupAfterAsync(e, () => staged.discard());
   }
   emit({ id: diffId, status: 'Loaded layer' });
   return staged;
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; the first failure stops new work and is thrown once all started work ended. */
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { e: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (e) {
-        failure ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.e;
 }
 
 /**
@@ -236,7 +217,7 @@ export async function loadArchive(
         else todo.set(d, img.layers[i] as PlannedLayer);
       });
     }
-    await eachLimited([...todo], Math.max(1, options.concurrency ?? 3), async ([d, layer]) => {
+    await mapLimit([...todo], Math.max(1, options.concurrency ?? 3), async ([d, layer]) => {
       staged.set(d, await stageLayer(ctx, index, layer, d, options, emit));
     });
     options.signal?.throwIfAborted();

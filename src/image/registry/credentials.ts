@@ -38,8 +38,12 @@ function readConfig(file: string): DockerConfigFile | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined; // no Docker config: no stored credentials
+    throw new BerthError('INVALID_ARGUMENT', `cannot read the Docker config ${file}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   try {
     return JSON.parse(text) as DockerConfigFile;

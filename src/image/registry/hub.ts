@@ -60,6 +60,7 @@ export class RegistryHub {
     if (p === undefined) {
       p = ping();
       this.#pings.set(domain, p);
+      // The caller gets the failure through p; only the cache forgets it.
       p.catch(() => this.#pings.delete(domain));
     }
     return p;
@@ -100,6 +101,7 @@ export class RegistryHub {
   async close(): Promise<void> {
     const own = [this.#secure, this.#insecure].filter((d): d is Dispatcher => d !== undefined);
     this.#secure = this.#insecure = undefined;
+    // close() rejects only for a dispatcher destroyed already: closed either way.
     await Promise.all(own.map((d) => d.close().catch(() => undefined)));
   }
 }

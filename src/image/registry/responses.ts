@@ -12,6 +12,7 @@ type Response = Dispatcher.ResponseData;
 
 /** Turns an unexpected response of registry `domain` into a RegistryError (consumes the body). */
 export async function responseError(res: Response, domain: string, what: string): Promise<RegistryError> {
+  // An unreadable body still leaves the status to report.
   const text = await res.body.text().catch(() => '');
   const spec = specCode(text);
   const detail = spec.registryCode ? ` (${spec.registryCode}${spec.message ? `: ${spec.message}` : ''})` : '';
@@ -67,6 +68,7 @@ export function specCode(text: string): { registryCode?: string; message?: strin
     const e = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors?.[0];
     return { ...(e?.code ? { registryCode: e.code } : {}), ...(e?.message ? { message: e.message } : {}) };
   } catch {
+    // Not a distribution-spec body (a proxy's HTML page …): no code in it.
     return {};
   }
 }

@@ -161,6 +161,7 @@ export function removeCgroupTree(
     fs,
     dir,
     async (d) => {
+      // Unreadable procs: nothing to kill from here, and the rmdir's EBUSY then reports the cgroup.
       for (const pid of parsePids(await readOptional(fs, `${d}/cgroup.procs`).catch(() => ''))) killQuietly(kill, pid);
     },
     timeoutMs,

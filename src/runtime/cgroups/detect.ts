@@ -96,6 +96,7 @@ export function detectCgroups(
     try {
       v2Controllers = readControllers(v2Mount).split(/\s+/).filter(Boolean);
     } catch {
+      // No readable cgroup.controllers: a cgroup2 mount without controllers (hybrid's `unified`).
       v2Controllers = [];
     }
   }

@@ -408,6 +408,7 @@ export async function collectPids(fs: CgroupFs, dir: string): Promise<number[]> 
     try {
       children = await fs.subdirs(d);
     } catch {
+      // Removed meanwhile (or a fake tree's file): no children to walk.
       return;
     }
     for (const c of children) await walk(join(d, c));

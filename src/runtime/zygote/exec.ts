@@ -22,7 +22,7 @@ import {
   O_PATH,
   O_RDONLY,
 } from '../../kernel/constants.js';
-import { BerthError, KernelError, StateError } from '../../errors.js';
+import { BerthError, cleanupAfter, KernelError, StateError } from '../../errors.js';
 import { resolveUser } from '../user.js';
 import { runExec, type ExecPlan } from '../init.js';
 import type { InitFailure, InitFds } from '../init-report.js';
@@ -159,8 +159,8 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
     pump(z, child, outR, 'stdout');
     pump(z, child, errR, 'stderr');
     watchExec(z, child, exR);
-  } catch (e) {
-    fds.closeAll();
+  } catch (failure) {
+    const e = cleanupAfter(failure, () => fds.closeAll());
     const msg = e instanceof Error ? e.message : String(e);
     const error: InitFailure =
       e instanceof UserLookupError

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { attachCleanupErrors } from '../../errors.js';
 import { close, pipe2 } from '../../kernel/fd.js';
 import { O_CLOEXEC } from '../../kernel/constants.js';
 
@@ -22,8 +23,7 @@ import { O_CLOEXEC } from '../../kernel/constants.js';
  *   fds.close(w); // the child's end, now in the child
  *   watch(fds.release(r)); // the stream owns it now
  * } catch (e) {
- *   fds.closeAll();
- *   throw e;
+ *   throw cleanupAfter(e, () => fds.closeAll());
  * }
  * ```
  */
@@ -54,9 +54,20 @@ export class FdSet {
     if (this.#forget(fd)) close(fd);
   }
 
-  /** Closes every fd the set still owns (after a failure) and leaves it empty. */
+  /**
+   * Closes every fd the set still owns (after a failure) and leaves it empty. Each is closed even
+   * when one before it fails; the first failure is thrown then, the others attached to it.
+   */
   closeAll(): void {
-    for (const fd of this.#fds.splice(0)) close(fd);
+    const errors: unknown[] = [];
+    for (const fd of this.#fds.splice(0)) {
+      try {
+        close(fd);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    if (errors.length) throw attachCleanupErrors(errors[0], errors.slice(1));
   }
 
   /** Drops `fd` from the set (no allocation: the last entry takes its place); whether it was there. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { cleanupAfter } from '../../errors.js';
 import { close } from '../../kernel/fd.js';
 import { FdSet } from './fds.js';
 import type { Spawner, Template } from './spawn.js';
@@ -93,8 +94,7 @@ export class TemplatePool {
       this.#templates.set(t.pid, t);
       return t;
     } catch (e) {
-      fds.closeAll();
-      throw e;
+      throw cleanupAfter(e, () => fds.closeAll());
     }
   }
 }

@@ -71,6 +71,7 @@ export function watchExec(z: ZygoteState, child: Child, fd: number): void {
           }
           delete (failure as { errno?: number }).errno;
         } catch {
+          // Not a report in JSON (a crash's text): the text itself is the failure's message.
           failure = { step: 'init', message: text, kind: 'other', exitCode: 1 };
         }
       }
@@ -170,6 +171,7 @@ function takeTerminal(z: ZygoteState, child: Child, fd: number): void {
     }
     writeSync(child.ctrlW, '1');
   } catch {
+    // Not acked: the child fails its start at the terminal step and reports that itself.
     if (master >= 0) close(master);
     master = -1;
   }
@@ -204,6 +206,7 @@ export function drainTerminal(z: ZygoteState, child: Child): void {
   try {
     setNonBlocking(child.ttyFd, true);
   } catch {
+    // The master is closed already: nothing left to read.
     return;
   }
   for (;;) {
@@ -211,6 +214,7 @@ export function drainTerminal(z: ZygoteState, child: Child): void {
     try {
       n = readSync(child.ttyFd, buf, 0, buf.length, null);
     } catch {
+      // EAGAIN (all read) or EIO (no slave left): the end, as documented.
       return;
     }
     if (n <= 0) return;

@@ -44,6 +44,7 @@ function writeExitFile(exitPath: string, text: string): void {
   try {
     fd = openSync(tmp, 'r+');
   } catch {
+    // No reserved temp file to write in place: a new one (whose failure is thrown).
     fd = openSync(tmp, 'w');
   }
   try {

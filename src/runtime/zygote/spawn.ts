@@ -107,6 +107,7 @@ export class Spawner {
         try {
           prctl(PR_SET_DUMPABLE, 0);
         } catch {
+          // A child that cannot be made non-dumpable must not run: it ends, and its parent sees 126.
           exit(126);
         }
       }

@@ -9,7 +9,7 @@ import { writeFileSync, writeSync } from 'node:fs';
 import { close } from '../../kernel/fd.js';
 import { kill } from '../../kernel/process.js';
 import { CLONE_NEWNET, SIGNALS } from '../../kernel/constants.js';
-import { KernelError } from '../../errors.js';
+import { BerthError, cleanupAfter, KernelError } from '../../errors.js';
 import type { InitFailure } from '../init-report.js';
 import { DEFAULT_LOG_LIMITS, LogWriter } from '../log-writer.js';
 import type { StartRequest } from '../protocol.js';
@@ -44,8 +44,10 @@ function nativePlanOf(req: StartRequest): Buffer | undefined {
     : req.plan;
   try {
     return encodeInitPlan(plan);
-  } catch {
-    return undefined;
+  } catch (e) {
+    // A plan the native encoding cannot carry (UNSUPPORTED) takes the JavaScript path.
+    if (e instanceof BerthError && e.code === 'UNSUPPORTED') return undefined;
+    throw e;
   }
 }
 
@@ -136,8 +138,7 @@ export function start(z: ZygoteState, req: StartRequest): void {
     owned.release(t.exR);
   } catch (e) {
     // A detached container's monitor-to-be waits for our go: end of file (its close here) lets it exit.
-    owned.closeAll();
-    z.send({ t: 'failed', rid: req.rid, error: startFailure(e) });
+    z.send({ t: 'failed', rid: req.rid, error: startFailure(cleanupAfter(e, () => owned.closeAll())) });
   }
 }
 
@@ -166,8 +167,10 @@ function wireInterfaces(
   try {
     setupNetworkFromHost(ifaces, netns.fd);
   } catch (e) {
-    kill(t.pid, SIGNALS.SIGKILL!);
-    throw new StartStepError('network interfaces', e);
+    throw new StartStepError(
+      'network interfaces',
+      cleanupAfter(e, () => kill(t.pid, SIGNALS.SIGKILL!)),
+    );
   } finally {
     owned.close(netns.fd);
     netns.fd = -1;
@@ -198,6 +201,7 @@ export function ackCgroups(child: Child, ok: boolean): void {
   try {
     if (ok) for (const f of ack.procs) writeFileSync(f, String(child.pid));
   } catch {
+    // Answered with '0': the init then fails the start at its cgroup step.
     joined = false;
   }
   try {
