@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { BerthError } from '../errors.js';
-import { isErrno } from '../state/fs-error.js';
+import { readdirIfExists } from '../state/fs-error.js';
 import { readJsonFileSync, writeFileAtomicSync } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
 import { digestHex } from './digest.js';
@@ -82,13 +82,7 @@ export class ImageRecords {
 
   /** Every image record. */
   list(): ImageRecord[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.#records);
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return []; // no image recorded yet
-      throw e;
-    }
+    const names = readdirIfExists(this.#records);
     const out: ImageRecord[] = [];
     for (const n of names) {
       const m = /^([a-f0-9]{64})\.json$/.exec(n);

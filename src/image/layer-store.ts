@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { BerthError, cleanupAfterAsync, NotFoundError } from '../errors.js';
 import { readJsonFileSync, writeFileAtomicSync } from '../state/atomic.js';
 import { withLock } from '../state/lock.js';
-import { fsError, isErrno, isNoSpace } from '../state/fs-error.js';
+import { fsError, isNoSpace, readdirIfExists } from '../state/fs-error.js';
 import { ownerIsDead, ownerTag } from '../runtime/proc.js';
 import { digestHex } from './digest.js';
 import { unpackLayer, type LayerSource, type UnpackOptions } from './layer-unpack.js';
@@ -115,13 +115,7 @@ export class LayerStore {
 
   /** The diffIDs of every stored layer. */
   list(): string[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.#sha);
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return []; // no layer stored yet
-      throw e;
-    }
+    const names = readdirIfExists(this.#sha);
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
   }
 

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirIfExists } from '../state/fs-error.js';
 import { join } from 'node:path';
 import { formatCidr, parseCidr, type Cidr } from './ipam.js';
 
@@ -30,13 +31,7 @@ export class SubnetClaims {
   /** Live claims of every root; a claim whose network record is gone is removed. */
   list(): Cidr[] {
     const dir = this.#dir;
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return []; // no claim made yet
-      throw e;
-    }
+    const names = readdirIfExists(dir);
     const out: Cidr[] = [];
     for (const n of names) {
       const c = parseCidr(n.replace('_', '/'));

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readdirSync } from 'node:fs';
 import { BerthError, KernelError, asBerthError } from '../errors.js';
 
 /** The `code` of a Node system error (`ENOENT`, `EEXIST`, …), or undefined for anything else. */
@@ -45,4 +46,17 @@ export function isNoSpace(e: unknown): boolean {
   if (e instanceof BerthError) return e.code === 'NO_SPACE';
   const code = errnoCode(e);
   return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * The names in the directory `dir`, none when it does not exist (not made yet); any other
+ * failure is thrown as {@link fsError} names it.
+ */
+export function readdirIfExists(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return [];
+    throw fsError(e, 'readdir', dir);
+  }
 }

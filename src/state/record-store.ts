@@ -23,7 +23,7 @@ import { channel } from 'node:diagnostics_channel';
 import type { z } from 'zod';
 import { BerthError, ConflictError, InvalidArgumentError, NotFoundError, TimeoutError } from '../errors.js';
 import { createFileExclusiveSync, fsyncDir, readJsonFileSync, writeFileAtomicSync } from './atomic.js';
-import { fsError, isErrno } from './fs-error.js';
+import { fsError, isErrno, readdirIfExists } from './fs-error.js';
 import { withLock } from './lock.js';
 import { NameRegistry } from './names.js';
 import { SubsetIndex } from './subsets.js';
@@ -219,13 +219,7 @@ export class RecordStore<T extends object> {
   }
 
   #ids(): string[] {
-    let files: string[];
-    try {
-      files = fs.readdirSync(this.dir);
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return [];
-      throw fsError(e, 'readdir', this.dir);
-    }
+    const files = readdirIfExists(this.dir);
     const ids: string[] = [];
     for (const f of files) {
       if (!f.endsWith('.json') || f.startsWith('.')) continue;
