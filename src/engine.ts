@@ -10,6 +10,10 @@ import { EventHub } from './events/event-hub.js';
 import { EventLog } from './events/event-log.js';
 import type { BerthEvent, EventFilter } from './events/index.js';
 import { ImageService } from './image/service.js';
+import { buildImage } from './image/build/builder.js';
+import type { CheckedBuildOptions } from './image/build/run.js';
+import type { BuildProgress } from './image/build/types.js';
+import type { ImageInfo } from './image/types.js';
 import { checkRegistrySettings } from './image/registry/settings.js';
 import { parseAnyReference } from './image/reference.js';
 import type { RegistrySettings } from './image/registry/types.js';
@@ -138,6 +142,27 @@ export class Engine extends EventHub {
       registry: this.#registry,
     });
     return this.#images;
+  }
+
+  /**
+   * Builds an image from a Dockerfile with this root's stores; `Image.build` validates its
+   * options and calls this.
+   * @internal
+   */
+  build(options: CheckedBuildOptions, emit: (p: BuildProgress) => void, signal: AbortSignal): Promise<ImageInfo> {
+    return buildImage(
+      {
+        root: this.root,
+        images: this.images,
+        containers: this.containers,
+        pull: async (ref, s) => {
+          await this.images.pull(ref, {}, undefined, s);
+        },
+      },
+      options,
+      emit,
+      signal,
+    );
   }
 
   /**

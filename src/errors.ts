@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   'KERNEL',
   'TIMEOUT',
   'UNSUPPORTED',
+  'BUILD_FAILED',
   'INTERNAL',
 ] as const;
 
@@ -213,6 +214,36 @@ export class UnsafeLayerError extends BerthError {
   }
 }
 brand(UnsafeLayerError, 'UnsafeLayerError');
+
+/**
+ * A Dockerfile build failed in one of its steps: a `RUN` that exited non-zero, a `COPY` whose source
+ * is missing, a base image that cannot be found. Carries the step (its line and text as written),
+ * the exit code of a failed `RUN` and the tail of its output. Nothing was tagged.
+ */
+export class BuildError extends BerthError {
+  /** The 1-based line of the failing instruction in the Dockerfile. */
+  readonly line: number;
+  /** The failing instruction as written (`RUN make install`). */
+  readonly instruction: string;
+  /** The exit code of a failed `RUN`; null for other failures. */
+  readonly exitCode: number | null;
+  /** The last lines of the step's output (stdout and stderr in order); empty for other failures. */
+  readonly output: string;
+
+  /** Creates an error for the step at `line`. */
+  constructor(
+    step: { line: number; instruction: string; exitCode?: number | null; output?: string },
+    message: string,
+    options?: BerthErrorOptions,
+  ) {
+    super('BUILD_FAILED', message, options);
+    this.line = step.line;
+    this.instruction = step.instruction;
+    this.exitCode = step.exitCode ?? null;
+    this.output = step.output ?? '';
+  }
+}
+brand(BuildError, 'BuildError');
 
 /** The errno names of a full file system: no blocks or inodes left (`ENOSPC`), or the user's quota used up (`EDQUOT`). */
 const NO_SPACE_ERRNOS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);

@@ -63,6 +63,7 @@ export {
   StateError,
   TimeoutError,
   UnsafeLayerError,
+  BuildError,
   ERROR_CODES,
   type ErrorCode,
   type BerthErrorOptions,

@@ -436,3 +436,22 @@ export class Container {
     });
   }
 }
+
+declare module '../image/image.js' {
+  interface Image {
+    /**
+     * Creates and starts a container of this image, as `docker run` (shorthand for
+     * {@link Container.run} with this image and its engine).
+     *
+     * @example
+     * ```ts
+     * await using c = await new Image('busybox').run(['sleep', '30']);
+     * ```
+     */
+    run(command?: string | string[], options?: RunOptions): Promise<Container>;
+  }
+}
+
+Image.prototype.run = function run(this: Image, command?: string | string[], options: RunOptions = {}) {
+  return Container.run(this.ref, command, { ...(this.engine === undefined ? {} : { engine: this.engine }), ...options });
+};

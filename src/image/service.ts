@@ -17,7 +17,8 @@ import { runSettings, type OciContainerConfig, type OciImageConfig } from './ima
 import { commitConfig, importConfig } from './new-config.js';
 import { ImageRecords, type ImageRecord } from './image-records.js';
 import type { LayerSource } from './layer-unpack.js';
-import { LayerStore } from './layer-store.js';
+import { LayerStore, type StagedLayer } from './layer-store.js';
+import { BuildCache } from './build/cache.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { planRemoval } from './remove-plan.js';
 import { deleteImage, pruneImages, type PruneContext } from './prune.js';
@@ -81,6 +82,8 @@ export class ImageService {
   readonly records: ImageRecords;
   /** Registry state shared by this root's pulls and pushes (dispatchers, pings, tokens). */
   readonly registry: RegistryHub;
+  /** What each Dockerfile build step produced (see `build/cache.ts`). */
+  readonly buildCache: BuildCache;
   readonly #ctx: ImageServiceContext;
 
   /** Creates the service over `ctx.root`; touches nothing until used. */
@@ -90,6 +93,7 @@ export class ImageService {
     this.records = new ImageRecords(ctx.root);
     this.layers = new LayerStore(ctx.root, this.records.lockFile);
     this.registry = new RegistryHub(ctx.registry);
+    this.buildCache = new BuildCache(ctx.root);
     // What killed pulls, loads, imports and commits left: gone before this store is used.
     void this.layers.sweep();
     this.blobs.sweep();
@@ -370,6 +374,7 @@ export class ImageService {
       layers: this.layers,
       records: this.records,
       imageUsers: (id) => this.#ctx.imageUsers(id),
+      keepLayers: () => this.keepLayers(),
       event: (a, id, n) => this.#event(a, id, n),
     };
     return pruneImages(ctx, options);
@@ -434,6 +439,66 @@ export class ImageService {
       hub: this.registry,
       event: (a, id, n) => this.#event(a, id, n),
     };
+  }
+
+  /**
+   * The id and config of an image, by reference, id or unique id prefix (a build's `FROM` and
+   * `COPY --from`).
+   *
+   * @throws NotFoundError when there is no such image or one of its layers is gone.
+   */
+  async configOf(ref: string): Promise<{ id: string; config: OciImageConfig }> {
+    const rec = this.#record(ref);
+    for (const d of rec.layers) if (!this.layers.has(d)) throw imageNotFound(ref);
+    return { id: rec.id, config: await this.#config(rec.id) };
+  }
+
+  /**
+   * Under the store lock: commits `staged` (a build step's layer; none for a step without one)
+   * and runs `record`, which must reference it (the build cache's entry) before the lock goes.
+   */
+  async commitBuildLayer(staged: StagedLayer | undefined, record: () => Promise<void>): Promise<void> {
+    await this.records.locked(async () => {
+      if (staged !== undefined) await this.layers.commit(staged);
+      await record();
+    });
+  }
+
+  /**
+   * Records a built image (its config, whose layers are committed) and moves `tags` to it; sends
+   * a `build` event and a `tag` event per tag.
+   *
+   * @throws NotFoundError when a layer of the config is gone (removed meanwhile; build again).
+   */
+  async storeBuilt(config: OciImageConfig, tags: readonly string[]): Promise<ImageInfo> {
+    const refs = tags.map(taggable);
+    const configJson = JSON.stringify(config);
+    const { digest: id } = await this.blobs.ingest(configJson);
+    const diffIds = config.rootfs.diff_ids;
+    const record: ImageRecord = {
+      id,
+      layers: [...diffIds],
+      size: diffIds.reduce((n, d) => n + (this.layers.get(d)?.size ?? 0), 0),
+      created: config.created ?? new Date().toISOString(),
+    };
+    await this.records.locked(async () => {
+      if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
+      for (const d of diffIds) if (!this.layers.has(d)) throw imageNotFound(id);
+      this.records.put(record);
+      if (refs.length > 0) {
+        const all = this.records.refs();
+        for (const r of refs) all[r.toString()] = id;
+        this.records.setRefs(all);
+      }
+    });
+    await this.#event('build', id, id);
+    for (const r of refs) await this.#event('tag', id, r.familiar);
+    return this.#info(record);
+  }
+
+  /** Layers the build cache hands out: never deleted with an image. Call under the store lock. */
+  keepLayers(): ReadonlySet<string> {
+    return this.buildCache.layersInUse();
   }
 
   /** Finds an image as `docker inspect` does: full id, reference, then unique id prefix. */
