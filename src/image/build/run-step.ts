@@ -6,7 +6,7 @@
  * @module
  */
 import type { ContainerService } from '../../container/service.js';
-import type { ResolvedImage } from '../../container/create.js';
+import type { ResolvedImage } from '../../container/context.js';
 import type { MountOptions } from '../../container/mounts.js';
 import type { LayerStore, StagedLayer } from '../layer-store.js';
 import { attachCleanupErrors } from '../../container/run-resources.js';
