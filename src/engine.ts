@@ -176,6 +176,8 @@ export class Engine extends EventHub {
       runRoot: this.runRoot,
       appendEvent: (e) => this.eventLog.append(e),
       resolveImage: (ref) => this.images.resolveForRun(ref),
+      layerDir: (diffId) => this.images.layers.fsDir(diffId),
+      commitImage: (parentId, layer, options) => this.images.commitLayer(parentId, layer, options),
       pullImage: async (ref) => {
         if (parseAnyReference(ref).kind === 'id') return false;
         await this.images.pull(ref);

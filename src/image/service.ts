@@ -298,7 +298,8 @@ export class ImageService {
   }
 
   /**
-   * What a container needs to run `ref`: its id, defaults and layer directories (topmost first).
+   * What a container needs to run `ref`: its id, defaults and layers' diffIDs (topmost first;
+   * `LayerStore.fsDir` gives their directories).
    *
    * @throws NotFoundError (`IMAGE_NOT_FOUND`) when there is no such image.
    */
@@ -311,11 +312,10 @@ export class ImageService {
       if (this.#runSettings.size >= 256) this.#runSettings.delete(this.#runSettings.keys().next().value!);
       this.#runSettings.set(rec.id, run);
     }
-    const layerDirs = rec.layers.map((d) => this.layers.fsDir(d)).reverse();
     for (const d of rec.layers) {
       if (!this.layers.has(d)) throw imageNotFound(ref);
     }
-    return { id: rec.id, config: structuredClone(run), layerDirs };
+    return { id: rec.id, config: structuredClone(run), layers: [...rec.layers].reverse() };
   }
 
   /**
