@@ -16,7 +16,7 @@ import type { Instruction } from '../../src/image/build/parser/index.js';
 /** Substitution of `$NAME` from a fixed map, for these tests (the parser's expander is tested on its own). */
 function sub(vars: Record<string, string>): Substitution {
   const word = (raw: string): string => raw.replace(/\$(\w+)/g, (_m, n: string) => vars[n] ?? '');
-  return { word, words: (raw) => word(raw).split(/\s+/).filter(Boolean) };
+  return { word, words: (raw) => word(raw).split(/\s+/).filter(Boolean), heredoc: word };
 }
 
 function image(config: OciImageConfig['config'] = {}): OciImageConfig {

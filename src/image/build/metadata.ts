@@ -19,6 +19,8 @@ export interface Substitution {
   word(raw: string): string;
   /** Several words, split as the shell splits them, quotes removed. */
   words(raw: string): string[];
+  /** A heredoc body of COPY/ADD: variables substituted, quotes kept. */
+  heredoc(raw: string): string;
 }
 
 /** Go's `%q` of a string list, as BuildKit prints argv in history: `["sh" "-c" "x"]`. */

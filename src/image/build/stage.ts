@@ -11,7 +11,7 @@ import { ArgScope } from './args.js';
 import { stepKey } from './cache.js';
 import { findStage, stepError, type BuildRun, type StageResult, type StepOutput, type StepScope } from './run.js';
 import { applyMetadata, getEnv, isMetadata, resolveWorkdir, type Substitution } from './metadata.js';
-import { expandWord, expandWords, parseInstruction, type Instruction } from './parser/index.js';
+import { expandHeredoc, expandWord, expandWords, parseInstruction, type Instruction } from './parser/index.js';
 import { copyStep, runStep as runInstruction, workdirStep } from './steps.js';
 import { BuildError } from '../../errors.js';
 
@@ -107,6 +107,7 @@ export class StageBuilder {
     return {
       word: (raw) => expandWord(raw, lookup, escape).value,
       words: (raw) => expandWords(raw, lookup, escape).values,
+      heredoc: (raw) => expandHeredoc(raw, lookup).value,
     };
   }
 

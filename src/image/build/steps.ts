@@ -155,10 +155,10 @@ export async function copyStep(s: StepScope, i: Instruction & { kind: 'COPY' | '
   const chmod = parseChmod(i.chmod === undefined ? undefined : s.sub.word(i.chmod), i.line);
   const options = { exclude: i.exclude, parents: i.parents };
   const from = i.from === undefined ? undefined : await fromSource(s, i.from);
-  const heredocs = i.heredocs.map((h) => ({
-    name: h.name,
-    content: h.expand ? s.sub.word(h.chomp ? chompHeredoc(h.content) : h.content) : h.chomp ? chompHeredoc(h.content) : h.content,
-  }));
+  const heredocs = i.heredocs.map((h) => {
+    const body = h.chomp ? chompHeredoc(h.content) : h.content;
+    return { name: h.name, content: h.expand ? s.sub.heredoc(body) : body };
+  });
   const add = i.kind === 'ADD' ? await addSources(s, i as Instruction & { kind: 'ADD' }, sources) : undefined;
   const local = add === undefined ? sources : add.local;
   const hashed = add === undefined ? sources : add.fromContext;
