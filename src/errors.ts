@@ -29,6 +29,7 @@ export const ERROR_CODES = [
   'REGISTRY_AUTH',
   'REGISTRY_UNREACHABLE',
   'REGISTRY',
+  'DOWNLOAD_FAILED',
   'PERMISSION_DENIED',
   'UNSAFE_LAYER',
   'NO_SPACE',
@@ -335,6 +336,33 @@ export class RegistryError extends BerthError {
   }
 }
 brand(RegistryError, 'RegistryError');
+
+/**
+ * Downloading a file over HTTP failed (a Dockerfile's `ADD <url>`): the server answered with an
+ * error status, the connection failed, the redirects went on too long, or the file was larger than
+ * allowed. Its code is `NOT_FOUND` for 404 and 410, `PERMISSION_DENIED` for 401 and 403, and
+ * `DOWNLOAD_FAILED` otherwise.
+ */
+export class DownloadError extends BerthError {
+  /** The URL as given (before redirects). */
+  readonly url: string;
+  /** The HTTP status of the failed response; absent when no response came. */
+  readonly status: number | undefined;
+
+  /** Creates an error for `url`; the code follows `status`. */
+  constructor(url: string, message: string, status?: number, options?: BerthErrorOptions) {
+    const code: ErrorCode =
+      status === 404 || status === 410
+        ? 'NOT_FOUND'
+        : status === 401 || status === 403
+          ? 'PERMISSION_DENIED'
+          : 'DOWNLOAD_FAILED';
+    super(code, message, options);
+    this.url = url;
+    this.status = status;
+  }
+}
+brand(DownloadError, 'DownloadError');
 
 /** Wraps an unknown thrown value into a BerthError with code `INTERNAL`, keeping berth errors as they are. */
 export function asBerthError(e: unknown, context: string): BerthError {

@@ -108,6 +108,87 @@ export async function* packPath(rootFd: number, path: string): AsyncGenerator<Bu
   }
 }
 
+/** Flags and resolution of an in-root directory lookup: symlinks followed, but inside the root. */
+const DIR_IN_ROOT = [O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS] as const;
+/** Most symlinks (and lost races) {@link makeDirInRoot} goes through, as the kernel's 40 for a path. */
+const MAX_HOPS = 40;
+
+/**
+ * Opens the directory `path` inside the root `rootFd` (an `O_PATH` fd; symlinks followed inside
+ * the root only, as in a chroot), making the components that are missing as `mkdir -p` in a
+ * chroot does (BuildKit's `MkdirAll` of COPY and ADD destinations, after `RootPath`): each is made
+ * under its parent's fd with mode 0755, owned by `owner` (default: the caller), and a symlink that
+ * names nothing yet is followed (inside the root) to make its target.
+ *
+ * @throws InvalidArgumentError (field `field`) when a component is not a directory, or more than
+ *   40 symlinks are followed.
+ */
+export function makeDirInRoot(
+  rootFd: number,
+  path: string,
+  owner?: { uid: number; gid: number },
+  field = 'path',
+): number {
+  let parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  let hops = 0;
+  for (let i = 0; i <= parts.length;) {
+    const prefix = `/${parts.slice(0, i).join('/')}`;
+    let fd: number;
+    try {
+      fd = openat2(rootFd, prefix, ...DIR_IN_ROOT);
+    } catch (e) {
+      if (errnoOf(e) !== 'ENOENT') return openDirInRoot(rootFd, prefix, field); // names the failure
+      // The parent is a directory (it was opened at i - 1); the component is missing or a dangling link.
+      if (++hops > MAX_HOPS) throw new InvalidArgumentError(field, `too many symlinks in '${path}'`, { cause: e });
+      const name = parts[i - 1] as string;
+      const parent = openat2(rootFd, `/${parts.slice(0, i - 1).join('/')}`, ...DIR_IN_ROOT);
+      try {
+        const link = makeDirAt(parent, name, owner);
+        if (link !== undefined) {
+          const rest = parts.slice(i);
+          parts = [...(link.startsWith('/') ? [] : parts.slice(0, i - 1)), ...link.split('/'), ...rest];
+          parts = parts.filter((p) => p !== '' && p !== '.');
+          i = 0;
+        }
+      } finally {
+        close(parent);
+      }
+      continue;
+    }
+    if (i === parts.length) return fd;
+    close(fd);
+    i++;
+  }
+  throw new InvalidArgumentError(field, `cannot make '${path}'`); // not reached: the loop returns
+}
+
+/**
+ * Makes the directory `name` under the directory fd `parentFd` (mode 0755, owned by `owner`), or
+ * returns the target of the symlink in its place. Something made meanwhile is left as it is.
+ */
+function makeDirAt(
+  parentFd: number,
+  name: string,
+  owner: { uid: number; gid: number } | undefined,
+): string | undefined {
+  const path = at(parentFd, Buffer.from(name, 'utf8'));
+  try {
+    fs.mkdirSync(path, 0o755); // mkdir never follows a symlink in its place
+  } catch (e) {
+    if (errnoOf(e) !== 'EEXIST') throw e;
+    const st = fs.lstatSync(path, { throwIfNoEntry: false });
+    return st?.isSymbolicLink() ? fs.readlinkSync(path) : undefined;
+  }
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | O_DIRECTORY | fs.constants.O_NOFOLLOW | O_CLOEXEC);
+  try {
+    fs.fchmodSync(fd, 0o755); // no umask
+    if (owner !== undefined) fs.fchownSync(fd, owner.uid, owner.gid);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return undefined;
+}
+
 // ───────────────────────────── extracting ─────────────────────────────
 
 /** What {@link extractPath} reads: a stream, or the whole archive. */
