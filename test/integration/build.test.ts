@@ -44,7 +44,7 @@ describe('Image.build: instructions', () => {
     expect(info.config.stopSignal).toBe('SIGINT');
     expect(info.config.entrypoint).toEqual(['cat']);
     expect(info.config.cmd).toEqual(['out.txt']);
-    expect(info.config.healthcheck).toEqual({ test: ['CMD', 'true'], interval: 5000, retries: 2 });
+    expect(info.config.healthcheck).toEqual({ test: ['CMD-SHELL', 'true'], interval: 5000, retries: 2 });
     // One layer for each WORKDIR that made a directory and for the RUN; the rest are empty.
     const own = info.history.slice(-13);
     expect(own.map((h) => h.emptyLayer)).toEqual([

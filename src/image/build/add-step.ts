@@ -9,7 +9,8 @@
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InvalidArgumentError } from '../../errors.js';
-import { closeFd, copyInto, hasGlobMeta, openInRoot, openRootDir, type Owner } from './context/index.js';
+import { copyInto, hasGlobMeta, type Owner } from './context/index.js';
+import { closeFd, openInRoot, openRootDir } from './context/root.js';
 import type { Instruction } from './parser/index.js';
 import type { StepScope } from './run.js';
 import { detectArchive, extractArchiveInto, fetchSource } from './sources/index.js';

@@ -9,15 +9,8 @@ import * as fs from 'node:fs';
 import { join, posix } from 'node:path';
 import { BuildError, InvalidArgumentError } from '../../errors.js';
 import { DEFAULT_PATH_ENV } from '../image-config.js';
-import {
-  closeFd,
-  copyInto,
-  digestSources,
-  ensureDirInRoot,
-  openRootDir,
-  resolveChown,
-  type Owner,
-} from './context/index.js';
+import { copyInto, digestSources, resolveChown, type Owner } from './context/index.js';
+import { closeFd, ensureDirInRoot, openRootDir } from './context/root.js';
 import { commandArgv, getEnv, shellOf } from './metadata.js';
 import { chompHeredoc, type Instruction } from './parser/index.js';
 import { runStep as runContainer } from './run-step.js';
