@@ -13,13 +13,17 @@ import { LineError, extractFlags, heredocsOfLine, parseJsonArray, splitWhitespac
 export interface RawNode {
   /** The keyword as written (case kept). */
   keyword: string;
+  /** The builder flags (`--mount=…`), quotes removed. */
   flags: string[];
   /** The arguments after the flags, trimmed. */
   args: string;
   /** The joined instruction line, trimmed. */
   original: string;
+  /** The 1-based first line. */
   line: number;
+  /** The 1-based last line, heredoc bodies included. */
   endLine: number;
+  /** The heredoc bodies read after the line, in order. */
   heredocs: Heredoc[];
 }
 
@@ -27,6 +31,7 @@ export interface RawNode {
 export class ScanError extends Error {
   /** Creates the error. */
   constructor(
+    /** The 1-based line. */
     readonly line: number,
     message: string,
   ) {
@@ -37,9 +42,13 @@ export class ScanError extends Error {
 
 /** What the first pass found. */
 export interface Scanned {
+  /** The escape char in force. */
   escape: '\\' | '`';
+  /** The `# syntax=` directive's value. */
   syntax?: string;
+  /** The instructions, in order. */
   nodes: RawNode[];
+  /** Empty continuation lines found. */
   warnings: Array<{ line: number; message: string }>;
 }
 
