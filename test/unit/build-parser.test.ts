@@ -244,6 +244,50 @@ describe('parseDockerfile: directives, continuations, comments, stages', () => {
     });
   });
 
+  it('gives each instruction its first and last line across blank lines, comments and continuations', () => {
+    const text = [
+      '# ESCAPE=\\',
+      '',
+      '',
+      '',
+      'FROM brimstone/ubuntu:14.04',
+      '',
+      '',
+      '# TORUN -v /var/run/docker.sock:/var/run/docker.sock',
+      '',
+      '',
+      'ENV GOPATH \\',
+      '/go',
+      '',
+      '',
+      '',
+      '# Install the packages we need',
+      'RUN apt-get update \\',
+      '\t&& dpkg -l > /tmp/dpkg.clean \\',
+      '',
+      '',
+      '    && apt-get install -y git \\',
+      '    && apt-get clean \\',
+      '    && rm -rf /var/lib/apt/lists \\',
+      '',
+      '\t&& go get -v github.com/brimstone/consuldock \\',
+      '    && mv $GOPATH/bin/consuldock /usr/local/bin/consuldock \\',
+      '',
+      '\t&& dpkg -l > /tmp/dpkg.dirty \\',
+      '\t&& apt-get remove --purge -y $(diff /tmp/dpkg.clean /tmp/dpkg.dirty) \\',
+      '\t&& rm /tmp/dpkg.* \\',
+      '\t&& rm -rf $GOPATH',
+      '',
+      '',
+    ].join('\n');
+    const df = parseDockerfile(text);
+    expect([df.stages[0]?.from, ...(df.stages[0]?.instructions ?? [])].map((i) => [i?.line, i?.endLine])).toEqual([
+      [5, 5],
+      [11, 12],
+      [17, 31],
+    ]);
+  });
+
   it.each([
     ['an escaped escape is no continuation', 'FROM a\nRUN echo \\\\\nRUN b\n', ['RUN echo \\\\', 'RUN b']],
     ['trailing blanks after the escape still continue', 'FROM a\nRUN a \\  \t\nb\n', ['RUN a b']],
