@@ -89,21 +89,22 @@ function leftTrim(s: string): string {
 const isComment = (s: string): boolean => leftTrim(s).startsWith('#');
 const trimNewline = (s: string): string => s.replace(/[\r\n]+$/, '');
 
+/** The line-continuation pattern of each escape char: the char last on the line, itself not escaped. */
+const CONTINUATION: Readonly<Record<'\\' | '`', RegExp>> = {
+  '\\': /([^\\])\\[ \t]*$|^\\[ \t]*$/,
+  '`': /([^`])`[ \t]*$|^`[ \t]*$/,
+};
+
 /** Reads parser directives while they last (BuildKit's `DirectiveParser`). */
 class Directives {
   private done = false;
   private readonly seen = new Set<string>();
-  escape: '\\' | '`' = '\\';
   syntax?: string;
-  continuation = /([^\\])\\[ \t]*$|^\\[ \t]*$/;
 
-  constructor(escape: '\\' | '`') {
-    this.setEscape(escape);
-  }
+  constructor(public escape: '\\' | '`') {}
 
-  private setEscape(value: '\\' | '`'): void {
-    this.escape = value;
-    this.continuation = value === '`' ? /([^`])`[ \t]*$|^`[ \t]*$/ : /([^\\])\\[ \t]*$|^\\[ \t]*$/;
+  get continuation(): RegExp {
+    return CONTINUATION[this.escape];
   }
 
   /** Looks at a line (left-trimmed for first lines); true when it was a directive. */
@@ -123,7 +124,7 @@ class Directives {
       if (value !== '`' && value !== '\\') {
         throw new ScanError(lineNo, `invalid escape token '${value}' does not match \` or \\`);
       }
-      this.setEscape(value);
+      this.escape = value;
     }
     return true;
   }
