@@ -134,6 +134,8 @@ describe('parseInstruction: each instruction and its fields', () => {
     ],
     ['HEALTHCHECK CMD ["/check", "x"]', { test: { form: 'exec', args: ['/check', 'x'] } }],
     ['HEALTHCHECK --interval=0s --retries=0 CMD true', { test: { form: 'shell', text: 'true' } }],
+    ['HEALTHCHECK --interval=1ms --timeout=-0s CMD true', { interval: 1e6 }],
+    ['HEALTHCHECK   CMD   a b', { test: { form: 'shell', text: 'a b' } }],
     [
       'ONBUILD RUN make /app',
       {
@@ -365,6 +367,14 @@ describe('errors carry the 1-based line and BuildKit meaning', () => {
     ['FROM a\nARG =x\n', 'Dockerfile:2: ARG names can not be blank'],
     ['FROM a\nARG\n', 'Dockerfile:2: ARG requires at least one argument'],
     ['FROM a\nEXPOSE\n', 'Dockerfile:2: EXPOSE requires at least one argument'],
+    ['FROM a\nLABEL\n', 'Dockerfile:2: LABEL requires at least one argument'],
+    ['FROM a\nVOLUME\n', 'Dockerfile:2: VOLUME requires at least one argument'],
+    ['FROM a\nMAINTAINER\n', 'Dockerfile:2: MAINTAINER requires exactly one argument'],
+    [
+      'FROM a\nADD onlyone\n',
+      'Dockerfile:2: ADD requires at least two arguments, but only one was provided. Destination could not be determined',
+    ],
+    ['FROM a\nHEALTHCHECK --interval=50ns CMD x\n', 'Dockerfile:2: Interval "interval" cannot be less than 1ms'],
     ['FROM a\nVOLUME ["/a", " "]\n', 'Dockerfile:2: VOLUME specified can not be an empty string'],
     ['FROM a\nWORKDIR\n', 'Dockerfile:2: WORKDIR requires exactly one argument'],
     ['FROM a\nUSER\n', 'Dockerfile:2: USER requires exactly one argument'],
