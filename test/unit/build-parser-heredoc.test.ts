@@ -74,7 +74,7 @@ describe('which instructions read heredoc bodies', () => {
     });
   });
 
-  it('makes COPY heredoc sources files, path sources stay sources', () => {
+  it('makes COPY heredoc sources files (<<- tabs stripped), path sources stay sources', () => {
     const [copy] = stage0(
       'COPY --chmod=644 <<one.txt a.txt <<-"two.txt" /dest/\nhello $X\none.txt\n\tworld\n\ttwo.txt\n',
     );
@@ -85,7 +85,7 @@ describe('which instructions read heredoc bodies', () => {
       chmod: '644',
       heredocs: [
         { name: 'one.txt', content: 'hello $X\n', expand: true, chomp: false },
-        { name: 'two.txt', content: '\tworld\n', expand: false, chomp: true },
+        { name: 'two.txt', content: 'world\n', expand: false, chomp: true },
       ],
     });
   });

@@ -134,6 +134,8 @@ describe('parseInstruction: each instruction and its fields', () => {
     ],
     ['HEALTHCHECK CMD ["/check", "x"]', { test: { form: 'exec', args: ['/check', 'x'] } }],
     ['HEALTHCHECK --interval=0s --retries=0 CMD true', { test: { form: 'shell', text: 'true' } }],
+    ['HEALTHCHECK --interval=1ms --timeout=-0s CMD true', { interval: 1e6 }],
+    ['HEALTHCHECK   CMD   a b', { test: { form: 'shell', text: 'a b' } }],
     [
       'ONBUILD RUN make /app',
       {
@@ -244,6 +246,50 @@ describe('parseDockerfile: directives, continuations, comments, stages', () => {
     });
   });
 
+  it('gives each instruction its first and last line across blank lines, comments and continuations', () => {
+    const text = [
+      '# ESCAPE=\\',
+      '',
+      '',
+      '',
+      'FROM brimstone/ubuntu:14.04',
+      '',
+      '',
+      '# TORUN -v /var/run/docker.sock:/var/run/docker.sock',
+      '',
+      '',
+      'ENV GOPATH \\',
+      '/go',
+      '',
+      '',
+      '',
+      '# Install the packages we need',
+      'RUN apt-get update \\',
+      '\t&& dpkg -l > /tmp/dpkg.clean \\',
+      '',
+      '',
+      '    && apt-get install -y git \\',
+      '    && apt-get clean \\',
+      '    && rm -rf /var/lib/apt/lists \\',
+      '',
+      '\t&& go get -v github.com/brimstone/consuldock \\',
+      '    && mv $GOPATH/bin/consuldock /usr/local/bin/consuldock \\',
+      '',
+      '\t&& dpkg -l > /tmp/dpkg.dirty \\',
+      '\t&& apt-get remove --purge -y $(diff /tmp/dpkg.clean /tmp/dpkg.dirty) \\',
+      '\t&& rm /tmp/dpkg.* \\',
+      '\t&& rm -rf $GOPATH',
+      '',
+      '',
+    ].join('\n');
+    const df = parseDockerfile(text);
+    expect([df.stages[0]?.from, ...(df.stages[0]?.instructions ?? [])].map((i) => [i?.line, i?.endLine])).toEqual([
+      [5, 5],
+      [11, 12],
+      [17, 31],
+    ]);
+  });
+
   it.each([
     ['an escaped escape is no continuation', 'FROM a\nRUN echo \\\\\nRUN b\n', ['RUN echo \\\\', 'RUN b']],
     ['trailing blanks after the escape still continue', 'FROM a\nRUN a \\  \t\nb\n', ['RUN a b']],
@@ -321,6 +367,14 @@ describe('errors carry the 1-based line and BuildKit meaning', () => {
     ['FROM a\nARG =x\n', 'Dockerfile:2: ARG names can not be blank'],
     ['FROM a\nARG\n', 'Dockerfile:2: ARG requires at least one argument'],
     ['FROM a\nEXPOSE\n', 'Dockerfile:2: EXPOSE requires at least one argument'],
+    ['FROM a\nLABEL\n', 'Dockerfile:2: LABEL requires at least one argument'],
+    ['FROM a\nVOLUME\n', 'Dockerfile:2: VOLUME requires at least one argument'],
+    ['FROM a\nMAINTAINER\n', 'Dockerfile:2: MAINTAINER requires exactly one argument'],
+    [
+      'FROM a\nADD onlyone\n',
+      'Dockerfile:2: ADD requires at least two arguments, but only one was provided. Destination could not be determined',
+    ],
+    ['FROM a\nHEALTHCHECK --interval=50ns CMD x\n', 'Dockerfile:2: Interval "interval" cannot be less than 1ms'],
     ['FROM a\nVOLUME ["/a", " "]\n', 'Dockerfile:2: VOLUME specified can not be an empty string'],
     ['FROM a\nWORKDIR\n', 'Dockerfile:2: WORKDIR requires exactly one argument'],
     ['FROM a\nUSER\n', 'Dockerfile:2: USER requires exactly one argument'],

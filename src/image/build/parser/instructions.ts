@@ -6,7 +6,7 @@
  * @module
  */
 import { splitCommand, type RawNode } from './scan.js';
-import type { CommandForm, Heredoc, Instruction, InstructionBase } from './types.js';
+import { chompHeredoc, type CommandForm, type Heredoc, type Instruction, type InstructionBase } from './types.js';
 import {
   LineError,
   goQuote,
@@ -189,7 +189,10 @@ function copyOrAdd(node: RawNode, kw: 'COPY' | 'ADD'): Instruction {
   for (const src of list.slice(0, -1)) {
     const doc = heredocWordLenient(src);
     if (!doc) sources.push(src);
-    else heredocs.push({ ...doc, content: node.heredocs.find((h) => h.name === doc.name)?.content ?? '' });
+    else {
+      const body = node.heredocs.find((h) => h.name === doc.name)?.content ?? '';
+      heredocs.push({ ...doc, content: doc.chomp ? chompHeredoc(body) : body });
+    }
   }
   const out: Instruction = {
     ...base(node),

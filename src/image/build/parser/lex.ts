@@ -21,6 +21,7 @@ export interface Expansion {
 
 /** How the lexer treats quotes and escapes (BuildKit's `Lex` switches). */
 export interface LexOptions {
+  /** The escape char: backslash, or backtick under an escape directive. */
   escape: '\\' | '`';
   /** Keep quote characters in the result. */
   rawQuotes?: boolean;
@@ -34,9 +35,13 @@ export interface LexOptions {
 
 /** The lexer's output: the word as one string, and split into words. */
 export interface LexResult {
+  /** The input as one word. */
   result: string;
+  /** The input split on unquoted white space. */
   words: string[];
+  /** Every variable name referenced. */
   used: Set<string>;
+  /** The referenced names the lookup did not know. */
   unset: Set<string>;
 }
 

@@ -13,13 +13,17 @@ import { LineError, extractFlags, heredocsOfLine, parseJsonArray, splitWhitespac
 export interface RawNode {
   /** The keyword as written (case kept). */
   keyword: string;
+  /** The builder flags (`--mount=…`), quotes removed. */
   flags: string[];
   /** The arguments after the flags, trimmed. */
   args: string;
   /** The joined instruction line, trimmed. */
   original: string;
+  /** The 1-based first line. */
   line: number;
+  /** The 1-based last line, heredoc bodies included. */
   endLine: number;
+  /** The heredoc bodies read after the line, in order. */
   heredocs: Heredoc[];
 }
 
@@ -27,6 +31,7 @@ export interface RawNode {
 export class ScanError extends Error {
   /** Creates the error. */
   constructor(
+    /** The 1-based line. */
     readonly line: number,
     message: string,
   ) {
@@ -37,9 +42,13 @@ export class ScanError extends Error {
 
 /** What the first pass found. */
 export interface Scanned {
+  /** The escape char in force. */
   escape: '\\' | '`';
+  /** The `# syntax=` directive's value. */
   syntax?: string;
+  /** The instructions, in order. */
   nodes: RawNode[];
+  /** Empty continuation lines found. */
   warnings: Array<{ line: number; message: string }>;
 }
 
@@ -80,21 +89,22 @@ function leftTrim(s: string): string {
 const isComment = (s: string): boolean => leftTrim(s).startsWith('#');
 const trimNewline = (s: string): string => s.replace(/[\r\n]+$/, '');
 
+/** The line-continuation pattern of each escape char: the char last on the line, itself not escaped. */
+const CONTINUATION: Readonly<Record<'\\' | '`', RegExp>> = {
+  '\\': /([^\\])\\[ \t]*$|^\\[ \t]*$/,
+  '`': /([^`])`[ \t]*$|^`[ \t]*$/,
+};
+
 /** Reads parser directives while they last (BuildKit's `DirectiveParser`). */
 class Directives {
   private done = false;
   private readonly seen = new Set<string>();
-  escape: '\\' | '`' = '\\';
   syntax?: string;
-  continuation = /([^\\])\\[ \t]*$|^\\[ \t]*$/;
 
-  constructor(escape: '\\' | '`') {
-    this.setEscape(escape);
-  }
+  constructor(public escape: '\\' | '`') {}
 
-  private setEscape(value: '\\' | '`'): void {
-    this.escape = value;
-    this.continuation = value === '`' ? /([^`])`[ \t]*$|^`[ \t]*$/ : /([^\\])\\[ \t]*$|^\\[ \t]*$/;
+  get continuation(): RegExp {
+    return CONTINUATION[this.escape];
   }
 
   /** Looks at a line (left-trimmed for first lines); true when it was a directive. */
@@ -114,7 +124,7 @@ class Directives {
       if (value !== '`' && value !== '\\') {
         throw new ScanError(lineNo, `invalid escape token '${value}' does not match \` or \\`);
       }
-      this.setEscape(value);
+      this.escape = value;
     }
     return true;
   }

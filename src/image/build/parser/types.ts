@@ -13,9 +13,10 @@
 export type CommandForm = { form: 'exec'; args: string[] } | { form: 'shell'; text: string };
 
 /**
- * A here-document (`<<EOF` … `EOF`). `content` is the body as written, with its line endings and
- * WITHOUT `<<-` tab stripping: {@link chompHeredoc} strips it (BuildKit runs a `RUN` with several
- * heredocs by handing the raw bodies to the shell, which strips the tabs itself).
+ * A here-document (`<<EOF` … `EOF`). `content` is the body with its line endings. For RUN it is
+ * raw, WITHOUT `<<-` tab stripping: {@link chompHeredoc} strips it (BuildKit hands the raw bodies
+ * of a RUN with several heredocs to the shell, which strips the tabs itself). For COPY/ADD it is
+ * already stripped, as BuildKit's file contents are. Stripping twice changes nothing.
  */
 export interface Heredoc {
   /** The delimiter word with quotes removed (`<<"EOF"` → `EOF`); also the file name for COPY. */
@@ -91,7 +92,7 @@ export type Instruction = InstructionBase &
         keepGitDir?: boolean;
         /** `ADD --unpack[=bool]`, when given. */
         unpack?: boolean;
-        /** The heredoc SOURCES, in order; each is a file named `name` in `dest`. */
+        /** The heredoc SOURCES, in order; each is a file named `name` in `dest` (`<<-` tabs already stripped). */
         heredocs: Heredoc[];
       }
     | { kind: 'ENV' | 'LABEL'; pairs: Array<{ key: string; value: string }> }
