@@ -13,17 +13,11 @@
  *
  * @module
  */
-import { posix } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
-import {
-  expandWord,
-  expandWords,
-  parseInstructions,
-  type CommandForm,
-  type Instruction,
-} from './build/parser/index.js';
+import { expandWord, expandWords, parseInstructions, type Instruction } from './build/parser/index.js';
+import { applyMetadata, isMetadata, resolveWorkdir, type Substitution } from './build/metadata.js';
 import { parseGoDuration } from './build/parser/words.js';
-import type { OciContainerConfig, OciHealthcheck } from './image-config.js';
+import type { OciContainerConfig, OciImageConfig } from './image-config.js';
 
 /** The instructions `--change` accepts. */
 export const CHANGE_INSTRUCTIONS = [
@@ -92,102 +86,23 @@ export function parseDuration(s: string, field = 'changes'): number {
   }
 }
 
-/** The config's argv for a command: exec form as is, shell form under `/bin/sh -c`. */
-export function commandArgs(command: CommandForm): string[] {
-  return command.form === 'exec' ? command.args : ['/bin/sh', '-c', command.text];
-}
-
-/** The image config's healthcheck for a parsed `HEALTHCHECK`. */
-export function healthcheckConfig(ins: Instruction & { kind: 'HEALTHCHECK' }): OciHealthcheck {
-  if (ins.test === 'NONE') return { Test: ['NONE'] };
-  const hc: OciHealthcheck = {
-    Test: ins.test.form === 'exec' ? ['CMD', ...ins.test.args] : ['CMD-SHELL', ins.test.text],
-  };
-  if (ins.interval !== undefined) hc.Interval = ins.interval;
-  if (ins.timeout !== undefined) hc.Timeout = ins.timeout;
-  if (ins.startPeriod !== undefined) hc.StartPeriod = ins.startPeriod;
-  if (ins.startInterval !== undefined) hc.StartInterval = ins.startInterval;
-  if (ins.retries !== undefined) hc.Retries = ins.retries;
-  return hc;
-}
-
-/**
- * The `ExposedPorts` keys of one expanded `EXPOSE` word (`80`, `53/udp`, `8000-8002/tcp`).
- *
- * @throws InvalidArgumentError naming `field` for anything else or a port out of range.
- */
-export function exposedPortKeys(word: string, field = 'changes'): string[] {
-  const m = /^([0-9]+)(?:-([0-9]+))?(?:\/(tcp|udp|sctp))?$/i.exec(word);
-  if (!m)
-    throw new InvalidArgumentError(field, `EXPOSE: '${word}' is not a port (use 80, 80/tcp, 53/udp or 8000-8010)`);
-  const from = Number(m[1]);
-  const to = m[2] === undefined ? from : Number(m[2]);
-  const proto = (m[3] ?? 'tcp').toLowerCase();
-  if (from < 1 || to > 65535 || to < from) throw new InvalidArgumentError(field, `EXPOSE: '${word}' is out of range`);
-  const keys: string[] = [];
-  for (let p = from; p <= to; p++) keys.push(`${p}/${proto}`);
-  return keys;
-}
-
 /** Applies one parsed instruction to `c`; `cmdSet` says whether these changes set `CMD` already. */
 function apply(c: OciContainerConfig, ins: Instruction, cmdSet: boolean): void {
   const lookup = envLookup(c.Env ?? []);
-  const word = (raw: string): string => expandWord(raw, lookup).value;
-  switch (ins.kind) {
-    case 'CMD':
-      c.Cmd = commandArgs(ins.command);
-      break;
-    case 'ENTRYPOINT':
-      c.Entrypoint = commandArgs(ins.command);
-      if (!cmdSet) c.Cmd = null;
-      break;
-    case 'ENV':
-      for (const [k, v] of ins.pairs.map((p) => [word(p.key), word(p.value)] as const)) {
-        c.Env = [...(c.Env ?? []).filter((e) => !e.startsWith(`${k}=`)), `${k}=${v}`];
-      }
-      break;
-    case 'LABEL':
-      for (const p of ins.pairs) c.Labels = { ...c.Labels, [word(p.key)]: word(p.value) };
-      break;
-    case 'EXPOSE':
-      for (const raw of ins.ports) {
-        for (const w of expandWords(raw, lookup).values) {
-          for (const k of exposedPortKeys(w)) c.ExposedPorts = { ...c.ExposedPorts, [k]: {} };
-        }
-      }
-      break;
-    case 'VOLUME':
-      for (const raw of ins.paths) {
-        const v = word(raw);
-        if (v === '') throw bad('VOLUME: empty path');
-        c.Volumes = { ...c.Volumes, [v]: {} };
-      }
-      break;
-    case 'WORKDIR': {
-      const dir = word(ins.path);
-      c.WorkingDir = posix.isAbsolute(dir) ? posix.normalize(dir) : posix.join(c.WorkingDir || '/', dir);
-      break;
-    }
-    case 'USER':
-      c.User = word(ins.user);
-      break;
-    case 'STOPSIGNAL': {
-      const sig = word(ins.signal);
-      if (!/^(SIG)?[A-Z][A-Z0-9]*([+-][0-9]+)?$|^[0-9]+$/.test(sig)) throw bad(`STOPSIGNAL: '${sig}' is not a signal`);
-      c.StopSignal = sig;
-      break;
-    }
-    case 'HEALTHCHECK':
-      c.Healthcheck = healthcheckConfig(ins);
-      break;
-    case 'ONBUILD':
-      c.OnBuild = [...(c.OnBuild ?? []), ins.trigger];
-      break;
-    default:
-      throw bad(
-        `'${ins.original.split(/\s/)[0] ?? ''}' cannot be used as a change; use one of ${CHANGE_INSTRUCTIONS.join(', ')}`,
-      );
+  const sub: Substitution = {
+    word: (raw) => expandWord(raw, lookup).value,
+    words: (raw) => expandWords(raw, lookup).values,
+    heredoc: (raw) => raw,
+  };
+  if (ins.kind === 'WORKDIR') {
+    c.WorkingDir = resolveWorkdir(c.WorkingDir, sub.word(ins.path));
+    return;
   }
+  if (!isMetadata(ins) || ins.kind === 'SHELL' || ins.kind === 'MAINTAINER')
+    throw bad(`'${ins.original.split(/\s/)[0] ?? ''}' cannot be used as a change; use one of ${CHANGE_INSTRUCTIONS.join(', ')}`);
+  // The build's own rules, on an image holding just this config.
+  const image: OciImageConfig = { architecture: '', os: '', config: c, rootfs: { type: 'layers', diff_ids: [] } };
+  applyMetadata(image, ins, sub, cmdSet);
 }
 
 /**

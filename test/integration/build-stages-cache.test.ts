@@ -36,6 +36,29 @@ describe('Image.build: stages', () => {
     expect(events.some((e) => e.type === 'step' && e.stage === 'broken')).toBe(false);
   });
 
+  it('builds independent stages at the same time', async () => {
+    const { engine } = await testEngine();
+    // Each stage's RUN waits (at most 20 s) for the other's mark in a shared cache mount: they
+    // finish only if both run at once.
+    const waitFor = (mine: string, theirs: string): string =>
+      `RUN --mount=type=cache,id=meet,sharing=shared,target=/meet touch /meet/${mine} && ` +
+      `i=0; while [ ! -e /meet/${theirs} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; test -e /meet/${theirs}`;
+    const dockerfile = [
+      `FROM ${BUSYBOX_REF} AS a`,
+      waitFor('a', 'b'),
+      'RUN echo a > /a',
+      `FROM ${BUSYBOX_REF} AS b`,
+      waitFor('b', 'a'),
+      'RUN echo b > /b',
+      `FROM ${BUSYBOX_REF}`,
+      'COPY --from=a /a /a',
+      'COPY --from=b /b /b',
+      'CMD cat /a /b',
+    ].join('\n');
+    const { id } = await build(engine, { context: { Dockerfile: dockerfile } });
+    expect((await runImage(engine, id)).output).toBe('a\nb\n');
+  });
+
   it('builds the target stage only', async () => {
     const { engine } = await testEngine();
     const dockerfile = [
@@ -99,6 +122,17 @@ describe('Image.build: cache', () => {
     expect(changed.id).not.toBe(cold.id);
     const fresh = await build(engine, { context: ctx, noCache: true });
     expect(fresh.steps).toEqual(['COPY:done', 'RUN:done', 'COPY:done', 'RUN:done']);
+  });
+
+  it('runs a step two builds need at the same time once, and the other build takes its result', async () => {
+    const { engine } = await testEngine();
+    const dockerfile = `FROM ${BUSYBOX_REF}\nRUN echo "$RANDOM-$$" > /once\nCMD cat /once`;
+    const [one, two] = await Promise.all([
+      build(engine, { context: { Dockerfile: dockerfile } }),
+      build(engine, { context: { Dockerfile: dockerfile } }),
+    ]);
+    expect([one.steps[0], two.steps[0]].sort()).toEqual(['RUN:cached', 'RUN:done']);
+    expect(one.id).toBe(two.id);
   });
 
   it('shares the cache with another process on the same root, and keeps the layers it hands out when an image is removed', async () => {

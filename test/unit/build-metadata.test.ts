@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { OciImageConfig } from '../../src/image/image-config.js';
 import {
   applyMetadata,
-  exposedPorts,
+  exposedPortKeys,
   getEnv,
   resolveWorkdir,
   setEnv,
@@ -117,9 +117,17 @@ describe('paths and ports', () => {
   });
 
   it('expands port ranges and refuses bad ports with the line', () => {
-    expect(exposedPorts(['80', '53/UDP', '8000-8002/tcp'], 3)).toEqual(['80/tcp', '53/udp', '8000/tcp', '8001/tcp', '8002/tcp']);
-    expect(() => exposedPorts(['70000'], 3)).toThrow(/Dockerfile:3/);
-    expect(() => exposedPorts(['http'], 3)).toThrow(/Dockerfile:3/);
+    expect(['80', '53/UDP', '8000-8002/tcp'].flatMap((w) => exposedPortKeys(w))).toEqual([
+      '80/tcp',
+      '53/udp',
+      '8000/tcp',
+      '8001/tcp',
+      '8002/tcp',
+    ]);
+    const expose = (port: string) => () =>
+      applyMetadata(image(), { ...at, line: 3, kind: 'EXPOSE', ports: [port] }, sub({}), false);
+    expect(expose('70000')).toThrow(/Dockerfile:3: EXPOSE: '70000' is out of range/);
+    expect(expose('http')).toThrow(/Dockerfile:3: EXPOSE: 'http' is not a port/);
   });
 
   it('sets and reads environment entries by key', () => {

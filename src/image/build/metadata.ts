@@ -7,7 +7,7 @@
  * @module
  */
 import { InvalidArgumentError } from '../../errors.js';
-import type { OciContainerConfig, OciImageConfig } from '../image-config.js';
+import type { OciContainerConfig, OciHealthcheck, OciImageConfig } from '../image-config.js';
 import type { CommandForm, Instruction } from './parser/index.js';
 
 /** The default `SHELL`, as Docker's on Linux. */
@@ -68,22 +68,44 @@ export function resolveWorkdir(current: string | undefined, path: string): strin
   return `/${parts.join('/')}`;
 }
 
-/** `80`, `80/udp`, `8000-8002/tcp` → `80/tcp`, `80/udp`, `8000/tcp` … as Docker expands them. */
-export function exposedPorts(specs: readonly string[], line: number): string[] {
-  const out: string[] = [];
-  for (const spec of specs) {
-    const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(spec);
-    if (!m) throw new InvalidArgumentError('dockerfile', `Dockerfile:${line}: invalid port ${JSON.stringify(spec)}`);
-    const lo = Number(m[1]);
-    const hi = m[2] === undefined ? lo : Number(m[2]);
-    if (lo < 1 || hi > 65535 || hi < lo)
-      throw new InvalidArgumentError('dockerfile', `Dockerfile:${line}: invalid port range ${JSON.stringify(spec)}`);
-    for (let p = lo; p <= hi; p++) out.push(`${p}/${(m[3] ?? 'tcp').toLowerCase()}`);
-  }
-  return out;
+/**
+ * The `ExposedPorts` keys of one expanded `EXPOSE` word (`80`, `53/udp`, `8000-8002/tcp`).
+ *
+ * @throws InvalidArgumentError naming `field` for anything else or a port out of range.
+ */
+export function exposedPortKeys(word: string, field = 'dockerfile'): string[] {
+  const m = /^([0-9]+)(?:-([0-9]+))?(?:\/(tcp|udp|sctp))?$/i.exec(word);
+  if (!m)
+    throw new InvalidArgumentError(field, `EXPOSE: '${word}' is not a port (use 80, 80/tcp, 53/udp or 8000-8010)`);
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  const proto = (m[3] ?? 'tcp').toLowerCase();
+  if (from < 1 || to > 65535 || to < from) throw new InvalidArgumentError(field, `EXPOSE: '${word}' is out of range`);
+  const keys: string[] = [];
+  for (let p = from; p <= to; p++) keys.push(`${p}/${proto}`);
+  return keys;
 }
 
-const SIGNAL_RE = /^(SIG)?[A-Z][A-Z0-9+-]*$|^\d+$/;
+/** The image config's healthcheck for a parsed `HEALTHCHECK`: it replaces the inherited one whole. */
+export function healthcheckConfig(ins: Instruction & { kind: 'HEALTHCHECK' }): OciHealthcheck {
+  if (ins.test === 'NONE') return { Test: ['NONE'] };
+  const hc: OciHealthcheck = {
+    Test: ins.test.form === 'exec' ? ['CMD', ...ins.test.args] : ['CMD-SHELL', ins.test.text],
+  };
+  if (ins.interval !== undefined) hc.Interval = ins.interval;
+  if (ins.timeout !== undefined) hc.Timeout = ins.timeout;
+  if (ins.startPeriod !== undefined) hc.StartPeriod = ins.startPeriod;
+  if (ins.startInterval !== undefined) hc.StartInterval = ins.startInterval;
+  if (ins.retries !== undefined) hc.Retries = ins.retries;
+  return hc;
+}
+
+/** An error of instruction `i`, naming its line. */
+function lineError(i: { line: number }, message: string): InvalidArgumentError {
+  return new InvalidArgumentError('dockerfile', `Dockerfile:${i.line}: ${message}`);
+}
+
+const SIGNAL_RE = /^(SIG)?[A-Z][A-Z0-9]*([+-][0-9]+)?$|^[0-9]+$/;
 
 /** What a config-only instruction did: the history text. The config is changed in place. */
 export interface MetadataResult {
@@ -157,18 +179,19 @@ export function applyMetadata(
       return { createdBy: `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}` };
     }
     case 'EXPOSE': {
-      const ports = exposedPorts(
-        i.ports.flatMap((p) => sub.words(p)),
-        i.line,
-      );
+      let ports: string[];
+      try {
+        ports = i.ports.flatMap((p) => sub.words(p)).flatMap((w) => exposedPortKeys(w));
+      } catch (e) {
+        throw lineError(i, (e as Error).message.replace(/^invalid dockerfile: /, ''));
+      }
       c.ExposedPorts = { ...c.ExposedPorts };
       for (const p of ports) c.ExposedPorts[p] = {};
       return { createdBy: `EXPOSE map[${ports.map((p) => `${p}:{}`).join(' ')}]` };
     }
     case 'VOLUME': {
       const paths = i.paths.map((p) => sub.word(p)).filter((p) => p.length > 0);
-      if (paths.length === 0)
-        throw new InvalidArgumentError('dockerfile', `Dockerfile:${i.line}: VOLUME specified can not be an empty string`);
+      if (paths.length === 0) throw lineError(i, 'VOLUME specified can not be an empty string');
       c.Volumes = { ...c.Volumes };
       for (const p of paths) c.Volumes[p] = {};
       return { createdBy: `VOLUME [${paths.join(' ')}]` };
@@ -192,24 +215,12 @@ export function applyMetadata(
     }
     case 'STOPSIGNAL': {
       const signal = sub.word(i.signal);
-      if (!SIGNAL_RE.test(signal))
-        throw new InvalidArgumentError('dockerfile', `Dockerfile:${i.line}: invalid signal ${JSON.stringify(signal)}`);
+      if (!SIGNAL_RE.test(signal)) throw lineError(i, `invalid signal ${JSON.stringify(signal)}`);
       c.StopSignal = signal;
       return { createdBy: `STOPSIGNAL ${signal}` };
     }
     case 'HEALTHCHECK': {
-      // A HEALTHCHECK replaces the inherited one whole; unset options take Docker's defaults.
-      if (i.test === 'NONE') c.Healthcheck = { Test: ['NONE'] };
-      else {
-        c.Healthcheck = {
-          Test: i.test.form === 'exec' ? ['CMD', ...i.test.args] : ['CMD-SHELL', i.test.text],
-          ...(i.interval === undefined ? {} : { Interval: i.interval }),
-          ...(i.timeout === undefined ? {} : { Timeout: i.timeout }),
-          ...(i.startPeriod === undefined ? {} : { StartPeriod: i.startPeriod }),
-          ...(i.startInterval === undefined ? {} : { StartInterval: i.startInterval }),
-          ...(i.retries === undefined ? {} : { Retries: i.retries }),
-        };
-      }
+      c.Healthcheck = healthcheckConfig(i);
       return { createdBy: `HEALTHCHECK ${quoteList(c.Healthcheck.Test ?? [])}` };
     }
     case 'ONBUILD': {
