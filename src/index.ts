@@ -56,6 +56,7 @@ export {
   BerthError,
   CommandError,
   ConflictError,
+  DownloadError,
   InvalidArgumentError,
   KernelError,
   NotFoundError,

@@ -3,6 +3,7 @@
  * BuildKit's rules for owners, overwrites and `.wh.` names, and a hostile root whose symlinks an
  * earlier `RUN` made. Every hostile case checks that nothing was written outside the root.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -163,6 +164,33 @@ describe('extractArchiveInto', () => {
     const err = await extractArchiveInto({ archive, destRoot: s.root, dest: '/file' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidArgumentError);
     expect(err).toMatchObject({ field: 'dest' });
+  });
+
+  it("unpacks GNU tar's own archive (tar -czf of a tree, with its ./ entry) and leaves dest's owner alone", async () => {
+    const s = sandbox();
+    const src = join(s.outside, 'tree');
+    fs.mkdirSync(join(src, 'etc/app'), { recursive: true });
+    fs.writeFileSync(join(src, 'etc/app/conf'), 'k=v\n');
+    fs.symlinkSync('conf', join(src, 'etc/app/link'));
+    const archive = join(s.outside, 'tree.tgz');
+    execFileSync('tar', ['-C', src, '--owner=42', '--group=43', '-czf', archive, '.']);
+    fs.mkdirSync(join(s.root, 'dst'));
+    fs.chownSync(join(s.root, 'dst'), 5, 6);
+    expect(await extractArchiveInto({ archive, destRoot: s.root, dest: '/dst' })).toMatchObject({ kind: 'gzip' });
+    expect(fs.readFileSync(join(s.root, 'dst/etc/app/link'), 'utf8')).toBe('k=v\n');
+    expect(fs.statSync(join(s.root, 'dst/etc/app/conf')).uid).toBe(42);
+    expect([fs.statSync(join(s.root, 'dst')).uid, fs.statSync(join(s.root, 'dst')).gid]).toEqual([5, 6]);
+  });
+
+  it('an aborted extraction rejects with the reason', async () => {
+    const s = sandbox();
+    const archive = s.archive(await makeTar([{ name: 'a', content: 'a' }]));
+    const ac = new AbortController();
+    ac.abort(new Error('stop'));
+    await expect(extractArchiveInto({ archive, destRoot: s.root, dest: '/x', signal: ac.signal })).rejects.toThrow(
+      'stop',
+    );
+    expect(fs.readdirSync(s.root)).toEqual([]);
   });
 
   it('a corrupt archive past its first header is an InvalidArgumentError naming the archive', async () => {
