@@ -207,7 +207,9 @@ function* walkDir(
     const st = fs.lstatSync(path, { throwIfNoEntry: false });
     if (st === undefined || st.isSocket()) continue; // removed meanwhile; sockets are not copied
     const isDir = st.isDirectory();
-    const out = sel.ignore.matches(printable(childCtx), isDir) || sel.exclude.matches(printable(child), isDir);
+    const out =
+      (sel.ignore.patterns.length > 0 && sel.ignore.matches(printable(childCtx), isDir)) ||
+      (sel.exclude.patterns.length > 0 && sel.exclude.matches(printable(child), isDir));
     const item = { name: child, path, st };
     if (!out) {
       yield* pending.splice(0);
