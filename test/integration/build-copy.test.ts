@@ -15,6 +15,7 @@ import {
   digestSources,
   resolveChown,
 } from '../../src/image/build/context/index.js';
+import { lgetxattr, lsetxattr } from '../../src/kernel/xattr.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Writes `files` (relative path → content; a value ending in `/` makes a directory; `->target` a symlink) under `dir`. */
@@ -232,6 +233,19 @@ describe('digestSources: hash cache', () => {
     expect(HashCache.open(cacheDir).get(fs.statSync(join(root, 'f.txt')))).toBe(sha);
     fs.writeFileSync(join(root, 'f.txt'), 'CONTENT');
     expect(HashCache.open(cacheDir).get(fs.statSync(join(root, 'f.txt')))).toBeUndefined();
+  });
+});
+
+describe('copyInto: file capabilities', () => {
+  it('keeps security.capability of a file named as a source and of files below a directory source', async () => {
+    const { src, dst } = roots();
+    tree(src, { ping: 'P', 'dir/ping2': 'P' });
+    // VFS_CAP_REVISION_2, effective, permitted = CAP_NET_RAW (13).
+    const cap = Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for (const f of ['ping', 'dir/ping2']) lsetxattr(join(src, f), 'security.capability', cap);
+    await copyInto({ sourceRoot: src, sources: ['ping', 'dir'], destRoot: dst, dest: '/bin/' });
+    expect(lgetxattr(join(dst, 'bin/ping'), 'security.capability')).toEqual(cap);
+    expect(lgetxattr(join(dst, 'bin/ping2'), 'security.capability')).toEqual(cap);
   });
 });
 
