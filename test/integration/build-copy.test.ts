@@ -236,6 +236,19 @@ describe('digestSources: hash cache', () => {
   });
 });
 
+describe('copyInto: cancellation', () => {
+  it('rejects with the signal’s reason and writes nothing when aborted before it starts', async () => {
+    const { src, dst } = roots();
+    tree(src, { 'a.txt': 'A' });
+    const ac = new AbortController();
+    ac.abort(new Error('stop'));
+    await expect(
+      copyInto({ sourceRoot: src, sources: ['a.txt'], destRoot: dst, dest: '/d/', signal: ac.signal }),
+    ).rejects.toThrow('stop');
+    expect(fs.readdirSync(dst)).toEqual([]);
+  });
+});
+
 describe('copyInto: file capabilities', () => {
   it('keeps security.capability of a file named as a source and of files below a directory source', async () => {
     const { src, dst } = roots();
