@@ -5,8 +5,17 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, NotFoundError } from '../../src/errors.js';
-import { copyInto, createIgnoreMatcher, digestSources, resolveChown } from '../../src/image/build/context/index.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../../src/errors.js';
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  HashCache,
+  copyInto,
+  createIgnoreMatcher,
+  digestSources,
+  resolveChown,
+} from '../../src/image/build/context/index.js';
+import { lgetxattr, lsetxattr } from '../../src/kernel/xattr.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Writes `files` (relative path → content; a value ending in `/` makes a directory; `->target` a symlink) under `dir`. */
@@ -211,6 +220,64 @@ describe('digestSources', () => {
     expect(await key(a)).not.toBe(first);
     fs.renameSync(join(a, 'd/g'), join(a, 'd/h'));
     expect(await key(a)).not.toBe(first);
+  });
+});
+
+describe('digestSources: hash cache', () => {
+  it('remembers a file’s content hash under the cache directory, keyed by its stat, for the next process', async () => {
+    const root = tree(tempDir('digest-cache-src'), { 'f.txt': 'content' });
+    const cacheDir = tempDir('digest-cache-dir');
+    await sleep(120); // older than the racy window
+    await digestSources({ sourceRoot: root, sources: ['f.txt'], cacheDir });
+    const sha = createHash('sha256').update('content').digest('hex');
+    expect(HashCache.open(cacheDir).get(fs.statSync(join(root, 'f.txt')))).toBe(sha);
+    fs.writeFileSync(join(root, 'f.txt'), 'CONTENT');
+    expect(HashCache.open(cacheDir).get(fs.statSync(join(root, 'f.txt')))).toBeUndefined();
+  });
+});
+
+describe('copyInto: cancellation', () => {
+  it('rejects with the signal’s reason and writes nothing when aborted before it starts', async () => {
+    const { src, dst } = roots();
+    tree(src, { 'a.txt': 'A' });
+    const ac = new AbortController();
+    ac.abort(new Error('stop'));
+    await expect(
+      copyInto({ sourceRoot: src, sources: ['a.txt'], destRoot: dst, dest: '/d/', signal: ac.signal }),
+    ).rejects.toThrow('stop');
+    expect(fs.readdirSync(dst)).toEqual([]);
+  });
+});
+
+describe('copyInto: file capabilities', () => {
+  it('keeps security.capability of a file named as a source and of files below a directory source', async () => {
+    const { src, dst } = roots();
+    tree(src, { ping: 'P', 'dir/ping2': 'P' });
+    // VFS_CAP_REVISION_2, effective, permitted = CAP_NET_RAW (13).
+    const cap = Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for (const f of ['ping', 'dir/ping2']) lsetxattr(join(src, f), 'security.capability', cap);
+    await copyInto({ sourceRoot: src, sources: ['ping', 'dir'], destRoot: dst, dest: '/bin/' });
+    expect(lgetxattr(join(dst, 'bin/ping'), 'security.capability')).toEqual(cap);
+    expect(lgetxattr(join(dst, 'bin/ping2'), 'security.capability')).toEqual(cap);
+  });
+});
+
+describe('copyInto: links and conflicts', () => {
+  it('keeps two names of one file inside a directory source as hardlinks', async () => {
+    const { src, dst } = roots();
+    tree(src, { 'dir/a': 'A' });
+    fs.linkSync(join(src, 'dir/a'), join(src, 'dir/b'));
+    await copyInto({ sourceRoot: src, sources: ['dir'], destRoot: dst, dest: '/d/' });
+    expect(fs.statSync(join(dst, 'd/a')).ino).toBe(fs.statSync(join(dst, 'd/b')).ino);
+  });
+
+  it('refuses to put a file where the destination holds a directory', async () => {
+    const { src, dst } = roots();
+    tree(src, { 'dir/x': 'X' });
+    fs.mkdirSync(join(dst, 'd/x'), { recursive: true });
+    await expect(copyInto({ sourceRoot: src, sources: ['dir'], destRoot: dst, dest: '/d/' })).rejects.toThrow(
+      ConflictError,
+    );
   });
 });
 

@@ -10,12 +10,14 @@
 import * as fs from 'node:fs';
 import { ConflictError, InvalidArgumentError } from '../../../errors.js';
 import { O_NOFOLLOW } from '../../../kernel/constants.js';
+import { lgetxattr } from '../../../kernel/xattr.js';
 import { TarExtractor } from '../../layer-writer.js';
 import type { TarEntry, TarEntryType } from '../../tar-reader.js';
 import { printable } from '../../extract-paths.js';
 import { cleanPath } from './ignore.js';
 import { closeFd, ensureDirInRoot, openRootDir, statInRoot, type Owner } from './root.js';
 import {
+  CAPABILITY,
   READ_FLAGS,
   checkSelection,
   closeSelection,
@@ -99,7 +101,7 @@ class Writer {
   }
 
   /** Writes the entry `name` found at `path` (lstat `st`; a top-level source is `fstat`ed, symlinks already followed). */
-  write(name: string, path: Buffer, st: fs.Stats, top = false): void {
+  write(name: string, path: Buffer, st: fs.Stats, top?: TopSource): void {
     const ex = this.#ex as TarExtractor;
     const e = this.#entry(name, path, st);
     if (e === undefined) return;
@@ -110,6 +112,8 @@ class Writer {
     }
     // A top-level source is read through its fd's magic link, which O_NOFOLLOW would refuse.
     const fd = fs.openSync(path, top ? READ_FLAGS & ~O_NOFOLLOW : READ_FLAGS);
+    const cap = top ? top.capability : lgetxattr(path, CAPABILITY);
+    if (cap !== undefined) e.xattrs.set(CAPABILITY, cap);
     try {
       const now = fs.fstatSync(fd);
       if (!now.isFile() || now.ino !== st.ino)
@@ -203,7 +207,7 @@ function copyTop(
         const up = statInRoot(srcFd, relParts.slice(0, relParts.length - parts.length + i).join('/'));
         if (up?.isDirectory()) w.write(parts.slice(0, i).join('/'), src, up);
       }
-      if (parts.length > 0) w.write(top.keep, src, top.st, true);
+      if (parts.length > 0) w.write(top.keep, src, top.st, top);
       if (dir) for (const it of walkTree(top, sel, o.signal)) w.write(`${top.keep}/${it.name}`, it.path, it.st);
       w.end();
     } finally {
@@ -233,7 +237,7 @@ function copyTop(
   const pfd = ensureDirInRoot(destFd, parent, o.chown, 'dest');
   try {
     w.begin(pfd);
-    w.write(base, src, top.st, true);
+    w.write(base, src, top.st, top);
     if (dir) for (const it of walkTree(top, sel, o.signal)) w.write(`${base}/${it.name}`, it.path, it.st);
     w.end();
   } finally {

@@ -146,8 +146,9 @@ export function createIgnoreMatcher(patterns: readonly string[], field = 'docker
     hasExceptions,
     patterns: cleaned,
     matches(relPath: string): boolean {
+      if (compiled.length === 0) return false;
       const file = cleanPath(relPath);
-      if (file === '.' || compiled.length === 0) return false;
+      if (file === '.') return false;
       const parents = file.split('/').slice(0, -1);
       let matched = false;
       for (const c of compiled) {

@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import { InvalidArgumentError, NotFoundError } from '../../../errors.js';
 import { O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW } from '../../../kernel/constants.js';
+import { lgetxattr } from '../../../kernel/xattr.js';
 import { errnoOf, fdPath, printable } from '../../extract-paths.js';
 import { cleanPath, createIgnoreMatcher, NO_IGNORE, type IgnoreMatcher } from './ignore.js';
 import { globMatch, hasGlobMeta } from './match.js';
@@ -45,6 +46,8 @@ export interface TopSource {
   fd: number;
   /** Its `stat`. */
   st: fs.Stats;
+  /** A regular file's `security.capability` attribute, when set (read under its parent: not through the fd's link). */
+  capability?: Buffer;
 }
 
 /** One entry below a directory source. */
@@ -155,7 +158,7 @@ export function openSelection(rootFd: number, o: SourceSelection, exclude: Ignor
           throw new NotFoundError('path', given, `source '${given}' not found (left out by .dockerignore)`);
         }
         const keep = o.parents ? p.split('/').slice(pivot).join('/') : name;
-        tops.push({ given, rel: p, keep, fd, st });
+        tops.push({ given, rel: p, keep, fd, st, capability: st.isFile() ? capabilityOf(rootFd, p, st) : undefined });
         opened++;
       }
       if (opened === 0)
@@ -167,6 +170,23 @@ export function openSelection(rootFd: number, o: SourceSelection, exclude: Ignor
   }
   return { tops, ignore, exclude };
 }
+
+/** The `security.capability` of the file `rel` inside the root, when it is the file `st` (not reached through a symlink). */
+function capabilityOf(rootFd: number, rel: string, st: fs.Stats): Buffer | undefined {
+  const slash = rel.lastIndexOf('/');
+  const dir = openInRoot(rootFd, slash === -1 ? '' : rel.slice(0, slash));
+  if (dir === undefined) return undefined;
+  try {
+    const path = fdPath(dir, rel.slice(slash + 1));
+    const here = fs.lstatSync(path, { throwIfNoEntry: false });
+    return here?.ino === st.ino && here.dev === st.dev ? lgetxattr(path, CAPABILITY) : undefined;
+  } finally {
+    closeFd(dir);
+  }
+}
+
+/** The attribute of file capabilities, kept by a copy (as the layer packer keeps it). */
+export const CAPABILITY = 'security.capability';
 
 /** Closes the fds of a selection. */
 export function closeSelection(sel: Selection): void {
@@ -207,7 +227,9 @@ function* walkDir(
     const st = fs.lstatSync(path, { throwIfNoEntry: false });
     if (st === undefined || st.isSocket()) continue; // removed meanwhile; sockets are not copied
     const isDir = st.isDirectory();
-    const out = sel.ignore.matches(printable(childCtx), isDir) || sel.exclude.matches(printable(child), isDir);
+    const out =
+      (sel.ignore.patterns.length > 0 && sel.ignore.matches(printable(childCtx), isDir)) ||
+      (sel.exclude.patterns.length > 0 && sel.exclude.matches(printable(child), isDir));
     const item = { name: child, path, st };
     if (!out) {
       yield* pending.splice(0);

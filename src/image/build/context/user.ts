@@ -36,11 +36,11 @@ function splitSpec(spec: string, field: string): [user: string, group: string | 
  *
  * @throws InvalidArgumentError (field `user`) for a malformed spec; NotFoundError naming an unknown user or group.
  */
-export function lookupUser(rootDir: string, spec: string): Promise<ResolvedUser> {
+export async function lookupUser(rootDir: string, spec: string): Promise<ResolvedUser> {
   splitSpec(spec, 'user');
   const fd = openRootDir(rootDir, 'rootDir');
   try {
-    return Promise.resolve(resolveUser(spec, fd));
+    return resolveUser(spec, fd);
   } finally {
     closeFd(fd);
   }
