@@ -153,6 +153,7 @@ export class Engine extends EventHub {
     return buildImage(
       {
         root: this.root,
+        runRoot: this.runRoot,
         images: this.images,
         containers: this.containers,
         pull: async (ref, s) => {

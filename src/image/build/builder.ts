@@ -18,6 +18,7 @@ import { StageBuilder } from './stage.js';
 import { findStage, type BuildRun, type BuildServices, type CheckedBuildOptions, type StageResult } from './run.js';
 import { sweepScratch, withScratchDir } from './scratch.js';
 import type { BuildOptions, BuildProgress } from './types.js';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Builds an image from a Dockerfile; see {@link BuildOptions}. */
@@ -72,6 +73,8 @@ async function buildTarget(
       globalScope.declare(a.name, a.value === undefined ? undefined : expandWord(a.value, lookupGlobal, dockerfile.escape).value);
     }
   }
+  const secretsDir = join(services.runRoot, 'build', 'secrets');
+  if (options.secrets !== undefined) mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
   const globals = new Map([...platformArgs(platform, platform), ...globalScope.values()]);
   const results = new Map<number, Promise<StageResult>>();
   const running: Array<Promise<unknown>> = [];
@@ -84,6 +87,7 @@ async function buildTarget(
     globals,
     usage,
     scratch,
+    secretsDir,
     cacheMounts: new CacheMounts(join(services.root, 'build', 'cache-mounts')),
     signal,
     emit,

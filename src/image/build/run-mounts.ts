@@ -16,6 +16,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../../errors.js';
+import type { OciImageConfig } from '../image-config.js';
 import type { MountOptions } from '../../container/mounts.js';
 import { attachCleanupErrors } from '../../container/run-resources.js';
 import { copyInto } from './context/index.js';
@@ -43,14 +44,19 @@ function contextPath(s: StepScope, rel: string): string {
   }
 }
 
-/** Copies directory `source` of a stage or image (`from`) into `dir`; returns `dir`. */
-async function copyFrom(s: StepScope, from: string, source: string, dir: string): Promise<string> {
+/** The stage or image `from` names: its config and the key a cache seeded from it is kept under. */
+async function sourceOf(s: StepScope, from: string): Promise<{ config: OciImageConfig; key: string }> {
   const dep = findStage(s.run.dockerfile, from, s.index);
-  const config = dep !== undefined ? (await s.run.stage(dep.index)).config : (await s.run.image(from)).config;
+  if (dep !== undefined) return s.run.stage(dep.index);
+  const img = await s.run.image(from);
+  return { config: img.config, key: img.id };
+}
+
+/** Copies directory `source` of the image `config` into `dir`. */
+async function copyFrom(s: StepScope, config: OciImageConfig, source: string, dir: string): Promise<void> {
   await withReadOnlyRoot(s.run.services.root, lowerDirs(s.run, config), (sourceRoot) =>
     copyInto({ sourceRoot, sources: [source === '' ? '/' : source], keepOwners: true, destRoot: dir, dest: '/' }),
   );
-  return dir;
 }
 
 /**
@@ -85,24 +91,32 @@ export async function runMounts<T>(
           continue;
         }
         if (m.type === 'secret') {
-          const secret = await prepareSecret(m, s.run.options.secrets ?? {}, dir);
+          // On the run root (a tmpfs by default): a secret never reaches a disk.
+          const secret = await prepareSecret(m, s.run.options.secrets ?? {}, s.run.secretsDir);
           if (secret === undefined) continue;
           releases.push(secret.cleanup);
-          if (m.target !== undefined)
+          if (secret.file !== undefined && m.target !== undefined)
             mounts.push({ type: 'bind', source: secret.file, target: resolveMountTarget(m.target, workdir), readOnly: true });
-          if (m.env !== undefined) env.push(`${m.env}=${fs.readFileSync(secret.file, 'utf8')}`);
+          if (secret.env !== undefined) env.push(`${secret.env.name}=${secret.env.value}`);
           continue;
         }
         const target = resolveMountTarget(m.target, workdir);
         if (m.type === 'tmpfs') {
           mounts.push({ type: 'tmpfs', target, readOnly: m.readOnly, ...(m.size === undefined ? {} : { tmpfsSize: m.size }) });
         } else if (m.type === 'cache') {
-          const held = await s.run.cacheMounts.acquire(m, { noCache: s.run.options.noCache === true });
+          const from = m.from;
+          const base = from === undefined ? undefined : await sourceOf(s, from);
+          const held = await s.run.cacheMounts.acquire(m, {
+            noCache: s.run.options.noCache === true,
+            signal: s.run.signal,
+            ...(base === undefined ? {} : { base: base.key, seed: (d: string) => copyFrom(s, base.config, m.source ?? '', d) }),
+          });
           releases.push(held.release);
           mounts.push({ type: 'bind', source: held.path, target, readOnly: m.readOnly });
         } else if (m.from !== undefined) {
           fs.mkdirSync(dir, { mode: 0o755 });
-          mounts.push({ type: 'bind', source: await copyFrom(s, m.from, m.source, dir), target, readOnly: m.readOnly });
+          await copyFrom(s, (await sourceOf(s, m.from)).config, m.source, dir);
+          mounts.push({ type: 'bind', source: dir, target, readOnly: m.readOnly });
         } else if (!m.readOnly) {
           fs.mkdirSync(dir, { mode: 0o755 });
           await copyInto({ sourceRoot: s.run.context.root, ignore: s.run.context.ignore, sources: [m.source === '' ? '.' : m.source], destRoot: dir, dest: '/' });

@@ -20,6 +20,8 @@ import type { BuildOptions, BuildProgress } from './types.js';
 export interface BuildServices {
   /** The engine's root (scratch directories, cache mounts). */
   root: string;
+  /** The engine's volatile root (secrets). */
+  runRoot: string;
   /** The image store (base images, layers, the build cache, the result). */
   images: ImageService;
   /** The container core (`RUN` steps). */
@@ -49,6 +51,8 @@ export interface BuildRun {
   readonly usage: ArgUsage;
   /** A private directory for the build's downloads, removed when it ends. */
   readonly scratch: string;
+  /** Where secrets are written for their step: under the run root (a tmpfs by default). */
+  readonly secretsDir: string;
   /** `RUN --mount=type=cache` directories. */
   readonly cacheMounts: CacheMounts;
   /** Fires when the build is cancelled or another stage failed. */

@@ -41,7 +41,10 @@ export interface BuildOptions {
    * name. A `RUN --network=…` flag overrides it for its step.
    */
   network?: string;
-  /** Secrets for `RUN --mount=type=secret,id=…`: a host file path or the value itself. Never stored in the image. */
+  /**
+   * Secrets for `RUN --mount=type=secret,id=…`: a string is a host file to read, a Buffer the value
+   * itself (`docker build --secret id=…,src=…`). Never stored in a layer, the history or the cache key.
+   */
   secrets?: Record<string, string | Buffer>;
   /** Cancels the build; what it made so far is removed, and nothing is tagged. */
   signal?: AbortSignal;
