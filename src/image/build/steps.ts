@@ -160,7 +160,13 @@ export async function copyStep(s: StepScope, i: Instruction & { kind: 'COPY' | '
       ? from.key
       : hashed.length === 0
         ? ''
-        : await digestSources({ sourceRoot: s.run.context.root, ignore: s.run.context.ignore, sources: hashed, ...options });
+        : await digestSources({
+            sourceRoot: s.run.context.root,
+            ignore: s.run.context.ignore,
+            sources: hashed,
+            ...options,
+            cacheDir: join(s.run.services.root, 'build', 'hashes'),
+          });
   const shownSources = [...sources, ...heredocs.map((h) => `<<${h.name}`)].join(' ');
   const createdBy = `${i.kind} ${chown === undefined ? '' : `--chown=${chown} `}${shownSources} ${dest} # buildkit`;
   return {

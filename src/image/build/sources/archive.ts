@@ -23,7 +23,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as fs from 'node:fs';
 import { ReadableStream, DecompressionStream } from 'node:stream/web';
 import { BerthError, InvalidArgumentError, UnsafeLayerError } from '../../../errors.js';
-import { makeDirInRoot } from '../../../container/fs/copy.js';
+import { ensureDirInRoot } from '../context/root.js';
 import { TarExtractor } from '../../layer-writer.js';
 import { detectCompression } from '../../layer-unpack.js';
 import { decodeZstd } from '../../pull.js';
@@ -123,7 +123,7 @@ export async function extractArchiveInto(options: ExtractArchiveOptions): Promis
   const rootFd = fs.openSync(destRoot, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   let destFd = -1;
   try {
-    destFd = makeDirInRoot(rootFd, dest, chown, 'dest');
+    destFd = ensureDirInRoot(rootFd, dest, chown, 'dest');
     const extractor = new TarExtractor(destFd, 'add');
     const reader = new TarReader(chown === undefined ? extractor : owned(extractor, chown));
     try {
