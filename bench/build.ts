@@ -58,7 +58,8 @@ function which(cmd: string): boolean {
 function appContext(): string {
   const dir = join(work, 'app');
   fs.mkdirSync(join(dir, 'src'), { recursive: true });
-  for (let i = 0; i < 40; i++) fs.writeFileSync(join(dir, 'src', `m${i}.c`), `int f${i}(void) { return ${i}; }\n`.repeat(50));
+  for (let i = 0; i < 40; i++)
+    fs.writeFileSync(join(dir, 'src', `m${i}.c`), `int f${i}(void) { return ${i}; }\n`.repeat(50));
   fs.writeFileSync(join(dir, 'Dockerfile'), DOCKERFILE);
   return dir;
 }
@@ -75,7 +76,7 @@ function bigContext(): { dir: string; bytes: number } {
     }
   }
   const big = Buffer.alloc(50 * 1024 * 1024);
-  for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i * 2654435761 >>> 0, i);
+  for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE((i * 2654435761) >>> 0, i);
   fs.writeFileSync(join(dir, 'blob.bin'), big);
   bytes += big.length;
   fs.writeFileSync(join(dir, 'Dockerfile'), `FROM ${BASE}\nCOPY . /ctx\n`);
@@ -148,7 +149,13 @@ async function main(): Promise<void> {
       peerCold.push(timeSync(() => spawnSync(peer, args(true), { stdio: 'ignore' })));
       peerCached.push(timeSync(() => spawnSync(peer, args(false), { stdio: 'ignore' })));
     }
-    rows.push(row(`${peer} cold build (--no-cache)`, peerCold, `berth/${peer} ${(median(cold) / median(peerCold)).toFixed(2)} (target ≤ 0.8)`));
+    rows.push(
+      row(
+        `${peer} cold build (--no-cache)`,
+        peerCold,
+        `berth/${peer} ${(median(cold) / median(peerCold)).toFixed(2)} (target ≤ 0.8)`,
+      ),
+    );
     rows.push(row(`${peer} cached rebuild`, peerCached));
   } else rows.push(['podman / buildah', '', '', '', 'not installed']);
   console.log(formatTable(rows));

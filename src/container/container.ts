@@ -427,5 +427,8 @@ declare module '../image/image.js' {
 }
 
 Image.prototype.run = function run(this: Image, command?: string | string[], options: RunOptions = {}) {
-  return Container.run(this.ref, command, { ...(this.engine === undefined ? {} : { engine: this.engine }), ...options });
+  return Container.run(this.ref, command, {
+    ...(this.engine === undefined ? {} : { engine: this.engine }),
+    ...options,
+  });
 };

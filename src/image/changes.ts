@@ -99,7 +99,9 @@ function apply(c: OciContainerConfig, ins: Instruction, cmdSet: boolean): void {
     return;
   }
   if (!isMetadata(ins) || ins.kind === 'SHELL' || ins.kind === 'MAINTAINER')
-    throw bad(`'${ins.original.split(/\s/)[0] ?? ''}' cannot be used as a change; use one of ${CHANGE_INSTRUCTIONS.join(', ')}`);
+    throw bad(
+      `'${ins.original.split(/\s/)[0] ?? ''}' cannot be used as a change; use one of ${CHANGE_INSTRUCTIONS.join(', ')}`,
+    );
   // The build's own rules, on an image holding just this config.
   const image: OciImageConfig = { architecture: '', os: '', config: c, rootfs: { type: 'layers', diff_ids: [] } };
   applyMetadata(image, ins, sub, cmdSet);

@@ -40,7 +40,10 @@ describe('Image.build: RUN --mount', () => {
       'RUN --mount=type=secret,id=token,env=ONLY_ENV test ! -e /run/secrets/token && echo "$ONLY_ENV" >> /copy',
       'CMD cat /copy; test -e /run/secrets/token && echo leaked || echo clean',
     ].join('\n');
-    const { id, image } = await build(engine, { context: { Dockerfile: dockerfile }, secrets: { token: Buffer.from('s3cret') } });
+    const { id, image } = await build(engine, {
+      context: { Dockerfile: dockerfile },
+      secrets: { token: Buffer.from('s3cret') },
+    });
     const out = (await runImage(engine, id)).output;
     expect(out).toMatch(/^s3crets3cret\ns3cret\n/);
     expect(out.trim().split('\n').at(-1)).toBe('clean');
@@ -49,7 +52,9 @@ describe('Image.build: RUN --mount', () => {
     await expect(
       Image.build({
         engine,
-        context: { Dockerfile: `FROM ${BUSYBOX_REF}\nRUN --mount=type=secret,id=absent,required cat /run/secrets/absent` },
+        context: {
+          Dockerfile: `FROM ${BUSYBOX_REF}\nRUN --mount=type=secret,id=absent,required cat /run/secrets/absent`,
+        },
       }),
     ).rejects.toMatchObject({ code: 'BUILD_FAILED', line: 2 });
   });
@@ -104,7 +109,9 @@ describe('Image.build: ADD', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/thing.txt`;
     const sum = `sha256:${createHash('sha256').update(body).digest('hex')}`;
     const { id } = await build(engine, {
-      context: { Dockerfile: `FROM ${BUSYBOX_REF}\nADD --checksum=${sum} ${url} /dl/\nCMD stat -c %a /dl/thing.txt; cat /dl/thing.txt` },
+      context: {
+        Dockerfile: `FROM ${BUSYBOX_REF}\nADD --checksum=${sum} ${url} /dl/\nCMD stat -c %a /dl/thing.txt; cat /dl/thing.txt`,
+      },
     });
     expect((await runImage(engine, id)).output).toBe('600\ndownloaded\n');
     const wrong = `sha256:${'0'.repeat(64)}`;

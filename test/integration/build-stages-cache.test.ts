@@ -70,16 +70,21 @@ describe('Image.build: stages', () => {
     ].join('\n');
     const { id } = await build(engine, { context: { Dockerfile: dockerfile }, target: 'dev' });
     expect((await runImage(engine, id)).output).toBe('dev\n');
-    await expect(
-      Image.build({ engine, context: { Dockerfile: dockerfile }, target: 'nope' }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'target' });
+    await expect(Image.build({ engine, context: { Dockerfile: dockerfile }, target: 'nope' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'target',
+    });
   });
 
   it('gives the stage FROM sees the global ARGs and buildArgs, and warns about unused build arguments', async () => {
     const { engine } = await testEngine();
-    const dockerfile = ['ARG BASE=nothing', 'FROM ${BASE}', 'ARG BASE', 'RUN echo "$BASE" > /base', 'CMD cat /base'].join(
-      '\n',
-    );
+    const dockerfile = [
+      'ARG BASE=nothing',
+      'FROM ${BASE}',
+      'ARG BASE',
+      'RUN echo "$BASE" > /base',
+      'CMD cat /base',
+    ].join('\n');
     const { id, events } = await build(engine, {
       context: { Dockerfile: dockerfile },
       buildArgs: { BASE: BUSYBOX_REF, UNUSED: '1' },
@@ -210,12 +215,13 @@ describe('Image.build: failures', () => {
 
   it('refuses a Dockerfile syntax error, a missing base image and a missing COPY source with typed errors naming the line', async () => {
     const { engine } = await testEngine();
-    await expect(
-      Image.build({ engine, context: { Dockerfile: `FROM ${BUSYBOX_REF}\nFORM x` } }),
-    ).rejects.toSatisfy((e: unknown) => e instanceof InvalidArgumentError && /Dockerfile:2/.test(e.message));
-    await expect(
-      Image.build({ engine, context: { Dockerfile: 'FROM 127.0.0.1:1/missing:1' } }),
-    ).rejects.toMatchObject({ code: 'BUILD_FAILED', line: 1 });
+    await expect(Image.build({ engine, context: { Dockerfile: `FROM ${BUSYBOX_REF}\nFORM x` } })).rejects.toSatisfy(
+      (e: unknown) => e instanceof InvalidArgumentError && /Dockerfile:2/.test(e.message),
+    );
+    await expect(Image.build({ engine, context: { Dockerfile: 'FROM 127.0.0.1:1/missing:1' } })).rejects.toMatchObject({
+      code: 'BUILD_FAILED',
+      line: 1,
+    });
     await expect(
       Image.build({ engine, context: { Dockerfile: `FROM ${BUSYBOX_REF}\n\nCOPY missing.txt /` } }),
     ).rejects.toMatchObject({ code: 'BUILD_FAILED', line: 3 });

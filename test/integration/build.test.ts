@@ -172,7 +172,9 @@ describe('Image.build: instructions', () => {
 
   it('runs an image through image.run()', async () => {
     const { engine } = await testEngine();
-    const { image } = await build(engine, { context: { Dockerfile: `FROM ${BUSYBOX_REF}\nCMD ["echo", "from image.run"]` } });
+    const { image } = await build(engine, {
+      context: { Dockerfile: `FROM ${BUSYBOX_REF}\nCMD ["echo", "from image.run"]` },
+    });
     await using c = await new Image(image.ref, { engine }).run();
     expect((await c.wait()).exitCode).toBe(0);
     expect(await c.logs()).toBe('from image.run\n');

@@ -47,7 +47,10 @@ describe('ArgUsage', () => {
 
 describe('platformArgs', () => {
   it('names the target and build platforms and their parts', () => {
-    const args = platformArgs({ os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 'amd64' });
+    const args = platformArgs(
+      { os: 'linux', architecture: 'arm64', variant: 'v8' },
+      { os: 'linux', architecture: 'amd64' },
+    );
     expect(Object.fromEntries(args)).toEqual({
       TARGETPLATFORM: 'linux/arm64/v8',
       TARGETOS: 'linux',

@@ -63,7 +63,12 @@ describe('applyMetadata', () => {
 
   it('replaces the inherited HEALTHCHECK whole and disables it with NONE', () => {
     const img = image({ Healthcheck: { Test: ['CMD', 'old'], Interval: 1e9, Retries: 9 } });
-    const hc: MetadataInstruction = { ...at, kind: 'HEALTHCHECK', test: { form: 'shell', text: 'curl x' }, timeout: 2e9 };
+    const hc: MetadataInstruction = {
+      ...at,
+      kind: 'HEALTHCHECK',
+      test: { form: 'shell', text: 'curl x' },
+      timeout: 2e9,
+    };
     applyMetadata(img, hc, sub({}), false);
     expect(img.config?.Healthcheck).toEqual({ Test: ['CMD-SHELL', 'curl x'], Timeout: 2e9 });
     applyMetadata(img, { ...at, kind: 'HEALTHCHECK', test: 'NONE' }, sub({}), false);
@@ -71,12 +76,23 @@ describe('applyMetadata', () => {
   });
 
   it('adds LABELs, VOLUMEs, EXPOSEd ports and ONBUILD triggers to the inherited ones', () => {
-    const img = image({ Labels: { a: '1' }, Volumes: { '/v1': {} }, ExposedPorts: { '1/tcp': {} }, OnBuild: ['RUN a'] });
+    const img = image({
+      Labels: { a: '1' },
+      Volumes: { '/v1': {} },
+      ExposedPorts: { '1/tcp': {} },
+      OnBuild: ['RUN a'],
+    });
     const s = sub({ P: '80' });
     applyMetadata(img, { ...at, kind: 'LABEL', pairs: [{ key: 'b', value: '$P' }] }, s, false);
     applyMetadata(img, { ...at, kind: 'VOLUME', paths: ['/v2'] }, s, false);
     applyMetadata(img, { ...at, kind: 'EXPOSE', ports: ['$P/udp'] }, s, false);
-    const trigger: Instruction = { ...at, kind: 'RUN', command: { form: 'shell', text: 'b' }, mounts: [], heredocs: [] };
+    const trigger: Instruction = {
+      ...at,
+      kind: 'RUN',
+      command: { form: 'shell', text: 'b' },
+      mounts: [],
+      heredocs: [],
+    };
     applyMetadata(img, { ...at, kind: 'ONBUILD', trigger: 'RUN b', instruction: trigger }, s, false);
     expect(img.config).toMatchObject({
       Labels: { a: '1', b: '80' },

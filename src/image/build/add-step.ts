@@ -69,7 +69,10 @@ export async function addSources(
   if (checksum !== undefined && (urls.length !== 1 || sources.length !== 1))
     throw new InvalidArgumentError('dockerfile', `Dockerfile:${i.line}: ADD --checksum needs exactly one URL source`);
   if (urls.length > 0 && i.heredocs.length === 0 && urls.length < sources.length && !i.dest.endsWith('/'))
-    throw new InvalidArgumentError('dockerfile', `Dockerfile:${i.line}: ADD with several sources needs a destination ending in /`);
+    throw new InvalidArgumentError(
+      'dockerfile',
+      `Dockerfile:${i.line}: ADD with several sources needs a destination ending in /`,
+    );
   const downloads: Array<{ path: string; name: string; digest: string }> = [];
   for (const url of urls) {
     const dir = fs.mkdtempSync(join(s.run.scratch, 'add-'));

@@ -5,10 +5,8 @@
  *
  * @module
  */
-import { BuildError, InvalidArgumentError, NotFoundError } from '../../errors.js';
-import type { ContainerService } from '../../container/service.js';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import type { ImageInfo } from '../types.js';
-import type { ImageService } from '../service.js';
 import { ociPlatform, type OciImageConfig } from '../image-config.js';
 import { ArgScope, ArgUsage, platformArgs, type BuildPlatform } from './args.js';
 import { openBuildContext, type BuildContext } from './context/index.js';
@@ -17,7 +15,7 @@ import { expandWord, parseDockerfile, type Dockerfile, type Stage } from './pars
 import { StageBuilder } from './stage.js';
 import { findStage, type BuildRun, type BuildServices, type CheckedBuildOptions, type StageResult } from './run.js';
 import { sweepScratch, withScratchDir } from './scratch.js';
-import type { BuildOptions, BuildProgress } from './types.js';
+import type { BuildProgress } from './types.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -45,7 +43,8 @@ export async function buildImage(
       buildTarget(services, options, context, dockerfile, target, scratch, emit, signal),
     );
     const config: OciImageConfig = structuredClone(result.config);
-    if (options.labels !== undefined) config.config = { ...config.config, Labels: { ...config.config?.Labels, ...options.labels } };
+    if (options.labels !== undefined)
+      config.config = { ...config.config, Labels: { ...config.config?.Labels, ...options.labels } };
     return await services.images.storeBuilt(config, options.tags);
   } finally {
     await context.close();
@@ -67,10 +66,14 @@ async function buildTarget(
   const platform: BuildPlatform = { os: 'linux', ...ociPlatform() };
   const usage = new ArgUsage(options.buildArgs ?? {});
   const globalScope = new ArgScope(options.buildArgs ?? {}, platformArgs(platform, platform), usage);
-  const lookupGlobal = (name: string): string | undefined => globalScope.get(name) ?? platformArgs(platform, platform).get(name);
+  const lookupGlobal = (name: string): string | undefined =>
+    globalScope.get(name) ?? platformArgs(platform, platform).get(name);
   for (const arg of dockerfile.globalArgs) {
     for (const a of arg.args) {
-      globalScope.declare(a.name, a.value === undefined ? undefined : expandWord(a.value, lookupGlobal, dockerfile.escape).value);
+      globalScope.declare(
+        a.name,
+        a.value === undefined ? undefined : expandWord(a.value, lookupGlobal, dockerfile.escape).value,
+      );
     }
   }
   const secretsDir = join(services.runRoot, 'build', 'secrets');
@@ -143,7 +146,8 @@ export function neededStages(
     const refs: string[] = [expandWord(s.from.image, lookupGlobal, df.escape).value];
     for (const i of s.instructions) {
       if ((i.kind === 'COPY' || i.kind === 'ADD') && i.from !== undefined) refs.push(i.from);
-      if (i.kind === 'RUN') for (const m of i.mounts) for (const f of /(?:^|,)from=([^,]+)/.exec(m)?.slice(1) ?? []) refs.push(f);
+      if (i.kind === 'RUN')
+        for (const m of i.mounts) for (const f of /(?:^|,)from=([^,]+)/.exec(m)?.slice(1) ?? []) refs.push(f);
     }
     for (const r of refs) {
       const dep = findStage(df, r, s.index);

@@ -44,7 +44,8 @@ export function checkBuildOptions(o: z.output<typeof buildOptionsSchema>, hostPl
   const tags = o.tag === undefined ? [] : Array.isArray(o.tag) ? o.tag : [o.tag];
   for (const t of tags) {
     const ref = parseReference(t, { field: 'tag' });
-    if (ref.digest !== undefined) throw new InvalidArgumentError('tag', `'${t}' has a digest; a tag cannot point at a digest`);
+    if (ref.digest !== undefined)
+      throw new InvalidArgumentError('tag', `'${t}' has a digest; a tag cannot point at a digest`);
   }
   if (o.platform !== undefined && o.platform !== hostPlatform && !hostPlatform.startsWith(`${o.platform}/`))
     throw new InvalidArgumentError(

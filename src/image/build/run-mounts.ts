@@ -96,20 +96,32 @@ export async function runMounts<T>(
           if (secret === undefined) continue;
           releases.push(secret.cleanup);
           if (secret.file !== undefined && m.target !== undefined)
-            mounts.push({ type: 'bind', source: secret.file, target: resolveMountTarget(m.target, workdir), readOnly: true });
+            mounts.push({
+              type: 'bind',
+              source: secret.file,
+              target: resolveMountTarget(m.target, workdir),
+              readOnly: true,
+            });
           if (secret.env !== undefined) env.push(`${secret.env.name}=${secret.env.value}`);
           continue;
         }
         const target = resolveMountTarget(m.target, workdir);
         if (m.type === 'tmpfs') {
-          mounts.push({ type: 'tmpfs', target, readOnly: m.readOnly, ...(m.size === undefined ? {} : { tmpfsSize: m.size }) });
+          mounts.push({
+            type: 'tmpfs',
+            target,
+            readOnly: m.readOnly,
+            ...(m.size === undefined ? {} : { tmpfsSize: m.size }),
+          });
         } else if (m.type === 'cache') {
           const from = m.from;
           const base = from === undefined ? undefined : await sourceOf(s, from);
           const held = await s.run.cacheMounts.acquire(m, {
             noCache: s.run.options.noCache === true,
             signal: s.run.signal,
-            ...(base === undefined ? {} : { base: base.key, seed: (d: string) => copyFrom(s, base.config, m.source ?? '', d) }),
+            ...(base === undefined
+              ? {}
+              : { base: base.key, seed: (d: string) => copyFrom(s, base.config, m.source ?? '', d) }),
           });
           releases.push(held.release);
           mounts.push({ type: 'bind', source: held.path, target, readOnly: m.readOnly });
@@ -119,7 +131,13 @@ export async function runMounts<T>(
           mounts.push({ type: 'bind', source: dir, target, readOnly: m.readOnly });
         } else if (!m.readOnly) {
           fs.mkdirSync(dir, { mode: 0o755 });
-          await copyInto({ sourceRoot: s.run.context.root, ignore: s.run.context.ignore, sources: [m.source === '' ? '.' : m.source], destRoot: dir, dest: '/' });
+          await copyInto({
+            sourceRoot: s.run.context.root,
+            ignore: s.run.context.ignore,
+            sources: [m.source === '' ? '.' : m.source],
+            destRoot: dir,
+            dest: '/',
+          });
           mounts.push({ type: 'bind', source: dir, target, readOnly: false });
         } else {
           mounts.push({ type: 'bind', source: contextPath(s, m.source), target, readOnly: true });

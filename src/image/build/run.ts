@@ -119,9 +119,7 @@ export function lowerDirs(run: BuildRun, config: OciImageConfig): string[] {
 /** The error of a step that failed for a reason of its own (not a `RUN` exit code). */
 export function stepError(i: { line: number; original: string }, e: unknown): BuildError {
   const message = e instanceof Error ? e.message : String(e);
-  return new BuildError(
-    { line: i.line, instruction: i.original },
-    `Dockerfile:${i.line}: ${i.original}: ${message}`,
-    { cause: e },
-  );
+  return new BuildError({ line: i.line, instruction: i.original }, `Dockerfile:${i.line}: ${i.original}: ${message}`, {
+    cause: e,
+  });
 }

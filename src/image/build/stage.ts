@@ -13,7 +13,7 @@ import { findStage, stepError, type BuildRun, type StageResult, type StepOutput,
 import { applyMetadata, getEnv, isMetadata, resolveWorkdir, type Substitution } from './metadata.js';
 import { expandHeredoc, expandWord, expandWords, parseInstruction, type Instruction } from './parser/index.js';
 import { copyStep, runStep as runInstruction, workdirStep } from './steps.js';
-import { BuildError } from '../../errors.js';
+import { BerthError, BuildError } from '../../errors.js';
 
 /** Builds one stage. */
 export class StageBuilder {
@@ -155,7 +155,7 @@ export class StageBuilder {
       }
       default:
         // The parser places FROM at the head of a stage, never inside one.
-        throw new Error(`unexpected ${(i as Instruction).kind} inside a stage`);
+        throw new BerthError('INTERNAL', `unexpected ${(i as Instruction).kind} inside a stage`);
     }
   }
 
@@ -169,7 +169,10 @@ export class StageBuilder {
       return true;
     }
     const created = new Date().toISOString();
-    next.history = [...(next.history ?? []), { created, created_by: createdBy, comment: BUILDKIT_COMMENT, empty_layer: true }];
+    next.history = [
+      ...(next.history ?? []),
+      { created, created_by: createdBy, comment: BUILDKIT_COMMENT, empty_layer: true },
+    ];
     next.created = created;
     await cache.put({ key, config: next, created });
     this.#advance(next, key);
@@ -177,7 +180,11 @@ export class StageBuilder {
   }
 
   /** A step that may make a layer: cache, else run under its lock and commit layer and entry together. */
-  async #commitLayer(createdBy: string, parts: readonly unknown[], execute: () => Promise<StepOutput>): Promise<boolean> {
+  async #commitLayer(
+    createdBy: string,
+    parts: readonly unknown[],
+    execute: () => Promise<StepOutput>,
+  ): Promise<boolean> {
     const key = stepKey(this.#key, parts);
     const cache = this.#run.services.images.buildCache;
     const noCache = this.#run.options.noCache === true;

@@ -39,15 +39,20 @@ export async function workdirStep(s: StepScope, path: string): Promise<StepOutpu
   const config = structuredClone(s.config);
   config.config = { ...config.config, WorkingDir: path };
   const user = s.config.config?.User ?? '';
-  const layer = await writeLayer(s.run.services.root, s.run.services.images.layers, lowerDirs(s.run, s.config), async (root) => {
-    const owner = user === '' ? undefined : await ownerIn(root, user);
-    const rootFd = openRootDir(root, 'WORKDIR');
-    try {
-      closeFd(ensureDirInRoot(rootFd, path, owner, 'WORKDIR'));
-    } finally {
-      closeFd(rootFd);
-    }
-  });
+  const layer = await writeLayer(
+    s.run.services.root,
+    s.run.services.images.layers,
+    lowerDirs(s.run, s.config),
+    async (root) => {
+      const owner = user === '' ? undefined : await ownerIn(root, user);
+      const rootFd = openRootDir(root, 'WORKDIR');
+      try {
+        closeFd(ensureDirInRoot(rootFd, path, owner, 'WORKDIR'));
+      } finally {
+        closeFd(rootFd);
+      }
+    },
+  );
   return { layer, config };
 }
 
@@ -56,7 +61,10 @@ function runEnv(s: StepScope): { env: string[]; args: Array<[string, string]> } 
   const env = [...(s.config.config?.Env ?? [])];
   if (getEnv(env, 'PATH') === undefined) env.unshift(DEFAULT_PATH_ENV);
   const args = [...s.args.set(), ...s.args.proxies()].filter(([k]) => getEnv(env, k) === undefined);
-  return { env: [...env, ...args.map(([k, v]) => `${k}=${v}`)], args: s.args.set().filter(([k]) => getEnv(env, k) === undefined) };
+  return {
+    env: [...env, ...args.map(([k, v]) => `${k}=${v}`)],
+    args: s.args.set().filter(([k]) => getEnv(env, k) === undefined),
+  };
 }
 
 /** The argv of a `RUN`, heredocs included (BuildKit's rules). */
@@ -117,7 +125,10 @@ export async function runStep(s: StepScope, i: Instruction & { kind: 'RUN' }): P
 function parseChmod(raw: string | undefined, line: number): number | undefined {
   if (raw === undefined) return undefined;
   if (!/^[0-7]{3,4}$/.test(raw))
-    throw new InvalidArgumentError('dockerfile', `Dockerfile:${line}: invalid --chmod ${JSON.stringify(raw)}: expected an octal mode`);
+    throw new InvalidArgumentError(
+      'dockerfile',
+      `Dockerfile:${line}: invalid --chmod ${JSON.stringify(raw)}: expected an octal mode`,
+    );
   return parseInt(raw, 8);
 }
 
@@ -188,18 +199,35 @@ export async function copyStep(s: StepScope, i: Instruction & { kind: 'COPY' | '
               : i.link
                 ? await withReadOnlyRoot(s.run.services.root, lowerDirs(s.run, s.config), (r) => ownerIn(r, chown))
                 : await ownerIn(destRoot, chown);
-          const target = { destRoot, dest, ...(owner ? { chown: owner } : {}), ...(chmod === undefined ? {} : { chmod }) };
+          const target = {
+            destRoot,
+            dest,
+            ...(owner ? { chown: owner } : {}),
+            ...(chmod === undefined ? {} : { chmod }),
+          };
           if (from !== undefined) {
             await withReadOnlyRoot(s.run.services.root, from.lowers, (sourceRoot) =>
               copyInto({ sourceRoot, sources, ...options, keepOwners: true, ...target, signal: s.run.signal }),
             );
           } else if (local.length > 0) {
-            await copyInto({ sourceRoot: s.run.context.root, ignore: s.run.context.ignore, sources: local, ...options, ...target, signal: s.run.signal });
+            await copyInto({
+              sourceRoot: s.run.context.root,
+              ignore: s.run.context.ignore,
+              sources: local,
+              ...options,
+              ...target,
+              signal: s.run.signal,
+            });
           }
           if (heredocs.length > 0) {
             await withScratchDir(s.run.services.root, async (dir) => {
               for (const h of heredocs) fs.writeFileSync(join(dir, h.name), h.content, { mode: 0o644 });
-              await copyInto({ sourceRoot: dir, sources: heredocs.map((h) => h.name), ...target, signal: s.run.signal });
+              await copyInto({
+                sourceRoot: dir,
+                sources: heredocs.map((h) => h.name),
+                ...target,
+                signal: s.run.signal,
+              });
             });
           }
           if (add !== undefined) await add.apply({ ...target, ...(owner ? { owner } : {}) });
