@@ -13,8 +13,8 @@ import { Readable } from 'node:stream';
 import { NotFoundError } from '../errors.js';
 import { BlobStore } from './blob-store.js';
 import { globToRegExp, labelsMatch, referenceMatches, toList } from './filters.js';
-import { runSettings, type OciContainerConfig, type OciImageConfig } from './image-config.js';
-import { commitConfig, importConfig } from './new-config.js';
+import { runSettings, type OciImageConfig } from './image-config.js';
+import { commitImage, importImage, storeBuiltImage, type NewImageContext } from './new-image.js';
 import { ImageRecords, type ImageRecord } from './image-records.js';
 import type { LayerSource } from './layer-unpack.js';
 import { LayerStore, type StagedLayer } from './layer-store.js';
@@ -23,7 +23,7 @@ import { parseReference, type ImageReference } from './reference.js';
 import { planRemoval } from './remove-plan.js';
 import { deleteImage, pruneImages, type PruneContext } from './prune.js';
 import { imageNotFound, resolveImage } from './resolve.js';
-import { checkImportOptions, openSource, taggable } from './import-source.js';
+import { taggable } from './import-source.js';
 import { pullImage, type PullContext, type PullImageOptions } from './pull.js';
 import { pushImage, type PushImageOptions } from './push.js';
 import { RegistryHub } from './registry/hub.js';
@@ -99,35 +99,17 @@ export class ImageService {
     this.blobs.sweep();
   }
 
-  /**
-   * Under the store lock: checks (`verify`), commits the staged layer, writes the record and moves
-   * `ref` to it; then sends `action` (and `tag`) events. Shared by import and commit.
-   */
-  async #store(
-    record: ImageRecord,
-    configJson: string,
-    staged: Parameters<LayerStore['commit']>[0],
-    ref: ImageReference | undefined,
-    action: string,
-    verify: () => void = () => undefined,
-  ): Promise<ImageInfo> {
-    const id = record.id;
-    const events: Array<[string, string]> = [[action, ref?.familiar ?? id]];
-    await this.records.locked(async () => {
-      // An identical image removed meanwhile by another process took the config with it.
-      if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
-      verify();
-      await this.layers.commit(staged);
-      this.records.put(record);
-      if (ref !== undefined) {
-        const refs = this.records.refs();
-        refs[ref.toString()] = id;
-        this.records.setRefs(refs);
-        events.push(['tag', ref.familiar]);
-      }
-    });
-    for (const [a, n] of events) await this.#event(a, id, n);
-    return this.#info(record);
+  /** What making a new image needs of this service (see `new-image.ts`). */
+  #newImage(): NewImageContext {
+    return {
+      blobs: this.blobs,
+      layers: this.layers,
+      records: this.records,
+      record: (ref) => this.#record(ref),
+      config: (id) => this.#config(id),
+      info: (rec) => this.#info(rec),
+      event: (a, id, n) => this.#event(a, id, n),
+    };
   }
 
   /**
@@ -139,21 +121,8 @@ export class ImageService {
    *   UnsafeLayerError when the archive tries to escape its directory; NotFoundError for a missing
    *   path.
    */
-  async import(source: ImportSource, options: ImportOptions = {}): Promise<ImageInfo> {
-    const { ref, runConfig } = checkImportOptions(options);
-    const { stream, name } = await openSource(source);
-    const staged = await this.layers.stage(stream, options.signal ? { signal: options.signal } : {});
-    try {
-      const created = new Date().toISOString();
-      const comment = options.message ?? `Imported from ${name}`;
-      const config = importConfig(staged.diffId, runConfig, created, comment, options.message);
-      const configJson = JSON.stringify(config);
-      const { digest: id } = await this.blobs.ingest(configJson);
-      const record: ImageRecord = { id, layers: [staged.diffId], size: staged.size, created };
-      return await this.#store(record, configJson, staged, ref, 'import');
-    } finally {
-      await staged.discard();
-    }
+  import(source: ImportSource, options: ImportOptions = {}): Promise<ImageInfo> {
+    return importImage(this.#newImage(), source, options);
   }
 
   /**
@@ -164,41 +133,8 @@ export class ImageService {
    * @throws NotFoundError when the parent is gone; InvalidArgumentError (field `ref`);
    *   UnsafeLayerError when the layer tries to escape its directory.
    */
-  async commitLayer(
-    parentId: string,
-    layer: LayerSource,
-    options: {
-      ref?: string;
-      runConfig: (parent: OciContainerConfig) => OciContainerConfig;
-      author?: string;
-      comment?: string;
-      createdBy?: string;
-    },
-  ): Promise<ImageInfo> {
-    const ref = options.ref === undefined ? undefined : taggable(options.ref);
-    const parent = this.#record(parentId);
-    const parentConfig = await this.#config(parent.id);
-    const runConfig = options.runConfig(parentConfig.config ?? {});
-    const staged = await this.layers.stage(layer);
-    try {
-      const created = new Date().toISOString();
-      const config = commitConfig(parentConfig, runConfig, staged.diffId, created, options);
-      const configJson = JSON.stringify(config);
-      const { digest: id } = await this.blobs.ingest(configJson);
-      const record: ImageRecord = {
-        id,
-        layers: [...parent.layers, staged.diffId],
-        size: parent.size + staged.size,
-        created,
-      };
-      return await this.#store(record, configJson, staged, ref, 'commit', () => {
-        for (const d of parent.layers) {
-          if (!this.layers.has(d)) throw imageNotFound(parentId);
-        }
-      });
-    } finally {
-      await staged.discard();
-    }
+  commitLayer(parentId: string, layer: LayerSource, options: Parameters<typeof commitImage>[3]): Promise<ImageInfo> {
+    return commitImage(this.#newImage(), parentId, layer, options);
   }
 
   /**
@@ -470,30 +406,8 @@ export class ImageService {
    *
    * @throws NotFoundError when a layer of the config is gone (removed meanwhile; build again).
    */
-  async storeBuilt(config: OciImageConfig, tags: readonly string[]): Promise<ImageInfo> {
-    const refs = tags.map(taggable);
-    const configJson = JSON.stringify(config);
-    const { digest: id } = await this.blobs.ingest(configJson);
-    const diffIds = config.rootfs.diff_ids;
-    const record: ImageRecord = {
-      id,
-      layers: [...diffIds],
-      size: diffIds.reduce((n, d) => n + (this.layers.get(d)?.size ?? 0), 0),
-      created: config.created ?? new Date().toISOString(),
-    };
-    await this.records.locked(async () => {
-      if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
-      for (const d of diffIds) if (!this.layers.has(d)) throw imageNotFound(id);
-      this.records.put(record);
-      if (refs.length > 0) {
-        const all = this.records.refs();
-        for (const r of refs) all[r.toString()] = id;
-        this.records.setRefs(all);
-      }
-    });
-    await this.#event('build', id, id);
-    for (const r of refs) await this.#event('tag', id, r.familiar);
-    return this.#info(record);
+  storeBuilt(config: OciImageConfig, tags: readonly string[]): Promise<ImageInfo> {
+    return storeBuiltImage(this.#newImage(), config, tags);
   }
 
   /** Layers the build cache hands out: never deleted with an image. Call under the store lock. */
