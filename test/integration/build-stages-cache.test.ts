@@ -13,6 +13,7 @@ import { BuildError, Image, InvalidArgumentError } from '../../src/index.js';
 import { build, runImage } from '../helpers/build.js';
 import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
+import { hasRegistry, startRegistry } from '../helpers/registry.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 
@@ -167,6 +168,22 @@ describe('Image.build: cache', () => {
     const again = await build(engine, { context: { Dockerfile: dockerfile } });
     expect(again.steps).toEqual(['RUN:cached', 'CMD:cached']);
     expect((await runImage(engine, again.id)).output).toBe('layer\n');
+  });
+});
+
+describe('Image.build: base images', () => {
+  it.skipIf(!hasRegistry())('pulls a missing base image from its registry, as docker build does', async () => {
+    await using reg = await startRegistry();
+    const base = `${reg.host}/test/busybox:1`;
+    {
+      const { engine } = await testEngine();
+      await new Image(BUSYBOX_REF, { engine }).tag(base);
+      await new Image(base, { engine }).push();
+    }
+    const { engine } = await testEngine({ image: false });
+    const { id } = await build(engine, { context: { Dockerfile: `FROM ${base}\nRUN echo pulled > /p\nCMD cat /p` } });
+    expect(await new Image(base, { engine }).exists()).toBe(true);
+    expect((await runImage(engine, id)).output).toBe('pulled\n');
   });
 });
 

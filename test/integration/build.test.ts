@@ -170,6 +170,17 @@ describe('Image.build: instructions', () => {
     expect(again.steps).toEqual(['RUN:done']);
   });
 
+  it("adds the labels option over the Dockerfile's, and gives RUN the host's network only when asked", async () => {
+    const { engine } = await testEngine();
+    const dockerfile = `FROM ${BUSYBOX_REF}\nLABEL a=dockerfile b=kept\nRUN ls /sys/class/net | wc -l > /n\nCMD cat /n`;
+    const none = await build(engine, { context: { Dockerfile: dockerfile }, labels: { a: 'option' } });
+    expect((await none.image.inspect()).config.labels).toEqual({ a: 'option', b: 'kept' });
+    expect((await runImage(engine, none.id)).output).toBe('1\n');
+    const host = await build(engine, { context: { Dockerfile: dockerfile }, network: 'host' });
+    expect(Number((await runImage(engine, host.id)).output)).toBeGreaterThan(1);
+    expect(host.steps).toContain('RUN:done'); // the network is part of the step's key
+  });
+
   it('runs an image through image.run()', async () => {
     const { engine } = await testEngine();
     const { image } = await build(engine, {
