@@ -43,7 +43,7 @@ export DEBIAN_FRONTEND=noninteractive
 APT_OPTS=(-y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 --no-install-recommends)
 
 packages=(busybox-static docker-registry debootstrap openssl e2fsprogs iproute2 nftables util-linux procps kmod gcc
-  qemu-user-static)
+  qemu-user-static zstd bzip2 xz-utils)
 case "$(dpkg --print-architecture)" in
   arm64) packages+=(gcc-x86-64-linux-gnu) ;;
   amd64)

@@ -10,6 +10,10 @@ import { EventHub } from './events/event-hub.js';
 import { EventLog } from './events/event-log.js';
 import type { BerthEvent, EventFilter } from './events/index.js';
 import { ImageService } from './image/service.js';
+import { buildImage } from './image/build/builder.js';
+import type { CheckedBuildOptions } from './image/build/run.js';
+import type { BuildProgress } from './image/build/types.js';
+import type { ImageInfo } from './image/types.js';
 import { checkRegistrySettings } from './image/registry/settings.js';
 import { parseAnyReference } from './image/reference.js';
 import type { RegistrySettings } from './image/registry/types.js';
@@ -141,6 +145,28 @@ export class Engine extends EventHub {
   }
 
   /**
+   * Builds an image from a Dockerfile with this root's stores; `Image.build` validates its
+   * options and calls this.
+   * @internal
+   */
+  build(options: CheckedBuildOptions, emit: (p: BuildProgress) => void, signal: AbortSignal): Promise<ImageInfo> {
+    return buildImage(
+      {
+        root: this.root,
+        runRoot: this.runRoot,
+        images: this.images,
+        containers: this.containers,
+        pull: async (ref, s) => {
+          await this.images.pull(ref, {}, undefined, s);
+        },
+      },
+      options,
+      emit,
+      signal,
+    );
+  }
+
+  /**
    * The container manager of this root.
    * @internal
    */
@@ -151,6 +177,8 @@ export class Engine extends EventHub {
       runRoot: this.runRoot,
       appendEvent: (e) => this.eventLog.append(e),
       resolveImage: (ref) => this.images.resolveForRun(ref),
+      layerDir: (diffId) => this.images.layers.fsDir(diffId),
+      commitImage: (parentId, layer, options) => this.images.commitLayer(parentId, layer, options),
       pullImage: async (ref) => {
         if (parseAnyReference(ref).kind === 'id') return false;
         await this.images.pull(ref);

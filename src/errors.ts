@@ -29,12 +29,14 @@ export const ERROR_CODES = [
   'REGISTRY_AUTH',
   'REGISTRY_UNREACHABLE',
   'REGISTRY',
+  'DOWNLOAD_FAILED',
   'PERMISSION_DENIED',
   'UNSAFE_LAYER',
   'NO_SPACE',
   'KERNEL',
   'TIMEOUT',
   'UNSUPPORTED',
+  'BUILD_FAILED',
   'INTERNAL',
 ] as const;
 
@@ -214,6 +216,36 @@ export class UnsafeLayerError extends BerthError {
 }
 brand(UnsafeLayerError, 'UnsafeLayerError');
 
+/**
+ * A Dockerfile build failed in one of its steps: a `RUN` that exited non-zero, a `COPY` whose source
+ * is missing, a base image that cannot be found. Carries the step (its line and text as written),
+ * the exit code of a failed `RUN` and the tail of its output. Nothing was tagged.
+ */
+export class BuildError extends BerthError {
+  /** The 1-based line of the failing instruction in the Dockerfile. */
+  readonly line: number;
+  /** The failing instruction as written (`RUN make install`). */
+  readonly instruction: string;
+  /** The exit code of a failed `RUN`; null for other failures. */
+  readonly exitCode: number | null;
+  /** The last lines of the step's output (stdout and stderr in order); empty for other failures. */
+  readonly output: string;
+
+  /** Creates an error for the step at `line`. */
+  constructor(
+    step: { line: number; instruction: string; exitCode?: number | null; output?: string },
+    message: string,
+    options?: BerthErrorOptions,
+  ) {
+    super('BUILD_FAILED', message, options);
+    this.line = step.line;
+    this.instruction = step.instruction;
+    this.exitCode = step.exitCode ?? null;
+    this.output = step.output ?? '';
+  }
+}
+brand(BuildError, 'BuildError');
+
 /** The errno names of a full file system: no blocks or inodes left (`ENOSPC`), or the user's quota used up (`EDQUOT`). */
 const NO_SPACE_ERRNOS: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -304,6 +336,33 @@ export class RegistryError extends BerthError {
   }
 }
 brand(RegistryError, 'RegistryError');
+
+/**
+ * Downloading a file over HTTP failed (a Dockerfile's `ADD <url>`): the server answered with an
+ * error status, the connection failed, the redirects went on too long, or the file was larger than
+ * allowed. Its code is `NOT_FOUND` for 404 and 410, `PERMISSION_DENIED` for 401 and 403, and
+ * `DOWNLOAD_FAILED` otherwise.
+ */
+export class DownloadError extends BerthError {
+  /** The URL as given (before redirects). */
+  readonly url: string;
+  /** The HTTP status of the failed response; absent when no response came. */
+  readonly status: number | undefined;
+
+  /** Creates an error for `url`; the code follows `status`. */
+  constructor(url: string, message: string, status?: number, options?: BerthErrorOptions) {
+    const code: ErrorCode =
+      status === 404 || status === 410
+        ? 'NOT_FOUND'
+        : status === 401 || status === 403
+          ? 'PERMISSION_DENIED'
+          : 'DOWNLOAD_FAILED';
+    super(code, message, options);
+    this.url = url;
+    this.status = status;
+  }
+}
+brand(DownloadError, 'DownloadError');
 
 /** Wraps an unknown thrown value into a BerthError with code `INTERNAL`, keeping berth errors as they are. */
 export function asBerthError(e: unknown, context: string): BerthError {

@@ -106,6 +106,18 @@ function layerPaths(): string[][] {
   return [['usr'], ['etc', 'var'], top.filter((n) => !['usr', 'etc', 'var'].includes(n)).map((n) => n)];
 }
 
+/** Whether the Debian rootfs is built on this machine already. */
+export function debianRootfsCached(): boolean {
+  return fs.existsSync(join(ROOTFS, 'etc/os-release'));
+}
+
+/** Builds (or reuses) the Debian minbase rootfs; returns its directory (shared: never change it). */
+export function debianRootfs(): string {
+  fs.mkdirSync(CACHE_DIR, { recursive: true });
+  buildRootfs();
+  return ROOTFS;
+}
+
 /** Builds (or reuses) the rootfs and its layers. */
 export function benchImage(): BenchImage {
   fs.mkdirSync(CACHE_DIR, { recursive: true });

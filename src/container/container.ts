@@ -37,8 +37,6 @@ import {
 } from './handle-options.js';
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
-import { applyChanges } from '../image/changes.js';
-import type { OciContainerConfig } from '../image/image-config.js';
 import type { ContainerChange } from './fs/union.js';
 
 export type {
@@ -401,32 +399,8 @@ export class Container {
   async commit(options: ContainerCommitOptions = {}): Promise<Image> {
     const o = parseOptions(commitSchema, options);
     const changes = o.changes === undefined ? [] : Array.isArray(o.changes) ? o.changes : [o.changes];
-    const engine = this.#engine ?? Engine.default();
-    const { record: rec, tar } = await engine.containers.layerTar(this.ref);
-    const c = rec.config;
-    const runConfig = (parent: OciContainerConfig): OciContainerConfig =>
-      applyChanges(
-        {
-          ...parent,
-          Cmd: c.cmd,
-          Entrypoint: c.entrypoint,
-          Env: c.env.filter((e) => !e.startsWith('HOSTNAME=')),
-          WorkingDir: c.workdir || parent.WorkingDir || '',
-          User: c.user || parent.User || '',
-          Labels: { ...parent.Labels, ...c.labels },
-        },
-        changes,
-      );
-    // Invalid changes are refused before anything is written.
-    runConfig({});
-    const info = await engine.images.commitLayer(rec.imageId, tar, {
-      ...(o.ref === undefined ? {} : { ref: o.ref }),
-      runConfig,
-      createdBy: [rec.path, ...rec.args].join(' '),
-      ...(o.author === undefined ? {} : { author: o.author }),
-      ...(o.message === undefined ? {} : { comment: o.message }),
-    });
-    return new Image(o.ref ?? info.id, this.#engine ? { engine: this.#engine } : {});
+    const { id } = await this.#svc.commit(this.ref, { ...o, changes });
+    return new Image(o.ref ?? id, this.#engine ? { engine: this.#engine } : {});
   }
 
   /** Force-removes the container (for `await using`); a container already gone is fine. */
@@ -436,3 +410,25 @@ export class Container {
     });
   }
 }
+
+declare module '../image/image.js' {
+  interface Image {
+    /**
+     * Creates and starts a container of this image, as `docker run` (shorthand for
+     * {@link Container.run} with this image and its engine).
+     *
+     * @example
+     * ```ts
+     * await using c = await new Image('busybox').run(['sleep', '30']);
+     * ```
+     */
+    run(command?: string | string[], options?: RunOptions): Promise<Container>;
+  }
+}
+
+Image.prototype.run = function run(this: Image, command?: string | string[], options: RunOptions = {}) {
+  return Container.run(this.ref, command, {
+    ...(this.engine === undefined ? {} : { engine: this.engine }),
+    ...options,
+  });
+};

@@ -16,6 +16,35 @@ import type { LogLimits } from '../runtime/log-writer.js';
 import type { ExitRecord } from '../runtime/protocol.js';
 import type { ContainerRecord } from './record.js';
 import type { ContainerPaths, ImageRunConfig } from './spec.js';
+import type { OciContainerConfig } from '../image/image-config.js';
+
+/**
+ * An image resolved for running a container: what a container is made from. The image manager
+ * resolves a reference to one; the image builder hands one to `ContainerService.create` directly
+ * for a chain of layers that is no image (a build step's parent), so no image record is needed.
+ */
+export interface ResolvedImage {
+  /** The image id, recorded as the container's `imageId` (a build step's parent id for the builder). */
+  id: string;
+  /** The container defaults the image carries. */
+  config: ImageRunConfig;
+  /** The layers' diffIDs, topmost first (the overlay's lower dirs, in order); each one in the layer store. */
+  layers: string[];
+}
+
+/** How `docker commit` records a container's layer as an image (see {@link ContainerServiceContext.commitImage}). */
+export interface CommitImageOptions {
+  /** The tag the new image gets. Absent: untagged. */
+  ref?: string;
+  /** The new image's container config, from its parent's. */
+  runConfig(parent: OciContainerConfig): OciContainerConfig;
+  /** The history entry's author. */
+  author?: string;
+  /** The history entry's comment. */
+  comment?: string;
+  /** The history entry's command. */
+  createdBy?: string;
+}
 
 /** What the container manager needs from the engine. */
 export interface ContainerServiceContext {
@@ -33,8 +62,15 @@ export interface ContainerServiceContext {
     id: string;
     attributes: Record<string, string>;
   }): Promise<unknown>;
-  /** Resolves an image for running: its id, run config and layer dirs (topmost first). */
-  resolveImage(ref: string): Promise<{ id: string; config: ImageRunConfig; layerDirs: string[] }>;
+  /** Resolves an image for running: its id, run config and layers (topmost first). */
+  resolveImage(ref: string): Promise<ResolvedImage>;
+  /** The directory of layer `diffId`'s unpacked tree (an overlay lower dir), whether or not it exists. */
+  layerDir(diffId: string): string;
+  /**
+   * Records `layer` (a layer tar) over image `parentId` as a new image, as `docker commit`;
+   * resolves with the new image's id.
+   */
+  commitImage(parentId: string, layer: AsyncIterable<Buffer>, options: CommitImageOptions): Promise<{ id: string }>;
   /** Pulls a missing image, as `docker run` does; resolves false when `ref` cannot be pulled (an id). Absent: no pulling. */
   pullImage?(ref: string): Promise<boolean>;
   /** The engine's runtime (its zygote). */

@@ -10,7 +10,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { withLock } from '../state/lock.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
-import type { ContainerCore } from './context.js';
+import type { ContainerCore, ResolvedImage } from './context.js';
 import { initialState, type ContainerRecord } from './record.js';
 import {
   createOptionsSchema,
@@ -34,11 +34,19 @@ export interface CreateSteps {
   usernsLock: string;
 }
 
-/** Creates a container (does not start it); emits `create`. */
+/** A layer's diffID. */
+const DIFF_ID = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * Creates a container (does not start it); emits `create`. With `resolved` (the image builder's
+ * path), the container is made from that image and `input.image` is only recorded: nothing is
+ * looked up or pulled, so the layers need no image record.
+ */
 export async function createContainer(
   core: ContainerCore,
   steps: CreateSteps,
   input: ContainerCreateOptions,
+  resolved?: ResolvedImage,
 ): Promise<ContainerRecord> {
   // ── validation: everything a bad input can be refused for, before any lookup, pull or record ──
   const opts = parseOptions(createOptionsSchema, input) as CheckedCreateOptions;
@@ -47,6 +55,8 @@ export async function createContainer(
       'userns',
       "cannot be combined with privileged (capabilities in a user namespace are not the host's)",
     );
+  const badLayer = resolved?.layers.findIndex((d) => typeof d !== 'string' || !DIFF_ID.test(d)) ?? -1;
+  if (badLayer >= 0) throw new InvalidArgumentError(`layers.${badLayer}`, 'expected a layer diffID (sha256:<64 hex>)');
   const seccomp = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false);
   // The user's own mounts (planned again below with the image's volumes and volumesFrom).
   planMounts({
@@ -61,11 +71,13 @@ export async function createContainer(
   // ── end validation ──
   await steps.sweep();
   // ── pull if missing (as `docker run`) ──
-  const image = await core.ctx.resolveImage(opts.image).catch(async (e: unknown) => {
-    if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await core.ctx.pullImage?.(opts.image)))
-      throw e;
-    return core.ctx.resolveImage(opts.image);
-  });
+  const image =
+    resolved ??
+    (await core.ctx.resolveImage(opts.image).catch(async (e: unknown) => {
+      if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await core.ctx.pullImage?.(opts.image)))
+        throw e;
+      return core.ctx.resolveImage(opts.image);
+    }));
   // ── end pull if missing ──
   const id = randomBytes(32).toString('hex');
   const volumesFrom = await Promise.all(
@@ -99,7 +111,7 @@ export async function createContainer(
     path,
     args,
     config,
-    layerDirs: image.layerDirs,
+    layers: [...image.layers],
     state: initialState(),
   };
   if (name) await core.records.reserveName(name, id);

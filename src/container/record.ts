@@ -55,8 +55,31 @@ export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting',
 /** A container status, as Docker reports it. */
 export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
-/** Schema of the persisted record (validated on every read). */
-export const containerRecordSchema = z.object({
+/** A layer's diffID, as the layer store names it. */
+const diffIdSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected a layer diffID (sha256:<64 hex>)');
+
+/** The store's directory of a layer's tree (`<root>/layers/sha256/<hex>/fs`), as older records held it. */
+const LAYER_FS_DIR = /\/sha256\/([0-9a-f]{64})\/fs\/?$/;
+
+/**
+ * Records written before layers were stored as ids hold `layerDirs`, the layers' absolute tree
+ * directories (topmost first); read, they become `layers`, the diffIDs in the same order. A path
+ * that does not name a stored layer's tree stays as it is, and fails the record's check naming it.
+ * The record is written in the new form the next time it is saved.
+ */
+function migrateLayerDirs(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !('layerDirs' in v) || 'layers' in v) return v;
+  const { layerDirs, ...rest } = v as { layerDirs: unknown };
+  if (!Array.isArray(layerDirs)) return v;
+  const layers = layerDirs.map((d: unknown) => {
+    const m = typeof d === 'string' ? LAYER_FS_DIR.exec(d) : null;
+    return m ? `sha256:${m[1]}` : d;
+  });
+  return { ...rest, layers };
+}
+
+/** The record's fields as written today. */
+const recordFields = z.object({
   id: z.string().regex(/^[0-9a-f]{64}$/),
   name: z.string(),
   created: z.string(),
@@ -132,7 +155,8 @@ export const containerRecordSchema = z.object({
       .nullable()
       .default(null),
   }),
-  layerDirs: z.array(z.string()),
+  /** The image's layers as diffIDs, topmost first (the overlay's lower dirs, through the layer store). */
+  layers: z.array(diffIdSchema),
   state: z.object({
     status: z.enum(CONTAINER_STATUSES),
     pid: z.number().int(),
@@ -169,8 +193,14 @@ export const containerRecordSchema = z.object({
   }),
 });
 
+/**
+ * Schema of the persisted record (validated on every read; records of older versions are
+ * migrated by it). `.out` is the record's own object schema.
+ */
+export const containerRecordSchema = z.preprocess(migrateLayerDirs, recordFields);
+
 /** The persisted record of one container. */
-export type ContainerRecord = z.infer<typeof containerRecordSchema>;
+export type ContainerRecord = z.infer<typeof recordFields>;
 
 /** The mutable part of a record. */
 export type ContainerState = ContainerRecord['state'];

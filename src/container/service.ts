@@ -24,7 +24,8 @@ import { createContainer } from './create.js';
 import { toNetworkSettings, type NetworkSettings } from './info.js';
 import { containerPaths, type ContainerPaths } from './spec.js';
 import { assertCan, can, isActive, stateError, type ContainerVerb } from './status.js';
-import type { ContainerCore, ContainerServiceContext } from './context.js';
+import type { ContainerCore, ContainerServiceContext, ResolvedImage } from './context.js';
+import { commitContainer, type CommitOptions } from './commit.js';
 import { runExec, startExec, type ExecOptions, type ExecResult, type StartedExec } from './exec.js';
 import { RunResources } from './run-resources.js';
 import { startContainer } from './start.js';
@@ -36,7 +37,15 @@ import { ContainerFs } from './fs/index.js';
 import type { TarSource } from './fs/copy.js';
 import type { ContainerChange } from './fs/union.js';
 
-export type { ContainerNetworks, ContainerRuntime, ContainerServiceContext, ContainerVolumes } from './context.js';
+export type {
+  CommitImageOptions,
+  ContainerNetworks,
+  ContainerRuntime,
+  ContainerServiceContext,
+  ContainerVolumes,
+  ResolvedImage,
+} from './context.js';
+export type { CommitOptions } from './commit.js';
 export type { ExecOptions, ExecResult, StartedExec } from './exec.js';
 export type { ContainerListFilter, WaitCondition } from './run-state.js';
 
@@ -55,6 +64,7 @@ export class ContainerService {
   readonly #fs = new ContainerFs({
     get: (ref) => this.get(ref),
     paths: (id) => this.paths(id),
+    layerDir: (diffId) => this.#ctx.layerDir(diffId),
     isActive: (rec) => isActive(rec.state.status),
     label: (rec) => labelOf(rec),
   });
@@ -118,12 +128,18 @@ export class ContainerService {
     return containerPaths(this.#dir, id, this.#runDir);
   }
 
-  /** Creates a container (does not start it). */
-  async create(input: ContainerCreateOptions): Promise<ContainerRecord> {
+  /**
+   * Creates a container (does not start it). `resolved` is the image builder's path: the
+   * container is made from that already-resolved image (a build step's parent layers, which no
+   * image record names) and `input.image` is only recorded; the public `Container.create` never
+   * passes it.
+   */
+  async create(input: ContainerCreateOptions, resolved?: ResolvedImage): Promise<ContainerRecord> {
     return createContainer(
       this.#core,
       { sweep: () => this.#sweep(), get: (ref) => this.get(ref), usernsLock: join(this.#dir, 'userns.lock') },
       input,
+      resolved,
     );
   }
 
@@ -411,6 +427,11 @@ export class ContainerService {
   /** The container's upper dir as an image layer tar, for commit (see {@link ContainerFs.layerTar}). */
   layerTar(ref: string): Promise<{ record: ContainerRecord; tar: AsyncGenerator<Buffer> }> {
     return this.#fs.layerTar(ref);
+  }
+
+  /** Records the container's changes as a new image, as `docker commit` (see {@link commitContainer}); resolves with its id. */
+  commit(ref: string, options: CommitOptions): Promise<{ id: string }> {
+    return commitContainer(this.#core, (r) => this.layerTar(r), ref, options);
   }
 
   /** A tar of `path` inside the container, as `docker cp CONTAINER:path -` (see {@link ContainerFs.copyFrom}). */

@@ -283,10 +283,16 @@ export function processLimits(c: ContainerRecord['config']): Pick<RuntimeSpec['p
   };
 }
 
-/** The runtime spec of a container record. */
+/** The overlay's lower dirs of a container, topmost first: its layers' trees, through `layerDir`. */
+export function lowerDirs(rec: ContainerRecord, layerDir: (diffId: string) => string): string[] {
+  return rec.layers.map((d) => layerDir(d));
+}
+
+/** The runtime spec of a container record, over the lower dirs {@link lowerDirs} gives. */
 export function runtimeSpec(
   rec: ContainerRecord,
   paths: ContainerPaths,
+  layers: string[],
   mounts: UserMount[] = [],
   cgroups: { procs?: string[]; tasks?: string[]; view?: CgroupView } = {},
   net: { interfaces?: PlanInterface[]; joinNetnsPid?: number } = {},
@@ -299,7 +305,7 @@ export function runtimeSpec(
     hostname: c.hostname,
     ...(c.domainname ? { domainname: c.domainname } : {}),
     rootfs: {
-      lowerDirs: rec.layerDirs,
+      lowerDirs: layers,
       upperDir: paths.upper,
       workDir: paths.work,
       mountPoint: paths.rootfs,

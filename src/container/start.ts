@@ -15,7 +15,7 @@ import { currentBootId, processStartTime } from '../runtime/proc.js';
 import { CONTAINER_PLAN_DEFAULTS } from './defaults.js';
 import type { ContainerCore } from './context.js';
 import { initialState, type ContainerRecord } from './record.js';
-import { runtimeSpec, type ContainerPaths } from './spec.js';
+import { lowerDirs, runtimeSpec, type ContainerPaths } from './spec.js';
 import { can } from './status.js';
 import { attachCleanupErrors, type RunResources } from './run-resources.js';
 import type { RunStates } from './run-state.js';
@@ -65,7 +65,17 @@ async function startRun(
     let started;
     try {
       started = await zygote.start(
-        buildPlan(runtimeSpec(rec, p, run.mounts, run.cgroups, run.net), CONTAINER_PLAN_DEFAULTS),
+        buildPlan(
+          runtimeSpec(
+            rec,
+            p,
+            lowerDirs(rec, (d) => core.ctx.layerDir(d)),
+            run.mounts,
+            run.cgroups,
+            run.net,
+          ),
+          CONTAINER_PLAN_DEFAULTS,
+        ),
         p.log,
         p.exit,
         { detach: rec.config.detach, log: rec.config.log, ...(run.cgReady ? { cgroups: run.cgReady } : {}) },

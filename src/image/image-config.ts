@@ -48,8 +48,10 @@ export interface OciContainerConfig {
   StopSignal?: string;
   /** Health check. */
   Healthcheck?: OciHealthcheck;
-  /** Build triggers (recorded, never run by berth). */
+  /** Build triggers: instructions a build that starts `FROM` this image runs first. */
   OnBuild?: string[] | null;
+  /** The shell of shell-form commands (`SHELL`); absent: `["/bin/sh", "-c"]`. */
+  Shell?: string[];
 }
 
 /** One history entry. */

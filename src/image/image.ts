@@ -15,6 +15,9 @@ import { parseAnyReference, parseReference } from './reference.js';
 import { normalizePlatform } from './registry/manifest.js';
 import type { PullOptions, PullProgress, PushOptions, PushProgress } from './registry/types.js';
 import { checkImportOptions } from './import-source.js';
+import { ociPlatform } from './image-config.js';
+import { buildOptionsSchema, checkBuildOptions } from './build/options.js';
+import type { BuildOptions, BuildProgress } from './build/types.js';
 import type {
   ImageInfo,
   ImageListOptions,
@@ -39,6 +42,7 @@ export type {
 } from './types.js';
 export type { ArchiveFormat, LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
 export type { ImageHistoryItem, ImagePruneResult } from './types.js';
+export type { BuildContextSource, BuildOptions, BuildProgress } from './build/types.js';
 
 export type {
   PullOptions,
@@ -57,6 +61,9 @@ export interface ImageEngineOption {
   engine?: Engine;
 }
 
+/** Options of {@link Image.build}. */
+export type ImageBuildOptions = BuildOptions & ImageEngineOption;
+
 /** Options of {@link Image.import}. */
 export type ImageImportOptions = ImportOptions & ImageEngineOption;
 
@@ -64,6 +71,14 @@ export type ImageImportOptions = ImportOptions & ImageEngineOption;
 export type ImageListCallOptions = ImageListOptions & ImageEngineOption;
 
 const stringOrList = z.union([z.string(), z.array(z.string())]);
+
+const buildSchema = buildOptionsSchema.extend({ engine: engineSchema });
+
+/** This machine's platform as `os/arch[/variant]`. */
+function hostPlatform(): string {
+  const p = ociPlatform();
+  return ['linux', p.architecture, ...(p.variant ? [p.variant] : [])].join('/');
+}
 
 const importSchema = z.strictObject({
   engine: engineSchema,
@@ -181,6 +196,11 @@ export class Image {
     this.ref = ref;
     this.name = any.kind === 'id' ? any.id : any.ref.toString();
     this.#engine = parse(z.strictObject({ engine: engineSchema }), options).engine;
+  }
+
+  /** The engine this handle uses; undefined: {@link Engine.default}. */
+  get engine(): Engine | undefined {
+    return this.#engine;
   }
 
   get #svc() {
@@ -392,6 +412,40 @@ export class Image {
       const ref = parseReference(this.ref, { field: 'ref' });
       const all = o.signal === undefined ? signal : AbortSignal.any([signal, o.signal]);
       await this.#svc.push(ref.toString(), { auth: o.auth }, emit, all);
+    });
+  }
+
+  /**
+   * Builds an image from a Dockerfile, as `docker build` (BuildKit): the stages the target needs,
+   * independent ones at the same time; `RUN` steps in the default sandbox with no network unless
+   * `network` says otherwise; every step's result cached across processes sharing the root, so an
+   * unchanged rebuild gives the same image id. The context may be a directory (read in place), a
+   * tar stream or a map of in-memory files. See {@link BuildOptions}.
+   *
+   * @returns an operation that resolves to a handle on the image (by its first tag, or by id) and
+   *   yields {@link BuildProgress} events: each step running, done or cached, and `RUN` output.
+   * @throws InvalidArgumentError naming the field (a Dockerfile syntax error names `dockerfile`
+   *   and its line) before anything runs; BuildError (`BUILD_FAILED`) with the failing step's
+   *   line, text, exit code and last output. Nothing is tagged after a failure, and nothing of it
+   *   (container, mount, scratch directory) is left.
+   *
+   * @example
+   * ```ts
+   * const img = await Image.build({
+   *   context: { Dockerfile: 'FROM busybox\nRUN echo hi > /greeting\nCMD ["cat", "/greeting"]' },
+   *   tag: 'greeter:1',
+   * });
+   * for await (const p of Image.build({ context: './app', tag: 'app:dev' })) if (p.type === 'output') process.stdout.write(p.text);
+   * ```
+   */
+  static build(options: ImageBuildOptions): Operation<Image, BuildProgress> {
+    return new Operation<Image, BuildProgress>(async (emit, signal) => {
+      const { engine, ...rest } = parse(buildSchema, options);
+      const checked = checkBuildOptions(rest, hostPlatform());
+      const e = engine ?? Engine.default();
+      const all = rest.signal === undefined ? signal : AbortSignal.any([signal, rest.signal]);
+      const info = await e.build(checked, emit, all);
+      return new Image(checked.tags[0] ?? info.id, engine === undefined ? {} : { engine });
     });
   }
 

@@ -29,7 +29,8 @@
  * `.wh..wh.plnk` is skipped), an entry for the root sets the destination's owner, mode and times,
  * and a non-directory replaces a directory. In a copy, `.wh.` names are plain files, the root
  * entry is ignored (the destination keeps its owner and mode) and a non-directory over a
- * directory is a conflict, as `docker cp` has it.
+ * directory is a conflict, as `docker cp` has it. An `add` (the builder's `ADD` of a local
+ * archive) is a copy in which a non-directory replaces a directory, as BuildKit's untar does.
  *
  * All calls are synchronous: the extractor runs between chunks of the archive, so the event loop
  * is free while the next chunk is read or decompressed, and no thread-pool round trip is paid per
@@ -85,8 +86,11 @@ interface Parent {
   setgid?: boolean;
 }
 
-/** What an archive is extracted as (see the module's notes): an image `layer`, or a `copy` into a tree as `docker cp` does. */
-export type ExtractKind = 'layer' | 'copy';
+/**
+ * What an archive is extracted as (see the module's notes): an image `layer`, a `copy` into a tree
+ * as `docker cp` does, or an `add` into a tree as a Dockerfile's `ADD` of a local archive does.
+ */
+export type ExtractKind = 'layer' | 'copy' | 'add';
 
 /** The process umask, read without changing it; all bits set (always chmod) when unknown. */
 function currentUmask(): number {
@@ -103,6 +107,8 @@ function currentUmask(): number {
 export class TarExtractor implements TarSink {
   readonly #dest: number;
   readonly #layer: boolean;
+  /** A non-directory replaces a directory in its way (a layer, an ADD); in a copy it is a conflict. */
+  readonly #replaceDirs: boolean;
   /** In messages: what is rejected, and where a hardlink's target must be. */
   readonly #what: string;
   readonly #where: string;
@@ -124,6 +130,7 @@ export class TarExtractor implements TarSink {
   constructor(destFd: number, kind: ExtractKind) {
     this.#dest = destFd;
     this.#layer = kind === 'layer';
+    this.#replaceDirs = kind !== 'copy';
     this.#what = this.#layer ? 'layer' : 'archive';
     this.#where = this.#layer ? 'this layer' : "the archive's destination";
   }
@@ -333,7 +340,7 @@ export class TarExtractor implements TarSink {
   /**
    * Runs `make` to create a final component; when something is already there, removes it (unless
    * `keepDir` and it is a directory: then returns undefined) and runs `make` again. A directory in
-   * the way of a non-directory is removed in a layer, and a conflict in a copy.
+   * the way of a non-directory is removed in a layer or an add, and a conflict in a copy.
    */
   #create<T>(rel: string, path: string | Buffer, make: () => T, keepDir = false): T | undefined {
     try {
@@ -344,7 +351,7 @@ export class TarExtractor implements TarSink {
     const st = fs.lstatSync(path);
     if (st.isDirectory()) {
       if (keepDir) return undefined;
-      if (!this.#layer)
+      if (!this.#replaceDirs)
         throw new ConflictError(
           'CONFLICT',
           `cannot overwrite directory '${printable(rel)}' with a non-directory; remove it first`,

@@ -19,6 +19,8 @@ export interface ImageStores {
   layers: LayerStore;
   /** Image records and the reference index. */
   records: ImageRecords;
+  /** Layers something besides the image records still hands out (the build cache's). */
+  keepLayers?(): ReadonlySet<string>;
 }
 
 /** What {@link pruneImages} needs of the image service. */
@@ -34,7 +36,7 @@ export async function deleteImage(stores: ImageStores, id: string): Promise<void
   const rec = stores.records.get(id);
   stores.records.delete(id);
   if (rec === undefined) return;
-  const stillUsed = new Set(stores.records.list().flatMap((r) => r.layers));
+  const stillUsed = new Set([...stores.records.list().flatMap((r) => r.layers), ...(stores.keepLayers?.() ?? [])]);
   for (const d of new Set(rec.layers)) if (!stillUsed.has(d)) await stores.layers.remove(d);
   await stores.blobs.delete(id);
 }

@@ -13,16 +13,17 @@ import { Readable } from 'node:stream';
 import { NotFoundError } from '../errors.js';
 import { BlobStore } from './blob-store.js';
 import { globToRegExp, labelsMatch, referenceMatches, toList } from './filters.js';
-import { runSettings, type OciContainerConfig, type OciImageConfig } from './image-config.js';
-import { commitConfig, importConfig } from './new-config.js';
+import { runSettings, type OciImageConfig } from './image-config.js';
+import { commitImage, importImage, storeBuiltImage, type NewImageContext } from './new-image.js';
 import { ImageRecords, type ImageRecord } from './image-records.js';
 import type { LayerSource } from './layer-unpack.js';
-import { LayerStore } from './layer-store.js';
+import { LayerStore, type StagedLayer } from './layer-store.js';
+import { BuildCache } from './build/cache.js';
 import { parseReference, type ImageReference } from './reference.js';
 import { planRemoval } from './remove-plan.js';
 import { deleteImage, pruneImages, type PruneContext } from './prune.js';
 import { imageNotFound, resolveImage } from './resolve.js';
-import { checkImportOptions, openSource, taggable } from './import-source.js';
+import { taggable } from './import-source.js';
 import { pullImage, type PullContext, type PullImageOptions } from './pull.js';
 import { pushImage, type PushImageOptions } from './push.js';
 import { RegistryHub } from './registry/hub.js';
@@ -81,6 +82,8 @@ export class ImageService {
   readonly records: ImageRecords;
   /** Registry state shared by this root's pulls and pushes (dispatchers, pings, tokens). */
   readonly registry: RegistryHub;
+  /** What each Dockerfile build step produced (see `build/cache.ts`). */
+  readonly buildCache: BuildCache;
   readonly #ctx: ImageServiceContext;
 
   /** Creates the service over `ctx.root`; touches nothing until used. */
@@ -90,40 +93,23 @@ export class ImageService {
     this.records = new ImageRecords(ctx.root);
     this.layers = new LayerStore(ctx.root, this.records.lockFile);
     this.registry = new RegistryHub(ctx.registry);
+    this.buildCache = new BuildCache(ctx.root);
     // What killed pulls, loads, imports and commits left: gone before this store is used.
     void this.layers.sweep();
     this.blobs.sweep();
   }
 
-  /**
-   * Under the store lock: checks (`verify`), commits the staged layer, writes the record and moves
-   * `ref` to it; then sends `action` (and `tag`) events. Shared by import and commit.
-   */
-  async #store(
-    record: ImageRecord,
-    configJson: string,
-    staged: Parameters<LayerStore['commit']>[0],
-    ref: ImageReference | undefined,
-    action: string,
-    verify: () => void = () => undefined,
-  ): Promise<ImageInfo> {
-    const id = record.id;
-    const events: Array<[string, string]> = [[action, ref?.familiar ?? id]];
-    await this.records.locked(async () => {
-      // An identical image removed meanwhile by another process took the config with it.
-      if (!(await this.blobs.has(id))) await this.blobs.ingest(configJson);
-      verify();
-      await this.layers.commit(staged);
-      this.records.put(record);
-      if (ref !== undefined) {
-        const refs = this.records.refs();
-        refs[ref.toString()] = id;
-        this.records.setRefs(refs);
-        events.push(['tag', ref.familiar]);
-      }
-    });
-    for (const [a, n] of events) await this.#event(a, id, n);
-    return this.#info(record);
+  /** What making a new image needs of this service (see `new-image.ts`). */
+  #newImage(): NewImageContext {
+    return {
+      blobs: this.blobs,
+      layers: this.layers,
+      records: this.records,
+      record: (ref) => this.#record(ref),
+      config: (id) => this.#config(id),
+      info: (rec) => this.#info(rec),
+      event: (a, id, n) => this.#event(a, id, n),
+    };
   }
 
   /**
@@ -135,21 +121,8 @@ export class ImageService {
    *   UnsafeLayerError when the archive tries to escape its directory; NotFoundError for a missing
    *   path.
    */
-  async import(source: ImportSource, options: ImportOptions = {}): Promise<ImageInfo> {
-    const { ref, runConfig } = checkImportOptions(options);
-    const { stream, name } = await openSource(source);
-    const staged = await this.layers.stage(stream, options.signal ? { signal: options.signal } : {});
-    try {
-      const created = new Date().toISOString();
-      const comment = options.message ?? `Imported from ${name}`;
-      const config = importConfig(staged.diffId, runConfig, created, comment, options.message);
-      const configJson = JSON.stringify(config);
-      const { digest: id } = await this.blobs.ingest(configJson);
-      const record: ImageRecord = { id, layers: [staged.diffId], size: staged.size, created };
-      return await this.#store(record, configJson, staged, ref, 'import');
-    } finally {
-      await staged.discard();
-    }
+  import(source: ImportSource, options: ImportOptions = {}): Promise<ImageInfo> {
+    return importImage(this.#newImage(), source, options);
   }
 
   /**
@@ -160,41 +133,8 @@ export class ImageService {
    * @throws NotFoundError when the parent is gone; InvalidArgumentError (field `ref`);
    *   UnsafeLayerError when the layer tries to escape its directory.
    */
-  async commitLayer(
-    parentId: string,
-    layer: LayerSource,
-    options: {
-      ref?: string;
-      runConfig: (parent: OciContainerConfig) => OciContainerConfig;
-      author?: string;
-      comment?: string;
-      createdBy?: string;
-    },
-  ): Promise<ImageInfo> {
-    const ref = options.ref === undefined ? undefined : taggable(options.ref);
-    const parent = this.#record(parentId);
-    const parentConfig = await this.#config(parent.id);
-    const runConfig = options.runConfig(parentConfig.config ?? {});
-    const staged = await this.layers.stage(layer);
-    try {
-      const created = new Date().toISOString();
-      const config = commitConfig(parentConfig, runConfig, staged.diffId, created, options);
-      const configJson = JSON.stringify(config);
-      const { digest: id } = await this.blobs.ingest(configJson);
-      const record: ImageRecord = {
-        id,
-        layers: [...parent.layers, staged.diffId],
-        size: parent.size + staged.size,
-        created,
-      };
-      return await this.#store(record, configJson, staged, ref, 'commit', () => {
-        for (const d of parent.layers) {
-          if (!this.layers.has(d)) throw imageNotFound(parentId);
-        }
-      });
-    } finally {
-      await staged.discard();
-    }
+  commitLayer(parentId: string, layer: LayerSource, options: Parameters<typeof commitImage>[3]): Promise<ImageInfo> {
+    return commitImage(this.#newImage(), parentId, layer, options);
   }
 
   /**
@@ -294,7 +234,8 @@ export class ImageService {
   }
 
   /**
-   * What a container needs to run `ref`: its id, defaults and layer directories (topmost first).
+   * What a container needs to run `ref`: its id, defaults and layers' diffIDs (topmost first;
+   * `LayerStore.fsDir` gives their directories).
    *
    * @throws NotFoundError (`IMAGE_NOT_FOUND`) when there is no such image.
    */
@@ -307,11 +248,10 @@ export class ImageService {
       if (this.#runSettings.size >= 256) this.#runSettings.delete(this.#runSettings.keys().next().value!);
       this.#runSettings.set(rec.id, run);
     }
-    const layerDirs = rec.layers.map((d) => this.layers.fsDir(d)).reverse();
     for (const d of rec.layers) {
       if (!this.layers.has(d)) throw imageNotFound(ref);
     }
-    return { id: rec.id, config: structuredClone(run), layerDirs };
+    return { id: rec.id, config: structuredClone(run), layers: [...rec.layers].reverse() };
   }
 
   /**
@@ -370,6 +310,7 @@ export class ImageService {
       layers: this.layers,
       records: this.records,
       imageUsers: (id) => this.#ctx.imageUsers(id),
+      keepLayers: () => this.keepLayers(),
       event: (a, id, n) => this.#event(a, id, n),
     };
     return pruneImages(ctx, options);
@@ -434,6 +375,44 @@ export class ImageService {
       hub: this.registry,
       event: (a, id, n) => this.#event(a, id, n),
     };
+  }
+
+  /**
+   * The id and config of an image, by reference, id or unique id prefix (a build's `FROM` and
+   * `COPY --from`).
+   *
+   * @throws NotFoundError when there is no such image or one of its layers is gone.
+   */
+  async configOf(ref: string): Promise<{ id: string; config: OciImageConfig }> {
+    const rec = this.#record(ref);
+    for (const d of rec.layers) if (!this.layers.has(d)) throw imageNotFound(ref);
+    return { id: rec.id, config: await this.#config(rec.id) };
+  }
+
+  /**
+   * Under the store lock: commits `staged` (a build step's layer; none for a step without one)
+   * and runs `record`, which must reference it (the build cache's entry) before the lock goes.
+   */
+  async commitBuildLayer(staged: StagedLayer | undefined, record: () => Promise<void>): Promise<void> {
+    await this.records.locked(async () => {
+      if (staged !== undefined) await this.layers.commit(staged);
+      await record();
+    });
+  }
+
+  /**
+   * Records a built image (its config, whose layers are committed) and moves `tags` to it; sends
+   * a `build` event and a `tag` event per tag.
+   *
+   * @throws NotFoundError when a layer of the config is gone (removed meanwhile; build again).
+   */
+  storeBuilt(config: OciImageConfig, tags: readonly string[]): Promise<ImageInfo> {
+    return storeBuiltImage(this.#newImage(), config, tags);
+  }
+
+  /** Layers the build cache hands out: never deleted with an image. Call under the store lock. */
+  keepLayers(): ReadonlySet<string> {
+    return this.buildCache.layersInUse();
   }
 
   /** Finds an image as `docker inspect` does: full id, reference, then unique id prefix. */

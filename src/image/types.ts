@@ -125,8 +125,8 @@ export interface ResolvedImage {
   id: string;
   /** The image's container defaults. */
   config: ImageRunSettings;
-  /** Absolute paths of the unpacked layer trees, topmost first: an overlayfs `lowerdir` list. */
-  layerDirs: string[];
+  /** The layers' diffIDs, topmost first (an overlayfs `lowerdir` list through `LayerStore.fsDir`). */
+  layers: string[];
 }
 
 /** What `Image.prune()` removed, as `docker image prune` reports it. */

@@ -6,38 +6,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Container, Image } from '../../src/index.js';
-import { TarReader, type TarEntry } from '../../src/image/tar-reader.js';
 import { END_OF_ARCHIVE, encodeHeader } from '../../src/image/tar-writer.js';
 import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
-
-interface Member {
-  entry: TarEntry;
-  body: string;
-}
-
-async function readTar(stream: AsyncIterable<Uint8Array>): Promise<Map<string, Member>> {
-  const out = new Map<string, Member>();
-  let cur: Member | undefined;
-  const chunks: Buffer[] = [];
-  const reader = new TarReader({
-    entry(e) {
-      cur = { entry: e, body: '' };
-      chunks.length = 0;
-    },
-    data(c) {
-      chunks.push(Buffer.from(c));
-    },
-    entryEnd() {
-      if (cur === undefined) return;
-      cur.body = Buffer.concat(chunks).toString('utf8');
-      out.set(cur.entry.name.replace(/\/$/, ''), cur);
-    },
-  });
-  for await (const c of stream) reader.write(c);
-  reader.end();
-  return out;
-}
+import { readTar } from '../helpers/tar.js';
 
 type Spec = { name: string; type?: 'file' | 'directory' | 'symlink'; body?: string; linkname?: string; mode?: number };
 

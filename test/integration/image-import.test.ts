@@ -39,7 +39,7 @@ describe('Image (busybox rootfs)', () => {
       expect(info.size).toBeGreaterThan(500_000);
 
       const run = await engine.images.resolveForRun('test/busybox');
-      const busybox = fs.lstatSync(join(run.layerDirs[0] as string, 'bin/busybox'));
+      const busybox = fs.lstatSync(join(engine.images.layers.fsDir(run.layers[0] as string), 'bin/busybox'));
       expect(busybox.isFile()).toBe(true);
       expect(busybox.mode & 0o111).not.toBe(0);
 
@@ -126,7 +126,7 @@ console.log('done');`,
       expect(fs.readdirSync(join(root, 'layers', 'staging'))).toEqual([]);
       for (const i of images) {
         const r = await engine.images.resolveForRun(i.id);
-        expect(fs.existsSync(join(r.layerDirs[0] as string, 'bin/busybox'))).toBe(true);
+        expect(fs.existsSync(join(engine.images.layers.fsDir(r.layers[0] as string), 'bin/busybox'))).toBe(true);
       }
       // Deleting every image leaves an empty store.
       for (const i of images) await new Image(i.id, { engine }).remove({ force: true });

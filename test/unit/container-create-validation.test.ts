@@ -3,7 +3,7 @@
  * before anything happens: no image is looked up or pulled, no record, name or directory is made.
  * The manager runs against fakes (no kernel, no root needed).
  */
-import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ContainerService, type ContainerNetworks } from '../../src/container/service.js';
@@ -12,6 +12,9 @@ import { containerRecordSchema } from '../../src/container/record.js';
 import { Container, Engine } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { fakeVolumes } from '../helpers/fake-volumes.js';
+
+const LAYER_A = `sha256:${'a'.repeat(64)}`;
+const LAYER_B = `sha256:${'b'.repeat(64)}`;
 
 function setup(networks: Partial<ContainerNetworks> = {}) {
   const root = tempDir('create-validation');
@@ -42,7 +45,11 @@ function setup(networks: Partial<ContainerNetworks> = {}) {
     appendEvent: async () => undefined,
     resolveImage: async (ref) => {
       looked.push(ref);
-      return { id: 'sha256:abc', config: { cmd: ['sh'], env: [] }, layerDirs: ['/layers/a'] };
+      return { id: 'sha256:abc', config: { cmd: ['sh'], env: [] }, layers: [LAYER_A] };
+    },
+    layerDir: (diffId) => `/layers/${diffId.slice(7)}/fs`,
+    commitImage: async () => {
+      throw new Error('no commit in these tests');
     },
     pullImage: async (ref) => {
       looked.push(`pull ${ref}`);
@@ -158,6 +165,61 @@ describe('Container create refuses malformed options before any side effect', ()
       { containerPort: 80, protocol: 'tcp', hostIp: '', hostPort: 8080 },
       { containerPort: 53, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 0 },
     ]);
+  });
+});
+
+describe('a container record written before layers were stored as ids (layerDirs)', () => {
+  /** `rec` as an older version wrote it: the layers' tree directories instead of their diffIDs. */
+  function oldForm(rec: object, layerDirs: string[]): Record<string, unknown> {
+    const { layers: _layers, ...rest } = rec as { layers: string[] };
+    return { ...rest, layerDirs };
+  }
+  const OLD_DIRS = [
+    `/var/lib/berth/layers/sha256/${'b'.repeat(64)}/fs`,
+    `/var/lib/berth/layers/sha256/${'a'.repeat(64)}/fs`,
+  ];
+
+  it('is read with its layers as diffIDs in the same order, and saved in the new form at its next write', async () => {
+    const { svc, root } = setup();
+    const rec = await svc.create({ image: 'img', name: 'old' });
+    const file = join(root, 'containers', `${rec.id}.json`);
+    writeFileSync(file, JSON.stringify(oldForm(rec, OLD_DIRS)));
+    expect((await svc.get(rec.id)).layers).toEqual([LAYER_B, LAYER_A]);
+    await svc.rename(rec.id, 'renamed');
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(stored.layers).toEqual([LAYER_B, LAYER_A]);
+    expect(stored).not.toHaveProperty('layerDirs');
+  });
+
+  it('is refused, naming layers.N, when a path names no stored layer', async () => {
+    const { svc, root } = setup();
+    const rec = await svc.create({ image: 'img' });
+    writeFileSync(
+      join(root, 'containers', `${rec.id}.json`),
+      JSON.stringify(oldForm(rec, [OLD_DIRS[0]!, '/somewhere/else'])),
+    );
+    await expect(svc.get(rec.id)).rejects.toMatchObject({ code: 'INTERNAL', message: /layers\.1/ });
+  });
+});
+
+describe('create from an already-resolved image (the image builder path)', () => {
+  const resolved = { id: 'sha256:step', config: { cmd: ['sh'], env: ['B=2'] }, layers: [LAYER_B, LAYER_A] };
+
+  it('records its layers and config without looking up or pulling the image', async () => {
+    const { svc, looked } = setup();
+    const rec = await svc.create({ image: 'build-step' }, resolved);
+    expect(looked).toEqual([]);
+    expect(rec).toMatchObject({ image: 'build-step', imageId: 'sha256:step', layers: [LAYER_B, LAYER_A] });
+    expect(rec.config.env).toContain('B=2');
+  });
+
+  it('refuses a layer that is no diffID with INVALID_ARGUMENT naming layers.N, before any record', async () => {
+    const { svc, entries } = setup();
+    await expect(svc.create({ image: 'x' }, { ...resolved, layers: [LAYER_A, '../../etc'] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'layers.1',
+    });
+    expect(entries()).toEqual([]);
   });
 });
 

@@ -76,6 +76,9 @@ class FakeRuntime implements ContainerRuntime {
   }
 }
 
+/** The fake image's one layer. */
+const LAYER = `sha256:${'a'.repeat(64)}`;
+
 const runtimes: FakeRuntime[] = [];
 afterEach(() => {
   for (const r of runtimes.splice(0)) for (const c of r.children) c.kill('SIGKILL');
@@ -116,7 +119,11 @@ function setup(root = tempDir('svc')) {
     appendEvent: async (e) => events.push(e),
     resolveImage: async (ref) => {
       if (ref !== 'img') throw Object.assign(new Error('no image'), { code: 'IMAGE_NOT_FOUND' });
-      return { id: 'sha256:abc', config: { cmd: ['sh'], env: ['A=1'] }, layerDirs: ['/layers/a'] };
+      return { id: 'sha256:abc', config: { cmd: ['sh'], env: ['A=1'] }, layers: [LAYER] };
+    },
+    layerDir: (diffId) => `/layers/${diffId.slice(7)}/fs`,
+    commitImage: async () => {
+      throw new Error('no commit in these tests');
     },
   });
   return { svc, runtime, events, root, held, faults };
@@ -130,7 +137,8 @@ describe('container manager', () => {
     expect(rec.path).toBe('sh');
     const started = await svc.start('web');
     expect(started.state).toMatchObject({ status: 'running', pid: runtime.children[0]!.pid });
-    expect(runtime.plans[0]!.spec.rootfs.lowerDirs).toEqual(['/layers/a']);
+    expect(rec.layers).toEqual([LAYER]);
+    expect(runtime.plans[0]!.spec.rootfs.lowerDirs).toEqual([`/layers/${'a'.repeat(64)}/fs`]);
     // A second manager on the same root (another process) sees the same container.
     const other = setup(root);
     expect((await other.svc.get('web')).state.status).toBe('running');
@@ -290,7 +298,7 @@ describe('container manager', () => {
   });
 
   it('stores resource limits typed: a record whose limits hold a size string is refused', () => {
-    const resources = containerRecordSchema.shape.config.shape.resources;
+    const resources = containerRecordSchema.out.shape.config.shape.resources;
     expect(resources.parse({ memory: 268435456, memorySwap: 536870912, cpusetCpus: '0' })).toEqual({
       memory: 268435456,
       memorySwap: 536870912,

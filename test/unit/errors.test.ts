@@ -3,6 +3,7 @@ import {
   BerthError,
   CommandError,
   ConflictError,
+  DownloadError,
   ERROR_CODES,
   InvalidArgumentError,
   KernelError,
@@ -218,6 +219,24 @@ const rows: Row[] = [
     code: 'TIMEOUT',
     message: 'container did not stop in 10 s',
   },
+  ...(
+    [
+      [404, 'NOT_FOUND'],
+      [410, 'NOT_FOUND'],
+      [401, 'PERMISSION_DENIED'],
+      [403, 'PERMISSION_DENIED'],
+      [500, 'DOWNLOAD_FAILED'],
+      [undefined, 'DOWNLOAD_FAILED'],
+    ] as const
+  ).map(([status, code]): Row => ({
+    title: `DownloadError(${status ?? 'no response'})`,
+    cls: DownloadError,
+    name: 'DownloadError',
+    make: (cause) => new DownloadError('http://h/f', `cannot download http://h/f`, status, { cause }),
+    code,
+    message: 'cannot download http://h/f',
+    fields: { url: 'http://h/f', status },
+  })),
 ];
 
 const allClasses: AnyErrorClass[] = [
@@ -230,6 +249,7 @@ const allClasses: AnyErrorClass[] = [
   UnsafeLayerError,
   KernelError,
   TimeoutError,
+  DownloadError,
 ];
 
 describe('errors', () => {

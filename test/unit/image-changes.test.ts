@@ -74,6 +74,30 @@ describe('applyChanges', () => {
     expect(c.Cmd).toEqual(['x']);
   });
 
+  it('expands every substitution form BuildKit knows (${V-x}, ${V+y}, ${V#p}, ${V%p}, ${V/p/r})', () => {
+    const c = applyChanges(base, [
+      'ENV A=prefix-value',
+      'ENV B=${A-x} C=${NOPE-dflt} D=${A+set} E=${A#prefix-} F=${A%-value} G=${A/value/v}',
+    ]);
+    expect(c.Env?.slice(1)).toEqual([
+      'A=prefix-value',
+      'B=prefix-value',
+      'C=dflt',
+      'D=set',
+      'E=value',
+      'F=prefix',
+      'G=prefix-v',
+    ]);
+  });
+
+  it('expands the paths of a JSON-form VOLUME, as Docker does', () => {
+    expect(applyChanges(base, ['ENV D=/data', 'VOLUME ["$D/x"]']).Volumes).toEqual({ '/data/x': {} });
+  });
+
+  it('expands all pairs of one ENV against the environment before it', () => {
+    expect(applyChanges(base, ['ENV A=1', 'ENV A=2 B=$A']).Env?.slice(1)).toEqual(['A=2', 'B=1']);
+  });
+
   it('does not modify its input', () => {
     const input = { Env: ['A=1'] };
     applyChanges(input, ['ENV B=2']);
@@ -98,6 +122,8 @@ describe('applyChanges', () => {
     'HEALTHCHECK true',
     'ONBUILD ONBUILD RUN x',
     'ENV A="unterminated',
+    'ENV A=${NOPE:?must be set}',
+    'CMD ["a", 1]',
   ])('rejects %s', (change) => {
     let err: unknown;
     try {

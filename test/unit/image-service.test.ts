@@ -93,8 +93,8 @@ describe('ImageService.import', () => {
     expect(fromDir.layers).toEqual([sha(Buffer.concat(parts))]);
     expect(fromDir.comment).toBe('from a dir');
     const run = await svc.resolveForRun('dir');
-    expect(fs.readFileSync(join(run.layerDirs[0] as string, 'etc/hostname'), 'utf8')).toBe('box');
-    expect(fs.readlinkSync(join(run.layerDirs[0] as string, 'etc/link'))).toBe('hostname');
+    expect(fs.readFileSync(join(svc.layers.fsDir(run.layers[0] as string), 'etc/hostname'), 'utf8')).toBe('box');
+    expect(fs.readlinkSync(join(svc.layers.fsDir(run.layers[0] as string), 'etc/link'))).toBe('hostname');
 
     fs.writeFileSync(join(root, 'rootfs.tar.gz'), gzipSync(rootfsTar()));
     const fromFile = await svc.import(join(root, 'rootfs.tar.gz'));
@@ -159,7 +159,7 @@ describe('ImageService lookups', () => {
     expect(summary).toMatchObject({ id: c.id, repoTags: ['busybox:1.36'], repoDigests: [], labels: {} });
   });
 
-  it('resolves an image for run: config and layer dirs', async () => {
+  it('resolves an image for run: config and layer diffIDs', async () => {
     const { svc } = setup();
     const { id, layers } = await svc.import(rootfsTar(), {
       ref: 'run:me',
@@ -167,7 +167,7 @@ describe('ImageService lookups', () => {
     });
     const r = await svc.resolveForRun('run:me');
     expect(r.id).toBe(id);
-    expect(r.layerDirs).toEqual([svc.layers.fsDir(layers[0] as string)]);
+    expect(r.layers).toEqual(layers);
     expect(r.config).toMatchObject({
       entrypoint: ['/bin/sh'],
       workdir: '/w',
@@ -217,7 +217,7 @@ describe('ImageService.tag and remove', () => {
     await expect(svc.remove(img.id)).rejects.toMatchObject({ code: 'IN_USE' });
     expect(await svc.remove('used:1', { force: true })).toEqual([{ untagged: 'used:1' }]);
     const run = await svc.resolveForRun(img.id);
-    expect(fs.existsSync(run.layerDirs[0] as string)).toBe(true);
+    expect(fs.existsSync(svc.layers.fsDir(run.layers[0] as string))).toBe(true);
     expect(await svc.remove(img.id, { force: true })).toEqual([]);
     delete users[img.id];
     expect(await svc.remove(img.id)).toEqual([{ deleted: img.id }]);

@@ -60,6 +60,13 @@ const RUNTIME_ELSEWHERE: Record<string, string> = {
   'container/fs/union.ts': "reads a container's upper dir over its layers (overlay whiteouts and opaque xattrs)",
   'image/layer-unpack.ts':
     'unpacks a layer archive into a new directory (decompress, hash, write through layer-writer)',
+  'image/build/context/root.ts': "resolves and makes paths inside a build step's root (openat2 RESOLVE_IN_ROOT)",
+  'image/build/context/select.ts': "COPY's sources: globs, in-root resolution, fd walks with .dockerignore/--exclude",
+  'image/build/context/copy.ts': 'COPY writes the selection through layer-writer under an in-root destination',
+  'image/build/context/digest.ts': "COPY's cache key: hashes the same selection copy.ts writes",
+  'image/build/context/ignore.ts': '.dockerignore matching (pure), used by the selection',
+  'image/build/context/match.ts': "Go's filepath.Match (pure), used by the selection",
+  'image/build/context/hash-cache.ts': 'persistent content hashes by stat, for digest.ts',
 };
 
 /** The rank of `file` (relative to `src/`); throws for a file the rule does not place yet. */

@@ -122,7 +122,7 @@ describe('pull (MockAgent registry)', () => {
       expect.arrayContaining(['Pulling fs layer', 'Downloading', 'Download complete', 'Pull complete']),
     );
     const run = await engine.images.resolveForRun('reg.example/app:1');
-    expect(existsSync(join(run.layerDirs[0] as string, 'hello.txt'))).toBe(true);
+    expect(existsSync(join(engine.images.layers.fsDir(run.layers[0] as string), 'hello.txt'))).toBe(true);
 
     pool
       .intercept({ path: '/v2/app/manifests/1', method: 'GET' })
@@ -188,7 +188,9 @@ describe('pull (MockAgent registry)', () => {
       const engine = engineWith(agent);
       await new Image('reg.example/z:1', { engine }).pull();
       const run = await engine.images.resolveForRun('reg.example/z:1');
-      expect(readFileSync(join(run.layerDirs[0] as string, 'z.txt'), 'utf8')).toBe('zstd layer\n'.repeat(1000));
+      expect(readFileSync(join(engine.images.layers.fsDir(run.layers[0] as string), 'z.txt'), 'utf8')).toBe(
+        'zstd layer\n'.repeat(1000),
+      );
     },
   );
 

@@ -17,7 +17,7 @@ import { packItems } from '../../image/tar-writer.js';
 import { isSameProcess } from '../../runtime/proc.js';
 import { acquireLock } from '../../state/lock.js';
 import type { ContainerRecord } from '../record.js';
-import type { ContainerPaths } from '../spec.js';
+import { lowerDirs, type ContainerPaths } from '../spec.js';
 import { extractPath, mountDetachedOverlay, packPath, type TarSource } from './copy.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
 
@@ -27,6 +27,8 @@ export interface ContainerFsHost {
   get(ref: string): Promise<ContainerRecord>;
   /** The file layout of container `id`. */
   paths(id: string): ContainerPaths;
+  /** The directory of layer `diffId`'s unpacked tree. */
+  layerDir(diffId: string): string;
   /** Whether a record says the container's process runs (running, paused or restarting). */
   isActive(rec: ContainerRecord): boolean;
   /** How messages name a container. */
@@ -52,10 +54,15 @@ export class ContainerFs {
     this.#host = host;
   }
 
+  /** The container's lower dirs (its layers' trees), topmost first. */
+  #lower(rec: ContainerRecord): string[] {
+    return lowerDirs(rec, (d) => this.#host.layerDir(d));
+  }
+
   /** The changes of the container's file system against its image, as `docker diff`. */
   async diff(ref: string): Promise<ContainerChange[]> {
     const rec = await this.#host.get(ref);
-    return upperChanges(this.#host.paths(rec.id).upper, rec.layerDirs, mountPoints(rec));
+    return upperChanges(this.#host.paths(rec.id).upper, this.#lower(rec), mountPoints(rec));
   }
 
   /**
@@ -65,7 +72,7 @@ export class ContainerFs {
   export(ref: string): Readable {
     const gen = async function* (this: ContainerFs): AsyncGenerator<Buffer> {
       const rec = await this.#host.get(ref);
-      yield* packItems(walkUnion([this.#host.paths(rec.id).upper, ...rec.layerDirs]));
+      yield* packItems(walkUnion([this.#host.paths(rec.id).upper, ...this.#lower(rec)]));
     };
     return Readable.from(gen.call(this), { objectMode: false, highWaterMark: 1 << 20 });
   }
@@ -73,7 +80,8 @@ export class ContainerFs {
   /** The container's upper dir as an image layer tar (whiteouts as `.wh.` entries), for commit. */
   async layerTar(ref: string): Promise<{ record: ContainerRecord; tar: AsyncGenerator<Buffer> }> {
     const rec = await this.#host.get(ref);
-    return { record: rec, tar: packItems(walkUpper(this.#host.paths(rec.id).upper, rec.layerDirs, mountPoints(rec))) };
+    const upper = this.#host.paths(rec.id).upper;
+    return { record: rec, tar: packItems(walkUpper(upper, this.#lower(rec), mountPoints(rec))) };
   }
 
   /**
@@ -139,7 +147,7 @@ export class ContainerFs {
             `cannot reach the root of container ${this.#host.label(now)}: its process root cannot be opened; retry`,
           );
         }
-        const fd = mountDetachedOverlay(p.upper, p.work, now.layerDirs);
+        const fd = mountDetachedOverlay(p.upper, p.work, this.#lower(now));
         return {
           fd,
           release: () => {
