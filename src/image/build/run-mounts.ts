@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from '../../errors.js';
 import type { OciImageConfig } from '../image-config.js';
 import type { MountOptions } from '../../container/mounts.js';
-import { attachCleanupErrors } from '../../container/run-resources.js';
+import { attachCleanupErrors } from '../../errors.js';
 import { copyInto } from './context/index.js';
 import { closeFd, openInRoot, openRootDir } from './context/root.js';
 import { findStage, lowerDirs, type StepScope } from './run.js';

@@ -9,7 +9,7 @@ import type { ContainerService } from '../../container/service.js';
 import type { ResolvedImage } from '../../container/context.js';
 import type { MountOptions } from '../../container/mounts.js';
 import type { LayerStore, StagedLayer } from '../layer-store.js';
-import { attachCleanupErrors } from '../../container/run-resources.js';
+import { attachCleanupErrors } from '../../errors.js';
 
 /** Where a build container comes from and what it runs. */
 export interface RunStepInput {

@@ -17,7 +17,7 @@ import { walkUpper } from '../../container/fs/union.js';
 import { ownerIsDead, ownerTag } from '../../runtime/proc.js';
 import { removeTree } from '../../state/remove-tree.js';
 import type { LayerStore, StagedLayer } from '../layer-store.js';
-import { attachCleanupErrors } from '../../container/run-resources.js';
+import { attachCleanupErrors } from '../../errors.js';
 import { packItems } from '../tar-writer.js';
 
 /**
