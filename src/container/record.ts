@@ -23,6 +23,7 @@ const recordedPortsSchema = z.preprocess(
           try {
             return parsePortSpec(p);
           } catch {
+            // Left as written: the schema then refuses the record, naming the entry.
             return [p];
           }
         })

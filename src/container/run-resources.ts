@@ -20,6 +20,9 @@ import { cgroupJoin, type ContainerCore } from './context.js';
 import { labelOf, type ContainerRecord } from './record.js';
 import { hostsFile, resolvConfFile, userMount, type ContainerPaths } from './spec.js';
 import { assertCan } from './status.js';
+import { attachCleanupErrors } from './cleanup.js';
+
+export { attachCleanupErrors } from './cleanup.js';
 
 /** What {@link RunResources.acquire} took for a run, in the shapes the runtime's spec takes. */
 export interface AcquiredRun {
@@ -45,25 +48,6 @@ export interface ReleaseParts {
   volumes?: boolean;
   /** The run's network namespace is gone already (its veth pair went with it). */
   linksGone?: boolean;
-}
-
-/**
- * Returns `first` with the errors of the cleanup that followed it attached, never dropped: as its
- * `cause` (an `AggregateError` of its former cause and them when it had one). `first` keeps its
- * type and code, so callers still see why the operation failed.
- */
-export function attachCleanupErrors(first: unknown, errors: unknown[]): unknown {
-  if (!errors.length) return first;
-  if (!(first instanceof Error)) return new AggregateError([first, ...errors], String(first));
-  const cause =
-    first.cause === undefined && errors.length === 1
-      ? errors[0]
-      : new AggregateError(
-          [...(first.cause === undefined ? [] : [first.cause]), ...errors],
-          `the cleanup after "${first.message}" failed too`,
-        );
-  Object.defineProperty(first, 'cause', { value: cause, configurable: true, writable: true, enumerable: false });
-  return first;
 }
 
 /** One error for the failures of a release: itself when there is one, an AggregateError for several. */
