@@ -39,3 +39,17 @@ export async function settleAll(steps: Array<() => unknown>, message: string): P
   const errors = await cleanupErrors(steps);
   if (errors.length) throw errors.length === 1 ? errors[0] : new AggregateError(errors, message);
 }
+
+/**
+ * The end of a `finally` whose body may have failed (`failure` holds its error then): runs the
+ * cleanup `steps`, each even when another fails; rethrows the body's error with theirs attached,
+ * or throws theirs (see {@link settleAll}) when the body did not fail.
+ */
+export async function finishCleanup(
+  failure: { error: unknown } | undefined,
+  steps: Array<() => unknown>,
+  message: string,
+): Promise<void> {
+  if (failure) throw attachCleanupErrors(failure.error, await cleanupErrors(steps));
+  await settleAll(steps, message);
+}

@@ -175,3 +175,25 @@ describe('log files: errors are never taken for a missing log', () => {
     await expect(fsLogIO.ino(join(dir, 'loop', 'output.log'))).rejects.toMatchObject({ code: 'ELOOP' });
   });
 });
+
+describe('reading a log: a file that cannot be closed', () => {
+  it("a reader stopping early (return) while in a rotated file rejects with that file's close failure", async () => {
+    const path = join(tempDir('log-close'), 'output.log');
+    const w = new LogWriter(path, { maxSize: 100, maxFile: 2 });
+    writeLines(w, 1, 40, 1);
+    w.close();
+    expect(existsSync(`${path}.1`)).toBe(true);
+    const failure = new Error('close failed');
+    const io: LogIO = {
+      open: async (p) => {
+        const f = await fsLogIO.open(p);
+        if (!f || p !== `${path}.1`) return f;
+        return { ...f, close: async () => (await f.close(), Promise.reject(failure)) };
+      },
+      ino: fsLogIO.ino,
+    };
+    const lines = readLogLines({ path, maxFile: 2, io }, {}, stopped);
+    expect((await lines.next()).done).toBe(false);
+    await expect(lines.return(undefined)).rejects.toBe(failure);
+  });
+});
