@@ -12,7 +12,7 @@ import { linesToText, type LogLine, type LogsOptions } from './logs.js';
 import type { ExecResult, WaitCondition } from './service.js';
 import { ContainerAttachment, ContainerProcess } from './process.js';
 import type { ResourceOptions } from '../runtime/cgroups/index.js';
-import { attachCleanupErrors } from './run-resources.js';
+import { attachCleanupErrors } from '../errors.js';
 import {
   attachSchema,
   commitSchema,

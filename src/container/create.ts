@@ -11,7 +11,7 @@ import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { withLock } from '../state/lock.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
 import type { ContainerCore, ResolvedImage } from './context.js';
-import { initialState, type ContainerRecord } from './record.js';
+import { DIFF_ID, initialState, type ContainerRecord } from './record.js';
 import {
   createOptionsSchema,
   parseOptions,
@@ -22,7 +22,7 @@ import { resolveSeccomp } from './seccomp.js';
 import { buildConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
 import { allocateUserns } from './userns.js';
-import { attachCleanupErrors } from './run-resources.js';
+import { attachCleanupErrors } from '../errors.js';
 
 /** What a create needs from the container manager besides {@link ContainerCore}. */
 export interface CreateSteps {
@@ -33,9 +33,6 @@ export interface CreateSteps {
   /** The lock file that serialises allocating `'auto'` user namespace ranges. */
   usernsLock: string;
 }
-
-/** A layer's diffID. */
-const DIFF_ID = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * Creates a container (does not start it); emits `create`. With `resolved` (the image builder's

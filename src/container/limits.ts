@@ -147,6 +147,7 @@ export function sysctlRefusal(key: string, network: string): string | undefined 
   try {
     sysctlPath(key);
   } catch {
+    // sysctlPath's one refusal (an empty, `.` or `..` part): the reason given here instead.
     return `'${key}' is not a sysctl name`;
   }
   const name = key.includes('/') ? key.replaceAll('/', '.') : key;

@@ -4,9 +4,12 @@
  *
  * @module
  */
+import type { Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { decodeRecords, KIND_BOUNDARY, RECORD_HEADER, type LogRecord, type LogStream } from '../runtime/log-format.js';
 import { DEFAULT_LOG_LIMITS, rotatedPath } from '../runtime/log-writer.js';
+import { attachCleanupErrors } from '../errors.js';
+import { cleanupErrors, settleAll } from './cleanup.js';
 
 /** One open file of a log, as a reader sees it. */
 export interface LogFile {
@@ -44,12 +47,18 @@ export const fsLogIO: LogIO = {
       close: () => fh.close(),
     };
   },
-  ino: (path) =>
-    stat(path).then(
-      (s) => s.ino,
-      () => undefined,
-    ),
+  ino: async (path) => (await statIfAny(path))?.ino,
 };
+
+/** `stat(path)`, or undefined when there is no such file (a log not written yet, or renamed away by a rotation). */
+async function statIfAny(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
 
 /** A place in a log: a file (by inode) and a byte offset in it. */
 export interface LogPosition {
@@ -61,10 +70,8 @@ export interface LogPosition {
 
 /** The end of a log's current file now (for a reader that starts later); undefined when there is no log yet. */
 export async function logEnd(path: string): Promise<LogPosition | undefined> {
-  return stat(path).then(
-    (s) => ({ ino: s.ino, pos: s.size }),
-    () => undefined,
-  );
+  const s = await statIfAny(path);
+  return s && { ino: s.ino, pos: s.size };
 }
 
 /** Where a reader finds a container's log: its current file's path and how many files may be kept. */
@@ -104,12 +111,14 @@ export async function openLogFiles(loc: LogLocation, io: LogIO): Promise<LogFile
         }
       }
     } catch (e) {
-      await Promise.allSettled(files.map((f) => f.close()));
-      throw e;
+      throw attachCleanupErrors(e, await cleanupErrors(files.map((f) => () => f.close())));
     }
     const after = await io.ino(loc.path);
     if ((before === after && files[files.length - 1]?.ino === after) || attempt === 4) return files;
-    await Promise.allSettled(files.map((f) => f.close()));
+    await settleAll(
+      files.map((f) => () => f.close()),
+      `cannot close the files of log ${loc.path}`,
+    );
   }
 }
 

@@ -31,6 +31,7 @@ export class ChangeWaiter {
         this.#changed = true;
         this.#wake?.();
       });
+      // A watch that breaks (its directory removed, inotify limits): each wait still ends at its timer (polling).
       this.#watcher.on('error', () => undefined);
     } catch {
       // No such directory or no inotify: plain polling.

@@ -20,6 +20,7 @@ import {
 import { LineSplitter, type SplitLine } from './log-lines.js';
 import { tailWindow } from './log-tail.js';
 import { ChangeWaiter, FOLLOW_POLL_MS } from './log-follow.js';
+import { finishCleanup } from './cleanup.js';
 
 export { LineSplitter } from './log-lines.js';
 export { fsLogIO, logEnd, type LogFile, type LogIO, type LogLocation, type LogPosition } from './log-files.js';
@@ -83,6 +84,7 @@ export async function* readLogLines(
   const files = await openLogFiles(where, io);
   const newest = files.pop();
   const cursor = new LogCursor(where, io, newest, 0);
+  let failure: { error: unknown } | undefined;
   try {
     let running = options.follow ? await isRunning() : false;
     let splitter: LineSplitter;
@@ -138,9 +140,14 @@ export async function* readLogLines(
     } finally {
       waiter.close();
     }
+  } catch (e) {
+    failure = { error: e };
+    throw e;
   } finally {
-    await Promise.allSettled(files.map((f) => f.close()));
-    await cursor.close();
+    // Also when the reader stops early (a generator's return): every file is closed, and a close
+    // that fails is attached to the failure that ended the read, or thrown.
+    const closes = [...files.map((f) => () => f.close()), () => cursor.close()];
+    await finishCleanup(failure, closes, `cannot close the files of log ${where.path}`);
   }
 }
 

@@ -39,6 +39,7 @@ const portSpec = z.string().transform((spec, ctx): PortBinding[] => {
   try {
     return parsePortSpec(spec, '');
   } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e;
     ctx.addIssue({ code: 'custom', message: (e as Error).message });
     return z.NEVER;
   }

@@ -215,6 +215,7 @@ export class ContainerAttachment {
   /** Stops following the output and lets go of the input; the container runs on. */
   async detach(): Promise<void> {
     this.#abort.abort();
+    // The output's failure, if any, is `closed`'s to report (to whoever awaits it): detaching is done either way.
     await this.closed.catch(() => undefined);
   }
 

@@ -23,6 +23,7 @@ const recordedPortsSchema = z.preprocess(
           try {
             return parsePortSpec(p);
           } catch {
+            // Left as written: the schema then refuses the record, naming the entry.
             return [p];
           }
         })
@@ -55,8 +56,10 @@ export const CONTAINER_STATUSES = ['created', 'running', 'paused', 'restarting',
 /** A container status, as Docker reports it. */
 export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
-/** A layer's diffID, as the layer store names it. */
-const diffIdSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected a layer diffID (sha256:<64 hex>)');
+/** A layer's diffID, as the layer store names it (`sha256:<64 hex>`). */
+export const DIFF_ID = /^sha256:[0-9a-f]{64}$/;
+
+const diffIdSchema = z.string().regex(DIFF_ID, 'expected a layer diffID (sha256:<64 hex>)');
 
 /** The store's directory of a layer's tree (`<root>/layers/sha256/<hex>/fs`), as older records held it. */
 const LAYER_FS_DIR = /\/sha256\/([0-9a-f]{64})\/fs\/?$/;

@@ -48,8 +48,6 @@ export interface ReleaseParts {
   linksGone?: boolean;
 }
 
-export { attachCleanupErrors };
-
 /** One error for the failures of a release: itself when there is one, an AggregateError for several. */
 function releaseError(rec: ContainerRecord, errors: unknown[]): unknown {
   return errors.length === 1

@@ -28,6 +28,8 @@ import type { ContainerCore, ContainerServiceContext, ResolvedImage } from './co
 import { commitContainer, type CommitOptions } from './commit.js';
 import { runExec, startExec, type ExecOptions, type ExecResult, type StartedExec } from './exec.js';
 import { RunResources } from './run-resources.js';
+import { attachCleanupErrors } from '../errors.js';
+import { cleanupErrors } from './cleanup.js';
 import { startContainer } from './start.js';
 import { ACTIVE_SUBSET, RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
@@ -460,8 +462,7 @@ export class ContainerService {
     try {
       next = await this.records.update(rec.id, (r) => ({ ...r, name }));
     } catch (e) {
-      await this.records.releaseName(name, rec.id);
-      throw e;
+      throw attachCleanupErrors(e, await cleanupErrors([() => this.records.releaseName(name, rec.id)]));
     }
     if (rec.name) await this.records.releaseName(rec.name, rec.id);
     await this.#core.event('rename', next, { oldName: rec.name });

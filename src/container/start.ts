@@ -17,7 +17,8 @@ import type { ContainerCore } from './context.js';
 import { initialState, type ContainerRecord } from './record.js';
 import { lowerDirs, runtimeSpec, type ContainerPaths } from './spec.js';
 import { can } from './status.js';
-import { attachCleanupErrors, type RunResources } from './run-resources.js';
+import { attachCleanupErrors } from '../errors.js';
+import type { RunResources } from './run-resources.js';
 import type { RunStates } from './run-state.js';
 import type { Supervisor } from './supervise.js';
 

@@ -14,6 +14,7 @@ import { KernelError } from '../errors.js';
 import type { ContainerState } from './record.js';
 import type { LogRecord } from '../runtime/log-format.js';
 import { closeFd as close, isSameProcess, pidfdGetfd, pidfdOpen, setNonBlocking } from '../runtime/host.js';
+import { attachCleanupErrors } from '../errors.js';
 
 /** Whether `e` says the process or its fd is gone (`ESRCH`, `EBADF`). */
 function isGone(e: unknown): boolean {
@@ -65,24 +66,26 @@ export class FdWritable extends Writable {
 
   /** @internal */
   override _final(cb: (e?: Error | null) => void): void {
-    this.#close();
-    cb();
+    cb(this.#close());
   }
 
   /** @internal */
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.#close();
-    cb(err);
+    const closing = this.#close();
+    cb(err && closing ? (attachCleanupErrors(err, [closing]) as Error) : (err ?? closing));
   }
 
-  #close(): void {
-    if (this.#fd < 0) return;
-    try {
-      close(this.#fd);
-    } catch {
-      // Already gone.
-    }
+  /** Closes the fd (once); returns the error of the close, if it failed. */
+  #close(): Error | null {
+    if (this.#fd < 0) return null;
+    const fd = this.#fd;
     this.#fd = -1;
+    try {
+      close(fd);
+      return null;
+    } catch (e) {
+      return e as Error;
+    }
   }
 }
 

@@ -30,6 +30,7 @@ export async function discardDir(dir: string): Promise<void> {
   try {
     renameSync(dir, trash);
   } catch (e) {
+    // ENOENT: gone already. Otherwise it cannot be moved away: it is deleted where it is.
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') await removeTree(dir);
     return;
   }

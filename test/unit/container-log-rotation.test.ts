@@ -1,7 +1,8 @@
-import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readLogLines, type LogLine } from '../../src/container/logs.js';
+import { fsLogIO, logEnd, readLogLines, type LogIO, type LogLine } from '../../src/container/logs.js';
+import { openLogFiles } from '../../src/container/log-files.js';
 import { parseLogSize } from '../../src/container/log-options.js';
 import { encodeRecord } from '../../src/runtime/log-format.js';
 import { LogWriter } from '../../src/runtime/log-writer.js';
@@ -135,5 +136,64 @@ describe('log rotation (writer and reader)', () => {
     writeFileSync(path, Buffer.concat(['a\n', 'b\n', 'c\n'].map(old)));
     expect(await collect(readLogLines({ path, maxFile: 5 }, {}, stopped))).toEqual(['a\n', 'b\n', 'c\n']);
     expect(await collect(readLogLines({ path, maxFile: 5 }, { tail: 2 }, stopped))).toEqual(['b\n', 'c\n']);
+  });
+});
+
+describe('log files: errors are never taken for a missing log', () => {
+  it('an open that fails after other files were opened throws that failure, with the failed closes attached as its cause', async () => {
+    const path = join(tempDir('log-open-fail'), 'output.log');
+    const closeFailure = new Error('close failed');
+    const openFailure = Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+    const io: LogIO = {
+      open: async (p) => {
+        if (p !== path) throw openFailure;
+        return {
+          ino: 1,
+          size: async () => 0,
+          read: async () => 0,
+          close: async () => {
+            throw closeFailure;
+          },
+        };
+      },
+      ino: async () => 1,
+    };
+    const err = await openLogFiles({ path, maxFile: 3 }, io).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBe(openFailure);
+    expect((err as Error).cause).toBe(closeFailure);
+  });
+
+  it('logEnd is undefined for a log that does not exist, and throws for a path that cannot be read (ELOOP)', async () => {
+    const dir = tempDir('log-end');
+    expect(await logEnd(join(dir, 'output.log'))).toBeUndefined();
+    symlinkSync('loop', join(dir, 'loop'));
+    await expect(logEnd(join(dir, 'loop', 'output.log'))).rejects.toMatchObject({ code: 'ELOOP' });
+    expect(await fsLogIO.ino(join(dir, 'output.log'))).toBeUndefined();
+    await expect(fsLogIO.ino(join(dir, 'loop', 'output.log'))).rejects.toMatchObject({ code: 'ELOOP' });
+  });
+});
+
+describe('reading a log: a file that cannot be closed', () => {
+  it("a reader stopping early (return) while in a rotated file rejects with that file's close failure", async () => {
+    const path = join(tempDir('log-close'), 'output.log');
+    const w = new LogWriter(path, { maxSize: 100, maxFile: 2 });
+    writeLines(w, 1, 40, 1);
+    w.close();
+    expect(existsSync(`${path}.1`)).toBe(true);
+    const failure = new Error('close failed');
+    const io: LogIO = {
+      open: async (p) => {
+        const f = await fsLogIO.open(p);
+        if (!f || p !== `${path}.1`) return f;
+        return { ...f, close: async () => (await f.close(), Promise.reject(failure)) };
+      },
+      ino: fsLogIO.ino,
+    };
+    const lines = readLogLines({ path, maxFile: 2, io }, {}, stopped);
+    expect((await lines.next()).done).toBe(false);
+    await expect(lines.return(undefined)).rejects.toBe(failure);
   });
 });

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ContainerService, type ContainerRuntime } from '../../src/container/service.js';
 import { StartFailure } from '../../src/runtime/zygote-client.js';
 import { processStartTime } from '../../src/runtime/proc.js';
@@ -295,6 +295,23 @@ describe('container manager', () => {
     expect(stored.state).toMatchObject({ ownerPid: process.pid, stdio: { stdinFd: 7 } });
     expect(stored.state.stdio).not.toHaveProperty('holderPid');
     expect(stored.state).not.toHaveProperty('stopping');
+  });
+
+  it('a rename whose record write fails throws that failure, with the failure to release the new name as its cause', async () => {
+    const { svc } = setup();
+    const rec = await svc.create({ image: 'img', name: 'before' });
+    const writeFailure = new Error('cannot write the record');
+    const releaseFailure = new Error('cannot release the name');
+    vi.spyOn(svc.records, 'update').mockRejectedValueOnce(writeFailure);
+    vi.spyOn(svc.records, 'releaseName').mockRejectedValueOnce(releaseFailure);
+    const err = await svc.rename(rec.id, 'after').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBe(writeFailure);
+    expect((err as Error).cause).toBe(releaseFailure);
+    vi.restoreAllMocks();
+    expect((await svc.get(rec.id)).name).toBe('before');
   });
 
   it('stores resource limits typed: a record whose limits hold a size string is refused', () => {

@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import { lgetxattr } from '../../kernel/xattr.js';
 import { OPAQUE_XATTR } from '../../image/layer-writer.js';
+import { errnoOf } from '../../image/extract-paths.js';
 import type { WalkItem } from '../../image/tar-writer.js';
 
 /** One kind of change, as `docker diff` prints it: Added, Changed, Deleted. */
@@ -35,8 +36,12 @@ export function isWhiteout(st: fs.Stats): boolean {
 export function isOpaque(path: Buffer): boolean {
   try {
     return lgetxattr(path, OPAQUE_XATTR)?.toString('latin1') === 'y';
-  } catch {
-    return false;
+  } catch (e) {
+    // Gone meanwhile (a running container's upper dir changes as it is read), or a file system
+    // without extended attributes: nothing to hide.
+    const code = errnoOf(e);
+    if (code === 'ENOENT' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return false;
+    throw e;
   }
 }
 
@@ -48,11 +53,18 @@ function lstat(p: Buffer): fs.Stats | undefined {
   return fs.lstatSync(p, { throwIfNoEntry: false });
 }
 
+/**
+ * The names in directory `p`, sorted; none when it is gone or no longer a directory (a running
+ * container's upper dir changes as it is read). Any other failure is thrown: a diff, export or
+ * commit layer must not silently miss a directory's content.
+ */
 function readdir(p: Buffer): Buffer[] {
   try {
     return fs.readdirSync(p, { encoding: 'buffer' }).sort(Buffer.compare);
-  } catch {
-    return [];
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw e;
   }
 }
 
