@@ -75,6 +75,26 @@ describe('Image.build: RUN --mount', () => {
   });
 });
 
+describe('Image.build: read-write binds', () => {
+  it('lets a step write to a read-write bind of the context, and drops those writes from the context and the image', async () => {
+    const { engine } = await testEngine();
+    const ctx = tempDir('ctx');
+    fs.writeFileSync(join(ctx, 'input.txt'), 'input\n');
+    fs.writeFileSync(
+      join(ctx, 'Dockerfile'),
+      [
+        `FROM ${BUSYBOX_REF}`,
+        'RUN --mount=type=bind,target=/ctx,rw echo changed > /ctx/input.txt && echo new > /ctx/new.txt && cat /ctx/input.txt > /seen',
+        'CMD cat /seen; ls /ctx 2>&1 | grep -c input',
+      ].join('\n'),
+    );
+    const { id } = await build(engine, { context: ctx });
+    expect((await runImage(engine, id)).output).toBe('changed\n0\n');
+    expect(fs.readFileSync(join(ctx, 'input.txt'), 'utf8')).toBe('input\n');
+    expect(fs.existsSync(join(ctx, 'new.txt'))).toBe(false);
+  });
+});
+
 describe('Image.build: ADD', () => {
   let server: Server | undefined;
   afterEach(async () => {

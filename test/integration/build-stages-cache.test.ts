@@ -18,7 +18,7 @@ import { hasRegistry, startRegistry } from '../helpers/registry.js';
 const REPO = resolve(import.meta.dirname, '../..');
 
 describe('Image.build: stages', () => {
-  it('copies from an earlier stage by name and by index, and never builds a stage the target does not need', async () => {
+  it('copies from an earlier stage by name and by index and from an image, and never builds a stage the target does not need', async () => {
     const { engine } = await testEngine();
     const dockerfile = [
       `FROM ${BUSYBOX_REF} AS broken`,
@@ -30,10 +30,11 @@ describe('Image.build: stages', () => {
       `FROM ${BUSYBOX_REF}`,
       'COPY --from=maker /made.txt /a.txt',
       'COPY --from=2 /second.txt /b.txt',
-      'CMD cat /a.txt /b.txt',
+      `COPY --from=${BUSYBOX_REF} /bin/busybox /from-image/busybox`,
+      'CMD cat /a.txt /b.txt; /from-image/busybox true && echo image',
     ].join('\n');
     const { id, events } = await build(engine, { context: { Dockerfile: dockerfile } });
-    expect((await runImage(engine, id)).output).toBe('made\nsecond\n');
+    expect((await runImage(engine, id)).output).toBe('made\nsecond\nimage\n');
     expect(events.some((e) => e.type === 'step' && e.stage === 'broken')).toBe(false);
   });
 
