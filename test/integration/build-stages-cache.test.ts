@@ -231,7 +231,7 @@ describe('Image.build: failures', () => {
     expect(await engine.containers.list({ all: true })).toEqual([]);
   });
 
-  it('refuses a Dockerfile syntax error, a missing base image and a missing COPY source with typed errors naming the line', async () => {
+  it('refuses a Dockerfile syntax error, a missing base image, a missing COPY source, a foreign FROM --platform and RUN --security=insecure with typed errors naming the line', async () => {
     const { engine } = await testEngine();
     await expect(Image.build({ engine, context: { Dockerfile: `FROM ${BUSYBOX_REF}\nFORM x` } })).rejects.toSatisfy(
       (e: unknown) => e instanceof InvalidArgumentError && /Dockerfile:2/.test(e.message),
@@ -243,6 +243,12 @@ describe('Image.build: failures', () => {
     await expect(
       Image.build({ engine, context: { Dockerfile: `FROM ${BUSYBOX_REF}\n\nCOPY missing.txt /` } }),
     ).rejects.toMatchObject({ code: 'BUILD_FAILED', line: 3 });
+    await expect(
+      Image.build({ engine, context: { Dockerfile: `FROM --platform=linux/s390x ${BUSYBOX_REF}` } }),
+    ).rejects.toMatchObject({ code: 'BUILD_FAILED', line: 1 });
+    await expect(
+      Image.build({ engine, context: { Dockerfile: `FROM ${BUSYBOX_REF}\nRUN --security=insecure true` } }),
+    ).rejects.toMatchObject({ code: 'BUILD_FAILED', line: 2 });
     await expect(Image.build({ engine, context: { Dockerfile: 'FROM x' }, tag: 'a@sha256:00' })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
       field: 'tag',

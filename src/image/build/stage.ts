@@ -13,7 +13,7 @@ import { findStage, stepError, type BuildRun, type StageResult, type StepOutput,
 import { applyMetadata, getEnv, isMetadata, resolveWorkdir, type Substitution } from './metadata.js';
 import { expandHeredoc, expandWord, expandWords, parseInstruction, type Instruction } from './parser/index.js';
 import { copyStep, runStep as runInstruction, workdirStep } from './steps.js';
-import { BerthError, BuildError } from '../../errors.js';
+import { BerthError, BuildError, InvalidArgumentError } from '../../errors.js';
 
 /** Builds one stage. */
 export class StageBuilder {
@@ -73,6 +73,16 @@ export class StageBuilder {
     const from = this.#stage.from;
     const lookup = (n: string): string | undefined => this.#run.globals.get(n);
     const name = expandWord(from.image, lookup, this.#run.dockerfile.escape).value;
+    if (from.platform !== undefined) {
+      // RUN steps run on this machine: a base of another platform could not run them.
+      const wanted = expandWord(from.platform, lookup, this.#run.dockerfile.escape).value;
+      const own = this.#run.globals.get('TARGETPLATFORM') ?? '';
+      if (wanted !== own && !own.startsWith(`${wanted}/`))
+        throw stepError(
+          from,
+          new InvalidArgumentError('dockerfile', `--platform=${wanted}: only ${own} can be built here`),
+        );
+    }
     try {
       const dep = findStage(this.#run.dockerfile, name, this.#stage.index);
       if (dep !== undefined) {

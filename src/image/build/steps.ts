@@ -83,6 +83,11 @@ function runArgv(i: Instruction & { kind: 'RUN' }, shell: string[]): { argv: str
 
 /** `RUN`: planned from the command, its environment and mounts; runs in a build container. */
 export async function runStep(s: StepScope, i: Instruction & { kind: 'RUN' }): Promise<StepPlan> {
+  if (i.security === 'insecure')
+    throw new InvalidArgumentError(
+      'dockerfile',
+      `Dockerfile:${i.line}: RUN --security=insecure: berth runs every step in the default sandbox`,
+    );
   const c = s.config.config ?? {};
   const { argv, script } = runArgv(i, shellOf(c));
   const { env, args } = runEnv(s);
