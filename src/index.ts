@@ -12,6 +12,7 @@ export {
   Container,
   type ContainerLogs,
   type ContainerExecOptions,
+  type ContainerExecRunOptions,
   type ContainerSpawnOptions,
   type ContainerAttachOptions,
   type ContainerStats,

@@ -16,7 +16,7 @@ import { attachCleanupErrors } from '../errors.js';
 import {
   attachSchema,
   commitSchema,
-  execSchema,
+  execRunSchema,
   listSchema,
   logsSchema,
   NAME_RE,
@@ -25,7 +25,7 @@ import {
   toList,
   type ContainerAttachOptions,
   type ContainerCommitOptions,
-  type ContainerExecOptions,
+  type ContainerExecRunOptions,
   type ContainerListOptions,
   type ContainerLogs,
   type ContainerSpawnOptions,
@@ -43,6 +43,7 @@ export type {
   ContainerAttachOptions,
   ContainerCommitOptions,
   ContainerExecOptions,
+  ContainerExecRunOptions,
   ContainerListOptions,
   ContainerLogs,
   ContainerSpawnOptions,
@@ -167,17 +168,27 @@ export class Container {
   /**
    * Runs a command in the running container (`docker exec`): in its namespaces and root, with
    * its capabilities. Resolves with the exit code and the output; a non-zero exit code does not
-   * throw. A command that cannot be executed throws `COMMAND_NOT_FOUND`.
+   * throw. A command that cannot be executed throws `COMMAND_NOT_FOUND`. `input` is written to
+   * its stdin; `maxOutput` bounds what is kept of each stream (for untrusted programs), and the
+   * result's `truncated` then says which stream was cut.
    *
    * @example
    * ```ts
    * const { exitCode, stdout } = await c.exec(['cat', '/etc/hostname']);
+   * const r = await c.exec(['sh', '-c', 'python3 -'], { input: code, maxOutput: 64 * 1024 });
+   * if (r.truncated?.stdout) console.log('output cut at 64 KiB');
    * ```
    */
-  async exec(command: string[], options: ContainerExecOptions = {}): Promise<ExecResult> {
+  async exec(command: string[], options: ContainerExecRunOptions = {}): Promise<ExecResult> {
     const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
-    const o = parseOptions(execSchema, options) as ContainerExecOptions;
-    return this.#svc.exec(this.ref, cmd, { ...toExecOptions(o), stdin: false });
+    const o = parseOptions(execRunSchema, options) as ContainerExecRunOptions;
+    return this.#svc.exec(this.ref, cmd, {
+      ...toExecOptions(o),
+      stdin: false,
+      ...(o.input === undefined ? {} : { input: o.input }),
+      ...(o.maxOutput === undefined ? {} : { maxOutput: o.maxOutput }),
+      ...(o.keep === undefined ? {} : { keep: o.keep }),
+    });
   }
 
   /**

@@ -5,6 +5,9 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { BerthError, CommandError } from '../errors.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import { capabilityMask } from '../runtime/capabilities.js';
@@ -15,6 +18,7 @@ import { cgroupJoin, type ContainerCore } from './context.js';
 import { labelOf, type ContainerRecord } from './record.js';
 import { mergeEnv, processLimits } from './spec.js';
 import { seccompFilter } from './seccomp.js';
+import { CappedOutput, type KeepPart } from './output-cap.js';
 import { assertCan, stateError } from './status.js';
 
 /** Options of `exec`. */
@@ -29,6 +33,16 @@ export interface ExecOptions {
   terminal?: { cols: number; rows: number };
   /** Give it a stdin pipe (without a terminal); default /dev/null. */
   stdin?: boolean;
+}
+
+/** What {@link runExec} adds to {@link ExecOptions}: input, and bounds on what it collects. */
+export interface RunExecOptions extends ExecOptions {
+  /** Written to the process's stdin, which is then closed (a pipe; without it, /dev/null). */
+  input?: string | Buffer | AsyncIterable<Uint8Array>;
+  /** At most this many bytes of each stream are kept; the rest is dropped and `truncated` says so. */
+  maxOutput?: number;
+  /** Which bytes `maxOutput` keeps: the first (`head`, default) or the last (`tail`). */
+  keep?: KeepPart;
 }
 
 /** A process {@link ContainerService.startExec} started; the caller owns the fds. */
@@ -53,6 +67,8 @@ export interface ExecResult {
   stdout: string;
   /** Everything it wrote to stderr, as UTF-8 text. */
   stderr: string;
+  /** With `maxOutput`: whether each stream was cut to it. */
+  truncated?: { stdout: boolean; stderr: boolean };
 }
 
 /** What an exec's (single-threaded) child writes `0` to: v1 `tasks` files (no global lock), else `cgroup.procs`. */
@@ -69,22 +85,42 @@ export async function runExec(
   core: ContainerCore,
   rec: ContainerRecord,
   command: string[],
-  opts: ExecOptions,
+  opts: RunExecOptions,
 ): Promise<ExecResult> {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const running = await startExec(core, rec, command, { ...opts, stdin: false }, (stream, data) =>
+  const { input, maxOutput, keep, ...exec } = opts;
+  const out = new CappedOutput(maxOutput, keep);
+  const err = new CappedOutput(maxOutput, keep);
+  const withInput = input !== undefined && !exec.terminal;
+  const running = await startExec(core, rec, command, { ...exec, stdin: withInput }, (stream, data) =>
     (stream === 'stdout' ? out : err).push(data),
   );
   try {
+    // The write end goes to the stream, which closes it at the end (the process then sees EOF); a
+    // process that exits without reading ends the write with EPIPE, which is not an exec failure.
+    const feeding = withInput && running.stdin !== undefined ? feedStdin(running.stdin, input) : Promise.resolve();
     const status = await running.exited;
+    await feeding;
     return {
       exitCode: status.exitCode,
-      stdout: Buffer.concat(out).toString('utf8'),
-      stderr: Buffer.concat(err).toString('utf8'),
+      stdout: out.text(),
+      stderr: err.text(),
+      ...(maxOutput === undefined ? {} : { truncated: { stdout: out.truncated, stderr: err.truncated } }),
     };
   } finally {
     if (running.tty !== undefined) closeFd(running.tty);
+  }
+}
+
+/** Writes `input` to the pipe `fd` and closes it; a reader gone (EPIPE) ends the write quietly. */
+async function feedStdin(fd: number, input: string | Buffer | AsyncIterable<Uint8Array>): Promise<void> {
+  const sink = fs.createWriteStream('', { fd, autoClose: true });
+  const source =
+    typeof input === 'string' || Buffer.isBuffer(input) ? Readable.from([Buffer.from(input)]) : Readable.from(input);
+  try {
+    await pipeline(source, sink);
+  } catch (e) {
+    // The process exited (or closed its stdin) before reading everything: what it read is its business.
+    if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e;
   }
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Engine } from '../engine.js';
 import { CONTAINER_STATUSES } from './record.js';
@@ -103,6 +104,22 @@ export interface ContainerExecOptions {
   consoleSize?: { cols: number; rows: number };
 }
 
+/** What {@link Container.exec} takes beyond {@link ContainerExecOptions}. */
+export interface ContainerExecRunOptions extends ContainerExecOptions {
+  /**
+   * Written to the command's stdin, which is then closed (`echo … | docker exec -i`). Without it
+   * stdin is /dev/null. Ignored with `tty`.
+   */
+  input?: string | Buffer | Readable;
+  /**
+   * Keep at most this many bytes of each of stdout and stderr (the rest is dropped, never held in
+   * memory); the result's `truncated` says which stream was cut. Default: no limit.
+   */
+  maxOutput?: number;
+  /** Which bytes `maxOutput` keeps: the first (`head`, default) or the last (`tail`). */
+  keep?: 'head' | 'tail';
+}
+
 /** Options of {@link Container.spawn}. */
 export interface ContainerSpawnOptions extends ContainerExecOptions {
   /** Give the process a stdin pipe (`docker exec -i`). Default true; false: /dev/null. Ignored with `tty`. */
@@ -140,6 +157,12 @@ export const execSchema = z.strictObject({
     .optional(),
   tty: z.boolean().optional(),
   consoleSize: consoleSize.optional(),
+});
+/** Schema of {@link ContainerExecRunOptions}. */
+export const execRunSchema = execSchema.extend({
+  input: z.union([z.string(), z.instanceof(Buffer), z.instanceof(Readable)]).optional(),
+  maxOutput: z.number().int().positive().optional(),
+  keep: z.enum(['head', 'tail']).optional(),
 });
 /** Schema of {@link ContainerSpawnOptions}. */
 export const spawnSchema = execSchema.extend({ stdin: z.boolean().optional() });

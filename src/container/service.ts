@@ -26,7 +26,14 @@ import { containerPaths, type ContainerPaths } from './spec.js';
 import { assertCan, can, isActive, stateError, type ContainerVerb } from './status.js';
 import type { ContainerCore, ContainerServiceContext, ResolvedImage } from './context.js';
 import { commitContainer, type CommitOptions } from './commit.js';
-import { runExec, startExec, type ExecOptions, type ExecResult, type StartedExec } from './exec.js';
+import {
+  runExec,
+  startExec,
+  type ExecOptions,
+  type ExecResult,
+  type RunExecOptions,
+  type StartedExec,
+} from './exec.js';
 import { RunResources } from './run-resources.js';
 import { attachCleanupErrors } from '../errors.js';
 import { cleanupErrors } from './cleanup.js';
@@ -48,7 +55,7 @@ export type {
   ResolvedImage,
 } from './context.js';
 export type { CommitOptions } from './commit.js';
-export type { ExecOptions, ExecResult, StartedExec } from './exec.js';
+export type { ExecOptions, ExecResult, RunExecOptions, StartedExec } from './exec.js';
 export type { ContainerListFilter, WaitCondition } from './run-state.js';
 
 /** The container manager of one engine. */
@@ -313,7 +320,7 @@ export class ContainerService {
    * `docker exec`; resolves with its exit code and output. A command that cannot be executed
    * throws `COMMAND_NOT_FOUND`. With a terminal, all output is in `stdout`.
    */
-  async exec(ref: string, command: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  async exec(ref: string, command: string[], opts: RunExecOptions = {}): Promise<ExecResult> {
     return runExec(this.#core, await this.get(ref), command, opts);
   }
 

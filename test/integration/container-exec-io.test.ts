@@ -1,0 +1,57 @@
+/**
+ * `exec` for untrusted programs: input on stdin without a race, and bounded output (head or
+ * tail) that says it was cut, on both exec paths.
+ */
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { Container } from '../../src/index.js';
+import { BUSYBOX_REF, NO_NETWORK, testEngine, withExecPath } from '../helpers/engine.js';
+
+for (const path of ['native', 'js'] as const) {
+  describe(`exec input and output caps (${path})`, () => {
+    withExecPath(path);
+
+    it('writes input to the command and closes its stdin, from a string, a Buffer and a stream', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
+      expect((await c.exec(['cat'], { input: 'from a string\n' })).stdout).toBe('from a string\n');
+      expect((await c.exec(['wc', '-c'], { input: Buffer.alloc(300_000, 1) })).stdout.trim()).toBe('300000');
+      const stream = Readable.from(['one\n', 'two\n']);
+      expect((await c.exec(['sort', '-r'], { input: stream })).stdout).toBe('two\none\n');
+      // Without input, stdin is /dev/null: cat ends at once.
+      expect((await c.exec(['cat'])).stdout).toBe('');
+    });
+
+    it('ends a command that stops reading early without failing the exec', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
+      const r = await c.exec(['head', '-c', '3'], { input: Buffer.alloc(2_000_000, 0x61) });
+      expect(r).toMatchObject({ exitCode: 0, stdout: 'aaa' });
+    });
+
+    it('keeps the head or the tail of each stream up to maxOutput and says which stream was cut', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
+      const script = 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done; echo small >&2';
+      const head = await c.exec(['sh', '-c', script], { maxOutput: 1000 });
+      expect(head.stdout.length).toBe(1000);
+      expect(head.stdout.startsWith('line 0\nline 1\n')).toBe(true);
+      expect(head.stderr).toBe('small\n');
+      expect(head.truncated).toEqual({ stdout: true, stderr: false });
+      const tail = await c.exec(['sh', '-c', script], { maxOutput: 1000, keep: 'tail' });
+      expect(tail.stdout.length).toBe(1000);
+      expect(tail.stdout.endsWith('line 19999\n')).toBe(true);
+      expect(tail.truncated).toEqual({ stdout: true, stderr: false });
+      expect((await c.exec(['echo', 'hi'])).truncated).toBeUndefined();
+    });
+
+    it('refuses a bad maxOutput naming the field', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
+      await expect(c.exec(['true'], { maxOutput: 0 })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        field: 'maxOutput',
+      });
+    });
+  });
+}
