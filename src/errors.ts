@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   'NO_SPACE',
   'KERNEL',
   'TIMEOUT',
+  'ABORTED',
   'UNSUPPORTED',
   'BUILD_FAILED',
   'INTERNAL',
@@ -302,6 +303,15 @@ export class TimeoutError extends BerthError {
   }
 }
 brand(TimeoutError, 'TimeoutError');
+
+/** The caller cancelled the call through its `AbortSignal`; what it had started was undone. The signal's reason is the `cause`. */
+export class AbortedError extends BerthError {
+  /** Creates an error for a call cancelled with `reason`. */
+  constructor(message: string, reason: unknown) {
+    super('ABORTED', message, { cause: reason });
+  }
+}
+brand(AbortedError, 'AbortedError');
 
 /**
  * A registry refused or failed a request, or could not be reached. `code` is `REGISTRY_AUTH`

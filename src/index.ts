@@ -64,6 +64,7 @@ export {
   RegistryError,
   StateError,
   TimeoutError,
+  AbortedError,
   UnsafeLayerError,
   BuildError,
   ERROR_CODES,

@@ -188,6 +188,8 @@ export class Container {
       ...(o.input === undefined ? {} : { input: o.input }),
       ...(o.maxOutput === undefined ? {} : { maxOutput: o.maxOutput }),
       ...(o.keep === undefined ? {} : { keep: o.keep }),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+      ...(o.timeout === undefined ? {} : { timeout: o.timeout }),
     });
   }
 

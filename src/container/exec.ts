@@ -8,11 +8,11 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BerthError, CommandError } from '../errors.js';
+import { AbortedError, BerthError, CommandError, TimeoutError } from '../errors.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import { capabilityMask } from '../runtime/capabilities.js';
 import type { ExecPlan } from '../runtime/init.js';
-import { closeFd, stdinPipe } from '../runtime/host.js';
+import { closeFd, signalProcess, SIGNALS, stdinPipe } from '../runtime/host.js';
 import type { ExitRecord } from '../runtime/protocol.js';
 import { cgroupJoin, type ContainerCore } from './context.js';
 import { labelOf, type ContainerRecord } from './record.js';
@@ -43,6 +43,10 @@ export interface RunExecOptions extends ExecOptions {
   maxOutput?: number;
   /** Which bytes `maxOutput` keeps: the first (`head`, default) or the last (`tail`). */
   keep?: KeepPart;
+  /** Kills the process (SIGKILL) and rejects with `ABORTED` when it fires. */
+  signal?: AbortSignal;
+  /** Kills the process (SIGKILL) and rejects with `TIMEOUT` after this many milliseconds. */
+  timeout?: number;
 }
 
 /** A process {@link ContainerService.startExec} started; the caller owns the fds. */
@@ -87,7 +91,8 @@ export async function runExec(
   command: string[],
   opts: RunExecOptions,
 ): Promise<ExecResult> {
-  const { input, maxOutput, keep, ...exec } = opts;
+  const { input, maxOutput, keep, signal, timeout, ...exec } = opts;
+  signal?.throwIfAborted();
   const out = new CappedOutput(maxOutput, keep);
   const err = new CappedOutput(maxOutput, keep);
   const withInput = input !== undefined && !exec.terminal;
@@ -98,7 +103,7 @@ export async function runExec(
     // The write end goes to the stream, which closes it at the end (the process then sees EOF); a
     // process that exits without reading ends the write with EPIPE, which is not an exec failure.
     const feeding = withInput && running.stdin !== undefined ? feedStdin(running.stdin, input) : Promise.resolve();
-    const status = await running.exited;
+    const status = await killedWhen(running, signal, timeout, command);
     await feeding;
     return {
       exitCode: status.exitCode,
@@ -108,6 +113,38 @@ export async function runExec(
     };
   } finally {
     if (running.tty !== undefined) closeFd(running.tty);
+  }
+}
+
+/**
+ * Waits for the exec's end; when `signal` fires or `timeout` ms pass first, kills it (SIGKILL),
+ * waits for it to be gone, and rejects with `ABORTED` or `TIMEOUT`.
+ */
+async function killedWhen(
+  running: StartedExec,
+  signal: AbortSignal | undefined,
+  timeout: number | undefined,
+  command: string[],
+): Promise<ExitRecord> {
+  if (signal === undefined && timeout === undefined) return running.exited;
+  let why: 'abort' | 'timeout' | undefined;
+  const kill = (reason: 'abort' | 'timeout'): void => {
+    why ??= reason;
+    signalProcess(running.pid, running.startTime, SIGNALS.SIGKILL!);
+  };
+  const onAbort = (): void => kill('abort');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = timeout === undefined ? undefined : setTimeout(() => kill('timeout'), timeout);
+  try {
+    const status = await running.exited;
+    if (why === 'timeout')
+      throw new TimeoutError(`exec ${JSON.stringify(command.join(' '))} was killed after its timeout of ${timeout} ms`);
+    if (why === 'abort')
+      throw new AbortedError(`exec ${JSON.stringify(command.join(' '))} was cancelled and killed`, signal?.reason);
+    return status;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (timer !== undefined) clearTimeout(timer);
   }
 }
 

@@ -118,6 +118,10 @@ export interface ContainerExecRunOptions extends ContainerExecOptions {
   maxOutput?: number;
   /** Which bytes `maxOutput` keeps: the first (`head`, default) or the last (`tail`). */
   keep?: 'head' | 'tail';
+  /** Kills the command and rejects with `ABORTED` (an `AbortedError`) when it fires. */
+  signal?: AbortSignal;
+  /** Kills the command and rejects with `TIMEOUT` after this many milliseconds. */
+  timeout?: number;
 }
 
 /** Options of {@link Container.spawn}. */
@@ -163,6 +167,8 @@ export const execRunSchema = execSchema.extend({
   input: z.union([z.string(), z.instanceof(Buffer), z.instanceof(Readable)]).optional(),
   maxOutput: z.number().int().positive().optional(),
   keep: z.enum(['head', 'tail']).optional(),
+  signal: z.instanceof(AbortSignal).optional(),
+  timeout: z.number().int().positive().optional(),
 });
 /** Schema of {@link ContainerSpawnOptions}. */
 export const spawnSchema = execSchema.extend({ stdin: z.boolean().optional() });

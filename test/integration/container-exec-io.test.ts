@@ -45,6 +45,19 @@ for (const path of ['native', 'js'] as const) {
       expect((await c.exec(['echo', 'hi'])).truncated).toBeUndefined();
     });
 
+    it('kills a command at its timeout or when its signal fires, with TIMEOUT or ABORTED', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
+      await expect(c.exec(['sleep', '30'], { timeout: 200 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+      const ac = new AbortController();
+      const pending = c.exec(['sh', '-c', 'echo started; sleep 30'], { signal: ac.signal });
+      setTimeout(() => ac.abort(new Error('test over')), 300);
+      await expect(pending).rejects.toMatchObject({ code: 'ABORTED', cause: { message: 'test over' } });
+      // Nothing of either is left running in the container.
+      expect((await c.exec(['ps', '-o', 'args'])).stdout).not.toMatch(/sleep 30/);
+      await expect(c.exec(['true'], { signal: AbortSignal.abort() })).rejects.toBeDefined();
+    });
+
     it('refuses a bad maxOutput naming the field', async () => {
       const { engine } = await testEngine();
       await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
