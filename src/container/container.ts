@@ -5,14 +5,13 @@
  */
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
-import { InvalidArgumentError } from '../errors.js';
+import { AbortedError, attachCleanupErrors, InvalidArgumentError, TimeoutError } from '../errors.js';
 import { parseOptions, parseSignal, resourcesSchema } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
 import { linesToText, type LogLine, type LogsOptions } from './logs.js';
 import type { ExecResult, WaitCondition } from './service.js';
 import { ContainerAttachment, ContainerProcess } from './process.js';
 import type { ResourceOptions } from '../runtime/cgroups/index.js';
-import { attachCleanupErrors } from '../errors.js';
 import {
   attachSchema,
   commitSchema,
@@ -154,15 +153,32 @@ export class Container {
   /**
    * Waits until the container is not running (default), until its next exit (`next-exit`, also
    * for a container not started yet), or until it is removed (`removed`), as
-   * `docker wait --condition`; resolves with its exit code.
+   * `docker wait --condition`; resolves with its exit code. With `timeout` (ms) or `signal`, stops
+   * waiting with `TIMEOUT` or `ABORTED`; the container is left as it is.
    */
-  async wait(options: { condition?: WaitCondition } = {}): Promise<WaitResult> {
+  async wait(options: { condition?: WaitCondition; signal?: AbortSignal; timeout?: number } = {}): Promise<WaitResult> {
     const o = parseOptions(
-      z.strictObject({ condition: z.enum(['not-running', 'next-exit', 'removed']).optional() }),
+      z.strictObject({
+        condition: z.enum(['not-running', 'next-exit', 'removed']).optional(),
+        signal: z.instanceof(AbortSignal).optional(),
+        timeout: z.number().int().positive().optional(),
+      }),
       options,
     );
-    const { exitCode } = await this.#svc.wait(this.ref, undefined, o.condition ?? 'not-running');
-    return { exitCode };
+    const timer = o.timeout === undefined ? undefined : AbortSignal.timeout(o.timeout);
+    const stops = [o.signal, timer].filter((x): x is AbortSignal => x !== undefined);
+    const signal = stops.length === 0 ? undefined : AbortSignal.any(stops);
+    try {
+      const { exitCode } = await this.#svc.wait(this.ref, signal, o.condition ?? 'not-running');
+      return { exitCode };
+    } catch (e) {
+      if (o.signal?.aborted) throw new AbortedError(`stopped waiting for container ${this.ref}`, o.signal.reason);
+      if (timer?.aborted)
+        throw new TimeoutError(`container ${this.ref} was still running after ${o.timeout} ms of waiting`, {
+          cause: e,
+        });
+      throw e;
+    }
   }
 
   /**

@@ -58,6 +58,16 @@ for (const path of ['native', 'js'] as const) {
       await expect(c.exec(['true'], { signal: AbortSignal.abort() })).rejects.toBeDefined();
     });
 
+    it('stops waiting for a container at the timeout or the signal, and leaves it running', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
+      await expect(c.wait({ timeout: 200 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      await expect(c.wait({ signal: ac.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+      expect((await c.inspect()).state.status).toBe('running');
+    });
+
     it('refuses a bad maxOutput naming the field', async () => {
       const { engine } = await testEngine();
       await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
