@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
-import { AbortedError, attachCleanupErrors, InvalidArgumentError, TimeoutError } from '../errors.js';
+import { attachCleanupErrors, InvalidArgumentError } from '../errors.js';
+import { callStop } from './call-stop.js';
 import { parseOptions, parseSignal, resourcesSchema } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
 import { linesToText, type LogLine, type LogsOptions } from './logs.js';
@@ -165,18 +166,12 @@ export class Container {
       }),
       options,
     );
-    const timer = o.timeout === undefined ? undefined : AbortSignal.timeout(o.timeout);
-    const stops = [o.signal, timer].filter((x): x is AbortSignal => x !== undefined);
-    const signal = stops.length === 0 ? undefined : AbortSignal.any(stops);
+    const stop = callStop(o.signal, o.timeout);
     try {
-      const { exitCode } = await this.#svc.wait(this.ref, signal, o.condition ?? 'not-running');
+      const { exitCode } = await this.#svc.wait(this.ref, stop.signal, o.condition ?? 'not-running');
       return { exitCode };
     } catch (e) {
-      if (o.signal?.aborted) throw new AbortedError(`stopped waiting for container ${this.ref}`, o.signal.reason);
-      if (timer?.aborted)
-        throw new TimeoutError(`container ${this.ref} was still running after ${o.timeout} ms of waiting`, {
-          cause: e,
-        });
+      stop.throwIfStopped(`waiting for container ${this.ref}`, e);
       throw e;
     }
   }
@@ -340,10 +335,14 @@ export class Container {
    * and ends when the container stops.
    */
   logs(options: LogsOptions = {}): ContainerLogs {
-    const o = parseOptions(logsSchema, options) as LogsOptions;
+    const { signal, timeout, ...o } = parseOptions(logsSchema, options) as LogsOptions;
     const svc = this.#svc;
     const ref = this.ref;
-    const lines = () => svc.logLines(ref, o);
+    const lines = async function* (): AsyncGenerator<LogLine> {
+      const stop = callStop(signal, timeout);
+      yield* svc.logLines(ref, { ...o, ...(stop.signal ? { signal: stop.signal } : {}) });
+      stop.throwIfStopped(`reading the logs of container ${ref}`);
+    };
     return {
       [Symbol.asyncIterator]: () => lines(),
       then(onFulfilled, onRejected) {

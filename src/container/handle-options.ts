@@ -201,4 +201,6 @@ export const logsSchema = z.strictObject({
   timestamps: z.boolean().optional(),
   stdout: z.boolean().optional(),
   stderr: z.boolean().optional(),
+  signal: z.instanceof(AbortSignal).optional(),
+  timeout: z.number().int().positive().optional(),
 });

@@ -52,6 +52,10 @@ export interface LogsOptions {
   stdout?: boolean;
   /** Include stderr. Default true. */
   stderr?: boolean;
+  /** Ends a follow early (the lines read so far stay delivered); `logs()` then rejects with `ABORTED`. */
+  signal?: AbortSignal;
+  /** `logs()` ends a follow after this many milliseconds and rejects with `TIMEOUT`. */
+  timeout?: number;
 }
 
 const toMs = (t: Date | number | string): number =>
@@ -127,8 +131,8 @@ export async function* readLogLines(
     if (!running) return;
     const waiter = new ChangeWaiter(where.path);
     try {
-      while (running) {
-        await waiter.wait(FOLLOW_POLL_MS);
+      while (running && !options.signal?.aborted) {
+        await waiter.wait(FOLLOW_POLL_MS, options.signal);
         running = await isRunning();
         const more = splitter.push(await cursor.read());
         if (!running) more.push(...splitter.push(await cursor.read()), ...splitter.flush());

@@ -68,6 +68,21 @@ for (const path of ['native', 'js'] as const) {
       expect((await c.inspect()).state.status).toBe('running');
     });
 
+    it('ends a log follow at its timeout or signal with TIMEOUT or ABORTED, after the lines read so far', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo first; sleep 60'], { engine, ...NO_NETWORK });
+      const seen: string[] = [];
+      const follow = async (o: { timeout?: number; signal?: AbortSignal }): Promise<void> => {
+        for await (const l of c.logs({ follow: true, ...o })) seen.push(l.text);
+      };
+      await expect(follow({ timeout: 300 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(seen).toEqual(['first\n']);
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 200);
+      await expect(follow({ signal: ac.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+      expect((await c.inspect()).state.status).toBe('running');
+    });
+
     it('refuses a bad maxOutput naming the field', async () => {
       const { engine } = await testEngine();
       await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
