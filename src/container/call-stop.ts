@@ -28,3 +28,17 @@ export function callStop(signal: AbortSignal | undefined, timeout: number | unde
     },
   };
 }
+
+/** Waits `ms`, or less when `signal` fires first (never rejects). */
+export function sleepUnless(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

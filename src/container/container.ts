@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
 import { attachCleanupErrors, InvalidArgumentError } from '../errors.js';
-import { callStop } from './call-stop.js';
+import { callStop, sleepUnless } from './call-stop.js';
 import { parseOptions, parseSignal, resourcesSchema } from './options.js';
 import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
 import { linesToText, type LogLine, type LogsOptions } from './logs.js';
@@ -276,11 +276,23 @@ export class Container {
 
   /**
    * Its resource figures, sampled every `interval` ms (default 1000) while it runs, as
-   * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops.
+   * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops; `signal` or
+   * `timeout` (ms) end it earlier with `ABORTED` or `TIMEOUT`.
    */
-  async *stats(options: { interval?: number } = {}): AsyncGenerator<ContainerStats> {
-    const o = parseOptions(z.strictObject({ interval: z.number().int().min(10).optional() }), options);
+  async *stats(
+    options: { interval?: number; signal?: AbortSignal; timeout?: number } = {},
+  ): AsyncGenerator<ContainerStats> {
+    const o = parseOptions(
+      z.strictObject({
+        interval: z.number().int().min(10).optional(),
+        signal: z.instanceof(AbortSignal).optional(),
+        timeout: z.number().int().positive().optional(),
+      }),
+      options,
+    );
+    const stop = callStop(o.signal, o.timeout);
     for (;;) {
+      stop.throwIfStopped(`sampling the stats of container ${this.ref}`);
       let s;
       try {
         s = await this.#svc.stats(this.ref);
@@ -289,7 +301,7 @@ export class Container {
         throw e;
       }
       yield { ...s, time: new Date() };
-      await new Promise((r) => setTimeout(r, o.interval ?? 1000));
+      await sleepUnless(o.interval ?? 1000, stop.signal);
     }
   }
 

@@ -83,6 +83,18 @@ for (const path of ['native', 'js'] as const) {
       expect((await c.inspect()).state.status).toBe('running');
     });
 
+    it('ends a stats stream at its signal with ABORTED', async () => {
+      const { engine } = await testEngine();
+      await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
+      const ac = new AbortController();
+      let samples = 0;
+      const reading = (async () => {
+        for await (const _ of c.stats({ interval: 50, signal: ac.signal })) if (++samples === 2) ac.abort();
+      })();
+      await expect(reading).rejects.toMatchObject({ code: 'ABORTED' });
+      expect(samples).toBe(2);
+    });
+
     it('refuses a bad maxOutput naming the field', async () => {
       const { engine } = await testEngine();
       await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK });
