@@ -93,3 +93,4 @@ export {
   type PublishedPort,
 } from './network/ports.js';
 export type { PlanInterface } from './runtime/plan-interface.js';
+export type { ContainerConnectOptions } from './container/container.js';

@@ -16,6 +16,7 @@ import { attachCleanupErrors } from '../errors.js';
 import {
   attachSchema,
   commitSchema,
+  connectSchema,
   execSchema,
   listSchema,
   logsSchema,
@@ -25,6 +26,7 @@ import {
   toList,
   type ContainerAttachOptions,
   type ContainerCommitOptions,
+  type ContainerConnectOptions,
   type ContainerExecOptions,
   type ContainerListOptions,
   type ContainerLogs,
@@ -36,12 +38,14 @@ import {
   type WaitResult,
 } from './handle-options.js';
 import { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
 import { Image } from '../image/image.js';
 import type { ContainerChange } from './fs/union.js';
 
 export type {
   ContainerAttachOptions,
   ContainerCommitOptions,
+  ContainerConnectOptions,
   ContainerExecOptions,
   ContainerListOptions,
   ContainerLogs,
@@ -408,6 +412,27 @@ export class Container {
     await this.remove({ force: true, volumes: true }).catch((e: unknown) => {
       if ((e as { code?: string }).code !== 'CONTAINER_NOT_FOUND') throw e;
     });
+  }
+
+  /**
+   * A TCP connection to port `port` of `127.0.0.1` inside the container's network namespace: no
+   * published port and no host address, so nothing but this process can reach it. A container on
+   * the `host` network reaches the host's loopback; one on `none` its own. The socket is the
+   * caller's to end.
+   *
+   * @throws StateError `NOT_RUNNING` when the container does not run; KernelError
+   * (`errnoCode: 'ECONNREFUSED'`, the message naming the address) when nothing listens there.
+   *
+   * @example
+   * ```ts
+   * await using c = await Container.run('redis', [], { network: 'none' });
+   * const socket = await c.connect(6379);
+   * socket.end('PING\r\n');
+   * ```
+   */
+  async connect(port: number, options: ContainerConnectOptions = {}): Promise<Socket> {
+    const { port: p, ...o } = parseOptions(connectSchema, { ...options, port });
+    return this.#svc.connect(this.ref, p, o);
   }
 }
 

@@ -173,3 +173,21 @@ export const logsSchema = z.strictObject({
   stdout: z.boolean().optional(),
   stderr: z.boolean().optional(),
 });
+
+/** Options of {@link Container.connect}. */
+export interface ContainerConnectOptions {
+  /** Gives up when aborted (rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Gives up after this many ms with a `TIMEOUT` error. Default: none (loopback answers at once). */
+  timeout?: number;
+}
+
+/** A TCP port number. */
+export const tcpPortSchema = z.number().int().min(1).max(65535);
+
+/** Schema of {@link Container.connect}'s port and options. */
+export const connectSchema = z.strictObject({
+  port: tcpPortSchema,
+  signal: z.instanceof(AbortSignal).optional(),
+  timeout: z.number().int().positive().optional(),
+});
