@@ -94,3 +94,4 @@ export {
 } from './network/ports.js';
 export type { PlanInterface } from './runtime/plan-interface.js';
 export type { ContainerConnectOptions } from './container/container.js';
+export type { ContainerStartOptions, WaitForOptions } from './container/container.js';

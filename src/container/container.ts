@@ -18,6 +18,7 @@ import {
   commitSchema,
   connectSchema,
   execSchema,
+  startSchema,
   listSchema,
   logsSchema,
   NAME_RE,
@@ -31,6 +32,7 @@ import {
   type ContainerListOptions,
   type ContainerLogs,
   type ContainerSpawnOptions,
+  type ContainerStartOptions,
   type ContainerStats,
   type CreateOptions,
   type EngineOption,
@@ -41,6 +43,9 @@ import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { Image } from '../image/image.js';
 import type { ContainerChange } from './fs/union.js';
+import { waitForReady } from './wait-for.js';
+
+export type { WaitForOptions } from './wait-for.js';
 
 export type {
   ContainerAttachOptions,
@@ -50,6 +55,7 @@ export type {
   ContainerListOptions,
   ContainerLogs,
   ContainerSpawnOptions,
+  ContainerStartOptions,
   ContainerStats,
   CreateOptions,
   EngineOption,
@@ -96,12 +102,23 @@ export class Container {
 
   /**
    * Creates and starts a container, as `docker run`; resolves once its program runs. The
-   * container belongs to this process unless `detach: true` (`docker run -d`).
+   * container belongs to this process unless `detach: true` (`docker run -d`). With `waitFor`
+   * (see {@link Container.start}), resolves once it is ready; when it is not, the container is
+   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines.
+   *
+   * @example
+   * ```ts
+   * await using c = await Container.run('busybox', ['sh', '-c', 'echo ready; exec nc -l -p 8080'], {
+   *   waitFor: { log: 'ready', port: 8080 },
+   * });
+   * ```
    */
   static async run(image: string, command?: string | string[], options: RunOptions = {}): Promise<Container> {
-    const c = await Container.create({ ...options, image, ...(command !== undefined ? { command } : {}) });
+    const { waitFor, ...create } = options ?? {};
+    const start = parseOptions(startSchema, waitFor === undefined ? {} : { waitFor });
+    const c = await Container.create({ ...create, image, ...(command !== undefined ? { command } : {}) });
     try {
-      await c.start();
+      await c.start(start);
     } catch (e) {
       await c.remove({ force: true }).catch((removal: unknown) => {
         // Removed already (an auto-removed container) is what was wanted.
@@ -148,9 +165,22 @@ export class Container {
    * start returns before its init's execve). Throws `COMMAND_NOT_FOUND` when the program is
    * missing or not executable; a program the kernel still refuses (a bad binary format) ends
    * the container at once with exit code 126 and the reason in `inspect().state.error`.
+   *
+   * With `waitFor`, resolves only once every condition given holds (see {@link WaitForOptions});
+   * when its timeout passes or the container stops first, rejects with `TIMEOUT` or `NOT_RUNNING`
+   * and the container's last 20 log lines in the message, leaving the container as it is
+   * ({@link Container.run} removes it).
+   *
+   * @example
+   * ```ts
+   * await c.start({ waitFor: { log: /ready/, port: 8080, timeout: 10_000 } });
+   * ```
    */
-  async start(): Promise<this> {
+  async start(options: ContainerStartOptions = {}): Promise<this> {
+    const o = parseOptions(startSchema, options);
+    const since = Date.now();
     await this.#svc.start(this.ref);
+    if (o.waitFor) await waitForReady(this.#svc, this.ref, o.waitFor, since);
     return this;
   }
 

@@ -11,6 +11,7 @@ import type { ContainerCreateOptions } from './options.js';
 import type { LogLine } from './logs.js';
 import type { ExecOptions } from './exec.js';
 import type { CgroupStats } from '../runtime/cgroups/index.js';
+import type { WaitForOptions } from './wait-for.js';
 
 /** One sample of {@link Container.stats}. */
 export interface ContainerStats extends CgroupStats {
@@ -50,8 +51,8 @@ export interface EngineOption {
 /** Options of {@link Container.create}. */
 export type CreateOptions = ContainerCreateOptions & EngineOption;
 
-/** Options of {@link Container.run}: create options without `image` and `command`. */
-export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption;
+/** Options of {@link Container.run}: create options without `image` and `command`, and start's `waitFor`. */
+export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption & ContainerStartOptions;
 
 /** Filters of {@link Container.list}. */
 export interface ContainerListOptions extends EngineOption {
@@ -191,3 +192,33 @@ export const connectSchema = z.strictObject({
   signal: z.instanceof(AbortSignal).optional(),
   timeout: z.number().int().positive().optional(),
 });
+
+/** Schema of {@link WaitForOptions} (at least one condition). */
+export const waitForSchema = z
+  .strictObject({
+    log: z.union([z.instanceof(RegExp), z.string().min(1)]).optional(),
+    port: tcpPortSchema.optional(),
+    http: z
+      .strictObject({
+        path: z.string().startsWith('/').optional(),
+        port: tcpPortSchema,
+        status: z.number().int().min(100).max(599).optional(),
+      })
+      .optional(),
+    healthy: z.literal(true).optional(),
+    exec: z.array(z.string().min(1)).min(1).optional(),
+    timeout: z.number().int().positive().optional(),
+  })
+  .refine(
+    (w) => w.log ?? w.port ?? w.http ?? w.healthy ?? w.exec,
+    'expected at least one of log, port, http, healthy, exec',
+  );
+
+/** Options of {@link Container.start}. */
+export interface ContainerStartOptions {
+  /** Resolve only once these conditions hold (see {@link WaitForOptions}). */
+  waitFor?: WaitForOptions;
+}
+
+/** Schema of {@link ContainerStartOptions}. */
+export const startSchema = z.strictObject({ waitFor: waitForSchema.optional() });
