@@ -67,6 +67,15 @@ describe('Container.connect', () => {
     await expect(c.connect(80, { timeout: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'timeout' });
   });
 
+  it("rejects with the signal's reason when the signal is already aborted, leaving the port free", async () => {
+    const { engine } = await testEngine();
+    const port = await freeHostPort();
+    await using c = await echoServer(engine, port);
+    const reason = new Error('test gave up');
+    await expect(c.connect(port, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    expect(await roundTrip(await c.connect(port), 'still there\n')).toBe('still there\n');
+  });
+
   it("reaches the host's loopback from a container on the host network", async () => {
     const { engine } = await testEngine();
     const srv = createServer((s) => s.end('from the host\n')).listen(0, '127.0.0.1');
