@@ -71,6 +71,7 @@ export async function waitForReady(deps: WaitForDeps, ref: string, spec: WaitFor
     (['log', 'port', 'http', 'healthy', 'exec'] as const).filter((k) => spec[k] !== undefined && spec[k] !== false),
   );
   const pattern = spec.log === undefined ? undefined : toMatcher(spec.log);
+  const logFrom = { since };
   for (;;) {
     const rec = await deps.get(ref);
     if (pending.has('healthy') && !hasHealthcheck(rec))
@@ -81,7 +82,7 @@ export async function waitForReady(deps: WaitForDeps, ref: string, spec: WaitFor
     }
     const left = () => Math.max(1, deadline - Date.now());
     const checks: Record<Condition, () => Promise<boolean>> = {
-      log: () => logMatches(deps, ref, since, pattern!),
+      log: () => logMatches(deps, ref, logFrom, pattern!),
       port: () => deps.listensOn(ref, spec.port!),
       http: () => httpAnswers(deps, ref, spec.http!, left()),
       healthy: () => Promise.resolve(rec.state.health.status === 'healthy'),
@@ -123,13 +124,20 @@ function describe(spec: WaitForOptions, pending: ReadonlySet<Condition>): string
   return [...pending].map((k) => words[k]()).join(', ');
 }
 
+/**
+ * Whether a line of the log at or after `from.since` matches; moves `from.since` to the last line
+ * read, so that each round reads only what is new (lines of that same millisecond again).
+ */
 async function logMatches(
   deps: WaitForDeps,
   ref: string,
-  since: number,
+  from: { since: number },
   match: (t: string) => boolean,
 ): Promise<boolean> {
-  for await (const line of deps.logLines(ref, { since })) if (match(line.text.replace(/\n$/, ''))) return true;
+  for await (const line of deps.logLines(ref, { since: from.since })) {
+    if (match(line.text.replace(/\n$/, ''))) return true;
+    from.since = line.time.getTime();
+  }
   return false;
 }
 

@@ -76,6 +76,13 @@ describe('Container.connect', () => {
     expect(await roundTrip(await c.connect(port), 'still there\n')).toBe('still there\n');
   });
 
+  it('reaches the loopback of a container on the default bridge network, where no port is published', async () => {
+    const { engine } = await testEngine();
+    await using c = await echoServer(engine, 8080, 'bridge');
+    expect((await c.inspect()).networkSettings.ports).toEqual([]);
+    expect(await roundTrip(await c.connect(8080), 'over the bridge netns\n')).toBe('over the bridge netns\n');
+  });
+
   it("reaches the host's loopback from a container on the host network", async () => {
     const { engine } = await testEngine();
     const srv = createServer((s) => s.end('from the host\n')).listen(0, '127.0.0.1');
