@@ -95,3 +95,5 @@ export {
   type PublishedPort,
 } from './network/ports.js';
 export type { PlanInterface } from './runtime/plan-interface.js';
+export type { ContainerConnectOptions } from './container/container.js';
+export type { ContainerStartOptions, WaitForOptions } from './container/container.js';

@@ -16,7 +16,9 @@ import type { ResourceOptions } from '../runtime/cgroups/index.js';
 import {
   attachSchema,
   commitSchema,
+  connectSchema,
   execRunSchema,
+  startSchema,
   listSchema,
   logsSchema,
   NAME_RE,
@@ -25,10 +27,12 @@ import {
   toList,
   type ContainerAttachOptions,
   type ContainerCommitOptions,
+  type ContainerConnectOptions,
   type ContainerExecRunOptions,
   type ContainerListOptions,
   type ContainerLogs,
   type ContainerSpawnOptions,
+  type ContainerStartOptions,
   type ContainerStats,
   type CreateOptions,
   type EngineOption,
@@ -36,17 +40,23 @@ import {
   type WaitResult,
 } from './handle-options.js';
 import { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
 import { Image } from '../image/image.js';
 import type { ContainerChange } from './fs/union.js';
+import { waitForReady } from './wait-for.js';
+
+export type { WaitForOptions } from './wait-for.js';
 
 export type {
   ContainerAttachOptions,
   ContainerCommitOptions,
+  ContainerConnectOptions,
   ContainerExecOptions,
   ContainerExecRunOptions,
   ContainerListOptions,
   ContainerLogs,
   ContainerSpawnOptions,
+  ContainerStartOptions,
   ContainerStats,
   CreateOptions,
   EngineOption,
@@ -93,12 +103,23 @@ export class Container {
 
   /**
    * Creates and starts a container, as `docker run`; resolves once its program runs. The
-   * container belongs to this process unless `detach: true` (`docker run -d`).
+   * container belongs to this process unless `detach: true` (`docker run -d`). With `waitFor`
+   * (see {@link Container.start}), resolves once it is ready; when it is not, the container is
+   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines.
+   *
+   * @example
+   * ```ts
+   * await using c = await Container.run('busybox', ['sh', '-c', 'echo ready; exec nc -l -p 8080'], {
+   *   waitFor: { log: 'ready', port: 8080 },
+   * });
+   * ```
    */
   static async run(image: string, command?: string | string[], options: RunOptions = {}): Promise<Container> {
-    const c = await Container.create({ ...options, image, ...(command !== undefined ? { command } : {}) });
+    const { waitFor, ...create } = options ?? {};
+    const start = parseOptions(startSchema, waitFor === undefined ? {} : { waitFor });
+    const c = await Container.create({ ...create, image, ...(command !== undefined ? { command } : {}) });
     try {
-      await c.start();
+      await c.start(start);
     } catch (e) {
       await c.remove({ force: true }).catch((removal: unknown) => {
         // Removed already (an auto-removed container) is what was wanted.
@@ -145,9 +166,22 @@ export class Container {
    * start returns before its init's execve). Throws `COMMAND_NOT_FOUND` when the program is
    * missing or not executable; a program the kernel still refuses (a bad binary format) ends
    * the container at once with exit code 126 and the reason in `inspect().state.error`.
+   *
+   * With `waitFor`, resolves only once every condition given holds (see {@link WaitForOptions});
+   * when its timeout passes or the container stops first, rejects with `TIMEOUT` or `NOT_RUNNING`
+   * and the container's last 20 log lines in the message, leaving the container as it is
+   * ({@link Container.run} removes it).
+   *
+   * @example
+   * ```ts
+   * await c.start({ waitFor: { log: /ready/, port: 8080, timeout: 10_000 } });
+   * ```
    */
-  async start(): Promise<this> {
+  async start(options: ContainerStartOptions = {}): Promise<this> {
+    const o = parseOptions(startSchema, options);
+    const since = Date.now();
     await this.#svc.start(this.ref);
+    if (o.waitFor) await waitForReady(this.#svc, this.ref, o.waitFor, since);
     return this;
   }
 
@@ -448,6 +482,27 @@ export class Container {
     await this.remove({ force: true, volumes: true }).catch((e: unknown) => {
       if ((e as { code?: string }).code !== 'CONTAINER_NOT_FOUND') throw e;
     });
+  }
+
+  /**
+   * A TCP connection to port `port` of `127.0.0.1` inside the container's network namespace: no
+   * published port and no host address, so nothing but this process can reach it. A container on
+   * the `host` network reaches the host's loopback; one on `none` its own. The socket is the
+   * caller's to end.
+   *
+   * @throws StateError `NOT_RUNNING` when the container does not run; KernelError
+   * (`errnoCode: 'ECONNREFUSED'`, the message naming the address) when nothing listens there.
+   *
+   * @example
+   * ```ts
+   * await using c = await Container.run('redis', [], { network: 'none' });
+   * const socket = await c.connect(6379);
+   * socket.end('PING\r\n');
+   * ```
+   */
+  async connect(port: number, options: ContainerConnectOptions = {}): Promise<Socket> {
+    const { port: p, ...o } = parseOptions(connectSchema, { ...options, port });
+    return this.#svc.connect(this.ref, p, o);
   }
 }
 

@@ -12,6 +12,7 @@ import type { ContainerCreateOptions } from './options.js';
 import type { LogLine } from './logs.js';
 import type { ExecOptions } from './exec.js';
 import type { CgroupStats } from '../runtime/cgroups/index.js';
+import type { WaitForOptions } from './wait-for.js';
 
 /** One sample of {@link Container.stats}. */
 export interface ContainerStats extends CgroupStats {
@@ -51,8 +52,8 @@ export interface EngineOption {
 /** Options of {@link Container.create}. */
 export type CreateOptions = ContainerCreateOptions & EngineOption;
 
-/** Options of {@link Container.run}: create options without `image` and `command`. */
-export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption;
+/** Options of {@link Container.run}: create options without `image` and `command`, and start's `waitFor`. */
+export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption & ContainerStartOptions;
 
 /** Filters of {@link Container.list}. */
 export interface ContainerListOptions extends EngineOption {
@@ -204,3 +205,51 @@ export const logsSchema = z.strictObject({
   signal: z.instanceof(AbortSignal).optional(),
   timeout: z.number().int().positive().optional(),
 });
+
+/** Options of {@link Container.connect}. */
+export interface ContainerConnectOptions {
+  /** Gives up when aborted (rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Gives up after this many ms with a `TIMEOUT` error. Default: none (loopback answers at once). */
+  timeout?: number;
+}
+
+/** A TCP port number. */
+export const tcpPortSchema = z.number().int().min(1).max(65535);
+
+/** Schema of {@link Container.connect}'s port and options. */
+export const connectSchema = z.strictObject({
+  port: tcpPortSchema,
+  signal: z.instanceof(AbortSignal).optional(),
+  timeout: z.number().int().positive().optional(),
+});
+
+/** Schema of {@link WaitForOptions} (at least one condition). */
+export const waitForSchema = z
+  .strictObject({
+    log: z.union([z.instanceof(RegExp), z.string().min(1)]).optional(),
+    port: tcpPortSchema.optional(),
+    http: z
+      .strictObject({
+        path: z.string().startsWith('/').optional(),
+        port: tcpPortSchema,
+        status: z.number().int().min(100).max(599).optional(),
+      })
+      .optional(),
+    healthy: z.literal(true).optional(),
+    exec: z.array(z.string().min(1)).min(1).optional(),
+    timeout: z.number().int().positive().optional(),
+  })
+  .refine(
+    (w) => w.log ?? w.port ?? w.http ?? w.healthy ?? w.exec,
+    'expected at least one of log, port, http, healthy, exec',
+  );
+
+/** Options of {@link Container.start}. */
+export interface ContainerStartOptions {
+  /** Resolve only once these conditions hold (see {@link WaitForOptions}). */
+  waitFor?: WaitForOptions;
+}
+
+/** Schema of {@link ContainerStartOptions}. */
+export const startSchema = z.strictObject({ waitFor: waitForSchema.optional() });

@@ -43,6 +43,8 @@ import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
 import { discardDir, sweepOnce } from './sweep.js';
 import { ContainerFs } from './fs/index.js';
+import { connectTo, listensIn, type ConnectSocketOptions } from './connect.js';
+import type { Socket } from 'node:net';
 import type { TarSource } from './fs/copy.js';
 import type { ContainerChange } from './fs/union.js';
 
@@ -487,6 +489,16 @@ export class ContainerService {
   }
 
   /** How messages name `rec` (see {@link labelOf}). */
+  /** A TCP connection to `127.0.0.1:port` in a running container's network namespace (see `connect.ts`). */
+  async connect(ref: string, port: number, o: ConnectSocketOptions = {}): Promise<Socket> {
+    return connectTo(await this.#accepting(ref, 'connect'), port, o);
+  }
+
+  /** Whether something listens on TCP `port` in a running container's network namespace. */
+  async listensOn(ref: string, port: number): Promise<boolean> {
+    return listensIn(await this.#accepting(ref, 'connect'), port);
+  }
+
   #label(rec: ContainerRecord): string {
     return labelOf(rec);
   }

@@ -36,7 +36,8 @@ export type ContainerVerb =
   | 'top'
   | 'update'
   | 'exit'
-  | 'restart';
+  | 'restart'
+  | 'connect';
 
 /** The statuses in which a run holds the container's process and what it acquired. */
 export const ACTIVE_STATUSES: readonly ContainerStatus[] = ['running', 'paused', 'restarting'];
@@ -76,6 +77,7 @@ const TABLE: Readonly<Record<ContainerVerb, Row>> = {
   },
   exit: { from: ACTIVE_STATUSES, to: 'exited', words: 'record the exit of', code: 'NOT_RUNNING' },
   restart: { from: ['exited'], to: 'restarting', words: 'restart', code: 'INVALID_STATE' },
+  connect: { from: ['running', 'paused'], words: 'connect to', code: 'NOT_RUNNING' },
 };
 
 /** Whether a run holds the container (its process may be alive): running, paused or restarting. */

@@ -197,6 +197,10 @@ export const AF_INET = 2;
 export const SOCK_DGRAM = 2;
 /** Close-on-exec socket flag. */
 export const SOCK_CLOEXEC = 0o2000000;
+/** Stream (TCP) sockets. */
+export const SOCK_STREAM = 1;
+/** Non-blocking socket flag. */
+export const SOCK_NONBLOCK = 0o4000;
 /** ioctl: get interface flags. */
 export const SIOCGIFFLAGS = 0x8913;
 /** ioctl: set interface flags. */

@@ -27,3 +27,8 @@ export function setLinkUp(name: string): void {
     close(fd);
   }
 }
+
+/** `socket(2)` in the calling thread's network namespace; returns the new fd. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check('socket', () => _socket(domain, type, protocol), `${domain}, 0x${type.toString(16)}`);
+}

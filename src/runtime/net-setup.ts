@@ -21,9 +21,7 @@
  */
 import { cleanupAfter } from '../errors.js';
 import { Rtnetlink } from '../kernel/netlink.js';
-import { setns } from '../kernel/namespaces.js';
-import { close, open } from '../kernel/fd.js';
-import { CLONE_NEWNET, O_CLOEXEC, O_RDONLY } from '../kernel/constants.js';
+import { withNetns } from './netns.js';
 import type { PlanInterface } from './plan-interface.js';
 
 function configureContainerSide(local: Rtnetlink, i: PlanInterface): void {
@@ -40,17 +38,7 @@ function attachHostSide(host: Rtnetlink, i: PlanInterface): void {
 
 /** Opens a rtnetlink socket in the namespace `netnsFd` refers to, returning the thread to its own namespace. */
 export function openRtnetlinkIn(netnsFd: number): Rtnetlink {
-  const self = open('/proc/thread-self/ns/net', O_RDONLY | O_CLOEXEC);
-  try {
-    setns(netnsFd, CLONE_NEWNET);
-    try {
-      return Rtnetlink.open();
-    } finally {
-      setns(self, CLONE_NEWNET);
-    }
-  } finally {
-    close(self);
-  }
+  return withNetns(netnsFd, () => Rtnetlink.open());
 }
 
 /**
