@@ -93,3 +93,6 @@ export {
   type PublishedPort,
 } from './network/ports.js';
 export type { PlanInterface } from './runtime/plan-interface.js';
+export type { ContainerFiles, ContainerFileSource } from './container/fs/files.js';
+export type { PublishedUrlOptions } from './container/published.js';
+export { SPEC_HASH_LABEL, type ReuseOptions } from './container/reuse.js';

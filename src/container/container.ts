@@ -38,6 +38,9 @@ import {
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
 import type { ContainerChange } from './fs/union.js';
+import { containerFilesSchema, packFiles, planFiles, type ContainerFiles } from './fs/files.js';
+import * as published from './published.js';
+import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
 
 export type {
   ContainerAttachOptions,
@@ -360,20 +363,39 @@ export class Container {
   }
 
   /**
+   * Writes files into it (running or stopped): absolute container paths to contents (mode 0644)
+   * or `{ source }`, a host file or directory. Missing parents are made (0755); a parent that is
+   * a symlink is refused (`UNSAFE_LAYER`): nothing is written through one.
+   *
+   * @example
+   * ```ts
+   * await c.copyTo({ '/app/config.json': JSON.stringify({ debug: true }), '/app/static': { source: './static' } });
+   * ```
+   */
+  copyTo(files: ContainerFiles): Promise<void>;
+  /**
    * Extracts the tar `tar` into the directory `path` inside it, as `docker cp - CONTAINER:path`.
    * The path is resolved inside the container's root (a symlink to a directory is followed
    * inside it); archive entries are never written through a symlink nor outside `path`.
    * Works on running and stopped containers.
    */
-  async copyTo(path: string, tar: Readable | AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
-    const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), path, 'path');
+  copyTo(path: string, tar: Readable | AsyncIterable<Uint8Array> | Uint8Array): Promise<void>;
+  async copyTo(
+    pathOrFiles: string | ContainerFiles,
+    tar?: Readable | AsyncIterable<Uint8Array> | Uint8Array,
+  ): Promise<void> {
+    if (typeof pathOrFiles === 'object' && pathOrFiles !== null && tar === undefined) {
+      const files = parseOptions(containerFilesSchema, pathOrFiles, 'files') as ContainerFiles;
+      return this.#svc.copyTo(this.ref, '/', packFiles(planFiles(files)));
+    }
+    const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), pathOrFiles, 'path');
     if (
       !(tar instanceof Uint8Array) &&
       typeof (tar as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function'
     ) {
       throw new InvalidArgumentError('tar', 'expected a tar stream or the bytes of a tar');
     }
-    await this.#svc.copyTo(this.ref, p, tar);
+    await this.#svc.copyTo(this.ref, p, tar as AsyncIterable<Uint8Array> | Uint8Array);
   }
 
   /** Renames it, as `docker rename`. Throws `NAME_CONFLICT` when the name is taken. */
@@ -408,6 +430,50 @@ export class Container {
     await this.remove({ force: true, volumes: true }).catch((e: unknown) => {
       if ((e as { code?: string }).code !== 'CONTAINER_NOT_FOUND') throw e;
     });
+  }
+
+  /**
+   * The host address its published port `containerPort` (default: its first) is reached on,
+   * `127.0.0.1` for a binding on every address. Throws `NOT_FOUND` naming a port not published.
+   * E.g. `net.connect(await c.port(5432), await c.host(5432))`.
+   */
+  async host(containerPort?: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<string> {
+    const a = parseOptions(published.hostArgsSchema, { containerPort, protocol });
+    const [ports, label] = await published.publishedPorts(this.#svc, this.ref);
+    return published.publishedHost(ports, label, a.containerPort, a.protocol);
+  }
+
+  /**
+   * The URL of its published TCP port `containerPort`: `http://127.0.0.1:<host port>/` by
+   * default. Throws `NOT_FOUND` naming the port when it is not published.
+   *
+   * @example
+   * ```ts
+   * const res = await fetch(await c.url(80, { path: '/health' }));
+   * ```
+   */
+  async url(containerPort: number, options: published.PublishedUrlOptions = {}): Promise<string> {
+    const port = parseOptions(published.containerPortSchema, containerPort, 'containerPort');
+    const o = parseOptions(published.publishedUrlOptionsSchema, options) as published.PublishedUrlOptions;
+    return published.publishedUrl(...(await published.publishedPorts(this.#svc, this.ref)), port, o);
+  }
+
+  /**
+   * The container named `spec.name` if made from the same spec (started again when stopped),
+   * else a new one, created and started (detached unless `detach: false`); atomic across the
+   * processes sharing the root. The spec's hash is the label `berth.spec-hash`; a container of
+   * that name made from another spec is never replaced: `NAME_CONFLICT` naming both hashes.
+   *
+   * @example
+   * ```ts
+   * const db = await Container.getOrCreate({ name: 'test-db', image: 'postgres:16', ports: ['5432'] });
+   * ```
+   */
+  static async getOrCreate(spec: CreateOptions & { name: string }, options: ReuseOptions = {}): Promise<Container> {
+    const [engine, o] = [engineOption(spec), parseOptions(reuseOptionsSchema, options) as ReuseOptions];
+    const { engine: _engine, ...rest } = spec ?? ({} as ReuseSpec);
+    const { record } = await getOrCreate((engine ?? Engine.default()).containers, rest, o);
+    return new Container(record.id, engine ? { engine } : {});
   }
 }
 

@@ -1,0 +1,129 @@
+/**
+ * `copyTo` of plain files and directories: `{ '/app/config.json': '{}', '/app/static': { source:
+ * './static' } }` becomes one tar archive, named from the container's root, which the one
+ * extractor for hostile archives (`copy.ts`'s `extractPath` into `/`, with `image/layer-writer.ts`)
+ * writes: missing parent directories are made (0755), existing ones keep their owner and mode, and
+ * nothing is written through a symlink of the container's (such a parent is refused with
+ * `UNSAFE_LAYER`). Contents are files of mode 0644; a host file or directory keeps its modes, is
+ * owned by root (`docker cp`'s default) and its symlinks are copied as symlinks.
+ *
+ * @module
+ */
+import * as fs from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { NotFoundError } from '../../errors.js';
+import { END_OF_ARCHIVE, encodeHeader, packItems, walkAt, type WalkItem } from '../../image/tar-writer.js';
+
+/** What a file of {@link ContainerFiles} holds: its contents, or a host file or directory to copy. */
+export type ContainerFileSource = Buffer | Uint8Array | string | { /** A host file or directory. */ source: string };
+
+/** Files to copy into a container: absolute container paths to contents or host sources. */
+export type ContainerFiles = Record<string, ContainerFileSource>;
+
+/** A container path a file may be written at: absolute, neither the root nor through `..`. */
+const containerPath = z
+  .string()
+  .startsWith('/', 'must be an absolute path')
+  .refine((p) => !p.includes('\0'), 'must not contain a NUL byte')
+  .refine((p) => !p.split('/').includes('..'), "must not contain '..'")
+  .refine((p) => p.split('/').some((s) => s !== '' && s !== '.'), 'must name a file, not the root');
+
+/** Schema of {@link ContainerFiles}. */
+export const containerFilesSchema = z
+  .record(
+    containerPath,
+    z.union([
+      z.string(),
+      z.instanceof(Uint8Array),
+      z.strictObject({
+        source: z
+          .string()
+          .min(1)
+          .refine((p) => !p.includes('\0'), 'must not contain a NUL byte'),
+      }),
+    ]),
+  )
+  .refine((r) => Object.keys(r).length > 0, 'expected at least one file');
+
+/** One file of a checked {@link ContainerFiles}: its archive name and what it holds. */
+export type PlannedFile = { name: string; contents: Buffer } | { name: string; host: string };
+
+/**
+ * Checks the host sources of `files` (each must exist; a symlink given as a source is followed)
+ * and names each file from the container's root. Nothing is read yet.
+ *
+ * @throws NotFoundError (`NOT_FOUND`) for a missing host source.
+ */
+export function planFiles(files: ContainerFiles): PlannedFile[] {
+  return Object.entries(files).map(([path, value]) => {
+    // Archive names are binary strings (one char per byte), as `image/tar-writer.ts` has them.
+    const name = Buffer.from(
+      path
+        .split('/')
+        .filter((s) => s !== '' && s !== '.')
+        .join('/'),
+      'utf8',
+    ).toString('latin1');
+    if (typeof value === 'string' || value instanceof Uint8Array) return { name, contents: Buffer.from(value) };
+    let host: string;
+    try {
+      host = fs.realpathSync(resolve(value.source));
+    } catch (e) {
+      throw new NotFoundError('path', value.source, `host source '${value.source}' for '${path}' does not exist`, {
+        cause: e,
+      });
+    }
+    return { name, host };
+  });
+}
+
+/** A walk item owned by root, as `docker cp` writes a host file without `--archive`. */
+function ownedByRoot(item: WalkItem): WalkItem {
+  const st = Object.assign(Object.create(Object.getPrototypeOf(item.st) as object) as fs.Stats, item.st, {
+    uid: 0,
+    gid: 0,
+  });
+  return { ...item, st };
+}
+
+/** The host tree at `host`, named `name` in the archive, every entry owned by root. */
+function* walkHost(host: string, name: string): Generator<WalkItem> {
+  const parent = fs.openSync(dirname(host), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    for (const item of walkAt(parent, Buffer.from(basename(host)), name)) yield ownedByRoot(item);
+  } finally {
+    fs.closeSync(parent);
+  }
+}
+
+/** `tar` without its end-of-archive blocks (the last chunk {@link packItems} yields ends with them). */
+async function* withoutEnd(tar: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  let last: Buffer | undefined;
+  for await (const chunk of tar) {
+    if (last !== undefined) yield last;
+    last = chunk;
+  }
+  if (last !== undefined) yield last.subarray(0, last.length - END_OF_ARCHIVE.length);
+}
+
+/**
+ * The archive of `files` (from {@link planFiles}), names relative to the container's root:
+ * contents as root-owned 0644 files, host sources as {@link packItems} packs them.
+ */
+export async function* packFiles(
+  files: readonly PlannedFile[],
+  mtime = Math.floor(Date.now() / 1000),
+): AsyncGenerator<Buffer> {
+  for (const f of files) {
+    if ('host' in f) {
+      yield* withoutEnd(packItems(walkHost(f.host, f.name)));
+      continue;
+    }
+    const size = f.contents.length;
+    yield encodeHeader({ name: f.name, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime });
+    yield f.contents;
+    yield Buffer.alloc((512 - (size % 512)) % 512);
+  }
+  yield END_OF_ARCHIVE;
+}
