@@ -12,7 +12,7 @@ import type { NetworkSettings } from './info.js';
 /** One published port, as {@link NetworkSettings} lists it. */
 export type PublishedPort = NetworkSettings['ports'][number];
 
-/** Options of {@link publishedUrl}. */
+/** Options of `Container.url`. */
 export interface PublishedUrlOptions {
   /** The URL's scheme. Default `http`. */
   protocol?: 'http' | 'https';

@@ -28,13 +28,13 @@ import { createOptionsSchema, parseOptions, type ContainerCreateOptions } from '
 import { labelOf, type ContainerRecord } from './record.js';
 import { isActive } from './status.js';
 
-/** The label that records the spec hash of a container made by {@link getOrCreate}. */
+/** The label that records the spec hash of a container made by `Container.getOrCreate`. */
 export const SPEC_HASH_LABEL = 'berth.spec-hash';
 
 /** Create options with the name a reused container is found by. */
 export type ReuseSpec = ContainerCreateOptions & { name: string };
 
-/** Options of {@link getOrCreate}. */
+/** Options of `Container.getOrCreate`. */
 export interface ReuseOptions {
   /** Gives up waiting for another process's getOrCreate of the same name after this many ms (`TIMEOUT`). */
   timeout?: number;
