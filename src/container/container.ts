@@ -38,7 +38,7 @@ import {
 import { Readable } from 'node:stream';
 import { Image } from '../image/image.js';
 import type { ContainerChange } from './fs/union.js';
-import { containerFilesSchema, packFiles, planFiles, type ContainerFiles } from './fs/files.js';
+import { containerFilesSchema, planFiles, writeFiles, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
 
@@ -364,8 +364,8 @@ export class Container {
 
   /**
    * Writes files into it (running or stopped): absolute container paths to contents (mode 0644)
-   * or `{ source }`, a host file or directory. Missing parents are made (0755); a parent that is
-   * a symlink is refused (`UNSAFE_LAYER`): nothing is written through one.
+   * or `{ source }`, a host file or directory. Missing parents are made (0755); existing ones are
+   * resolved inside its root (a symlink never leads out of it).
    *
    * @example
    * ```ts
@@ -386,7 +386,7 @@ export class Container {
   ): Promise<void> {
     if (typeof pathOrFiles === 'object' && pathOrFiles !== null && tar === undefined) {
       const files = parseOptions(containerFilesSchema, pathOrFiles, 'files') as ContainerFiles;
-      return this.#svc.copyTo(this.ref, '/', packFiles(planFiles(files)));
+      return writeFiles(planFiles(files), (dir, tar) => this.#svc.copyTo(this.ref, dir, tar));
     }
     const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), pathOrFiles, 'path');
     if (

@@ -96,28 +96,44 @@ describe('copyTo of plain files', () => {
     });
   }
 
-  it('never writes through a symlink of the container at a parent path, nor into the host', async () => {
-    const { engine } = await testEngine();
-    const host = tempDir('copy-files-escape');
-    fs.writeFileSync(join(host, 'secret'), 'host secret');
-    await using c = await Container.run(
-      BUSYBOX_REF,
-      [
-        'sh',
-        '-c',
-        `ln -s ${host} /out && ln -s / /up && mkdir /d && ln -s ../../../../${host.slice(1)} /d/rel && touch /done; sleep 60`,
-      ],
-      { engine },
-    );
-    await expect.poll(() => c.exec(['test', '-e', '/done']).then((r) => r.exitCode)).toBe(0);
-    for (const path of ['/out/secret', '/out/new/file', '/up/escaped', '/d/rel/secret']) {
-      await expect(c.copyTo({ [path]: 'pwned' })).rejects.toMatchObject({ code: 'UNSAFE_LAYER' });
-    }
-    expect(fs.readdirSync(host)).toEqual(['secret']);
-    expect(fs.readFileSync(join(host, 'secret'), 'utf8')).toBe('host secret');
-    // The symlinks are as they were.
-    expect((await c.exec(['readlink', '/out'])).stdout).toBe(`${host}\n`);
-  });
+  for (const running of [true, false]) {
+    it(`resolves existing parents inside the root of a ${running ? 'running' : 'stopped'} container (symlinks to host paths stay inside it) and refuses a dangling symlink parent`, async () => {
+      const { engine } = await testEngine();
+      const host = tempDir('copy-files-escape');
+      fs.writeFileSync(join(host, 'secret'), 'host secret');
+      const script = [
+        `ln -s ${host} /out`,
+        'ln -s / /up',
+        `mkdir -p ${host}`,
+        'mkdir /d',
+        `ln -s ../../../../${host.slice(1)} /d/rel`,
+        'ln -s /nowhere /dangling',
+        'touch /done',
+      ].join(' && ');
+      await using c = await Container.run(BUSYBOX_REF, ['sh', '-c', running ? `${script}; sleep 60` : script], {
+        engine,
+      });
+      if (running) await expect.poll(() => c.exec(['test', '-e', '/done']).then((r) => r.exitCode)).toBe(0);
+      else expect((await c.wait()).exitCode).toBe(0);
+      await c.copyTo({
+        '/out/secret': 'in the container',
+        '/out/new/file': 'new',
+        '/up/escaped': 'at the root',
+        '/d/rel/secret2': 'relative',
+      });
+      const cat = (p: string) => readIn(c, p).then((r) => r.body);
+      expect(await cat(`${host}/secret`)).toBe('in the container');
+      expect(await cat(`${host}/new/file`)).toBe('new');
+      expect(await cat('/escaped')).toBe('at the root');
+      expect(await cat(`${host}/secret2`)).toBe('relative');
+      // A missing parent behind a dangling symlink: the extractor makes parents through no symlink.
+      await expect(c.copyTo({ '/dangling/x': 'pwned' })).rejects.toMatchObject({ code: 'UNSAFE_LAYER' });
+      expect(fs.readdirSync(host)).toEqual(['secret']);
+      expect(fs.readFileSync(join(host, 'secret'), 'utf8')).toBe('host secret');
+      expect(fs.existsSync('/escaped') || fs.existsSync('/nowhere')).toBe(false);
+      expect((await readTar(c.copyFrom('/out'))).get('out')?.entry).toMatchObject({ type: 'symlink', linkname: host });
+    });
+  }
 
   it('refuses bad keys and missing host sources before writing anything', async () => {
     const { engine } = await testEngine();

@@ -1,11 +1,13 @@
 /**
- * `copyTo` of plain files and directories: `{ '/app/config.json': '{}', '/app/static': { source:
- * './static' } }` becomes one tar archive, named from the container's root, which the one
- * extractor for hostile archives (`copy.ts`'s `extractPath` into `/`, with `image/layer-writer.ts`)
- * writes: missing parent directories are made (0755), existing ones keep their owner and mode, and
- * nothing is written through a symlink of the container's (such a parent is refused with
- * `UNSAFE_LAYER`). Contents are files of mode 0644; a host file or directory keeps its modes, is
- * owned by root (`docker cp`'s default) and its symlinks are copied as symlinks.
+ * `copyTo` of plain files: `{ '/app/config.json': '{}', '/app/static': { source: './static' } }`.
+ * Each file becomes a small tar archive that the one extractor for hostile archives writes,
+ * through `copy.ts`'s `extractPath`, into the deepest directory above it that exists: that
+ * directory is resolved inside the container's root (a symlink on the way is followed inside the
+ * root, as `docker cp` resolves its destination), and the parents still missing below it are made
+ * by the extractor (0755) without following any symlink (one in their place is refused with
+ * `UNSAFE_LAYER`). Existing directories keep their owner and mode. Contents are files of mode
+ * 0644; a host file or directory keeps its modes, is owned by root (`docker cp`'s default) and its
+ * symlinks are copied as symlinks.
  *
  * @module
  */
@@ -46,8 +48,8 @@ export const containerFilesSchema = z
   )
   .refine((r) => Object.keys(r).length > 0, 'expected at least one file');
 
-/** One file of a checked {@link ContainerFiles}: its archive name and what it holds. */
-export type PlannedFile = { name: string; contents: Buffer } | { name: string; host: string };
+/** One file of a checked {@link ContainerFiles}: its path's components and what it holds. */
+export type PlannedFile = { parts: string[]; contents: Buffer } | { parts: string[]; host: string };
 
 /**
  * Checks the host sources of `files` (each must exist; a symlink given as a source is followed)
@@ -57,15 +59,8 @@ export type PlannedFile = { name: string; contents: Buffer } | { name: string; h
  */
 export function planFiles(files: ContainerFiles): PlannedFile[] {
   return Object.entries(files).map(([path, value]) => {
-    // Archive names are binary strings (one char per byte), as `image/tar-writer.ts` has them.
-    const name = Buffer.from(
-      path
-        .split('/')
-        .filter((s) => s !== '' && s !== '.')
-        .join('/'),
-      'utf8',
-    ).toString('latin1');
-    if (typeof value === 'string' || value instanceof Uint8Array) return { name, contents: Buffer.from(value) };
+    const parts = path.split('/').filter((s) => s !== '' && s !== '.');
+    if (typeof value === 'string' || value instanceof Uint8Array) return { parts, contents: Buffer.from(value) };
     let host: string;
     try {
       host = fs.realpathSync(resolve(value.source));
@@ -74,7 +69,7 @@ export function planFiles(files: ContainerFiles): PlannedFile[] {
         cause: e,
       });
     }
-    return { name, host };
+    return { parts, host };
   });
 }
 
@@ -108,22 +103,42 @@ async function* withoutEnd(tar: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> 
 }
 
 /**
- * The archive of `files` (from {@link planFiles}), names relative to the container's root:
- * contents as root-owned 0644 files, host sources as {@link packItems} packs them.
+ * The archive of `file` named `name` (relative to where it is extracted): contents as a root-owned
+ * 0644 file, a host source as {@link packItems} packs it.
  */
-export async function* packFiles(
-  files: readonly PlannedFile[],
-  mtime = Math.floor(Date.now() / 1000),
-): AsyncGenerator<Buffer> {
-  for (const f of files) {
-    if ('host' in f) {
-      yield* withoutEnd(packItems(walkHost(f.host, f.name)));
-      continue;
-    }
-    const size = f.contents.length;
-    yield encodeHeader({ name: f.name, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime });
-    yield f.contents;
+async function* packFile(file: PlannedFile, name: string, mtime: number): AsyncGenerator<Buffer> {
+  // Archive names are binary strings (one char per byte), as `image/tar-writer.ts` has them.
+  const binary = Buffer.from(name, 'utf8').toString('latin1');
+  if ('host' in file) {
+    yield* withoutEnd(packItems(walkHost(file.host, binary)));
+  } else {
+    const size = file.contents.length;
+    yield encodeHeader({ name: binary, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime });
+    yield file.contents;
     yield Buffer.alloc((512 - (size % 512)) % 512);
   }
   yield END_OF_ARCHIVE;
+}
+
+/**
+ * Writes `files` (from {@link planFiles}) with `copyTo` (`docker cp - CONTAINER:dir`, which
+ * resolves `dir` inside the root and throws `NOT_FOUND` for a missing one): each into the deepest
+ * existing directory above it, the missing ones made by the extractor.
+ */
+export async function writeFiles(
+  files: readonly PlannedFile[],
+  copyTo: (dir: string, tar: AsyncIterable<Buffer>) => Promise<void>,
+  mtime = Math.floor(Date.now() / 1000),
+): Promise<void> {
+  for (const file of files) {
+    for (let depth = file.parts.length - 1; ; depth--) {
+      const dir = `/${file.parts.slice(0, depth).join('/')}`;
+      try {
+        await copyTo(dir, packFile(file, file.parts.slice(depth).join('/'), mtime));
+        break;
+      } catch (e) {
+        if (!(depth > 0 && e instanceof NotFoundError && e.kind === 'path' && e.ref === dir)) throw e;
+      }
+    }
+  }
 }
