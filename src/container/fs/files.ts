@@ -92,16 +92,6 @@ function* walkHost(host: string, name: string): Generator<WalkItem> {
   }
 }
 
-/** `tar` without its end-of-archive blocks (the last chunk {@link packItems} yields ends with them). */
-async function* withoutEnd(tar: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
-  let last: Buffer | undefined;
-  for await (const chunk of tar) {
-    if (last !== undefined) yield last;
-    last = chunk;
-  }
-  if (last !== undefined) yield last.subarray(0, last.length - END_OF_ARCHIVE.length);
-}
-
 /**
  * The archive of `file` named `name` (relative to where it is extracted): contents as a root-owned
  * 0644 file, a host source as {@link packItems} packs it.
@@ -109,14 +99,11 @@ async function* withoutEnd(tar: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> 
 async function* packFile(file: PlannedFile, name: string, mtime: number): AsyncGenerator<Buffer> {
   // Archive names are binary strings (one char per byte), as `image/tar-writer.ts` has them.
   const binary = Buffer.from(name, 'utf8').toString('latin1');
-  if ('host' in file) {
-    yield* withoutEnd(packItems(walkHost(file.host, binary)));
-  } else {
-    const size = file.contents.length;
-    yield encodeHeader({ name: binary, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime });
-    yield file.contents;
-    yield Buffer.alloc((512 - (size % 512)) % 512);
-  }
+  if ('host' in file) return yield* packItems(walkHost(file.host, binary));
+  const size = file.contents.length;
+  yield encodeHeader({ name: binary, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime });
+  yield file.contents;
+  yield Buffer.alloc((512 - (size % 512)) % 512);
   yield END_OF_ARCHIVE;
 }
 
