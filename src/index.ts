@@ -4,6 +4,9 @@
  *
  * @packageDocumentation
  */
+import { Container, type RunOptions } from './container/container.js';
+import { Image } from './image/image.js';
+
 export { Engine, type EngineOptions, type EventsOptions } from './engine.js';
 export { Image } from './image/image.js';
 export type * from './image/image.js';
@@ -97,3 +100,30 @@ export {
 export type { PlanInterface } from './runtime/plan-interface.js';
 export type { ContainerConnectOptions } from './container/container.js';
 export type { ContainerStartOptions, WaitForOptions } from './container/container.js';
+export type { ContainerFiles, ContainerFileSource } from './container/fs/files.js';
+export type { PublishedUrlOptions } from './container/published.js';
+export { SPEC_HASH_LABEL, type ReuseOptions } from './container/reuse.js';
+
+// `image.run()` is `Container.run` with the image and its engine: wired here, where both classes
+// are known, so that neither module imports the other.
+declare module './image/image.js' {
+  interface Image {
+    /**
+     * Creates and starts a container of this image, as `docker run` (shorthand for
+     * {@link Container.run} with this image and its engine).
+     *
+     * @example
+     * ```ts
+     * await using c = await new Image('busybox').run(['sleep', '30']);
+     * ```
+     */
+    run(command?: string | string[], options?: RunOptions): Promise<Container>;
+  }
+}
+
+Image.prototype.run = function run(this: Image, command?: string | string[], options: RunOptions = {}) {
+  return Container.run(this.ref, command, {
+    ...(this.engine === undefined ? {} : { engine: this.engine }),
+    ...options,
+  });
+};

@@ -6,10 +6,10 @@
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
 import { attachCleanupErrors, InvalidArgumentError } from '../errors.js';
-import { callStop, sleepUnless } from './call-stop.js';
+import { listContainers, pruneStopped, readLogs, sampleStats, waitUntil } from './handle-calls.js';
 import { parseOptions, parseSignal, resourcesSchema } from './options.js';
-import { toInfo, toSummary, type ContainerInfo, type ContainerSummary } from './info.js';
-import { linesToText, type LogLine, type LogsOptions } from './logs.js';
+import { toInfo, type ContainerInfo, type ContainerSummary } from './info.js';
+import type { LogsOptions } from './logs.js';
 import type { ExecResult, WaitCondition } from './service.js';
 import { ContainerAttachment, ContainerProcess } from './process.js';
 import type { ResourceOptions } from '../runtime/cgroups/index.js';
@@ -46,6 +46,9 @@ import type { ContainerChange } from './fs/union.js';
 import { waitForReady } from './wait-for.js';
 
 export type { WaitForOptions } from './wait-for.js';
+import { containerFilesSchema, planFiles, writeFiles, type ContainerFiles } from './fs/files.js';
+import * as published from './published.js';
+import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
 
 export type {
   ContainerAttachOptions,
@@ -133,27 +136,13 @@ export class Container {
   /** Lists containers, newest first (running ones only unless `all`), as `docker ps`. */
   static async list(options: ContainerListOptions = {}): Promise<ContainerSummary[]> {
     const o = parseOptions(listSchema, options);
-    const engine = engineOption(options) ?? Engine.default();
-    const recs = await engine.containers.list({
-      ...(o.all !== undefined ? { all: o.all } : {}),
-      label: toList(o.label),
-      name: toList(o.name),
-      status: toList(o.status),
-    });
-    return recs.map((r) => toSummary(r));
+    const svc = (engineOption(options) ?? Engine.default()).containers;
+    return listContainers(svc, { ...o, label: toList(o.label), name: toList(o.name), status: toList(o.status) });
   }
 
   /** Removes every stopped container, as `docker container prune`. Returns the removed ids. */
   static async prune(options: EngineOption = {}): Promise<string[]> {
-    const svc = (engineOption(options) ?? Engine.default()).containers;
-    const removed: string[] = [];
-    for (const r of await svc.list({ status: ['exited', 'created', 'dead'] })) {
-      await svc.remove(r.id).then(
-        () => removed.push(r.id),
-        () => undefined,
-      );
-    }
-    return removed;
+    return pruneStopped((engineOption(options) ?? Engine.default()).containers);
   }
 
   /** The full id (looks the container up). */
@@ -192,22 +181,7 @@ export class Container {
    * waiting with `TIMEOUT` or `ABORTED`; the container is left as it is.
    */
   async wait(options: { condition?: WaitCondition; signal?: AbortSignal; timeout?: number } = {}): Promise<WaitResult> {
-    const o = parseOptions(
-      z.strictObject({
-        condition: z.enum(['not-running', 'next-exit', 'removed']).optional(),
-        signal: z.instanceof(AbortSignal).optional(),
-        timeout: z.number().int().positive().optional(),
-      }),
-      options,
-    );
-    const stop = callStop(o.signal, o.timeout);
-    try {
-      const { exitCode } = await this.#svc.wait(this.ref, stop.signal, o.condition ?? 'not-running');
-      return { exitCode };
-    } catch (e) {
-      stop.throwIfStopped(`waiting for container ${this.ref}`, e);
-      throw e;
-    }
+    return waitUntil(this.#svc, this.ref, options);
   }
 
   /**
@@ -313,30 +287,8 @@ export class Container {
    * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops; `signal` or
    * `timeout` (ms) end it earlier with `ABORTED` or `TIMEOUT`.
    */
-  async *stats(
-    options: { interval?: number; signal?: AbortSignal; timeout?: number } = {},
-  ): AsyncGenerator<ContainerStats> {
-    const o = parseOptions(
-      z.strictObject({
-        interval: z.number().int().min(10).optional(),
-        signal: z.instanceof(AbortSignal).optional(),
-        timeout: z.number().int().positive().optional(),
-      }),
-      options,
-    );
-    const stop = callStop(o.signal, o.timeout);
-    for (;;) {
-      stop.throwIfStopped(`sampling the stats of container ${this.ref}`);
-      let s;
-      try {
-        s = await this.#svc.stats(this.ref);
-      } catch (e) {
-        if ((e as { code?: string }).code === 'NOT_RUNNING') return;
-        throw e;
-      }
-      yield { ...s, time: new Date() };
-      await sleepUnless(o.interval ?? 1000, stop.signal);
-    }
+  stats(options: { interval?: number; signal?: AbortSignal; timeout?: number } = {}): AsyncGenerator<ContainerStats> {
+    return sampleStats(this.#svc, this.ref, options);
   }
 
   /** Its processes (host pids and command lines), as `docker top`. */
@@ -381,25 +333,7 @@ export class Container {
    * and ends when the container stops.
    */
   logs(options: LogsOptions = {}): ContainerLogs {
-    const { signal, timeout, ...o } = parseOptions(logsSchema, options) as LogsOptions;
-    const svc = this.#svc;
-    const ref = this.ref;
-    const lines = async function* (): AsyncGenerator<LogLine> {
-      const stop = callStop(signal, timeout);
-      yield* svc.logLines(ref, { ...o, ...(stop.signal ? { signal: stop.signal } : {}) });
-      stop.throwIfStopped(`reading the logs of container ${ref}`);
-    };
-    return {
-      [Symbol.asyncIterator]: () => lines(),
-      then(onFulfilled, onRejected) {
-        const all = (async () => {
-          const out: LogLine[] = [];
-          for await (const l of lines()) out.push(l);
-          return linesToText(out, o.timestamps ?? false);
-        })();
-        return all.then(onFulfilled, onRejected);
-      },
-    };
+    return readLogs(this.#svc, this.ref, parseOptions(logsSchema, options) as LogsOptions);
   }
 
   /**
@@ -434,20 +368,39 @@ export class Container {
   }
 
   /**
+   * Writes files into it (running or stopped): absolute container paths to contents (mode 0644)
+   * or `{ source }`, a host file or directory. Missing parents are made (0755); existing ones are
+   * resolved inside its root (a symlink never leads out of it).
+   *
+   * @example
+   * ```ts
+   * await c.copyTo({ '/app/config.json': JSON.stringify({ debug: true }), '/app/static': { source: './static' } });
+   * ```
+   */
+  copyTo(files: ContainerFiles): Promise<void>;
+  /**
    * Extracts the tar `tar` into the directory `path` inside it, as `docker cp - CONTAINER:path`.
    * The path is resolved inside the container's root (a symlink to a directory is followed
    * inside it); archive entries are never written through a symlink nor outside `path`.
    * Works on running and stopped containers.
    */
-  async copyTo(path: string, tar: Readable | AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
-    const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), path, 'path');
+  copyTo(path: string, tar: Readable | AsyncIterable<Uint8Array> | Uint8Array): Promise<void>;
+  async copyTo(
+    pathOrFiles: string | ContainerFiles,
+    tar?: Readable | AsyncIterable<Uint8Array> | Uint8Array,
+  ): Promise<void> {
+    if (typeof pathOrFiles === 'object' && pathOrFiles !== null && tar === undefined) {
+      const files = parseOptions(containerFilesSchema, pathOrFiles, 'files') as ContainerFiles;
+      return writeFiles(planFiles(files), (dir, tar) => this.#svc.copyTo(this.ref, dir, tar));
+    }
+    const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), pathOrFiles, 'path');
     if (
       !(tar instanceof Uint8Array) &&
       typeof (tar as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function'
     ) {
       throw new InvalidArgumentError('tar', 'expected a tar stream or the bytes of a tar');
     }
-    await this.#svc.copyTo(this.ref, p, tar);
+    await this.#svc.copyTo(this.ref, p, tar as AsyncIterable<Uint8Array> | Uint8Array);
   }
 
   /** Renames it, as `docker rename`. Throws `NAME_CONFLICT` when the name is taken. */
@@ -504,26 +457,48 @@ export class Container {
     const { port: p, ...o } = parseOptions(connectSchema, { ...options, port });
     return this.#svc.connect(this.ref, p, o);
   }
-}
 
-declare module '../image/image.js' {
-  interface Image {
-    /**
-     * Creates and starts a container of this image, as `docker run` (shorthand for
-     * {@link Container.run} with this image and its engine).
-     *
-     * @example
-     * ```ts
-     * await using c = await new Image('busybox').run(['sleep', '30']);
-     * ```
-     */
-    run(command?: string | string[], options?: RunOptions): Promise<Container>;
+  /**
+   * The host address its published port `containerPort` (default: its first) is reached on,
+   * `127.0.0.1` for a binding on every address. Throws `NOT_FOUND` naming a port not published.
+   * E.g. `net.connect(await c.port(5432), await c.host(5432))`.
+   */
+  async host(containerPort?: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<string> {
+    const a = parseOptions(published.hostArgsSchema, { containerPort, protocol });
+    const [ports, label] = await published.publishedPorts(this.#svc, this.ref);
+    return published.publishedHost(ports, label, a.containerPort, a.protocol);
+  }
+
+  /**
+   * The URL of its published TCP port `containerPort`: `http://127.0.0.1:<host port>/` by
+   * default. Throws `NOT_FOUND` naming the port when it is not published.
+   *
+   * @example
+   * ```ts
+   * const res = await fetch(await c.url(80, { path: '/health' }));
+   * ```
+   */
+  async url(containerPort: number, options: published.PublishedUrlOptions = {}): Promise<string> {
+    const port = parseOptions(published.containerPortSchema, containerPort, 'containerPort');
+    const o = parseOptions(published.publishedUrlOptionsSchema, options) as published.PublishedUrlOptions;
+    return published.publishedUrl(...(await published.publishedPorts(this.#svc, this.ref)), port, o);
+  }
+
+  /**
+   * The container named `spec.name` if made from the same spec (started again when stopped),
+   * else a new one, created and started (detached unless `detach: false`); atomic across the
+   * processes sharing the root. The spec's hash is the label `berth.spec-hash`; a container of
+   * that name made from another spec is never replaced: `NAME_CONFLICT` naming both hashes.
+   *
+   * @example
+   * ```ts
+   * const db = await Container.getOrCreate({ name: 'test-db', image: 'postgres:16', ports: ['5432'] });
+   * ```
+   */
+  static async getOrCreate(spec: CreateOptions & { name: string }, options: ReuseOptions = {}): Promise<Container> {
+    const [engine, o] = [engineOption(spec), parseOptions(reuseOptionsSchema, options) as ReuseOptions];
+    const { engine: _engine, ...rest } = spec ?? ({} as ReuseSpec);
+    const { record } = await getOrCreate((engine ?? Engine.default()).containers, rest, o);
+    return new Container(record.id, engine ? { engine } : {});
   }
 }
-
-Image.prototype.run = function run(this: Image, command?: string | string[], options: RunOptions = {}) {
-  return Container.run(this.ref, command, {
-    ...(this.engine === undefined ? {} : { engine: this.engine }),
-    ...options,
-  });
-};

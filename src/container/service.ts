@@ -502,4 +502,9 @@ export class ContainerService {
   #label(rec: ContainerRecord): string {
     return labelOf(rec);
   }
+
+  /** The directory of the per-name lock files of `Container.getOrCreate` (see `reuse.ts`). */
+  get reuseLockDir(): string {
+    return join(this.#dir, 'reuse');
+  }
 }
