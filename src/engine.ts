@@ -257,7 +257,11 @@ export class Engine extends EventHub {
    */
   events(options: EventsOptions = {}): AsyncIterable<BerthEvent> {
     if (this.#closing.signal.aborted)
-      throw new StateError('this engine is closed: open a new Engine on the root to follow its events');
+      throw new StateError(
+        'closed',
+        'events',
+        'this engine is closed: open a new Engine on the root to follow its events',
+      );
     this.#prepare();
     return this.eventLog.follow(options, this.#closing.signal);
   }
