@@ -34,7 +34,7 @@ import { startContainer } from './start.js';
 import { ACTIVE_SUBSET, RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
-import { discardDir, sweepOnce } from './sweep.js';
+import { DeadOwnerReaper, discardDir, sweepOnce } from './sweep.js';
 import { ContainerFs } from './fs/index.js';
 import type { TarSource } from './fs/copy.js';
 import type { ContainerChange } from './fs/union.js';
@@ -71,6 +71,8 @@ export class ContainerService {
     label: (rec) => labelOf(rec),
   });
   #swept: Promise<void> | undefined;
+  /** Containers whose owner died, recorded (and the autoRemove ones removed) before the first call. */
+  readonly #reaper = new DeadOwnerReaper(() => this.#runs.list().then(() => this.#resources.allSettled()));
 
   /** Creates the manager; touches nothing until used. */
   constructor(ctx: ContainerServiceContext) {
@@ -153,6 +155,7 @@ export class ContainerService {
 
   /** Resolves a name, id or unique id prefix to a record (with its status refreshed). */
   async get(ref: string): Promise<ContainerRecord> {
+    await this.#reaper.ready();
     const id = await this.records.resolve(ref.replace(/^\//, ''));
     const rec = await this.records.get(id);
     if (!rec) throw new NotFoundError('container', ref);
@@ -305,6 +308,7 @@ export class ContainerService {
    * active statuses asked for, only the records of active containers are read (an index).
    */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
+    await this.#reaper.ready();
     return this.#runs.list(filter);
   }
 
