@@ -164,6 +164,7 @@ export const createOptionsSchema = z
       .string()
       .regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped')
       .optional(),
+    timeout: z.number().int().positive().optional(),
   })
   .superRefine((o, ctx) => {
     for (const key of Object.keys(o.sysctls ?? {})) {
@@ -435,6 +436,14 @@ export interface ContainerCreateOptions {
    * - Not with `privileged` (refused with `INVALID_ARGUMENT`).
    */
   userns?: UsernsOption;
+  /**
+   * Run time limit in ms (a positive integer), counted from each start: when it passes, every
+   * process of the container is killed (its whole cgroup, SIGKILL, so it exits with 137),
+   * `inspect().state.timedOut` is true and a `timeout` event precedes its `die`. Enforced by the
+   * engine that started it, while that engine's process runs (a detached container outliving its
+   * creator is not limited). Default: none.
+   */
+  timeout?: number;
 }
 
 /** Parses `SIGTERM`, `TERM`, `15` or 15 to a signal number; undefined when unknown. */
