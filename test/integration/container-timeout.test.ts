@@ -53,6 +53,13 @@ describe('container run time limit (timeout)', () => {
     expect(pids.filter(alive)).toEqual([]);
   });
 
+  it('kills a detached container at its timeout while the engine that started it runs', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { engine, ...NO_NETWORK, detach: true, timeout: 500 });
+    expect((await c.wait()).exitCode).toBe(137);
+    expect((await c.inspect()).state.timedOut).toBe(true);
+  });
+
   it('leaves timedOut false for a container that ends before its timeout', async () => {
     const { engine } = await testEngine();
     const c = await Container.run(BUSYBOX_REF, ['true'], { engine, ...NO_NETWORK, timeout: 60_000 });
