@@ -270,10 +270,12 @@ export class Engine extends EventHub {
    * Stops this engine's helper process. Containers it started are killed with it (they belong to
    * their creator); records stay, and later reads see them as exited. Every open
    * {@link Engine.events} iterator ends (a pending `next()` resolves `{ done: true }`), and
-   * {@link Engine.events} refuses new calls.
+   * {@link Engine.events} refuses new calls; open `logs({ follow: true })` and `stats()` iterators
+   * end at their next poll.
    */
   close(): void {
     this.#closing.abort();
+    this.#containers?.close();
     this.removeAllListeners();
     this.zygote.close();
     // Gone with the last container that used it, whichever engine closes last.

@@ -252,11 +252,13 @@ export class Container {
 
   /**
    * Its resource figures, sampled every `interval` ms (default 1000) while it runs, as
-   * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops.
+   * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops, or when its
+   * engine closes.
    */
   async *stats(options: { interval?: number } = {}): AsyncGenerator<ContainerStats> {
     const o = parseOptions(z.strictObject({ interval: z.number().int().min(10).optional() }), options);
     for (;;) {
+      if (this.#svc.closed) return;
       let s;
       try {
         s = await this.#svc.stats(this.ref);
@@ -308,7 +310,7 @@ export class Container {
   /**
    * Its output. `await c.logs()` gives stdout and stderr as text, in order;
    * `for await (const line of c.logs({ follow: true }))` gives `{ stream, text, time }` lines
-   * and ends when the container stops.
+   * and ends when the container stops or its engine closes.
    */
   logs(options: LogsOptions = {}): ContainerLogs {
     const o = parseOptions(logsSchema, options) as LogsOptions;
