@@ -441,7 +441,8 @@ export interface ContainerCreateOptions {
    * process of the container is killed (its whole cgroup, SIGKILL, so it exits with 137),
    * `inspect().state.timedOut` is true and a `timeout` event precedes its `die`. Enforced by the
    * engine that started it, while that engine's process runs (a detached container outliving its
-   * creator is not limited). Default: none.
+   * creator is not limited once that process is gone). The restart policy treats it as any
+   * other exit. Default: none.
    */
   timeout?: number;
 }
