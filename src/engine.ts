@@ -275,7 +275,7 @@ export class Engine extends EventHub {
    */
   close(): void {
     this.#closing.abort();
-    this.#containers?.close();
+    if (this.#containers) this.#containers.closed = true;
     this.removeAllListeners();
     this.zygote.close();
     // Gone with the last container that used it, whichever engine closes last.

@@ -436,14 +436,7 @@ export interface ContainerCreateOptions {
    * - Not with `privileged` (refused with `INVALID_ARGUMENT`).
    */
   userns?: UsernsOption;
-  /**
-   * Run time limit in ms (a positive integer), counted from each start: when it passes, every
-   * process of the container is killed (its whole cgroup, SIGKILL, so it exits with 137),
-   * `inspect().state.timedOut` is true and a `timeout` event precedes its `die`. Enforced by the
-   * engine that started it, while that engine's process runs (a detached container outliving its
-   * creator is not limited once that process is gone). The restart policy treats it as any
-   * other exit. Default: none.
-   */
+  /** Run time limit, ms from each start: then its whole cgroup is SIGKILLed (exit 137, `state.timedOut`). */
   timeout?: number;
 }
 

@@ -71,8 +71,8 @@ export class ContainerService {
     label: (rec) => labelOf(rec),
   });
   #swept: Promise<void> | undefined;
-  /** Set by {@link ContainerService.close}. */
-  #closed = false;
+  /** True once its engine closed: `logs({ follow })` iterators end once drained, `stats()` at the next sample. */
+  closed = false;
   /** Containers whose owner died, recorded (and the autoRemove ones removed) before the first call. */
   readonly #reaper = new DeadOwnerReaper(() => this.#runs.list().then(() => this.#resources.allSettled()));
 
@@ -367,7 +367,7 @@ export class ContainerService {
   async *logLines(ref: string, o: LogsOptions = {}): AsyncGenerator<LogLine> {
     const rec = await this.get(ref);
     yield* readLogLines({ path: this.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, () =>
-      this.#closed ? Promise.resolve(false) : this.isRunning(rec.id),
+      this.closed ? Promise.resolve(false) : this.isRunning(rec.id),
     );
   }
 
@@ -488,18 +488,5 @@ export class ContainerService {
   /** How messages name `rec` (see {@link labelOf}). */
   #label(rec: ContainerRecord): string {
     return labelOf(rec);
-  }
-
-  /** Whether {@link ContainerService.close} was called (its engine closed). */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  /**
-   * Its engine closed: open `logs({ follow: true })` iterators end once drained (at their next
-   * poll), as if their containers had stopped, and `stats()` iterators end before their next sample.
-   */
-  close(): void {
-    this.#closed = true;
   }
 }

@@ -112,7 +112,9 @@ export class Supervisor {
    * passes with the same run still going, the record says `timedOut`, a `timeout` event is
    * appended, and every process of the container is SIGKILLed through its cgroup (PID 1 alone on
    * a machine without cgroups, which ends its PID namespace). The exit (137) and `die` follow as
-   * for any exit.
+   * for any exit, and the restart policy treats it as any other exit. A detached container is
+   * limited while the process that started it runs; once that process is gone, nothing enforces
+   * its limit (its monitor does not know it).
    */
   watchTimeout(rec: ContainerRecord): void {
     const ms = rec.config.timeout;

@@ -14,7 +14,7 @@ import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** Starts two containers in a child engine process (autoRemove, then not), prints their ids, then waits to be killed. */
+/** Starts two containers in a child engine process (autoRemove, then not), prints their ids, waits to be killed. */
 const OWNER = `
 import { Container, Engine } from '@src/index.ts';
 const [root] = process.argv.slice(2);
