@@ -74,7 +74,10 @@ export class ContainerService {
   /** True once its engine closed: `logs({ follow })` iterators end once drained, `stats()` at the next sample. */
   closed = false;
   /** Containers whose owner died, recorded (and the autoRemove ones removed) before the first call. */
-  readonly #reaper = new DeadOwnerReaper(() => this.#runs.list().then(() => this.#resources.allSettled()));
+  readonly #reaper = new DeadOwnerReaper(
+    () => this.#dir,
+    () => this.#runs.list().then(() => this.#resources.allSettled()),
+  );
 
   /** Creates the manager; touches nothing until used. */
   constructor(ctx: ContainerServiceContext) {

@@ -93,12 +93,17 @@ export async function sweepOnce(core: ContainerCore, dir: string, refresh: () =>
  * reaping makes itself (an auto-removal's lookups) do not wait for it.
  */
 export class DeadOwnerReaper {
+  readonly #dir: () => string;
   readonly #reap: () => Promise<unknown>;
   readonly #inside = new AsyncLocalStorage<true>();
   #done: Promise<void> | undefined;
 
-  /** `reap` refreshes every active record from the kernel and waits for the releases that follow. */
-  constructor(reap: () => Promise<unknown>) {
+  /**
+   * `reap` refreshes every active record from the kernel and waits for the releases that follow;
+   * it is not called when the records' directory (`dir()`) holds no record: a read makes nothing.
+   */
+  constructor(dir: () => string, reap: () => Promise<unknown>) {
+    this.#dir = dir;
     this.#reap = reap;
   }
 
@@ -109,11 +114,16 @@ export class DeadOwnerReaper {
   ready(): Promise<void> {
     if (this.#inside.getStore()) return Promise.resolve();
     this.#done ??= this.#inside
-      .run(true, () => this.#reap())
+      .run(true, () => this.#reapIfAny())
       .then(
         () => undefined,
         () => undefined,
       );
     return this.#done;
+  }
+
+  async #reapIfAny(): Promise<void> {
+    const names = await readdir(this.#dir()).catch(noDir);
+    if (names.some((n) => n.endsWith('.json'))) await this.#reap();
   }
 }
