@@ -24,7 +24,7 @@ import { containerPaths } from './container/spec.js';
 import { createCgroupDriver, type CgroupDriver } from './runtime/cgroups/index.js';
 import { ZygoteClient } from './runtime/zygote-client.js';
 import { checkEnginePrivileges } from './runtime/capabilities.js';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, StateError } from './errors.js';
 import { ensureReserve } from './state/reserve.js';
 
 /**
@@ -91,6 +91,8 @@ export class Engine extends EventHub {
   #networks: NetworkService | undefined;
   #cgroups: CgroupDriver | undefined | null;
   #prepared = false;
+  /** Aborted by {@link Engine.close}: ends every open {@link Engine.events} iterator. */
+  readonly #closing = new AbortController();
 
   /**
    * Creates an engine over a state root; touches nothing until used. Its first use checks that
@@ -247,17 +249,33 @@ export class Engine extends EventHub {
    * ```ts
    * for await (const e of engine.events({ type: ['container'], action: ['die'] })) console.log(e.id, e.attributes.exitCode);
    * ```
+   *
+   * {@link Engine.close} ends the iterator as a `break` would: a pending `next()` resolves
+   * `{ done: true }` (as `docker events` ends quietly when its daemon goes away).
+   *
+   * @throws StateError (`INVALID_STATE`) once the engine is closed.
    */
   events(options: EventsOptions = {}): AsyncIterable<BerthEvent> {
+    if (this.#closing.signal.aborted)
+      throw new StateError(
+        'closed',
+        'events',
+        'this engine is closed: open a new Engine on the root to follow its events',
+      );
     this.#prepare();
-    return this.eventLog.follow(options);
+    return this.eventLog.follow(options, this.#closing.signal);
   }
 
   /**
    * Stops this engine's helper process. Containers it started are killed with it (they belong to
-   * their creator); records stay, and later reads see them as exited.
+   * their creator); records stay, and later reads see them as exited. Every open
+   * {@link Engine.events} iterator ends (a pending `next()` resolves `{ done: true }`), and
+   * {@link Engine.events} refuses new calls; open `logs({ follow: true })` and `stats()` iterators
+   * end at their next poll.
    */
   close(): void {
+    this.#closing.abort();
+    if (this.#containers) this.#containers.closed = true;
     this.removeAllListeners();
     this.zygote.close();
     // Gone with the last container that used it, whichever engine closes last.

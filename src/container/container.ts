@@ -284,8 +284,8 @@ export class Container {
 
   /**
    * Its resource figures, sampled every `interval` ms (default 1000) while it runs, as
-   * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops; `signal` or
-   * `timeout` (ms) end it earlier with `ABORTED` or `TIMEOUT`.
+   * `docker stats`: cpu (ns), memory (bytes), pids, block I/O. Ends when it stops or its engine
+   * closes; `signal` or `timeout` (ms) end it earlier with `ABORTED` or `TIMEOUT`.
    */
   stats(options: { interval?: number; signal?: AbortSignal; timeout?: number } = {}): AsyncGenerator<ContainerStats> {
     return sampleStats(this.#svc, this.ref, options);
@@ -330,7 +330,7 @@ export class Container {
   /**
    * Its output. `await c.logs()` gives stdout and stderr as text, in order;
    * `for await (const line of c.logs({ follow: true }))` gives `{ stream, text, time }` lines
-   * and ends when the container stops.
+   * and ends when the container stops or its engine closes.
    */
   logs(options: LogsOptions = {}): ContainerLogs {
     return readLogs(this.#svc, this.ref, parseOptions(logsSchema, options) as LogsOptions);

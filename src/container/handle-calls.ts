@@ -53,6 +53,7 @@ export async function* sampleStats(
   const stop = callStop(o.signal, o.timeout);
   for (;;) {
     stop.throwIfStopped(`sampling the stats of container ${ref}`);
+    if (svc.closed) return; // the engine closed: the stream ends
     let s;
     try {
       s = await svc.stats(ref);

@@ -59,6 +59,8 @@ export interface ContainerInfo {
     startedAt?: Date;
     /** When the last run ended; absent before the first exit. */
     finishedAt?: Date;
+    /** True when the last run was killed for outliving the container's `timeout` (its run time limit). */
+    timedOut: boolean;
   };
   /** The configuration it runs with. */
   config: {
@@ -186,6 +188,7 @@ export function toInfo(
       health: s.health,
       ...(s.startedAt ? { startedAt: new Date(s.startedAt) } : {}),
       ...(s.finishedAt ? { finishedAt: new Date(s.finishedAt) } : {}),
+      timedOut: s.timedOut,
     },
     config: {
       hostname: r.config.hostname,

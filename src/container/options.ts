@@ -164,6 +164,7 @@ export const createOptionsSchema = z
       .string()
       .regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped')
       .optional(),
+    timeout: z.number().int().positive().optional(),
   })
   .superRefine((o, ctx) => {
     for (const key of Object.keys(o.sysctls ?? {})) {
@@ -435,6 +436,8 @@ export interface ContainerCreateOptions {
    * - Not with `privileged` (refused with `INVALID_ARGUMENT`).
    */
   userns?: UsernsOption;
+  /** Run time limit, ms from each start: then its whole cgroup is SIGKILLed (exit 137, `state.timedOut`). */
+  timeout?: number;
 }
 
 /** Parses `SIGTERM`, `TERM`, `15` or 15 to a signal number; undefined when unknown. */

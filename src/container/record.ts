@@ -157,6 +157,8 @@ const recordFields = z.object({
       })
       .nullable()
       .default(null),
+    /** Run time limit in ms (the `timeout` create option); null without one. */
+    timeout: z.number().int().positive().nullable().default(null),
   }),
   /** The image's layers as diffIDs, topmost first (the overlay's lower dirs, through the layer store). */
   layers: z.array(diffIdSchema),
@@ -193,6 +195,8 @@ const recordFields = z.object({
       .object({ stdinFd: z.number().int().optional(), ttyFd: z.number().int().optional() })
       .nullable()
       .default(null),
+    /** The last run was killed for outliving `config.timeout`. */
+    timedOut: z.boolean().default(false),
   }),
 });
 
@@ -226,6 +230,7 @@ export function initialState(): ContainerState {
     restartCount: 0,
     manualStop: false,
     stdio: null,
+    timedOut: false,
     health: { status: 'none', failingStreak: 0, log: [] },
   };
 }

@@ -41,7 +41,7 @@ import { startContainer } from './start.js';
 import { ACTIVE_SUBSET, RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
-import { discardDir, sweepOnce } from './sweep.js';
+import { DeadOwnerReaper, discardDir, sweepOnce } from './sweep.js';
 import { ContainerFs } from './fs/index.js';
 import { connectTo, listensIn, type ConnectSocketOptions } from './connect.js';
 import type { Socket } from 'node:net';
@@ -80,6 +80,13 @@ export class ContainerService {
     label: (rec) => labelOf(rec),
   });
   #swept: Promise<void> | undefined;
+  /** True once its engine closed: `logs({ follow })` iterators end once drained, `stats()` at the next sample. */
+  closed = false;
+  /** Containers whose owner died, recorded (and the autoRemove ones removed) before the first call. */
+  readonly #reaper = new DeadOwnerReaper(
+    () => this.#dir,
+    () => this.#runs.list().then(() => this.#resources.allSettled()),
+  );
 
   /** Creates the manager; touches nothing until used. */
   constructor(ctx: ContainerServiceContext) {
@@ -162,6 +169,7 @@ export class ContainerService {
 
   /** Resolves a name, id or unique id prefix to a record (with its status refreshed). */
   async get(ref: string): Promise<ContainerRecord> {
+    await this.#reaper.ready();
     const id = await this.records.resolve(ref.replace(/^\//, ''));
     const rec = await this.records.get(id);
     if (!rec) throw new NotFoundError('container', ref);
@@ -314,6 +322,7 @@ export class ContainerService {
    * active statuses asked for, only the records of active containers are read (an index).
    */
   async list(filter: ContainerListFilter = {}): Promise<ContainerRecord[]> {
+    await this.#reaper.ready();
     return this.#runs.list(filter);
   }
 
@@ -370,7 +379,7 @@ export class ContainerService {
   async *logLines(ref: string, o: LogsOptions = {}): AsyncGenerator<LogLine> {
     const rec = await this.get(ref);
     yield* readLogLines({ path: this.paths(rec.id).log, maxFile: rec.config.log.maxFile }, o, () =>
-      this.isRunning(rec.id),
+      this.closed ? Promise.resolve(false) : this.isRunning(rec.id),
     );
   }
 

@@ -157,6 +157,7 @@ export function buildConfig(
       oomScoreAdj: opts.oomScoreAdj ?? null,
       log: resolveLogLimits(opts.log),
       userns: null, // allocated when the record is written (see ContainerService.create)
+      timeout: opts.timeout ?? null,
     },
   };
 }

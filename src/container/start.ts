@@ -137,6 +137,7 @@ async function startRun(
     }));
     await core.event('start', updated);
     steps.supervisor.watchHealth(updated);
+    steps.supervisor.watchTimeout(updated);
     return updated;
   });
 }

@@ -1,15 +1,16 @@
 /**
- * What watches a container while it runs, in the engine that started it: its health check and
- * its restart policy.
+ * What watches a container while it runs, in the engine that started it: its health check, its
+ * run time limit and its restart policy.
  *
  * @module
  */
+import { signalProcess, SIGNALS } from '../runtime/host.js';
 import type { ContainerCore } from './context.js';
 import type { ExecResult } from './exec.js';
 import type { ContainerRecord } from './record.js';
 import { isActive } from './status.js';
 
-/** Health checks and restart policies of one engine's containers. */
+/** Health checks, run time limits and restart policies of one engine's containers. */
 export class Supervisor {
   readonly #core: ContainerCore;
   readonly #exec: (id: string, command: string[]) => Promise<ExecResult>;
@@ -103,6 +104,38 @@ export class Supervisor {
           : r,
       )
       .then(schedule, () => undefined);
+  }
+
+  /**
+   * The run time limit (`config.timeout`, ms from this start), in the engine that started the
+   * run (the timer does not keep the process alive; the run dies with its owner anyway): when it
+   * passes with the same run still going, the record says `timedOut`, a `timeout` event is
+   * appended, and every process of the container is SIGKILLed through its cgroup (PID 1 alone on
+   * a machine without cgroups, which ends its PID namespace). The exit (137) and `die` follow as
+   * for any exit, and the restart policy treats it as any other exit. A detached container is
+   * limited while the process that started it runs; once that process is gone, nothing enforces
+   * its limit (its monitor does not know it).
+   */
+  watchTimeout(rec: ContainerRecord): void {
+    const ms = rec.config.timeout;
+    if (ms === null) return;
+    const { pid, startTime } = rec.state;
+    setTimeout(() => {
+      void this.#timeUp(rec.id, pid, startTime).catch(() => {
+        // Nobody awaits a timer: a kill that failed leaves the run going, as `inspect()` shows.
+      });
+    }, ms).unref();
+  }
+
+  async #timeUp(id: string, pid: number, startTime: number): Promise<void> {
+    const now = await this.#core.records.get(id);
+    if (!now || now.state.pid !== pid || !isActive(now.state.status)) return;
+    const marked = await this.#core.records.update(id, (r) =>
+      r.state.pid === pid ? { ...r, state: { ...r.state, timedOut: true } } : r,
+    );
+    await this.#core.event('timeout', marked);
+    if (this.#core.ctx.cgroups) await this.#core.ctx.cgroups.killAll(id);
+    else signalProcess(pid, startTime, SIGNALS.SIGKILL!);
   }
 
   /**

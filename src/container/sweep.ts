@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { renameSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
@@ -81,5 +82,48 @@ export async function sweepOnce(core: ContainerCore, dir: string, refresh: () =>
   } catch {
     // Housekeeping: what it could not free is there for the next engine's sweep; a create
     // does not depend on it (and reports its own failures).
+  }
+}
+
+/**
+ * Once per engine, before its first container call (a get, a list, a create): records the exit of
+ * every container recorded as active whose owner process died (killed, so nobody saw the exit),
+ * which releases its cgroup, endpoint and volumes and removes the `autoRemove` ones (record and
+ * cgroup, as their owner would have), so that no call of the new engine sees them. The calls the
+ * reaping makes itself (an auto-removal's lookups) do not wait for it.
+ */
+export class DeadOwnerReaper {
+  readonly #dir: () => string;
+  readonly #reap: () => Promise<unknown>;
+  readonly #inside = new AsyncLocalStorage<true>();
+  #done: Promise<void> | undefined;
+
+  /**
+   * `reap` refreshes every active record from the kernel and waits for the releases that follow;
+   * it is not called when the records' directory (`dir()`) holds no record: a read makes nothing.
+   */
+  constructor(dir: () => string, reap: () => Promise<unknown>) {
+    this.#dir = dir;
+    this.#reap = reap;
+  }
+
+  /**
+   * Resolves once the reaping is over (the first call starts it); at once inside the reaping.
+   * Never rejects: what it could not record, the next read of that container records.
+   */
+  ready(): Promise<void> {
+    if (this.#inside.getStore()) return Promise.resolve();
+    this.#done ??= this.#inside
+      .run(true, () => this.#reapIfAny())
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+    return this.#done;
+  }
+
+  async #reapIfAny(): Promise<void> {
+    const names = await readdir(this.#dir()).catch(noDir);
+    if (names.some((n) => n.endsWith('.json'))) await this.#reap();
   }
 }

@@ -168,6 +168,12 @@ export interface CgroupDriver {
    */
   destroy(id: string): Promise<void>;
   /**
+   * SIGKILLs every process in the cgroup, forks racing the kill included (`cgroup.kill` on v2
+   * kernels that have it; otherwise frozen, killed, thawed, as runc does); leaves the directories.
+   * A cgroup that is gone or empty is not an error.
+   */
+  killAll(id: string): Promise<void>;
+  /**
    * Removes the shared parent cgroup when no container has a cgroup under it (the kernel refuses
    * otherwise, which is not an error). {@link CgroupDriver.destroy} leaves the parent, as Docker
    * leaves its own: making and removing it around every container would double the directories

@@ -350,19 +350,9 @@ export class V1Driver implements CgroupDriver {
   /** {@inheritDoc CgroupDriver.destroy} */
   async destroy(id: string): Promise<void> {
     const paths = this.paths(id);
-    const freezerDir = this.#dir('freezer', id);
-    if (
-      freezerDir !== undefined &&
-      (await this.#fs.exists(freezerDir)) &&
-      (await collectPids(this.#fs, freezerDir)).length > 0
-    ) {
-      // Freeze first so nothing forks between reading the pids and killing them (runc does the same).
-      // Best effort, both: a process left alive or frozen keeps its directory busy, and the removal
-      // below fails and says so.
-      await this.freeze(id).catch(() => undefined);
-      for (const pid of await collectPids(this.#fs, freezerDir)) this.#signal(pid);
-      await this.thaw(id).catch(() => undefined);
-    }
+    // Best effort: a process left alive or frozen keeps its directory busy, and the removal below
+    // fails and says so.
+    await this.killAll(id);
     const errors: unknown[] = [];
     for (const dir of paths) {
       try {
@@ -373,6 +363,21 @@ export class V1Driver implements CgroupDriver {
     }
     // The first hierarchy's failure, with the others' attached.
     if (errors.length) throw attachCleanupErrors(errors[0], errors.slice(1));
+  }
+
+  /** {@inheritDoc CgroupDriver.killAll} */
+  async killAll(id: string): Promise<void> {
+    const freezerDir = this.#dir('freezer', id);
+    if (
+      freezerDir === undefined ||
+      !(await this.#fs.exists(freezerDir)) ||
+      (await collectPids(this.#fs, freezerDir)).length === 0
+    )
+      return;
+    // Freeze first so nothing forks between reading the pids and killing them (runc does the same).
+    await this.freeze(id).catch(() => undefined);
+    for (const pid of await collectPids(this.#fs, freezerDir)) this.#signal(pid);
+    await this.thaw(id).catch(() => undefined);
   }
 
   /** {@inheritDoc CgroupDriver.removeParent} */

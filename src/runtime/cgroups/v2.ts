@@ -275,18 +275,24 @@ export class V2Driver implements CgroupDriver {
   async destroy(id: string): Promise<void> {
     const dir = this.#dir(id);
     if (!(await this.#fs.exists(dir))) return;
+    // Best effort: a process left alive keeps the directory busy, and the removal fails and says so.
+    await this.killAll(id);
+    await removeCgroupTree(this.#fs, dir, this.#kill, this.#timeoutMs, this.#pollMs);
+  }
+
+  /** {@inheritDoc CgroupDriver.killAll} */
+  async killAll(id: string): Promise<void> {
+    const dir = this.#dir(id);
+    if (!(await this.#fs.exists(dir))) return;
     const killFile = join(dir, 'cgroup.kill');
     if (await this.#fs.exists(killFile)) {
-      // cgroup.kill (Linux 5.14) kills the whole subtree at once, racing no fork. Best effort, as
-      // the freeze and thaw below: a process left alive keeps the directory busy, and the removal
-      // fails and says so.
+      // cgroup.kill (Linux 5.14) kills the whole subtree at once, racing no fork.
       await this.#fs.write(killFile, '1').catch(() => undefined);
     } else if ((await this.pids(id)).length > 0) {
       await this.freeze(id).catch(() => undefined);
       for (const pid of await this.pids(id)) this.#signal(pid);
       await this.thaw(id).catch(() => undefined);
     }
-    await removeCgroupTree(this.#fs, dir, this.#kill, this.#timeoutMs, this.#pollMs);
   }
 
   /** {@inheritDoc CgroupDriver.removeParent} */
