@@ -46,7 +46,7 @@ import type { ContainerChange } from './fs/union.js';
 import { waitForReady } from './wait-for.js';
 
 export type { WaitForOptions } from './wait-for.js';
-import { containerFilesSchema, planFiles, writeFiles, type ContainerFiles } from './fs/files.js';
+import { copyIntoContainer, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
 
@@ -389,18 +389,7 @@ export class Container {
     pathOrFiles: string | ContainerFiles,
     tar?: Readable | AsyncIterable<Uint8Array> | Uint8Array,
   ): Promise<void> {
-    if (typeof pathOrFiles === 'object' && pathOrFiles !== null && tar === undefined) {
-      const files = parseOptions(containerFilesSchema, pathOrFiles, 'files') as ContainerFiles;
-      return writeFiles(planFiles(files), (dir, tar) => this.#svc.copyTo(this.ref, dir, tar));
-    }
-    const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), pathOrFiles, 'path');
-    if (
-      !(tar instanceof Uint8Array) &&
-      typeof (tar as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function'
-    ) {
-      throw new InvalidArgumentError('tar', 'expected a tar stream or the bytes of a tar');
-    }
-    await this.#svc.copyTo(this.ref, p, tar as AsyncIterable<Uint8Array> | Uint8Array);
+    return copyIntoContainer(this.#svc, this.ref, pathOrFiles, tar);
   }
 
   /** Renames it, as `docker rename`. Throws `NAME_CONFLICT` when the name is taken. */
@@ -464,9 +453,7 @@ export class Container {
    * E.g. `net.connect(await c.port(5432), await c.host(5432))`.
    */
   async host(containerPort?: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<string> {
-    const a = parseOptions(published.hostArgsSchema, { containerPort, protocol });
-    const [ports, label] = await published.publishedPorts(this.#svc, this.ref);
-    return published.publishedHost(ports, label, a.containerPort, a.protocol);
+    return published.hostOf(this.#svc, this.ref, containerPort, protocol);
   }
 
   /**
@@ -479,9 +466,7 @@ export class Container {
    * ```
    */
   async url(containerPort: number, options: published.PublishedUrlOptions = {}): Promise<string> {
-    const port = parseOptions(published.containerPortSchema, containerPort, 'containerPort');
-    const o = parseOptions(published.publishedUrlOptionsSchema, options) as published.PublishedUrlOptions;
-    return published.publishedUrl(...(await published.publishedPorts(this.#svc, this.ref)), port, o);
+    return published.urlOf(this.#svc, this.ref, containerPort, options);
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { NotFoundError } from '../errors.js';
+import { parseOptions } from './options.js';
 import type { NetworkSettings } from './info.js';
 
 /** One published port, as {@link NetworkSettings} lists it. */
@@ -119,4 +120,28 @@ export function publishedUrl(
   const host = address.includes(':') ? `[${address}]` : address;
   const path = options.path ?? '/';
   return `${options.protocol ?? 'http'}://${host}:${p.hostPort}${path.startsWith('/') ? path : `/${path}`}`;
+}
+
+/** `container.host()`: validates and answers from the container's published ports. */
+export async function hostOf(
+  svc: PublishedSource,
+  ref: string,
+  containerPort?: number,
+  protocol: 'tcp' | 'udp' = 'tcp',
+): Promise<string> {
+  const a = parseOptions(hostArgsSchema, { containerPort, protocol });
+  const [ports, label] = await publishedPorts(svc, ref);
+  return publishedHost(ports, label, a.containerPort, a.protocol);
+}
+
+/** `container.url()`: validates and answers from the container's published ports. */
+export async function urlOf(
+  svc: PublishedSource,
+  ref: string,
+  containerPort: number,
+  options: PublishedUrlOptions = {},
+): Promise<string> {
+  const port = parseOptions(containerPortSchema, containerPort, 'containerPort');
+  const o = parseOptions(publishedUrlOptionsSchema, options) as PublishedUrlOptions;
+  return publishedUrl(...(await publishedPorts(svc, ref)), port, o);
 }

@@ -18,7 +18,8 @@ import type { CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
 import { commandLines, signalProcess, SIGNALS } from '../runtime/host.js';
 import { copyRunStdio, type AttachSource } from './stdio.js';
 import { followRecords, logEnd, readLogLines, type LogLine, type LogsOptions } from './logs.js';
-import { containerRecordSchema, labelOf, type ContainerRecord } from './record.js';
+import { labelOf, type ContainerRecord } from './record.js';
+import { containerCore, containerRecords } from './core.js';
 import type { ContainerCreateOptions } from './options.js';
 import { createContainer } from './create.js';
 import { toNetworkSettings, type NetworkSettings } from './info.js';
@@ -38,7 +39,7 @@ import { RunResources } from './run-resources.js';
 import { attachCleanupErrors } from '../errors.js';
 import { cleanupErrors } from './cleanup.js';
 import { startContainer } from './start.js';
-import { ACTIVE_SUBSET, RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
+import { RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
 import { DeadOwnerReaper, discardDir, sweepOnce } from './sweep.js';
@@ -93,31 +94,8 @@ export class ContainerService {
     this.#ctx = ctx;
     this.#dir = join(ctx.root, 'containers');
     this.#runDir = ctx.runRoot === undefined ? this.#dir : join(ctx.runRoot, 'containers');
-    // Container state changes often and is rebuilt from the kernel when read: rename gives
-    // atomicity; fsync (power-loss durability) is not worth ~0.5 ms on every transition.
-    // The subset `active` (running, paused, restarting as recorded) is indexed: listing the
-    // running containers reads those records only, however many exited ones the root holds.
-    this.records = new RecordStore<ContainerRecord>({
-      dir: this.#dir,
-      kind: 'container',
-      noun: 'container',
-      schema: containerRecordSchema as never,
-      fsync: false,
-      subsets: { [ACTIVE_SUBSET]: (r) => isActive(r.state.status) },
-    });
-    this.#core = {
-      ctx,
-      records: this.records,
-      paths: (id) => this.paths(id),
-      event: async (action, rec, extra = {}) => {
-        await ctx.appendEvent({
-          type: 'container',
-          action,
-          id: rec.id,
-          attributes: { name: rec.name, image: rec.image, ...rec.config.labels, ...extra },
-        });
-      },
-    };
+    this.records = containerRecords(this.#dir);
+    this.#core = containerCore(ctx, this.records, (id) => this.paths(id));
     this.#resources = new RunResources(this.#core, (ref) => this.get(ref));
     this.#runs = new RunStates(this.#core, this.#resources, (id) =>
       this.remove(id, { force: true, volumes: true }).catch(() => {

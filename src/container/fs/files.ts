@@ -14,7 +14,8 @@
 import * as fs from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { NotFoundError } from '../../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { parseOptions } from '../options.js';
 import { END_OF_ARCHIVE, encodeHeader, packItems, walkAt, type WalkItem } from '../../image/tar-writer.js';
 
 /** What a file of {@link ContainerFiles} holds: its contents, or a host file or directory to copy. */
@@ -128,4 +129,30 @@ export async function writeFiles(
       }
     }
   }
+}
+
+/**
+ * `container.copyTo()`: a map of files (see {@link ContainerFiles}), or a tar extracted into the
+ * directory `path`, through the container service's hostile-safe copy.
+ *
+ * @throws InvalidArgumentError naming `files`, `path` or `tar` before anything is written.
+ */
+export async function copyIntoContainer(
+  svc: { copyTo(ref: string, path: string, source: AsyncIterable<Uint8Array> | Uint8Array): Promise<void> },
+  ref: string,
+  pathOrFiles: string | ContainerFiles,
+  tar?: AsyncIterable<Uint8Array> | Uint8Array,
+): Promise<void> {
+  if (typeof pathOrFiles === 'object' && pathOrFiles !== null && tar === undefined) {
+    const files = parseOptions(containerFilesSchema, pathOrFiles, 'files') as ContainerFiles;
+    return writeFiles(planFiles(files), (dir, t) => svc.copyTo(ref, dir, t));
+  }
+  const p = parseOptions(z.string().startsWith('/', 'must be an absolute path'), pathOrFiles, 'path');
+  if (
+    !(tar instanceof Uint8Array) &&
+    typeof (tar as AsyncIterable<Uint8Array>)?.[Symbol.asyncIterator] !== 'function'
+  ) {
+    throw new InvalidArgumentError('tar', 'expected a tar stream or the bytes of a tar');
+  }
+  await svc.copyTo(ref, p, tar as AsyncIterable<Uint8Array> | Uint8Array);
 }
