@@ -82,7 +82,10 @@ describe('log rotation', () => {
       for await (const l of c.logs({ follow: true })) text += l.text;
       expectConsecutive(text, 30000);
       expect(text.startsWith('1\n')).toBe(true);
-      expect(logFiles((await c.inspect()).logPath).length).toBeGreaterThan(10);
+      // Rotated while it was followed. Each read of the program's pipe (up to 64 KiB when the
+      // machine is busy and output piles up) is one record, so the file count depends on the
+      // load: at least a few files, often ~85.
+      expect(logFiles((await c.inspect()).logPath).length).toBeGreaterThan(2);
     });
 
   it('refuses bad log options with INVALID_ARGUMENT naming the field, before any record exists', async () => {
