@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AbortedError, BerthError, CommandError, TimeoutError } from '../errors.js';
+import { BerthError, CommandError } from '../errors.js';
+import { callStop } from './call-stop.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import { capabilityMask } from '../runtime/capabilities.js';
 import type { ExecPlan } from '../runtime/init.js';
@@ -126,25 +127,16 @@ async function killedWhen(
   timeout: number | undefined,
   command: string[],
 ): Promise<ExitRecord> {
-  if (signal === undefined && timeout === undefined) return running.exited;
-  let why: 'abort' | 'timeout' | undefined;
-  const kill = (reason: 'abort' | 'timeout'): void => {
-    why ??= reason;
-    signalProcess(running.pid, running.startTime, SIGNALS.SIGKILL!);
-  };
-  const onAbort = (): void => kill('abort');
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const timer = timeout === undefined ? undefined : setTimeout(() => kill('timeout'), timeout);
+  const stop = callStop(signal, timeout);
+  if (stop.signal === undefined) return running.exited;
+  const kill = (): void => signalProcess(running.pid, running.startTime, SIGNALS.SIGKILL!);
+  stop.signal.addEventListener('abort', kill, { once: true });
   try {
     const status = await running.exited;
-    if (why === 'timeout')
-      throw new TimeoutError(`exec ${JSON.stringify(command.join(' '))} was killed after its timeout of ${timeout} ms`);
-    if (why === 'abort')
-      throw new AbortedError(`exec ${JSON.stringify(command.join(' '))} was cancelled and killed`, signal?.reason);
+    stop.throwIfStopped(`exec ${JSON.stringify(command.join(' '))} (killed)`);
     return status;
   } finally {
-    signal?.removeEventListener('abort', onAbort);
-    if (timer !== undefined) clearTimeout(timer);
+    stop.signal.removeEventListener('abort', kill);
   }
 }
 

@@ -65,9 +65,9 @@ async function buildTarget(
   const signal = AbortSignal.any([outer, abort.signal]);
   const platform: BuildPlatform = { os: 'linux', ...ociPlatform() };
   const usage = new ArgUsage(options.buildArgs ?? {});
-  const globalScope = new ArgScope(options.buildArgs ?? {}, platformArgs(platform, platform), usage);
-  const lookupGlobal = (name: string): string | undefined =>
-    globalScope.get(name) ?? platformArgs(platform, platform).get(name);
+  const platformValues = platformArgs(platform, platform);
+  const globalScope = new ArgScope(options.buildArgs ?? {}, platformValues, usage);
+  const lookupGlobal = (name: string): string | undefined => globalScope.get(name) ?? platformValues.get(name);
   for (const arg of dockerfile.globalArgs) {
     for (const a of arg.args) {
       globalScope.declare(
@@ -78,7 +78,7 @@ async function buildTarget(
   }
   const secretsDir = join(services.runRoot, 'build', 'secrets');
   if (options.secrets !== undefined) mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
-  const globals = new Map([...platformArgs(platform, platform), ...globalScope.values()]);
+  const globals = new Map([...platformValues, ...globalScope.values()]);
   const results = new Map<number, Promise<StageResult>>();
   const running: Array<Promise<unknown>> = [];
   const run: BuildRun = {
