@@ -4,32 +4,35 @@
  *
  * @packageDocumentation
  */
-import { Container, type RunOptions } from './container/container.js';
+import { Container } from './container/container.js';
+import type { RunOptions } from './container/handle-options.js';
 import { Image } from './image/image.js';
 
 export { Engine, type EngineOptions, type EventsOptions } from './engine.js';
 export { Image } from './image/image.js';
 export type * from './image/image.js';
 export { buildBusyboxRootfs, type BusyboxRootfs, type BusyboxRootfsOptions } from './image/busybox-rootfs.js';
-export {
-  Container,
-  type ContainerLogs,
-  type ContainerExecOptions,
-  type ContainerExecRunOptions,
-  type ContainerSpawnOptions,
-  type ContainerAttachOptions,
-  type ContainerStats,
-  type ContainerListOptions,
-  type CreateOptions,
-  type EngineOption,
-  type RunOptions,
-  type WaitResult,
-} from './container/container.js';
+export { Container } from './container/container.js';
+export type {
+  ContainerLogs,
+  ContainerExecOptions,
+  ContainerExecRunOptions,
+  ContainerSpawnOptions,
+  ContainerAttachOptions,
+  ContainerStats,
+  ContainerListOptions,
+  CreateOptions,
+  EngineOption,
+  RunOptions,
+  WaitResult,
+  ContainerCommitOptions,
+  ContainerConnectOptions,
+  ContainerStartOptions,
+} from './container/handle-options.js';
 export type { ContainerCreateOptions } from './container/options.js';
 export type { Ulimit } from './container/limits.js';
 export { ContainerProcess, ContainerAttachment, type ProcessExit } from './container/process.js';
 export type { ExecResult, WaitCondition } from './container/service.js';
-export type { ContainerCommitOptions } from './container/container.js';
 export type { ChangeKind, ContainerChange } from './container/fs/union.js';
 export type { MountOptions } from './container/mounts.js';
 export type { UsernsOption } from './container/userns.js';
@@ -98,8 +101,7 @@ export {
   type PublishedPort,
 } from './network/ports.js';
 export type { PlanInterface } from './runtime/plan-interface.js';
-export type { ContainerConnectOptions } from './container/container.js';
-export type { ContainerStartOptions, WaitForOptions } from './container/container.js';
+export type { WaitForOptions } from './container/wait-for.js';
 export type { ContainerFiles, ContainerFileSource } from './container/fs/files.js';
 export type { PublishedUrlOptions } from './container/published.js';
 export { SPEC_HASH_LABEL, type ReuseOptions } from './container/reuse.js';

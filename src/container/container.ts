@@ -44,28 +44,9 @@ import type { Socket } from 'node:net';
 import { Image } from '../image/image.js';
 import type { ContainerChange } from './fs/union.js';
 import { waitForReady } from './wait-for.js';
-
-export type { WaitForOptions } from './wait-for.js';
 import { copyIntoContainer, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
-
-export type {
-  ContainerAttachOptions,
-  ContainerCommitOptions,
-  ContainerConnectOptions,
-  ContainerExecOptions,
-  ContainerExecRunOptions,
-  ContainerListOptions,
-  ContainerLogs,
-  ContainerSpawnOptions,
-  ContainerStartOptions,
-  ContainerStats,
-  CreateOptions,
-  EngineOption,
-  RunOptions,
-  WaitResult,
-} from './handle-options.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
