@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/index.js';
 import { testEngine } from '../helpers/engine.js';
+import { processGone } from '../helpers/process.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const VITEST = path.join(REPO, 'node_modules', 'vitest', 'vitest.mjs');
@@ -36,18 +37,6 @@ function vitest(args: string[], env: Record<string, string>): { pid: number; exi
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, out })));
   return { pid: child.pid!, exited };
-}
-
-/** Resolves once process `pid` no longer exists. */
-async function processGone(pid: number): Promise<void> {
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(20);
-  }
 }
 
 describe('berth/vitest', () => {
