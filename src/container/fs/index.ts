@@ -36,7 +36,7 @@ export interface ContainerFsHost {
 }
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
-function mountPoints(rec: ContainerRecord): Set<string> {
+export function mountPoints(rec: ContainerRecord): Set<string> {
   return new Set([
     '/etc/hosts',
     '/etc/hostname',

@@ -1,0 +1,233 @@
+/**
+ * Snapshots on the real kernel: a container's file system frozen as a layer, forked into new
+ * containers over fresh upper dirs; whiteouts honoured, the source running on, the image's layers
+ * kept, nothing left on disk after removal.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BerthError, Container, Image, Snapshot } from '../../src/index.js';
+import { BUSYBOX_REF, NO_NETWORK, testEngine } from '../helpers/engine.js';
+import { readTar } from '../helpers/tar.js';
+
+const T = 120_000;
+
+/** What `cat` prints in container `c`, or `<missing>`. */
+async function read(c: Container, path: string): Promise<string> {
+  const r = await c.exec(['sh', '-c', `cat ${path} 2>/dev/null || echo '<missing>'`]);
+  return r.stdout.trim();
+}
+
+describe('snapshots', () => {
+  it(
+    "a fork sees the source's files; its writes are seen by neither the source, the snapshot nor another fork",
+    async () => {
+      const { engine } = await testEngine();
+      await using src = await Container.run(
+        BUSYBOX_REF,
+        ['sh', '-c', 'echo seeded > /data; mkdir -p /d/e; echo deep > /d/e/f; exec sleep 600'],
+        { engine, ...NO_NETWORK },
+      );
+      await expect.poll(() => read(src, '/d/e/f'), { timeout: 20_000 }).toBe('deep');
+      const snap = await src.snapshot({ labels: { purpose: 'test' } });
+      expect(snap).toBeInstanceOf(Snapshot);
+      expect((await snap.inspect()).container).toBe(await src.id());
+      expect((await snap.inspect()).labels).toEqual({ purpose: 'test' });
+
+      await using a = await snap.fork({ ...NO_NETWORK });
+      await using b = await Container.run(snap, ['sleep', '600'], { engine, ...NO_NETWORK });
+      expect(await read(a, '/data')).toBe('seeded');
+      expect(await read(b, '/d/e/f')).toBe('deep');
+
+      await a.exec(['sh', '-c', 'echo from-a > /data; echo new > /only-a']);
+      expect(await read(a, '/data')).toBe('from-a');
+      expect(await read(b, '/data')).toBe('seeded');
+      expect(await read(b, '/only-a')).toBe('<missing>');
+      expect(await read(src, '/data')).toBe('seeded');
+      expect(await read(src, '/only-a')).toBe('<missing>');
+      await using c = await snap.fork({ command: ['sleep', '600'], ...NO_NETWORK });
+      expect(await read(c, '/data')).toBe('seeded');
+      expect(await read(c, '/only-a')).toBe('<missing>');
+      // The fork's defaults are the source's: its command.
+      expect((await a.inspect()).config.cmd).toEqual([
+        'sh',
+        '-c',
+        'echo seeded > /data; mkdir -p /d/e; echo deep > /d/e/f; exec sleep 600',
+      ]);
+      await snap.remove({ force: true });
+    },
+    T,
+  );
+
+  it(
+    'a running source that keeps writing is snapshotted (paused for the copy) and keeps running',
+    async () => {
+      const { engine } = await testEngine();
+      await using src = await Container.run(
+        BUSYBOX_REF,
+        ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /counter; echo $i >> /log; sleep 0.01; done'],
+        { engine, ...NO_NETWORK },
+      );
+      await expect.poll(() => read(src, '/counter').then(Number), { timeout: 20_000 }).toBeGreaterThan(5);
+      const snap = await src.snapshot();
+      expect((await src.inspect()).state.status).toBe('running');
+      const at = Number(await read(src, '/counter'));
+      await expect.poll(() => read(src, '/counter').then(Number), { timeout: 20_000 }).toBeGreaterThan(at);
+
+      await using fork = await snap.fork({ command: ['sleep', '600'], ...NO_NETWORK });
+      const counter = Number(await read(fork, '/counter'));
+      const log = (await read(fork, '/log')).split('\n').map(Number);
+      expect(counter).toBeGreaterThan(5);
+      // One consistent moment: the log's last line is the counter the copy saw, none after it.
+      expect(log.at(-1)).toBe(counter);
+      expect(log).toEqual(Array.from({ length: counter }, (_, i) => i + 1));
+      await snap.remove({ force: true });
+    },
+    T,
+  );
+
+  it(
+    "deletions in the source's upper dir (whiteouts, an opaque directory) are honoured in a fork",
+    async () => {
+      const { engine } = await testEngine();
+      const src = await Container.run(
+        BUSYBOX_REF,
+        [
+          'sh',
+          '-c',
+          'ls /usr/sbin | wc -l > /before && rm /bin/true && rm -r /usr/sbin && mkdir /usr/sbin && echo only > /usr/sbin/new',
+        ],
+        { engine, ...NO_NETWORK },
+      );
+      expect((await src.wait()).exitCode).toBe(0);
+      const snap = await src.snapshot();
+      await src.remove();
+      await using fork = await snap.fork({ command: ['sleep', '600'], ...NO_NETWORK });
+      // The image's /usr/sbin had entries; the fork's holds only what the source made after removing it.
+      expect(Number(await read(fork, '/before'))).toBeGreaterThan(0);
+      const r = await fork.exec(['sh', '-c', 'test -e /bin/true; echo $?; ls /usr/sbin']);
+      expect(r.stdout).toBe('1\nnew\n');
+      expect(await read(fork, '/usr/sbin/new')).toBe('only');
+      await snap.remove({ force: true });
+    },
+    T,
+  );
+
+  it(
+    "removing the source's image (and pruning) while a snapshot exists keeps the snapshot usable",
+    async () => {
+      const { engine } = await testEngine();
+      const src = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo kept > /kept'], { engine, ...NO_NETWORK });
+      await src.wait();
+      const snap = await src.snapshot();
+      await src.remove();
+      await new Image(BUSYBOX_REF, { engine }).remove();
+      expect(await new Image(BUSYBOX_REF, { engine }).exists()).toBe(false);
+      await Image.prune({ engine, all: true });
+      const fork = await snap.fork({ command: ['sh', '-c', 'cat /kept; ls /bin/sh'], ...NO_NETWORK });
+      expect((await fork.wait()).exitCode).toBe(0);
+      expect(await fork.logs()).toBe('kept\n/bin/sh\n');
+      await fork.remove();
+      await snap.remove();
+      // Nothing holds the image's layers any more: a prune of nothing leaves no layer directory behind.
+      const layers = join(engine.root, 'layers', 'sha256');
+      expect(fs.existsSync(layers) ? fs.readdirSync(layers) : []).toEqual([]);
+    },
+    T,
+  );
+
+  it(
+    'remove refuses (IN_USE) while a fork exists, removes forks with force, and leaves nothing on disk',
+    async () => {
+      const { engine, root } = await testEngine();
+      const src = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo x > /x'], { engine, ...NO_NETWORK });
+      await src.wait();
+      const snap = await src.snapshot();
+      const forkA = await snap.fork({ command: ['sleep', '600'], ...NO_NETWORK });
+      const forkB = await Container.create({ image: snap, command: ['true'], engine, ...NO_NETWORK });
+      await expect(snap.remove()).rejects.toMatchObject({ code: 'IN_USE' });
+      expect((await forkA.inspect()).state.status).toBe('running');
+      expect(fs.readdirSync(join(root, 'snapshots'))).toContain(snap.id);
+
+      await snap.remove({ force: true });
+      await expect(forkA.inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+      await expect(forkB.inspect()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+      expect(fs.readdirSync(join(root, 'snapshots')).filter((n) => n !== 'lock')).toEqual([]);
+      expect(await Snapshot.list({ engine })).toEqual([]);
+      await expect(snap.inspect()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(snap.fork()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await src.remove();
+    },
+    T,
+  );
+
+  it(
+    'a fork of a fork: the second snapshot holds the first (IN_USE) until it is removed',
+    async () => {
+      const { engine } = await testEngine();
+      const src = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo 1 > /one'], { engine, ...NO_NETWORK });
+      await src.wait();
+      const first = await src.snapshot();
+      const mid = await first.fork({ command: ['sh', '-c', 'echo 2 > /two; rm /one'], ...NO_NETWORK });
+      await mid.wait();
+      const second = await mid.snapshot();
+      await mid.remove();
+      await expect(first.remove({ force: true })).rejects.toMatchObject({ code: 'IN_USE' });
+      const last = await second.fork({ command: ['sh', '-c', 'cat /two; test -e /one || echo gone'], ...NO_NETWORK });
+      await last.wait();
+      expect(await last.logs()).toBe('2\ngone\n');
+      await second.remove({ force: true });
+      await first.remove();
+      expect(await Snapshot.list({ engine })).toEqual([]);
+    },
+    T,
+  );
+
+  it(
+    "a fork's diff lists its changes since the snapshot, export holds the snapshot's files, commit is refused",
+    async () => {
+      const { engine } = await testEngine();
+      const src = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo s > /s'], { engine, ...NO_NETWORK });
+      await src.wait();
+      const snap = await src.snapshot();
+      const fork = await snap.fork({ command: ['sh', '-c', 'echo f > /f'], ...NO_NETWORK });
+      await fork.wait();
+      const diff = await fork.diff();
+      expect(diff).toContainEqual({ path: '/f', kind: 'A' });
+      expect(diff.some((d) => d.path === '/s')).toBe(false);
+      const tar = await readTar(fork.export());
+      expect(tar.get('s')?.body).toBe('s\n');
+      expect(tar.get('f')?.body).toBe('f\n');
+      await expect(fork.commit({ ref: 'x/y:z' })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      await snap.remove({ force: true });
+    },
+    T,
+  );
+
+  it(
+    'bad input is refused with typed errors before anything is made',
+    async () => {
+      const { engine, root } = await testEngine();
+      expect(() => new Snapshot('not-hex', { engine })).toThrow(expect.objectContaining({ field: 'id' }));
+      await expect(new Snapshot('ab'.repeat(32), { engine }).inspect()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(new Container('nope', { engine }).snapshot()).rejects.toMatchObject({ code: 'CONTAINER_NOT_FOUND' });
+      const c = await Container.create({ image: BUSYBOX_REF, command: ['true'], engine, ...NO_NETWORK });
+      await expect(c.snapshot({ labels: { a: 1 as unknown as string } })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        field: 'labels.a',
+      });
+      await expect(
+        new Snapshot('ab'.repeat(32), { engine }).remove({ force: 'yes' as unknown as boolean }),
+      ).rejects.toMatchObject({ field: 'force' });
+      expect(fs.existsSync(join(root, 'snapshots')) ? fs.readdirSync(join(root, 'snapshots')) : []).toEqual([]);
+      const snap = await c.snapshot();
+      await expect(snap.fork({ command: ['true'], memory: 'x' } as never)).rejects.toBeInstanceOf(BerthError);
+      await expect(snap.fork({ command: ['true'], memory: 'x' } as never)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      expect(await engine.containers.list({ all: true })).toHaveLength(1);
+      await snap.remove();
+    },
+    T,
+  );
+});
