@@ -60,6 +60,27 @@ describe('snapshots', () => {
   );
 
   it(
+    'two forks started at once each see the snapshot and only their own writes',
+    async () => {
+      const { engine } = await testEngine();
+      const src = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo base > /f'], { engine, ...NO_NETWORK });
+      await src.wait();
+      const snap = await src.snapshot();
+      const forks = await Promise.all(
+        ['one', 'two'].map((n) =>
+          snap.fork({ command: ['sh', '-c', `cat /f; echo ${n} > /f; cat /f`], name: `fork-${n}`, ...NO_NETWORK }),
+        ),
+      );
+      for (const f of forks) await f.wait();
+      expect(await forks[0]!.logs()).toBe('base\none\n');
+      expect(await forks[1]!.logs()).toBe('base\ntwo\n');
+      await snap.remove({ force: true });
+      expect(await engine.containers.list({ all: true })).toHaveLength(1);
+    },
+    T,
+  );
+
+  it(
     'a running source that keeps writing is snapshotted (paused for the copy) and keeps running',
     async () => {
       const { engine } = await testEngine();
