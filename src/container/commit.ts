@@ -1,16 +1,15 @@
 /**
  * `docker commit`: a container's changes (its upper dir, as a layer tar) recorded as a new image
  * over its image, with the container's run settings as the image's config, then `changes`. A
- * container forked from a snapshot is refused (`UNSUPPORTED`): its changes are its upper dir over
- * the snapshot's layer, which no image holds.
+ * container forked from a snapshot commits one layer over its source's image: its upper dir
+ * merged with the snapshot's layer (see `fs/index.ts`).
  *
  * @module
  */
 import { applyChanges } from '../image/changes.js';
 import type { OciContainerConfig } from '../image/image-config.js';
 import type { ContainerCore } from './context.js';
-import { BerthError } from '../errors.js';
-import { labelOf, SNAPSHOT_LAYER, type ContainerRecord } from './record.js';
+import type { ContainerRecord } from './record.js';
 
 /** What a commit records, checked by the caller (the public handle's `commitSchema`). */
 export interface CommitOptions {
@@ -61,11 +60,6 @@ export async function commitContainer(
   o: CommitOptions,
 ): Promise<{ id: string }> {
   const { record: rec, tar } = await layerTar(ref);
-  if (rec.layers.some((d) => SNAPSHOT_LAYER.test(d)))
-    throw new BerthError(
-      'UNSUPPORTED',
-      `container ${labelOf(rec)} was forked from a snapshot: commit is not supported for it (export it, or commit its source)`,
-    );
   commitRunConfig(rec.config, {}, o.changes);
   return core.ctx.commitImage(rec.imageId, tar, {
     ...(o.ref === undefined ? {} : { ref: o.ref }),

@@ -101,7 +101,8 @@ function hasLabels(labels: Record<string, string>, filters: readonly string[]): 
  * directory, user, stop signal, health check, exposed ports), as `docker commit` records them;
  * options override them as they override an image's. Volumes are not part of a snapshot: a fork
  * gets fresh ones. A fork's `diff()` lists its changes since the snapshot; its `export()` holds
- * everything; its `commit()` is refused (`UNSUPPORTED`).
+ * everything; its `commit()` records one layer over its source's image (the snapshot's changes
+ * and its own, merged).
  *
  * @example
  * ```ts

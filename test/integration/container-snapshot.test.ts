@@ -205,22 +205,45 @@ describe('snapshots', () => {
   );
 
   it(
-    "a fork's diff lists its changes since the snapshot, export holds the snapshot's files, commit is refused",
+    "a fork's diff lists its changes since the snapshot, export holds everything, commit makes one layer over the image",
     async () => {
       const { engine } = await testEngine();
-      const src = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo s > /s'], { engine, ...NO_NETWORK });
+      const src = await Container.run(
+        BUSYBOX_REF,
+        [
+          'sh',
+          '-c',
+          'echo s > /s; echo s2 > /s2; rm /bin/true; rm -r /usr/sbin; mkdir /usr/sbin; echo n > /usr/sbin/new',
+        ],
+        { engine, ...NO_NETWORK },
+      );
       await src.wait();
       const snap = await src.snapshot();
-      const fork = await snap.fork({ command: ['sh', '-c', 'echo f > /f'], ...NO_NETWORK });
+      const fork = await snap.fork({
+        command: ['sh', '-c', 'echo f > /f; rm /s2; echo m > /usr/sbin/more'],
+        ...NO_NETWORK,
+      });
       await fork.wait();
       const diff = await fork.diff();
       expect(diff).toContainEqual({ path: '/f', kind: 'A' });
+      expect(diff).toContainEqual({ path: '/s2', kind: 'D' });
       expect(diff.some((d) => d.path === '/s')).toBe(false);
       const tar = await readTar(fork.export());
       expect(tar.get('s')?.body).toBe('s\n');
       expect(tar.get('f')?.body).toBe('f\n');
-      await expect(fork.commit({ ref: 'x/y:z' })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+      expect(tar.has('s2')).toBe(false);
+
+      const img = await (await fork.commit({ ref: 'test/forked:1' })).inspect();
+      expect(img.layers).toHaveLength((await new Image(BUSYBOX_REF, { engine }).inspect()).layers.length + 1);
       await snap.remove({ force: true });
+      await src.remove();
+      const check = await Container.run(
+        'test/forked:1',
+        ['sh', '-c', 'cat /s /f; test -e /s2 || echo no-s2; test -e /bin/true || echo no-true; ls /usr/sbin'],
+        { engine, ...NO_NETWORK },
+      );
+      await check.wait();
+      expect(await check.logs()).toBe('s\nf\nno-s2\nno-true\nmore\nnew\n');
     },
     T,
   );

@@ -154,3 +154,34 @@ describe.skipIf(process.geteuid?.() !== 0)('copy of an upper dir as a layer', ()
     expect(fs.readdirSync(out).sort()).toEqual(['dir', 'fifo-\ufffd', 'gone', 'hard', 'link', 'opq', 'plain']);
   });
 });
+
+describe.skipIf(process.geteuid?.() !== 0)("a fork's upper dir merged with its snapshot's layer (commit)", () => {
+  it('keeps whiteouts, and makes a directory opaque where what it merged hid the image', () => {
+    const d = tempDir('merge');
+    const [upper, snap] = [join(d, 'upper'), join(d, 'snap')];
+    for (const dir of ['upper/opq', 'upper/over-file', 'upper/over-wh', 'upper/plain', 'snap/opq', 'snap/plain'])
+      fs.mkdirSync(join(d, dir), { recursive: true });
+    lsetxattr(join(snap, 'opq'), 'trusted.overlay.opaque', Buffer.from('y'));
+    fs.writeFileSync(join(snap, 'over-file'), 'f');
+    mknod(join(snap, 'over-wh'), S_IFCHR, 0n);
+    mknod(join(snap, 'gone'), S_IFCHR, 0n);
+    fs.writeFileSync(join(snap, 'plain/a'), 'a');
+    fs.writeFileSync(join(upper, 'plain/b'), 'b');
+    mknod(join(upper, 'plain/c'), S_IFCHR, 0n);
+    fs.writeFileSync(join(snap, 'plain/c'), 'hidden');
+    const items = [...walkUpper([upper, snap])].map((i) => [
+      i.name,
+      i.whiteout ? 'whiteout' : i.opaque ? 'opaque' : i.st.isDirectory() ? 'dir' : 'file',
+    ]);
+    expect(items).toEqual([
+      ['gone', 'whiteout'],
+      ['opq', 'opaque'],
+      ['over-file', 'opaque'],
+      ['over-wh', 'opaque'],
+      ['plain', 'dir'],
+      ['plain/a', 'file'],
+      ['plain/b', 'file'],
+      ['plain/c', 'whiteout'],
+    ]);
+  });
+});
