@@ -249,6 +249,28 @@ describe('snapshots', () => {
   );
 
   it(
+    'Snapshot.list filters by label; what a dead maker or remover left is swept by the next snapshot',
+    async () => {
+      const { engine, root } = await testEngine();
+      const c = await Container.create({ image: BUSYBOX_REF, command: ['true'], engine, ...NO_NETWORK });
+      // A maker and a remover killed mid-way (their pid is gone): their directories are leftovers.
+      const dead = ['.staging-4194303-1-' + 'a'.repeat(64), '.removing-4194303-1-' + 'b'.repeat(64)];
+      for (const d of dead) fs.mkdirSync(join(root, 'snapshots', d, 'fs'), { recursive: true });
+      const a = await c.snapshot({ labels: { team: 'a', tier: 'db' } });
+      const b = await c.snapshot({ labels: { team: 'b' } });
+      expect(fs.readdirSync(join(root, 'snapshots')).sort()).toEqual([a.id, b.id].sort());
+      expect((await Snapshot.list({ engine })).map((s) => s.id)).toEqual([b.id, a.id]);
+      expect((await Snapshot.list({ engine, label: 'team=a' })).map((s) => s.id)).toEqual([a.id]);
+      expect((await Snapshot.list({ engine, label: ['tier'] })).map((s) => s.id)).toEqual([a.id]);
+      expect(await Snapshot.list({ engine, label: 'team=c' })).toEqual([]);
+      expect((await new Snapshot(a.id.slice(0, 12), { engine }).inspect()).id).toBe(a.id);
+      await a.remove();
+      await b.remove();
+    },
+    T,
+  );
+
+  it(
     'bad input is refused with typed errors before anything is made',
     async () => {
       const { engine, root } = await testEngine();
