@@ -90,8 +90,13 @@ describe('snapshots', () => {
         { engine, ...NO_NETWORK },
       );
       await expect.poll(() => read(src, '/counter').then(Number), { timeout: 20_000 }).toBeGreaterThan(5);
+      const since = Date.now();
       const snap = await src.snapshot();
       expect((await src.inspect()).state.status).toBe('running');
+      const actions: string[] = [];
+      for await (const e of engine.events({ since, until: Date.now() + 200, type: ['container'] }))
+        if (e.id === src.ref && !e.action.startsWith('exec')) actions.push(e.action);
+      expect(actions).toEqual(['pause', 'unpause']);
       const at = Number(await read(src, '/counter'));
       await expect.poll(() => read(src, '/counter').then(Number), { timeout: 20_000 }).toBeGreaterThan(at);
 
