@@ -480,8 +480,11 @@ export class Container {
   }
 
   /**
-   * Freezes its file system as a {@link Snapshot} (pausing it for the copy when it runs), from
-   * which `Container.run(snapshot, …)` and `snapshot.fork()` start containers in O(1) of its size.
+   * Freezes its file system as a {@link Snapshot} (pausing it for the copy when it runs, as
+   * {@link Container.pause} does), from which `Container.run(snapshot, …)` and `snapshot.fork()`
+   * start containers in O(1) of its size. Its volumes are not part of it.
+   *
+   * @throws NotFoundError (`CONTAINER_NOT_FOUND`); InvalidArgumentError naming `labels`.
    */
   async snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
     return Snapshot.take(this.ref, options, this.#engine);

@@ -312,9 +312,10 @@ export class SnapshotStore {
    * @throws NotFoundError (`NOT_FOUND`) when there is no such snapshot.
    */
   async resolved<T>(ref: string, create: (image: ResolvedImage, snap: SnapshotRecord) => Promise<T>): Promise<T> {
+    const id = this.get(ref).id; // a missing one is refused before the lock file is made
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     return withSharedLock(this.#lock, async () => {
-      const snap = this.get(ref);
+      const snap = this.get(id);
       const image: ResolvedImage = {
         id: snap.imageId,
         config: structuredClone(snap.config),
