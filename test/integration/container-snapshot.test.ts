@@ -276,6 +276,31 @@ describe('snapshots', () => {
   );
 
   it(
+    'owners survive between a user-namespaced source, its snapshot and forks with and without one',
+    async () => {
+      const { engine } = await testEngine();
+      const src = await Container.run(
+        BUSYBOX_REF,
+        ['sh', '-c', 'echo x > /owned && chown 1000:2000 /owned && chmod 4750 /owned'],
+        { engine, ...NO_NETWORK, userns: 'auto' },
+      );
+      expect((await src.wait()).exitCode).toBe(0);
+      const snap = await src.snapshot();
+      for (const userns of [undefined, 'auto'] as const) {
+        const fork = await snap.fork({
+          command: ['stat', '-c', '%u %g %a', '/owned'],
+          ...NO_NETWORK,
+          ...(userns ? { userns } : {}),
+        });
+        expect((await fork.wait()).exitCode).toBe(0);
+        expect(await fork.logs()).toBe('1000 2000 4750\n');
+      }
+      await snap.remove({ force: true });
+    },
+    T,
+  );
+
+  it(
     'bad input is refused with typed errors before anything is made',
     async () => {
       const { engine, root } = await testEngine();
