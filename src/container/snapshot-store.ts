@@ -229,7 +229,8 @@ export class SnapshotStore {
       if (rec.state.status === 'running') {
         const paused = await svc.pause(id).catch((e: unknown) => {
           // Stopped meanwhile: copy it as a stopped container (a few tries).
-          if (attempt < 3 && (e as { code?: string }).code === 'INVALID_STATE') return undefined;
+          const code = (e as { code?: string }).code;
+          if (attempt < 3 && (code === 'NOT_RUNNING' || code === 'INVALID_STATE')) return undefined;
           throw e;
         });
         if (paused === undefined) continue;
