@@ -26,6 +26,8 @@ import { ZygoteClient } from './runtime/zygote-client.js';
 import { checkEnginePrivileges } from './runtime/capabilities.js';
 import { InvalidArgumentError, StateError } from './errors.js';
 import { ensureReserve } from './state/reserve.js';
+import { SnapshotStore } from './container/snapshot-store.js';
+import { SNAPSHOT_LAYER } from './container/record.js';
 
 /**
  * Options of {@link Engine}. The registry settings (`insecureRegistries`, `registryCAs`,
@@ -91,6 +93,7 @@ export class Engine extends EventHub {
   #networks: NetworkService | undefined;
   #cgroups: CgroupDriver | undefined | null;
   #prepared = false;
+  #snapshots: SnapshotStore | undefined;
   /** Aborted by {@link Engine.close}: ends every open {@link Engine.events} iterator. */
   readonly #closing = new AbortController();
 
@@ -142,6 +145,7 @@ export class Engine extends EventHub {
       eventLog: this.eventLog,
       imageUsers: (id) => this.containers.imageUsers(id),
       registry: this.#registry,
+      keepLayers: () => this.snapshots.layersInUse(),
     });
     return this.#images;
   }
@@ -179,7 +183,7 @@ export class Engine extends EventHub {
       runRoot: this.runRoot,
       appendEvent: (e) => this.eventLog.append(e),
       resolveImage: (ref) => this.images.resolveForRun(ref),
-      layerDir: (diffId) => this.images.layers.fsDir(diffId),
+      layerDir: (id) => this.#layerDir(id),
       commitImage: (parentId, layer, options) => this.images.commitLayer(parentId, layer, options),
       pullImage: async (ref) => {
         if (parseAnyReference(ref).kind === 'id') return false;
@@ -281,6 +285,26 @@ export class Engine extends EventHub {
     // Gone with the last container that used it, whichever engine closes last.
     void this.#cgroups?.removeParent().catch(() => undefined);
     void this.#images?.registry.close();
+  }
+
+  /**
+   * The snapshots of this root (see `container/snapshot-store.ts`).
+   * @internal
+   */
+  get snapshots(): SnapshotStore {
+    this.#prepare();
+    this.#snapshots ??= new SnapshotStore({
+      root: this.root,
+      containers: () => this.containers,
+      layerDir: (id) => this.#layerDir(id),
+      releaseLayers: (ids) => this.images.releaseLayers(ids),
+    });
+    return this.#snapshots;
+  }
+
+  /** The tree of a layer a container record names: a snapshot's, or the layer store's. */
+  #layerDir(id: string): string {
+    return SNAPSHOT_LAYER.test(id) ? this.snapshots.layerDir(id) : this.images.layers.fsDir(id);
   }
 
   /** Same as {@link Engine.close}, for `await using`. */

@@ -7,6 +7,7 @@
 import { Container } from './container/container.js';
 import type { RunOptions } from './container/handle-options.js';
 import { Image } from './image/image.js';
+import { Snapshot } from './container/snapshot.js';
 
 export { Engine, type EngineOptions, type EventsOptions } from './engine.js';
 export { Image } from './image/image.js';
@@ -128,4 +129,42 @@ Image.prototype.run = function run(this: Image, command?: string | string[], opt
     ...(this.engine === undefined ? {} : { engine: this.engine }),
     ...options,
   });
+};
+
+export {
+  Snapshot,
+  type SnapshotCreateOptions,
+  type SnapshotInfo,
+  type SnapshotListOptions,
+  type SnapshotOptions,
+  type SnapshotRemoveOptions,
+} from './container/snapshot.js';
+
+/** Options of {@link Snapshot.fork}: those of {@link Container.run}, and its `command`. */
+export type SnapshotForkOptions = RunOptions & {
+  /** Replaces the snapshot's command (its source's). A string is run as a single argument. */
+  command?: string | string[];
+};
+
+// `snapshot.fork()` is `Container.run` with the snapshot and its engine: wired here, where both
+// classes are known, so that neither module imports the other (container.ts imports snapshot.ts).
+declare module './container/snapshot.js' {
+  interface Snapshot {
+    /**
+     * Creates and starts a container from this snapshot (shorthand for {@link Container.run}
+     * with this snapshot, its engine and `options.command`): its file system is the snapshot's,
+     * its writes its own; nothing is copied, whatever the snapshot's size.
+     *
+     * @example
+     * ```ts
+     * await using c = await snap.fork({ command: ['cat', '/data'], name: 'test-1' });
+     * ```
+     */
+    fork(options?: SnapshotForkOptions): Promise<Container>;
+  }
+}
+
+Snapshot.prototype.fork = function fork(this: Snapshot, options: SnapshotForkOptions = {}) {
+  const { command, ...rest } = options ?? {};
+  return Container.run(this, command, { ...(this.engine === undefined ? {} : { engine: this.engine }), ...rest });
 };

@@ -1,6 +1,8 @@
 /**
  * `docker commit`: a container's changes (its upper dir, as a layer tar) recorded as a new image
- * over its image, with the container's run settings as the image's config, then `changes`.
+ * over its image, with the container's run settings as the image's config, then `changes`. A
+ * container forked from a snapshot commits one layer over its source's image: its upper dir
+ * merged with the snapshot's layer (see `fs/index.ts`).
  *
  * @module
  */

@@ -11,7 +11,7 @@ import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { withLock } from '../state/lock.js';
 import { fsError, isNoSpace } from '../state/fs-error.js';
 import type { ContainerCore, ResolvedImage } from './context.js';
-import { DIFF_ID, initialState, type ContainerRecord } from './record.js';
+import { initialState, isLayerId, LAYER_ID_MESSAGE, type ContainerRecord } from './record.js';
 import {
   createOptionsSchema,
   parseOptions,
@@ -52,8 +52,8 @@ export async function createContainer(
       'userns',
       "cannot be combined with privileged (capabilities in a user namespace are not the host's)",
     );
-  const badLayer = resolved?.layers.findIndex((d) => typeof d !== 'string' || !DIFF_ID.test(d)) ?? -1;
-  if (badLayer >= 0) throw new InvalidArgumentError(`layers.${badLayer}`, 'expected a layer diffID (sha256:<64 hex>)');
+  const badLayer = resolved?.layers.findIndex((d) => !isLayerId(d)) ?? -1;
+  if (badLayer >= 0) throw new InvalidArgumentError(`layers.${badLayer}`, LAYER_ID_MESSAGE);
   const seccomp = resolveSeccomp(opts.securityOpt ?? [], opts.privileged ?? false);
   // The user's own mounts (planned again below with the image's volumes and volumesFrom).
   planMounts({

@@ -59,7 +59,21 @@ export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 /** A layer's diffID, as the layer store names it (`sha256:<64 hex>`). */
 export const DIFF_ID = /^sha256:[0-9a-f]{64}$/;
 
-const diffIdSchema = z.string().regex(DIFF_ID, 'expected a layer diffID (sha256:<64 hex>)');
+/**
+ * A snapshot's layer, as a record names it among its layers (`snapshot:<64 hex>`, the snapshot's
+ * id): its tree is the snapshot's (see `snapshot-store.ts`), not the layer store's.
+ */
+export const SNAPSHOT_LAYER = /^snapshot:[0-9a-f]{64}$/;
+
+/** Whether `id` names a layer a record may hold: a diffID or a snapshot's layer. */
+export function isLayerId(id: unknown): id is string {
+  return typeof id === 'string' && (DIFF_ID.test(id) || SNAPSHOT_LAYER.test(id));
+}
+
+/** What a record's layer is checked against (records of every earlier version hold diffIDs only). */
+export const LAYER_ID_MESSAGE = 'expected a layer diffID (sha256:<64 hex>) or a snapshot layer (snapshot:<64 hex>)';
+
+const layerIdSchema = z.string().refine(isLayerId, LAYER_ID_MESSAGE);
 
 /** The store's directory of a layer's tree (`<root>/layers/sha256/<hex>/fs`), as older records held it. */
 const LAYER_FS_DIR = /\/sha256\/([0-9a-f]{64})\/fs\/?$/;
@@ -160,8 +174,11 @@ const recordFields = z.object({
     /** Run time limit in ms (the `timeout` create option); null without one. */
     timeout: z.number().int().positive().nullable().default(null),
   }),
-  /** The image's layers as diffIDs, topmost first (the overlay's lower dirs, through the layer store). */
-  layers: z.array(diffIdSchema),
+  /**
+   * The image's layers as diffIDs, topmost first (the overlay's lower dirs, through the layer
+   * store); a container forked from a snapshot has the snapshot's layer on top (`snapshot:<hex>`).
+   */
+  layers: z.array(layerIdSchema),
   state: z.object({
     status: z.enum(CONTAINER_STATUSES),
     pid: z.number().int(),

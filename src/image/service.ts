@@ -68,6 +68,8 @@ export interface ImageServiceContext {
   imageUsers(imageId: string): Promise<string[]>;
   /** How registries are reached (pull, push). Default: no insecure registries, system CAs, undici. */
   registry?: RegistrySettings;
+  /** Layers something outside the image store sits on (the engine's snapshots): never deleted with an image. */
+  keepLayers?(): Iterable<string>;
 }
 
 /** The image store of one engine root. */
@@ -410,9 +412,26 @@ export class ImageService {
     return storeBuiltImage(this.#newImage(), config, tags);
   }
 
-  /** Layers the build cache hands out: never deleted with an image. Call under the store lock. */
+  /**
+   * Layers the build cache hands out, and those the context keeps (snapshots): never deleted with
+   * an image. Call under the store lock.
+   */
   keepLayers(): ReadonlySet<string> {
-    return this.buildCache.layersInUse();
+    const keep = this.buildCache.layersInUse();
+    for (const d of this.#ctx.keepLayers?.() ?? []) keep.add(d);
+    return keep;
+  }
+
+  /**
+   * Deletes those of the layers `diffIds` that nothing uses any more (no image record, build
+   * cache entry or {@link ImageServiceContext.keepLayers} holder): the layers a removed snapshot
+   * kept after their image was removed.
+   */
+  async releaseLayers(diffIds: Iterable<string>): Promise<void> {
+    await this.records.locked(async () => {
+      const used = new Set([...this.records.list().flatMap((r) => r.layers), ...this.keepLayers()]);
+      for (const d of new Set(diffIds)) if (!used.has(d) && this.layers.has(d)) await this.layers.remove(d);
+    });
   }
 
   /** Finds an image as `docker inspect` does: full id, reference, then unique id prefix. */

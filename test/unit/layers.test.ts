@@ -40,6 +40,7 @@ const PUBLIC = new Set([
   'container/container.ts',
   'container/process.ts', // ContainerProcess and ContainerAttachment, the handles spawn() and attach() return
   'container/handle-options.ts', // the option and result types of the Container handle's methods
+  'container/snapshot.ts', // the Snapshot handle Container.snapshot() returns
   'image/image.ts',
   'volume/volume.ts',
   'network/network.ts',
@@ -59,6 +60,7 @@ const RUNTIME_ELSEWHERE: Record<string, string> = {
   'container/fs/copy.ts':
     "docker cp's file system work: opens paths inside a container's root (openat2), mounts a detached overlay",
   'container/fs/union.ts': "reads a container's upper dir over its layers (overlay whiteouts and opaque xattrs)",
+  'container/fs/clone-tree.ts': "copies a container's upper dir as a snapshot's layer (mknod, xattrs, reflinks)",
   'image/layer-unpack.ts':
     'unpacks a layer archive into a new directory (decompress, hash, write through layer-writer)',
   'image/build/context/root.ts': "resolves and makes paths inside a build step's root (openat2 RESOLVE_IN_ROOT)",

@@ -16,7 +16,7 @@ import { closeFd, openProcessRoot } from '../../runtime/host.js';
 import { packItems } from '../../image/tar-writer.js';
 import { isSameProcess } from '../../runtime/proc.js';
 import { acquireLock } from '../../state/lock.js';
-import type { ContainerRecord } from '../record.js';
+import { SNAPSHOT_LAYER, type ContainerRecord } from '../record.js';
 import { lowerDirs, type ContainerPaths } from '../spec.js';
 import { extractPath, mountDetachedOverlay, packPath, type TarSource } from './copy.js';
 import { upperChanges, walkUnion, walkUpper, type ContainerChange } from './union.js';
@@ -36,7 +36,7 @@ export interface ContainerFsHost {
 }
 
 /** The targets the runtime mounts over (it makes empty stubs for them in the upper dir). */
-function mountPoints(rec: ContainerRecord): Set<string> {
+export function mountPoints(rec: ContainerRecord): Set<string> {
   return new Set([
     '/etc/hosts',
     '/etc/hostname',
@@ -77,11 +77,18 @@ export class ContainerFs {
     return Readable.from(gen.call(this), { objectMode: false, highWaterMark: 1 << 20 });
   }
 
-  /** The container's upper dir as an image layer tar (whiteouts as `.wh.` entries), for commit. */
+  /**
+   * The container's upper dir as an image layer tar (whiteouts as `.wh.` entries), for commit. A
+   * container forked from a snapshot: its upper dir merged with the snapshot layers it sits on
+   * (the layer is then its changes over its image).
+   */
   async layerTar(ref: string): Promise<{ record: ContainerRecord; tar: AsyncGenerator<Buffer> }> {
     const rec = await this.#host.get(ref);
-    const upper = this.#host.paths(rec.id).upper;
-    return { record: rec, tar: packItems(walkUpper(upper, this.#lower(rec), mountPoints(rec))) };
+    const lower = this.#lower(rec);
+    const first = rec.layers.findIndex((d) => !SNAPSHOT_LAYER.test(d));
+    const snapshots = first < 0 ? lower.length : first;
+    const uppers = [this.#host.paths(rec.id).upper, ...lower.slice(0, snapshots)];
+    return { record: rec, tar: packItems(walkUpper(uppers, lower.slice(snapshots), mountPoints(rec))) };
   }
 
   /**

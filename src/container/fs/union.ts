@@ -155,40 +155,70 @@ function hadMountPointUnder(dir: string, mountPoints: ReadonlySet<string>): bool
   return false;
 }
 
+/** An entry of {@link walkUpper}'s merge of upper dirs. */
+interface LayerEntry {
+  name: Buffer;
+  path: Buffer;
+  st: fs.Stats;
+  /** For a directory: the upper dirs' roots that contribute to it, topmost first. */
+  roots: Buffer[];
+  /** For a directory: it hides what the image's layers hold under its name. */
+  opaque: boolean;
+}
+
 /**
  * Walks the upper dir as a layer: every entry, whiteouts and opaque directories flagged, parents
  * before children, names sorted; the empty stubs made for `mountPoints` absent from `layers` are
  * left out.
+ *
+ * `upper` may be several dirs, topmost first (a container forked from a snapshot: its upper dir
+ * over the snapshot's layer): they are merged into one layer over `layers`, as overlayfs shows
+ * them, whiteouts kept. A directory above one that is opaque, or above a file or whiteout of the
+ * same name, is opaque in the result (what hid the image's entry below is merged away).
  */
 export function* walkUpper(
-  upper: string,
+  upper: string | readonly string[],
   layers: readonly string[] = [],
   mountPoints: ReadonlySet<string> = new Set(),
 ): Generator<WalkItem> {
-  const root = Buffer.from(upper, 'utf8');
-  function* walk(rel: Buffer): Generator<WalkItem> {
-    for (const n of readdir(join(root, rel))) {
-      const childRel = rel.length === 0 ? n : join(rel, n);
-      const path = join(root, childRel);
-      const st = lstat(path);
-      if (st === undefined || st.isSocket()) continue;
+  const uppers = (typeof upper === 'string' ? [upper] : upper).map((d) => Buffer.from(d, 'utf8'));
+  function* walk(rel: Buffer, roots: readonly Buffer[]): Generator<WalkItem> {
+    const seen = new Map<string, LayerEntry>();
+    for (const root of roots) {
+      for (const n of readdir(join(root, rel))) {
+        const path = join(join(root, rel), n);
+        const st = lstat(path);
+        if (st === undefined) continue;
+        const prev = seen.get(n.toString('latin1'));
+        if (prev === undefined) {
+          const opaque = st.isDirectory() && isOpaque(path);
+          seen.set(n.toString('latin1'), { name: n, path, st, roots: st.isDirectory() ? [root] : [], opaque });
+        } else if (prev.st.isDirectory() && !prev.opaque) {
+          // Merged into the directory above until something hides the rest.
+          if (st.isDirectory()) prev.roots.push(root);
+          if (!st.isDirectory() || isOpaque(path)) prev.opaque = true;
+        }
+      }
+    }
+    for (const e of [...seen.values()].sort((a, b) => Buffer.compare(a.name, b.name))) {
+      if (e.st.isSocket()) continue;
+      const childRel = rel.length === 0 ? e.name : join(rel, e.name);
       const name = childRel.toString('latin1');
-      if (isWhiteout(st)) {
-        yield { name, path, st, whiteout: true };
+      if (isWhiteout(e.st)) {
+        yield { name, path: e.path, st: e.st, whiteout: true };
         continue;
       }
       if (
         mountPoints.size > 0 &&
-        isMountStub(`/${childRel.toString('utf8')}`, path, st, mountPoints) &&
+        isMountStub(`/${childRel.toString('utf8')}`, e.path, e.st, mountPoints) &&
         !existsInLayers(layers, childRel)
       )
         continue;
-      const opaque = st.isDirectory() && isOpaque(path);
-      yield { name, path, st, ...(opaque ? { opaque } : {}) };
-      if (st.isDirectory()) yield* walk(childRel);
+      yield { name, path: e.path, st: e.st, ...(e.opaque ? { opaque: true } : {}) };
+      if (e.st.isDirectory()) yield* walk(childRel, e.roots);
     }
   }
-  yield* walk(Buffer.alloc(0));
+  yield* walk(Buffer.alloc(0), uppers);
 }
 
 interface UnionEntry {
