@@ -9,6 +9,7 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { encodeBoundary, encodeRecord, type LogStream } from './log-format.js';
+import type { KeepPart } from './log-cap.js';
 
 /** A log's limits: the largest size of one file in bytes and how many files are kept. */
 export interface LogLimits {
@@ -16,6 +17,10 @@ export interface LogLimits {
   maxSize: number;
   /** Files kept, the current one included (≥ 1). */
   maxFile: number;
+  /** Bytes of each stream kept (see `log-cap.ts`); no cap without it. */
+  maxOutput?: number;
+  /** Which bytes `maxOutput` keeps: the first (`head`, default) or the last (`tail`). */
+  keep?: KeepPart;
 }
 
 /** The cap when a container gives none: 20 MiB × 5 files, as Docker's `local` driver. */

@@ -1,7 +1,7 @@
 /*
  * berth-monitor: stays beside one detached container, as podman's conmon does.
  *
- *   berth-monitor <child-pid> <exit-path> [<log-path> <max-size> <max-file>]
+ *   berth-monitor <child-pid> <exit-path> [<log-path> <max-size> <max-file> [<max-output> <keep> <timeout-ms>]]
  *
  * It was exec'd by the process that forked <child-pid>, so that pid is its own child. It
  * (a) keeps reading the container's output and appends it to the log file, one record per
@@ -15,7 +15,12 @@
  * a new <log-path> is opened on fd 5, and it starts with a boundary record (kind 0x83, one byte:
  * bit 0 when stdout was mid-line, bit 1 for stderr).
  *
- * and (b) reaps the child, then writes `{"pid":P,"exitCode":C[,"signal":S],"finishedAt":T}`
+ * With <timeout-ms> above 0 (the container's run time limit) it (b) SIGKILLs the child once that
+ * many ms passed since the monitor started (right after the program's execve): the child is PID 1
+ * of its PID namespace, so every process of the container dies with it.
+ *
+ * and (c) reaps the child, then writes
+ * `{"pid":P,"exitCode":C[,"signal":S],"finishedAt":T[,"timedOut":true][,"outputTruncated":{...}]}`
  * to <exit-path>.tmp-<own pid> and renames it to <exit-path>. That temp file is made at start
  * with EXIT_RESERVE bytes and the record is written into them in place, so a container that
  * filled the disk cannot lose its exit.
@@ -144,14 +149,20 @@ static int pump(int fd, int stream) {
   return 1;
 }
 
-/* Parses a positive decimal number below 2^62; returns -1 if `s` is anything else. */
-static long long parse_positive(const char *s) {
+/* Parses a decimal number below 2^62 (0 included); returns -1 if `s` is anything else. */
+static long long parse_number(const char *s) {
   long long v = 0;
   if (*s == 0) return -1;
   for (; *s; s++) {
     if (*s < '0' || *s > '9' || v > 0x3fffffffffffffffll / 10) return -1;
     v = v * 10 + (*s - '0');
   }
+  return v;
+}
+
+/* Parses a positive decimal number below 2^62; returns -1 if `s` is anything else. */
+static long long parse_positive(const char *s) {
+  long long v = parse_number(s);
   return v > 0 ? v : -1;
 }
 
@@ -180,8 +191,8 @@ static void reserve_exit_file(const char *path) {
 }
 
 /* Writes the exit record to <exit-path>.tmp-<own pid> (into its reserved bytes), then renames it over <exit-path>. */
-static int write_exit_file(const char *path, long pid, long code, long sig, u64 finished_ms) {
-  char json[160], *p = json;
+static int write_exit_file(const char *path, long pid, long code, long sig, u64 finished_ms, int timed_out) {
+  char json[240], *p = json;
   long n = 0;
   while (path[n]) n++;
   if (n > 4096) return -1;
@@ -191,7 +202,9 @@ static int write_exit_file(const char *path, long pid, long code, long sig, u64 
   p = put_num(put_str(p, "{\"pid\":"), pid);
   p = put_num(put_str(p, ",\"exitCode\":"), code);
   if (sig > 0) p = put_num(put_str(p, ",\"signal\":"), sig);
-  p = put_str(put_num(put_str(p, ",\"finishedAt\":"), (long long)finished_ms), "}");
+  p = put_num(put_str(p, ",\"finishedAt\":"), (long long)finished_ms);
+  if (timed_out) p = put_str(p, ",\"timedOut\":true");
+  p = put_str(p, "}");
 
   long fd = exit_fd;
   if (fd >= 0) sys3(NR_lseek, fd, 0, 0 /* SEEK_SET */);
@@ -216,11 +229,17 @@ extern "C"
 __attribute__((noreturn, used)) void monitor_main(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
-  if (argc != 3 && argc != 6) exit_now(2);
+  if (argc != 3 && argc != 6 && argc != 9) exit_now(2);
   long long child = parse_positive(argv[1]);
   const char *exit_path = argv[2];
   if (child < 0 || child > 0x3fffffff || exit_path[0] == 0) exit_now(2);
-  if (argc == 6) {
+  u64 time_limit_ns = 0;
+  if (argc == 9) {
+    long long ms = parse_number(argv[8]);
+    if (ms < 0 || ms > 0x7fffffffll * 1000) exit_now(2);
+    time_limit_ns = (u64)ms * 1000000ull;
+  }
+  if (argc >= 6) {
     long long size = parse_positive(argv[4]), files = parse_positive(argv[5]);
     long n = 0;
     while (argv[3][n]) n++;
@@ -251,7 +270,9 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   /* After the sources are checked: its fd must not pass for a source that is not open. */
   reserve_exit_file(exit_path);
 
-  int exited = 0;
+  /* The run time limit: the monitor starts right after the program's execve. */
+  u64 kill_at = time_limit_ns ? now_ns(CLOCK_MONOTONIC) + time_limit_ns : 0;
+  int exited = 0, timed_out = 0;
   /* A terminal's master that read EIO: read once more after the exit, since the kernel can
    * report EIO while the last output is still on its way to the master. */
   int hung_up = -1;
@@ -260,11 +281,21 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   while (!exited || pfd[0].fd >= 0 || pfd[1].fd >= 0) {
     /* After the exit, drain for at most GRACE_NS: a grandchild may hold a pipe open. */
     struct timespec_k timeout = {0, 0}, *tp = 0;
-    if (exited) {
+    /* Before the exit, wake up at the run time limit (once: the kill is sent then). */
+    u64 wake = exited ? deadline : kill_at;
+    if (wake) {
       u64 now = now_ns(CLOCK_MONOTONIC);
-      if (now >= deadline) break;
-      timeout.sec = (long)((deadline - now) / 1000000000ull);
-      timeout.nsec = (long)((deadline - now) % 1000000000ull);
+      if (exited && now >= deadline) break;
+      if (!exited && now >= kill_at) {
+        /* SIGKILL to PID 1 of the container's PID namespace ends every process in it. */
+        long k = sys6(NR_pidfd_send_signal, pidfd, SIGKILL, 0, 0, 0, 0);
+        if (k < 0 && k != -ESRCH) exit_now(1);
+        timed_out = k == 0;
+        kill_at = 0;
+        continue;
+      }
+      timeout.sec = (long)((wake - now) / 1000000000ull);
+      timeout.nsec = (long)((wake - now) % 1000000000ull);
       tp = &timeout;
     }
     long r = sys6(NR_ppoll, (long)pfd, 3, (long)tp, 0, 8, 0);
@@ -291,6 +322,8 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
       deadline = now_ns(CLOCK_MONOTONIC) + GRACE_NS;
       if (info[2] == CLD_EXITED) code = info[6];
       else if (info[2] == CLD_KILLED || info[2] == CLD_DUMPED) sig = info[6], code = 128 + sig;
+      /* It ended by itself while the kill was on its way. */
+      if (sig != SIGKILL) timed_out = 0;
       sys3(NR_close, pidfd, 0, 0);
       pfd[2].fd = -1;
       exited = 1;
@@ -300,7 +333,7 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   if (hung_up >= 0)
     while (pump(hung_up, 1) == 1) {
     }
-  exit_now(write_exit_file(exit_path, child, code, sig, finished_ms) == 0 ? 0 : 1);
+  exit_now(write_exit_file(exit_path, child, code, sig, finished_ms, timed_out) == 0 ? 0 : 1);
 }
 
 BERTH_START(monitor_main)

@@ -104,6 +104,8 @@ function monitorEnded(z: ZygoteState, child: Child, monitorStatus: { finishedAt:
         exitCode: written.exitCode,
         ...(written.signal !== undefined ? { signal: written.signal } : {}),
         finishedAt: written.finishedAt,
+        ...(written.timedOut ? { timedOut: true } : {}),
+        ...(written.outputTruncated ? { outputTruncated: written.outputTruncated } : {}),
       }
     : { exitCode: 137, signal: 9, finishedAt: monitorStatus.finishedAt };
   // Its init's report may still be pending (it died before execve): do not wait for it.
