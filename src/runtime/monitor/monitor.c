@@ -15,6 +15,11 @@
  * a new <log-path> is opened on fd 5, and it starts with a boundary record (kind 0x83, one byte:
  * bit 0 when stdout was mid-line, bit 1 for stderr).
  *
+ * With <max-output> above 0 it caps what the log keeps of each stream, keeping its `head` or
+ * `tail` (<keep>), as src/runtime/log-cap.ts says (logcap.h): with `tail` the rotation is the
+ * cap's, in at most 3 files, and <max-size> <max-file> do not apply. What is not kept is still
+ * read from the pipe at once.
+ *
  * With <timeout-ms> above 0 (the container's run time limit) it (b) SIGKILLs the child once that
  * many ms passed since the monitor started (right after the program's execve): the child is PID 1
  * of its PID namespace, so every process of the container dies with it.
@@ -101,6 +106,28 @@ static int write_record(const unsigned char *r, long len) {
   return 1;
 }
 
+/* A boundary record (kind 0x83) of time `t` saying which streams are mid-line (`bits`). */
+static unsigned char boundary[HEADER + 1 + TRAILER];
+static const unsigned char *boundary_record(u64 t, int bits) {
+  boundary[0] = 0x83;
+  for (int i = 0; i < 8; i++) boundary[1 + i] = (unsigned char)(t >> (8 * i));
+  for (int i = 0; i < 4; i++) boundary[9 + i] = boundary[HEADER + 1 + i] = (unsigned char)(i == 0);
+  boundary[HEADER] = (unsigned char)bits;
+  return boundary;
+}
+
+/* Opens a new <log-path> on LOG_FD and starts it with a boundary record; keeps the current file on failure. */
+static void start_file(u64 t) {
+  long fd = sys6(NR_openat, AT_FDCWD, (long)log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640, 0, 0);
+  if (fd < 0) return;
+  long moved = sys3(NR_dup3, fd, LOG_FD, 0);
+  sys3(NR_close, fd, 0, 0);
+  if (moved < 0) return;
+  long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
+  log_size = end > 0 ? (u64)end : 0;
+  write_record(boundary_record(t, mid_line), HEADER + 1 + TRAILER);
+}
+
 /*
  * Shifts the log's files by one and starts a new one on LOG_FD. On any failure the current file
  * is kept (output is never lost for a rotation that did not happen).
@@ -115,19 +142,10 @@ static void rotate(u64 t) {
       if (r < 0 && r != -ENOENT) return;
     }
   }
-  long fd = sys6(NR_openat, AT_FDCWD, (long)log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640, 0, 0);
-  if (fd < 0) return;
-  sys3(NR_dup3, fd, LOG_FD, 0);
-  sys3(NR_close, fd, 0, 0);
-  long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
-  log_size = end > 0 ? (u64)end : 0;
-  static unsigned char boundary[HEADER + 1 + TRAILER];
-  boundary[0] = 0x83;
-  for (int i = 0; i < 8; i++) boundary[1 + i] = (unsigned char)(t >> (8 * i));
-  for (int i = 0; i < 4; i++) boundary[9 + i] = boundary[HEADER + 1 + i] = (unsigned char)(i == 0);
-  boundary[HEADER] = (unsigned char)mid_line;
-  write_record(boundary, sizeof boundary);
+  start_file(t);
 }
+
+#include "logcap.h"
 
 /*
  * Reads one chunk from `fd` and logs it as a record of `stream`. Returns 1 when data was logged,
@@ -140,8 +158,17 @@ static int pump(int fd, int stream) {
   if (n == -EIO) return -1;
   if (n <= 0) return 0;
   u64 t = now_ns(CLOCK_REALTIME);
+  if (max_output && !keep_tail) {
+    u64 kept = mon_head_kept(counted[stream], (u64)n, max_output);
+    if (kept < (u64)n) cut |= stream;
+    if (kept == 0) return 1;
+    n = (long)kept;
+  }
   long len = frame(0x80 | stream, t, n);
-  if (log_path && log_size > 0 && log_size + (u64)len > max_size) rotate(t);
+  if (max_output && keep_tail) {
+    if (mon_tail_rotates(counted[stream], (u64)n, max_output)) rotate_tail(t, stream);
+  } else if (log_path && log_size > 0 && log_size + (u64)len > max_size) rotate(t);
+  counted[stream] += (u64)n;
   if (write_record(rec, len)) {
     if (rec[HEADER + n - 1] == '\n') mid_line &= ~stream;
     else mid_line |= stream;
@@ -204,6 +231,12 @@ static int write_exit_file(const char *path, long pid, long code, long sig, u64 
   if (sig > 0) p = put_num(put_str(p, ",\"signal\":"), sig);
   p = put_num(put_str(p, ",\"finishedAt\":"), (long long)finished_ms);
   if (timed_out) p = put_str(p, ",\"timedOut\":true");
+  if (cut) {
+    p = put_str(p, ",\"outputTruncated\":{");
+    if (cut & 1) p = put_str(p, cut & 2 ? "\"stdout\":true," : "\"stdout\":true");
+    if (cut & 2) p = put_str(p, "\"stderr\":true");
+    p = put_str(p, "}");
+  }
   p = put_str(p, "}");
 
   long fd = exit_fd;
@@ -235,8 +268,12 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   if (child < 0 || child > 0x3fffffff || exit_path[0] == 0) exit_now(2);
   u64 time_limit_ns = 0;
   if (argc == 9) {
-    long long ms = parse_number(argv[8]);
-    if (ms < 0 || ms > 0x7fffffffll * 1000) exit_now(2);
+    long long cap = parse_number(argv[6]), ms = parse_number(argv[8]);
+    const char *keep = argv[7];
+    int tail = keep[0] == 't' && keep[1] == 'a' && keep[2] == 'i' && keep[3] == 'l' && keep[4] == 0;
+    int head = keep[0] == 'h' && keep[1] == 'e' && keep[2] == 'a' && keep[3] == 'd' && keep[4] == 0;
+    if (cap < 0 || ms < 0 || ms > 0x7fffffffll * 1000 || !(tail || head)) exit_now(2);
+    max_output = (u64)cap, keep_tail = tail;
     time_limit_ns = (u64)ms * 1000000ull;
   }
   if (argc >= 6) {

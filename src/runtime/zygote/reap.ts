@@ -134,6 +134,8 @@ export function maybeFinish(z: ZygoteState, child: Child): void {
   child.log?.close();
   if (z.byId.get(child.id) === child) z.byId.delete(child.id);
   const record: ExitRecord = { pid: child.pid, ...child.status };
+  const cut = child.log?.truncated;
+  if (cut) record.outputTruncated = cut;
   if (child.execResult) {
     record.error = child.execResult;
     record.exitCode = child.execResult.exitCode;
