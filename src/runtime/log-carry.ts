@@ -69,11 +69,15 @@ export function carryTail(
     for (const fd of fds) {
       for (const s of spans(fd)) {
         if (s.kind === KIND_BOUNDARY || s.len === 0) continue;
-        const bit = (s.kind & 0x7f) === 2 ? 2 : 1;
-        if ((s.kind | 0x80) !== kind || tailDrops(rest, s.len, newer, max)) {
-          cut |= bit;
-          if ((s.kind | 0x80) !== kind) continue;
-          rest -= s.len;
+        if ((s.kind | 0x80) !== kind) {
+          cut |= (s.kind & 0x7f) === 2 ? 2 : 1;
+          continue;
+        }
+        // Once one is kept, so are all after it (what stays only shrinks).
+        const drop = tailDrops(rest, s.len, newer, max);
+        rest -= s.len;
+        if (drop) {
+          cut |= streamBit(stream);
           const last = Buffer.alloc(1);
           readSync(fd, last, 0, 1, s.pos + RECORD_HEADER + s.len - 1);
           mid = last[0] !== 0x0a;

@@ -18,12 +18,12 @@ const seqText = (() => {
 })();
 
 /** Runs `command` with the cap and returns its exit code, each stream's logged text and the truncated flags. */
-async function capped(command: string, keep: 'head' | 'tail', detach: boolean) {
+async function capped(command: string, keep: 'head' | 'tail', detach: boolean, maxOutput = CAP) {
   const { engine } = await testEngine();
   const c = await Container.run(BUSYBOX_REF, ['sh', '-c', command], {
     engine,
     ...NO_NETWORK,
-    maxOutput: CAP,
+    maxOutput,
     keep,
     detach,
   });
@@ -59,6 +59,30 @@ describe.each([
     expect(r.stdout.length).toBeLessThanOrEqual(3 * CAP + 192 * 1024);
     expect(r.stderr).toBe('start\nend\n');
     expect(r.truncated).toEqual({ stdout: true });
+  }, 180_000);
+
+  it("keep 'tail' of two interleaved streams of lines of varied lengths (both past the cap, 16 KiB): each keeps a suffix of its own output within the bounds", async () => {
+    const cap = 16 * 1024;
+    const pads = ['', 'x'.repeat(40), 'x'.repeat(400), 'x'.repeat(1200)];
+    // stdout long lines first while stderr's are short, then the other way round.
+    const script =
+      `p0=''; p1='${pads[1]}'; p2='${pads[2]}'; p3='${pads[3]}'; i=0; while [ $i -lt 3000 ]; do ` +
+      `eval "echo \\"o$i \\$p$((i < 1500 ? i % 4 : 0))\\""; ` +
+      `eval "echo \\"e$i \\$p$((i < 1500 ? 0 : i % 4))\\"" >&2; i=$((i+1)); done`;
+    const r = await capped(script, 'tail', detach, cap);
+    expect(r.exitCode).toBe(0);
+    const want = { stdout: '', stderr: '' };
+    for (let i = 0; i < 3000; i++) {
+      want.stdout += `o${i} ${pads[i < 1500 ? i % 4 : 0]}\n`;
+      want.stderr += `e${i} ${pads[i < 1500 ? 0 : i % 4]}\n`;
+    }
+    for (const s of ['stdout', 'stderr'] as const) {
+      expect(want[s].endsWith(r[s]), s).toBe(true);
+      // logs() drops a line cut by a dropped record (a line here is at most 1206 bytes).
+      expect(r[s].length, s).toBeGreaterThanOrEqual(cap - 1206);
+      expect(r[s].length, s).toBeLessThanOrEqual(3 * cap + 192 * 1024);
+    }
+    expect(r.truncated).toEqual({ stdout: true, stderr: true });
   }, 180_000);
 
   it('reports nothing truncated for output under the cap', async () => {

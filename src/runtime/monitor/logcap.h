@@ -95,9 +95,11 @@ static int carry(const long *fds, int n, int stream, u64 newer) {
         cut |= (kind & 0x7f) == 2 ? 2 : 1;
         continue;
       }
-      if (mon_tail_drops(rest, len, newer, max_output)) {
+      /* Once one is kept, so are all after it (what stays only shrinks). */
+      int drop = mon_tail_drops(rest, len, newer, max_output);
+      rest -= len;
+      if (drop) {
         cut |= stream;
-        rest -= len;
         if (!read_at(fds[f], carry_buf, 1, pos + HEADER + len - 1)) goto fail;
         mid = carry_buf[0] != '\n';
         continue;
