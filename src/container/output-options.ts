@@ -6,7 +6,6 @@
  */
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
-import type { KeepPart } from '../runtime/log-cap.js';
 
 /** The fields of {@link OutputCapOptions} in the create options' schema. */
 export const outputCapShape = {
@@ -28,7 +27,7 @@ export interface OutputCapOptions {
    * last — at least `maxOutput` bytes of each stream, at most `3 × maxOutput + 192 KiB` (`tail`:
    * the log is rotated by this cap in at most 3 files, and `log` may not be given with it).
    */
-  keep?: KeepPart;
+  keep?: 'head' | 'tail';
 }
 
 /** Refuses what the cap cannot be combined with: `log` rotation with a `tail` cap (which rotates by its own rule). */

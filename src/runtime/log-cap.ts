@@ -23,6 +23,14 @@
  * @module
  */
 
+/** Which streams an output cap cut: a stream that lost bytes has `true`. */
+export interface OutputTruncated {
+  /** stdout lost bytes. */
+  stdout?: true;
+  /** stderr lost bytes. */
+  stderr?: true;
+}
+
 /** Which part of an over-long stream is kept. */
 export type KeepPart = 'head' | 'tail';
 

@@ -9,9 +9,8 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { encodeBoundary, encodeRecord, type LogStream } from './log-format.js';
-import { headKept, tailRotates, type KeepPart } from './log-cap.js';
+import { headKept, tailRotates, type KeepPart, type OutputTruncated } from './log-cap.js';
 import { carryTail, streamBit } from './log-carry.js';
-import type { OutputTruncated } from './protocol.js';
 
 /** A log's limits: the largest size of one file in bytes and how many files are kept. */
 export interface LogLimits {

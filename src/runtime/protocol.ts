@@ -28,6 +28,7 @@ import type { Plan } from './plan.js';
 import type { LogLimits } from './log-writer.js';
 import type { ExecPlan } from './init.js';
 import type { InitFailure } from './init-report.js';
+import type { OutputTruncated } from './log-cap.js';
 
 /** Engine → zygote: start a container process. */
 export interface StartRequest {
@@ -217,14 +218,6 @@ export interface ExitRecord {
   timedOut?: boolean;
   /** Streams of which the output cap (`LogLimits.maxOutput`) dropped bytes. */
   outputTruncated?: OutputTruncated;
-}
-
-/** Which streams an output cap cut: a stream that lost bytes has `true`. */
-export interface OutputTruncated {
-  /** stdout lost bytes. */
-  stdout?: true;
-  /** stderr lost bytes. */
-  stderr?: true;
 }
 
 /** Any message from the zygote. */
