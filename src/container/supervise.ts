@@ -115,7 +115,8 @@ export class Supervisor {
    * for any exit, and the restart policy treats it as any other exit. A detached container's
    * limit is its monitor's (`monitor/monitor.c`), which holds after this process is gone: it
    * SIGKILLs the run's PID 1 (and so its whole PID namespace) and writes `timedOut` in its exit
-   * file; whoever records that exit marks the record and appends the `timeout` event.
+   * file; whoever records that exit marks the record and appends the `timeout` event (a detached
+   * container paused on cgroup v1 then dies when it is unpaused: v1's freezer holds the signal).
    */
   watchTimeout(rec: ContainerRecord): void {
     const ms = rec.config.timeout;
