@@ -137,7 +137,7 @@ export interface ContainerRuntime {
     plan: Plan,
     logPath: string,
     exitPath: string,
-    options?: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits },
+    options?: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits; timeout?: number },
   ): Promise<{ pid: number; startTime: number; stdinFd?: number; ttyFd?: number; holderPid?: number }>;
   /** Calls `listener` when a process this runtime started ends (after its output is drained). */
   onExit(listener: (id: string, status: ExitRecord) => void): () => void;

@@ -23,6 +23,7 @@ import { buildConfig } from './spec.js';
 import { createBindSources, planMounts } from './mounts.js';
 import { allocateUserns } from './userns.js';
 import { attachCleanupErrors } from '../errors.js';
+import { checkOutputCap } from './output-options.js';
 
 /** What a create needs from the container manager besides {@link ContainerCore}. */
 export interface CreateSteps {
@@ -47,6 +48,7 @@ export async function createContainer(
 ): Promise<ContainerRecord> {
   // ── validation: everything a bad input can be refused for, before any lookup, pull or record ──
   const opts = parseOptions(createOptionsSchema, input) as CheckedCreateOptions;
+  checkOutputCap(opts);
   if (opts.userns && opts.privileged)
     throw new InvalidArgumentError(
       'userns',

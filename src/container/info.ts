@@ -61,6 +61,11 @@ export interface ContainerInfo {
     finishedAt?: Date;
     /** True when the last run was killed for outliving the container's `timeout` (its run time limit). */
     timedOut: boolean;
+    /**
+     * The streams of the last run of which the output cap (`maxOutput`) dropped bytes, once that
+     * run ended (the log writer reports it with the exit); absent when none was cut.
+     */
+    outputTruncated?: { stdout?: true; stderr?: true };
   };
   /** The configuration it runs with. */
   config: {
@@ -99,8 +104,8 @@ export interface ContainerInfo {
     oomScoreAdj: number | null;
     /** Its user namespace (`userns`): the maps, and whether they are an `'auto'` range; null without one. */
     userns: { auto: boolean; uidMap: IdMapping[]; gidMap: IdMapping[] } | null;
-    /** Limits of its output log (`log`): bytes per file, files kept. */
-    log: { maxSize: number; maxFile: number };
+    /** Limits of its output log (`log`): bytes per file, files kept; its output cap (`maxOutput`, `keep`). */
+    log: { maxSize: number; maxFile: number; maxOutput?: number; keep?: 'head' | 'tail' };
   };
   /** The file berth records the container's output in. */
   logPath: string;
@@ -189,6 +194,7 @@ export function toInfo(
       ...(s.startedAt ? { startedAt: new Date(s.startedAt) } : {}),
       ...(s.finishedAt ? { finishedAt: new Date(s.finishedAt) } : {}),
       timedOut: s.timedOut,
+      ...(s.outputTruncated ? { outputTruncated: s.outputTruncated } : {}),
     },
     config: {
       hostname: r.config.hostname,

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_LOG_LIMITS, type LogLimits } from '../runtime/log-writer.js';
+import { TAIL_LOG_FILES, type KeepPart } from '../runtime/log-cap.js';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
@@ -39,13 +40,27 @@ export interface LogOptions {
   maxFile?: number;
 }
 
-/** The record's limits from validated options (the defaults for what is not given). */
-export function resolveLogLimits(o: LogOptions | undefined): LogLimits {
-  return {
+/**
+ * The record's limits from validated options (the defaults for what is not given), with the
+ * output cap `cap` (create's `maxOutput` and `keep`): a `tail` cap keeps its own files.
+ */
+export function resolveLogLimits(
+  o: LogOptions | undefined,
+  cap: { maxOutput?: number | undefined; keep?: KeepPart | undefined } = {},
+): LogLimits {
+  const limits = {
     maxSize: o?.maxSize !== undefined ? parseLogSize(o.maxSize)! : DEFAULT_LOG_LIMITS.maxSize,
     maxFile: o?.maxFile ?? DEFAULT_LOG_LIMITS.maxFile,
   };
+  if (cap.maxOutput === undefined) return limits;
+  const keep = cap.keep ?? 'head';
+  return { ...limits, ...(keep === 'tail' ? { maxFile: TAIL_LOG_FILES } : {}), maxOutput: cap.maxOutput, keep };
 }
 
 /** Schema of the limits kept in the record. */
-export const logLimitsSchema = z.object({ maxSize: z.number().int().positive(), maxFile: z.number().int().min(1) });
+export const logLimitsSchema = z.object({
+  maxSize: z.number().int().positive(),
+  maxFile: z.number().int().min(1),
+  maxOutput: z.number().int().positive().optional(),
+  keep: z.enum(['head', 'tail']).optional(),
+});

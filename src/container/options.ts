@@ -18,6 +18,7 @@ import { oomScoreAdjSchema, sysctlRefusal, sysctlsSchema, ulimitsSchema, type Ul
 import { SECCOMP_OPTION_RE } from './seccomp.js';
 import { usernsOptionSchema, type UsernsOption } from './userns.js';
 import { logOptionsSchema, type LogOptions } from './log-options.js';
+import { outputCapShape, type OutputCapOptions } from './output-options.js';
 
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -165,6 +166,7 @@ export const createOptionsSchema = z
       .regex(/^(no|always|unless-stopped|on-failure(:\d+)?)$/, 'expected no, on-failure[:N], always or unless-stopped')
       .optional(),
     timeout: z.number().int().positive().optional(),
+    ...outputCapShape,
   })
   .superRefine((o, ctx) => {
     for (const key of Object.keys(o.sysctls ?? {})) {
@@ -235,7 +237,7 @@ export type CheckedCreateOptions = Omit<ContainerCreateOptions, 'ports' | 'resou
  * (they would cut the text where it reaches the kernel or a program) are rejected with
  * `INVALID_ARGUMENT`, naming the field, before anything is looked up, pulled or changed.
  */
-export interface ContainerCreateOptions {
+export interface ContainerCreateOptions extends OutputCapOptions {
   /** Image reference or id. The image must exist locally. */
   image: string;
   /** Replaces the image's `Cmd`. A string is run as a single argument (use an array for argv). */

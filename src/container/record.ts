@@ -214,6 +214,11 @@ const recordFields = z.object({
       .default(null),
     /** The last run was killed for outliving `config.timeout`. */
     timedOut: z.boolean().default(false),
+    /** Streams of the last run of which the output cap dropped bytes (recorded at its exit); null when none did. */
+    outputTruncated: z
+      .object({ stdout: z.literal(true).optional(), stderr: z.literal(true).optional() })
+      .nullable()
+      .default(null),
   }),
 });
 
@@ -248,6 +253,7 @@ export function initialState(): ContainerState {
     manualStop: false,
     stdio: null,
     timedOut: false,
+    outputTruncated: null,
     health: { status: 'none', failingStreak: 0, log: [] },
   };
 }

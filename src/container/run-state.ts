@@ -58,6 +58,24 @@ export interface ContainerListFilter {
 /** The records' indexed subset of containers recorded as active (see {@link isActive}). */
 export const ACTIVE_SUBSET = 'active';
 
+/**
+ * What a run's exit record adds to its state: `timedOut` when its monitor killed it at its run
+ * time limit (an engine's own timer may have set it already), and the streams its output cap cut.
+ */
+function exitReport(
+  r: ContainerRecord,
+  exit: ExitRecord,
+): Pick<ContainerRecord['state'], 'timedOut' | 'outputTruncated'> {
+  const cut = exit.outputTruncated;
+  return {
+    timedOut: r.state.timedOut || exit.timedOut === true,
+    outputTruncated:
+      cut?.stdout || cut?.stderr
+        ? { ...(cut.stdout ? { stdout: true } : {}), ...(cut.stderr ? { stderr: true } : {}) }
+        : null,
+  };
+}
+
 /** The runs of one engine's containers. */
 export class RunStates {
   readonly #core: ContainerCore;
@@ -134,6 +152,7 @@ export class RunStates {
    */
   async recordExit(id: string, exit: ExitRecord, error = ''): Promise<ContainerRecord | undefined> {
     let changed = false;
+    let timedOutBefore = false;
     let rec: ContainerRecord;
     // A cgroup that cannot be read (another process destroyed it already) cannot tell: the exit is
     // recorded all the same, as not OOM-killed.
@@ -144,6 +163,7 @@ export class RunStates {
     const exited = (r: ContainerRecord): ContainerRecord => {
       if (!can('exit', r.state.status) || r.state.pid !== exit.pid) return r;
       changed = true;
+      timedOutBefore = r.state.timedOut;
       return {
         ...r,
         state: {
@@ -154,6 +174,7 @@ export class RunStates {
           finishedAt: new Date(exit.finishedAt).toISOString(),
           error: exit.error?.message ?? error,
           oomKilled,
+          ...exitReport(r, exit),
         },
       };
     };
@@ -184,6 +205,8 @@ export class RunStates {
     if (!state.died) {
       // On a full disk, written by the read that records the exit (a read never fails for want of space).
       try {
+        // Killed by its monitor at its run time limit (a detached run): its `timeout` event comes now.
+        if (exit.timedOut && !timedOutBefore) await this.#core.event('timeout', rec);
         if (oomKilled) await this.#core.event('oom', rec);
         await this.#core.event('die', rec, { exitCode: String(exit.exitCode) });
         state.died = true;

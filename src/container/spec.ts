@@ -155,7 +155,7 @@ export function buildConfig(
       ulimits: resolveUlimits(opts.ulimits ?? []),
       sysctls: resolveSysctls(opts.sysctls ?? {}, opts.network ?? 'bridge'),
       oomScoreAdj: opts.oomScoreAdj ?? null,
-      log: resolveLogLimits(opts.log),
+      log: resolveLogLimits(opts.log, opts),
       userns: null, // allocated when the record is written (see ContainerService.create)
       timeout: opts.timeout ?? null,
     },

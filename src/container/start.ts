@@ -79,7 +79,12 @@ async function startRun(
         ),
         p.log,
         p.exit,
-        { detach: rec.config.detach, log: rec.config.log, ...(run.cgReady ? { cgroups: run.cgReady } : {}) },
+        {
+          detach: rec.config.detach,
+          log: rec.config.log,
+          ...(run.cgReady ? { cgroups: run.cgReady } : {}),
+          ...(rec.config.timeout !== null ? { timeout: rec.config.timeout } : {}),
+        },
       );
     } catch (e) {
       const error = await steps.resources.abort(rec, run, e);

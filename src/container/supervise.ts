@@ -112,13 +112,15 @@ export class Supervisor {
    * passes with the same run still going, the record says `timedOut`, a `timeout` event is
    * appended, and every process of the container is SIGKILLed through its cgroup (PID 1 alone on
    * a machine without cgroups, which ends its PID namespace). The exit (137) and `die` follow as
-   * for any exit, and the restart policy treats it as any other exit. A detached container is
-   * limited while the process that started it runs; once that process is gone, nothing enforces
-   * its limit (its monitor does not know it).
+   * for any exit, and the restart policy treats it as any other exit. A detached container's
+   * limit is its monitor's (`monitor/monitor.c`), which holds after this process is gone: it
+   * SIGKILLs the run's PID 1 (and so its whole PID namespace) and writes `timedOut` in its exit
+   * file; whoever records that exit marks the record and appends the `timeout` event (a detached
+   * container paused on cgroup v1 then dies when it is unpaused: v1's freezer holds the signal).
    */
   watchTimeout(rec: ContainerRecord): void {
     const ms = rec.config.timeout;
-    if (ms === null) return;
+    if (ms === null || rec.config.detach) return;
     const { pid, startTime } = rec.state;
     setTimeout(() => {
       void this.#timeUp(rec.id, pid, startTime).catch(() => {

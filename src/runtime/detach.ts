@@ -66,7 +66,7 @@ export function runDetachedParent(
   unshareFlags: number,
   fds: DetachedParentFds,
   monitor: string,
-  files: { exitPath: string; logPath: string; log: LogLimits },
+  files: { exitPath: string; logPath: string; log: LogLimits; timeout?: number | undefined },
   init?: SealedProgram,
 ): never {
   try {
@@ -124,15 +124,20 @@ export function runDetachedParent(
     const devNull = open('/dev/null', O_RDWR);
     for (const fd of [0, 1, 2]) dup2(devNull, fd);
     if (devNull > 2) close(devNull);
-    execve(
-      monitor,
-      [monitor, String(pid), files.exitPath, files.logPath, String(files.log.maxSize), String(files.log.maxFile)],
-      [],
-    );
+    execve(monitor, [monitor, String(pid), files.exitPath, files.logPath, ...monitorLimits(files)], []);
   } catch {
     // Without the monitor the container cannot be kept: it dies with this process.
   }
   exit(1);
+}
+
+/**
+ * The monitor's arguments after `<log-path>` (see `monitor/monitor.c`): `<max-size> <max-file>
+ * <max-output> <keep> <timeout-ms>`, 0 for no output cap and for no run time limit.
+ */
+export function monitorLimits(files: { log: LogLimits; timeout?: number | undefined }): string[] {
+  const { maxSize, maxFile, maxOutput, keep } = files.log;
+  return [maxSize, maxFile, maxOutput ?? 0, keep ?? 'head', files.timeout ?? 0].map(String);
 }
 
 /** Reads one `\n`-terminated line (blocking); undefined at end of file. */

@@ -9,6 +9,8 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { encodeBoundary, encodeRecord, type LogStream } from './log-format.js';
+import { headKept, tailRotates, type KeepPart, type OutputTruncated } from './log-cap.js';
+import { carryTail, streamBit } from './log-carry.js';
 
 /** A log's limits: the largest size of one file in bytes and how many files are kept. */
 export interface LogLimits {
@@ -16,6 +18,10 @@ export interface LogLimits {
   maxSize: number;
   /** Files kept, the current one included (≥ 1). */
   maxFile: number;
+  /** Bytes of each stream kept (see `log-cap.ts`); no cap without it. */
+  maxOutput?: number;
+  /** Which bytes `maxOutput` keeps: the first (`head`, default) or the last (`tail`). */
+  keep?: KeepPart;
 }
 
 /** The cap when a container gives none: 20 MiB × 5 files, as Docker's `local` driver. */
@@ -48,12 +54,17 @@ export function rotateLogFiles(path: string, maxFile: number): void {
  * The writer of one container's log (synchronous: the zygote stays off libuv's thread pool). A
  * record that cannot be written (a full disk) is dropped, and a partly written one cut off
  * again, so the log stays a sequence of whole records and the container never stalls on it.
+ * With `maxOutput` it follows the output cap's rule (`log-cap.ts`).
  */
 export class LogWriter {
   #fd: number;
   #size: number;
   /** Streams whose last byte written was not a newline (bit 0 stdout, bit 1 stderr). */
   #midLine = 0;
+  /** Per stream: with `head`, the bytes logged; with `tail`, the bytes in the current file. */
+  readonly #counted = { stdout: 0, stderr: 0 };
+  /** Streams the output cap cut (bit 0 stdout, bit 1 stderr). */
+  #cut = 0;
 
   /** Opens (creating) the log at `path` for appending. */
   constructor(
@@ -64,13 +75,32 @@ export class LogWriter {
     this.#size = fstatSync(this.#fd).size;
   }
 
-  /** Appends one record of `data`, rotating first when it would take the file past `maxSize`. */
+  /**
+   * Appends one record of `data`, rotating first when it would take the file past `maxSize`
+   * (with a `tail` cap: when it would take its stream past `maxOutput` in the file).
+   */
   write(stream: LogStream, timeNs: bigint, data: Buffer): void {
+    const { maxOutput, keep } = this.limits;
+    if (maxOutput !== undefined && keep !== 'tail') {
+      const kept = headKept(this.#counted[stream], data.length, maxOutput);
+      if (kept < data.length) this.#cut |= streamBit(stream);
+      if (kept === 0) return;
+      data = data.subarray(0, kept);
+    }
     const rec = encodeRecord(stream, timeNs, data);
-    if (this.#size > 0 && this.#size + rec.length > this.limits.maxSize) this.#rotate(timeNs);
+    if (maxOutput === undefined || keep !== 'tail') {
+      if (this.#size > 0 && this.#size + rec.length > this.limits.maxSize) this.#rotate(timeNs);
+    } else if (tailRotates(this.#counted[stream], data.length, maxOutput)) this.#rotate(timeNs, stream);
+    if (maxOutput !== undefined) this.#counted[stream] += data.length;
     if (!this.#append(rec)) return;
-    const bit = stream === 'stdout' ? 1 : 2;
+    const bit = streamBit(stream);
     if (data.length) this.#midLine = data[data.length - 1] === 0x0a ? this.#midLine & ~bit : this.#midLine | bit;
+  }
+
+  /** The streams the output cap cut so far; undefined when none. */
+  get truncated(): OutputTruncated | undefined {
+    if (this.#cut === 0) return undefined;
+    return { ...(this.#cut & 1 ? { stdout: true } : {}), ...(this.#cut & 2 ? { stderr: true } : {}) };
   }
 
   /** Closes the file. */
@@ -78,10 +108,16 @@ export class LogWriter {
     closeSync(this.#fd);
   }
 
-  #rotate(timeNs: bigint): void {
+  /** Starts a new file; `full` (a `tail` cap): the stream that filled the current one. */
+  #rotate(timeNs: bigint, full?: LogStream): void {
+    const other: LogStream = full === 'stdout' ? 'stderr' : 'stdout';
+    const newer = this.#counted[other];
+    // A new file counts from 0 (after a failed rotation too, so a failing disk is not scanned at every write).
+    if (full) this.#counted.stdout = this.#counted.stderr = 0;
     let fd: number;
     try {
-      rotateLogFiles(this.path, this.limits.maxFile);
+      if (full) this.#carry(other, newer);
+      else rotateLogFiles(this.path, this.limits.maxFile);
       fd = openSync(this.path, 'a', 0o640);
     } catch {
       return; // Keep writing to the current file rather than lose output.
@@ -90,6 +126,21 @@ export class LogWriter {
     this.#fd = fd;
     this.#size = fstatSync(fd).size;
     this.#append(encodeBoundary(timeNs, this.#midLine));
+  }
+
+  /**
+   * A `tail` cap's rotation (see `log-cap.ts`): `.2` becomes what `other` (the stream that did not
+   * fill the current file, `newer` bytes of it there) still needs of the old `.2` and `.1`, then
+   * the current file becomes `.1`.
+   */
+  #carry(other: LogStream, newer: number): void {
+    const [older, oldest] = [rotatedPath(this.path, 1), rotatedPath(this.path, 2)];
+    const tmp = `${oldest}.tmp`;
+    const { cut, copied } = carryTail([oldest, older], other, newer, this.limits.maxOutput!, tmp);
+    if (copied) renameSync(tmp, oldest);
+    else rotateLogFiles(oldest, 1);
+    this.#cut |= cut;
+    renameSync(this.path, older);
   }
 
   #append(rec: Buffer): boolean {

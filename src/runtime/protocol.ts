@@ -28,6 +28,7 @@ import type { Plan } from './plan.js';
 import type { LogLimits } from './log-writer.js';
 import type { ExecPlan } from './init.js';
 import type { InitFailure } from './init-report.js';
+import type { OutputTruncated } from './log-cap.js';
 
 /** Engine → zygote: start a container process. */
 export interface StartRequest {
@@ -45,9 +46,11 @@ export interface StartRequest {
   log?: LogLimits;
   /**
    * Detach the container from the engine (see `detach.ts`): this monitor program becomes its
-   * parent, its output pump and its exit recorder, and it outlives the zygote.
+   * parent, its output pump and its exit recorder, and it outlives the zygote. With `timeout`
+   * (ms) the monitor also enforces the container's run time limit: it SIGKILLs the run when
+   * that time has passed since its program started, and its exit file says `timedOut`.
    */
-  detach?: { monitor: string };
+  detach?: { monitor: string; timeout?: number };
   /**
    * The container's cgroups are still being made: the init is not let into them until a
    * {@link CgroupsReadyRequest} for this container arrives (it makes its mounts meanwhile).
@@ -211,6 +214,10 @@ export interface ExitRecord {
   finishedAt: number;
   /** The start failure, when execve never happened. */
   error?: InitFailure;
+  /** The run was killed by its monitor for outliving its run time limit (detached containers). */
+  timedOut?: boolean;
+  /** Streams of which the output cap (`LogLimits.maxOutput`) dropped bytes. */
+  outputTruncated?: OutputTruncated;
 }
 
 /** Any message from the zygote. */
@@ -234,7 +241,9 @@ export function parseExitRecord(value: unknown): ExitRecord | undefined {
     !isInt(r.pid) ||
     !isInt(r.exitCode) ||
     typeof r.finishedAt !== 'number' ||
-    (r.signal !== undefined && !isInt(r.signal))
+    (r.signal !== undefined && !isInt(r.signal)) ||
+    (r.timedOut !== undefined && typeof r.timedOut !== 'boolean') ||
+    (r.outputTruncated !== undefined && (typeof r.outputTruncated !== 'object' || r.outputTruncated === null))
   )
     return undefined;
   if (r.error !== undefined) {

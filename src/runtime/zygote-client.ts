@@ -159,9 +159,11 @@ export class ZygoteClient {
     plan: Plan,
     logPath: string,
     exitPath: string,
-    options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits } = {},
+    options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits; timeout?: number } = {},
   ): Promise<StartedReply> {
-    const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
+    const detach = options.detach
+      ? { monitor: await monitorBinary(), ...(options.timeout ? { timeout: options.timeout } : {}) }
+      : undefined;
     const init = await this.#initHelper();
     if (plan.spec.userns && !init) {
       throw new BerthError(

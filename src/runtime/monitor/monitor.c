@@ -1,7 +1,7 @@
 /*
  * berth-monitor: stays beside one detached container, as podman's conmon does.
  *
- *   berth-monitor <child-pid> <exit-path> [<log-path> <max-size> <max-file>]
+ *   berth-monitor <child-pid> <exit-path> [<log-path> <max-size> <max-file> [<max-output> <keep> <timeout-ms>]]
  *
  * It was exec'd by the process that forked <child-pid>, so that pid is its own child. It
  * (a) keeps reading the container's output and appends it to the log file, one record per
@@ -15,7 +15,17 @@
  * a new <log-path> is opened on fd 5, and it starts with a boundary record (kind 0x83, one byte:
  * bit 0 when stdout was mid-line, bit 1 for stderr).
  *
- * and (b) reaps the child, then writes `{"pid":P,"exitCode":C[,"signal":S],"finishedAt":T}`
+ * With <max-output> above 0 it caps what the log keeps of each stream, keeping its `head` or
+ * `tail` (<keep>), as src/runtime/log-cap.ts says (logcap.h): with `tail` the rotation is the
+ * cap's, in at most 3 files, and <max-size> <max-file> do not apply. What is not kept is still
+ * read from the pipe at once.
+ *
+ * With <timeout-ms> above 0 (the container's run time limit) it (b) SIGKILLs the child once that
+ * many ms passed since the monitor started (right after the program's execve): the child is PID 1
+ * of its PID namespace, so every process of the container dies with it.
+ *
+ * and (c) reaps the child, then writes
+ * `{"pid":P,"exitCode":C[,"signal":S],"finishedAt":T[,"timedOut":true][,"outputTruncated":{...}]}`
  * to <exit-path>.tmp-<own pid> and renames it to <exit-path>. That temp file is made at start
  * with EXIT_RESERVE bytes and the record is written into them in place, so a container that
  * filled the disk cannot lose its exit.
@@ -96,6 +106,28 @@ static int write_record(const unsigned char *r, long len) {
   return 1;
 }
 
+/* A boundary record (kind 0x83) of time `t` saying which streams are mid-line (`bits`). */
+static unsigned char boundary[HEADER + 1 + TRAILER];
+static const unsigned char *boundary_record(u64 t, int bits) {
+  boundary[0] = 0x83;
+  for (int i = 0; i < 8; i++) boundary[1 + i] = (unsigned char)(t >> (8 * i));
+  for (int i = 0; i < 4; i++) boundary[9 + i] = boundary[HEADER + 1 + i] = (unsigned char)(i == 0);
+  boundary[HEADER] = (unsigned char)bits;
+  return boundary;
+}
+
+/* Opens a new <log-path> on LOG_FD and starts it with a boundary record; keeps the current file on failure. */
+static void start_file(u64 t) {
+  long fd = sys6(NR_openat, AT_FDCWD, (long)log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640, 0, 0);
+  if (fd < 0) return;
+  long moved = sys3(NR_dup3, fd, LOG_FD, 0);
+  sys3(NR_close, fd, 0, 0);
+  if (moved < 0) return;
+  long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
+  log_size = end > 0 ? (u64)end : 0;
+  write_record(boundary_record(t, mid_line), HEADER + 1 + TRAILER);
+}
+
 /*
  * Shifts the log's files by one and starts a new one on LOG_FD. On any failure the current file
  * is kept (output is never lost for a rotation that did not happen).
@@ -110,19 +142,10 @@ static void rotate(u64 t) {
       if (r < 0 && r != -ENOENT) return;
     }
   }
-  long fd = sys6(NR_openat, AT_FDCWD, (long)log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640, 0, 0);
-  if (fd < 0) return;
-  sys3(NR_dup3, fd, LOG_FD, 0);
-  sys3(NR_close, fd, 0, 0);
-  long end = sys3(NR_lseek, LOG_FD, 0, SEEK_END);
-  log_size = end > 0 ? (u64)end : 0;
-  static unsigned char boundary[HEADER + 1 + TRAILER];
-  boundary[0] = 0x83;
-  for (int i = 0; i < 8; i++) boundary[1 + i] = (unsigned char)(t >> (8 * i));
-  for (int i = 0; i < 4; i++) boundary[9 + i] = boundary[HEADER + 1 + i] = (unsigned char)(i == 0);
-  boundary[HEADER] = (unsigned char)mid_line;
-  write_record(boundary, sizeof boundary);
+  start_file(t);
 }
+
+#include "logcap.h"
 
 /*
  * Reads one chunk from `fd` and logs it as a record of `stream`. Returns 1 when data was logged,
@@ -135,8 +158,17 @@ static int pump(int fd, int stream) {
   if (n == -EIO) return -1;
   if (n <= 0) return 0;
   u64 t = now_ns(CLOCK_REALTIME);
+  if (max_output && !keep_tail) {
+    u64 kept = mon_head_kept(counted[stream], (u64)n, max_output);
+    if (kept < (u64)n) cut |= stream;
+    if (kept == 0) return 1;
+    n = (long)kept;
+  }
   long len = frame(0x80 | stream, t, n);
-  if (log_path && log_size > 0 && log_size + (u64)len > max_size) rotate(t);
+  if (max_output && keep_tail) {
+    if (mon_tail_rotates(counted[stream], (u64)n, max_output)) rotate_tail(t, stream);
+  } else if (log_path && log_size > 0 && log_size + (u64)len > max_size) rotate(t);
+  counted[stream] += (u64)n;
   if (write_record(rec, len)) {
     if (rec[HEADER + n - 1] == '\n') mid_line &= ~stream;
     else mid_line |= stream;
@@ -144,14 +176,20 @@ static int pump(int fd, int stream) {
   return 1;
 }
 
-/* Parses a positive decimal number below 2^62; returns -1 if `s` is anything else. */
-static long long parse_positive(const char *s) {
+/* Parses a decimal number below 2^62 (0 included); returns -1 if `s` is anything else. */
+static long long parse_number(const char *s) {
   long long v = 0;
   if (*s == 0) return -1;
   for (; *s; s++) {
     if (*s < '0' || *s > '9' || v > 0x3fffffffffffffffll / 10) return -1;
     v = v * 10 + (*s - '0');
   }
+  return v;
+}
+
+/* Parses a positive decimal number below 2^62; returns -1 if `s` is anything else. */
+static long long parse_positive(const char *s) {
+  long long v = parse_number(s);
   return v > 0 ? v : -1;
 }
 
@@ -180,8 +218,8 @@ static void reserve_exit_file(const char *path) {
 }
 
 /* Writes the exit record to <exit-path>.tmp-<own pid> (into its reserved bytes), then renames it over <exit-path>. */
-static int write_exit_file(const char *path, long pid, long code, long sig, u64 finished_ms) {
-  char json[160], *p = json;
+static int write_exit_file(const char *path, long pid, long code, long sig, u64 finished_ms, int timed_out) {
+  char json[240], *p = json;
   long n = 0;
   while (path[n]) n++;
   if (n > 4096) return -1;
@@ -191,7 +229,15 @@ static int write_exit_file(const char *path, long pid, long code, long sig, u64 
   p = put_num(put_str(p, "{\"pid\":"), pid);
   p = put_num(put_str(p, ",\"exitCode\":"), code);
   if (sig > 0) p = put_num(put_str(p, ",\"signal\":"), sig);
-  p = put_str(put_num(put_str(p, ",\"finishedAt\":"), (long long)finished_ms), "}");
+  p = put_num(put_str(p, ",\"finishedAt\":"), (long long)finished_ms);
+  if (timed_out) p = put_str(p, ",\"timedOut\":true");
+  if (cut) {
+    p = put_str(p, ",\"outputTruncated\":{");
+    if (cut & 1) p = put_str(p, cut & 2 ? "\"stdout\":true," : "\"stdout\":true");
+    if (cut & 2) p = put_str(p, "\"stderr\":true");
+    p = put_str(p, "}");
+  }
+  p = put_str(p, "}");
 
   long fd = exit_fd;
   if (fd >= 0) sys3(NR_lseek, fd, 0, 0 /* SEEK_SET */);
@@ -216,11 +262,21 @@ extern "C"
 __attribute__((noreturn, used)) void monitor_main(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
-  if (argc != 3 && argc != 6) exit_now(2);
+  if (argc != 3 && argc != 6 && argc != 9) exit_now(2);
   long long child = parse_positive(argv[1]);
   const char *exit_path = argv[2];
   if (child < 0 || child > 0x3fffffff || exit_path[0] == 0) exit_now(2);
-  if (argc == 6) {
+  u64 time_limit_ns = 0;
+  if (argc == 9) {
+    long long cap = parse_number(argv[6]), ms = parse_number(argv[8]);
+    const char *keep = argv[7];
+    int tail = keep[0] == 't' && keep[1] == 'a' && keep[2] == 'i' && keep[3] == 'l' && keep[4] == 0;
+    int head = keep[0] == 'h' && keep[1] == 'e' && keep[2] == 'a' && keep[3] == 'd' && keep[4] == 0;
+    if (cap < 0 || ms < 0 || ms > 0x7fffffffll * 1000 || !(tail || head)) exit_now(2);
+    max_output = (u64)cap, keep_tail = tail;
+    time_limit_ns = (u64)ms * 1000000ull;
+  }
+  if (argc >= 6) {
     long long size = parse_positive(argv[4]), files = parse_positive(argv[5]);
     long n = 0;
     while (argv[3][n]) n++;
@@ -251,7 +307,9 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   /* After the sources are checked: its fd must not pass for a source that is not open. */
   reserve_exit_file(exit_path);
 
-  int exited = 0;
+  /* The run time limit: the monitor starts right after the program's execve. */
+  u64 kill_at = time_limit_ns ? now_ns(CLOCK_MONOTONIC) + time_limit_ns : 0;
+  int exited = 0, timed_out = 0;
   /* A terminal's master that read EIO: read once more after the exit, since the kernel can
    * report EIO while the last output is still on its way to the master. */
   int hung_up = -1;
@@ -260,11 +318,21 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   while (!exited || pfd[0].fd >= 0 || pfd[1].fd >= 0) {
     /* After the exit, drain for at most GRACE_NS: a grandchild may hold a pipe open. */
     struct timespec_k timeout = {0, 0}, *tp = 0;
-    if (exited) {
+    /* Before the exit, wake up at the run time limit (once: the kill is sent then). */
+    u64 wake = exited ? deadline : kill_at;
+    if (wake) {
       u64 now = now_ns(CLOCK_MONOTONIC);
-      if (now >= deadline) break;
-      timeout.sec = (long)((deadline - now) / 1000000000ull);
-      timeout.nsec = (long)((deadline - now) % 1000000000ull);
+      if (exited && now >= deadline) break;
+      if (!exited && now >= kill_at) {
+        /* SIGKILL to PID 1 of the container's PID namespace ends every process in it. */
+        long k = sys6(NR_pidfd_send_signal, pidfd, SIGKILL, 0, 0, 0, 0);
+        if (k < 0 && k != -ESRCH) exit_now(1);
+        timed_out = k == 0;
+        kill_at = 0;
+        continue;
+      }
+      timeout.sec = (long)((wake - now) / 1000000000ull);
+      timeout.nsec = (long)((wake - now) % 1000000000ull);
       tp = &timeout;
     }
     long r = sys6(NR_ppoll, (long)pfd, 3, (long)tp, 0, 8, 0);
@@ -291,6 +359,8 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
       deadline = now_ns(CLOCK_MONOTONIC) + GRACE_NS;
       if (info[2] == CLD_EXITED) code = info[6];
       else if (info[2] == CLD_KILLED || info[2] == CLD_DUMPED) sig = info[6], code = 128 + sig;
+      /* It ended by itself while the kill was on its way. */
+      if (sig != SIGKILL) timed_out = 0;
       sys3(NR_close, pidfd, 0, 0);
       pfd[2].fd = -1;
       exited = 1;
@@ -300,7 +370,7 @@ __attribute__((noreturn, used)) void monitor_main(long *sp) {
   if (hung_up >= 0)
     while (pump(hung_up, 1) == 1) {
     }
-  exit_now(write_exit_file(exit_path, child, code, sig, finished_ms) == 0 ? 0 : 1);
+  exit_now(write_exit_file(exit_path, child, code, sig, finished_ms, timed_out) == 0 ? 0 : 1);
 }
 
 BERTH_START(monitor_main)

@@ -13,13 +13,14 @@ enum {
   NR_fchmod = 91, NR_fchmodat = 268, NR_fchown = 93, NR_fchownat = 260, NR_fcntl = 72, NR_flock = 73,
   NR_ftruncate = 77, NR_getdents64 = 217, NR_getpid = 39, NR_ioctl = 16, NR_keyctl = 250, NR_kill = 62,
   NR_lseek = 8, NR_mkdirat = 258, NR_mknodat = 259, NR_mmap = 9, NR_mount = 165, NR_mount_setattr = 442,
-  NR_move_mount = 429, NR_open_tree = 428, NR_openat = 257, NR_pidfd_open = 434, NR_pipe2 = 293,
-  NR_pivot_root = 155, NR_ppoll = 271, NR_prctl = 157, NR_prlimit64 = 302, NR_read = 0, NR_readlinkat = 267,
-  NR_renameat2 = 316, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14, NR_rt_sigtimedwait = 128,
-  NR_seccomp = 317, NR_setdomainname = 171, NR_setfsgid = 123, NR_setfsuid = 122, NR_setgroups = 116,
-  NR_sethostname = 170, NR_setns = 308, NR_setpgid = 109, NR_setresgid = 119, NR_setresuid = 117,
-  NR_setsid = 112, NR_socket = 41, NR_statx = 332, NR_symlinkat = 266, NR_umask = 95, NR_umount2 = 166,
-  NR_unlinkat = 263, NR_unshare = 272, NR_utimensat = 280, NR_wait4 = 61, NR_waitid = 247, NR_write = 1,
+  NR_move_mount = 429, NR_open_tree = 428, NR_openat = 257, NR_pidfd_open = 434, NR_pidfd_send_signal = 424,
+  NR_pipe2 = 293, NR_pivot_root = 155, NR_ppoll = 271, NR_prctl = 157, NR_pread64 = 17, NR_prlimit64 = 302,
+  NR_read = 0, NR_readlinkat = 267, NR_renameat2 = 316, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14,
+  NR_rt_sigtimedwait = 128, NR_seccomp = 317, NR_setdomainname = 171, NR_setfsgid = 123, NR_setfsuid = 122,
+  NR_setgroups = 116, NR_sethostname = 170, NR_setns = 308, NR_setpgid = 109, NR_setresgid = 119,
+  NR_setresuid = 117, NR_setsid = 112, NR_socket = 41, NR_statx = 332, NR_symlinkat = 266, NR_umask = 95,
+  NR_umount2 = 166, NR_unlinkat = 263, NR_unshare = 272, NR_utimensat = 280, NR_wait4 = 61, NR_waitid = 247,
+  NR_write = 1,
 };
 #elif defined(__aarch64__)
 enum {
@@ -28,13 +29,14 @@ enum {
   NR_fchmodat = 53, NR_fchown = 55, NR_fchownat = 54, NR_fcntl = 25, NR_flock = 32, NR_ftruncate = 46,
   NR_getdents64 = 61, NR_getpid = 172, NR_ioctl = 29, NR_keyctl = 219, NR_kill = 129, NR_lseek = 62,
   NR_mkdirat = 34, NR_mknodat = 33, NR_mmap = 222, NR_mount = 40, NR_mount_setattr = 442, NR_move_mount = 429,
-  NR_open_tree = 428, NR_openat = 56, NR_pidfd_open = 434, NR_pipe2 = 59, NR_pivot_root = 41, NR_ppoll = 73,
-  NR_prctl = 167, NR_prlimit64 = 261, NR_read = 63, NR_readlinkat = 78, NR_renameat2 = 276,
-  NR_rt_sigaction = 134, NR_rt_sigprocmask = 135, NR_rt_sigtimedwait = 137, NR_seccomp = 277,
-  NR_setdomainname = 162, NR_setfsgid = 152, NR_setfsuid = 151, NR_setgroups = 159, NR_sethostname = 161,
-  NR_setns = 268, NR_setpgid = 154, NR_setresgid = 149, NR_setresuid = 147, NR_setsid = 157, NR_socket = 198,
-  NR_statx = 291, NR_symlinkat = 36, NR_umask = 166, NR_umount2 = 39, NR_unlinkat = 35, NR_unshare = 97,
-  NR_utimensat = 88, NR_wait4 = 260, NR_waitid = 95, NR_write = 64,
+  NR_open_tree = 428, NR_openat = 56, NR_pidfd_open = 434, NR_pidfd_send_signal = 424, NR_pipe2 = 59,
+  NR_pivot_root = 41, NR_ppoll = 73, NR_prctl = 167, NR_pread64 = 67, NR_prlimit64 = 261, NR_read = 63,
+  NR_readlinkat = 78, NR_renameat2 = 276, NR_rt_sigaction = 134, NR_rt_sigprocmask = 135,
+  NR_rt_sigtimedwait = 137, NR_seccomp = 277, NR_setdomainname = 162, NR_setfsgid = 152, NR_setfsuid = 151,
+  NR_setgroups = 159, NR_sethostname = 161, NR_setns = 268, NR_setpgid = 154, NR_setresgid = 149,
+  NR_setresuid = 147, NR_setsid = 157, NR_socket = 198, NR_statx = 291, NR_symlinkat = 36, NR_umask = 166,
+  NR_umount2 = 39, NR_unlinkat = 35, NR_unshare = 97, NR_utimensat = 88, NR_wait4 = 260, NR_waitid = 95,
+  NR_write = 64,
 };
 #else
 #error "berth's native programs support x86_64 and aarch64 only"

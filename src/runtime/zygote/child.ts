@@ -7,7 +7,7 @@
  */
 import type { InitFailure } from '../init-report.js';
 import type { LogWriter } from '../log-writer.js';
-import type { ZygoteMessage } from '../protocol.js';
+import type { ExitRecord, ZygoteMessage } from '../protocol.js';
 import type { TemplatePool } from './pool.js';
 import type { Detached, Spawner } from './spawn.js';
 
@@ -45,7 +45,7 @@ export interface Child {
   mntNs: number;
   /** A detached container (see {@link Detached}). */
   detached?: Detached;
-  status?: { exitCode: number; signal?: number; finishedAt: number };
+  status?: Omit<ExitRecord, 'pid' | 'error'>;
   done: boolean;
 }
 

@@ -104,6 +104,8 @@ function monitorEnded(z: ZygoteState, child: Child, monitorStatus: { finishedAt:
         exitCode: written.exitCode,
         ...(written.signal !== undefined ? { signal: written.signal } : {}),
         finishedAt: written.finishedAt,
+        ...(written.timedOut ? { timedOut: true } : {}),
+        ...(written.outputTruncated ? { outputTruncated: written.outputTruncated } : {}),
       }
     : { exitCode: 137, signal: 9, finishedAt: monitorStatus.finishedAt };
   // Its init's report may still be pending (it died before execve): do not wait for it.
@@ -132,6 +134,8 @@ export function maybeFinish(z: ZygoteState, child: Child): void {
   child.log?.close();
   if (z.byId.get(child.id) === child) z.byId.delete(child.id);
   const record: ExitRecord = { pid: child.pid, ...child.status };
+  const cut = child.log?.truncated;
+  if (cut) record.outputTruncated = cut;
   if (child.execResult) {
     record.error = child.execResult;
     record.exitCode = child.execResult.exitCode;

@@ -206,7 +206,12 @@ export class Spawner {
         flags,
         { outR, errR, log, stdinW, goR, pidW, init: initFds },
         monitor,
-        { exitPath: req.exitPath, logPath: req.logPath, log: req.log ?? DEFAULT_LOG_LIMITS },
+        {
+          exitPath: req.exitPath,
+          logPath: req.logPath,
+          log: req.log ?? DEFAULT_LOG_LIMITS,
+          timeout: req.detach?.timeout,
+        },
         sealedInit,
       );
     }
