@@ -89,9 +89,10 @@ export class Container {
    * Creates and starts a container, as `docker run`; resolves once its program runs. The
    * container belongs to this process unless `detach: true` (`docker run -d`). With `waitFor`
    * (see {@link Container.start}), resolves once it is ready; when it is not, the container is
-   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines. `signal` and
-   * `timeout` (ms) bound the whole call (pull if missing, create, start, `waitFor`): `ABORTED` or
-   * `TIMEOUT`, and the container is removed (none is made when the signal fired already).
+   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines. `signal` bounds
+   * the whole call (pull if missing, create, start, `waitFor`): `ABORTED`, and the container is
+   * removed (none is made when it fired already). `timeout` here is the container's run time
+   * limit (a create option); bound the wait with `waitFor.timeout`.
    *
    * @example
    * ```ts
@@ -101,8 +102,8 @@ export class Container {
    * ```
    */
   static async run(image: string, command?: string | string[], options: RunOptions = {}): Promise<Container> {
-    const { waitFor, signal, timeout, engine: _engine, ...create } = options ?? {};
-    const start = parseOptions(startSchema, { waitFor, signal, timeout });
+    const { waitFor, signal, engine: _engine, ...create } = options ?? {};
+    const start = parseOptions(startSchema, { waitFor, signal });
     const engine = engineOption(options);
     const svc = (engine ?? Engine.default()).containers;
     const id = await runWithin(svc, { ...create, image, ...(command !== undefined ? { command } : {}) }, start);

@@ -53,8 +53,13 @@ export interface EngineOption {
 /** Options of {@link Container.create}. */
 export type CreateOptions = ContainerCreateOptions & EngineOption;
 
-/** Options of {@link Container.run}: create options without `image` and `command`, and start's `waitFor`. */
-export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption & ContainerStartOptions;
+/**
+ * Options of {@link Container.run}: create options without `image` and `command`, and start's
+ * `waitFor` and `signal` (`timeout` is the create option: the container's run time limit).
+ */
+export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> &
+  EngineOption &
+  Omit<ContainerStartOptions, 'timeout'>;
 
 /** Filters of {@link Container.list}. */
 export interface ContainerListOptions extends EngineOption {
@@ -259,7 +264,10 @@ export interface ContainerStartOptions {
    * stopped, `run` removes it. Already fired: nothing is created or started.
    */
   signal?: AbortSignal;
-  /** Cancels the call after this many milliseconds (creating, pulling, starting, `waitFor` included) with `TIMEOUT`. */
+  /**
+   * `start` only: cancels it after this many milliseconds (`waitFor` included) with `TIMEOUT`,
+   * leaving the container stopped. (On `run`, `timeout` is the container's run time limit.)
+   */
   timeout?: number;
 }
 

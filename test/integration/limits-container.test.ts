@@ -2,7 +2,8 @@
  * `signal` and `timeout` of `Container.run`, `start`, `spawn`, `exec` (already aborted) and
  * `engine.events()`: a cancelled call rejects with `ABORTED` (the signal's reason as cause) or
  * `TIMEOUT` and leaves nothing half-done — run removes the container it made, start leaves the
- * container stopped, spawn kills its process. Every test's engine is checked for leftover mounts,
+ * container stopped, spawn kills its process. (On `run`, `timeout` is the container's run time
+ * limit, tested in container-timeout.test.ts; run's own bound is its `signal` and `waitFor.timeout`.) Every test's engine is checked for leftover mounts,
  * cgroups and processes after it (test/helpers/engine.ts).
  */
 import { describe, expect, it } from 'vitest';
@@ -50,40 +51,8 @@ describe('Container.run', () => {
     expect(await Container.list({ engine, all: true })).toEqual([]);
   });
 
-  it('its timeout while it waits for its container: TIMEOUT (the call’s, no log lines), and the container is removed', async () => {
+  it('refuses a signal that is not an AbortSignal naming the field, before anything is made', async () => {
     const { engine } = await testEngine();
-    const err = await Container.run(BUSYBOX_REF, ['sleep', '600'], {
-      engine,
-      ...NO_NETWORK,
-      waitFor: NEVER,
-      timeout: 1500,
-    }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'TIMEOUT', name: 'TimeoutError' });
-    expect((err as Error).message).toMatch(/^running a container of .* did not end within 1500 ms$/);
-    expect(await Container.list({ engine, all: true })).toEqual([]);
-  });
-
-  it('a waitFor timeout shorter than the call’s keeps its own TIMEOUT with the log lines', async () => {
-    const { engine } = await testEngine();
-    const err = await Container.run(BUSYBOX_REF, ['sh', '-c', 'echo hello; exec sleep 600'], {
-      engine,
-      ...NO_NETWORK,
-      waitFor: { ...NEVER, timeout: 500 },
-      timeout: 60_000,
-    }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'TIMEOUT' });
-    expect((err as Error).message).toContain('not ready after 500 ms');
-    expect((err as Error).message).toContain('stdout: hello');
-    expect(await Container.list({ engine, all: true })).toEqual([]);
-  });
-
-  it('refuses a bad timeout or signal naming the field, before anything is made', async () => {
-    const { engine } = await testEngine();
-    for (const timeout of [0, 2.5, -3, Infinity])
-      await expect(Container.run(BUSYBOX_REF, ['true'], { engine, timeout })).rejects.toMatchObject({
-        code: 'INVALID_ARGUMENT',
-        field: 'timeout',
-      });
     await expect(
       Container.run(BUSYBOX_REF, ['true'], { engine, signal: 'stop' as unknown as AbortSignal }),
     ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'signal' });
@@ -136,11 +105,38 @@ describe('container.start', () => {
     await c.remove();
   });
 
-  it('its timeout while it waits: TIMEOUT, and the container is left stopped', async () => {
+  it('its timeout while it waits: TIMEOUT (the call’s, no log lines), and the container is left stopped', async () => {
     const { engine } = await testEngine();
     const c = await Container.create({ engine, image: BUSYBOX_REF, command: ['sleep', '600'], ...NO_NETWORK });
-    await expect(c.start({ waitFor: NEVER, timeout: 1500 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const err = await c.start({ waitFor: NEVER, timeout: 1500 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TIMEOUT', name: 'TimeoutError' });
+    expect((err as Error).message).toMatch(/^starting container .* did not end within 1500 ms$/);
     expect((await c.inspect()).state.status).toBe('exited');
+    await c.remove();
+  });
+
+  it('a waitFor timeout shorter than the call’s keeps its own TIMEOUT with the log lines (the container left running)', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.create({
+      engine,
+      image: BUSYBOX_REF,
+      command: ['sh', '-c', 'echo hello; exec sleep 600'],
+      ...NO_NETWORK,
+    });
+    const err = await c.start({ waitFor: { ...NEVER, timeout: 500 }, timeout: 60_000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TIMEOUT' });
+    expect((err as Error).message).toContain('not ready after 500 ms');
+    expect((err as Error).message).toContain('stdout: hello');
+    expect((await c.inspect()).state.status).toBe('running');
+    await c.remove({ force: true });
+  });
+
+  it('refuses a bad timeout naming the field, before it starts anything', async () => {
+    const { engine } = await testEngine();
+    const c = await Container.create({ engine, image: BUSYBOX_REF, command: ['sleep', '600'], ...NO_NETWORK });
+    for (const timeout of [0, 2.5, -3, Infinity, 2 ** 31])
+      await expect(c.start({ timeout })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'timeout' });
+    expect((await c.inspect()).state.status).toBe('created');
     await c.remove();
   });
 });
