@@ -183,6 +183,17 @@ describe('load', () => {
     expectNothingStaged(root);
   });
 
+  it('operation.abort() counts as the caller’s signal: ABORTED with its reason, nothing tagged', async () => {
+    const bytes = await archive();
+    const { engine, root } = await testEngine({ image: false });
+    const op = Image.load(bytes, { engine });
+    const reason = new Error('changed my mind');
+    op.abort(reason);
+    await expect(op).rejects.toMatchObject({ code: 'ABORTED', cause: reason });
+    expect(await Image.list({ engine })).toEqual([]);
+    expectNothingStaged(root);
+  });
+
   it('timeout while the archive streams in (the stream stops sending): TIMEOUT, nothing tagged, nothing staged', async () => {
     const bytes = await archive();
     const { engine, root } = await testEngine({ image: false });
