@@ -32,8 +32,9 @@ const notFound = (e: unknown): boolean => (e as { code?: string }).code === 'CON
 
 /**
  * Starts `ref` and waits for `waitFor`; when `signal` fires after the start began, stops the
- * container (SIGKILL at once; its cgroup and mounts released) and rejects with the signal's reason
- * or what the start threw. A container already gone (auto-removed) is what stopping wanted.
+ * container this call started (SIGKILL at once; its cgroup and mounts released) and rejects with
+ * the signal's reason or what the start threw. A container already gone (auto-removed) is what
+ * stopping wanted; one that was running before the call is left running.
  */
 async function startUntil(
   svc: ContainerService,
@@ -41,13 +42,16 @@ async function startUntil(
   waitFor: WaitForOptions | undefined,
   signal: AbortSignal | undefined,
 ): Promise<void> {
+  signal?.throwIfAborted(); // fired while run created it: never started
   const since = Date.now();
-  await svc.start(ref);
+  const { state } = await svc.start(ref);
+  // Starting a running container is a no-op: a stop then leaves it running, as it was.
+  const startedHere = state.startedAt !== null && Date.parse(state.startedAt) >= since;
   try {
     signal?.throwIfAborted();
     if (waitFor) await waitForReady(svc, ref, waitFor, since, signal);
   } catch (e) {
-    if (signal?.aborted)
+    if (signal?.aborted && startedHere)
       await svc.stop(ref, 0).catch((stopping: unknown) => {
         if (!notFound(stopping)) attachCleanupErrors(e, [stopping]);
       });
@@ -57,7 +61,7 @@ async function startUntil(
 
 /**
  * `container.start()`: an already-stopped call starts nothing; stopped while starting or waiting,
- * the container is left stopped.
+ * the container is left stopped (running, when it already ran before the call).
  */
 export function startWithin(svc: ContainerService, ref: string, o: StartCallOptions): Promise<void> {
   return underStop(`starting container ${ref}`, o, (signal) => startUntil(svc, ref, o.waitFor, signal));

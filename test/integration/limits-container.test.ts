@@ -105,6 +105,17 @@ describe('container.start', () => {
     await c.remove();
   });
 
+  it('aborted while it waits on a container that already ran: ABORTED, and the container is left running', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '600'], { engine, ...NO_NETWORK });
+    const ac = new AbortController();
+    const starting = c.start({ waitFor: NEVER, signal: ac.signal });
+    const before = (await c.inspect()).state.startedAt;
+    ac.abort();
+    await expect(starting).rejects.toMatchObject({ code: 'ABORTED' });
+    expect((await c.inspect()).state).toMatchObject({ status: 'running', startedAt: before });
+  });
+
   it('its timeout while it waits: TIMEOUT (the call’s, no log lines), and the container is left stopped', async () => {
     const { engine } = await testEngine();
     const c = await Container.create({ engine, image: BUSYBOX_REF, command: ['sleep', '600'], ...NO_NETWORK });
