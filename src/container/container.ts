@@ -137,8 +137,8 @@ export class Container {
    * when its timeout passes or the container stops first, rejects with `TIMEOUT` or `NOT_RUNNING`
    * and the container's last 20 log lines in the message, leaving the container as it is
    * ({@link Container.run} removes it). `signal` and `timeout` (ms) reject with `ABORTED` or
-   * `TIMEOUT` and leave the container stopped (killed, its cgroup and mounts released); an
-   * already-fired signal starts nothing.
+   * `TIMEOUT` and leave the container stopped (killed, its cgroup and mounts released; one already
+   * running before the call stays running); an already-fired signal starts nothing.
    *
    * @example
    * ```ts
