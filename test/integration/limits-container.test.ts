@@ -152,7 +152,7 @@ describe('container.start', () => {
   });
 });
 
-describe('container.spawn and exec', () => {
+describe('container.spawn, exec and wait', () => {
   it('spawn with an already-aborted signal starts nothing; exited rejects with ABORTED', async () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '600'], { engine, ...NO_NETWORK });
@@ -196,6 +196,12 @@ describe('container.spawn and exec', () => {
     const { engine } = await testEngine();
     await using c = await Container.run(BUSYBOX_REF, ['sleep', '600'], { engine, ...NO_NETWORK });
     expect(() => c.spawn(['true'], { timeout: 0 })).toThrow(expect.objectContaining({ field: 'timeout' }));
+  });
+
+  it('wait refuses a timeout beyond what a timer can wait (2^31 ms: it would fire at once), naming the field', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '600'], { engine, ...NO_NETWORK });
+    await expect(c.wait({ timeout: 2 ** 31 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'timeout' });
   });
 
   it('exec with an already-aborted signal rejects with ABORTED (its reason as cause)', async () => {
