@@ -8,7 +8,8 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { EventHub } from './events/event-hub.js';
 import { EventLog } from './events/event-log.js';
-import type { BerthEvent, EventFilter } from './events/index.js';
+import type { BerthEvent } from './events/index.js';
+import { followEvents, type EventsOptions } from './engine-events.js';
 import { ImageService } from './image/service.js';
 import { buildImage } from './image/build/builder.js';
 import type { CheckedBuildOptions } from './image/build/run.js';
@@ -48,8 +49,7 @@ export interface EngineOptions extends RegistrySettings {
   runRoot?: string;
 }
 
-/** Filter of {@link Engine.events}. */
-export type EventsOptions = EventFilter;
+export type { EventsOptions } from './engine-events.js';
 
 let defaultEngine: Engine | undefined;
 
@@ -185,9 +185,9 @@ export class Engine extends EventHub {
       resolveImage: (ref) => this.images.resolveForRun(ref),
       layerDir: (id) => this.#layerDir(id),
       commitImage: (parentId, layer, options) => this.images.commitLayer(parentId, layer, options),
-      pullImage: async (ref) => {
+      pullImage: async (ref, signal) => {
         if (parseAnyReference(ref).kind === 'id') return false;
-        await this.images.pull(ref);
+        await this.images.pull(ref, {}, undefined, signal);
         return true;
       },
       zygote: this.zygote,
@@ -255,7 +255,9 @@ export class Engine extends EventHub {
    * ```
    *
    * {@link Engine.close} ends the iterator as a `break` would: a pending `next()` resolves
-   * `{ done: true }` (as `docker events` ends quietly when its daemon goes away).
+   * `{ done: true }` (as `docker events` ends quietly when its daemon goes away). `signal` and
+   * `timeout` (ms) end it too, but the iterator then throws `ABORTED` or `TIMEOUT`, as
+   * `logs({ follow: true })` does.
    *
    * @throws StateError (`INVALID_STATE`) once the engine is closed.
    */
@@ -267,7 +269,7 @@ export class Engine extends EventHub {
         'this engine is closed: open a new Engine on the root to follow its events',
       );
     this.#prepare();
-    return this.eventLog.follow(options, this.#closing.signal);
+    return followEvents(this.eventLog, options, this.#closing.signal);
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { Engine, engineOption } from '../engine.js';
-import { attachCleanupErrors, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { listContainers, pruneStopped, readLogs, sampleStats, waitUntil } from './handle-calls.js';
 import { parseOptions, parseSignal, resourcesSchema } from './options.js';
 import { toInfo, type ContainerInfo, type ContainerSummary } from './info.js';
@@ -43,11 +43,11 @@ import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { Image } from '../image/image.js';
 import type { ContainerChange } from './fs/union.js';
-import { waitForReady } from './wait-for.js';
 import { copyIntoContainer, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
 import { Snapshot, type SnapshotCreateOptions, type SnapshotOptions } from './snapshot.js';
+import { runWithin, spawnStarter, startWithin } from './call-limits.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
@@ -92,7 +92,10 @@ export class Container {
    * Creates and starts a container, as `docker run`; resolves once its program runs. The
    * container belongs to this process unless `detach: true` (`docker run -d`). With `waitFor`
    * (see {@link Container.start}), resolves once it is ready; when it is not, the container is
-   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines.
+   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines. `signal` bounds
+   * the whole call (pull if missing, create, start, `waitFor`): `ABORTED`, and the container is
+   * removed (none is made when it fired already). `timeout` here is the container's run time
+   * limit (a create option); bound the wait with `waitFor.timeout`.
    *
    * @example
    * ```ts
@@ -106,23 +109,21 @@ export class Container {
     command?: string | string[],
     options: RunOptions = {},
   ): Promise<Container> {
-    const { waitFor, ...create } = options ?? {};
-    const start = parseOptions(startSchema, waitFor === undefined ? {} : { waitFor });
-    const c = await Container.create({
-      ...create,
-      image,
-      ...(command !== undefined ? { command } : {}),
-    } as CreateOptions);
-    try {
-      await c.start(start);
-    } catch (e) {
-      await c.remove({ force: true }).catch((removal: unknown) => {
-        // Removed already (an auto-removed container) is what was wanted.
-        if ((removal as { code?: string }).code !== 'CONTAINER_NOT_FOUND') attachCleanupErrors(e, [removal]);
-      });
-      throw e;
-    }
-    return c;
+    const { waitFor, signal, engine: _engine, ...create } = options ?? {};
+    const start = parseOptions(startSchema, { waitFor, signal });
+    const engine = engineOption(options) ?? (Snapshot.isSnapshot(image) ? image.engine : undefined);
+    const svc = (engine ?? Engine.default()).containers;
+    const spec = { ...create, ...(command !== undefined ? { command } : {}) };
+    const id = await runWithin(
+      svc,
+      Snapshot.isSnapshot(image) ? `snapshot ${image.id}` : image,
+      (s) =>
+        Snapshot.isSnapshot(image)
+          ? image.create({ ...spec, image })
+          : svc.create({ ...spec, image }, undefined, s).then((r) => r.id),
+      start,
+    );
+    return new Container(id, engine ? { engine } : {});
   }
 
   /** Lists containers, newest first (running ones only unless `all`), as `docker ps`. */
@@ -151,7 +152,9 @@ export class Container {
    * With `waitFor`, resolves only once every condition given holds (see {@link WaitForOptions});
    * when its timeout passes or the container stops first, rejects with `TIMEOUT` or `NOT_RUNNING`
    * and the container's last 20 log lines in the message, leaving the container as it is
-   * ({@link Container.run} removes it).
+   * ({@link Container.run} removes it). `signal` and `timeout` (ms) reject with `ABORTED` or
+   * `TIMEOUT` and leave the container stopped (killed, its cgroup and mounts released; one already
+   * running before the call stays running); an already-fired signal starts nothing.
    *
    * @example
    * ```ts
@@ -159,10 +162,7 @@ export class Container {
    * ```
    */
   async start(options: ContainerStartOptions = {}): Promise<this> {
-    const o = parseOptions(startSchema, options);
-    const since = Date.now();
-    await this.#svc.start(this.ref);
-    if (o.waitFor) await waitForReady(this.#svc, this.ref, o.waitFor, since);
+    await startWithin(this.#svc, this.ref, parseOptions(startSchema, options));
     return this;
   }
 
@@ -208,7 +208,8 @@ export class Container {
    * Starts a command in the running container and returns a streaming handle at once
    * (`docker exec -i`, or `-it` with `tty: true`): `stdin`, `stdout`, `stderr`, `resize()`,
    * `kill()` and `exited`. Invalid options throw here; a failure to start (not running, command
-   * not found) rejects `exited`.
+   * not found) rejects `exited`. When `signal` fires or `timeout` ms pass, the process is killed
+   * (SIGKILL) and `exited` rejects with `ABORTED` or `TIMEOUT`, as {@link Container.exec} does.
    *
    * @example
    * ```ts
@@ -223,12 +224,7 @@ export class Container {
   spawn(command: string[], options: ContainerSpawnOptions = {}): ContainerProcess {
     const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
     const o = parseOptions(spawnSchema, options) as ContainerSpawnOptions;
-    const svc = this.#svc;
-    const ref = this.ref;
-    return new ContainerProcess({
-      start: (onOutput) => svc.startExec(ref, cmd, toExecOptions(o), onOutput),
-      signal: (pid, startTime, signal) => svc.signalExec(pid, startTime, signal),
-    });
+    return new ContainerProcess(spawnStarter(this.#svc, this.ref, cmd, toExecOptions(o), o));
   }
 
   /**

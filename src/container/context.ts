@@ -71,8 +71,11 @@ export interface ContainerServiceContext {
    * resolves with the new image's id.
    */
   commitImage(parentId: string, layer: AsyncIterable<Buffer>, options: CommitImageOptions): Promise<{ id: string }>;
-  /** Pulls a missing image, as `docker run` does; resolves false when `ref` cannot be pulled (an id). Absent: no pulling. */
-  pullImage?(ref: string): Promise<boolean>;
+  /**
+   * Pulls a missing image, as `docker run` does, until `signal` fires; resolves false when `ref`
+   * cannot be pulled (an id). Absent: no pulling.
+   */
+  pullImage?(ref: string, signal?: AbortSignal): Promise<boolean>;
   /** The engine's runtime (its zygote). */
   zygote: ContainerRuntime;
   /** The engine's volumes. */

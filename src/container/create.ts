@@ -38,13 +38,14 @@ export interface CreateSteps {
 /**
  * Creates a container (does not start it); emits `create`. With `resolved` (the image builder's
  * path), the container is made from that image and `input.image` is only recorded: nothing is
- * looked up or pulled, so the layers need no image record.
+ * looked up or pulled, so the layers need no image record. `signal` stops the pull of a missing image.
  */
 export async function createContainer(
   core: ContainerCore,
   steps: CreateSteps,
   input: ContainerCreateOptions,
   resolved?: ResolvedImage,
+  signal?: AbortSignal,
 ): Promise<ContainerRecord> {
   // ── validation: everything a bad input can be refused for, before any lookup, pull or record ──
   const opts = parseOptions(createOptionsSchema, input) as CheckedCreateOptions;
@@ -73,7 +74,11 @@ export async function createContainer(
   const image =
     resolved ??
     (await core.ctx.resolveImage(opts.image).catch(async (e: unknown) => {
-      if (!(e instanceof NotFoundError) || e.code !== 'IMAGE_NOT_FOUND' || !(await core.ctx.pullImage?.(opts.image)))
+      if (
+        !(e instanceof NotFoundError) ||
+        e.code !== 'IMAGE_NOT_FOUND' ||
+        !(await core.ctx.pullImage?.(opts.image, signal))
+      )
         throw e;
       return core.ctx.resolveImage(opts.image);
     }));

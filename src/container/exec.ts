@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, CommandError } from '../errors.js';
-import { callStop } from './call-stop.js';
+import { callStop, type CallStop } from './call-stop.js';
 import { StartFailure } from '../runtime/zygote-client.js';
 import { capabilityMask } from '../runtime/capabilities.js';
 import type { ExecPlan } from '../runtime/init.js';
@@ -93,7 +93,9 @@ export async function runExec(
   opts: RunExecOptions,
 ): Promise<ExecResult> {
   const { input, maxOutput, keep, signal, timeout, ...exec } = opts;
-  signal?.throwIfAborted();
+  const stop = callStop(signal, timeout);
+  const what = `exec ${JSON.stringify(command.join(' '))}`;
+  stop.throwIfStopped(what);
   const out = new CappedOutput(maxOutput, keep);
   const err = new CappedOutput(maxOutput, keep);
   const withInput = input !== undefined && !exec.terminal;
@@ -104,7 +106,7 @@ export async function runExec(
     // The write end goes to the stream, which closes it at the end (the process then sees EOF); a
     // process that exits without reading ends the write with EPIPE, which is not an exec failure.
     const feeding = withInput && running.stdin !== undefined ? feedStdin(running.stdin, input) : Promise.resolve();
-    const status = await killedWhen(running, signal, timeout, command);
+    const status = await killedWhen(running, stop, what);
     await feeding;
     return {
       exitCode: status.exitCode,
@@ -118,22 +120,17 @@ export async function runExec(
 }
 
 /**
- * Waits for the exec's end; when `signal` fires or `timeout` ms pass first, kills it (SIGKILL),
- * waits for it to be gone, and rejects with `ABORTED` or `TIMEOUT`.
+ * Waits for the exec's end; when `stop` fires first (also while it was starting), kills it
+ * (SIGKILL), waits for it to be gone, and rejects with `ABORTED` or `TIMEOUT` naming `what`.
  */
-async function killedWhen(
-  running: StartedExec,
-  signal: AbortSignal | undefined,
-  timeout: number | undefined,
-  command: string[],
-): Promise<ExitRecord> {
-  const stop = callStop(signal, timeout);
+export async function killedWhen(running: StartedExec, stop: CallStop, what: string): Promise<ExitRecord> {
   if (stop.signal === undefined) return running.exited;
   const kill = (): void => signalProcess(running.pid, running.startTime, SIGNALS.SIGKILL!);
   stop.signal.addEventListener('abort', kill, { once: true });
+  if (stop.signal.aborted) kill(); // fired while it started: no event comes any more
   try {
     const status = await running.exited;
-    stop.throwIfStopped(`exec ${JSON.stringify(command.join(' '))} (killed)`);
+    stop.throwIfStopped(`${what} (killed)`);
     return status;
   } finally {
     stop.signal.removeEventListener('abort', kill);

@@ -7,24 +7,19 @@
  */
 import { z } from 'zod';
 import type { CgroupStats } from '../runtime/cgroups/index.js';
-import { callStop, sleepUnless } from './call-stop.js';
+import { callStop, sleepUnless, stopShape, underStop } from './call-stop.js';
 import { linesToText, type LogLine, type LogsOptions } from './logs.js';
 import { parseOptions } from './options.js';
 import type { ContainerService, WaitCondition } from './service.js';
 import { toSummary, type ContainerSummary } from './info.js';
 import type { ContainerStatus } from './record.js';
 
-const stopFields = {
-  signal: z.instanceof(AbortSignal).optional(),
-  timeout: z.number().int().positive().optional(),
-};
-
 const waitSchema = z.strictObject({
   condition: z.enum(['not-running', 'next-exit', 'removed']).optional(),
-  ...stopFields,
+  ...stopShape,
 });
 
-const statsSchema = z.strictObject({ interval: z.number().int().min(10).optional(), ...stopFields });
+const statsSchema = z.strictObject({ interval: z.number().int().min(10).optional(), ...stopShape });
 
 /** `container.wait()`: the exit code once `condition` holds; `TIMEOUT`/`ABORTED` leave the container as it is. */
 export async function waitUntil(
@@ -33,14 +28,10 @@ export async function waitUntil(
   options: { condition?: WaitCondition; signal?: AbortSignal; timeout?: number },
 ): Promise<{ exitCode: number }> {
   const o = parseOptions(waitSchema, options);
-  const stop = callStop(o.signal, o.timeout);
-  try {
-    const { exitCode } = await svc.wait(ref, stop.signal, o.condition ?? 'not-running');
+  return underStop(`waiting for container ${ref}`, o, async (signal) => {
+    const { exitCode } = await svc.wait(ref, signal, o.condition ?? 'not-running');
     return { exitCode };
-  } catch (e) {
-    stop.throwIfStopped(`waiting for container ${ref}`, e);
-    throw e;
-  }
+  });
 }
 
 /** `container.stats()`: samples every `interval` ms while it runs; ends when it stops. */

@@ -13,6 +13,7 @@ import type { LogLine } from './logs.js';
 import type { ExecOptions } from './exec.js';
 import type { CgroupStats } from '../runtime/cgroups/index.js';
 import type { WaitForOptions } from './wait-for.js';
+import { stopShape } from './call-stop.js';
 
 /** One sample of {@link Container.stats}. */
 export interface ContainerStats extends CgroupStats {
@@ -52,8 +53,13 @@ export interface EngineOption {
 /** Options of {@link Container.create}. */
 export type CreateOptions = ContainerCreateOptions & EngineOption;
 
-/** Options of {@link Container.run}: create options without `image` and `command`, and start's `waitFor`. */
-export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> & EngineOption & ContainerStartOptions;
+/**
+ * Options of {@link Container.run}: create options without `image` and `command`, and start's
+ * `waitFor` and `signal` (`timeout` is the create option: the container's run time limit).
+ */
+export type RunOptions = Omit<ContainerCreateOptions, 'image' | 'command'> &
+  EngineOption &
+  Omit<ContainerStartOptions, 'timeout'>;
 
 /** Filters of {@link Container.list}. */
 export interface ContainerListOptions extends EngineOption {
@@ -129,6 +135,10 @@ export interface ContainerExecRunOptions extends ContainerExecOptions {
 export interface ContainerSpawnOptions extends ContainerExecOptions {
   /** Give the process a stdin pipe (`docker exec -i`). Default true; false: /dev/null. Ignored with `tty`. */
   stdin?: boolean;
+  /** Kills the process (SIGKILL) when it fires; `exited` rejects with `ABORTED`. Already fired: nothing starts. */
+  signal?: AbortSignal;
+  /** Kills the process (SIGKILL) after this many milliseconds from `spawn()`; `exited` rejects with `TIMEOUT`. */
+  timeout?: number;
 }
 
 /** Options of {@link Container.attach}. */
@@ -172,7 +182,7 @@ export const execRunSchema = execSchema.extend({
   timeout: z.number().int().positive().optional(),
 });
 /** Schema of {@link ContainerSpawnOptions}. */
-export const spawnSchema = execSchema.extend({ stdin: z.boolean().optional() });
+export const spawnSchema = execSchema.extend({ stdin: z.boolean().optional(), ...stopShape });
 /** Schema of {@link ContainerAttachOptions}. */
 export const attachSchema = z.strictObject({ logs: z.boolean().optional(), stdin: z.boolean().optional() });
 
@@ -249,7 +259,17 @@ export const waitForSchema = z
 export interface ContainerStartOptions {
   /** Resolve only once these conditions hold (see {@link WaitForOptions}). */
   waitFor?: WaitForOptions;
+  /**
+   * Cancels the call with `ABORTED` (the signal's reason as cause): `start` leaves the container
+   * stopped, `run` removes it. Already fired: nothing is created or started.
+   */
+  signal?: AbortSignal;
+  /**
+   * `start` only: cancels it after this many milliseconds (`waitFor` included) with `TIMEOUT`,
+   * leaving the container stopped. (On `run`, `timeout` is the container's run time limit.)
+   */
+  timeout?: number;
 }
 
 /** Schema of {@link ContainerStartOptions}. */
-export const startSchema = z.strictObject({ waitFor: waitForSchema.optional() });
+export const startSchema = z.strictObject({ waitFor: waitForSchema.optional(), ...stopShape });

@@ -54,6 +54,8 @@ export interface ProcessStarter {
   start(onOutput: (stream: 'stdout' | 'stderr', data: Buffer) => void): Promise<StartedExec>;
   /** Signals it. */
   signal(pid: number, startTime: number, signal: number): void;
+  /** Waits for its end (default: `exited` of the started process); may kill it first, and reject. */
+  wait?(running: StartedExec): Promise<{ exitCode: number; signal?: number }>;
 }
 
 /**
@@ -118,7 +120,7 @@ export class ContainerProcess {
         try {
           const r = await running;
           await started;
-          const status = await r.exited;
+          const status = await (starter.wait?.(r) ?? r.exited);
           const sig = status.signal !== undefined ? SIGNAL_NAMES.get(status.signal) : undefined;
           return { exitCode: status.exitCode, ...(sig ? { signal: sig } : {}) };
         } finally {

@@ -125,17 +125,18 @@ export class ContainerService {
   }
 
   /**
-   * Creates a container (does not start it). `resolved` is the image builder's path: the
-   * container is made from that already-resolved image (a build step's parent layers, which no
-   * image record names) and `input.image` is only recorded; the public `Container.create` never
-   * passes it.
+   * Creates a container (does not start it); `signal` stops the pull of a missing image. `image` is
+   * the image builder's path: the container is made from that already-resolved image (a build step's
+   * parent layers, which no image record names) and `input.image` is only recorded; the public
+   * `Container.create` never passes it.
    */
-  async create(input: ContainerCreateOptions, resolved?: ResolvedImage): Promise<ContainerRecord> {
+  async create(input: ContainerCreateOptions, image?: ResolvedImage, signal?: AbortSignal): Promise<ContainerRecord> {
     return createContainer(
       this.#core,
       { sweep: () => this.#sweep(), get: (ref) => this.get(ref), usernsLock: join(this.#dir, 'userns.lock') },
       input,
-      resolved,
+      image,
+      signal,
     );
   }
 

@@ -62,9 +62,16 @@ type Condition = Exclude<keyof WaitForOptions, 'timeout'>;
  *
  * @throws TimeoutError `TIMEOUT` after `spec.timeout`; StateError `NOT_RUNNING` when the container
  * stops first; both messages end with its last 20 log lines. InvalidArgumentError when
- * `healthy` is asked of a container without a health check.
+ * `healthy` is asked of a container without a health check. When `signal` fires, rejects with
+ * its reason at the next round (the caller makes that its call's error).
  */
-export async function waitForReady(deps: WaitForDeps, ref: string, spec: WaitForOptions, since: number): Promise<void> {
+export async function waitForReady(
+  deps: WaitForDeps,
+  ref: string,
+  spec: WaitForOptions,
+  since: number,
+  signal?: AbortSignal,
+): Promise<void> {
   const timeout = spec.timeout ?? DEFAULT_WAIT_TIMEOUT;
   const deadline = Date.now() + timeout;
   const pending = new Set(
@@ -73,6 +80,7 @@ export async function waitForReady(deps: WaitForDeps, ref: string, spec: WaitFor
   const pattern = spec.log === undefined ? undefined : toMatcher(spec.log);
   const logFrom = { since };
   for (;;) {
+    signal?.throwIfAborted();
     const rec = await deps.get(ref);
     if (pending.has('healthy') && !hasHealthcheck(rec))
       throw new InvalidArgumentError('waitFor.healthy', `container ${labelOf(rec)} has no health check`);
@@ -97,7 +105,7 @@ export async function waitForReady(deps: WaitForDeps, ref: string, spec: WaitFor
       const what = `container ${labelOf(rec)} not ready after ${timeout} ms: waiting for ${describe(spec, pending)}`;
       throw new TimeoutError(await withLastLines(deps, ref, what));
     }
-    await sleep(Math.min(POLL_MS, left()));
+    await sleep(Math.min(POLL_MS, left()), undefined, signal ? { signal } : {});
   }
 }
 

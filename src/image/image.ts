@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { Engine, engineSchema } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Operation } from '../operation.js';
+import { stopShape, underOperationStop } from '../container/call-stop.js';
 import { parsePlatform } from './archive/platform.js';
 import type { LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
 import type { ImageHistoryItem, ImagePruneResult } from './types.js';
@@ -113,7 +114,7 @@ const saveStaticSchema = saveSchema.extend({ engine: engineSchema });
 const loadSchema = z.strictObject({
   engine: engineSchema,
   platform: z.string().min(1).optional(),
-  signal: z.instanceof(AbortSignal).optional(),
+  ...stopShape,
 });
 const pruneSchema = z.strictObject({ engine: engineSchema, all: z.boolean().optional() });
 
@@ -134,9 +135,9 @@ const pullSchema = z.strictObject({
     ])
     .optional(),
   auth: authSchema.optional(),
-  signal: z.instanceof(AbortSignal).optional(),
+  ...stopShape,
 });
-const pushSchema = z.strictObject({ auth: authSchema.optional(), signal: z.instanceof(AbortSignal).optional() });
+const pushSchema = z.strictObject({ auth: authSchema.optional(), ...stopShape });
 
 const removeSchema = z.strictObject({
   force: z.boolean().optional(),
@@ -322,7 +323,8 @@ export class Image {
    * @returns an operation resolving to handles on the loaded images (by tag, or by id when
    *   untagged), and iterable for {@link LoadProgress} events.
    * @throws InvalidArgumentError (fields `source`, `platform`, …; `archive` for malformed
-   *   archives and digest mismatches); UnsafeLayerError for paths escaping the archive or a layer.
+   *   archives and digest mismatches); UnsafeLayerError for paths escaping the archive or a layer;
+   *   AbortedError (`ABORTED`) or TimeoutError (`TIMEOUT`) for `signal` or `timeout` (ms), tagging nothing.
    *
    * @example
    * ```ts
@@ -334,13 +336,10 @@ export class Image {
     return new Operation<Image[], LoadProgress>(async (emit, signal) => {
       if (!isSource(source))
         throw new InvalidArgumentError('source', 'expected a path, a tar stream or the bytes of a tar');
-      const { engine, platform, signal: userSignal } = parse(loadSchema, options);
+      const { engine, platform, ...stop } = parse(loadSchema, options);
       const want = platform === undefined ? undefined : parsePlatform(platform);
-      const all = userSignal === undefined ? signal : AbortSignal.any([signal, userSignal]);
-      const loaded = await (engine ?? Engine.default()).images.load(
-        source,
-        { ...(want ? { platform: want } : {}), signal: all },
-        emit,
+      const loaded = await underOperationStop('loading images', signal, stop, (all) =>
+        (engine ?? Engine.default()).images.load(source, { ...(want ? { platform: want } : {}), signal: all }, emit),
       );
       const opts = engine === undefined ? {} : { engine };
       return loaded.map((l) => new Image(l.refs[0] ?? l.id, opts));
@@ -372,7 +371,8 @@ export class Image {
    * @returns an operation that resolves to a handle on the image and yields {@link PullProgress}
    *   events as `docker pull` prints them.
    * @throws InvalidArgumentError (fields `ref`, `platform`, `auth`) before any request; RegistryError
-   *   (`IMAGE_NOT_FOUND`, `REGISTRY_AUTH`, `REGISTRY_UNREACHABLE`, `REGISTRY`); UnsafeLayerError.
+   *   (`IMAGE_NOT_FOUND`, `REGISTRY_AUTH`, `REGISTRY_UNREACHABLE`, `REGISTRY`); UnsafeLayerError;
+   *   `ABORTED` or `TIMEOUT` for `signal` or `timeout` (ms): nothing tagged, no partial layer left.
    *
    * @example
    * ```ts
@@ -385,8 +385,9 @@ export class Image {
       const o = parse(pullSchema, options);
       const ref = parseReference(this.ref, { field: 'ref' });
       if (o.platform !== undefined) normalizePlatform(o.platform);
-      const all = o.signal === undefined ? signal : AbortSignal.any([signal, o.signal]);
-      await this.#svc.pull(ref.toString(), { platform: o.platform, auth: o.auth }, emit, all);
+      await underOperationStop(`pulling ${ref.familiar}`, signal, o, (all) =>
+        this.#svc.pull(ref.toString(), { platform: o.platform, auth: o.auth }, emit, all),
+      );
       return new Image(this.ref, this.#options());
     });
   }
@@ -398,7 +399,8 @@ export class Image {
    *
    * @returns an operation that resolves when the manifest is pushed and yields {@link PushProgress}.
    * @throws InvalidArgumentError (fields `ref`, `auth`) before any request; NotFoundError when no
-   *   local image has this tag; RegistryError.
+   *   local image has this tag; RegistryError; `ABORTED` or `TIMEOUT` for `signal` or `timeout`
+   *   (ms): the manifest goes last, so the registry gets no tag.
    *
    * @example
    * ```ts
@@ -410,8 +412,9 @@ export class Image {
     return new Operation<void, PushProgress>(async (emit, signal) => {
       const o = parse(pushSchema, options);
       const ref = parseReference(this.ref, { field: 'ref' });
-      const all = o.signal === undefined ? signal : AbortSignal.any([signal, o.signal]);
-      await this.#svc.push(ref.toString(), { auth: o.auth }, emit, all);
+      await underOperationStop(`pushing ${ref.familiar}`, signal, o, (all) =>
+        this.#svc.push(ref.toString(), { auth: o.auth }, emit, all),
+      );
     });
   }
 
@@ -426,8 +429,8 @@ export class Image {
    *   yields {@link BuildProgress} events: each step running, done or cached, and `RUN` output.
    * @throws InvalidArgumentError naming the field (a Dockerfile syntax error names `dockerfile`
    *   and its line) before anything runs; BuildError (`BUILD_FAILED`) with the failing step's
-   *   line, text, exit code and last output. Nothing is tagged after a failure, and nothing of it
-   *   (container, mount, scratch directory) is left.
+   *   line, text, exit code and last output; `ABORTED` or `TIMEOUT` for `signal` or `timeout` (ms).
+   *   Nothing is tagged after a failure, and nothing of it (container, mount, scratch directory) is left.
    *
    * @example
    * ```ts
@@ -443,8 +446,7 @@ export class Image {
       const { engine, ...rest } = parse(buildSchema, options);
       const checked = checkBuildOptions(rest, hostPlatform());
       const e = engine ?? Engine.default();
-      const all = rest.signal === undefined ? signal : AbortSignal.any([signal, rest.signal]);
-      const info = await e.build(checked, emit, all);
+      const info = await underOperationStop('building an image', signal, rest, (all) => e.build(checked, emit, all));
       return new Image(checked.tags[0] ?? info.id, engine === undefined ? {} : { engine });
     });
   }

@@ -37,6 +37,7 @@ type Rank = (typeof RANKS)[number];
 const PUBLIC = new Set([
   'index.ts',
   'engine.ts',
+  'engine-events.ts', // engine.events() with its signal and timeout
   'container/container.ts',
   'container/process.ts', // ContainerProcess and ContainerAttachment, the handles spawn() and attach() return
   'container/handle-options.ts', // the option and result types of the Container handle's methods

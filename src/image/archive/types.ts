@@ -25,8 +25,10 @@ export interface LoadOptions {
    * Absent: this machine's.
    */
   platform?: string;
-  /** Cancels the load; nothing is left behind. */
+  /** Cancels the load with `ABORTED` (the signal's reason as `cause`); nothing is tagged or left behind. */
   signal?: AbortSignal;
+  /** Cancels the load after this many milliseconds, as `signal` does, with `TIMEOUT`. */
+  timeout?: number;
 }
 
 /** A progress event of `Image.load()`, in the shape of `docker load`'s and `docker pull`'s. */

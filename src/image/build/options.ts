@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { InvalidArgumentError } from '../../errors.js';
 import { parseReference } from '../reference.js';
+import { stopShape } from '../../container/call-stop.js';
 import type { CheckedBuildOptions } from './run.js';
 import type { BuildOptions } from './types.js';
 
@@ -31,7 +32,7 @@ export const buildOptionsSchema = z.strictObject({
     .regex(/^(none|host|default|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/, 'expected none, host or a network name')
     .optional(),
   secrets: z.record(z.string().min(1), z.union([z.string(), z.instanceof(Buffer)])).optional(),
-  signal: z.instanceof(AbortSignal).optional(),
+  ...stopShape,
 });
 
 /**
@@ -52,7 +53,7 @@ export function checkBuildOptions(o: z.output<typeof buildOptionsSchema>, hostPl
       'platform',
       `cannot build for ${o.platform}: RUN steps run on this machine's platform (${hostPlatform}) only`,
     );
-  const { tag: _tag, signal: _signal, ...rest } = o;
+  const { tag: _tag, signal: _signal, timeout: _timeout, ...rest } = o;
   return { ...rest, tags, ...(o.network === 'default' ? { network: 'none' } : {}) } as CheckedBuildOptions;
 }
 

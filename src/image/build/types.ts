@@ -46,8 +46,13 @@ export interface BuildOptions {
    * itself (`docker build --secret id=…,src=…`). Never stored in a layer, the history or the cache key.
    */
   secrets?: Record<string, string | Buffer>;
-  /** Cancels the build; what it made so far is removed, and nothing is tagged. */
+  /**
+   * Cancels the build with `ABORTED` (the signal's reason as `cause`); what it made so far is
+   * removed (its containers, mounts, scratch directories), and nothing is tagged.
+   */
   signal?: AbortSignal;
+  /** Cancels the build after this many milliseconds, as `signal` does, with `TIMEOUT`. */
+  timeout?: number;
 }
 
 /**

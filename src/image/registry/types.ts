@@ -35,8 +35,14 @@ export interface PullOptions {
   platform?: PullPlatform | string;
   /** Credentials. Absent: taken from the Docker config (`$DOCKER_CONFIG` or `~/.docker/config.json`). */
   auth?: RegistryAuth;
-  /** Cancels the pull; partial layers are removed. */
+  /**
+   * Cancels the pull: it rejects with `ABORTED` (the signal's reason as `cause`), removes its
+   * partial layers and temp files and tags nothing; layers and blobs already verified and stored
+   * stay (a later pull reuses them).
+   */
   signal?: AbortSignal;
+  /** Cancels the pull after this many milliseconds, as `signal` does, with `TIMEOUT`. */
+  timeout?: number;
 }
 
 /**
@@ -63,8 +69,13 @@ export interface PullProgress {
 export interface PushOptions {
   /** Credentials. Absent: taken from the Docker config (`$DOCKER_CONFIG` or `~/.docker/config.json`). */
   auth?: RegistryAuth;
-  /** Cancels the push. */
+  /**
+   * Cancels the push: it rejects with `ABORTED` (the signal's reason as `cause`). The manifest is
+   * pushed last, so a cancelled push tags nothing in the registry; blobs already uploaded stay there.
+   */
   signal?: AbortSignal;
+  /** Cancels the push after this many milliseconds, as `signal` does, with `TIMEOUT`. */
+  timeout?: number;
 }
 
 /**
