@@ -47,6 +47,7 @@ import { waitForReady } from './wait-for.js';
 import { copyIntoContainer, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
+import { attachSource, checkInput, parseInput, startWithInput } from './start-io.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
@@ -89,7 +90,8 @@ export class Container {
    * Creates and starts a container, as `docker run`; resolves once its program runs. The
    * container belongs to this process unless `detach: true` (`docker run -d`). With `waitFor`
    * (see {@link Container.start}), resolves once it is ready; when it is not, the container is
-   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines.
+   * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines. With `input`, the
+   * program reads exactly it on its stdin, then end of file (see {@link ContainerStartOptions.input}).
    *
    * @example
    * ```ts
@@ -99,11 +101,13 @@ export class Container {
    * ```
    */
   static async run(image: string, command?: string | string[], options: RunOptions = {}): Promise<Container> {
-    const { waitFor, ...create } = options ?? {};
+    const { waitFor, input: rawInput, ...create } = options ?? {};
     const start = parseOptions(startSchema, waitFor === undefined ? {} : { waitFor });
+    const input = parseInput(rawInput);
+    if (input !== undefined) checkInput(create);
     const c = await Container.create({ ...create, image, ...(command !== undefined ? { command } : {}) });
     try {
-      await c.start(start);
+      await c.start({ ...start, ...(input !== undefined ? { input } : {}) });
     } catch (e) {
       await c.remove({ force: true }).catch((removal: unknown) => {
         // Removed already (an auto-removed container) is what was wanted.
@@ -148,9 +152,10 @@ export class Container {
    * ```
    */
   async start(options: ContainerStartOptions = {}): Promise<this> {
-    const o = parseOptions(startSchema, options);
+    const { input: rawInput, ...rest } = options ?? {};
+    const [o, input] = [parseOptions(startSchema, rest), parseInput(rawInput)];
     const since = Date.now();
-    await this.#svc.start(this.ref);
+    await (input === undefined ? this.#svc.start(this.ref) : startWithInput(this.#svc, this.ref, input));
     if (o.waitFor) await waitForReady(this.#svc, this.ref, o.waitFor, since);
     return this;
   }
@@ -224,7 +229,8 @@ export class Container {
    * Connects to the running container's stdio (`docker attach`): its output from now on (all of
    * it with `logs: true`) until it stops, and its input when it was created with `stdin` or
    * `tty`. Typing `\x03` on a terminal interrupts its program, as Ctrl-C does. Works from any
-   * process on the same root; `detach()` leaves the container running.
+   * process on the same root; `detach()` leaves the container running. On a created container
+   * it waits for this process's start (`docker start -a -i`), see {@link ContainerAttachment}.
    *
    * @example
    * ```ts
@@ -237,7 +243,7 @@ export class Container {
    */
   async attach(options: ContainerAttachOptions = {}): Promise<ContainerAttachment> {
     const o = parseOptions(attachSchema, options);
-    return new ContainerAttachment(await this.#svc.attach(this.ref, o));
+    return new ContainerAttachment(await attachSource(this.#svc, this.ref, o));
   }
 
   /** The host port a container port is published on (`docker port`); undefined when it is not published. */

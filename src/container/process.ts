@@ -163,9 +163,17 @@ export class ContainerProcess {
  * `tty: true` at create). Works from any process sharing the engine's root, and several
  * attachments may be open at once. Output ends when the container stops or on {@link detach};
  * detaching (or ending `stdin`) never closes the container's own stdin.
+ *
+ * Made before the start (`attach()` on a created container, `docker start -a -i`), it delivers
+ * the output from the program's first byte, and its `stdin` (with `stdin: true` at create) is
+ * the program's stdin itself once this process starts it: ending it, or detaching, is the
+ * program's end of file (stdin-once).
  */
 export class ContainerAttachment {
-  /** Input to the container; null when it was created without `stdin` or `tty`. */
+  /**
+   * Input to the container; null when it was created without `stdin` or `tty` (before the start:
+   * also with `tty`, or when another attachment of this process took the input).
+   */
   readonly stdin: Writable | null;
   /** Its standard output (everything, with a terminal). */
   readonly stdout: Readable;
@@ -175,9 +183,11 @@ export class ContainerAttachment {
   readonly closed: Promise<void>;
   readonly #abort = new AbortController();
   #tty: number | undefined;
+  #releaseSource: (() => void) | undefined;
 
   /** @internal */
   constructor(source: AttachSource) {
+    this.#releaseSource = source.release;
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     this.stdout = stdout;
@@ -223,5 +233,8 @@ export class ContainerAttachment {
     if (this.#tty !== undefined) close(this.#tty);
     this.#tty = undefined;
     this.stdin?.destroy();
+    const release = this.#releaseSource;
+    this.#releaseSource = undefined;
+    release?.();
   }
 }

@@ -29,6 +29,8 @@ export interface AttachSource {
   stdin?: number;
   /** This process's copy of its terminal's master, when it has one. */
   tty?: number;
+  /** Lets go of what the source holds besides `stdin` and `tty`; called once, when the attachment ends. */
+  release?: () => void;
 }
 
 /** How long a write waits for room in a full pipe or terminal before trying again. */

@@ -159,7 +159,7 @@ export class ZygoteClient {
     plan: Plan,
     logPath: string,
     exitPath: string,
-    options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits } = {},
+    options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits; stdinFd?: number } = {},
   ): Promise<StartedReply> {
     const detach = options.detach ? { monitor: await monitorBinary() } : undefined;
     const init = await this.#initHelper();
@@ -179,6 +179,7 @@ export class ZygoteClient {
       ...(detach ? { detach } : {}),
       ...(options.cgroups ? { cgroupsPending: true } : {}),
       ...(init ? { init } : {}),
+      ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}),
     });
     // Awaited below; a rejection meanwhile (the zygote died) must not count as unhandled.
     pending.catch(() => undefined);
