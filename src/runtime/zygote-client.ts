@@ -154,7 +154,11 @@ export class ZygoteClient {
     return reply;
   }
 
-  /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
+  /**
+   * Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when
+   * the init failed. `stdinFd`: the read end of a pipe in this process that becomes its stdin
+   * (with `plan.spec.process.stdin`; kept open by the caller until this resolves or rejects).
+   */
   async start(
     plan: Plan,
     logPath: string,
