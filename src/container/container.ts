@@ -186,11 +186,12 @@ export class Container {
    */
   async exec(command: string[], options: ContainerExecRunOptions = {}): Promise<ExecResult> {
     const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
-    const o = parseOptions(execRunSchema, options) as ContainerExecRunOptions;
+    const { input: rawInput, ...rest } = options ?? {};
+    const [o, input] = [parseOptions(execRunSchema, rest) as ContainerExecRunOptions, parseInput(rawInput)];
     return this.#svc.exec(this.ref, cmd, {
       ...toExecOptions(o),
       stdin: false,
-      ...(o.input === undefined ? {} : { input: o.input }),
+      ...(input === undefined ? {} : { input }),
       ...(o.maxOutput === undefined ? {} : { maxOutput: o.maxOutput }),
       ...(o.keep === undefined ? {} : { keep: o.keep }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),

@@ -292,3 +292,11 @@ describe('attach before start: what it holds', () => {
     expect(await c.logs()).toBe('first run\n');
   });
 });
+
+describe('input is bytes', () => {
+  it('passes NUL bytes of a string input to exec as to run (stdin is not a C string)', async () => {
+    const { engine } = await testEngine();
+    await using c = await Container.run(BUSYBOX_REF, ['sleep', '60'], { ...NO_NETWORK, engine });
+    expect((await c.exec(['od', '-An', '-c'], { input: 'a\0b' })).stdout.trim()).toBe('a  \\0   b');
+  });
+});
