@@ -172,7 +172,8 @@ export class ContainerProcess {
 export class ContainerAttachment {
   /**
    * Input to the container; null when it was created without `stdin` or `tty` (before the start:
-   * also with `tty`, or when another attachment of this process took the input).
+   * also when another attachment of this process took the input of a `stdin` container). Before
+   * the start, input to a terminal is kept until the terminal exists.
    */
   readonly stdin: Writable | null;
   /** Its standard output (everything, with a terminal). */
@@ -184,6 +185,9 @@ export class ContainerAttachment {
   readonly #abort = new AbortController();
   #tty: number | undefined;
   #releaseSource: (() => void) | undefined;
+  /** The writer on the terminal that input made before the start goes to, once it runs. */
+  #sink: Writable | undefined;
+  #released = false;
 
   /** @internal */
   constructor(source: AttachSource) {
@@ -194,7 +198,8 @@ export class ContainerAttachment {
     this.stderr = stderr;
     this.#tty = source.tty;
     const input = source.stdin ?? (source.tty !== undefined ? dup(source.tty) : undefined);
-    this.stdin = input !== undefined ? new FdWritable(input) : null;
+    this.stdin =
+      input !== undefined ? new FdWritable(input) : source.ttyLater ? this.#laterTerminal(source.ttyLater) : null;
     this.stdin?.on('error', () => undefined);
     this.closed = quiet(
       (async () => {
@@ -229,10 +234,35 @@ export class ContainerAttachment {
     await this.closed.catch(() => undefined);
   }
 
+  /**
+   * Input kept until the container's terminal exists (an attachment made before the start), then
+   * written to it; dropped when the start failed. Resizing works from then on too.
+   */
+  #laterTerminal(later: Promise<number | undefined>): Writable {
+    const held = new PassThrough();
+    later.then(
+      (tty) => {
+        if (tty === undefined || this.#released) {
+          if (tty !== undefined) close(tty);
+          held.resume();
+          return;
+        }
+        this.#tty = tty;
+        this.#sink = new FdWritable(dup(tty));
+        this.#sink.on('error', () => undefined);
+        held.pipe(this.#sink);
+      },
+      (e: unknown) => held.destroy(e as Error),
+    );
+    return held;
+  }
+
   #release(): void {
+    this.#released = true;
     if (this.#tty !== undefined) close(this.#tty);
     this.#tty = undefined;
     this.stdin?.destroy();
+    this.#sink?.destroy();
     const release = this.#releaseSource;
     this.#releaseSource = undefined;
     release?.();

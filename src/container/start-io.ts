@@ -18,7 +18,7 @@ import { followRecords } from './logs.js';
 import type { ContainerService } from './service.js';
 import { can } from './status.js';
 import { cleanupErrors } from './cleanup.js';
-import { FdWritable, type AttachSource } from './stdio.js';
+import { copyRunStdio, FdWritable, type AttachSource } from './stdio.js';
 import { addPendingAttach, hasPendingStdin, type PendingAttach } from './start-stdin.js';
 
 /** What `input` may be: text (UTF-8), bytes, or a stream of them. */
@@ -91,10 +91,11 @@ export async function startWithInput(svc: ContainerService, ref: string, input: 
  * writes first is lost, until the container has run and stopped (or was removed, or a start of
  * this process failed). With `stdin` (the default) and a container created with `stdin: true`,
  * the attachment's stdin is a pipe made now, whose read end becomes the program's stdin when this
- * process starts it; a second such attachment gets none (one input per run). Without `stdin: true`,
- * and with a terminal (its master exists only once it runs: attach again then), it has no stdin.
- * A start made by another process does not see this process's pipe: the program then gets its
- * usual stdin, and this attachment's input goes nowhere.
+ * process starts it; a second such attachment gets none (one input per run). With a terminal,
+ * whose master exists only once the init made it, input is kept until then (each such attachment
+ * has its own copy). Without `stdin: true` or `tty`, it has no stdin.
+ * A start made by another process does not see this attachment: the program then gets its usual
+ * stdin, and this attachment's input goes nowhere.
  */
 export async function attachSource(
   svc: ContainerService,
@@ -106,12 +107,24 @@ export async function attachSource(
   const p = svc.paths(first.id);
   const entry: PendingAttach = { stdinR: -1, failed: false };
   let stdin: number | undefined;
+  let ttyLater: Promise<number | undefined> | undefined;
   // Under the container's lock, which a start holds throughout: it sees this entry, or ran before.
   const release = await withLock(p.lock, async () => {
     const rec = await svc.records.get(first.id);
     if (!rec || !can('preattach', rec.state.status)) return undefined;
     if (o.stdin !== false && rec.config.openStdin && !rec.config.tty && !hasPendingStdin(rec.id))
       [entry.stdinR, stdin] = stdinPipe();
+    // A terminal is made by the init: its master is copied once the start has run it.
+    if (o.stdin !== false && rec.config.tty)
+      ttyLater = new Promise((resolve, reject) => {
+        entry.onStart = (started) => {
+          try {
+            resolve(started ? copyRunStdio(started.state).tty : undefined);
+          } catch (e) {
+            reject(e as Error);
+          }
+        };
+      });
     return addPendingAttach(rec.id, entry);
   });
   // Started (or removed) meanwhile: the running container's attachment.
@@ -126,6 +139,7 @@ export async function attachSource(
   return {
     records: (signal) => followRecords(log, { from: 'start', signal }, going),
     ...(stdin !== undefined ? { stdin } : {}),
+    ...(ttyLater ? { ttyLater } : {}),
     release,
   };
 }

@@ -13,6 +13,7 @@
  * @module
  */
 import type { Plan } from '../runtime/plan.js';
+import type { ContainerRecord } from './record.js';
 import { closeFd } from '../runtime/host.js';
 
 /** An attachment made before its container's start, waiting for a start of this process. */
@@ -21,6 +22,8 @@ export interface PendingAttach {
   stdinR: number;
   /** Set when a start of this process tried and failed: the attachment's output ends then. */
   failed: boolean;
+  /** Called once by the start that took it: with the running record, or undefined when it failed. */
+  onStart?: (started: ContainerRecord | undefined) => void;
 }
 
 /** Attachments waiting for their container's start, by container id (this process's fds). */
@@ -49,19 +52,24 @@ export function hasPendingStdin(id: string): boolean {
 
 /**
  * The attachments waiting for container `id`'s start, taken by a start (under its lock): the
- * stdin pipe's read end one of them holds (`stdinFd`), and `settle(ok)`, which closes that read
- * end (the zygote has its copy by then) and, when the start failed, ends their output.
+ * stdin pipe's read end one of them holds (`stdinFd`), and `settle(started)`, which closes that
+ * read end (the zygote has its copy by then), tells each what became of the start (`onStart`) and,
+ * when it failed (`started` undefined), ends their output.
  */
-export function takePendingAttaches(id: string): { stdinFd?: number; settle(ok: boolean): void } {
+export function takePendingAttaches(id: string): {
+  stdinFd?: number;
+  settle(started: ContainerRecord | undefined): void;
+} {
   const entries = [...(waiting.get(id) ?? [])];
   waiting.delete(id);
   const withStdin = entries.find((e) => e.stdinR >= 0);
   return {
     ...(withStdin ? { stdinFd: withStdin.stdinR } : {}),
-    settle(ok) {
+    settle(started) {
       for (const e of entries) {
         closeRead(e);
-        if (!ok) e.failed = true;
+        if (!started) e.failed = true;
+        e.onStart?.(started);
       }
     },
   };

@@ -75,13 +75,12 @@ async function startRun(
     }
     const attached = takePendingAttaches(rec.id);
     const stdinFd = io.stdinFd ?? attached.stdinFd;
-    let ok = false;
+    let updated: ContainerRecord | undefined;
     try {
-      const updated = await startLocked(core, steps, rec, p, stdinFd);
-      ok = true;
+      updated = await startLocked(core, steps, rec, p, stdinFd);
       return updated;
     } finally {
-      attached.settle(ok);
+      attached.settle(updated);
     }
   });
 }
