@@ -19,12 +19,15 @@ import { callStop, underStop, type StopOptions } from './call-stop.js';
 import { killedWhen, type ExecOptions, type StartedExec } from './exec.js';
 import type { ExitRecord } from '../runtime/protocol.js';
 import type { ContainerService } from './service.js';
+import { startWithInput, type RunInput } from './start-io.js';
 import { waitForReady, type WaitForOptions } from './wait-for.js';
 
 /** The options of `start` and of the start part of `run`, validated. */
 export interface StartCallOptions extends StopOptions {
   /** See {@link WaitForOptions}. */
   waitFor?: WaitForOptions | undefined;
+  /** What the program reads on its stdin (see `start-io.ts`). */
+  input?: RunInput | undefined;
 }
 
 const notFound = (e: unknown): boolean => (e as { code?: string }).code === 'CONTAINER_NOT_FOUND';
@@ -38,12 +41,12 @@ const notFound = (e: unknown): boolean => (e as { code?: string }).code === 'CON
 async function startUntil(
   svc: ContainerService,
   ref: string,
-  waitFor: WaitForOptions | undefined,
+  { waitFor, input }: StartCallOptions,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   signal?.throwIfAborted(); // fired while run created it: never started
   const since = Date.now();
-  const { state } = await svc.start(ref);
+  const { state } = await (input === undefined ? svc.start(ref) : startWithInput(svc, ref, input));
   // Starting a running container is a no-op: a stop then leaves it running, as it was.
   const startedHere = state.startedAt !== null && Date.parse(state.startedAt) >= since;
   try {
@@ -63,7 +66,7 @@ async function startUntil(
  * the container is left stopped (running, when it already ran before the call).
  */
 export function startWithin(svc: ContainerService, ref: string, o: StartCallOptions): Promise<void> {
-  return underStop(`starting container ${ref}`, o, (signal) => startUntil(svc, ref, o.waitFor, signal));
+  return underStop(`starting container ${ref}`, o, (signal) => startUntil(svc, ref, o, signal));
 }
 
 /**
@@ -81,7 +84,7 @@ export function runWithin(
   return underStop(`running a container of ${what}`, o, async (signal) => {
     const id = await create(signal);
     try {
-      await startUntil(svc, id, o.waitFor, signal);
+      await startUntil(svc, id, o, signal);
     } catch (e) {
       await svc.remove(id, { force: true, volumes: true }).catch((removal: unknown) => {
         // Removed already (an auto-removed container) is what was wanted.

@@ -48,6 +48,7 @@ import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
 import { Snapshot, type SnapshotCreateOptions, type SnapshotOptions } from './snapshot.js';
 import { runWithin, spawnStarter, startWithin } from './call-limits.js';
+import { attachSource, checkInput, parseInput } from './start-io.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
@@ -95,7 +96,8 @@ export class Container {
    * removed and the error (`TIMEOUT`, `NOT_RUNNING`) carries its last log lines. `signal` bounds
    * the whole call (pull if missing, create, start, `waitFor`): `ABORTED`, and the container is
    * removed (none is made when it fired already). `timeout` here is the container's run time
-   * limit (a create option); bound the wait with `waitFor.timeout`.
+   * limit (a create option); bound the wait with `waitFor.timeout`. With `input`, the program
+   * reads exactly it on its stdin, then end of file (see {@link ContainerStartOptions.input}).
    *
    * @example
    * ```ts
@@ -109,8 +111,10 @@ export class Container {
     command?: string | string[],
     options: RunOptions = {},
   ): Promise<Container> {
-    const { waitFor, signal, engine: _engine, ...create } = options ?? {};
+    const { waitFor, signal, input: rawInput, engine: _engine, ...create } = options ?? {};
     const start = parseOptions(startSchema, { waitFor, signal });
+    const input = parseInput(rawInput);
+    if (input !== undefined) checkInput(create);
     const engine = engineOption(options) ?? (Snapshot.isSnapshot(image) ? image.engine : undefined);
     const svc = (engine ?? Engine.default()).containers;
     const spec = { ...create, ...(command !== undefined ? { command } : {}) };
@@ -121,7 +125,7 @@ export class Container {
         Snapshot.isSnapshot(image)
           ? image.create({ ...spec, image })
           : svc.create({ ...spec, image }, undefined, s).then((r) => r.id),
-      start,
+      { ...start, input },
     );
     return new Container(id, engine ? { engine } : {});
   }
@@ -162,7 +166,8 @@ export class Container {
    * ```
    */
   async start(options: ContainerStartOptions = {}): Promise<this> {
-    await startWithin(this.#svc, this.ref, parseOptions(startSchema, options));
+    const { input, ...rest } = options ?? {};
+    await startWithin(this.#svc, this.ref, { ...parseOptions(startSchema, rest), input: parseInput(input) });
     return this;
   }
 
@@ -192,11 +197,12 @@ export class Container {
    */
   async exec(command: string[], options: ContainerExecRunOptions = {}): Promise<ExecResult> {
     const cmd = parseOptions(z.array(z.string()).min(1, 'expected a command'), command, 'command');
-    const o = parseOptions(execRunSchema, options) as ContainerExecRunOptions;
+    const { input: rawInput, ...rest } = options ?? {};
+    const [o, input] = [parseOptions(execRunSchema, rest) as ContainerExecRunOptions, parseInput(rawInput)];
     return this.#svc.exec(this.ref, cmd, {
       ...toExecOptions(o),
       stdin: false,
-      ...(o.input === undefined ? {} : { input: o.input }),
+      ...(input === undefined ? {} : { input }),
       ...(o.maxOutput === undefined ? {} : { maxOutput: o.maxOutput }),
       ...(o.keep === undefined ? {} : { keep: o.keep }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
@@ -231,7 +237,8 @@ export class Container {
    * Connects to the running container's stdio (`docker attach`): its output from now on (all of
    * it with `logs: true`) until it stops, and its input when it was created with `stdin` or
    * `tty`. Typing `\x03` on a terminal interrupts its program, as Ctrl-C does. Works from any
-   * process on the same root; `detach()` leaves the container running.
+   * process on the same root; `detach()` leaves the container running. On a created container
+   * it waits for this process's start (`docker start -a -i`), see {@link ContainerAttachment}.
    *
    * @example
    * ```ts
@@ -244,7 +251,7 @@ export class Container {
    */
   async attach(options: ContainerAttachOptions = {}): Promise<ContainerAttachment> {
     const o = parseOptions(attachSchema, options);
-    return new ContainerAttachment(await this.#svc.attach(this.ref, o));
+    return new ContainerAttachment(await attachSource(this.#svc, this.ref, o));
   }
 
   /** The host port a container port is published on (`docker port`); undefined when it is not published. */

@@ -269,6 +269,16 @@ export interface ContainerStartOptions {
    * leaving the container stopped. (On `run`, `timeout` is the container's run time limit.)
    */
   timeout?: number;
+  /**
+   * Exactly what the program reads on its stdin, then end of file (`echo … | docker run -i`): a
+   * pipe in place before its first read, written in the background once it runs (a start never
+   * waits for the program to read). A program that exits without reading it all is fine (the rest
+   * is dropped; a Readable is destroyed then, at its next chunk). Refused (`INVALID_ARGUMENT`, field
+   * `input`) with `tty` or a restart policy, and (`INVALID_STATE`) for a container that runs
+   * already. Written by this process: a detached container whose creator exits before the whole
+   * input is written reads end of file there.
+   */
+  input?: string | Buffer | Readable;
 }
 
 /** Schema of {@link ContainerStartOptions}. */

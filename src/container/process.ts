@@ -165,9 +165,18 @@ export class ContainerProcess {
  * `tty: true` at create). Works from any process sharing the engine's root, and several
  * attachments may be open at once. Output ends when the container stops or on {@link detach};
  * detaching (or ending `stdin`) never closes the container's own stdin.
+ *
+ * Made before the start (`attach()` on a created container, `docker start -a -i`), it delivers
+ * the output from the program's first byte, and its `stdin` (with `stdin: true` at create) is
+ * the program's stdin itself once this process starts it: ending it, or detaching, is the
+ * program's end of file (stdin-once).
  */
 export class ContainerAttachment {
-  /** Input to the container; null when it was created without `stdin` or `tty`. */
+  /**
+   * Input to the container; null when it was created without `stdin` or `tty` (before the start:
+   * also when another attachment of this process took the input of a `stdin` container). Before
+   * the start, input to a terminal is kept until the terminal exists.
+   */
   readonly stdin: Writable | null;
   /** Its standard output (everything, with a terminal). */
   readonly stdout: Readable;
@@ -177,16 +186,22 @@ export class ContainerAttachment {
   readonly closed: Promise<void>;
   readonly #abort = new AbortController();
   #tty: number | undefined;
+  #releaseSource: (() => void) | undefined;
+  /** The writer on the terminal that input made before the start goes to, once it runs. */
+  #sink: Writable | undefined;
+  #released = false;
 
   /** @internal */
   constructor(source: AttachSource) {
+    this.#releaseSource = source.release;
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     this.stdout = stdout;
     this.stderr = stderr;
     this.#tty = source.tty;
     const input = source.stdin ?? (source.tty !== undefined ? dup(source.tty) : undefined);
-    this.stdin = input !== undefined ? new FdWritable(input) : null;
+    this.stdin =
+      input !== undefined ? new FdWritable(input) : source.ttyLater ? this.#laterTerminal(source.ttyLater) : null;
     this.stdin?.on('error', () => undefined);
     this.closed = quiet(
       (async () => {
@@ -221,9 +236,37 @@ export class ContainerAttachment {
     await this.closed.catch(() => undefined);
   }
 
+  /**
+   * Input kept until the container's terminal exists (an attachment made before the start), then
+   * written to it; dropped when the start failed. Resizing works from then on too.
+   */
+  #laterTerminal(later: Promise<number | undefined>): Writable {
+    const held = new PassThrough();
+    later.then(
+      (tty) => {
+        if (tty === undefined || this.#released) {
+          if (tty !== undefined) close(tty);
+          held.resume();
+          return;
+        }
+        this.#tty = tty;
+        this.#sink = new FdWritable(dup(tty));
+        this.#sink.on('error', () => undefined);
+        held.pipe(this.#sink);
+      },
+      (e: unknown) => held.destroy(e as Error),
+    );
+    return held;
+  }
+
   #release(): void {
+    this.#released = true;
     if (this.#tty !== undefined) close(this.#tty);
     this.#tty = undefined;
     this.stdin?.destroy();
+    this.#sink?.destroy();
+    const release = this.#releaseSource;
+    this.#releaseSource = undefined;
+    release?.();
   }
 }

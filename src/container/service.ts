@@ -11,7 +11,7 @@
  */
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { attachCleanupErrors, ConflictError, NotFoundError } from '../errors.js';
 import { RecordStore } from '../state/record-store.js';
 import { ensureReserve, spaceIsLow, withReserve } from '../state/reserve.js';
 import type { CgroupLimits, CgroupStats } from '../runtime/cgroups/index.js';
@@ -36,9 +36,8 @@ import {
   type StartedExec,
 } from './exec.js';
 import { RunResources } from './run-resources.js';
-import { attachCleanupErrors } from '../errors.js';
 import { cleanupErrors } from './cleanup.js';
-import { startContainer } from './start.js';
+import { startContainer, type StartIo } from './start.js';
 import { RunStates, type ContainerListFilter, type WaitCondition } from './run-state.js';
 import { Supervisor } from './supervise.js';
 import * as cgroupVerbs from './cgroup-verbs.js';
@@ -155,8 +154,8 @@ export class ContainerService {
     return this.#runs.refresh(rec);
   }
 
-  /** Starts a created or exited container; resolves once its program runs. */
-  async start(ref: string): Promise<ContainerRecord> {
+  /** Starts a created or exited container; resolves once its program runs (with `io.stdinFd` as its stdin). */
+  async start(ref: string, io: StartIo = {}): Promise<ContainerRecord> {
     return startContainer(
       this.#core,
       {
@@ -166,6 +165,7 @@ export class ContainerService {
         remove: (id, o) => this.remove(id, o),
       },
       await this.get(ref),
+      io,
     );
   }
 

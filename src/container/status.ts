@@ -37,7 +37,8 @@ export type ContainerVerb =
   | 'update'
   | 'exit'
   | 'restart'
-  | 'connect';
+  | 'connect'
+  | 'preattach';
 
 /** The statuses in which a run holds the container's process and what it acquired. */
 export const ACTIVE_STATUSES: readonly ContainerStatus[] = ['running', 'paused', 'restarting'];
@@ -78,6 +79,8 @@ const TABLE: Readonly<Record<ContainerVerb, Row>> = {
   exit: { from: ACTIVE_STATUSES, to: 'exited', words: 'record the exit of', code: 'NOT_RUNNING' },
   restart: { from: ['exited'], to: 'restarting', words: 'restart', code: 'INVALID_STATE' },
   connect: { from: ['running', 'paused'], words: 'connect to', code: 'NOT_RUNNING' },
+  /** Attaching before the start (`docker start -a -i`): the attachment waits for this process's start. */
+  preattach: { from: ['created'], words: 'attach before the start to', code: 'INVALID_STATE' },
 };
 
 /** Whether a run holds the container (its process may be alive): running, paused or restarting. */

@@ -29,6 +29,13 @@ export interface AttachSource {
   stdin?: number;
   /** This process's copy of its terminal's master, when it has one. */
   tty?: number;
+  /**
+   * Its terminal's master (this process's copy) once a start of this process runs it, for an
+   * attachment made before the start; undefined when that start failed. Input waits for it.
+   */
+  ttyLater?: Promise<number | undefined>;
+  /** Lets go of what the source holds besides `stdin` and `tty`; called once, when the attachment ends. */
+  release?: () => void;
 }
 
 /** How long a write waits for room in a full pipe or terminal before trying again. */

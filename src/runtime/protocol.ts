@@ -61,6 +61,12 @@ export interface StartRequest {
    * started with posix_spawn, unless the plan needs the JavaScript init (see `nativeInitUnsupported`).
    */
   init?: string;
+  /**
+   * The read end of a pipe in the engine process that becomes the program's stdin (the zygote
+   * copies it with `pidfd_getfd(2)`), for a plan with `process.stdin`: the engine writes the input
+   * and closes its write end (end of file); neither the zygote nor a monitor holds one.
+   */
+  stdinFd?: number;
 }
 
 /** Engine → zygote: the cgroups of a container started with `cgroupsPending` are made (or failed). */

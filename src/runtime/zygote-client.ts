@@ -154,12 +154,16 @@ export class ZygoteClient {
     return reply;
   }
 
-  /** Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when the init failed. */
+  /**
+   * Starts a container process; resolves once execve succeeded. Throws {@link StartFailure} when
+   * the init failed. `stdinFd`: the read end of a pipe in this process that becomes its stdin
+   * (with `plan.spec.process.stdin`; kept open by the caller until this resolves or rejects).
+   */
   async start(
     plan: Plan,
     logPath: string,
     exitPath: string,
-    options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits; timeout?: number } = {},
+    options: { detach?: boolean; cgroups?: Promise<unknown>; log?: LogLimits; timeout?: number; stdinFd?: number } = {},
   ): Promise<StartedReply> {
     const detach = options.detach
       ? { monitor: await monitorBinary(), ...(options.timeout ? { timeout: options.timeout } : {}) }
@@ -181,6 +185,7 @@ export class ZygoteClient {
       ...(detach ? { detach } : {}),
       ...(options.cgroups ? { cgroupsPending: true } : {}),
       ...(init ? { init } : {}),
+      ...(options.stdinFd !== undefined ? { stdinFd: options.stdinFd } : {}),
     });
     // Awaited below; a rejection meanwhile (the zygote died) must not count as unhandled.
     pending.catch(() => undefined);

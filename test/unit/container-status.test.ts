@@ -28,6 +28,13 @@ describe('container state table', () => {
     expect(CONTAINER_STATUSES.filter((s) => can('exec', s))).toEqual(['running']);
   });
 
+  it('attaches before the start only to a created container, and attaches otherwise only to an active one', () => {
+    expect(CONTAINER_STATUSES.filter((s) => can('preattach', s))).toEqual(['created']);
+    expect(CONTAINER_STATUSES.filter((s) => can('attach', s))).toEqual(['running', 'paused', 'restarting']);
+    expect(nextStatus('preattach')).toBeUndefined();
+    expect(stateError('preattach', 'exited', 'abc')).toMatchObject({ code: 'INVALID_STATE', attempted: 'preattach' });
+  });
+
   it('leads start to running, pause to paused, exit to exited and remove to removed', () => {
     expect(nextStatus('start')).toBe('running');
     expect(nextStatus('pause')).toBe('paused');

@@ -7,7 +7,6 @@
  */
 import { statSync } from 'node:fs';
 import { open, close } from '../../kernel/fd.js';
-import { pidfdOpen, pidfdGetfd } from '../../kernel/process.js';
 import { setns } from '../../kernel/namespaces.js';
 import {
   CLONE_NEWCGROUP,
@@ -30,7 +29,7 @@ import { processStartTime } from '../proc.js';
 import type { ExecRequest } from '../protocol.js';
 import { sealedProgram } from '../sealed-program.js';
 import { withNativeFds } from '../native-init.js';
-import { FdSet } from './fds.js';
+import { engineFd, FdSet } from './fds.js';
 import { pump, watchExec } from './pump.js';
 import type { Child, ZygoteState } from './child.js';
 
@@ -117,15 +116,8 @@ export function exec(z: ZygoteState, req: ExecRequest): void {
     const [exR, exW] = fds.pipe();
     const [ctrlR, ctrlW] = fds.pipe();
     let stdin = -1;
-    if (req.stdinFd !== undefined && !plan.process.terminal) {
-      // The engine's pipe end, copied from the engine (our parent) into this process.
-      const parent = pidfdOpen(process.ppid);
-      try {
-        stdin = fds.add(pidfdGetfd(parent, req.stdinFd));
-      } finally {
-        close(parent);
-      }
-    }
+    // The engine's pipe end, copied from the engine (our parent) into this process.
+    if (req.stdinFd !== undefined && !plan.process.terminal) stdin = engineFd(fds, req.stdinFd);
     let pid: number;
     if (req.helper)
       pid = spawnExec(z, req.helper, plan, ns, pidns, { stdin, stdout: outW, stderr: errW, error: exW, ctrl: ctrlR });

@@ -7,6 +7,7 @@
  */
 import { attachCleanupErrors } from '../../errors.js';
 import { close, pipe2 } from '../../kernel/fd.js';
+import { pidfdGetfd, pidfdOpen } from '../../kernel/process.js';
 import { O_CLOEXEC } from '../../kernel/constants.js';
 
 /**
@@ -89,4 +90,27 @@ export function closeHeld<K extends string>(holder: { [k in K]: number }, key: K
   if (fd < 0) return;
   holder[key] = -1;
   close(fd);
+}
+
+/**
+ * Copies fd `fd` of the engine (the zygote's parent) into this process with `pidfd_getfd(2)`,
+ * owned by `fds`: a pipe end the engine made for a process's stdin.
+ */
+export function engineFd(fds: FdSet, fd: number): number {
+  const parent = pidfdOpen(process.ppid);
+  try {
+    return fds.add(pidfdGetfd(parent, fd));
+  } finally {
+    close(parent);
+  }
+}
+
+/**
+ * A container's stdin pipe, `[read, write]`, owned by `fds`: the engine's read end when the start
+ * carries one (`StartRequest.stdinFd`; then no write end is held here, `-1`, so the engine's
+ * writer alone decides when its program reads end of file), else a new pipe whose write end the
+ * run's owner holds open while it runs.
+ */
+export function containerStdin(fds: FdSet, engineStdin: number | undefined): [number, number] {
+  return engineStdin !== undefined ? [engineFd(fds, engineStdin), -1] : fds.pipe();
 }

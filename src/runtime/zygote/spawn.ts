@@ -31,7 +31,7 @@ import { readLine, runDetachedParent } from '../detach.js';
 import { spawnNativeInit } from '../native-init.js';
 import { sealedProgram } from '../sealed-program.js';
 import { DEFAULT_LOG_LIMITS } from '../log-writer.js';
-import type { FdSet } from './fds.js';
+import { containerStdin, type FdSet } from './fds.js';
 
 /** A forked, prepared init waiting for its plan. */
 export interface Template {
@@ -188,7 +188,7 @@ export class Spawner {
     const [ctrlR, ctrlW] = fds.pipe();
     const [goR, goW] = fds.pipe();
     const [pidR, pidW] = fds.pipe();
-    const [stdinR, stdinW] = proc.stdin && !proc.terminal ? fds.pipe() : [-1, -1];
+    const [stdinR, stdinW] = proc.stdin && !proc.terminal ? containerStdin(fds, req.stdinFd) : [-1, -1];
     const log = fds.add(open(req.logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640));
     let monitorPid = -1;
     try {

@@ -16,7 +16,7 @@ import type { StartRequest } from '../protocol.js';
 import type { RuntimeSpec } from '../plan.js';
 import { encodeInitPlan } from '../native-init.js';
 import { setupNetworkFromHost } from '../net-setup.js';
-import { FdSet } from './fds.js';
+import { containerStdin, FdSet } from './fds.js';
 import { pump, watchExec, watchMonitorReady } from './pump.js';
 import { reserveExitFile } from './reap.js';
 import type { Detached, Template } from './spawn.js';
@@ -77,7 +77,7 @@ export function start(z: ZygoteState, req: StartRequest): void {
       detached = d.detached;
     } else if (proc.stdin && !proc.terminal) {
       // A stdin pipe is wired at fork time: this start gets a template of its own.
-      const [r, w] = owned.pipe();
+      const [r, w] = containerStdin(owned, req.stdinFd);
       stdinW = w;
       try {
         t = init ? z.spawner.spawnInit(owned, init, flags, r, netns) : z.spawner.forkTemplate(owned, flags, r);
