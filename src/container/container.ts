@@ -47,6 +47,7 @@ import { waitForReady } from './wait-for.js';
 import { copyIntoContainer, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
+import { ContainerPool, type ContainerPoolOptions } from './pool.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
@@ -466,5 +467,26 @@ export class Container {
     const { engine: _engine, ...rest } = spec ?? ({} as ReuseSpec);
     const { record } = await getOrCreate((engine ?? Engine.default()).containers, rest, o);
     return new Container(record.id, engine ? { engine } : {});
+  }
+
+  /**
+   * A pool of started containers of `spec` (`size` kept idle, default 4) shared by the processes
+   * on the root opening the same spec and `name`; resolves once `size` are idle. See
+   * {@link ContainerPool}. The engine is `options.engine`, else `spec.engine`.
+   *
+   * @example
+   * ```ts
+   * await using pool = await Container.pool({ image: 'busybox', command: ['sleep', 'infinity'] }, { size: 4 });
+   * await using c = await pool.take();
+   * ```
+   */
+  static async pool(
+    spec: CreateOptions,
+    options: ContainerPoolOptions & EngineOption = {},
+  ): Promise<ContainerPool<Container>> {
+    const on = engineOption(options) ?? engineOption(spec) ?? Engine.default();
+    const { engine: _engine, ...rest } = spec ?? ({} as CreateOptions);
+    const handle = (id: string) => new Container(id, { engine: on });
+    return new ContainerPool(on, rest, options, handle).open();
   }
 }

@@ -1,0 +1,165 @@
+/**
+ * The files of one container pool, shared by every process on the root, under
+ * `<root>/pools/<key>/`:
+ *
+ * ```
+ * idle/<id>                        a started member nobody took; taking it = renaming this file
+ * taken/<pid>-<start time>-<id>    a member taken by that process (its pid and start time)
+ * holders/<pid>-<start time>-<n>   one per open pool handle of that process
+ * lock                             the flock around a refill, a sweep and the last close
+ * ```
+ *
+ * A take is one `readdir` and one `rename(2)` of `idle/<id>` to `taken/<tag>-<id>`: the kernel
+ * lets exactly one of several processes renaming the same file succeed (the others get `ENOENT`
+ * and try the next member), and the taker is recorded by the same atomic step. The owner tags
+ * (`<pid>-<start time>`, see `ownerTag`) tell a process that died from one that runs, also after
+ * its pid was reused. Only this file knows the layout.
+ *
+ * @module
+ */
+import { mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isSameProcess, ownerTag } from '../runtime/proc.js';
+
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
+const TAKEN_NAME = /^([0-9]+)-([0-9]+)-([0-9a-f]{64})$/;
+const HOLDER_NAME = /^([0-9]+)-([0-9]+)-[0-9a-f]+$/;
+const OWNER_TAG = /^([0-9]+)-([0-9]+)$/;
+
+/** A member taken by a process, as its file in `taken/` names it. */
+export interface TakenMember {
+  /** The file's name. */
+  readonly name: string;
+  /** The container's id. */
+  readonly id: string;
+  /** The taker's tag, `<pid>-<start time>`. */
+  readonly taker: string;
+}
+
+/** The file name recording that the process tagged `taker` took container `id`. */
+export function takenName(taker: string, id: string): string {
+  return `${taker}-${id}`;
+}
+
+/** The member a `taken/` file name records, or undefined for a name of another form. */
+export function parseTaken(name: string): TakenMember | undefined {
+  const m = TAKEN_NAME.exec(name);
+  return m ? { name, id: m[3]!, taker: `${m[1]}-${m[2]}` } : undefined;
+}
+
+/** The owner tag (`<pid>-<start time>`) that starts a holder file's name, or undefined for another form. */
+export function holderTag(name: string): string | undefined {
+  const m = HOLDER_NAME.exec(name);
+  return m ? `${m[1]}-${m[2]}` : undefined;
+}
+
+/** True while the process of owner tag `tag` runs; false when it ended (or the tag is malformed). */
+export function ownerAlive(tag: string): boolean {
+  const m = OWNER_TAG.exec(tag);
+  return m !== null && isSameProcess(Number(m[1]), Number(m[2]));
+}
+
+/** A listing of `dir` (empty when it does not exist). */
+function names(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+/** Unlinks `path`; one gone already is fine. */
+function unlinkIfThere(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** The files of one pool (see the module's comment). Synchronous: each call is one or two small syscalls. */
+export class PoolStore {
+  /** The pool's directory. */
+  readonly dir: string;
+
+  /** The store of the pool directory `dir`; touches nothing. */
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** The lock file of refills, sweeps and the last close. */
+  get lockPath(): string {
+    return join(this.dir, 'lock');
+  }
+
+  /** Makes the pool's directories. */
+  ensure(): void {
+    for (const d of ['idle', 'taken', 'holders']) mkdirSync(join(this.dir, d), { recursive: true, mode: 0o700 });
+  }
+
+  /** The ids of the idle members. */
+  idle(): string[] {
+    return names(join(this.dir, 'idle')).filter((n) => CONTAINER_ID.test(n));
+  }
+
+  /** Records the started container `id` as an idle member. */
+  addIdle(id: string): void {
+    writeFileSync(join(this.dir, 'idle', id), '', { flag: 'wx', mode: 0o600 });
+  }
+
+  /**
+   * Takes the idle member `id` for this process: true when this call took it, false when another
+   * process (or call) took it first.
+   */
+  claim(id: string): boolean {
+    try {
+      renameSync(join(this.dir, 'idle', id), join(this.dir, 'taken', takenName(ownerTag(), id)));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  /** Records container `id` (made by this process, never idle) as taken by this process. */
+  addTaken(id: string): void {
+    writeFileSync(join(this.dir, 'taken', takenName(ownerTag(), id)), '', { flag: 'wx', mode: 0o600 });
+  }
+
+  /** The taken members (every process's). */
+  taken(): TakenMember[] {
+    return names(join(this.dir, 'taken'))
+      .map(parseTaken)
+      .filter((t): t is TakenMember => t !== undefined);
+  }
+
+  /** Forgets a taken member (its container was removed). */
+  forgetTaken(name: string): void {
+    unlinkIfThere(join(this.dir, 'taken', name));
+  }
+
+  /** Registers an open handle of this process; returns its file's name. */
+  addHolder(): string {
+    const name = `${ownerTag()}-${randomBytes(6).toString('hex')}`;
+    writeFileSync(join(this.dir, 'holders', name), '', { flag: 'wx', mode: 0o600 });
+    return name;
+  }
+
+  /** Unregisters a handle. */
+  removeHolder(name: string): void {
+    unlinkIfThere(join(this.dir, 'holders', name));
+  }
+
+  /** Unregisters the handles of processes that ended; returns how many handles remain (live processes'). */
+  liveHolders(): number {
+    let live = 0;
+    for (const n of names(join(this.dir, 'holders'))) {
+      const tag = holderTag(n);
+      if (tag !== undefined && ownerAlive(tag)) live++;
+      else this.removeHolder(n);
+    }
+    return live;
+  }
+}
