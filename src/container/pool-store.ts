@@ -3,7 +3,8 @@
  * `<root>/pools/<key>/`:
  *
  * ```
- * idle/<id>                        a started member nobody took; taking it = renaming this file
+ * idle/<id>                        a started member nobody took: its init's pid and start time
+ *                                  (JSON); taking it = renaming this file
  * taken/<pid>-<start time>-<id>    a member taken by that process (its pid and start time)
  * holders/<pid>-<start time>-<n>   one per open pool handle of that process
  * lock                             the flock around a refill, a sweep and the last close
@@ -17,15 +18,22 @@
  *
  * @module
  */
-import { mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { isSameProcess, ownerTag } from '../runtime/proc.js';
 
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
 const TAKEN_NAME = /^([0-9]+)-([0-9]+)-([0-9a-f]{64})$/;
 const HOLDER_NAME = /^([0-9]+)-([0-9]+)-[0-9a-f]+$/;
 const OWNER_TAG = /^([0-9]+)-([0-9]+)$/;
+
+/** What an idle member's file holds: its init process, to tell at a take whether it still runs. */
+const idleMemberSchema = z.strictObject({
+  pid: z.number().int().positive(),
+  startTime: z.number().int().nonnegative(),
+});
 
 /** A member taken by a process, as its file in `taken/` names it. */
 export interface TakenMember {
@@ -104,23 +112,37 @@ export class PoolStore {
     return names(join(this.dir, 'idle')).filter((n) => CONTAINER_ID.test(n));
   }
 
-  /** Records the started container `id` as an idle member. */
-  addIdle(id: string): void {
-    writeFileSync(join(this.dir, 'idle', id), '', { flag: 'wx', mode: 0o600 });
+  /**
+   * Records the started container `id`, whose init is process `pid` started at `startTime`, as an
+   * idle member (written aside, then renamed in: a taker never reads half of it).
+   */
+  addIdle(id: string, pid: number, startTime: number): void {
+    const aside = join(this.dir, 'idle', `.${id}.${ownerTag()}`);
+    writeFileSync(aside, JSON.stringify({ pid, startTime }), { mode: 0o600 });
+    renameSync(aside, join(this.dir, 'idle', id));
   }
 
   /**
-   * Takes the idle member `id` for this process: true when this call took it, false when another
-   * process (or call) took it first.
+   * Takes the idle member `id` for this process: undefined when another process (or call) took it
+   * first, else whether its init still runs (the same process as when it became idle: a check of
+   * /proc, no record read).
    */
-  claim(id: string): boolean {
+  claim(id: string): { running: boolean } | undefined {
+    const taken = join(this.dir, 'taken', takenName(ownerTag(), id));
     try {
-      renameSync(join(this.dir, 'idle', id), join(this.dir, 'taken', takenName(ownerTag(), id)));
-      return true;
+      renameSync(join(this.dir, 'idle', id), taken);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
+    let text: unknown;
+    try {
+      text = JSON.parse(readFileSync(taken, 'utf8'));
+    } catch {
+      return { running: false }; // not a member's file: treated as a member that stopped
+    }
+    const member = idleMemberSchema.safeParse(text);
+    return { running: member.success && isSameProcess(member.data.pid, member.data.startTime) };
   }
 
   /** Records container `id` (made by this process, never idle) as taken by this process. */

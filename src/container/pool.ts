@@ -9,8 +9,9 @@
  * made them.
  *
  * **Take** (`pool-store.ts`): a `readdir` of the idle members and a `rename(2)` of one into
- * `taken/`, which exactly one process wins, then a check that the member still runs (a stopped
- * one is removed and the next tried). With none idle, `take()` creates and starts one itself.
+ * `taken/`, which exactly one process wins, then a check in /proc that the member's init still
+ * runs (its pid and start time, kept in the idle file: no record read; a member that stopped
+ * while idle is removed and the next tried). With none idle, `take()` creates and starts one itself.
  * Either way a refill starts in the background, off the caller's path.
  *
  * **Refill**: under the pool's `flock`, counts the idle members and makes new ones until there are
@@ -229,7 +230,8 @@ export class ContainerPool<C> implements AsyncDisposable {
 
   /**
    * A started container of the pool, now the caller's: an idle member when there is one (a
-   * `rename` and a status check: no container is made on this path), else one created and
+   * `rename`, and a read of /proc that its init still runs: no record is read on this path, no
+   * container made; one that stopped while idle is removed and the next tried), else one created and
    * started now (`signal` and `timeout` apply to that, checked between its steps). Starts a
    * refill in the background either way. The container is removed when disposed of, when this
    * handle closes, or when this process ends (by the next sweep of the pool).
@@ -248,13 +250,10 @@ export class ContainerPool<C> implements AsyncDisposable {
     const stop = callStop(o.signal, o.timeout);
     stop.throwIfStopped('taking a container from the pool');
     for (const id of this.#store.idle()) {
-      if (!this.#store.claim(id)) continue; // another process (or call) took it first
-      const rec = await this.#steps.get(id).catch((e: unknown) => {
-        if (e instanceof NotFoundError) return undefined;
-        throw e;
-      });
+      const member = this.#store.claim(id);
+      if (member === undefined) continue; // another process (or call) took it first
       this.#taken.add(id);
-      if (rec?.state.status === 'running') {
+      if (member.running) {
         this.#refill();
         return this.#handle(id);
       }
@@ -326,8 +325,8 @@ export class ContainerPool<C> implements AsyncDisposable {
     while (!this.#stop.signal.aborted && this.#store.idle().length < this.size) {
       const rec = await this.#steps.create(this.#create);
       try {
-        await this.#steps.start(rec.id);
-        this.#store.addIdle(rec.id);
+        const { state } = await this.#steps.start(rec.id);
+        this.#store.addIdle(rec.id, state.pid, state.startTime);
       } catch (e) {
         throw attachCleanupErrors(e, await cleanupErrors([() => removeMember(this.#steps, rec.id)]));
       }
