@@ -241,7 +241,7 @@ export class ContainerPool<C> implements AsyncDisposable {
    */
   async take(options: PoolTakeOptions = {}): Promise<C> {
     const o = parseOptions(takeSchema, options);
-    if (this.#closed) throw new StateError('closed', 'take', `pool ${this.key.slice(0, 12)} is closed`);
+    if (this.#closed) throw this.#closedError();
     const failure = this.#failure;
     if (failure) {
       this.#failure = undefined;
@@ -270,12 +270,19 @@ export class ContainerPool<C> implements AsyncDisposable {
       stop.throwIfStopped('taking a container from the pool');
       await this.#steps.start(rec.id);
       stop.throwIfStopped('taking a container from the pool');
+      // Closed meanwhile: the close has removed what this handle took, and would miss this one.
+      if (this.#closed) throw this.#closedError();
       this.#store.addTaken(rec.id);
     } catch (e) {
       throw attachCleanupErrors(e, await cleanupErrors([() => removeMember(this.#steps, rec.id)]));
     }
     this.#taken.add(rec.id);
     return rec.id;
+  }
+
+  /** The error of a take on a closed pool. */
+  #closedError(): StateError {
+    return new StateError('closed', 'take', `pool ${this.key.slice(0, 12)} is closed: open it again to take from it`);
   }
 
   /** The error a take reports for a failed background refill. */
