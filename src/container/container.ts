@@ -47,7 +47,8 @@ import { waitForReady } from './wait-for.js';
 import { copyIntoContainer, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
-import { ContainerPool, type ContainerPoolOptions } from './pool.js';
+import type { ContainerPool } from './pool.js';
+import { openPool, type ContainerPoolOptions } from './pool-open.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
@@ -472,7 +473,8 @@ export class Container {
   /**
    * A pool of started containers of `spec` (`size` kept idle, default 4) shared by the processes
    * on the root opening the same spec and `name`; resolves once `size` are idle. See
-   * {@link ContainerPool}. The engine is `options.engine`, else `spec.engine`.
+   * {@link ContainerPool}. The engine is `options.engine`, else `spec.engine`. With `waitFor`, a
+   * member is handed out only once ready.
    *
    * @example
    * ```ts
@@ -480,13 +482,7 @@ export class Container {
    * await using c = await pool.take();
    * ```
    */
-  static async pool(
-    spec: CreateOptions,
-    options: ContainerPoolOptions & EngineOption = {},
-  ): Promise<ContainerPool<Container>> {
-    const on = engineOption(options) ?? engineOption(spec) ?? Engine.default();
-    const { engine: _engine, ...rest } = spec ?? ({} as CreateOptions);
-    const handle = (id: string) => new Container(id, { engine: on });
-    return new ContainerPool(on, rest, options, handle).open();
+  static async pool(spec: CreateOptions, options: ContainerPoolOptions = {}): Promise<ContainerPool<Container>> {
+    return openPool(spec, options, (id, engine) => new Container(id, { engine }));
   }
 }

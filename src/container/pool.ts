@@ -44,14 +44,15 @@ import type { ContainerRecord } from './record.js';
 import { specHash } from './reuse.js';
 import { ownerAlive, PoolStore } from './pool-store.js';
 import type { ContainerListFilter } from './run-state.js';
+import type { WaitForOptions } from './wait-for.js';
 
 /** The label naming the pool (its key) a container is a member of. */
 export const POOL_LABEL = 'berth.pool';
 /** The label naming the process (`<pid>-<start time>`) that made a pool member. */
 export const WARMER_LABEL = 'berth.pool.warmer';
 
-/** Options of `Container.pool` (besides `engine`). */
-export interface ContainerPoolOptions {
+/** Options of a pool (`Container.pool` takes these and `engine`). */
+export interface PoolOptions {
   /** How many started members the pool keeps idle, 1 to 64. Default 4. */
   size?: number;
   /**
@@ -59,6 +60,12 @@ export interface ContainerPoolOptions {
    * pool when both the spec and the name are the same. Default: none (the spec alone).
    */
   name?: string;
+  /**
+   * A member is idle (and a take's own container handed out) only once these conditions hold, as
+   * `Container.start`'s `waitFor`; a member that does not get ready fails its refill (or take).
+   * Not part of the pool's key: every process sharing the pool should give the same.
+   */
+  waitFor?: WaitForOptions;
 }
 
 /** Options of {@link ContainerPool.take}. */
@@ -69,7 +76,7 @@ export interface PoolTakeOptions {
   timeout?: number;
 }
 
-/** Schema of {@link ContainerPoolOptions} (the `engine` is checked by the caller). */
+/** Schema of {@link PoolOptions} (`waitFor` and `engine` are checked by the caller). */
 export const poolOptionsSchema = z.strictObject({
   size: z.number().int().min(1).max(64).optional(),
   name: z
@@ -77,6 +84,7 @@ export const poolOptionsSchema = z.strictObject({
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
     .max(64)
     .optional(),
+  waitFor: z.unknown().optional(),
   engine: z.unknown().optional(),
 });
 
@@ -120,7 +128,7 @@ export function poolKey(hash: string, name?: string): string {
  */
 export function poolSpec(
   spec: ContainerCreateOptions,
-  options: ContainerPoolOptions,
+  options: PoolOptions,
 ): { options: ContainerCreateOptions; key: string; size: number } {
   const o = parseOptions(poolOptionsSchema, options);
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError('spec', 'expected create options');
@@ -162,6 +170,8 @@ export class ContainerPool<C> implements AsyncDisposable {
   readonly #store: PoolStore;
   readonly #create: ContainerCreateOptions;
   readonly #handle: (id: string) => C;
+  /** Waits until a started member is ready (`waitFor`), when the pool has conditions. */
+  readonly #ready: ((id: string, since: number) => Promise<void>) | undefined;
   readonly #stop = new AbortController();
   /** Containers taken through this handle, removed by its close. */
   readonly #taken = new Set<string>();
@@ -183,7 +193,8 @@ export class ContainerPool<C> implements AsyncDisposable {
 
   /**
    * A handle on the pool of `spec` on `engine`'s root (`<root>/pools/<key>/`); touches nothing (see
-   * `Container.pool`, which opens it). `handle` makes the handle of a taken container id.
+   * `Container.pool`, which opens it). `handle` makes the handle of a taken container id;
+   * `ready` waits until a member started at `since` (ms since the epoch) is ready.
    *
    * @internal
    *
@@ -192,8 +203,9 @@ export class ContainerPool<C> implements AsyncDisposable {
   constructor(
     engine: PoolEngine,
     spec: ContainerCreateOptions,
-    options: ContainerPoolOptions,
+    options: PoolOptions,
     handle: (id: string) => C,
+    ready?: (id: string, since: number) => Promise<void>,
   ) {
     const { options: create, key, size } = poolSpec(spec, options);
     this.size = size;
@@ -201,6 +213,7 @@ export class ContainerPool<C> implements AsyncDisposable {
     this.#engine = engine;
     this.#store = new PoolStore(join(engine.root, 'pools', key));
     this.#handle = handle;
+    this.#ready = ready;
     this.#create = {
       ...create,
       labels: { ...create.labels, [POOL_LABEL]: key, [WARMER_LABEL]: ownerTag() },
@@ -268,7 +281,7 @@ export class ContainerPool<C> implements AsyncDisposable {
     const rec = await this.#steps.create(this.#create);
     try {
       stop.throwIfStopped('taking a container from the pool');
-      await this.#steps.start(rec.id);
+      await this.#start(rec.id);
       stop.throwIfStopped('taking a container from the pool');
       // Closed meanwhile: the close has removed what this handle took, and would miss this one.
       if (this.#closed) throw this.#closedError();
@@ -327,12 +340,20 @@ export class ContainerPool<C> implements AsyncDisposable {
       });
   }
 
+  /** Starts member `id` and waits until it is ready (when the pool has `waitFor`). */
+  async #start(id: string): Promise<ContainerRecord> {
+    const since = Date.now();
+    const rec = await this.#steps.start(id);
+    await this.#ready?.(id, since);
+    return rec;
+  }
+
   /** Under the pool's lock: makes members until `size` are idle (or this handle closes). */
   async #fill(): Promise<void> {
     while (!this.#stop.signal.aborted && this.#store.idle().length < this.size) {
       const rec = await this.#steps.create(this.#create);
       try {
-        const { state } = await this.#steps.start(rec.id);
+        const { state } = await this.#start(rec.id);
         this.#store.addIdle(rec.id, state.pid, state.startTime);
       } catch (e) {
         throw attachCleanupErrors(e, await cleanupErrors([() => removeMember(this.#steps, rec.id)]));

@@ -130,6 +130,25 @@ describe('Container.pool', () => {
     expect(await Container.list({ all: true, engine })).toEqual([]);
   });
 
+  it('with waitFor, a member is handed out only once its condition held (checked until it did)', async () => {
+    const { engine } = await testEngine();
+    // Holds on its third check: a member handed out has been checked at least three times.
+    const third = ['sh', '-c', 'echo x >> /tmp/checks; [ "$(wc -l < /tmp/checks)" -ge 3 ]'];
+    await using pool = await Container.pool({ ...SPEC, engine }, { size: 1, waitFor: { exec: third } });
+    await using c = await pool.take();
+    expect((await c.exec(['wc', '-l', '/tmp/checks'])).stdout).toMatch(/^3 /);
+    await using own = await pool.take(); // none idle: made by the take, ready too
+    expect((await own.exec(['wc', '-l', '/tmp/checks'])).stdout).toMatch(/^3 /);
+  });
+
+  it('a member that never gets ready fails the open with TIMEOUT, and leaves no container', async () => {
+    const { engine } = await testEngine();
+    await expect(
+      Container.pool({ ...SPEC, engine }, { size: 2, waitFor: { exec: ['false'], timeout: 300 } }),
+    ).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(await Container.list({ all: true, engine })).toEqual([]);
+  });
+
   it('bad options and specs are refused, naming the field, before anything is made', async () => {
     const root = join(tempDir('pool-bad'), 'root');
     const engine = new Engine({ root, runRoot: join(root, 'run') });
@@ -141,6 +160,8 @@ describe('Container.pool', () => {
         [SPEC, { name: '../x' }, 'name'],
         [SPEC, { nope: 1 } as never, 'nope'],
         [SPEC, { engine: 'x' } as never, 'engine'],
+        [SPEC, { waitFor: {} }, 'waitFor'],
+        [SPEC, { waitFor: { port: 0 } }, 'waitFor.port'],
         [{ ...SPEC, name: 'one' }, {}, 'name'],
         [{ ...SPEC, detach: false }, {}, 'detach'],
         [{ ...SPEC, workdir: 'relative' }, {}, 'workdir'],

@@ -15,7 +15,7 @@ import {
   poolKey,
   poolSpec,
   WARMER_LABEL,
-  type ContainerPoolOptions,
+  type PoolOptions,
   type PoolSteps,
 } from '../../src/container/pool.js';
 import { holderTag, ownerAlive, parseTaken, PoolStore, takenName } from '../../src/container/pool-store.js';
@@ -90,7 +90,7 @@ class FakeSteps implements PoolSteps {
 }
 
 /** A pool of `SPEC` on a fake manager and a temp root (not opened). */
-function fakePool(options: ContainerPoolOptions = { size: 2 }, steps = new FakeSteps(), root = tempDir('pool')) {
+function fakePool(options: PoolOptions = { size: 2 }, steps = new FakeSteps(), root = tempDir('pool')) {
   const pool = new ContainerPool({ root, containers: steps }, SPEC, options, (cid) => cid);
   return { pool, steps, root, store: new PoolStore(join(root, 'pools', pool.key)) };
 }
@@ -129,7 +129,7 @@ describe('pool key and options', () => {
     ['a spec create refuses', { ...SPEC, workdir: 'relative' }, {}, 'workdir'],
     ['no spec', null as never, {}, 'spec'],
   ])('refuses %s, naming the field', (_, spec, options, field) => {
-    expect(() => poolSpec(spec, options as ContainerPoolOptions)).toThrow(
+    expect(() => poolSpec(spec, options as PoolOptions)).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT', field }),
     );
   });

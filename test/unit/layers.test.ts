@@ -40,6 +40,7 @@ const PUBLIC = new Set([
   'container/container.ts',
   'container/process.ts', // ContainerProcess and ContainerAttachment, the handles spawn() and attach() return
   'container/handle-options.ts', // the option and result types of the Container handle's methods
+  'container/pool-open.ts', // Container.pool's checks (engine, waitFor) and the pool opened on the engine
   'image/image.ts',
   'volume/volume.ts',
   'network/network.ts',
