@@ -38,11 +38,11 @@ import { attachCleanupErrors, BerthError, InvalidArgumentError, NotFoundError, S
 import { withLock } from '../state/lock.js';
 import { ownerTag } from '../runtime/proc.js';
 import { callStop } from './call-stop.js';
-import { cleanupErrors } from './cleanup.js';
+import { cleanupErrors, settleAll } from './cleanup.js';
 import { parseOptions, type ContainerCreateOptions } from './options.js';
 import type { ContainerRecord } from './record.js';
 import { specHash } from './reuse.js';
-import { ownerAlive, PoolStore } from './pool-store.js';
+import { ownerAlive, PoolStore, takenName } from './pool-store.js';
 import type { ContainerListFilter } from './run-state.js';
 import type { WaitForOptions } from './wait-for.js';
 
@@ -364,7 +364,7 @@ export class ContainerPool<C> implements AsyncDisposable {
   /** Removes taken container `id` (this handle's) and forgets it. */
   async #forget(id: string): Promise<void> {
     await removeMember(this.#steps, id);
-    this.#store.forgetTaken(`${ownerTag()}-${id}`);
+    this.#store.forgetTaken(takenName(ownerTag(), id));
     this.#taken.delete(id);
   }
 
@@ -374,39 +374,46 @@ export class ContainerPool<C> implements AsyncDisposable {
    * accounts for whose maker died; and forgets taken files whose container is gone.
    */
   async #sweep(full: boolean): Promise<void> {
-    const errors: unknown[] = [];
-    const removing = async (id: string, name?: string): Promise<void> => {
-      try {
-        await removeMember(this.#steps, id);
-        if (name !== undefined) this.#store.forgetTaken(name);
-      } catch (e) {
-        errors.push(e);
-      }
+    const message = `sweeping pool ${this.key.slice(0, 12)}`;
+    const remove = (id: string, name: string) => async () => {
+      await removeMember(this.#steps, id);
+      this.#store.forgetTaken(name);
     };
-    for (const t of this.#store.taken()) if (!ownerAlive(t.taker)) await removing(t.id, t.name);
-    if (full) {
-      // The members first, then the idle files, then the taken ones: a member moves from idle to
-      // taken only, so each listed member that is in neither had never reached its idle file.
-      const members = await this.#steps.list({ all: true, label: [`${POOL_LABEL}=${this.key}`] });
-      const idle = new Set(this.#store.idle());
-      const taken = new Map(this.#store.taken().map((t) => [t.id, t.name]));
-      for (const m of members) {
-        if (idle.has(m.id)) {
-          if (m.state.status !== 'running' && this.#store.claim(m.id)) await removing(m.id, `${ownerTag()}-${m.id}`);
-        } else if (!taken.has(m.id) && !ownerAlive(m.config.labels[WARMER_LABEL] ?? '')) await removing(m.id);
-      }
-      const listed = new Set(members.map((m) => m.id));
-      for (const [id, name] of taken) {
-        if (listed.has(id)) continue;
-        // Not listed: removed, or made after the listing (then its record is there now).
-        await this.#steps.get(id).then(
-          () => undefined,
-          (e: unknown) => (e instanceof NotFoundError ? this.#store.forgetTaken(name) : errors.push(e)),
-        );
-      }
+    await settleAll(
+      this.#store
+        .taken()
+        .filter((t) => !ownerAlive(t.taker))
+        .map((t) => remove(t.id, t.name)),
+      message,
+    );
+    if (!full) return;
+    // The members first, then the idle files, then the taken ones: a member moves from idle to
+    // taken only, so each listed member that is in neither had never reached its idle file.
+    const members = await this.#steps.list({ all: true, label: [`${POOL_LABEL}=${this.key}`] });
+    const idle = new Set(this.#store.idle());
+    const taken = new Map(this.#store.taken().map((t) => [t.id, t.name]));
+    const steps: Array<() => Promise<void>> = [];
+    for (const m of members) {
+      // An idle member that stopped is claimed first (as a take would), so that no take gets it.
+      const stopped = idle.has(m.id) && m.state.status !== 'running' && this.#store.claim(m.id) !== undefined;
+      const orphan = !idle.has(m.id) && !taken.has(m.id) && !ownerAlive(m.config.labels[WARMER_LABEL] ?? '');
+      if (stopped || orphan) steps.push(remove(m.id, takenName(ownerTag(), m.id)));
     }
-    if (errors.length)
-      throw errors.length === 1 ? errors[0] : new AggregateError(errors, `sweeping pool ${this.key.slice(0, 12)}`);
+    const listed = new Set(members.map((m) => m.id));
+    for (const [id, name] of taken) {
+      if (listed.has(id)) continue;
+      // Not listed: removed, or made after the listing (then its record is there now).
+      steps.push(() =>
+        this.#steps.get(id).then(
+          () => undefined,
+          (e: unknown) => {
+            if (!(e instanceof NotFoundError)) throw e;
+            this.#store.forgetTaken(name);
+          },
+        ),
+      );
+    }
+    await settleAll(steps, message);
   }
 
   /**
