@@ -13,6 +13,8 @@ import { describe, expect, it } from 'vitest';
 import { Container, Engine, POOL_LABEL, type ContainerPool } from '../../src/index.js';
 import { BUSYBOX_REF, NO_NETWORK, testEngine } from '../helpers/engine.js';
 import { tempDir } from '../helpers/tmp.js';
+import { poolSpec } from '../../src/container/pool.js';
+import { PoolStore } from '../../src/container/pool-store.js';
 
 /** The spec the tests and `test/fixtures/pool-process.ts` share (the same spec: the same pool). */
 const SPEC = { image: BUSYBOX_REF, command: ['sleep', '600'], ...NO_NETWORK };
@@ -70,7 +72,7 @@ describe('Container.pool', () => {
     expect(after).toContain(id);
   });
 
-  it('two processes taking at once on one root never get the same container, and the last close leaves none', async () => {
+  it('two processes taking at once on one root never get the same container, refill to the size without overshooting, and the last close leaves none', async () => {
     const { engine, root } = await testEngine();
     const procs = [taker(root, 3), taker(root, 3)];
     try {
@@ -79,6 +81,11 @@ describe('Container.pool', () => {
       const ids = (await Promise.all(procs.map(async (p) => JSON.parse(await p.line()) as string[]))).flat();
       expect(ids).toHaveLength(6);
       expect(new Set(ids).size).toBe(6);
+      // Both refill (one at a time, under the pool's lock): two idle in the end, never more.
+      const { key } = poolSpec(SPEC, { size: 2 });
+      const store = new PoolStore(join(root, 'pools', key));
+      while (store.idle().length < 2) await new Promise((r) => setTimeout(r, 20));
+      expect(await members(engine, key)).toHaveLength(8);
       for (const p of procs) p.proc.stdin.end();
       await Promise.all(procs.map((p) => exited(p.proc)));
       expect(procs.map((p) => p.proc.exitCode)).toEqual([0, 0]);
