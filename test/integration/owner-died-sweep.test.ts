@@ -6,11 +6,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/index.js';
 import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+import { processGone } from '../helpers/process.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -54,18 +54,6 @@ function recordedPid(root: string, id: string): number {
   return (
     JSON.parse(fs.readFileSync(path.join(root, 'containers', `${id}.json`), 'utf8')) as { state: { pid: number } }
   ).state.pid;
-}
-
-/** Resolves once process `pid` no longer exists. */
-async function processGone(pid: number): Promise<void> {
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await sleep(20);
-  }
 }
 
 describe('containers whose owner process died', () => {

@@ -44,6 +44,7 @@ const PUBLIC = new Set([
   'image/image.ts',
   'volume/volume.ts',
   'network/network.ts',
+  'vitest/index.ts', // the `berth/vitest` entry: fixtures over the public Container (imports `berth` only)
 ]);
 
 /** Files of runtime rank outside `src/runtime`, and why. */
