@@ -53,7 +53,10 @@ export const WARMER_LABEL = 'berth.pool.warmer';
 
 /** Options of a pool (`Container.pool` takes these and `engine`). */
 export interface PoolOptions {
-  /** How many started members the pool keeps idle, 1 to 64. Default 4. */
+  /**
+   * How many started members the pool keeps idle, 1 to 64. Default 4. Not part of the key: each
+   * handle refills up to its own size, so processes asking different sizes keep the largest.
+   */
   size?: number;
   /**
    * Tells pools of the same spec apart (`[a-zA-Z0-9][a-zA-Z0-9_.-]`, up to 64): processes share a
