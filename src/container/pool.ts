@@ -37,7 +37,7 @@ import { z } from 'zod';
 import { attachCleanupErrors, BerthError, InvalidArgumentError, NotFoundError, StateError } from '../errors.js';
 import { withLock } from '../state/lock.js';
 import { ownerTag } from '../runtime/proc.js';
-import { callStop } from './call-stop.js';
+import { callStop, type CallStop } from './call-stop.js';
 import { cleanupErrors, settleAll } from './cleanup.js';
 import { parseOptions, type ContainerCreateOptions } from './options.js';
 import type { ContainerRecord } from './record.js';
@@ -95,6 +95,9 @@ const takeSchema = z.strictObject({
   signal: z.instanceof(AbortSignal).optional(),
   timeout: z.number().int().positive().optional(),
 });
+
+/** What a stopped take's error names. */
+const TAKING = 'taking a container from the pool';
 
 /** What a pool needs from the container manager (`ContainerService` has it all). */
 export interface PoolSteps {
@@ -264,7 +267,7 @@ export class ContainerPool<C> implements AsyncDisposable {
       throw this.#refillError(failure.error);
     }
     const stop = callStop(o.signal, o.timeout);
-    stop.throwIfStopped('taking a container from the pool');
+    stop.throwIfStopped(TAKING);
     for (const id of this.#store.idle()) {
       const member = this.#store.claim(id);
       if (member === undefined) continue; // another process (or call) took it first
@@ -280,19 +283,32 @@ export class ContainerPool<C> implements AsyncDisposable {
   }
 
   /** Makes a member for the caller (none was idle); `stop` is checked between the steps. */
-  async #makeTaken(stop: ReturnType<typeof callStop>): Promise<string> {
-    const rec = await this.#steps.create(this.#create);
-    try {
-      stop.throwIfStopped('taking a container from the pool');
-      await this.#start(rec.id);
-      stop.throwIfStopped('taking a container from the pool');
+  async #makeTaken(stop: CallStop): Promise<string> {
+    const id = await this.#make((rec) => {
       // Closed meanwhile: the close has removed what this handle took, and would miss this one.
       if (this.#closed) throw this.#closedError();
       this.#store.addTaken(rec.id);
+    }, stop);
+    this.#taken.add(id);
+    return id;
+  }
+
+  /**
+   * Creates and starts a member, waits until it is ready (when the pool has `waitFor`), then
+   * `record`s it; when a step fails (or `stop` fired between two), removes it and rethrows.
+   */
+  async #make(record: (started: ContainerRecord) => void, stop?: CallStop): Promise<string> {
+    const rec = await this.#steps.create(this.#create);
+    try {
+      stop?.throwIfStopped(TAKING);
+      const since = Date.now();
+      const started = await this.#steps.start(rec.id);
+      await this.#ready?.(rec.id, since);
+      stop?.throwIfStopped(TAKING);
+      record(started);
     } catch (e) {
       throw attachCleanupErrors(e, await cleanupErrors([() => removeMember(this.#steps, rec.id)]));
     }
-    this.#taken.add(rec.id);
     return rec.id;
   }
 
@@ -343,25 +359,10 @@ export class ContainerPool<C> implements AsyncDisposable {
       });
   }
 
-  /** Starts member `id` and waits until it is ready (when the pool has `waitFor`). */
-  async #start(id: string): Promise<ContainerRecord> {
-    const since = Date.now();
-    const rec = await this.#steps.start(id);
-    await this.#ready?.(id, since);
-    return rec;
-  }
-
   /** Under the pool's lock: makes members until `size` are idle (or this handle closes). */
   async #fill(): Promise<void> {
-    while (!this.#stop.signal.aborted && this.#store.idle().length < this.size) {
-      const rec = await this.#steps.create(this.#create);
-      try {
-        const { state } = await this.#start(rec.id);
-        this.#store.addIdle(rec.id, state.pid, state.startTime);
-      } catch (e) {
-        throw attachCleanupErrors(e, await cleanupErrors([() => removeMember(this.#steps, rec.id)]));
-      }
-    }
+    while (!this.#stop.signal.aborted && this.#store.idle().length < this.size)
+      await this.#make(({ id, state }) => this.#store.addIdle(id, state.pid, state.startTime));
   }
 
   /** Removes taken container `id` (this handle's) and forgets it. */
