@@ -14,8 +14,8 @@
  * while idle is removed and the next tried). With none idle, `take()` creates and starts one itself.
  * Either way a refill starts in the background, off the caller's path.
  *
- * **Refill**: under the pool's `flock`, counts the idle members and makes new ones until there are
- * `size`, so that several processes refilling at once do not overshoot. A refill's failure is
+ * **Refill**: under the pool's `flock`, counts the idle members and makes the missing ones at once
+ * (counted again after each round), so that several processes refilling at once do not overshoot. A refill's failure is
  * never an unhandled rejection: the next `take()` rejects with it as its cause (the one after
  * tries again), or `close()` does when no take came.
  *
@@ -34,7 +34,14 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { attachCleanupErrors, BerthError, InvalidArgumentError, NotFoundError, StateError } from '../errors.js';
+import {
+  attachCleanupErrors,
+  BerthError,
+  InvalidArgumentError,
+  NotFoundError,
+  StateError,
+  type ErrorCode,
+} from '../errors.js';
 import { withLock } from '../state/lock.js';
 import { ownerTag } from '../runtime/proc.js';
 import { callStop, type CallStop } from './call-stop.js';
@@ -144,6 +151,24 @@ export function poolSpec(
     throw new InvalidArgumentError('detach', "a pool's members are detached (any process on the root may take one)");
   const { options: create, hash } = specHash(spec);
   return { options: create, key: poolKey(hash, o.name), size: o.size ?? 4 };
+}
+
+/** The code of `e` when it is a berth error, else `INTERNAL`. */
+function codeOf(e: unknown): ErrorCode {
+  return e instanceof BerthError ? e.code : 'INTERNAL';
+}
+
+/**
+ * One error for the members of a fill round that failed (of `made` made at once): the error itself
+ * when one failed, else one with the first's code and message and all of them as its cause.
+ */
+function fillError(errors: unknown[], made: number): unknown {
+  const [first] = errors;
+  if (errors.length === 1) return first;
+  const why = first instanceof Error ? first.message : String(first);
+  return new BerthError(codeOf(first), `${errors.length} of ${made} new pool members failed, the first: ${why}`, {
+    cause: new AggregateError(errors, 'the pool members that failed'),
+  });
 }
 
 /** Removes container `id` (forced, with its anonymous volumes); one gone already is fine. */
@@ -319,10 +344,9 @@ export class ContainerPool<C> implements AsyncDisposable {
 
   /** The error a take reports for a failed background refill. */
   #refillError(cause: unknown): BerthError {
-    const code = cause instanceof BerthError ? cause.code : 'INTERNAL';
     const why = cause instanceof Error ? cause.message : String(cause);
     return new BerthError(
-      code,
+      codeOf(cause),
       `refilling pool ${this.key.slice(0, 12)} in the background failed: ${why} (reported once; the next take tries again)`,
       { cause },
     );
@@ -359,10 +383,19 @@ export class ContainerPool<C> implements AsyncDisposable {
       });
   }
 
-  /** Under the pool's lock: makes members until `size` are idle (or this handle closes). */
+  /**
+   * Under the pool's lock: makes the missing members, all at once (a slow start, such as a
+   * database's with `waitFor`, is paid once, not `size` times), until `size` are idle or this
+   * handle closes. A member that fails is removed; the others still become idle.
+   */
   async #fill(): Promise<void> {
-    while (!this.#stop.signal.aborted && this.#store.idle().length < this.size)
-      await this.#make(({ id, state }) => this.#store.addIdle(id, state.pid, state.startTime));
+    for (;;) {
+      const missing = this.size - this.#store.idle().length;
+      if (this.#stop.signal.aborted || missing <= 0) return;
+      const add = ({ id, state }: ContainerRecord) => this.#store.addIdle(id, state.pid, state.startTime);
+      const errors = await cleanupErrors(Array.from({ length: missing }, () => () => this.#make(add)));
+      if (errors.length) throw fillError(errors, missing);
+    }
   }
 
   /** Removes taken container `id` (this handle's) and forgets it. */

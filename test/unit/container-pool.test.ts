@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NotFoundError } from '../../src/errors.js';
+import { NotFoundError, StateError } from '../../src/errors.js';
 import {
   ContainerPool,
   POOL_LABEL,
@@ -239,12 +239,29 @@ describe('ContainerPool', () => {
   it('an open whose fill fails rejects with that failure and removes what it made', async () => {
     const { pool, steps } = fakePool({ size: 3 });
     const failure = new Error('no image');
-    steps.onCreate = () => {
-      if (steps.creates === 2) steps.failCreate = failure;
-    };
+    steps.onCreate = () => (steps.failCreate = steps.creates === 2 ? failure : undefined);
     await expect(pool.open()).rejects.toBe(failure);
     expect(steps.recs.size).toBe(0);
     await expect(pool.take()).rejects.toMatchObject({ code: 'INVALID_STATE' });
+  });
+
+  it("an open whose members all fail rejects with the first failure's code, every failure in its cause", async () => {
+    const { pool, steps } = fakePool({ size: 3 });
+    steps.failCreate = new StateError('x', 'create', 'no space', 'INVALID_STATE');
+    const e = await pool.open().then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toMatchObject({
+      code: 'INVALID_STATE',
+      message: expect.stringMatching(/^3 of 3 new pool members failed/),
+    });
+    expect(((e as Error).cause as AggregateError).errors).toEqual([
+      steps.failCreate,
+      steps.failCreate,
+      steps.failCreate,
+    ]);
+    expect(steps.recs.size).toBe(0);
   });
 
   it('an open removes the containers of takers that died, and members no file accounts for whose maker died', async () => {
