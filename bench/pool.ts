@@ -119,7 +119,7 @@ async function main(): Promise<void> {
         ['what', 'median ms', 'p95 ms', 'min–max ms', 'runs', 'note'],
         row('pool.take(), pool full', full, 'a readdir, a rename, a /proc read'),
         row('pool.take(), refill running', busy, "another take's refill in this process"),
-        row('pool.take(), pool empty', empty, 'creates and starts its own (as run does)'),
+        row('pool.take(), pool empty', empty, 'creates and starts its own, then refills'),
         row('Container.run, same spec, detached', run, 'create + start: what a take saves'),
         row(UNSHARE_FLOOR, floor, 'floor: namespaces only, no rootfs'),
         ['Container.pool() open, filled to size', openMs.toFixed(2), '', '', '1', `${SIZE} members made`],

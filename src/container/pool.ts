@@ -303,8 +303,11 @@ export class ContainerPool<C> implements AsyncDisposable {
       }
       await this.#forget(id); // stopped (or removed) while idle: not handed out
     }
-    this.#refill();
-    return this.#handle(await this.#makeTaken(stop));
+    try {
+      return this.#handle(await this.#makeTaken(stop));
+    } finally {
+      this.#refill(); // after its own container: a refill started now would slow it down
+    }
   }
 
   /** Makes a member for the caller (none was idle); `stop` is checked between the steps. */

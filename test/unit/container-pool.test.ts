@@ -316,7 +316,7 @@ describe('ContainerPool', () => {
     const stop = new AbortController();
     const made = steps.created.length;
     steps.onCreate = () => stop.abort();
-    // The take's own create comes first (the refill it starts waits for the next turn of the loop).
+    // The take's own create comes first (its refill starts after it).
     await expect(pool.take({ signal: stop.signal })).rejects.toMatchObject({ code: 'ABORTED' });
     steps.onCreate = () => undefined;
     expect(steps.recs.has(steps.created[made]!)).toBe(false);
