@@ -8,7 +8,8 @@
  * - *refill running*: with the pool full, one take (not measured) and its container's removal, then
  *   the measured take at once, while the first take's refill creates and starts its replacement
  *   in the same process (its CPU and event loop shared with the take);
- * - *pool empty*: `size` takes back to back and then one more: a take that creates its container.
+ * - *pool empty*: `size` takes back to back and then one more: a take that creates its container
+ *   while the refill the first takes started makes `size` members beside it.
  *
  * Usage: `npx tsx bench/pool.ts [runs]` (part of `npm run bench`).
  *
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
         ['what', 'median ms', 'p95 ms', 'min–max ms', 'runs', 'note'],
         row('pool.take(), pool full', full, 'a readdir, a rename, a /proc read'),
         row('pool.take(), refill running', busy, "another take's refill in this process"),
-        row('pool.take(), pool empty', empty, 'creates and starts its own, then refills'),
+        row('pool.take(), pool empty', empty, 'creates its own, beside the refill of the takes before'),
         row('Container.run, same spec, detached', run, 'create + start: what a take saves'),
         row(UNSHARE_FLOOR, floor, 'floor: namespaces only, no rootfs'),
         ['Container.pool() open, filled to size', openMs.toFixed(2), '', '', '1', `${SIZE} members made`],
