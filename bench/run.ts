@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { Container, Engine, Image, Network } from '../src/index.js';
 import { benchRootfs } from './lib/busybox.js';
 import { formatTable, median, minMax, pssOfPid, timeIt } from './lib/stats.js';
+import { UNSHARE_FLOOR, unshareTrue } from './lib/floor.js';
 
 const RUNS = Math.max(30, Number(process.argv[2] ?? 50));
 const root = mkdtempSync(join(tmpdir(), 'berth-bench-'));
@@ -130,16 +131,8 @@ async function main(): Promise<void> {
       '/run is a tmpfs on systemd distributions; not on this VM',
     ),
   );
-  const floor = await timeWithCpu(() => {
-    execFileSync('unshare', ['--pid', '--fork', '--mount', '--uts', '--ipc', '--net', '--mount-proc', 'true']);
-  }, RUNS);
-  rows.push(
-    row(
-      'unshare --pid --fork --mount --uts --ipc --net --mount-proc true',
-      floor.samples,
-      `floor: namespaces only, no rootfs; ${floor.cpu}`,
-    ),
-  );
+  const floor = await timeWithCpu(unshareTrue, RUNS);
+  rows.push(row(UNSHARE_FLOOR, floor.samples, `floor: namespaces only, no rootfs; ${floor.cpu}`));
   if (which('crun')) {
     const bundle = crunBundle(dir);
     let n = 0;

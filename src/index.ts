@@ -106,6 +106,8 @@ export type { WaitForOptions } from './container/wait-for.js';
 export type { ContainerFiles, ContainerFileSource } from './container/fs/files.js';
 export type { PublishedUrlOptions } from './container/published.js';
 export { SPEC_HASH_LABEL, type ReuseOptions } from './container/reuse.js';
+export { ContainerPool, POOL_LABEL, WARMER_LABEL, type PoolOptions, type PoolTakeOptions } from './container/pool.js';
+export type { ContainerPoolOptions } from './container/pool-open.js';
 
 // `image.run()` is `Container.run` with the image and its engine: wired here, where both classes
 // are known, so that neither module imports the other.

@@ -25,6 +25,23 @@ export function median(samples: readonly number[]): number {
 }
 
 /**
+ * The `p`-th percentile of `samples` (nearest rank: the smallest sample with at least `p`% of
+ * the samples at or below it), e.g. `percentile(s, 95)` for the p95.
+ *
+ * @throws RangeError when `samples` is empty or `p` is not in 0–100.
+ * @example
+ * ```ts
+ * percentile([1, 2, 3, 4], 50); // 2
+ * ```
+ */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) throw new RangeError('percentile of no samples');
+  if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be in 0–100, got ${p}`);
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+/**
  * The smallest and largest of `samples`.
  *
  * @throws RangeError when `samples` is empty.

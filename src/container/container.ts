@@ -47,8 +47,11 @@ import { copyIntoContainer, type ContainerFiles } from './fs/files.js';
 import * as published from './published.js';
 import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } from './reuse.js';
 import { Snapshot, type SnapshotCreateOptions, type SnapshotOptions } from './snapshot.js';
-import { runWithin, spawnStarter, startWithin } from './call-limits.js';
-import { attachSource, checkInput, parseInput } from './start-io.js';
+import { spawnStarter, startWithin } from './call-limits.js';
+import { attachSource, parseInput } from './start-io.js';
+import { runContainer } from './handle-run.js';
+import type { ContainerPool } from './pool.js';
+import { openPool, type ContainerPoolOptions } from './pool-open.js';
 
 /**
  * A container, by id, unique id prefix or name. The constructor touches nothing; each method
@@ -111,22 +114,7 @@ export class Container {
     command?: string | string[],
     options: RunOptions = {},
   ): Promise<Container> {
-    const { waitFor, signal, input: rawInput, engine: _engine, ...create } = options ?? {};
-    const start = parseOptions(startSchema, { waitFor, signal });
-    const input = parseInput(rawInput);
-    if (input !== undefined) checkInput(create);
-    const engine = engineOption(options) ?? (Snapshot.isSnapshot(image) ? image.engine : undefined);
-    const svc = (engine ?? Engine.default()).containers;
-    const spec = { ...create, ...(command !== undefined ? { command } : {}) };
-    const id = await runWithin(
-      svc,
-      Snapshot.isSnapshot(image) ? `snapshot ${image.id}` : image,
-      (s) =>
-        Snapshot.isSnapshot(image)
-          ? image.create({ ...spec, image })
-          : svc.create({ ...spec, image }, undefined, s).then((r) => r.id),
-      { ...start, input },
-    );
+    const { id, engine } = await runContainer(image, command, options);
     return new Container(id, engine ? { engine } : {});
   }
 
@@ -491,5 +479,21 @@ export class Container {
    */
   async snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
     return Snapshot.take(this.ref, options, this.#engine);
+  }
+
+  /**
+   * A pool of started containers of `spec` (`size` kept idle, default 4) shared by the processes
+   * on the root opening the same spec and `name`; resolves once `size` are idle. See
+   * {@link ContainerPool}. The engine is `options.engine`, else `spec.engine`. With `waitFor`, a
+   * member is handed out only once ready.
+   *
+   * @example
+   * ```ts
+   * await using pool = await Container.pool({ image: 'busybox', command: ['sleep', 'infinity'] }, { size: 4 });
+   * await using c = await pool.take();
+   * ```
+   */
+  static async pool(spec: CreateOptions, options: ContainerPoolOptions = {}): Promise<ContainerPool<Container>> {
+    return openPool(spec, options, (id, engine) => new Container(id, { engine }));
   }
 }

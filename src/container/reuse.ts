@@ -84,14 +84,26 @@ export function stableJson(value: unknown): string {
 
 /**
  * The create options `spec` as {@link getOrCreate} makes them (`detach` true unless given), and
- * their hash: sha256 of the stable JSON of the checked options without the name and the hash label.
+ * their hash (see {@link specHash}).
  *
- * @throws InvalidArgumentError when `spec` is not valid create options.
+ * @throws InvalidArgumentError when `spec` has no name or is not valid create options.
  */
 export function reuseSpec(spec: ReuseSpec): { options: ContainerCreateOptions; hash: string } {
   if (typeof spec?.name !== 'string' || spec.name === '')
     throw new InvalidArgumentError('name', 'a name is required to find the container again');
-  const withDetach: ContainerCreateOptions = { ...spec, detach: spec.detach ?? true };
+  return specHash(spec);
+}
+
+/**
+ * The create options `spec` with `detach` true unless given and the label {@link SPEC_HASH_LABEL}
+ * set, and their hash: sha256 of the stable JSON of the options as the create schema checks them,
+ * without the name and the hash label. The one spec hash of the folder: `getOrCreate` and the
+ * pools (`pool.ts`) key containers by it.
+ *
+ * @throws InvalidArgumentError when `spec` is not valid create options.
+ */
+export function specHash(spec: ContainerCreateOptions): { options: ContainerCreateOptions; hash: string } {
+  const withDetach: ContainerCreateOptions = { ...spec, detach: spec?.detach ?? true };
   const checked = parseOptions(createOptionsSchema, withDetach) as Record<string, unknown>;
   const { name: _name, labels, ...rest } = checked as { name?: string; labels?: Record<string, string> };
   const { [SPEC_HASH_LABEL]: _hash, ...userLabels } = labels ?? {};

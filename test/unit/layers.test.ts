@@ -42,6 +42,8 @@ const PUBLIC = new Set([
   'container/process.ts', // ContainerProcess and ContainerAttachment, the handles spawn() and attach() return
   'container/handle-options.ts', // the option and result types of the Container handle's methods
   'container/snapshot.ts', // the Snapshot handle Container.snapshot() returns
+  'container/handle-run.ts', // Container.run's body: options, an image or a snapshot, the start under its signal
+  'container/pool-open.ts', // Container.pool's checks (engine, waitFor) and the pool opened on the engine
   'image/image.ts',
   'volume/volume.ts',
   'network/network.ts',

@@ -1,0 +1,41 @@
+/**
+ * The body of `Container.run`: its options checked, the container created from an image or a
+ * snapshot, started and waited for under the call's signal.
+ *
+ * @module
+ */
+import { Engine, engineOption } from '../engine.js';
+import { runWithin } from './call-limits.js';
+import { startSchema, type RunOptions } from './handle-options.js';
+import { parseOptions } from './options.js';
+import { Snapshot } from './snapshot.js';
+import { checkInput, parseInput } from './start-io.js';
+
+/**
+ * Creates and starts a container of `image` (a reference or a {@link Snapshot}) running
+ * `command` with `options` (see `Container.run`); resolves with its id and the engine it is on
+ * (`options.engine`, else the snapshot's; undefined: the default engine).
+ */
+export async function runContainer(
+  image: string | Snapshot,
+  command: string | string[] | undefined,
+  options: RunOptions,
+): Promise<{ id: string; engine: Engine | undefined }> {
+  const { waitFor, signal, input: rawInput, engine: _engine, ...create } = options ?? {};
+  const start = parseOptions(startSchema, { waitFor, signal });
+  const input = parseInput(rawInput);
+  if (input !== undefined) checkInput(create);
+  const engine = engineOption(options) ?? (Snapshot.isSnapshot(image) ? image.engine : undefined);
+  const svc = (engine ?? Engine.default()).containers;
+  const spec = { ...create, ...(command !== undefined ? { command } : {}) };
+  const id = await runWithin(
+    svc,
+    Snapshot.isSnapshot(image) ? `snapshot ${image.id}` : image,
+    (s) =>
+      Snapshot.isSnapshot(image)
+        ? image.create({ ...spec, image })
+        : svc.create({ ...spec, image }, undefined, s).then((r) => r.id),
+    { ...start, input },
+  );
+  return { id, engine };
+}
