@@ -11,6 +11,11 @@
  * - *pool empty*: `size` takes back to back and then one more: a take that creates its container
  *   while the refill the first takes started makes `size` members beside it.
  *
+ * Then snapshots: `c.snapshot()` of a container whose file system holds 1 MB and 100 MB, and a
+ * fork of each started (`snap.fork()`), beside a plain run (`lib/snapshot-fork.ts`): a fork's
+ * time must not grow with the snapshot's size. The root is in the system's temp directory, whose
+ * file system decides whether the snapshot's copy can use reflinks.
+ *
  * Usage: `npx tsx bench/pool.ts [runs]` (part of `npm run bench`).
  *
  * @module
@@ -20,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container, Engine, Image, type ContainerPool } from '../src/index.js';
 import { benchRootfs } from './lib/busybox.js';
+import { benchSnapshotFork } from './lib/snapshot-fork.js';
 import { UNSHARE_FLOOR, unshareTrue } from './lib/floor.js';
 import { formatTable, median, minMax, percentile, timeIt } from './lib/stats.js';
 
@@ -129,6 +135,15 @@ async function main(): Promise<void> {
   } finally {
     await pool.close();
   }
+  const snapRuns = Math.max(5, RUNS >> 2);
+  const rows = await benchSnapshotFork(engine, { image: 'bench/busybox:latest', runs: snapRuns });
+  console.log(`\nSnapshot and fork (median of ${snapRuns} runs, network none): fork must not grow with the size`);
+  console.log(
+    formatTable([
+      ['file system', 'snapshot ms', 'fork + start ms', 'plain run ms'],
+      ...rows.map((r) => [`${r.mb} MB`, r.snapshotMs.toFixed(1), r.forkStartMs.toFixed(1), r.plainRunMs.toFixed(1)]),
+    ]),
+  );
 }
 
 try {
