@@ -178,8 +178,7 @@ export const execRunSchema = execSchema.extend({
   input: z.union([z.string(), z.instanceof(Buffer), z.instanceof(Readable)]).optional(),
   maxOutput: z.number().int().positive().optional(),
   keep: z.enum(['head', 'tail']).optional(),
-  signal: z.instanceof(AbortSignal).optional(),
-  timeout: z.number().int().positive().optional(),
+  ...stopShape,
 });
 /** Schema of {@link ContainerSpawnOptions}. */
 export const spawnSchema = execSchema.extend({ stdin: z.boolean().optional(), ...stopShape });
@@ -212,8 +211,7 @@ export const logsSchema = z.strictObject({
   timestamps: z.boolean().optional(),
   stdout: z.boolean().optional(),
   stderr: z.boolean().optional(),
-  signal: z.instanceof(AbortSignal).optional(),
-  timeout: z.number().int().positive().optional(),
+  ...stopShape,
 });
 
 /** Options of {@link Container.connect}. */
@@ -230,8 +228,7 @@ export const tcpPortSchema = z.number().int().min(1).max(65535);
 /** Schema of {@link Container.connect}'s port and options. */
 export const connectSchema = z.strictObject({
   port: tcpPortSchema,
-  signal: z.instanceof(AbortSignal).optional(),
-  timeout: z.number().int().positive().optional(),
+  ...stopShape,
 });
 
 /** Schema of {@link WaitForOptions} (at least one condition). */

@@ -254,24 +254,4 @@ describe('Image.build: failures', () => {
       field: 'tag',
     });
   });
-
-  it('stops a cancelled build, removes its container and tags nothing', async () => {
-    const { engine } = await testEngine();
-    const ac = new AbortController();
-    const op = Image.build({
-      engine,
-      context: { Dockerfile: `FROM ${BUSYBOX_REF}\nRUN echo started; sleep 60` },
-      tag: 'cancelled:1',
-      signal: ac.signal,
-    });
-    for await (const p of op) {
-      if (p.type === 'output') {
-        ac.abort();
-        break;
-      }
-    }
-    await expect(op).rejects.toBeDefined();
-    expect(await new Image('cancelled:1', { engine }).exists()).toBe(false);
-    expect(await engine.containers.list({ all: true })).toEqual([]);
-  });
 });

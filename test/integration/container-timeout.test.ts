@@ -6,16 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Container, InvalidArgumentError } from '../../src/index.js';
 import type { BerthEvent } from '../../src/index.js';
 import { BUSYBOX_REF, NO_NETWORK, testEngine } from '../helpers/engine.js';
-
-/** Whether host process `pid` still exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { processAlive } from '../helpers/process.js';
 
 describe('container run time limit (timeout)', () => {
   it('kills a sleep 60 with timeout 500 ms: exit 137, state.timedOut, a timeout event before die', async () => {
@@ -50,7 +41,7 @@ describe('container run time limit (timeout)', () => {
     while (pids.length < 2) pids = (await c.top()).map((p) => p.pid);
     expect((await c.wait()).exitCode).toBe(137);
     expect((await c.inspect()).state.timedOut).toBe(true);
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(processAlive)).toEqual([]);
   });
 
   it('kills a detached container at its timeout while the engine that started it runs', async () => {
