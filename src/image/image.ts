@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { Engine, engineSchema } from '../engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Operation } from '../operation.js';
-import { stopShape, underOperationStop } from '../container/call-stop.js';
+import { stopShape, underOperationStop, underStop } from '../container/call-stop.js';
 import { parsePlatform } from './archive/platform.js';
 import type { LoadOptions, LoadProgress, SaveOptions } from './archive/types.js';
 import type { ImageHistoryItem, ImagePruneResult } from './types.js';
@@ -86,7 +86,7 @@ const importSchema = z.strictObject({
   ref: z.string().min(1).optional(),
   changes: stringOrList.optional(),
   message: z.string().optional(),
-  signal: z.instanceof(AbortSignal).optional(),
+  ...stopShape,
 });
 
 const listSchema = z.strictObject({
@@ -481,9 +481,11 @@ export class Image {
   static async import(source: ImportSource, options: ImageImportOptions = {}): Promise<Image> {
     if (!isSource(source))
       throw new InvalidArgumentError('source', 'expected a path, a tar stream or the bytes of a tar');
-    const { engine, ...o } = parse(importSchema, options);
+    const { engine, timeout, ...o } = parse(importSchema, options);
     checkImportOptions(o);
-    const info = await (engine ?? Engine.default()).images.import(source, o);
+    const info = await underStop(`importing ${o.ref ?? 'a root file system'}`, { signal: o.signal, timeout }, (s) =>
+      (engine ?? Engine.default()).images.import(source, { ...o, signal: s }),
+    );
     return new Image(o.ref ?? info.id, engine === undefined ? {} : { engine });
   }
 }

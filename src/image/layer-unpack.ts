@@ -14,7 +14,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { Readable } from 'node:stream';
+import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { BerthError, cleanupAfterAsync, ConflictError, InvalidArgumentError, KernelError } from '../errors.js';
@@ -131,7 +131,9 @@ async function* uncompressed(
   }
 }
 
-function toIterable(source: LayerSource): AsyncIterable<Uint8Array> {
+function toIterable(source: LayerSource, signal: AbortSignal | undefined): AsyncIterable<Uint8Array> {
+  // A stream that stops sending would hold the read forever: the signal destroys it.
+  if (signal !== undefined && source instanceof Readable) return addAbortSignal(signal, source);
   if (source instanceof Uint8Array) {
     return (async function* () {
       for (let off = 0; off < source.byteLength; off += 1 << 20) yield source.subarray(off, off + (1 << 20));
@@ -198,7 +200,7 @@ export async function unpackLayer(
   let tarSize = 0;
   let compression: LayerCompression = 'none';
   try {
-    for await (const chunk of uncompressed(toIterable(source), (c) => (compression = c))) {
+    for await (const chunk of uncompressed(toIterable(source, options.signal), (c) => (compression = c))) {
       options.signal?.throwIfAborted();
       hash.update(chunk);
       tarSize += chunk.byteLength;

@@ -112,8 +112,10 @@ export interface ImportOptions {
   changes?: string | string[];
   /** The history comment. Absent: `Imported from <source>`. */
   message?: string;
-  /** Cancels the import; nothing is left behind. */
+  /** Cancels the import with `ABORTED` (the signal's reason as cause); nothing is left behind. */
   signal?: AbortSignal;
+  /** Cancels it after this many milliseconds with `TIMEOUT`; nothing is left behind. */
+  timeout?: number;
 }
 
 /** What an image import reads: a tar file or a directory path, a byte stream, or bytes. */

@@ -5,13 +5,14 @@
  * file, no build container. A registry that stops answering mid-transfer is a proxy holding the
  * transfer (test/helpers/stall-proxy.ts), so nothing here depends on timing.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { Engine, Image } from '../../src/index.js';
 import { BUSYBOX_REF, testEngine } from '../helpers/engine.js';
+import { busyboxImage } from '../helpers/busybox.js';
 import { hasRegistry, startRegistry, type RegistryServer } from '../helpers/registry.js';
 import { startStallProxy } from '../helpers/stall-proxy.js';
 
@@ -201,6 +202,31 @@ describe('load', () => {
     stream.write(bytes.subarray(0, 64 * 1024)); // and never more
     await expect(Image.load(stream, { engine, timeout: 1000 })).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(stream.destroyed).toBe(true);
+    expect(await Image.list({ engine })).toEqual([]);
+    expectNothingStaged(root);
+  });
+});
+
+describe('import', () => {
+  it('an already-aborted signal rejects with ABORTED (its reason as cause) and stores nothing', async () => {
+    const { tar } = await busyboxImage();
+    const { engine, root } = await testEngine({ image: false });
+    const reason = new Error('stop');
+    await expect(
+      Image.import(tar, { engine, ref: 'never:1', signal: AbortSignal.abort(reason) }),
+    ).rejects.toMatchObject({ code: 'ABORTED', cause: reason });
+    expect(await Image.list({ engine })).toEqual([]);
+    expectNothingStaged(root);
+  });
+
+  it('timeout while the rootfs streams in (the stream stops sending): TIMEOUT, nothing tagged, nothing staged', async () => {
+    const bytes = readFileSync((await busyboxImage()).tar);
+    const { engine, root } = await testEngine({ image: false });
+    const stream = new PassThrough();
+    stream.write(bytes.subarray(0, 64 * 1024)); // and never more
+    await expect(Image.import(stream, { engine, ref: 'slow:1', timeout: 1000 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+    });
     expect(await Image.list({ engine })).toEqual([]);
     expectNothingStaged(root);
   });
