@@ -135,6 +135,15 @@ export const streamsOf = (mask: number): LogStream[] => [
   ...(mask & 2 ? ['stderr' as const] : []),
 ];
 
+/** The record a reader puts where it may have missed output (see {@link LogRecord.lost}); `mask`: the next file's mid-line streams. */
+const lostMarker = (mask: number): LogRecord => ({
+  stream: 'stdout',
+  timeNs: 0n,
+  data: Buffer.alloc(0),
+  boundary: mask,
+  lost: true,
+});
+
 /** A log's location with its defaults: a bare path is the current file, with the default number of files kept. */
 export function logLocation(loc: LogLocation | string): LogLocation {
   return typeof loc === 'string' ? { path: loc, maxFile: DEFAULT_LOG_LIMITS.maxFile } : loc;
@@ -143,8 +152,15 @@ export function logLocation(loc: LogLocation | string): LogLocation {
 /**
  * Reads a log forwards, from one file into the next across rotations: when the current file is
  * drained and no longer the log's current one, it was rotated, and the reader continues in the
- * file written after it (found by inode among the kept files), so no record is lost or read twice
- * unless the writer dropped files the reader had not reached yet.
+ * file written after it (found by inode among the kept files; the file it reads stays open, so no
+ * new file can take its inode number).
+ *
+ * The policy: a reader at most `maxFile − 1` rotations behind the writer gets every record
+ * exactly once, in the order written. One that falls further behind finds its file dropped; it
+ * goes on with the oldest file still kept, never with one it has read, and puts a marker record
+ * there (`lost`, see {@link LogRecord.lost}): the files between are gone. The marker says output
+ * may be missing: when the reader was exactly `maxFile` rotations behind, none is (the files do
+ * not record which one came before them), from `maxFile + 1` on some is.
  */
 export class LogCursor {
   #buf = Buffer.alloc(0);
@@ -176,9 +192,10 @@ export class LogCursor {
       if (!next) return out;
       await this.#drain(out, Infinity); // Written after our last read, before the rotation.
       await this.file.close();
-      this.file = next;
+      this.file = next.file;
       this.pos = 0;
       this.#buf = Buffer.alloc(0);
+      if (next.lost) out.push(lostMarker(await leadingBoundary(next.file)));
     }
   }
 
@@ -209,8 +226,13 @@ export class LogCursor {
     }
   }
 
-  /** The file written after the current one once it has been rotated out; undefined while it is still current (or its successor is not there yet). */
-  async #successor(): Promise<LogFile | undefined> {
+  /**
+   * The file written after the current one once it has been rotated out; undefined while it is
+   * still current (or its successor is not there yet). `lost`: the current file is no longer
+   * among the kept ones, so the oldest kept file is taken, and the files between may have been
+   * dropped unread.
+   */
+  async #successor(): Promise<{ file: LogFile; lost: boolean } | undefined> {
     const cur = this.file!;
     if ((await this.io.ino(this.loc.path)) === cur.ino) return undefined;
     const max = Math.max(1, this.loc.maxFile);
@@ -232,7 +254,7 @@ export class LogCursor {
       const want = at > 0 ? at - 1 : at === 0 ? -1 : oldest;
       if (want < 0 || inos[want] === undefined) return undefined;
       const f = await this.io.open(rotatedPath(this.loc.path, want));
-      if (f && f.ino === inos[want]) return f;
+      if (f && f.ino === inos[want]) return { file: f, lost: at < 0 };
       await f?.close(); // Renamed again meanwhile: look again.
     }
     return undefined;

@@ -34,6 +34,13 @@ export interface LogLine {
   text: string;
   /** When its first byte arrived. */
   time: Date;
+  /**
+   * Set on the first line after a place where output may be missing: a follower (or a long read)
+   * that fell `maxFile` rotations or more behind the writer moves on to the oldest file still
+   * kept, and the files rotated away before it read them are gone. Never set while it keeps up
+   * (at most `maxFile − 1` rotations behind: every line then comes once, in order).
+   */
+  lost?: true;
 }
 
 /** Options of `container.logs()`. */
@@ -79,10 +86,15 @@ export async function* readLogLines(
   const since = options.since !== undefined ? toMs(options.since) : -Infinity;
   const until = options.until !== undefined ? toMs(options.until) : Infinity;
   const want = (s: LogStream) => (s === 'stdout' ? options.stdout !== false : options.stderr !== false);
+  // A gap is said on the next line shown, also when the line after it is filtered out.
+  let lost = false;
   const emit = (l: SplitLine): LogLine | undefined => {
     const ms = Number(l.timeNs / 1_000_000n);
+    lost ||= !!l.lost;
     if (!want(l.stream) || ms < since || ms >= until) return undefined;
-    return { stream: l.stream, text: l.text, time: new Date(ms) };
+    const line: LogLine = { stream: l.stream, text: l.text, time: new Date(ms), ...(lost ? { lost: true } : {}) };
+    lost = false;
+    return line;
   };
   const visible = (lines: SplitLine[]) => lines.map(emit).filter((l): l is LogLine => l !== undefined);
   const files = await openLogFiles(where, io);

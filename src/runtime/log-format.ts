@@ -53,6 +53,13 @@ export interface LogRecord {
    * the file before was rotated out (bit 0 stdout, bit 1 stderr).
    */
   boundary?: number;
+  /**
+   * Never in a file: set by a reader on a boundary record it makes itself where it moved on to a
+   * file that is not known to follow the one it read (that one was dropped by rotation before the
+   * reader was done with the log): output written in between may be missing there. Its `boundary`
+   * is the next file's (which streams begin mid-line there).
+   */
+  lost?: true;
 }
 
 /** Encodes one record. */
