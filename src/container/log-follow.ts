@@ -68,7 +68,8 @@ export class ChangeWaiter {
  * Follows the raw records of a log from `from` (`'start'`: the oldest kept file's start;
  * `'end'`, the default: the current file's end), across rotations, until `isRunning()` turns
  * false and the log is drained, or `signal` aborts. New records are delivered as soon as they
- * are written.
+ * are written, each once, in order (see {@link LogCursor} for a follower that falls behind: the
+ * `lost` marker is a boundary record, left out here with the others).
  */
 export async function* followRecords(
   loc: LogLocation | string,
