@@ -254,7 +254,11 @@ export class LogCursor {
       const want = at > 0 ? at - 1 : at === 0 ? -1 : oldest;
       if (want < 0 || inos[want] === undefined) return undefined;
       const f = await this.io.open(rotatedPath(this.loc.path, want));
-      if (f && f.ino === inos[want]) return { file: f, lost: at < 0 };
+      // The number seen before the open may be a new file's by now (the file it named dropped, its
+      // inode reused): the successor is proven once it is open, by the current file (open too, so
+      // neither number can be another file's) still being right behind it.
+      const proven = at > 0 ? (await this.io.ino(rotatedPath(this.loc.path, at))) === cur.ino : true;
+      if (f && f.ino === inos[want] && proven) return { file: f, lost: at < 0 };
       await f?.close(); // Renamed again meanwhile: look again.
     }
     return undefined;
