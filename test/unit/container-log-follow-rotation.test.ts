@@ -76,13 +76,14 @@ function reusingIO(path: string, maxFile: number): LogIO {
 /**
  * Follows a log of `maxFile` files where every line is a file of its own (two written first),
  * and writes more lines at chosen file operations of the reader (`bursts`: [the operation's
- * index, counted from its first read; the lines written]). Returns the lines followed, the number
+ * index, counted from its first read, or `fromOpen` its first operation; the lines written]). Returns the lines followed, the number
  * of lines written and whether every burst happened.
  */
 async function followWithBursts(
   maxFile: number,
   bursts: Array<[at: number, lines: number]>,
   reuse = false,
+  fromOpen = false,
 ): Promise<{ got: LogLine[]; written: number; fired: boolean }> {
   const path = join(tempDir('log-follow-rot'), 'output.log');
   // maxSize 1: each record goes to a new file, the oldest dropped beyond maxFile.
@@ -96,7 +97,7 @@ async function followWithBursts(
   let fired = 0;
   const io = hookedIO(
     (op) => {
-      reading ||= op === 'read';
+      reading ||= fromOpen || op === 'read';
       if (!reading) return;
       for (const [at, lines] of bursts) {
         if (at !== calls) continue;
@@ -177,6 +178,25 @@ describe('follow while the log rotates under the reader', () => {
         moments++;
         expectMarkedGaps(got, written, burst > maxFile, `at ${at}`);
       }
+      expect(moments).toBeGreaterThan(10);
+    });
+
+  for (const maxFile of [2, 3])
+    it(`maxFile ${maxFile}: rotated up to maxFile − 1 times while the reader opens the log's files, it gets the lines from the oldest file it opened on, each once, in order, none marked lost`, async () => {
+      let moments = 0;
+      for (let burst = 1; burst <= maxFile - 1; burst++)
+        for (let at = 0; ; at++) {
+          const { got, written, fired } = await followWithBursts(maxFile, [[at, burst]], false, true);
+          if (!fired) break;
+          moments++;
+          const n = numbers(got);
+          // What was dropped before the reader opened it was never the reader's: it starts later.
+          expect(n, `burst ${burst} at ${at}`).toEqual(upTo(written).slice(n[0]! - 1));
+          expect(
+            got.filter((l) => l.lost),
+            `burst ${burst} at ${at}`,
+          ).toEqual([]);
+        }
       expect(moments).toBeGreaterThan(10);
     });
 
