@@ -49,8 +49,10 @@ describe('logs({ follow }) across fast rotations', () => {
 
     it(`a follower that keeps up gets every line of a log rotated every 16 KiB with 2 files kept exactly once, in order, none marked lost, from the start of the output until the exit (${writer})`, async () => {
       const { c, follow } = await startFollowed(detach);
+      // Reading on at once: the output starts while the exec is still being waited for.
+      const following = rest(follow);
       expect((await c.exec(['touch', '/go'])).exitCode).toBe(0);
-      const lines = await rest(follow);
+      const lines = await following;
       expect((await c.wait()).exitCode).toBe(0);
       const texts = lines.map((l) => l.text);
       // The first line that differs, for a readable failure, then the whole sequence.
