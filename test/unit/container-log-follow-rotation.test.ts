@@ -182,7 +182,7 @@ describe('follow while the log rotates under the reader', () => {
     });
 
   for (const maxFile of [2, 3])
-    it(`maxFile ${maxFile}: rotated up to maxFile − 1 times while the reader opens the log's files, it gets the lines from the oldest file it opened on, each once, in order, none marked lost`, async () => {
+    it(`maxFile ${maxFile}: rotated up to maxFile − 1 times at any of the reader's file operations from its first look at the log's files on, it gets the lines from the oldest file it opened on, each once, in order, none marked lost`, async () => {
       let moments = 0;
       for (let burst = 1; burst <= maxFile - 1; burst++)
         for (let at = 0; ; at++) {
