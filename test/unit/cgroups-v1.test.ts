@@ -68,6 +68,18 @@ describe('V1Driver', () => {
     expect(tree.read('cpuset/berth/abc/cpuset.cpus')).toBe('1');
   });
 
+  it("fills a parent cpuset another process made but has not filled yet, before its child's (no empty cpuset to join: ENOSPC)", async () => {
+    const { tree, driver } = setup();
+    // Another process's create: its mkdir of berth/ is done, its copy of cpus and mems not yet.
+    await tree.fs.mkdir(`${tree.root}/cpuset/berth`);
+    expect(tree.read('cpuset/berth/cpuset.cpus')).toBe('');
+    await driver.create('abc', parseResources({}));
+    expect(tree.read('cpuset/berth/cpuset.cpus')).toBe('0-3');
+    expect(tree.read('cpuset/berth/cpuset.mems')).toBe('0');
+    expect(tree.read('cpuset/berth/abc/cpuset.cpus')).toBe('0-3');
+    expect(tree.read('cpuset/berth/abc/cpuset.mems')).toBe('0');
+  });
+
   it('shares one directory between co-mounted controllers (cpu,cpuacct)', async () => {
     const { tree, driver } = setup({ coMountCpu: true });
     const { paths } = await driver.create('abc', parseResources({ cpus: 2 }));

@@ -130,8 +130,10 @@ export class V1Driver implements CgroupDriver {
         for (const part of [...this.#parent.split('/'), id]) {
           const parentDir = dir;
           dir = join(dir, part);
-          const made = await this.#mkdir(dir);
-          if (made && mount === this.#layout.v1.cpuset) await this.#inheritCpuset(parentDir, dir);
+          await this.#mkdir(dir);
+          // Also when it existed: another process may have made it and not filled it yet, and a
+          // child of an empty cpuset would inherit nothing (joining it fails with ENOSPC).
+          if (mount === this.#layout.v1.cpuset) await this.#inheritCpuset(parentDir, dir);
         }
       }
       const devices = this.#dir('devices', id);
@@ -160,7 +162,10 @@ export class V1Driver implements CgroupDriver {
     }
   }
 
-  /** A v1 cpuset is born empty: copy the parent's cpus and mems into it unless it has its own. */
+  /**
+   * A v1 cpuset is born empty: copy the parent's cpus and mems into it unless it has its own.
+   * Idempotent, so that processes creating cgroups under one new parent at once may all do it.
+   */
   async #inheritCpuset(parentDir: string, dir: string): Promise<void> {
     for (const file of ['cpuset.cpus', 'cpuset.mems']) {
       const own = (await readOptional(this.#fs, join(dir, file)))?.trim();
