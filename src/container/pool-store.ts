@@ -18,11 +18,12 @@
  *
  * @module
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { isSameProcess, ownerTag } from '../runtime/proc.js';
+import { readdirIfExists } from '../state/fs-error.js';
 
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
 const TAKEN_NAME = /^([0-9]+)-([0-9]+)-([0-9a-f]{64})$/;
@@ -68,16 +69,6 @@ export function ownerAlive(tag: string): boolean {
   return m !== null && isSameProcess(Number(m[1]), Number(m[2]));
 }
 
-/** A listing of `dir` (empty when it does not exist). */
-function names(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-}
-
 /** Unlinks `path`; one gone already is fine. */
 function unlinkIfThere(path: string): void {
   try {
@@ -109,7 +100,7 @@ export class PoolStore {
 
   /** The ids of the idle members. */
   idle(): string[] {
-    return names(join(this.dir, 'idle')).filter((n) => CONTAINER_ID.test(n));
+    return readdirIfExists(join(this.dir, 'idle')).filter((n) => CONTAINER_ID.test(n));
   }
 
   /**
@@ -152,7 +143,7 @@ export class PoolStore {
 
   /** The taken members (every process's). */
   taken(): TakenMember[] {
-    return names(join(this.dir, 'taken'))
+    return readdirIfExists(join(this.dir, 'taken'))
       .map(parseTaken)
       .filter((t): t is TakenMember => t !== undefined);
   }
@@ -177,7 +168,7 @@ export class PoolStore {
   /** Unregisters the handles of processes that ended; returns how many handles remain (live processes'). */
   liveHolders(): number {
     let live = 0;
-    for (const n of names(join(this.dir, 'holders'))) {
+    for (const n of readdirIfExists(join(this.dir, 'holders'))) {
       const tag = holderTag(n);
       if (tag !== undefined && ownerAlive(tag)) live++;
       else this.removeHolder(n);
