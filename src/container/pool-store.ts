@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { isSameProcess, ownerTag } from '../runtime/proc.js';
 import { readdirIfExists } from '../state/fs-error.js';
+import { writeFileAtomicSync } from '../state/atomic.js';
 
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
 const TAKEN_NAME = /^([0-9]+)-([0-9]+)-([0-9a-f]{64})$/;
@@ -105,12 +106,11 @@ export class PoolStore {
 
   /**
    * Records the started container `id`, whose init is process `pid` started at `startTime`, as an
-   * idle member (written aside, then renamed in: a taker never reads half of it).
+   * idle member (written atomically: a taker never reads half of it; a failed write leaves no
+   * temp file).
    */
   addIdle(id: string, pid: number, startTime: number): void {
-    const aside = join(this.dir, 'idle', `.${id}.${ownerTag()}`);
-    writeFileSync(aside, JSON.stringify({ pid, startTime }), { mode: 0o600 });
-    renameSync(aside, join(this.dir, 'idle', id));
+    writeFileAtomicSync(join(this.dir, 'idle', id), JSON.stringify({ pid, startTime }), { fsync: false, mode: 0o600 });
   }
 
   /**
