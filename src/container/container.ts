@@ -49,7 +49,7 @@ import { getOrCreate, reuseOptionsSchema, type ReuseOptions, type ReuseSpec } fr
 import { Snapshot, type SnapshotCreateOptions, type SnapshotOptions } from './snapshot.js';
 import { spawnStarter, startWithin } from './call-limits.js';
 import { attachSource, parseInput } from './start-io.js';
-import { runContainer } from './handle-run.js';
+import { createContainer, runContainer } from './handle-run.js';
 import type { ContainerPool } from './pool.js';
 import { openPool, type ContainerPoolOptions } from './pool-open.js';
 
@@ -84,12 +84,8 @@ export class Container {
 
   /** Creates a container from a local image (does not start it), as `docker create`. */
   static async create(options: CreateOptions | SnapshotCreateOptions): Promise<Container> {
-    const engine = engineOption(options) ?? (Snapshot.isSnapshot(options?.image) ? options.image.engine : undefined);
-    if (Snapshot.isSnapshot(options?.image))
-      return new Container(await options.image.create(options as SnapshotCreateOptions), engine ? { engine } : {});
-    const { engine: _engine, ...rest } = options ?? ({} as CreateOptions);
-    const rec = await (engine ?? Engine.default()).containers.create(rest as CreateOptions);
-    return new Container(rec.id, engine ? { engine } : {});
+    const { id, engine } = await createContainer(options);
+    return new Container(id, engine ? { engine } : {});
   }
 
   /**

@@ -6,10 +6,27 @@
  */
 import { Engine, engineOption } from '../engine.js';
 import { runWithin } from './call-limits.js';
-import { startSchema, type RunOptions } from './handle-options.js';
+import { startSchema, type CreateOptions, type RunOptions } from './handle-options.js';
 import { parseOptions } from './options.js';
-import { Snapshot } from './snapshot.js';
+import { Snapshot, type SnapshotCreateOptions } from './snapshot.js';
 import { checkInput, parseInput } from './start-io.js';
+
+/**
+ * Creates a container (`Container.create`) from `options.image`, a reference or a
+ * {@link Snapshot}; resolves with its id and the engine it is on (`options.engine`, else the
+ * snapshot's; undefined: the default engine). `signal` stops a pull of a missing image.
+ */
+export async function createContainer(
+  options: CreateOptions | SnapshotCreateOptions,
+  signal?: AbortSignal,
+): Promise<{ id: string; engine: Engine | undefined }> {
+  const image = options?.image;
+  const engine = engineOption(options) ?? (Snapshot.isSnapshot(image) ? image.engine : undefined);
+  if (Snapshot.isSnapshot(image)) return { id: await image.create(options as SnapshotCreateOptions), engine };
+  const { engine: _engine, ...rest } = options ?? ({} as CreateOptions);
+  const rec = await (engine ?? Engine.default()).containers.create(rest as CreateOptions, undefined, signal);
+  return { id: rec.id, engine };
+}
 
 /**
  * Creates and starts a container of `image` (a reference or a {@link Snapshot}) running
@@ -27,14 +44,11 @@ export async function runContainer(
   if (input !== undefined) checkInput(create);
   const engine = engineOption(options) ?? (Snapshot.isSnapshot(image) ? image.engine : undefined);
   const svc = (engine ?? Engine.default()).containers;
-  const spec = { ...create, ...(command !== undefined ? { command } : {}) };
+  const spec = { ...create, image, ...(command !== undefined ? { command } : {}), ...(engine ? { engine } : {}) };
   const id = await runWithin(
     svc,
     Snapshot.isSnapshot(image) ? `snapshot ${image.id}` : image,
-    (s) =>
-      Snapshot.isSnapshot(image)
-        ? image.create({ ...spec, image })
-        : svc.create({ ...spec, image }, undefined, s).then((r) => r.id),
+    async (s) => (await createContainer(spec as CreateOptions | SnapshotCreateOptions, s)).id,
     { ...start, input },
   );
   return { id, engine };
